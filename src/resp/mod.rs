@@ -1,0 +1,54 @@
+//! RESP2/RESP3 wire protocol: request decoding, zero-copy reply scanning, RESP3→RESP2
+//! downconversion, and encoders for replies the proxy writes itself.
+//!
+//! The hot path never builds a tree of frames: requests are indexed in place (`Request` keeps
+//! the original bytes plus argument offsets) and replies are only *checked* for completeness
+//! (`scan_reply`) and then forwarded as the node's original bytes.
+
+pub mod codec;
+pub mod convert;
+pub mod encode;
+pub mod error;
+pub mod frame;
+pub mod reply;
+pub mod request;
+
+pub use error::ProtocolError;
+pub use frame::Frame;
+pub use reply::{scan_reply, Reply, ReplyScan};
+pub use request::{decode_request, Request};
+
+/// The protocol a client negotiated (HELLO 2/3); RESP2 until it says otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// RESP2, the default for every new connection.
+    #[default]
+    Resp2,
+    /// RESP3, after `HELLO 3`.
+    Resp3,
+}
+
+/// Size limits enforced while decoding, mirroring Redis's defaults so that a hostile peer
+/// gets the same protocol errors it would get from Redis, and cannot make us buffer without bound.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest bulk string accepted (`proto-max-bulk-len`, 512 MiB in Redis).
+    pub max_bulk_len: usize,
+    /// Largest number of elements in one multibulk request or aggregate reply.
+    pub max_multibulk_len: usize,
+    /// Deepest nesting of aggregates in a reply.
+    pub max_depth: usize,
+    /// Longest inline command line (Redis: 64 KiB).
+    pub max_inline_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk_len: 1024 * 1024 * 1024,
+            max_depth: 128,
+            max_inline_len: 64 * 1024,
+        }
+    }
+}
