@@ -1,6 +1,12 @@
 //! sluice: a RESP proxy for Redis.
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod command;
 pub mod config;
+pub mod pool;
 pub mod resp;
+pub mod route;
+pub mod session;
+pub mod telemetry;
+pub mod topology;

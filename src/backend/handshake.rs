@@ -1,0 +1,97 @@
+//! Connection setup: TCP connect with a timeout, then HELLO (protocol + AUTH) so that every
+//! connection speaks the protocol its users expect.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::BackendError;
+use crate::resp::{encode, scan_reply, Frame, Limits, Protocol, Reply};
+
+/// Credentials and protocol for a new node connection.
+#[derive(Debug, Clone, Default)]
+pub struct Handshake {
+    /// ACL user (None: `default`).
+    pub username: Option<String>,
+    /// Password; no AUTH when None.
+    pub password: Option<String>,
+    /// Protocol to negotiate. RESP3 is sent as `HELLO 3`; RESP2 needs no HELLO, so it also works
+    /// against servers older than Redis 6.
+    pub protocol: Protocol,
+}
+
+/// Connects and performs the handshake. `buf` receives any bytes read past the handshake replies.
+pub async fn connect(
+    addr: &str,
+    hs: &Handshake,
+    timeout: Duration,
+    buf: &mut BytesMut,
+) -> Result<TcpStream, BackendError> {
+    let unavailable = |reason: String| BackendError::Unavailable { addr: addr.to_string(), reason };
+    let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(unavailable(e.to_string())),
+        Err(_) => return Err(unavailable(format!("connect timed out after {} ms", timeout.as_millis()))),
+    };
+    // Small requests must not wait for Nagle: the proxy already batches.
+    let _ = stream.set_nodelay(true);
+    let mut req = BytesMut::new();
+    let user = hs.username.as_deref().unwrap_or("default");
+    match (hs.protocol, &hs.password) {
+        (Protocol::Resp3, Some(pw)) => {
+            encode::command(&mut req, &[b"HELLO", b"3", b"AUTH", user.as_bytes(), pw.as_bytes()])
+        }
+        (Protocol::Resp3, None) => encode::command(&mut req, &[b"HELLO", b"3"]),
+        (Protocol::Resp2, Some(pw)) => encode::command(&mut req, &[b"AUTH", user.as_bytes(), pw.as_bytes()]),
+        (Protocol::Resp2, None) => return Ok(stream),
+    }
+    let io = async {
+        stream.write_all(&req).await?;
+        read_one(&mut stream, buf).await
+    };
+    let reply = match tokio::time::timeout(timeout, io).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(unavailable(e.to_string())),
+        Err(_) => return Err(unavailable("handshake timed out".into())),
+    };
+    if reply.is_error() {
+        let text = String::from_utf8_lossy(&reply.raw[1..]).trim_end().to_string();
+        return Err(BackendError::Handshake { addr: addr.to_string(), reason: text });
+    }
+    Ok(stream)
+}
+
+/// Reads exactly one reply frame from `stream`, buffering extra bytes in `buf`.
+pub async fn read_one(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<Reply> {
+    let limits = Limits::default();
+    loop {
+        match scan_reply(buf, &limits) {
+            Ok(Some(scan)) => return Ok(Reply::new(buf.split_to(scan.len).freeze(), scan.resp3)),
+            Ok(None) => {}
+            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())),
+        }
+        buf.reserve(4096);
+        if stream.read_buf(buf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
+
+/// Sends one command on a fresh short-lived exchange and parses the reply (probes, ROLE, INFO).
+pub async fn request_frame(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    args: &[&[u8]],
+) -> std::io::Result<Frame> {
+    let mut req = BytesMut::new();
+    encode::command(&mut req, args);
+    stream.write_all(&req).await?;
+    let reply = read_one(stream, buf).await?;
+    match Frame::parse(&reply.raw) {
+        Ok(Some((f, _))) => Ok(f),
+        Ok(None) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+        Err(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())),
+    }
+}

@@ -1,0 +1,272 @@
+//! A multiplexed, pipelined connection to one node, shared by all clients of a pool.
+//!
+//! Requests arrive on an mpsc channel; the writer drains everything queued and writes it in one
+//! syscall, pushing a reply slot per request into a FIFO; the reader pops the FIFO for each reply
+//! frame. Reader and writer are polled together (one `select!`), so a large write never stops us
+//! from reading replies (the TCP deadlock of a naive pipelining client).
+//!
+//! The per-client database is carried with each request: the writer injects `SELECT n` whenever
+//! the next request is for another database than the connection's current one and swallows its
+//! reply, so clients on different databases share the connection correctly.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use super::handshake::{self, Handshake};
+use super::BackendError;
+use crate::resp::{encode, scan_reply, Limits, Reply};
+
+/// What a request's submitter receives.
+pub type ReplyResult = Result<Reply, BackendError>;
+
+/// One request for the writer.
+struct Job {
+    raw: Bytes,
+    db: u16,
+    reply: oneshot::Sender<ReplyResult>,
+}
+
+/// A reply slot in the FIFO: `None` for an injected command whose reply is swallowed.
+struct Slot {
+    reply: Option<oneshot::Sender<ReplyResult>>,
+    sent: Instant,
+}
+
+/// Settings of one multiplexed connection.
+#[derive(Debug, Clone)]
+pub struct MuxOptions {
+    /// Node address (`host:port`).
+    pub addr: String,
+    /// Protocol and credentials.
+    pub handshake: Handshake,
+    /// TCP connect + handshake timeout.
+    pub connect_timeout: Duration,
+    /// A reply older than this marks the connection stuck: it is closed and its requests fail.
+    pub request_timeout: Duration,
+    /// Requests that may wait in the channel before submitters are back-pressured.
+    pub queue: usize,
+}
+
+/// Handle to a multiplexed connection. Cheap to clone; the connection task ends when the
+/// last handle is dropped.
+#[derive(Clone)]
+pub struct MuxConn {
+    tx: mpsc::Sender<Job>,
+    up: Arc<AtomicBool>,
+}
+
+impl MuxConn {
+    /// Starts the connection task (it connects, and reconnects with backoff, by itself).
+    pub fn spawn(opts: MuxOptions) -> MuxConn {
+        let (tx, rx) = mpsc::channel(opts.queue.max(1));
+        let up = Arc::new(AtomicBool::new(false));
+        tokio::spawn(supervise(opts, rx, up.clone()));
+        MuxConn { tx, up }
+    }
+
+    /// Queues a request for database `db`; the receiver yields its reply or why it failed.
+    pub async fn send(&self, raw: Bytes, db: u16) -> oneshot::Receiver<ReplyResult> {
+        let (reply, rx) = oneshot::channel();
+        // The task only stops when every handle is gone, so a send error cannot happen while
+        // `self` exists; if it ever did, the dropped sender surfaces as a closed receiver.
+        let _ = self.tx.send(Job { raw, db, reply }).await;
+        rx
+    }
+
+    /// True while the connection is established.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+}
+
+/// Connects, serves until the connection breaks, fails what was in flight, and reconnects with
+/// exponential backoff. While disconnected, queued requests fail at once rather than waiting.
+async fn supervise(opts: MuxOptions, mut rx: mpsc::Receiver<Job>, up: Arc<AtomicBool>) {
+    const MIN_BACKOFF: Duration = Duration::from_millis(25);
+    const MAX_BACKOFF: Duration = Duration::from_millis(1000);
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let mut rbuf = BytesMut::new();
+        let err = match handshake::connect(&opts.addr, &opts.handshake, opts.connect_timeout, &mut rbuf).await {
+            Ok(stream) => {
+                up.store(true, Ordering::Relaxed);
+                backoff = MIN_BACKOFF;
+                let started = Instant::now();
+                let err = match run(stream, rbuf, &mut rx, &opts).await {
+                    Some(e) => e,
+                    None => return,
+                };
+                up.store(false, Ordering::Relaxed);
+                tracing::warn!(node = %opts.addr, error = %err, "backend connection closed");
+                // A connection that lived a while gets an immediate reconnect.
+                if started.elapsed() > MAX_BACKOFF {
+                    continue;
+                }
+                BackendError::Unavailable { addr: opts.addr.clone(), reason: err.to_string() }
+            }
+            Err(e) => {
+                up.store(false, Ordering::Relaxed);
+                tracing::debug!(node = %opts.addr, error = %e, "backend connect failed");
+                e
+            }
+        };
+        let deadline = tokio::time::Instant::now() + backoff;
+        loop {
+            tokio::select! {
+                job = rx.recv() => match job {
+                    Some(job) => { let _ = job.reply.send(Err(err.clone())); }
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Serves one established connection. Returns the error that ended it, or `None` when every
+/// handle was dropped (shutdown).
+async fn run(
+    stream: TcpStream,
+    rbuf: BytesMut,
+    rx: &mut mpsc::Receiver<Job>,
+    opts: &MuxOptions,
+) -> Option<BackendError> {
+    let (rd, wr) = stream.into_split();
+    let pending: Mutex<VecDeque<Slot>> = Mutex::new(VecDeque::new());
+    let result = tokio::select! {
+        e = read_loop(rd, rbuf, &pending, opts) => Some(e),
+        e = write_loop(wr, rx, &pending, opts) => e,
+    };
+    let err = result.clone().unwrap_or_else(|| BackendError::ConnectionLost {
+        addr: opts.addr.clone(),
+        reason: "proxy shutting down".into(),
+    });
+    let slots: Vec<Slot> = match pending.lock() {
+        Ok(mut p) => p.drain(..).collect(),
+        Err(poisoned) => poisoned.into_inner().drain(..).collect(),
+    };
+    for slot in slots {
+        if let Some(tx) = slot.reply {
+            let _ = tx.send(Err(err.clone()));
+        }
+    }
+    result
+}
+
+fn lock(p: &Mutex<VecDeque<Slot>>) -> std::sync::MutexGuard<'_, VecDeque<Slot>> {
+    // Never held across an await, and nothing panics while holding it; recover anyway.
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    rx: &mut mpsc::Receiver<Job>,
+    pending: &Mutex<VecDeque<Slot>>,
+    opts: &MuxOptions,
+) -> Option<BackendError> {
+    let mut jobs = Vec::with_capacity(64);
+    let mut out = BytesMut::new();
+    let mut db: u16 = 0;
+    loop {
+        if rx.recv_many(&mut jobs, 1024).await == 0 {
+            return None;
+        }
+        {
+            let now = Instant::now();
+            let mut p = lock(pending);
+            for job in jobs.drain(..) {
+                // The client went away before we wrote its request: skip it entirely.
+                if job.reply.is_closed() {
+                    continue;
+                }
+                if job.db != db {
+                    let n = itoa::Buffer::new().format(job.db).as_bytes().to_vec();
+                    encode::command(&mut out, &[b"SELECT", &n]);
+                    p.push_back(Slot { reply: None, sent: now });
+                    db = job.db;
+                }
+                out.extend_from_slice(&job.raw);
+                p.push_back(Slot { reply: Some(job.reply), sent: now });
+            }
+        }
+        if out.is_empty() {
+            continue;
+        }
+        if let Err(e) = wr.write_all(&out).await {
+            return Some(BackendError::ConnectionLost { addr: opts.addr.clone(), reason: e.to_string() });
+        }
+        if out.capacity() > 1 << 20 {
+            out = BytesMut::new();
+        } else {
+            out.clear();
+        }
+    }
+}
+
+async fn read_loop(
+    mut rd: OwnedReadHalf,
+    mut rbuf: BytesMut,
+    pending: &Mutex<VecDeque<Slot>>,
+    opts: &MuxOptions,
+) -> BackendError {
+    let limits = Limits::default();
+    let lost = |reason: String| BackendError::ConnectionLost { addr: opts.addr.clone(), reason };
+    let tick_every = (opts.request_timeout / 4).max(Duration::from_millis(50));
+    let mut tick = tokio::time::interval(tick_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        loop {
+            let scan = match scan_reply(&rbuf, &limits) {
+                Ok(Some(scan)) => scan,
+                Ok(None) => break,
+                Err(e) => return BackendError::Protocol { addr: opts.addr.clone(), reason: e.to_string() },
+            };
+            let raw = rbuf.split_to(scan.len).freeze();
+            if scan.push {
+                // Out-of-band data (e.g. invalidations) has no slot; shared connections never
+                // enable anything that sends it, so drop it.
+                tracing::debug!(node = %opts.addr, "dropping push frame on shared connection");
+                continue;
+            }
+            let slot = lock(pending).pop_front();
+            match slot {
+                Some(Slot { reply: Some(tx), .. }) => {
+                    let _ = tx.send(Ok(Reply::new(raw, scan.resp3)));
+                }
+                Some(Slot { reply: None, .. }) => {
+                    if matches!(raw.first(), Some(b'-') | Some(b'!')) {
+                        // An injected SELECT failed: later requests would run in the wrong
+                        // database. Drop the connection so they fail instead.
+                        return lost(format!("SELECT refused: {}", String::from_utf8_lossy(&raw).trim_end()));
+                    }
+                }
+                None => return lost("reply without a request".into()),
+            }
+        }
+        if rbuf.capacity() - rbuf.len() < 4096 {
+            rbuf.reserve(16 * 1024);
+        }
+        tokio::select! {
+            r = rd.read_buf(&mut rbuf) => match r {
+                Ok(0) => return lost("closed by node".into()),
+                Ok(_) => {}
+                Err(e) => return lost(e.to_string()),
+            },
+            _ = tick.tick() => {
+                let stuck = lock(pending).front().is_some_and(|s| s.sent.elapsed() > opts.request_timeout);
+                if stuck {
+                    return BackendError::Timeout { addr: opts.addr.clone(), ms: opts.request_timeout.as_millis() as u64 };
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! One Redis node as the proxy sees it: its shared multiplexed connections, its pool of
+//! dedicated connections and its request counters.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::direct::DirectPool;
+use super::handshake::Handshake;
+use super::mux::{MuxConn, MuxOptions, ReplyResult};
+use crate::resp::Protocol;
+use crate::telemetry::NodeMetrics;
+
+/// How to connect to nodes of a pool.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Pool name (metric label).
+    pub pool: String,
+    /// Shared connections per node.
+    pub connections: usize,
+    /// Dedicated connections per node, at most.
+    pub max_dedicated: usize,
+    /// TCP connect + handshake timeout.
+    pub connect_timeout: Duration,
+    /// Reply deadline on shared connections.
+    pub request_timeout: Duration,
+    /// ACL user for nodes.
+    pub username: Option<String>,
+    /// Password for nodes.
+    pub password: Option<String>,
+}
+
+/// A node and its connections. Shared connections stop when the `Node` is dropped.
+pub struct Node {
+    /// `host:port`
+    pub addr: String,
+    muxes: Vec<MuxConn>,
+    next: AtomicUsize,
+    /// Dedicated connections (transactions, blocking commands, pub/sub).
+    pub dedicated: DirectPool,
+    /// Request counters of this node.
+    pub metrics: NodeMetrics,
+}
+
+impl Node {
+    /// Creates the node and starts its shared connections.
+    pub fn new(addr: &str, opts: &NodeOptions) -> Arc<Node> {
+        let handshake = Handshake {
+            username: opts.username.clone(),
+            password: opts.password.clone(),
+            // Shared connections speak RESP3 so RESP3 clients get native types; replies are
+            // downconverted for RESP2 clients (lossless in that direction, unlike the reverse).
+            protocol: Protocol::Resp3,
+        };
+        let mux_opts = MuxOptions {
+            addr: addr.to_string(),
+            handshake: handshake.clone(),
+            connect_timeout: opts.connect_timeout,
+            request_timeout: opts.request_timeout,
+            queue: 4096,
+        };
+        let muxes = (0..opts.connections.max(1)).map(|_| MuxConn::spawn(mux_opts.clone())).collect();
+        Arc::new(Node {
+            addr: addr.to_string(),
+            muxes,
+            next: AtomicUsize::new(0),
+            dedicated: DirectPool::new(addr, handshake, opts.connect_timeout, opts.max_dedicated),
+            metrics: NodeMetrics::new(&opts.pool, addr),
+        })
+    }
+
+    /// Sends a request on one of the shared connections (round robin, skipping ones that are
+    /// down when another is up).
+    pub async fn send(&self, raw: Bytes, db: u16) -> oneshot::Receiver<ReplyResult> {
+        let n = self.muxes.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut pick = start % n;
+        for i in 0..n {
+            let idx = (start + i) % n;
+            if self.muxes[idx].is_up() {
+                pick = idx;
+                break;
+            }
+        }
+        self.muxes[pick].send(raw, db).await
+    }
+
+    /// True while at least one shared connection is established.
+    pub fn is_connected(&self) -> bool {
+        self.muxes.iter().any(MuxConn::is_up)
+    }
+
+    /// Shared connections currently established.
+    pub fn connected_count(&self) -> usize {
+        self.muxes.iter().filter(|m| m.is_up()).count()
+    }
+}

@@ -1,0 +1,106 @@
+//! A running pool: its config, topology snapshot, router, nodes and metrics, shared by the
+//! pool's listener and all its client sessions.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Node, NodeOptions};
+use crate::config::{Mode, PoolConfig};
+use crate::resp::Limits;
+use crate::route::Router;
+use crate::telemetry::PoolMetrics;
+use crate::topology::standalone::StandaloneWatcher;
+use crate::topology::Topology;
+
+/// Errors starting a pool.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The pool's mode is not implemented yet.
+    #[error("pool '{pool}': mode {mode:?} is not supported yet")]
+    Unsupported {
+        /// Pool name.
+        pool: String,
+        /// Its mode.
+        mode: Mode,
+    },
+    /// A required key is missing (validation should have caught it).
+    #[error("pool '{pool}': {what} is required")]
+    Missing {
+        /// Pool name.
+        pool: String,
+        /// The key.
+        what: &'static str,
+    },
+}
+
+/// Shared state of one pool.
+pub struct Pool {
+    /// The pool's config.
+    pub cfg: Arc<PoolConfig>,
+    /// Current topology, replaced whole by the watcher.
+    pub topology: Arc<ArcSwap<Topology>>,
+    /// Node choice.
+    pub router: Router,
+    /// Pool metrics.
+    pub metrics: Arc<PoolMetrics>,
+    /// Client request limits.
+    pub limits: Limits,
+    /// One permit per connected client (`max_clients`).
+    pub clients: Arc<Semaphore>,
+    /// Upper-cased allowed command names (`CONFIG`, `CONFIG SET`).
+    pub allow: Vec<String>,
+}
+
+impl Pool {
+    /// Creates the pool's nodes and starts its topology watcher.
+    pub fn start(cfg: PoolConfig, shutdown: CancellationToken) -> Result<Arc<Pool>, PoolError> {
+        let metrics = Arc::new(PoolMetrics::new(&cfg.name));
+        let opts = NodeOptions {
+            pool: cfg.name.clone(),
+            connections: cfg.backend_connections,
+            max_dedicated: cfg.max_dedicated_connections,
+            connect_timeout: cfg.connect_timeout,
+            request_timeout: cfg.request_timeout,
+            username: cfg.backend_username.clone(),
+            password: cfg.backend_password.clone(),
+        };
+        let topology = match cfg.mode {
+            Mode::Standalone => {
+                let master_addr = cfg
+                    .master
+                    .as_deref()
+                    .ok_or(PoolError::Missing { pool: cfg.name.clone(), what: "master" })?;
+                let watcher = StandaloneWatcher {
+                    pool: cfg.name.clone(),
+                    master: Node::new(master_addr, &opts),
+                    replicas: cfg.replicas.iter().map(|r| Node::new(r, &opts)).collect(),
+                    interval: cfg.health_check_interval,
+                    timeout: cfg.connect_timeout.max(cfg.health_check_interval),
+                    username: cfg.backend_username.clone(),
+                    password: cfg.backend_password.clone(),
+                };
+                let topology = Arc::new(ArcSwap::from_pointee(watcher.initial()));
+                tokio::spawn(watcher.run(topology.clone(), metrics.clone(), shutdown));
+                topology
+            }
+            mode => return Err(PoolError::Unsupported { pool: cfg.name.clone(), mode }),
+        };
+        Ok(Arc::new(Pool {
+            router: Router::new(&cfg.name, cfg.read_from),
+            topology,
+            metrics,
+            limits: Limits::default(),
+            clients: Arc::new(Semaphore::new(cfg.max_clients)),
+            allow: cfg.allow_commands.iter().map(|c| c.to_ascii_uppercase()).collect(),
+            cfg: Arc::new(cfg),
+        }))
+    }
+
+    /// True when a master is known and has at least one established shared connection.
+    pub fn master_reachable(&self) -> bool {
+        self.topology.load().master.as_ref().is_some_and(|m| m.node.is_connected())
+    }
+}

@@ -1,0 +1,64 @@
+//! Request → node: which node of the current topology serves a request.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::backend::Node;
+use crate::config::ReadFrom;
+use crate::topology::Topology;
+
+/// Why no node could be chosen. `Display` is the client-visible text after `-`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RouteError {
+    /// No master is known or reachable.
+    #[error("MASTERDOWN sluice: pool '{0}' has no reachable master")]
+    NoMaster(String),
+    /// `read_from = "replica"` and no replica is healthy.
+    #[error("ERR sluice: pool '{0}' has no healthy replica (read_from = \"replica\")")]
+    NoReplica(String),
+}
+
+/// Chooses nodes under a read policy. One per pool; holds the round-robin cursor.
+pub struct Router {
+    pool: String,
+    read_from: ReadFrom,
+    cursor: AtomicUsize,
+}
+
+impl Router {
+    /// A router for a pool.
+    pub fn new(pool: &str, read_from: ReadFrom) -> Router {
+        Router { pool: pool.to_string(), read_from, cursor: AtomicUsize::new(0) }
+    }
+
+    /// The master (writes, transactions, everything not a read).
+    pub fn master(&self, topo: &Topology) -> Result<Arc<Node>, RouteError> {
+        match &topo.master {
+            Some(m) => Ok(m.node.clone()),
+            None => Err(RouteError::NoMaster(self.pool.clone())),
+        }
+    }
+
+    /// A node for a read under the pool's policy, skipping `avoid` (a node that just failed)
+    /// and replicas whose shared connections are all down (noticed before the next probe).
+    pub fn read(&self, topo: &Topology, avoid: Option<&Node>) -> Result<Arc<Node>, RouteError> {
+        if self.read_from == ReadFrom::Master {
+            return self.master(topo);
+        }
+        let n = topo.readable.len();
+        if n > 0 {
+            let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+            for i in 0..n {
+                let node = &topo.readable[(start + i) % n];
+                let avoided = avoid.is_some_and(|a| std::ptr::eq(a, node.as_ref()));
+                if !avoided && node.is_connected() {
+                    return Ok(node.clone());
+                }
+            }
+        }
+        match self.read_from {
+            ReadFrom::Replica => Err(RouteError::NoReplica(self.pool.clone())),
+            _ => self.master(topo),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Commands that would change or break the proxy's view of the nodes (or hand one client
+//! another's connection) are refused unless the pool's `allow_commands` lists them.
+
+use crate::command::CommandInfo;
+use crate::pool::Pool;
+use crate::resp::Request;
+
+/// Denied by default: `(command, subcommand)`; an empty subcommand means every form.
+const DENIED: &[(&str, &str)] = &[
+    ("shutdown", ""),
+    ("replicaof", ""),
+    ("slaveof", ""),
+    ("config", "set"),
+    ("config", "rewrite"),
+    ("config", "resetstat"),
+    ("debug", ""),
+    ("monitor", ""),
+    ("cluster", ""),
+    ("failover", ""),
+    ("sync", ""),
+    ("psync", ""),
+    ("client", "kill"),
+    ("client", "pause"),
+    ("client", "unpause"),
+    ("client", "tracking"),
+    ("client", "caching"),
+    ("client", "reply"),
+    ("client", "no-evict"),
+    ("client", "unblock"),
+];
+
+/// The error text for a denied request, or `None` when it may pass.
+pub(super) fn check(pool: &Pool, req: &Request, _info: Option<&CommandInfo>) -> Option<String> {
+    let name = req.arg(0);
+    let sub = req.arg(1);
+    let hit = DENIED.iter().find(|(cmd, s)| {
+        name.eq_ignore_ascii_case(cmd.as_bytes()) && (s.is_empty() || sub.eq_ignore_ascii_case(s.as_bytes()))
+    })?;
+    let cmd = hit.0.to_ascii_uppercase();
+    let full = if hit.1.is_empty() { cmd.clone() } else { format!("{cmd} {}", hit.1.to_ascii_uppercase()) };
+    if pool.allow.iter().any(|a| *a == cmd || *a == full) {
+        return None;
+    }
+    Some(format!(
+        "ERR sluice: '{full}' is not allowed through the proxy (pool '{}'); list it in allow_commands to permit it",
+        pool.cfg.name
+    ))
+}

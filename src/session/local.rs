@@ -1,0 +1,300 @@
+//! Commands the proxy answers itself because they describe the client's own connection
+//! (PING, ECHO, HELLO, AUTH, SELECT, CLIENT SETNAME/GETNAME/ID/INFO/LIST, RESET, QUIT), the
+//! authentication gate, and the denial of commands that would break the proxy's view.
+
+use bytes::{Bytes, BytesMut};
+
+use super::{deny, error_bytes, Session};
+use crate::command::CommandInfo;
+use crate::resp::{encode, Protocol, Request};
+
+const PONG: &[u8] = b"+PONG\r\n";
+const OK: &[u8] = b"+OK\r\n";
+
+/// Version we announce in HELLO: the Redis release whose command set we mirror.
+const REDIS_VERSION: &str = "7.0.15";
+
+fn wrong_args(name: &str) -> Bytes {
+    error_bytes(&format!("ERR wrong number of arguments for '{name}' command"))
+}
+
+impl Session {
+    /// Answers `req` locally when it is a session command, an unauthenticated request or a
+    /// denied command; `None` means forward it.
+    pub(super) fn local(&mut self, req: &Request, info: Option<&'static CommandInfo>) -> Option<Bytes> {
+        let name = req.arg(0);
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        if !self.authed && !(is("auth") || is("hello") || is("quit") || is("reset")) {
+            return Some(error_bytes("NOAUTH Authentication required."));
+        }
+        // Fast exit for the common data commands: every session command starts with one of these.
+        match name.first().map(u8::to_ascii_lowercase) {
+            Some(b'p' | b'e' | b'h' | b'a' | b's' | b'c' | b'r' | b'q' | b'u' | b'd' | b'm' | b'f') => {}
+            _ => return None,
+        }
+        if is("ping") {
+            return Some(match req.len() {
+                1 => Bytes::from_static(PONG),
+                2 => bulk(req.arg(1)),
+                _ => wrong_args("ping"),
+            });
+        }
+        if is("echo") {
+            return Some(if req.len() == 2 { bulk(req.arg(1)) } else { wrong_args("echo") });
+        }
+        if is("quit") {
+            self.closing = true;
+            return Some(Bytes::from_static(OK));
+        }
+        if is("select") {
+            return Some(self.select(req));
+        }
+        if is("auth") {
+            return Some(self.auth(req));
+        }
+        if is("hello") {
+            return Some(self.hello(req));
+        }
+        if is("reset") {
+            self.reset();
+            return Some(Bytes::from_static(b"+RESET\r\n"));
+        }
+        if is("client") {
+            if let Some(reply) = self.client(req) {
+                return Some(reply);
+            }
+        }
+        if is("unsubscribe") || is("punsubscribe") || is("sunsubscribe") {
+            // Not subscribed (subscribed clients are served by the pub/sub loop): Redis
+            // confirms each channel with a count of 0.
+            return Some(self.unsubscribe_confirmations(req));
+        }
+        if is("exec") || is("discard") {
+            let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
+            return Some(error_bytes(&format!("ERR {upper} without MULTI")));
+        }
+        if is("unwatch") {
+            return Some(Bytes::from_static(OK));
+        }
+        deny::check(&self.pool, req, info).map(|msg| error_bytes(&msg))
+    }
+
+    fn select(&mut self, req: &Request) -> Bytes {
+        if req.len() != 2 {
+            return wrong_args("select");
+        }
+        match parse_int(req.arg(1)) {
+            Some(n) if n >= 0 && (n as u64) < u64::from(self.pool.cfg.databases) && n <= i64::from(u16::MAX) => {
+                self.db = n as u16;
+                Bytes::from_static(OK)
+            }
+            Some(_) => error_bytes("ERR DB index is out of range"),
+            None => error_bytes("ERR value is not an integer or out of range"),
+        }
+    }
+
+    fn auth(&mut self, req: &Request) -> Bytes {
+        let (user, pass) = match req.len() {
+            2 => (&b"default"[..], req.arg(1)),
+            3 => (req.arg(1), req.arg(2)),
+            _ => return error_bytes("ERR syntax error"),
+        };
+        self.check_credentials(user, pass)
+            .map(|()| Bytes::from_static(OK))
+            .unwrap_or_else(|e| e)
+    }
+
+    fn check_credentials(&mut self, user: &[u8], pass: &[u8]) -> Result<(), Bytes> {
+        let Some(expected) = self.pool.cfg.password.as_deref() else {
+            return Err(error_bytes(
+                "ERR AUTH <password> called without any password configured for the default user. \
+                 Are you sure your configuration is correct?",
+            ));
+        };
+        if user == b"default" && constant_time_eq(pass, expected.as_bytes()) {
+            self.authed = true;
+            Ok(())
+        } else {
+            Err(error_bytes("WRONGPASS invalid username-password pair or user is disabled."))
+        }
+    }
+
+    fn hello(&mut self, req: &Request) -> Bytes {
+        let mut proto = self.proto;
+        let mut i = 1;
+        if req.len() > 1 {
+            match parse_int(req.arg(1)) {
+                Some(2) => proto = Protocol::Resp2,
+                Some(3) => proto = Protocol::Resp3,
+                Some(_) => return error_bytes("NOPROTO unsupported protocol version"),
+                None => return error_bytes("ERR Protocol version is not an integer or out of range"),
+            }
+            i = 2;
+        }
+        let mut setname = None;
+        while i < req.len() {
+            let opt = req.arg(i);
+            let more = req.len() - i - 1;
+            if opt.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
+                if let Err(e) = self.check_credentials(req.arg(i + 1), req.arg(i + 2)) {
+                    return e;
+                }
+                i += 3;
+            } else if opt.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
+                if !valid_client_name(req.arg(i + 1)) {
+                    return error_bytes("ERR Client names cannot contain spaces, newlines or special characters.");
+                }
+                setname = Some(req.arg_bytes(i + 1));
+                i += 2;
+            } else {
+                return error_bytes(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt)));
+            }
+        }
+        if !self.authed {
+            return error_bytes(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+                 HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+                 select the RESP protocol version at the same time",
+            );
+        }
+        if let Some(name) = setname {
+            self.name = if name.is_empty() { None } else { Some(name) };
+        }
+        self.proto = proto;
+        let mut out = BytesMut::new();
+        encode::map_len(&mut out, proto, 7);
+        let pairs: [(&str, Field); 7] = [
+            ("server", Field::Str("redis")),
+            ("version", Field::Str(REDIS_VERSION)),
+            ("proto", Field::Int(if proto == Protocol::Resp3 { 3 } else { 2 })),
+            ("id", Field::Int(self.id as i64)),
+            ("mode", Field::Str("standalone")),
+            ("role", Field::Str("master")),
+            ("modules", Field::EmptyArray),
+        ];
+        for (k, v) in pairs {
+            encode::bulk(&mut out, k.as_bytes());
+            match v {
+                Field::Str(s) => encode::bulk(&mut out, s.as_bytes()),
+                Field::Int(n) => encode::integer(&mut out, n),
+                Field::EmptyArray => encode::array_len(&mut out, 0),
+            }
+        }
+        out.freeze()
+    }
+
+    fn client(&mut self, req: &Request) -> Option<Bytes> {
+        let sub = req.arg(1);
+        let is = |n: &str| sub.eq_ignore_ascii_case(n.as_bytes());
+        if is("setname") {
+            if req.len() != 3 {
+                return Some(wrong_args("client|setname"));
+            }
+            if !valid_client_name(req.arg(2)) {
+                return Some(error_bytes("ERR Client names cannot contain spaces, newlines or special characters."));
+            }
+            self.name = if req.arg(2).is_empty() { None } else { Some(req.arg_bytes(2)) };
+            return Some(Bytes::from_static(OK));
+        }
+        if is("getname") {
+            let mut out = BytesMut::new();
+            match &self.name {
+                Some(n) => encode::bulk(&mut out, n),
+                None => encode::null(&mut out, self.proto),
+            }
+            return Some(out.freeze());
+        }
+        if is("id") {
+            let mut out = BytesMut::new();
+            encode::integer(&mut out, self.id as i64);
+            return Some(out.freeze());
+        }
+        if is("info") || is("list") {
+            // Describe the client's connection to the proxy, not the proxy's node connections.
+            let line = format!(
+                "id={} addr={} laddr={} fd=0 name={} db={} resp={} lib-name=sluice\n",
+                self.id,
+                self.peer,
+                self.pool.cfg.listen,
+                self.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default(),
+                self.db,
+                if self.proto == Protocol::Resp3 { 3 } else { 2 },
+            );
+            let mut out = BytesMut::new();
+            if is("info") {
+                encode::verbatim(&mut out, self.proto, line.as_bytes());
+            } else {
+                encode::bulk(&mut out, line.as_bytes());
+            }
+            return Some(out.freeze());
+        }
+        if is("setinfo") {
+            return Some(Bytes::from_static(OK));
+        }
+        None
+    }
+
+    fn unsubscribe_confirmations(&self, req: &Request) -> Bytes {
+        let kind = req.arg(0).to_ascii_lowercase();
+        let mut out = BytesMut::new();
+        let mut one = |channel: Option<&[u8]>| {
+            encode::push_len(&mut out, self.proto, 3);
+            encode::bulk(&mut out, &kind);
+            match channel {
+                Some(c) => encode::bulk(&mut out, c),
+                None => encode::null(&mut out, self.proto),
+            }
+            encode::integer(&mut out, 0);
+        };
+        if req.len() == 1 {
+            one(None);
+        } else {
+            for i in 1..req.len() {
+                one(Some(req.arg(i)));
+            }
+        }
+        out.freeze()
+    }
+
+    /// RESET: back to a fresh connection's state (keeps authentication only if not required).
+    pub(super) fn reset(&mut self) {
+        self.proto = Protocol::Resp2;
+        self.db = 0;
+        self.name = None;
+        self.pinned = None;
+        self.authed = self.pool.cfg.password.is_none();
+    }
+}
+
+enum Field {
+    Str(&'static str),
+    Int(i64),
+    EmptyArray,
+}
+
+fn bulk(data: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(data.len() + 16);
+    encode::bulk(&mut out, data);
+    out.freeze()
+}
+
+/// Parses a decimal integer argument the way Redis does (no spaces, no plus sign).
+pub(super) fn parse_int(arg: &[u8]) -> Option<i64> {
+    if arg.is_empty() || arg.len() > 20 || arg[0] == b'+' {
+        return None;
+    }
+    std::str::from_utf8(arg).ok()?.parse().ok()
+}
+
+/// Redis accepts client names of printable ASCII without spaces.
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|&c| (b'!'..=b'~').contains(&c))
+}
+
+/// Compares secrets without an early exit, so timing does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

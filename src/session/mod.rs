@@ -1,0 +1,356 @@
+//! One client connection: reads requests, answers session commands itself, forwards the rest
+//! and writes replies back strictly in request order.
+//!
+//! Plain commands are pipelined: each is sent to its node at once and a reply slot is queued
+//! here; the loop writes replies as the head of the queue completes, flushing once per batch.
+//! Commands that need a connection of their own (MULTI/WATCH, blocking commands, SUBSCRIBE)
+//! first wait for everything queued before them, then run on a dedicated node connection.
+//!
+//! An idle session holds no buffers: reads go through a stack buffer and only the bytes of
+//! incomplete requests are kept; the reply buffer is freed whenever the queue is empty.
+
+mod blocking;
+mod deny;
+mod local;
+mod pubsub;
+mod transaction;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use crate::backend::mux::ReplyResult;
+use crate::backend::{BackendError, Node};
+use crate::command;
+use crate::pool::Pool;
+use crate::resp::{convert, decode_request, encode, Protocol, Reply, Request};
+
+use self::transaction::Pinned;
+
+/// Most replies a client may have outstanding before we stop reading its requests: bounds the
+/// memory one pipelining client can make us hold.
+const MAX_PENDING: usize = 1024;
+
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A reply slot, in request order.
+enum Pending {
+    /// Already encoded for the client.
+    Ready(Bytes),
+    /// Waiting for a node.
+    Wait(Waiting),
+}
+
+/// A forwarded request waiting for its reply.
+struct Waiting {
+    rx: oneshot::Receiver<ReplyResult>,
+    raw: Bytes,
+    node: Arc<Node>,
+    read: bool,
+    nil_array: bool,
+    retried: bool,
+    started: Instant,
+}
+
+/// Per-client state.
+pub struct Session {
+    pool: Arc<Pool>,
+    id: u64,
+    peer: SocketAddr,
+    proto: Protocol,
+    db: u16,
+    authed: bool,
+    name: Option<Bytes>,
+    pinned: Option<Pinned>,
+    closing: bool,
+}
+
+/// The client socket halves and buffers, kept apart from `Session` so both can be borrowed.
+pub(crate) struct Io {
+    rd: OwnedReadHalf,
+    wr: OwnedWriteHalf,
+    rbuf: BytesMut,
+    out: BytesMut,
+    eof: bool,
+}
+
+impl Io {
+    /// Reads what the socket has (after `readable()`), through a stack buffer so that an idle
+    /// connection keeps no heap buffer. Returns false at EOF or on error.
+    fn read_available(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        for _ in 0..4 {
+            match self.rd.try_read(&mut chunk) {
+                Ok(0) => {
+                    self.eof = true;
+                    return false;
+                }
+                Ok(n) => {
+                    self.rbuf.extend_from_slice(&chunk[..n]);
+                    if n < chunk.len() {
+                        return true;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(_) => {
+                    self.eof = true;
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Writes out what is buffered.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.wr.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Session {
+    /// Serves one client until it quits, disconnects, or breaks the protocol.
+    pub async fn run(pool: Arc<Pool>, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        let mut io = Io { rd, wr, rbuf: BytesMut::new(), out: BytesMut::new(), eof: false };
+        let mut session = Session {
+            authed: pool.cfg.password.is_none(),
+            pool,
+            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            peer,
+            proto: Protocol::Resp2,
+            db: 0,
+            name: None,
+            pinned: None,
+            closing: false,
+        };
+        if let Err(e) = session.serve(&mut io).await {
+            tracing::debug!(client = %peer, error = %e, "client connection ended");
+        }
+    }
+
+    async fn serve(&mut self, io: &mut Io) -> std::io::Result<()> {
+        let mut pending: VecDeque<Pending> = VecDeque::new();
+        loop {
+            // Dispatch every complete request we have, up to the in-flight bound.
+            while !self.closing && pending.len() < MAX_PENDING {
+                let req = match decode_request(&mut io.rbuf, &self.pool.limits) {
+                    Ok(Some(req)) => req,
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.pool.metrics.protocol_errors.increment(1);
+                        pending.push_back(Pending::Ready(error_bytes(&format!("ERR {e}"))));
+                        self.closing = true;
+                        break;
+                    }
+                };
+                if self.needs_connection_of_its_own(&req) {
+                    // Everything before it must be answered first: it may wait a long time
+                    // (blocking) or change what later commands see (MULTI, SUBSCRIBE).
+                    self.drain(&mut pending, io).await?;
+                    self.run_exclusive(req, io).await?;
+                } else {
+                    self.dispatch(req, &mut pending).await;
+                }
+            }
+            self.collect_ready(&mut pending, io).await;
+            io.flush().await?;
+            if pending.is_empty() {
+                if self.closing || io.eof {
+                    return Ok(());
+                }
+                // Idle: hold no buffers.
+                if io.out.capacity() > 0 {
+                    io.out = BytesMut::new();
+                }
+                if io.rbuf.is_empty() && io.rbuf.capacity() > 0 {
+                    io.rbuf = BytesMut::new();
+                }
+            }
+            let can_read = !self.closing && !io.eof && pending.len() < MAX_PENDING;
+            let head_waits = matches!(pending.front(), Some(Pending::Wait(_)));
+            tokio::select! {
+                res = wait_head(&mut pending), if head_waits => {
+                    if let Some(Pending::Wait(w)) = pending.pop_front() {
+                        self.complete(w, res, &mut pending, io).await;
+                    }
+                }
+                r = io.rd.readable(), if can_read => {
+                    if r.is_err() || !io.read_available() {
+                        io.eof = true;
+                    }
+                }
+                else => return Ok(()),
+            }
+        }
+    }
+
+    /// Moves finished replies at the head of the queue into the output buffer, in order.
+    async fn collect_ready(&mut self, pending: &mut VecDeque<Pending>, io: &mut Io) {
+        loop {
+            match pending.front_mut() {
+                Some(Pending::Ready(_)) => {
+                    if let Some(Pending::Ready(b)) = pending.pop_front() {
+                        io.out.extend_from_slice(&b);
+                    }
+                }
+                Some(Pending::Wait(w)) => {
+                    let res = match w.rx.try_recv() {
+                        Ok(r) => Ok(r),
+                        Err(oneshot::error::TryRecvError::Empty) => return,
+                        Err(oneshot::error::TryRecvError::Closed) => Err(()),
+                    };
+                    if let Some(Pending::Wait(w)) = pending.pop_front() {
+                        self.complete(w, res, pending, io).await;
+                    }
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Waits for every queued reply and writes them all.
+    async fn drain(&mut self, pending: &mut VecDeque<Pending>, io: &mut Io) -> std::io::Result<()> {
+        while let Some(p) = pending.pop_front() {
+            match p {
+                Pending::Ready(b) => io.out.extend_from_slice(&b),
+                Pending::Wait(mut w) => {
+                    let res = (&mut w.rx).await.map_err(|_| ());
+                    self.complete(w, res, pending, io).await;
+                }
+            }
+        }
+        io.flush().await
+    }
+
+    /// Handles a finished forward: writes the reply, or retries a read that failed without
+    /// running (the retried request goes back to the head of the queue).
+    async fn complete(&mut self, w: Waiting, res: Result<ReplyResult, ()>, pending: &mut VecDeque<Pending>, io: &mut Io) {
+        let res = res.unwrap_or_else(|_| {
+            Err(BackendError::ConnectionLost { addr: w.node.addr.clone(), reason: "request dropped".into() })
+        });
+        match res {
+            Ok(reply) => {
+                self.pool.metrics.latency.record(w.started.elapsed().as_secs_f64());
+                self.write_reply(&reply, w.nil_array, &mut io.out);
+            }
+            Err(e) => {
+                // A read can always be retried: it changes nothing even if it ran.
+                if w.read && !w.retried {
+                    let topo = self.pool.topology.load();
+                    if let Ok(node) = self.pool.router.read(&topo, Some(&w.node)) {
+                        drop(topo);
+                        self.pool.metrics.retries.increment(1);
+                        node.metrics.reads.increment(1);
+                        let rx = node.send(w.raw.clone(), self.db).await;
+                        pending.push_front(Pending::Wait(Waiting { rx, node, retried: true, ..w }));
+                        return;
+                    }
+                }
+                if w.read {
+                    w.node.metrics.read_errors.increment(1);
+                } else {
+                    w.node.metrics.write_errors.increment(1);
+                }
+                encode::error(&mut io.out, &format!("ERR {e}"));
+            }
+        }
+    }
+
+    /// Writes a node's reply in this client's protocol.
+    fn write_reply(&self, reply: &Reply, nil_array: bool, out: &mut BytesMut) {
+        if reply.resp3 && self.proto == Protocol::Resp2 {
+            convert::to_resp2(&reply.raw, nil_array, out);
+        } else {
+            out.extend_from_slice(&reply.raw);
+        }
+    }
+
+    /// Sends a plain command to its node (or answers it here) and queues its reply slot.
+    async fn dispatch(&mut self, req: Request, pending: &mut VecDeque<Pending>) {
+        let info = command::lookup(&req);
+        if let Some(reply) = self.local(&req, info) {
+            self.pool.metrics.local.increment(1);
+            pending.push_back(Pending::Ready(reply));
+            return;
+        }
+        let read = command::is_read(&req, info);
+        let topo = self.pool.topology.load();
+        let routed = if read { self.pool.router.read(&topo, None) } else { self.pool.router.master(&topo) };
+        drop(topo);
+        let node = match routed {
+            Ok(node) => node,
+            Err(e) => {
+                self.pool.metrics.errors.increment(1);
+                pending.push_back(Pending::Ready(error_bytes(&e.to_string())));
+                return;
+            }
+        };
+        if read {
+            node.metrics.reads.increment(1);
+        } else {
+            node.metrics.writes.increment(1);
+        }
+        let nil_array = self.proto == Protocol::Resp2 && command::nil_is_array(&req);
+        let raw = req.raw().clone();
+        let rx = node.send(raw.clone(), self.db).await;
+        pending.push_back(Pending::Wait(Waiting { rx, raw, node, read, nil_array, retried: false, started: Instant::now() }));
+    }
+
+    /// True for requests that must run on a dedicated connection after all earlier replies.
+    fn needs_connection_of_its_own(&self, req: &Request) -> bool {
+        if self.pinned.is_some() {
+            return true;
+        }
+        if !self.authed {
+            return false;
+        }
+        let name = req.arg(0);
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        if is("multi") || is("watch") || is("subscribe") || is("psubscribe") || is("ssubscribe") {
+            return true;
+        }
+        command::is_blocking(req, command::lookup(req))
+    }
+
+    /// Runs a request that needs a dedicated connection (the queue is empty here).
+    async fn run_exclusive(&mut self, req: Request, io: &mut Io) -> std::io::Result<()> {
+        let name = req.arg(0);
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        if self.pinned.is_some() || is("multi") || is("watch") {
+            self.pinned_request(req, io).await;
+        } else if is("subscribe") || is("psubscribe") || is("ssubscribe") {
+            self.pubsub(req, io).await?;
+        } else {
+            self.blocking(req, io).await;
+        }
+        io.flush().await
+    }
+}
+
+/// Awaits the reply at the head of the queue (only called when the head is `Wait`).
+async fn wait_head(pending: &mut VecDeque<Pending>) -> Result<ReplyResult, ()> {
+    match pending.front_mut() {
+        Some(Pending::Wait(w)) => (&mut w.rx).await.map_err(|_| ()),
+        _ => std::future::pending().await,
+    }
+}
+
+/// An encoded `-text\r\n`.
+fn error_bytes(text: &str) -> Bytes {
+    let mut b = BytesMut::new();
+    encode::error(&mut b, text);
+    b.freeze()
+}

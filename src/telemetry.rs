@@ -1,0 +1,120 @@
+//! Metric names in one place, and pre-registered handles so the hot path only does atomic adds
+//! (no label maps built per request).
+
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+
+/// Requests forwarded, by pool, node and class (`read`/`write`).
+pub const REQUESTS: &str = "sluice_requests_total";
+/// Requests that failed inside the proxy or at the node, by pool, node and class.
+pub const ERRORS: &str = "sluice_errors_total";
+/// Requests answered by the proxy itself (PING, SELECT, AUTH, HELLO, denied commands...).
+pub const LOCAL: &str = "sluice_local_replies_total";
+/// Request latency seen by the proxy, seconds, by pool.
+pub const LATENCY: &str = "sluice_request_duration_seconds";
+/// Connected clients, by pool.
+pub const CLIENTS: &str = "sluice_client_connections";
+/// Clients accepted since start, by pool.
+pub const CLIENTS_ACCEPTED: &str = "sluice_client_connections_accepted_total";
+/// Clients refused because `max_clients` was reached, by pool.
+pub const CLIENTS_REJECTED: &str = "sluice_client_connections_rejected_total";
+/// Established shared backend connections, by pool and node.
+pub const BACKEND_CONNECTIONS: &str = "sluice_backend_connections";
+/// Open dedicated backend connections, by pool and node.
+pub const DEDICATED_CONNECTIONS: &str = "sluice_backend_dedicated_connections";
+/// Healthy replicas in the read pool, by pool.
+pub const REPLICAS_HEALTHY: &str = "sluice_replicas_healthy";
+/// Replicas known, by pool.
+pub const REPLICAS_KNOWN: &str = "sluice_replicas_known";
+/// 1 while the pool's master is reachable, by pool.
+pub const MASTER_UP: &str = "sluice_master_up";
+/// Topology snapshots published (a change of master, replica set or health), by pool.
+pub const TOPOLOGY_CHANGES: &str = "sluice_topology_changes_total";
+/// Reads retried on another node after a node failed them without running them, by pool.
+pub const RETRIES: &str = "sluice_retries_total";
+/// Malformed client requests, by pool.
+pub const PROTOCOL_ERRORS: &str = "sluice_client_protocol_errors_total";
+
+/// Upper bounds of the latency histogram buckets, seconds.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Counters of one node, registered once.
+pub struct NodeMetrics {
+    /// Reads sent to the node.
+    pub reads: Counter,
+    /// Writes (and everything not a read) sent to the node.
+    pub writes: Counter,
+    /// Read failures at this node.
+    pub read_errors: Counter,
+    /// Write failures at this node.
+    pub write_errors: Counter,
+    /// Established shared connections.
+    pub connections: Gauge,
+    /// Open dedicated connections.
+    pub dedicated: Gauge,
+}
+
+impl NodeMetrics {
+    /// Registers the node's series.
+    pub fn new(pool: &str, node: &str) -> NodeMetrics {
+        let (p, n) = (pool.to_string(), node.to_string());
+        NodeMetrics {
+            reads: counter!(REQUESTS, "pool" => p.clone(), "node" => n.clone(), "class" => "read"),
+            writes: counter!(REQUESTS, "pool" => p.clone(), "node" => n.clone(), "class" => "write"),
+            read_errors: counter!(ERRORS, "pool" => p.clone(), "node" => n.clone(), "class" => "read"),
+            write_errors: counter!(ERRORS, "pool" => p.clone(), "node" => n.clone(), "class" => "write"),
+            connections: gauge!(BACKEND_CONNECTIONS, "pool" => p.clone(), "node" => n.clone()),
+            dedicated: gauge!(DEDICATED_CONNECTIONS, "pool" => p, "node" => n),
+        }
+    }
+}
+
+/// Per-pool series, registered once.
+pub struct PoolMetrics {
+    /// Request latency.
+    pub latency: Histogram,
+    /// Connected clients.
+    pub clients: Gauge,
+    /// Accepted clients.
+    pub accepted: Counter,
+    /// Refused clients.
+    pub rejected: Counter,
+    /// Local replies.
+    pub local: Counter,
+    /// Proxy-side errors not tied to a node (no master, no replica, denied, ...).
+    pub errors: Counter,
+    /// Retried reads.
+    pub retries: Counter,
+    /// Client protocol errors.
+    pub protocol_errors: Counter,
+    /// Healthy replicas.
+    pub replicas_healthy: Gauge,
+    /// Known replicas.
+    pub replicas_known: Gauge,
+    /// Master reachable.
+    pub master_up: Gauge,
+    /// Topology snapshots published.
+    pub topology_changes: Counter,
+}
+
+impl PoolMetrics {
+    /// Registers the pool's series.
+    pub fn new(pool: &str) -> PoolMetrics {
+        let p = pool.to_string();
+        PoolMetrics {
+            latency: histogram!(LATENCY, "pool" => p.clone()),
+            clients: gauge!(CLIENTS, "pool" => p.clone()),
+            accepted: counter!(CLIENTS_ACCEPTED, "pool" => p.clone()),
+            rejected: counter!(CLIENTS_REJECTED, "pool" => p.clone()),
+            local: counter!(LOCAL, "pool" => p.clone()),
+            errors: counter!(ERRORS, "pool" => p.clone(), "node" => "", "class" => "proxy"),
+            retries: counter!(RETRIES, "pool" => p.clone()),
+            protocol_errors: counter!(PROTOCOL_ERRORS, "pool" => p.clone()),
+            replicas_healthy: gauge!(REPLICAS_HEALTHY, "pool" => p.clone()),
+            replicas_known: gauge!(REPLICAS_KNOWN, "pool" => p.clone()),
+            master_up: gauge!(MASTER_UP, "pool" => p.clone()),
+            topology_changes: counter!(TOPOLOGY_CHANGES, "pool" => p),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Node probes: a small connection per node of its own, asking `INFO replication`, so a probe
+//! never queues behind client traffic and sees the node's own view of its replication link.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+
+use super::Health;
+use crate::backend::handshake::{self, Handshake};
+use crate::resp::{Frame, Protocol};
+
+/// Fields of `INFO replication` that decide health.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicationInfo {
+    /// `role:` (master / slave).
+    pub role: String,
+    /// `master_link_status:` (replicas).
+    pub link_up: Option<bool>,
+    /// `master_sync_in_progress:` (replicas).
+    pub sync_in_progress: bool,
+    /// `master_host:`/`master_port:` joined (replicas).
+    pub master_addr: Option<String>,
+    /// `master_repl_offset:`
+    pub master_repl_offset: Option<u64>,
+    /// `slave_repl_offset:` (replicas).
+    pub slave_repl_offset: Option<u64>,
+}
+
+impl ReplicationInfo {
+    /// Parses the text of `INFO replication` (`key:value` lines, `#` headers).
+    pub fn parse(text: &str) -> ReplicationInfo {
+        let mut info = ReplicationInfo::default();
+        let (mut host, mut port) = (None, None);
+        for line in text.lines() {
+            let Some((k, v)) = line.trim_end().split_once(':') else { continue };
+            match k {
+                "role" => info.role = v.to_string(),
+                "master_link_status" => info.link_up = Some(v == "up"),
+                "master_sync_in_progress" => info.sync_in_progress = v == "1",
+                "master_host" => host = Some(v.to_string()),
+                "master_port" => port = Some(v.to_string()),
+                "master_repl_offset" => info.master_repl_offset = v.parse().ok(),
+                "slave_repl_offset" => info.slave_repl_offset = v.parse().ok(),
+                _ => {}
+            }
+        }
+        if let (Some(h), Some(p)) = (host, port) {
+            info.master_addr = Some(format!("{h}:{p}"));
+        }
+        info
+    }
+
+    /// Health of a node expected to be a replica.
+    pub fn replica_health(&self) -> Health {
+        if self.role != "slave" {
+            return Health::WrongRole(self.role.clone());
+        }
+        if self.sync_in_progress {
+            return Health::Syncing;
+        }
+        if self.link_up != Some(true) {
+            return Health::LinkDown;
+        }
+        Health::Healthy
+    }
+}
+
+/// A reusable probe connection to one node.
+pub struct Prober {
+    addr: String,
+    handshake: Handshake,
+    timeout: Duration,
+    conn: Option<(TcpStream, BytesMut)>,
+}
+
+/// Result of one probe.
+pub enum ProbeResult {
+    /// The node answered INFO.
+    Info(ReplicationInfo),
+    /// The node answered `LOADING`.
+    Loading,
+    /// The node could not be asked.
+    Down(String),
+}
+
+impl Prober {
+    /// A prober for `addr` using RESP2 and the pool's node credentials.
+    pub fn new(addr: &str, username: Option<String>, password: Option<String>, timeout: Duration) -> Prober {
+        Prober {
+            addr: addr.to_string(),
+            handshake: Handshake { username, password, protocol: Protocol::Resp2 },
+            timeout,
+            conn: None,
+        }
+    }
+
+    /// Asks the node `INFO replication`, reconnecting if needed; drops the connection on failure.
+    pub async fn probe(&mut self) -> ProbeResult {
+        let res = tokio::time::timeout(self.timeout, self.ask()).await;
+        match res {
+            Ok(Ok(Frame::Bulk(text))) | Ok(Ok(Frame::Verbatim(_, text))) => {
+                ProbeResult::Info(ReplicationInfo::parse(&String::from_utf8_lossy(&text)))
+            }
+            Ok(Ok(Frame::Error(e))) if e.starts_with(b"LOADING") => ProbeResult::Loading,
+            Ok(Ok(other)) => {
+                self.conn = None;
+                ProbeResult::Down(format!("unexpected INFO reply: {other:?}"))
+            }
+            Ok(Err(e)) => {
+                self.conn = None;
+                ProbeResult::Down(e)
+            }
+            Err(_) => {
+                self.conn = None;
+                ProbeResult::Down(format!("probe timed out after {} ms", self.timeout.as_millis()))
+            }
+        }
+    }
+
+    async fn ask(&mut self) -> Result<Frame, String> {
+        if self.conn.is_none() {
+            let mut buf = BytesMut::new();
+            let stream = handshake::connect(&self.addr, &self.handshake, self.timeout, &mut buf)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.conn = Some((stream, buf));
+        }
+        let Some((stream, buf)) = self.conn.as_mut() else {
+            return Err("no connection".into());
+        };
+        handshake::request_frame(stream, buf, &[b"INFO", b"replication"]).await.map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_replica_info() {
+        let text = "# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6379\r\n\
+                    master_link_status:up\r\nmaster_sync_in_progress:0\r\nslave_repl_offset:42\r\n\
+                    master_repl_offset:42\r\n";
+        let info = ReplicationInfo::parse(text);
+        assert_eq!(info.role, "slave");
+        assert_eq!(info.master_addr.as_deref(), Some("127.0.0.1:6379"));
+        assert_eq!(info.slave_repl_offset, Some(42));
+        assert_eq!(info.replica_health(), Health::Healthy);
+    }
+
+    #[test]
+    fn link_down_and_sync_are_unhealthy() {
+        let down = ReplicationInfo::parse("role:slave\nmaster_link_status:down\nmaster_sync_in_progress:0\n");
+        assert_eq!(down.replica_health(), Health::LinkDown);
+        let sync = ReplicationInfo::parse("role:slave\nmaster_link_status:down\nmaster_sync_in_progress:1\n");
+        assert_eq!(sync.replica_health(), Health::Syncing);
+        let master = ReplicationInfo::parse("role:master\nmaster_repl_offset:10\n");
+        assert_eq!(master.replica_health(), Health::WrongRole("master".into()));
+    }
+}

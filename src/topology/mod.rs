@@ -1,0 +1,99 @@
+//! The topology of a pool as one immutable snapshot: master, replicas and their health.
+//! Watchers build a new snapshot and swap it in whole (`ArcSwap`); the request path only loads
+//! it, so a reader never sees half an update and never takes a lock.
+
+pub mod health;
+pub mod standalone;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::backend::Node;
+
+/// Why a node is or is not serving.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
+pub enum Health {
+    /// Not probed yet.
+    Unknown,
+    /// Reachable and, for a replica, in sync with its master.
+    Healthy,
+    /// Unreachable or failing probes.
+    Down(String),
+    /// Answering `LOADING` (restarting from its dataset).
+    Loading,
+    /// A replica whose link to its master is down (`master_link_status:down`).
+    LinkDown,
+    /// A replica in a full resync (`master_sync_in_progress:1`).
+    Syncing,
+    /// A node that does not have the role the topology expects.
+    WrongRole(String),
+}
+
+impl Health {
+    /// True when the node may serve requests.
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, Health::Healthy)
+    }
+}
+
+/// One node and what the last probe said.
+#[derive(Clone)]
+pub struct NodeView {
+    /// The node.
+    pub node: Arc<Node>,
+    /// Health from the last probe.
+    pub health: Health,
+    /// Replication offset the node reported (replicas: `slave_repl_offset`; master:
+    /// `master_repl_offset`), when known.
+    pub offset: Option<u64>,
+}
+
+/// A pool's topology at one moment.
+#[derive(Clone, Default)]
+pub struct Topology {
+    /// Increases with every published change.
+    pub version: u64,
+    /// The master, if known.
+    pub master: Option<NodeView>,
+    /// Every known replica with its health.
+    pub replicas: Vec<NodeView>,
+    /// Replicas currently in the read pool (healthy ones), the subset reads pick from.
+    pub readable: Vec<Arc<Node>>,
+}
+
+impl Topology {
+    /// Builds a snapshot, deriving the read pool from replica health.
+    pub fn new(version: u64, master: Option<NodeView>, replicas: Vec<NodeView>) -> Topology {
+        let readable = replicas.iter().filter(|r| r.health.is_healthy()).map(|r| r.node.clone()).collect();
+        Topology { version, master, replicas, readable }
+    }
+
+    /// True when `other` has the same nodes with the same health (offsets aside).
+    pub fn same_shape(&self, other: &Topology) -> bool {
+        let key = |v: &NodeView| (v.node.addr.clone(), v.health.clone());
+        self.master.as_ref().map(key) == other.master.as_ref().map(key)
+            && self.replicas.iter().map(key).eq(other.replicas.iter().map(key))
+    }
+
+    /// JSON description for `/topology`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let view = |v: &NodeView| {
+            serde_json::json!({
+                "addr": v.node.addr,
+                "health": v.health,
+                "healthy": v.health.is_healthy(),
+                "connected": v.node.is_connected(),
+                "offset": v.offset,
+                "dedicated_connections": v.node.dedicated.open(),
+            })
+        };
+        serde_json::json!({
+            "version": self.version,
+            "master": self.master.as_ref().map(view),
+            "replicas": self.replicas.iter().map(view).collect::<Vec<_>>(),
+            "read_pool": self.readable.iter().map(|n| n.addr.clone()).collect::<Vec<_>>(),
+        })
+    }
+}

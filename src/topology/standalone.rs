@@ -1,0 +1,92 @@
+//! Standalone topology: the master and replicas come from the config; the watcher probes each
+//! of them every `health_check_interval` and publishes a new snapshot whenever a node's health
+//! changes, so a replica that dies, reloads or resyncs leaves the read pool and comes back on
+//! its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures_util::future::join_all;
+use tokio_util::sync::CancellationToken;
+
+use super::health::{ProbeResult, Prober};
+use super::{Health, NodeView, Topology};
+use crate::backend::Node;
+use crate::telemetry::PoolMetrics;
+
+/// Everything the standalone watcher needs.
+pub struct StandaloneWatcher {
+    /// Pool name (logs).
+    pub pool: String,
+    /// The configured master.
+    pub master: Arc<Node>,
+    /// The configured replicas.
+    pub replicas: Vec<Arc<Node>>,
+    /// Probe period.
+    pub interval: Duration,
+    /// Probe timeout.
+    pub timeout: Duration,
+    /// Node credentials for probes.
+    pub username: Option<String>,
+    /// Node password for probes.
+    pub password: Option<String>,
+}
+
+impl StandaloneWatcher {
+    /// The snapshot before any probe: master assumed usable, replicas unknown (not readable).
+    pub fn initial(&self) -> Topology {
+        let view = |n: &Arc<Node>, health| NodeView { node: n.clone(), health, offset: None };
+        Topology::new(
+            0,
+            Some(view(&self.master, Health::Unknown)),
+            self.replicas.iter().map(|r| view(r, Health::Unknown)).collect(),
+        )
+    }
+
+    /// Probes until `shutdown`, publishing changes into `topology`.
+    pub async fn run(self, topology: Arc<ArcSwap<Topology>>, metrics: Arc<PoolMetrics>, shutdown: CancellationToken) {
+        let mut probers: Vec<Prober> = std::iter::once(&self.master)
+            .chain(self.replicas.iter())
+            .map(|n| Prober::new(&n.addr, self.username.clone(), self.password.clone(), self.timeout))
+            .collect();
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let results = join_all(probers.iter_mut().map(|p| p.probe())).await;
+            let mut views = Vec::with_capacity(results.len());
+            for (i, res) in results.into_iter().enumerate() {
+                let node = if i == 0 { &self.master } else { &self.replicas[i - 1] };
+                let (health, offset) = match res {
+                    ProbeResult::Info(info) if i == 0 => {
+                        let h = if info.role == "master" { Health::Healthy } else { Health::WrongRole(info.role.clone()) };
+                        (h, info.master_repl_offset)
+                    }
+                    ProbeResult::Info(info) => (info.replica_health(), info.slave_repl_offset),
+                    ProbeResult::Loading => (Health::Loading, None),
+                    ProbeResult::Down(reason) => (Health::Down(reason), None),
+                };
+                node.metrics.connections.set(node.connected_count() as f64);
+                node.metrics.dedicated.set(node.dedicated.open() as f64);
+                views.push(NodeView { node: node.clone(), health, offset });
+            }
+            let master = views.remove(0);
+            let current = topology.load();
+            let mut next = Topology::new(current.version, Some(master), views);
+            metrics.replicas_known.set(next.replicas.len() as f64);
+            metrics.replicas_healthy.set(next.readable.len() as f64);
+            metrics.master_up.set(if next.master.as_ref().is_some_and(|m| m.health.is_healthy()) { 1.0 } else { 0.0 });
+            if !next.same_shape(&current) {
+                next.version = current.version + 1;
+                metrics.topology_changes.increment(1);
+                tracing::info!(pool = %self.pool, version = next.version, read_pool = ?next.readable.iter().map(|n| n.addr.as_str()).collect::<Vec<_>>(), "topology changed");
+            }
+            // Offsets change all the time; publish them too (cheap: one pointer swap).
+            topology.store(Arc::new(next));
+        }
+    }
+}
