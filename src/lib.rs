@@ -1,6 +1,8 @@
 //! sluice: a RESP proxy for Redis.
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod app;
 pub mod backend;
 pub mod command;
 pub mod config;

@@ -1,0 +1,104 @@
+//! The admin HTTP server: `/metrics` (Prometheus), `/healthz` (process alive), `/ready`
+//! (every pool has a reachable master), `/topology` (JSON view of every pool).
+//! Read-only by design: nothing here changes the proxy.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::pool::Pool;
+
+/// What the admin endpoints read.
+pub struct AdminState {
+    /// Every running pool.
+    pub pools: Vec<Arc<Pool>>,
+    /// The Prometheus recorder.
+    pub metrics: &'static PrometheusHandle,
+}
+
+/// Serves admin HTTP on `listener` until shutdown.
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: CancellationToken) {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, req)) }
+            });
+            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
+                tracing::debug!(error = %e, "admin connection error");
+            }
+        });
+    }
+}
+
+fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let mut resp = Response::new(Full::new(Bytes::from(state.metrics.render())));
+            resp.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            resp
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/ready" => {
+            let not_ready: Vec<&str> =
+                state.pools.iter().filter(|p| !p.master_reachable()).map(|p| p.cfg.name.as_str()).collect();
+            if not_ready.is_empty() {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, &format!("no reachable master: {}\n", not_ready.join(", ")))
+            }
+        }
+        "/topology" => {
+            let mut pools = serde_json::Map::new();
+            for p in &state.pools {
+                let mut t = p.topology.load().to_json();
+                if let Some(obj) = t.as_object_mut() {
+                    obj.insert("mode".into(), format!("{:?}", p.cfg.mode).to_lowercase().into());
+                    obj.insert("read_from".into(), format!("{:?}", p.cfg.read_from).into());
+                    obj.insert("listen".into(), p.cfg.listen.to_string().into());
+                }
+                pools.insert(p.cfg.name.clone(), t);
+            }
+            let body = serde_json::to_vec_pretty(&serde_json::json!({ "pools": pools })).unwrap_or_default();
+            let mut resp = Response::new(Full::new(Bytes::from(body)));
+            resp.headers_mut()
+                .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+            resp
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found: try /metrics /healthz /ready /topology\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp
+}
