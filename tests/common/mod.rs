@@ -1,0 +1,439 @@
+//! Test harness: real `redis-server` processes and the `sluice` binary, started on loopback
+//! and killed when dropped (also on panic), plus a raw RESP client and polling helpers.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; panics with `what` on timeout.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A port for redis-server below the ephemeral range (32768+), different on every call.
+fn candidate_port() -> u16 {
+    let seed = std::process::id() as u64 * 7919
+        + SEQ.fetch_add(1, Ordering::Relaxed) * 104_729
+        + Instant::now().elapsed().subsec_nanos() as u64
+        + std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0);
+    let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    20000 + (x % 12000) as u16
+}
+
+/// A redis-server process.
+pub struct Redis {
+    child: Child,
+    pub port: u16,
+    args: Vec<String>,
+}
+
+impl Redis {
+    /// Starts a standalone master.
+    pub fn start() -> Redis {
+        Redis::start_with(&[])
+    }
+
+    /// Starts a replica of `master`.
+    pub fn replica_of(master: &Redis) -> Redis {
+        Redis::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()])
+    }
+
+    /// Starts redis-server with extra arguments, retrying on another port if the port is taken.
+    pub fn start_with(extra: &[&str]) -> Redis {
+        for _ in 0..20 {
+            let port = candidate_port();
+            if let Some(r) = Redis::try_start(port, extra) {
+                return r;
+            }
+        }
+        panic!("could not start redis-server on any port");
+    }
+
+    fn try_start(port: u16, extra: &[&str]) -> Option<Redis> {
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "no".into(),
+            "--protected-mode".into(),
+            "no".into(),
+            "--daemonize".into(),
+            "no".into(),
+            "--logfile".into(),
+            "".into(),
+            "--dir".into(),
+            std::env::temp_dir().to_string_lossy().into_owned(),
+            "--dbfilename".into(),
+            format!("sluice-test-{port}.rdb"),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new("redis-server")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = child.try_wait() {
+                return None; // exited: most likely the port was taken
+            }
+            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                if c.write_all(b"PING\r\n").is_ok() {
+                    let mut buf = [0u8; 64];
+                    if let Ok(n) = c.read(&mut buf) {
+                        if buf[..n].starts_with(b"+PONG") {
+                            return Some(Redis { child, port, args });
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// `127.0.0.1:port`
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// A raw client to this server.
+    pub fn client(&self) -> Client {
+        Client::connect(&self.addr())
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the same server again on the same port (after `kill`).
+    pub fn restart(&mut self) {
+        let extra: Vec<String> = self.args[18..].to_vec();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let start = Instant::now();
+        loop {
+            if let Some(r) = Redis::try_start(self.port, &extra) {
+                drop(std::mem::replace(self, r));
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "could not restart redis on {}", self.port);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `INFO <section>` as text.
+    pub fn info(&self, section: &str) -> String {
+        match self.client().cmd(&["INFO", section]) {
+            Resp::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("INFO returned {other:?}"),
+        }
+    }
+
+    /// Calls of `cmd` (lower-case) from `INFO commandstats`.
+    pub fn calls(&self, cmd: &str) -> u64 {
+        let info = self.info("commandstats");
+        let prefix = format!("cmdstat_{cmd}:calls=");
+        info.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until this replica's link to its master is up and the initial sync is done.
+    pub fn wait_synced(&self) {
+        wait_until(Duration::from_secs(20), "replica sync", || {
+            let info = self.info("replication");
+            info.contains("master_link_status:up") && info.contains("master_sync_in_progress:0")
+        });
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `sluice proxy` process.
+pub struct Sluice {
+    child: Child,
+    /// Address of each pool, in config order.
+    pub pools: Vec<SocketAddr>,
+    /// Admin address, if configured.
+    pub admin: Option<SocketAddr>,
+    _dir: tempfile::TempDir,
+}
+
+impl Sluice {
+    /// Starts `sluice proxy` with this config text (use port 0 in listen addresses).
+    pub fn start(config: &str) -> Sluice {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["proxy", "--config"])
+            .arg(&path)
+            .env("SLUICE_LOG", std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sluice");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let n_pools = config.matches("[[pools]]").count();
+        let has_admin = config.contains("[admin]");
+        let (mut pools, mut admin) = (Vec::new(), None);
+        while pools.len() < n_pools || (has_admin && admin.is_none()) {
+            let line = match lines.next() {
+                Some(Ok(l)) => l,
+                _ => {
+                    let _ = child.kill();
+                    panic!("sluice exited before listening");
+                }
+            };
+            if let Some(rest) = line.strip_prefix("sluice: pool ") {
+                let addr = rest.rsplit(' ').next().expect("addr");
+                pools.push(addr.parse().expect("pool addr"));
+            } else if let Some(rest) = line.strip_prefix("sluice: admin listening on ") {
+                admin = Some(rest.parse().expect("admin addr"));
+            }
+        }
+        // Keep draining stdout so the process never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Sluice { child, pools, admin, _dir: dir }
+    }
+
+    /// The first pool's address.
+    pub fn addr(&self) -> String {
+        self.pools[0].to_string()
+    }
+
+    /// A raw client to the first pool.
+    pub fn client(&self) -> Client {
+        Client::connect(&self.addr())
+    }
+
+    /// A `redis` crate connection to the first pool.
+    pub fn redis(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://{}/", self.addr()))
+            .expect("client")
+            .get_connection()
+            .expect("connect to sluice")
+    }
+
+    /// GET on the admin server: (status, body).
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        let admin = self.admin.expect("no admin configured");
+        let mut s = TcpStream::connect(admin).expect("connect admin");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("read");
+        let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+
+    /// The process's resident memory in bytes.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed RESP value (test side; independent of the crate's parser on purpose).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resp {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    Nil,
+    Array(Vec<Resp>),
+    Map(Vec<(Resp, Resp)>),
+    Set(Vec<Resp>),
+    Push(Vec<Resp>),
+    Double(String),
+    Bool(bool),
+    Verbatim(String),
+}
+
+impl Resp {
+    /// Bulk or simple string as text.
+    pub fn text(&self) -> String {
+        match self {
+            Resp::Simple(s) | Resp::Error(s) | Resp::Verbatim(s) | Resp::Double(s) => s.clone(),
+            Resp::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+}
+
+/// A blocking raw RESP client: exact bytes in, parsed frames out.
+pub struct Client {
+    stream: TcpStream,
+    rd: BufReader<TcpStream>,
+}
+
+impl Client {
+    /// Connects (10 s read timeout).
+    pub fn connect(addr: &str) -> Client {
+        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let rd = BufReader::new(stream.try_clone().expect("clone"));
+        Client { stream, rd }
+    }
+
+    /// Sets the read timeout.
+    pub fn set_timeout(&self, t: Duration) {
+        self.stream.set_read_timeout(Some(t)).expect("timeout");
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends a command (multibulk) without reading.
+    pub fn send(&mut self, args: &[&str]) {
+        self.send_raw(&encode(args));
+    }
+
+    /// Sends a command and reads one reply.
+    pub fn cmd(&mut self, args: &[&str]) -> Resp {
+        self.send(args);
+        self.read()
+    }
+
+    /// Reads one reply; panics on EOF or timeout.
+    pub fn read(&mut self) -> Resp {
+        self.try_read().expect("read reply")
+    }
+
+    /// Reads one reply; Err on EOF/timeout.
+    pub fn try_read(&mut self) -> std::io::Result<Resp> {
+        parse(&mut self.rd)
+    }
+
+    /// True if the server closed the connection (EOF) within the read timeout.
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.rd.read(&mut b), Ok(0))
+    }
+}
+
+/// Multibulk-encodes a command.
+pub fn encode(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn line(rd: &mut impl BufRead) -> std::io::Result<String> {
+    let mut l = String::new();
+    if rd.read_line(&mut l)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(l.trim_end_matches("\r\n").to_string())
+}
+
+fn parse(rd: &mut impl BufRead) -> std::io::Result<Resp> {
+    let l = line(rd)?;
+    let (t, rest) = l.split_at(1);
+    let n = || rest.parse::<i64>().unwrap_or(-1);
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad frame {l:?}"));
+    Ok(match t {
+        "+" => Resp::Simple(rest.into()),
+        "-" => Resp::Error(rest.into()),
+        ":" => Resp::Int(n()),
+        "_" => Resp::Nil,
+        "," => Resp::Double(rest.into()),
+        "#" => Resp::Bool(rest == "t"),
+        "$" | "=" | "!" => {
+            if n() < 0 {
+                return Ok(Resp::Nil);
+            }
+            let mut b = vec![0u8; n() as usize + 2];
+            rd.read_exact(&mut b)?;
+            b.truncate(n() as usize);
+            match t {
+                "$" => Resp::Bulk(b),
+                "!" => Resp::Error(String::from_utf8_lossy(&b).into()),
+                _ => Resp::Verbatim(String::from_utf8_lossy(&b[4.min(b.len())..]).into()),
+            }
+        }
+        "*" | "~" | ">" => {
+            if n() < 0 {
+                return Ok(Resp::Nil);
+            }
+            let items = (0..n()).map(|_| parse(rd)).collect::<std::io::Result<Vec<_>>>()?;
+            match t {
+                "*" => Resp::Array(items),
+                "~" => Resp::Set(items),
+                _ => Resp::Push(items),
+            }
+        }
+        "%" => {
+            let mut pairs = Vec::new();
+            for _ in 0..n() {
+                pairs.push((parse(rd)?, parse(rd)?));
+            }
+            Resp::Map(pairs)
+        }
+        _ => return Err(bad()),
+    })
+}
+
+/// Config text for a standalone pool in front of `master` and `replicas`.
+pub fn standalone_config(master: &Redis, replicas: &[&Redis], read_from: &str, extra: &str) -> String {
+    let reps: Vec<String> = replicas.iter().map(|r| format!("\"{}\"", r.addr())).collect();
+    format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\nmode = \"standalone\"\n\
+         master = \"{}\"\nreplicas = [{}]\nread_from = \"{}\"\nhealth_check_interval = \"100ms\"\n{}\n",
+        master.addr(),
+        reps.join(", "),
+        read_from,
+        extra
+    )
+}
