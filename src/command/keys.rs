@@ -121,7 +121,7 @@ fn xread_keys<A: Args + ?Sized>(args: &A) -> KeyPositions {
         return KeyPositions::NONE;
     };
     let rest = args.arg_count() - streams - 1;
-    if rest == 0 || rest % 2 != 0 {
+    if rest == 0 || !rest.is_multiple_of(2) {
         return KeyPositions::NONE;
     }
     KeyPositions::range(streams + 1, streams + 1 + rest / 2, 1)

@@ -6,6 +6,8 @@ use crate::resp::Request;
 
 mod keys;
 mod table;
+#[cfg(test)]
+mod tests;
 
 pub use keys::{key_positions, KeyPositions};
 
