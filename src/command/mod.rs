@@ -4,6 +4,13 @@
 
 use crate::resp::Request;
 
+mod keys;
+mod table;
+#[cfg(test)]
+mod tests;
+
+pub use keys::{key_positions, KeyPositions};
+
 /// Command flags as Redis reports them in `COMMAND`, one bit each.
 pub mod flags {
     /// `write`
@@ -48,6 +55,36 @@ pub mod flags {
     pub const ASKING: u32 = 1 << 19;
     /// `sort_for_script`
     pub const SORT_FOR_SCRIPT: u32 = 1 << 20;
+
+    /// Every flag with the name Redis gives it in `COMMAND`.
+    pub const ALL: [(&str, u32); 21] = [
+        ("write", WRITE),
+        ("readonly", READONLY),
+        ("denyoom", DENYOOM),
+        ("admin", ADMIN),
+        ("pubsub", PUBSUB),
+        ("noscript", NOSCRIPT),
+        ("blocking", BLOCKING),
+        ("loading", LOADING),
+        ("stale", STALE),
+        ("skip_monitor", SKIP_MONITOR),
+        ("fast", FAST),
+        ("no_auth", NO_AUTH),
+        ("may_replicate", MAY_REPLICATE),
+        ("movablekeys", MOVABLEKEYS),
+        ("no_multi", NO_MULTI),
+        ("allow_busy", ALLOW_BUSY),
+        ("no_mandatory_keys", NO_MANDATORY_KEYS),
+        ("no_async_loading", NO_ASYNC_LOADING),
+        ("skip_slowlog", SKIP_SLOWLOG),
+        ("asking", ASKING),
+        ("sort_for_script", SORT_FOR_SCRIPT),
+    ];
+
+    /// The bit for a flag name as Redis spells it (`"readonly"`), case-sensitively.
+    pub fn from_name(name: &str) -> Option<u32> {
+        ALL.iter().find(|(n, _)| *n == name).map(|&(_, bit)| bit)
+    }
 }
 
 /// One row of the command table. Subcommands are rows of their own named `parent|sub`
@@ -75,38 +112,164 @@ impl CommandInfo {
     }
 }
 
+/// Read access to a command's arguments, so that the routing questions can be asked of a
+/// decoded [`Request`] and of a plain argument list (`&[&[u8]]`, `&[&str]`, `&[Vec<u8>]`)
+/// alike. Argument 0 is the command name; out-of-range indexes give an empty slice.
+pub trait Args {
+    /// Number of arguments, command name included.
+    fn arg_count(&self) -> usize;
+    /// Argument `i`, or an empty slice when out of range.
+    fn arg_at(&self, i: usize) -> &[u8];
+}
+
+impl Args for Request {
+    fn arg_count(&self) -> usize {
+        self.len()
+    }
+    fn arg_at(&self, i: usize) -> &[u8] {
+        self.arg(i)
+    }
+}
+
+impl<T: AsRef<[u8]>> Args for [T] {
+    fn arg_count(&self) -> usize {
+        self.len()
+    }
+    fn arg_at(&self, i: usize) -> &[u8] {
+        self.get(i).map_or(&[], AsRef::as_ref)
+    }
+}
+
+/// The whole table, sorted by name: every Redis 7.0 command and subcommand.
+pub fn table() -> &'static [CommandInfo] {
+    &table::TABLE.rows
+}
+
 /// Looks a request up, descending into the subcommand row for container commands
 /// (CONFIG, CLIENT, SCRIPT, ...). Case-insensitive, no allocation.
+///
+/// A container with a missing or unknown subcommand yields the container's own row (no
+/// flags, no keys): Redis answers such a request with an error, so it must not be taken for
+/// a read.
 pub fn lookup(req: &Request) -> Option<&'static CommandInfo> {
-    let _ = req;
-    todo!()
+    lookup_args(req)
+}
+
+/// [`lookup`] over any argument list.
+pub fn lookup_args<A: Args + ?Sized>(args: &A) -> Option<&'static CommandInfo> {
+    if args.arg_count() == 0 {
+        return None;
+    }
+    let sub = (args.arg_count() > 1).then(|| args.arg_at(1));
+    table::lookup_command(args.arg_at(0), sub)
 }
 
 /// Looks a command up by name (`get`, `GET`, `config|set`); case-insensitive.
 pub fn lookup_name(name: &[u8]) -> Option<&'static CommandInfo> {
-    let _ = name;
-    todo!()
+    table::lookup_bytes(name)
 }
 
 /// May this request be served by a replica? True only for commands Redis flags `readonly`
 /// and not `write`/`may_replicate`/`admin`/`pubsub`/`noscript`-only-admin, plus the read-only
 /// script commands (EVAL_RO, EVALSHA_RO, FCALL_RO). Unknown commands are not reads.
+///
+/// Decisions beyond the flags:
+/// * `noscript` does not disqualify: EVAL_RO, EVALSHA_RO and FCALL_RO carry it and are exactly
+///   the scripts meant for replicas (as is SORT_RO).
+/// * `blocking` disqualifies only when the request really blocks: XREAD is flagged `blocking`
+///   even without `BLOCK`, and a plain XREAD is a read. An XREAD with `BLOCK` goes to the
+///   master, where new entries appear first and where the proxy's blocking connections live.
+///   XREADGROUP is `write` (it moves the consumer group's cursor) and never a read.
+/// * Server and introspection commands (INFO, CLIENT, CONFIG, COMMAND, TIME, ROLE, SLOWLOG,
+///   SCRIPT, FUNCTION, PUBSUB, ...) are not flagged `readonly` in Redis 7.0 and so go to the
+///   master: their answers describe one node, and the client believes it talks to the master.
+/// * Keyspace reads without keys (KEYS, SCAN, DBSIZE, RANDOMKEY) are `readonly` and are reads.
 pub fn is_read(req: &Request, info: Option<&CommandInfo>) -> bool {
-    let _ = (req, info);
-    todo!()
+    is_read_args(req, info)
+}
+
+/// [`is_read`] over any argument list.
+pub fn is_read_args<A: Args + ?Sized>(args: &A, info: Option<&CommandInfo>) -> bool {
+    let Some(info) = info else {
+        return false;
+    };
+    if matches!(info.name, "eval_ro" | "evalsha_ro" | "fcall_ro" | "sort_ro") {
+        return true;
+    }
+    if !info.has(flags::READONLY)
+        || info.flags & (flags::WRITE | flags::MAY_REPLICATE | flags::ADMIN | flags::PUBSUB) != 0
+    {
+        return false;
+    }
+    !(info.has(flags::BLOCKING) && is_blocking_args(args, Some(info)))
 }
 
 /// Does this request block the connection it runs on (BLPOP, BLMOVE, BZPOPMIN, WAIT,
 /// XREAD/XREADGROUP with BLOCK, ...)? Such requests need a connection of their own.
+///
+/// Decided by name rather than by the `blocking` flag: WAIT blocks but is not flagged, and
+/// XREAD/XREADGROUP are flagged but block only when `BLOCK` is given before `STREAMS`.
+/// (Inside MULTI none of these block; that is for the caller to know.) `None` (an unknown
+/// command) is not blocking.
 pub fn is_blocking(req: &Request, info: Option<&CommandInfo>) -> bool {
-    let _ = (req, info);
-    todo!()
+    is_blocking_args(req, info)
+}
+
+/// [`is_blocking`] over any argument list.
+pub fn is_blocking_args<A: Args + ?Sized>(args: &A, info: Option<&CommandInfo>) -> bool {
+    let Some(info) = info else {
+        return false;
+    };
+    match info.name {
+        "blpop" | "brpop" | "brpoplpush" | "blmove" | "blmpop" | "bzpopmin" | "bzpopmax"
+        | "bzmpop" | "wait" => true,
+        "xread" | "xreadgroup" => keys::xread_scan(args).1,
+        _ => false,
+    }
 }
 
 /// Is the RESP2 form of this command's nil reply a null *array* (`*-1`) rather than a null
 /// bulk (`$-1`)? (BLPOP/BRPOP/BZPOP*/BLMPOP/BZMPOP timeouts, EXEC aborted by WATCH, XREAD
 /// timeouts, ...) Needed to downconvert a RESP3 `_` faithfully.
+///
+/// This describes a *top-level* nil only. Checked against Redis 7.0.15 in RESP2
+/// (`tests/command_table.rs` re-checks it): `*-1` for BLPOP, BRPOP, BRPOPLPUSH, BLMOVE,
+/// BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP (timeouts), LMPOP, ZMPOP, XREAD, XREADGROUP (nothing
+/// to read or timeout), EXEC (aborted) and LPOP/RPOP *with a count* on a missing key.
+/// SPOP, SRANDMEMBER, ZRANDMEMBER and HRANDFIELD answer `$-1` without a count and `*0`
+/// with one, so they are not here. Nils nested inside an array (GEOPOS, XPENDING, the
+/// replies inside EXEC) are not described by this function.
 pub fn nil_is_array(req: &Request) -> bool {
-    let _ = req;
-    todo!()
+    nil_is_array_args(req)
+}
+
+/// [`nil_is_array`] over any argument list.
+pub fn nil_is_array_args<A: Args + ?Sized>(args: &A) -> bool {
+    let Some(info) = lookup_args(args) else {
+        return false;
+    };
+    match info.name {
+        "blpop" | "brpop" | "brpoplpush" | "blmove" | "blmpop" | "bzpopmin" | "bzpopmax"
+        | "bzmpop" | "lmpop" | "zmpop" | "xread" | "xreadgroup" | "exec" => true,
+        // `LPOP key` → `$-1`, `LPOP key count` → `*-1`.
+        "lpop" | "rpop" => args.arg_count() >= 3,
+        _ => false,
+    }
+}
+
+/// The keys of a request, in argument order (a ZUNIONSTORE destination first), following
+/// `info`'s first/last/step, or command-specific rules for the `movablekeys` commands
+/// (EVAL*, FCALL*, Z*STORE, ZUNION/ZINTER/ZDIFF, SINTERCARD, ZINTERCARD, LMPOP, ZMPOP,
+/// BLMPOP, BZMPOP, XREAD, XREADGROUP, SORT, SORT_RO, GEORADIUS*, MIGRATE). Malformed
+/// requests (a non-numeric or too-large `numkeys`, a missing `STREAMS`) have no keys.
+pub fn keys<'a>(req: &'a Request, info: &CommandInfo) -> impl Iterator<Item = &'a [u8]> {
+    key_positions(req, info).map(move |i| req.arg(i))
+}
+
+/// [`keys`] over any argument list.
+pub fn keys_args<'a, A: Args + ?Sized>(
+    args: &'a A,
+    info: &CommandInfo,
+) -> impl Iterator<Item = &'a [u8]> {
+    key_positions(args, info).map(move |i| args.arg_at(i))
 }
