@@ -110,3 +110,84 @@ fn describe_pool(out: &mut String, pool: &PoolConfig) {
         format_duration(pool.health_check_interval)
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    #[test]
+    fn sentinel_summary_hides_secrets() {
+        let text = r#"
+[[pools]]
+name = "s"
+listen = "127.0.0.1:6380"
+mode = "sentinel"
+sentinels = ["127.0.0.1:26379", "127.0.0.1:26380"]
+master_name = "mymaster"
+sentinel_username = "watcher"
+sentinel_password = "TOPSECRET1"
+backend_password = "TOPSECRET2"
+password = "TOPSECRET3"
+max_replica_lag = "2s"
+consistency = "read-your-writes"
+"#;
+        let config = Config::parse(text, Path::new("s.toml")).expect("valid");
+        let summary = config.describe();
+        assert!(!summary.contains("TOPSECRET"), "{summary}");
+        for needle in [
+            "config: s.toml",
+            "admin: disabled",
+            "1 pool:",
+            "sentinels: 127.0.0.1:26379, 127.0.0.1:26380",
+            "master_name: mymaster",
+            "sentinel auth: yes (user \"watcher\", password)",
+            "backend auth: yes (password)",
+            "client auth: yes",
+            "consistency: read-your-writes",
+            "max_replica_lag: 2s",
+            "read_from: master",
+        ] {
+            assert!(summary.contains(needle), "{needle:?} not in:\n{summary}");
+        }
+        assert!(!summary.contains("replicas:"), "{summary}");
+    }
+
+    #[test]
+    fn cluster_summary_lists_seeds_and_limits() {
+        let text = r#"
+[admin]
+listen = "127.0.0.1:9121"
+[[pools]]
+name = "c"
+listen = "127.0.0.1:7380"
+mode = "cluster"
+seeds = ["h1:7000", "h2:7000"]
+max_clients = 5
+allow_commands = ["debug"]
+[[pools]]
+name = "d"
+listen = "127.0.0.1:7381"
+master = "h:1"
+"#;
+        let summary = Config::parse(text, Path::new("c.toml"))
+            .expect("valid")
+            .describe();
+        for needle in [
+            "admin: http://127.0.0.1:9121",
+            "2 pools:",
+            "pool \"c\": listening on 127.0.0.1:7380",
+            "mode: cluster",
+            "seeds: h1:7000, h2:7000",
+            "allow_commands: DEBUG",
+            "max_replica_lag: unlimited",
+            "limits: max_clients 5, databases 16, backend_connections 2, max_dedicated_connections 64",
+            "pool \"d\": listening on 127.0.0.1:7381",
+            "replicas: none",
+            "backend auth: no",
+        ] {
+            assert!(summary.contains(needle), "{needle:?} not in:\n{summary}");
+        }
+    }
+}

@@ -186,3 +186,79 @@ impl<'de> Deserialize<'de> for NumOrText {
         deserializer.deserialize_any(NumOrTextVisitor)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_column_counts_characters() {
+        let text = "a = 1\nbé = \"x\n";
+        assert_eq!(line_column(text, 0), Some((1, 1)));
+        assert_eq!(line_column(text, 6), Some((2, 1)));
+        // 'é' is two bytes but one column.
+        assert_eq!(line_column(text, 9), Some((2, 3)));
+        assert_eq!(line_column(text, text.len()), Some((3, 1)));
+        assert_eq!(line_column(text, 8), None, "inside 'é'");
+        assert_eq!(line_column(text, 999), None);
+    }
+
+    #[test]
+    fn unknown_field_messages_become_key_paths() {
+        assert_eq!(
+            shape_error(
+                "pools[0]",
+                "unknown field `raed_from`, expected one of `name`, `read_from`"
+            ),
+            (
+                "pools[0].raed_from".to_string(),
+                "unknown key, expected one of name, read_from".to_string()
+            )
+        );
+        assert_eq!(
+            shape_error(".", "unknown field `x`, expected `admin` or `pools`"),
+            (
+                "x".to_string(),
+                "unknown key, expected admin or pools".to_string()
+            )
+        );
+        // Already ending in the key: not doubled.
+        assert_eq!(
+            shape_error("admin.port", "unknown field `port`, expected `listen`").0,
+            "admin.port"
+        );
+        assert_eq!(
+            shape_error("admin", "unknown field `port`, there are no fields"),
+            ("admin.port".to_string(), "unknown key".to_string())
+        );
+    }
+
+    #[test]
+    fn type_errors_use_toml_words() {
+        assert_eq!(
+            shape_error("admin", "invalid type: sequence, expected struct RawAdmin"),
+            (
+                "admin".to_string(),
+                "invalid type: array, expected a table".to_string()
+            )
+        );
+        assert_eq!(
+            shape_error("pools", "invalid type: map, expected a sequence").1,
+            "expected an array of tables: write [[pools]], not [pools]"
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_location() {
+        let err = from_toml("[[pools]]\nname = = 1\n", Path::new("f.toml"))
+            .map(|_| ())
+            .unwrap_err();
+        match err {
+            ConfigError::Invalid { key, reason, .. } => {
+                assert_eq!(key, "syntax");
+                assert!(reason.starts_with("line 2, column "), "{reason}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+}

@@ -130,7 +130,7 @@ pub(super) fn parse_replica_lag(value: &NumOrText) -> Result<ReplicaLag, String>
 pub(super) fn format_duration(duration: Duration) -> String {
     let ms = duration.as_millis();
     for (unit, per) in [("h", 3_600_000u128), ("m", 60_000), ("s", 1_000)] {
-        if ms != 0 && ms % per == 0 {
+        if ms != 0 && ms.is_multiple_of(per) {
             return format!("{}{unit}", ms / per);
         }
     }
@@ -141,7 +141,7 @@ pub(super) fn format_duration(duration: Duration) -> String {
 /// bytes (`"1000B"`).
 pub(super) fn format_size(bytes: u64) -> String {
     for (unit, per) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes != 0 && bytes % per == 0 {
+        if bytes != 0 && bytes.is_multiple_of(per) {
             return format!("{}{unit}", bytes / per);
         }
     }

@@ -521,3 +521,106 @@ fn pool_config(ctx: &Ctx, index: usize, raw: RawPool) -> Result<PoolConfig, Conf
         sentinel_password,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("test literal")
+    }
+
+    #[test]
+    fn listen_conflicts() {
+        let a = addr("127.0.0.1:6380");
+        assert_eq!(
+            listen_conflict(a, a, "pools[0]").as_deref(),
+            Some("127.0.0.1:6380 is already used by pools[0]")
+        );
+        assert_eq!(listen_conflict(a, addr("127.0.0.1:6381"), "p"), None);
+        assert_eq!(listen_conflict(a, addr("127.0.0.2:6380"), "p"), None);
+        assert_eq!(
+            listen_conflict(addr("[::]:6380"), a, "p").as_deref(),
+            Some("[::]:6380 overlaps 127.0.0.1:6380 of p")
+        );
+        assert_eq!(
+            listen_conflict(a, addr("0.0.0.0:6380"), "p").as_deref(),
+            Some("127.0.0.1:6380 overlaps 0.0.0.0:6380 of p")
+        );
+        let zero = addr("127.0.0.1:0");
+        assert_eq!(listen_conflict(zero, zero, "p"), None);
+    }
+
+    #[test]
+    fn node_addresses() {
+        for ok in [
+            "127.0.0.1:6379",
+            "redis:6379",
+            "redis-1.prod.internal:1",
+            "[::1]:6379",
+            "[fe80::1]:65535",
+        ] {
+            assert_eq!(node_addr(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "redis",
+            ":6379",
+            "red is:6379",
+            "[::1]6379",
+            "[zz]:1",
+            "h:",
+        ] {
+            assert!(node_addr(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            node_addr("h:0"),
+            Err(r#"invalid port in "h:0", expected 1-65535"#.to_string())
+        );
+        assert_eq!(
+            node_addr("h:65536"),
+            Err(r#"invalid port in "h:65536", expected 1-65535"#.to_string())
+        );
+    }
+
+    #[test]
+    fn choices_list_the_alternatives() {
+        let choices = [("a", 1), ("b-c", 2)];
+        assert_eq!(choice("b-c", &choices), Ok(2));
+        assert_eq!(
+            choice("B-C", &choices),
+            Err(r#"unknown value "B-C", expected one of a, b-c"#.to_string())
+        );
+    }
+
+    #[test]
+    fn pool_names_are_plain() {
+        let raw = RawConfig {
+            admin: None,
+            pools: Some(vec![RawPool {
+                name: Some("my pool".into()),
+                listen: Some("127.0.0.1:1".into()),
+                master: Some("h:1".into()),
+                ..RawPool::default()
+            }]),
+        };
+        let err = config(raw, Path::new("f")).map(|_| ()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"f: pools[0].name: invalid name "my pool", expected letters, digits, '-', '_' or '.'"#
+        );
+    }
+
+    #[test]
+    fn admin_needs_listen() {
+        let raw = RawConfig {
+            admin: Some(RawAdmin::default()),
+            pools: None,
+        };
+        let err = config(raw, Path::new("f")).map(|_| ()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "f: admin.listen: required in [admin] (remove [admin] to run no admin server)"
+        );
+    }
+}
