@@ -1,9 +1,15 @@
 //! Configuration: TOML files deserialised into one immutable snapshot (`Config`), validated
 //! as a whole, with errors that name the file, the key and the reason.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod describe;
+mod raw;
+mod units;
+mod validate;
 
 /// A whole, validated configuration. Swapped as one snapshot (hot reload comes later).
 #[derive(Debug, Clone)]
@@ -43,6 +49,86 @@ pub enum ReadFrom {
     Replica,
     /// Reads to healthy replicas, else to the master.
     PreferReplica,
+}
+
+/// What a read may observe relative to the client's own writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Reads may go to a replica that has not yet applied the client's latest write.
+    #[default]
+    Eventual,
+    /// After a write, the same client's reads go to the master (or a replica known to have
+    /// caught up), so a client always sees its own writes.
+    ReadYourWrites,
+}
+
+/// How far behind the master a replica may be and still serve reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaLag {
+    /// Replication offset difference, in bytes (`"1MiB"`, `"512KiB"`, `"1000"`).
+    Bytes(u64),
+    /// Time since the replica last heard from the master (`"2s"`).
+    Time(Duration),
+}
+
+impl Mode {
+    /// The spelling used in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Standalone => "standalone",
+            Mode::Sentinel => "sentinel",
+            Mode::Cluster => "cluster",
+        }
+    }
+}
+
+impl ReadFrom {
+    /// The spelling used in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadFrom::Master => "master",
+            ReadFrom::Replica => "replica",
+            ReadFrom::PreferReplica => "prefer-replica",
+        }
+    }
+}
+
+impl Consistency {
+    /// The spelling used in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Eventual => "eventual",
+            Consistency::ReadYourWrites => "read-your-writes",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for ReadFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Consistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for ReplicaLag {
+    /// In config syntax: `1MiB`, `2s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ReplicaLag::Bytes(bytes) => f.write_str(&units::format_size(bytes)),
+            ReplicaLag::Time(time) => f.write_str(&units::format_duration(time)),
+        }
+    }
 }
 
 /// One `[[pools]]` entry.
@@ -88,6 +174,15 @@ pub struct PoolConfig {
     pub master_name: Option<String>,
     /// Cluster seed nodes (cluster mode).
     pub seeds: Vec<String>,
+    /// Replicas further behind than this serve no reads (sentinel and cluster mode; none
+    /// means any lag is accepted).
+    pub max_replica_lag: Option<ReplicaLag>,
+    /// Whether a client must see its own writes (default: eventual).
+    pub consistency: Consistency,
+    /// Username for AUTH to the sentinels (sentinel mode; ACL).
+    pub sentinel_username: Option<String>,
+    /// Password for AUTH to the sentinels (sentinel mode).
+    pub sentinel_password: Option<String>,
 }
 
 /// A configuration that could not be loaded.
@@ -116,16 +211,26 @@ pub enum ConfigError {
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let _ = path;
-        todo!()
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
     }
+
     /// Parses and validates config text; `source` names it in errors.
+    ///
+    /// Two steps: the text is deserialised into loosely typed "raw" structs (TOML syntax,
+    /// unknown keys, wrong TOML types), then checked and converted into these types (values,
+    /// required keys, cross-field and cross-pool rules). The first problem found is returned.
     pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigError> {
-        let _ = (text, source);
-        todo!()
+        let raw = raw::from_toml(text, source)?;
+        validate::config(raw, source)
     }
-    /// Human summary of what would run (printed by `sluice check-config`).
+
+    /// Human summary of what would run (printed by `sluice check-config`). Secrets are
+    /// never printed, only whether they are set.
     pub fn describe(&self) -> String {
-        todo!()
+        describe::describe(self)
     }
 }
