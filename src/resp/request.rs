@@ -402,3 +402,466 @@ fn token(line: &[u8], mut p: usize, emit: &mut impl FnMut(&[u8])) -> Result<usiz
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lim() -> Limits {
+        Limits::default()
+    }
+
+    fn args(r: &Request) -> Vec<Vec<u8>> {
+        r.args().map(<[u8]>::to_vec).collect()
+    }
+
+    fn v(list: &[&str]) -> Vec<Vec<u8>> {
+        list.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    /// Decodes everything in `input`; panics on error.
+    fn decode_all(input: &[u8]) -> (Vec<Request>, BytesMut) {
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(r) = decode_request(&mut buf, &lim()).expect("decode") {
+            out.push(r);
+        }
+        (out, buf)
+    }
+
+    fn err(input: &[u8], limits: &Limits) -> ProtocolError {
+        let mut buf = BytesMut::from(input);
+        loop {
+            match decode_request(&mut buf, limits) {
+                Err(e) => return e,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("no error for {:?}", String::from_utf8_lossy(input)),
+            }
+        }
+    }
+
+    fn inline(line: &str) -> Result<Vec<Vec<u8>>, ProtocolError> {
+        let mut buf = BytesMut::from(format!("{line}\r\n").as_bytes());
+        let r = decode_request(&mut buf, &lim())?.expect("complete");
+        assert!(buf.is_empty());
+        Ok(args(&r))
+    }
+
+    #[test]
+    fn multibulk_single() {
+        let (reqs, rest) = decode_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nva\r\nl\r\n");
+        assert_eq!(reqs.len(), 1);
+        assert!(rest.is_empty());
+        let r = &reqs[0];
+        assert_eq!(
+            args(r),
+            vec![b"SET".to_vec(), b"k".to_vec(), b"va\r\nl".to_vec()]
+        );
+        assert_eq!(r.len(), 3);
+        assert!(!r.is_empty());
+        assert_eq!(r.arg(0), b"SET");
+        assert_eq!(r.arg(3), b"");
+        assert_eq!(&r.arg_bytes(2)[..], b"va\r\nl");
+        assert_eq!(r.arg_bytes(9), Bytes::new());
+        assert_eq!(
+            &r.raw()[..],
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nva\r\nl\r\n"
+        );
+    }
+
+    #[test]
+    fn empty_bulk_and_binary() {
+        let (reqs, _) = decode_all(b"*2\r\n$0\r\n\r\n$3\r\n\0\r\xff\r\n");
+        assert_eq!(args(&reqs[0]), vec![b"".to_vec(), b"\0\r\xff".to_vec()]);
+    }
+
+    const PIPELINE: &[u8] = b"*1\r\n$4\r\nPING\r\n\
+        PING\r\n\
+        \r\n\
+        \n\
+        *0\r\n\
+        *-1\r\n\
+        *2\r\n$3\r\nGET\r\n$3\r\nkey\r\n\
+        set a \"b c\"\n\
+        \t  \r\n\
+        *-7\r\n\
+        *3\r\n$3\r\nDEL\r\n$1\r\na\r\n$0\r\n\r\n\
+        echo 'it''s'\r\n";
+
+    fn pipeline_expected() -> Vec<Vec<Vec<u8>>> {
+        vec![
+            v(&["PING"]),
+            v(&["PING"]),
+            v(&["GET", "key"]),
+            v(&["set", "a", "b c"]),
+            v(&["DEL", "a", ""]),
+        ]
+    }
+
+    #[test]
+    fn pipeline_in_one_buffer() {
+        let mut buf = BytesMut::from(PIPELINE);
+        // The last line has an unbalanced quote pattern: 'it''s' closes and is followed by `'`.
+        let mut got = Vec::new();
+        let e = loop {
+            match decode_request(&mut buf, &lim()) {
+                Ok(Some(r)) => got.push(args(&r)),
+                Ok(None) => panic!("expected an error at the end"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(got, pipeline_expected());
+        assert_eq!(e, ProtocolError::UnbalancedQuotes);
+        // The bad request is left in the buffer.
+        assert_eq!(&buf[..], b"echo 'it''s'\r\n");
+    }
+
+    #[test]
+    fn pipeline_split_at_every_point_and_byte_by_byte() {
+        let valid = &PIPELINE[..PIPELINE.len() - b"echo 'it''s'\r\n".len()];
+        let (whole, rest) = decode_all(valid);
+        assert!(rest.is_empty());
+        let whole: Vec<_> = whole.iter().map(args).collect();
+        assert_eq!(whole, pipeline_expected());
+
+        for split in 0..=valid.len() {
+            let mut buf = BytesMut::from(&valid[..split]);
+            let mut got = Vec::new();
+            while let Some(r) = decode_request(&mut buf, &lim()).unwrap() {
+                got.push(args(&r));
+            }
+            buf.extend_from_slice(&valid[split..]);
+            while let Some(r) = decode_request(&mut buf, &lim()).unwrap() {
+                got.push(args(&r));
+            }
+            assert_eq!(got, whole, "split at {split}");
+            assert!(buf.is_empty());
+        }
+
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        let mut raws = Vec::new();
+        for &b in valid {
+            buf.extend_from_slice(&[b]);
+            while let Some(r) = decode_request(&mut buf, &lim()).unwrap() {
+                got.push(args(&r));
+                raws.push(r.raw().clone());
+            }
+        }
+        assert_eq!(got, whole);
+        // Every raw is itself a decodable multibulk with the same arguments.
+        for (raw, expected) in raws.iter().zip(&whole) {
+            let (again, rest) = decode_all(raw);
+            assert!(rest.is_empty());
+            assert_eq!(&args(&again[0]), expected);
+            assert_eq!(raw[0], b'*');
+        }
+    }
+
+    #[test]
+    fn incomplete_consumes_nothing() {
+        for partial in [
+            &b"*"[..],
+            b"*2",
+            b"*2\r",
+            b"*2\r\n$3\r\nGET\r\n$3",
+            b"*2\r\n$3\r\nGET\r\n$3\r\nke",
+            b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r",
+            b"GET key",
+            b"GET key\r",
+        ] {
+            let mut buf = BytesMut::from(partial);
+            assert!(decode_request(&mut buf, &lim()).unwrap().is_none());
+            assert_eq!(&buf[..], partial);
+        }
+    }
+
+    #[test]
+    fn skipped_requests_are_consumed() {
+        let mut buf = BytesMut::from(&b"*0\r\n\r\n  \n*-1\r\n"[..]);
+        assert!(decode_request(&mut buf, &lim()).unwrap().is_none());
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn many_args_take_the_slow_path() {
+        let names: Vec<String> = (0..40).map(|i| format!("arg{i}")).collect();
+        let r = Request::from_args(&names);
+        let (reqs, rest) = decode_all(r.raw());
+        assert!(rest.is_empty());
+        assert_eq!(reqs[0].len(), 40);
+        assert_eq!(
+            args(&reqs[0]),
+            names
+                .iter()
+                .map(|s| s.as_bytes().to_vec())
+                .collect::<Vec<_>>()
+        );
+        // Exactly at and just past the on-stack boundary.
+        for n in [FAST_ARGS - 1, FAST_ARGS, FAST_ARGS + 1] {
+            let r = Request::from_args(&names[..n]);
+            let (reqs, _) = decode_all(r.raw());
+            assert_eq!(reqs[0].len(), n);
+            assert_eq!(reqs[0].arg(n - 1), names[n - 1].as_bytes());
+        }
+    }
+
+    #[test]
+    fn from_args_encodes_multibulk() {
+        let r = Request::from_args(&["SET", "k", ""]);
+        assert_eq!(&r.raw()[..], b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
+        assert_eq!(args(&r), v(&["SET", "k", ""]));
+        let empty = Request::from_args::<&str>(&[]);
+        assert!(empty.is_empty());
+        assert_eq!(&empty.raw()[..], b"*0\r\n");
+    }
+
+    #[test]
+    fn redis_quirks_in_multibulk() {
+        // Redis skips the two bytes after a header's CR and after a payload without checking.
+        let (reqs, rest) = decode_all(b"*1\rX$4\r\nPINGxy");
+        assert!(rest.is_empty());
+        assert_eq!(args(&reqs[0]), v(&["PING"]));
+    }
+
+    #[test]
+    fn inline_plain_and_whitespace() {
+        assert_eq!(inline("PING").unwrap(), v(&["PING"]));
+        assert_eq!(inline("  set   k\tv  ").unwrap(), v(&["set", "k", "v"]));
+        // \v and \f separate arguments only at their start; inside an argument they are data.
+        assert_eq!(inline("\x0bab\x0bc d").unwrap(), v(&["ab\x0bc", "d"]));
+        // A CR inside the line (not before LF) ends an argument.
+        assert_eq!(inline("a\rb").unwrap(), v(&["a", "b"]));
+        // NUL ends the line, as in C.
+        assert_eq!(inline("get a\0 b c").unwrap(), v(&["get", "a"]));
+    }
+
+    #[test]
+    fn inline_quotes_and_escapes() {
+        assert_eq!(
+            inline(r#"set "a b" 'c d'"#).unwrap(),
+            v(&["set", "a b", "c d"])
+        );
+        assert_eq!(
+            inline(r#"x "\n\r\t\b\a\\\"\x41\x7a\q""#).unwrap(),
+            vec![b"x".to_vec(), b"\n\r\t\x08\x07\\\"Azq".to_vec()]
+        );
+        // \x with non-hex digits is just an escaped x.
+        assert_eq!(inline(r#""\xZZ""#).unwrap(), v(&["xZZ"]));
+        assert_eq!(inline(r#""\x4""#).unwrap(), v(&["x4"]));
+        assert_eq!(inline(r#""\xff""#).unwrap(), vec![vec![0xff]]);
+        // Single quotes: only \' is an escape.
+        assert_eq!(inline(r"'a\'b\n'").unwrap(), v(&[r"a'b\n"]));
+        // Quotes may open mid-argument; empty quotes give an empty argument.
+        assert_eq!(inline(r#"ab"c d" '' """#).unwrap(), v(&["abc d", "", ""]));
+        // A closing quote at the end of the line, or before a tab.
+        assert_eq!(inline("\"a\"\t'b'").unwrap(), v(&["a", "b"]));
+        let raw = {
+            let mut buf = BytesMut::from(&b"set \"a\\r\\nb\" c\r\n"[..]);
+            decode_request(&mut buf, &lim())
+                .unwrap()
+                .unwrap()
+                .raw()
+                .clone()
+        };
+        assert_eq!(&raw[..], b"*3\r\n$3\r\nset\r\n$4\r\na\r\nb\r\n$1\r\nc\r\n");
+    }
+
+    #[test]
+    fn inline_unbalanced_quotes() {
+        for bad in [
+            r#""abc"#,
+            r#"'abc"#,
+            r#"set "a"b"#,
+            r#"set 'a'b"#,
+            r#"set "a\"#,
+            r#"'a\'"#,
+            "\"a\"\"",
+        ] {
+            assert_eq!(inline(bad), Err(ProtocolError::UnbalancedQuotes), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bare_lf_terminates_inline() {
+        let (reqs, rest) = decode_all(b"PING\nECHO x\n");
+        assert!(rest.is_empty());
+        assert_eq!(args(&reqs[0]), v(&["PING"]));
+        assert_eq!(args(&reqs[1]), v(&["ECHO", "x"]));
+        assert_eq!(&reqs[1].raw()[..], b"*2\r\n$4\r\nECHO\r\n$1\r\nx\r\n");
+    }
+
+    #[test]
+    fn errors_and_their_text() {
+        let l = lim();
+        let cases: &[(&[u8], ProtocolError, &str)] = &[
+            (
+                b"*x\r\n",
+                ProtocolError::InvalidMultibulkLength,
+                "Protocol error: invalid multibulk length",
+            ),
+            (
+                b"*\r\n",
+                ProtocolError::InvalidMultibulkLength,
+                "Protocol error: invalid multibulk length",
+            ),
+            (
+                b"*01\r\n",
+                ProtocolError::InvalidMultibulkLength,
+                "Protocol error: invalid multibulk length",
+            ),
+            (
+                b"*2147483648\r\n",
+                ProtocolError::InvalidMultibulkLength,
+                "Protocol error: invalid multibulk length",
+            ),
+            (
+                b"*1\r\n:1\r\n",
+                ProtocolError::ExpectedDollar(':'),
+                "Protocol error: expected '$', got ':'",
+            ),
+            (
+                b"*2\r\n$1\r\na\r\nfoo\r\n",
+                ProtocolError::ExpectedDollar('f'),
+                "Protocol error: expected '$', got 'f'",
+            ),
+            (
+                b"*1\r\n$-1\r\n",
+                ProtocolError::InvalidBulkLength,
+                "Protocol error: invalid bulk length",
+            ),
+            (
+                b"*1\r\n$x\r\n",
+                ProtocolError::InvalidBulkLength,
+                "Protocol error: invalid bulk length",
+            ),
+            (
+                b"*1\r\n$\r\n",
+                ProtocolError::InvalidBulkLength,
+                "Protocol error: invalid bulk length",
+            ),
+            (
+                b"*1\r\n$536870913\r\n",
+                ProtocolError::InvalidBulkLength,
+                "Protocol error: invalid bulk length",
+            ),
+            (
+                b"'a",
+                ProtocolError::UnbalancedQuotes,
+                "Protocol error: unbalanced quotes in request",
+            ),
+        ];
+        for (input, want, text) in cases {
+            let mut input = input.to_vec();
+            if input[0] == b'\'' {
+                input.extend_from_slice(b"\r\n");
+            }
+            let e = err(&input, &l);
+            assert_eq!(&e, want, "{:?}", String::from_utf8_lossy(&input));
+            assert_eq!(e.to_string(), *text);
+        }
+    }
+
+    #[test]
+    fn too_big_lines() {
+        let l = lim();
+        let mut big = vec![b'a'; 64 * 1024];
+        let mut buf = BytesMut::from(&big[..]);
+        // Exactly the limit: still waiting for the newline.
+        assert!(decode_request(&mut buf, &l).unwrap().is_none());
+        big.push(b'a');
+        let e = err(&big, &l);
+        assert_eq!(e, ProtocolError::TooBigInline);
+        assert_eq!(e.to_string(), "Protocol error: too big inline request");
+        // A long line that does end is accepted, as Redis does.
+        let mut long = vec![b'a'; 70 * 1024];
+        long.push(b'\n');
+        let (reqs, _) = decode_all(&long);
+        assert_eq!(reqs[0].arg(0).len(), 70 * 1024);
+
+        let mut mb = b"*1".to_vec();
+        mb.resize(64 * 1024 + 1, b'1');
+        let e = err(&mb, &l);
+        assert_eq!(e, ProtocolError::TooBigMbulkCount);
+        assert_eq!(e.to_string(), "Protocol error: too big mbulk count string");
+
+        let mut bb = b"*1\r\n$1".to_vec();
+        bb.resize(4 + 64 * 1024 + 1, b'1');
+        let e = err(&bb, &l);
+        assert_eq!(e, ProtocolError::TooBigBulkCount);
+        assert_eq!(e.to_string(), "Protocol error: too big bulk count string");
+    }
+
+    #[test]
+    fn custom_limits() {
+        let l = Limits {
+            max_bulk_len: 4,
+            max_multibulk_len: 2,
+            max_depth: 4,
+            max_inline_len: 8,
+        };
+        let mut ok = BytesMut::from(&b"*2\r\n$4\r\nabcd\r\n$0\r\n\r\n"[..]);
+        assert_eq!(decode_request(&mut ok, &l).unwrap().unwrap().len(), 2);
+        assert_eq!(err(b"*3\r\n", &l), ProtocolError::InvalidMultibulkLength);
+        assert_eq!(err(b"*1\r\n$5\r\n", &l), ProtocolError::InvalidBulkLength);
+        assert_eq!(err(b"123456789", &l), ProtocolError::TooBigInline);
+        assert_eq!(err(b"*123456789", &l), ProtocolError::TooBigMbulkCount);
+        assert_eq!(err(b"*1\r\n$12345678", &l), ProtocolError::TooBigBulkCount);
+    }
+
+    #[test]
+    fn hostile_bulk_length_does_not_reserve() {
+        let mut buf = BytesMut::from(&b"*1\r\n$536870912\r\nabc"[..]);
+        let cap = buf.capacity();
+        assert!(decode_request(&mut buf, &lim()).unwrap().is_none());
+        assert_eq!(buf.capacity(), cap);
+        assert_eq!(buf.len(), 19);
+    }
+
+    /// xorshift64*: deterministic garbage without a crate.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        const ALPHABET: &[u8] = b"*$\r\n0123456789-+ \"'\\xabq\t\0";
+        let l = Limits {
+            max_inline_len: 64,
+            ..Limits::default()
+        };
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut decoded = 0;
+        for _ in 0..20_000 {
+            let len = (rng.next() % 48) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = rng.next();
+                    if r % 4 == 0 {
+                        (r >> 8) as u8
+                    } else {
+                        ALPHABET[(r >> 8) as usize % ALPHABET.len()]
+                    }
+                })
+                .collect();
+            let mut buf = BytesMut::from(&bytes[..]);
+            let before = buf.len();
+            if let Ok(Some(r)) = decode_request(&mut buf, &l) {
+                decoded += 1;
+                assert!(buf.len() < before);
+                assert!(!r.is_empty());
+                // Whatever was accepted re-decodes to the same arguments.
+                let (again, rest) = decode_all(r.raw());
+                assert!(rest.is_empty());
+                assert_eq!(args(&again[0]), args(&r));
+            }
+        }
+        assert!(decoded > 100, "generator too weak: {decoded}");
+    }
+}
