@@ -1,10 +1,10 @@
 //! tokio-util codecs over the decoding functions, for connections that are read frame by frame
 //! (dedicated backend connections, the admin of tests).
 
-use bytes::BytesMut;
-use tokio_util::codec::Decoder;
+use bytes::{Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
 
-use super::{scan_reply, Limits, ProtocolError, Reply};
+use super::{decode_request, scan_reply, Limits, ProtocolError, Reply, Request};
 
 /// Error of the reply codec: a malformed frame or an I/O error.
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +29,44 @@ impl Decoder for ReplyCodec {
     type Error = CodecError;
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Reply>, CodecError> {
         match scan_reply(src, &self.limits)? {
-            Some(scan) => Ok(Some(Reply::new(src.split_to(scan.len).freeze(), scan.resp3))),
+            Some(scan) => Ok(Some(Reply::new(
+                src.split_to(scan.len).freeze(),
+                scan.resp3,
+            ))),
             None => Ok(None),
         }
+    }
+}
+
+/// Writes already-encoded bytes (requests towards a node) unchanged.
+impl Encoder<Bytes> for ReplyCodec {
+    type Error = CodecError;
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        dst.extend_from_slice(&item);
+        Ok(())
+    }
+}
+
+/// Decodes client requests (multibulk or inline), for the client side of a connection.
+#[derive(Default, Debug, Clone)]
+pub struct RequestCodec {
+    /// Limits applied to every request.
+    pub limits: Limits,
+}
+
+impl Decoder for RequestCodec {
+    type Item = Request;
+    type Error = CodecError;
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Request>, CodecError> {
+        Ok(decode_request(src, &self.limits)?)
+    }
+}
+
+/// Writes already-encoded bytes (replies towards a client) unchanged.
+impl Encoder<Bytes> for RequestCodec {
+    type Error = CodecError;
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        dst.extend_from_slice(&item);
+        Ok(())
     }
 }

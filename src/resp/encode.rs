@@ -1,28 +1,100 @@
 //! Encoders for replies the proxy writes itself, in the client's protocol.
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 
+use super::parse::put_sanitized;
 use super::Protocol;
 
-/// `+text\r\n`
-pub fn simple(out: &mut BytesMut, text: &str) { let _ = (out, text); todo!() }
+/// Writes `<prefix><n>\r\n`.
+#[inline]
+fn header(out: &mut BytesMut, prefix: u8, n: impl itoa::Integer) {
+    let mut b = itoa::Buffer::new();
+    let digits = b.format(n).as_bytes();
+    out.reserve(digits.len() + 3);
+    out.put_u8(prefix);
+    out.extend_from_slice(digits);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `+text\r\n`; CR/LF inside `text` become spaces, as Redis does.
+pub fn simple(out: &mut BytesMut, text: &str) {
+    out.reserve(text.len() + 3);
+    out.put_u8(b'+');
+    put_sanitized(out, text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
 /// `-text\r\n`; `text` is the whole message without the dash, e.g. `ERR unknown command`.
-pub fn error(out: &mut BytesMut, text: &str) { let _ = (out, text); todo!() }
+/// CR/LF inside `text` become spaces, as Redis does.
+pub fn error(out: &mut BytesMut, text: &str) {
+    out.reserve(text.len() + 3);
+    out.put_u8(b'-');
+    put_sanitized(out, text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
 /// `:n\r\n`
-pub fn integer(out: &mut BytesMut, n: i64) { let _ = (out, n); todo!() }
+pub fn integer(out: &mut BytesMut, n: i64) {
+    header(out, b':', n);
+}
 /// `$len\r\ndata\r\n`
-pub fn bulk(out: &mut BytesMut, data: &[u8]) { let _ = (out, data); todo!() }
+pub fn bulk(out: &mut BytesMut, data: &[u8]) {
+    header(out, b'$', data.len());
+    out.reserve(data.len() + 2);
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
 /// Null bulk: `$-1` in RESP2, `_` in RESP3.
-pub fn null(out: &mut BytesMut, proto: Protocol) { let _ = (out, proto); todo!() }
+pub fn null(out: &mut BytesMut, proto: Protocol) {
+    out.extend_from_slice(match proto {
+        Protocol::Resp2 => b"$-1\r\n",
+        Protocol::Resp3 => b"_\r\n",
+    });
+}
 /// Null array: `*-1` in RESP2, `_` in RESP3.
-pub fn null_array(out: &mut BytesMut, proto: Protocol) { let _ = (out, proto); todo!() }
+pub fn null_array(out: &mut BytesMut, proto: Protocol) {
+    out.extend_from_slice(match proto {
+        Protocol::Resp2 => b"*-1\r\n",
+        Protocol::Resp3 => b"_\r\n",
+    });
+}
 /// `*n\r\n`
-pub fn array_len(out: &mut BytesMut, n: usize) { let _ = (out, n); todo!() }
+pub fn array_len(out: &mut BytesMut, n: usize) {
+    header(out, b'*', n);
+}
 /// `%n` in RESP3; `*2n` in RESP2 (caller then writes n key/value pairs).
-pub fn map_len(out: &mut BytesMut, proto: Protocol, n: usize) { let _ = (out, proto, n); todo!() }
+pub fn map_len(out: &mut BytesMut, proto: Protocol, n: usize) {
+    match proto {
+        Protocol::Resp2 => header(out, b'*', u128::from(n as u64) * 2),
+        Protocol::Resp3 => header(out, b'%', n),
+    }
+}
 /// `>n` in RESP3; `*n` in RESP2.
-pub fn push_len(out: &mut BytesMut, proto: Protocol, n: usize) { let _ = (out, proto, n); todo!() }
+pub fn push_len(out: &mut BytesMut, proto: Protocol, n: usize) {
+    match proto {
+        Protocol::Resp2 => header(out, b'*', n),
+        Protocol::Resp3 => header(out, b'>', n),
+    }
+}
 /// `=len\r\ntxt:data` in RESP3; bulk string in RESP2.
-pub fn verbatim(out: &mut BytesMut, proto: Protocol, data: &[u8]) { let _ = (out, proto, data); todo!() }
+pub fn verbatim(out: &mut BytesMut, proto: Protocol, data: &[u8]) {
+    match proto {
+        Protocol::Resp2 => bulk(out, data),
+        Protocol::Resp3 => verbatim_with(out, b"txt", data),
+    }
+}
+/// `=len\r\nfmt:data\r\n` (RESP3 only); `fmt` must be 3 bytes, `txt` is used otherwise.
+pub(crate) fn verbatim_with(out: &mut BytesMut, fmt: &[u8], data: &[u8]) {
+    let fmt = if fmt.len() == 3 { fmt } else { b"txt" };
+    header(out, b'=', data.len() + 4);
+    out.reserve(data.len() + 6);
+    out.extend_from_slice(fmt);
+    out.put_u8(b':');
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
 /// Appends an already-encoded request/arguments as a multibulk command.
-pub fn command(out: &mut BytesMut, args: &[&[u8]]) { let _ = (out, args); todo!() }
+pub fn command(out: &mut BytesMut, args: &[&[u8]]) {
+    array_len(out, args.len());
+    for a in args {
+        bulk(out, a);
+    }
+}

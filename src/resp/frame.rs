@@ -3,7 +3,9 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::{Protocol, ProtocolError};
+use super::encode;
+use super::parse::{blob, header, line, parse_int, PERMISSIVE};
+use super::{scan_reply, Limits, Protocol, ProtocolError};
 
 /// A parsed RESP2/RESP3 value. Null bulk, null array and RESP3 null all parse to `Null`.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,14 +41,94 @@ pub enum Frame {
 impl Frame {
     /// Parses one complete frame from the start of `buf`; returns it and the bytes consumed.
     /// `Ok(None)` when incomplete. Attributes are skipped.
+    /// Validates with the default [`Limits`] first, so a hostile frame is refused before
+    /// anything is allocated for it.
     pub fn parse(buf: &[u8]) -> Result<Option<(Frame, usize)>, ProtocolError> {
-        let _ = buf;
-        todo!()
+        let Some(scan) = scan_reply(buf, &Limits::default())? else {
+            return Ok(None);
+        };
+        let (frame, end) = build(&buf[..scan.len], 0)?;
+        Ok(Some((frame, end)))
     }
     /// Encodes in the given protocol (RESP3 types degrade as in `convert::to_resp2`).
     pub fn encode(&self, proto: Protocol, out: &mut BytesMut) {
-        let _ = (proto, out);
-        todo!()
+        let resp3 = proto == Protocol::Resp3;
+        match self {
+            Frame::Simple(b) => {
+                out.extend_from_slice(b"+");
+                super::parse::put_sanitized(out, b);
+                out.extend_from_slice(b"\r\n");
+            }
+            // A RESP3 blob error keeps line breaks a simple error would have to lose.
+            Frame::Error(b) if resp3 && b.iter().any(|&c| c == b'\r' || c == b'\n') => {
+                encode_len(out, b'!', b.len());
+                out.extend_from_slice(b);
+                out.extend_from_slice(b"\r\n");
+            }
+            Frame::Error(b) => {
+                out.extend_from_slice(b"-");
+                super::parse::put_sanitized(out, b);
+                out.extend_from_slice(b"\r\n");
+            }
+            Frame::Integer(n) => encode::integer(out, *n),
+            Frame::Bulk(b) => encode::bulk(out, b),
+            Frame::Null => encode::null(out, proto),
+            Frame::Array(items) => {
+                encode::array_len(out, items.len());
+                items.iter().for_each(|f| f.encode(proto, out));
+            }
+            Frame::Map(pairs) => {
+                encode::map_len(out, proto, pairs.len());
+                for (k, v) in pairs {
+                    k.encode(proto, out);
+                    v.encode(proto, out);
+                }
+            }
+            Frame::Set(items) => {
+                if resp3 {
+                    encode_len(out, b'~', items.len());
+                } else {
+                    encode::array_len(out, items.len());
+                }
+                items.iter().for_each(|f| f.encode(proto, out));
+            }
+            Frame::Push(items) => {
+                encode::push_len(out, proto, items.len());
+                items.iter().for_each(|f| f.encode(proto, out));
+            }
+            Frame::Double(d) => {
+                let text = format_double(*d);
+                if resp3 {
+                    out.extend_from_slice(b",");
+                    out.extend_from_slice(text.as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    encode::bulk(out, text.as_bytes());
+                }
+            }
+            Frame::Boolean(b) => out.extend_from_slice(match (resp3, b) {
+                (true, true) => b"#t\r\n",
+                (true, false) => b"#f\r\n",
+                (false, true) => b":1\r\n",
+                (false, false) => b":0\r\n",
+            }),
+            Frame::BigNumber(b) => {
+                if resp3 {
+                    out.extend_from_slice(b"(");
+                    out.extend_from_slice(b);
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    encode::bulk(out, b);
+                }
+            }
+            Frame::Verbatim(fmt, data) => {
+                if resp3 {
+                    encode::verbatim_with(out, fmt, data);
+                } else {
+                    encode::bulk(out, data);
+                }
+            }
+        }
     }
     /// The bytes of a simple string, bulk string, verbatim string or error.
     pub fn as_bytes(&self) -> Option<&[u8]> {
@@ -62,5 +144,115 @@ impl Frame {
             Frame::Simple(b) | Frame::Bulk(b) => std::str::from_utf8(b).ok()?.parse().ok(),
             _ => None,
         }
+    }
+}
+
+fn encode_len(out: &mut BytesMut, prefix: u8, n: usize) {
+    out.extend_from_slice(&[prefix]);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// RESP3 doubles: `inf`, `-inf`, `nan`, otherwise the shortest text that reads back the same
+/// value (plain notation in the usual range, exponent notation outside it).
+fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        "nan".to_owned()
+    } else if d.is_infinite() {
+        if d > 0.0 { "inf" } else { "-inf" }.to_owned()
+    } else if d == 0.0 || (1e-5..1e17).contains(&d.abs()) {
+        format!("{d}")
+    } else {
+        format!("{d:e}")
+    }
+}
+
+const MALFORMED: ProtocolError = ProtocolError::InvalidReply("malformed frame");
+
+/// Builds the value at `pos` of a frame already validated by `scan_reply`.
+fn build(buf: &[u8], mut pos: usize) -> Result<(Frame, usize), ProtocolError> {
+    loop {
+        let t = *buf.get(pos).ok_or(MALFORMED)?;
+        let text = || -> Result<(&[u8], usize), ProtocolError> {
+            let (end, next) = line(buf, pos + 1).ok_or(MALFORMED)?;
+            Ok((&buf[pos + 1..end], next))
+        };
+        let frame = match t {
+            b'+' | b'-' | b',' | b'(' | b':' | b'#' | b'_' => {
+                let (s, next) = text()?;
+                let f = match t {
+                    b'+' => Frame::Simple(Bytes::copy_from_slice(s)),
+                    b'-' => Frame::Error(Bytes::copy_from_slice(s)),
+                    b'(' => Frame::BigNumber(Bytes::copy_from_slice(s)),
+                    b':' => Frame::Integer(parse_int(s).ok_or(MALFORMED)?),
+                    b'#' => Frame::Boolean(s == b"t"),
+                    b'_' => Frame::Null,
+                    _ => Frame::Double(
+                        std::str::from_utf8(s)
+                            .ok()
+                            .and_then(|s| s.parse().ok())
+                            .ok_or(ProtocolError::InvalidReply("invalid double"))?,
+                    ),
+                };
+                (f, next)
+            }
+            b'$' | b'!' | b'=' => {
+                let (data, next) = blob(buf, pos).ok_or(MALFORMED)?;
+                let f = match (t, data) {
+                    (_, None) => Frame::Null,
+                    (b'$', Some(d)) => Frame::Bulk(Bytes::copy_from_slice(d)),
+                    (b'!', Some(d)) => Frame::Error(Bytes::copy_from_slice(d)),
+                    (_, Some(d)) => Frame::Verbatim(
+                        Bytes::copy_from_slice(d.get(..3).ok_or(MALFORMED)?),
+                        Bytes::copy_from_slice(d.get(4..).ok_or(MALFORMED)?),
+                    ),
+                };
+                (f, next)
+            }
+            b'*' | b'~' | b'>' | b'%' => {
+                let (n, mut p) = header(buf, pos).ok_or(MALFORMED)?;
+                if n < 0 {
+                    (Frame::Null, p)
+                } else {
+                    // The count was checked against the bytes actually present by the scan,
+                    // so this capacity is bounded by the frame size.
+                    let n = usize::try_from(n).map_err(|_| MALFORMED)?;
+                    if t == b'%' {
+                        let mut pairs = Vec::with_capacity(n);
+                        for _ in 0..n {
+                            let (k, q) = build(buf, p)?;
+                            let (v, q) = build(buf, q)?;
+                            pairs.push((k, v));
+                            p = q;
+                        }
+                        (Frame::Map(pairs), p)
+                    } else {
+                        let mut items = Vec::with_capacity(n);
+                        for _ in 0..n {
+                            let (f, q) = build(buf, p)?;
+                            items.push(f);
+                            p = q;
+                        }
+                        let f = match t {
+                            b'*' => Frame::Array(items),
+                            b'~' => Frame::Set(items),
+                            _ => Frame::Push(items),
+                        };
+                        (f, p)
+                    }
+                }
+            }
+            b'|' => {
+                let (n, mut p) = header(buf, pos).ok_or(MALFORMED)?;
+                for _ in 0..u64::try_from(n).map_err(|_| MALFORMED)?.saturating_mul(2) {
+                    let rest = buf.get(p..).ok_or(MALFORMED)?;
+                    p += scan_reply(rest, &PERMISSIVE)?.ok_or(MALFORMED)?.len;
+                }
+                pos = p;
+                continue;
+            }
+            _ => return Err(MALFORMED),
+        };
+        return Ok(frame);
     }
 }

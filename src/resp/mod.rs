@@ -10,9 +10,11 @@ pub mod convert;
 pub mod encode;
 pub mod error;
 pub mod frame;
+mod parse;
 pub mod reply;
 pub mod request;
 
+pub use codec::{CodecError, ReplyCodec, RequestCodec};
 pub use error::ProtocolError;
 pub use frame::Frame;
 pub use reply::{scan_reply, Reply, ReplyScan};

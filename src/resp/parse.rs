@@ -1,0 +1,185 @@
+//! Byte-level helpers shared by the request decoder, the reply scanner and the converters.
+
+use super::Limits;
+
+/// Limits that accept anything a stricter scan already accepted: used to re-walk frames that
+/// were validated with the caller's limits (attribute skipping, conversion, `Frame::parse`).
+pub(crate) const PERMISSIVE: Limits = Limits {
+    max_bulk_len: usize::MAX,
+    max_multibulk_len: usize::MAX,
+    max_depth: HARD_MAX_DEPTH,
+    max_inline_len: usize::MAX,
+};
+
+/// The recursive walkers never go deeper than this, whatever `Limits::max_depth` says, so a
+/// misconfigured limit cannot turn a hostile frame into a stack overflow.
+pub(crate) const HARD_MAX_DEPTH: usize = 1024;
+
+/// Position of the first `b` in `hay`.
+#[inline]
+pub(crate) fn find(hay: &[u8], b: u8) -> Option<usize> {
+    hay.iter().position(|&c| c == b)
+}
+
+/// Redis's `string2ll`: a strict decimal `i64`, no `+`, no leading zeros, no `-0`, no spaces.
+/// Lengths and counts are parsed with it because Redis rejects anything else with the same
+/// "invalid ... length" error we must reproduce.
+#[inline]
+pub(crate) fn string2ll(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s {
+        [] => return None,
+        [b'0'] => return Some(0),
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    if !matches!(digits.first(), Some(b'1'..=b'9')) || digits.len() > 19 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        // 19 digits always fit in u64, so only the final i64 range check can fail.
+        v = v * 10 + u64::from(d);
+    }
+    if neg {
+        if v > i64::MAX as u64 + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else if v > i64::MAX as u64 {
+        None
+    } else {
+        Some(v as i64)
+    }
+}
+
+/// A lenient integer as servers may send it in `:` replies (optional sign, leading zeros).
+pub(crate) fn parse_int(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v.checked_mul(10)?;
+        v = if neg {
+            v.checked_sub(i64::from(d))?
+        } else {
+            v.checked_add(i64::from(d))?
+        };
+    }
+    Some(v)
+}
+
+/// A RESP3 big number: optional sign and at least one digit.
+pub(crate) fn is_big_number(s: &[u8]) -> bool {
+    let digits = match s {
+        [b'-' | b'+', rest @ ..] => rest,
+        _ => s,
+    };
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+}
+
+/// A CRLF-terminated line starting at `pos`: `(end of content, start of next)`. `None` when
+/// the terminator is missing or not a proper CRLF (callers here only walk validated frames).
+#[inline]
+pub(crate) fn line(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
+    let rest = buf.get(pos..)?;
+    let i = find(rest, b'\r')?;
+    if rest.get(i + 1) != Some(&b'\n') {
+        return None;
+    }
+    Some((pos + i, pos + i + 2))
+}
+
+/// The length/count header of a blob or aggregate whose type byte is at `pos`.
+#[inline]
+pub(crate) fn header(buf: &[u8], pos: usize) -> Option<(i64, usize)> {
+    let (end, next) = line(buf, pos + 1)?;
+    Some((string2ll(buf.get(pos + 1..end)?)?, next))
+}
+
+/// The payload of a blob (`$`, `!`, `=`) whose type byte is at `pos`: `(data, start of next)`;
+/// `Ok(None)` data for a null bulk.
+#[inline]
+pub(crate) fn blob(buf: &[u8], pos: usize) -> Option<(Option<&[u8]>, usize)> {
+    let (n, next) = header(buf, pos)?;
+    if n < 0 {
+        return Some((None, next));
+    }
+    let end = next.checked_add(usize::try_from(n).ok()?)?;
+    let data = buf.get(next..end)?;
+    Some((Some(data), end.checked_add(2)?))
+}
+
+/// Replaces CR and LF with spaces: a simple string or error cannot carry them (Redis does the
+/// same before sending `-ERR ...` built from user input).
+#[inline]
+pub(crate) fn put_sanitized(out: &mut bytes::BytesMut, text: &[u8]) {
+    if text.iter().any(|&c| c == b'\r' || c == b'\n') {
+        out.extend(
+            text.iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+        );
+    } else {
+        out.extend_from_slice(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string2ll_is_strict() {
+        assert_eq!(string2ll(b"0"), Some(0));
+        assert_eq!(string2ll(b"123"), Some(123));
+        assert_eq!(string2ll(b"-1"), Some(-1));
+        assert_eq!(string2ll(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(string2ll(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"-0",
+            b"00",
+            b"01",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"1a",
+            b"9223372036854775808",
+            b"-9223372036854775809",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(string2ll(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn parse_int_is_lenient_but_checked() {
+        assert_eq!(parse_int(b"+007"), Some(7));
+        assert_eq!(parse_int(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_int(b"9223372036854775808"), None);
+        assert_eq!(parse_int(b"-"), None);
+        assert_eq!(parse_int(b"1.0"), None);
+    }
+
+    #[test]
+    fn sanitize_replaces_crlf() {
+        let mut out = bytes::BytesMut::new();
+        put_sanitized(&mut out, b"a\r\nb\nc");
+        assert_eq!(&out[..], b"a  b c");
+    }
+}
