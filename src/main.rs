@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use sluice::config::Config;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A RESP proxy for Redis: read/write splitting, live topology")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A RESP proxy for Redis: read/write splitting, live topology"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
@@ -104,7 +108,9 @@ async fn shutdown_signal() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -33,7 +33,9 @@ impl ReplicationInfo {
         let mut info = ReplicationInfo::default();
         let (mut host, mut port) = (None, None);
         for line in text.lines() {
-            let Some((k, v)) = line.trim_end().split_once(':') else { continue };
+            let Some((k, v)) = line.trim_end().split_once(':') else {
+                continue;
+            };
             match k {
                 "role" => info.role = v.to_string(),
                 "master_link_status" => info.link_up = Some(v == "up"),
@@ -86,10 +88,19 @@ pub enum ProbeResult {
 
 impl Prober {
     /// A prober for `addr` using RESP2 and the pool's node credentials.
-    pub fn new(addr: &str, username: Option<String>, password: Option<String>, timeout: Duration) -> Prober {
+    pub fn new(
+        addr: &str,
+        username: Option<String>,
+        password: Option<String>,
+        timeout: Duration,
+    ) -> Prober {
         Prober {
             addr: addr.to_string(),
-            handshake: Handshake { username, password, protocol: Protocol::Resp2 },
+            handshake: Handshake {
+                username,
+                password,
+                protocol: Protocol::Resp2,
+            },
             timeout,
             conn: None,
         }
@@ -113,7 +124,10 @@ impl Prober {
             }
             Err(_) => {
                 self.conn = None;
-                ProbeResult::Down(format!("probe timed out after {} ms", self.timeout.as_millis()))
+                ProbeResult::Down(format!(
+                    "probe timed out after {} ms",
+                    self.timeout.as_millis()
+                ))
             }
         }
     }
@@ -129,7 +143,9 @@ impl Prober {
         let Some((stream, buf)) = self.conn.as_mut() else {
             return Err("no connection".into());
         };
-        handshake::request_frame(stream, buf, &[b"INFO", b"replication"]).await.map_err(|e| e.to_string())
+        handshake::request_frame(stream, buf, &[b"INFO", b"replication"])
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -151,9 +167,13 @@ mod tests {
 
     #[test]
     fn link_down_and_sync_are_unhealthy() {
-        let down = ReplicationInfo::parse("role:slave\nmaster_link_status:down\nmaster_sync_in_progress:0\n");
+        let down = ReplicationInfo::parse(
+            "role:slave\nmaster_link_status:down\nmaster_sync_in_progress:0\n",
+        );
         assert_eq!(down.replica_health(), Health::LinkDown);
-        let sync = ReplicationInfo::parse("role:slave\nmaster_link_status:down\nmaster_sync_in_progress:1\n");
+        let sync = ReplicationInfo::parse(
+            "role:slave\nmaster_link_status:down\nmaster_sync_in_progress:1\n",
+        );
         assert_eq!(sync.replica_health(), Health::Syncing);
         let master = ReplicationInfo::parse("role:master\nmaster_repl_offset:10\n");
         assert_eq!(master.replica_health(), Health::WrongRole("master".into()));

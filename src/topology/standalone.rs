@@ -36,19 +36,38 @@ pub struct StandaloneWatcher {
 impl StandaloneWatcher {
     /// The snapshot before any probe: master assumed usable, replicas unknown (not readable).
     pub fn initial(&self) -> Topology {
-        let view = |n: &Arc<Node>, health| NodeView { node: n.clone(), health, offset: None };
+        let view = |n: &Arc<Node>, health| NodeView {
+            node: n.clone(),
+            health,
+            offset: None,
+        };
         Topology::new(
             0,
             Some(view(&self.master, Health::Unknown)),
-            self.replicas.iter().map(|r| view(r, Health::Unknown)).collect(),
+            self.replicas
+                .iter()
+                .map(|r| view(r, Health::Unknown))
+                .collect(),
         )
     }
 
     /// Probes until `shutdown`, publishing changes into `topology`.
-    pub async fn run(self, topology: Arc<ArcSwap<Topology>>, metrics: Arc<PoolMetrics>, shutdown: CancellationToken) {
+    pub async fn run(
+        self,
+        topology: Arc<ArcSwap<Topology>>,
+        metrics: Arc<PoolMetrics>,
+        shutdown: CancellationToken,
+    ) {
         let mut probers: Vec<Prober> = std::iter::once(&self.master)
             .chain(self.replicas.iter())
-            .map(|n| Prober::new(&n.addr, self.username.clone(), self.password.clone(), self.timeout))
+            .map(|n| {
+                Prober::new(
+                    &n.addr,
+                    self.username.clone(),
+                    self.password.clone(),
+                    self.timeout,
+                )
+            })
             .collect();
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -60,10 +79,18 @@ impl StandaloneWatcher {
             let results = join_all(probers.iter_mut().map(|p| p.probe())).await;
             let mut views = Vec::with_capacity(results.len());
             for (i, res) in results.into_iter().enumerate() {
-                let node = if i == 0 { &self.master } else { &self.replicas[i - 1] };
+                let node = if i == 0 {
+                    &self.master
+                } else {
+                    &self.replicas[i - 1]
+                };
                 let (health, offset) = match res {
                     ProbeResult::Info(info) if i == 0 => {
-                        let h = if info.role == "master" { Health::Healthy } else { Health::WrongRole(info.role.clone()) };
+                        let h = if info.role == "master" {
+                            Health::Healthy
+                        } else {
+                            Health::WrongRole(info.role.clone())
+                        };
                         (h, info.master_repl_offset)
                     }
                     ProbeResult::Info(info) => (info.replica_health(), info.slave_repl_offset),
@@ -72,14 +99,24 @@ impl StandaloneWatcher {
                 };
                 node.metrics.connections.set(node.connected_count() as f64);
                 node.metrics.dedicated.set(node.dedicated.open() as f64);
-                views.push(NodeView { node: node.clone(), health, offset });
+                views.push(NodeView {
+                    node: node.clone(),
+                    health,
+                    offset,
+                });
             }
             let master = views.remove(0);
             let current = topology.load();
             let mut next = Topology::new(current.version, Some(master), views);
             metrics.replicas_known.set(next.replicas.len() as f64);
             metrics.replicas_healthy.set(next.readable.len() as f64);
-            metrics.master_up.set(if next.master.as_ref().is_some_and(|m| m.health.is_healthy()) { 1.0 } else { 0.0 });
+            metrics.master_up.set(
+                if next.master.as_ref().is_some_and(|m| m.health.is_healthy()) {
+                    1.0
+                } else {
+                    0.0
+                },
+            );
             if !next.same_shape(&current) {
                 next.version = current.version + 1;
                 metrics.topology_changes.increment(1);
