@@ -81,6 +81,7 @@ impl Pool {
                     timeout: cfg.connect_timeout.max(cfg.health_check_interval),
                     username: cfg.backend_username.clone(),
                     password: cfg.backend_password.clone(),
+                    max_lag: cfg.max_replica_lag,
                 };
                 let topology = Arc::new(ArcSwap::from_pointee(watcher.initial()));
                 tokio::spawn(watcher.run(topology.clone(), metrics.clone(), shutdown));

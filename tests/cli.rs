@@ -15,7 +15,11 @@ fn every_example_config_passes_check_config() {
         if path.extension().and_then(|e| e.to_str()) != Some("toml") {
             continue;
         }
-        let out = sluice().arg("check-config").arg(&path).output().expect("run");
+        let out = sluice()
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .expect("run");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -52,7 +56,10 @@ fn a_bad_config_names_file_key_and_reason_and_exits_non_zero() {
             "{stderr}"
         );
     }
-    let out = sluice().args(["check-config", "/nonexistent/sluice.toml"]).output().expect("run");
+    let out = sluice()
+        .args(["check-config", "/nonexistent/sluice.toml"])
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/sluice.toml"));
 }
@@ -61,7 +68,10 @@ fn a_bad_config_names_file_key_and_reason_and_exits_non_zero() {
 fn version_is_printed() {
     let out = sluice().arg("--version").output().expect("run");
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("sluice {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("sluice {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -75,8 +85,15 @@ fn a_taken_listen_port_is_a_clear_error() {
         format!("[[pools]]\nname = \"a\"\nlisten = \"{addr}\"\nmaster = \"127.0.0.1:1\"\n"),
     )
     .expect("write");
-    let out = sluice().args(["proxy", "-c"]).arg(&path).output().expect("run");
+    let out = sluice()
+        .args(["proxy", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("cannot listen on {addr}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
 }

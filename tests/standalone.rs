@@ -632,3 +632,47 @@ fn ready_is_503_without_a_reachable_master() {
         other => panic!("write with master down: {other:?}"),
     }
 }
+
+#[test]
+fn a_lagging_replica_leaves_the_read_pool_and_returns_when_caught_up() {
+    let master = Redis::start();
+    let relay = common::Relay::start(&master.addr());
+    let slow = Redis::start_with(&["--replicaof", "127.0.0.1", &relay.port.to_string()]);
+    let fast = Redis::replica_of(&master);
+    slow.wait_synced();
+    fast.wait_synced();
+    let proxy = Sluice::start(&standalone_config(
+        &master,
+        &[&slow, &fast],
+        "replica",
+        "max_replica_lag = \"4KiB\"",
+    ));
+    wait_read_pool(&proxy, 2);
+    relay.pause(true);
+    let mut c = proxy.client();
+    let value = "x".repeat(1024);
+    for i in 0..32 {
+        assert_eq!(
+            c.cmd(&["SET", &format!("lag{i}"), &value]),
+            Resp::Simple("OK".into())
+        );
+    }
+    wait_read_pool(&proxy, 1);
+    let (_, body) = proxy.http_get("/topology");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["pools"]["main"]["read_pool"][0], fast.addr());
+    let slow_view = v["pools"]["main"]["replicas"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["addr"] == slow.addr()).cloned())
+        .expect("slow replica listed");
+    assert_eq!(slow_view["health"]["state"], "lagging", "{slow_view}");
+    // Reads meanwhile come from the replica that has the data.
+    for i in 0..32 {
+        assert_eq!(
+            c.cmd(&["GET", &format!("lag{i}")]),
+            Resp::Bulk(value.clone().into_bytes())
+        );
+    }
+    relay.pause(false);
+    wait_read_pool(&proxy, 2);
+}

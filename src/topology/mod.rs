@@ -29,6 +29,8 @@ pub enum Health {
     Syncing,
     /// A node that does not have the role the topology expects.
     WrongRole(String),
+    /// A replica further behind its master than `max_replica_lag` allows.
+    Lagging(String),
 }
 
 impl Health {

@@ -476,3 +476,88 @@ pub fn standalone_config(
         extra
     )
 }
+
+/// A TCP relay in front of `target` whose target→client direction can be paused, to hold back
+/// a replica's replication stream while its link stays up (a lagging replica).
+pub struct Relay {
+    pub port: u16,
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    /// Starts relaying connections on a free loopback port to `target`.
+    pub fn start(target: &str) -> Relay {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let paused = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s, target) = (paused.clone(), stop.clone(), target.to_string());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let Ok(upstream) = TcpStream::connect(&target) else {
+                            continue;
+                        };
+                        let _ = client.set_nonblocking(false);
+                        pipe(
+                            client.try_clone().expect("clone"),
+                            upstream.try_clone().expect("clone"),
+                            None,
+                            s.clone(),
+                        );
+                        pipe(upstream, client, Some(p.clone()), s.clone());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Relay { port, paused, stop }
+    }
+
+    /// Holds back (true) or resumes (false) the target→client direction.
+    pub fn pause(&self, on: bool) {
+        self.paused.store(on, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    paused: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    std::thread::spawn(move || {
+        let _ = from.set_read_timeout(Some(Duration::from_millis(20)));
+        let mut buf = [0u8; 16384];
+        while !stop.load(Ordering::Relaxed) {
+            if paused.as_ref().is_some_and(|p| p.load(Ordering::Relaxed)) {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => break,
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+}
