@@ -676,3 +676,150 @@ fn a_lagging_replica_leaves_the_read_pool_and_returns_when_caught_up() {
     relay.pause(false);
     wait_read_pool(&proxy, 2);
 }
+
+#[test]
+fn read_policies_when_no_replica_is_healthy() {
+    let master = Redis::start();
+    let mut replica = Redis::replica_of(&master);
+    replica.wait_synced();
+    let strict = Sluice::start(&standalone_config(&master, &[&replica], "replica", ""));
+    let prefer = Sluice::start(&standalone_config(
+        &master,
+        &[&replica],
+        "prefer-replica",
+        "",
+    ));
+    wait_read_pool(&strict, 1);
+    wait_read_pool(&prefer, 1);
+    assert_eq!(
+        strict.client().cmd(&["SET", "k", "v"]),
+        Resp::Simple("OK".into())
+    );
+    replica.kill();
+    wait_read_pool(&strict, 0);
+    wait_read_pool(&prefer, 0);
+    // replica: reads fail with a clear error; writes still work.
+    let mut c = strict.client();
+    match c.cmd(&["GET", "k"]) {
+        Resp::Error(e) => assert!(e.contains("no healthy replica"), "{e}"),
+        other => panic!("read without replicas: {other:?}"),
+    }
+    assert_eq!(c.cmd(&["SET", "k2", "v2"]), Resp::Simple("OK".into()));
+    // prefer-replica: the master serves the read.
+    let before = master.calls("get");
+    assert_eq!(
+        prefer.client().cmd(&["GET", "k"]),
+        Resp::Bulk(b"v".to_vec())
+    );
+    assert_eq!(master.calls("get"), before + 1);
+}
+
+#[test]
+fn a_stuck_node_times_out_with_a_clear_error() {
+    let master = Redis::start_with(&["--enable-debug-command", "yes"]);
+    let proxy = Sluice::start(&standalone_config(
+        &master,
+        &[],
+        "master",
+        "request_timeout = \"300ms\"\nallow_commands = [\"DEBUG\"]",
+    ));
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
+    let start = Instant::now();
+    match c.cmd(&["DEBUG", "SLEEP", "2"]) {
+        Resp::Error(e) => assert!(e.contains("did not reply within 300 ms"), "{e}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(1900),
+        "timeout took {:?}",
+        start.elapsed()
+    );
+    // The proxy reconnects and serves again once the node is back.
+    wait_until(Duration::from_secs(5), "recovery", || {
+        c.cmd(&["GET", "k"]) == Resp::Bulk(b"v".to_vec())
+    });
+}
+
+#[test]
+fn scripts_go_to_the_master_and_read_only_scripts_to_replicas() {
+    let s = stack("replica", "");
+    let mut c = s.proxy.client();
+    assert_eq!(c.cmd(&["SET", "sk", "1"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        c.cmd(&["EVAL", "return redis.call('INCR', KEYS[1])", "1", "sk"]),
+        Resp::Int(2)
+    );
+    let sha = c
+        .cmd(&["SCRIPT", "LOAD", "return redis.call('GET', KEYS[1])"])
+        .text();
+    wait_until(
+        Duration::from_secs(5),
+        "script and data on replicas",
+        || {
+            s.replicas.iter().all(|r| {
+                let mut rc = r.client();
+                rc.cmd(&["GET", "sk"]) == Resp::Bulk(b"2".to_vec())
+                    && rc.cmd(&["SCRIPT", "EXISTS", &sha]) == Resp::Array(vec![Resp::Int(1)])
+            })
+        },
+    );
+    let replica_ro_before: u64 = s
+        .replicas
+        .iter()
+        .map(|r| r.calls("evalsha_ro") + r.calls("eval_ro"))
+        .sum();
+    let master_eval_before = s.master.calls("eval");
+    for _ in 0..10 {
+        assert_eq!(
+            c.cmd(&["EVALSHA_RO", &sha, "1", "sk"]),
+            Resp::Bulk(b"2".to_vec())
+        );
+        assert_eq!(
+            c.cmd(&["EVAL_RO", "return redis.call('GET', KEYS[1])", "1", "sk"]),
+            Resp::Bulk(b"2".to_vec())
+        );
+    }
+    let replica_ro_after: u64 = s
+        .replicas
+        .iter()
+        .map(|r| r.calls("evalsha_ro") + r.calls("eval_ro"))
+        .sum();
+    assert_eq!(replica_ro_after - replica_ro_before, 20);
+    assert_eq!(s.master.calls("evalsha_ro") + s.master.calls("eval_ro"), 0);
+    assert_eq!(s.master.calls("eval"), master_eval_before);
+    assert_eq!(s.master.calls("eval"), 1);
+}
+
+#[test]
+fn client_name_and_id_are_per_connection() {
+    let s = stack("master", "");
+    let mut a = s.proxy.client();
+    let mut b = s.proxy.client();
+    assert_eq!(a.cmd(&["CLIENT", "GETNAME"]), Resp::Nil);
+    assert_eq!(
+        a.cmd(&["CLIENT", "SETNAME", "worker-a"]),
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(
+        a.cmd(&["CLIENT", "GETNAME"]),
+        Resp::Bulk(b"worker-a".to_vec())
+    );
+    assert_eq!(b.cmd(&["CLIENT", "GETNAME"]), Resp::Nil);
+    assert_eq!(
+        a.cmd(&["CLIENT", "SETNAME", "bad name"]),
+        Resp::Error(
+            "ERR Client names cannot contain spaces, newlines or special characters.".into()
+        )
+    );
+    let (Resp::Int(ida), Resp::Int(idb)) = (a.cmd(&["CLIENT", "ID"]), b.cmd(&["CLIENT", "ID"]))
+    else {
+        panic!("CLIENT ID must be an integer");
+    };
+    assert_ne!(ida, idb);
+    assert!(a.cmd(&["CLIENT", "INFO"]).text().contains("name=worker-a"));
+    assert_eq!(a.cmd(&["ECHO", "hi"]), Resp::Bulk(b"hi".to_vec()));
+    assert_eq!(a.cmd(&["PING", "x"]), Resp::Bulk(b"x".to_vec()));
+    assert_eq!(a.cmd(&["QUIT"]), Resp::Simple("OK".into()));
+    assert!(a.is_closed());
+}

@@ -262,6 +262,26 @@ impl Session {
             })
         });
         match res {
+            Ok(reply) if w.read && !w.retried && reply.is_error_with(b"NOSCRIPT") => {
+                // Redis 7 does not replicate SCRIPT LOAD: a replica that joined after the load
+                // (or missed our fan-out) lacks the script the master has. Ask the master.
+                let topo = self.pool.topology.load();
+                match self.pool.router.master(&topo) {
+                    Ok(master) if !Arc::ptr_eq(&master, &w.node) => {
+                        drop(topo);
+                        self.pool.metrics.retries.increment(1);
+                        master.metrics.reads.increment(1);
+                        let rx = master.send(w.raw.clone(), self.db, self.slot).await;
+                        pending.push_front(Pending::Wait(Waiting {
+                            rx,
+                            node: master,
+                            retried: true,
+                            ..w
+                        }));
+                    }
+                    _ => self.write_reply(&reply, w.nil_array, &mut io.out),
+                }
+            }
             Ok(reply) => {
                 self.pool
                     .metrics
@@ -337,6 +357,9 @@ impl Session {
         }
         let nil_array = self.proto == Protocol::Resp2 && command::nil_is_array(&req);
         let raw = req.raw().clone();
+        if info.is_some_and(|i| i.name == "script|load" || i.name == "script|flush") {
+            self.copy_to_replicas(&raw);
+        }
         let rx = node.send(raw.clone(), self.db, self.slot).await;
         pending.push_back(Pending::Wait(Waiting {
             rx,
@@ -347,6 +370,18 @@ impl Session {
             retried: false,
             started: Instant::now(),
         }));
+    }
+
+    /// Sends a script-cache command to every replica too, so EVALSHA_RO finds the script there
+    /// (Redis 7 does not replicate SCRIPT LOAD). Replies are ignored: the master's is the answer.
+    fn copy_to_replicas(&self, raw: &Bytes) {
+        let topo = self.pool.topology.load();
+        for replica in &topo.replicas {
+            let (node, raw, db, slot) = (replica.node.clone(), raw.clone(), self.db, self.slot);
+            tokio::spawn(async move {
+                let _ = node.send(raw, db, slot).await.await;
+            });
+        }
     }
 
     /// True for requests that must run on a dedicated connection after all earlier replies.

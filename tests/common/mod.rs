@@ -208,7 +208,7 @@ impl Sluice {
             .arg(&path)
             .env(
                 "SLUICE_LOG",
-                std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn".into()),
+                std::env::var("SLUICE_LOG").unwrap_or_else(|_| "error".into()),
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
