@@ -13,7 +13,7 @@ pub(crate) const PERMISSIVE: Limits = Limits {
 
 /// The recursive walkers never go deeper than this, whatever `Limits::max_depth` says, so a
 /// misconfigured limit cannot turn a hostile frame into a stack overflow.
-pub(crate) const HARD_MAX_DEPTH: usize = 1024;
+pub(crate) const HARD_MAX_DEPTH: usize = 256;
 
 /// Position of the first `b` in `hay`.
 #[inline]
