@@ -231,7 +231,7 @@ mod tests {
         for _ in 0..2000 {
             let mut f = Vec::new();
             crate::resp::reply::tests::random_frame(&mut rng, 4, &mut f);
-            let out = conv(&f, rng.next() % 2 == 0);
+            let out = conv(&f, rng.next() & 1 == 0);
             if !scan_reply(&f, &Limits::default()).unwrap().unwrap().resp3 {
                 assert_eq!(out, f);
             }

@@ -601,7 +601,7 @@ pub(crate) mod tests {
             8 => {
                 out.extend_from_slice([&b",1.5\r\n"[..], b",-inf\r\n", b",nan\r\n"][small(rng) % 3])
             }
-            9 => out.extend_from_slice(if rng.next() % 2 == 0 {
+            9 => out.extend_from_slice(if rng.next() & 1 == 0 {
                 b"#t\r\n"
             } else {
                 b"#f\r\n"
@@ -609,7 +609,7 @@ pub(crate) mod tests {
             10 => out.extend_from_slice(b"(-123456789012345678901234567890\r\n"),
             11 => {
                 let t = text(rng);
-                let (ty, prefix): (&str, &[u8]) = if rng.next() % 2 == 0 {
+                let (ty, prefix): (&str, &[u8]) = if rng.next() & 1 == 0 {
                     ("!", b"")
                 } else {
                     ("=", b"txt:")
