@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::parse::{find, is_big_number, parse_int, string2ll, HARD_MAX_DEPTH};
+use super::parse::{fast_len, find, is_big_number, parse_int, string2ll, HARD_MAX_DEPTH};
 use super::{Limits, ProtocolError};
 
 /// What `scan_reply` learned about one complete frame at the front of a buffer.
@@ -234,6 +234,11 @@ impl Scanner<'_> {
 
     /// `$`, `!` or `=` at `pos`.
     fn blob(&mut self, pos: usize, nullable: bool) -> Result<Item, Stop> {
+        if let Some((n, cr)) = fast_len(&self.buf[pos..]) {
+            if n <= self.limits.max_bulk_len as u64 && self.buf[pos..].get(cr + 1) == Some(&b'\n') {
+                return self.blob_body(pos, pos + cr + 2, n as usize);
+            }
+        }
         let (end, next) = self.line(pos + 1, MAX_HEADER_LINE, ProtocolError::InvalidBulkLength)?;
         let s = &self.buf[pos + 1..end];
         if s == b"?" {
@@ -250,7 +255,12 @@ impl Scanner<'_> {
             return Err(ProtocolError::InvalidBulkLength.into());
         }
         // n <= max_bulk_len, a usize.
-        let n = n as usize;
+        self.blob_body(pos, next, n as usize)
+    }
+
+    /// The payload of the blob at `pos`, `n` bytes starting at `next`.
+    #[inline]
+    fn blob_body(&self, pos: usize, next: usize, n: usize) -> Result<Item, Stop> {
         let data_end = next
             .checked_add(n)
             .ok_or(ProtocolError::InvalidBulkLength)?;
@@ -278,6 +288,19 @@ impl Scanner<'_> {
         nullable: bool,
         attr: bool,
     ) -> Result<Item, Stop> {
+        if let Some((n, cr)) = fast_len(&self.buf[pos..]) {
+            // n < 10^18, so n * 2 leaves the ATTR bit free.
+            let count = n * per;
+            if n <= self.limits.max_multibulk_len as u64
+                && self.buf[pos..].get(cr + 1) == Some(&b'\n')
+            {
+                let next = pos + cr + 2;
+                if count == 0 {
+                    return Ok(Item::Done(next));
+                }
+                return Ok(Item::Open { count, attr, next });
+            }
+        }
         let (end, next) = self.line(
             pos + 1,
             MAX_HEADER_LINE,
