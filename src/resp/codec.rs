@@ -114,4 +114,30 @@ mod tests {
             .unwrap();
         assert_eq!(&out[..], b"*1\r\n$4\r\nPING\r\n");
     }
+
+    #[test]
+    fn reply_codec_byte_by_byte_matches_whole_buffer() {
+        let mut rng = crate::resp::reply::tests::Rng(0xA5A5_5A5A_1234_4321);
+        let mut stream = Vec::new();
+        for _ in 0..200 {
+            crate::resp::reply::tests::random_frame(&mut rng, 3, &mut stream);
+        }
+        let mut c = ReplyCodec::default();
+        let mut whole = BytesMut::from(&stream[..]);
+        let mut expected = Vec::new();
+        while let Some(r) = c.decode(&mut whole).unwrap() {
+            expected.push((r.raw, r.resp3));
+        }
+        assert!(whole.is_empty());
+        assert_eq!(expected.len(), 200);
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for &b in &stream {
+            buf.extend_from_slice(&[b]);
+            while let Some(r) = c.decode(&mut buf).unwrap() {
+                got.push((r.raw, r.resp3));
+            }
+        }
+        assert_eq!(got, expected);
+    }
 }

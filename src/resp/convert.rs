@@ -12,7 +12,7 @@ use super::scan_reply;
 /// RESP2 nil is a null array: BLPOP, EXEC, XREAD, ...) else `$-1`, for top-level and nested nulls.
 ///
 /// RESP2 parts are copied byte for byte, so a frame without RESP3 types comes out unchanged.
-/// `raw` must be a frame accepted by [`scan_reply`](super::scan_reply); anything else is
+/// `raw` must be a frame accepted by [`scan_reply`]; anything else is
 /// appended unchanged rather than half-converted.
 pub fn to_resp2(raw: &[u8], null_array: bool, out: &mut BytesMut) {
     let start = out.len();
