@@ -239,15 +239,16 @@ pub fn is_blocking_args<A: Args + ?Sized>(args: &A, info: Option<&CommandInfo>) 
 /// SPOP, SRANDMEMBER, ZRANDMEMBER and HRANDFIELD answer `$-1` without a count and `*0`
 /// with one, so they are not here. Nils nested inside an array (GEOPOS, XPENDING, the
 /// replies inside EXEC) are not described by this function.
-pub fn nil_is_array(req: &Request) -> bool {
-    nil_is_array_args(req)
+pub fn nil_is_array(req: &Request, info: Option<&CommandInfo>) -> bool {
+    info.is_some_and(|info| nil_is_array_info(req, info))
 }
 
-/// [`nil_is_array`] over any argument list.
+/// [`nil_is_array`] over any argument list (looks the command up).
 pub fn nil_is_array_args<A: Args + ?Sized>(args: &A) -> bool {
-    let Some(info) = lookup_args(args) else {
-        return false;
-    };
+    lookup_args(args).is_some_and(|info| nil_is_array_info(args, info))
+}
+
+fn nil_is_array_info<A: Args + ?Sized>(args: &A, info: &CommandInfo) -> bool {
     match info.name {
         "blpop" | "brpop" | "brpoplpush" | "blmove" | "blmpop" | "bzpopmin" | "bzpopmax"
         | "bzmpop" | "lmpop" | "zmpop" | "xread" | "xreadgroup" | "exec" => true,

@@ -29,6 +29,11 @@ const DENIED: &[(&str, &str)] = &[
     ("client", "unblock"),
 ];
 
+/// True when some form of the command `parent` is denied by default.
+pub(super) fn is_denied_family(parent: &str) -> bool {
+    DENIED.iter().any(|(cmd, _)| *cmd == parent)
+}
+
 /// The error text for a denied request, or `None` when it may pass.
 pub(super) fn check(pool: &Pool, req: &Request, _info: Option<&CommandInfo>) -> Option<String> {
     let name = req.arg(0);

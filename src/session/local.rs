@@ -33,12 +33,13 @@ impl Session {
         if !(self.authed || is("auth") || is("hello") || is("quit") || is("reset")) {
             return Some(error_bytes("NOAUTH Authentication required."));
         }
-        // Fast exit for the common data commands: every session command starts with one of these.
-        match name.first().map(u8::to_ascii_lowercase) {
-            Some(
-                b'p' | b'e' | b'h' | b'a' | b's' | b'c' | b'r' | b'q' | b'u' | b'd' | b'm' | b'f',
-            ) => {}
-            _ => return None,
+        // Fast exit for the data commands: only these command families are answered here or
+        // denied, and a static-name match is far cheaper than the checks below.
+        if let Some(info) = info {
+            let parent = info.name.split_once('|').map_or(info.name, |(p, _)| p);
+            if !is_session_or_denied(parent) {
+                return None;
+            }
         }
         if is("ping") {
             return Some(match req.len() {
@@ -301,6 +302,27 @@ impl Session {
         self.pinned = None;
         self.authed = self.pool.cfg.password.is_none();
     }
+}
+
+/// Command families handled in this file (session commands and denied commands).
+fn is_session_or_denied(parent: &str) -> bool {
+    matches!(
+        parent,
+        "ping"
+            | "echo"
+            | "quit"
+            | "select"
+            | "auth"
+            | "hello"
+            | "reset"
+            | "client"
+            | "unsubscribe"
+            | "punsubscribe"
+            | "sunsubscribe"
+            | "exec"
+            | "discard"
+            | "unwatch"
+    ) || deny::is_denied_family(parent)
 }
 
 enum Field {
