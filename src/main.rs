@@ -78,7 +78,10 @@ fn run(command: Command) -> anyhow::Result<()> {
                 }
                 b
             };
-            let runtime = builder.enable_all().build().context("cannot start the async runtime")?;
+            let runtime = builder
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
             runtime.block_on(sluice::app::run(config, shutdown_signal(), |bound| {
                 // Plain lines on stdout: scripts and tests read the resolved ports from here.
                 for (name, addr) in &bound.pools {

@@ -372,7 +372,10 @@ impl Session {
             self.copy_to_replicas(&raw);
         }
         self.forwarded = self.forwarded.wrapping_add(1);
-        let started = self.forwarded.is_multiple_of(LATENCY_SAMPLE).then(Instant::now);
+        let started = self
+            .forwarded
+            .is_multiple_of(LATENCY_SAMPLE)
+            .then(Instant::now);
         let rx = node.send(raw.clone(), self.db, self.slot).await;
         pending.push_back(Pending::Wait(Waiting {
             rx,
