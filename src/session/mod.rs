@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 
 use crate::backend::mux::ReplyResult;
 use crate::backend::{BackendError, Node};
-use crate::command;
+use crate::command::{self, CommandInfo};
 use crate::pool::Pool;
 use crate::resp::{convert, decode_request, encode, Protocol, Reply, Request};
 
@@ -43,6 +43,9 @@ const MAX_PENDING: usize = 1024;
 /// histogram for every request was a measurable share of per-request CPU, and a 1-in-8
 /// sample describes the distribution just as well at these rates.
 const LATENCY_SAMPLE: u32 = 8;
+
+/// Bytes reserved for a client read when the request buffer is (nearly) full.
+const READ_CHUNK: usize = 8 * 1024;
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_SLOT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -94,22 +97,22 @@ pub(crate) struct Io {
 }
 
 impl Io {
-    /// Reads what the socket has (after `readable()`), through a stack buffer so that an idle
-    /// connection keeps no heap buffer. Returns false at EOF or on error.
+    /// Reads what the socket has (after `readable()`) straight into the request buffer.
+    /// The buffer is allocated here on demand and freed when the session goes idle, so an
+    /// idle connection keeps no heap buffer. Returns false at EOF or on error.
     fn read_available(&mut self) -> bool {
-        let mut chunk = [0u8; 16 * 1024];
         for _ in 0..4 {
-            match self.rd.try_read(&mut chunk) {
+            if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+                self.rbuf.reserve(READ_CHUNK);
+            }
+            let room = self.rbuf.capacity() - self.rbuf.len();
+            match self.rd.try_read_buf(&mut self.rbuf) {
                 Ok(0) => {
                     self.eof = true;
                     return false;
                 }
-                Ok(n) => {
-                    self.rbuf.extend_from_slice(&chunk[..n]);
-                    if n < chunk.len() {
-                        return true;
-                    }
-                }
+                Ok(n) if n < room => return true,
+                Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
                 Err(_) => {
                     self.eof = true;
@@ -176,13 +179,14 @@ impl Session {
                         break;
                     }
                 };
-                if self.needs_connection_of_its_own(&req) {
+                let info = command::lookup(&req);
+                if self.needs_connection_of_its_own(&req, info) {
                     // Everything before it must be answered first: it may wait a long time
                     // (blocking) or change what later commands see (MULTI, SUBSCRIBE).
                     self.drain(&mut pending, io).await?;
                     self.run_exclusive(req, io).await?;
                 } else {
-                    self.dispatch(req, &mut pending).await;
+                    self.dispatch(req, info, &mut pending).await;
                 }
             }
             self.collect_ready(&mut pending, io).await;
@@ -338,8 +342,12 @@ impl Session {
     }
 
     /// Sends a plain command to its node (or answers it here) and queues its reply slot.
-    async fn dispatch(&mut self, req: Request, pending: &mut VecDeque<Pending>) {
-        let info = command::lookup(&req);
+    async fn dispatch(
+        &mut self,
+        req: Request,
+        info: Option<&'static CommandInfo>,
+        pending: &mut VecDeque<Pending>,
+    ) {
         if let Some(reply) = self.local(&req, info) {
             self.pool.metrics.local.increment(1);
             pending.push_back(Pending::Ready(reply));
@@ -401,19 +409,17 @@ impl Session {
     }
 
     /// True for requests that must run on a dedicated connection after all earlier replies.
-    fn needs_connection_of_its_own(&self, req: &Request) -> bool {
+    fn needs_connection_of_its_own(&self, req: &Request, info: Option<&CommandInfo>) -> bool {
         if self.pinned.is_some() {
             return true;
         }
         if !self.authed {
             return false;
         }
-        let name = req.arg(0);
-        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-        if is("multi") || is("watch") || is("subscribe") || is("psubscribe") || is("ssubscribe") {
-            return true;
+        match info.map(|i| i.name) {
+            Some("multi" | "watch" | "subscribe" | "psubscribe" | "ssubscribe") => true,
+            _ => command::is_blocking(req, info),
         }
-        command::is_blocking(req, command::lookup(req))
     }
 
     /// Runs a request that needs a dedicated connection (the queue is empty here).
