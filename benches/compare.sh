@@ -180,7 +180,7 @@ med() { awk -v a="$1" -v p="$2" -v t="$3" '$1 == a && $2 == p && $3 == t { print
 
 echo
 echo "redis-benchmark -t set,get -n $REQUESTS -c $CLIENTS -q; median of $REPEAT runs, requests/s (ratio to direct Redis)"
-echo "$(nproc 2>/dev/null || echo '?') CPUs, $(redis-server --version | awk '{ print $3 }'), sluice $("$SLUICE_BIN" --version | awk '{ print $2 }')$([ -n "$NUT_PORT" ] && echo ", $(nutcracker -V 2>&1 | awk '{ print $NF }' | head -n 1)")"
+echo "$(nproc 2>/dev/null || echo '?') CPUs, redis $(redis-server --version | sed "s/.*v=\([^ ]*\).*/\1/"), sluice $("$SLUICE_BIN" --version | awk '{ print $2 }')$([ -n "$NUT_PORT" ] && echo ", $(nutcracker -V 2>&1 | awk '{ print $NF }' | head -n 1)")"
 echo
 header="| test | pipeline | redis |"
 rule="|---|---|---|"
