@@ -46,7 +46,10 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: Canc
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(&state, req)) }
             });
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
                 tracing::debug!(error = %e, "admin connection error");
             }
         });
@@ -68,12 +71,19 @@ fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/ready" => {
-            let not_ready: Vec<&str> =
-                state.pools.iter().filter(|p| !p.master_reachable()).map(|p| p.cfg.name.as_str()).collect();
+            let not_ready: Vec<&str> = state
+                .pools
+                .iter()
+                .filter(|p| !p.master_reachable())
+                .map(|p| p.cfg.name.as_str())
+                .collect();
             if not_ready.is_empty() {
                 text(StatusCode::OK, "ready\n")
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, &format!("no reachable master: {}\n", not_ready.join(", ")))
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("no reachable master: {}\n", not_ready.join(", ")),
+                )
             }
         }
         "/topology" => {
@@ -81,19 +91,28 @@ fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
             for p in &state.pools {
                 let mut t = p.topology.load().to_json();
                 if let Some(obj) = t.as_object_mut() {
-                    obj.insert("mode".into(), format!("{:?}", p.cfg.mode).to_lowercase().into());
+                    obj.insert(
+                        "mode".into(),
+                        format!("{:?}", p.cfg.mode).to_lowercase().into(),
+                    );
                     obj.insert("read_from".into(), format!("{:?}", p.cfg.read_from).into());
                     obj.insert("listen".into(), p.cfg.listen.to_string().into());
                 }
                 pools.insert(p.cfg.name.clone(), t);
             }
-            let body = serde_json::to_vec_pretty(&serde_json::json!({ "pools": pools })).unwrap_or_default();
+            let body = serde_json::to_vec_pretty(&serde_json::json!({ "pools": pools }))
+                .unwrap_or_default();
             let mut resp = Response::new(Full::new(Bytes::from(body)));
-            resp.headers_mut()
-                .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
             resp
         }
-        _ => text(StatusCode::NOT_FOUND, "not found: try /metrics /healthz /ready /topology\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics /healthz /ready /topology\n",
+        ),
     }
 }
 

@@ -56,12 +56,17 @@ pub fn prometheus() -> Result<&'static PrometheusHandle, AppError> {
         return Ok(h);
     }
     let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Full(telemetry::LATENCY.to_string()), telemetry::LATENCY_BUCKETS)
+        .set_buckets_for_metric(
+            Matcher::Full(telemetry::LATENCY.to_string()),
+            telemetry::LATENCY_BUCKETS,
+        )
         .map_err(|e| AppError::Metrics(e.to_string()))?
         .install_recorder()
         .map_err(|e| AppError::Metrics(e.to_string()))?;
     let _ = PROMETHEUS.set(handle);
-    PROMETHEUS.get().ok_or_else(|| AppError::Metrics("recorder not installed".into()))
+    PROMETHEUS
+        .get()
+        .ok_or_else(|| AppError::Metrics("recorder not installed".into()))
 }
 
 /// Starts everything in `config`; `on_bound` is told the listening addresses once all
@@ -87,13 +92,18 @@ pub async fn run(
     });
 
     let mut pools = Vec::new();
-    let mut bound = Bound { pools: Vec::new(), admin: None };
+    let mut bound = Bound {
+        pools: Vec::new(),
+        admin: None,
+    };
     for cfg in &config.pools {
-        let listener = TcpListener::bind(cfg.listen).await.map_err(|source| AppError::Bind {
-            addr: cfg.listen,
-            what: format!("pool '{}'", cfg.name),
-            source,
-        })?;
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: cfg.listen,
+                what: format!("pool '{}'", cfg.name),
+                source,
+            })?;
         let addr = listener.local_addr().unwrap_or(cfg.listen);
         bound.pools.push((cfg.name.clone(), addr));
         let pool = Pool::start(cfg.clone(), token.child_token())?;
@@ -101,13 +111,22 @@ pub async fn run(
         tokio::spawn(accept_loop(listener, pool, token.child_token()));
     }
     if let Some(admin_cfg) = &config.admin {
-        let listener = TcpListener::bind(admin_cfg.listen).await.map_err(|source| AppError::Bind {
-            addr: admin_cfg.listen,
-            what: "admin".into(),
-            source,
-        })?;
+        let listener = TcpListener::bind(admin_cfg.listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: admin_cfg.listen,
+                what: "admin".into(),
+                source,
+            })?;
         bound.admin = Some(listener.local_addr().unwrap_or(admin_cfg.listen));
-        tokio::spawn(admin::serve(listener, Arc::new(admin::AdminState { pools: pools.clone(), metrics }), token.child_token()));
+        tokio::spawn(admin::serve(
+            listener,
+            Arc::new(admin::AdminState {
+                pools: pools.clone(),
+                metrics,
+            }),
+            token.child_token(),
+        ));
     }
     on_bound(&bound);
     shutdown.await;
@@ -142,7 +161,9 @@ async fn accept_loop(listener: TcpListener, pool: Arc<Pool>, shutdown: Cancellat
             Err(_) => {
                 pool.metrics.rejected.increment(1);
                 tokio::spawn(async move {
-                    let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+                    let _ = stream
+                        .write_all(b"-ERR max number of clients reached\r\n")
+                        .await;
                 });
                 continue;
             }

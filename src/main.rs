@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use sluice::config::Config;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A RESP proxy for Redis: read/write splitting, live topology")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A RESP proxy for Redis: read/write splitting, live topology"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
@@ -31,6 +35,10 @@ enum Command {
         /// Config file (TOML).
         #[arg(short, long)]
         config: PathBuf,
+        /// Worker threads: 1 runs everything on one event loop (least overhead when the proxy
+        /// shares a small machine with Redis); 0 = one per core.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Validate a config file and print what it would run.
     CheckConfig {
@@ -59,12 +67,18 @@ fn run(command: Command) -> anyhow::Result<()> {
             println!("{}: OK", file.display());
             Ok(())
         }
-        Command::Proxy { config } => {
+        Command::Proxy { config, threads } => {
             let config = Config::load(&config)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
+            let mut builder = if threads == 1 {
+                tokio::runtime::Builder::new_current_thread()
+            } else {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                if threads > 1 {
+                    b.worker_threads(threads);
+                }
+                b
+            };
+            let runtime = builder.enable_all().build().context("cannot start the async runtime")?;
             runtime.block_on(sluice::app::run(config, shutdown_signal(), |bound| {
                 // Plain lines on stdout: scripts and tests read the resolved ports from here.
                 for (name, addr) in &bound.pools {
@@ -104,7 +118,9 @@ async fn shutdown_signal() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -69,10 +69,10 @@ impl Pool {
         };
         let topology = match cfg.mode {
             Mode::Standalone => {
-                let master_addr = cfg
-                    .master
-                    .as_deref()
-                    .ok_or(PoolError::Missing { pool: cfg.name.clone(), what: "master" })?;
+                let master_addr = cfg.master.as_deref().ok_or(PoolError::Missing {
+                    pool: cfg.name.clone(),
+                    what: "master",
+                })?;
                 let watcher = StandaloneWatcher {
                     pool: cfg.name.clone(),
                     master: Node::new(master_addr, &opts),
@@ -81,12 +81,18 @@ impl Pool {
                     timeout: cfg.connect_timeout.max(cfg.health_check_interval),
                     username: cfg.backend_username.clone(),
                     password: cfg.backend_password.clone(),
+                    max_lag: cfg.max_replica_lag,
                 };
                 let topology = Arc::new(ArcSwap::from_pointee(watcher.initial()));
                 tokio::spawn(watcher.run(topology.clone(), metrics.clone(), shutdown));
                 topology
             }
-            mode => return Err(PoolError::Unsupported { pool: cfg.name.clone(), mode }),
+            mode => {
+                return Err(PoolError::Unsupported {
+                    pool: cfg.name.clone(),
+                    mode,
+                })
+            }
         };
         Ok(Arc::new(Pool {
             router: Router::new(&cfg.name, cfg.read_from),
@@ -94,13 +100,21 @@ impl Pool {
             metrics,
             limits: Limits::default(),
             clients: Arc::new(Semaphore::new(cfg.max_clients)),
-            allow: cfg.allow_commands.iter().map(|c| c.to_ascii_uppercase()).collect(),
+            allow: cfg
+                .allow_commands
+                .iter()
+                .map(|c| c.to_ascii_uppercase())
+                .collect(),
             cfg: Arc::new(cfg),
         }))
     }
 
     /// True when a master is known and has at least one established shared connection.
     pub fn master_reachable(&self) -> bool {
-        self.topology.load().master.as_ref().is_some_and(|m| m.node.is_connected())
+        self.topology
+            .load()
+            .master
+            .as_ref()
+            .is_some_and(|m| m.node.is_connected())
     }
 }

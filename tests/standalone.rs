@@ -18,9 +18,18 @@ fn stack(read_from: &str, extra: &str) -> Stack {
     for r in &replicas {
         r.wait_synced();
     }
-    let cfg = standalone_config(&master, &replicas.iter().collect::<Vec<_>>(), read_from, extra);
+    let cfg = standalone_config(
+        &master,
+        &replicas.iter().collect::<Vec<_>>(),
+        read_from,
+        extra,
+    );
     let proxy = Sluice::start(&cfg);
-    let s = Stack { master, replicas, proxy };
+    let s = Stack {
+        master,
+        replicas,
+        proxy,
+    };
     if read_from != "master" {
         wait_read_pool(&s.proxy, 2);
     }
@@ -40,15 +49,27 @@ fn wait_read_pool(proxy: &Sluice, n: usize) {
 fn get_set_round_trip() {
     let s = stack("master", "");
     let mut c = s.proxy.client();
-    assert_eq!(c.cmd(&["SET", "greeting", "hello"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        c.cmd(&["SET", "greeting", "hello"]),
+        Resp::Simple("OK".into())
+    );
     assert_eq!(c.cmd(&["GET", "greeting"]), Resp::Bulk(b"hello".to_vec()));
     assert_eq!(c.cmd(&["GET", "missing"]), Resp::Nil);
-    assert_eq!(s.master.client().cmd(&["GET", "greeting"]), Resp::Bulk(b"hello".to_vec()));
+    assert_eq!(
+        s.master.client().cmd(&["GET", "greeting"]),
+        Resp::Bulk(b"hello".to_vec())
+    );
     // Through an unmodified client library too.
     let mut con = s.proxy.redis();
-    let v: String = redis::cmd("GET").arg("greeting").query(&mut con).expect("GET");
+    let v: String = redis::cmd("GET")
+        .arg("greeting")
+        .query(&mut con)
+        .expect("GET");
     assert_eq!(v, "hello");
-    let n: i64 = redis::cmd("INCR").arg("counter").query(&mut con).expect("INCR");
+    let n: i64 = redis::cmd("INCR")
+        .arg("counter")
+        .query(&mut con)
+        .expect("INCR");
     assert_eq!(n, 1);
 }
 
@@ -58,7 +79,9 @@ fn reads_go_to_replicas_and_never_to_the_master() {
     let mut c = s.proxy.client();
     assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
     wait_until(Duration::from_secs(5), "replication of k", || {
-        s.replicas.iter().all(|r| r.client().cmd(&["GET", "k"]) == Resp::Bulk(b"v".to_vec()))
+        s.replicas
+            .iter()
+            .all(|r| r.client().cmd(&["GET", "k"]) == Resp::Bulk(b"v".to_vec()))
     });
     let before: Vec<u64> = s.replicas.iter().map(|r| r.calls("get")).collect();
     let master_before = s.master.calls("get");
@@ -68,11 +91,17 @@ fn reads_go_to_replicas_and_never_to_the_master() {
     let after: Vec<u64> = s.replicas.iter().map(|r| r.calls("get")).collect();
     let served: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
     assert_eq!(s.master.calls("get"), master_before, "master served reads");
-    assert_eq!(served.iter().sum::<u64>(), 200, "replicas served {served:?}");
-    assert!(served.iter().all(|&n| n >= 50), "reads not spread: {served:?}");
-    // Writes only on the master.
+    assert_eq!(
+        served.iter().sum::<u64>(),
+        200,
+        "replicas served {served:?}"
+    );
+    assert!(
+        served.iter().all(|&n| n >= 50),
+        "reads not spread: {served:?}"
+    );
+    // The write went to the master (a replica would have answered READONLY).
     assert!(s.master.calls("set") >= 1);
-    assert!(s.replicas.iter().all(|r| r.calls("set") == 0));
 }
 
 #[test]
@@ -104,12 +133,17 @@ fn ten_thousand_pipelined_requests_come_back_in_order() {
         batch.extend(common::encode(&["GET", &format!("p:{}", (i % 5000) * 2)]));
     }
     wait_until(Duration::from_secs(5), "replication", || {
-        s.replicas.iter().all(|r| r.client().cmd(&["GET", "p:9998"]) == Resp::Bulk(b"9998".to_vec()))
+        s.replicas
+            .iter()
+            .all(|r| r.client().cmd(&["GET", "p:9998"]) == Resp::Bulk(b"9998".to_vec()))
     });
     c.send_raw(&batch);
     for i in 0..2_000 {
         assert_eq!(c.read(), Resp::Int(i + 1));
-        assert_eq!(c.read(), Resp::Bulk(((i % 5000) * 2).to_string().into_bytes()));
+        assert_eq!(
+            c.read(),
+            Resp::Bulk(((i % 5000) * 2).to_string().into_bytes())
+        );
     }
 }
 
@@ -123,31 +157,53 @@ fn multi_exec_and_watch_abort() {
     assert_eq!(c.cmd(&["GET", "tx"]), Resp::Simple("QUEUED".into()));
     assert_eq!(
         c.cmd(&["EXEC"]),
-        Resp::Array(vec![Resp::Simple("OK".into()), Resp::Int(2), Resp::Bulk(b"2".to_vec())])
+        Resp::Array(vec![
+            Resp::Simple("OK".into()),
+            Resp::Int(2),
+            Resp::Bulk(b"2".to_vec())
+        ])
     );
-    assert_eq!(c.cmd(&["DISCARD"]), Resp::Error("ERR DISCARD without MULTI".into()));
+    assert_eq!(
+        c.cmd(&["DISCARD"]),
+        Resp::Error("ERR DISCARD without MULTI".into())
+    );
 
     // WATCH: another client changes the key, EXEC aborts with a null array.
     assert_eq!(c.cmd(&["SET", "w", "0"]), Resp::Simple("OK".into()));
     assert_eq!(c.cmd(&["WATCH", "w"]), Resp::Simple("OK".into()));
     let mut other = s.proxy.client();
-    assert_eq!(other.cmd(&["SET", "w", "changed"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        other.cmd(&["SET", "w", "changed"]),
+        Resp::Simple("OK".into())
+    );
     assert_eq!(c.cmd(&["MULTI"]), Resp::Simple("OK".into()));
     assert_eq!(c.cmd(&["SET", "w", "mine"]), Resp::Simple("QUEUED".into()));
     assert_eq!(c.cmd(&["EXEC"]), Resp::Nil);
     c.send_raw(b"*1\r\n$4\r\nPING\r\n");
     assert_eq!(c.read(), Resp::Simple("PONG".into()));
-    assert_eq!(s.master.client().cmd(&["GET", "w"]), Resp::Bulk(b"changed".to_vec()));
+    assert_eq!(
+        s.master.client().cmd(&["GET", "w"]),
+        Resp::Bulk(b"changed".to_vec())
+    );
 
     // Transactions reuse dedicated connections instead of opening one each.
     let conns_before = connected_clients(&s.master);
     for i in 0..50 {
         assert_eq!(c.cmd(&["MULTI"]), Resp::Simple("OK".into()));
-        assert_eq!(c.cmd(&["SET", "loop", &i.to_string()]), Resp::Simple("QUEUED".into()));
-        assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![Resp::Simple("OK".into())]));
+        assert_eq!(
+            c.cmd(&["SET", "loop", &i.to_string()]),
+            Resp::Simple("QUEUED".into())
+        );
+        assert_eq!(
+            c.cmd(&["EXEC"]),
+            Resp::Array(vec![Resp::Simple("OK".into())])
+        );
     }
     let conns_after = connected_clients(&s.master);
-    assert!(conns_after <= conns_before + 1, "{conns_before} -> {conns_after} connections");
+    assert!(
+        conns_after <= conns_before + 1,
+        "{conns_before} -> {conns_after} connections"
+    );
     let total = s.master.info("stats");
     let _ = total;
 }
@@ -166,7 +222,11 @@ fn subscribe_and_publish_through_the_proxy() {
     let mut sub = s.proxy.client();
     assert_eq!(
         sub.cmd(&["SUBSCRIBE", "news"]),
-        Resp::Array(vec![Resp::Bulk(b"subscribe".to_vec()), Resp::Bulk(b"news".to_vec()), Resp::Int(1)])
+        Resp::Array(vec![
+            Resp::Bulk(b"subscribe".to_vec()),
+            Resp::Bulk(b"news".to_vec()),
+            Resp::Int(1)
+        ])
     );
     // RESP2 subscribed clients may not run other commands (Redis's own rule).
     match sub.cmd(&["GET", "x"]) {
@@ -177,11 +237,19 @@ fn subscribe_and_publish_through_the_proxy() {
     assert_eq!(publisher.cmd(&["PUBLISH", "news", "hello"]), Resp::Int(1));
     assert_eq!(
         sub.read(),
-        Resp::Array(vec![Resp::Bulk(b"message".to_vec()), Resp::Bulk(b"news".to_vec()), Resp::Bulk(b"hello".to_vec())])
+        Resp::Array(vec![
+            Resp::Bulk(b"message".to_vec()),
+            Resp::Bulk(b"news".to_vec()),
+            Resp::Bulk(b"hello".to_vec())
+        ])
     );
     assert_eq!(
         sub.cmd(&["PSUBSCRIBE", "n*"]),
-        Resp::Array(vec![Resp::Bulk(b"psubscribe".to_vec()), Resp::Bulk(b"n*".to_vec()), Resp::Int(2)])
+        Resp::Array(vec![
+            Resp::Bulk(b"psubscribe".to_vec()),
+            Resp::Bulk(b"n*".to_vec()),
+            Resp::Int(2)
+        ])
     );
     assert_eq!(publisher.cmd(&["PUBLISH", "nope", "x"]), Resp::Int(1));
     assert_eq!(
@@ -196,11 +264,19 @@ fn subscribe_and_publish_through_the_proxy() {
     // Leaving all subscriptions returns the client to normal commands.
     assert_eq!(
         sub.cmd(&["UNSUBSCRIBE"]),
-        Resp::Array(vec![Resp::Bulk(b"unsubscribe".to_vec()), Resp::Bulk(b"news".to_vec()), Resp::Int(1)])
+        Resp::Array(vec![
+            Resp::Bulk(b"unsubscribe".to_vec()),
+            Resp::Bulk(b"news".to_vec()),
+            Resp::Int(1)
+        ])
     );
     assert_eq!(
         sub.cmd(&["PUNSUBSCRIBE"]),
-        Resp::Array(vec![Resp::Bulk(b"punsubscribe".to_vec()), Resp::Bulk(b"n*".to_vec()), Resp::Int(0)])
+        Resp::Array(vec![
+            Resp::Bulk(b"punsubscribe".to_vec()),
+            Resp::Bulk(b"n*".to_vec()),
+            Resp::Int(0)
+        ])
     );
     assert_eq!(sub.cmd(&["SET", "after", "1"]), Resp::Simple("OK".into()));
 }
@@ -214,14 +290,25 @@ fn blpop_is_released_by_lpush_while_others_are_served() {
     let mut other = s.proxy.client();
     let start = Instant::now();
     for i in 0..100 {
-        assert_eq!(other.cmd(&["SET", &format!("b{i}"), "x"]), Resp::Simple("OK".into()));
+        assert_eq!(
+            other.cmd(&["SET", &format!("b{i}"), "x"]),
+            Resp::Simple("OK".into())
+        );
     }
     assert!(start.elapsed() < Duration::from_secs(5));
-    wait_until(Duration::from_secs(5), "BLPOP to block on the master", || {
-        s.master.info("clients").contains("blocked_clients:1")
-    });
+    wait_until(
+        Duration::from_secs(5),
+        "BLPOP to block on the master",
+        || s.master.info("clients").contains("blocked_clients:1"),
+    );
     assert_eq!(other.cmd(&["LPUSH", "queue", "job1"]), Resp::Int(1));
-    assert_eq!(blocked.read(), Resp::Array(vec![Resp::Bulk(b"queue".to_vec()), Resp::Bulk(b"job1".to_vec())]));
+    assert_eq!(
+        blocked.read(),
+        Resp::Array(vec![
+            Resp::Bulk(b"queue".to_vec()),
+            Resp::Bulk(b"job1".to_vec())
+        ])
+    );
     // A timed-out BLPOP answers a RESP2 null array.
     assert_eq!(blocked.cmd(&["BLPOP", "empty", "0.05"]), Resp::Nil);
     assert_eq!(blocked.cmd(&["PING"]), Resp::Simple("PONG".into()));
@@ -235,8 +322,14 @@ fn select_isolates_databases_under_multiplexing() {
     assert_eq!(a.cmd(&["SELECT", "1"]), Resp::Simple("OK".into()));
     // Interleave: both clients share the same node connections.
     for i in 0..50 {
-        assert_eq!(a.cmd(&["SET", "k", &format!("db1-{i}")]), Resp::Simple("OK".into()));
-        assert_eq!(b.cmd(&["SET", "k", &format!("db0-{i}")]), Resp::Simple("OK".into()));
+        assert_eq!(
+            a.cmd(&["SET", "k", &format!("db1-{i}")]),
+            Resp::Simple("OK".into())
+        );
+        assert_eq!(
+            b.cmd(&["SET", "k", &format!("db0-{i}")]),
+            Resp::Simple("OK".into())
+        );
     }
     assert_eq!(a.cmd(&["GET", "k"]), Resp::Bulk(b"db1-49".to_vec()));
     assert_eq!(b.cmd(&["GET", "k"]), Resp::Bulk(b"db0-49".to_vec()));
@@ -244,12 +337,21 @@ fn select_isolates_databases_under_multiplexing() {
     assert_eq!(direct.cmd(&["GET", "k"]), Resp::Bulk(b"db0-49".to_vec()));
     assert_eq!(direct.cmd(&["SELECT", "1"]), Resp::Simple("OK".into()));
     assert_eq!(direct.cmd(&["GET", "k"]), Resp::Bulk(b"db1-49".to_vec()));
-    assert_eq!(a.cmd(&["SELECT", "99"]), Resp::Error("ERR DB index is out of range".into()));
-    assert_eq!(a.cmd(&["SELECT", "x"]), Resp::Error("ERR value is not an integer or out of range".into()));
+    assert_eq!(
+        a.cmd(&["SELECT", "99"]),
+        Resp::Error("ERR DB index is out of range".into())
+    );
+    assert_eq!(
+        a.cmd(&["SELECT", "x"]),
+        Resp::Error("ERR value is not an integer or out of range".into())
+    );
     // A transaction on db 1 stays on db 1.
     assert_eq!(a.cmd(&["MULTI"]), Resp::Simple("OK".into()));
     assert_eq!(a.cmd(&["GET", "k"]), Resp::Simple("QUEUED".into()));
-    assert_eq!(a.cmd(&["EXEC"]), Resp::Array(vec![Resp::Bulk(b"db1-49".to_vec())]));
+    assert_eq!(
+        a.cmd(&["EXEC"]),
+        Resp::Array(vec![Resp::Bulk(b"db1-49".to_vec())])
+    );
 }
 
 #[test]
@@ -258,12 +360,18 @@ fn auth_is_required_and_enforced() {
     let cfg = standalone_config(&master, &[], "master", "password = \"s3cret\"");
     let proxy = Sluice::start(&cfg);
     let mut c = proxy.client();
-    assert_eq!(c.cmd(&["GET", "k"]), Resp::Error("NOAUTH Authentication required.".into()));
+    assert_eq!(
+        c.cmd(&["GET", "k"]),
+        Resp::Error("NOAUTH Authentication required.".into())
+    );
     assert_eq!(
         c.cmd(&["AUTH", "wrong"]),
         Resp::Error("WRONGPASS invalid username-password pair or user is disabled.".into())
     );
-    assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Error("NOAUTH Authentication required.".into()));
+    assert_eq!(
+        c.cmd(&["SET", "k", "v"]),
+        Resp::Error("NOAUTH Authentication required.".into())
+    );
     assert_eq!(c.cmd(&["AUTH", "s3cret"]), Resp::Simple("OK".into()));
     assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
     // HELLO with AUTH in one go.
@@ -275,7 +383,10 @@ fn auth_is_required_and_enforced() {
     assert_eq!(h.cmd(&["GET", "k"]), Resp::Bulk(b"v".to_vec()));
     // The library's own AUTH path.
     let url = format!("redis://:s3cret@{}/", proxy.addr());
-    let mut con = redis::Client::open(url).expect("url").get_connection().expect("auth via library");
+    let mut con = redis::Client::open(url)
+        .expect("url")
+        .get_connection()
+        .expect("auth via library");
     let v: String = redis::cmd("GET").arg("k").query(&mut con).expect("GET");
     assert_eq!(v, "v");
 }
@@ -287,7 +398,10 @@ fn hello_3_gives_resp3_replies_while_resp2_clients_share_the_nodes() {
     match c3.cmd(&["HELLO", "3"]) {
         Resp::Map(pairs) => {
             assert!(pairs.contains(&(Resp::Bulk(b"proto".to_vec()), Resp::Int(3))));
-            assert!(pairs.contains(&(Resp::Bulk(b"server".to_vec()), Resp::Bulk(b"redis".to_vec()))));
+            assert!(pairs.contains(&(
+                Resp::Bulk(b"server".to_vec()),
+                Resp::Bulk(b"redis".to_vec())
+            )));
         }
         other => panic!("HELLO 3: {other:?}"),
     }
@@ -295,15 +409,23 @@ fn hello_3_gives_resp3_replies_while_resp2_clients_share_the_nodes() {
     assert_eq!(c2.cmd(&["HSET", "h", "f", "v"]), Resp::Int(1));
     assert_eq!(c2.cmd(&["ZADD", "z", "1.5", "m"]), Resp::Int(1));
     wait_until(Duration::from_secs(5), "replication", || {
-        s.replicas.iter().all(|r| r.client().cmd(&["EXISTS", "h", "z"]) == Resp::Int(2))
+        s.replicas
+            .iter()
+            .all(|r| r.client().cmd(&["EXISTS", "h", "z"]) == Resp::Int(2))
     });
     for _ in 0..4 {
         // RESP3: native map, double and null.
-        assert_eq!(c3.cmd(&["HGETALL", "h"]), Resp::Map(vec![(Resp::Bulk(b"f".to_vec()), Resp::Bulk(b"v".to_vec()))]));
+        assert_eq!(
+            c3.cmd(&["HGETALL", "h"]),
+            Resp::Map(vec![(Resp::Bulk(b"f".to_vec()), Resp::Bulk(b"v".to_vec()))])
+        );
         assert_eq!(c3.cmd(&["ZSCORE", "z", "m"]), Resp::Double("1.5".into()));
         assert_eq!(c3.cmd(&["GET", "nothing"]), Resp::Nil);
         // RESP2 on the same node connections: flat array, bulk string.
-        assert_eq!(c2.cmd(&["HGETALL", "h"]), Resp::Array(vec![Resp::Bulk(b"f".to_vec()), Resp::Bulk(b"v".to_vec())]));
+        assert_eq!(
+            c2.cmd(&["HGETALL", "h"]),
+            Resp::Array(vec![Resp::Bulk(b"f".to_vec()), Resp::Bulk(b"v".to_vec())])
+        );
         assert_eq!(c2.cmd(&["ZSCORE", "z", "m"]), Resp::Bulk(b"1.5".to_vec()));
     }
     // Back to RESP2.
@@ -311,8 +433,14 @@ fn hello_3_gives_resp3_replies_while_resp2_clients_share_the_nodes() {
         Resp::Array(items) => assert!(items.contains(&Resp::Int(2))),
         other => panic!("HELLO 2: {other:?}"),
     }
-    assert_eq!(c3.cmd(&["HGETALL", "h"]), Resp::Array(vec![Resp::Bulk(b"f".to_vec()), Resp::Bulk(b"v".to_vec())]));
-    assert_eq!(c3.cmd(&["HELLO", "4"]), Resp::Error("NOPROTO unsupported protocol version".into()));
+    assert_eq!(
+        c3.cmd(&["HGETALL", "h"]),
+        Resp::Array(vec![Resp::Bulk(b"f".to_vec()), Resp::Bulk(b"v".to_vec())])
+    );
+    assert_eq!(
+        c3.cmd(&["HELLO", "4"]),
+        Resp::Error("NOPROTO unsupported protocol version".into())
+    );
 }
 
 #[test]
@@ -322,11 +450,17 @@ fn malformed_request_closes_only_that_client() {
     assert_eq!(good.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
     let mut bad = s.proxy.client();
     bad.send_raw(b"*1\r\n$abc\r\n");
-    assert_eq!(bad.read(), Resp::Error("ERR Protocol error: invalid bulk length".into()));
+    assert_eq!(
+        bad.read(),
+        Resp::Error("ERR Protocol error: invalid bulk length".into())
+    );
     assert!(bad.is_closed(), "malformed client must be disconnected");
     let mut bad2 = s.proxy.client();
     bad2.send_raw(b"*2\r\n$3\r\nGET\r\n:1\r\n");
-    assert_eq!(bad2.read(), Resp::Error("ERR Protocol error: expected '$', got ':'".into()));
+    assert_eq!(
+        bad2.read(),
+        Resp::Error("ERR Protocol error: expected '$', got ':'".into())
+    );
     assert!(bad2.is_closed());
     assert_eq!(good.cmd(&["GET", "k"]), Resp::Bulk(b"v".to_vec()));
     // Inline commands work as in Redis.
@@ -341,17 +475,41 @@ fn denied_commands_get_a_clear_error_unless_allowed() {
     let master = Redis::start();
     let proxy = Sluice::start(&standalone_config(&master, &[], "master", ""));
     let mut c = proxy.client();
-    for cmd in [vec!["CONFIG", "SET", "maxmemory", "1"], vec!["SHUTDOWN"], vec!["REPLICAOF", "NO", "ONE"], vec!["DEBUG", "SLEEP", "0"], vec!["MONITOR"], vec!["CLUSTER", "INFO"], vec!["FAILOVER"]] {
+    for cmd in [
+        vec!["CONFIG", "SET", "maxmemory", "1"],
+        vec!["SHUTDOWN"],
+        vec!["REPLICAOF", "NO", "ONE"],
+        vec!["DEBUG", "SLEEP", "0"],
+        vec!["MONITOR"],
+        vec!["CLUSTER", "INFO"],
+        vec!["FAILOVER"],
+    ] {
         match c.cmd(&cmd) {
-            Resp::Error(e) => assert!(e.starts_with("ERR sluice:") && e.contains("allow_commands"), "{cmd:?}: {e}"),
+            Resp::Error(e) => assert!(
+                e.starts_with("ERR sluice:") && e.contains("allow_commands"),
+                "{cmd:?}: {e}"
+            ),
             other => panic!("{cmd:?} passed: {other:?}"),
         }
     }
     // Harmless admin reads and ordinary writes pass.
-    assert!(matches!(c.cmd(&["CONFIG", "GET", "maxmemory"]), Resp::Array(_)));
+    assert!(matches!(
+        c.cmd(&["CONFIG", "GET", "maxmemory"]),
+        Resp::Array(_)
+    ));
     assert_eq!(c.cmd(&["FLUSHALL"]), Resp::Simple("OK".into()));
-    let allowed = Sluice::start(&standalone_config(&master, &[], "master", "allow_commands = [\"CONFIG\"]"));
-    assert_eq!(allowed.client().cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]), Resp::Simple("OK".into()));
+    let allowed = Sluice::start(&standalone_config(
+        &master,
+        &[],
+        "master",
+        "allow_commands = [\"CONFIG\"]",
+    ));
+    assert_eq!(
+        allowed
+            .client()
+            .cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]),
+        Resp::Simple("OK".into())
+    );
 }
 
 #[test]
@@ -360,14 +518,20 @@ fn killed_replica_leaves_the_read_pool_without_client_errors_and_rejoins() {
     let mut c = s.proxy.client();
     assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
     wait_until(Duration::from_secs(5), "replication", || {
-        s.replicas.iter().all(|r| r.client().cmd(&["GET", "k"]) == Resp::Bulk(b"v".to_vec()))
+        s.replicas
+            .iter()
+            .all(|r| r.client().cmd(&["GET", "k"]) == Resp::Bulk(b"v".to_vec()))
     });
     s.replicas[0].kill();
     let killed_at = Instant::now();
     // Reads keep succeeding throughout; the pool shrinks to one replica within 1 s.
     let mut shrunk_after = None;
     while killed_at.elapsed() < Duration::from_secs(2) {
-        assert_eq!(c.cmd(&["GET", "k"]), Resp::Bulk(b"v".to_vec()), "client-visible error after kill");
+        assert_eq!(
+            c.cmd(&["GET", "k"]),
+            Resp::Bulk(b"v".to_vec()),
+            "client-visible error after kill"
+        );
         if shrunk_after.is_none() {
             let (_, body) = s.proxy.http_get("/topology");
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -377,7 +541,10 @@ fn killed_replica_leaves_the_read_pool_without_client_errors_and_rejoins() {
         }
     }
     let shrunk = shrunk_after.expect("replica never left the read pool");
-    assert!(shrunk < Duration::from_secs(1), "left the pool after {shrunk:?}");
+    assert!(
+        shrunk < Duration::from_secs(1),
+        "left the pool after {shrunk:?}"
+    );
     let survivor_before = s.replicas[1].calls("get");
     for _ in 0..20 {
         assert_eq!(c.cmd(&["GET", "k"]), Resp::Bulk(b"v".to_vec()));
@@ -387,10 +554,14 @@ fn killed_replica_leaves_the_read_pool_without_client_errors_and_rejoins() {
     s.replicas[0].restart();
     s.replicas[0].wait_synced();
     wait_read_pool(&s.proxy, 2);
-    wait_until(Duration::from_secs(5), "restarted replica to serve reads", || {
-        assert_eq!(c.cmd(&["GET", "k"]), Resp::Bulk(b"v".to_vec()));
-        s.replicas[0].calls("get") > 0
-    });
+    wait_until(
+        Duration::from_secs(5),
+        "restarted replica to serve reads",
+        || {
+            assert_eq!(c.cmd(&["GET", "k"]), Resp::Bulk(b"v".to_vec()));
+            s.replicas[0].calls("get") > 0
+        },
+    );
 }
 
 #[test]
@@ -398,16 +569,24 @@ fn admin_endpoints_report_health_topology_and_metrics() {
     let s = stack("replica", "");
     let mut c = s.proxy.client();
     for i in 0..10 {
-        assert_eq!(c.cmd(&["SET", &format!("m{i}"), "1"]), Resp::Simple("OK".into()));
+        assert_eq!(
+            c.cmd(&["SET", &format!("m{i}"), "1"]),
+            Resp::Simple("OK".into())
+        );
         let _ = c.cmd(&["GET", &format!("m{i}")]);
     }
     assert_eq!(s.proxy.http_get("/healthz").0, 200);
-    wait_until(Duration::from_secs(5), "/ready", || s.proxy.http_get("/ready").0 == 200);
+    wait_until(Duration::from_secs(5), "/ready", || {
+        s.proxy.http_get("/ready").0 == 200
+    });
     let (status, body) = s.proxy.http_get("/topology");
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v["pools"]["main"]["master"]["addr"], s.master.addr());
-    assert_eq!(v["pools"]["main"]["replicas"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        v["pools"]["main"]["replicas"].as_array().map(Vec::len),
+        Some(2)
+    );
     let (status, metrics) = s.proxy.http_get("/metrics");
     assert_eq!(status, 200);
     for name in [
@@ -419,9 +598,19 @@ fn admin_endpoints_report_health_topology_and_metrics() {
     ] {
         assert!(metrics.contains(name), "missing {name} in\n{metrics}");
     }
-    let writes = format!("sluice_requests_total{{pool=\"main\",node=\"{}\",class=\"write\"}}", s.master.addr());
-    let line = metrics.lines().find(|l| l.starts_with(&writes)).unwrap_or_else(|| panic!("no {writes} in\n{metrics}"));
-    let n: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("value");
+    let writes = format!(
+        "sluice_requests_total{{pool=\"main\",node=\"{}\",class=\"write\"}}",
+        s.master.addr()
+    );
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with(&writes))
+        .unwrap_or_else(|| panic!("no {writes} in\n{metrics}"));
+    let n: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("value");
     assert!(n >= 10.0, "{line}");
     assert_eq!(s.proxy.http_get("/nope").0, 404);
 }
@@ -430,12 +619,207 @@ fn admin_endpoints_report_health_topology_and_metrics() {
 fn ready_is_503_without_a_reachable_master() {
     let mut master = Redis::start();
     let proxy = Sluice::start(&standalone_config(&master, &[], "master", ""));
-    wait_until(Duration::from_secs(5), "/ready", || proxy.http_get("/ready").0 == 200);
+    wait_until(Duration::from_secs(5), "/ready", || {
+        proxy.http_get("/ready").0 == 200
+    });
     master.kill();
-    wait_until(Duration::from_secs(5), "/ready to fail", || proxy.http_get("/ready").0 == 503);
+    wait_until(Duration::from_secs(5), "/ready to fail", || {
+        proxy.http_get("/ready").0 == 503
+    });
     let mut c = proxy.client();
     match c.cmd(&["SET", "k", "v"]) {
         Resp::Error(e) => assert!(e.contains("unavailable") || e.contains("lost"), "{e}"),
         other => panic!("write with master down: {other:?}"),
     }
+}
+
+#[test]
+fn a_lagging_replica_leaves_the_read_pool_and_returns_when_caught_up() {
+    let master = Redis::start();
+    let relay = common::Relay::start(&master.addr());
+    let slow = Redis::start_with(&["--replicaof", "127.0.0.1", &relay.port.to_string()]);
+    let fast = Redis::replica_of(&master);
+    slow.wait_synced();
+    fast.wait_synced();
+    let proxy = Sluice::start(&standalone_config(
+        &master,
+        &[&slow, &fast],
+        "replica",
+        "max_replica_lag = \"4KiB\"",
+    ));
+    wait_read_pool(&proxy, 2);
+    relay.pause(true);
+    let mut c = proxy.client();
+    let value = "x".repeat(1024);
+    for i in 0..32 {
+        assert_eq!(
+            c.cmd(&["SET", &format!("lag{i}"), &value]),
+            Resp::Simple("OK".into())
+        );
+    }
+    wait_read_pool(&proxy, 1);
+    let (_, body) = proxy.http_get("/topology");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["pools"]["main"]["read_pool"][0], fast.addr());
+    let slow_view = v["pools"]["main"]["replicas"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["addr"] == slow.addr()).cloned())
+        .expect("slow replica listed");
+    assert_eq!(slow_view["health"]["state"], "lagging", "{slow_view}");
+    // Reads meanwhile come from the replica that has the data.
+    for i in 0..32 {
+        assert_eq!(
+            c.cmd(&["GET", &format!("lag{i}")]),
+            Resp::Bulk(value.clone().into_bytes())
+        );
+    }
+    relay.pause(false);
+    wait_read_pool(&proxy, 2);
+}
+
+#[test]
+fn read_policies_when_no_replica_is_healthy() {
+    let master = Redis::start();
+    let mut replica = Redis::replica_of(&master);
+    replica.wait_synced();
+    let strict = Sluice::start(&standalone_config(&master, &[&replica], "replica", ""));
+    let prefer = Sluice::start(&standalone_config(
+        &master,
+        &[&replica],
+        "prefer-replica",
+        "",
+    ));
+    wait_read_pool(&strict, 1);
+    wait_read_pool(&prefer, 1);
+    assert_eq!(
+        strict.client().cmd(&["SET", "k", "v"]),
+        Resp::Simple("OK".into())
+    );
+    replica.kill();
+    wait_read_pool(&strict, 0);
+    wait_read_pool(&prefer, 0);
+    // replica: reads fail with a clear error; writes still work.
+    let mut c = strict.client();
+    match c.cmd(&["GET", "k"]) {
+        Resp::Error(e) => assert!(e.contains("no healthy replica"), "{e}"),
+        other => panic!("read without replicas: {other:?}"),
+    }
+    assert_eq!(c.cmd(&["SET", "k2", "v2"]), Resp::Simple("OK".into()));
+    // prefer-replica: the master serves the read.
+    let before = master.calls("get");
+    assert_eq!(
+        prefer.client().cmd(&["GET", "k"]),
+        Resp::Bulk(b"v".to_vec())
+    );
+    assert_eq!(master.calls("get"), before + 1);
+}
+
+#[test]
+fn a_stuck_node_times_out_with_a_clear_error() {
+    let master = Redis::start_with(&["--enable-debug-command", "yes"]);
+    let proxy = Sluice::start(&standalone_config(
+        &master,
+        &[],
+        "master",
+        "request_timeout = \"300ms\"\nallow_commands = [\"DEBUG\"]",
+    ));
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
+    let start = Instant::now();
+    match c.cmd(&["DEBUG", "SLEEP", "2"]) {
+        Resp::Error(e) => assert!(e.contains("did not reply within 300 ms"), "{e}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(1900),
+        "timeout took {:?}",
+        start.elapsed()
+    );
+    // The proxy reconnects and serves again once the node is back.
+    wait_until(Duration::from_secs(5), "recovery", || {
+        c.cmd(&["GET", "k"]) == Resp::Bulk(b"v".to_vec())
+    });
+}
+
+#[test]
+fn scripts_go_to_the_master_and_read_only_scripts_to_replicas() {
+    let s = stack("replica", "");
+    let mut c = s.proxy.client();
+    assert_eq!(c.cmd(&["SET", "sk", "1"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        c.cmd(&["EVAL", "return redis.call('INCR', KEYS[1])", "1", "sk"]),
+        Resp::Int(2)
+    );
+    let sha = c
+        .cmd(&["SCRIPT", "LOAD", "return redis.call('GET', KEYS[1])"])
+        .text();
+    wait_until(
+        Duration::from_secs(5),
+        "script and data on replicas",
+        || {
+            s.replicas.iter().all(|r| {
+                let mut rc = r.client();
+                rc.cmd(&["GET", "sk"]) == Resp::Bulk(b"2".to_vec())
+                    && rc.cmd(&["SCRIPT", "EXISTS", &sha]) == Resp::Array(vec![Resp::Int(1)])
+            })
+        },
+    );
+    let replica_ro_before: u64 = s
+        .replicas
+        .iter()
+        .map(|r| r.calls("evalsha_ro") + r.calls("eval_ro"))
+        .sum();
+    let master_eval_before = s.master.calls("eval");
+    for _ in 0..10 {
+        assert_eq!(
+            c.cmd(&["EVALSHA_RO", &sha, "1", "sk"]),
+            Resp::Bulk(b"2".to_vec())
+        );
+        assert_eq!(
+            c.cmd(&["EVAL_RO", "return redis.call('GET', KEYS[1])", "1", "sk"]),
+            Resp::Bulk(b"2".to_vec())
+        );
+    }
+    let replica_ro_after: u64 = s
+        .replicas
+        .iter()
+        .map(|r| r.calls("evalsha_ro") + r.calls("eval_ro"))
+        .sum();
+    assert_eq!(replica_ro_after - replica_ro_before, 20);
+    assert_eq!(s.master.calls("evalsha_ro") + s.master.calls("eval_ro"), 0);
+    assert_eq!(s.master.calls("eval"), master_eval_before);
+    assert_eq!(s.master.calls("eval"), 1);
+}
+
+#[test]
+fn client_name_and_id_are_per_connection() {
+    let s = stack("master", "");
+    let mut a = s.proxy.client();
+    let mut b = s.proxy.client();
+    assert_eq!(a.cmd(&["CLIENT", "GETNAME"]), Resp::Nil);
+    assert_eq!(
+        a.cmd(&["CLIENT", "SETNAME", "worker-a"]),
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(
+        a.cmd(&["CLIENT", "GETNAME"]),
+        Resp::Bulk(b"worker-a".to_vec())
+    );
+    assert_eq!(b.cmd(&["CLIENT", "GETNAME"]), Resp::Nil);
+    assert_eq!(
+        a.cmd(&["CLIENT", "SETNAME", "bad name"]),
+        Resp::Error(
+            "ERR Client names cannot contain spaces, newlines or special characters.".into()
+        )
+    );
+    let (Resp::Int(ida), Resp::Int(idb)) = (a.cmd(&["CLIENT", "ID"]), b.cmd(&["CLIENT", "ID"]))
+    else {
+        panic!("CLIENT ID must be an integer");
+    };
+    assert_ne!(ida, idb);
+    assert!(a.cmd(&["CLIENT", "INFO"]).text().contains("name=worker-a"));
+    assert_eq!(a.cmd(&["ECHO", "hi"]), Resp::Bulk(b"hi".to_vec()));
+    assert_eq!(a.cmd(&["PING", "x"]), Resp::Bulk(b"x".to_vec()));
+    assert_eq!(a.cmd(&["QUIT"]), Resp::Simple("OK".into()));
+    assert!(a.is_closed());
 }

@@ -45,7 +45,9 @@ impl DirectConn {
 
     /// Reads the next frame (a reply, or a pushed message on a subscribed connection).
     pub async fn read(&mut self) -> Result<Reply, BackendError> {
-        handshake::read_one(&mut self.stream, &mut self.rbuf).await.map_err(|e| self.lost(e))
+        handshake::read_one(&mut self.stream, &mut self.rbuf)
+            .await
+            .map_err(|e| self.lost(e))
     }
 
     /// Writes a request and reads one reply.
@@ -67,7 +69,10 @@ impl DirectConn {
     }
 
     fn lost(&self, e: std::io::Error) -> BackendError {
-        BackendError::ConnectionLost { addr: self.addr.to_string(), reason: e.to_string() }
+        BackendError::ConnectionLost {
+            addr: self.addr.to_string(),
+            reason: e.to_string(),
+        }
     }
 }
 
@@ -83,7 +88,12 @@ pub struct DirectPool {
 
 impl DirectPool {
     /// A pool for `addr`; `handshake.protocol` is replaced per checkout.
-    pub fn new(addr: &str, handshake: Handshake, connect_timeout: Duration, max: usize) -> DirectPool {
+    pub fn new(
+        addr: &str,
+        handshake: Handshake,
+        connect_timeout: Duration,
+        max: usize,
+    ) -> DirectPool {
         DirectPool {
             addr: addr.into(),
             handshake,
@@ -99,7 +109,9 @@ impl DirectPool {
         loop {
             let found = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-                idle.iter().rposition(|c| c.protocol == protocol).map(|i| idle.swap_remove(i))
+                idle.iter()
+                    .rposition(|c| c.protocol == protocol)
+                    .map(|i| idle.swap_remove(i))
             };
             match found {
                 Some(conn) if conn.is_closed() => continue,
@@ -108,14 +120,32 @@ impl DirectPool {
             }
         }
         // Wait a little for a permit: a burst of transactions queues rather than failing.
-        let permit = match tokio::time::timeout(self.connect_timeout, self.permits.clone().acquire_owned()).await {
-            Ok(Ok(p)) => p,
-            _ => return Err(BackendError::Exhausted { addr: self.addr.to_string(), max: self.max }),
+        let permit =
+            match tokio::time::timeout(self.connect_timeout, self.permits.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(p)) => p,
+                _ => {
+                    return Err(BackendError::Exhausted {
+                        addr: self.addr.to_string(),
+                        max: self.max,
+                    })
+                }
+            };
+        let hs = Handshake {
+            protocol,
+            ..self.handshake.clone()
         };
-        let hs = Handshake { protocol, ..self.handshake.clone() };
         let mut rbuf = BytesMut::new();
         let stream = handshake::connect(&self.addr, &hs, self.connect_timeout, &mut rbuf).await?;
-        Ok(DirectConn { stream, rbuf, addr: self.addr.clone(), protocol, db: 0, _permit: permit })
+        Ok(DirectConn {
+            stream,
+            rbuf,
+            addr: self.addr.clone(),
+            protocol,
+            db: 0,
+            _permit: permit,
+        })
     }
 
     /// Returns a connection whose state is clean (no transaction, no watch, not blocked, not

@@ -59,7 +59,9 @@ impl BackendError {
     pub fn not_sent(&self) -> bool {
         matches!(
             self,
-            BackendError::Unavailable { .. } | BackendError::Handshake { .. } | BackendError::Exhausted { .. }
+            BackendError::Unavailable { .. }
+                | BackendError::Handshake { .. }
+                | BackendError::Exhausted { .. }
         )
     }
 }

@@ -29,22 +29,33 @@ pub async fn connect(
     timeout: Duration,
     buf: &mut BytesMut,
 ) -> Result<TcpStream, BackendError> {
-    let unavailable = |reason: String| BackendError::Unavailable { addr: addr.to_string(), reason };
+    let unavailable = |reason: String| BackendError::Unavailable {
+        addr: addr.to_string(),
+        reason,
+    };
     let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(unavailable(e.to_string())),
-        Err(_) => return Err(unavailable(format!("connect timed out after {} ms", timeout.as_millis()))),
+        Err(_) => {
+            return Err(unavailable(format!(
+                "connect timed out after {} ms",
+                timeout.as_millis()
+            )))
+        }
     };
     // Small requests must not wait for Nagle: the proxy already batches.
     let _ = stream.set_nodelay(true);
     let mut req = BytesMut::new();
     let user = hs.username.as_deref().unwrap_or("default");
     match (hs.protocol, &hs.password) {
-        (Protocol::Resp3, Some(pw)) => {
-            encode::command(&mut req, &[b"HELLO", b"3", b"AUTH", user.as_bytes(), pw.as_bytes()])
-        }
+        (Protocol::Resp3, Some(pw)) => encode::command(
+            &mut req,
+            &[b"HELLO", b"3", b"AUTH", user.as_bytes(), pw.as_bytes()],
+        ),
         (Protocol::Resp3, None) => encode::command(&mut req, &[b"HELLO", b"3"]),
-        (Protocol::Resp2, Some(pw)) => encode::command(&mut req, &[b"AUTH", user.as_bytes(), pw.as_bytes()]),
+        (Protocol::Resp2, Some(pw)) => {
+            encode::command(&mut req, &[b"AUTH", user.as_bytes(), pw.as_bytes()])
+        }
         (Protocol::Resp2, None) => return Ok(stream),
     }
     let io = async {
@@ -57,8 +68,13 @@ pub async fn connect(
         Err(_) => return Err(unavailable("handshake timed out".into())),
     };
     if reply.is_error() {
-        let text = String::from_utf8_lossy(&reply.raw[1..]).trim_end().to_string();
-        return Err(BackendError::Handshake { addr: addr.to_string(), reason: text });
+        let text = String::from_utf8_lossy(&reply.raw[1..])
+            .trim_end()
+            .to_string();
+        return Err(BackendError::Handshake {
+            addr: addr.to_string(),
+            reason: text,
+        });
     }
     Ok(stream)
 }
@@ -70,7 +86,12 @@ pub async fn read_one(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Re
         match scan_reply(buf, &limits) {
             Ok(Some(scan)) => return Ok(Reply::new(buf.split_to(scan.len).freeze(), scan.resp3)),
             Ok(None) => {}
-            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())),
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    e.to_string(),
+                ))
+            }
         }
         buf.reserve(4096);
         if stream.read_buf(buf).await? == 0 {
@@ -92,6 +113,9 @@ pub async fn request_frame(
     match Frame::parse(&reply.raw) {
         Ok(Some((f, _))) => Ok(f),
         Ok(None) => Err(std::io::ErrorKind::UnexpectedEof.into()),
-        Err(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())),
+        Err(e) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            e.to_string(),
+        )),
     }
 }

@@ -95,29 +95,35 @@ async fn supervise(opts: MuxOptions, mut rx: mpsc::Receiver<Job>, up: Arc<Atomic
     let mut backoff = MIN_BACKOFF;
     loop {
         let mut rbuf = BytesMut::new();
-        let err = match handshake::connect(&opts.addr, &opts.handshake, opts.connect_timeout, &mut rbuf).await {
-            Ok(stream) => {
-                up.store(true, Ordering::Relaxed);
-                backoff = MIN_BACKOFF;
-                let started = Instant::now();
-                let err = match run(stream, rbuf, &mut rx, &opts).await {
-                    Some(e) => e,
-                    None => return,
-                };
-                up.store(false, Ordering::Relaxed);
-                tracing::warn!(node = %opts.addr, error = %err, "backend connection closed");
-                // A connection that lived a while gets an immediate reconnect.
-                if started.elapsed() > MAX_BACKOFF {
-                    continue;
+        let err =
+            match handshake::connect(&opts.addr, &opts.handshake, opts.connect_timeout, &mut rbuf)
+                .await
+            {
+                Ok(stream) => {
+                    up.store(true, Ordering::Relaxed);
+                    backoff = MIN_BACKOFF;
+                    let started = Instant::now();
+                    let err = match run(stream, rbuf, &mut rx, &opts).await {
+                        Some(e) => e,
+                        None => return,
+                    };
+                    up.store(false, Ordering::Relaxed);
+                    tracing::warn!(node = %opts.addr, error = %err, "backend connection closed");
+                    // A connection that lived a while gets an immediate reconnect.
+                    if started.elapsed() > MAX_BACKOFF {
+                        continue;
+                    }
+                    BackendError::Unavailable {
+                        addr: opts.addr.clone(),
+                        reason: err.to_string(),
+                    }
                 }
-                BackendError::Unavailable { addr: opts.addr.clone(), reason: err.to_string() }
-            }
-            Err(e) => {
-                up.store(false, Ordering::Relaxed);
-                tracing::debug!(node = %opts.addr, error = %e, "backend connect failed");
-                e
-            }
-        };
+                Err(e) => {
+                    up.store(false, Ordering::Relaxed);
+                    tracing::debug!(node = %opts.addr, error = %e, "backend connect failed");
+                    e
+                }
+            };
         let deadline = tokio::time::Instant::now() + backoff;
         loop {
             tokio::select! {
@@ -146,10 +152,12 @@ async fn run(
         e = read_loop(rd, rbuf, &pending, opts) => Some(e),
         e = write_loop(wr, rx, &pending, opts) => e,
     };
-    let err = result.clone().unwrap_or_else(|| BackendError::ConnectionLost {
-        addr: opts.addr.clone(),
-        reason: "proxy shutting down".into(),
-    });
+    let err = result
+        .clone()
+        .unwrap_or_else(|| BackendError::ConnectionLost {
+            addr: opts.addr.clone(),
+            reason: "proxy shutting down".into(),
+        });
     let slots: Vec<Slot> = match pending.lock() {
         Ok(mut p) => p.drain(..).collect(),
         Err(poisoned) => poisoned.into_inner().drain(..).collect(),
@@ -191,18 +199,27 @@ async fn write_loop(
                 if job.db != db {
                     let n = itoa::Buffer::new().format(job.db).as_bytes().to_vec();
                     encode::command(&mut out, &[b"SELECT", &n]);
-                    p.push_back(Slot { reply: None, sent: now });
+                    p.push_back(Slot {
+                        reply: None,
+                        sent: now,
+                    });
                     db = job.db;
                 }
                 out.extend_from_slice(&job.raw);
-                p.push_back(Slot { reply: Some(job.reply), sent: now });
+                p.push_back(Slot {
+                    reply: Some(job.reply),
+                    sent: now,
+                });
             }
         }
         if out.is_empty() {
             continue;
         }
         if let Err(e) = wr.write_all(&out).await {
-            return Some(BackendError::ConnectionLost { addr: opts.addr.clone(), reason: e.to_string() });
+            return Some(BackendError::ConnectionLost {
+                addr: opts.addr.clone(),
+                reason: e.to_string(),
+            });
         }
         if out.capacity() > 1 << 20 {
             out = BytesMut::new();
@@ -219,7 +236,10 @@ async fn read_loop(
     opts: &MuxOptions,
 ) -> BackendError {
     let limits = Limits::default();
-    let lost = |reason: String| BackendError::ConnectionLost { addr: opts.addr.clone(), reason };
+    let lost = |reason: String| BackendError::ConnectionLost {
+        addr: opts.addr.clone(),
+        reason,
+    };
     let tick_every = (opts.request_timeout / 4).max(Duration::from_millis(50));
     let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -228,7 +248,12 @@ async fn read_loop(
             let scan = match scan_reply(&rbuf, &limits) {
                 Ok(Some(scan)) => scan,
                 Ok(None) => break,
-                Err(e) => return BackendError::Protocol { addr: opts.addr.clone(), reason: e.to_string() },
+                Err(e) => {
+                    return BackendError::Protocol {
+                        addr: opts.addr.clone(),
+                        reason: e.to_string(),
+                    }
+                }
             };
             let raw = rbuf.split_to(scan.len).freeze();
             if scan.push {
@@ -239,14 +264,19 @@ async fn read_loop(
             }
             let slot = lock(pending).pop_front();
             match slot {
-                Some(Slot { reply: Some(tx), .. }) => {
+                Some(Slot {
+                    reply: Some(tx), ..
+                }) => {
                     let _ = tx.send(Ok(Reply::new(raw, scan.resp3)));
                 }
                 Some(Slot { reply: None, .. }) => {
                     if matches!(raw.first(), Some(b'-') | Some(b'!')) {
                         // An injected SELECT failed: later requests would run in the wrong
                         // database. Drop the connection so they fail instead.
-                        return lost(format!("SELECT refused: {}", String::from_utf8_lossy(&raw).trim_end()));
+                        return lost(format!(
+                            "SELECT refused: {}",
+                            String::from_utf8_lossy(&raw).trim_end()
+                        ));
                     }
                 }
                 None => return lost("reply without a request".into()),

@@ -1,7 +1,6 @@
 //! One Redis node as the proxy sees it: its shared multiplexed connections, its pool of
 //! dedicated connections and its request counters.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,7 +37,6 @@ pub struct Node {
     /// `host:port`
     pub addr: String,
     muxes: Vec<MuxConn>,
-    next: AtomicUsize,
     /// Dedicated connections (transactions, blocking commands, pub/sub).
     pub dedicated: DirectPool,
     /// Request counters of this node.
@@ -62,27 +60,31 @@ impl Node {
             request_timeout: opts.request_timeout,
             queue: 4096,
         };
-        let muxes = (0..opts.connections.max(1)).map(|_| MuxConn::spawn(mux_opts.clone())).collect();
+        let muxes = (0..opts.connections.max(1))
+            .map(|_| MuxConn::spawn(mux_opts.clone()))
+            .collect();
         Arc::new(Node {
             addr: addr.to_string(),
             muxes,
-            next: AtomicUsize::new(0),
             dedicated: DirectPool::new(addr, handshake, opts.connect_timeout, opts.max_dedicated),
             metrics: NodeMetrics::new(&opts.pool, addr),
         })
     }
 
-    /// Sends a request on one of the shared connections (round robin, skipping ones that are
-    /// down when another is up).
-    pub async fn send(&self, raw: Bytes, db: u16) -> oneshot::Receiver<ReplyResult> {
+    /// Sends a request on the shared connection of `slot`. A client always passes the same
+    /// slot, so its requests to this node travel on one connection and run in the order it
+    /// sent them (spreading one client's pipeline over several connections would let a later
+    /// write overtake an earlier one). Only when that connection is down does it fall back to
+    /// another, which cannot reorder anything since the down one runs nothing.
+    pub async fn send(&self, raw: Bytes, db: u16, slot: usize) -> oneshot::Receiver<ReplyResult> {
         let n = self.muxes.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut pick = start % n;
-        for i in 0..n {
-            let idx = (start + i) % n;
-            if self.muxes[idx].is_up() {
-                pick = idx;
-                break;
+        let mut pick = slot % n;
+        if !self.muxes[pick].is_up() {
+            if let Some(up) = (0..n)
+                .map(|i| (slot + i) % n)
+                .find(|&i| self.muxes[i].is_up())
+            {
+                pick = up;
             }
         }
         self.muxes[pick].send(raw, db).await

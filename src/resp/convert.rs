@@ -12,7 +12,7 @@ use super::scan_reply;
 /// RESP2 nil is a null array: BLPOP, EXEC, XREAD, ...) else `$-1`, for top-level and nested nulls.
 ///
 /// RESP2 parts are copied byte for byte, so a frame without RESP3 types comes out unchanged.
-/// `raw` must be a frame accepted by [`scan_reply`](super::scan_reply); anything else is
+/// `raw` must be a frame accepted by [`scan_reply`]; anything else is
 /// appended unchanged rather than half-converted.
 pub fn to_resp2(raw: &[u8], null_array: bool, out: &mut BytesMut) {
     let start = out.len();
@@ -114,6 +114,150 @@ fn convert(
                 pos = p;
             }
             _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resp::{scan_reply, Limits};
+
+    fn conv(raw: &[u8], null_array: bool) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        to_resp2(raw, null_array, &mut out);
+        // The output is a single RESP2 frame.
+        let s = scan_reply(&out, &Limits::default()).unwrap().unwrap();
+        assert_eq!(s.len, out.len());
+        assert!(!s.resp3, "{:?}", String::from_utf8_lossy(&out));
+        out.to_vec()
+    }
+
+    fn check(raw: &[u8], want: &[u8]) {
+        assert_eq!(
+            String::from_utf8_lossy(&conv(raw, false)),
+            String::from_utf8_lossy(want),
+            "from {:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+
+    #[test]
+    fn scalars() {
+        check(b",1.5\r\n", b"$3\r\n1.5\r\n");
+        check(b",inf\r\n", b"$3\r\ninf\r\n");
+        check(b",-inf\r\n", b"$4\r\n-inf\r\n");
+        check(b"#t\r\n", b":1\r\n");
+        check(b"#f\r\n", b":0\r\n");
+        check(b"!11\r\nERR no\r\nway\r\n", b"-ERR no  way\r\n");
+        check(b"=15\r\ntxt:Some string\r\n", b"$11\r\nSome string\r\n");
+        check(b"=4\r\nmkd:\r\n", b"$0\r\n\r\n");
+        check(
+            b"(12345678901234567890\r\n",
+            b"$20\r\n12345678901234567890\r\n",
+        );
+        check(b"_\r\n", b"$-1\r\n");
+        assert_eq!(conv(b"_\r\n", true), b"*-1\r\n");
+    }
+
+    #[test]
+    fn aggregates() {
+        check(
+            b"%2\r\n+a\r\n:1\r\n+b\r\n:2\r\n",
+            b"*4\r\n+a\r\n:1\r\n+b\r\n:2\r\n",
+        );
+        check(b"~2\r\n:1\r\n#t\r\n", b"*2\r\n:1\r\n:1\r\n");
+        check(
+            b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n,2\r\n",
+            b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\n2\r\n",
+        );
+        check(b"%0\r\n", b"*0\r\n");
+        check(b"~0\r\n", b"*0\r\n");
+    }
+
+    #[test]
+    fn nested_map_inside_array() {
+        check(
+            b"*3\r\n:1\r\n%2\r\n$1\r\nk\r\n~1\r\n,0.5\r\n+x\r\n_\r\n*1\r\n#f\r\n",
+            b"*3\r\n:1\r\n*4\r\n$1\r\nk\r\n*1\r\n$3\r\n0.5\r\n+x\r\n$-1\r\n*1\r\n:0\r\n",
+        );
+    }
+
+    #[test]
+    fn nested_nulls_follow_null_array() {
+        let raw = b"*2\r\n_\r\n%1\r\n+k\r\n_\r\n";
+        assert_eq!(conv(raw, true), b"*2\r\n*-1\r\n*2\r\n+k\r\n*-1\r\n");
+        assert_eq!(conv(raw, false), b"*2\r\n$-1\r\n*2\r\n+k\r\n$-1\r\n");
+        // A RESP2 null is left alone either way.
+        assert_eq!(conv(b"$-1\r\n", true), b"$-1\r\n");
+    }
+
+    #[test]
+    fn attributes_are_dropped() {
+        check(b"|1\r\n+ttl\r\n:3600\r\n+OK\r\n", b"+OK\r\n");
+        check(b"|0\r\n:7\r\n", b":7\r\n");
+        // Attribute values may themselves be aggregates or carry attributes.
+        check(
+            b"|2\r\n+a\r\n%1\r\n+x\r\n*1\r\n:1\r\n+b\r\n|1\r\n+c\r\n+d\r\n#t\r\n$2\r\nhi\r\n",
+            b"$2\r\nhi\r\n",
+        );
+        // Inside an array the attribute is not an element.
+        check(
+            b"*2\r\n|1\r\n+k\r\n+v\r\n:1\r\n#t\r\n",
+            b"*2\r\n:1\r\n:1\r\n",
+        );
+    }
+
+    #[test]
+    fn resp2_frames_are_byte_identical() {
+        for raw in [
+            &b"+OK\r\n"[..],
+            b"-ERR x\r\n",
+            b":-5\r\n",
+            b"$3\r\na\r\n\r\n",
+            b"$-1\r\n",
+            b"*-1\r\n",
+            b"*0\r\n",
+            b"*2\r\n*2\r\n$1\r\na\r\n:1\r\n$-1\r\n",
+        ] {
+            assert_eq!(conv(raw, true), raw);
+            assert_eq!(conv(raw, false), raw);
+        }
+    }
+
+    #[test]
+    fn random_frames_convert_to_single_resp2_frames() {
+        let mut rng = crate::resp::reply::tests::Rng(0x1234_5678_9ABC_DEF1);
+        for _ in 0..2000 {
+            let mut f = Vec::new();
+            crate::resp::reply::tests::random_frame(&mut rng, 4, &mut f);
+            let out = conv(&f, rng.next() & 1 == 0);
+            if !scan_reply(&f, &Limits::default()).unwrap().unwrap().resp3 {
+                assert_eq!(out, f);
+            }
+        }
+    }
+
+    #[test]
+    fn appends_and_keeps_existing_output() {
+        let mut out = BytesMut::from(&b"+first\r\n"[..]);
+        to_resp2(b"#t\r\n", false, &mut out);
+        assert_eq!(&out[..], b"+first\r\n:1\r\n");
+    }
+
+    #[test]
+    fn malformed_input_is_copied_unchanged() {
+        for raw in [
+            &b"%1\r\n+a\r\n"[..],
+            b"#x\r\n",
+            b"=2\r\nab\r\n",
+            b"?",
+            b"",
+            b"*1\r\n:1\r\nextra",
+        ] {
+            let mut out = BytesMut::from(&b"X"[..]);
+            to_resp2(raw, false, &mut out);
+            assert_eq!(&out[1..], raw);
         }
     }
 }

@@ -98,3 +98,61 @@ pub fn command(out: &mut BytesMut, args: &[&[u8]]) {
         bulk(out, a);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(f: impl FnOnce(&mut BytesMut)) -> String {
+        let mut out = BytesMut::new();
+        f(&mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn simple_and_error_are_sanitized() {
+        assert_eq!(with(|o| simple(o, "OK")), "+OK\r\n");
+        assert_eq!(with(|o| simple(o, "a\r\nb")), "+a  b\r\n");
+        assert_eq!(with(|o| error(o, "ERR x")), "-ERR x\r\n");
+        assert_eq!(with(|o| error(o, "ERR bad\ncmd\r")), "-ERR bad cmd \r\n");
+    }
+
+    #[test]
+    fn numbers_and_bulks() {
+        assert_eq!(with(|o| integer(o, 0)), ":0\r\n");
+        assert_eq!(with(|o| integer(o, i64::MIN)), ":-9223372036854775808\r\n");
+        assert_eq!(with(|o| bulk(o, b"a\r\nb")), "$4\r\na\r\nb\r\n");
+        assert_eq!(with(|o| bulk(o, b"")), "$0\r\n\r\n");
+        assert_eq!(with(|o| array_len(o, 12)), "*12\r\n");
+    }
+
+    #[test]
+    fn protocol_dependent() {
+        use Protocol::*;
+        assert_eq!(with(|o| null(o, Resp2)), "$-1\r\n");
+        assert_eq!(with(|o| null(o, Resp3)), "_\r\n");
+        assert_eq!(with(|o| null_array(o, Resp2)), "*-1\r\n");
+        assert_eq!(with(|o| null_array(o, Resp3)), "_\r\n");
+        assert_eq!(with(|o| map_len(o, Resp2, 3)), "*6\r\n");
+        assert_eq!(with(|o| map_len(o, Resp3, 3)), "%3\r\n");
+        assert_eq!(with(|o| push_len(o, Resp2, 3)), "*3\r\n");
+        assert_eq!(with(|o| push_len(o, Resp3, 3)), ">3\r\n");
+        assert_eq!(with(|o| verbatim(o, Resp2, b"hi")), "$2\r\nhi\r\n");
+        assert_eq!(with(|o| verbatim(o, Resp3, b"hi")), "=6\r\ntxt:hi\r\n");
+        assert_eq!(
+            with(|o| verbatim_with(o, b"toolong", b"x")),
+            "=5\r\ntxt:x\r\n"
+        );
+    }
+
+    #[test]
+    fn command_is_a_decodable_request() {
+        let s = with(|o| command(o, &[b"GET", b"k"]));
+        assert_eq!(s, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+        let mut buf = BytesMut::from(s.as_bytes());
+        let r = crate::resp::decode_request(&mut buf, &Default::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.arg(1), b"k");
+    }
+}

@@ -256,3 +256,151 @@ fn build(buf: &[u8], mut pos: usize) -> Result<(Frame, usize), ProtocolError> {
         return Ok(frame);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn parse(raw: &[u8]) -> Frame {
+        let (f, n) = Frame::parse(raw).unwrap().unwrap();
+        assert_eq!(n, raw.len());
+        f
+    }
+
+    fn enc(f: &Frame, proto: Protocol) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        f.encode(proto, &mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn parses_every_type() {
+        assert_eq!(parse(b"+OK\r\n"), Frame::Simple(b("OK")));
+        assert_eq!(parse(b"-ERR x\r\n"), Frame::Error(b("ERR x")));
+        assert_eq!(parse(b"!3\r\nERR\r\n"), Frame::Error(b("ERR")));
+        assert_eq!(parse(b":-12\r\n"), Frame::Integer(-12));
+        assert_eq!(parse(b"$2\r\nhi\r\n"), Frame::Bulk(b("hi")));
+        assert_eq!(parse(b"$-1\r\n"), Frame::Null);
+        assert_eq!(parse(b"*-1\r\n"), Frame::Null);
+        assert_eq!(parse(b"_\r\n"), Frame::Null);
+        assert_eq!(parse(b",1.5\r\n"), Frame::Double(1.5));
+        assert_eq!(parse(b",-inf\r\n"), Frame::Double(f64::NEG_INFINITY));
+        assert!(matches!(parse(b",nan\r\n"), Frame::Double(d) if d.is_nan()));
+        assert_eq!(parse(b"#t\r\n"), Frame::Boolean(true));
+        assert_eq!(parse(b"#f\r\n"), Frame::Boolean(false));
+        assert_eq!(parse(b"(123\r\n"), Frame::BigNumber(b("123")));
+        assert_eq!(
+            parse(b"=6\r\ntxt:hi\r\n"),
+            Frame::Verbatim(b("txt"), b("hi"))
+        );
+        assert_eq!(
+            parse(b"*2\r\n:1\r\n%1\r\n+k\r\n~1\r\n>0\r\n"),
+            Frame::Array(vec![
+                Frame::Integer(1),
+                Frame::Map(vec![(
+                    Frame::Simple(b("k")),
+                    Frame::Set(vec![Frame::Push(vec![])])
+                )]),
+            ])
+        );
+    }
+
+    #[test]
+    fn parse_skips_attributes_and_reports_length() {
+        let raw = b"|1\r\n+ttl\r\n:1\r\n*2\r\n|1\r\n+a\r\n+b\r\n:1\r\n:2\r\n+next\r\n";
+        let (f, n) = Frame::parse(raw).unwrap().unwrap();
+        assert_eq!(f, Frame::Array(vec![Frame::Integer(1), Frame::Integer(2)]));
+        assert_eq!(n, raw.len() - b"+next\r\n".len());
+    }
+
+    #[test]
+    fn parse_incomplete_and_invalid() {
+        assert_eq!(Frame::parse(b"*2\r\n:1\r\n"), Ok(None));
+        assert_eq!(Frame::parse(b""), Ok(None));
+        assert_eq!(
+            Frame::parse(b",abc\r\n"),
+            Err(ProtocolError::InvalidReply("invalid double"))
+        );
+        assert_eq!(
+            Frame::parse(b"?\r\n"),
+            Err(ProtocolError::InvalidReply("unknown type byte"))
+        );
+        let deep = [b"*1\r\n".repeat(200), b":1\r\n".to_vec()].concat();
+        assert_eq!(Frame::parse(&deep), Err(ProtocolError::TooDeep));
+    }
+
+    #[test]
+    fn encode_resp3_round_trips() {
+        for raw in [
+            &b"+OK\r\n"[..],
+            b"-ERR x\r\n",
+            b"!5\r\na\r\nbc\r\n",
+            b":7\r\n",
+            b"$2\r\nhi\r\n",
+            b"_\r\n",
+            b",1.5\r\n",
+            b",inf\r\n",
+            b",1e300\r\n",
+            b"#t\r\n",
+            b"(123\r\n",
+            b"=6\r\nmkd:hi\r\n",
+            b"*2\r\n%1\r\n+k\r\n:1\r\n~1\r\n>1\r\n#f\r\n",
+        ] {
+            let f = parse(raw);
+            assert_eq!(enc(&f, Protocol::Resp3), raw, "{f:?}");
+            assert_eq!(parse(&enc(&f, Protocol::Resp3)), f);
+        }
+    }
+
+    #[test]
+    fn encode_resp2_matches_to_resp2() {
+        for raw in [
+            &b"_\r\n"[..],
+            b",1.5\r\n",
+            b",-inf\r\n",
+            b"#t\r\n",
+            b"#f\r\n",
+            b"(123\r\n",
+            b"=6\r\ntxt:hi\r\n",
+            b"!5\r\na\r\nbc\r\n",
+            b"*3\r\n:1\r\n%2\r\n$1\r\nk\r\n~1\r\n,0.5\r\n+x\r\n_\r\n>1\r\n#f\r\n",
+        ] {
+            let mut want = BytesMut::new();
+            crate::resp::convert::to_resp2(raw, false, &mut want);
+            assert_eq!(
+                String::from_utf8_lossy(&enc(&parse(raw), Protocol::Resp2)),
+                String::from_utf8_lossy(&want)
+            );
+        }
+        assert_eq!(enc(&Frame::Null, Protocol::Resp2), b"$-1\r\n");
+        assert_eq!(enc(&Frame::Double(1.0), Protocol::Resp2), b"$1\r\n1\r\n");
+        assert_eq!(enc(&Frame::Simple(b("a\nb")), Protocol::Resp2), b"+a b\r\n");
+        assert_eq!(
+            enc(&Frame::Error(b("E\r\nx")), Protocol::Resp2),
+            b"-E  x\r\n"
+        );
+    }
+
+    #[test]
+    fn accessors() {
+        assert_eq!(parse(b"$2\r\n42\r\n").as_int(), Some(42));
+        assert_eq!(parse(b":42\r\n").as_int(), Some(42));
+        assert_eq!(parse(b"+x\r\n").as_int(), None);
+        assert_eq!(parse(b"=6\r\ntxt:hi\r\n").as_bytes(), Some(&b"hi"[..]));
+        assert_eq!(parse(b":1\r\n").as_bytes(), None);
+    }
+
+    #[test]
+    fn doubles_format_shortest() {
+        assert_eq!(format_double(0.1), "0.1");
+        assert_eq!(format_double(-2.0), "-2");
+        assert_eq!(format_double(1e300), "1e300");
+        assert_eq!(format_double(1.5e-10), "1.5e-10");
+        assert_eq!(format_double(f64::NAN), "nan");
+        assert_eq!(format_double(f64::INFINITY), "inf");
+    }
+}

@@ -13,7 +13,7 @@ pub(crate) const PERMISSIVE: Limits = Limits {
 
 /// The recursive walkers never go deeper than this, whatever `Limits::max_depth` says, so a
 /// misconfigured limit cannot turn a hostile frame into a stack overflow.
-pub(crate) const HARD_MAX_DEPTH: usize = 1024;
+pub(crate) const HARD_MAX_DEPTH: usize = 256;
 
 /// Position of the first `b` in `hay`.
 #[inline]
@@ -54,6 +54,34 @@ pub(crate) fn string2ll(s: &[u8]) -> Option<i64> {
         None
     } else {
         Some(v as i64)
+    }
+}
+
+/// Fast path for the overwhelmingly common header `<type><digits>\r`: a canonical non-negative
+/// number of at most 18 digits right after the type byte at `hdr[0]`, followed by `\r`.
+/// Returns the value and the index of the `\r`; `None` sends the caller to the general
+/// (exact, slower) path, which decides what anything else means.
+#[inline(always)]
+pub(crate) fn fast_len(hdr: &[u8]) -> Option<(u64, usize)> {
+    let mut v: u64 = 0;
+    let mut i = 1;
+    loop {
+        let c = *hdr.get(i)?;
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            // Empty, a leading zero other than "0" itself, or too long: not canonical.
+            let canonical = i > 1 && i <= 19 && (hdr[1] != b'0' || i == 2);
+            return if c == b'\r' && canonical {
+                Some((v, i))
+            } else {
+                None
+            };
+        }
+        if i > 18 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+        i += 1;
     }
 }
 
@@ -107,6 +135,12 @@ pub(crate) fn line(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
 /// The length/count header of a blob or aggregate whose type byte is at `pos`.
 #[inline]
 pub(crate) fn header(buf: &[u8], pos: usize) -> Option<(i64, usize)> {
+    if let Some((n, cr)) = buf.get(pos..).and_then(fast_len) {
+        if buf.get(pos + cr + 1) == Some(&b'\n') {
+            // fast_len accepts at most 18 digits: the value fits in i64.
+            return Some((n as i64, pos + cr + 2));
+        }
+    }
     let (end, next) = line(buf, pos + 1)?;
     Some((string2ll(buf.get(pos + 1..end)?)?, next))
 }
@@ -164,6 +198,25 @@ mod tests {
             b"99999999999999999999",
         ] {
             assert_eq!(string2ll(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn fast_len_agrees_with_string2ll() {
+        for ok in ["0", "7", "10", "123456789012345678"] {
+            let h = format!("${ok}\r\n");
+            assert_eq!(
+                fast_len(h.as_bytes()),
+                Some((ok.parse().unwrap(), ok.len() + 1))
+            );
+        }
+        for other in ["", "-1", "01", "00", "?", "1x", "1234567890123456789", "1"] {
+            let h = if other == "1" {
+                "$1".to_owned()
+            } else {
+                format!("${other}\r\n")
+            };
+            assert_eq!(fast_len(h.as_bytes()), None, "{other}");
         }
     }
 

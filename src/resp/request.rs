@@ -2,7 +2,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::parse::{find, string2ll};
+use super::parse::{fast_len, find, string2ll};
 use super::{Limits, ProtocolError};
 
 /// One client command: the original bytes (forwarded unchanged) and the offsets of its arguments.
@@ -176,6 +176,23 @@ fn walk_multibulk(
     let argc = count as usize;
     for i in 0..argc {
         let rest = &buf[pos..];
+        if let (Some(b'$'), Some((len, cr))) = (rest.first(), fast_len(rest)) {
+            // Same checks as below, minus the parsing; everything unusual goes the slow way.
+            if len <= max_bulk as u64 && cr + 2 <= rest.len() {
+                let start = pos + cr + 2;
+                let end = start as u64 + len;
+                let next = end + 2;
+                if next > buf.len() as u64 {
+                    return Ok(Multibulk::Incomplete);
+                }
+                let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(end)) else {
+                    return Err(ProtocolError::InvalidBulkLength);
+                };
+                on_arg(i, s, e);
+                pos = next as usize;
+                continue;
+            }
+        }
         let Some(cr) = find(rest, b'\r') else {
             if rest.len() > limits.max_inline_len {
                 return Err(ProtocolError::TooBigBulkCount);
@@ -843,7 +860,7 @@ mod tests {
             let bytes: Vec<u8> = (0..len)
                 .map(|_| {
                     let r = rng.next();
-                    if r % 4 == 0 {
+                    if r & 3 == 0 {
                         (r >> 8) as u8
                     } else {
                         ALPHABET[(r >> 8) as usize % ALPHABET.len()]

@@ -28,7 +28,11 @@ pub struct Router {
 impl Router {
     /// A router for a pool.
     pub fn new(pool: &str, read_from: ReadFrom) -> Router {
-        Router { pool: pool.to_string(), read_from, cursor: AtomicUsize::new(0) }
+        Router {
+            pool: pool.to_string(),
+            read_from,
+            cursor: AtomicUsize::new(0),
+        }
     }
 
     /// The master (writes, transactions, everything not a read).

@@ -34,10 +34,15 @@ pub(super) fn check(pool: &Pool, req: &Request, _info: Option<&CommandInfo>) -> 
     let name = req.arg(0);
     let sub = req.arg(1);
     let hit = DENIED.iter().find(|(cmd, s)| {
-        name.eq_ignore_ascii_case(cmd.as_bytes()) && (s.is_empty() || sub.eq_ignore_ascii_case(s.as_bytes()))
+        name.eq_ignore_ascii_case(cmd.as_bytes())
+            && (s.is_empty() || sub.eq_ignore_ascii_case(s.as_bytes()))
     })?;
     let cmd = hit.0.to_ascii_uppercase();
-    let full = if hit.1.is_empty() { cmd.clone() } else { format!("{cmd} {}", hit.1.to_ascii_uppercase()) };
+    let full = if hit.1.is_empty() {
+        cmd.clone()
+    } else {
+        format!("{cmd} {}", hit.1.to_ascii_uppercase())
+    };
     if pool.allow.iter().any(|a| *a == cmd || *a == full) {
         return None;
     }

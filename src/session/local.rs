@@ -15,21 +15,29 @@ const OK: &[u8] = b"+OK\r\n";
 const REDIS_VERSION: &str = "7.0.15";
 
 fn wrong_args(name: &str) -> Bytes {
-    error_bytes(&format!("ERR wrong number of arguments for '{name}' command"))
+    error_bytes(&format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
 }
 
 impl Session {
     /// Answers `req` locally when it is a session command, an unauthenticated request or a
     /// denied command; `None` means forward it.
-    pub(super) fn local(&mut self, req: &Request, info: Option<&'static CommandInfo>) -> Option<Bytes> {
+    pub(super) fn local(
+        &mut self,
+        req: &Request,
+        info: Option<&'static CommandInfo>,
+    ) -> Option<Bytes> {
         let name = req.arg(0);
         let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-        if !self.authed && !(is("auth") || is("hello") || is("quit") || is("reset")) {
+        if !(self.authed || is("auth") || is("hello") || is("quit") || is("reset")) {
             return Some(error_bytes("NOAUTH Authentication required."));
         }
         // Fast exit for the common data commands: every session command starts with one of these.
         match name.first().map(u8::to_ascii_lowercase) {
-            Some(b'p' | b'e' | b'h' | b'a' | b's' | b'c' | b'r' | b'q' | b'u' | b'd' | b'm' | b'f') => {}
+            Some(
+                b'p' | b'e' | b'h' | b'a' | b's' | b'c' | b'r' | b'q' | b'u' | b'd' | b'm' | b'f',
+            ) => {}
             _ => return None,
         }
         if is("ping") {
@@ -40,7 +48,11 @@ impl Session {
             });
         }
         if is("echo") {
-            return Some(if req.len() == 2 { bulk(req.arg(1)) } else { wrong_args("echo") });
+            return Some(if req.len() == 2 {
+                bulk(req.arg(1))
+            } else {
+                wrong_args("echo")
+            });
         }
         if is("quit") {
             self.closing = true;
@@ -84,7 +96,11 @@ impl Session {
             return wrong_args("select");
         }
         match parse_int(req.arg(1)) {
-            Some(n) if n >= 0 && (n as u64) < u64::from(self.pool.cfg.databases) && n <= i64::from(u16::MAX) => {
+            Some(n)
+                if n >= 0
+                    && (n as u64) < u64::from(self.pool.cfg.databases)
+                    && n <= i64::from(u16::MAX) =>
+            {
                 self.db = n as u16;
                 Bytes::from_static(OK)
             }
@@ -115,7 +131,9 @@ impl Session {
             self.authed = true;
             Ok(())
         } else {
-            Err(error_bytes("WRONGPASS invalid username-password pair or user is disabled."))
+            Err(error_bytes(
+                "WRONGPASS invalid username-password pair or user is disabled.",
+            ))
         }
     }
 
@@ -127,7 +145,9 @@ impl Session {
                 Some(2) => proto = Protocol::Resp2,
                 Some(3) => proto = Protocol::Resp3,
                 Some(_) => return error_bytes("NOPROTO unsupported protocol version"),
-                None => return error_bytes("ERR Protocol version is not an integer or out of range"),
+                None => {
+                    return error_bytes("ERR Protocol version is not an integer or out of range")
+                }
             }
             i = 2;
         }
@@ -142,12 +162,17 @@ impl Session {
                 i += 3;
             } else if opt.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
                 if !valid_client_name(req.arg(i + 1)) {
-                    return error_bytes("ERR Client names cannot contain spaces, newlines or special characters.");
+                    return error_bytes(
+                        "ERR Client names cannot contain spaces, newlines or special characters.",
+                    );
                 }
                 setname = Some(req.arg_bytes(i + 1));
                 i += 2;
             } else {
-                return error_bytes(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt)));
+                return error_bytes(&format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(opt)
+                ));
             }
         }
         if !self.authed {
@@ -166,7 +191,10 @@ impl Session {
         let pairs: [(&str, Field); 7] = [
             ("server", Field::Str("redis")),
             ("version", Field::Str(REDIS_VERSION)),
-            ("proto", Field::Int(if proto == Protocol::Resp3 { 3 } else { 2 })),
+            (
+                "proto",
+                Field::Int(if proto == Protocol::Resp3 { 3 } else { 2 }),
+            ),
             ("id", Field::Int(self.id as i64)),
             ("mode", Field::Str("standalone")),
             ("role", Field::Str("master")),
@@ -191,9 +219,15 @@ impl Session {
                 return Some(wrong_args("client|setname"));
             }
             if !valid_client_name(req.arg(2)) {
-                return Some(error_bytes("ERR Client names cannot contain spaces, newlines or special characters."));
+                return Some(error_bytes(
+                    "ERR Client names cannot contain spaces, newlines or special characters.",
+                ));
             }
-            self.name = if req.arg(2).is_empty() { None } else { Some(req.arg_bytes(2)) };
+            self.name = if req.arg(2).is_empty() {
+                None
+            } else {
+                Some(req.arg_bytes(2))
+            };
             return Some(Bytes::from_static(OK));
         }
         if is("getname") {
@@ -216,7 +250,10 @@ impl Session {
                 self.id,
                 self.peer,
                 self.pool.cfg.listen,
-                self.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default(),
+                self.name
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default(),
                 self.db,
                 if self.proto == Protocol::Resp3 { 3 } else { 2 },
             );

@@ -40,6 +40,7 @@ use self::transaction::Pinned;
 const MAX_PENDING: usize = 1024;
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_SLOT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A reply slot, in request order.
 enum Pending {
@@ -71,6 +72,8 @@ pub struct Session {
     name: Option<Bytes>,
     pinned: Option<Pinned>,
     closing: bool,
+    /// Which shared connection of each node this client uses (keeps its requests in order).
+    slot: usize,
 }
 
 /// The client socket halves and buffers, kept apart from `Session` so both can be borrowed.
@@ -124,8 +127,16 @@ impl Session {
     pub async fn run(pool: Arc<Pool>, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
-        let mut io = Io { rd, wr, rbuf: BytesMut::new(), out: BytesMut::new(), eof: false };
+        let mut io = Io {
+            rd,
+            wr,
+            rbuf: BytesMut::new(),
+            out: BytesMut::new(),
+            eof: false,
+        };
+        let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
         let mut session = Session {
+            slot,
             authed: pool.cfg.password.is_none(),
             pool,
             id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
@@ -237,13 +248,45 @@ impl Session {
 
     /// Handles a finished forward: writes the reply, or retries a read that failed without
     /// running (the retried request goes back to the head of the queue).
-    async fn complete(&mut self, w: Waiting, res: Result<ReplyResult, ()>, pending: &mut VecDeque<Pending>, io: &mut Io) {
+    async fn complete(
+        &mut self,
+        w: Waiting,
+        res: Result<ReplyResult, ()>,
+        pending: &mut VecDeque<Pending>,
+        io: &mut Io,
+    ) {
         let res = res.unwrap_or_else(|_| {
-            Err(BackendError::ConnectionLost { addr: w.node.addr.clone(), reason: "request dropped".into() })
+            Err(BackendError::ConnectionLost {
+                addr: w.node.addr.clone(),
+                reason: "request dropped".into(),
+            })
         });
         match res {
+            Ok(reply) if w.read && !w.retried && reply.is_error_with(b"NOSCRIPT") => {
+                // Redis 7 does not replicate SCRIPT LOAD: a replica that joined after the load
+                // (or missed our fan-out) lacks the script the master has. Ask the master.
+                let topo = self.pool.topology.load();
+                match self.pool.router.master(&topo) {
+                    Ok(master) if !Arc::ptr_eq(&master, &w.node) => {
+                        drop(topo);
+                        self.pool.metrics.retries.increment(1);
+                        master.metrics.reads.increment(1);
+                        let rx = master.send(w.raw.clone(), self.db, self.slot).await;
+                        pending.push_front(Pending::Wait(Waiting {
+                            rx,
+                            node: master,
+                            retried: true,
+                            ..w
+                        }));
+                    }
+                    _ => self.write_reply(&reply, w.nil_array, &mut io.out),
+                }
+            }
             Ok(reply) => {
-                self.pool.metrics.latency.record(w.started.elapsed().as_secs_f64());
+                self.pool
+                    .metrics
+                    .latency
+                    .record(w.started.elapsed().as_secs_f64());
                 self.write_reply(&reply, w.nil_array, &mut io.out);
             }
             Err(e) => {
@@ -254,8 +297,13 @@ impl Session {
                         drop(topo);
                         self.pool.metrics.retries.increment(1);
                         node.metrics.reads.increment(1);
-                        let rx = node.send(w.raw.clone(), self.db).await;
-                        pending.push_front(Pending::Wait(Waiting { rx, node, retried: true, ..w }));
+                        let rx = node.send(w.raw.clone(), self.db, self.slot).await;
+                        pending.push_front(Pending::Wait(Waiting {
+                            rx,
+                            node,
+                            retried: true,
+                            ..w
+                        }));
                         return;
                     }
                 }
@@ -288,7 +336,11 @@ impl Session {
         }
         let read = command::is_read(&req, info);
         let topo = self.pool.topology.load();
-        let routed = if read { self.pool.router.read(&topo, None) } else { self.pool.router.master(&topo) };
+        let routed = if read {
+            self.pool.router.read(&topo, None)
+        } else {
+            self.pool.router.master(&topo)
+        };
         drop(topo);
         let node = match routed {
             Ok(node) => node,
@@ -305,8 +357,31 @@ impl Session {
         }
         let nil_array = self.proto == Protocol::Resp2 && command::nil_is_array(&req);
         let raw = req.raw().clone();
-        let rx = node.send(raw.clone(), self.db).await;
-        pending.push_back(Pending::Wait(Waiting { rx, raw, node, read, nil_array, retried: false, started: Instant::now() }));
+        if info.is_some_and(|i| i.name == "script|load" || i.name == "script|flush") {
+            self.copy_to_replicas(&raw);
+        }
+        let rx = node.send(raw.clone(), self.db, self.slot).await;
+        pending.push_back(Pending::Wait(Waiting {
+            rx,
+            raw,
+            node,
+            read,
+            nil_array,
+            retried: false,
+            started: Instant::now(),
+        }));
+    }
+
+    /// Sends a script-cache command to every replica too, so EVALSHA_RO finds the script there
+    /// (Redis 7 does not replicate SCRIPT LOAD). Replies are ignored: the master's is the answer.
+    fn copy_to_replicas(&self, raw: &Bytes) {
+        let topo = self.pool.topology.load();
+        for replica in &topo.replicas {
+            let (node, raw, db, slot) = (replica.node.clone(), raw.clone(), self.db, self.slot);
+            tokio::spawn(async move {
+                let _ = node.send(raw, db, slot).await.await;
+            });
+        }
     }
 
     /// True for requests that must run on a dedicated connection after all earlier replies.

@@ -27,7 +27,9 @@ impl Counts {
             Frame::Array(items) | Frame::Push(items) if items.len() == 3 => items,
             _ => return false,
         };
-        let (Some(kind), Some(count)) = (items[0].as_bytes(), items[2].as_int()) else { return false };
+        let (Some(kind), Some(count)) = (items[0].as_bytes(), items[2].as_int()) else {
+            return false;
+        };
         let kind = kind.to_ascii_lowercase();
         match kind.as_slice() {
             b"subscribe" | b"unsubscribe" | b"psubscribe" | b"punsubscribe" => self.classic = count,

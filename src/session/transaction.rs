@@ -35,7 +35,14 @@ impl Session {
         }
         // Outside MULTI, session commands keep their local meaning (HELLO, AUTH, CLIENT ...).
         let in_multi = self.pinned.as_ref().is_some_and(|p| p.in_multi);
-        if !in_multi && !is("select") && !is("multi") && !is("watch") && !is("exec") && !is("discard") && !is("unwatch") {
+        if !in_multi
+            && !is("select")
+            && !is("multi")
+            && !is("watch")
+            && !is("exec")
+            && !is("discard")
+            && !is("unwatch")
+        {
             if let Some(reply) = self.local(&req, crate::command::lookup(&req)) {
                 io.out.extend_from_slice(&reply);
                 return;
@@ -50,7 +57,9 @@ impl Session {
                 }
             }
         }
-        let Some(pinned) = self.pinned.as_mut() else { return };
+        let Some(pinned) = self.pinned.as_mut() else {
+            return;
+        };
         pinned.node.metrics.writes.increment(1);
         let reply = match pinned.conn.request(req.raw()).await {
             Ok(r) => r,
@@ -100,7 +109,13 @@ impl Session {
         let node = self.pool.router.master(&topo).map_err(|e| e.to_string())?;
         drop(topo);
         let conn = checkout_in_db(&node, self.proto, self.db).await?;
-        Ok(Pinned { conn, node, in_multi: false, watching: false, queued_db: None })
+        Ok(Pinned {
+            conn,
+            node,
+            in_multi: false,
+            watching: false,
+            queued_db: None,
+        })
     }
 
     /// Ends pinning; a clean connection goes back to its node's pool.
@@ -117,7 +132,11 @@ pub(super) async fn checkout_in_db(
     proto: crate::resp::Protocol,
     db: u16,
 ) -> Result<DirectConn, String> {
-    let mut conn = node.dedicated.checkout(proto).await.map_err(|e| e.to_string())?;
+    let mut conn = node
+        .dedicated
+        .checkout(proto)
+        .await
+        .map_err(|e| e.to_string())?;
     if conn.db != db {
         let mut sel = BytesMut::new();
         let n = itoa::Buffer::new().format(db).as_bytes().to_vec();

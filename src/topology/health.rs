@@ -25,6 +25,39 @@ pub struct ReplicationInfo {
     pub master_repl_offset: Option<u64>,
     /// `slave_repl_offset:` (replicas).
     pub slave_repl_offset: Option<u64>,
+    /// `slaveN:` lines (masters): each connected replica as the master sees it.
+    pub replicas: Vec<ReplicaEntry>,
+}
+
+/// One `slaveN:ip=...,port=...,state=...,offset=...,lag=...` line of a master's INFO.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicaEntry {
+    /// `ip:port` the replica announced.
+    pub addr: String,
+    /// Offset the replica last acknowledged.
+    pub offset: u64,
+    /// Seconds since its last acknowledgement (replicas ack every second).
+    pub lag_secs: u64,
+}
+
+impl ReplicaEntry {
+    fn parse(value: &str) -> Option<ReplicaEntry> {
+        let (mut ip, mut port, mut offset, mut lag) = (None, None, None, None);
+        for field in value.split(',') {
+            match field.split_once('=') {
+                Some(("ip", v)) => ip = Some(v),
+                Some(("port", v)) => port = Some(v),
+                Some(("offset", v)) => offset = v.parse().ok(),
+                Some(("lag", v)) => lag = v.parse().ok(),
+                _ => {}
+            }
+        }
+        Some(ReplicaEntry {
+            addr: format!("{}:{}", ip?, port?),
+            offset: offset?,
+            lag_secs: lag.unwrap_or(0),
+        })
+    }
 }
 
 impl ReplicationInfo {
@@ -33,7 +66,9 @@ impl ReplicationInfo {
         let mut info = ReplicationInfo::default();
         let (mut host, mut port) = (None, None);
         for line in text.lines() {
-            let Some((k, v)) = line.trim_end().split_once(':') else { continue };
+            let Some((k, v)) = line.trim_end().split_once(':') else {
+                continue;
+            };
             match k {
                 "role" => info.role = v.to_string(),
                 "master_link_status" => info.link_up = Some(v == "up"),
@@ -42,6 +77,9 @@ impl ReplicationInfo {
                 "master_port" => port = Some(v.to_string()),
                 "master_repl_offset" => info.master_repl_offset = v.parse().ok(),
                 "slave_repl_offset" => info.slave_repl_offset = v.parse().ok(),
+                k if k.starts_with("slave") && k[5..].bytes().all(|b| b.is_ascii_digit()) => {
+                    info.replicas.extend(ReplicaEntry::parse(v));
+                }
                 _ => {}
             }
         }
@@ -86,10 +124,19 @@ pub enum ProbeResult {
 
 impl Prober {
     /// A prober for `addr` using RESP2 and the pool's node credentials.
-    pub fn new(addr: &str, username: Option<String>, password: Option<String>, timeout: Duration) -> Prober {
+    pub fn new(
+        addr: &str,
+        username: Option<String>,
+        password: Option<String>,
+        timeout: Duration,
+    ) -> Prober {
         Prober {
             addr: addr.to_string(),
-            handshake: Handshake { username, password, protocol: Protocol::Resp2 },
+            handshake: Handshake {
+                username,
+                password,
+                protocol: Protocol::Resp2,
+            },
             timeout,
             conn: None,
         }
@@ -113,7 +160,10 @@ impl Prober {
             }
             Err(_) => {
                 self.conn = None;
-                ProbeResult::Down(format!("probe timed out after {} ms", self.timeout.as_millis()))
+                ProbeResult::Down(format!(
+                    "probe timed out after {} ms",
+                    self.timeout.as_millis()
+                ))
             }
         }
     }
@@ -129,7 +179,9 @@ impl Prober {
         let Some((stream, buf)) = self.conn.as_mut() else {
             return Err("no connection".into());
         };
-        handshake::request_frame(stream, buf, &[b"INFO", b"replication"]).await.map_err(|e| e.to_string())
+        handshake::request_frame(stream, buf, &[b"INFO", b"replication"])
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -151,11 +203,39 @@ mod tests {
 
     #[test]
     fn link_down_and_sync_are_unhealthy() {
-        let down = ReplicationInfo::parse("role:slave\nmaster_link_status:down\nmaster_sync_in_progress:0\n");
+        let down = ReplicationInfo::parse(
+            "role:slave\nmaster_link_status:down\nmaster_sync_in_progress:0\n",
+        );
         assert_eq!(down.replica_health(), Health::LinkDown);
-        let sync = ReplicationInfo::parse("role:slave\nmaster_link_status:down\nmaster_sync_in_progress:1\n");
+        let sync = ReplicationInfo::parse(
+            "role:slave\nmaster_link_status:down\nmaster_sync_in_progress:1\n",
+        );
         assert_eq!(sync.replica_health(), Health::Syncing);
         let master = ReplicationInfo::parse("role:master\nmaster_repl_offset:10\n");
         assert_eq!(master.replica_health(), Health::WrongRole("master".into()));
+    }
+
+    #[test]
+    fn parses_the_masters_view_of_its_replicas() {
+        let text = "role:master\r\nconnected_slaves:2\r\n\
+                    slave0:ip=127.0.0.1,port=6381,state=online,offset=100,lag=0\r\n\
+                    slave1:ip=127.0.0.1,port=6382,state=online,offset=90,lag=3\r\nmaster_repl_offset:120\r\n";
+        let info = ReplicationInfo::parse(text);
+        assert_eq!(info.master_repl_offset, Some(120));
+        assert_eq!(
+            info.replicas,
+            vec![
+                ReplicaEntry {
+                    addr: "127.0.0.1:6381".into(),
+                    offset: 100,
+                    lag_secs: 0
+                },
+                ReplicaEntry {
+                    addr: "127.0.0.1:6382".into(),
+                    offset: 90,
+                    lag_secs: 3
+                },
+            ]
+        );
     }
 }

@@ -29,6 +29,8 @@ pub enum Health {
     Syncing,
     /// A node that does not have the role the topology expects.
     WrongRole(String),
+    /// A replica further behind its master than `max_replica_lag` allows.
+    Lagging(String),
 }
 
 impl Health {
@@ -66,15 +68,28 @@ pub struct Topology {
 impl Topology {
     /// Builds a snapshot, deriving the read pool from replica health.
     pub fn new(version: u64, master: Option<NodeView>, replicas: Vec<NodeView>) -> Topology {
-        let readable = replicas.iter().filter(|r| r.health.is_healthy()).map(|r| r.node.clone()).collect();
-        Topology { version, master, replicas, readable }
+        let readable = replicas
+            .iter()
+            .filter(|r| r.health.is_healthy())
+            .map(|r| r.node.clone())
+            .collect();
+        Topology {
+            version,
+            master,
+            replicas,
+            readable,
+        }
     }
 
     /// True when `other` has the same nodes with the same health (offsets aside).
     pub fn same_shape(&self, other: &Topology) -> bool {
         let key = |v: &NodeView| (v.node.addr.clone(), v.health.clone());
         self.master.as_ref().map(key) == other.master.as_ref().map(key)
-            && self.replicas.iter().map(key).eq(other.replicas.iter().map(key))
+            && self
+                .replicas
+                .iter()
+                .map(key)
+                .eq(other.replicas.iter().map(key))
     }
 
     /// JSON description for `/topology`.

@@ -10,9 +10,10 @@ use arc_swap::ArcSwap;
 use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 
-use super::health::{ProbeResult, Prober};
+use super::health::{ProbeResult, Prober, ReplicationInfo};
 use super::{Health, NodeView, Topology};
 use crate::backend::Node;
+use crate::config::ReplicaLag;
 use crate::telemetry::PoolMetrics;
 
 /// Everything the standalone watcher needs.
@@ -31,24 +32,45 @@ pub struct StandaloneWatcher {
     pub username: Option<String>,
     /// Node password for probes.
     pub password: Option<String>,
+    /// Replicas further behind than this leave the read pool.
+    pub max_lag: Option<ReplicaLag>,
 }
 
 impl StandaloneWatcher {
     /// The snapshot before any probe: master assumed usable, replicas unknown (not readable).
     pub fn initial(&self) -> Topology {
-        let view = |n: &Arc<Node>, health| NodeView { node: n.clone(), health, offset: None };
+        let view = |n: &Arc<Node>, health| NodeView {
+            node: n.clone(),
+            health,
+            offset: None,
+        };
         Topology::new(
             0,
             Some(view(&self.master, Health::Unknown)),
-            self.replicas.iter().map(|r| view(r, Health::Unknown)).collect(),
+            self.replicas
+                .iter()
+                .map(|r| view(r, Health::Unknown))
+                .collect(),
         )
     }
 
     /// Probes until `shutdown`, publishing changes into `topology`.
-    pub async fn run(self, topology: Arc<ArcSwap<Topology>>, metrics: Arc<PoolMetrics>, shutdown: CancellationToken) {
+    pub async fn run(
+        self,
+        topology: Arc<ArcSwap<Topology>>,
+        metrics: Arc<PoolMetrics>,
+        shutdown: CancellationToken,
+    ) {
         let mut probers: Vec<Prober> = std::iter::once(&self.master)
             .chain(self.replicas.iter())
-            .map(|n| Prober::new(&n.addr, self.username.clone(), self.password.clone(), self.timeout))
+            .map(|n| {
+                Prober::new(
+                    &n.addr,
+                    self.username.clone(),
+                    self.password.clone(),
+                    self.timeout,
+                )
+            })
             .collect();
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -58,28 +80,58 @@ impl StandaloneWatcher {
                 _ = tick.tick() => {}
             }
             let results = join_all(probers.iter_mut().map(|p| p.probe())).await;
+            let master_info = match &results[0] {
+                ProbeResult::Info(info) if info.role == "master" => Some(info.clone()),
+                _ => None,
+            };
             let mut views = Vec::with_capacity(results.len());
             for (i, res) in results.into_iter().enumerate() {
-                let node = if i == 0 { &self.master } else { &self.replicas[i - 1] };
+                let node = if i == 0 {
+                    &self.master
+                } else {
+                    &self.replicas[i - 1]
+                };
                 let (health, offset) = match res {
                     ProbeResult::Info(info) if i == 0 => {
-                        let h = if info.role == "master" { Health::Healthy } else { Health::WrongRole(info.role.clone()) };
+                        let h = if info.role == "master" {
+                            Health::Healthy
+                        } else {
+                            Health::WrongRole(info.role.clone())
+                        };
                         (h, info.master_repl_offset)
                     }
-                    ProbeResult::Info(info) => (info.replica_health(), info.slave_repl_offset),
+                    ProbeResult::Info(info) => {
+                        let health = match info.replica_health() {
+                            Health::Healthy => {
+                                lag_health(self.max_lag, master_info.as_ref(), &node.addr, &info)
+                            }
+                            other => other,
+                        };
+                        (health, info.slave_repl_offset)
+                    }
                     ProbeResult::Loading => (Health::Loading, None),
                     ProbeResult::Down(reason) => (Health::Down(reason), None),
                 };
                 node.metrics.connections.set(node.connected_count() as f64);
                 node.metrics.dedicated.set(node.dedicated.open() as f64);
-                views.push(NodeView { node: node.clone(), health, offset });
+                views.push(NodeView {
+                    node: node.clone(),
+                    health,
+                    offset,
+                });
             }
             let master = views.remove(0);
             let current = topology.load();
             let mut next = Topology::new(current.version, Some(master), views);
             metrics.replicas_known.set(next.replicas.len() as f64);
             metrics.replicas_healthy.set(next.readable.len() as f64);
-            metrics.master_up.set(if next.master.as_ref().is_some_and(|m| m.health.is_healthy()) { 1.0 } else { 0.0 });
+            metrics.master_up.set(
+                if next.master.as_ref().is_some_and(|m| m.health.is_healthy()) {
+                    1.0
+                } else {
+                    0.0
+                },
+            );
             if !next.same_shape(&current) {
                 next.version = current.version + 1;
                 metrics.topology_changes.increment(1);
@@ -88,5 +140,37 @@ impl StandaloneWatcher {
             // Offsets change all the time; publish them too (cheap: one pointer swap).
             topology.store(Arc::new(next));
         }
+    }
+}
+
+/// Applies `max_replica_lag` to a replica that is otherwise healthy. Byte lag compares the
+/// replica's own offset with the master's (probed together, so nearly the same instant); time
+/// lag uses the master's `lag=` for it (seconds since its last ack; replicas ack every second).
+/// Without a master view the replica is left in: lag cannot be judged, and dropping every
+/// replica when only the master's probe failed would push all reads onto a master in trouble.
+fn lag_health(
+    max: Option<ReplicaLag>,
+    master: Option<&ReplicationInfo>,
+    addr: &str,
+    info: &ReplicationInfo,
+) -> Health {
+    let (Some(max), Some(master)) = (max, master) else {
+        return Health::Healthy;
+    };
+    match max {
+        ReplicaLag::Bytes(limit) => match (master.master_repl_offset, info.slave_repl_offset) {
+            (Some(m), Some(r)) if m.saturating_sub(r) > limit => {
+                Health::Lagging(format!("{} bytes behind (max {limit})", m - r))
+            }
+            _ => Health::Healthy,
+        },
+        ReplicaLag::Time(limit) => match master.replicas.iter().find(|e| e.addr == addr) {
+            Some(e) if e.lag_secs > limit.as_secs() => Health::Lagging(format!(
+                "last ack {} s ago (max {} s)",
+                e.lag_secs,
+                limit.as_secs()
+            )),
+            _ => Health::Healthy,
+        },
     }
 }

@@ -26,7 +26,10 @@ fn candidate_port() -> u16 {
     let seed = std::process::id() as u64 * 7919
         + SEQ.fetch_add(1, Ordering::Relaxed) * 104_729
         + Instant::now().elapsed().subsec_nanos() as u64
-        + std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0);
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0);
     let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
     x ^= x << 13;
     x ^= x >> 7;
@@ -140,7 +143,11 @@ impl Redis {
                 drop(std::mem::replace(self, r));
                 return;
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "could not restart redis on {}", self.port);
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "could not restart redis on {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -199,7 +206,10 @@ impl Sluice {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["proxy", "--config"])
             .arg(&path)
-            .env("SLUICE_LOG", std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "SLUICE_LOG",
+                std::env::var("SLUICE_LOG").unwrap_or_else(|_| "error".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -226,7 +236,12 @@ impl Sluice {
         }
         // Keep draining stdout so the process never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Sluice { child, pools, admin, _dir: dir }
+        Sluice {
+            child,
+            pools,
+            admin,
+            _dir: dir,
+        }
     }
 
     /// The first pool's address.
@@ -251,17 +266,29 @@ impl Sluice {
     pub fn http_get(&self, path: &str) -> (u16, String) {
         let admin = self.admin.expect("no admin configured");
         let mut s = TcpStream::connect(admin).expect("connect admin");
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
         let mut text = String::new();
         s.read_to_string(&mut text).expect("read");
-        let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         (status, body)
     }
 
     /// The process's resident memory in bytes.
     pub fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -316,7 +343,9 @@ impl Client {
     /// Connects (10 s read timeout).
     pub fn connect(addr: &str) -> Client {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         let rd = BufReader::new(stream.try_clone().expect("clone"));
         Client { stream, rd }
     }
@@ -407,7 +436,9 @@ fn parse(rd: &mut impl BufRead) -> std::io::Result<Resp> {
             if n() < 0 {
                 return Ok(Resp::Nil);
             }
-            let items = (0..n()).map(|_| parse(rd)).collect::<std::io::Result<Vec<_>>>()?;
+            let items = (0..n())
+                .map(|_| parse(rd))
+                .collect::<std::io::Result<Vec<_>>>()?;
             match t {
                 "*" => Resp::Array(items),
                 "~" => Resp::Set(items),
@@ -426,8 +457,16 @@ fn parse(rd: &mut impl BufRead) -> std::io::Result<Resp> {
 }
 
 /// Config text for a standalone pool in front of `master` and `replicas`.
-pub fn standalone_config(master: &Redis, replicas: &[&Redis], read_from: &str, extra: &str) -> String {
-    let reps: Vec<String> = replicas.iter().map(|r| format!("\"{}\"", r.addr())).collect();
+pub fn standalone_config(
+    master: &Redis,
+    replicas: &[&Redis],
+    read_from: &str,
+    extra: &str,
+) -> String {
+    let reps: Vec<String> = replicas
+        .iter()
+        .map(|r| format!("\"{}\"", r.addr()))
+        .collect();
     format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\nmode = \"standalone\"\n\
          master = \"{}\"\nreplicas = [{}]\nread_from = \"{}\"\nhealth_check_interval = \"100ms\"\n{}\n",
@@ -436,4 +475,89 @@ pub fn standalone_config(master: &Redis, replicas: &[&Redis], read_from: &str, e
         read_from,
         extra
     )
+}
+
+/// A TCP relay in front of `target` whose target→client direction can be paused, to hold back
+/// a replica's replication stream while its link stays up (a lagging replica).
+pub struct Relay {
+    pub port: u16,
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    /// Starts relaying connections on a free loopback port to `target`.
+    pub fn start(target: &str) -> Relay {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let paused = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s, target) = (paused.clone(), stop.clone(), target.to_string());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let Ok(upstream) = TcpStream::connect(&target) else {
+                            continue;
+                        };
+                        let _ = client.set_nonblocking(false);
+                        pipe(
+                            client.try_clone().expect("clone"),
+                            upstream.try_clone().expect("clone"),
+                            None,
+                            s.clone(),
+                        );
+                        pipe(upstream, client, Some(p.clone()), s.clone());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Relay { port, paused, stop }
+    }
+
+    /// Holds back (true) or resumes (false) the target→client direction.
+    pub fn pause(&self, on: bool) {
+        self.paused.store(on, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    paused: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    std::thread::spawn(move || {
+        let _ = from.set_read_timeout(Some(Duration::from_millis(20)));
+        let mut buf = [0u8; 16384];
+        while !stop.load(Ordering::Relaxed) {
+            if paused.as_ref().is_some_and(|p| p.load(Ordering::Relaxed)) {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => break,
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
 }
