@@ -11,7 +11,8 @@
 # median requests/s of REPEAT runs and its ratio to direct Redis.
 #
 # Environment: REQUESTS, CLIENTS, REPEAT, PIPELINES (default "1 16"), SLUICE_BIN (a prebuilt
-# binary; otherwise `cargo build --release` is run), CARGO_TARGET_DIR (honoured as by cargo).
+# binary; otherwise `cargo build --release` is run), SLUICE_ARGS (extra `sluice proxy`
+# arguments, e.g. "--threads 2"), CARGO_TARGET_DIR (honoured as by cargo).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -107,7 +108,8 @@ master = "127.0.0.1:$REDIS_PORT"
 read_from = "master"
 max_clients = 10000
 TOML
-SLUICE_LOG=${SLUICE_LOG:-warn} "$SLUICE_BIN" proxy -c "$WORKDIR/sluice.toml" \
+# shellcheck disable=SC2086 # SLUICE_ARGS is a word list on purpose.
+SLUICE_LOG=${SLUICE_LOG:-warn} "$SLUICE_BIN" proxy -c "$WORKDIR/sluice.toml" ${SLUICE_ARGS:-} \
     >"$WORKDIR/sluice.out" 2>"$WORKDIR/sluice.err" </dev/null &
 PIDS+=($!)
 SLUICE_PORT=
@@ -179,7 +181,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 med() { awk -v a="$1" -v p="$2" -v t="$3" '$1 == a && $2 == p && $3 == t { print $4 }' "$WORKDIR/results" | median; }
 
 echo
-echo "redis-benchmark -t set,get -n $REQUESTS -c $CLIENTS -q; median of $REPEAT runs, requests/s (ratio to direct Redis)"
+echo "redis-benchmark -t set,get -n $REQUESTS -c $CLIENTS -q; median of $REPEAT runs, requests/s (ratio to direct Redis)${SLUICE_ARGS:+; sluice $SLUICE_ARGS}"
 echo "$(nproc 2>/dev/null || echo '?') CPUs, redis $(redis-server --version | sed "s/.*v=\([^ ]*\).*/\1/"), sluice $("$SLUICE_BIN" --version | awk '{ print $2 }')$([ -n "$NUT_PORT" ] && echo ", $(nutcracker -V 2>&1 | awk '{ print $NF }' | head -n 1)")"
 echo
 header="| test | pipeline | redis |"
