@@ -10,9 +10,18 @@ fn classify(c: &mut Criterion) {
         ("get", Request::from_args(&["GET", "key:000123"])),
         ("set", Request::from_args(&["SET", "key:000123", "value"])),
         ("hgetall_lower", Request::from_args(&["hgetall", "h"])),
-        ("config_get", Request::from_args(&["CONFIG", "GET", "maxmemory"])),
-        ("evalsha_ro", Request::from_args(&["EVALSHA_RO", "abc", "1", "k"])),
-        ("xread_block", Request::from_args(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"])),
+        (
+            "config_get",
+            Request::from_args(&["CONFIG", "GET", "maxmemory"]),
+        ),
+        (
+            "evalsha_ro",
+            Request::from_args(&["EVALSHA_RO", "abc", "1", "k"]),
+        ),
+        (
+            "xread_block",
+            Request::from_args(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]),
+        ),
         ("unknown", Request::from_args(&["MYMODULE.CMD", "x"])),
     ];
     let mut group = c.benchmark_group("classify");

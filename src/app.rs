@@ -171,12 +171,10 @@ async fn accept_loop(listener: TcpListener, pool: Arc<Pool>, shutdown: Cancellat
         pool.metrics.accepted.increment(1);
         pool.metrics.clients.increment(1.0);
         let pool = pool.clone();
-        let session_shutdown = shutdown.clone();
+        // No per-session shutdown future: sessions end with the runtime, and a waiter per idle
+        // client would cost memory on every connection.
         tokio::spawn(async move {
-            tokio::select! {
-                _ = Session::run(pool.clone(), stream, peer) => {}
-                _ = session_shutdown.cancelled() => {}
-            }
+            Session::run(pool.clone(), stream, peer).await;
             pool.metrics.clients.decrement(1.0);
             drop(permit);
         });

@@ -51,33 +51,34 @@ pub struct MuxOptions {
     pub connect_timeout: Duration,
     /// A reply older than this marks the connection stuck: it is closed and its requests fail.
     pub request_timeout: Duration,
-    /// Requests that may wait in the channel before submitters are back-pressured.
-    pub queue: usize,
 }
 
 /// Handle to a multiplexed connection. Cheap to clone; the connection task ends when the
 /// last handle is dropped.
 #[derive(Clone)]
 pub struct MuxConn {
-    tx: mpsc::Sender<Job>,
+    // Unbounded on purpose: every submitter (a client session) bounds its own in-flight
+    // requests (`MAX_PENDING`), so the queue is bounded by clients × that, and sending stays a
+    // plain function call on the hot path, with no semaphore and no future to keep.
+    tx: mpsc::UnboundedSender<Job>,
     up: Arc<AtomicBool>,
 }
 
 impl MuxConn {
     /// Starts the connection task (it connects, and reconnects with backoff, by itself).
     pub fn spawn(opts: MuxOptions) -> MuxConn {
-        let (tx, rx) = mpsc::channel(opts.queue.max(1));
+        let (tx, rx) = mpsc::unbounded_channel();
         let up = Arc::new(AtomicBool::new(false));
         tokio::spawn(supervise(opts, rx, up.clone()));
         MuxConn { tx, up }
     }
 
     /// Queues a request for database `db`; the receiver yields its reply or why it failed.
-    pub async fn send(&self, raw: Bytes, db: u16) -> oneshot::Receiver<ReplyResult> {
+    pub fn send(&self, raw: Bytes, db: u16) -> oneshot::Receiver<ReplyResult> {
         let (reply, rx) = oneshot::channel();
         // The task only stops when every handle is gone, so a send error cannot happen while
         // `self` exists; if it ever did, the dropped sender surfaces as a closed receiver.
-        let _ = self.tx.send(Job { raw, db, reply }).await;
+        let _ = self.tx.send(Job { raw, db, reply });
         rx
     }
 
@@ -89,7 +90,7 @@ impl MuxConn {
 
 /// Connects, serves until the connection breaks, fails what was in flight, and reconnects with
 /// exponential backoff. While disconnected, queued requests fail at once rather than waiting.
-async fn supervise(opts: MuxOptions, mut rx: mpsc::Receiver<Job>, up: Arc<AtomicBool>) {
+async fn supervise(opts: MuxOptions, mut rx: mpsc::UnboundedReceiver<Job>, up: Arc<AtomicBool>) {
     const MIN_BACKOFF: Duration = Duration::from_millis(25);
     const MAX_BACKOFF: Duration = Duration::from_millis(1000);
     let mut backoff = MIN_BACKOFF;
@@ -143,7 +144,7 @@ async fn supervise(opts: MuxOptions, mut rx: mpsc::Receiver<Job>, up: Arc<Atomic
 async fn run(
     stream: TcpStream,
     rbuf: BytesMut,
-    rx: &mut mpsc::Receiver<Job>,
+    rx: &mut mpsc::UnboundedReceiver<Job>,
     opts: &MuxOptions,
 ) -> Option<BackendError> {
     let (rd, wr) = stream.into_split();
@@ -177,7 +178,7 @@ fn lock(p: &Mutex<VecDeque<Slot>>) -> std::sync::MutexGuard<'_, VecDeque<Slot>> 
 
 async fn write_loop(
     mut wr: OwnedWriteHalf,
-    rx: &mut mpsc::Receiver<Job>,
+    rx: &mut mpsc::UnboundedReceiver<Job>,
     pending: &Mutex<VecDeque<Slot>>,
     opts: &MuxOptions,
 ) -> Option<BackendError> {

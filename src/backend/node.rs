@@ -58,7 +58,6 @@ impl Node {
             handshake: handshake.clone(),
             connect_timeout: opts.connect_timeout,
             request_timeout: opts.request_timeout,
-            queue: 4096,
         };
         let muxes = (0..opts.connections.max(1))
             .map(|_| MuxConn::spawn(mux_opts.clone()))
@@ -76,7 +75,7 @@ impl Node {
     /// sent them (spreading one client's pipeline over several connections would let a later
     /// write overtake an earlier one). Only when that connection is down does it fall back to
     /// another, which cannot reorder anything since the down one runs nothing.
-    pub async fn send(&self, raw: Bytes, db: u16, slot: usize) -> oneshot::Receiver<ReplyResult> {
+    pub fn send(&self, raw: Bytes, db: u16, slot: usize) -> oneshot::Receiver<ReplyResult> {
         let n = self.muxes.len();
         let mut pick = slot % n;
         if !self.muxes[pick].is_up() {
@@ -87,7 +86,7 @@ impl Node {
                 pick = up;
             }
         }
-        self.muxes[pick].send(raw, db).await
+        self.muxes[pick].send(raw, db)
     }
 
     /// True while at least one shared connection is established.

@@ -53,7 +53,7 @@ impl Session {
                     }
                     return;
                 }
-                r = io.rd.readable(), if !io.eof && io.rbuf.len() < MAX_BUFFERED_WHILE_BLOCKED => {
+                r = io.stream.readable(), if !io.eof && io.rbuf.len() < MAX_BUFFERED_WHILE_BLOCKED => {
                     // Pipelined requests are kept for later; EOF abandons the blocked command
                     // and drops (closes) the connection so the node unblocks it.
                     if r.is_err() || !io.read_available() {

@@ -22,8 +22,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -46,6 +44,9 @@ const LATENCY_SAMPLE: u32 = 8;
 
 /// Bytes reserved for a client read when the request buffer is (nearly) full.
 const READ_CHUNK: usize = 8 * 1024;
+
+/// Bytes reserved for the first read after the session was idle.
+const FIRST_READ: usize = 512;
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_SLOT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -79,7 +80,8 @@ pub struct Session {
     db: u16,
     authed: bool,
     name: Option<Bytes>,
-    pinned: Option<Pinned>,
+    /// Boxed: rarely present, and inline it would grow every session by a whole connection.
+    pinned: Option<Box<Pinned>>,
     closing: bool,
     /// Which shared connection of each node this client uses (keeps its requests in order).
     slot: usize,
@@ -89,8 +91,9 @@ pub struct Session {
 
 /// The client socket halves and buffers, kept apart from `Session` so both can be borrowed.
 pub(crate) struct Io {
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    /// One stream for both directions: `try_read`/`try_write` take `&self`, so no split halves
+    /// (and no `Arc` per connection) are needed.
+    stream: TcpStream,
     rbuf: BytesMut,
     out: BytesMut,
     eof: bool,
@@ -102,11 +105,15 @@ impl Io {
     /// idle connection keeps no heap buffer. Returns false at EOF or on error.
     fn read_available(&mut self) -> bool {
         for _ in 0..4 {
-            if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+            // Start small (most requests are tiny, and a burst of new clients should not cost
+            // a full chunk each), then grow to full chunks while data keeps coming.
+            if self.rbuf.capacity() == 0 {
+                self.rbuf.reserve(FIRST_READ);
+            } else if self.rbuf.capacity() - self.rbuf.len() < FIRST_READ {
                 self.rbuf.reserve(READ_CHUNK);
             }
             let room = self.rbuf.capacity() - self.rbuf.len();
-            match self.rd.try_read_buf(&mut self.rbuf) {
+            match self.stream.try_read_buf(&mut self.rbuf) {
                 Ok(0) => {
                     self.eof = true;
                     return false;
@@ -126,7 +133,17 @@ impl Io {
     /// Writes out what is buffered.
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
-            self.wr.write_all(&self.out).await?;
+            let mut done = 0;
+            while done < self.out.len() {
+                // poll_*_ready keeps its waker in the socket's registration, so waiting costs no
+                // future state (`writable()` would add ~150 bytes to every session).
+                std::future::poll_fn(|cx| self.stream.poll_write_ready(cx)).await?;
+                match self.stream.try_write(&self.out[done..]) {
+                    Ok(n) => done += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
             self.out.clear();
         }
         Ok(())
@@ -137,10 +154,9 @@ impl Session {
     /// Serves one client until it quits, disconnects, or breaks the protocol.
     pub async fn run(pool: Arc<Pool>, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
+
         let mut io = Io {
-            rd,
-            wr,
+            stream,
             rbuf: BytesMut::new(),
             out: BytesMut::new(),
             eof: false,
@@ -183,13 +199,15 @@ impl Session {
                 if self.needs_connection_of_its_own(&req, info) {
                     // Everything before it must be answered first: it may wait a long time
                     // (blocking) or change what later commands see (MULTI, SUBSCRIBE).
-                    self.drain(&mut pending, io).await?;
-                    self.run_exclusive(req, io).await?;
+                    // Boxed: these rare paths hold large futures (connects, handshakes) that
+                    // would otherwise be inlined into every idle session's state.
+                    Box::pin(self.drain(&mut pending, io)).await?;
+                    Box::pin(self.run_exclusive(req, io)).await?;
                 } else {
-                    self.dispatch(req, info, &mut pending).await;
+                    self.dispatch(req, info, &mut pending);
                 }
             }
-            self.collect_ready(&mut pending, io).await;
+            self.collect_ready(&mut pending, io);
             io.flush().await?;
             if pending.is_empty() {
                 if self.closing || io.eof {
@@ -202,16 +220,19 @@ impl Session {
                 if io.rbuf.is_empty() && io.rbuf.capacity() > 0 {
                     io.rbuf = BytesMut::new();
                 }
+                if pending.capacity() > 0 {
+                    pending = VecDeque::new();
+                }
             }
             let can_read = !self.closing && !io.eof && pending.len() < MAX_PENDING;
             let head_waits = matches!(pending.front(), Some(Pending::Wait(_)));
             tokio::select! {
                 res = wait_head(&mut pending), if head_waits => {
                     if let Some(Pending::Wait(w)) = pending.pop_front() {
-                        self.complete(w, res, &mut pending, io).await;
+                        self.complete(w, res, &mut pending, io);
                     }
                 }
-                r = io.rd.readable(), if can_read => {
+                r = std::future::poll_fn(|cx| io.stream.poll_read_ready(cx)), if can_read => {
                     if r.is_err() || !io.read_available() {
                         io.eof = true;
                     }
@@ -222,7 +243,7 @@ impl Session {
     }
 
     /// Moves finished replies at the head of the queue into the output buffer, in order.
-    async fn collect_ready(&mut self, pending: &mut VecDeque<Pending>, io: &mut Io) {
+    fn collect_ready(&mut self, pending: &mut VecDeque<Pending>, io: &mut Io) {
         loop {
             match pending.front_mut() {
                 Some(Pending::Ready(_)) => {
@@ -237,7 +258,7 @@ impl Session {
                         Err(oneshot::error::TryRecvError::Closed) => Err(()),
                     };
                     if let Some(Pending::Wait(w)) = pending.pop_front() {
-                        self.complete(w, res, pending, io).await;
+                        self.complete(w, res, pending, io);
                     }
                 }
                 None => return,
@@ -252,7 +273,7 @@ impl Session {
                 Pending::Ready(b) => io.out.extend_from_slice(&b),
                 Pending::Wait(mut w) => {
                     let res = (&mut w.rx).await.map_err(|_| ());
-                    self.complete(w, res, pending, io).await;
+                    self.complete(w, res, pending, io);
                 }
             }
         }
@@ -261,7 +282,7 @@ impl Session {
 
     /// Handles a finished forward: writes the reply, or retries a read that failed without
     /// running (the retried request goes back to the head of the queue).
-    async fn complete(
+    fn complete(
         &mut self,
         w: Waiting,
         res: Result<ReplyResult, ()>,
@@ -284,7 +305,7 @@ impl Session {
                         drop(topo);
                         self.pool.metrics.retries.increment(1);
                         master.metrics.reads.increment(1);
-                        let rx = master.send(w.raw.clone(), self.db, self.slot).await;
+                        let rx = master.send(w.raw.clone(), self.db, self.slot);
                         pending.push_front(Pending::Wait(Waiting {
                             rx,
                             node: master,
@@ -312,7 +333,7 @@ impl Session {
                         drop(topo);
                         self.pool.metrics.retries.increment(1);
                         node.metrics.reads.increment(1);
-                        let rx = node.send(w.raw.clone(), self.db, self.slot).await;
+                        let rx = node.send(w.raw.clone(), self.db, self.slot);
                         pending.push_front(Pending::Wait(Waiting {
                             rx,
                             node,
@@ -342,7 +363,7 @@ impl Session {
     }
 
     /// Sends a plain command to its node (or answers it here) and queues its reply slot.
-    async fn dispatch(
+    fn dispatch(
         &mut self,
         req: Request,
         info: Option<&'static CommandInfo>,
@@ -384,7 +405,7 @@ impl Session {
             .forwarded
             .is_multiple_of(LATENCY_SAMPLE)
             .then(Instant::now);
-        let rx = node.send(raw.clone(), self.db, self.slot).await;
+        let rx = node.send(raw.clone(), self.db, self.slot);
         pending.push_back(Pending::Wait(Waiting {
             rx,
             raw,
@@ -403,7 +424,7 @@ impl Session {
         for replica in &topo.replicas {
             let (node, raw, db, slot) = (replica.node.clone(), raw.clone(), self.db, self.slot);
             tokio::spawn(async move {
-                let _ = node.send(raw, db, slot).await.await;
+                let _ = node.send(raw, db, slot).await;
             });
         }
     }
@@ -450,4 +471,31 @@ fn error_bytes(text: &str) -> Bytes {
     let mut b = BytesMut::new();
     encode::error(&mut b, text);
     b.freeze()
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[tokio::test]
+    async fn idle_session_state_stays_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (stream, peer) = listener.accept().await.expect("accept");
+        let cfg = crate::config::Config::parse(
+            "[[pools]]\nname = \"t\"\nlisten = \"127.0.0.1:0\"\nmaster = \"127.0.0.1:1\"\n",
+            std::path::Path::new("t.toml"),
+        )
+        .expect("config");
+        let pool = crate::pool::Pool::start(
+            cfg.pools[0].clone(),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .expect("pool");
+        let fut = super::Session::run(pool, stream, peer);
+        let size = std::mem::size_of_val(&fut);
+        eprintln!("session future: {size} bytes");
+        assert!(size <= 640, "session future grew to {size} bytes");
+    }
 }

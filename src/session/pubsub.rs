@@ -130,7 +130,7 @@ impl Session {
                         }
                     }
                 }
-                r = io.rd.readable() => {
+                r = io.stream.readable() => {
                     if r.is_err() || !io.read_available() {
                         io.eof = true;
                     }

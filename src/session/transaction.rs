@@ -50,7 +50,7 @@ impl Session {
         }
         if self.pinned.is_none() {
             match self.pin().await {
-                Ok(p) => self.pinned = Some(p),
+                Ok(p) => self.pinned = Some(Box::new(p)),
                 Err(e) => {
                     encode::error(&mut io.out, &format!("ERR {e}"));
                     return;
