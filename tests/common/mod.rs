@@ -21,6 +21,9 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// Arguments every test redis-server gets before its own extras.
+const BASE_ARGS: usize = 20;
+
 /// A port for redis-server below the ephemeral range (32768+), different on every call.
 fn candidate_port() -> u16 {
     let seed = std::process::id() as u64 * 7919
@@ -86,6 +89,10 @@ impl Redis {
             std::env::temp_dir().to_string_lossy().into_owned(),
             "--dbfilename".into(),
             format!("sluice-test-{port}.rdb"),
+            // Replicas that attach one after the other would each wait 5 s (the default) for
+            // company before the master starts a diskless sync.
+            "--repl-diskless-sync-delay".into(),
+            "0".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut child = Command::new("redis-server")
@@ -135,7 +142,7 @@ impl Redis {
 
     /// Starts the same server again on the same port (after `kill`).
     pub fn restart(&mut self) {
-        let extra: Vec<String> = self.args[18..].to_vec();
+        let extra: Vec<String> = self.args[BASE_ARGS..].to_vec();
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let start = Instant::now();
         loop {
@@ -173,7 +180,7 @@ impl Redis {
 
     /// Waits until this replica's link to its master is up and the initial sync is done.
     pub fn wait_synced(&self) {
-        wait_until(Duration::from_secs(20), "replica sync", || {
+        wait_until(Duration::from_secs(30), "replica sync", || {
             let info = self.info("replication");
             info.contains("master_link_status:up") && info.contains("master_sync_in_progress:0")
         });
