@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin;
 use crate::config::Config;
 use crate::pool::{Pool, PoolError};
-use crate::session::Session;
+use crate::session::Client;
 use crate::telemetry;
 
 /// Why the proxy could not start.
@@ -169,14 +169,8 @@ async fn accept_loop(listener: TcpListener, pool: Arc<Pool>, shutdown: Cancellat
             }
         };
         pool.metrics.accepted.increment(1);
-        pool.metrics.clients.increment(1.0);
-        let pool = pool.clone();
-        // No per-session shutdown future: sessions end with the runtime, and a waiter per idle
-        // client would cost memory on every connection.
-        tokio::spawn(async move {
-            Session::run(pool.clone(), stream, peer).await;
-            pool.metrics.clients.decrement(1.0);
-            drop(permit);
-        });
+        // The session is built here and moved into its task whole, so the task holds nothing
+        // else (no per-session shutdown waiter either: sessions end with the runtime).
+        tokio::spawn(Client::new(pool.clone(), stream, peer, permit).run());
     }
 }

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::backend::mux::ReplyResult;
 use crate::backend::{BackendError, Node};
@@ -83,6 +83,8 @@ pub struct Session {
     /// Boxed: rarely present, and inline it would grow every session by a whole connection.
     pinned: Option<Box<Pinned>>,
     closing: bool,
+    /// This client's place under `max_clients`, released when the session ends.
+    _permit: OwnedSemaphorePermit,
     /// Which shared connection of each node this client uses (keeps its requests in order).
     slot: usize,
     /// Counts forwarded requests, for latency sampling.
@@ -150,20 +152,32 @@ impl Io {
     }
 }
 
-impl Session {
-    /// Serves one client until it quits, disconnects, or breaks the protocol.
-    pub async fn run(pool: Arc<Pool>, stream: TcpStream, peer: SocketAddr) {
-        let _ = stream.set_nodelay(true);
+impl Session {}
 
-        let mut io = Io {
+/// An accepted client: its session state and its socket, moved into the client's task whole.
+pub struct Client {
+    session: Session,
+    io: Io,
+}
+
+impl Client {
+    /// A session for an accepted client; `permit` is its place under `max_clients`.
+    pub fn new(
+        pool: Arc<Pool>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) -> Client {
+        let _ = stream.set_nodelay(true);
+        pool.metrics.clients.increment(1.0);
+        let io = Io {
             stream,
             rbuf: BytesMut::new(),
             out: BytesMut::new(),
             eof: false,
         };
-        let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
-        let mut session = Session {
-            slot,
+        let session = Session {
+            slot: NEXT_SLOT.fetch_add(1, Ordering::Relaxed),
             forwarded: 0,
             authed: pool.cfg.password.is_none(),
             pool,
@@ -174,13 +188,54 @@ impl Session {
             name: None,
             pinned: None,
             closing: false,
+            _permit: permit,
         };
-        if let Err(e) = session.serve(&mut io).await {
-            tracing::debug!(client = %peer, error = %e, "client connection ended");
-        }
+        Client { session, io }
     }
 
-    async fn serve(&mut self, io: &mut Io) -> std::io::Result<()> {
+    /// Serves the client until it quits, disconnects, or breaks the protocol.
+    // Not an `async fn`: its argument would be stored twice in the future (rustc#62958); an
+    // async block that captures the client once keeps an idle connection's task small.
+    pub fn run(self) -> impl std::future::Future<Output = ()> + Send {
+        let mut client = self;
+        async move {
+            let Client { session, io } = &mut client;
+            // Idle, a session is just this loop waiting for readiness: the working state
+            // (reply queue, select, buffers) lives in a boxed future that exists only while
+            // the client has something in flight, which keeps an idle connection small.
+            loop {
+                if std::future::poll_fn(|cx| io.stream.poll_read_ready(cx))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                match Box::pin(session.serve(io)).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::debug!(client = %session.peer, error = %e, "client connection ended");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.pool.metrics.clients.decrement(1.0);
+    }
+}
+
+impl Session {
+    /// Serves the client from a read-readiness until nothing is in flight. Returns whether the
+    /// connection stays open.
+    async fn serve(&mut self, io: &mut Io) -> std::io::Result<bool> {
+        if !io.read_available() {
+            io.eof = true;
+        }
         let mut pending: VecDeque<Pending> = VecDeque::new();
         loop {
             // Dispatch every complete request we have, up to the in-flight bound.
@@ -211,18 +266,16 @@ impl Session {
             io.flush().await?;
             if pending.is_empty() {
                 if self.closing || io.eof {
-                    return Ok(());
+                    return Ok(false);
                 }
-                // Idle: hold no buffers.
+                // Idle: hold no buffers (a partial request keeps its bytes).
                 if io.out.capacity() > 0 {
                     io.out = BytesMut::new();
                 }
                 if io.rbuf.is_empty() && io.rbuf.capacity() > 0 {
                     io.rbuf = BytesMut::new();
                 }
-                if pending.capacity() > 0 {
-                    pending = VecDeque::new();
-                }
+                return Ok(true);
             }
             let can_read = !self.closing && !io.eof && pending.len() < MAX_PENDING;
             let head_waits = matches!(pending.front(), Some(Pending::Wait(_)));
@@ -237,7 +290,7 @@ impl Session {
                         io.eof = true;
                     }
                 }
-                else => return Ok(()),
+                else => return Ok(false),
             }
         }
     }
@@ -493,9 +546,15 @@ mod size_tests {
             tokio_util::sync::CancellationToken::new(),
         )
         .expect("pool");
-        let fut = super::Session::run(pool, stream, peer);
+        let permit = pool.clients.clone().try_acquire_owned().expect("permit");
+        let fut = super::Client::new(pool, stream, peer, permit).run();
         let size = std::mem::size_of_val(&fut);
-        eprintln!("session future: {size} bytes");
-        assert!(size <= 640, "session future grew to {size} bytes");
+        eprintln!(
+            "session future: {size} bytes, client {} session {} io {}",
+            std::mem::size_of::<super::Client>(),
+            std::mem::size_of::<super::Session>(),
+            std::mem::size_of::<super::Io>()
+        );
+        assert!(size <= 320, "session future grew to {size} bytes");
     }
 }
