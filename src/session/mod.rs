@@ -152,8 +152,6 @@ impl Io {
     }
 }
 
-impl Session {}
-
 /// An accepted client: its session state and its socket, moved into the client's task whole.
 pub struct Client {
     session: Session,
