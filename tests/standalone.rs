@@ -823,3 +823,93 @@ fn client_name_and_id_are_per_connection() {
     assert_eq!(a.cmd(&["QUIT"]), Resp::Simple("OK".into()));
     assert!(a.is_closed());
 }
+
+#[test]
+fn allowed_connection_state_commands_get_a_tunnel_of_their_own() {
+    let master = Redis::start();
+    let cfg = standalone_config(
+        &master,
+        &[],
+        "master",
+        "allow_commands = [\"MONITOR\", \"CLIENT TRACKING\"]",
+    );
+    let proxy = Sluice::start(&cfg);
+    let mut monitor = proxy.client();
+    assert_eq!(monitor.cmd(&["MONITOR"]), Resp::Simple("OK".into()));
+    let mut other = proxy.client();
+    assert_eq!(
+        other.cmd(&["SET", "watched", "1"]),
+        Resp::Simple("OK".into())
+    );
+    // The monitor sees the command; the other client's shared connection is unaffected.
+    wait_until(
+        Duration::from_secs(5),
+        "MONITOR to show the SET",
+        || match monitor.read() {
+            Resp::Simple(line) => line.contains("\"SET\" \"watched\" \"1\""),
+            other => panic!("unexpected {other:?}"),
+        },
+    );
+    assert_eq!(other.cmd(&["GET", "watched"]), Resp::Bulk(b"1".to_vec()));
+    // RESP3 client-side caching: invalidations reach the tracking client.
+    let mut tracking = proxy.client();
+    assert!(matches!(tracking.cmd(&["HELLO", "3"]), Resp::Map(_)));
+    assert_eq!(
+        tracking.cmd(&["CLIENT", "TRACKING", "on"]),
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(tracking.cmd(&["GET", "cached"]), Resp::Nil);
+    assert_eq!(
+        other.cmd(&["SET", "cached", "x"]),
+        Resp::Simple("OK".into())
+    );
+    match tracking.read() {
+        Resp::Push(items) => {
+            assert_eq!(items[0], Resp::Bulk(b"invalidate".to_vec()));
+            assert_eq!(items[1], Resp::Array(vec![Resp::Bulk(b"cached".to_vec())]));
+        }
+        other => panic!("expected an invalidation push, got {other:?}"),
+    }
+    // Not allowed: still a clear error.
+    let strict = Sluice::start(&standalone_config(&master, &[], "master", ""));
+    match strict.client().cmd(&["CLIENT", "TRACKING", "on"]) {
+        Resp::Error(e) => assert!(e.contains("allow_commands"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn replicas_keep_serving_reads_while_the_master_is_down() {
+    let mut master = Redis::start();
+    let replica = Redis::replica_of(&master);
+    replica.wait_synced();
+    let proxy = Sluice::start(&standalone_config(
+        &master,
+        &[&replica],
+        "prefer-replica",
+        "",
+    ));
+    wait_read_pool(&proxy, 1);
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
+    wait_until(Duration::from_secs(5), "replication", || {
+        replica.client().cmd(&["GET", "k"]) == Resp::Bulk(b"v".to_vec())
+    });
+    master.kill();
+    wait_until(Duration::from_secs(5), "replica link down", || {
+        replica
+            .info("replication")
+            .contains("master_link_status:down")
+    });
+    // Reads are still served (stale but available) and writes fail clearly.
+    wait_until(Duration::from_secs(5), "reads from the replica", || {
+        c.cmd(&["GET", "k"]) == Resp::Bulk(b"v".to_vec())
+    });
+    for _ in 0..20 {
+        assert_eq!(c.cmd(&["GET", "k"]), Resp::Bulk(b"v".to_vec()));
+    }
+    match c.cmd(&["SET", "k", "w"]) {
+        Resp::Error(e) => assert!(e.starts_with("ERR sluice:"), "{e}"),
+        other => panic!("write with the master down: {other:?}"),
+    }
+}

@@ -174,8 +174,8 @@ pub struct PoolConfig {
     pub master_name: Option<String>,
     /// Cluster seed nodes (cluster mode).
     pub seeds: Vec<String>,
-    /// Replicas further behind than this serve no reads (sentinel and cluster mode; none
-    /// means any lag is accepted).
+    /// Replicas further behind than this serve no reads (every mode; none means any lag is
+    /// accepted).
     pub max_replica_lag: Option<ReplicaLag>,
     /// Whether a client must see its own writes (default: eventual).
     pub consistency: Consistency,

@@ -490,6 +490,10 @@ impl Session {
         }
         match info.map(|i| i.name) {
             Some("multi" | "watch" | "subscribe" | "psubscribe" | "ssubscribe") => true,
+            Some(
+                "monitor" | "sync" | "psync" | "client|tracking" | "client|caching"
+                | "client|reply",
+            ) => true,
             _ => command::is_blocking(req, info),
         }
     }
@@ -501,7 +505,13 @@ impl Session {
         if self.pinned.is_some() || is("multi") || is("watch") {
             self.pinned_request(req, io).await;
         } else if is("subscribe") || is("psubscribe") || is("ssubscribe") {
-            self.pubsub(req, io).await?;
+            self.tunnel(req, io, true).await?;
+        } else if deny::is_tunnel(&req) {
+            // Reached only when allowed (a denied one is answered by `local`).
+            match self.local(&req, command::lookup(&req)) {
+                Some(reply) => io.out.extend_from_slice(&reply),
+                None => self.tunnel(req, io, false).await?,
+            }
         } else {
             self.blocking(req, io).await;
         }

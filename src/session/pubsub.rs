@@ -1,8 +1,12 @@
-//! Subscribed clients: SUBSCRIBE/PSUBSCRIBE/SSUBSCRIBE move the session onto a dedicated
+//! Tunnels. Subscribed clients: SUBSCRIBE/PSUBSCRIBE/SSUBSCRIBE move the session onto a dedicated
 //! master connection in the client's own protocol, and from then on bytes flow both ways
 //! untouched, so Redis itself enforces what a subscribed RESP2 client may send and formats
 //! every message. When the last subscription ends the session returns to normal routing and
 //! the connection goes back to the pool.
+//!
+//! Commands that change a connection for good (MONITOR, SYNC/PSYNC, CLIENT TRACKING/CACHING/
+//! REPLY) cannot run on a shared connection; when `allow_commands` lets them through they
+//! get the same tunnel, for the rest of the connection (or until RESET).
 
 use bytes::BytesMut;
 
@@ -46,8 +50,16 @@ impl Counts {
 }
 
 impl Session {
-    /// Serves the client in subscribed mode until no subscription is left (or it leaves).
-    pub(super) async fn pubsub(&mut self, first: Request, io: &mut Io) -> std::io::Result<()> {
+    /// Serves the client over a dedicated connection in both directions, untouched, starting
+    /// with `first`. With `until_unsubscribed` it returns to normal routing when no
+    /// subscription is left; otherwise (MONITOR, CLIENT TRACKING and the like, which change
+    /// a connection for good) it tunnels until the client quits or sends RESET.
+    pub(super) async fn tunnel(
+        &mut self,
+        first: Request,
+        io: &mut Io,
+        until_unsubscribed: bool,
+    ) -> std::io::Result<()> {
         let topo = self.pool.topology.load();
         let node = match self.pool.router.master(&topo) {
             Ok(n) => n,
@@ -124,7 +136,7 @@ impl Session {
                     io.out.extend_from_slice(&reply.raw);
                     io.flush().await?;
                     if let Ok(Some((frame, _))) = Frame::parse(&reply.raw) {
-                        if counts.observe(&frame) && counts.none_left() {
+                        if until_unsubscribed && counts.observe(&frame) && counts.none_left() {
                             node.dedicated.checkin(conn);
                             return Ok(());
                         }

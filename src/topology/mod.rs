@@ -67,12 +67,27 @@ pub struct Topology {
 
 impl Topology {
     /// Builds a snapshot, deriving the read pool from replica health.
+    ///
+    /// When the master itself is down and no replica is fully healthy, replicas whose only
+    /// fault is the broken link to that master (and which are not loading or resyncing) stay
+    /// readable: their data is as fresh as it can get until a master returns, and serving it
+    /// beats failing every read (Redis's own `replica-serve-stale-data yes` default).
     pub fn new(version: u64, master: Option<NodeView>, replicas: Vec<NodeView>) -> Topology {
-        let readable = replicas
+        let mut readable: Vec<Arc<Node>> = replicas
             .iter()
             .filter(|r| r.health.is_healthy())
             .map(|r| r.node.clone())
             .collect();
+        let master_down = master
+            .as_ref()
+            .is_some_and(|m| matches!(m.health, Health::Down(_)));
+        if readable.is_empty() && master_down {
+            readable = replicas
+                .iter()
+                .filter(|r| r.health == Health::LinkDown)
+                .map(|r| r.node.clone())
+                .collect();
+        }
         Topology {
             version,
             master,
