@@ -171,6 +171,58 @@ async fn run(
     result
 }
 
+/// Hands every complete reply in `rbuf` to its waiting request, taking the FIFO lock once per
+/// read rather than once per reply.
+fn deliver(
+    rbuf: &mut BytesMut,
+    pending: &Mutex<VecDeque<Slot>>,
+    limits: &Limits,
+    opts: &MuxOptions,
+) -> Result<(), BackendError> {
+    let lost = |reason: String| BackendError::ConnectionLost {
+        addr: opts.addr.clone(),
+        reason,
+    };
+    let mut slots = lock(pending);
+    loop {
+        let scan = match scan_reply(rbuf, limits) {
+            Ok(Some(scan)) => scan,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                return Err(BackendError::Protocol {
+                    addr: opts.addr.clone(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let raw = rbuf.split_to(scan.len).freeze();
+        if scan.push {
+            // Out-of-band data (e.g. invalidations) has no slot; shared connections never
+            // enable anything that sends it, so drop it.
+            tracing::debug!(node = %opts.addr, "dropping push frame on shared connection");
+            continue;
+        }
+        match slots.pop_front() {
+            Some(Slot {
+                reply: Some(tx), ..
+            }) => {
+                let _ = tx.send(Ok(Reply::new(raw, scan.resp3)));
+            }
+            Some(Slot { reply: None, .. }) => {
+                if matches!(raw.first(), Some(b'-') | Some(b'!')) {
+                    // An injected SELECT failed: later requests would run in the wrong
+                    // database. Drop the connection so they fail instead.
+                    return Err(lost(format!(
+                        "SELECT refused: {}",
+                        String::from_utf8_lossy(&raw).trim_end()
+                    )));
+                }
+            }
+            None => return Err(lost("reply without a request".into())),
+        }
+    }
+}
+
 fn lock(p: &Mutex<VecDeque<Slot>>) -> std::sync::MutexGuard<'_, VecDeque<Slot>> {
     // Never held across an await, and nothing panics while holding it; recover anyway.
     p.lock().unwrap_or_else(|e| e.into_inner())
@@ -245,43 +297,8 @@ async fn read_loop(
     let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        loop {
-            let scan = match scan_reply(&rbuf, &limits) {
-                Ok(Some(scan)) => scan,
-                Ok(None) => break,
-                Err(e) => {
-                    return BackendError::Protocol {
-                        addr: opts.addr.clone(),
-                        reason: e.to_string(),
-                    }
-                }
-            };
-            let raw = rbuf.split_to(scan.len).freeze();
-            if scan.push {
-                // Out-of-band data (e.g. invalidations) has no slot; shared connections never
-                // enable anything that sends it, so drop it.
-                tracing::debug!(node = %opts.addr, "dropping push frame on shared connection");
-                continue;
-            }
-            let slot = lock(pending).pop_front();
-            match slot {
-                Some(Slot {
-                    reply: Some(tx), ..
-                }) => {
-                    let _ = tx.send(Ok(Reply::new(raw, scan.resp3)));
-                }
-                Some(Slot { reply: None, .. }) => {
-                    if matches!(raw.first(), Some(b'-') | Some(b'!')) {
-                        // An injected SELECT failed: later requests would run in the wrong
-                        // database. Drop the connection so they fail instead.
-                        return lost(format!(
-                            "SELECT refused: {}",
-                            String::from_utf8_lossy(&raw).trim_end()
-                        ));
-                    }
-                }
-                None => return lost("reply without a request".into()),
-            }
+        if let Err(e) = deliver(&mut rbuf, pending, &limits, opts) {
+            return e;
         }
         if rbuf.capacity() - rbuf.len() < 4096 {
             rbuf.reserve(16 * 1024);
