@@ -81,7 +81,7 @@ pub async fn connect(
 
 /// Reads exactly one reply frame from `stream`, buffering extra bytes in `buf`.
 pub async fn read_one(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<Reply> {
-    let limits = Limits::default();
+    let limits = Limits::node();
     loop {
         match scan_reply(buf, &limits) {
             Ok(Some(scan)) => return Ok(Reply::new(buf.split_to(scan.len).freeze(), scan.resp3)),

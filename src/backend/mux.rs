@@ -288,7 +288,7 @@ async fn read_loop(
     pending: &Mutex<VecDeque<Slot>>,
     opts: &MuxOptions,
 ) -> BackendError {
-    let limits = Limits::default();
+    let limits = Limits::node();
     let lost = |reason: String| BackendError::ConnectionLost {
         addr: opts.addr.clone(),
         reason,

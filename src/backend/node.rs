@@ -72,21 +72,12 @@ impl Node {
 
     /// Sends a request on the shared connection of `slot`. A client always passes the same
     /// slot, so its requests to this node travel on one connection and run in the order it
-    /// sent them (spreading one client's pipeline over several connections would let a later
-    /// write overtake an earlier one). Only when that connection is down does it fall back to
-    /// another, which cannot reorder anything since the down one runs nothing.
+    /// sent them. There is deliberately no fallback to another connection while that one is
+    /// reconnecting: a write queued behind the handshake could be overtaken by the client's
+    /// next write on the other connection. Requests to a down connection fail fast instead
+    /// (and reads are retried on another node by the session).
     pub fn send(&self, raw: Bytes, db: u16, slot: usize) -> oneshot::Receiver<ReplyResult> {
-        let n = self.muxes.len();
-        let mut pick = slot % n;
-        if !self.muxes[pick].is_up() {
-            if let Some(up) = (0..n)
-                .map(|i| (slot + i) % n)
-                .find(|&i| self.muxes[i].is_up())
-            {
-                pick = up;
-            }
-        }
-        self.muxes[pick].send(raw, db)
+        self.muxes[slot % self.muxes.len()].send(raw, db)
     }
 
     /// True while at least one shared connection is established.

@@ -44,6 +44,21 @@ pub struct Limits {
     pub max_inline_len: usize,
 }
 
+impl Limits {
+    /// Limits for replies from our own nodes: a node is trusted to send what Redis can send
+    /// (a Lua script may legitimately return 200 nested tables), so only the scanner's own
+    /// hard depth cap applies. A reply rejected here would kill a shared connection and fail
+    /// every client's requests on it.
+    pub fn node() -> Limits {
+        Limits {
+            max_bulk_len: usize::MAX >> 1,
+            max_multibulk_len: usize::MAX >> 1,
+            max_depth: usize::MAX,
+            max_inline_len: 64 * 1024,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -86,6 +86,14 @@ impl Session {
             let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
             return Some(error_bytes(&format!("ERR {upper} without MULTI")));
         }
+        if is("wait") {
+            // WAIT counts replica acknowledgements of the writes made on *its* connection; ours
+            // are shared or dedicated, so any answer would be about someone else's writes.
+            return Some(error_bytes(
+                "ERR sluice: WAIT is not supported through the proxy (it would count replica \
+                 acknowledgements of another connection's writes)",
+            ));
+        }
         if is("unwatch") {
             return Some(Bytes::from_static(OK));
         }
@@ -114,8 +122,18 @@ impl Session {
         let (user, pass) = match req.len() {
             2 => (&b"default"[..], req.arg(1)),
             3 => (req.arg(1), req.arg(2)),
+            1 => return wrong_args("auth"),
             _ => return error_bytes("ERR syntax error"),
         };
+        if self.pool.cfg.password.is_none() && req.len() == 3 {
+            // Like Redis with a passwordless default user: `AUTH default <anything>` succeeds,
+            // so clients configured with a username and password still connect.
+            return if user == b"default" {
+                Bytes::from_static(OK)
+            } else {
+                error_bytes("WRONGPASS invalid username-password pair or user is disabled.")
+            };
+        }
         self.check_credentials(user, pass)
             .map(|()| Bytes::from_static(OK))
             .unwrap_or_else(|e| e)
@@ -157,7 +175,14 @@ impl Session {
             let opt = req.arg(i);
             let more = req.len() - i - 1;
             if opt.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
-                if let Err(e) = self.check_credentials(req.arg(i + 1), req.arg(i + 2)) {
+                let (user, pass) = (req.arg(i + 1), req.arg(i + 2));
+                if self.pool.cfg.password.is_none() {
+                    if user != b"default" {
+                        return error_bytes(
+                            "WRONGPASS invalid username-password pair or user is disabled.",
+                        );
+                    }
+                } else if let Err(e) = self.check_credentials(user, pass) {
                     return e;
                 }
                 i += 3;
@@ -322,6 +347,7 @@ fn is_session_or_denied(parent: &str) -> bool {
             | "exec"
             | "discard"
             | "unwatch"
+            | "wait"
     ) || deny::is_denied_family(parent)
 }
 

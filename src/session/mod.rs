@@ -67,6 +67,10 @@ struct Waiting {
     read: bool,
     nil_array: bool,
     retried: bool,
+    /// Database and protocol as they were when the request was sent: a later SELECT or HELLO
+    /// in the same pipeline must not change how this one is retried or encoded.
+    db: u16,
+    proto: Protocol,
     /// Set on sampled requests only (see [`LATENCY_SAMPLE`]).
     started: Option<Instant>,
 }
@@ -236,11 +240,18 @@ impl Session {
         }
         let mut pending: VecDeque<Pending> = VecDeque::new();
         loop {
-            // Dispatch every complete request we have, up to the in-flight bound.
+            // Dispatch every complete request we have, up to the in-flight bound. Whether the
+            // buffer ran dry decides below whether we may read more: a client whose complete
+            // requests are still waiting for room is not read (TCP backpressure, bounded
+            // memory), and a session never goes idle while complete requests are buffered.
+            let mut input_exhausted = false;
             while !self.closing && pending.len() < MAX_PENDING {
                 let req = match decode_request(&mut io.rbuf, &self.pool.limits) {
                     Ok(Some(req)) => req,
-                    Ok(None) => break,
+                    Ok(None) => {
+                        input_exhausted = true;
+                        break;
+                    }
                     Err(e) => {
                         self.pool.metrics.protocol_errors.increment(1);
                         pending.push_back(Pending::Ready(error_bytes(&format!("ERR {e}"))));
@@ -263,8 +274,11 @@ impl Session {
             self.collect_ready(&mut pending, io);
             io.flush().await?;
             if pending.is_empty() {
-                if self.closing || io.eof {
+                if self.closing || (io.eof && input_exhausted) {
                     return Ok(false);
+                }
+                if !input_exhausted {
+                    continue;
                 }
                 // Idle: hold no buffers (a partial request keeps its bytes).
                 if io.out.capacity() > 0 {
@@ -275,7 +289,7 @@ impl Session {
                 }
                 return Ok(true);
             }
-            let can_read = !self.closing && !io.eof && pending.len() < MAX_PENDING;
+            let can_read = !self.closing && !io.eof && input_exhausted;
             let head_waits = matches!(pending.front(), Some(Pending::Wait(_)));
             tokio::select! {
                 res = wait_head(&mut pending), if head_waits => {
@@ -356,7 +370,7 @@ impl Session {
                         drop(topo);
                         self.pool.metrics.retries.increment(1);
                         master.metrics.reads.increment(1);
-                        let rx = master.send(w.raw.clone(), self.db, self.slot);
+                        let rx = master.send(w.raw.clone(), w.db, self.slot);
                         pending.push_front(Pending::Wait(Waiting {
                             rx,
                             node: master,
@@ -364,7 +378,7 @@ impl Session {
                             ..w
                         }));
                     }
-                    _ => self.write_reply(&reply, w.nil_array, &mut io.out),
+                    _ => write_reply(&reply, w.proto, w.nil_array, &mut io.out),
                 }
             }
             Ok(reply) => {
@@ -374,7 +388,7 @@ impl Session {
                         .latency
                         .record(started.elapsed().as_secs_f64());
                 }
-                self.write_reply(&reply, w.nil_array, &mut io.out);
+                write_reply(&reply, w.proto, w.nil_array, &mut io.out);
             }
             Err(e) => {
                 // A read can always be retried: it changes nothing even if it ran.
@@ -384,7 +398,7 @@ impl Session {
                         drop(topo);
                         self.pool.metrics.retries.increment(1);
                         node.metrics.reads.increment(1);
-                        let rx = node.send(w.raw.clone(), self.db, self.slot);
+                        let rx = node.send(w.raw.clone(), w.db, self.slot);
                         pending.push_front(Pending::Wait(Waiting {
                             rx,
                             node,
@@ -401,15 +415,6 @@ impl Session {
                 }
                 encode::error(&mut io.out, &format!("ERR {e}"));
             }
-        }
-    }
-
-    /// Writes a node's reply in this client's protocol.
-    fn write_reply(&self, reply: &Reply, nil_array: bool, out: &mut BytesMut) {
-        if reply.resp3 && self.proto == Protocol::Resp2 {
-            convert::to_resp2(&reply.raw, nil_array, out);
-        } else {
-            out.extend_from_slice(&reply.raw);
         }
     }
 
@@ -465,6 +470,8 @@ impl Session {
             nil_array,
             retried: false,
             started,
+            db: self.db,
+            proto: self.proto,
         }));
     }
 
@@ -516,6 +523,15 @@ impl Session {
             self.blocking(req, io).await;
         }
         io.flush().await
+    }
+}
+
+/// Writes a node's (RESP3) reply in the protocol the client had when it sent the request.
+fn write_reply(reply: &Reply, proto: Protocol, nil_array: bool, out: &mut BytesMut) {
+    if reply.resp3 && proto == Protocol::Resp2 {
+        convert::to_resp2(&reply.raw, nil_array, out);
+    } else {
+        out.extend_from_slice(&reply.raw);
     }
 }
 

@@ -3,14 +3,23 @@
 //! to the node's pool for the next transaction (no TCP connection per transaction).
 //! While pinned, every command runs on that connection, so the transaction sees exactly what
 //! it would see on a direct connection to the master.
+//!
+//! A pooled connection must come back exactly as clean as it left, or the next client to get
+//! it inherits a watch, a database or a protocol. So inside MULTI the proxy refuses (and, as
+//! Redis does for a command refused at queue time, aborts the transaction at EXEC) anything
+//! that would change the connection beyond the transaction: HELLO, AUTH, CLIENT, RESET,
+//! subscriptions, denied commands. A queued SELECT is tracked and applied only if it
+//! succeeded inside EXEC's reply.
+
+use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use super::{Io, Session};
+use super::blocking::{await_reply, Outcome};
+use super::{deny, Io, Session};
 use crate::backend::{DirectConn, Node};
-use crate::resp::{encode, Request};
-
-use std::sync::Arc;
+use crate::command::{self, CommandInfo};
+use crate::resp::{encode, Frame, Protocol, Request};
 
 /// A session's dedicated transaction connection and what is open on it.
 pub(crate) struct Pinned {
@@ -18,32 +27,58 @@ pub(crate) struct Pinned {
     node: Arc<Node>,
     in_multi: bool,
     watching: bool,
-    /// A SELECT queued inside MULTI takes effect when EXEC runs.
-    queued_db: Option<u16>,
+    /// Replies of +QUEUED received in the current MULTI (the index of the next queued command).
+    queued: usize,
+    /// SELECTs queued in the current MULTI: (index in EXEC's reply, database).
+    selects: Vec<(usize, u16)>,
+    /// A command was refused at queue time: EXEC must abort, as Redis does.
+    poisoned: bool,
 }
+
+const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
 impl Session {
     /// Runs one request on the pinned connection, pinning first if needed.
     pub(super) async fn pinned_request(&mut self, req: Request, io: &mut Io) {
-        let name = req.arg(0);
-        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-        if is("quit") {
+        let info = command::lookup(&req);
+        let name = info.map(|i| i.name).unwrap_or("");
+        if name == "quit" {
             self.pinned = None;
             self.closing = true;
             io.out.extend_from_slice(b"+OK\r\n");
             return;
         }
-        // Outside MULTI, session commands keep their local meaning (HELLO, AUTH, CLIENT ...).
+        if name == "reset" {
+            // Dropping the connection discards the transaction and its watches on the node.
+            self.reset();
+            io.out.extend_from_slice(b"+RESET\r\n");
+            return;
+        }
         let in_multi = self.pinned.as_ref().is_some_and(|p| p.in_multi);
-        if !in_multi
-            && !is("select")
-            && !is("multi")
-            && !is("watch")
-            && !is("exec")
-            && !is("discard")
-            && !is("unwatch")
-        {
-            if let Some(reply) = self.local(&req, crate::command::lookup(&req)) {
+        if in_multi {
+            if let Some(refusal) = refused_in_multi(self, &req, info) {
+                if let Some(p) = self.pinned.as_mut() {
+                    p.poisoned = true;
+                }
+                encode::error(&mut io.out, &refusal);
+                return;
+            }
+        } else if !matches!(
+            name,
+            "select" | "multi" | "watch" | "exec" | "discard" | "unwatch"
+        ) {
+            if self.pinned.is_some() && changes_connection(name, &req) {
+                encode::error(
+                    &mut io.out,
+                    &format!(
+                        "ERR sluice: {} while a WATCH is open is not supported through the proxy",
+                        String::from_utf8_lossy(req.arg(0)).to_uppercase()
+                    ),
+                );
+                return;
+            }
+            // Outside MULTI, session commands keep their local meaning (AUTH, CLIENT ...).
+            if let Some(reply) = self.local(&req, info) {
                 io.out.extend_from_slice(&reply);
                 return;
             }
@@ -57,46 +92,90 @@ impl Session {
                 }
             }
         }
+        let timeout = self.pool.cfg.request_timeout;
         let Some(pinned) = self.pinned.as_mut() else {
             return;
         };
+        if name == "exec" && pinned.in_multi && pinned.poisoned {
+            // Redis aborts a transaction that had a command refused at queue time.
+            let mut discard = BytesMut::new();
+            encode::command(&mut discard, &[b"DISCARD"]);
+            let ok = matches!(await_reply(&mut pinned.conn, &discard, io, Some(timeout)).await, Outcome::Reply(ref r) if !r.is_error());
+            encode::error(&mut io.out, EXECABORT);
+            if ok {
+                pinned.end_transaction();
+                self.unpin();
+            } else {
+                self.pinned = None;
+            }
+            return;
+        }
         pinned.node.metrics.writes.increment(1);
-        let reply = match pinned.conn.request(req.raw()).await {
-            Ok(r) => r,
-            Err(e) => {
+        // Only a blocking command outside MULTI may legitimately wait long.
+        let blocking = !pinned.in_multi && command::is_blocking(&req, info);
+        let reply = match await_reply(
+            &mut pinned.conn,
+            req.raw(),
+            io,
+            (!blocking).then_some(timeout),
+        )
+        .await
+        {
+            Outcome::Reply(r) => r,
+            Outcome::Failed(e) => {
                 pinned.node.metrics.write_errors.increment(1);
                 self.pinned = None;
                 encode::error(&mut io.out, &format!("ERR {e}"));
                 return;
             }
+            Outcome::ClientGone => {
+                self.pinned = None;
+                self.closing = true;
+                return;
+            }
         };
         io.out.extend_from_slice(&reply.raw);
         let ok = !reply.is_error();
-        if is("multi") && ok {
-            pinned.in_multi = true;
-        } else if is("watch") && ok {
-            pinned.watching = true;
-        } else if is("select") && ok {
-            match super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok()) {
-                Some(db) if pinned.in_multi => pinned.queued_db = Some(db),
-                Some(db) => {
+        match name {
+            "multi" if ok => {
+                pinned.in_multi = true;
+                pinned.queued = 0;
+                pinned.selects.clear();
+                pinned.poisoned = false;
+            }
+            "watch" if ok => pinned.watching = true,
+            "exec" | "discard" if pinned.in_multi => {
+                // EXEC (whatever its outcome) and DISCARD end the transaction and every watch.
+                if name == "exec" {
+                    if let Some(db) = applied_select(&reply.raw, &pinned.selects) {
+                        pinned.conn.db = db;
+                        self.db = db;
+                    }
+                }
+                pinned.end_transaction();
+            }
+            "unwatch" if !pinned.in_multi => pinned.watching = false,
+            "select" if ok && !pinned.in_multi => {
+                if let Some(db) =
+                    super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())
+                {
                     pinned.conn.db = db;
                     self.db = db;
                 }
-                None => {}
             }
-        } else if is("exec") || is("discard") {
-            if is("exec") && ok {
-                if let Some(db) = pinned.queued_db {
-                    pinned.conn.db = db;
-                    self.db = db;
+            _ if pinned.in_multi && reply.raw.starts_with(b"+QUEUED") => {
+                if name == "select" {
+                    if let Some(db) =
+                        super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())
+                    {
+                        pinned.selects.push((pinned.queued, db));
+                    }
                 }
+                pinned.queued += 1;
             }
-            pinned.in_multi = false;
-            pinned.watching = false;
-            pinned.queued_db = None;
-        } else if is("unwatch") && !pinned.in_multi {
-            pinned.watching = false;
+            // A command Redis refused at queue time poisons the transaction on the node too.
+            _ if pinned.in_multi && !ok => pinned.poisoned = true,
+            _ => {}
         }
         if !pinned.in_multi && !pinned.watching {
             self.unpin();
@@ -114,7 +193,9 @@ impl Session {
             node,
             in_multi: false,
             watching: false,
-            queued_db: None,
+            queued: 0,
+            selects: Vec::new(),
+            poisoned: false,
         })
     }
 
@@ -126,10 +207,64 @@ impl Session {
     }
 }
 
+impl Pinned {
+    fn end_transaction(&mut self) {
+        self.in_multi = false;
+        self.watching = false;
+        self.queued = 0;
+        self.selects.clear();
+        self.poisoned = false;
+    }
+}
+
+/// Commands that change a connection beyond one reply (so they cannot share a pinned one).
+/// (HELLO would switch the session's protocol away from the pinned connection's.)
+fn changes_connection(name: &str, req: &Request) -> bool {
+    matches!(name, "subscribe" | "psubscribe" | "ssubscribe" | "hello") || deny::is_tunnel(req)
+}
+
+/// Why a command may not be queued inside MULTI through the proxy, if so.
+fn refused_in_multi(
+    session: &Session,
+    req: &Request,
+    info: Option<&'static CommandInfo>,
+) -> Option<String> {
+    let name = info.map(|i| i.name).unwrap_or("");
+    let parent = name.split_once('|').map_or(name, |(p, _)| p);
+    if let Some(msg) = deny::check(&session.pool, req, info) {
+        return Some(msg);
+    }
+    if changes_connection(name, req) || matches!(parent, "client" | "wait" | "auth") {
+        return Some(format!(
+            "ERR sluice: {} inside MULTI is not supported through the proxy",
+            String::from_utf8_lossy(req.arg(0)).to_uppercase()
+        ));
+    }
+    None
+}
+
+/// The database a transaction's queued SELECTs left the connection in, judged from EXEC's
+/// reply: the last SELECT whose own reply in the array is `+OK`. None when EXEC aborted.
+fn applied_select(exec_reply: &[u8], selects: &[(usize, u16)]) -> Option<u16> {
+    if selects.is_empty() {
+        return None;
+    }
+    let Ok(Some((Frame::Array(items), _))) = Frame::parse(exec_reply) else {
+        return None;
+    };
+    selects
+        .iter()
+        .rev()
+        .find_map(|&(idx, db)| match items.get(idx) {
+            Some(Frame::Simple(s)) if s.as_ref() == b"OK" => Some(db),
+            _ => None,
+        })
+}
+
 /// A dedicated connection to `node` speaking `proto`, switched to database `db`.
 pub(super) async fn checkout_in_db(
     node: &Node,
-    proto: crate::resp::Protocol,
+    proto: Protocol,
     db: u16,
 ) -> Result<DirectConn, String> {
     let mut conn = node
@@ -148,4 +283,21 @@ pub(super) async fn checkout_in_db(
         conn.db = db;
     }
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::applied_select;
+
+    #[test]
+    fn queued_select_applies_only_when_it_succeeded() {
+        let ok = b"*2\r\n+OK\r\n+OK\r\n";
+        assert_eq!(applied_select(ok, &[(0, 3)]), Some(3));
+        let failed = b"*2\r\n-ERR DB index is out of range\r\n+OK\r\n";
+        assert_eq!(applied_select(failed, &[(0, 99)]), None);
+        assert_eq!(applied_select(b"*-1\r\n", &[(0, 3)]), None);
+        assert_eq!(applied_select(b"_\r\n", &[(0, 3)]), None);
+        let two = b"*3\r\n+OK\r\n:1\r\n-ERR DB index is out of range\r\n";
+        assert_eq!(applied_select(two, &[(0, 2), (2, 99)]), Some(2));
+    }
 }
