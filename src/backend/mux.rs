@@ -303,9 +303,16 @@ async fn read_loop(
         if rbuf.capacity() - rbuf.len() < 4096 {
             rbuf.reserve(16 * 1024);
         }
+        let room = rbuf.capacity() - rbuf.len();
         tokio::select! {
             r = rd.read_buf(&mut rbuf) => match r {
                 Ok(0) => return lost("closed by node".into()),
+                Ok(n) if n < room => {
+                    // Drained: clear tokio's readiness without an EAGAIN recv() (see session).
+                    let _ = rd.as_ref().try_io(tokio::io::Interest::READABLE, || {
+                        Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+                    });
+                }
                 Ok(_) => {}
                 Err(e) => return lost(e.to_string()),
             },
