@@ -377,15 +377,7 @@ impl Session {
                 match self.pool.router.master(&topo) {
                     Ok(master) if !Arc::ptr_eq(&master, &w.node) => {
                         drop(topo);
-                        self.pool.metrics.retries.increment(1);
-                        master.metrics.reads.increment(1);
-                        let rx = master.send(w.raw.clone(), w.db, self.slot);
-                        pending.push_front(Pending::Wait(Waiting {
-                            rx,
-                            node: master,
-                            retried: true,
-                            ..w
-                        }));
+                        self.retry(w, master, pending);
                     }
                     _ => write_reply(&reply, w.proto, w.nil_array, &mut io.out),
                 }
@@ -405,15 +397,7 @@ impl Session {
                     let topo = self.pool.topology.load();
                     if let Ok(node) = self.pool.router.read(&topo, Some(&w.node)) {
                         drop(topo);
-                        self.pool.metrics.retries.increment(1);
-                        node.metrics.reads.increment(1);
-                        let rx = node.send(w.raw.clone(), w.db, self.slot);
-                        pending.push_front(Pending::Wait(Waiting {
-                            rx,
-                            node,
-                            retried: true,
-                            ..w
-                        }));
+                        self.retry(w, node, pending);
                         return;
                     }
                 }
@@ -481,6 +465,20 @@ impl Session {
             started,
             db: self.db,
             proto: self.proto,
+        }));
+    }
+
+    /// Sends a read again, to `node`, as the new head of the queue (same database, protocol
+    /// and position in the client's order).
+    fn retry(&self, w: Waiting, node: Arc<Node>, pending: &mut VecDeque<Pending>) {
+        self.pool.metrics.retries.increment(1);
+        node.metrics.reads.increment(1);
+        let rx = node.send(w.raw.clone(), w.db, self.slot);
+        pending.push_front(Pending::Wait(Waiting {
+            rx,
+            node,
+            retried: true,
+            ..w
         }));
     }
 
