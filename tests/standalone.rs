@@ -913,3 +913,14 @@ fn replicas_keep_serving_reads_while_the_master_is_down() {
         other => panic!("write with the master down: {other:?}"),
     }
 }
+
+#[test]
+fn sigterm_stops_the_proxy_cleanly() {
+    let master = Redis::start();
+    let mut proxy = Sluice::start(&standalone_config(&master, &[], "master", ""));
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
+    let status = proxy.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(c.is_closed(), "client connection left open after shutdown");
+}
