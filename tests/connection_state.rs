@@ -281,3 +281,33 @@ fn auth_without_a_proxy_password_behaves_like_a_passwordless_redis() {
         Resp::Map(_)
     ));
 }
+
+#[test]
+fn resubscribing_right_after_the_last_unsubscribe_keeps_the_subscription() {
+    let master = Redis::start();
+    let p = proxy(&master, "");
+    let mut a = p.client();
+    let mut batch = encode(&["SUBSCRIBE", "foo"]);
+    batch.extend(encode(&["UNSUBSCRIBE", "foo"]));
+    batch.extend(encode(&["SUBSCRIBE", "foo"]));
+    a.send_raw(&batch);
+    for (kind, n) in [("subscribe", 1), ("unsubscribe", 0), ("subscribe", 1)] {
+        assert_eq!(
+            a.read(),
+            Resp::Array(vec![
+                Resp::Bulk(kind.as_bytes().to_vec()),
+                Resp::Bulk(b"foo".to_vec()),
+                Resp::Int(n)
+            ])
+        );
+    }
+    assert_eq!(p.client().cmd(&["PUBLISH", "foo", "hi"]), Resp::Int(1));
+    assert_eq!(
+        a.read(),
+        Resp::Array(vec![
+            Resp::Bulk(b"message".to_vec()),
+            Resp::Bulk(b"foo".to_vec()),
+            Resp::Bulk(b"hi".to_vec())
+        ])
+    );
+}

@@ -2,7 +2,7 @@
 //! from a live redis-server's `COMMAND` reply and checked in (`commands.tsv`), plus the routing
 //! questions the proxy asks of it (read or write? blocking? which keys?).
 
-use crate::resp::Request;
+use crate::resp::{ReplyShape, Request};
 
 mod keys;
 mod table;
@@ -241,6 +241,28 @@ pub fn is_blocking_args<A: Args + ?Sized>(args: &A, info: Option<&CommandInfo>) 
 /// replies inside EXEC) are not described by this function.
 pub fn nil_is_array(req: &Request, info: Option<&CommandInfo>) -> bool {
     info.is_some_and(|info| nil_is_array_info(req, info))
+}
+
+/// How this command's RESP3 reply maps onto its RESP2 form, where that is not mechanical
+/// (see [`ReplyShape`]): score/value pairs flattened, XREAD's map as pairs, GEOPOS nulls.
+pub fn reply_shape(req: &Request, info: Option<&CommandInfo>) -> ReplyShape {
+    let Some(info) = info else {
+        return ReplyShape::Plain;
+    };
+    let has = |word: &[u8]| req.args().skip(1).any(|a| a.eq_ignore_ascii_case(word));
+    match info.name {
+        "zrange" | "zrangebyscore" | "zrevrange" | "zrevrangebyscore" | "zunion" | "zinter"
+        | "zdiff" | "zrandmember"
+            if has(b"WITHSCORES") =>
+        {
+            ReplyShape::FlattenPairs
+        }
+        "hrandfield" if has(b"WITHVALUES") => ReplyShape::FlattenPairs,
+        "zpopmin" | "zpopmax" => ReplyShape::FlattenPairs,
+        "xread" | "xreadgroup" => ReplyShape::MapAsPairs,
+        "geopos" => ReplyShape::NullArrays,
+        _ => ReplyShape::Plain,
+    }
 }
 
 /// [`nil_is_array`] over any argument list (looks the command up).

@@ -261,3 +261,134 @@ mod tests {
         }
     }
 }
+
+/// Replies whose RESP2 form is not a mechanical translation of their RESP3 form. Redis
+/// builds these differently per protocol, so shared RESP3 node connections need to know the
+/// command to answer a RESP2 client exactly as Redis would (shapes checked against Redis 7.0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReplyShape {
+    /// Mechanical translation ([`to_resp2`]).
+    #[default]
+    Plain,
+    /// RESP3 `[[member, score], ...]` is RESP2 `[member, score, ...]`: ZRANGE (and the
+    /// BYSCORE/REV variants, ZUNION, ZINTER, ZDIFF) WITHSCORES, ZPOPMIN/ZPOPMAX with a count,
+    /// ZRANDMEMBER WITHSCORES, HRANDFIELD WITHVALUES.
+    FlattenPairs,
+    /// RESP3 map `{stream: entries, ...}` is RESP2 `[[stream, entries], ...]`: XREAD, XREADGROUP.
+    MapAsPairs,
+    /// Nested RESP3 nulls are RESP2 null arrays: GEOPOS.
+    NullArrays,
+}
+
+/// [`to_resp2`] for a reply of the given shape. Falls back to the mechanical translation when
+/// the reply does not have the expected form (an error, a null, ...).
+pub fn to_resp2_shaped(raw: &[u8], shape: ReplyShape, null_array: bool, out: &mut BytesMut) {
+    if shape == ReplyShape::Plain {
+        return to_resp2(raw, null_array, out);
+    }
+    let start = out.len();
+    if shaped(raw, shape, null_array, out) != Some(raw.len()) {
+        out.truncate(start);
+        to_resp2(raw, null_array, out);
+    }
+}
+
+fn shaped(raw: &[u8], shape: ReplyShape, null_array: bool, out: &mut BytesMut) -> Option<usize> {
+    const PAIR: &[u8] = b"*2\r\n";
+    match (shape, *raw.first()?) {
+        (ReplyShape::FlattenPairs, b'*') => {
+            let (n, mut p) = header(raw, 0)?;
+            if n <= 0 {
+                return convert(raw, 0, null_array, out, 0);
+            }
+            let mut kids = Vec::with_capacity(usize::try_from(n).ok()?);
+            for _ in 0..n {
+                let len = scan_reply(raw.get(p..)?, &PERMISSIVE).ok()??.len;
+                kids.push(p);
+                p += len;
+            }
+            let total: usize = kids
+                .iter()
+                .map(|&k| if raw[k..].starts_with(PAIR) { 2 } else { 1 })
+                .sum();
+            encode::array_len(out, total);
+            for k in kids {
+                let at = if raw[k..].starts_with(PAIR) {
+                    k + PAIR.len()
+                } else {
+                    k
+                };
+                let next = convert(raw, at, null_array, out, 1)?;
+                if at != k {
+                    convert(raw, next, null_array, out, 1)?;
+                }
+            }
+            Some(p)
+        }
+        (ReplyShape::MapAsPairs, b'%') => {
+            let (n, mut p) = header(raw, 0)?;
+            encode::array_len(out, usize::try_from(n).ok()?);
+            for _ in 0..n {
+                out.extend_from_slice(PAIR);
+                p = convert(raw, p, null_array, out, 1)?;
+                p = convert(raw, p, null_array, out, 1)?;
+            }
+            Some(p)
+        }
+        (ReplyShape::NullArrays, b'*') => convert(raw, 0, true, out, 0),
+        _ => convert(raw, 0, null_array, out, 0),
+    }
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+
+    fn shaped(raw: &[u8], shape: ReplyShape, null_array: bool) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        to_resp2_shaped(raw, shape, null_array, &mut out);
+        out.to_vec()
+    }
+
+    // Every pair below is what Redis 7.0.15 sent for the same command in RESP3 and RESP2.
+    #[test]
+    fn shapes_match_redis() {
+        let flat = ReplyShape::FlattenPairs;
+        assert_eq!(
+            shaped(
+                b"*2\r\n*2\r\n$1\r\na\r\n,1\r\n*2\r\n$1\r\nb\r\n,2.5\r\n",
+                flat,
+                false
+            ),
+            b"*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$3\r\n2.5\r\n"
+        );
+        assert_eq!(
+            shaped(b"*1\r\n*2\r\n$1\r\na\r\n,1\r\n", flat, false),
+            b"*2\r\n$1\r\na\r\n$1\r\n1\r\n"
+        );
+        // ZPOPMIN without a count is already flat.
+        assert_eq!(
+            shaped(b"*2\r\n$1\r\na\r\n,1\r\n", flat, false),
+            b"*2\r\n$1\r\na\r\n$1\r\n1\r\n"
+        );
+        assert_eq!(shaped(b"*0\r\n", flat, false), b"*0\r\n");
+        assert_eq!(shaped(b"-ERR x\r\n", flat, false), b"-ERR x\r\n");
+        assert_eq!(
+            shaped(
+                b"%1\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+                ReplyShape::MapAsPairs,
+                true
+            ),
+            b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n"
+        );
+        assert_eq!(shaped(b"_\r\n", ReplyShape::MapAsPairs, true), b"*-1\r\n");
+        assert_eq!(
+            shaped(
+                b"*2\r\n*2\r\n,13.5\r\n,38.25\r\n_\r\n",
+                ReplyShape::NullArrays,
+                false
+            ),
+            b"*2\r\n*2\r\n$4\r\n13.5\r\n$5\r\n38.25\r\n*-1\r\n"
+        );
+    }
+}

@@ -15,6 +15,7 @@ pub mod reply;
 pub mod request;
 
 pub use codec::{CodecError, ReplyCodec, RequestCodec};
+pub use convert::ReplyShape;
 pub use error::ProtocolError;
 pub use frame::Frame;
 pub use reply::{scan_reply, Reply, ReplyScan};

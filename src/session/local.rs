@@ -256,6 +256,15 @@ impl Session {
             };
             return Some(Bytes::from_static(OK));
         }
+        if is("getname") || is("id") || is("info") {
+            if req.len() != 2 {
+                let name = format!(
+                    "client|{}",
+                    String::from_utf8_lossy(sub).to_ascii_lowercase()
+                );
+                return Some(wrong_args(&name));
+            }
+        }
         if is("getname") {
             let mut out = BytesMut::new();
             match &self.name {
@@ -269,32 +278,93 @@ impl Session {
             encode::integer(&mut out, self.id as i64);
             return Some(out.freeze());
         }
-        if is("info") || is("list") {
-            // Describe the client's connection to the proxy, not the proxy's node connections.
-            let line = format!(
-                "id={} addr={} laddr={} fd=0 name={} db={} resp={} lib-name=sluice\n",
-                self.id,
-                self.peer,
-                self.pool.cfg.listen,
-                self.name
-                    .as_deref()
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default(),
-                self.db,
-                if self.proto == Protocol::Resp3 { 3 } else { 2 },
-            );
+        if is("info") {
             let mut out = BytesMut::new();
-            if is("info") {
-                encode::verbatim(&mut out, self.proto, line.as_bytes());
+            encode::verbatim(
+                &mut out,
+                self.proto,
+                self.client_line("client|info").as_bytes(),
+            );
+            return Some(out.freeze());
+        }
+        if is("list") {
+            // Only this client's own connection to the proxy is known here (the node's list
+            // would show the proxy's connections instead), filtered like Redis filters.
+            let include = match self.client_list_filter(req) {
+                Ok(include) => include,
+                Err(e) => return Some(e),
+            };
+            let text = if include {
+                self.client_line("client|list")
             } else {
-                encode::bulk(&mut out, line.as_bytes());
-            }
+                String::new()
+            };
+            let mut out = BytesMut::new();
+            encode::verbatim(&mut out, self.proto, text.as_bytes());
             return Some(out.freeze());
         }
         if is("setinfo") {
             return Some(Bytes::from_static(OK));
         }
         None
+    }
+
+    /// One line of CLIENT LIST / CLIENT INFO for this client, with Redis 7.0's fields (client
+    /// libraries parse them) and the values the proxy knows.
+    fn client_line(&self, cmd: &str) -> String {
+        format!(
+            "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags=N db={} sub=0 psub=0 ssub=0 \
+             multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
+             tot-mem=0 events=r cmd={} user=default redir=-1 resp={}\n",
+            self.id,
+            self.peer,
+            self.pool.cfg.listen,
+            self.name
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default(),
+            super::seconds_since_start().saturating_sub(self.connected_at),
+            self.db,
+            cmd,
+            if self.proto == Protocol::Resp3 { 3 } else { 2 },
+        )
+    }
+
+    /// Whether `CLIENT LIST [TYPE t] [ID id ...]` selects this client.
+    fn client_list_filter(&self, req: &Request) -> Result<bool, Bytes> {
+        let mut include = true;
+        let mut i = 2;
+        while i < req.len() {
+            let opt = req.arg(i);
+            if opt.eq_ignore_ascii_case(b"TYPE") && i + 1 < req.len() {
+                let t = req.arg(i + 1).to_ascii_lowercase();
+                match t.as_slice() {
+                    b"normal" => {}
+                    b"master" | b"replica" | b"slave" | b"pubsub" => include = false,
+                    _ => {
+                        return Err(error_bytes(&format!(
+                            "ERR Unknown client type '{}'",
+                            String::from_utf8_lossy(req.arg(i + 1))
+                        )))
+                    }
+                }
+                i += 2;
+            } else if opt.eq_ignore_ascii_case(b"ID") && i + 1 < req.len() {
+                let mut listed = false;
+                i += 1;
+                while i < req.len() {
+                    match parse_int(req.arg(i)) {
+                        Some(id) if id > 0 => listed |= id as u64 == self.id,
+                        _ => return Err(error_bytes("ERR Invalid client ID")),
+                    }
+                    i += 1;
+                }
+                include &= listed;
+            } else {
+                return Err(error_bytes("ERR syntax error"));
+            }
+        }
+        Ok(include)
     }
 
     fn unsubscribe_confirmations(&self, req: &Request) -> Bytes {

@@ -29,7 +29,7 @@ use crate::backend::mux::ReplyResult;
 use crate::backend::{BackendError, Node};
 use crate::command::{self, CommandInfo};
 use crate::pool::Pool;
-use crate::resp::{convert, decode_request, encode, Protocol, Reply, Request};
+use crate::resp::{convert, decode_request, encode, Protocol, Reply, ReplyShape, Request};
 
 use self::transaction::Pinned;
 
@@ -65,7 +65,9 @@ struct Waiting {
     raw: Bytes,
     node: Arc<Node>,
     read: bool,
+    /// How to turn the node's RESP3 reply into RESP2 (RESP2 clients only).
     nil_array: bool,
+    shape: ReplyShape,
     retried: bool,
     /// Database and protocol as they were when the request was sent: a later SELECT or HELLO
     /// in the same pipeline must not change how this one is retried or encoded.
@@ -93,6 +95,8 @@ pub struct Session {
     slot: usize,
     /// Counts forwarded requests, for latency sampling.
     forwarded: u32,
+    /// When the client connected, in [`seconds_since_start`] (CLIENT INFO `age`).
+    connected_at: u32,
 }
 
 /// The client socket halves and buffers, kept apart from `Session` so both can be borrowed.
@@ -190,6 +194,7 @@ impl Client {
         let session = Session {
             slot: NEXT_SLOT.fetch_add(1, Ordering::Relaxed),
             forwarded: 0,
+            connected_at: seconds_since_start(),
             authed: pool.cfg.password.is_none(),
             pool,
             id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
@@ -379,7 +384,7 @@ impl Session {
                         drop(topo);
                         self.retry(w, master, pending);
                     }
-                    _ => write_reply(&reply, w.proto, w.nil_array, &mut io.out),
+                    _ => write_reply(&reply, &w, &mut io.out),
                 }
             }
             Ok(reply) => {
@@ -389,7 +394,7 @@ impl Session {
                         .latency
                         .record(started.elapsed().as_secs_f64());
                 }
-                write_reply(&reply, w.proto, w.nil_array, &mut io.out);
+                write_reply(&reply, &w, &mut io.out);
             }
             Err(e) => {
                 // A read can always be retried: it changes nothing even if it ran.
@@ -444,7 +449,13 @@ impl Session {
         } else {
             node.metrics.writes.increment(1);
         }
-        let nil_array = self.proto == Protocol::Resp2 && command::nil_is_array(&req, info);
+        let resp2 = self.proto == Protocol::Resp2;
+        let nil_array = resp2 && command::nil_is_array(&req, info);
+        let shape = if resp2 {
+            command::reply_shape(&req, info)
+        } else {
+            ReplyShape::Plain
+        };
         let raw = req.raw().clone();
         if info.is_some_and(|i| i.name == "script|load" || i.name == "script|flush") {
             self.copy_to_replicas(&raw);
@@ -461,6 +472,7 @@ impl Session {
             node,
             read,
             nil_array,
+            shape,
             retried: false,
             started,
             db: self.db,
@@ -533,10 +545,17 @@ impl Session {
     }
 }
 
+/// Whole seconds since the process started (a compact clock for per-client ages).
+fn seconds_since_start() -> u32 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs() as u32
+}
+
 /// Writes a node's (RESP3) reply in the protocol the client had when it sent the request.
-fn write_reply(reply: &Reply, proto: Protocol, nil_array: bool, out: &mut BytesMut) {
-    if reply.resp3 && proto == Protocol::Resp2 {
-        convert::to_resp2(&reply.raw, nil_array, out);
+fn write_reply(reply: &Reply, w: &Waiting, out: &mut BytesMut) {
+    // A reshaped reply may hold no RESP3-only type at all (HRANDFIELD ... WITHVALUES).
+    if w.proto == Protocol::Resp2 && (reply.resp3 || w.shape != ReplyShape::Plain) {
+        convert::to_resp2_shaped(&reply.raw, w.shape, w.nil_array, out);
     } else {
         out.extend_from_slice(&reply.raw);
     }

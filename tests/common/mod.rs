@@ -407,6 +407,14 @@ impl Client {
         parse(&mut self.rd)
     }
 
+    /// Sends a command and returns the reply's exact bytes.
+    pub fn cmd_raw(&mut self, args: &[&str]) -> Vec<u8> {
+        self.send(args);
+        let mut out = Vec::new();
+        read_raw(&mut self.rd, &mut out).expect("read reply");
+        out
+    }
+
     /// True if the server closed the connection (EOF) within the read timeout.
     pub fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];
@@ -431,6 +439,33 @@ fn line(rd: &mut impl BufRead) -> std::io::Result<String> {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
     Ok(l.trim_end_matches("\r\n").to_string())
+}
+
+/// Copies one complete frame's bytes.
+fn read_raw(rd: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let l = line(rd)?;
+    out.extend_from_slice(l.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let n: i64 = l.get(1..).and_then(|r| r.parse().ok()).unwrap_or(-1);
+    match l.as_bytes().first() {
+        Some(b'$' | b'=' | b'!') if n >= 0 => {
+            let mut b = vec![0u8; n as usize + 2];
+            rd.read_exact(&mut b)?;
+            out.extend_from_slice(&b);
+        }
+        Some(b'*' | b'~' | b'>') => {
+            for _ in 0..n.max(0) {
+                read_raw(rd, out)?;
+            }
+        }
+        Some(b'%') => {
+            for _ in 0..n.max(0) * 2 {
+                read_raw(rd, out)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn parse(rd: &mut impl BufRead) -> std::io::Result<Resp> {
