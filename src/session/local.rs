@@ -256,14 +256,12 @@ impl Session {
             };
             return Some(Bytes::from_static(OK));
         }
-        if is("getname") || is("id") || is("info") {
-            if req.len() != 2 {
-                let name = format!(
-                    "client|{}",
-                    String::from_utf8_lossy(sub).to_ascii_lowercase()
-                );
-                return Some(wrong_args(&name));
-            }
+        if (is("getname") || is("id") || is("info")) && req.len() != 2 {
+            let name = format!(
+                "client|{}",
+                String::from_utf8_lossy(sub).to_ascii_lowercase()
+            );
+            return Some(wrong_args(&name));
         }
         if is("getname") {
             let mut out = BytesMut::new();
