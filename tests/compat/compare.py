@@ -18,13 +18,17 @@ GOOD = {"passed", "xfailed", "xpassed"}
 
 
 def load_known(path):
-    pats = []
+    """Patterns, and the subset marked "[isolate]" (run apart, not expected to differ)."""
+    pats, isolate = [], set()
     with open(path) as f:
         for ln in f:
-            ln = ln.split(" # ", 1)[0].strip()
-            if ln and not ln.startswith("#"):
-                pats.append(ln)
-    return pats
+            pat, _, reason = ln.partition(" # ")
+            pat = pat.strip()
+            if pat and not pat.startswith("#"):
+                pats.append(pat)
+                if reason.strip().startswith("[isolate]"):
+                    isolate.add(pat)
+    return pats, isolate
 
 
 def load(path):
@@ -46,7 +50,7 @@ def counts(o):
 
 
 def main(argv):
-    known = load_known(argv[1])
+    known, isolate = load_known(argv[1])
     summary = open(argv[2], "w")
     rest = argv[3:]
     used, unexpected, n_known, fixed = set(), [], 0, []
@@ -86,13 +90,15 @@ def main(argv):
             out(f"   {tag} {nid} [{b['outcome']}] {b['message']}")
         for nid, r in sorted(k.items()):
             if r["outcome"] in GOOD and d.get(nid, {}).get("outcome") in GOOD:
-                is_known(nid)
-                fixed.append(f"{label}:{nid}")
+                hit = [p for p in known if fnmatch.fnmatchcase(nid, p) or fnmatch.fnmatchcase(f"{label}:{nid}", p)]
+                used.update(hit)
+                if not set(hit) <= isolate:
+                    fixed.append(f"{label}:{nid}")
     if fixed:
         out("== listed in known-differences but passed through sluice (stale entry?):")
         for f in fixed:
             out(f"   {f}")
-    stale = [p for p in known if p not in used]
+    stale = [p for p in known if p not in used and p not in isolate]
     if stale:
         out("== known-differences patterns that matched no difference this run:")
         for p in stale:
