@@ -1060,3 +1060,37 @@ fn resp2_replies_are_byte_identical_to_redis() {
     }
     let _ = direct.cmd(&["PING"]);
 }
+
+#[test]
+fn reads_refused_with_loading_are_retried_on_another_node() {
+    let master = Redis::start();
+    let replica = Redis::replica_of(&master);
+    replica.wait_synced();
+    let loading = common::FakeReplica::start("-LOADING Redis is loading the dataset in memory\r\n");
+    let cfg = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\n\
+         master = \"{}\"\nreplicas = [\"{}\", \"{}\"]\nread_from = \"replica\"\nhealth_check_interval = \"100ms\"\n",
+        master.addr(),
+        replica.addr(),
+        loading.addr()
+    );
+    let proxy = Sluice::start(&cfg);
+    wait_read_pool(&proxy, 2);
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
+    wait_until(Duration::from_secs(5), "replication", || {
+        replica.client().cmd(&["GET", "k"]) == Resp::Bulk(b"v".to_vec())
+    });
+    // Half the reads are routed to the "loading" replica; none may reach the client as an error.
+    for _ in 0..40 {
+        assert_eq!(c.cmd(&["GET", "k"]), Resp::Bulk(b"v".to_vec()));
+    }
+    let (_, metrics) = proxy.http_get("/metrics");
+    let retries = metrics
+        .lines()
+        .find(|l| l.starts_with("sluice_retries_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(retries >= 10.0, "expected retries, metrics say {retries}");
+}

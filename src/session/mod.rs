@@ -375,6 +375,23 @@ impl Session {
             })
         });
         match res {
+            Ok(reply)
+                if w.read
+                    && !w.retried
+                    && (reply.is_error_with(b"LOADING") || reply.is_error_with(b"MASTERDOWN")) =>
+            {
+                // A replica that restarted answers LOADING (or MASTERDOWN while it cannot
+                // serve stale data) until its next probe takes it out of the read pool: the
+                // read did not run, so try another node rather than show the client an error.
+                let topo = self.pool.topology.load();
+                match self.pool.router.read(&topo, Some(&w.node)) {
+                    Ok(node) if !Arc::ptr_eq(&node, &w.node) => {
+                        drop(topo);
+                        self.retry(w, node, pending);
+                    }
+                    _ => write_reply(&reply, &w, &mut io.out),
+                }
+            }
             Ok(reply) if w.read && !w.retried && reply.is_error_with(b"NOSCRIPT") => {
                 // Redis 7 does not replicate SCRIPT LOAD: a replica that joined after the load
                 // (or missed our fan-out) lacks the script the master has. Ask the master.

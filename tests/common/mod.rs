@@ -622,3 +622,85 @@ fn pipe(
         let _ = to.shutdown(std::net::Shutdown::Both);
     });
 }
+
+/// A fake node that claims to be a healthy replica in `INFO replication` but answers every
+/// other command with `reply` (e.g. `-LOADING ...`): what a restarted replica looks like in
+/// the moment before the proxy's next probe.
+pub struct FakeReplica {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakeReplica {
+    pub fn start(reply: &'static str) -> FakeReplica {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let s = s.clone();
+                        std::thread::spawn(move || fake_serve(conn, reply, s));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        FakeReplica { port, stop }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for FakeReplica {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn fake_serve(
+    conn: TcpStream,
+    reply: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut rd = BufReader::new(conn.try_clone().expect("clone"));
+    let mut wr = conn;
+    while !stop.load(Ordering::Relaxed) {
+        let req = match parse(&mut rd) {
+            Ok(Resp::Array(items)) => items,
+            Ok(_) => return,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                continue
+            }
+            Err(_) => return,
+        };
+        let name = req
+            .first()
+            .map(|r| r.text().to_ascii_uppercase())
+            .unwrap_or_default();
+        let out = match name.as_str() {
+            "HELLO" => "%1\r\n$5\r\nproto\r\n:3\r\n".to_string(),
+            "INFO" => {
+                let text = "# Replication\r\nrole:slave\r\nmaster_link_status:up\r\nmaster_sync_in_progress:0\r\nslave_repl_offset:0\r\n";
+                format!("${}\r\n{}\r\n", text.len(), text)
+            }
+            "PING" => "+PONG\r\n".to_string(),
+            _ => reply.to_string(),
+        };
+        if wr.write_all(out.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
