@@ -10,7 +10,37 @@ use super::{Limits, ProtocolError};
 #[derive(Clone, Debug)]
 pub struct Request {
     raw: Bytes,
-    args: Vec<(u32, u32)>,
+    args: ArgList,
+}
+
+/// Arguments kept inline (no allocation per request) when there are this many or fewer: that
+/// covers GET, SET, HSET with one field, and most of what proxies see.
+const INLINE_ARGS: usize = 4;
+
+/// Argument offsets: inline for short commands, on the heap for long ones.
+#[derive(Clone, Debug)]
+enum ArgList {
+    Inline(u8, [(u32, u32); INLINE_ARGS]),
+    Heap(Vec<(u32, u32)>),
+}
+
+impl ArgList {
+    fn from_slice(args: &[(u32, u32)]) -> ArgList {
+        if args.len() <= INLINE_ARGS {
+            let mut items = [(0, 0); INLINE_ARGS];
+            items[..args.len()].copy_from_slice(args);
+            ArgList::Inline(args.len() as u8, items)
+        } else {
+            ArgList::Heap(args.to_vec())
+        }
+    }
+
+    fn as_slice(&self) -> &[(u32, u32)] {
+        match self {
+            ArgList::Inline(n, items) => &items[..usize::from(*n)],
+            ArgList::Heap(v) => v,
+        }
+    }
 }
 
 impl Request {
@@ -30,24 +60,28 @@ impl Request {
     pub fn raw(&self) -> &Bytes {
         &self.raw
     }
+    /// The request's bytes, giving up the argument index.
+    pub fn into_raw(self) -> Bytes {
+        self.raw
+    }
     /// Number of arguments, command name included.
     pub fn len(&self) -> usize {
-        self.args.len()
+        self.args.as_slice().len()
     }
     /// True for a request with no arguments (never produced by the decoder).
     pub fn is_empty(&self) -> bool {
-        self.args.is_empty()
+        self.args.as_slice().is_empty()
     }
     /// Argument `i` (0 is the command name); empty slice when out of range.
     pub fn arg(&self, i: usize) -> &[u8] {
-        match self.args.get(i) {
+        match self.args.as_slice().get(i) {
             Some(&(s, e)) => &self.raw[s as usize..e as usize],
             None => &[],
         }
     }
     /// Argument `i` as a zero-copy `Bytes`.
     pub fn arg_bytes(&self, i: usize) -> Bytes {
-        match self.args.get(i) {
+        match self.args.as_slice().get(i) {
             Some(&(s, e)) => self.raw.slice(s as usize..e as usize),
             None => Bytes::new(),
         }
@@ -55,6 +89,7 @@ impl Request {
     /// All arguments in order.
     pub fn args(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.args
+            .as_slice()
             .iter()
             .map(|&(s, e)| &self.raw[s as usize..e as usize])
     }
@@ -89,11 +124,11 @@ pub fn decode_request(
                 Multibulk::Complete { len, argc } => {
                     let raw = buf.split_to(len).freeze();
                     let args = if argc <= FAST_ARGS {
-                        fast[..argc].to_vec()
+                        ArgList::from_slice(&fast[..argc])
                     } else {
                         let mut v = Vec::with_capacity(argc);
                         walk_multibulk(&raw, limits, |_, s, e| v.push((s, e)))?;
-                        v
+                        ArgList::Heap(v)
                     };
                     return Ok(Some(Request { raw, args }));
                 }
@@ -263,7 +298,7 @@ impl MultibulkWriter {
     fn finish(self) -> Request {
         Request {
             raw: self.out.freeze(),
-            args: self.args,
+            args: ArgList::from_slice(&self.args),
         }
     }
 }

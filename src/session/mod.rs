@@ -62,6 +62,7 @@ enum Pending {
 /// A forwarded request waiting for its reply.
 struct Waiting {
     rx: oneshot::Receiver<ReplyResult>,
+    /// The request's bytes, kept for reads only (the ones that may be retried).
     raw: Bytes,
     node: Arc<Node>,
     read: bool,
@@ -473,19 +474,24 @@ impl Session {
         } else {
             ReplyShape::Plain
         };
-        let raw = req.raw().clone();
         if info.is_some_and(|i| i.name == "script|load" || i.name == "script|flush") {
-            self.copy_to_replicas(&raw);
+            self.copy_to_replicas(req.raw());
         }
         self.forwarded = self.forwarded.wrapping_add(1);
         let started = self
             .forwarded
             .is_multiple_of(LATENCY_SAMPLE)
             .then(Instant::now);
-        let rx = node.send(raw.clone(), self.db, self.slot);
+        // Only a read may be sent again, so only a read keeps its bytes.
+        let keep = if read {
+            req.raw().clone()
+        } else {
+            Bytes::new()
+        };
+        let rx = node.send(req.into_raw(), self.db, self.slot);
         pending.push_back(Pending::Wait(Waiting {
             rx,
-            raw,
+            raw: keep,
             node,
             read,
             nil_array,
