@@ -46,7 +46,7 @@ const LATENCY_SAMPLE: u32 = 8;
 const READ_CHUNK: usize = 8 * 1024;
 
 /// Bytes reserved for the first read after the session was idle.
-const FIRST_READ: usize = 512;
+const FIRST_READ: usize = 4096;
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_SLOT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
