@@ -12,6 +12,7 @@ use crate::config::{Mode, PoolConfig};
 use crate::resp::Limits;
 use crate::route::Router;
 use crate::telemetry::PoolMetrics;
+use crate::topology::sentinel::SentinelWatcher;
 use crate::topology::standalone::StandaloneWatcher;
 use crate::topology::Topology;
 
@@ -84,6 +85,27 @@ impl Pool {
                     max_lag: cfg.max_replica_lag,
                 };
                 let topology = Arc::new(ArcSwap::from_pointee(watcher.initial()));
+                tokio::spawn(watcher.run(topology.clone(), metrics.clone(), shutdown));
+                topology
+            }
+            Mode::Sentinel => {
+                let master_name = cfg.master_name.clone().ok_or(PoolError::Missing {
+                    pool: cfg.name.clone(),
+                    what: "master_name",
+                })?;
+                let watcher = SentinelWatcher {
+                    pool: cfg.name.clone(),
+                    master_name,
+                    sentinels: cfg.sentinels.clone(),
+                    sentinel_username: cfg.sentinel_username.clone(),
+                    sentinel_password: cfg.sentinel_password.clone(),
+                    node_options: opts.clone(),
+                    interval: cfg.health_check_interval,
+                    timeout: cfg.connect_timeout.max(cfg.health_check_interval),
+                    max_lag: cfg.max_replica_lag,
+                };
+                // No master until a sentinel names one and the node confirms it.
+                let topology = Arc::new(ArcSwap::from_pointee(Topology::default()));
                 tokio::spawn(watcher.run(topology.clone(), metrics.clone(), shutdown));
                 topology
             }

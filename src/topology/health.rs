@@ -8,6 +8,7 @@ use tokio::net::TcpStream;
 
 use super::Health;
 use crate::backend::handshake::{self, Handshake};
+use crate::config::ReplicaLag;
 use crate::resp::{Frame, Protocol};
 
 /// Fields of `INFO replication` that decide health.
@@ -182,6 +183,38 @@ impl Prober {
         handshake::request_frame(stream, buf, &[b"INFO", b"replication"])
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Applies `max_replica_lag` to a replica that is otherwise healthy. Byte lag compares the
+/// replica's own offset with the master's (probed together, so nearly the same instant); time
+/// lag uses the master's `lag=` for it (seconds since its last ack; replicas ack every second).
+/// Without a master view the replica is left in: lag cannot be judged, and dropping every
+/// replica when only the master's probe failed would push all reads onto a master in trouble.
+pub fn lag_health(
+    max: Option<ReplicaLag>,
+    master: Option<&ReplicationInfo>,
+    addr: &str,
+    info: &ReplicationInfo,
+) -> Health {
+    let (Some(max), Some(master)) = (max, master) else {
+        return Health::Healthy;
+    };
+    match max {
+        ReplicaLag::Bytes(limit) => match (master.master_repl_offset, info.slave_repl_offset) {
+            (Some(m), Some(r)) if m.saturating_sub(r) > limit => {
+                Health::Lagging(format!("{} bytes behind (max {limit})", m - r))
+            }
+            _ => Health::Healthy,
+        },
+        ReplicaLag::Time(limit) => match master.replicas.iter().find(|e| e.addr == addr) {
+            Some(e) if e.lag_secs > limit.as_secs() => Health::Lagging(format!(
+                "last ack {} s ago (max {} s)",
+                e.lag_secs,
+                limit.as_secs()
+            )),
+            _ => Health::Healthy,
+        },
     }
 }
 

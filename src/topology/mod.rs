@@ -3,6 +3,7 @@
 //! it, so a reader never sees half an update and never takes a lock.
 
 pub mod health;
+pub mod sentinel;
 pub mod standalone;
 
 use std::sync::Arc;

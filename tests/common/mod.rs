@@ -704,3 +704,79 @@ fn fake_serve(
         }
     }
 }
+
+/// A redis-sentinel process monitoring `master` as group `name` (quorum 1, down-after 1 s).
+pub struct Sentinel {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    /// Starts a sentinel on a free port below 32768 (retrying if taken).
+    pub fn start(master: &Redis, name: &str) -> Sentinel {
+        for _ in 0..20 {
+            let port = candidate_port();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let conf = dir.path().join("sentinel.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndaemonize no\nlogfile \"\"\ndir {}\n\
+                     sentinel monitor {name} 127.0.0.1 {} 1\n\
+                     sentinel down-after-milliseconds {name} 1000\n\
+                     sentinel failover-timeout {name} 5000\n",
+                    dir.path().display(),
+                    master.port
+                ),
+            )
+            .expect("write sentinel.conf");
+            let mut child = Command::new("redis-sentinel")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-sentinel must be installed (apt-get install redis-sentinel)");
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) {
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                    if c.write_all(b"PING\r\n").is_ok() {
+                        let mut buf = [0u8; 16];
+                        if matches!(c.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG")) {
+                            return Sentinel {
+                                child,
+                                port,
+                                _dir: dir,
+                            };
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start redis-sentinel");
+    }
+
+    /// `127.0.0.1:port`
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// A raw client to this sentinel.
+    pub fn client(&self) -> Client {
+        Client::connect(&self.addr())
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

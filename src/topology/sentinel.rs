@@ -1,0 +1,445 @@
+//! Sentinel topology: the master and replicas of one master group, followed live.
+//!
+//! Every `health_check_interval` (and at once when a sentinel publishes an event) the watcher
+//! asks a sentinel (rotating past dead ones) for the master's address and the group's replicas,
+//! then probes every node itself. A master is published only once its own `INFO replication`
+//! says `role:master` (the sentinel client spec's "trust but verify": right after a failover
+//! the old master can keep claiming the role for seconds, and a sentinel's answer can be
+//! stale). A replica serves reads only while it is linked to *that* master and in sync.
+//!
+//! Not yet here (issue 3): waiting for a master instead of failing writes during a failover,
+//! READONLY retries, read-your-writes, sharing sentinel connections across pools.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::BytesMut;
+use futures_util::future::join_all;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::health::{lag_health, ProbeResult, Prober};
+use super::{Health, NodeView, Topology};
+use crate::backend::handshake::{self, Handshake};
+use crate::backend::{Node, NodeOptions};
+use crate::config::ReplicaLag;
+use crate::resp::{encode, Frame, Protocol};
+use crate::telemetry::PoolMetrics;
+
+/// Sentinel channels whose messages may mean the topology changed.
+const EVENTS: &[&str] = &[
+    "+switch-master",
+    "+sdown",
+    "-sdown",
+    "+odown",
+    "+slave",
+    "+convert-to-slave",
+    "+role-change",
+    "+failover-end",
+    "+reboot",
+];
+
+/// Everything the sentinel watcher needs.
+pub struct SentinelWatcher {
+    /// Pool name (logs).
+    pub pool: String,
+    /// Master group name.
+    pub master_name: String,
+    /// Configured sentinel addresses.
+    pub sentinels: Vec<String>,
+    /// Credentials for the sentinels.
+    pub sentinel_username: Option<String>,
+    /// Password for the sentinels.
+    pub sentinel_password: Option<String>,
+    /// How nodes are connected to (shared with the request path).
+    pub node_options: NodeOptions,
+    /// Refresh and probe period.
+    pub interval: Duration,
+    /// Timeout of one sentinel query or probe.
+    pub timeout: Duration,
+    /// Replicas further behind than this leave the read pool.
+    pub max_lag: Option<ReplicaLag>,
+}
+
+/// What a sentinel said about the group.
+struct GroupView {
+    master: String,
+    replicas: Vec<String>,
+    sentinels: Vec<String>,
+}
+
+impl SentinelWatcher {
+    /// Follows the group until `shutdown`, publishing changes into `topology`.
+    pub async fn run(
+        self,
+        topology: Arc<ArcSwap<Topology>>,
+        metrics: Arc<PoolMetrics>,
+        shutdown: CancellationToken,
+    ) {
+        let (events_tx, mut events) = mpsc::channel::<()>(64);
+        let mut known_sentinels = self.sentinels.clone();
+        for addr in &known_sentinels {
+            tokio::spawn(self.listen(addr.clone(), events_tx.clone(), shutdown.clone()));
+        }
+        let mut nodes: HashMap<String, Arc<Node>> = HashMap::new();
+        let mut probers: HashMap<String, Prober> = HashMap::new();
+        let mut current = 0usize;
+        let mut conn: Option<(TcpStream, BytesMut)> = None;
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+                Some(()) = events.recv() => {
+                    // Coalesce a burst of events into one refresh.
+                    while events.try_recv().is_ok() {}
+                }
+            }
+            let Some(view) = self
+                .ask_sentinels(&known_sentinels, &mut current, &mut conn)
+                .await
+            else {
+                // Every sentinel is unreachable: keep serving from the last topology.
+                tracing::warn!(pool = %self.pool, "no sentinel answered; keeping the last known topology");
+                continue;
+            };
+            for s in &view.sentinels {
+                if !known_sentinels.contains(s) {
+                    known_sentinels.push(s.clone());
+                    tokio::spawn(self.listen(s.clone(), events_tx.clone(), shutdown.clone()));
+                }
+            }
+            let addrs: Vec<String> = std::iter::once(view.master.clone())
+                .chain(view.replicas.iter().cloned())
+                .collect();
+            for a in &addrs {
+                nodes
+                    .entry(a.clone())
+                    .or_insert_with(|| Node::new(a, &self.node_options));
+                probers.entry(a.clone()).or_insert_with(|| {
+                    Prober::new(
+                        a,
+                        self.node_options.username.clone(),
+                        self.node_options.password.clone(),
+                        self.timeout,
+                    )
+                });
+            }
+            // Nodes that left the group are dropped (their connections close with them).
+            nodes.retain(|a, _| addrs.contains(a));
+            probers.retain(|a, _| addrs.contains(a));
+            let results = {
+                let mut list: Vec<(&String, &mut Prober)> = probers.iter_mut().collect();
+                list.sort_by_key(|(a, _)| addrs.iter().position(|x| x == *a));
+                let futs = list
+                    .into_iter()
+                    .map(|(a, p)| async move { (a.clone(), p.probe().await) });
+                join_all(futs).await
+            };
+            let mut by_addr: HashMap<String, ProbeResult> = results.into_iter().collect();
+            let master_info = match by_addr.get(&view.master) {
+                Some(ProbeResult::Info(info)) if info.role == "master" => Some(info.clone()),
+                _ => None,
+            };
+            let Some(master_node) = nodes.get(&view.master).cloned() else {
+                continue;
+            };
+            let master = match by_addr.remove(&view.master) {
+                Some(ProbeResult::Info(info)) if info.role == "master" => Some(NodeView {
+                    node: master_node,
+                    health: Health::Healthy,
+                    offset: info.master_repl_offset,
+                }),
+                // Not (yet) confirmed: publish no master rather than send writes to a node that
+                // would refuse them or, worse, accept them and lose them at its demotion.
+                _ => None,
+            };
+            let mut replicas = Vec::new();
+            for addr in &view.replicas {
+                let Some(node) = nodes.get(addr).cloned() else {
+                    continue;
+                };
+                let (health, offset) = match by_addr.remove(addr) {
+                    Some(ProbeResult::Info(info)) => {
+                        let health = match info.replica_health() {
+                            Health::Healthy
+                                if info.master_addr.as_deref() != Some(view.master.as_str()) =>
+                            {
+                                Health::WrongRole(format!(
+                                    "replicates from {}",
+                                    info.master_addr.clone().unwrap_or_else(|| "nothing".into())
+                                ))
+                            }
+                            Health::Healthy => {
+                                lag_health(self.max_lag, master_info.as_ref(), addr, &info)
+                            }
+                            other => other,
+                        };
+                        (health, info.slave_repl_offset)
+                    }
+                    Some(ProbeResult::Loading) => (Health::Loading, None),
+                    Some(ProbeResult::Down(reason)) => (Health::Down(reason), None),
+                    None => (Health::Unknown, None),
+                };
+                replicas.push(NodeView {
+                    node,
+                    health,
+                    offset,
+                });
+            }
+            let previous = topology.load();
+            let mut next = Topology::new(previous.version, master, replicas);
+            metrics.replicas_known.set(next.replicas.len() as f64);
+            metrics.replicas_healthy.set(next.readable.len() as f64);
+            metrics
+                .master_up
+                .set(if next.master.is_some() { 1.0 } else { 0.0 });
+            if !next.same_shape(&previous) {
+                next.version = previous.version + 1;
+                metrics.topology_changes.increment(1);
+                tracing::info!(
+                    pool = %self.pool,
+                    version = next.version,
+                    master = ?next.master.as_ref().map(|m| m.node.addr.clone()),
+                    read_pool = ?next.readable.iter().map(|n| n.addr.as_str()).collect::<Vec<_>>(),
+                    "topology changed"
+                );
+            }
+            topology.store(Arc::new(next));
+        }
+    }
+
+    /// Asks the sentinels in turn, starting with the last one that answered.
+    async fn ask_sentinels(
+        &self,
+        sentinels: &[String],
+        current: &mut usize,
+        conn: &mut Option<(TcpStream, BytesMut)>,
+    ) -> Option<GroupView> {
+        for _ in 0..sentinels.len() {
+            let addr = &sentinels[*current % sentinels.len()];
+            match tokio::time::timeout(self.timeout, self.ask(addr, conn)).await {
+                Ok(Ok(view)) => return Some(view),
+                Ok(Err(e)) => {
+                    tracing::debug!(pool = %self.pool, sentinel = %addr, error = %e, "sentinel query failed")
+                }
+                Err(_) => {
+                    tracing::debug!(pool = %self.pool, sentinel = %addr, "sentinel query timed out")
+                }
+            }
+            *conn = None;
+            *current += 1;
+        }
+        None
+    }
+
+    async fn ask(
+        &self,
+        addr: &str,
+        conn: &mut Option<(TcpStream, BytesMut)>,
+    ) -> Result<GroupView, String> {
+        if conn.is_none() {
+            let mut buf = BytesMut::new();
+            let stream = handshake::connect(addr, &self.handshake(), self.timeout, &mut buf)
+                .await
+                .map_err(|e| e.to_string())?;
+            *conn = Some((stream, buf));
+        }
+        let Some((stream, buf)) = conn.as_mut() else {
+            return Err("no connection".into());
+        };
+        let name = self.master_name.as_bytes();
+        let master = handshake::request_frame(
+            stream,
+            buf,
+            &[b"SENTINEL", b"get-master-addr-by-name", name],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let master = match master {
+            Frame::Array(items) if items.len() == 2 => {
+                let host =
+                    String::from_utf8_lossy(items[0].as_bytes().unwrap_or_default()).into_owned();
+                let port =
+                    String::from_utf8_lossy(items[1].as_bytes().unwrap_or_default()).into_owned();
+                join_host_port(&host, &port)
+            }
+            Frame::Null => {
+                return Err(format!(
+                    "sentinel does not know master group '{}'",
+                    self.master_name
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "unexpected reply to get-master-addr-by-name: {other:?}"
+                ))
+            }
+        };
+        let replicas = handshake::request_frame(stream, buf, &[b"SENTINEL", b"replicas", name])
+            .await
+            .map_err(|e| e.to_string())?;
+        let sentinels = handshake::request_frame(stream, buf, &[b"SENTINEL", b"sentinels", name])
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(GroupView {
+            master,
+            replicas: instances(&replicas, true),
+            sentinels: instances(&sentinels, false),
+        })
+    }
+
+    fn handshake(&self) -> Handshake {
+        Handshake {
+            username: self.sentinel_username.clone(),
+            password: self.sentinel_password.clone(),
+            protocol: Protocol::Resp2,
+        }
+    }
+
+    /// Subscribes to a sentinel's event channels and signals every message, reconnecting with
+    /// backoff until shutdown.
+    fn listen(
+        &self,
+        addr: String,
+        events: mpsc::Sender<()>,
+        shutdown: CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (hs, timeout, pool) = (self.handshake(), self.timeout, self.pool.clone());
+        async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let mut buf = BytesMut::new();
+                let session = async {
+                    let mut stream = handshake::connect(&addr, &hs, timeout, &mut buf)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let mut req = BytesMut::new();
+                    let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE"];
+                    args.extend(EVENTS.iter().map(|e| e.as_bytes()));
+                    encode::command(&mut req, &args);
+                    tokio::io::AsyncWriteExt::write_all(&mut stream, &req)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    loop {
+                        let reply = handshake::read_one(&mut stream, &mut buf)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if reply.raw.starts_with(b"*3\r\n$7\r\nmessage") {
+                            let _ = events.try_send(());
+                        }
+                    }
+                    #[allow(unreachable_code)]
+                    Ok::<(), String>(())
+                };
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    r = session => {
+                        if let Err(e) = r {
+                            tracing::debug!(pool = %pool, sentinel = %addr, error = %e, "sentinel subscription lost");
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// `ip:port` of every instance in a `SENTINEL replicas|sentinels` reply (RESP2: an array of
+/// flat field/value arrays). With `skip_bad`, instances flagged `s_down`, `o_down` or
+/// `disconnected` are left out (they cannot serve).
+fn instances(reply: &Frame, skip_bad: bool) -> Vec<String> {
+    let Frame::Array(list) = reply else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in list {
+        let Frame::Array(fields) = item else { continue };
+        let mut map = HashMap::new();
+        for pair in fields.chunks(2) {
+            if let [k, v] = pair {
+                if let (Some(k), Some(v)) = (k.as_bytes(), v.as_bytes()) {
+                    map.insert(
+                        String::from_utf8_lossy(k).into_owned(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    );
+                }
+            }
+        }
+        let (Some(ip), Some(port)) = (map.get("ip"), map.get("port")) else {
+            continue;
+        };
+        let flags = map.get("flags").map(String::as_str).unwrap_or("");
+        if skip_bad
+            && flags
+                .split(',')
+                .any(|f| matches!(f, "s_down" | "o_down" | "disconnected"))
+        {
+            continue;
+        }
+        out.push(join_host_port(ip, port));
+    }
+    out
+}
+
+fn join_host_port(host: &str, port: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn b(s: &'static str) -> Frame {
+        Frame::Bulk(Bytes::from_static(s.as_bytes()))
+    }
+
+    #[test]
+    fn instances_skip_unhealthy_flags() {
+        let reply = Frame::Array(vec![
+            Frame::Array(vec![
+                b("name"),
+                b("r1"),
+                b("ip"),
+                b("127.0.0.1"),
+                b("port"),
+                b("6381"),
+                b("flags"),
+                b("slave"),
+            ]),
+            Frame::Array(vec![
+                b("ip"),
+                b("127.0.0.1"),
+                b("port"),
+                b("6382"),
+                b("flags"),
+                b("s_down,slave"),
+            ]),
+            Frame::Array(vec![
+                b("ip"),
+                b("::1"),
+                b("port"),
+                b("6383"),
+                b("flags"),
+                b("slave,disconnected"),
+            ]),
+        ]);
+        assert_eq!(instances(&reply, true), vec!["127.0.0.1:6381".to_string()]);
+        assert_eq!(instances(&reply, false).len(), 3);
+        assert_eq!(instances(&reply, false)[2], "[::1]:6383");
+    }
+}
