@@ -27,6 +27,8 @@ pub const REPLICAS_HEALTHY: &str = "sluice_replicas_healthy";
 pub const REPLICAS_KNOWN: &str = "sluice_replicas_known";
 /// 1 while the pool's master is reachable, by pool.
 pub const MASTER_UP: &str = "sluice_master_up";
+/// 1 while the pool's topology source (its sentinels) answers, by pool.
+pub const SOURCE_UP: &str = "sluice_topology_source_up";
 /// Topology snapshots published (a change of master, replica set or health), by pool.
 pub const TOPOLOGY_CHANGES: &str = "sluice_topology_changes_total";
 /// Reads retried on another node after a node failed them without running them, by pool.
@@ -96,6 +98,8 @@ pub struct PoolMetrics {
     pub master_up: Gauge,
     /// Topology snapshots published.
     pub topology_changes: Counter,
+    /// Topology source reachable.
+    pub source_up: Gauge,
 }
 
 impl PoolMetrics {
@@ -114,7 +118,8 @@ impl PoolMetrics {
             replicas_healthy: gauge!(REPLICAS_HEALTHY, "pool" => p.clone()),
             replicas_known: gauge!(REPLICAS_KNOWN, "pool" => p.clone()),
             master_up: gauge!(MASTER_UP, "pool" => p.clone()),
-            topology_changes: counter!(TOPOLOGY_CHANGES, "pool" => p),
+            topology_changes: counter!(TOPOLOGY_CHANGES, "pool" => p.clone()),
+            source_up: gauge!(SOURCE_UP, "pool" => p),
         }
     }
 }

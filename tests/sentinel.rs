@@ -76,3 +76,44 @@ fn follows_the_master_and_replicas_named_by_sentinel_through_a_failover() {
         "{metrics}"
     );
 }
+
+#[test]
+fn with_every_sentinel_down_the_last_topology_keeps_serving() {
+    let master = Redis::start();
+    let replica = Redis::replica_of(&master);
+    replica.wait_synced();
+    let mut sentinel = Sentinel::start(&master, "grp");
+    wait_until(
+        Duration::from_secs(20),
+        "sentinel to discover the replica",
+        || matches!(sentinel.client().cmd(&["SENTINEL", "replicas", "grp"]), Resp::Array(r) if r.len() == 1),
+    );
+    let proxy = Sluice::start(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"orders\"\nlisten = \"127.0.0.1:0\"\n\
+         mode = \"sentinel\"\nsentinels = [\"{}\"]\nmaster_name = \"grp\"\nread_from = \"replica\"\n\
+         health_check_interval = \"100ms\"\n",
+        sentinel.addr()
+    ));
+    wait_until(Duration::from_secs(10), "topology from sentinel", || {
+        let t = topology(&proxy);
+        t["master"]["addr"] == master.addr() && t["read_pool"].as_array().map(Vec::len) == Some(1)
+    });
+    sentinel.kill();
+    wait_until(
+        Duration::from_secs(10),
+        "/topology to report the sentinels unreachable",
+        || topology(&proxy)["source_reachable"] == false,
+    );
+    let (_, metrics) = proxy.http_get("/metrics");
+    assert!(
+        metrics.contains("sluice_topology_source_up{pool=\"orders\"} 0"),
+        "{metrics}"
+    );
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
+    wait_until(Duration::from_secs(5), "replication", || {
+        replica.client().cmd(&["GET", "k"]) == Resp::Bulk(b"v".to_vec())
+    });
+    assert_eq!(c.cmd(&["GET", "k"]), Resp::Bulk(b"v".to_vec()));
+    assert_eq!(topology(&proxy)["master"]["addr"], master.addr());
+}

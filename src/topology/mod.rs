@@ -64,6 +64,9 @@ pub struct Topology {
     pub replicas: Vec<NodeView>,
     /// Replicas currently in the read pool (healthy ones), the subset reads pick from.
     pub readable: Vec<Arc<Node>>,
+    /// False while the topology source (the sentinels) cannot be reached: the snapshot is the
+    /// last one known and is kept serving.
+    pub source_stale: bool,
 }
 
 impl Topology {
@@ -94,6 +97,7 @@ impl Topology {
             master,
             replicas,
             readable,
+            source_stale: false,
         }
     }
 
@@ -125,6 +129,7 @@ impl Topology {
             "master": self.master.as_ref().map(view),
             "replicas": self.replicas.iter().map(view).collect::<Vec<_>>(),
             "read_pool": self.readable.iter().map(|n| n.addr.clone()).collect::<Vec<_>>(),
+            "source_reachable": !self.source_stale,
         })
     }
 }

@@ -103,10 +103,18 @@ impl SentinelWatcher {
                 .ask_sentinels(&known_sentinels, &mut current, &mut conn)
                 .await
             else {
-                // Every sentinel is unreachable: keep serving from the last topology.
+                // Every sentinel is unreachable: keep serving from the last topology, and say so.
                 tracing::warn!(pool = %self.pool, "no sentinel answered; keeping the last known topology");
+                metrics.source_up.set(0.0);
+                let previous = topology.load();
+                if !previous.source_stale {
+                    let mut stale = Topology::clone(&previous);
+                    stale.source_stale = true;
+                    topology.store(Arc::new(stale));
+                }
                 continue;
             };
+            metrics.source_up.set(1.0);
             for s in &view.sentinels {
                 if !known_sentinels.contains(s) {
                     known_sentinels.push(s.clone());

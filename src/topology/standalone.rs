@@ -72,6 +72,8 @@ impl StandaloneWatcher {
                 )
             })
             .collect();
+        // The config is the source of a standalone topology: always there.
+        metrics.source_up.set(1.0);
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

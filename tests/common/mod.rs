@@ -772,6 +772,12 @@ impl Sentinel {
     pub fn client(&self) -> Client {
         Client::connect(&self.addr())
     }
+
+    /// Kills the sentinel (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Sentinel {
