@@ -162,6 +162,9 @@ pub struct PoolConfig {
     pub connect_timeout: Duration,
     /// How long a forwarded request may wait for its reply before the connection is deemed stuck.
     pub request_timeout: Duration,
+    /// How long a write waits for a confirmed master when there is none (a failover in
+    /// progress, sentinel mode) before it fails.
+    pub master_wait: Duration,
     /// Replica health probe period.
     pub health_check_interval: Duration,
     /// Number of databases clients may SELECT (Redis `databases`).

@@ -156,6 +156,7 @@ pub(super) struct RawPool {
     pub connect_timeout: Option<NumOrText>,
     pub request_timeout: Option<NumOrText>,
     pub health_check_interval: Option<NumOrText>,
+    pub master_wait: Option<NumOrText>,
     pub databases: Option<i64>,
     pub max_clients: Option<i64>,
 }

@@ -17,6 +17,8 @@ pub(super) mod defaults {
     pub const MAX_DEDICATED_CONNECTIONS: usize = 64;
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+    /// How long a write waits for a confirmed master during a failover (sentinel mode).
+    pub const MASTER_WAIT: Duration = Duration::from_secs(3);
     pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(250);
     pub const DATABASES: u32 = 16;
     pub const MAX_CLIENTS: usize = 10_000;
@@ -508,6 +510,12 @@ fn pool_config(ctx: &Ctx, index: usize, raw: RawPool) -> Result<PoolConfig, Conf
             &key("health_check_interval"),
             raw.health_check_interval,
             defaults::HEALTH_CHECK_INTERVAL,
+        )?,
+        master_wait: duration(
+            ctx,
+            &key("master_wait"),
+            raw.master_wait,
+            defaults::MASTER_WAIT,
         )?,
         databases: u32::try_from(databases)
             .map_err(|_| ctx.err(key("databases"), format!("{databases} is out of range")))?,

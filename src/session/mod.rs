@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
@@ -28,8 +28,10 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use crate::backend::mux::ReplyResult;
 use crate::backend::{BackendError, Node};
 use crate::command::{self, CommandInfo};
+use crate::config::Mode;
 use crate::pool::Pool;
 use crate::resp::{convert, decode_request, encode, Protocol, Reply, ReplyShape, Request};
+use crate::route::RouteError;
 
 use self::transaction::Pinned;
 
@@ -98,6 +100,10 @@ pub struct Session {
     forwarded: u32,
     /// When the client connected, in [`seconds_since_start`] (CLIENT INFO `age`).
     connected_at: u32,
+    /// Writes sent and not yet answered, and the node they went to (by address of its
+    /// `Node`): the write barrier across a master change.
+    inflight_writes: u32,
+    write_node: usize,
 }
 
 /// The client socket halves and buffers, kept apart from `Session` so both can be borrowed.
@@ -196,6 +202,8 @@ impl Client {
             slot: NEXT_SLOT.fetch_add(1, Ordering::Relaxed),
             forwarded: 0,
             connected_at: seconds_since_start(),
+            inflight_writes: 0,
+            write_node: 0,
             authed: pool.cfg.password.is_none(),
             pool,
             id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
@@ -283,7 +291,11 @@ impl Session {
                     Box::pin(self.drain(&mut pending, io)).await?;
                     Box::pin(self.run_exclusive(req, io)).await?;
                 } else {
-                    self.dispatch(req, info, &mut pending);
+                    if let Some(req) = self.dispatch(req, info, &mut pending, true) {
+                        Box::pin(self.drain(&mut pending, io)).await?;
+                        Box::pin(self.wait_for_master()).await;
+                        let _ = self.dispatch(req, info, &mut pending, false);
+                    }
                 }
             }
             self.collect_ready(&mut pending, io);
@@ -405,7 +417,21 @@ impl Session {
                     _ => write_reply(&reply, &w, &mut io.out),
                 }
             }
+            Ok(reply)
+                if !w.read
+                    && !w.retried
+                    && self.pool.cfg.mode != Mode::Standalone
+                    && reply.is_error_with(b"READONLY") =>
+            {
+                // The node was demoted by a failover: the write did not run. Send it to the
+                // confirmed master (waiting for one, within `master_wait`) instead of showing
+                // the client a READONLY it cannot act on.
+                self.retry_write_on_master(w, reply, pending);
+            }
             Ok(reply) => {
+                if !w.read {
+                    self.inflight_writes = self.inflight_writes.saturating_sub(1);
+                }
                 if let Some(started) = w.started {
                     self.pool
                         .metrics
@@ -427,6 +453,7 @@ impl Session {
                 if w.read {
                     w.node.metrics.read_errors.increment(1);
                 } else {
+                    self.inflight_writes = self.inflight_writes.saturating_sub(1);
                     w.node.metrics.write_errors.increment(1);
                 }
                 encode::error(&mut io.out, &format!("ERR {e}"));
@@ -435,16 +462,21 @@ impl Session {
     }
 
     /// Sends a plain command to its node (or answers it here) and queues its reply slot.
+    /// Returns the request back (`Some`) when it must wait: a write while this client still
+    /// has writes in flight to a different (former) master, or a write with no confirmed
+    /// master in a pool that follows failovers. The caller drains, waits for a master, and
+    /// dispatches it again with `may_hold = false`.
     fn dispatch(
         &mut self,
         req: Request,
         info: Option<&'static CommandInfo>,
         pending: &mut VecDeque<Pending>,
-    ) {
+        may_hold: bool,
+    ) -> Option<Request> {
         if let Some(reply) = self.local(&req, info) {
             self.pool.metrics.local.increment(1);
             pending.push_back(Pending::Ready(reply));
-            return;
+            return None;
         }
         let read = command::is_read(&req, info);
         let topo = self.pool.topology.load();
@@ -454,17 +486,30 @@ impl Session {
             self.pool.router.master(&topo)
         };
         drop(topo);
+        let follows_failovers = self.pool.cfg.mode != Mode::Standalone;
         let node = match routed {
             Ok(node) => node,
+            Err(RouteError::NoMaster(_)) if may_hold && !read && follows_failovers => {
+                return Some(req)
+            }
             Err(e) => {
                 self.pool.metrics.errors.increment(1);
                 pending.push_back(Pending::Ready(error_bytes(&e.to_string())));
-                return;
+                return None;
             }
         };
         if read {
             node.metrics.reads.increment(1);
         } else {
+            // A client's writes never overlap across two masters: ones still in flight to a
+            // former master (which may come back READONLY and be retried) finish first, so
+            // writes reach the new master in the order the client sent them.
+            let here = Arc::as_ptr(&node) as usize;
+            if may_hold && self.inflight_writes > 0 && self.write_node != here {
+                return Some(req);
+            }
+            self.inflight_writes += 1;
+            self.write_node = here;
             node.metrics.writes.increment(1);
         }
         let resp2 = self.proto == Protocol::Resp2;
@@ -482,8 +527,9 @@ impl Session {
             .forwarded
             .is_multiple_of(LATENCY_SAMPLE)
             .then(Instant::now);
-        // Only a read may be sent again, so only a read keeps its bytes.
-        let keep = if read {
+        // Only what may be sent again keeps its bytes: reads, and writes in pools that follow
+        // failovers (a write refused with READONLY did not run).
+        let keep = if read || follows_failovers {
             req.raw().clone()
         } else {
             Bytes::new()
@@ -501,6 +547,7 @@ impl Session {
             db: self.db,
             proto: self.proto,
         }));
+        None
     }
 
     /// Sends a read again, to `node`, as the new head of the queue (same database, protocol
@@ -515,6 +562,54 @@ impl Session {
             retried: true,
             ..w
         }));
+    }
+
+    /// Sends a write that a demoted master refused to the current master, from a task that
+    /// waits (up to `master_wait`) for one to be confirmed. It stays at the head of the
+    /// client's queue, so replies keep their order; if no new master appears in time the
+    /// client gets the original READONLY.
+    fn retry_write_on_master(&self, w: Waiting, refused: Reply, pending: &mut VecDeque<Pending>) {
+        let (tx, rx) = oneshot::channel();
+        let pool = self.pool.clone();
+        let (raw, db, slot, old) = (w.raw.clone(), w.db, self.slot, w.node.clone());
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + pool.cfg.master_wait;
+            loop {
+                let master = pool.router.master(&pool.topology.load()).ok();
+                if let Some(m) = master.filter(|m| !Arc::ptr_eq(m, &old)) {
+                    m.metrics.writes.increment(1);
+                    let reply = m.send(raw, db, slot).await.unwrap_or_else(|_| {
+                        Err(BackendError::ConnectionLost {
+                            addr: m.addr.clone(),
+                            reason: "request dropped".into(),
+                        })
+                    });
+                    let _ = tx.send(reply);
+                    return;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    let _ = tx.send(Ok(refused));
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        self.pool.metrics.retries.increment(1);
+        pending.push_front(Pending::Wait(Waiting {
+            rx,
+            retried: true,
+            ..w
+        }));
+    }
+
+    /// Waits (up to `master_wait`) until the topology has a confirmed master.
+    async fn wait_for_master(&self) {
+        let deadline = tokio::time::Instant::now() + self.pool.cfg.master_wait;
+        while self.pool.router.master(&self.pool.topology.load()).is_err()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Sends a script-cache command to every replica too, so EVALSHA_RO finds the script there
