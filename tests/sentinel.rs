@@ -15,7 +15,7 @@ fn topology(proxy: &Sluice) -> serde_json::Value {
 fn follows_the_master_and_replicas_named_by_sentinel_through_a_failover() {
     let master = Redis::start();
     let replica = Redis::replica_of(&master);
-    replica.wait_synced();
+    replica.wait_streaming(&master);
     let sentinel = Sentinel::start(&master, "mymaster");
     wait_until(
         Duration::from_secs(20),
@@ -81,7 +81,7 @@ fn follows_the_master_and_replicas_named_by_sentinel_through_a_failover() {
 fn with_every_sentinel_down_the_last_topology_keeps_serving() {
     let master = Redis::start();
     let replica = Redis::replica_of(&master);
-    replica.wait_synced();
+    replica.wait_streaming(&master);
     let mut sentinel = Sentinel::start(&master, "grp");
     wait_until(
         Duration::from_secs(20),
@@ -116,4 +116,82 @@ fn with_every_sentinel_down_the_last_topology_keeps_serving() {
     });
     assert_eq!(c.cmd(&["GET", "k"]), Resp::Bulk(b"v".to_vec()));
     assert_eq!(topology(&proxy)["master"]["addr"], master.addr());
+}
+
+#[test]
+fn a_failover_under_writes_shows_no_readonly_and_loses_no_acknowledged_write() {
+    let master = Redis::start();
+    let replica = Redis::replica_of(&master);
+    replica.wait_streaming(&master);
+    let sentinel = Sentinel::start(&master, "wgrp");
+    wait_until(
+        Duration::from_secs(20),
+        "sentinel to discover the replica",
+        || matches!(sentinel.client().cmd(&["SENTINEL", "replicas", "wgrp"]), Resp::Array(r) if r.len() == 1),
+    );
+    let proxy = Sluice::start(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"orders\"\nlisten = \"127.0.0.1:0\"\n\
+         mode = \"sentinel\"\nsentinels = [\"{}\"]\nmaster_name = \"wgrp\"\nread_from = \"prefer-replica\"\n\
+         health_check_interval = \"100ms\"\nmaster_wait = \"10s\"\n",
+        sentinel.addr()
+    ));
+    wait_until(Duration::from_secs(10), "master from sentinel", || {
+        topology(&proxy)["master"]["addr"] == master.addr()
+    });
+    let mut c = proxy.client();
+    let mut acknowledged = Vec::new();
+    let mut errors = Vec::new();
+    let mut failover_sent = false;
+    let start = std::time::Instant::now();
+    let mut i = 0u32;
+    while start.elapsed() < Duration::from_secs(40) {
+        i += 1;
+        let key = format!("w{i}");
+        match c.cmd(&["SET", &key, "x"]) {
+            Resp::Simple(ok) if ok == "OK" => acknowledged.push(key),
+            Resp::Error(e) => errors.push(e),
+            other => panic!("unexpected {other:?}"),
+        }
+        if i >= 50 && !failover_sent {
+            // Sentinel refuses (NOGOODSLAVE) until it has fresh INFO from the replica.
+            failover_sent = sentinel.client().cmd(&["SENTINEL", "FAILOVER", "wgrp"])
+                == Resp::Simple("OK".into());
+        }
+        if failover_sent && i > 200 && topology(&proxy)["master"]["addr"] == replica.addr() {
+            break;
+        }
+    }
+    assert!(failover_sent);
+    assert_eq!(
+        topology(&proxy)["master"]["addr"],
+        replica.addr(),
+        "the proxy never followed the failover"
+    );
+    assert!(
+        errors.iter().all(|e| !e.starts_with("READONLY")),
+        "READONLY reached the client: {errors:?}"
+    );
+    // Writes acknowledged before the switch replicated to the new master before it was
+    // promoted (SENTINEL FAILOVER waits for the replica to catch up); later ones went to it.
+    wait_until(Duration::from_secs(40), "old master demoted", || {
+        master.info("replication").contains("role:slave")
+    });
+    let mut check = replica.client();
+    eprintln!(
+        "failover under writes: {} acknowledged, {} failed: {:?}",
+        acknowledged.len(),
+        errors.len(),
+        errors
+    );
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|k| check.cmd(&["EXISTS", k]) != Resp::Int(1))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes missing on the new master: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(errors.len() < 20, "too many failed writes: {errors:?}");
 }

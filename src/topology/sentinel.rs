@@ -40,7 +40,62 @@ const EVENTS: &[&str] = &[
     "+role-change",
     "+failover-end",
     "+reboot",
+    "+try-failover",
+    "-failover-abort-not-elected",
+    "-failover-abort-no-good-slave",
+    "-failover-abort-slave-timeout",
+    "+failover-end-for-timeout",
 ];
+
+/// What a sentinel's message means for the watcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    /// Something may have changed: refresh.
+    Refresh,
+    /// A failover of this master group started: stop sending writes to its master now, before
+    /// a replica is promoted, so that no write lands on a node about to be demoted.
+    FailoverStarted(String),
+    /// A failover of this group ended without a new master: the old one stays.
+    FailoverAborted(String),
+}
+
+impl Event {
+    /// Reads a `message` frame from a sentinel subscription.
+    fn from_message(frame: &Frame) -> Option<Event> {
+        let Frame::Array(items) = frame else {
+            return None;
+        };
+        if items.len() != 3
+            || !items[0]
+                .as_bytes()
+                .is_some_and(|k| k.eq_ignore_ascii_case(b"message"))
+        {
+            return None;
+        }
+        let channel = items[1].as_bytes()?;
+        let payload = String::from_utf8_lossy(items[2].as_bytes()?);
+        // Failover events carry "master <name> <ip> <port>".
+        let group = || {
+            payload
+                .strip_prefix("master ")
+                .and_then(|r| r.split(' ').next())
+                .map(str::to_string)
+        };
+        Some(match channel {
+            b"+try-failover" => Event::FailoverStarted(group()?),
+            b"-failover-abort-not-elected"
+            | b"-failover-abort-no-good-slave"
+            | b"-failover-abort-slave-timeout"
+            | b"+failover-end-for-timeout" => Event::FailoverAborted(group()?),
+            _ => Event::Refresh,
+        })
+    }
+}
+
+/// How long writes stay held after a failover started, if neither a new master nor an abort
+/// is seen (a held write gives up after `master_wait` anyway; this only bounds how long the
+/// old master is distrusted).
+const FAILOVER_HOLD: Duration = Duration::from_secs(15);
 
 /// Everything the sentinel watcher needs.
 pub struct SentinelWatcher {
@@ -79,7 +134,9 @@ impl SentinelWatcher {
         metrics: Arc<PoolMetrics>,
         shutdown: CancellationToken,
     ) {
-        let (events_tx, mut events) = mpsc::channel::<()>(64);
+        let (events_tx, mut events) = mpsc::channel::<Event>(256);
+        // During a failover of our group: the master being replaced, and until when it is held.
+        let mut held: Option<(String, tokio::time::Instant)> = None;
         let mut known_sentinels = self.sentinels.clone();
         for addr in &known_sentinels {
             tokio::spawn(self.listen(addr.clone(), events_tx.clone(), shutdown.clone()));
@@ -94,9 +151,29 @@ impl SentinelWatcher {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
-                Some(()) = events.recv() => {
-                    // Coalesce a burst of events into one refresh.
-                    while events.try_recv().is_ok() {}
+                Some(first) = events.recv() => {
+                    // Coalesce a burst of events into one refresh, acting on failover ones.
+                    let mut next = Some(first);
+                    while let Some(event) = next {
+                        match event {
+                            Event::FailoverStarted(g) if g == self.master_name => {
+                                let previous = topology.load();
+                                if let Some(m) = &previous.master {
+                                    tracing::info!(pool = %self.pool, master = %m.node.addr, "failover started: holding writes");
+                                    held = Some((m.node.addr.clone(), tokio::time::Instant::now() + FAILOVER_HOLD));
+                                    let mut paused = Topology::clone(&previous);
+                                    paused.master = None;
+                                    paused.version += 1;
+                                    metrics.topology_changes.increment(1);
+                                    metrics.master_up.set(0.0);
+                                    topology.store(Arc::new(paused));
+                                }
+                            }
+                            Event::FailoverAborted(g) if g == self.master_name => held = None,
+                            _ => {}
+                        }
+                        next = events.try_recv().ok();
+                    }
                 }
             }
             let Some(view) = self
@@ -156,7 +233,14 @@ impl SentinelWatcher {
             let Some(master_node) = nodes.get(&view.master).cloned() else {
                 continue;
             };
+            if held.as_ref().is_some_and(|(old, until)| {
+                *old != view.master || tokio::time::Instant::now() > *until
+            }) {
+                held = None;
+            }
             let master = match by_addr.remove(&view.master) {
+                // The failover's old master stays unused until sentinel names another one.
+                _ if held.is_some() => None,
                 Some(ProbeResult::Info(info)) if info.role == "master" => Some(NodeView {
                     node: master_node,
                     health: Health::Healthy,
@@ -314,7 +398,7 @@ impl SentinelWatcher {
     fn listen(
         &self,
         addr: String,
-        events: mpsc::Sender<()>,
+        events: mpsc::Sender<Event>,
         shutdown: CancellationToken,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let (hs, timeout, pool) = (self.handshake(), self.timeout, self.pool.clone());
@@ -337,8 +421,15 @@ impl SentinelWatcher {
                         let reply = handshake::read_one(&mut stream, &mut buf)
                             .await
                             .map_err(|e| e.to_string())?;
-                        if reply.raw.starts_with(b"*3\r\n$7\r\nmessage") {
-                            let _ = events.try_send(());
+                        if let Ok(Some((frame, _))) = Frame::parse(&reply.raw) {
+                            if let Some(event) = Event::from_message(&frame) {
+                                // A failover event must not be lost to a full queue.
+                                if matches!(event, Event::Refresh) {
+                                    let _ = events.try_send(event);
+                                } else if events.send(event).await.is_err() {
+                                    return Ok(());
+                                }
+                            }
                         }
                     }
                     #[allow(unreachable_code)]
@@ -414,6 +505,32 @@ mod tests {
 
     fn b(s: &'static str) -> Frame {
         Frame::Bulk(Bytes::from_static(s.as_bytes()))
+    }
+
+    #[test]
+    fn failover_events_name_their_group() {
+        let msg = |ch: &'static str, payload: &'static str| {
+            Frame::Array(vec![b("message"), b(ch), b(payload)])
+        };
+        assert_eq!(
+            Event::from_message(&msg("+try-failover", "master mymaster 127.0.0.1 6379")),
+            Some(Event::FailoverStarted("mymaster".into()))
+        );
+        assert_eq!(
+            Event::from_message(&msg(
+                "-failover-abort-no-good-slave",
+                "master other 127.0.0.1 6380"
+            )),
+            Some(Event::FailoverAborted("other".into()))
+        );
+        assert_eq!(
+            Event::from_message(&msg(
+                "+switch-master",
+                "mymaster 127.0.0.1 6379 127.0.0.1 6381"
+            )),
+            Some(Event::Refresh)
+        );
+        assert_eq!(Event::from_message(&b("x")), None);
     }
 
     #[test]

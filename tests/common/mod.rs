@@ -178,6 +178,26 @@ impl Redis {
             .unwrap_or(0)
     }
 
+    /// Waits until writes on `master` reach this replica. After a diskless full sync the master
+    /// only starts streaming once the replica's first REPLCONF ACK arrives (up to a second
+    /// later), so "link up" alone does not mean new writes replicate yet.
+    pub fn wait_streaming(&self, master: &Redis) {
+        self.wait_synced();
+        let token = format!("{}-{}", self.port, SEQ.fetch_add(1, Ordering::Relaxed));
+        assert_eq!(
+            master.client().cmd(&["SET", "__sluice_sync_probe", &token]),
+            Resp::Simple("OK".into())
+        );
+        wait_until(
+            Duration::from_secs(10),
+            "writes to stream to the replica",
+            || {
+                self.client().cmd(&["GET", "__sluice_sync_probe"])
+                    == Resp::Bulk(token.clone().into_bytes())
+            },
+        );
+    }
+
     /// Waits until this replica's link to its master is up and the initial sync is done.
     pub fn wait_synced(&self) {
         wait_until(Duration::from_secs(30), "replica sync", || {
