@@ -195,3 +195,101 @@ fn a_failover_under_writes_shows_no_readonly_and_loses_no_acknowledged_write() {
     );
     assert!(errors.len() < 20, "too many failed writes: {errors:?}");
 }
+
+#[test]
+fn a_killed_master_is_replaced_without_failed_writes_and_gets_no_writes_when_back() {
+    let mut master = Redis::start();
+    let replica = Redis::replica_of(&master);
+    replica.wait_streaming(&master);
+    let sentinel = Sentinel::start(&master, "kgrp");
+    wait_until(
+        Duration::from_secs(20),
+        "sentinel to discover the replica",
+        || matches!(sentinel.client().cmd(&["SENTINEL", "replicas", "kgrp"]), Resp::Array(r) if r.len() == 1),
+    );
+    let proxy = Sluice::start(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"orders\"\nlisten = \"127.0.0.1:0\"\n\
+         mode = \"sentinel\"\nsentinels = [\"{}\"]\nmaster_name = \"kgrp\"\nread_from = \"prefer-replica\"\n\
+         health_check_interval = \"100ms\"\nmaster_wait = \"15s\"\n",
+        sentinel.addr()
+    ));
+    wait_until(Duration::from_secs(10), "master from sentinel", || {
+        topology(&proxy)["master"]["addr"] == master.addr()
+    });
+    let mut c = proxy.client();
+    for i in 0..20 {
+        assert_eq!(
+            c.cmd(&["SET", &format!("before{i}"), "x"]),
+            Resp::Simple("OK".into())
+        );
+    }
+    master.kill();
+    let killed = std::time::Instant::now();
+    // The next write waits for the failover instead of failing.
+    assert_eq!(c.cmd(&["SET", "during", "x"]), Resp::Simple("OK".into()));
+    let waited = killed.elapsed();
+    let named = sentinel
+        .client()
+        .cmd(&["SENTINEL", "get-master-addr-by-name", "kgrp"]);
+    assert_eq!(
+        named,
+        Resp::Array(vec![
+            Resp::Bulk(b"127.0.0.1".to_vec()),
+            Resp::Bulk(replica.port.to_string().into_bytes())
+        ])
+    );
+    eprintln!("write resumed {waited:?} after kill -9 of the master");
+    assert_eq!(
+        replica.client().cmd(&["GET", "during"]),
+        Resp::Bulk(b"x".to_vec())
+    );
+    // The old master restarts (empty, as a master) and is turned into a replica: it gets no
+    // writes, and clients see no error.
+    let old_addr = master.addr();
+    let old_writes = || {
+        let (_, metrics) = proxy.http_get("/metrics");
+        let series =
+            format!("sluice_requests_total{{pool=\"orders\",node=\"{old_addr}\",class=\"write\"}}");
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let before_restart = old_writes();
+    assert!(
+        before_restart >= 20.0,
+        "writes to the old master were not counted: {before_restart}"
+    );
+    master.restart();
+    for i in 0..50 {
+        assert_eq!(
+            c.cmd(&["SET", &format!("after{i}"), "x"]),
+            Resp::Simple("OK".into())
+        );
+    }
+    wait_until(
+        Duration::from_secs(30),
+        "the old master to be converted",
+        || master.info("replication").contains("role:slave"),
+    );
+    for i in 0..20 {
+        assert_eq!(
+            c.cmd(&["SET", &format!("later{i}"), "x"]),
+            Resp::Simple("OK".into())
+        );
+    }
+    assert_eq!(
+        old_writes(),
+        before_restart,
+        "the restarted old master received writes"
+    );
+    let mut new_master = replica.client();
+    for i in 0..50 {
+        assert_eq!(
+            new_master.cmd(&["EXISTS", &format!("after{i}")]),
+            Resp::Int(1)
+        );
+    }
+}

@@ -488,6 +488,11 @@ impl Session {
         drop(topo);
         let follows_failovers = self.pool.cfg.mode != Mode::Standalone;
         let node = match routed {
+            // A master that cannot be reached is most likely being failed over: hold the
+            // write (within `master_wait`) rather than fail it at once.
+            Ok(node) if may_hold && !read && follows_failovers && !node.is_connected() => {
+                return Some(req)
+            }
             Ok(node) => node,
             Err(RouteError::NoMaster(_)) if may_hold && !read && follows_failovers => {
                 return Some(req)
@@ -602,10 +607,14 @@ impl Session {
         }));
     }
 
-    /// Waits (up to `master_wait`) until the topology has a confirmed master.
+    /// Waits (up to `master_wait`) until the topology has a confirmed, reachable master.
     async fn wait_for_master(&self) {
         let deadline = tokio::time::Instant::now() + self.pool.cfg.master_wait;
-        while self.pool.router.master(&self.pool.topology.load()).is_err()
+        while !self
+            .pool
+            .router
+            .master(&self.pool.topology.load())
+            .is_ok_and(|m| m.is_connected())
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
