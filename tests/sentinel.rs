@@ -293,3 +293,43 @@ fn a_killed_master_is_replaced_without_failed_writes_and_gets_no_writes_when_bac
         );
     }
 }
+
+#[test]
+fn two_pools_follow_two_master_groups_of_the_same_sentinel() {
+    let a = Redis::start();
+    let b = Redis::start();
+    let sentinel = Sentinel::start(&a, "ga");
+    sentinel.monitor(&b, "gb");
+    let pool = |name: &str, group: &str| {
+        format!(
+            "[[pools]]\nname = \"{name}\"\nlisten = \"127.0.0.1:0\"\nmode = \"sentinel\"\nsentinels = [\"{}\"]\n\
+             master_name = \"{group}\"\nhealth_check_interval = \"100ms\"\n",
+            sentinel.addr()
+        )
+    };
+    let proxy = Sluice::start(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n{}\n{}",
+        pool("orders", "ga"),
+        pool("cache", "gb")
+    ));
+    let (_, body) = proxy.http_get("/topology");
+    assert!(body.contains("orders") && body.contains("cache"), "{body}");
+    let mut orders = common::Client::connect(&proxy.pools[0].to_string());
+    let mut cache = common::Client::connect(&proxy.pools[1].to_string());
+    wait_until(
+        Duration::from_secs(10),
+        "both pools to have their master",
+        || {
+            orders.cmd(&["SET", "which", "orders"]) == Resp::Simple("OK".into())
+                && cache.cmd(&["SET", "which", "cache"]) == Resp::Simple("OK".into())
+        },
+    );
+    assert_eq!(
+        a.client().cmd(&["GET", "which"]),
+        Resp::Bulk(b"orders".to_vec())
+    );
+    assert_eq!(
+        b.client().cmd(&["GET", "which"]),
+        Resp::Bulk(b"cache".to_vec())
+    );
+}

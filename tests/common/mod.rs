@@ -788,6 +788,20 @@ impl Sentinel {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Also monitors `master` as group `name`.
+    pub fn monitor(&self, master: &Redis, name: &str) {
+        let port = master.port.to_string();
+        let mut c = self.client();
+        assert_eq!(
+            c.cmd(&["SENTINEL", "MONITOR", name, "127.0.0.1", &port, "1"]),
+            Resp::Simple("OK".into())
+        );
+        assert_eq!(
+            c.cmd(&["SENTINEL", "SET", name, "down-after-milliseconds", "1000"]),
+            Resp::Simple("OK".into())
+        );
+    }
+
     /// A raw client to this sentinel.
     pub fn client(&self) -> Client {
         Client::connect(&self.addr())
