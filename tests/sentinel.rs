@@ -333,3 +333,101 @@ fn two_pools_follow_two_master_groups_of_the_same_sentinel() {
         Resp::Bulk(b"cache".to_vec())
     );
 }
+
+#[test]
+fn a_killed_replica_leaves_the_read_pool_fast_and_rejoins() {
+    let master = Redis::start();
+    let mut replica = Redis::replica_of(&master);
+    let other = Redis::replica_of(&master);
+    replica.wait_streaming(&master);
+    other.wait_streaming(&master);
+    let sentinel = Sentinel::start(&master, "rgrp");
+    wait_until(
+        Duration::from_secs(20),
+        "sentinel to discover both replicas",
+        || matches!(sentinel.client().cmd(&["SENTINEL", "replicas", "rgrp"]), Resp::Array(r) if r.len() == 2),
+    );
+    let proxy = Sluice::start(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"orders\"\nlisten = \"127.0.0.1:0\"\n\
+         mode = \"sentinel\"\nsentinels = [\"{}\"]\nmaster_name = \"rgrp\"\nread_from = \"replica\"\n\
+         health_check_interval = \"100ms\"\n",
+        sentinel.addr()
+    ));
+    let pool_size = |p: &Sluice| topology(p)["read_pool"].as_array().map(Vec::len);
+    wait_until(
+        Duration::from_secs(10),
+        "two replicas in the read pool",
+        || pool_size(&proxy) == Some(2),
+    );
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
+    wait_until(Duration::from_secs(5), "replication", || {
+        other.client().cmd(&["GET", "k"]) == Resp::Bulk(b"v".to_vec())
+    });
+    replica.kill();
+    let killed = std::time::Instant::now();
+    while pool_size(&proxy) != Some(1) {
+        assert_eq!(
+            c.cmd(&["GET", "k"]),
+            Resp::Bulk(b"v".to_vec()),
+            "client-visible error after the kill"
+        );
+        assert!(
+            killed.elapsed() < Duration::from_secs(1),
+            "the killed replica stayed in the read pool"
+        );
+    }
+    for _ in 0..20 {
+        assert_eq!(c.cmd(&["GET", "k"]), Resp::Bulk(b"v".to_vec()));
+    }
+    replica.restart();
+    wait_until(
+        Duration::from_secs(30),
+        "the restarted replica to rejoin",
+        || pool_size(&proxy) == Some(2),
+    );
+}
+
+#[test]
+fn tracking_continues_when_one_sentinel_dies() {
+    let master = Redis::start();
+    let replica = Redis::replica_of(&master);
+    replica.wait_streaming(&master);
+    let mut first = Sentinel::start(&master, "sgrp");
+    let second = Sentinel::start(&master, "sgrp");
+    wait_until(
+        Duration::from_secs(20),
+        "the second sentinel to discover the replica",
+        || matches!(second.client().cmd(&["SENTINEL", "replicas", "sgrp"]), Resp::Array(r) if r.len() == 1),
+    );
+    let proxy = Sluice::start(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"orders\"\nlisten = \"127.0.0.1:0\"\n\
+         mode = \"sentinel\"\nsentinels = [\"{}\", \"{}\"]\nmaster_name = \"sgrp\"\nread_from = \"master\"\n\
+         health_check_interval = \"100ms\"\nmaster_wait = \"15s\"\n",
+        first.addr(),
+        second.addr()
+    ));
+    wait_until(Duration::from_secs(10), "master from sentinel", || {
+        topology(&proxy)["master"]["addr"] == master.addr()
+    });
+    first.kill();
+    wait_until(
+        Duration::from_secs(20),
+        "the remaining sentinel to accept a failover",
+        || second.client().cmd(&["SENTINEL", "FAILOVER", "sgrp"]) == Resp::Simple("OK".into()),
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the proxy to follow through the remaining sentinel",
+        || topology(&proxy)["master"]["addr"] == replica.addr(),
+    );
+    assert_eq!(topology(&proxy)["source_reachable"], true);
+    assert_eq!(
+        proxy.client().cmd(&["SET", "k", "v"]),
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(
+        replica.client().cmd(&["GET", "k"]),
+        Resp::Bulk(b"v".to_vec())
+    );
+}
