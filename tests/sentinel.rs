@@ -269,10 +269,20 @@ fn a_killed_master_is_replaced_without_failed_writes_and_gets_no_writes_when_bac
             Resp::Simple("OK".into())
         );
     }
+    // Sentinel converts a returning master only after it has reported the wrong role for a
+    // while (INFO every 10 s, then a grace period): keep writing until then, error-free.
+    let mut n = 0;
     wait_until(
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         "the old master to be converted",
-        || master.info("replication").contains("role:slave"),
+        || {
+            n += 1;
+            assert_eq!(
+                c.cmd(&["SET", &format!("meanwhile{n}"), "x"]),
+                Resp::Simple("OK".into())
+            );
+            master.info("replication").contains("role:slave")
+        },
     );
     for i in 0..20 {
         assert_eq!(
