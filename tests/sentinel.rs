@@ -11,23 +11,51 @@ fn topology(proxy: &Sluice) -> serde_json::Value {
     serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()["pools"]["orders"].clone()
 }
 
-#[test]
-fn follows_the_master_and_replicas_named_by_sentinel_through_a_failover() {
+/// A master with `replicas` replicas that replicate, and a sentinel that knows them all as
+/// group `name`.
+fn group(name: &str, replicas: usize) -> (Redis, Vec<Redis>, Sentinel) {
     let master = Redis::start();
-    let replica = Redis::replica_of(&master);
-    replica.wait_streaming(&master);
-    let sentinel = Sentinel::start(&master, "mymaster");
+    let reps: Vec<Redis> = (0..replicas).map(|_| Redis::replica_of(&master)).collect();
+    for r in &reps {
+        r.wait_streaming(&master);
+    }
+    let sentinel = Sentinel::start(&master, name);
     wait_until(
         Duration::from_secs(20),
-        "sentinel to discover the replica",
-        || matches!(sentinel.client().cmd(&["SENTINEL", "replicas", "mymaster"]), Resp::Array(r) if r.len() == 1),
+        "sentinel to discover the replicas",
+        || matches!(sentinel.client().cmd(&["SENTINEL", "replicas", name]), Resp::Array(r) if r.len() == replicas),
     );
-    let proxy = Sluice::start(&format!(
+    (master, reps, sentinel)
+}
+
+/// A proxy with one sentinel pool, `orders`, following `name` through `sentinels`.
+fn proxy(sentinels: &[&Sentinel], name: &str, extra: &str) -> Sluice {
+    let list: Vec<String> = sentinels
+        .iter()
+        .map(|s| format!("\"{}\"", s.addr()))
+        .collect();
+    Sluice::start(&format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"orders\"\nlisten = \"127.0.0.1:0\"\n\
-         mode = \"sentinel\"\nsentinels = [\"{}\"]\nmaster_name = \"mymaster\"\nread_from = \"replica\"\n\
-         health_check_interval = \"100ms\"\n",
-        sentinel.addr()
-    ));
+         mode = \"sentinel\"\nsentinels = [{}]\nmaster_name = \"{name}\"\nhealth_check_interval = \"100ms\"\n{extra}\n",
+        list.join(", ")
+    ))
+}
+
+/// Asks for a failover until the sentinel accepts it (it answers NOGOODSLAVE until it has
+/// fresh INFO from a replica).
+fn failover(sentinel: &Sentinel, name: &str) {
+    wait_until(
+        Duration::from_secs(20),
+        "sentinel to accept the failover",
+        || sentinel.client().cmd(&["SENTINEL", "FAILOVER", name]) == Resp::Simple("OK".into()),
+    );
+}
+
+#[test]
+fn follows_the_master_and_replicas_named_by_sentinel_through_a_failover() {
+    let (master, replicas, sentinel) = group("mymaster", 1);
+    let replica = &replicas[0];
+    let proxy = proxy(&[&sentinel], "mymaster", "read_from = \"replica\"\n");
     wait_until(
         Duration::from_secs(10),
         "master and read pool from sentinel",
@@ -54,10 +82,7 @@ fn follows_the_master_and_replicas_named_by_sentinel_through_a_failover() {
     assert_eq!(master.calls("get"), 0);
 
     // A failover: the proxy follows the new master and writes land there.
-    assert_eq!(
-        sentinel.client().cmd(&["SENTINEL", "FAILOVER", "mymaster"]),
-        Resp::Simple("OK".into())
-    );
+    failover(&sentinel, "mymaster");
     wait_until(
         Duration::from_secs(30),
         "the proxy to follow the new master",
@@ -79,21 +104,9 @@ fn follows_the_master_and_replicas_named_by_sentinel_through_a_failover() {
 
 #[test]
 fn with_every_sentinel_down_the_last_topology_keeps_serving() {
-    let master = Redis::start();
-    let replica = Redis::replica_of(&master);
-    replica.wait_streaming(&master);
-    let mut sentinel = Sentinel::start(&master, "grp");
-    wait_until(
-        Duration::from_secs(20),
-        "sentinel to discover the replica",
-        || matches!(sentinel.client().cmd(&["SENTINEL", "replicas", "grp"]), Resp::Array(r) if r.len() == 1),
-    );
-    let proxy = Sluice::start(&format!(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"orders\"\nlisten = \"127.0.0.1:0\"\n\
-         mode = \"sentinel\"\nsentinels = [\"{}\"]\nmaster_name = \"grp\"\nread_from = \"replica\"\n\
-         health_check_interval = \"100ms\"\n",
-        sentinel.addr()
-    ));
+    let (master, replicas, mut sentinel) = group("grp", 1);
+    let replica = &replicas[0];
+    let proxy = proxy(&[&sentinel], "grp", "read_from = \"replica\"");
     wait_until(Duration::from_secs(10), "topology from sentinel", || {
         let t = topology(&proxy);
         t["master"]["addr"] == master.addr() && t["read_pool"].as_array().map(Vec::len) == Some(1)
@@ -120,21 +133,13 @@ fn with_every_sentinel_down_the_last_topology_keeps_serving() {
 
 #[test]
 fn a_failover_under_writes_shows_no_readonly_and_loses_no_acknowledged_write() {
-    let master = Redis::start();
-    let replica = Redis::replica_of(&master);
-    replica.wait_streaming(&master);
-    let sentinel = Sentinel::start(&master, "wgrp");
-    wait_until(
-        Duration::from_secs(20),
-        "sentinel to discover the replica",
-        || matches!(sentinel.client().cmd(&["SENTINEL", "replicas", "wgrp"]), Resp::Array(r) if r.len() == 1),
+    let (master, replicas, sentinel) = group("wgrp", 1);
+    let replica = &replicas[0];
+    let proxy = proxy(
+        &[&sentinel],
+        "wgrp",
+        "read_from = \"prefer-replica\"\nmaster_wait = \"10s\"\n",
     );
-    let proxy = Sluice::start(&format!(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"orders\"\nlisten = \"127.0.0.1:0\"\n\
-         mode = \"sentinel\"\nsentinels = [\"{}\"]\nmaster_name = \"wgrp\"\nread_from = \"prefer-replica\"\n\
-         health_check_interval = \"100ms\"\nmaster_wait = \"10s\"\n",
-        sentinel.addr()
-    ));
     wait_until(Duration::from_secs(10), "master from sentinel", || {
         topology(&proxy)["master"]["addr"] == master.addr()
     });
@@ -198,21 +203,13 @@ fn a_failover_under_writes_shows_no_readonly_and_loses_no_acknowledged_write() {
 
 #[test]
 fn a_killed_master_is_replaced_without_failed_writes_and_gets_no_writes_when_back() {
-    let mut master = Redis::start();
-    let replica = Redis::replica_of(&master);
-    replica.wait_streaming(&master);
-    let sentinel = Sentinel::start(&master, "kgrp");
-    wait_until(
-        Duration::from_secs(20),
-        "sentinel to discover the replica",
-        || matches!(sentinel.client().cmd(&["SENTINEL", "replicas", "kgrp"]), Resp::Array(r) if r.len() == 1),
+    let (mut master, replicas, sentinel) = group("kgrp", 1);
+    let replica = &replicas[0];
+    let proxy = proxy(
+        &[&sentinel],
+        "kgrp",
+        "read_from = \"prefer-replica\"\nmaster_wait = \"15s\"\n",
     );
-    let proxy = Sluice::start(&format!(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"orders\"\nlisten = \"127.0.0.1:0\"\n\
-         mode = \"sentinel\"\nsentinels = [\"{}\"]\nmaster_name = \"kgrp\"\nread_from = \"prefer-replica\"\n\
-         health_check_interval = \"100ms\"\nmaster_wait = \"15s\"\n",
-        sentinel.addr()
-    ));
     wait_until(Duration::from_secs(10), "master from sentinel", || {
         topology(&proxy)["master"]["addr"] == master.addr()
     });
@@ -346,23 +343,10 @@ fn two_pools_follow_two_master_groups_of_the_same_sentinel() {
 
 #[test]
 fn a_killed_replica_leaves_the_read_pool_fast_and_rejoins() {
-    let master = Redis::start();
-    let mut replica = Redis::replica_of(&master);
-    let other = Redis::replica_of(&master);
-    replica.wait_streaming(&master);
-    other.wait_streaming(&master);
-    let sentinel = Sentinel::start(&master, "rgrp");
-    wait_until(
-        Duration::from_secs(20),
-        "sentinel to discover both replicas",
-        || matches!(sentinel.client().cmd(&["SENTINEL", "replicas", "rgrp"]), Resp::Array(r) if r.len() == 2),
-    );
-    let proxy = Sluice::start(&format!(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"orders\"\nlisten = \"127.0.0.1:0\"\n\
-         mode = \"sentinel\"\nsentinels = [\"{}\"]\nmaster_name = \"rgrp\"\nread_from = \"replica\"\n\
-         health_check_interval = \"100ms\"\n",
-        sentinel.addr()
-    ));
+    let (_master, mut replicas, sentinel) = group("rgrp", 2);
+    let proxy = proxy(&[&sentinel], "rgrp", "read_from = \"replica\"");
+    let (replica, other) = replicas.split_at_mut(1);
+    let (replica, other) = (&mut replica[0], &other[0]);
     let pool_size = |p: &Sluice| topology(p)["read_pool"].as_array().map(Vec::len);
     wait_until(
         Duration::from_secs(10),
@@ -400,32 +384,20 @@ fn a_killed_replica_leaves_the_read_pool_fast_and_rejoins() {
 
 #[test]
 fn tracking_continues_when_one_sentinel_dies() {
-    let master = Redis::start();
-    let replica = Redis::replica_of(&master);
-    replica.wait_streaming(&master);
-    let mut first = Sentinel::start(&master, "sgrp");
+    let (master, replicas, mut first) = group("sgrp", 1);
+    let replica = &replicas[0];
     let second = Sentinel::start(&master, "sgrp");
     wait_until(
         Duration::from_secs(20),
         "the second sentinel to discover the replica",
         || matches!(second.client().cmd(&["SENTINEL", "replicas", "sgrp"]), Resp::Array(r) if r.len() == 1),
     );
-    let proxy = Sluice::start(&format!(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"orders\"\nlisten = \"127.0.0.1:0\"\n\
-         mode = \"sentinel\"\nsentinels = [\"{}\", \"{}\"]\nmaster_name = \"sgrp\"\nread_from = \"master\"\n\
-         health_check_interval = \"100ms\"\nmaster_wait = \"15s\"\n",
-        first.addr(),
-        second.addr()
-    ));
+    let proxy = proxy(&[&first, &second], "sgrp", "master_wait = \"15s\"");
     wait_until(Duration::from_secs(10), "master from sentinel", || {
         topology(&proxy)["master"]["addr"] == master.addr()
     });
     first.kill();
-    wait_until(
-        Duration::from_secs(20),
-        "the remaining sentinel to accept a failover",
-        || second.client().cmd(&["SENTINEL", "FAILOVER", "sgrp"]) == Resp::Simple("OK".into()),
-    );
+    failover(&second, "sgrp");
     wait_until(
         Duration::from_secs(30),
         "the proxy to follow through the remaining sentinel",
