@@ -1094,3 +1094,66 @@ fn reads_refused_with_loading_are_retried_on_another_node() {
         .unwrap_or(0.0);
     assert!(retries >= 10.0, "expected retries, metrics say {retries}");
 }
+
+#[test]
+fn read_your_writes_never_returns_an_older_value_while_a_replica_lags() {
+    let master = Redis::start();
+    let relay = common::Relay::start(&master.addr());
+    let slow = Redis::start_with(&["--replicaof", "127.0.0.1", &relay.port.to_string()]);
+    let fast = Redis::replica_of(&master);
+    slow.wait_synced();
+    fast.wait_streaming(&master);
+    let proxy = Sluice::start(&standalone_config(
+        &master,
+        &[&slow, &fast],
+        "replica",
+        "consistency = \"read-your-writes\"",
+    ));
+    wait_read_pool(&proxy, 2);
+    // The slow replica stops receiving the replication stream but stays "healthy" (its link
+    // is up): exactly the replica an eventual read would happily use.
+    relay.pause(true);
+    let mut writer = proxy.client();
+    let slow_reads_before = slow.calls("get");
+    for i in 0..300 {
+        let v = i.to_string();
+        assert_eq!(writer.cmd(&["SET", "mine", &v]), Resp::Simple("OK".into()));
+        assert_eq!(
+            writer.cmd(&["GET", "mine"]),
+            Resp::Bulk(v.into_bytes()),
+            "stale read at {i}"
+        );
+        // Pipelined write + read in one go, too.
+        let w = format!("p{i}");
+        let mut batch = common::encode(&["SET", "mine2", &w]);
+        batch.extend(common::encode(&["GET", "mine2"]));
+        writer.send_raw(&batch);
+        assert_eq!(writer.read(), Resp::Simple("OK".into()));
+        assert_eq!(
+            writer.read(),
+            Resp::Bulk(w.into_bytes()),
+            "stale pipelined read at {i}"
+        );
+    }
+    assert_eq!(
+        slow.calls("get"),
+        slow_reads_before,
+        "the lagging replica served this client's reads"
+    );
+    // Replicas that caught up do serve the writer's reads (not everything went to the master).
+    assert!(
+        fast.calls("get") > 0,
+        "no read-your-writes read was served by the caught-up replica"
+    );
+    // Another client that does not write keeps reading from every replica.
+    let mut reader = proxy.client();
+    let (slow_before, fast_before) = (slow.calls("get"), fast.calls("get"));
+    for _ in 0..40 {
+        let _ = reader.cmd(&["GET", "other"]);
+    }
+    assert!(
+        slow.calls("get") > slow_before && fast.calls("get") > fast_before,
+        "reads of a non-writer were not spread"
+    );
+    relay.pause(false);
+}

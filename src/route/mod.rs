@@ -35,6 +35,28 @@ impl Router {
         }
     }
 
+    /// A node for a read by a client that wrote at `acked_at` (read-your-writes): a replica
+    /// known to hold that write, else the master.
+    pub fn read_own_writes(
+        &self,
+        topo: &Topology,
+        acked_at: std::time::Instant,
+    ) -> Result<Arc<Node>, RouteError> {
+        if self.read_from == ReadFrom::Master {
+            return self.master(topo);
+        }
+        let candidates = || topo.caught_up_since(acked_at).filter(|n| n.is_connected());
+        let n = candidates().count();
+        if n == 0 {
+            return self.master(topo);
+        }
+        let i = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
+        candidates()
+            .nth(i)
+            .cloned()
+            .map_or_else(|| self.master(topo), Ok)
+    }
+
     /// The master (writes, transactions, everything not a read).
     pub fn master(&self, topo: &Topology) -> Result<Arc<Node>, RouteError> {
         match &topo.master {

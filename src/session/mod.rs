@@ -28,10 +28,11 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use crate::backend::mux::ReplyResult;
 use crate::backend::{BackendError, Node};
 use crate::command::{self, CommandInfo};
-use crate::config::Mode;
+use crate::config::{Consistency, Mode};
 use crate::pool::Pool;
 use crate::resp::{convert, decode_request, encode, Protocol, Reply, ReplyShape, Request};
 use crate::route::RouteError;
+use crate::topology::Topology;
 
 use self::transaction::Pinned;
 
@@ -104,6 +105,8 @@ pub struct Session {
     /// `Node`): the write barrier across a master change.
     inflight_writes: u32,
     write_node: usize,
+    /// When this client's last write was acknowledged (read-your-writes pools only).
+    last_write_ack: Option<Instant>,
 }
 
 /// The client socket halves and buffers, kept apart from `Session` so both can be borrowed.
@@ -204,6 +207,7 @@ impl Client {
             connected_at: seconds_since_start(),
             inflight_writes: 0,
             write_node: 0,
+            last_write_ack: None,
             authed: pool.cfg.password.is_none(),
             pool,
             id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
@@ -397,7 +401,7 @@ impl Session {
                 // serve stale data) until its next probe takes it out of the read pool: the
                 // read did not run, so try another node rather than show the client an error.
                 let topo = self.pool.topology.load();
-                match self.pool.router.read(&topo, Some(&w.node)) {
+                match self.route_read(&topo, Some(&w.node)) {
                     Ok(node) if !Arc::ptr_eq(&node, &w.node) => {
                         drop(topo);
                         self.retry(w, node, pending);
@@ -431,6 +435,9 @@ impl Session {
             Ok(reply) => {
                 if !w.read {
                     self.inflight_writes = self.inflight_writes.saturating_sub(1);
+                    if self.pool.cfg.consistency == Consistency::ReadYourWrites {
+                        self.last_write_ack = Some(Instant::now());
+                    }
                 }
                 if let Some(started) = w.started {
                     self.pool
@@ -444,7 +451,7 @@ impl Session {
                 // A read can always be retried: it changes nothing even if it ran.
                 if w.read && !w.retried {
                     let topo = self.pool.topology.load();
-                    if let Ok(node) = self.pool.router.read(&topo, Some(&w.node)) {
+                    if let Ok(node) = self.route_read(&topo, Some(&w.node)) {
                         drop(topo);
                         self.retry(w, node, pending);
                         return;
@@ -481,7 +488,7 @@ impl Session {
         let read = command::is_read(&req, info);
         let topo = self.pool.topology.load();
         let routed = if read {
-            self.pool.router.read(&topo, None)
+            self.route_read(&topo, None)
         } else {
             self.pool.router.master(&topo)
         };
@@ -567,6 +574,21 @@ impl Session {
             retried: true,
             ..w
         }));
+    }
+
+    /// Where a read goes. With read-your-writes, a client with a write still in flight reads
+    /// from the master (same connection, so after its write), and one whose writes are
+    /// acknowledged reads only from replicas known to hold them; everyone else is spread.
+    fn route_read(&self, topo: &Topology, avoid: Option<&Node>) -> Result<Arc<Node>, RouteError> {
+        if self.pool.cfg.consistency == Consistency::ReadYourWrites {
+            if self.inflight_writes > 0 {
+                return self.pool.router.master(topo);
+            }
+            if let Some(acked) = self.last_write_ack {
+                return self.pool.router.read_own_writes(topo, acked);
+            }
+        }
+        self.pool.router.read(topo, avoid)
     }
 
     /// Sends a write that a demoted master refused to the current master, from a task that
@@ -667,6 +689,10 @@ impl Session {
             }
         } else {
             self.blocking(req, io).await;
+        }
+        // Transactions, blocking commands and tunnels may all have written on the master.
+        if self.pool.cfg.consistency == Consistency::ReadYourWrites {
+            self.last_write_ack = Some(Instant::now());
         }
         io.flush().await
     }

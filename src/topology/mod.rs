@@ -67,6 +67,9 @@ pub struct Topology {
     /// False while the topology source (the sentinels) cannot be reached: the snapshot is the
     /// last one known and is kept serving.
     pub source_stale: bool,
+    /// When the probe round that produced the offsets in this snapshot started. Every offset
+    /// here was read after this instant, which is what read-your-writes relies on.
+    pub probed_at: Option<std::time::Instant>,
 }
 
 impl Topology {
@@ -98,7 +101,27 @@ impl Topology {
             replicas,
             readable,
             source_stale: false,
+            probed_at: None,
         }
+    }
+
+    /// Replicas in the read pool that certainly hold every write acknowledged before
+    /// `acked_at`: the snapshot's probe round started after that instant (so the master's
+    /// offset it read covers those writes) and the replica's offset had reached the master's.
+    pub fn caught_up_since(
+        &self,
+        acked_at: std::time::Instant,
+    ) -> impl Iterator<Item = &Arc<Node>> + '_ {
+        let fresh = self.probed_at.is_some_and(|p| p > acked_at);
+        let master_offset = self.master.as_ref().and_then(|m| m.offset);
+        self.replicas
+            .iter()
+            .filter(move |r| {
+                fresh
+                    && r.health.is_healthy()
+                    && matches!((r.offset, master_offset), (Some(o), Some(m)) if o >= m)
+            })
+            .map(|r| &r.node)
     }
 
     /// True when `other` has the same nodes with the same health (offsets aside).

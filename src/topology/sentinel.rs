@@ -217,6 +217,7 @@ impl SentinelWatcher {
             // Nodes that left the group are dropped (their connections close with them).
             nodes.retain(|a, _| addrs.contains(a));
             probers.retain(|a, _| addrs.contains(a));
+            let round = std::time::Instant::now();
             let results = {
                 let mut list: Vec<(&String, &mut Prober)> = probers.iter_mut().collect();
                 list.sort_by_key(|(a, _)| addrs.iter().position(|x| x == *a));
@@ -285,6 +286,7 @@ impl SentinelWatcher {
             }
             let previous = topology.load();
             let mut next = Topology::new(previous.version, master, replicas);
+            next.probed_at = Some(round);
             metrics.replicas_known.set(next.replicas.len() as f64);
             metrics.replicas_healthy.set(next.readable.len() as f64);
             metrics

@@ -81,6 +81,7 @@ impl StandaloneWatcher {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            let round = std::time::Instant::now();
             let results = join_all(probers.iter_mut().map(|p| p.probe())).await;
             let master_info = match &results[0] {
                 ProbeResult::Info(info) if info.role == "master" => Some(info.clone()),
@@ -125,6 +126,7 @@ impl StandaloneWatcher {
             let master = views.remove(0);
             let current = topology.load();
             let mut next = Topology::new(current.version, Some(master), views);
+            next.probed_at = Some(round);
             metrics.replicas_known.set(next.replicas.len() as f64);
             metrics.replicas_healthy.set(next.readable.len() as f64);
             metrics.master_up.set(
