@@ -7,8 +7,9 @@
 //! the old master can keep claiming the role for seconds, and a sentinel's answer can be
 //! stale). A replica serves reads only while it is linked to *that* master and in sync.
 //!
-//! Not yet here (issue 3): waiting for a master instead of failing writes during a failover,
-//! READONLY retries, read-your-writes, sharing sentinel connections across pools.
+//! During a failover, writes are held (see the session) from `+try-failover` until a new
+//! master is confirmed. Not here yet: sentinel connections shared between pools that follow
+//! different groups of the same sentinels (each pool has its own today).
 
 use std::collections::HashMap;
 use std::sync::Arc;
