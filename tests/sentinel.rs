@@ -45,7 +45,7 @@ fn proxy(sentinels: &[&Sentinel], name: &str, extra: &str) -> Sluice {
 /// fresh INFO from a replica).
 fn failover(sentinel: &Sentinel, name: &str) {
     wait_until(
-        Duration::from_secs(20),
+        Duration::from_secs(40),
         "sentinel to accept the failover",
         || sentinel.client().cmd(&["SENTINEL", "FAILOVER", name]) == Resp::Simple("OK".into()),
     );
