@@ -51,8 +51,6 @@ pub struct Pool {
     pub limits: Limits,
     /// One permit per connected client (`max_clients`).
     pub clients: Arc<Semaphore>,
-    /// Upper-cased allowed command names (`CONFIG`, `CONFIG SET`).
-    pub allow: Vec<String>,
 }
 
 impl Pool {
@@ -122,11 +120,6 @@ impl Pool {
             metrics,
             limits: Limits::default(),
             clients: Arc::new(Semaphore::new(cfg.max_clients)),
-            allow: cfg
-                .allow_commands
-                .iter()
-                .map(|c| c.to_ascii_uppercase())
-                .collect(),
             cfg: Arc::new(cfg),
         }))
     }

@@ -250,8 +250,7 @@ async fn write_loop(
                     continue;
                 }
                 if job.db != db {
-                    let n = itoa::Buffer::new().format(job.db).as_bytes().to_vec();
-                    encode::command(&mut out, &[b"SELECT", &n]);
+                    encode::select(&mut out, job.db);
                     p.push_back(Slot {
                         reply: None,
                         sent: now,

@@ -99,6 +99,13 @@ pub fn command(out: &mut BytesMut, args: &[&[u8]]) {
     }
 }
 
+/// Appends `SELECT db` as a multibulk command (injected on shared connections, and issued on
+/// dedicated ones, whenever a client's database differs from the connection's).
+pub fn select(out: &mut BytesMut, db: u16) {
+    let mut n = itoa::Buffer::new();
+    command(out, &[b"SELECT", n.format(db).as_bytes()]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::transaction::checkout_in_db;
 use super::{Io, Session};
 use crate::backend::{BackendError, DirectConn};
+use crate::command::CommandInfo;
 use crate::resp::{encode, Reply, Request};
 
 /// Requests a blocked client may pipeline behind its blocking command before we stop reading.
@@ -67,8 +68,13 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 
 impl Session {
     /// Runs a blocking command to completion (the queue is empty here).
-    pub(super) async fn blocking(&mut self, req: Request, io: &mut Io) {
-        if let Some(reply) = self.local(&req, crate::command::lookup(&req)) {
+    pub(super) async fn blocking(
+        &mut self,
+        req: Request,
+        info: Option<&'static CommandInfo>,
+        io: &mut Io,
+    ) {
+        if let Some(reply) = self.local(&req, info) {
             io.out.extend_from_slice(&reply);
             return;
         }

@@ -1,7 +1,6 @@
 //! Commands that would change or break the proxy's view of the nodes (or hand one client
 //! another's connection) are refused unless the pool's `allow_commands` lists them.
 
-use crate::command::CommandInfo;
 use crate::pool::Pool;
 use crate::resp::Request;
 
@@ -55,7 +54,7 @@ pub(super) fn is_denied_family(parent: &str) -> bool {
 }
 
 /// The error text for a denied request, or `None` when it may pass.
-pub(super) fn check(pool: &Pool, req: &Request, _info: Option<&CommandInfo>) -> Option<String> {
+pub(super) fn check(pool: &Pool, req: &Request) -> Option<String> {
     let name = req.arg(0);
     let sub = req.arg(1);
     let hit = DENIED.iter().find(|(cmd, s)| {
@@ -68,7 +67,13 @@ pub(super) fn check(pool: &Pool, req: &Request, _info: Option<&CommandInfo>) -> 
     } else {
         format!("{cmd} {}", hit.1.to_ascii_uppercase())
     };
-    if pool.allow.iter().any(|a| *a == cmd || *a == full) {
+    // Config loading upper-cases and normalises `allow_commands` already.
+    if pool
+        .cfg
+        .allow_commands
+        .iter()
+        .any(|a| *a == cmd || *a == full)
+    {
         return None;
     }
     Some(format!(

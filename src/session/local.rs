@@ -97,7 +97,7 @@ impl Session {
         if is("unwatch") {
             return Some(Bytes::from_static(OK));
         }
-        deny::check(&self.pool, req, info).map(|msg| error_bytes(&msg))
+        deny::check(&self.pool, req).map(|msg| error_bytes(&msg))
     }
 
     fn select(&mut self, req: &Request) -> Bytes {

@@ -52,7 +52,6 @@ const READ_CHUNK: usize = 8 * 1024;
 const FIRST_READ: usize = 4096;
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
-static NEXT_SLOT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A reply slot, in request order.
 enum Pending {
@@ -95,8 +94,6 @@ pub struct Session {
     closing: bool,
     /// This client's place under `max_clients`, released when the session ends.
     _permit: OwnedSemaphorePermit,
-    /// Which shared connection of each node this client uses (keeps its requests in order).
-    slot: usize,
     /// Counts forwarded requests, for latency sampling.
     forwarded: u32,
     /// When the client connected, in [`seconds_since_start`] (CLIENT INFO `age`).
@@ -202,7 +199,6 @@ impl Client {
             eof: false,
         };
         let session = Session {
-            slot: NEXT_SLOT.fetch_add(1, Ordering::Relaxed),
             forwarded: 0,
             connected_at: seconds_since_start(),
             inflight_writes: 0,
@@ -293,7 +289,7 @@ impl Session {
                     // Boxed: these rare paths hold large futures (connects, handshakes) that
                     // would otherwise be inlined into every idle session's state.
                     Box::pin(self.drain(&mut pending, io)).await?;
-                    Box::pin(self.run_exclusive(req, io)).await?;
+                    Box::pin(self.run_exclusive(req, info, io)).await?;
                 } else {
                     if let Some(req) = self.dispatch(req, info, &mut pending, true) {
                         Box::pin(self.drain(&mut pending, io)).await?;
@@ -546,7 +542,7 @@ impl Session {
         } else {
             Bytes::new()
         };
-        let rx = node.send(req.into_raw(), self.db, self.slot);
+        let rx = node.send(req.into_raw(), self.db, self.slot());
         pending.push_back(Pending::Wait(Waiting {
             rx,
             raw: keep,
@@ -567,13 +563,20 @@ impl Session {
     fn retry(&self, w: Waiting, node: Arc<Node>, pending: &mut VecDeque<Pending>) {
         self.pool.metrics.retries.increment(1);
         node.metrics.reads.increment(1);
-        let rx = node.send(w.raw.clone(), w.db, self.slot);
+        let rx = node.send(w.raw.clone(), w.db, self.slot());
         pending.push_front(Pending::Wait(Waiting {
             rx,
             node,
             retried: true,
             ..w
         }));
+    }
+
+    /// Which shared connection of each node this client uses: always the same one, so its
+    /// requests to a node run in the order it sent them. Client ids are sequential, so this
+    /// also spreads clients over the connections.
+    fn slot(&self) -> usize {
+        self.id as usize
     }
 
     /// Where a read goes. With read-your-writes, a client with a write still in flight reads
@@ -598,7 +601,7 @@ impl Session {
     fn retry_write_on_master(&self, w: Waiting, refused: Reply, pending: &mut VecDeque<Pending>) {
         let (tx, rx) = oneshot::channel();
         let pool = self.pool.clone();
-        let (raw, db, slot, old) = (w.raw.clone(), w.db, self.slot, w.node.clone());
+        let (raw, db, slot, old) = (w.raw.clone(), w.db, self.slot(), w.node.clone());
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + pool.cfg.master_wait;
             loop {
@@ -648,7 +651,7 @@ impl Session {
     fn copy_to_replicas(&self, raw: &Bytes) {
         let topo = self.pool.topology.load();
         for replica in &topo.replicas {
-            let (node, raw, db, slot) = (replica.node.clone(), raw.clone(), self.db, self.slot);
+            let (node, raw, db, slot) = (replica.node.clone(), raw.clone(), self.db, self.slot());
             tokio::spawn(async move {
                 let _ = node.send(raw, db, slot).await;
             });
@@ -674,21 +677,25 @@ impl Session {
     }
 
     /// Runs a request that needs a dedicated connection (the queue is empty here).
-    async fn run_exclusive(&mut self, req: Request, io: &mut Io) -> std::io::Result<()> {
-        let name = req.arg(0);
-        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-        if self.pinned.is_some() || is("multi") || is("watch") {
-            self.pinned_request(req, io).await;
-        } else if is("subscribe") || is("psubscribe") || is("ssubscribe") {
+    async fn run_exclusive(
+        &mut self,
+        req: Request,
+        info: Option<&'static CommandInfo>,
+        io: &mut Io,
+    ) -> std::io::Result<()> {
+        let name = info.map(|i| i.name).unwrap_or("");
+        if self.pinned.is_some() || matches!(name, "multi" | "watch") {
+            self.pinned_request(req, info, io).await;
+        } else if matches!(name, "subscribe" | "psubscribe" | "ssubscribe") {
             self.tunnel(req, io, true).await?;
         } else if deny::is_tunnel(&req) {
             // Reached only when allowed (a denied one is answered by `local`).
-            match self.local(&req, command::lookup(&req)) {
+            match self.local(&req, info) {
                 Some(reply) => io.out.extend_from_slice(&reply),
                 None => self.tunnel(req, io, false).await?,
             }
         } else {
-            self.blocking(req, io).await;
+            self.blocking(req, info, io).await;
         }
         // Transactions, blocking commands and tunnels may all have written on the master.
         if self.pool.cfg.consistency == Consistency::ReadYourWrites {

@@ -39,8 +39,12 @@ const EXECABORT: &str = "EXECABORT Transaction discarded because of previous err
 
 impl Session {
     /// Runs one request on the pinned connection, pinning first if needed.
-    pub(super) async fn pinned_request(&mut self, req: Request, io: &mut Io) {
-        let info = command::lookup(&req);
+    pub(super) async fn pinned_request(
+        &mut self,
+        req: Request,
+        info: Option<&'static CommandInfo>,
+        io: &mut Io,
+    ) {
         let name = info.map(|i| i.name).unwrap_or("");
         if name == "quit" {
             self.pinned = None;
@@ -231,7 +235,7 @@ fn refused_in_multi(
 ) -> Option<String> {
     let name = info.map(|i| i.name).unwrap_or("");
     let parent = name.split_once('|').map_or(name, |(p, _)| p);
-    if let Some(msg) = deny::check(&session.pool, req, info) {
+    if let Some(msg) = deny::check(&session.pool, req) {
         return Some(msg);
     }
     if changes_connection(name, req) || matches!(parent, "client" | "wait" | "auth") {
@@ -274,8 +278,7 @@ pub(super) async fn checkout_in_db(
         .map_err(|e| e.to_string())?;
     if conn.db != db {
         let mut sel = BytesMut::new();
-        let n = itoa::Buffer::new().format(db).as_bytes().to_vec();
-        encode::command(&mut sel, &[b"SELECT", &n]);
+        encode::select(&mut sel, db);
         let reply = conn.request(&sel).await.map_err(|e| e.to_string())?;
         if reply.is_error() {
             return Err(format!("sluice: SELECT {db} refused by {}", node.addr));
