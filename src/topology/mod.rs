@@ -8,9 +8,11 @@ pub mod standalone;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use crate::backend::Node;
+use crate::telemetry::PoolMetrics;
 
 /// Why a node is or is not serving.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -124,9 +126,51 @@ impl Topology {
             .map(|r| &r.node)
     }
 
+    /// Publishes `next` (built from a probe round) as the pool's snapshot: refreshes the pool
+    /// and node gauges, and, when the master, the replica set or any health changed, bumps
+    /// the version, counts and logs the change. Offsets change all the time and are published
+    /// too (one pointer swap).
+    pub fn publish(
+        mut next: Topology,
+        topology: &ArcSwap<Topology>,
+        metrics: &PoolMetrics,
+        pool: &str,
+    ) {
+        metrics.replicas_known.set(next.replicas.len() as f64);
+        metrics.replicas_healthy.set(next.readable.len() as f64);
+        let master_up = next.master.as_ref().is_some_and(|m| m.health.is_healthy());
+        metrics.master_up.set(if master_up { 1.0 } else { 0.0 });
+        for view in next.master.iter().chain(next.replicas.iter()) {
+            view.node
+                .metrics
+                .connections
+                .set(view.node.connected_count() as f64);
+            view.node
+                .metrics
+                .dedicated
+                .set(view.node.dedicated.open() as f64);
+        }
+        let previous = topology.load();
+        next.version = previous.version;
+        if !next.same_shape(&previous) {
+            next.version += 1;
+            metrics.topology_changes.increment(1);
+            tracing::info!(
+                pool = %pool,
+                version = next.version,
+                master = ?next.master.as_ref().map(|m| m.node.addr.as_str()),
+                read_pool = ?next.readable.iter().map(|n| n.addr.as_str()).collect::<Vec<_>>(),
+                "topology changed"
+            );
+        }
+        topology.store(Arc::new(next));
+    }
+
     /// True when `other` has the same nodes with the same health (offsets aside).
     pub fn same_shape(&self, other: &Topology) -> bool {
-        let key = |v: &NodeView| (v.node.addr.clone(), v.health.clone());
+        fn key(v: &NodeView) -> (&str, &Health) {
+            (&v.node.addr, &v.health)
+        }
         self.master.as_ref().map(key) == other.master.as_ref().map(key)
             && self
                 .replicas

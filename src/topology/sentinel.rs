@@ -285,26 +285,9 @@ impl SentinelWatcher {
                     offset,
                 });
             }
-            let previous = topology.load();
-            let mut next = Topology::new(previous.version, master, replicas);
+            let mut next = Topology::new(0, master, replicas);
             next.probed_at = Some(round);
-            metrics.replicas_known.set(next.replicas.len() as f64);
-            metrics.replicas_healthy.set(next.readable.len() as f64);
-            metrics
-                .master_up
-                .set(if next.master.is_some() { 1.0 } else { 0.0 });
-            if !next.same_shape(&previous) {
-                next.version = previous.version + 1;
-                metrics.topology_changes.increment(1);
-                tracing::info!(
-                    pool = %self.pool,
-                    version = next.version,
-                    master = ?next.master.as_ref().map(|m| m.node.addr.clone()),
-                    read_pool = ?next.readable.iter().map(|n| n.addr.as_str()).collect::<Vec<_>>(),
-                    "topology changed"
-                );
-            }
-            topology.store(Arc::new(next));
+            Topology::publish(next, &topology, &metrics, &self.pool);
         }
     }
 

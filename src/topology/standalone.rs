@@ -115,8 +115,6 @@ impl StandaloneWatcher {
                     ProbeResult::Loading => (Health::Loading, None),
                     ProbeResult::Down(reason) => (Health::Down(reason), None),
                 };
-                node.metrics.connections.set(node.connected_count() as f64);
-                node.metrics.dedicated.set(node.dedicated.open() as f64);
                 views.push(NodeView {
                     node: node.clone(),
                     health,
@@ -124,25 +122,9 @@ impl StandaloneWatcher {
                 });
             }
             let master = views.remove(0);
-            let current = topology.load();
-            let mut next = Topology::new(current.version, Some(master), views);
+            let mut next = Topology::new(0, Some(master), views);
             next.probed_at = Some(round);
-            metrics.replicas_known.set(next.replicas.len() as f64);
-            metrics.replicas_healthy.set(next.readable.len() as f64);
-            metrics.master_up.set(
-                if next.master.as_ref().is_some_and(|m| m.health.is_healthy()) {
-                    1.0
-                } else {
-                    0.0
-                },
-            );
-            if !next.same_shape(&current) {
-                next.version = current.version + 1;
-                metrics.topology_changes.increment(1);
-                tracing::info!(pool = %self.pool, version = next.version, read_pool = ?next.readable.iter().map(|n| n.addr.as_str()).collect::<Vec<_>>(), "topology changed");
-            }
-            // Offsets change all the time; publish them too (cheap: one pointer swap).
-            topology.store(Arc::new(next));
+            Topology::publish(next, &topology, &metrics, &self.pool);
         }
     }
 }
