@@ -8,7 +8,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::BackendError;
-use crate::resp::{encode, scan_reply, Frame, Limits, Protocol, Reply};
+use crate::resp::{encode, Frame, Limits, Protocol, Reply, ReplyCodec};
+use tokio_util::codec::Decoder;
 
 /// Credentials and protocol for a new node connection.
 #[derive(Debug, Clone, Default)]
@@ -81,10 +82,12 @@ pub async fn connect(
 
 /// Reads exactly one reply frame from `stream`, buffering extra bytes in `buf`.
 pub async fn read_one(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<Reply> {
-    let limits = Limits::node();
+    let mut codec = ReplyCodec {
+        limits: Limits::node(),
+    };
     loop {
-        match scan_reply(buf, &limits) {
-            Ok(Some(scan)) => return Ok(Reply::new(buf.split_to(scan.len).freeze(), scan.resp3)),
+        match codec.decode(buf) {
+            Ok(Some(reply)) => return Ok(reply),
             Ok(None) => {}
             Err(e) => {
                 return Err(std::io::Error::new(
