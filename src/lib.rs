@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod app;
 pub mod backend;
+pub mod cluster_slot;
 pub mod command;
 pub mod config;
 pub mod pool;

@@ -65,6 +65,7 @@ impl Pool {
             request_timeout: cfg.request_timeout,
             username: cfg.backend_username.clone(),
             password: cfg.backend_password.clone(),
+            readonly: cfg.mode == Mode::Cluster,
         };
         let topology = match cfg.mode {
             Mode::Standalone => {

@@ -21,6 +21,10 @@ pub struct Handshake {
     /// Protocol to negotiate. RESP3 is sent as `HELLO 3`; RESP2 needs no HELLO, so it also works
     /// against servers older than Redis 6.
     pub protocol: Protocol,
+    /// Send `READONLY` after the handshake (Redis Cluster): a cluster replica serves reads
+    /// only on connections that asked for it, and a master ignores it, so a node keeps its
+    /// connections across a role change.
+    pub readonly: bool,
 }
 
 /// Connects and performs the handshake. `buf` receives any bytes read past the handshake replies.
@@ -57,18 +61,34 @@ pub async fn connect(
         (Protocol::Resp2, Some(pw)) => {
             encode::command(&mut req, &[b"AUTH", user.as_bytes(), pw.as_bytes()])
         }
-        (Protocol::Resp2, None) => return Ok(stream),
+        (Protocol::Resp2, None) => {}
     }
+    if hs.readonly {
+        encode::command(&mut req, &[b"READONLY"]);
+    }
+    if req.is_empty() {
+        return Ok(stream);
+    }
+    // HELLO/AUTH and READONLY go out in one write; each reply is checked.
+    let expected = usize::from(hs.readonly)
+        + usize::from(hs.protocol == Protocol::Resp3 || hs.password.is_some());
     let io = async {
         stream.write_all(&req).await?;
-        read_one(&mut stream, buf).await
+        let mut first_error = None;
+        for _ in 0..expected {
+            let reply = read_one(&mut stream, buf).await?;
+            if reply.is_error() && first_error.is_none() {
+                first_error = Some(reply);
+            }
+        }
+        Ok::<_, std::io::Error>(first_error)
     };
-    let reply = match tokio::time::timeout(timeout, io).await {
+    let refused = match tokio::time::timeout(timeout, io).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return Err(unavailable(e.to_string())),
         Err(_) => return Err(unavailable("handshake timed out".into())),
     };
-    if reply.is_error() {
+    if let Some(reply) = refused {
         let text = String::from_utf8_lossy(&reply.raw[1..])
             .trim_end()
             .to_string();

@@ -30,6 +30,8 @@ pub struct NodeOptions {
     pub username: Option<String>,
     /// Password for nodes.
     pub password: Option<String>,
+    /// Send `READONLY` on every connection (cluster pools: lets replicas serve reads).
+    pub readonly: bool,
 }
 
 /// A node and its connections. Shared connections stop when the `Node` is dropped.
@@ -52,6 +54,7 @@ impl Node {
             // Shared connections speak RESP3 so RESP3 clients get native types; replies are
             // downconverted for RESP2 clients (lossless in that direction, unlike the reverse).
             protocol: Protocol::Resp3,
+            readonly: opts.readonly,
         };
         let mux_opts = MuxOptions {
             addr: addr.to_string(),

@@ -137,6 +137,7 @@ impl Prober {
                 username,
                 password,
                 protocol: Protocol::Resp2,
+                readonly: false,
             },
             timeout,
             conn: None,

@@ -376,6 +376,7 @@ impl SentinelWatcher {
             username: self.sentinel_username.clone(),
             password: self.sentinel_password.clone(),
             protocol: Protocol::Resp2,
+            readonly: false,
         }
     }
 
