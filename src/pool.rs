@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Node, NodeOptions};
@@ -12,6 +12,7 @@ use crate::config::{Mode, PoolConfig};
 use crate::resp::Limits;
 use crate::route::Router;
 use crate::telemetry::PoolMetrics;
+use crate::topology::cluster::ClusterWatcher;
 use crate::topology::sentinel::SentinelWatcher;
 use crate::topology::standalone::StandaloneWatcher;
 use crate::topology::Topology;
@@ -51,6 +52,9 @@ pub struct Pool {
     pub limits: Limits,
     /// One permit per connected client (`max_clients`).
     pub clients: Arc<Semaphore>,
+    /// Cluster pools: asks the slot-map watcher for a refresh now (after a MOVED, a connection
+    /// error, LOADING or CLUSTERDOWN). Notifications arriving together cost one refresh.
+    pub refresh: Arc<Notify>,
 }
 
 impl Pool {
@@ -67,6 +71,7 @@ impl Pool {
             password: cfg.backend_password.clone(),
             readonly: cfg.mode == Mode::Cluster,
         };
+        let refresh = Arc::new(Notify::new());
         let topology = match cfg.mode {
             Mode::Standalone => {
                 let master_addr = cfg.master.as_deref().ok_or(PoolError::Missing {
@@ -108,11 +113,30 @@ impl Pool {
                 tokio::spawn(watcher.run(topology.clone(), metrics.clone(), shutdown));
                 topology
             }
-            mode => {
-                return Err(PoolError::Unsupported {
+            Mode::Cluster => {
+                if cfg.seeds.is_empty() {
+                    return Err(PoolError::Missing {
+                        pool: cfg.name.clone(),
+                        what: "seeds",
+                    });
+                }
+                let watcher = ClusterWatcher {
                     pool: cfg.name.clone(),
-                    mode,
-                })
+                    seeds: cfg.seeds.clone(),
+                    node_options: opts.clone(),
+                    interval: cfg.health_check_interval,
+                    timeout: cfg.connect_timeout.max(cfg.health_check_interval),
+                    max_lag: cfg.max_replica_lag,
+                };
+                // No slot map until a node answers CLUSTER SHARDS.
+                let topology = Arc::new(ArcSwap::from_pointee(Topology::default()));
+                tokio::spawn(watcher.run(
+                    topology.clone(),
+                    metrics.clone(),
+                    refresh.clone(),
+                    shutdown,
+                ));
+                topology
             }
         };
         Ok(Arc::new(Pool {
@@ -121,6 +145,7 @@ impl Pool {
             metrics,
             limits: Limits::default(),
             clients: Arc::new(Semaphore::new(cfg.max_clients)),
+            refresh,
             cfg: Arc::new(cfg),
         }))
     }

@@ -2,6 +2,7 @@
 //! Watchers build a new snapshot and swap it in whole (`ArcSwap`); the request path only loads
 //! it, so a reader never sees half an update and never takes a lock.
 
+pub mod cluster;
 pub mod health;
 pub mod sentinel;
 pub mod standalone;
@@ -72,6 +73,10 @@ pub struct Topology {
     /// When the probe round that produced the offsets in this snapshot started. Every offset
     /// here was read after this instant, which is what read-your-writes relies on.
     pub probed_at: Option<std::time::Instant>,
+    /// Cluster pools: the shards and the slot map. `master`, `replicas` and `readable` then
+    /// describe the first shard, all replicas and all readable replicas, for keyless commands
+    /// and the pool-level gauges.
+    pub cluster: Option<Arc<cluster::SlotMap>>,
 }
 
 impl Topology {
@@ -104,6 +109,30 @@ impl Topology {
             readable,
             source_stale: false,
             probed_at: None,
+            cluster: None,
+        }
+    }
+
+    /// A cluster pool's snapshot around its slot map.
+    pub fn from_cluster(map: cluster::SlotMap) -> Topology {
+        let replicas: Vec<NodeView> = map
+            .shards
+            .iter()
+            .flat_map(|s| s.replicas.iter().cloned())
+            .collect();
+        let readable = map
+            .shards
+            .iter()
+            .flat_map(|s| s.readable.iter().cloned())
+            .collect();
+        Topology {
+            version: 0,
+            master: map.shards.first().map(|s| s.master.clone()),
+            replicas,
+            readable,
+            source_stale: false,
+            probed_at: None,
+            cluster: Some(Arc::new(map)),
         }
     }
 
@@ -140,7 +169,17 @@ impl Topology {
         metrics.replicas_healthy.set(next.readable.len() as f64);
         let master_up = next.master.as_ref().is_some_and(|m| m.health.is_healthy());
         metrics.master_up.set(if master_up { 1.0 } else { 0.0 });
-        for view in next.master.iter().chain(next.replicas.iter()) {
+        let other_masters = next
+            .cluster
+            .iter()
+            .flat_map(|c| c.shards.iter().skip(1).map(|s| s.master.clone()))
+            .collect::<Vec<_>>();
+        for view in next
+            .master
+            .iter()
+            .chain(next.replicas.iter())
+            .chain(other_masters.iter())
+        {
             view.node
                 .metrics
                 .connections
@@ -177,6 +216,11 @@ impl Topology {
                 .iter()
                 .map(key)
                 .eq(other.replicas.iter().map(key))
+            && match (&self.cluster, &other.cluster) {
+                (Some(a), Some(b)) => a.same_shape(b),
+                (None, None) => true,
+                _ => false,
+            }
     }
 
     /// JSON description for `/topology`.
@@ -197,6 +241,7 @@ impl Topology {
             "replicas": self.replicas.iter().map(view).collect::<Vec<_>>(),
             "read_pool": self.readable.iter().map(|n| n.addr.clone()).collect::<Vec<_>>(),
             "source_reachable": !self.source_stale,
+            "shards": self.cluster.as_ref().map(|c| c.to_json()),
         })
     }
 }

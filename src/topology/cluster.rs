@@ -1,0 +1,633 @@
+//! Cluster topology: the slot map learned from a Redis Cluster and kept live.
+//!
+//! Redis Cluster publishes no topology events, so the watcher polls: `CLUSTER SHARDS` (Redis 7;
+//! `CLUSTER SLOTS` on older servers) every `health_check_interval`, and at once when the data
+//! path asks for it (a MOVED, a connection error, LOADING, CLUSTERDOWN) through a `Notify`, so a
+//! burst of redirects costs one refresh, not one each. `CLUSTER SHARDS` also reports each node's
+//! health and replication offset, which keeps failed, loading and lagging replicas out of the
+//! read pool without probing every node.
+//!
+//! The watcher asks the nodes of the last known map first and the configured seeds last, so
+//! seeds that die are replaced by nodes it learned about.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{Health, NodeView, Topology};
+use crate::backend::handshake::{self, Handshake};
+use crate::backend::{Node, NodeOptions};
+use crate::cluster_slot::SLOTS;
+use crate::config::ReplicaLag;
+use crate::resp::{Frame, Protocol};
+use crate::telemetry::PoolMetrics;
+
+/// Marks a slot no shard serves.
+const UNASSIGNED: u16 = u16::MAX;
+
+/// Shortest gap between two refreshes: on-demand refreshes arriving faster are coalesced.
+const MIN_REFRESH_GAP: Duration = Duration::from_millis(50);
+
+/// One shard: a master, its replicas, and the slot ranges it serves.
+#[derive(Clone)]
+pub struct Shard {
+    /// The shard's master.
+    pub master: NodeView,
+    /// Its replicas with their health.
+    pub replicas: Vec<NodeView>,
+    /// Replicas that may serve reads (healthy, not lagging).
+    pub readable: Vec<Arc<Node>>,
+    /// Inclusive slot ranges.
+    pub ranges: Vec<(u16, u16)>,
+}
+
+/// The cluster's shards and which one serves each of the 16384 slots.
+#[derive(Clone)]
+pub struct SlotMap {
+    /// Shards ordered by their first slot (a stable order: SCAN cursors name shards by index).
+    pub shards: Arc<[Shard]>,
+    /// Shard index per slot ([`UNASSIGNED`] when none).
+    slots: Arc<[u16]>,
+}
+
+impl SlotMap {
+    /// Builds the map from shards (slot ranges outside 0..16384 are ignored).
+    pub fn new(mut shards: Vec<Shard>) -> SlotMap {
+        shards.sort_by_key(|s| s.ranges.iter().map(|r| r.0).min().unwrap_or(u16::MAX));
+        let mut slots = vec![UNASSIGNED; SLOTS];
+        for (i, shard) in shards.iter().enumerate() {
+            for &(start, end) in &shard.ranges {
+                let end = usize::from(end).min(SLOTS - 1);
+                for s in usize::from(start)..=end {
+                    slots[s] = i as u16;
+                }
+            }
+        }
+        SlotMap {
+            shards: shards.into(),
+            slots: slots.into(),
+        }
+    }
+
+    /// The shard serving `slot`, if any.
+    pub fn shard(&self, slot: u16) -> Option<&Shard> {
+        let i = *self.slots.get(usize::from(slot))?;
+        self.shards.get(usize::from(i))
+    }
+
+    /// The known node with this address (master or replica).
+    pub fn node(&self, addr: &str) -> Option<&Arc<Node>> {
+        self.shards.iter().find_map(|s| {
+            std::iter::once(&s.master)
+                .chain(s.replicas.iter())
+                .find(|v| v.node.addr == addr)
+                .map(|v| &v.node)
+        })
+    }
+
+    /// A copy in which `slot` belongs to the shard whose master is `addr` (a MOVED learned on
+    /// the data path, applied before the next full refresh confirms it). `None` when no known
+    /// shard has that master.
+    pub fn with_slot_moved(&self, slot: u16, addr: &str) -> Option<SlotMap> {
+        let i = self
+            .shards
+            .iter()
+            .position(|s| s.master.node.addr == addr)?;
+        if self.slots.get(usize::from(slot)) == Some(&(i as u16)) {
+            return None;
+        }
+        let mut slots = self.slots.to_vec();
+        *slots.get_mut(usize::from(slot))? = i as u16;
+        Some(SlotMap {
+            shards: self.shards.clone(),
+            slots: slots.into(),
+        })
+    }
+
+    /// True when every slot has a shard.
+    pub fn covers_all_slots(&self) -> bool {
+        self.slots.iter().all(|&s| s != UNASSIGNED)
+    }
+
+    /// Same owners, nodes and health (offsets aside): decides whether a refresh is a change.
+    pub fn same_shape(&self, other: &SlotMap) -> bool {
+        fn key(v: &NodeView) -> (&str, &Health) {
+            (&v.node.addr, &v.health)
+        }
+        self.slots == other.slots
+            && self.shards.len() == other.shards.len()
+            && self.shards.iter().zip(other.shards.iter()).all(|(a, b)| {
+                key(&a.master) == key(&b.master)
+                    && a.replicas.iter().map(key).eq(b.replicas.iter().map(key))
+            })
+    }
+
+    /// JSON for `/topology`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let view = |v: &NodeView| {
+            serde_json::json!({
+                "addr": v.node.addr,
+                "health": v.health,
+                "connected": v.node.is_connected(),
+                "offset": v.offset,
+            })
+        };
+        serde_json::Value::Array(
+            self.shards
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "slots": s.ranges,
+                        "master": view(&s.master),
+                        "replicas": s.replicas.iter().map(view).collect::<Vec<_>>(),
+                        "read_pool": s.readable.iter().map(|n| n.addr.clone()).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+/// A node as a `CLUSTER SHARDS`/`CLUSTER SLOTS` reply describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeDesc {
+    /// `ip:port`
+    pub addr: String,
+    /// Health as the node answering saw it.
+    pub health: Health,
+    /// Replication offset, when reported.
+    pub offset: Option<u64>,
+}
+
+/// A shard as described by the cluster, before nodes are attached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardDesc {
+    /// Inclusive slot ranges.
+    pub ranges: Vec<(u16, u16)>,
+    /// The master.
+    pub master: NodeDesc,
+    /// The replicas.
+    pub replicas: Vec<NodeDesc>,
+}
+
+/// Key/value pairs of a RESP2 flat array or a RESP3 map.
+fn pairs(frame: &Frame) -> Vec<(&[u8], &Frame)> {
+    match frame {
+        Frame::Map(entries) => entries
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_bytes()?, v)))
+            .collect(),
+        Frame::Array(items) => items
+            .chunks(2)
+            .filter_map(|c| match c {
+                [k, v] => Some((k.as_bytes()?, v)),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn text(frame: &Frame) -> Option<String> {
+    frame
+        .as_bytes()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+fn int(frame: &Frame) -> Option<i64> {
+    frame.as_int().or_else(|| text(frame)?.parse().ok())
+}
+
+/// Parses a `CLUSTER SHARDS` reply. Shards without slots or without a master are left out
+/// (an empty master just added, or a shard mid-failover: the next refresh sees it whole).
+pub fn parse_shards(reply: &Frame) -> Result<Vec<ShardDesc>, String> {
+    let Frame::Array(shards) = reply else {
+        return Err(format!("unexpected CLUSTER SHARDS reply: {reply:?}"));
+    };
+    let mut out = Vec::new();
+    for shard in shards {
+        let mut ranges = Vec::new();
+        let mut nodes = Vec::new();
+        for (k, v) in pairs(shard) {
+            match k {
+                b"slots" => {
+                    if let Frame::Array(bounds) = v {
+                        for c in bounds.chunks(2) {
+                            if let [a, b] = c {
+                                let (Some(a), Some(b)) = (int(a), int(b)) else {
+                                    continue;
+                                };
+                                if (0..SLOTS as i64).contains(&a) && (a..SLOTS as i64).contains(&b)
+                                {
+                                    ranges.push((a as u16, b as u16));
+                                }
+                            }
+                        }
+                    }
+                }
+                b"nodes" => {
+                    if let Frame::Array(list) = v {
+                        nodes.extend(list.iter().filter_map(parse_shard_node));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if ranges.is_empty() {
+            continue;
+        }
+        let Some(mi) = nodes.iter().position(|(role, _)| role == "master") else {
+            continue;
+        };
+        let (_, master) = nodes.remove(mi);
+        let replicas = nodes
+            .into_iter()
+            .filter(|(role, _)| role == "replica")
+            .map(|(_, n)| n)
+            .collect();
+        out.push(ShardDesc {
+            ranges,
+            master,
+            replicas,
+        });
+    }
+    Ok(out)
+}
+
+/// One node entry of `CLUSTER SHARDS`: its role and description.
+fn parse_shard_node(node: &Frame) -> Option<(String, NodeDesc)> {
+    let (mut ip, mut endpoint, mut port, mut role, mut offset, mut health) =
+        (None, None, None, None, None, Health::Unknown);
+    for (k, v) in pairs(node) {
+        match k {
+            b"ip" => ip = text(v),
+            b"endpoint" => endpoint = text(v),
+            b"port" => port = int(v),
+            b"role" => role = text(v),
+            b"replication-offset" => offset = int(v).and_then(|o| u64::try_from(o).ok()),
+            b"health" => {
+                health = match text(v).as_deref() {
+                    Some("online") => Health::Healthy,
+                    Some("loading") => Health::Loading,
+                    Some(other) => Health::Down(format!("cluster reports it {other}")),
+                    None => Health::Unknown,
+                }
+            }
+            _ => {}
+        }
+    }
+    // `endpoint` is what the cluster wants clients to use; "?" means unknown.
+    let host = endpoint.filter(|e| !e.is_empty() && e != "?").or(ip)?;
+    let port = port.filter(|p| (1..=65535).contains(p))?;
+    Some((
+        role?,
+        NodeDesc {
+            addr: format!("{host}:{port}"),
+            health,
+            offset,
+        },
+    ))
+}
+
+/// Parses a `CLUSTER SLOTS` reply (older servers): no health or offsets, and one shard per
+/// master however many ranges it serves.
+pub fn parse_slots(reply: &Frame) -> Result<Vec<ShardDesc>, String> {
+    let Frame::Array(ranges) = reply else {
+        return Err(format!("unexpected CLUSTER SLOTS reply: {reply:?}"));
+    };
+    let mut out: Vec<ShardDesc> = Vec::new();
+    for range in ranges {
+        let Frame::Array(items) = range else { continue };
+        let (Some(start), Some(end)) = (items.first().and_then(int), items.get(1).and_then(int))
+        else {
+            continue;
+        };
+        if !(0..SLOTS as i64).contains(&start) || !(start..SLOTS as i64).contains(&end) {
+            continue;
+        }
+        let mut nodes = items[2..].iter().filter_map(|n| {
+            let Frame::Array(f) = n else { return None };
+            let host = text(f.first()?)?;
+            let port = int(f.get(1)?)?;
+            Some(NodeDesc {
+                addr: format!("{host}:{port}"),
+                health: Health::Healthy,
+                offset: None,
+            })
+        });
+        let Some(master) = nodes.next() else { continue };
+        let replicas: Vec<NodeDesc> = nodes.collect();
+        let r = (start as u16, end as u16);
+        match out.iter_mut().find(|s| s.master.addr == master.addr) {
+            Some(s) => s.ranges.push(r),
+            None => out.push(ShardDesc {
+                ranges: vec![r],
+                master,
+                replicas,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// A replica's health after applying `max_replica_lag` (bytes only: the cluster reports
+/// offsets, not ack times).
+fn replica_health(desc: &NodeDesc, master: &NodeDesc, max: Option<ReplicaLag>) -> Health {
+    if !desc.health.is_healthy() {
+        return desc.health.clone();
+    }
+    match (max, master.offset, desc.offset) {
+        (Some(ReplicaLag::Bytes(limit)), Some(m), Some(r)) if m.saturating_sub(r) > limit => {
+            Health::Lagging(format!("{} bytes behind (max {limit})", m - r))
+        }
+        _ => Health::Healthy,
+    }
+}
+
+/// Follows a cluster's slot map and publishes it as the pool's topology.
+pub struct ClusterWatcher {
+    /// Pool name (logs).
+    pub pool: String,
+    /// Configured seed addresses.
+    pub seeds: Vec<String>,
+    /// How data connections to discovered nodes are made.
+    pub node_options: NodeOptions,
+    /// Periodic refresh interval.
+    pub interval: Duration,
+    /// Connect + reply timeout of a refresh.
+    pub timeout: Duration,
+    /// Replicas further behind are kept out of the read pool.
+    pub max_lag: Option<ReplicaLag>,
+}
+
+impl ClusterWatcher {
+    /// Refreshes until shutdown: every `interval`, and promptly after `refresh` is notified.
+    pub async fn run(
+        self,
+        topology: Arc<ArcSwap<Topology>>,
+        metrics: Arc<PoolMetrics>,
+        refresh: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) {
+        let handshake = Handshake {
+            username: self.node_options.username.clone(),
+            password: self.node_options.password.clone(),
+            protocol: Protocol::Resp2,
+            readonly: false,
+        };
+        let mut nodes: HashMap<String, Arc<Node>> = HashMap::new();
+        let mut conn: Option<(String, TcpStream, BytesMut)> = None;
+        let mut last_error = String::new();
+        loop {
+            let round = tokio::time::Instant::now();
+            let mut candidates: Vec<String> = Vec::new();
+            if let Some(map) = topology.load().cluster.as_ref() {
+                for s in map.shards.iter() {
+                    candidates.push(s.master.node.addr.clone());
+                }
+                for s in map.shards.iter() {
+                    candidates.extend(s.replicas.iter().map(|r| r.node.addr.clone()));
+                }
+            }
+            for seed in &self.seeds {
+                if !candidates.contains(seed) {
+                    candidates.push(seed.clone());
+                }
+            }
+            // The connection of the last good round goes first: no reconnect per round.
+            if let Some((addr, _, _)) = &conn {
+                if let Some(i) = candidates.iter().position(|c| c == addr) {
+                    let a = candidates.remove(i);
+                    candidates.insert(0, a);
+                }
+            }
+            let mut learned = None;
+            for addr in &candidates {
+                match self.ask(addr, &handshake, &mut conn).await {
+                    Ok(shards) if !shards.is_empty() => {
+                        learned = Some(shards);
+                        break;
+                    }
+                    Ok(_) => last_error = format!("{addr} reports no slots"),
+                    Err(e) => {
+                        conn = None;
+                        last_error = format!("{addr}: {e}");
+                    }
+                }
+            }
+            match learned {
+                Some(shards) => {
+                    let next = self.build(shards, &mut nodes);
+                    Topology::publish(next, &topology, &metrics, &self.pool);
+                }
+                None => {
+                    tracing::warn!(pool = %self.pool, error = %last_error, "no cluster node answered CLUSTER SHARDS");
+                    let current = topology.load();
+                    if !current.source_stale {
+                        let mut stale = Topology::clone(&current);
+                        stale.source_stale = true;
+                        topology.store(Arc::new(stale));
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = refresh.notified() => {
+                    tokio::time::sleep_until(round + MIN_REFRESH_GAP).await;
+                }
+            }
+        }
+    }
+
+    /// Asks one node for the shards, reusing the open refresh connection when it is to `addr`.
+    async fn ask(
+        &self,
+        addr: &str,
+        handshake: &Handshake,
+        conn: &mut Option<(String, TcpStream, BytesMut)>,
+    ) -> Result<Vec<ShardDesc>, String> {
+        if conn.as_ref().is_none_or(|(a, _, _)| a != addr) {
+            let mut buf = BytesMut::new();
+            let stream = handshake::connect(addr, handshake, self.timeout, &mut buf)
+                .await
+                .map_err(|e| e.to_string())?;
+            *conn = Some((addr.to_string(), stream, buf));
+        }
+        let Some((_, stream, buf)) = conn.as_mut() else {
+            return Err("no connection".into());
+        };
+        let ask = async {
+            let reply = handshake::request_frame(stream, buf, &[b"CLUSTER", b"SHARDS"])
+                .await
+                .map_err(|e| e.to_string())?;
+            match reply {
+                Frame::Error(e) if e.starts_with(b"ERR unknown subcommand") => {
+                    let slots = handshake::request_frame(stream, buf, &[b"CLUSTER", b"SLOTS"])
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    match slots {
+                        Frame::Error(e) => Err(String::from_utf8_lossy(&e).into_owned()),
+                        f => parse_slots(&f),
+                    }
+                }
+                Frame::Error(e) => Err(String::from_utf8_lossy(&e).into_owned()),
+                f => parse_shards(&f),
+            }
+        };
+        match tokio::time::timeout(self.timeout, ask).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no reply within {} ms", self.timeout.as_millis())),
+        }
+    }
+
+    /// Attaches nodes (reusing the ones already connected) and builds the snapshot. Nodes no
+    /// longer in the cluster are dropped, which closes their connections.
+    fn build(&self, shards: Vec<ShardDesc>, nodes: &mut HashMap<String, Arc<Node>>) -> Topology {
+        let mut node = |addr: &str| -> Arc<Node> {
+            nodes
+                .entry(addr.to_string())
+                .or_insert_with(|| Node::new(addr, &self.node_options))
+                .clone()
+        };
+        let mut built = Vec::with_capacity(shards.len());
+        for desc in shards {
+            let master = NodeView {
+                node: node(&desc.master.addr),
+                health: desc.master.health.clone(),
+                offset: desc.master.offset,
+            };
+            let replicas: Vec<NodeView> = desc
+                .replicas
+                .iter()
+                .map(|r| NodeView {
+                    node: node(&r.addr),
+                    health: replica_health(r, &desc.master, self.max_lag),
+                    offset: r.offset,
+                })
+                .collect();
+            let readable = replicas
+                .iter()
+                .filter(|r| r.health.is_healthy())
+                .map(|r| r.node.clone())
+                .collect();
+            built.push(Shard {
+                master,
+                replicas,
+                readable,
+                ranges: desc.ranges,
+            });
+        }
+        let map = SlotMap::new(built);
+        nodes.retain(|addr, _| map.node(addr).is_some());
+        Topology::from_cluster(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn b(s: &str) -> Frame {
+        Frame::Bulk(Bytes::from(s.to_string()))
+    }
+
+    fn node(port: i64, role: &str, offset: i64, health: &str) -> Frame {
+        Frame::Array(vec![
+            b("id"),
+            b("abc"),
+            b("port"),
+            Frame::Integer(port),
+            b("ip"),
+            b("127.0.0.1"),
+            b("endpoint"),
+            b("127.0.0.1"),
+            b("role"),
+            b(role),
+            b("replication-offset"),
+            Frame::Integer(offset),
+            b("health"),
+            b(health),
+        ])
+    }
+
+    #[test]
+    fn parses_cluster_shards() {
+        let reply = Frame::Array(vec![
+            Frame::Array(vec![
+                b("slots"),
+                Frame::Array(vec![Frame::Integer(0), Frame::Integer(5460)]),
+                b("nodes"),
+                Frame::Array(vec![
+                    node(7000, "master", 100, "online"),
+                    node(7003, "replica", 90, "loading"),
+                ]),
+            ]),
+            // A master without slots is left out.
+            Frame::Array(vec![
+                b("slots"),
+                Frame::Array(vec![]),
+                b("nodes"),
+                Frame::Array(vec![node(7009, "master", 0, "online")]),
+            ]),
+        ]);
+        let shards = parse_shards(&reply).expect("parse");
+        assert_eq!(shards.len(), 1);
+        assert_eq!(shards[0].ranges, vec![(0, 5460)]);
+        assert_eq!(shards[0].master.addr, "127.0.0.1:7000");
+        assert_eq!(shards[0].master.offset, Some(100));
+        assert_eq!(shards[0].replicas[0].health, Health::Loading);
+    }
+
+    #[test]
+    fn parses_cluster_slots() {
+        let entry = |a: i64, z: i64, ports: &[i64]| {
+            let mut v = vec![Frame::Integer(a), Frame::Integer(z)];
+            v.extend(
+                ports
+                    .iter()
+                    .map(|p| Frame::Array(vec![b("127.0.0.1"), Frame::Integer(*p), b("id")])),
+            );
+            Frame::Array(v)
+        };
+        let reply = Frame::Array(vec![
+            entry(0, 100, &[7000, 7003]),
+            entry(101, 16383, &[7001]),
+            entry(200, 300, &[7000, 7003]),
+        ]);
+        let shards = parse_slots(&reply).expect("parse");
+        assert_eq!(shards.len(), 2);
+        assert_eq!(shards[0].ranges, vec![(0, 100), (200, 300)]);
+        assert_eq!(shards[0].replicas.len(), 1);
+    }
+
+    #[test]
+    fn lagging_replicas_leave_the_read_pool() {
+        let master = NodeDesc {
+            addr: "m:1".into(),
+            health: Health::Healthy,
+            offset: Some(10_000),
+        };
+        let replica = |offset| NodeDesc {
+            addr: "r:1".into(),
+            health: Health::Healthy,
+            offset: Some(offset),
+        };
+        let max = Some(ReplicaLag::Bytes(1000));
+        assert_eq!(
+            replica_health(&replica(9500), &master, max),
+            Health::Healthy
+        );
+        assert!(matches!(
+            replica_health(&replica(100), &master, max),
+            Health::Lagging(_)
+        ));
+    }
+}
