@@ -64,8 +64,8 @@ impl SlotMap {
         for (i, shard) in shards.iter().enumerate() {
             for &(start, end) in &shard.ranges {
                 let end = usize::from(end).min(SLOTS - 1);
-                for s in usize::from(start)..=end {
-                    slots[s] = i as u16;
+                if let Some(range) = slots.get_mut(usize::from(start)..=end) {
+                    range.fill(i as u16);
                 }
             }
         }
