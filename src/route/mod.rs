@@ -1,10 +1,17 @@
 //! Request → node: which node of the current topology serves a request.
+//!
+//! Cluster pools add [`cluster`] (following MOVED/ASK/TRYAGAIN/CLUSTERDOWN on the data path)
+//! and [`split`] (multi-key commands split per slot, fan-out commands, and merging replies).
+
+pub mod cluster;
+pub mod split;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::backend::Node;
 use crate::config::ReadFrom;
+use crate::topology::cluster::SlotMap;
 use crate::topology::Topology;
 
 /// Why no node could be chosen. `Display` is the client-visible text after `-`.
@@ -16,6 +23,9 @@ pub enum RouteError {
     /// `read_from = "replica"` and no replica is healthy.
     #[error("ERR sluice: pool '{0}' has no healthy replica (read_from = \"replica\")")]
     NoReplica(String),
+    /// Cluster pools: no shard serves the slot (or no slot map is known yet).
+    #[error("CLUSTERDOWN Hash slot not served")]
+    SlotNotServed,
 }
 
 /// Chooses nodes under a read policy. One per pool; holds the round-robin cursor.
@@ -85,6 +95,47 @@ impl Router {
         match self.read_from {
             ReadFrom::Replica => Err(RouteError::NoReplica(self.pool.clone())),
             _ => self.master(topo),
+        }
+    }
+
+    /// Cluster pools: the node for a request on `slot` (`None`: keyless, any shard, spread
+    /// round-robin). Writes go to the shard's master; reads follow the read policy within the
+    /// shard, skipping `avoid` and replicas whose connections are all down.
+    pub fn cluster(
+        &self,
+        map: &SlotMap,
+        slot: Option<u16>,
+        read: bool,
+        avoid: Option<&Node>,
+    ) -> Result<Arc<Node>, RouteError> {
+        let shard = match slot {
+            Some(slot) => map.shard(slot),
+            None if map.shards.is_empty() => None,
+            None => {
+                let i = self.cursor.fetch_add(1, Ordering::Relaxed) % map.shards.len();
+                map.shards.get(i)
+            }
+        };
+        let Some(shard) = shard else {
+            return Err(RouteError::SlotNotServed);
+        };
+        if !read || self.read_from == ReadFrom::Master {
+            return Ok(shard.master.node.clone());
+        }
+        let n = shard.readable.len();
+        if n > 0 {
+            let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+            for i in 0..n {
+                let node = &shard.readable[(start + i) % n];
+                let avoided = avoid.is_some_and(|a| std::ptr::eq(a, node.as_ref()));
+                if !avoided && node.is_connected() {
+                    return Ok(node.clone());
+                }
+            }
+        }
+        match self.read_from {
+            ReadFrom::Replica => Err(RouteError::NoReplica(self.pool.clone())),
+            _ => Ok(shard.master.node.clone()),
         }
     }
 }

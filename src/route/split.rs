@@ -1,0 +1,394 @@
+//! Cluster pools: which slot a request goes to, how a multi-key request across slots is split
+//! into one request per slot, and how the parts' replies merge back into one.
+//!
+//! Redis Cluster refuses a multi-key command whose keys are in different slots even when one
+//! node holds them all, so splitting is per slot, not per node.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::cluster_slot;
+use crate::command::{self, CommandInfo};
+use crate::resp::{encode, Frame, Protocol, Reply, Request};
+
+/// Redis's own error for keys in different slots.
+pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/// How a request is served by a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// One node: the owner of this slot, or any node for a keyless request (`None`).
+    Single(Option<u16>),
+    /// Keys in several slots and the command cannot be split.
+    CrossSlot,
+    /// Keys in several slots: one request per slot, replies merged.
+    Split(Merge),
+    /// Every master answers; replies merged.
+    FanOut(FanOut),
+}
+
+/// How split parts merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// MGET: values back in the order of the keys.
+    Mget,
+    /// MSET: `+OK` when every part is.
+    Mset,
+    /// DEL, UNLINK, EXISTS, TOUCH: the sum.
+    Sum,
+}
+
+/// Commands answered by every master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanOut {
+    /// KEYS: the arrays concatenated.
+    Keys,
+    /// SCAN: one node at a time, the node's index inside the cursor.
+    Scan,
+    /// DBSIZE: the sum.
+    Dbsize,
+    /// FLUSHALL, FLUSHDB, SCRIPT FLUSH: `+OK` when every node says so (sent to replicas too
+    /// for SCRIPT FLUSH, which Redis does not replicate).
+    AllOk,
+    /// SCRIPT LOAD: every node (replicas too, so EVALSHA_RO finds it); the SHA.
+    ScriptLoad,
+    /// SCRIPT EXISTS: per script, 1 only when every master has it.
+    ScriptExists,
+}
+
+impl FanOut {
+    /// True when replicas get the request too.
+    pub fn includes_replicas(self, info: &CommandInfo) -> bool {
+        matches!(self, FanOut::ScriptLoad) || info.name == "script|flush"
+    }
+}
+
+/// Decides how a request is served.
+pub fn plan(req: &Request, info: Option<&CommandInfo>) -> Plan {
+    let Some(info) = info else {
+        return Plan::Single(None);
+    };
+    let fan = match info.name {
+        "keys" => Some(FanOut::Keys),
+        "scan" => Some(FanOut::Scan),
+        "dbsize" => Some(FanOut::Dbsize),
+        "flushall" | "flushdb" | "script|flush" => Some(FanOut::AllOk),
+        "script|load" => Some(FanOut::ScriptLoad),
+        "script|exists" => Some(FanOut::ScriptExists),
+        _ => None,
+    };
+    if let Some(fan) = fan {
+        return Plan::FanOut(fan);
+    }
+    let mut keys = command::keys(req, info);
+    let Some(first) = keys.next() else {
+        return Plan::Single(None);
+    };
+    let slot = cluster_slot::slot(first);
+    if keys.all(|k| cluster_slot::slot(k) == slot) {
+        return Plan::Single(Some(slot));
+    }
+    match info.name {
+        "mget" => Plan::Split(Merge::Mget),
+        "mset" => Plan::Split(Merge::Mset),
+        "del" | "unlink" | "exists" | "touch" => Plan::Split(Merge::Sum),
+        _ => Plan::CrossSlot,
+    }
+}
+
+/// One part of a split request.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// Its slot.
+    pub slot: u16,
+    /// The encoded request.
+    pub raw: Bytes,
+    /// Positions of its keys among the original request's keys (MGET order).
+    pub positions: Vec<usize>,
+}
+
+/// Splits a MGET/MSET/DEL-like request into one request per slot, keys in their original
+/// order within each part. MSET takes key/value pairs; the others take keys.
+pub fn split(req: &Request, merge: Merge) -> Vec<Part> {
+    let step = if merge == Merge::Mset { 2 } else { 1 };
+    let name = req.arg(0);
+    let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+    let mut pos = 0;
+    let mut i = 1;
+    while i + step <= req.len() {
+        let slot = cluster_slot::slot(req.arg(i));
+        match groups.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, g)) => g.push(pos),
+            None => groups.push((slot, vec![pos])),
+        }
+        pos += 1;
+        i += step;
+    }
+    groups
+        .into_iter()
+        .map(|(slot, positions)| {
+            let mut args: Vec<&[u8]> = Vec::with_capacity(1 + positions.len() * step);
+            args.push(name);
+            for &p in &positions {
+                for j in 0..step {
+                    args.push(req.arg(1 + p * step + j));
+                }
+            }
+            let mut raw = BytesMut::new();
+            encode::command(&mut raw, &args);
+            Part {
+                slot,
+                raw: raw.freeze(),
+                positions,
+            }
+        })
+        .collect()
+}
+
+fn parse(reply: &Reply) -> Option<Frame> {
+    Frame::parse(&reply.raw).ok().flatten().map(|(f, _)| f)
+}
+
+fn encoded(frame: &Frame) -> Reply {
+    let mut out = BytesMut::new();
+    frame.encode(Protocol::Resp3, &mut out);
+    Reply::new(out.freeze(), true)
+}
+
+fn unexpected(reply: &Reply) -> Reply {
+    super::cluster::error_reply(&format!(
+        "ERR sluice: unexpected reply from a node: {}",
+        String::from_utf8_lossy(&reply.raw).trim_end()
+    ))
+}
+
+/// Merges the replies of split parts (same order as `parts`). The first error reply wins.
+pub fn merge(merge: Merge, parts: &[Part], replies: Vec<Reply>) -> Reply {
+    if let Some(err) = replies.iter().find(|r| r.is_error()) {
+        return err.clone();
+    }
+    match merge {
+        Merge::Mset => Reply::new(Bytes::from_static(b"+OK\r\n"), false),
+        Merge::Sum => sum(&replies),
+        Merge::Mget => {
+            let total = parts.iter().map(|p| p.positions.len()).sum();
+            let mut values = vec![Frame::Null; total];
+            for (part, reply) in parts.iter().zip(&replies) {
+                let Some(Frame::Array(items)) = parse(reply) else {
+                    return unexpected(reply);
+                };
+                for (&pos, item) in part.positions.iter().zip(items) {
+                    if let Some(v) = values.get_mut(pos) {
+                        *v = item;
+                    }
+                }
+            }
+            encoded(&Frame::Array(values))
+        }
+    }
+}
+
+/// Integer replies summed.
+pub fn sum(replies: &[Reply]) -> Reply {
+    let mut total = 0i64;
+    for r in replies {
+        match parse(r).and_then(|f| f.as_int()) {
+            Some(n) => total = total.saturating_add(n),
+            None => return unexpected(r),
+        }
+    }
+    let mut out = BytesMut::new();
+    encode::integer(&mut out, total);
+    Reply::new(out.freeze(), false)
+}
+
+/// Merges the replies of a fan-out (not SCAN).
+pub fn merge_fan_out(fan: FanOut, replies: Vec<Reply>) -> Reply {
+    if let Some(err) = replies.iter().find(|r| r.is_error()) {
+        return err.clone();
+    }
+    match fan {
+        FanOut::Dbsize => sum(&replies),
+        FanOut::AllOk | FanOut::ScriptLoad | FanOut::Scan => replies
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| super::cluster::error_reply("CLUSTERDOWN Hash slot not served")),
+        FanOut::Keys => {
+            let mut all = Vec::new();
+            for r in &replies {
+                match parse(r) {
+                    Some(Frame::Array(items)) | Some(Frame::Set(items)) => all.extend(items),
+                    _ => return unexpected(r),
+                }
+            }
+            encoded(&Frame::Array(all))
+        }
+        FanOut::ScriptExists => {
+            let mut result: Option<Vec<i64>> = None;
+            for r in &replies {
+                let Some(Frame::Array(items)) = parse(r) else {
+                    return unexpected(r);
+                };
+                let flags: Vec<i64> = items.iter().map(|f| f.as_int().unwrap_or(0)).collect();
+                result = Some(match result {
+                    None => flags,
+                    Some(acc) => acc.iter().zip(&flags).map(|(a, b)| a & b).collect(),
+                });
+            }
+            encoded(&Frame::Array(
+                result
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Frame::Integer)
+                    .collect(),
+            ))
+        }
+    }
+}
+
+/// Bits of a proxy SCAN cursor that hold the shard index (up to 1024 shards).
+const SHARD_BITS: u32 = 10;
+
+/// A proxy SCAN cursor decoded: (shard index, that node's cursor).
+pub fn decode_scan_cursor(cursor: &[u8]) -> Option<(usize, u64)> {
+    let c: u64 = std::str::from_utf8(cursor).ok()?.parse().ok()?;
+    Some(((c & ((1 << SHARD_BITS) - 1)) as usize, c >> SHARD_BITS))
+}
+
+/// The proxy cursor for resuming at `shard` with node cursor `node_cursor`; `None` when the
+/// node's cursor is too large to carry.
+pub fn encode_scan_cursor(shard: usize, node_cursor: u64) -> Option<u64> {
+    if node_cursor >= 1 << (64 - SHARD_BITS) || shard >= 1 << SHARD_BITS {
+        return None;
+    }
+    Some((node_cursor << SHARD_BITS) | shard as u64)
+}
+
+/// Rewrites a node's SCAN reply for the client: its cursor replaced by the proxy cursor that
+/// continues at the same shard, or at the next shard when this one is done (0 after the
+/// last).
+pub fn scan_reply(reply: &Reply, shard: usize, shards: usize) -> Reply {
+    let Some(Frame::Array(mut items)) = parse(reply) else {
+        return unexpected(reply);
+    };
+    if items.len() != 2 {
+        return unexpected(reply);
+    }
+    let node_cursor: Option<u64> = items[0]
+        .as_bytes()
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok());
+    let next = match node_cursor {
+        Some(0) if shard + 1 < shards => encode_scan_cursor(shard + 1, 0),
+        Some(0) => Some(0),
+        Some(c) => encode_scan_cursor(shard, c),
+        None => None,
+    };
+    let Some(next) = next else {
+        return unexpected(reply);
+    };
+    items[0] = Frame::Bulk(Bytes::from(next.to_string()));
+    encoded(&Frame::Array(items))
+}
+
+/// The SCAN request for a node: the client's, with the node's own cursor.
+pub fn scan_request(req: &Request, node_cursor: u64) -> Bytes {
+    let cursor = node_cursor.to_string();
+    let mut args: Vec<&[u8]> = req.args().collect();
+    if args.len() > 1 {
+        args[1] = cursor.as_bytes();
+    }
+    let mut raw = BytesMut::new();
+    encode::command(&mut raw, &args);
+    raw.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(args: &[&str]) -> Request {
+        Request::from_args(args)
+    }
+
+    fn plan_of(args: &[&str]) -> Plan {
+        let r = req(args);
+        plan(&r, command::lookup(&r))
+    }
+
+    #[test]
+    fn plans_follow_slots() {
+        assert_eq!(plan_of(&["GET", "foo"]), Plan::Single(Some(12182)));
+        assert_eq!(plan_of(&["INFO"]), Plan::Single(None));
+        assert_eq!(
+            plan_of(&["MGET", "{a}1", "{a}2"]),
+            Plan::Single(Some(cluster_slot::slot(b"a")))
+        );
+        assert_eq!(plan_of(&["MGET", "foo", "bar"]), Plan::Split(Merge::Mget));
+        assert_eq!(
+            plan_of(&["MSET", "foo", "1", "bar", "2"]),
+            Plan::Split(Merge::Mset)
+        );
+        assert_eq!(plan_of(&["DEL", "foo", "bar"]), Plan::Split(Merge::Sum));
+        assert_eq!(
+            plan_of(&["MSETNX", "foo", "1", "bar", "2"]),
+            Plan::CrossSlot
+        );
+        assert_eq!(
+            plan_of(&["EVAL", "return 1", "2", "foo", "bar"]),
+            Plan::CrossSlot
+        );
+        assert_eq!(plan_of(&["EVAL", "return 1", "0"]), Plan::Single(None));
+        assert_eq!(plan_of(&["SUNIONSTORE", "foo", "bar"]), Plan::CrossSlot);
+        assert_eq!(plan_of(&["SCAN", "0"]), Plan::FanOut(FanOut::Scan));
+        assert_eq!(
+            plan_of(&["SCRIPT", "LOAD", "x"]),
+            Plan::FanOut(FanOut::ScriptLoad)
+        );
+    }
+
+    #[test]
+    fn mget_parts_merge_in_key_order() {
+        let r = req(&["MGET", "foo", "bar", "{foo}x"]);
+        let parts = split(&r, Merge::Mget);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].positions, vec![0, 2]);
+        assert_eq!(
+            &parts[0].raw[..],
+            b"*3\r\n$4\r\nMGET\r\n$3\r\nfoo\r\n$6\r\n{foo}x\r\n"
+        );
+        let replies = vec![
+            Reply::new(Bytes::from_static(b"*2\r\n$1\r\n1\r\n_\r\n"), true),
+            Reply::new(Bytes::from_static(b"*1\r\n$1\r\n2\r\n"), false),
+        ];
+        let merged = merge(Merge::Mget, &parts, replies);
+        assert_eq!(&merged.raw[..], b"*3\r\n$1\r\n1\r\n$1\r\n2\r\n_\r\n");
+    }
+
+    #[test]
+    fn mset_splits_pairs_and_sums_add_up() {
+        let r = req(&["MSET", "foo", "1", "bar", "2"]);
+        let parts = split(&r, Merge::Mset);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(
+            &parts[1].raw[..],
+            b"*3\r\n$4\r\nMSET\r\n$3\r\nbar\r\n$1\r\n2\r\n"
+        );
+        let s = sum(&[
+            Reply::new(Bytes::from_static(b":2\r\n"), false),
+            Reply::new(Bytes::from_static(b":1\r\n"), false),
+        ]);
+        assert_eq!(&s.raw[..], b":3\r\n");
+    }
+
+    #[test]
+    fn scan_cursors_carry_the_shard() {
+        assert_eq!(decode_scan_cursor(b"0"), Some((0, 0)));
+        let c = encode_scan_cursor(2, 17).expect("fits");
+        assert_eq!(decode_scan_cursor(c.to_string().as_bytes()), Some((2, 17)));
+        let done = Reply::new(Bytes::from_static(b"*2\r\n$1\r\n0\r\n*0\r\n"), false);
+        let next = scan_reply(&done, 0, 3);
+        assert_eq!(&next.raw[..], b"*2\r\n$1\r\n1\r\n*0\r\n");
+        let last = scan_reply(&done, 2, 3);
+        assert_eq!(&last.raw[..], b"*2\r\n$1\r\n0\r\n*0\r\n");
+    }
+}
