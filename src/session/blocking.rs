@@ -78,15 +78,13 @@ impl Session {
             io.out.extend_from_slice(&reply);
             return;
         }
-        let topo = self.pool.topology.load();
-        let node = match self.pool.router.master(&topo) {
+        let node = match self.exclusive_node(&req, info) {
             Ok(n) => n,
             Err(e) => {
-                encode::error(&mut io.out, &e.to_string());
+                encode::error(&mut io.out, &e);
                 return;
             }
         };
-        drop(topo);
         let mut conn = match checkout_in_db(&node, self.proto, self.db).await {
             Ok(c) => c,
             Err(e) => {

@@ -6,6 +6,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{deny, error_bytes, Session};
 use crate::command::CommandInfo;
+use crate::config::Mode;
 use crate::resp::{encode, Protocol, Request};
 
 const PONG: &[u8] = b"+PONG\r\n";
@@ -97,6 +98,9 @@ impl Session {
         if is("unwatch") {
             return Some(Bytes::from_static(OK));
         }
+        if is("cluster") && self.pool.cfg.mode == Mode::Cluster {
+            return Some(self.cluster_command(req));
+        }
         deny::check(&self.pool, req).map(|msg| error_bytes(&msg))
     }
 
@@ -105,6 +109,10 @@ impl Session {
             return wrong_args("select");
         }
         match parse_int(req.arg(1)) {
+            // Redis Cluster has only database 0, and says so in these words.
+            Some(n) if n != 0 && self.pool.cfg.mode == Mode::Cluster => {
+                error_bytes("ERR SELECT is not allowed in cluster mode")
+            }
             Some(n)
                 if n >= 0
                     && (n as u64) < u64::from(self.pool.cfg.databases)
@@ -393,6 +401,7 @@ impl Session {
         self.db = 0;
         self.name = None;
         self.pinned = None;
+        self.deferred_multi = None;
         self.authed = self.pool.cfg.password.is_none();
     }
 }

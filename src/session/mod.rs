@@ -10,6 +10,8 @@
 //! incomplete requests are kept; the reply buffer is freed whenever the queue is empty.
 
 mod blocking;
+mod cluster;
+mod cluster_tx;
 mod deny;
 mod local;
 mod pubsub;
@@ -78,6 +80,9 @@ struct Waiting {
     proto: Protocol,
     /// Set on sampled requests only (see [`LATENCY_SAMPLE`]).
     started: Option<Instant>,
+    /// Cluster pools: the slot of the request's keys (None: keyless), to re-route it after a
+    /// redirect or a connection error.
+    key_slot: Option<u16>,
 }
 
 /// Per-client state.
@@ -91,6 +96,9 @@ pub struct Session {
     name: Option<Bytes>,
     /// Boxed: rarely present, and inline it would grow every session by a whole connection.
     pinned: Option<Box<Pinned>>,
+    /// Cluster pools: a MULTI whose node is not known yet (no keyed command so far): the
+    /// requests to replay once the first keyed command picks the slot.
+    deferred_multi: Option<Box<cluster_tx::Deferred>>,
     closing: bool,
     /// This client's place under `max_clients`, released when the session ends.
     _permit: OwnedSemaphorePermit,
@@ -212,6 +220,7 @@ impl Client {
             db: 0,
             name: None,
             pinned: None,
+            deferred_multi: None,
             closing: false,
             _permit: permit,
         };
@@ -387,6 +396,17 @@ impl Session {
                 reason: "request dropped".into(),
             })
         });
+        // Cluster pools: redirects and failed sends are followed by `route::cluster`; the
+        // single-node retries below (which pick from the whole pool) do not apply.
+        let w = if self.pool.cfg.mode == Mode::Cluster {
+            if !w.retried && crate::route::cluster::needs_follow(&res, w.read) {
+                self.follow_redirect(w, res, pending);
+                return;
+            }
+            Waiting { retried: true, ..w }
+        } else {
+            w
+        };
         match res {
             Ok(reply)
                 if w.read
@@ -481,6 +501,9 @@ impl Session {
             pending.push_back(Pending::Ready(reply));
             return None;
         }
+        if self.pool.cfg.mode == Mode::Cluster {
+            return self.dispatch_cluster(req, info, pending, may_hold);
+        }
         let read = command::is_read(&req, info);
         let topo = self.pool.topology.load();
         let routed = if read {
@@ -554,6 +577,7 @@ impl Session {
             started,
             db: self.db,
             proto: self.proto,
+            key_slot: None,
         }));
         None
     }
@@ -660,7 +684,7 @@ impl Session {
 
     /// True for requests that must run on a dedicated connection after all earlier replies.
     fn needs_connection_of_its_own(&self, req: &Request, info: Option<&CommandInfo>) -> bool {
-        if self.pinned.is_some() {
+        if self.pinned.is_some() || self.deferred_multi.is_some() {
             return true;
         }
         if !self.authed {
@@ -684,7 +708,10 @@ impl Session {
         io: &mut Io,
     ) -> std::io::Result<()> {
         let name = info.map(|i| i.name).unwrap_or("");
-        if self.pinned.is_some() || matches!(name, "multi" | "watch") {
+        if self.pinned.is_some()
+            || self.deferred_multi.is_some()
+            || matches!(name, "multi" | "watch")
+        {
             self.pinned_request(req, info, io).await;
         } else if matches!(name, "subscribe" | "psubscribe" | "ssubscribe") {
             self.tunnel(req, io, true).await?;

@@ -76,15 +76,14 @@ impl Session {
         io: &mut Io,
         until_unsubscribed: bool,
     ) -> std::io::Result<()> {
-        let topo = self.pool.topology.load();
-        let node = match self.pool.router.master(&topo) {
+        // SSUBSCRIBE goes to the master of its channel's slot in a cluster pool.
+        let node = match self.exclusive_node(&first, crate::command::lookup(&first)) {
             Ok(n) => n,
             Err(e) => {
-                encode::error(&mut io.out, &e.to_string());
+                encode::error(&mut io.out, &e);
                 return Ok(());
             }
         };
-        drop(topo);
         let mut conn = match checkout_in_db(&node, self.proto, self.db).await {
             Ok(c) => c,
             Err(e) => {

@@ -23,16 +23,19 @@ use crate::resp::{encode, Frame, Protocol, Request};
 
 /// A session's dedicated transaction connection and what is open on it.
 pub(crate) struct Pinned {
-    conn: DirectConn,
-    node: Arc<Node>,
-    in_multi: bool,
+    pub(super) conn: DirectConn,
+    pub(super) node: Arc<Node>,
+    pub(super) in_multi: bool,
     watching: bool,
     /// Replies of +QUEUED received in the current MULTI (the index of the next queued command).
-    queued: usize,
+    pub(super) queued: usize,
     /// SELECTs queued in the current MULTI: (index in EXEC's reply, database).
     selects: Vec<(usize, u16)>,
     /// A command was refused at queue time: EXEC must abort, as Redis does.
-    poisoned: bool,
+    pub(super) poisoned: bool,
+    /// Cluster pools: the slot every keyed command of this transaction must map to, once the
+    /// first one chose it.
+    pub(super) slot: Option<u16>,
 }
 
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
@@ -56,6 +59,11 @@ impl Session {
             // Dropping the connection discards the transaction and its watches on the node.
             self.reset();
             io.out.extend_from_slice(b"+RESET\r\n");
+            return;
+        }
+        if self.pool.cfg.mode == crate::config::Mode::Cluster
+            && self.cluster_transaction_gate(&req, info, io).await
+        {
             return;
         }
         let in_multi = self.pinned.as_ref().is_some_and(|p| p.in_multi);
@@ -88,7 +96,7 @@ impl Session {
             }
         }
         if self.pinned.is_none() {
-            match self.pin().await {
+            match self.pin(&req, info).await {
                 Ok(p) => self.pinned = Some(Box::new(p)),
                 Err(e) => {
                     encode::error(&mut io.out, &format!("ERR {e}"));
@@ -186,11 +194,14 @@ impl Session {
         }
     }
 
-    /// Takes a dedicated master connection in this client's protocol and database.
-    async fn pin(&mut self) -> Result<Pinned, String> {
-        let topo = self.pool.topology.load();
-        let node = self.pool.router.master(&topo).map_err(|e| e.to_string())?;
-        drop(topo);
+    /// Takes a dedicated master connection in this client's protocol and database (in a
+    /// cluster pool, on the master of `req`'s slot).
+    pub(super) async fn pin(
+        &mut self,
+        req: &Request,
+        info: Option<&CommandInfo>,
+    ) -> Result<Pinned, String> {
+        let node = self.exclusive_node(req, info)?;
         let conn = checkout_in_db(&node, self.proto, self.db).await?;
         Ok(Pinned {
             conn,
@@ -200,11 +211,12 @@ impl Session {
             queued: 0,
             selects: Vec::new(),
             poisoned: false,
+            slot: None,
         })
     }
 
     /// Ends pinning; a clean connection goes back to its node's pool.
-    fn unpin(&mut self) {
+    pub(super) fn unpin(&mut self) {
         if let Some(p) = self.pinned.take() {
             p.node.dedicated.checkin(p.conn);
         }

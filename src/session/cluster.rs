@@ -1,0 +1,349 @@
+//! Cluster pools, the session side: plain commands routed by slot, multi-key commands split
+//! across slots and fan-out commands sent to every master (both merged by a task whose reply
+//! takes the request's place in the client's queue), redirects followed out of sight of the
+//! client, and `CLUSTER ...` answered as if the proxy were a one-node cluster owning every
+//! slot, so cluster-aware clients need no special setup.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::future::join_all;
+use tokio::sync::oneshot;
+
+use super::{error_bytes, Pending, Session, Waiting};
+use crate::backend::mux::ReplyResult;
+use crate::backend::Node;
+use crate::cluster_slot;
+use crate::command::{self, CommandInfo};
+use crate::resp::{encode, Protocol, Reply, ReplyShape, Request};
+use crate::route::cluster as redirect;
+use crate::route::split::{self, FanOut, Plan, CROSSSLOT};
+
+impl Session {
+    /// Routes a plain command in a cluster pool (see [`Session::dispatch`] for `may_hold`:
+    /// without a slot map yet the request is handed back to wait for one).
+    pub(super) fn dispatch_cluster(
+        &mut self,
+        req: Request,
+        info: Option<&'static CommandInfo>,
+        pending: &mut VecDeque<Pending>,
+        may_hold: bool,
+    ) -> Option<Request> {
+        let name = info.map_or("", |i| i.name);
+        if matches!(name, "readonly" | "readwrite" | "asking") {
+            // Connection modes of cluster clients: the proxy already reads from replicas
+            // per its policy and follows ASK itself.
+            pending.push_back(Pending::Ready(Bytes::from_static(b"+OK\r\n")));
+            return None;
+        }
+        let map = self.pool.topology.load().cluster.clone();
+        // Reply slots of merged requests name one node (metrics, error text): the first master.
+        let Some((map, first)) = map.and_then(|m| {
+            let first = m.shards.first()?.master.node.clone();
+            Some((m, first))
+        }) else {
+            if may_hold {
+                return Some(req);
+            }
+            pending.push_back(Pending::Ready(error_bytes(
+                "CLUSTERDOWN Hash slot not served",
+            )));
+            return None;
+        };
+        let read = command::is_read(&req, info);
+        match split::plan(&req, info) {
+            Plan::CrossSlot => {
+                self.pool.metrics.errors.increment(1);
+                pending.push_back(Pending::Ready(error_bytes(CROSSSLOT)));
+            }
+            Plan::Single(slot) => {
+                let node = match self.pool.router.cluster(&map, slot, read, None) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.pool.metrics.errors.increment(1);
+                        pending.push_back(Pending::Ready(error_bytes(&e.to_string())));
+                        return None;
+                    }
+                };
+                if read {
+                    node.metrics.reads.increment(1);
+                } else {
+                    node.metrics.writes.increment(1);
+                }
+                let rx = node.send(req.raw().clone(), 0, self.slot());
+                self.queue(req, info, rx, node, read, slot, false, pending);
+            }
+            Plan::Split(merge) => {
+                let parts = split::split(&req, merge);
+                let (pool, conn) = (self.pool.clone(), self.slot());
+                let rx = spawn_reply(async move {
+                    let results = join_all(parts.iter().map(|p| {
+                        redirect::execute(pool.clone(), p.raw.clone(), Some(p.slot), read, conn)
+                    }))
+                    .await;
+                    let replies = results.into_iter().collect::<Result<Vec<Reply>, _>>()?;
+                    Ok(split::merge(merge, &parts, replies))
+                });
+                self.queue(req, info, rx, first, read, None, true, pending);
+            }
+            Plan::FanOut(FanOut::Scan) => {
+                let Some((shard, cursor)) =
+                    split::decode_scan_cursor(req.arg(1)).filter(|(s, _)| *s < map.shards.len())
+                else {
+                    pending.push_back(Pending::Ready(error_bytes("ERR invalid cursor")));
+                    return None;
+                };
+                let node = map.shards[shard].master.node.clone();
+                let (raw, n, conn) = (
+                    split::scan_request(&req, cursor),
+                    map.shards.len(),
+                    self.slot(),
+                );
+                let target = node.clone();
+                let rx = spawn_reply(async move {
+                    let reply = redirect::send(&target, raw, conn).await?;
+                    Ok(if reply.is_error() {
+                        reply
+                    } else {
+                        split::scan_reply(&reply, shard, n)
+                    })
+                });
+                self.queue(req, info, rx, node, read, None, true, pending);
+            }
+            Plan::FanOut(fan) => {
+                let conn = self.slot();
+                let raw = req.raw().clone();
+                let masters: Vec<Arc<Node>> =
+                    map.shards.iter().map(|s| s.master.node.clone()).collect();
+                if info.is_some_and(|i| fan.includes_replicas(i)) {
+                    // Redis does not replicate the script cache: load or flush it on the
+                    // replicas too (their replies do not change the answer).
+                    for r in map.shards.iter().flat_map(|s| s.replicas.iter()) {
+                        let (node, raw) = (r.node.clone(), raw.clone());
+                        tokio::spawn(async move {
+                            let _ = redirect::send(&node, raw, conn).await;
+                        });
+                    }
+                }
+                let rx = spawn_reply(async move {
+                    let results =
+                        join_all(masters.iter().map(|m| redirect::send(m, raw.clone(), conn)))
+                            .await;
+                    let replies = results.into_iter().collect::<Result<Vec<Reply>, _>>()?;
+                    Ok(split::merge_fan_out(fan, replies))
+                });
+                self.queue(req, info, rx, first, read, None, true, pending);
+            }
+        }
+        None
+    }
+
+    /// Queues the reply slot of a forwarded request. `done` marks replies that come from a
+    /// task which already followed redirects (nothing left to retry here).
+    #[allow(clippy::too_many_arguments)]
+    fn queue(
+        &mut self,
+        req: Request,
+        info: Option<&'static CommandInfo>,
+        rx: oneshot::Receiver<ReplyResult>,
+        node: Arc<Node>,
+        read: bool,
+        key_slot: Option<u16>,
+        done: bool,
+        pending: &mut VecDeque<Pending>,
+    ) {
+        let resp2 = self.proto == Protocol::Resp2;
+        let nil_array = resp2 && command::nil_is_array(&req, info);
+        let shape = if resp2 {
+            command::reply_shape(&req, info)
+        } else {
+            ReplyShape::Plain
+        };
+        pending.push_back(Pending::Wait(Waiting {
+            rx,
+            raw: req.into_raw(),
+            node,
+            read,
+            nil_array,
+            shape,
+            retried: done,
+            db: 0,
+            proto: self.proto,
+            started: None,
+            key_slot,
+        }));
+    }
+
+    /// Hands a redirect (or a failed send) to a task that follows it to the answer; the
+    /// task's reply takes the request's place at the head of the queue.
+    pub(super) fn follow_redirect(
+        &self,
+        w: Waiting,
+        res: ReplyResult,
+        pending: &mut VecDeque<Pending>,
+    ) {
+        self.pool.metrics.retries.increment(1);
+        let (pool, raw, slot, read, conn, node) = (
+            self.pool.clone(),
+            w.raw.clone(),
+            w.key_slot,
+            w.read,
+            self.slot(),
+            w.node.clone(),
+        );
+        let rx = spawn_reply(redirect::follow(pool, raw, slot, read, conn, node, res));
+        pending.push_front(Pending::Wait(Waiting {
+            rx,
+            retried: true,
+            ..w
+        }));
+    }
+
+    /// The node for a request that needs a dedicated connection (blocking commands,
+    /// subscriptions, transactions): the master; in a cluster pool, the master of its keys'
+    /// slot (any master for keyless ones). Errors are client-ready texts.
+    pub(super) fn exclusive_node(
+        &self,
+        req: &Request,
+        info: Option<&CommandInfo>,
+    ) -> Result<Arc<Node>, String> {
+        if self.pool.cfg.mode == crate::config::Mode::Cluster {
+            return self.cluster_exclusive_node(req, info);
+        }
+        self.pool
+            .router
+            .master(&self.pool.topology.load())
+            .map_err(|e| e.to_string())
+    }
+
+    fn cluster_exclusive_node(
+        &self,
+        req: &Request,
+        info: Option<&CommandInfo>,
+    ) -> Result<Arc<Node>, String> {
+        let topo = self.pool.topology.load();
+        let Some(map) = topo.cluster.as_ref() else {
+            return Err("CLUSTERDOWN Hash slot not served".into());
+        };
+        let slot = match split::plan(req, info) {
+            Plan::Single(slot) => slot,
+            _ => return Err(CROSSSLOT.into()),
+        };
+        self.pool
+            .router
+            .cluster(map, slot, false, None)
+            .map_err(|e| e.to_string())
+    }
+
+    /// `CLUSTER ...` through the proxy: the proxy describes itself as a one-node cluster
+    /// that owns every slot, so cluster-aware clients send everything here.
+    pub(super) fn cluster_command(&self, req: &Request) -> Bytes {
+        let sub = String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase();
+        let addr = self.advertised_addr();
+        let (ip, port) = (addr.ip().to_string(), i64::from(addr.port()));
+        let id = node_id(&self.pool.cfg.name, &addr);
+        let mut out = BytesMut::new();
+        match sub.as_str() {
+            "slots" => {
+                encode::array_len(&mut out, 1);
+                encode::array_len(&mut out, 3);
+                encode::integer(&mut out, 0);
+                encode::integer(&mut out, cluster_slot::SLOTS as i64 - 1);
+                encode::array_len(&mut out, 3);
+                encode::bulk(&mut out, ip.as_bytes());
+                encode::integer(&mut out, port);
+                encode::bulk(&mut out, id.as_bytes());
+            }
+            "shards" => {
+                encode::array_len(&mut out, 1);
+                encode::map_len(&mut out, self.proto, 2);
+                encode::bulk(&mut out, b"slots");
+                encode::array_len(&mut out, 2);
+                encode::integer(&mut out, 0);
+                encode::integer(&mut out, cluster_slot::SLOTS as i64 - 1);
+                encode::bulk(&mut out, b"nodes");
+                encode::array_len(&mut out, 1);
+                encode::map_len(&mut out, self.proto, 7);
+                for (k, v) in [("id", id.as_str()), ("ip", &ip), ("endpoint", &ip)] {
+                    encode::bulk(&mut out, k.as_bytes());
+                    encode::bulk(&mut out, v.as_bytes());
+                }
+                encode::bulk(&mut out, b"port");
+                encode::integer(&mut out, port);
+                encode::bulk(&mut out, b"role");
+                encode::bulk(&mut out, b"master");
+                encode::bulk(&mut out, b"replication-offset");
+                encode::integer(&mut out, 0);
+                encode::bulk(&mut out, b"health");
+                encode::bulk(&mut out, b"online");
+            }
+            "nodes" => {
+                let line = format!(
+                    "{id} {ip}:{port}@{port} myself,master - 0 0 1 connected 0-{}\n",
+                    cluster_slot::SLOTS - 1
+                );
+                encode::bulk(&mut out, line.as_bytes());
+            }
+            "info" => {
+                let text = "cluster_state:ok\r\ncluster_slots_assigned:16384\r\n\
+                            cluster_slots_ok:16384\r\ncluster_slots_pfail:0\r\n\
+                            cluster_slots_fail:0\r\ncluster_known_nodes:1\r\ncluster_size:1\r\n\
+                            cluster_current_epoch:1\r\ncluster_my_epoch:1\r\n";
+                encode::verbatim(&mut out, self.proto, text.as_bytes());
+            }
+            "myid" => encode::bulk(&mut out, id.as_bytes()),
+            "keyslot" if req.len() == 3 => {
+                encode::integer(&mut out, i64::from(cluster_slot::slot(req.arg(2))))
+            }
+            _ => encode::error(
+                &mut out,
+                &format!(
+                    "ERR sluice: CLUSTER {} is not supported through the proxy",
+                    sub.to_ascii_uppercase()
+                ),
+            ),
+        }
+        out.freeze()
+    }
+
+    /// The address cluster-aware clients are told to use: the pool's listener, with a
+    /// wildcard IP replaced by loopback (configure a concrete `listen` address for remote
+    /// cluster clients).
+    fn advertised_addr(&self) -> SocketAddr {
+        let mut addr = self.pool.cfg.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        addr
+    }
+}
+
+/// Runs `fut` on its own task and returns the receiver its result is delivered to.
+fn spawn_reply<F>(fut: F) -> oneshot::Receiver<ReplyResult>
+where
+    F: std::future::Future<Output = ReplyResult> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx
+}
+
+/// A stable 40-hex-digit node id for the proxy (pool name and address hashed).
+fn node_id(pool: &str, addr: &SocketAddr) -> String {
+    let text = format!("{pool}@{addr}");
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut id = String::with_capacity(40);
+    while id.len() < 40 {
+        for b in text.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        id.push_str(&format!("{h:016x}"));
+    }
+    id.truncate(40);
+    id
+}

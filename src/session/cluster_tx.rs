@@ -1,0 +1,153 @@
+//! MULTI/EXEC and WATCH in cluster pools. A transaction runs on one node, and Redis Cluster
+//! requires every keyed command in it to map to one slot. MULTI itself names no key, so the
+//! proxy defers it: MULTI and the keyless commands after it are kept here until the first
+//! keyed command (or EXEC) picks the node; then the connection is pinned there and they are
+//! replayed before that command. A later command on another slot is refused with CROSSSLOT
+//! and the transaction aborts at EXEC with EXECABORT, as Redis Cluster would do.
+
+use bytes::{Bytes, BytesMut};
+
+use super::{Io, Session};
+use crate::command::CommandInfo;
+use crate::resp::{encode, Request};
+use crate::route::split::{self, Plan, CROSSSLOT};
+
+/// A deferred MULTI: the requests to replay (MULTI first). Boxed in the session, which
+/// rarely has one.
+pub(super) struct Deferred(Vec<Bytes>);
+
+impl Session {
+    /// Runs before a cluster pool's pinned request: answers it here (true) when it is part of
+    /// a deferred MULTI or breaks the transaction's slot; otherwise makes sure the session is
+    /// pinned to the right node and lets the caller send it (false).
+    pub(super) async fn cluster_transaction_gate(
+        &mut self,
+        req: &Request,
+        info: Option<&'static CommandInfo>,
+        io: &mut Io,
+    ) -> bool {
+        let name = info.map_or("", |i| i.name);
+        let slot = match split::plan(req, info) {
+            Plan::Single(s) => s,
+            Plan::FanOut(_) => None,
+            Plan::CrossSlot | Plan::Split(_) => {
+                if let Some(p) = self.pinned.as_mut() {
+                    p.poisoned |= p.in_multi;
+                }
+                encode::error(&mut io.out, CROSSSLOT);
+                return true;
+            }
+        };
+        if let Some(p) = self.pinned.as_mut() {
+            if let Some(s) = slot {
+                let same = match p.slot {
+                    Some(t) => t == s,
+                    None => {
+                        // Pinned by a keyless EXEC-less path: the node must own this slot.
+                        let owner = self
+                            .pool
+                            .topology
+                            .load()
+                            .cluster
+                            .as_ref()
+                            .and_then(|m| m.shard(s).map(|sh| sh.master.node.clone()));
+                        owner.is_some_and(|o| std::sync::Arc::ptr_eq(&o, &p.node))
+                    }
+                };
+                if !same {
+                    p.poisoned |= p.in_multi;
+                    encode::error(&mut io.out, CROSSSLOT);
+                    return true;
+                }
+                p.slot = Some(s);
+            }
+            return false;
+        }
+        if self.deferred_multi.is_some() {
+            match name {
+                "multi" => {
+                    encode::error(&mut io.out, "ERR MULTI calls can not be nested");
+                    return true;
+                }
+                "watch" => {
+                    encode::error(&mut io.out, "ERR WATCH inside MULTI is not allowed");
+                    return true;
+                }
+                "discard" => {
+                    self.deferred_multi = None;
+                    io.out.extend_from_slice(b"+OK\r\n");
+                    return true;
+                }
+                "exec" => {}
+                _ if slot.is_none() => {
+                    if let Some(buf) = self.deferred_multi.as_mut() {
+                        buf.0.push(req.raw().clone());
+                    }
+                    io.out.extend_from_slice(b"+QUEUED\r\n");
+                    return true;
+                }
+                _ => {}
+            }
+        } else if name == "multi" {
+            self.deferred_multi = Some(Box::new(Deferred(vec![req.raw().clone()])));
+            io.out.extend_from_slice(b"+OK\r\n");
+            return true;
+        } else if slot.is_none() && name != "watch" {
+            // Outside a transaction and keyless (UNWATCH, EXEC without MULTI ...): the
+            // normal path answers it.
+            return false;
+        }
+        // Pin to the slot's master (any master for a keyless EXEC) and replay what waited.
+        let mut pinned = match self.pin(req, info).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.deferred_multi = None;
+                encode::error(&mut io.out, &format!("ERR {e}"));
+                return true;
+            }
+        };
+        pinned.slot = slot;
+        if let Some(replay) = self.deferred_multi.take() {
+            match replay_deferred(&mut pinned, &replay.0).await {
+                Ok(()) => {}
+                Err(e) => {
+                    encode::error(&mut io.out, &format!("ERR {e}"));
+                    return true;
+                }
+            }
+        }
+        self.pinned = Some(Box::new(pinned));
+        false
+    }
+}
+
+/// Sends the deferred MULTI and its queued keyless commands on the newly pinned connection.
+async fn replay_deferred(
+    pinned: &mut super::transaction::Pinned,
+    replay: &[Bytes],
+) -> Result<(), String> {
+    let mut out = BytesMut::new();
+    for raw in replay {
+        out.extend_from_slice(raw);
+    }
+    pinned.conn.write(&out).await.map_err(|e| e.to_string())?;
+    for (i, _) in replay.iter().enumerate() {
+        let reply = pinned.conn.read().await.map_err(|e| e.to_string())?;
+        if i == 0 {
+            if reply.is_error() {
+                return Err(format!(
+                    "sluice: MULTI refused by {}: {}",
+                    pinned.node.addr,
+                    String::from_utf8_lossy(&reply.raw).trim_end()
+                ));
+            }
+            pinned.in_multi = true;
+            pinned.queued = 0;
+        } else if reply.is_error() {
+            pinned.poisoned = true;
+        } else {
+            pinned.queued += 1;
+        }
+    }
+    Ok(())
+}
