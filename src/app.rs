@@ -106,7 +106,11 @@ pub async fn run(
             })?;
         let addr = listener.local_addr().unwrap_or(cfg.listen);
         bound.pools.push((cfg.name.clone(), addr));
-        let pool = Pool::start(cfg.clone(), token.child_token())?;
+        // The pool knows the address it really listens on (port 0 resolved): cluster pools
+        // tell cluster-aware clients to connect there.
+        let mut cfg = cfg.clone();
+        cfg.listen = addr;
+        let pool = Pool::start(cfg, token.child_token())?;
         pools.push(pool.clone());
         tokio::spawn(accept_loop(listener, pool, token.child_token()));
     }

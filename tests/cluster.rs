@@ -1,0 +1,461 @@
+//! Cluster mode against a real Redis Cluster (3 masters + 3 replicas made with
+//! `redis-cli --cluster create`).
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::cluster::{Cluster, NODE_TIMEOUT_MS};
+use common::{wait_until, Client, Resp, Sluice};
+
+fn ok() -> Resp {
+    Resp::Simple("OK".into())
+}
+
+fn bulk(s: &str) -> Resp {
+    Resp::Bulk(s.as_bytes().to_vec())
+}
+
+fn is_error_with(r: &Resp, prefix: &str) -> bool {
+    matches!(r, Resp::Error(e) if e.starts_with(prefix))
+}
+
+/// A proxy with one cluster pool, `c`, seeded with three of the cluster's nodes.
+fn proxy(cluster: &Cluster, extra: &str) -> Sluice {
+    Sluice::start(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"c\"\nlisten = \"127.0.0.1:0\"\n\
+         mode = \"cluster\"\nseeds = [{}]\nhealth_check_interval = \"200ms\"\n{extra}\n",
+        cluster.seeds()
+    ))
+}
+
+fn topology(proxy: &Sluice) -> serde_json::Value {
+    let (_, body) = proxy.http_get("/topology");
+    serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()["pools"]["c"].clone()
+}
+
+/// Waits until the proxy's map has three shards, each with a readable replica.
+fn wait_ready(proxy: &Sluice) {
+    wait_until(
+        Duration::from_secs(30),
+        "the proxy to learn the cluster",
+        || {
+            let t = topology(proxy);
+            t["shards"].as_array().is_some_and(|shards| {
+                shards.len() == 3
+                    && shards
+                        .iter()
+                        .all(|s| s["read_pool"].as_array().is_some_and(|r| r.len() == 1))
+            })
+        },
+    );
+}
+
+fn total_calls(nodes: &[&common::Redis], cmd: &str) -> u64 {
+    nodes.iter().map(|n| n.calls(cmd)).sum()
+}
+
+/// A key whose slot `node` serves.
+fn key_on(node: &common::Redis, prefix: &str) -> String {
+    let mut c = node.client();
+    (0..10_000)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|k| matches!(c.cmd(&["CLUSTER", "KEYSLOT", k]), Resp::Int(slot) if owns(node, slot)))
+        .expect("a key on the node")
+}
+
+fn owns(node: &common::Redis, slot: i64) -> bool {
+    let Resp::Array(ranges) = node.client().cmd(&["CLUSTER", "SLOTS"]) else {
+        return false;
+    };
+    let port = i64::from(node.port);
+    ranges.iter().any(|r| {
+        let Resp::Array(items) = r else { return false };
+        matches!((&items[0], &items[1], &items[2]),
+            (Resp::Int(a), Resp::Int(b), Resp::Array(m))
+                if *a <= slot && slot <= *b && m.get(1) == Some(&Resp::Int(port)))
+    })
+}
+
+#[test]
+fn routes_splits_merges_and_answers_like_one_redis() {
+    let cluster = Cluster::start(3, 1);
+    let proxy = proxy(&cluster, "read_from = \"replica\"\n");
+    wait_ready(&proxy);
+    let mut c = proxy.client();
+
+    // Plain commands by slot; reads go to replicas only.
+    let (masters, replicas) = (cluster.masters(), cluster.replicas());
+    let master_gets = total_calls(&masters, "get");
+    let replica_gets = total_calls(&replicas, "get");
+    for i in 0..60 {
+        assert_eq!(c.cmd(&["SET", &format!("key:{i}"), &i.to_string()]), ok());
+    }
+    for i in 0..60 {
+        let key = format!("key:{i}");
+        wait_until(Duration::from_secs(5), "the write to replicate", || {
+            c.cmd(&["GET", &key]) == bulk(&i.to_string())
+        });
+    }
+    assert_eq!(
+        total_calls(&masters, "get"),
+        master_gets,
+        "a GET reached a master"
+    );
+    assert!(total_calls(&replicas, "get") >= replica_gets + 60);
+    for m in &masters {
+        assert!(
+            matches!(m.client().cmd(&["DBSIZE"]), Resp::Int(n) if n > 0),
+            "every shard holds some of the keys"
+        );
+    }
+
+    // Multi-key commands across all three shards: split per slot and merged.
+    let keys: Vec<String> = (0..30).map(|i| format!("multi:{i}")).collect();
+    let mut mset = vec!["MSET".to_string()];
+    for (i, k) in keys.iter().enumerate() {
+        mset.push(k.clone());
+        mset.push(format!("v{i}"));
+    }
+    let args: Vec<&str> = mset.iter().map(String::as_str).collect();
+    assert_eq!(c.cmd(&args), ok());
+    let mut mget: Vec<&str> = vec!["MGET"];
+    mget.extend(keys.iter().map(String::as_str));
+    mget.push("multi:missing");
+    let mut expected: Vec<Resp> = (0..30).map(|i| bulk(&format!("v{i}"))).collect();
+    expected.push(Resp::Nil);
+    wait_until(Duration::from_secs(5), "MGET to see every value", || {
+        c.cmd(&mget) == Resp::Array(expected.clone())
+    });
+    let mut exists = mget.clone();
+    exists[0] = "EXISTS";
+    assert_eq!(c.cmd(&exists), Resp::Int(30));
+    let mut del = mget.clone();
+    del[0] = "DEL";
+    assert_eq!(c.cmd(&del), Resp::Int(30));
+
+    // What cannot be split gets Redis's own errors.
+    assert!(is_error_with(
+        &c.cmd(&["MSETNX", "a", "1", "b", "2"]),
+        "CROSSSLOT Keys in request don't hash to the same slot"
+    ));
+    assert!(is_error_with(
+        &c.cmd(&["EVAL", "return 1", "2", "a", "b"]),
+        "CROSSSLOT"
+    ));
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "return redis.call('SET', KEYS[1], ARGV[1])",
+            "1",
+            "{s}x",
+            "7"
+        ]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["EVAL", "return 5", "0"]), Resp::Int(5));
+    assert_eq!(
+        c.cmd(&["SELECT", "1"]),
+        Resp::Error("ERR SELECT is not allowed in cluster mode".into())
+    );
+    assert_eq!(c.cmd(&["SELECT", "0"]), ok());
+
+    // Transactions: pinned to the slot of the first keyed command.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["SET", "{tx}a", "1"]), Resp::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["INCR", "{tx}b"]), Resp::Simple("QUEUED".into()));
+    assert_eq!(
+        c.cmd(&["EXEC"]),
+        Resp::Array(vec![Resp::Simple("PONG".into()), ok(), Resp::Int(1)])
+    );
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", "{tx}a", "2"]), Resp::Simple("QUEUED".into()));
+    assert!(is_error_with(
+        &c.cmd(&["SET", "{other}a", "2"]),
+        "CROSSSLOT"
+    ));
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
+    assert_eq!(
+        c.cmd(&["GET", "{tx}a"]),
+        bulk("1"),
+        "the aborted SET did not run"
+    );
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+
+    // Fan-out: FLUSHALL, then KEYS, DBSIZE and a full SCAN see every key exactly once.
+    assert_eq!(c.cmd(&["FLUSHALL"]), ok());
+    let written: BTreeSet<String> = (0..300).map(|i| format!("scan:{i}")).collect();
+    for k in &written {
+        assert_eq!(c.cmd(&["SET", k, "x"]), ok());
+    }
+    assert_eq!(c.cmd(&["DBSIZE"]), Resp::Int(300));
+    assert!(matches!(c.cmd(&["KEYS", "scan:*"]), Resp::Array(a) if a.len() == 300));
+    let mut seen = Vec::new();
+    let mut cursor = "0".to_string();
+    loop {
+        let Resp::Array(reply) = c.cmd(&["SCAN", &cursor, "COUNT", "20"]) else {
+            panic!("SCAN reply");
+        };
+        cursor = reply[0].text();
+        let Resp::Array(batch) = &reply[1] else {
+            panic!("SCAN keys");
+        };
+        seen.extend(batch.iter().map(Resp::text));
+        if cursor == "0" {
+            break;
+        }
+    }
+    let unique: BTreeSet<String> = seen.iter().cloned().collect();
+    assert_eq!(seen.len(), unique.len(), "SCAN returned a key twice");
+    assert_eq!(unique, written);
+
+    // Cluster-aware clients see a one-node cluster: the proxy.
+    let Resp::Array(slots) = c.cmd(&["CLUSTER", "SLOTS"]) else {
+        panic!("CLUSTER SLOTS");
+    };
+    let port = i64::from(proxy.pools[0].port());
+    assert!(
+        matches!(&slots[..], [Resp::Array(r)] if r[0] == Resp::Int(0)
+        && r[1] == Resp::Int(16383)
+        && matches!(&r[2], Resp::Array(n) if n[1] == Resp::Int(port)))
+    );
+    let client = redis::cluster::ClusterClient::new(vec![format!("redis://{}/", proxy.addr())])
+        .expect("cluster client");
+    let mut conn = client.get_connection().expect("cluster connection");
+    for i in 0..20 {
+        let key = format!("rc:{i}");
+        redis::cmd("SET")
+            .arg(&key)
+            .arg(i)
+            .query::<()>(&mut conn)
+            .expect("SET through the cluster client");
+    }
+    let values: Vec<i64> = redis::cmd("MGET")
+        .arg((0..20).map(|i| format!("rc:{i}")).collect::<Vec<_>>())
+        .query(&mut conn)
+        .expect("MGET through the cluster client");
+    assert_eq!(values, (0..20).collect::<Vec<i64>>());
+}
+
+/// Result of a load loop: errors seen (time, text) and the last value written per key.
+#[derive(Default)]
+struct Load {
+    errors: Vec<(Instant, String)>,
+    successes: Vec<Instant>,
+    last: HashMap<String, u64>,
+}
+
+/// Writes and reads back `keys` through the proxy until `stop`.
+fn load(addr: String, keys: Vec<String>, stop: Arc<AtomicBool>, out: Arc<Mutex<Load>>) {
+    let mut c = Client::connect(&addr);
+    let mut i: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let key = &keys[(i as usize) % keys.len()];
+        let value = i.to_string();
+        let set = c.cmd(&["SET", key, &value]);
+        let now = Instant::now();
+        let mut res = out.lock().expect("lock");
+        if set == ok() {
+            res.last.insert(key.clone(), i);
+            res.successes.push(now);
+            drop(res);
+            let got = c.cmd(&["GET", key]);
+            if got != bulk(&value) {
+                out.lock().expect("lock").errors.push((
+                    Instant::now(),
+                    format!("GET {key}: {got:?}, wanted {value}"),
+                ));
+            }
+        } else {
+            res.errors.push((now, format!("SET {key}: {set:?}")));
+        }
+        i += 1;
+    }
+}
+
+#[test]
+fn resharding_under_load_shows_no_errors_and_loses_nothing() {
+    let cluster = Cluster::start(3, 1);
+    let proxy = proxy(&cluster, "read_from = \"master\"\n");
+    wait_ready(&proxy);
+    let keys: Vec<String> = (0..2000).map(|i| format!("rs:{i}")).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let result = Arc::new(Mutex::new(Load::default()));
+    let loaders: Vec<_> = (0..2)
+        .map(|n| {
+            let (addr, stop, result) = (proxy.addr(), stop.clone(), result.clone());
+            let keys: Vec<String> = keys.iter().skip(n).step_by(2).cloned().collect();
+            std::thread::spawn(move || load(addr, keys, stop, result))
+        })
+        .collect();
+    wait_until(
+        Duration::from_secs(30),
+        "the load to write every key",
+        || result.lock().expect("lock").last.len() == keys.len(),
+    );
+    let from = &cluster.nodes[0];
+    let to = &cluster.nodes[1];
+    let (from_id, to_id) = (Cluster::id(from), Cluster::id(to));
+    let started = Instant::now();
+    cluster.cli(
+        from,
+        &[
+            "reshard",
+            "--cluster-from",
+            &from_id,
+            "--cluster-to",
+            &to_id,
+            "--cluster-slots",
+            "1000",
+            "--cluster-yes",
+        ],
+    );
+    eprintln!("reshard of 1000 slots took {:?}", started.elapsed());
+    // The proxy's map follows (not only redirects): the target now serves 1000 more slots.
+    wait_until(Duration::from_secs(10), "the proxy's map to follow", || {
+        let t = topology(&proxy);
+        t["shards"].as_array().is_some_and(|shards| {
+            shards.iter().any(|s| {
+                let count: u64 = s["slots"]
+                    .as_array()
+                    .map(|r| {
+                        r.iter()
+                            .map(|r| r[1].as_u64().unwrap_or(0) + 1 - r[0].as_u64().unwrap_or(0))
+                            .sum()
+                    })
+                    .unwrap_or(0);
+                s["master"]["addr"] == serde_json::json!(to.addr()) && count >= 6400
+            })
+        })
+    });
+    let writes_before = result.lock().expect("lock").successes.len();
+    wait_until(
+        Duration::from_secs(10),
+        "more writes after the reshard",
+        || result.lock().expect("lock").successes.len() > writes_before + 200,
+    );
+    stop.store(true, Ordering::Relaxed);
+    for l in loaders {
+        l.join().expect("loader");
+    }
+    let result = result.lock().expect("lock");
+    assert!(
+        result.errors.is_empty(),
+        "{} client-visible errors, first: {:?}",
+        result.errors.len(),
+        result.errors.first().map(|e| &e.1)
+    );
+    let mut c = proxy.client();
+    for (key, value) in &result.last {
+        assert_eq!(c.cmd(&["GET", key]), bulk(&value.to_string()), "{key} lost");
+    }
+}
+
+/// A load loop over one key through `action`: (errors, time from first to last error, the
+/// longest time without a successful write once the action started).
+fn errors_during(
+    proxy: &Sluice,
+    key: &str,
+    action: impl FnOnce() -> Instant,
+    settled: impl Fn() -> bool,
+) -> (usize, Option<Duration>, Option<Duration>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let result = Arc::new(Mutex::new(Load::default()));
+    let loader = {
+        let (addr, stop, result) = (proxy.addr(), stop.clone(), result.clone());
+        let keys = vec![key.to_string()];
+        std::thread::spawn(move || load(addr, keys, stop, result))
+    };
+    wait_until(Duration::from_secs(10), "the load to start", || {
+        result.lock().expect("lock").successes.len() > 50
+    });
+    let t0 = action();
+    wait_until(Duration::from_secs(30), "the cluster to settle", &settled);
+    // Then some successful writes, so the end of the outage is visible.
+    let n = result.lock().expect("lock").successes.len();
+    wait_until(Duration::from_secs(20), "writes to succeed again", || {
+        result.lock().expect("lock").successes.len() > n + 100
+    });
+    stop.store(true, Ordering::Relaxed);
+    loader.join().expect("loader");
+    let r = result.lock().expect("lock");
+    let errors: Vec<&(Instant, String)> = r.errors.iter().filter(|(t, _)| *t >= t0).collect();
+    for e in errors.iter().take(3) {
+        eprintln!("error at +{:?}: {}", e.0 - t0, e.1);
+    }
+    let window = match (errors.first(), errors.last()) {
+        (Some(a), Some(b)) => Some(b.0 - a.0),
+        _ => None,
+    };
+    // The outage: the longest time without a successful write around and after t0 (a
+    // request the proxy holds through a failover is an outage too, just not an error).
+    let outage = r
+        .successes
+        .windows(2)
+        .filter(|w| w[1] > t0)
+        .map(|w| w[1] - w[0])
+        .max();
+    (errors.len(), window, outage)
+}
+
+#[test]
+fn failovers_interrupt_briefly() {
+    let cluster = Cluster::start(3, 1);
+    let proxy = proxy(&cluster, "read_from = \"master\"\n");
+    wait_ready(&proxy);
+
+    // A manual failover: the replica takes over with the master's cooperation.
+    let replica = cluster.replicas()[0];
+    let old_master_port = replica
+        .info("replication")
+        .lines()
+        .find_map(|l| l.strip_prefix("master_port:"))
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .expect("master_port");
+    let key = key_on(cluster.node(old_master_port), "fo:");
+    let (errors, window, back) = errors_during(
+        &proxy,
+        &key,
+        || {
+            let t0 = Instant::now();
+            assert_eq!(replica.client().cmd(&["CLUSTER", "FAILOVER"]), ok());
+            t0
+        },
+        || replica.info("replication").contains("role:master"),
+    );
+    eprintln!("CLUSTER FAILOVER: {errors} errors over {window:?}, longest stall {back:?}");
+    assert!(
+        window.unwrap_or_default() <= Duration::from_secs(1),
+        "errors for {window:?}"
+    );
+
+    // kill -9 of a master: its replica is promoted after the node timeout.
+    let victim_port = replica.port;
+    let key = key_on(cluster.node(victim_port), "kill:");
+    let mut cluster = cluster;
+    let (errors, window, back) = errors_during(
+        &proxy,
+        &key,
+        || {
+            let t0 = Instant::now();
+            cluster
+                .nodes
+                .iter_mut()
+                .find(|n| n.port == victim_port)
+                .expect("victim")
+                .kill();
+            t0
+        },
+        || true,
+    );
+    eprintln!("kill -9 of a master: {errors} errors over {window:?}, longest stall {back:?}");
+    let limit = Duration::from_millis(NODE_TIMEOUT_MS) + Duration::from_secs(2);
+    assert!(
+        back.is_some_and(|b| b <= limit),
+        "writes stalled or failed for {back:?} (limit {limit:?})"
+    );
+}

@@ -1,0 +1,193 @@
+//! A real Redis Cluster for tests: `masters` masters with `replicas` replicas each, made with
+//! `redis-cli --cluster create`, waited on until every node agrees the cluster is ok and every
+//! replica has synced. Nodes are killed when the `Cluster` is dropped.
+
+use std::process::Command;
+use std::time::Duration;
+
+use super::{candidate_port, wait_until, Redis, Resp};
+
+/// Cluster node timeout used by the tests (ms): failover detection takes about this long.
+pub const NODE_TIMEOUT_MS: u64 = 1500;
+
+/// A running cluster.
+pub struct Cluster {
+    /// Every node, masters first as created (roles change with failovers: ask the nodes).
+    pub nodes: Vec<Redis>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts and forms a cluster of `masters` masters, each with `replicas` replicas.
+    pub fn start(masters: usize, replicas: usize) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let total = masters * (1 + replicas);
+        let nodes: Vec<Redis> = (0..total).map(|i| start_node(&dir, i)).collect();
+        let addrs: Vec<String> = nodes.iter().map(Redis::addr).collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()
+            .expect("redis-cli must be installed");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = Cluster { nodes, _dir: dir };
+        cluster.wait_healthy(masters, replicas);
+        cluster
+    }
+
+    /// Waits until every node reports `cluster_state:ok` and knows `masters` masters with
+    /// `replicas` online replicas each, and every replica's link is up.
+    pub fn wait_healthy(&self, masters: usize, replicas: usize) {
+        wait_until(
+            Duration::from_secs(60),
+            "the cluster to become healthy",
+            || {
+                self.nodes.iter().all(|n| {
+                let info = n.client().cmd(&["CLUSTER", "INFO"]);
+                let ok = matches!(&info, Resp::Bulk(b) if String::from_utf8_lossy(b).contains("cluster_state:ok"));
+                let repl = n.info("replication");
+                let synced = !repl.contains("role:slave")
+                    || (repl.contains("master_link_status:up")
+                        && repl.contains("master_sync_in_progress:0"));
+                ok && synced && shard_shape(n) == Some((masters, replicas))
+            })
+            },
+        );
+    }
+
+    /// Address of the node on `port`.
+    pub fn node(&self, port: u16) -> &Redis {
+        self.nodes
+            .iter()
+            .find(|n| n.port == port)
+            .expect("node of the cluster")
+    }
+
+    /// Nodes that are masters now.
+    pub fn masters(&self) -> Vec<&Redis> {
+        self.nodes.iter().filter(|n| is_master(n)).collect()
+    }
+
+    /// Nodes that are replicas now.
+    pub fn replicas(&self) -> Vec<&Redis> {
+        self.nodes.iter().filter(|n| !is_master(n)).collect()
+    }
+
+    /// `"a","b",...` of the nodes, for a config's `seeds`.
+    pub fn seeds(&self) -> String {
+        self.nodes
+            .iter()
+            .take(3)
+            .map(|n| format!("\"{}\"", n.addr()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The id of a node (`CLUSTER MYID`).
+    pub fn id(node: &Redis) -> String {
+        node.client().cmd(&["CLUSTER", "MYID"]).text()
+    }
+
+    /// Runs `redis-cli --cluster <args>` against the first live node; panics on failure.
+    pub fn cli(&self, via: &Redis, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg(args[0])
+            .arg(via.addr())
+            .args(&args[1..])
+            .output()
+            .expect("redis-cli");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster {args:?} failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+}
+
+fn is_master(n: &Redis) -> bool {
+    n.info("replication").contains("role:master")
+}
+
+/// (masters with slots, minimum online replicas per such master) as `CLUSTER SHARDS` says.
+fn shard_shape(n: &Redis) -> Option<(usize, usize)> {
+    let Resp::Array(shards) = n.client().cmd(&["CLUSTER", "SHARDS"]) else {
+        return None;
+    };
+    let mut masters = 0;
+    let mut min_replicas = usize::MAX;
+    for shard in shards {
+        let Resp::Array(fields) = shard else {
+            return None;
+        };
+        let get = |key: &str| {
+            fields
+                .chunks(2)
+                .find(|c| c[0].text() == key)
+                .map(|c| c[1].clone())
+        };
+        let Some(Resp::Array(slots)) = get("slots") else {
+            return None;
+        };
+        if slots.is_empty() {
+            continue;
+        }
+        let Some(Resp::Array(nodes)) = get("nodes") else {
+            return None;
+        };
+        let mut online_replicas = 0;
+        for node in nodes {
+            let Resp::Array(f) = node else { return None };
+            let field = |key: &str| {
+                f.chunks(2)
+                    .find(|c| c[0].text() == key)
+                    .map(|c| c[1].text())
+            };
+            if field("health").as_deref() != Some("online") {
+                return None;
+            }
+            if field("role").as_deref() == Some("replica") {
+                online_replicas += 1;
+            }
+        }
+        masters += 1;
+        min_replicas = min_replicas.min(online_replicas);
+    }
+    Some((masters, if masters == 0 { 0 } else { min_replicas }))
+}
+
+/// One cluster-enabled redis-server; its bus port is fixed below the ephemeral range.
+fn start_node(dir: &tempfile::TempDir, i: usize) -> Redis {
+    for _ in 0..20 {
+        let port = candidate_port();
+        let bus = (port - 10000).to_string();
+        let conf = dir
+            .path()
+            .join(format!("nodes-{i}-{port}.conf"))
+            .to_string_lossy()
+            .into_owned();
+        let timeout = NODE_TIMEOUT_MS.to_string();
+        let extra = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            conf.as_str(),
+            "--cluster-node-timeout",
+            timeout.as_str(),
+            "--cluster-port",
+            bus.as_str(),
+        ];
+        if let Some(r) = Redis::try_start(port, &extra) {
+            return r;
+        }
+    }
+    panic!("could not start a cluster node on any port");
+}
