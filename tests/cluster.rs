@@ -39,6 +39,11 @@ fn topology(proxy: &Sluice) -> serde_json::Value {
 
 /// Waits until the proxy's map has three shards, each with a readable replica.
 fn wait_ready(proxy: &Sluice) {
+    wait_ready_with(proxy, 1);
+}
+
+/// Waits until the proxy's map has three shards, each with `replicas` readable replicas.
+fn wait_ready_with(proxy: &Sluice, replicas: usize) {
     wait_until(
         Duration::from_secs(30),
         "the proxy to learn the cluster",
@@ -46,9 +51,11 @@ fn wait_ready(proxy: &Sluice) {
             let t = topology(proxy);
             t["shards"].as_array().is_some_and(|shards| {
                 shards.len() == 3
-                    && shards
-                        .iter()
-                        .all(|s| s["read_pool"].as_array().is_some_and(|r| r.len() == 1))
+                    && shards.iter().all(|s| {
+                        s["read_pool"]
+                            .as_array()
+                            .is_some_and(|r| r.len() == replicas)
+                    })
             })
         },
     );
@@ -494,5 +501,71 @@ fn failovers_interrupt_briefly() {
     assert!(
         back.is_some_and(|b| b <= limit),
         "writes stalled or failed for {back:?} (limit {limit:?})"
+    );
+}
+
+#[test]
+fn ask_and_moved_redirects_are_followed_inside() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy(&cluster, "read_from = \"master\"\n");
+    wait_ready_with(&proxy, 0);
+    let (src, dst, third) = (&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]);
+    let key = key_on(src, "ask:");
+    let Resp::Int(slot) = src.client().cmd(&["CLUSTER", "KEYSLOT", &key]) else {
+        panic!("KEYSLOT");
+    };
+    let slot = slot.to_string();
+    let (src_id, dst_id) = (Cluster::id(src), Cluster::id(dst));
+    assert_eq!(
+        dst.client()
+            .cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]),
+        ok()
+    );
+    assert_eq!(
+        src.client()
+            .cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]),
+        ok()
+    );
+    let mut c = proxy.client();
+    // The key is not on the source: it answers ASK, and the write lands on the target.
+    assert_eq!(c.cmd(&["SET", &key, "here"]), ok());
+    assert_eq!(
+        dst.client().cmd(&["CLUSTER", "COUNTKEYSINSLOT", &slot]),
+        Resp::Int(1)
+    );
+    assert_eq!(
+        src.client().cmd(&["CLUSTER", "COUNTKEYSINSLOT", &slot]),
+        Resp::Int(0)
+    );
+    assert_eq!(c.cmd(&["GET", &key]), bulk("here"));
+    // The migration ends: the source now answers MOVED, which the proxy follows and learns.
+    for node in [dst, src, third] {
+        assert_eq!(
+            node.client()
+                .cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &dst_id]),
+            ok()
+        );
+    }
+    assert_eq!(c.cmd(&["GET", &key]), bulk("here"));
+    assert_eq!(c.cmd(&["APPEND", &key, "!"]), Resp::Int(5));
+    assert_eq!(c.cmd(&["GET", &key]), bulk("here!"));
+    let slot: u64 = slot.parse().expect("slot");
+    wait_until(
+        Duration::from_secs(10),
+        "the proxy's map to move the slot",
+        || {
+            let t = topology(&proxy);
+            t["shards"].as_array().is_some_and(|shards| {
+                shards.iter().any(|s| {
+                    s["master"]["addr"] == serde_json::json!(dst.addr())
+                        && s["slots"].as_array().is_some_and(|r| {
+                            r.iter().any(|r| {
+                                r[0].as_u64().is_some_and(|a| a <= slot)
+                                    && r[1].as_u64().is_some_and(|b| slot <= b)
+                            })
+                        })
+                })
+            })
+        },
     );
 }
