@@ -220,6 +220,46 @@ fn routes_splits_merges_and_answers_like_one_redis() {
     assert_eq!(seen.len(), unique.len(), "SCAN returned a key twice");
     assert_eq!(unique, written);
 
+    // Pub/sub: a SUBSCRIBE anywhere hears a PUBLISH sent anywhere (the cluster broadcasts);
+    // SSUBSCRIBE and SPUBLISH meet on the channel's shard.
+    let mut sub = proxy.client();
+    assert_eq!(
+        sub.cmd(&["SUBSCRIBE", "news"]),
+        Resp::Array(vec![bulk("subscribe"), bulk("news"), Resp::Int(1)])
+    );
+    assert!(matches!(c.cmd(&["PUBLISH", "news", "hello"]), Resp::Int(_)));
+    assert_eq!(
+        sub.read(),
+        Resp::Array(vec![bulk("message"), bulk("news"), bulk("hello")])
+    );
+    let mut ssub = proxy.client();
+    assert_eq!(
+        ssub.cmd(&["SSUBSCRIBE", "{s}chan"]),
+        Resp::Array(vec![bulk("ssubscribe"), bulk("{s}chan"), Resp::Int(1)])
+    );
+    assert_eq!(c.cmd(&["SPUBLISH", "{s}chan", "hi"]), Resp::Int(1));
+    assert_eq!(
+        ssub.read(),
+        Resp::Array(vec![bulk("smessage"), bulk("{s}chan"), bulk("hi")])
+    );
+
+    // Blocking commands wait on the key's shard without stalling other clients.
+    let mut blocked = proxy.client();
+    blocked.send(&["BLPOP", "{q}list", "10"]);
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    wait_until(Duration::from_secs(5), "BLPOP to block", || {
+        cluster.masters().iter().any(|m| {
+            m.info("clients")
+                .lines()
+                .any(|l| l.starts_with("blocked_clients:") && !l.ends_with(":0"))
+        })
+    });
+    assert_eq!(c.cmd(&["RPUSH", "{q}list", "job"]), Resp::Int(1));
+    assert_eq!(
+        blocked.read(),
+        Resp::Array(vec![bulk("{q}list"), bulk("job")])
+    );
+
     // Cluster-aware clients see a one-node cluster: the proxy.
     let Resp::Array(slots) = c.cmd(&["CLUSTER", "SLOTS"]) else {
         panic!("CLUSTER SLOTS");

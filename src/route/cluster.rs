@@ -159,13 +159,15 @@ pub async fn follow(
                         None => return last,
                     }
                 }
-                Some(Redirect::TryAgain | Redirect::ClusterDown | Redirect::Loading) => {
+                Some(r @ (Redirect::TryAgain | Redirect::ClusterDown | Redirect::Loading)) => {
                     if expired {
                         return last;
                     }
                     pool.refresh.notify_one();
                     backoff(&mut waits).await;
-                    match pick(&pool, slot, read, None) {
+                    // A loading replica is skipped for reads; the others are about the slot.
+                    let avoid = (r == Redirect::Loading).then_some(node.as_ref());
+                    match pick(&pool, slot, read, avoid) {
                         Ok(n) => (n, false),
                         Err(_) => (node.clone(), false),
                     }

@@ -154,6 +154,11 @@ impl Session {
         done: bool,
         pending: &mut VecDeque<Pending>,
     ) {
+        self.forwarded = self.forwarded.wrapping_add(1);
+        let started = self
+            .forwarded
+            .is_multiple_of(super::LATENCY_SAMPLE)
+            .then(std::time::Instant::now);
         let resp2 = self.proto == Protocol::Resp2;
         let nil_array = resp2 && command::nil_is_array(&req, info);
         let shape = if resp2 {
@@ -171,7 +176,7 @@ impl Session {
             retried: done,
             db: 0,
             proto: self.proto,
-            started: None,
+            started,
             key_slot,
         }));
     }
