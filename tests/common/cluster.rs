@@ -164,11 +164,23 @@ fn shard_shape(n: &Redis) -> Option<(usize, usize)> {
     Some((masters, if masters == 0 { 0 } else { min_replicas }))
 }
 
+/// Data and bus ports taken by this process's cluster nodes: tests run in parallel, and a
+/// new node whose port another node already holds would see that node answer its PING.
+static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
 /// One cluster-enabled redis-server; its bus port is fixed below the ephemeral range.
 fn start_node(dir: &tempfile::TempDir, i: usize) -> Redis {
-    for _ in 0..20 {
+    for _ in 0..50 {
         let port = candidate_port();
-        let bus = (port - 10000).to_string();
+        let bus_port = port - 10000;
+        {
+            let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
+            if used.contains(&port) || used.contains(&bus_port) {
+                continue;
+            }
+            used.extend([port, bus_port]);
+        }
+        let bus = bus_port.to_string();
         let conf = dir
             .path()
             .join(format!("nodes-{i}-{port}.conf"))
@@ -186,7 +198,12 @@ fn start_node(dir: &tempfile::TempDir, i: usize) -> Redis {
             bus.as_str(),
         ];
         if let Some(r) = Redis::try_start(port, &extra) {
-            return r;
+            // A fresh node knows only itself; anything else is some other server's port.
+            let fresh = matches!(r.client().cmd(&["CLUSTER", "INFO"]),
+                Resp::Bulk(b) if String::from_utf8_lossy(&b).contains("cluster_known_nodes:1\r\n"));
+            if fresh {
+                return r;
+            }
         }
     }
     panic!("could not start a cluster node on any port");
