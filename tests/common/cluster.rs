@@ -187,7 +187,15 @@ fn start_node(dir: &tempfile::TempDir, i: usize) -> Redis {
             .to_string_lossy()
             .into_owned();
         let timeout = NODE_TIMEOUT_MS.to_string();
+        // Replicas write the RDB of their full sync to disk: keep it in this cluster's own
+        // directory, so no later server on the same port loads it.
+        let dbfile = format!("dump-{i}-{port}.rdb");
+        let dbdir = dir.path().to_string_lossy().into_owned();
         let extra = [
+            "--dir",
+            dbdir.as_str(),
+            "--dbfilename",
+            dbfile.as_str(),
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
@@ -201,7 +209,7 @@ fn start_node(dir: &tempfile::TempDir, i: usize) -> Redis {
             // A fresh node knows only itself; anything else is some other server's port.
             let fresh = matches!(r.client().cmd(&["CLUSTER", "INFO"]),
                 Resp::Bulk(b) if String::from_utf8_lossy(&b).contains("cluster_known_nodes:1\r\n"));
-            if fresh {
+            if fresh && r.client().cmd(&["DBSIZE"]) == Resp::Int(0) {
                 return r;
             }
         }
