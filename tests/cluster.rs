@@ -578,6 +578,10 @@ fn ask_and_moved_redirects_are_followed_inside() {
         Resp::Int(0)
     );
     assert_eq!(c.cmd(&["GET", &key]), bulk("here"));
+    // Blocking commands follow ASK too: the list is not on the source, so it blocks (and
+    // times out) on the target instead of showing the client a redirect.
+    let list = format!("{{{key}}}:list");
+    assert_eq!(c.cmd(&["BLPOP", &list, "0.1"]), Resp::Nil);
     // The migration ends: the source now answers MOVED, which the proxy follows and learns.
     for node in [dst, src, third] {
         assert_eq!(

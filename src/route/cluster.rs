@@ -154,6 +154,8 @@ pub async fn follow(
                     if hops > MAX_HOPS {
                         return last;
                     }
+                    // Many ASKs mean a migration in progress: its end is a map change.
+                    pool.refresh.notify_one();
                     match node_for(&pool, &addr, deadline).await {
                         Some(n) => (n, true),
                         None => return last,
@@ -191,6 +193,25 @@ pub async fn follow(
             send(&next, raw.clone(), conn).await
         };
         node = next;
+    }
+}
+
+/// For a request on a dedicated connection (blocking commands): where a MOVED or ASK reply
+/// points, and whether `ASKING` must precede the retry. A MOVED also fixes the map and asks
+/// for a refresh. `None` for any other reply.
+pub async fn redirect_target(pool: &Pool, reply: &Reply) -> Option<(Arc<Node>, bool)> {
+    let deadline = tokio::time::Instant::now() + pool.cfg.master_wait;
+    match classify(reply)? {
+        Redirect::Moved { slot, addr } => {
+            pool.refresh.notify_one();
+            apply_moved(pool, slot, &addr);
+            Some((node_for(pool, &addr, deadline).await?, false))
+        }
+        Redirect::Ask { addr, .. } => {
+            pool.refresh.notify_one();
+            Some((node_for(pool, &addr, deadline).await?, true))
+        }
+        _ => None,
     }
 }
 

@@ -9,7 +9,9 @@ use super::transaction::checkout_in_db;
 use super::{Io, Session};
 use crate::backend::{BackendError, DirectConn};
 use crate::command::CommandInfo;
+use crate::config::Mode;
 use crate::resp::{encode, Reply, Request};
+use crate::route::cluster::{redirect_target, MAX_HOPS};
 
 /// Requests a blocked client may pipeline behind its blocking command before we stop reading.
 const MAX_BUFFERED_WHILE_BLOCKED: usize = 1 << 20;
@@ -78,31 +80,57 @@ impl Session {
             io.out.extend_from_slice(&reply);
             return;
         }
-        let node = match self.exclusive_node(&req, info) {
+        let mut node = match self.exclusive_node(&req, info) {
             Ok(n) => n,
             Err(e) => {
                 encode::error(&mut io.out, &e);
                 return;
             }
         };
-        let mut conn = match checkout_in_db(&node, self.proto, self.db).await {
-            Ok(c) => c,
-            Err(e) => {
-                encode::error(&mut io.out, &format!("ERR {e}"));
-                return;
+        // Cluster pools: a MOVED or ASK (the slot moved or is moving) is followed here too,
+        // a bounded number of times; `asking` sends ASKING first on the same connection.
+        let mut asking = false;
+        let mut hops = 0;
+        loop {
+            let mut conn = match checkout_in_db(&node, self.proto, self.db).await {
+                Ok(c) => c,
+                Err(e) => {
+                    encode::error(&mut io.out, &format!("ERR {e}"));
+                    return;
+                }
+            };
+            if asking {
+                let mut cmd = bytes::BytesMut::new();
+                encode::command(&mut cmd, &[b"ASKING"]);
+                if !matches!(conn.request(&cmd).await, Ok(ref r) if !r.is_error()) {
+                    encode::error(
+                        &mut io.out,
+                        &format!("ERR sluice: ASKING failed on {}", node.addr),
+                    );
+                    return;
+                }
             }
-        };
-        node.metrics.writes.increment(1);
-        match await_reply(&mut conn, req.raw(), io, None).await {
-            Outcome::Reply(r) => {
-                io.out.extend_from_slice(&r.raw);
-                node.dedicated.checkin(conn);
+            node.metrics.writes.increment(1);
+            match await_reply(&mut conn, req.raw(), io, None).await {
+                Outcome::Reply(r) => {
+                    node.dedicated.checkin(conn);
+                    if self.pool.cfg.mode == Mode::Cluster && hops < MAX_HOPS {
+                        if let Some((next, ask)) = redirect_target(&self.pool, &r).await {
+                            hops += 1;
+                            node = next;
+                            asking = ask;
+                            continue;
+                        }
+                    }
+                    io.out.extend_from_slice(&r.raw);
+                }
+                Outcome::Failed(e) => {
+                    node.metrics.write_errors.increment(1);
+                    encode::error(&mut io.out, &format!("ERR {e}"));
+                }
+                Outcome::ClientGone => self.closing = true,
             }
-            Outcome::Failed(e) => {
-                node.metrics.write_errors.increment(1);
-                encode::error(&mut io.out, &format!("ERR {e}"));
-            }
-            Outcome::ClientGone => self.closing = true,
+            return;
         }
     }
 }
