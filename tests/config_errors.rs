@@ -129,6 +129,23 @@ fn cluster_requires_seeds() {
 }
 
 #[test]
+fn cluster_refuses_what_it_cannot_honour() {
+    let pool = "[[pools]]\nname = \"c\"\nlisten = \"127.0.0.1:6380\"\nmode = \"cluster\"\n\
+                seeds = [\"127.0.0.1:7000\"]\n";
+    assert_invalid(
+        &format!("{pool}consistency = \"read-your-writes\"\n"),
+        "pools[0].consistency",
+        r#""read-your-writes" is not supported when mode = "cluster""#,
+    );
+    assert_invalid(
+        &format!("{pool}max_replica_lag = \"2s\"\n"),
+        "pools[0].max_replica_lag",
+        r#"must be a size when mode = "cluster" (the cluster reports replication offsets, not ack times), e.g. "1MiB""#,
+    );
+    assert!(parse(&format!("{pool}max_replica_lag = \"1MiB\"\n")).is_ok());
+}
+
+#[test]
 fn keys_of_another_mode_are_rejected() {
     assert_invalid(
         &pool_with(r#"seeds = ["127.0.0.1:7000"]"#),

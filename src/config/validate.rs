@@ -410,6 +410,22 @@ fn pool_config(ctx: &Ctx, index: usize, raw: RawPool) -> Result<PoolConfig, Conf
         .map(|lag| units::parse_replica_lag(&lag))
         .transpose()
         .map_err(|reason| ctx.err(key("max_replica_lag"), reason))?;
+    if mode == Mode::Cluster {
+        // Refused rather than silently ignored: cluster pools cannot honour these yet.
+        if consistency == Consistency::ReadYourWrites {
+            return Err(ctx.err(
+                key("consistency"),
+                "\"read-your-writes\" is not supported when mode = \"cluster\"",
+            ));
+        }
+        if matches!(max_replica_lag, Some(super::ReplicaLag::Time(_))) {
+            return Err(ctx.err(
+                key("max_replica_lag"),
+                "must be a size when mode = \"cluster\" (the cluster reports replication \
+                 offsets, not ack times), e.g. \"1MiB\"",
+            ));
+        }
+    }
 
     let password = non_empty(ctx, &key("password"), raw.password)?;
     let backend_username = non_empty(ctx, &key("backend_username"), raw.backend_username)?;
