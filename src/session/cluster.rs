@@ -38,12 +38,11 @@ impl Session {
             pending.push_back(Pending::Ready(Bytes::from_static(b"+OK\r\n")));
             return None;
         }
-        let map = self.pool.topology.load().cluster.clone();
-        // Reply slots of merged requests name one node (metrics, error text): the first master.
-        let Some((map, first)) = map.and_then(|m| {
-            let first = m.shards.first()?.master.node.clone();
-            Some((m, first))
-        }) else {
+        let read = command::is_read(&req, info);
+        let plan = split::plan(&req, info);
+        let topo = self.pool.topology.load();
+        let Some(map) = topo.cluster.as_ref().filter(|m| !m.shards.is_empty()) else {
+            drop(topo);
             if may_hold {
                 return Some(req);
             }
@@ -52,28 +51,36 @@ impl Session {
             )));
             return None;
         };
-        let read = command::is_read(&req, info);
-        match split::plan(&req, info) {
+        if let Plan::Single(slot) = plan {
+            // The hot path: no clone of the map, only of the chosen node.
+            let routed = self.pool.router.cluster(map, slot, read, None);
+            drop(topo);
+            let node = match routed {
+                Ok(n) => n,
+                Err(e) => {
+                    self.pool.metrics.errors.increment(1);
+                    pending.push_back(Pending::Ready(error_bytes(&e.to_string())));
+                    return None;
+                }
+            };
+            if read {
+                node.metrics.reads.increment(1);
+            } else {
+                node.metrics.writes.increment(1);
+            }
+            let rx = node.send(req.raw().clone(), 0, self.slot());
+            self.queue(req, info, rx, node, read, slot, false, pending);
+            return None;
+        }
+        let map = map.clone();
+        drop(topo);
+        // Reply slots of merged requests name one node (metrics, error text): the first master.
+        let first = map.shards[0].master.node.clone();
+        match plan {
+            Plan::Single(_) => {}
             Plan::CrossSlot => {
                 self.pool.metrics.errors.increment(1);
                 pending.push_back(Pending::Ready(error_bytes(CROSSSLOT)));
-            }
-            Plan::Single(slot) => {
-                let node = match self.pool.router.cluster(&map, slot, read, None) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        self.pool.metrics.errors.increment(1);
-                        pending.push_back(Pending::Ready(error_bytes(&e.to_string())));
-                        return None;
-                    }
-                };
-                if read {
-                    node.metrics.reads.increment(1);
-                } else {
-                    node.metrics.writes.increment(1);
-                }
-                let rx = node.send(req.raw().clone(), 0, self.slot());
-                self.queue(req, info, rx, node, read, slot, false, pending);
             }
             Plan::Split(merge) => {
                 let parts = split::split(&req, merge);
