@@ -170,6 +170,23 @@ fn routes_splits_merges_and_answers_like_one_redis() {
     );
     assert_eq!(c.cmd(&["SELECT", "0"]), ok());
 
+    // Scripts: loaded on every node (replicas too), so EVALSHA and EVALSHA_RO work anywhere.
+    let sha = c
+        .cmd(&["SCRIPT", "LOAD", "return redis.call('GET', KEYS[1])"])
+        .text();
+    assert_eq!(
+        c.cmd(&["SCRIPT", "EXISTS", &sha, "0000"]),
+        Resp::Array(vec![Resp::Int(1), Resp::Int(0)])
+    );
+    for i in 0..10 {
+        let key = format!("key:{i}");
+        assert_eq!(c.cmd(&["EVALSHA", &sha, "1", &key]), bulk(&i.to_string()));
+        assert_eq!(
+            c.cmd(&["EVALSHA_RO", &sha, "1", &key]),
+            bulk(&i.to_string())
+        );
+    }
+
     // Transactions: pinned to the slot of the first keyed command.
     assert_eq!(c.cmd(&["MULTI"]), ok());
     assert_eq!(c.cmd(&["PING"]), Resp::Simple("QUEUED".into()));

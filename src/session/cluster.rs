@@ -124,20 +124,26 @@ impl Session {
                 let raw = req.raw().clone();
                 let masters: Vec<Arc<Node>> =
                     map.shards.iter().map(|s| s.master.node.clone()).collect();
-                if info.is_some_and(|i| fan.includes_replicas(i)) {
-                    // Redis does not replicate the script cache: load or flush it on the
-                    // replicas too (their replies do not change the answer).
-                    for r in map.shards.iter().flat_map(|s| s.replicas.iter()) {
-                        let (node, raw) = (r.node.clone(), raw.clone());
-                        tokio::spawn(async move {
-                            let _ = redirect::send(&node, raw, conn).await;
-                        });
-                    }
-                }
+                // Redis does not replicate the script cache: load or flush it on the replicas
+                // too, and answer only once they have it (an EVALSHA_RO right after SCRIPT
+                // LOAD may go to a replica). Their replies do not change the answer.
+                let replicas: Vec<Arc<Node>> = if info.is_some_and(|i| fan.includes_replicas(i)) {
+                    map.shards
+                        .iter()
+                        .flat_map(|s| s.replicas.iter().map(|r| r.node.clone()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 let rx = spawn_reply(async move {
-                    let results =
-                        join_all(masters.iter().map(|m| redirect::send(m, raw.clone(), conn)))
-                            .await;
+                    let to_replicas = join_all(
+                        replicas
+                            .iter()
+                            .map(|r| redirect::send(r, raw.clone(), conn)),
+                    );
+                    let to_masters =
+                        join_all(masters.iter().map(|m| redirect::send(m, raw.clone(), conn)));
+                    let (results, _) = futures_util::future::join(to_masters, to_replicas).await;
                     let replies = results.into_iter().collect::<Result<Vec<Reply>, _>>()?;
                     Ok(split::merge_fan_out(fan, replies))
                 });
