@@ -25,10 +25,14 @@ fn is_error_with(r: &Resp, prefix: &str) -> bool {
 
 /// A proxy with one cluster pool, `c`, seeded with three of the cluster's nodes.
 fn proxy(cluster: &Cluster, extra: &str) -> Sluice {
+    proxy_seeded(&cluster.seeds(), extra)
+}
+
+/// A proxy with one cluster pool, `c`, with these seeds (`"a", "b"`).
+fn proxy_seeded(seeds: &str, extra: &str) -> Sluice {
     Sluice::start(&format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"c\"\nlisten = \"127.0.0.1:0\"\n\
-         mode = \"cluster\"\nseeds = [{}]\nhealth_check_interval = \"200ms\"\n{extra}\n",
-        cluster.seeds()
+         mode = \"cluster\"\nseeds = [{seeds}]\nhealth_check_interval = \"200ms\"\n{extra}\n"
     ))
 }
 
@@ -475,12 +479,17 @@ fn cluster_ref_promoted(addr: &str) -> bool {
 #[test]
 fn failovers_interrupt_briefly() {
     let cluster = Cluster::start(3, 1);
-    // Writes to a failed master are held (not failed) until its replica takes over.
-    let proxy = proxy(&cluster, "read_from = \"master\"\nmaster_wait = \"8s\"\n");
+    // The only seed is the replica that is promoted and then killed: the proxy must keep
+    // following the cluster through the nodes it learned. Writes to a failed master are held
+    // (not failed) until its replica takes over.
+    let replica = cluster.replicas()[0];
+    let proxy = proxy_seeded(
+        &format!("\"{}\"", replica.addr()),
+        "read_from = \"master\"\nmaster_wait = \"8s\"\n",
+    );
     wait_ready(&proxy);
 
     // A manual failover: the replica takes over with the master's cooperation.
-    let replica = cluster.replicas()[0];
     let old_master_port = replica
         .info("replication")
         .lines()
