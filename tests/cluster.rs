@@ -421,6 +421,15 @@ fn resharding_under_load_shows_no_errors_and_loses_nothing() {
     for (key, value) in &result.last {
         assert_eq!(c.cmd(&["GET", key]), bulk(&value.to_string()), "{key} lost");
     }
+    // The load did meet redirects (and the client never saw them).
+    let (_, metrics) = proxy.http_get("/metrics");
+    let retries: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("sluice_retries_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    eprintln!("redirects and retries followed inside the proxy: {retries}");
+    assert!(retries > 0.0, "no redirect was met during the reshard");
 }
 
 /// A load loop over one key through `action`: (errors, time from first to last error, the
