@@ -92,6 +92,8 @@ pub async fn run(
     });
 
     let mut pools = Vec::new();
+    // Pools on the same sentinels share their connections to them.
+    let hubs = crate::topology::sentinel_hub::SentinelHubs::default();
     let mut bound = Bound {
         pools: Vec::new(),
         admin: None,
@@ -106,7 +108,7 @@ pub async fn run(
             })?;
         let addr = listener.local_addr().unwrap_or(cfg.listen);
         bound.pools.push((cfg.name.clone(), addr));
-        let pool = Pool::start(cfg.clone(), token.child_token())?;
+        let pool = Pool::start(cfg.clone(), &hubs, token.child_token())?;
         pools.push(pool.clone());
         tokio::spawn(accept_loop(listener, pool, token.child_token()));
     }

@@ -340,6 +340,28 @@ fn two_pools_follow_two_master_groups_of_the_same_sentinel() {
         b.client().cmd(&["GET", "which"]),
         Resp::Bulk(b"cache".to_vec())
     );
+    // The two pools share their sentinel connections: one subscription and one query
+    // connection in all, not two of each.
+    let ours = || {
+        sentinel
+            .client()
+            .cmd(&["CLIENT", "LIST"])
+            .text()
+            .lines()
+            .filter(|l| l.contains("name=sluice-sentinel"))
+            .count()
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "the query connection to be named",
+        || ours() == 2,
+    );
+    assert_eq!(
+        ours(),
+        2,
+        "{}",
+        sentinel.client().cmd(&["CLIENT", "LIST"]).text()
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 pub mod health;
 pub mod sentinel;
+pub mod sentinel_hub;
 pub mod standalone;
 
 use std::sync::Arc;
