@@ -141,7 +141,13 @@ impl Topology {
         metrics.replicas_healthy.set(next.readable.len() as f64);
         let master_up = next.master.as_ref().is_some_and(|m| m.health.is_healthy());
         metrics.master_up.set(if master_up { 1.0 } else { 0.0 });
+        if let Some(m) = &next.master {
+            m.node.metrics.is_master.set(1.0);
+        }
         for view in next.master.iter().chain(next.replicas.iter()) {
+            if next.master.as_ref().map(|m| &m.node.addr) != Some(&view.node.addr) {
+                view.node.metrics.is_master.set(0.0);
+            }
             view.node
                 .metrics
                 .connections

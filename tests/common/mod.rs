@@ -733,8 +733,13 @@ pub struct Sentinel {
 }
 
 impl Sentinel {
-    /// Starts a sentinel on a free port below 32768 (retrying if taken).
+    /// Starts a sentinel on a free port below 32768 (retrying if taken), with quorum 1.
     pub fn start(master: &Redis, name: &str) -> Sentinel {
+        Sentinel::start_quorum(master, name, 1)
+    }
+
+    /// Starts a sentinel that needs `quorum` sentinels to agree the master is down.
+    pub fn start_quorum(master: &Redis, name: &str, quorum: u32) -> Sentinel {
         for _ in 0..20 {
             let port = candidate_port();
             let dir = tempfile::tempdir().expect("tempdir");
@@ -743,7 +748,7 @@ impl Sentinel {
                 &conf,
                 format!(
                     "port {port}\nbind 127.0.0.1\ndaemonize no\nlogfile \"\"\ndir {}\n\
-                     sentinel monitor {name} 127.0.0.1 {} 1\n\
+                     sentinel monitor {name} 127.0.0.1 {} {quorum}\n\
                      sentinel down-after-milliseconds {name} 1000\n\
                      sentinel failover-timeout {name} 5000\n",
                     dir.path().display(),
