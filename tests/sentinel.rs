@@ -486,6 +486,7 @@ fn sentinel_failover_with_prefer_replica_reads_fails_no_write_and_reads_almost_n
     let mut errors = Vec::new();
     let mut last_ok = std::time::Instant::now();
     let mut longest_gap = Duration::ZERO;
+    let mut stale_at = Vec::new();
     let mut failover_sent = false;
     let mut switch_seen: Option<std::time::Instant> = None;
     let start = std::time::Instant::now();
@@ -512,9 +513,14 @@ fn sentinel_failover_with_prefer_replica_reads_fails_no_write_and_reads_almost_n
                 let seen: u64 = String::from_utf8_lossy(&v).parse().unwrap_or(0);
                 if seen < last[k] {
                     stale += 1;
+                    stale_at.push(std::time::Instant::now());
                 }
             }
-            Resp::Nil => stale += u64::from(last[k] > 0),
+            Resp::Nil if last[k] > 0 => {
+                stale += 1;
+                stale_at.push(std::time::Instant::now());
+            }
+            Resp::Nil => {}
             Resp::Error(e) => errors.push(e),
             other => panic!("unexpected {other:?}"),
         }
@@ -552,6 +558,16 @@ fn sentinel_failover_with_prefer_replica_reads_fails_no_write_and_reads_almost_n
         100.0 * stale as f64 / reads as f64,
         &errors[..errors.len().min(5)]
     );
+    if let Some(switch) = switch_seen {
+        let rel: Vec<i64> = stale_at
+            .iter()
+            .map(|t| {
+                t.duration_since(start).as_millis() as i64
+                    - switch.duration_since(start).as_millis() as i64
+            })
+            .collect();
+        eprintln!("stale reads, ms from +switch-master: {rel:?}");
+    }
     assert!(
         errors.iter().all(|e| !e.starts_with("READONLY")),
         "READONLY reached the client: {errors:?}"
