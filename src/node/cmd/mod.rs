@@ -52,6 +52,8 @@ mod connection;
 mod ctx;
 mod keys;
 mod strings;
+#[cfg(test)]
+mod testing;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -68,7 +70,13 @@ use crate::resp::Request;
 pub type Handler = fn(&mut Ctx<'_>, &Args<'_>) -> Reply;
 
 /// Every family's commands. Register a new family with one line here (and its `mod`).
-pub static FAMILIES: &[&[Command]] = &[connection::COMMANDS, keys::COMMANDS, strings::COMMANDS];
+pub static FAMILIES: &[&[Command]] = &[
+    connection::COMMANDS,
+    keys::COMMANDS,
+    strings::COMMANDS,
+    #[cfg(test)]
+    testing::COMMANDS,
+];
 
 /// Command flags, as COMMAND INFO names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
