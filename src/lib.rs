@@ -6,6 +6,7 @@ pub mod app;
 pub mod backend;
 pub mod command;
 pub mod config;
+pub mod node;
 pub mod pool;
 pub mod resp;
 pub mod route;

@@ -2,6 +2,8 @@
 //! and killed when dropped (also on panic), plus a raw RESP client and polling helpers.
 #![allow(dead_code)]
 
+pub mod node;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
