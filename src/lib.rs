@@ -11,5 +11,6 @@ pub mod pool;
 pub mod resp;
 pub mod route;
 pub mod session;
+pub mod stack;
 pub mod telemetry;
 pub mod topology;

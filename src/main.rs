@@ -42,6 +42,8 @@ enum Command {
     },
     /// Run a Redis-compatible data node.
     Node(NodeArgs),
+    /// Run a whole stack (data nodes + proxy) in this one process.
+    Stack(StackArgs),
     /// Validate a config file and print what it would run.
     CheckConfig {
         /// Config file (TOML).
@@ -74,6 +76,27 @@ struct NodeArgs {
     threads: usize,
 }
 
+#[derive(clap::Args)]
+struct StackArgs {
+    /// Which topology: `standalone` (a master, two replicas, a read/write-splitting proxy).
+    #[arg(value_enum)]
+    topology: StackKind,
+    /// The proxy's port; admin HTTP is on base+1, data nodes on base+10 upward.
+    #[arg(long, default_value_t = 6380)]
+    base_port: u16,
+    /// Address everything listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// Worker threads: 1 = one event loop for everything; 0 = one per core.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StackKind {
+    Standalone,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum YesNo {
     Yes,
@@ -101,6 +124,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Node(args) => run_node(args),
+        Command::Stack(args) => run_stack(args),
         Command::Proxy { config, threads } => {
             let config = Config::load(&config)?;
             runtime(threads)?.block_on(sluice::app::run(config, shutdown_signal(), |bound| {
@@ -138,6 +162,33 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         // A plain line on stdout: scripts and tests read the resolved port from here.
         println!("sluice: node listening on {addr}");
     }))?;
+    Ok(())
+}
+
+fn run_stack(args: StackArgs) -> anyhow::Result<()> {
+    let StackKind::Standalone = args.topology;
+    let opts = sluice::stack::StackOptions {
+        base_port: args.base_port,
+        bind: args.bind,
+        dir: std::env::temp_dir(),
+    };
+    runtime(args.threads)?.block_on(sluice::stack::run_standalone(
+        opts,
+        shutdown_signal(),
+        |e| {
+            // Plain lines on stdout: what to connect to (tests read them too).
+            println!("sluice: stack proxy listening on {}", e.proxy);
+            println!("sluice: stack admin listening on {}", e.admin);
+            println!("sluice: stack master node on {}", e.master);
+            for r in &e.replicas {
+                println!("sluice: stack replica node on {r}");
+            }
+            println!(
+                "sluice: stack ready: try `redis-cli -p {} set hello world`; Ctrl-C stops everything",
+                e.proxy.port()
+            );
+        },
+    ))?;
     Ok(())
 }
 

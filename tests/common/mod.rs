@@ -27,6 +27,18 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 const BASE_ARGS: usize = 20;
 
 /// A port for redis-server below the ephemeral range (32768+), different on every call.
+/// A base port below 32768 such that `base..base + n` are all free right now (a later bind
+/// can still lose a race: callers retry).
+pub fn free_port_block(n: u16) -> u16 {
+    loop {
+        let base = candidate_port().min(32767 - n);
+        let free = (base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return base;
+        }
+    }
+}
+
 fn candidate_port() -> u16 {
     let seed = std::process::id() as u64 * 7919
         + SEQ.fetch_add(1, Ordering::Relaxed) * 104_729
