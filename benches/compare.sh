@@ -14,9 +14,9 @@
 # place of redis-server: the same ratio tells how close node mode comes to Redis itself.
 #
 # Environment: WITH_NODE (0 drops the node column), REQUESTS, CLIENTS, REPEAT, PIPELINES
-# (default "1 16"), SLUICE_BIN (a prebuilt
-# binary; otherwise `cargo build --release` is run), SLUICE_ARGS (extra `sluice proxy`
-# arguments, e.g. "--threads 2"), CARGO_TARGET_DIR (honoured as by cargo).
+# (default "1 16"), SLUICE_BIN (a prebuilt binary; otherwise `cargo build --release` is run),
+# SLUICE_ARGS (extra `sluice proxy` arguments, e.g. "--threads 2"), CARGO_TARGET_DIR
+# (honoured as by cargo).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
