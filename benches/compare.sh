@@ -10,9 +10,13 @@
 # repetition so that a slow moment of the machine hits all of them alike; the table shows the
 # median requests/s of REPEAT runs and its ratio to direct Redis.
 #
-# Environment: REQUESTS, CLIENTS, REPEAT, PIPELINES (default "1 16"), SLUICE_BIN (a prebuilt
-# binary; otherwise `cargo build --release` is run), SLUICE_ARGS (extra `sluice proxy`
-# arguments, e.g. "--threads 2"), CARGO_TARGET_DIR (honoured as by cargo).
+# The last column, "node", is `sluice node` (sluice's own Redis-compatible data server) in
+# place of redis-server: the same ratio tells how close node mode comes to Redis itself.
+#
+# Environment: WITH_NODE (0 drops the node column), REQUESTS, CLIENTS, REPEAT, PIPELINES
+# (default "1 16"), SLUICE_BIN (a prebuilt binary; otherwise `cargo build --release` is run),
+# SLUICE_ARGS (extra `sluice proxy` arguments, e.g. "--threads 2"), CARGO_TARGET_DIR
+# (honoured as by cargo).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -153,9 +157,26 @@ YAML
     say "nutcracker on 127.0.0.1:$NUT_PORT"
 fi
 
+# --- sluice node: our own data server, measured against redis-server as a backend ----------
+NODE_PORT=
+if [ "${WITH_NODE:-1}" = 1 ]; then
+    SLUICE_LOG=${SLUICE_LOG:-warn} "$SLUICE_BIN" node --port 0 --dir "$WORKDIR" \
+        >"$WORKDIR/node.out" 2>"$WORKDIR/node.err" </dev/null &
+    PIDS+=($!)
+    for _ in $(seq 1 300); do
+        NODE_PORT=$(sed -n 's/^sluice: node listening on .*:\([0-9][0-9]*\)$/\1/p' "$WORKDIR/node.out")
+        [ -n "$NODE_PORT" ] && break
+        kill -0 "${PIDS[-1]}" 2>/dev/null || die "sluice node exited: $(cat "$WORKDIR/node.err")"
+        sleep 0.05
+    done
+    [ -n "$NODE_PORT" ] || die "sluice node did not report its port"
+    say "sluice node on 127.0.0.1:$NODE_PORT"
+fi
+
 TARGETS=(redis sluice)
 declare -A PORT=([redis]=$REDIS_PORT [sluice]=$SLUICE_PORT)
 if [ -n "$NUT_PORT" ]; then TARGETS+=(twemproxy); PORT[twemproxy]=$NUT_PORT; fi
+if [ -n "$NODE_PORT" ]; then TARGETS+=(node); PORT[node]=$NODE_PORT; fi
 
 # --- runs -------------------------------------------------------------------------------
 # Results: one line per run, "target pipeline TEST rps", in $WORKDIR/results.

@@ -92,6 +92,8 @@ pub async fn run(
     });
 
     let mut pools = Vec::new();
+    // Pools on the same sentinels share their connections to them.
+    let hubs = crate::topology::sentinel_hub::SentinelHubs::default();
     let mut bound = Bound {
         pools: Vec::new(),
         admin: None,
@@ -110,7 +112,7 @@ pub async fn run(
         // tell cluster-aware clients to connect there.
         let mut cfg = cfg.clone();
         cfg.listen = addr;
-        let pool = Pool::start(cfg, token.child_token())?;
+        let pool = Pool::start(cfg, &hubs, token.child_token())?;
         pools.push(pool.clone());
         tokio::spawn(accept_loop(listener, pool, token.child_token()));
     }

@@ -40,11 +40,67 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
+    /// Run a Redis-compatible data node.
+    Node(NodeArgs),
+    /// Run a whole stack (data nodes + proxy) in this one process.
+    Stack(StackArgs),
     /// Validate a config file and print what it would run.
     CheckConfig {
         /// Config file (TOML).
         file: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// Port to listen on (0 picks a free one; the bound address is printed on stdout).
+    #[arg(long, default_value_t = 6379)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// Replicate from this master.
+    #[arg(long, num_args = 2, value_names = ["HOST", "PORT"])]
+    replicaof: Option<Vec<String>>,
+    /// Password clients must AUTH with.
+    #[arg(long)]
+    requirepass: Option<String>,
+    /// Append-only persistence.
+    #[arg(long, value_enum, default_value_t = YesNo::No)]
+    appendonly: YesNo,
+    /// Working directory (append-only file).
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Worker threads: 1 runs the node on one event loop, as Redis does; 0 = one per core.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+#[derive(clap::Args)]
+struct StackArgs {
+    /// Which topology: `standalone` (a master, two replicas, a read/write-splitting proxy).
+    #[arg(value_enum)]
+    topology: StackKind,
+    /// The proxy's port; admin HTTP is on base+1, data nodes on base+10 upward.
+    #[arg(long, default_value_t = 6380)]
+    base_port: u16,
+    /// Address everything listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// Worker threads: 1 = one event loop for everything; 0 = one per core.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StackKind {
+    Standalone,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum YesNo {
+    Yes,
+    No,
 }
 
 fn main() -> ExitCode {
@@ -67,22 +123,11 @@ fn run(command: Command) -> anyhow::Result<()> {
             println!("{}: OK", file.display());
             Ok(())
         }
+        Command::Node(args) => run_node(args),
+        Command::Stack(args) => run_stack(args),
         Command::Proxy { config, threads } => {
             let config = Config::load(&config)?;
-            let mut builder = if threads == 1 {
-                tokio::runtime::Builder::new_current_thread()
-            } else {
-                let mut b = tokio::runtime::Builder::new_multi_thread();
-                if threads > 1 {
-                    b.worker_threads(threads);
-                }
-                b
-            };
-            let runtime = builder
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(sluice::app::run(config, shutdown_signal(), |bound| {
+            runtime(threads)?.block_on(sluice::app::run(config, shutdown_signal(), |bound| {
                 // Plain lines on stdout: scripts and tests read the resolved ports from here.
                 for (name, addr) in &bound.pools {
                     println!("sluice: pool {name} listening on {addr}");
@@ -94,6 +139,74 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+    let replicaof = match args.replicaof.as_deref() {
+        Some([host, port]) => {
+            let port: u16 = port
+                .parse()
+                .with_context(|| format!("--replicaof: invalid port {port:?}"))?;
+            Some((host.clone(), port))
+        }
+        _ => None,
+    };
+    let config = sluice::node::NodeConfig {
+        listen: std::net::SocketAddr::new(args.bind, args.port),
+        replicaof,
+        requirepass: args.requirepass,
+        appendonly: args.appendonly == YesNo::Yes,
+        dir: args.dir,
+    };
+    runtime(args.threads)?.block_on(sluice::node::run(config, shutdown_signal(), |addr| {
+        // A plain line on stdout: scripts and tests read the resolved port from here.
+        println!("sluice: node listening on {addr}");
+    }))?;
+    Ok(())
+}
+
+fn run_stack(args: StackArgs) -> anyhow::Result<()> {
+    let StackKind::Standalone = args.topology;
+    let opts = sluice::stack::StackOptions {
+        base_port: args.base_port,
+        bind: args.bind,
+        dir: std::env::temp_dir(),
+    };
+    runtime(args.threads)?.block_on(sluice::stack::run_standalone(
+        opts,
+        shutdown_signal(),
+        |e| {
+            // Plain lines on stdout: what to connect to (tests read them too).
+            println!("sluice: stack proxy listening on {}", e.proxy);
+            println!("sluice: stack admin listening on {}", e.admin);
+            println!("sluice: stack master node on {}", e.master);
+            for r in &e.replicas {
+                println!("sluice: stack replica node on {r}");
+            }
+            println!(
+                "sluice: stack ready: try `redis-cli -p {} set hello world`; Ctrl-C stops everything",
+                e.proxy.port()
+            );
+        },
+    ))?;
+    Ok(())
+}
+
+/// A tokio runtime with `threads` workers (1 = current-thread, 0 = one per core).
+fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if threads > 1 {
+            b.worker_threads(threads);
+        }
+        b
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 async fn shutdown_signal() {

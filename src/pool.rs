@@ -14,6 +14,7 @@ use crate::route::Router;
 use crate::telemetry::PoolMetrics;
 use crate::topology::cluster::ClusterWatcher;
 use crate::topology::sentinel::SentinelWatcher;
+use crate::topology::sentinel_hub::{HubKey, SentinelHubs};
 use crate::topology::standalone::StandaloneWatcher;
 use crate::topology::Topology;
 
@@ -59,7 +60,13 @@ pub struct Pool {
 
 impl Pool {
     /// Creates the pool's nodes and starts its topology watcher.
-    pub fn start(cfg: PoolConfig, shutdown: CancellationToken) -> Result<Arc<Pool>, PoolError> {
+    /// Sentinel pools take their sentinel connections from `hubs`, shared with the other pools
+    /// on the same sentinels.
+    pub fn start(
+        cfg: PoolConfig,
+        hubs: &SentinelHubs,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Pool>, PoolError> {
         let metrics = Arc::new(PoolMetrics::new(&cfg.name));
         let opts = NodeOptions {
             pool: cfg.name.clone(),
@@ -97,15 +104,19 @@ impl Pool {
                     pool: cfg.name.clone(),
                     what: "master_name",
                 })?;
+                let timeout = cfg.connect_timeout.max(cfg.health_check_interval);
+                let key = HubKey::new(
+                    &cfg.sentinels,
+                    cfg.sentinel_username.clone(),
+                    cfg.sentinel_password.clone(),
+                );
                 let watcher = SentinelWatcher {
                     pool: cfg.name.clone(),
                     master_name,
-                    sentinels: cfg.sentinels.clone(),
-                    sentinel_username: cfg.sentinel_username.clone(),
-                    sentinel_password: cfg.sentinel_password.clone(),
+                    hub: hubs.get(key, timeout, &shutdown),
                     node_options: opts.clone(),
                     interval: cfg.health_check_interval,
-                    timeout: cfg.connect_timeout.max(cfg.health_check_interval),
+                    timeout,
                     max_lag: cfg.max_replica_lag,
                 };
                 // No master until a sentinel names one and the node confirms it.

@@ -31,6 +31,9 @@ pub const MASTER_UP: &str = "sluice_master_up";
 pub const SOURCE_UP: &str = "sluice_topology_source_up";
 /// Topology snapshots published (a change of master, replica set or health), by pool.
 pub const TOPOLOGY_CHANGES: &str = "sluice_topology_changes_total";
+/// 1 for the node the pool currently sends writes to, 0 for its other nodes, by pool and node
+/// (a failover shows as the 1 moving).
+pub const NODE_IS_MASTER: &str = "sluice_node_is_master";
 /// Reads retried on another node after a node failed them without running them, by pool.
 pub const RETRIES: &str = "sluice_retries_total";
 /// Malformed client requests, by pool.
@@ -55,6 +58,8 @@ pub struct NodeMetrics {
     pub connections: Gauge,
     /// Open dedicated connections.
     pub dedicated: Gauge,
+    /// 1 while the node is the pool's master.
+    pub is_master: Gauge,
 }
 
 impl NodeMetrics {
@@ -67,7 +72,8 @@ impl NodeMetrics {
             read_errors: counter!(ERRORS, "pool" => p.clone(), "node" => n.clone(), "class" => "read"),
             write_errors: counter!(ERRORS, "pool" => p.clone(), "node" => n.clone(), "class" => "write"),
             connections: gauge!(BACKEND_CONNECTIONS, "pool" => p.clone(), "node" => n.clone()),
-            dedicated: gauge!(DEDICATED_CONNECTIONS, "pool" => p, "node" => n),
+            dedicated: gauge!(DEDICATED_CONNECTIONS, "pool" => p.clone(), "node" => n.clone()),
+            is_master: gauge!(NODE_IS_MASTER, "pool" => p, "node" => n),
         }
     }
 }

@@ -97,3 +97,17 @@ fn a_taken_listen_port_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_stack_base_port_without_room_is_a_clear_error() {
+    let out = sluice()
+        .args(["stack", "standalone", "--base-port", "65530"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--base-port 65530") && stderr.contains("base + 12"),
+        "{stderr}"
+    );
+}

@@ -17,7 +17,6 @@ fn ok() -> Resp {
     Resp::Simple("OK".into())
 }
 
-#[test]
 fn pipelined_commands_after_the_last_unsubscribe_are_answered_in_order() {
     let master = Redis::start();
     let p = proxy(&master, "");
@@ -44,7 +43,6 @@ fn pipelined_commands_after_the_last_unsubscribe_are_answered_in_order() {
     assert_eq!(b.cmd(&["EXEC"]), Resp::Array(vec![ok()]));
 }
 
-#[test]
 fn a_resp3_subscriber_can_select_and_read_and_leaves_no_state_behind() {
     let master = Redis::start();
     let p = proxy(&master, "");
@@ -75,7 +73,6 @@ fn a_resp3_subscriber_can_select_and_read_and_leaves_no_state_behind() {
     );
 }
 
-#[test]
 fn exec_without_multi_keeps_the_watch_on_the_pinned_connection_only() {
     let master = Redis::start();
     let p = proxy(&master, "");
@@ -97,7 +94,6 @@ fn exec_without_multi_keeps_the_watch_on_the_pinned_connection_only() {
     assert_eq!(b.cmd(&["EXEC"]), Resp::Array(vec![ok()]));
 }
 
-#[test]
 fn a_queued_select_counts_only_if_it_ran() {
     let master = Redis::start();
     let p = proxy(&master, "");
@@ -136,7 +132,6 @@ fn a_queued_select_counts_only_if_it_ran() {
     );
 }
 
-#[test]
 fn connection_changing_commands_inside_multi_abort_the_transaction() {
     let master = Redis::start();
     let p = proxy(&master, "");
@@ -169,7 +164,6 @@ fn connection_changing_commands_inside_multi_abort_the_transaction() {
     );
 }
 
-#[test]
 fn a_long_pipeline_of_local_commands_is_fully_answered() {
     let master = Redis::start();
     let p = proxy(&master, "");
@@ -184,7 +178,6 @@ fn a_long_pipeline_of_local_commands_is_fully_answered() {
     }
 }
 
-#[test]
 fn each_reply_keeps_the_protocol_and_database_of_its_request() {
     let master = Redis::start();
     let p = proxy(&master, "");
@@ -205,7 +198,6 @@ fn each_reply_keeps_the_protocol_and_database_of_its_request() {
     );
 }
 
-#[test]
 fn deeply_nested_replies_do_not_break_the_shared_connection() {
     let master = Redis::start();
     let p = proxy(&master, "");
@@ -226,7 +218,6 @@ fn deeply_nested_replies_do_not_break_the_shared_connection() {
     assert_eq!(a.cmd(&["SET", "k", "v"]), ok());
 }
 
-#[test]
 fn wait_is_refused_rather_than_answered_for_someone_else() {
     let master = Redis::start();
     let p = proxy(&master, "");
@@ -236,7 +227,6 @@ fn wait_is_refused_rather_than_answered_for_someone_else() {
     }
 }
 
-#[test]
 fn a_client_that_leaves_during_a_watched_blocking_command_frees_the_node() {
     let master = Redis::start();
     let p = proxy(&master, "");
@@ -259,7 +249,6 @@ fn a_client_that_leaves_during_a_watched_blocking_command_frees_the_node() {
     assert_eq!(b.cmd(&["BLPOP", "never", "0.01"]), Resp::Nil);
 }
 
-#[test]
 fn auth_without_a_proxy_password_behaves_like_a_passwordless_redis() {
     let master = Redis::start();
     let p = proxy(&master, "");
@@ -282,7 +271,6 @@ fn auth_without_a_proxy_password_behaves_like_a_passwordless_redis() {
     ));
 }
 
-#[test]
 fn resubscribing_right_after_the_last_unsubscribe_keeps_the_subscription() {
     let master = Redis::start();
     let p = proxy(&master, "");
@@ -310,4 +298,22 @@ fn resubscribing_right_after_the_last_unsubscribe_keeps_the_subscription() {
             Resp::Bulk(b"hi".to_vec())
         ])
     );
+}
+
+on_both_backends! {
+    both: [],
+    redis_only: [
+        pipelined_commands_after_the_last_unsubscribe_are_answered_in_order,
+        a_resp3_subscriber_can_select_and_read_and_leaves_no_state_behind,
+        exec_without_multi_keeps_the_watch_on_the_pinned_connection_only,
+        a_queued_select_counts_only_if_it_ran,
+        connection_changing_commands_inside_multi_abort_the_transaction,
+        a_long_pipeline_of_local_commands_is_fully_answered,
+        each_reply_keeps_the_protocol_and_database_of_its_request,
+        deeply_nested_replies_do_not_break_the_shared_connection,
+        wait_is_refused_rather_than_answered_for_someone_else,
+        a_client_that_leaves_during_a_watched_blocking_command_frees_the_node,
+        auth_without_a_proxy_password_behaves_like_a_passwordless_redis,
+        resubscribing_right_after_the_last_unsubscribe_keeps_the_subscription,
+    ],
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_until, Redis, Resp, Sentinel, Sluice};
+use common::{wait_until, Client, Redis, Resp, Sentinel, Sluice};
 
 fn topology(proxy: &Sluice) -> serde_json::Value {
     let (_, body) = proxy.http_get("/topology");
@@ -132,87 +132,18 @@ fn with_every_sentinel_down_the_last_topology_keeps_serving() {
 }
 
 #[test]
-fn a_failover_under_writes_shows_no_readonly_and_loses_no_acknowledged_write() {
-    let (master, replicas, sentinel) = group("wgrp", 1);
-    let replica = &replicas[0];
-    let proxy = proxy(
-        &[&sentinel],
-        "wgrp",
-        "read_from = \"prefer-replica\"\nmaster_wait = \"10s\"\n",
-    );
-    wait_until(Duration::from_secs(10), "master from sentinel", || {
-        topology(&proxy)["master"]["addr"] == master.addr()
-    });
-    let mut c = proxy.client();
-    let mut acknowledged = Vec::new();
-    let mut errors = Vec::new();
-    let mut failover_sent = false;
-    let start = std::time::Instant::now();
-    let mut i = 0u32;
-    while start.elapsed() < Duration::from_secs(40) {
-        i += 1;
-        let key = format!("w{i}");
-        match c.cmd(&["SET", &key, "x"]) {
-            Resp::Simple(ok) if ok == "OK" => acknowledged.push(key),
-            Resp::Error(e) => errors.push(e),
-            other => panic!("unexpected {other:?}"),
-        }
-        if i >= 50 && !failover_sent {
-            // Sentinel refuses (NOGOODSLAVE) until it has fresh INFO from the replica.
-            failover_sent = sentinel.client().cmd(&["SENTINEL", "FAILOVER", "wgrp"])
-                == Resp::Simple("OK".into());
-        }
-        if failover_sent && i > 200 && topology(&proxy)["master"]["addr"] == replica.addr() {
-            break;
-        }
-    }
-    assert!(failover_sent);
-    assert_eq!(
-        topology(&proxy)["master"]["addr"],
-        replica.addr(),
-        "the proxy never followed the failover"
-    );
-    assert!(
-        errors.iter().all(|e| !e.starts_with("READONLY")),
-        "READONLY reached the client: {errors:?}"
-    );
-    // Writes acknowledged before the switch replicated to the new master before it was
-    // promoted (SENTINEL FAILOVER waits for the replica to catch up); later ones went to it.
-    wait_until(Duration::from_secs(40), "old master demoted", || {
-        master.info("replication").contains("role:slave")
-    });
-    let mut check = replica.client();
-    eprintln!(
-        "failover under writes: {} acknowledged, {} failed: {:?}",
-        acknowledged.len(),
-        errors.len(),
-        errors
-    );
-    let missing: Vec<&String> = acknowledged
-        .iter()
-        .filter(|k| check.cmd(&["EXISTS", k]) != Resp::Int(1))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged writes missing on the new master: {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    assert!(errors.len() < 20, "too many failed writes: {errors:?}");
-}
-
-#[test]
 fn a_killed_master_is_replaced_without_failed_writes_and_gets_no_writes_when_back() {
-    let (mut master, replicas, sentinel) = group("kgrp", 1);
-    let replica = &replicas[0];
+    let (mut master, replicas, sentinels) = full_group("kgrp");
+    let all: Vec<&Sentinel> = sentinels.iter().collect();
     let proxy = proxy(
-        &[&sentinel],
+        &all,
         "kgrp",
         "read_from = \"prefer-replica\"\nmaster_wait = \"15s\"\n",
     );
     wait_until(Duration::from_secs(10), "master from sentinel", || {
         topology(&proxy)["master"]["addr"] == master.addr()
     });
+    let switched = switch_master_watch(&sentinels);
     let mut c = proxy.client();
     for i in 0..20 {
         assert_eq!(
@@ -224,18 +155,34 @@ fn a_killed_master_is_replaced_without_failed_writes_and_gets_no_writes_when_bac
     let killed = std::time::Instant::now();
     // The next write waits for the failover instead of failing.
     assert_eq!(c.cmd(&["SET", "during", "x"]), Resp::Simple("OK".into()));
-    let waited = killed.elapsed();
-    let named = sentinel
+    let resumed = std::time::Instant::now();
+    let named_at = switched
+        .recv_timeout(Duration::from_secs(5))
+        .expect("sentinel published +switch-master");
+    let after_switch = resumed.saturating_duration_since(named_at);
+    eprintln!(
+        "kill -9: sentinel named the new master {:?} after the kill; the held write completed \
+         {:+} ms from that ({:?} after the kill), 0 client-visible errors",
+        named_at - killed,
+        resumed.duration_since(killed).as_millis() as i64
+            - named_at.duration_since(killed).as_millis() as i64,
+        resumed - killed
+    );
+    assert!(
+        after_switch <= Duration::from_secs(1),
+        "writes resumed {after_switch:?} after sentinel named the new master"
+    );
+    let named = sentinels[0]
         .client()
         .cmd(&["SENTINEL", "get-master-addr-by-name", "kgrp"]);
-    assert_eq!(
-        named,
-        Resp::Array(vec![
-            Resp::Bulk(b"127.0.0.1".to_vec()),
-            Resp::Bulk(replica.port.to_string().into_bytes())
-        ])
-    );
-    eprintln!("write resumed {waited:?} after kill -9 of the master");
+    let Resp::Array(parts) = &named else {
+        panic!("{named:?}")
+    };
+    let new_addr = format!("127.0.0.1:{}", parts[1].text());
+    let replica = replicas
+        .iter()
+        .find(|r| r.addr() == new_addr)
+        .expect("a replica was promoted");
     assert_eq!(
         replica.client().cmd(&["GET", "during"]),
         Resp::Bulk(b"x".to_vec())
@@ -340,6 +287,28 @@ fn two_pools_follow_two_master_groups_of_the_same_sentinel() {
         b.client().cmd(&["GET", "which"]),
         Resp::Bulk(b"cache".to_vec())
     );
+    // The two pools share their sentinel connections: one subscription and one query
+    // connection in all, not two of each.
+    let ours = || {
+        sentinel
+            .client()
+            .cmd(&["CLIENT", "LIST"])
+            .text()
+            .lines()
+            .filter(|l| l.contains("name=sluice-sentinel"))
+            .count()
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "the query connection to be named",
+        || ours() == 2,
+    );
+    assert_eq!(
+        ours(),
+        2,
+        "{}",
+        sentinel.client().cmd(&["CLIENT", "LIST"]).text()
+    );
 }
 
 #[test]
@@ -413,4 +382,236 @@ fn tracking_continues_when_one_sentinel_dies() {
         replica.client().cmd(&["GET", "k"]),
         Resp::Bulk(b"v".to_vec())
     );
+}
+
+/// The issue's reference deployment: a master, two replicas and three sentinels (quorum 2,
+/// down-after 1 s) that know each other.
+fn full_group(name: &str) -> (Redis, Vec<Redis>, Vec<Sentinel>) {
+    let master = Redis::start();
+    let reps: Vec<Redis> = (0..2).map(|_| Redis::replica_of(&master)).collect();
+    for r in &reps {
+        r.wait_streaming(&master);
+    }
+    let sentinels: Vec<Sentinel> = (0..3)
+        .map(|_| Sentinel::start_quorum(&master, name, 2))
+        .collect();
+    for s in &sentinels {
+        wait_until(
+            Duration::from_secs(30),
+            "sentinels to discover the replicas and each other",
+            || {
+                let mut c = s.client();
+                matches!(c.cmd(&["SENTINEL", "replicas", name]), Resp::Array(r) if r.len() == 2)
+                    && matches!(c.cmd(&["SENTINEL", "sentinels", name]), Resp::Array(r) if r.len() == 2)
+            },
+        );
+    }
+    (master, reps, sentinels)
+}
+
+/// Records when the first of `sentinels` publishes `+switch-master` (the moment sentinel
+/// itself names the new master; the failover leader does so before the others learn it).
+fn switch_master_watch(sentinels: &[Sentinel]) -> std::sync::mpsc::Receiver<std::time::Instant> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    for sentinel in sentinels {
+        let mut sub = sentinel.client();
+        sub.send(&["SUBSCRIBE", "+switch-master"]);
+        assert!(matches!(sub.read(), Resp::Array(_)));
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            sub.set_timeout(Duration::from_secs(120));
+            if let Ok(Resp::Array(_)) = sub.try_read() {
+                let _ = tx.send(std::time::Instant::now());
+            }
+        });
+    }
+    rx
+}
+
+#[test]
+fn sentinel_failover_with_prefer_replica_reads_fails_no_write_and_reads_almost_nothing_stale() {
+    let (master, replicas, sentinels) = full_group("fgrp");
+    let all: Vec<&Sentinel> = sentinels.iter().collect();
+    let proxy = proxy(
+        &all,
+        "fgrp",
+        "read_from = \"prefer-replica\"\nmaster_wait = \"10s\"\n",
+    );
+    wait_until(Duration::from_secs(10), "master and replicas", || {
+        let t = topology(&proxy);
+        t["master"]["addr"] == master.addr()
+            && t["replicas"].as_array().is_some_and(|r| {
+                r.iter()
+                    .filter(|r| r["health"]["state"] == "healthy")
+                    .count()
+                    == 2
+            })
+    });
+    // Reads spread over both replicas; writes only on the master.
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["SET", "spread", "v"]), Resp::Simple("OK".into()));
+    for r in &replicas {
+        wait_until(Duration::from_secs(5), "replication", || {
+            r.client().cmd(&["GET", "spread"]) == Resp::Bulk(b"v".to_vec())
+        });
+    }
+    let gets_before: Vec<u64> = replicas.iter().map(|r| r.calls("get")).collect();
+    let (master_gets, master_sets) = (master.calls("get"), master.calls("set"));
+    for _ in 0..100 {
+        assert_eq!(c.cmd(&["GET", "spread"]), Resp::Bulk(b"v".to_vec()));
+        assert_eq!(c.cmd(&["SET", "spread", "v"]), Resp::Simple("OK".into()));
+    }
+    let served: Vec<u64> = replicas
+        .iter()
+        .zip(&gets_before)
+        .map(|(r, b)| r.calls("get") - b)
+        .collect();
+    assert_eq!(served.iter().sum::<u64>(), 100, "replica GETs: {served:?}");
+    assert!(
+        served.iter().all(|&n| n >= 25),
+        "reads not spread: {served:?}"
+    );
+    assert_eq!(
+        master.calls("get"),
+        master_gets,
+        "a read reached the master"
+    );
+    assert_eq!(master.calls("set") - master_sets, 100);
+    let changes_before = proxy_metric(&proxy, "sluice_topology_changes_total{pool=\"orders\"}");
+    let switched = switch_master_watch(&sentinels);
+    const KEYS: usize = 100;
+    let mut last = vec![0u64; KEYS];
+    let (mut reads, mut stale, mut n) = (0u64, 0u64, 0u64);
+    let mut failed_writes: Vec<std::time::Instant> = Vec::new();
+    let mut errors = Vec::new();
+    let mut last_ok = std::time::Instant::now();
+    let mut longest_gap = Duration::ZERO;
+    let mut stale_at = Vec::new();
+    let mut failover_sent = false;
+    let mut switch_seen: Option<std::time::Instant> = None;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(90) {
+        n += 1;
+        let k = (n as usize) % KEYS;
+        let key = format!("f{k}");
+        match c.cmd(&["SET", &key, &n.to_string()]) {
+            Resp::Simple(ok) if ok == "OK" => {
+                last[k] = n;
+                let now = std::time::Instant::now();
+                longest_gap = longest_gap.max(now - last_ok);
+                last_ok = now;
+            }
+            Resp::Error(e) => {
+                failed_writes.push(std::time::Instant::now());
+                errors.push(e);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        reads += 1;
+        match c.cmd(&["GET", &key]) {
+            Resp::Bulk(v) => {
+                let seen: u64 = String::from_utf8_lossy(&v).parse().unwrap_or(0);
+                if seen < last[k] {
+                    stale += 1;
+                    stale_at.push(std::time::Instant::now());
+                }
+            }
+            Resp::Nil if last[k] > 0 => {
+                stale += 1;
+                stale_at.push(std::time::Instant::now());
+            }
+            Resp::Nil => {}
+            Resp::Error(e) => errors.push(e),
+            other => panic!("unexpected {other:?}"),
+        }
+        if n >= 200 && !failover_sent {
+            failover_sent = sentinels[0].client().cmd(&["SENTINEL", "FAILOVER", "fgrp"])
+                == Resp::Simple("OK".into());
+        }
+        if switch_seen.is_none() {
+            switch_seen = switched.try_recv().ok();
+        }
+        // Keep going well past the switch: the old master keeps claiming its role for
+        // seconds and the other replica resyncs; both must stay out of the read pool.
+        if switch_seen.is_some_and(|t| t.elapsed() > Duration::from_secs(8)) {
+            break;
+        }
+    }
+    assert!(
+        failover_sent && switch_seen.is_some(),
+        "no failover happened"
+    );
+    let new_master = topology(&proxy)["master"]["addr"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_ne!(new_master, master.addr());
+    assert!(replicas.iter().any(|r| r.addr() == new_master));
+    let window = match (failed_writes.first(), failed_writes.last()) {
+        (Some(a), Some(b)) => *b - *a,
+        _ => Duration::ZERO,
+    };
+    eprintln!(
+        "SENTINEL FAILOVER: {n} writes, {} failed over {window:?}, longest write pause {longest_gap:?}, \
+         {stale} of {reads} reads stale ({:.3}%), errors {:?}",
+        failed_writes.len(),
+        100.0 * stale as f64 / reads as f64,
+        &errors[..errors.len().min(5)]
+    );
+    if let Some(switch) = switch_seen {
+        let rel: Vec<i64> = stale_at
+            .iter()
+            .map(|t| {
+                t.duration_since(start).as_millis() as i64
+                    - switch.duration_since(start).as_millis() as i64
+            })
+            .collect();
+        eprintln!("stale reads, ms from +switch-master: {rel:?}");
+    }
+    assert!(
+        errors.iter().all(|e| !e.starts_with("READONLY")),
+        "READONLY reached the client: {errors:?}"
+    );
+    assert!(
+        window <= Duration::from_secs(1),
+        "writes failed for {window:?}"
+    );
+    assert!(
+        stale * 100 <= reads,
+        "{stale} of {reads} reads returned a value older than the client's own write"
+    );
+    // Every acknowledged write is on the new master, at least as new as acknowledged.
+    let mut check = Client::connect(&new_master);
+    for (k, &v) in last.iter().enumerate() {
+        if v == 0 {
+            continue;
+        }
+        let got = match check.cmd(&["GET", &format!("f{k}")]) {
+            Resp::Bulk(b) => String::from_utf8_lossy(&b).parse::<u64>().unwrap_or(0),
+            _ => 0,
+        };
+        assert!(got >= v, "key f{k}: acknowledged {v}, new master has {got}");
+    }
+    // Metrics and /topology show the failover.
+    assert!(
+        proxy_metric(&proxy, "sluice_topology_changes_total{pool=\"orders\"}") > changes_before
+    );
+    let (_, metrics) = proxy.http_get("/metrics");
+    assert!(
+        metrics.contains(&format!(
+            "sluice_node_is_master{{pool=\"orders\",node=\"{new_master}\"}} 1"
+        )),
+        "current master not in metrics"
+    );
+}
+
+/// The value of one metric series, 0 when absent.
+fn proxy_metric(proxy: &Sluice, series: &str) -> f64 {
+    let (_, metrics) = proxy.http_get("/metrics");
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }

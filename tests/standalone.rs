@@ -45,7 +45,6 @@ fn wait_read_pool(proxy: &Sluice, n: usize) {
     });
 }
 
-#[test]
 fn get_set_round_trip() {
     let s = stack("master", "");
     let mut c = s.proxy.client();
@@ -73,7 +72,6 @@ fn get_set_round_trip() {
     assert_eq!(n, 1);
 }
 
-#[test]
 fn reads_go_to_replicas_and_never_to_the_master() {
     let s = stack("replica", "");
     let mut c = s.proxy.client();
@@ -104,7 +102,6 @@ fn reads_go_to_replicas_and_never_to_the_master() {
     assert!(s.master.calls("set") >= 1);
 }
 
-#[test]
 fn ten_thousand_pipelined_requests_come_back_in_order() {
     let s = stack("replica", "");
     let mut c = s.proxy.client();
@@ -147,7 +144,6 @@ fn ten_thousand_pipelined_requests_come_back_in_order() {
     }
 }
 
-#[test]
 fn multi_exec_and_watch_abort() {
     let s = stack("replica", "");
     let mut c = s.proxy.client();
@@ -214,7 +210,6 @@ fn connected_clients(r: &Redis) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
 fn subscribe_and_publish_through_the_proxy() {
     let s = stack("replica", "");
     let mut sub = s.proxy.client();
@@ -279,7 +274,6 @@ fn subscribe_and_publish_through_the_proxy() {
     assert_eq!(sub.cmd(&["SET", "after", "1"]), Resp::Simple("OK".into()));
 }
 
-#[test]
 fn blpop_is_released_by_lpush_while_others_are_served() {
     let s = stack("replica", "");
     let mut blocked = s.proxy.client();
@@ -312,7 +306,6 @@ fn blpop_is_released_by_lpush_while_others_are_served() {
     assert_eq!(blocked.cmd(&["PING"]), Resp::Simple("PONG".into()));
 }
 
-#[test]
 fn select_isolates_databases_under_multiplexing() {
     let s = stack("master", "");
     let mut a = s.proxy.client();
@@ -352,7 +345,6 @@ fn select_isolates_databases_under_multiplexing() {
     );
 }
 
-#[test]
 fn auth_is_required_and_enforced() {
     let master = Redis::start();
     let cfg = standalone_config(&master, &[], "master", "password = \"s3cret\"");
@@ -389,7 +381,6 @@ fn auth_is_required_and_enforced() {
     assert_eq!(v, "v");
 }
 
-#[test]
 fn hello_3_gives_resp3_replies_while_resp2_clients_share_the_nodes() {
     let s = stack("replica", "");
     let mut c3 = s.proxy.client();
@@ -441,7 +432,6 @@ fn hello_3_gives_resp3_replies_while_resp2_clients_share_the_nodes() {
     );
 }
 
-#[test]
 fn malformed_request_closes_only_that_client() {
     let s = stack("master", "");
     let mut good = s.proxy.client();
@@ -468,7 +458,6 @@ fn malformed_request_closes_only_that_client() {
     assert_eq!(inline.read(), Resp::Bulk(b"a b".to_vec()));
 }
 
-#[test]
 fn denied_commands_get_a_clear_error_unless_allowed() {
     let master = Redis::start();
     let proxy = Sluice::start(&standalone_config(&master, &[], "master", ""));
@@ -510,7 +499,6 @@ fn denied_commands_get_a_clear_error_unless_allowed() {
     );
 }
 
-#[test]
 fn killed_replica_leaves_the_read_pool_without_client_errors_and_rejoins() {
     let mut s = stack("replica", "");
     let mut c = s.proxy.client();
@@ -562,7 +550,6 @@ fn killed_replica_leaves_the_read_pool_without_client_errors_and_rejoins() {
     );
 }
 
-#[test]
 fn admin_endpoints_report_health_topology_and_metrics() {
     let s = stack("replica", "");
     let mut c = s.proxy.client();
@@ -613,7 +600,6 @@ fn admin_endpoints_report_health_topology_and_metrics() {
     assert_eq!(s.proxy.http_get("/nope").0, 404);
 }
 
-#[test]
 fn ready_is_503_without_a_reachable_master() {
     let mut master = Redis::start();
     let proxy = Sluice::start(&standalone_config(&master, &[], "master", ""));
@@ -631,7 +617,6 @@ fn ready_is_503_without_a_reachable_master() {
     }
 }
 
-#[test]
 fn a_lagging_replica_leaves_the_read_pool_and_returns_when_caught_up() {
     let master = Redis::start();
     let relay = common::Relay::start(&master.addr());
@@ -675,7 +660,6 @@ fn a_lagging_replica_leaves_the_read_pool_and_returns_when_caught_up() {
     wait_read_pool(&proxy, 2);
 }
 
-#[test]
 fn read_policies_when_no_replica_is_healthy() {
     let master = Redis::start();
     let mut replica = Redis::replica_of(&master);
@@ -712,7 +696,6 @@ fn read_policies_when_no_replica_is_healthy() {
     assert_eq!(master.calls("get"), before + 1);
 }
 
-#[test]
 fn a_stuck_node_times_out_with_a_clear_error() {
     let master = Redis::start_with(&["--enable-debug-command", "yes"]);
     let proxy = Sluice::start(&standalone_config(
@@ -739,7 +722,6 @@ fn a_stuck_node_times_out_with_a_clear_error() {
     });
 }
 
-#[test]
 fn scripts_go_to_the_master_and_read_only_scripts_to_replicas() {
     let s = stack("replica", "");
     let mut c = s.proxy.client();
@@ -789,7 +771,6 @@ fn scripts_go_to_the_master_and_read_only_scripts_to_replicas() {
     assert_eq!(s.master.calls("eval"), 1);
 }
 
-#[test]
 fn client_name_and_id_are_per_connection() {
     let s = stack("master", "");
     let mut a = s.proxy.client();
@@ -844,7 +825,6 @@ fn client_name_and_id_are_per_connection() {
     assert!(a.is_closed());
 }
 
-#[test]
 fn allowed_connection_state_commands_get_a_tunnel_of_their_own() {
     let master = Redis::start();
     let cfg = standalone_config(
@@ -898,7 +878,6 @@ fn allowed_connection_state_commands_get_a_tunnel_of_their_own() {
     }
 }
 
-#[test]
 fn replicas_keep_serving_reads_while_the_master_is_down() {
     let mut master = Redis::start();
     let replica = Redis::replica_of(&master);
@@ -934,7 +913,6 @@ fn replicas_keep_serving_reads_while_the_master_is_down() {
     }
 }
 
-#[test]
 fn sigterm_stops_the_proxy_cleanly() {
     let master = Redis::start();
     let mut proxy = Sluice::start(&standalone_config(&master, &[], "master", ""));
@@ -948,7 +926,6 @@ fn sigterm_stops_the_proxy_cleanly() {
 /// A RESP2 client through the proxy (whose node connections speak RESP3) must get the very
 /// bytes Redis sends a RESP2 client directly, including for commands whose reply shape
 /// differs between the protocols.
-#[test]
 fn resp2_replies_are_byte_identical_to_redis() {
     let master = Redis::start();
     let proxy = Sluice::start(&standalone_config(&master, &[], "master", ""));
@@ -1057,7 +1034,6 @@ fn resp2_replies_are_byte_identical_to_redis() {
     }
 }
 
-#[test]
 fn reads_refused_with_loading_are_retried_on_another_node() {
     let master = Redis::start();
     let replica = Redis::replica_of(&master);
@@ -1091,7 +1067,6 @@ fn reads_refused_with_loading_are_retried_on_another_node() {
     assert!(retries >= 10.0, "expected retries, metrics say {retries}");
 }
 
-#[test]
 fn read_your_writes_never_returns_an_older_value_while_a_replica_lags() {
     let master = Redis::start();
     let relay = common::Relay::start(&master.addr());
@@ -1152,4 +1127,35 @@ fn read_your_writes_never_returns_an_older_value_while_a_replica_lags() {
         "reads of a non-writer were not spread"
     );
     relay.pause(false);
+}
+
+on_both_backends! {
+    both: [],
+    redis_only: [
+        get_set_round_trip,
+        reads_go_to_replicas_and_never_to_the_master,
+        ten_thousand_pipelined_requests_come_back_in_order,
+        multi_exec_and_watch_abort,
+        subscribe_and_publish_through_the_proxy,
+        blpop_is_released_by_lpush_while_others_are_served,
+        select_isolates_databases_under_multiplexing,
+        auth_is_required_and_enforced,
+        hello_3_gives_resp3_replies_while_resp2_clients_share_the_nodes,
+        malformed_request_closes_only_that_client,
+        denied_commands_get_a_clear_error_unless_allowed,
+        killed_replica_leaves_the_read_pool_without_client_errors_and_rejoins,
+        admin_endpoints_report_health_topology_and_metrics,
+        ready_is_503_without_a_reachable_master,
+        a_lagging_replica_leaves_the_read_pool_and_returns_when_caught_up,
+        read_policies_when_no_replica_is_healthy,
+        a_stuck_node_times_out_with_a_clear_error,
+        scripts_go_to_the_master_and_read_only_scripts_to_replicas,
+        client_name_and_id_are_per_connection,
+        allowed_connection_state_commands_get_a_tunnel_of_their_own,
+        replicas_keep_serving_reads_while_the_master_is_down,
+        sigterm_stops_the_proxy_cleanly,
+        resp2_replies_are_byte_identical_to_redis,
+        reads_refused_with_loading_are_retried_on_another_node,
+        read_your_writes_never_returns_an_older_value_while_a_replica_lags,
+    ],
 }

@@ -780,6 +780,7 @@ mod size_tests {
         .expect("config");
         let pool = crate::pool::Pool::start(
             cfg.pools[0].clone(),
+            &Default::default(),
             tokio_util::sync::CancellationToken::new(),
         )
         .expect("pool");

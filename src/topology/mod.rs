@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod health;
 pub mod sentinel;
+pub mod sentinel_hub;
 pub mod standalone;
 
 use std::sync::Arc;
@@ -35,6 +36,9 @@ pub enum Health {
     WrongRole(String),
     /// A replica further behind its master than `max_replica_lag` allows.
     Lagging(String),
+    /// A replica coming back to the read pool (newly seen, relinked, resynced, or following a
+    /// new master) that has not yet reached the offset its master had one probe round ago.
+    CatchingUp(String),
 }
 
 impl Health {
@@ -87,30 +91,17 @@ impl Topology {
     /// readable: their data is as fresh as it can get until a master returns, and serving it
     /// beats failing every read (Redis's own `replica-serve-stale-data yes` default).
     pub fn new(version: u64, master: Option<NodeView>, replicas: Vec<NodeView>) -> Topology {
-        let mut readable: Vec<Arc<Node>> = replicas
-            .iter()
-            .filter(|r| r.health.is_healthy())
-            .map(|r| r.node.clone())
-            .collect();
-        let master_down = master
-            .as_ref()
-            .is_some_and(|m| matches!(m.health, Health::Down(_)));
-        if readable.is_empty() && master_down {
-            readable = replicas
-                .iter()
-                .filter(|r| r.health == Health::LinkDown)
-                .map(|r| r.node.clone())
-                .collect();
-        }
-        Topology {
+        let mut t = Topology {
             version,
             master,
             replicas,
-            readable,
+            readable: Vec::new(),
             source_stale: false,
             probed_at: None,
             cluster: None,
-        }
+        };
+        t.readable = t.read_pool();
+        t
     }
 
     /// A cluster pool's snapshot around its slot map.
@@ -133,6 +124,59 @@ impl Topology {
             source_stale: false,
             probed_at: None,
             cluster: Some(Arc::new(map)),
+        }
+    }
+
+    fn read_pool(&self) -> Vec<Arc<Node>> {
+        let readable: Vec<Arc<Node>> = self
+            .replicas
+            .iter()
+            .filter(|r| r.health.is_healthy())
+            .map(|r| r.node.clone())
+            .collect();
+        let master_down = self
+            .master
+            .as_ref()
+            .is_some_and(|m| matches!(m.health, Health::Down(_)));
+        if readable.is_empty() && master_down {
+            return self
+                .replicas
+                .iter()
+                .filter(|r| r.health == Health::LinkDown)
+                .map(|r| r.node.clone())
+                .collect();
+        }
+        readable
+    }
+
+    /// Keeps a replica that was not in `previous`'s read pool out of this one until its offset
+    /// has reached the master's offset of this same round. "In sync" from `INFO` only says the
+    /// link is up: a replica that just relinked, finished a resync or was pointed at a new
+    /// master by a failover still has a backlog to apply, and reads sent to it meanwhile return
+    /// values older than writes the master acknowledged long ago (measured here: bursts of
+    /// stale reads in the second after a `SENTINEL FAILOVER`, up to 11 % of all reads with the
+    /// CPU overloaded, while the other replica attached to the new master and caught up). The
+    /// watchers send the master's probe first, so a replica that keeps up passes; one that is
+    /// still behind waits for a later round.
+    fn hold_back_rejoining(&mut self, previous: &Topology) {
+        let Some(bar) = self.master.as_ref().and_then(|m| m.offset) else {
+            return;
+        };
+        let mut changed = false;
+        for r in &mut self.replicas {
+            let rejoining = !previous.readable.iter().any(|n| n.addr == r.node.addr);
+            if let (true, Health::Healthy, Some(offset)) = (rejoining, &r.health, r.offset) {
+                if offset < bar {
+                    r.health = Health::CatchingUp(format!(
+                        "offset {offset}, {} bytes short of the master's {bar}",
+                        bar - offset
+                    ));
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.readable = self.read_pool();
         }
     }
 
@@ -165,6 +209,12 @@ impl Topology {
         metrics: &PoolMetrics,
         pool: &str,
     ) {
+        let previous = topology.load();
+        // Offsets of different shards are not comparable (and CLUSTER SHARDS reports other
+        // nodes' offsets as last gossiped): cluster pools rely on `max_replica_lag` instead.
+        if next.cluster.is_none() {
+            next.hold_back_rejoining(&previous);
+        }
         metrics.replicas_known.set(next.replicas.len() as f64);
         metrics.replicas_healthy.set(next.readable.len() as f64);
         let master_up = next.master.as_ref().is_some_and(|m| m.health.is_healthy());
@@ -180,6 +230,12 @@ impl Topology {
             .chain(next.replicas.iter())
             .chain(other_masters.iter())
         {
+            let is_master = next.master.as_ref().map(|m| &m.node.addr) == Some(&view.node.addr)
+                || other_masters.iter().any(|m| m.node.addr == view.node.addr);
+            view.node
+                .metrics
+                .is_master
+                .set(if is_master { 1.0 } else { 0.0 });
             view.node
                 .metrics
                 .connections
@@ -189,7 +245,6 @@ impl Topology {
                 .dedicated
                 .set(view.node.dedicated.open() as f64);
         }
-        let previous = topology.load();
         next.version = previous.version;
         if !next.same_shape(&previous) {
             next.version += 1;
@@ -243,5 +298,70 @@ impl Topology {
             "source_reachable": !self.source_stale,
             "shards": self.cluster.as_ref().map(|c| c.to_json()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::NodeOptions;
+    use std::time::Duration;
+
+    fn node(addr: &str) -> Arc<Node> {
+        let opts = NodeOptions {
+            pool: "t".into(),
+            connections: 1,
+            max_dedicated: 1,
+            connect_timeout: Duration::from_millis(10),
+            request_timeout: Duration::from_millis(10),
+            username: None,
+            password: None,
+            readonly: false,
+        };
+        Node::new(addr, &opts)
+    }
+
+    fn view(node: &Arc<Node>, offset: u64) -> NodeView {
+        NodeView {
+            node: node.clone(),
+            health: Health::Healthy,
+            offset: Some(offset),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rejoining_replica_waits_until_it_reaches_the_master_offset() {
+        let (m, r1, r2) = (
+            node("127.0.0.1:1"),
+            node("127.0.0.1:2"),
+            node("127.0.0.1:3"),
+        );
+        // Round 1: r1 was already readable, r2 was not.
+        let mut before = Topology::new(1, Some(view(&m, 1000)), vec![view(&r1, 1000)]);
+        before.readable = vec![r1.clone()];
+        // Round 2: the master is at 1500; r1 is at 1200 (already in: stays), r2 at 1400
+        // (rejoining, short of the master's 1500: held back).
+        let mut next = Topology::new(
+            2,
+            Some(view(&m, 1500)),
+            vec![view(&r1, 1200), view(&r2, 1400)],
+        );
+        next.hold_back_rejoining(&before);
+        let addrs: Vec<&str> = next.readable.iter().map(|n| n.addr.as_str()).collect();
+        assert_eq!(addrs, ["127.0.0.1:2"]);
+        assert!(matches!(next.replicas[1].health, Health::CatchingUp(_)));
+        // Round 3: r2 has reached the master's offset: it joins.
+        let mut later = Topology::new(
+            3,
+            Some(view(&m, 1600)),
+            vec![view(&r1, 1550), view(&r2, 1600)],
+        );
+        later.hold_back_rejoining(&next);
+        assert_eq!(later.readable.len(), 2);
+        // The same with a new master (a failover).
+        let m2 = node("127.0.0.1:4");
+        let mut failed_over = Topology::new(4, Some(view(&m2, 2000)), vec![view(&r2, 1999)]);
+        failed_over.hold_back_rejoining(&Topology::new(3, None, vec![]));
+        assert!(failed_over.readable.is_empty());
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod node;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -27,6 +28,18 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 const BASE_ARGS: usize = 20;
 
 /// A port for redis-server below the ephemeral range (32768+), different on every call.
+/// A base port below 32768 such that `base..base + n` are all free right now (a later bind
+/// can still lose a race: callers retry).
+pub fn free_port_block(n: u16) -> u16 {
+    loop {
+        let base = candidate_port().min(32767 - n);
+        let free = (base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return base;
+        }
+    }
+}
+
 fn candidate_port() -> u16 {
     let seed = std::process::id() as u64 * 7919
         + SEQ.fetch_add(1, Ordering::Relaxed) * 104_729
@@ -42,7 +55,69 @@ fn candidate_port() -> u16 {
     20000 + (x % 12000) as u16
 }
 
-/// A redis-server process.
+/// Which server `Redis::start*` runs: a real redis-server, or our own `sluice node`. The
+/// proxy's tests run against both with the same assertions (see `on_both_backends!`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `redis-server` from the system.
+    Redis,
+    /// `sluice node` from this build.
+    Node,
+}
+
+thread_local! {
+    // Each test runs on its own thread, so a test's backend is simply this thread's.
+    static BACKEND: std::cell::Cell<Backend> = const { std::cell::Cell::new(Backend::Redis) };
+}
+
+impl Backend {
+    /// Runs `test` with every server it starts being of this kind.
+    pub fn run(self, test: fn()) {
+        BACKEND.with(|b| b.set(self));
+        test();
+    }
+
+    /// The backend of the running test.
+    pub fn current() -> Backend {
+        BACKEND.with(|b| b.get())
+    }
+}
+
+/// Declares each listed test (a plain `fn()` in the file) twice: `on_redis::name` against
+/// redis-server and `on_node::name` against `sluice node`. Tests listed after `redis_only:`
+/// get only the redis-server variant (each with the reason where it is declared).
+#[macro_export]
+macro_rules! on_both_backends {
+    (both: [$($both:ident),* $(,)?], redis_only: [$($only:ident),* $(,)?] $(,)?) => {
+        mod on_redis {
+            $(#[test] fn $both() { $crate::common::Backend::Redis.run(super::$both) })*
+            $(#[test] fn $only() { $crate::common::Backend::Redis.run(super::$only) })*
+        }
+        mod on_node {
+            $(#[test] fn $both() { $crate::common::Backend::Node.run(super::$both) })*
+        }
+    };
+}
+
+/// True when the redis-server answering on `port` is process `pid`.
+fn serves_pid(port: u16, pid: u32) -> bool {
+    let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+    if c.write_all(b"INFO server\r\n").is_err() {
+        return false;
+    }
+    let mut rd = BufReader::new(c);
+    match parse(&mut rd) {
+        Ok(Resp::Bulk(info)) => String::from_utf8_lossy(&info)
+            .lines()
+            .any(|l| l.trim_end() == format!("process_id:{pid}")),
+        _ => false,
+    }
+}
+
+/// A redis-server (or, under `Backend::Node`, a `sluice node`) process.
 pub struct Redis {
     child: Child,
     pub port: u16,
@@ -72,6 +147,9 @@ impl Redis {
     }
 
     fn try_start(port: u16, extra: &[&str]) -> Option<Redis> {
+        if Backend::current() == Backend::Node {
+            return Redis::try_start_node(port, extra);
+        }
         let mut args: Vec<String> = vec![
             "--port".into(),
             port.to_string(),
@@ -108,18 +186,74 @@ impl Redis {
             if let Ok(Some(_)) = child.try_wait() {
                 return None; // exited: most likely the port was taken
             }
-            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) {
-                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-                if c.write_all(b"PING\r\n").is_ok() {
-                    let mut buf = [0u8; 64];
-                    if let Ok(n) = c.read(&mut buf) {
-                        if buf[..n].starts_with(b"+PONG") {
-                            return Some(Redis { child, port, args });
-                        }
-                    }
-                }
+            // The server answering must be this child: when the port was taken by another
+            // test's server, our child exits, but that other server answers PING meanwhile.
+            if serves_pid(port, child.id()) {
+                return Some(Redis { child, port, args });
             }
             std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// `sluice node` on `port` with redis-server's `extra` arguments translated: the ones
+    /// a node has are passed on, tuning that only matters to redis-server is dropped, and
+    /// anything else fails the test (so a test cannot silently lose a setting it relies on).
+    fn try_start_node(port: u16, extra: &[&str]) -> Option<Redis> {
+        let mut args: Vec<String> = vec![
+            "node".into(),
+            "--port".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            std::env::temp_dir().to_string_lossy().into_owned(),
+        ];
+        // Keep `args[BASE_ARGS..]` the extras, as for redis-server (`restart` relies on it).
+        args.resize(BASE_ARGS, String::new());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut node_args: Vec<String> = args[..7].to_vec();
+        let mut it = extra.iter();
+        while let Some(flag) = it.next() {
+            match *flag {
+                "--replicaof" => {
+                    node_args.push("--replicaof".into());
+                    node_args.extend(it.by_ref().take(2).map(|s| s.to_string()));
+                }
+                "--requirepass" => {
+                    node_args.push("--requirepass".into());
+                    node_args.extend(it.next().map(|s| s.to_string()));
+                }
+                // redis-server only: the node has DEBUG always on.
+                "--enable-debug-command" => {
+                    it.next();
+                }
+                other => panic!("sluice node has no equivalent of redis-server {other}"),
+            }
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(&node_args)
+            .env(
+                "SLUICE_LOG",
+                std::env::var("SLUICE_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sluice node");
+        // The node prints its address only once it has bound the port itself, so unlike a
+        // PING this cannot be answered by another test's server on a taken port.
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let listening = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.starts_with("sluice: node listening on "));
+        if listening {
+            std::thread::spawn(move || for _ in lines {});
+            return Some(Redis { child, port, args });
         }
         let _ = child.kill();
         let _ = child.wait();
@@ -735,8 +869,13 @@ pub struct Sentinel {
 }
 
 impl Sentinel {
-    /// Starts a sentinel on a free port below 32768 (retrying if taken).
+    /// Starts a sentinel on a free port below 32768 (retrying if taken), with quorum 1.
     pub fn start(master: &Redis, name: &str) -> Sentinel {
+        Sentinel::start_quorum(master, name, 1)
+    }
+
+    /// Starts a sentinel that needs `quorum` sentinels to agree the master is down.
+    pub fn start_quorum(master: &Redis, name: &str, quorum: u32) -> Sentinel {
         for _ in 0..20 {
             let port = candidate_port();
             let dir = tempfile::tempdir().expect("tempdir");
@@ -745,7 +884,7 @@ impl Sentinel {
                 &conf,
                 format!(
                     "port {port}\nbind 127.0.0.1\ndaemonize no\nlogfile \"\"\ndir {}\n\
-                     sentinel monitor {name} 127.0.0.1 {} 1\n\
+                     sentinel monitor {name} 127.0.0.1 {} {quorum}\n\
                      sentinel down-after-milliseconds {name} 1000\n\
                      sentinel failover-timeout {name} 5000\n",
                     dir.path().display(),
@@ -764,18 +903,12 @@ impl Sentinel {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) {
-                    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-                    if c.write_all(b"PING\r\n").is_ok() {
-                        let mut buf = [0u8; 16];
-                        if matches!(c.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG")) {
-                            return Sentinel {
-                                child,
-                                port,
-                                _dir: dir,
-                            };
-                        }
-                    }
+                if serves_pid(port, child.id()) {
+                    return Sentinel {
+                        child,
+                        port,
+                        _dir: dir,
+                    };
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }

@@ -1,0 +1,219 @@
+//! [`Ctx`]: what a command handler works with — the keyspace under the lock, the client's
+//! session, expiry-aware typed lookups, propagation and key signalling.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::node::args::wrongtype;
+use crate::node::client::ClientState;
+use crate::node::db::Db;
+use crate::node::reply::{Block, Reply};
+use crate::node::server::Shared;
+use crate::node::store::Store;
+use crate::node::value::{Kind, Value};
+use crate::resp::Protocol;
+
+/// How the current command is propagated to replicas and the AOF.
+#[derive(Debug, Default)]
+enum Propagation {
+    /// As received, if it changed anything (`dirty > 0`).
+    #[default]
+    Verbatim,
+    /// As these commands instead (each an argument list), whatever `dirty` says.
+    Rewritten(Vec<Vec<Bytes>>),
+}
+
+/// A command's view of the node while it runs (the store lock is held throughout).
+pub struct Ctx<'a> {
+    /// The keyspace and everything that changes with it.
+    pub store: &'a mut Store,
+    /// The calling client's session.
+    pub client: &'a mut ClientState,
+    /// Process-wide state outside the lock (configuration, counters).
+    pub shared: &'a Shared,
+    may_block: bool,
+    dirty: u64,
+    propagation: Propagation,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for one or more commands of `client`. `may_block` is false inside
+    /// MULTI/EXEC and for replicated/AOF commands, where blocking commands must not wait.
+    pub fn new(
+        store: &'a mut Store,
+        client: &'a mut ClientState,
+        shared: &'a Shared,
+        may_block: bool,
+    ) -> Ctx<'a> {
+        Ctx {
+            store,
+            client,
+            shared,
+            may_block,
+            dirty: 0,
+            propagation: Propagation::Verbatim,
+        }
+    }
+
+    // ---- Session ----
+
+    /// The selected database's index.
+    pub fn db_index(&self) -> usize {
+        self.client.db
+    }
+    /// The client's protocol (RESP2 unless HELLO 3).
+    pub fn proto(&self) -> Protocol {
+        self.client.proto
+    }
+    /// The time commands see, in unix ms (fixed for the whole batch).
+    pub fn now_ms(&self) -> i64 {
+        self.store.now_ms
+    }
+    /// The selected database, raw: no expiry check, no type check. Prefer the lookups below.
+    pub fn db(&mut self) -> &mut Db {
+        self.store.db_mut(self.client.db)
+    }
+
+    // ---- Expiry-aware lookups ----
+
+    /// Applies lazy expiry to `key`; true if it is (now) logically absent because it expired.
+    fn expire(&mut self, key: &[u8]) -> bool {
+        self.store
+            .expire_if_needed(self.client.db, key, self.client.from_master)
+    }
+    /// True if `key` exists (after lazy expiry).
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        !self.expire(key) && self.db().contains(key)
+    }
+    /// The value of `key`, any type.
+    pub fn lookup(&mut self, key: &[u8]) -> Option<&Value> {
+        if self.expire(key) {
+            return None;
+        }
+        self.store.db(self.client.db).get(key)
+    }
+    /// The value of `key`, any type, mutably. Call [`Ctx::modified`] after changing it.
+    pub fn lookup_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        if self.expire(key) {
+            return None;
+        }
+        self.db().get_mut(key)
+    }
+    /// `key` as type `T`: `Ok(None)` if missing, `Err(WRONGTYPE)` if of another type.
+    pub fn read<T: Kind>(&mut self, key: &[u8]) -> Result<Option<&T>, Reply> {
+        match self.lookup(key) {
+            None => Ok(None),
+            Some(v) => T::of(v).map(Some).ok_or_else(wrongtype),
+        }
+    }
+    /// `key` as type `T`, mutably (see [`Ctx::read`]). After removing elements, call
+    /// [`Ctx::delete_if_empty`]; after any change, [`Ctx::modified`].
+    pub fn write<T: Kind>(&mut self, key: &[u8]) -> Result<Option<&mut T>, Reply> {
+        match self.lookup_mut(key) {
+            None => Ok(None),
+            Some(v) => T::of_mut(v).map(Some).ok_or_else(wrongtype),
+        }
+    }
+    /// `key` as type `T`, created empty if missing (LPUSH, SADD, HSET, ZADD). The caller must
+    /// add at least one element, or call [`Ctx::delete_if_empty`], since Redis never keeps an
+    /// empty aggregate.
+    pub fn get_or_create<T: Kind>(&mut self, key: &[u8]) -> Result<&mut T, Reply> {
+        self.expire(key);
+        let db = self.store.db_mut(self.client.db);
+        if !db.contains(key) {
+            db.insert(Bytes::copy_from_slice(key), T::empty(), false);
+        }
+        db.get_mut(key).and_then(T::of_mut).ok_or_else(wrongtype)
+    }
+    /// Deletes `key` if it holds an empty `T` (after LPOP/SREM/HDEL/ZREM took the last
+    /// element). Returns true if it deleted. Signals nothing: the caller already called
+    /// [`Ctx::modified`] for the change that emptied it.
+    pub fn delete_if_empty<T: Kind>(&mut self, key: &[u8]) -> bool {
+        let db = self.db();
+        let empty = db.get(key).and_then(T::of).is_some_and(Kind::is_empty);
+        if empty {
+            db.remove(key);
+        }
+        empty
+    }
+    /// Deletes `key` (if it exists and has not expired); returns true if it did.
+    /// Call [`Ctx::modified`] when it returns true.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        !self.expire(key) && self.db().remove(key).is_some()
+    }
+    /// Stores `value` under `key`, replacing whatever was there; the TTL is cleared unless
+    /// `keep_ttl`. Call [`Ctx::modified`] afterwards.
+    pub fn set(&mut self, key: Bytes, value: Value, keep_ttl: bool) {
+        self.expire(&key);
+        self.db().insert(key, value, keep_ttl);
+    }
+    /// The unix ms expiry of `key` (`None` if it has none or does not exist).
+    pub fn expire_at(&mut self, key: &[u8]) -> Option<i64> {
+        if self.expire(key) {
+            return None;
+        }
+        self.db().expire_at(key)
+    }
+
+    // ---- Effects ----
+
+    /// Records that the command changed `key`: counts a change (so the command is
+    /// propagated), and wakes clients blocked on the key (and, in phase 2, invalidates
+    /// WATCHes). Call it once per key a write touched, deletions included.
+    pub fn modified(&mut self, key: &[u8]) {
+        self.dirty += 1;
+        self.signal_key(key);
+    }
+    /// Counts `n` changes without signalling (FLUSHDB counts the keys it removed).
+    pub fn dirty(&mut self, n: u64) {
+        self.dirty += n;
+    }
+    /// Wakes clients blocked on `key` in the current db (and phase 2: touches WATCHes).
+    /// Cheap when nobody is blocked.
+    pub fn signal_key(&mut self, key: &[u8]) {
+        self.store.waiters.signal(self.client.db, key);
+    }
+    /// Propagates `args` instead of the command as received. Call it once per command to
+    /// emit (SPOP → SREM, INCRBYFLOAT → SET ... KEEPTTL, EXPIRE → PEXPIREAT, BLPOP → LPOP);
+    /// a rewritten command is propagated even if nothing was counted as dirty.
+    pub fn propagate_as(&mut self, args: Vec<Bytes>) {
+        match &mut self.propagation {
+            Propagation::Rewritten(list) => list.push(args),
+            p => *p = Propagation::Rewritten(vec![args]),
+        }
+    }
+
+    /// A blocking command's "nothing yet": blocks the client on `keys` (of the current db)
+    /// for `timeout` (`None` = forever), answering `on_timeout` if it expires. Inside
+    /// MULTI/EXEC, or for commands from a master/AOF, returns `on_timeout` at once, as Redis
+    /// does.
+    pub fn block(&self, keys: Vec<Bytes>, timeout: Option<Duration>, on_timeout: Reply) -> Reply {
+        if self.may_block {
+            Reply::Block(Box::new(Block {
+                keys,
+                timeout,
+                on_timeout,
+            }))
+        } else {
+            on_timeout
+        }
+    }
+
+    /// Ends one command: counts its changes and puts it on the write feed. `raw` is the
+    /// command as received and `db` the database it ran in.
+    pub(crate) fn finish(&mut self, db: usize, raw: &[u8]) {
+        self.store.dirty += self.dirty;
+        match std::mem::take(&mut self.propagation) {
+            Propagation::Verbatim if self.dirty > 0 => self.store.feed.push_raw(db, raw),
+            Propagation::Verbatim => {}
+            Propagation::Rewritten(cmds) => {
+                for c in cmds {
+                    let parts: Vec<&[u8]> = c.iter().map(|b| &b[..]).collect();
+                    self.store.feed.push(db, &parts);
+                }
+            }
+        }
+        self.dirty = 0;
+    }
+}

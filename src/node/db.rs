@@ -1,0 +1,120 @@
+//! One database: keys, values and expiry times. Raw access only; expiry-aware, typed access
+//! goes through [`super::cmd::Ctx`], which knows the time and whether this node may delete.
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+
+use super::value::Value;
+
+/// The databases a node has (SELECT 0..15), as Redis's default `databases 16`.
+pub const DATABASES: usize = 16;
+
+/// One database. Both maps are `IndexMap`s: position access lets RANDOMKEY and active expiry
+/// sample in O(1), and SCAN walk by position (see [`Db::key_at`]).
+#[derive(Debug, Default)]
+pub struct Db {
+    keys: IndexMap<Bytes, Value>,
+    /// Unix time in ms at which each volatile key expires. Holds only existing keys.
+    expires: IndexMap<Bytes, i64>,
+}
+
+impl Db {
+    /// Number of keys (expired-but-not-yet-deleted ones included, as DBSIZE counts them).
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+    /// True with no keys.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+    /// Number of keys with an expiry (INFO keyspace `expires=`).
+    pub fn volatile_len(&self) -> usize {
+        self.expires.len()
+    }
+    /// The value of `key`, ignoring expiry.
+    pub fn get(&self, key: &[u8]) -> Option<&Value> {
+        self.keys.get(key)
+    }
+    /// The value of `key`, mutably, ignoring expiry.
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        self.keys.get_mut(key)
+    }
+    /// True if the key exists (ignoring expiry).
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.keys.contains_key(key)
+    }
+    /// Stores `value` under `key`. The expiry is dropped unless `keep_ttl` (SET clears a TTL,
+    /// SET KEEPTTL keeps it). Returns the value that was there.
+    pub fn insert(&mut self, key: Bytes, value: Value, keep_ttl: bool) -> Option<Value> {
+        if !keep_ttl {
+            self.expires.swap_remove(&key[..]);
+        }
+        self.keys.insert(key, value)
+    }
+    /// Deletes `key` and its expiry; returns the value.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
+        let v = self.keys.swap_remove(key)?;
+        self.expires.swap_remove(key);
+        Some(v)
+    }
+    /// The expiry time of `key` (unix ms), if it has one.
+    pub fn expire_at(&self, key: &[u8]) -> Option<i64> {
+        self.expires.get(key).copied()
+    }
+    /// Sets `key`'s expiry time (the key must exist; returns false otherwise).
+    pub fn set_expire(&mut self, key: &[u8], at_ms: i64) -> bool {
+        match self.keys.get_key_value(key) {
+            Some((k, _)) => {
+                let k = k.clone();
+                self.expires.insert(k, at_ms);
+                true
+            }
+            None => false,
+        }
+    }
+    /// Removes `key`'s expiry; returns true if it had one.
+    pub fn persist(&mut self, key: &[u8]) -> bool {
+        self.expires.swap_remove(key).is_some()
+    }
+    /// The key at position `i` (RANDOMKEY, SCAN). Positions are dense (0..len) but not
+    /// stable: deleting a key moves the last key into its slot.
+    pub fn key_at(&self, i: usize) -> Option<(&Bytes, &Value)> {
+        self.keys.get_index(i)
+    }
+    /// The volatile key at position `i` of the expiry index, with its expiry (sampling).
+    pub fn volatile_at(&self, i: usize) -> Option<(&Bytes, i64)> {
+        self.expires.get_index(i).map(|(k, &t)| (k, t))
+    }
+    /// All keys with their values, in position order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Value)> {
+        self.keys.iter()
+    }
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.expires.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_drops_ttl_unless_kept() {
+        let mut db = Db::default();
+        let k = Bytes::from_static(b"k");
+        db.insert(k.clone(), Value::Str(Bytes::from_static(b"v")), false);
+        assert!(db.set_expire(b"k", 10));
+        assert!(!db.set_expire(b"other", 10));
+        db.insert(k.clone(), Value::Str(Bytes::new()), true);
+        assert_eq!(db.expire_at(b"k"), Some(10));
+        db.insert(k.clone(), Value::Str(Bytes::new()), false);
+        assert_eq!(db.expire_at(b"k"), None);
+        assert!(db.set_expire(b"k", 10));
+        assert_eq!(db.volatile_len(), 1);
+        assert!(db.remove(b"k").is_some());
+        assert_eq!(db.volatile_len(), 0);
+        assert!(db.is_empty());
+    }
+}

@@ -1,0 +1,63 @@
+//! Node mode: a Redis-compatible data server (`sluice node`), so the proxy's backends can be
+//! run from the same binary.
+//!
+//! # Architecture
+//!
+//! ```text
+//! accept (server.rs) ─► one task per client (conn.rs)
+//!   read all the socket has ─► decode every complete request (crate::resp, the proxy's codec)
+//!   ─► lock the Store once ─► cmd::execute each request (cmd/) ─► encode each Reply (reply.rs)
+//!   ─► unlock ─► write all replies with one flush
+//! ```
+//!
+//! * **One lock, held per batch.** All data lives in one [`store::Store`] behind a
+//!   `std::sync::Mutex`, taken once per batch of pipelined requests and never across an
+//!   `.await`. Commands therefore run atomically, one after the other, exactly as in
+//!   single-threaded Redis, and MULTI/EXEC and blocking commands need no extra locking.
+//! * **Keyspace.** [`store::Store`] holds 16 [`db::Db`]s (key → [`value::Value`], key →
+//!   expiry in unix ms), the clock commands see, the write feed ([`feed::Feed`], consumed by
+//!   replication and the AOF) and the clients blocked on keys ([`blocking::Waiters`]).
+//!   Expiry is lazy on access (typed lookups in [`cmd::Ctx`]) plus a Redis-style active
+//!   sampling task every 100 ms; replicas hide expired keys but only delete them on the
+//!   master's DEL.
+//! * **Commands.** Each family is a file in `cmd/` exporting a static slice of
+//!   [`cmd::Command`] (name, handler, arity, flags, key positions); `cmd/mod.rs` documents
+//!   the contract (typed lookups, empty-container deletion, propagation, blocking).
+//! * **Replies** are values ([`reply::Reply`]) encoded for the client's protocol (RESP2 or
+//!   RESP3) at the end, so handlers never care which protocol a client speaks.
+
+pub mod args;
+pub mod blocking;
+pub mod client;
+pub mod cmd;
+pub mod conn;
+pub mod db;
+pub mod feed;
+pub mod reply;
+pub mod server;
+pub mod store;
+pub mod value;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use server::{run, NodeConfig, Shared};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `--dir` is not a directory.
+    #[error("--dir {0}: not a directory")]
+    Dir(PathBuf),
+    /// An option this build does not implement yet.
+    #[error("{0} is not implemented yet")]
+    Unsupported(&'static str),
+}

@@ -1,0 +1,143 @@
+//! The node's listener, shared state and background tasks.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::conn;
+use super::store::Store;
+use super::NodeError;
+
+/// How a node is configured (`sluice node ...`).
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Master to replicate from (`--replicaof HOST PORT`).
+    pub replicaof: Option<(String, u16)>,
+    /// Password clients must AUTH with.
+    pub requirepass: Option<String>,
+    /// Append-only persistence.
+    pub appendonly: bool,
+    /// Working directory for the AOF.
+    pub dir: PathBuf,
+}
+
+/// State shared by every connection and background task.
+#[derive(Debug)]
+pub struct Shared {
+    /// The keyspace, behind the node's one lock (see `store.rs`).
+    store: Mutex<Store>,
+    /// The configuration the node started with.
+    pub config: NodeConfig,
+    next_client_id: AtomicU64,
+    /// When the node started (INFO uptime).
+    pub started: Instant,
+    /// Where the node listens (the resolved port, for INFO and replication).
+    pub bound: SocketAddr,
+    /// Cancelled when the node shuts down (SHUTDOWN, signal).
+    pub shutdown: CancellationToken,
+}
+
+impl Shared {
+    /// State for a node with `config`, listening on `bound`.
+    pub fn new(config: NodeConfig, bound: SocketAddr) -> Shared {
+        Shared {
+            store: Mutex::new(Store::new()),
+            config,
+            next_client_id: AtomicU64::new(1),
+            started: Instant::now(),
+            bound,
+            shutdown: CancellationToken::new(),
+        }
+    }
+    /// Locks the store. A panic while holding the lock poisons it; the keyspace is still
+    /// structurally valid (every mutation is a single container operation), so we carry on
+    /// rather than take the whole node down.
+    pub fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// A new client id.
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Runs a node: binds, tells `on_bound` the address, serves until `shutdown` completes (or a
+/// SHUTDOWN command).
+pub async fn run(
+    config: NodeConfig,
+    shutdown: impl Future<Output = ()>,
+    on_bound: impl FnOnce(SocketAddr),
+) -> Result<(), NodeError> {
+    if config.replicaof.is_some() {
+        return Err(NodeError::Unsupported("--replicaof (replication)"));
+    }
+    if config.appendonly {
+        return Err(NodeError::Unsupported("--appendonly yes (persistence)"));
+    }
+    if !config.dir.is_dir() {
+        return Err(NodeError::Dir(config.dir.clone()));
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| NodeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(config.listen);
+    let shared = Arc::new(Shared::new(config, bound));
+    on_bound(bound);
+    let token = shared.shutdown.clone();
+    tokio::spawn(active_expiry(shared.clone()));
+    tokio::spawn(accept_loop(listener, shared.clone()));
+    tokio::select! {
+        _ = shutdown => {}
+        _ = token.cancelled() => {}
+    }
+    token.cancel();
+    Ok(())
+}
+
+/// Accepts clients until shutdown; each gets its own task.
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                backoff = Duration::from_millis(5);
+                tokio::spawn(conn::serve(shared.clone(), stream));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Redis's active expiry: ten times a second, delete a sample of expired keys.
+async fn active_expiry(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                shared.lock().active_expire_cycle();
+            }
+        }
+    }
+}

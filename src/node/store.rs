@@ -1,0 +1,223 @@
+//! Everything behind the node's one lock: the databases, the clock commands see, the write
+//! feed, blocked clients, and expiry.
+//!
+//! One `std::sync::Mutex<Store>` is taken once per batch of pipelined requests and never held
+//! across an `.await`. Redis is single-threaded for the same reason: every command sees a
+//! consistent keyspace and runs to completion without any finer locking.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::blocking::Waiters;
+use super::db::{Db, DATABASES};
+use super::feed::Feed;
+
+/// Keys sampled per round of active expiry (Redis's `ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`).
+const SAMPLE: usize = 20;
+/// Another round follows while more than this share of a sample had expired.
+const REPEAT_PERCENT: usize = 25;
+/// Longest one active expiry cycle may hold the lock, in µs (Redis: 25% of a 100 ms tick).
+const CYCLE_BUDGET_US: u128 = 25_000;
+
+/// The whole keyspace and the state that must change atomically with it.
+#[derive(Debug)]
+pub struct Store {
+    dbs: Vec<Db>,
+    /// Unix time in ms that commands of the current batch see (Redis caches the time per
+    /// command the same way, so a command never sees a key expire halfway through).
+    pub now_ms: i64,
+    /// True on a replica: expired keys then read as missing but are deleted only by the
+    /// master's DELs, which keeps replicas identical to their master.
+    pub replica: bool,
+    /// Writes to propagate to replicas and the AOF.
+    pub feed: Feed,
+    /// Clients blocked on keys.
+    pub waiters: Waiters,
+    /// Changes since start (Redis's `server.dirty`, for INFO).
+    pub dirty: u64,
+    /// Keys deleted because they expired (INFO stats `expired_keys`).
+    pub expired_keys: u64,
+    rng: u64,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
+impl Store {
+    /// An empty keyspace of [`DATABASES`] databases.
+    pub fn new() -> Store {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9E37_79B9);
+        Store {
+            dbs: (0..DATABASES).map(|_| Db::default()).collect(),
+            now_ms: unix_ms(),
+            replica: false,
+            feed: Feed::default(),
+            waiters: Waiters::default(),
+            dirty: 0,
+            expired_keys: 0,
+            rng: seed | 1,
+        }
+    }
+    /// Database `i` (callers check `i < DATABASES`; an invalid index gets db 0).
+    pub fn db(&self, i: usize) -> &Db {
+        &self.dbs[i.min(DATABASES - 1)]
+    }
+    /// Database `i`, mutably.
+    pub fn db_mut(&mut self, i: usize) -> &mut Db {
+        &mut self.dbs[i.min(DATABASES - 1)]
+    }
+    /// All databases.
+    pub fn dbs(&self) -> &[Db] {
+        &self.dbs
+    }
+    /// Refreshes the clock commands see; called once per batch.
+    pub fn tick(&mut self) {
+        self.now_ms = unix_ms();
+    }
+    /// A pseudo-random number (xorshift64*): good enough for sampling and random picks, and
+    /// cheap enough to call under the lock.
+    pub fn random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// True if `key` in `db` has an expiry time that has passed.
+    pub fn is_expired(&self, db: usize, key: &[u8]) -> bool {
+        self.db(db).expire_at(key).is_some_and(|t| t <= self.now_ms)
+    }
+
+    /// Lazy expiry: true if `key` must be treated as missing. On a master an expired key is
+    /// deleted here and a `DEL` goes to the feed; on a replica it is only hidden. Commands
+    /// arriving from our master (`from_master`) see the key until the master deletes it.
+    pub fn expire_if_needed(&mut self, db: usize, key: &[u8], from_master: bool) -> bool {
+        if !self.is_expired(db, key) || from_master {
+            return false;
+        }
+        if !self.replica {
+            self.delete_expired(db, key);
+        }
+        true
+    }
+
+    /// Deletes an expired key and propagates the deletion.
+    fn delete_expired(&mut self, db: usize, key: &[u8]) {
+        if self.db_mut(db).remove(key).is_some() {
+            self.expired_keys += 1;
+            self.feed.push(db, &[b"DEL", key]);
+            self.waiters.signal(db, key);
+        }
+    }
+
+    /// One active expiry cycle, Redis style: per database, sample [`SAMPLE`] keys that have a
+    /// TTL, delete the expired ones, and go again while more than [`REPEAT_PERCENT`]% of the
+    /// sample had expired, within a time budget. Does nothing on a replica. Returns the
+    /// number of keys deleted.
+    pub fn active_expire_cycle(&mut self) -> usize {
+        if self.replica {
+            return 0;
+        }
+        self.tick();
+        let started = Instant::now();
+        let mut deleted = 0;
+        for db in 0..DATABASES {
+            loop {
+                let volatile = self.db(db).volatile_len();
+                if volatile == 0 {
+                    break;
+                }
+                let mut expired: Vec<Bytes> = Vec::new();
+                let n = volatile.min(SAMPLE);
+                for _ in 0..n {
+                    let i = (self.random() % volatile as u64) as usize;
+                    if let Some((k, t)) = self.db(db).volatile_at(i) {
+                        if t <= self.now_ms && !expired.contains(k) {
+                            expired.push(k.clone());
+                        }
+                    }
+                }
+                for k in &expired {
+                    self.delete_expired(db, k);
+                }
+                deleted += expired.len();
+                if expired.len() * 100 <= n * REPEAT_PERCENT
+                    || started.elapsed().as_micros() > CYCLE_BUDGET_US
+                {
+                    break;
+                }
+            }
+        }
+        deleted
+    }
+}
+
+/// The current unix time in milliseconds.
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::value::Value;
+
+    /// Stores `key`, expiring `ttl` ms from the store's clock (negative: already expired).
+    fn put(s: &mut Store, key: &str, ttl: Option<i64>) {
+        let k = Bytes::copy_from_slice(key.as_bytes());
+        s.db_mut(0).insert(k, Value::Str(Bytes::new()), false);
+        if let Some(t) = ttl {
+            let at = s.now_ms + t;
+            s.db_mut(0).set_expire(key.as_bytes(), at);
+        }
+    }
+
+    #[test]
+    fn lazy_expiry_deletes_on_master_and_hides_on_replica() {
+        let mut s = Store::new();
+        s.feed.enabled = true;
+        put(&mut s, "gone", Some(-1));
+        put(&mut s, "kept", Some(100_000));
+        assert!(!s.expire_if_needed(0, b"kept", false));
+        assert!(!s.expire_if_needed(0, b"gone", true));
+        s.replica = true;
+        assert!(s.expire_if_needed(0, b"gone", false));
+        assert!(s.db(0).contains(b"gone"));
+        s.replica = false;
+        assert!(s.expire_if_needed(0, b"gone", false));
+        assert!(!s.db(0).contains(b"gone"));
+        assert_eq!(s.expired_keys, 1);
+        assert!(s
+            .feed
+            .take()
+            .ends_with(b"*2\r\n$3\r\nDEL\r\n$4\r\ngone\r\n"));
+    }
+
+    #[test]
+    fn active_expiry_removes_most_expired_keys() {
+        let mut s = Store::new();
+        for i in 0..1000 {
+            put(&mut s, &format!("k{i}"), Some(-1));
+        }
+        put(&mut s, "live", Some(100_000));
+        put(&mut s, "plain", None);
+        let mut total = 0;
+        for _ in 0..100 {
+            total += s.active_expire_cycle();
+        }
+        assert!(total >= 990, "only {total} expired");
+        assert!(s.db(0).contains(b"live") && s.db(0).contains(b"plain"));
+    }
+}
