@@ -608,6 +608,54 @@ mod tests {
         assert_eq!(shards[0].replicas.len(), 1);
     }
 
+    fn shard(addr: &str, ranges: Vec<(u16, u16)>) -> Shard {
+        let opts = NodeOptions {
+            pool: "t".into(),
+            connections: 1,
+            max_dedicated: 1,
+            connect_timeout: Duration::from_millis(10),
+            request_timeout: Duration::from_millis(10),
+            username: None,
+            password: None,
+            readonly: true,
+        };
+        Shard {
+            master: NodeView {
+                node: Node::new(addr, &opts),
+                health: Health::Healthy,
+                offset: None,
+            },
+            replicas: Vec::new(),
+            readable: Vec::new(),
+            ranges,
+        }
+    }
+
+    #[tokio::test]
+    async fn slot_map_orders_shards_and_applies_a_moved_slot() {
+        let map = SlotMap::new(vec![
+            shard("127.0.0.1:2", vec![(8192, 16383)]),
+            shard("127.0.0.1:1", vec![(0, 8191)]),
+        ]);
+        assert!(map.covers_all_slots());
+        assert_eq!(map.shards[0].master.node.addr, "127.0.0.1:1");
+        let owner = |m: &SlotMap, slot| m.shard(slot).map(|s| s.master.node.addr.clone());
+        assert_eq!(owner(&map, 100).as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(owner(&map, 9000).as_deref(), Some("127.0.0.1:2"));
+        let moved = map
+            .with_slot_moved(100, "127.0.0.1:2")
+            .expect("known master");
+        assert_eq!(owner(&moved, 100).as_deref(), Some("127.0.0.1:2"));
+        assert_eq!(owner(&moved, 101).as_deref(), Some("127.0.0.1:1"));
+        assert!(!moved.same_shape(&map));
+        // Already there, or an unknown node: nothing to apply (a refresh will tell).
+        assert!(moved.with_slot_moved(100, "127.0.0.1:2").is_none());
+        assert!(map.with_slot_moved(100, "127.0.0.1:9").is_none());
+        let partial = SlotMap::new(vec![shard("127.0.0.1:1", vec![(0, 10)])]);
+        assert!(!partial.covers_all_slots());
+        assert!(partial.shard(11).is_none());
+    }
+
     #[test]
     fn lagging_replicas_leave_the_read_pool() {
         let master = NodeDesc {
