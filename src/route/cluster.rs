@@ -196,6 +196,30 @@ pub async fn follow(
     }
 }
 
+/// When `reply` is a MOVED to a node the map knows: fixes the slot in the map, asks for a
+/// refresh and sends `raw` to that node at once (synchronously, so the caller's later
+/// requests queue behind it). Returns the node and its reply receiver.
+pub fn resend_moved(
+    pool: &Pool,
+    reply: &Reply,
+    raw: &Bytes,
+    conn: usize,
+) -> Option<(Arc<Node>, tokio::sync::oneshot::Receiver<ReplyResult>)> {
+    let Some(Redirect::Moved { slot, addr }) = classify(reply) else {
+        return None;
+    };
+    pool.refresh.notify_one();
+    apply_moved(pool, slot, &addr);
+    let node = pool
+        .topology
+        .load()
+        .cluster
+        .as_ref()
+        .and_then(|m| m.node(&addr).cloned())?;
+    let rx = node.send(raw.clone(), 0, conn);
+    Some((node, rx))
+}
+
 /// For a request on a dedicated connection (blocking commands): where a MOVED or ASK reply
 /// points, and whether `ASKING` must precede the retry. A MOVED also fixes the map and asks
 /// for a refresh. `None` for any other reply.

@@ -211,7 +211,25 @@ impl Session {
             self.slot(),
             w.node.clone(),
         );
-        let rx = spawn_reply(redirect::follow(pool, raw, slot, read, conn, node, res));
+        // A MOVED to a known node is re-sent right here, before this session dispatches
+        // anything else: a later request to the same slot, routed by the map this MOVED just
+        // fixed, must not overtake it on the new owner's connection.
+        let moved = match &res {
+            Ok(reply) => redirect::resend_moved(&pool, reply, &raw, conn),
+            Err(_) => None,
+        };
+        let rx = match moved {
+            Some((target, sent)) => spawn_reply(async move {
+                let first = sent.await.unwrap_or_else(|_| {
+                    Err(crate::backend::BackendError::ConnectionLost {
+                        addr: target.addr.clone(),
+                        reason: "request dropped".into(),
+                    })
+                });
+                redirect::follow(pool, raw, slot, read, conn, target, first).await
+            }),
+            None => spawn_reply(redirect::follow(pool, raw, slot, read, conn, node, res)),
+        };
         pending.push_front(Pending::Wait(Waiting {
             rx,
             retried: true,
