@@ -213,6 +213,26 @@ fn routes_splits_merges_and_answers_like_one_redis() {
         "the aborted SET did not run"
     );
     assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    // WATCH pins to its key's slot; a change by another client voids the transaction.
+    assert_eq!(c.cmd(&["WATCH", "{tx}a"]), ok());
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", "{tx}a", "3"]), Resp::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![ok()]));
+    assert_eq!(c.cmd(&["WATCH", "{tx}a"]), ok());
+    assert_eq!(proxy.client().cmd(&["SET", "{tx}a", "4"]), ok());
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", "{tx}a", "5"]), Resp::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Nil);
+    assert_eq!(c.cmd(&["GET", "{tx}a"]), bulk("4"));
+
+    // RESP3 clients get merged replies in RESP3.
+    let mut r3 = proxy.client();
+    assert!(matches!(r3.cmd(&["HELLO", "3"]), Resp::Map(_)));
+    assert_eq!(c.cmd(&["MSET", "{r3}a", "1", "{other}b", "2"]), ok());
+    wait_until(Duration::from_secs(5), "MGET in RESP3", || {
+        r3.cmd(&["MGET", "{r3}a", "{other}b", "{r3}missing"])
+            == Resp::Array(vec![bulk("1"), bulk("2"), Resp::Nil])
+    });
 
     // Fan-out: FLUSHALL, then KEYS, DBSIZE and a full SCAN see every key exactly once.
     assert_eq!(c.cmd(&["FLUSHALL"]), ok());
