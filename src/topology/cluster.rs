@@ -384,6 +384,7 @@ impl ClusterWatcher {
         let mut nodes: HashMap<String, Arc<Node>> = HashMap::new();
         let mut conn: Option<(String, TcpStream, BytesMut)> = None;
         let mut last_error = String::new();
+        let mut triggered = false;
         loop {
             let round = tokio::time::Instant::now();
             let mut candidates: Vec<String> = Vec::new();
@@ -400,11 +401,19 @@ impl ClusterWatcher {
                     candidates.push(seed.clone());
                 }
             }
-            // The connection of the last good round goes first: no reconnect per round.
+            // The connection of the last good round goes first (no reconnect per round) on
+            // periodic rounds. A round the data path asked for (a MOVED, a failed node) asks
+            // another node first, and stays with it: one node's view can lag behind the
+            // cluster's (partitioned, or not yet told by gossip), and re-reading it would
+            // undo the MOVED fix it was called for.
             if let Some((addr, _, _)) = &conn {
                 if let Some(i) = candidates.iter().position(|c| c == addr) {
                     let a = candidates.remove(i);
-                    candidates.insert(0, a);
+                    if triggered {
+                        candidates.push(a);
+                    } else {
+                        candidates.insert(0, a);
+                    }
                 }
             }
             let mut learned = None;
@@ -436,13 +445,14 @@ impl ClusterWatcher {
                     }
                 }
             }
-            tokio::select! {
+            triggered = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(self.interval) => {}
+                _ = tokio::time::sleep(self.interval) => false,
                 _ = refresh.notified() => {
                     tokio::time::sleep_until(round + MIN_REFRESH_GAP).await;
+                    true
                 }
-            }
+            };
         }
     }
 
