@@ -849,7 +849,9 @@ fn fake_serve(
         let out = match name.as_str() {
             "HELLO" => "%1\r\n$5\r\nproto\r\n:3\r\n".to_string(),
             "INFO" => {
-                let text = "# Replication\r\nrole:slave\r\nmaster_link_status:up\r\nmaster_sync_in_progress:0\r\nslave_repl_offset:0\r\n";
+                // In sync and caught up as far as the proxy can tell (an offset beyond any
+                // master's), so it enters the read pool.
+                let text = "# Replication\r\nrole:slave\r\nmaster_link_status:up\r\nmaster_sync_in_progress:0\r\nslave_repl_offset:999999999999\r\n";
                 format!("${}\r\n{}\r\n", text.len(), text)
             }
             "PING" => "+PONG\r\n".to_string(),
