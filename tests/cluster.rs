@@ -149,6 +149,13 @@ fn routes_splits_merges_and_answers_like_one_redis() {
     assert_eq!(c.cmd(&del), Resp::Int(30));
 
     // What cannot be split gets Redis's own errors.
+    // A key without its value is not split off and dropped: the node refuses the whole
+    // request, as Redis Cluster does.
+    assert!(matches!(
+        c.cmd(&["MSET", "odd:a", "1", "odd:b"]),
+        Resp::Error(_)
+    ));
+    assert_eq!(c.cmd(&["EXISTS", "odd:a"]), Resp::Int(0));
     assert!(is_error_with(
         &c.cmd(&["MSETNX", "a", "1", "b", "2"]),
         "CROSSSLOT Keys in request don't hash to the same slot"

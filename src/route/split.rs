@@ -89,6 +89,9 @@ pub fn plan(req: &Request, info: Option<&CommandInfo>) -> Plan {
     }
     match info.name {
         "mget" => Plan::Split(Merge::Mget),
+        // A key without its value: let the node answer with Redis's own arity error rather
+        // than split off (and silently drop) the odd key.
+        "mset" if req.len().is_multiple_of(2) => Plan::Single(Some(slot)),
         "mset" => Plan::Split(Merge::Mset),
         "del" | "unlink" | "exists" | "touch" => Plan::Split(Merge::Sum),
         _ => Plan::CrossSlot,
@@ -343,6 +346,14 @@ mod tests {
         assert_eq!(
             plan_of(&["SCRIPT", "LOAD", "x"]),
             Plan::FanOut(FanOut::ScriptLoad)
+        );
+    }
+
+    #[test]
+    fn an_odd_mset_key_is_left_to_the_node() {
+        assert_eq!(
+            plan_of(&["MSET", "foo", "1", "bar"]),
+            Plan::Single(Some(12182))
         );
     }
 
