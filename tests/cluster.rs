@@ -264,6 +264,14 @@ fn routes_splits_merges_and_answers_like_one_redis() {
             break;
         }
     }
+    assert_eq!(
+        c.cmd(&["SCAN"]),
+        Resp::Error("ERR wrong number of arguments for 'scan' command".into())
+    );
+    assert_eq!(
+        c.cmd(&["SCAN", "banana"]),
+        Resp::Error("ERR invalid cursor".into())
+    );
     let unique: BTreeSet<String> = seen.iter().cloned().collect();
     assert_eq!(seen.len(), unique.len(), "SCAN returned a key twice");
     assert_eq!(unique, written);

@@ -95,6 +95,11 @@ impl Session {
                 });
                 self.queue(req, info, rx, first, read, None, true, pending);
             }
+            Plan::FanOut(FanOut::Scan) if req.len() < 2 => {
+                pending.push_back(Pending::Ready(error_bytes(
+                    "ERR wrong number of arguments for 'scan' command",
+                )));
+            }
             Plan::FanOut(FanOut::Scan) => {
                 let Some((shard, cursor)) =
                     split::decode_scan_cursor(req.arg(1)).filter(|(s, _)| *s < map.shards.len())
