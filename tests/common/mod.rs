@@ -122,6 +122,9 @@ pub struct Redis {
     child: Child,
     pub port: u16,
     args: Vec<String>,
+    // Its own directory, new at every (re)start: a replica's full sync leaves an RDB file
+    // behind, which a later server in a shared directory would load as its initial data.
+    _dir: tempfile::TempDir,
 }
 
 impl Redis {
@@ -150,6 +153,7 @@ impl Redis {
         if Backend::current() == Backend::Node {
             return Redis::try_start_node(port, extra);
         }
+        let dir = tempfile::tempdir().expect("tempdir");
         let mut args: Vec<String> = vec![
             "--port".into(),
             port.to_string(),
@@ -166,7 +170,7 @@ impl Redis {
             "--logfile".into(),
             "".into(),
             "--dir".into(),
-            std::env::temp_dir().to_string_lossy().into_owned(),
+            dir.path().to_string_lossy().into_owned(),
             "--dbfilename".into(),
             format!("sluice-test-{port}.rdb"),
             // Replicas that attach one after the other would each wait 5 s (the default) for
@@ -189,7 +193,12 @@ impl Redis {
             // The server answering must be this child: when the port was taken by another
             // test's server, our child exits, but that other server answers PING meanwhile.
             if serves_pid(port, child.id()) {
-                return Some(Redis { child, port, args });
+                return Some(Redis {
+                    child,
+                    port,
+                    args,
+                    _dir: dir,
+                });
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -202,6 +211,7 @@ impl Redis {
     /// a node has are passed on, tuning that only matters to redis-server is dropped, and
     /// anything else fails the test (so a test cannot silently lose a setting it relies on).
     fn try_start_node(port: u16, extra: &[&str]) -> Option<Redis> {
+        let dir = tempfile::tempdir().expect("tempdir");
         let mut args: Vec<String> = vec![
             "node".into(),
             "--port".into(),
@@ -209,7 +219,7 @@ impl Redis {
             "--bind".into(),
             "127.0.0.1".into(),
             "--dir".into(),
-            std::env::temp_dir().to_string_lossy().into_owned(),
+            dir.path().to_string_lossy().into_owned(),
         ];
         // Keep `args[BASE_ARGS..]` the extras, as for redis-server (`restart` relies on it).
         args.resize(BASE_ARGS, String::new());
@@ -253,7 +263,12 @@ impl Redis {
             .any(|l| l.starts_with("sluice: node listening on "));
         if listening {
             std::thread::spawn(move || for _ in lines {});
-            return Some(Redis { child, port, args });
+            return Some(Redis {
+                child,
+                port,
+                args,
+                _dir: dir,
+            });
         }
         let _ = child.kill();
         let _ = child.wait();
