@@ -1,8 +1,9 @@
 //! Per-connection state that commands read and change (SELECT, HELLO, AUTH, QUIT, ...).
 
 use bytes::Bytes;
+use indexmap::IndexSet;
 
-use crate::resp::Protocol;
+use crate::resp::{Protocol, Request};
 
 /// One client's session state, owned by its connection task and lent to every command.
 #[derive(Debug, Default)]
@@ -22,4 +23,25 @@ pub struct ClientState {
     /// This is the link to our master: its writes are applied even on a replica, and expired
     /// keys stay visible to it until the master deletes them.
     pub from_master: bool,
+    /// Subscribed channels (SUBSCRIBE).
+    pub channels: IndexSet<Bytes>,
+    /// Subscribed patterns (PSUBSCRIBE).
+    pub patterns: IndexSet<Bytes>,
+    /// Subscribed shard channels (SSUBSCRIBE).
+    pub shard_channels: IndexSet<Bytes>,
+    /// Commands queued since MULTI; `None` outside a transaction.
+    pub multi: Option<Vec<Request>>,
+    /// A command was refused while queueing: EXEC answers EXECABORT.
+    pub multi_error: bool,
+    /// WATCHed keys: (db, key, whether it had already expired when watched).
+    pub watched: Vec<(usize, Bytes, bool)>,
+    /// Name of the last command run (CLIENT LIST `cmd=`).
+    pub last_cmd: &'static str,
+}
+
+impl ClientState {
+    /// Number of subscriptions of every kind (non-zero puts a RESP2 client in pub/sub mode).
+    pub fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len() + self.shard_channels.len()
+    }
 }

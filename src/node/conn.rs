@@ -12,9 +12,12 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::client::ClientState;
+use super::clients::ClientInfo;
 use super::cmd::{self, Ctx};
 use super::reply::Reply;
 use super::server::Shared;
@@ -53,14 +56,47 @@ struct Conn {
     eof: bool,
     /// A protocol error ends the connection after the requests decoded before it ran.
     fatal: Option<ProtocolError>,
+    /// Pub/sub messages for this client, already encoded.
+    mailbox: UnboundedReceiver<Bytes>,
+    /// Cancelled by CLIENT KILL.
+    kill: CancellationToken,
 }
 
 /// Serves one accepted client until it disconnects, QUITs or sends a malformed request.
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
+    let (tx, mailbox) = unbounded_channel();
+    let kill = CancellationToken::new();
+    let id = shared.next_client_id();
+    let authed = {
+        let mut store = shared.lock();
+        let now = Instant::now();
+        let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        store.clients.add(ClientInfo {
+            id,
+            addr: stream.peer_addr().unwrap_or(unspecified),
+            laddr: stream.local_addr().unwrap_or(unspecified),
+            created: now,
+            last_active: now,
+            name: None,
+            db: 0,
+            proto: Default::default(),
+            sub: 0,
+            psub: 0,
+            ssub: 0,
+            multi: -1,
+            last_cmd: "NULL",
+            role_flag: None,
+            mailbox: tx,
+            kill: kill.clone(),
+        });
+        store.stats.total_connections_received += 1;
+        store.settings.requirepass().is_none()
+    };
     let client = ClientState {
-        id: shared.next_client_id(),
-        authed: shared.config.requirepass.is_none(),
+        id,
+        authed,
+        last_cmd: "NULL",
         ..ClientState::default()
     };
     let mut conn = Conn {
@@ -74,10 +110,13 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         parked: None,
         eof: false,
         fatal: None,
+        mailbox,
+        kill,
     };
     // I/O errors just end the connection, as a reset would in Redis.
     let _ = conn.run().await;
     conn.unpark();
+    conn.unregister();
 }
 
 impl Conn {
@@ -92,7 +131,18 @@ impl Conn {
                 if self.eof {
                     return Ok(());
                 }
-                self.stream.readable().await?;
+                tokio::select! {
+                    r = self.stream.readable() => r?,
+                    _ = self.kill.cancelled() => return Ok(()),
+                    Some(msg) = self.mailbox.recv() => {
+                        self.out.extend_from_slice(&msg);
+                        while let Ok(more) = self.mailbox.try_recv() {
+                            self.out.extend_from_slice(&more);
+                        }
+                        self.flush().await?;
+                        continue;
+                    }
+                }
                 self.read_available();
                 self.decode();
                 if self.queue.is_empty() && self.fatal.is_none() {
@@ -163,6 +213,7 @@ impl Conn {
         store.tick();
         if let Some(p) = self.parked.take() {
             store.waiters.unregister(p.db, &p.keys, &self.notify);
+            store.clients.blocked = store.clients.blocked.saturating_sub(1);
             if p.timed_out {
                 self.queue.pop_front();
                 p.on_timeout.encode(self.client.proto, &mut self.out);
@@ -174,6 +225,7 @@ impl Conn {
                 Reply::Block(b) => {
                     let db = ctx.db_index();
                     ctx.store.waiters.register(db, &b.keys, &self.notify);
+                    ctx.store.clients.blocked += 1;
                     self.parked = Some(Parked {
                         db,
                         keys: b.keys,
@@ -187,9 +239,15 @@ impl Conn {
             }
             self.queue.pop_front();
             if ctx.client.close || self.out.len() > OUT_HIGH_WATER {
-                return;
+                break;
             }
         }
+        // Pub/sub messages delivered during the batch go after its replies, as they would
+        // reach a Redis client's output buffer after the replies already there.
+        while let Ok(msg) = self.mailbox.try_recv() {
+            self.out.extend_from_slice(&msg);
+        }
+        store.clients.sync(&self.client);
     }
 
     /// Waits while parked: until a writer signals a key, the timeout passes, or the client
@@ -213,6 +271,7 @@ impl Conn {
                     }
                 };
                 tokio::select! {
+                    _ = self.kill.cancelled() => return Err(std::io::ErrorKind::ConnectionAborted.into()),
                     _ = self.notify.notified() => Event::Woken,
                     _ = sleep => Event::TimedOut,
                     r = self.stream.readable(), if !self.eof => { r?; Event::Readable }
@@ -241,11 +300,16 @@ impl Conn {
     /// Unregisters a parked client (on disconnect).
     fn unpark(&mut self) {
         if let Some(p) = self.parked.take() {
-            self.shared
-                .lock()
-                .waiters
-                .unregister(p.db, &p.keys, &self.notify);
+            let mut store = self.shared.lock();
+            store.waiters.unregister(p.db, &p.keys, &self.notify);
+            store.clients.blocked = store.clients.blocked.saturating_sub(1);
         }
+    }
+
+    /// Forgets the client everywhere the store knows it: registry, subscriptions, watches.
+    fn unregister(&mut self) {
+        let mut store = self.shared.lock();
+        cmd::forget_client(&mut store, &mut self.client);
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {

@@ -29,14 +29,22 @@
 pub mod args;
 pub mod blocking;
 pub mod client;
+pub mod clients;
 pub mod cmd;
 pub mod conn;
 pub mod db;
 pub mod feed;
+pub mod glob;
+pub mod info;
+pub mod info_replication;
+pub mod pubsub;
 pub mod reply;
 pub mod server;
+pub mod settings;
+pub mod stats;
 pub mod store;
 pub mod value;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

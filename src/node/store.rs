@@ -10,8 +10,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::blocking::Waiters;
+use super::clients::Clients;
 use super::db::{Db, DATABASES};
 use super::feed::Feed;
+use super::pubsub::PubSub;
+use super::settings::Settings;
+use super::stats::Stats;
+use super::watch::Watches;
 
 /// Keys sampled per round of active expiry (Redis's `ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`).
 const SAMPLE: usize = 20;
@@ -38,6 +43,21 @@ pub struct Store {
     pub dirty: u64,
     /// Keys deleted because they expired (INFO stats `expired_keys`).
     pub expired_keys: u64,
+    /// INFO counters (commands, hits/misses, syncs).
+    pub stats: Stats,
+    /// WATCHed keys.
+    pub watches: Watches,
+    /// Connected clients.
+    pub clients: Clients,
+    /// Pub/sub subscriptions.
+    pub pubsub: PubSub,
+    /// CONFIG GET/SET parameters.
+    pub settings: Settings,
+    /// DEBUG SET-ACTIVE-EXPIRE: false stops the active expiry cycle (tests of lazy expiry).
+    pub active_expire: bool,
+    /// Unix time (s) of the last save (LASTSAVE, INFO `rdb_last_save_time`): start time,
+    /// since the node has no snapshots.
+    pub lastsave: i64,
     rng: u64,
 }
 
@@ -62,6 +82,13 @@ impl Store {
             waiters: Waiters::default(),
             dirty: 0,
             expired_keys: 0,
+            stats: Stats::default(),
+            watches: Watches::default(),
+            clients: Clients::default(),
+            pubsub: PubSub::default(),
+            settings: Settings::default(),
+            active_expire: true,
+            lastsave: unix_ms() / 1000,
             rng: seed | 1,
         }
     }
@@ -76,6 +103,19 @@ impl Store {
     /// All databases.
     pub fn dbs(&self) -> &[Db] {
         &self.dbs
+    }
+    /// The value of `key` in `db` for a read command, counting a keyspace hit or miss.
+    pub fn read_counted(&mut self, db: usize, key: &[u8]) -> Option<&super::value::Value> {
+        let found = self.dbs[db.min(DATABASES - 1)].get(key);
+        match found {
+            Some(_) => self.stats.keyspace_hits += 1,
+            None => self.stats.keyspace_misses += 1,
+        }
+        found
+    }
+    /// Exchanges two databases (SWAPDB); indexes are checked by the caller.
+    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a.min(DATABASES - 1), b.min(DATABASES - 1));
     }
     /// Refreshes the clock commands see; called once per batch.
     pub fn tick(&mut self) {
@@ -116,6 +156,7 @@ impl Store {
             self.expired_keys += 1;
             self.feed.push(db, &[b"DEL", key]);
             self.waiters.signal(db, key);
+            self.watches.touch(db, key);
         }
     }
 
@@ -124,7 +165,7 @@ impl Store {
     /// sample had expired, within a time budget. Does nothing on a replica. Returns the
     /// number of keys deleted.
     pub fn active_expire_cycle(&mut self) -> usize {
-        if self.replica {
+        if self.replica || !self.active_expire {
             return 0;
         }
         self.tick();

@@ -48,15 +48,20 @@
 //! field/value pairs, `Reply::Set` for set members (SMEMBERS), `Reply::Double` for scores
 //! (Redis 7.0's `%.17g` text in RESP2), `Reply::NullArray` vs `Reply::Null` as Redis does.
 
+mod client;
 mod connection;
 mod ctx;
 mod keys;
+mod multi;
+mod pubsub;
+mod server;
 mod strings;
 #[cfg(test)]
 mod testing;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::Instant;
 
 pub use ctx::Ctx;
 
@@ -74,6 +79,10 @@ pub static FAMILIES: &[&[Command]] = &[
     connection::COMMANDS,
     keys::COMMANDS,
     strings::COMMANDS,
+    multi::COMMANDS,
+    pubsub::COMMANDS,
+    client::COMMANDS,
+    server::COMMANDS,
     #[cfg(test)]
     testing::COMMANDS,
 ];
@@ -199,19 +208,24 @@ impl Command {
 /// Longest command name looked up; longer names are unknown without hashing.
 const MAX_NAME: usize = 32;
 
-fn table() -> &'static HashMap<&'static [u8], &'static Command> {
-    static TABLE: OnceLock<HashMap<&'static [u8], &'static Command>> = OnceLock::new();
+/// Name → (position in [`all`], command). The position indexes per-command statistics.
+fn table() -> &'static HashMap<&'static [u8], (usize, &'static Command)> {
+    static TABLE: OnceLock<HashMap<&'static [u8], (usize, &'static Command)>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        FAMILIES
-            .iter()
-            .flat_map(|family| family.iter())
-            .map(|c| (c.name.as_bytes(), c))
+        all()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_bytes(), (i, c)))
             .collect()
     })
 }
 
 /// The command called `name` (any case).
 pub fn lookup(name: &[u8]) -> Option<&'static Command> {
+    lookup_indexed(name).map(|(_, c)| c)
+}
+
+/// The command called `name` (any case) with its position in [`all`].
+pub fn lookup_indexed(name: &[u8]) -> Option<(usize, &'static Command)> {
     if name.len() > MAX_NAME {
         return None;
     }
@@ -227,21 +241,118 @@ pub fn all() -> impl Iterator<Item = &'static Command> {
     FAMILIES.iter().flat_map(|family| family.iter())
 }
 
-/// Runs one request: lookup, arity, auth, the handler, and propagation of what it changed.
+/// Runs one request: lookup, the checks Redis makes before running a command (arity, auth,
+/// pub/sub context, replica refusal), MULTI queueing, the handler, propagation of what it
+/// changed, and the statistics INFO reports.
 pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
     let args = Args::new(req);
-    let Some(cmd) = lookup(args.get(0)) else {
-        return args::unknown_command(&args);
+    let Some((idx, cmd)) = lookup_indexed(args.get(0)) else {
+        return refused(ctx, None, args::unknown_command(&args));
     };
+    if let Some(refusal) = check(ctx, cmd, &args) {
+        return refused(ctx, Some(idx), refusal);
+    }
+    if ctx.client.multi.is_some() && !is_tx_control(cmd) {
+        if let Some(queue) = ctx.client.multi.as_mut() {
+            queue.push(req.clone());
+        }
+        return Reply::simple("QUEUED");
+    }
+    ctx.client.last_cmd = cmd.name;
+    let db = ctx.db_index();
+    let started = Instant::now();
+    let reply = (cmd.handler)(ctx, &args);
+    let usec = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    ctx.finish(db, req.raw());
+    let stats = &mut ctx.store.stats;
+    stats.total_commands_processed += 1;
+    let failed = reply.is_error();
+    stats.total_error_replies += u64::from(failed);
+    let st = stats.cmd(idx);
+    st.calls += 1;
+    st.usec += usec;
+    st.failed += u64::from(failed);
+    reply
+}
+
+/// Commands MULTI runs at once instead of queueing them.
+fn is_tx_control(cmd: &Command) -> bool {
+    matches!(
+        cmd.name,
+        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+    )
+}
+
+/// The refusals Redis's `processCommand` makes before running a known command, in its order.
+fn check(ctx: &mut Ctx<'_>, cmd: &Command, args: &Args) -> Option<Reply> {
     if !cmd.arity_ok(args.len()) {
-        return args::arity_error(cmd.name);
+        return Some(args::arity_error(cmd.name));
     }
     if !ctx.client.authed && !cmd.flags.has(Flags::NO_AUTH) {
-        return Reply::error("NOAUTH Authentication required.");
+        return Some(Reply::error("NOAUTH Authentication required."));
     }
-    let db = ctx.db_index();
-    let reply = (cmd.handler)(ctx, &args);
-    ctx.finish(db, req.raw());
+    if let Some(r) = replica_refusal(ctx, cmd) {
+        return Some(r);
+    }
+    if ctx.client.proto == crate::resp::Protocol::Resp2
+        && ctx.client.subscriptions() > 0
+        && !cmd.flags.has(Flags::ALLOW_SUBSCRIBED)
+    {
+        return Some(Reply::error(format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            cmd.name
+        )));
+    }
+    None
+}
+
+/// Replication's hook: the refusal for `cmd` on this node's current role, e.g. `-READONLY
+/// You can't write against a read only replica.` for a write on a replica (commands from
+/// our master, `ctx.client.from_master`, must pass). `None` lets the command run. The
+/// replication side fills this in; until then every command passes.
+fn replica_refusal(_ctx: &Ctx<'_>, _cmd: &Command) -> Option<Reply> {
+    None
+}
+
+/// `ERR unknown subcommand 'x'. Try CMD HELP.`
+pub fn subcommand_error(args: &Args, cmd: &str) -> Reply {
+    let sub = String::from_utf8_lossy(args.get(1));
+    Reply::error(format!(
+        "ERR unknown subcommand '{}'. Try {cmd} HELP.",
+        sub.chars().take(128).collect::<String>()
+    ))
+}
+
+/// `ERR wrong number of arguments for 'cmd|sub' command`, for a known subcommand.
+pub fn subcommand_arity(args: &Args) -> Reply {
+    let name = |i| String::from_utf8_lossy(args.get(i)).to_ascii_lowercase();
+    Reply::error(format!(
+        "ERR wrong number of arguments for '{}|{}' command",
+        name(0),
+        name(1)
+    ))
+}
+
+/// Forgets a disconnected client: its subscriptions, watches and registry entry.
+pub fn forget_client(
+    store: &mut crate::node::store::Store,
+    client: &mut crate::node::client::ClientState,
+) {
+    pubsub::unsubscribe_all(store, client);
+    let watched = std::mem::take(&mut client.watched);
+    store.watches.unwatch(client.id, &watched);
+    store.clients.remove(client.id);
+}
+
+/// Counts a refused command and, inside MULTI, marks the transaction failed (EXECABORT).
+fn refused(ctx: &mut Ctx<'_>, idx: Option<usize>, reply: Reply) -> Reply {
+    if ctx.client.multi.is_some() {
+        ctx.client.multi_error = true;
+    }
+    ctx.store.stats.total_error_replies += 1;
+    if let Some(i) = idx {
+        ctx.store.stats.cmd(i).rejected += 1;
+    }
     reply
 }
 

@@ -1,0 +1,56 @@
+//! Counters INFO reports (`stats` and `commandstats`). They live in the store, under the
+//! node's one lock, so counting costs a plain increment.
+
+/// Per-command counters (INFO `commandstats`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CmdStat {
+    /// Times the command ran (rejected calls excluded).
+    pub calls: u64,
+    /// Total run time in µs.
+    pub usec: u64,
+    /// Refused before running (arity, NOAUTH, wrong context).
+    pub rejected: u64,
+    /// Ran and answered an error.
+    pub failed: u64,
+}
+
+/// Node-wide counters. The replication side increments the `sync_*` ones.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections accepted since start (or CONFIG RESETSTAT).
+    pub total_connections_received: u64,
+    /// Commands executed.
+    pub total_commands_processed: u64,
+    /// Full resynchronisations served to replicas (replication increments it).
+    pub sync_full: u64,
+    /// Accepted PSYNC partial resynchronisations (replication increments it).
+    pub sync_partial_ok: u64,
+    /// Refused PSYNC partial resynchronisations (replication increments it).
+    pub sync_partial_err: u64,
+    /// Read lookups that found their key.
+    pub keyspace_hits: u64,
+    /// Read lookups that did not.
+    pub keyspace_misses: u64,
+    /// Error replies sent.
+    pub total_error_replies: u64,
+    /// Bytes read from clients.
+    pub net_input_bytes: u64,
+    /// Bytes written to clients.
+    pub net_output_bytes: u64,
+    /// Per command, indexed like [`crate::node::cmd::all`].
+    pub commands: Vec<CmdStat>,
+}
+
+impl Stats {
+    /// The counters of command number `idx`.
+    pub fn cmd(&mut self, idx: usize) -> &mut CmdStat {
+        if idx >= self.commands.len() {
+            self.commands.resize(idx + 1, CmdStat::default());
+        }
+        &mut self.commands[idx]
+    }
+    /// CONFIG RESETSTAT: zero everything.
+    pub fn reset(&mut self) {
+        *self = Stats::default();
+    }
+}
