@@ -33,6 +33,7 @@ pub mod clients;
 pub mod cmd;
 pub mod conn;
 pub mod db;
+pub mod encoding;
 pub mod feed;
 pub mod glob;
 pub mod info;

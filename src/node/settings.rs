@@ -62,7 +62,7 @@ const PARAMS: &[(&str, Kind, &str)] = &[
     ("slowlog-max-len", Kind::Int, "128"),
     ("latency-monitor-threshold", Kind::Int, "0"),
     ("notify-keyspace-events", Kind::Text, ""),
-    ("hash-max-listpack-entries", Kind::Int, "128"),
+    ("hash-max-listpack-entries", Kind::Int, "512"),
     ("hash-max-listpack-value", Kind::Int, "64"),
     ("list-max-listpack-size", Kind::Int, "-2"),
     ("set-max-intset-entries", Kind::Int, "512"),

@@ -48,10 +48,13 @@
 //! field/value pairs, `Reply::Set` for set members (SMEMBERS), `Reply::Double` for scores
 //! (Redis 7.0's `%.17g` text in RESP2), `Reply::NullArray` vs `Reply::Null` as Redis does.
 
+mod bits;
 mod client;
 mod connection;
+mod counters;
 mod ctx;
 mod keys;
+mod keyspace;
 mod multi;
 mod pubsub;
 mod server;
@@ -78,7 +81,10 @@ pub type Handler = fn(&mut Ctx<'_>, &Args<'_>) -> Reply;
 pub static FAMILIES: &[&[Command]] = &[
     connection::COMMANDS,
     keys::COMMANDS,
+    keyspace::COMMANDS,
     strings::COMMANDS,
+    counters::COMMANDS,
+    bits::COMMANDS,
     multi::COMMANDS,
     pubsub::COMMANDS,
     client::COMMANDS,
