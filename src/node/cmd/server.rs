@@ -133,7 +133,7 @@ fn command(_ctx: &mut Ctx, args: &Args) -> Reply {
         }
         Reply::Array(
             args.from(2)
-                .map(|name| lookup(name).map_or(Reply::NullArray, command_entry))
+                .map(|name| lookup(name).map_or(Reply::Null, command_entry))
                 .collect(),
         )
     } else if args.is(1, "DOCS") {
@@ -149,7 +149,7 @@ fn command(_ctx: &mut Ctx, args: &Args) -> Reply {
                 .map(|name| (Reply::bulk(name.as_bytes()), Reply::Map(vec![])))
                 .collect(),
         )
-    } else if args.is(1, "GETKEYS") && n >= 3 {
+    } else if args.is(1, "GETKEYS") && n >= 4 {
         getkeys(args)
     } else if ["COUNT", "LIST", "GETKEYS"].iter().any(|w| args.is(1, w)) {
         super::subcommand_arity(args)

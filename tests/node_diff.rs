@@ -1,0 +1,396 @@
+//! Differential tests: the same command sequences against a real redis-server and a
+//! `sluice node`, comparing the exact reply bytes (RESP2 and RESP3), errors included.
+
+mod common;
+
+use common::node::Node;
+use common::{Client, Redis, Resp};
+
+/// How to compare one reply.
+#[derive(Clone, Copy, PartialEq)]
+enum Cmp {
+    /// Byte for byte.
+    Exact,
+    /// Same elements in any order (KEYS, PUBSUB CHANNELS).
+    Unordered,
+    /// Run on both, reply not compared (volatile: ids, times).
+    Skip,
+}
+
+fn sorted(r: Resp) -> Vec<String> {
+    let Resp::Array(items) = r else {
+        panic!("not an array: {r:?}")
+    };
+    let mut v: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    v.sort();
+    v
+}
+
+/// Runs `script` on both servers, one connection each, and asserts identical replies.
+fn run(redis: &mut Client, node: &mut Client, script: &[(Cmp, &[&str])]) {
+    for (cmp, cmd) in script {
+        match cmp {
+            Cmp::Exact => {
+                let want = redis.cmd_raw(cmd);
+                let got = node.cmd_raw(cmd);
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want),
+                    "reply to {cmd:?}"
+                );
+            }
+            Cmp::Skip => {
+                redis.cmd(cmd);
+                node.cmd(cmd);
+            }
+            Cmp::Unordered => {
+                assert_eq!(
+                    sorted(node.cmd(cmd)),
+                    sorted(redis.cmd(cmd)),
+                    "reply to {cmd:?}"
+                )
+            }
+        }
+    }
+}
+
+use Cmp::{Exact as E, Skip as S, Unordered as U};
+
+fn both() -> (Redis, Node) {
+    (Redis::start(), Node::start())
+}
+
+#[test]
+fn strings_and_counters() {
+    let (r, n) = both();
+    let script: &[(Cmp, &[&str])] = &[
+        (E, &["SET", "s", "hello"]),
+        (E, &["GETSET", "s", "world"]),
+        (E, &["GETDEL", "s"]),
+        (E, &["GETDEL", "s"]),
+        (E, &["MSET", "a", "1", "b", "2"]),
+        (E, &["MSET", "a"]),
+        (E, &["MGET", "a", "nope", "b"]),
+        (E, &["MSETNX", "a", "x", "c", "3"]),
+        (E, &["MSETNX", "c", "3", "d", "4"]),
+        (E, &["MSETNX", "c"]),
+        (E, &["SETNX", "a", "z"]),
+        (E, &["SETNX", "e", "z"]),
+        (E, &["SETEX", "t", "100", "v"]),
+        (E, &["TTL", "t"]),
+        (E, &["SETEX", "t", "0", "v"]),
+        (E, &["SETEX", "t", "x", "v"]),
+        (E, &["PSETEX", "t", "-5", "v"]),
+        (E, &["PSETEX", "t", "100000", "v"]),
+        (E, &["INCR", "n"]),
+        (E, &["INCRBY", "n", "41"]),
+        (E, &["DECR", "n"]),
+        (E, &["DECRBY", "n", "-10"]),
+        (E, &["INCRBY", "n", "x"]),
+        (E, &["INCR", "a"]),
+        (E, &["SET", "big", "9223372036854775807"]),
+        (E, &["INCR", "big"]),
+        (E, &["DECRBY", "n", "-9223372036854775808"]),
+        (E, &["SET", "sp", " 1"]),
+        (E, &["INCR", "sp"]),
+        (E, &["INCRBYFLOAT", "f", "0.1"]),
+        (E, &["INCRBYFLOAT", "f", "0.2"]),
+        (E, &["INCRBYFLOAT", "f", "-0.3"]),
+        (E, &["INCRBYFLOAT", "f", "10.5"]),
+        (E, &["INCRBYFLOAT", "f", "x"]),
+        (E, &["INCRBYFLOAT", "sp", "1"]),
+        (E, &["INCRBYFLOAT", "f", "1e3"]),
+        (E, &["GET", "f"]),
+        (E, &["APPEND", "ap", "abc"]),
+        (E, &["APPEND", "ap", "def"]),
+        (E, &["STRLEN", "ap"]),
+        (E, &["STRLEN", "nope"]),
+        (E, &["GETRANGE", "ap", "0", "2"]),
+        (E, &["GETRANGE", "ap", "-3", "-1"]),
+        (E, &["GETRANGE", "ap", "-1", "-3"]),
+        (E, &["GETRANGE", "ap", "4", "100"]),
+        (E, &["GETRANGE", "ap", "10", "100"]),
+        (E, &["GETRANGE", "nope", "0", "1"]),
+        (E, &["SUBSTR", "ap", "1", "2"]),
+        (E, &["GETRANGE", "ap", "x", "1"]),
+        (E, &["SETRANGE", "ap", "1", "XY"]),
+        (E, &["SETRANGE", "sr", "3", "Z"]),
+        (E, &["GET", "sr"]),
+        (E, &["SETRANGE", "nope", "3", ""]),
+        (E, &["EXISTS", "nope"]),
+        (E, &["SETRANGE", "ap", "-1", "a"]),
+        (E, &["SETRANGE", "ap", "536870912", "a"]),
+        (E, &["GETEX", "ap"]),
+        (E, &["GETEX", "ap", "EX", "100"]),
+        (E, &["TTL", "ap"]),
+        (E, &["GETEX", "ap", "PERSIST"]),
+        (E, &["TTL", "ap"]),
+        (E, &["GETEX", "ap", "EX", "0"]),
+        (E, &["GETEX", "ap", "EX", "x"]),
+        (E, &["GETEX", "ap", "PXAT", "100", "EX", "1"]),
+        (E, &["GETEX", "ap", "PERSIST", "EX", "1"]),
+        (E, &["GETEX", "nope", "EX", "0"]),
+        (E, &["GETEX", "ap", "PX", "1", "PX", "100000"]),
+    ];
+    run(&mut r.client(), &mut n.client(), script);
+}
+
+#[test]
+fn bits() {
+    let (r, n) = both();
+    let script: &[(Cmp, &[&str])] = &[
+        (E, &["SETBIT", "b", "7", "1"]),
+        (E, &["SETBIT", "b", "7", "0"]),
+        (E, &["SETBIT", "b", "100", "1"]),
+        (E, &["GET", "b"]),
+        (E, &["GETBIT", "b", "100"]),
+        (E, &["GETBIT", "b", "100000"]),
+        (E, &["GETBIT", "nope", "1"]),
+        (E, &["SETBIT", "b", "-1", "1"]),
+        (E, &["SETBIT", "b", "1", "2"]),
+        (E, &["GETBIT", "b", "x"]),
+        (E, &["SET", "k", "foobar"]),
+        (E, &["BITCOUNT", "k"]),
+        (E, &["BITCOUNT", "k", "0", "0"]),
+        (E, &["BITCOUNT", "k", "1", "1"]),
+        (E, &["BITCOUNT", "k", "1", "-1", "BIT"]),
+        (E, &["BITCOUNT", "k", "5", "30", "BIT"]),
+        (E, &["BITCOUNT", "k", "-2", "-1", "BYTE"]),
+        (E, &["BITCOUNT", "k", "0"]),
+        (E, &["BITCOUNT", "k", "0", "-1", "foo"]),
+        (E, &["BITCOUNT", "k", "x", "1"]),
+        (E, &["BITCOUNT", "nope", "0"]),
+        (E, &["BITPOS", "k", "1"]),
+        (E, &["BITPOS", "k", "0"]),
+        (E, &["BITPOS", "k", "1", "2"]),
+        (E, &["BITPOS", "k", "1", "2", "1"]),
+        (E, &["BITPOS", "k", "1", "0", "-1", "BIT"]),
+        (E, &["BITPOS", "k", "0", "7", "15", "BIT"]),
+        (E, &["BITPOS", "k", "2"]),
+        (E, &["BITPOS", "nope", "0"]),
+        (E, &["BITPOS", "nope", "1"]),
+        (E, &["SET", "ff", "\u{7f}"]),
+        (E, &["BITPOS", "ff", "0", "0"]),
+        (E, &["BITPOS", "ff", "0", "0", "-1"]),
+    ];
+    run(&mut r.client(), &mut n.client(), script);
+}
+
+#[test]
+fn keys_and_keyspace() {
+    let (r, n) = both();
+    let script: &[(Cmp, &[&str])] = &[
+        (
+            E,
+            &[
+                "MSET", "user:1", "a", "user:2", "b", "uxer:3", "c", "h*llo", "d",
+            ],
+        ),
+        (U, &["KEYS", "*"]),
+        (U, &["KEYS", "user:*"]),
+        (U, &["KEYS", "u?er:*"]),
+        (U, &["KEYS", "u[sx]er:[^1]"]),
+        (U, &["KEYS", "h\\*llo"]),
+        (U, &["KEYS", "nomatch*"]),
+        (E, &["RENAME", "nope", "x"]),
+        (E, &["RENAME", "user:1", "user:1"]),
+        (E, &["RENAME", "user:1", "moved"]),
+        (E, &["GET", "moved"]),
+        (E, &["EXPIRE", "moved", "100"]),
+        (E, &["RENAME", "moved", "user:1"]),
+        (E, &["TTL", "user:1"]),
+        (E, &["RENAMENX", "user:1", "user:2"]),
+        (E, &["RENAMENX", "user:1", "user:1"]),
+        (E, &["RENAMENX", "user:1", "fresh"]),
+        (E, &["RENAMENX", "nope", "x"]),
+        (E, &["TOUCH", "fresh", "nope", "user:2"]),
+        (E, &["COPY", "fresh", "fresh"]),
+        (E, &["COPY", "fresh", "c2"]),
+        (E, &["COPY", "fresh", "c2"]),
+        (E, &["COPY", "fresh", "c2", "REPLACE"]),
+        (E, &["COPY", "fresh", "c2", "DB", "99"]),
+        (E, &["COPY", "fresh", "c2", "DB", "x"]),
+        (E, &["COPY", "fresh", "c2", "FOO"]),
+        (E, &["COPY", "fresh", "c2", "DB", "1"]),
+        (E, &["TTL", "c2"]),
+        (E, &["SCAN", "x"]),
+        (E, &["SCAN", "0", "COUNT", "0"]),
+        (E, &["SCAN", "0", "COUNT", "x"]),
+        (E, &["SCAN", "0", "TYPE"]),
+        (E, &["SCAN", "0", "FOO", "bar"]),
+        (E, &["SET", "int", "12345"]),
+        (E, &["SET", "emb", "short"]),
+        (E, &["SET", "raw", &"x".repeat(45)]),
+        (E, &["OBJECT", "ENCODING", "int"]),
+        (E, &["OBJECT", "ENCODING", "emb"]),
+        (E, &["OBJECT", "ENCODING", "raw"]),
+        (E, &["OBJECT", "ENCODING", "nope"]),
+        (E, &["OBJECT", "REFCOUNT", "int"]),
+        (E, &["OBJECT", "REFCOUNT", "emb"]),
+        (E, &["OBJECT", "FREQ", "emb"]),
+        (E, &["OBJECT", "FOO", "emb"]),
+        (E, &["OBJECT", "ENCODING"]),
+        (E, &["SWAPDB", "0", "x"]),
+        (E, &["SWAPDB", "x", "0"]),
+        (E, &["SWAPDB", "0", "16"]),
+        (E, &["SWAPDB", "0", "1"]),
+        (E, &["DBSIZE"]),
+        (E, &["SWAPDB", "0", "1"]),
+        (E, &["FLUSHDB", "FOO"]),
+        (E, &["FLUSHALL", "FOO"]),
+        (E, &["FLUSHDB", "ASYNC"]),
+        (E, &["DBSIZE"]),
+        (E, &["RANDOMKEY"]),
+        (E, &["SET", "only", "1"]),
+        (E, &["RANDOMKEY"]),
+        (E, &["SCAN", "0"]),
+        (E, &["FLUSHALL", "SYNC"]),
+        (E, &["SELECT", "1"]),
+        (E, &["DBSIZE"]),
+    ];
+    run(&mut r.client(), &mut n.client(), script);
+}
+
+#[test]
+fn transactions() {
+    let (r, n) = both();
+    let script: &[(Cmp, &[&str])] = &[
+        (E, &["EXEC"]),
+        (E, &["DISCARD"]),
+        (E, &["MULTI"]),
+        (E, &["MULTI"]),
+        (E, &["SET", "a", "1"]),
+        (E, &["INCR", "a"]),
+        (E, &["INCRBY", "a", "x"]),
+        (E, &["WATCH", "a"]),
+        (E, &["EXEC"]),
+        (E, &["MULTI"]),
+        (E, &["SET", "a", "1"]),
+        (E, &["NOPE"]),
+        (E, &["GET"]),
+        (E, &["EXEC"]),
+        (E, &["GET", "a"]),
+        (E, &["MULTI"]),
+        (E, &["SET", "b", "1"]),
+        (E, &["DISCARD"]),
+        (E, &["GET", "b"]),
+        (E, &["WATCH"]),
+        (E, &["WATCH", "a", "b"]),
+        (E, &["UNWATCH"]),
+        (E, &["MULTI"]),
+        (E, &["PING"]),
+        (E, &["EXEC"]),
+        (S, &["HELLO", "3"]),
+        (E, &["MULTI"]),
+        (E, &["SET", "c", "1"]),
+        (E, &["GET", "c"]),
+        (E, &["EXEC"]),
+    ];
+    run(&mut r.client(), &mut n.client(), script);
+}
+
+#[test]
+fn server_commands() {
+    let (r, n) = both();
+    let script: &[(Cmp, &[&str])] = &[
+        (E, &["CONFIG", "SET", "foo", "1"]),
+        (E, &["CONFIG", "SET", "maxmemory"]),
+        (E, &["CONFIG", "SET", "maxmemory", "abc"]),
+        (E, &["CONFIG", "SET", "databases", "3"]),
+        (E, &["CONFIG", "SET", "appendonly", "maybe"]),
+        (E, &["CONFIG", "SET", "maxmemory", "100mb"]),
+        (E, &["CONFIG", "GET", "maxmemory"]),
+        (E, &["CONFIG", "SET", "maxmemory", "0"]),
+        (E, &["CONFIG", "GET"]),
+        (E, &["CONFIG", "GET", "nosuchparam"]),
+        (E, &["CONFIG", "FOO"]),
+        (E, &["CONFIG", "RESETSTAT"]),
+        (E, &["CLIENT", "FOO"]),
+        (E, &["CLIENT", "SETNAME", "a b"]),
+        (E, &["CLIENT", "GETNAME"]),
+        (E, &["CLIENT", "SETNAME", "me"]),
+        (E, &["CLIENT", "GETNAME"]),
+        (E, &["CLIENT", "SETNAME", ""]),
+        (E, &["CLIENT", "GETNAME"]),
+        (E, &["CLIENT", "KILL", "1.2.3.4:5"]),
+        (E, &["CLIENT", "KILL", "ID", "999999"]),
+        (E, &["CLIENT", "KILL", "FOO", "bar"]),
+        (E, &["CLIENT", "KILL", "ID"]),
+        (E, &["CLIENT", "NO-EVICT", "maybe"]),
+        (E, &["CLIENT", "NO-EVICT", "on"]),
+        (E, &["CLIENT", "REPLY", "foo"]),
+        (E, &["CLIENT", "LIST", "TYPE", "foo"]),
+        (E, &["HELLO", "4"]),
+        (E, &["HELLO", "x"]),
+        (E, &["HELLO", "2", "foo"]),
+        (E, &["AUTH", "x"]),
+        (E, &["AUTH", "someone", "x"]),
+        (E, &["SHUTDOWN", "foo"]),
+        (E, &["COMMAND", "FOO"]),
+        (E, &["COMMAND", "INFO", "nope"]),
+        (E, &["COMMAND", "GETKEYS", "nope"]),
+        (E, &["COMMAND", "GETKEYS", "get"]),
+        (E, &["COMMAND", "GETKEYS", "ping"]),
+        (E, &["COMMAND", "GETKEYS", "mset", "a", "1", "b", "2"]),
+        (E, &["PUBSUB", "FOO"]),
+        (E, &["PUBSUB", "NUMPAT"]),
+        (E, &["PUBSUB", "NUMSUB", "a", "b"]),
+        (E, &["PUBSUB", "CHANNELS"]),
+        (E, &["PUBLISH", "nobody", "hi"]),
+        (E, &["SAVE"]),
+        (S, &["SLOWLOG", "LEN"]),
+        (E, &["ECHO"]),
+        (E, &["SELECT", "x"]),
+        (E, &["RESET"]),
+        (E, &["NOPE", "x", "y"]),
+    ];
+    run(&mut r.client(), &mut n.client(), script);
+}
+
+#[test]
+fn info_fields_match_redis() {
+    let (r, n) = both();
+    let fields = |c: &mut Client, section: &str| -> Vec<String> {
+        c.cmd(&["INFO", section])
+            .text()
+            .lines()
+            .filter_map(|l| l.split_once(':').map(|(k, _)| k.to_string()))
+            .collect()
+    };
+    let (mut rc, mut nc) = (r.client(), n.client());
+    for section in ["replication", "keyspace"] {
+        assert_eq!(
+            fields(&mut nc, section),
+            fields(&mut rc, section),
+            "{section}"
+        );
+    }
+    // Every field the node reports in these sections exists in Redis's, in the same order.
+    for section in ["server", "clients", "persistence", "stats", "cpu", "memory"] {
+        let want = fields(&mut rc, section);
+        let got = fields(&mut nc, section);
+        let mut it = want.iter();
+        for f in &got {
+            assert!(it.any(|w| w == f), "{section}: {f} missing or out of order");
+        }
+    }
+    let info = nc.cmd(&["INFO"]).text();
+    for header in [
+        "# Server",
+        "# Clients",
+        "# Replication",
+        "# Stats",
+        "# Keyspace",
+    ] {
+        assert!(info.contains(header), "{header}");
+    }
+    assert!(!info.contains("# Commandstats"));
+    assert!(nc
+        .cmd(&["INFO", "everything"])
+        .text()
+        .contains("# Commandstats"));
+    assert!(nc
+        .cmd(&["INFO", "all"])
+        .text()
+        .contains("cmdstat_info:calls="));
+}
