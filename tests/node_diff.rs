@@ -394,3 +394,107 @@ fn info_fields_match_redis() {
         .text()
         .contains("cmdstat_info:calls="));
 }
+
+/// One pub/sub step, run against both servers.
+enum Step {
+    /// Send on connection `i` and compare the next `n` frames it reads.
+    Send(usize, &'static [&'static str], usize),
+    /// Compare the next frame connection `i` reads (a message).
+    Read(usize),
+}
+
+fn pubsub_script(proto: &'static str) -> Vec<Step> {
+    use Step::*;
+    let mut steps = vec![
+        Send(
+            0,
+            if proto == "3" {
+                &["HELLO", "3"]
+            } else {
+                &["HELLO", "2"]
+            },
+            0,
+        ),
+        Send(
+            1,
+            if proto == "3" {
+                &["HELLO", "3"]
+            } else {
+                &["HELLO", "2"]
+            },
+            0,
+        ),
+        Send(0, &["SUBSCRIBE", "news", "sport"], 2),
+        Send(0, &["PSUBSCRIBE", "n*"], 1),
+        Send(1, &["PUBLISH", "news", "hello"], 1),
+        Read(0),
+        Read(0),
+        Send(1, &["PUBLISH", "sport", "goal"], 1),
+        Read(0),
+        Send(1, &["PUBLISH", "other", "x"], 1),
+        Send(1, &["PUBSUB", "NUMSUB", "news", "none"], 1),
+        Send(1, &["PUBSUB", "NUMPAT"], 1),
+        Send(0, &["GET", "k"], 1),
+        Send(0, &["PING"], 1),
+        Send(0, &["PING", "hi"], 1),
+        Send(0, &["UNSUBSCRIBE", "news"], 1),
+        Send(0, &["PUNSUBSCRIBE"], 1),
+        Send(0, &["UNSUBSCRIBE"], 1),
+        Send(0, &["UNSUBSCRIBE"], 1),
+        Send(0, &["PUNSUBSCRIBE"], 1),
+        Send(1, &["PUBLISH", "news", "gone"], 1),
+        Send(0, &["SSUBSCRIBE", "shard"], 1),
+        Send(1, &["SPUBLISH", "shard", "s1"], 1),
+        Read(0),
+        Send(0, &["SUNSUBSCRIBE"], 1),
+        Send(0, &["SUBSCRIBE", "self"], 1),
+    ];
+    if proto == "3" {
+        // A RESP3 subscriber may publish; its own message comes before PUBLISH's reply.
+        steps.push(Send(0, &["PUBLISH", "self", "me"], 2));
+        steps.push(Send(0, &["GET", "k"], 1));
+    }
+    steps.push(Send(0, &["RESET"], 1));
+    steps.push(Send(0, &["PING"], 1));
+    steps
+}
+
+fn run_pubsub(proto: &'static str) {
+    let (r, n) = both();
+    let mut rc = [r.client(), r.client()];
+    let mut nc = [n.client(), n.client()];
+    for step in pubsub_script(proto) {
+        let (i, frames) = match step {
+            Step::Send(i, cmd, frames) => {
+                rc[i].send(cmd);
+                nc[i].send(cmd);
+                if frames == 0 {
+                    rc[i].read();
+                    nc[i].read();
+                    continue;
+                }
+                (i, frames)
+            }
+            Step::Read(i) => (i, 1),
+        };
+        for _ in 0..frames {
+            let want = rc[i].read_raw_reply();
+            let got = nc[i].read_raw_reply();
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want),
+                "RESP{proto}, client {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn pubsub_resp2() {
+    run_pubsub("2");
+}
+
+#[test]
+fn pubsub_resp3() {
+    run_pubsub("3");
+}

@@ -247,7 +247,11 @@ fn section(out: &mut String, name: &str, shared: &Shared, store: &Store) {
             f("used_cpu_user_main_thread", &format!("{user:.6}"));
         }
         "commandstats" => {
-            for (c, st) in cmd::all().zip(store.stats.commands.iter()) {
+            let named = cmd::all()
+                .map(|c| c.name)
+                .zip(store.stats.commands.iter())
+                .chain(store.stats.subcommands.iter().map(|(n, s)| (*n, s)));
+            for (name, st) in named {
                 if st.calls + st.rejected + st.failed == 0 {
                     continue;
                 }
@@ -257,7 +261,7 @@ fn section(out: &mut String, name: &str, shared: &Shared, store: &Store) {
                     st.usec as f64 / st.calls as f64
                 };
                 f(
-                    &format!("cmdstat_{}", c.name),
+                    &format!("cmdstat_{name}"),
                     &format_args!(
                         "calls={},usec={},usec_per_call={per:.2},rejected_calls={},failed_calls={}",
                         st.calls, st.usec, st.rejected, st.failed

@@ -39,6 +39,8 @@ pub struct Stats {
     pub net_output_bytes: u64,
     /// Per command, indexed like [`crate::node::cmd::all`].
     pub commands: Vec<CmdStat>,
+    /// Per subcommand of container commands (`config|get`), as Redis 7 reports them.
+    pub subcommands: std::collections::BTreeMap<&'static str, CmdStat>,
 }
 
 impl Stats {
@@ -48,6 +50,10 @@ impl Stats {
             self.commands.resize(idx + 1, CmdStat::default());
         }
         &mut self.commands[idx]
+    }
+    /// The counters of subcommand `name` (`client|list`).
+    pub fn sub(&mut self, name: &'static str) -> &mut CmdStat {
+        self.subcommands.entry(name).or_default()
     }
     /// CONFIG RESETSTAT: zero everything.
     pub fn reset(&mut self) {

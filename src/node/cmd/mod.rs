@@ -264,7 +264,8 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
         }
         return Reply::simple("QUEUED");
     }
-    ctx.client.last_cmd = cmd.name;
+    let sub = subcommand_name(cmd, &args);
+    ctx.client.last_cmd = sub.unwrap_or(cmd.name);
     let db = ctx.db_index();
     let started = Instant::now();
     let reply = (cmd.handler)(ctx, &args);
@@ -274,11 +275,67 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
     stats.total_commands_processed += 1;
     let failed = reply.is_error();
     stats.total_error_replies += u64::from(failed);
-    let st = stats.cmd(idx);
+    let st = match sub {
+        Some(name) => stats.sub(name),
+        None => stats.cmd(idx),
+    };
     st.calls += 1;
     st.usec += usec;
     st.failed += u64::from(failed);
     reply
+}
+
+/// Subcommands counted and listed on their own (`cmdstat_config|get`, `cmd=client|list`),
+/// as Redis 7 does for container commands.
+pub const SUBCOMMANDS: &[&str] = &[
+    "client|getname",
+    "client|id",
+    "client|info",
+    "client|kill",
+    "client|list",
+    "client|no-evict",
+    "client|reply",
+    "client|setinfo",
+    "client|setname",
+    "command|count",
+    "command|docs",
+    "command|getkeys",
+    "command|info",
+    "command|list",
+    "config|get",
+    "config|resetstat",
+    "config|rewrite",
+    "config|set",
+    "object|encoding",
+    "object|freq",
+    "object|help",
+    "object|idletime",
+    "object|refcount",
+    "pubsub|channels",
+    "pubsub|numpat",
+    "pubsub|numsub",
+    "pubsub|shardchannels",
+    "pubsub|shardnumsub",
+    "slowlog|get",
+    "slowlog|len",
+    "slowlog|reset",
+];
+
+/// `cmd|sub` for a known subcommand of a container command.
+fn subcommand_name(cmd: &Command, args: &Args) -> Option<&'static str> {
+    if args.len() < 2
+        || !matches!(
+            cmd.name,
+            "client" | "command" | "config" | "object" | "pubsub" | "slowlog"
+        )
+    {
+        return None;
+    }
+    let sub = args.get(1);
+    SUBCOMMANDS.iter().copied().find(|full| {
+        full.split_once('|')
+            .is_some_and(|(c, s)| c == cmd.name && s.as_bytes().eq_ignore_ascii_case(sub))
+    })
 }
 
 /// Commands MULTI runs at once instead of queueing them.
