@@ -1,7 +1,7 @@
 //! The registry of connected clients (CLIENT LIST/KILL/INFO, INFO clients, pub/sub
 //! delivery). Each connection owns its [`crate::node::client::ClientState`]; the registry
 //! holds a copy of what other clients need to see, refreshed by the connection after every
-//! batch, plus the handles to reach it: its mailbox and its kill switch.
+//! batch, plus the handle to reach it: its mailbox (pub/sub messages, and the kill signal).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -9,7 +9,6 @@ use std::time::Instant;
 use bytes::Bytes;
 use indexmap::IndexMap;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio_util::sync::CancellationToken;
 
 use super::client::ClientState;
 use crate::resp::Protocol;
@@ -45,10 +44,17 @@ pub struct ClientInfo {
     pub last_cmd: &'static str,
     /// Extra CLIENT LIST flags (`M` master link, `S` replica), set by replication.
     pub role_flag: Option<char>,
-    /// Delivers pre-encoded pushes (pub/sub messages) to the connection.
+    /// Delivers pre-encoded pushes (pub/sub messages) to the connection; an empty message
+    /// is CLIENT KILL's signal to close. One channel for both keeps the connection's idle
+    /// wait to two event sources.
     pub mailbox: UnboundedSender<Bytes>,
-    /// Cancelled by CLIENT KILL: the connection closes.
-    pub kill: CancellationToken,
+}
+
+impl ClientInfo {
+    /// Tells the connection to close (CLIENT KILL).
+    pub fn kill(&self) {
+        let _ = self.mailbox.send(Bytes::new());
+    }
 }
 
 /// Connected clients by id, in connection order.

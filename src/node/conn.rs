@@ -14,7 +14,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use super::client::ClientState;
 use super::clients::ClientInfo;
@@ -56,17 +55,19 @@ struct Conn {
     eof: bool,
     /// A protocol error ends the connection after the requests decoded before it ran.
     fatal: Option<ProtocolError>,
-    /// Pub/sub messages for this client, already encoded.
+    /// Pub/sub messages for this client, already encoded; an empty one means CLIENT KILL.
     mailbox: UnboundedReceiver<Bytes>,
-    /// Cancelled by CLIENT KILL.
-    kill: CancellationToken,
+    /// CLIENT KILL arrived: close without running anything more.
+    killed: bool,
+    /// Bytes read and written since last added to the INFO counters (under the next lock).
+    net_in: u64,
+    net_out: u64,
 }
 
 /// Serves one accepted client until it disconnects, QUITs or sends a malformed request.
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let (tx, mailbox) = unbounded_channel();
-    let kill = CancellationToken::new();
     let id = shared.next_client_id();
     let authed = {
         let mut store = shared.lock();
@@ -88,7 +89,6 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
             last_cmd: "NULL",
             role_flag: None,
             mailbox: tx,
-            kill: kill.clone(),
         });
         store.stats.total_connections_received += 1;
         store.settings.requirepass().is_none()
@@ -111,7 +111,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         eof: false,
         fatal: None,
         mailbox,
-        kill,
+        killed: false,
+        net_in: 0,
+        net_out: 0,
     };
     // I/O errors just end the connection, as a reset would in Redis.
     let _ = conn.run().await;
@@ -133,11 +135,11 @@ impl Conn {
                 }
                 tokio::select! {
                     r = self.stream.readable() => r?,
-                    _ = self.kill.cancelled() => return Ok(()),
                     Some(msg) = self.mailbox.recv() => {
-                        self.out.extend_from_slice(&msg);
-                        while let Ok(more) = self.mailbox.try_recv() {
-                            self.out.extend_from_slice(&more);
+                        self.deliver(msg);
+                        self.drain_mailbox();
+                        if self.killed {
+                            return Ok(());
                         }
                         self.flush().await?;
                         continue;
@@ -170,8 +172,11 @@ impl Conn {
                     return;
                 }
                 // A read that did not fill the room drained the socket.
-                Ok(n) if n < READ_CHUNK => return,
-                Ok(_) => {}
+                Ok(n) if n < READ_CHUNK => {
+                    self.net_in += n as u64;
+                    return;
+                }
+                Ok(n) => self.net_in += n as u64,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(_) => {
                     self.eof = true;
@@ -211,6 +216,8 @@ impl Conn {
         let shared = &*self.shared;
         let mut store = shared.lock();
         store.tick();
+        store.stats.net_input_bytes += std::mem::take(&mut self.net_in);
+        store.stats.net_output_bytes += std::mem::take(&mut self.net_out);
         if let Some(p) = self.parked.take() {
             store.waiters.unregister(p.db, &p.keys, &self.notify);
             store.clients.blocked = store.clients.blocked.saturating_sub(1);
@@ -245,9 +252,32 @@ impl Conn {
         // Pub/sub messages delivered during the batch go after its replies, as they would
         // reach a Redis client's output buffer after the replies already there.
         while let Ok(msg) = self.mailbox.try_recv() {
-            self.out.extend_from_slice(&msg);
+            if msg.is_empty() {
+                self.killed = true;
+            } else {
+                self.out.extend_from_slice(&msg);
+            }
+        }
+        if self.killed {
+            self.client.close = true;
         }
         store.clients.sync(&self.client);
+    }
+
+    /// Appends a mailbox message to the output, or notes a kill.
+    fn deliver(&mut self, msg: Bytes) {
+        if msg.is_empty() {
+            self.killed = true;
+        } else {
+            self.out.extend_from_slice(&msg);
+        }
+    }
+
+    /// Delivers every mailbox message already waiting.
+    fn drain_mailbox(&mut self) {
+        while let Ok(msg) = self.mailbox.try_recv() {
+            self.deliver(msg);
+        }
     }
 
     /// Waits while parked: until a writer signals a key, the timeout passes, or the client
@@ -271,7 +301,13 @@ impl Conn {
                     }
                 };
                 tokio::select! {
-                    _ = self.kill.cancelled() => return Err(std::io::ErrorKind::ConnectionAborted.into()),
+                    Some(msg) = self.mailbox.recv() => {
+                        self.deliver(msg);
+                        if self.killed {
+                            return Err(std::io::ErrorKind::ConnectionAborted.into());
+                        }
+                        continue;
+                    }
                     _ = self.notify.notified() => Event::Woken,
                     _ = sleep => Event::TimedOut,
                     r = self.stream.readable(), if !self.eof => { r?; Event::Readable }
@@ -315,6 +351,7 @@ impl Conn {
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
             self.stream.write_all(&self.out).await?;
+            self.net_out += self.out.len() as u64;
             self.out.clear();
             if self.out.capacity() > KEEP_CAPACITY {
                 self.out = BytesMut::new();

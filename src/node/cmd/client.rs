@@ -316,7 +316,7 @@ fn close(ctx: &mut Ctx, id: u64) {
     if id == ctx.client.id {
         ctx.client.close = true;
     } else if let Some(c) = ctx.store.clients.get(id) {
-        c.kill.cancel();
+        c.kill();
     }
 }
 
