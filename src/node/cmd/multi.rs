@@ -109,3 +109,80 @@ pub fn unwatch_all(ctx: &mut Ctx) {
     let watched = std::mem::take(&mut ctx.client.watched);
     ctx.store.watches.unwatch(ctx.client.id, &watched);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::client::ClientState;
+    use crate::node::server::{NodeConfig, Shared};
+    use crate::node::store::Store;
+    use crate::resp::Request;
+
+    fn shared() -> Shared {
+        let config = NodeConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            replicaof: None,
+            requirepass: None,
+            appendonly: false,
+            dir: ".".into(),
+        };
+        Shared::new(config, "127.0.0.1:6379".parse().expect("addr"))
+    }
+
+    fn run(ctx: &mut Ctx, args: &[&str]) -> Reply {
+        execute(ctx, &Request::from_args(args))
+    }
+
+    #[test]
+    fn exec_propagates_writes_as_one_multi_exec_block() {
+        let shared = shared();
+        let mut store = Store::new();
+        store.feed.enabled = true;
+        let mut client = ClientState {
+            authed: true,
+            ..ClientState::default()
+        };
+        let mut ctx = Ctx::new(&mut store, &mut client, &shared, true);
+        assert_eq!(run(&mut ctx, &["MULTI"]), Reply::Ok);
+        assert_eq!(run(&mut ctx, &["SET", "k", "1"]), Reply::simple("QUEUED"));
+        assert_eq!(run(&mut ctx, &["GET", "k"]), Reply::simple("QUEUED"));
+        assert_eq!(run(&mut ctx, &["INCR", "k"]), Reply::simple("QUEUED"));
+        let reply = run(&mut ctx, &["EXEC"]);
+        assert_eq!(
+            reply,
+            Reply::Array(vec![Reply::Ok, Reply::Bulk("1".into()), Reply::Int(2)])
+        );
+        // A read-only transaction propagates nothing.
+        run(&mut ctx, &["MULTI"]);
+        run(&mut ctx, &["GET", "k"]);
+        run(&mut ctx, &["EXEC"]);
+        let fed = ctx.store.feed.take();
+        let expected: &[u8] = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*1\r\n$5\r\nMULTI\r\n\
+            *3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n1\r\n*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n\
+            *1\r\n$4\r\nEXEC\r\n";
+        assert_eq!(&fed[..], expected);
+    }
+
+    #[test]
+    fn queue_errors_abort_and_blocking_does_not_block() {
+        let shared = shared();
+        let mut store = Store::new();
+        let mut client = ClientState {
+            authed: true,
+            ..ClientState::default()
+        };
+        let mut ctx = Ctx::new(&mut store, &mut client, &shared, true);
+        run(&mut ctx, &["MULTI"]);
+        run(&mut ctx, &["__block", "k", "0"]);
+        assert_eq!(
+            run(&mut ctx, &["EXEC"]),
+            Reply::Array(vec![Reply::NullArray])
+        );
+        run(&mut ctx, &["MULTI"]);
+        assert!(run(&mut ctx, &["GET"]).is_error());
+        assert_eq!(
+            run(&mut ctx, &["EXEC"]),
+            Reply::error("EXECABORT Transaction discarded because of previous errors.")
+        );
+    }
+}
