@@ -498,3 +498,52 @@ fn pubsub_resp2() {
 fn pubsub_resp3() {
     run_pubsub("3");
 }
+
+/// MONITOR lines without their volatile prefix (time, client address).
+fn monitor_tail(raw: Vec<u8>) -> String {
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    text.split_once("] ")
+        .map(|(_, t)| t.to_string())
+        .unwrap_or(text)
+}
+
+#[test]
+fn monitor_and_tracking() {
+    let (r, n) = both();
+    let mut lines = Vec::new();
+    let mut pushes = Vec::new();
+    for addr in [r.addr(), n.addr()] {
+        let mut mon = common::Client::connect(&addr);
+        let mut other = common::Client::connect(&addr);
+        let mut tracker = common::Client::connect(&addr);
+        assert_eq!(mon.cmd_raw(&["MONITOR"]), b"+OK\r\n");
+        other.cmd(&["SET", "k", "a \"q\"\n\u{1}\\"]);
+        other.cmd(&["SELECT", "2"]);
+        other.cmd(&["GET", "k"]);
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(monitor_tail(mon.read_raw_reply()));
+        }
+        lines.push(got);
+        tracker.cmd(&["HELLO", "3"]);
+        assert_eq!(tracker.cmd_raw(&["CLIENT", "TRACKING", "on"]), b"+OK\r\n");
+        other.cmd(&["SELECT", "0"]);
+        other.cmd(&["MSET", "m1", "1", "m2", "2"]);
+        tracker.cmd(&["GET", "cached"]);
+        tracker.cmd(&["MGET", "m1", "m2"]);
+        other.cmd(&["SET", "cached", "x"]);
+        let mut got = vec![tracker.read_raw_reply()];
+        other.cmd(&["DEL", "m2", "m1"]);
+        got.push(tracker.read_raw_reply());
+        got.push(tracker.read_raw_reply());
+        // One-shot: a second change is not reported until the key is read again.
+        other.cmd(&["SET", "cached", "y"]);
+        tracker.cmd(&["GET", "m1"]);
+        other.cmd(&["FLUSHALL"]);
+        got.push(tracker.read_raw_reply());
+        got.push(tracker.cmd_raw(&["PING"]));
+        pushes.push(got);
+    }
+    assert_eq!(lines[1], lines[0]);
+    assert_eq!(pushes[1], pushes[0]);
+}

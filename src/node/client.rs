@@ -37,6 +37,8 @@ pub struct ClientState {
     pub watched: Vec<(usize, Bytes, bool)>,
     /// Name of the last command run (CLIENT LIST `cmd=`).
     pub last_cmd: &'static str,
+    /// CLIENT TRACKING on: keys read are remembered for invalidation pushes.
+    pub tracking: bool,
 }
 
 impl ClientState {

@@ -44,6 +44,7 @@ pub mod server;
 pub mod settings;
 pub mod stats;
 pub mod store;
+pub mod tracking;
 pub mod value;
 pub mod watch;
 

@@ -16,6 +16,7 @@ use super::feed::Feed;
 use super::pubsub::PubSub;
 use super::settings::Settings;
 use super::stats::Stats;
+use super::tracking::Tracking;
 use super::watch::Watches;
 
 /// Keys sampled per round of active expiry (Redis's `ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`).
@@ -53,6 +54,10 @@ pub struct Store {
     pub pubsub: PubSub,
     /// CONFIG GET/SET parameters.
     pub settings: Settings,
+    /// CLIENT TRACKING state.
+    pub tracking: Tracking,
+    /// Clients in MONITOR mode (by id).
+    pub monitors: Vec<u64>,
     /// DEBUG SET-ACTIVE-EXPIRE: false stops the active expiry cycle (tests of lazy expiry).
     pub active_expire: bool,
     /// Unix time (s) of the last save (LASTSAVE, INFO `rdb_last_save_time`): start time,
@@ -87,6 +92,8 @@ impl Store {
             clients: Clients::default(),
             pubsub: PubSub::default(),
             settings: Settings::default(),
+            tracking: Tracking::default(),
+            monitors: Vec::new(),
             active_expire: true,
             lastsave: unix_ms() / 1000,
             rng: seed | 1,
@@ -103,6 +110,13 @@ impl Store {
     /// All databases.
     pub fn dbs(&self) -> &[Db] {
         &self.dbs
+    }
+    /// `key` in `db` changed (by client `writer`; 0 = the server itself): wakes clients
+    /// blocked on it, breaks WATCHes on it and invalidates client-side caches of it.
+    pub fn signal(&mut self, db: usize, key: &[u8], writer: u64) {
+        self.waiters.signal(db, key);
+        self.watches.touch(db, key);
+        self.tracking.invalidate(key, &self.clients, writer);
     }
     /// The value of `key` in `db` for a read command, counting a keyspace hit or miss.
     pub fn read_counted(&mut self, db: usize, key: &[u8]) -> Option<&super::value::Value> {
@@ -155,8 +169,7 @@ impl Store {
         if self.db_mut(db).remove(key).is_some() {
             self.expired_keys += 1;
             self.feed.push(db, &[b"DEL", key]);
-            self.waiters.signal(db, key);
-            self.watches.touch(db, key);
+            self.signal(db, key, 0);
         }
     }
 

@@ -147,6 +147,8 @@ fn client(ctx: &mut Ctx, args: &Args) -> Reply {
         Reply::Verbatim(Bytes::from(format!("{line}\n")))
     } else if sub("KILL") && n >= 3 {
         kill(ctx, args)
+    } else if sub("TRACKING") && n >= 3 {
+        tracking(ctx, args)
     } else if sub("SETINFO") && n == 4 {
         Reply::Ok
     } else if (sub("NO-EVICT") || sub("NO-TOUCH")) && n == 3 {
@@ -172,6 +174,38 @@ fn client(ctx: &mut Ctx, args: &Args) -> Reply {
     } else {
         super::subcommand_error(args, "CLIENT")
     }
+}
+
+/// `CLIENT TRACKING ON|OFF [NOLOOP]`: the default (key-remembering) mode only; REDIRECT,
+/// BCAST, PREFIX, OPTIN and OPTOUT are refused.
+fn tracking(ctx: &mut Ctx, args: &Args) -> Reply {
+    let on = if args.is(2, "ON") {
+        true
+    } else if args.is(2, "OFF") {
+        false
+    } else {
+        return syntax();
+    };
+    let mut noloop = false;
+    for i in 3..args.len() {
+        if args.is(i, "NOLOOP") {
+            noloop = true;
+        } else {
+            return syntax();
+        }
+    }
+    let id = ctx.client.id;
+    ctx.client.tracking = on;
+    let t = &mut ctx.store.tracking;
+    if on {
+        t.clients.insert(id);
+        if noloop {
+            t.noloop.insert(id);
+        }
+    } else {
+        t.stop(id);
+    }
+    Reply::Ok
 }
 
 /// `CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]`.
@@ -330,7 +364,10 @@ fn reset(ctx: &mut Ctx, _: &Args) -> Reply {
     ctx.client.proto = Protocol::Resp2;
     ctx.client.name = None;
     ctx.client.authed = ctx.store.settings.requirepass().is_none();
+    ctx.client.tracking = false;
     let id = ctx.client.id;
+    ctx.store.tracking.stop(id);
+    ctx.store.monitors.retain(|&m| m != id);
     if let Some(info) = ctx.store.clients.get_mut(id) {
         info.proto = Protocol::Resp2;
     }

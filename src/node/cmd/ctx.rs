@@ -176,11 +176,10 @@ impl<'a> Ctx<'a> {
     pub fn dirty(&mut self, n: u64) {
         self.dirty += n;
     }
-    /// Wakes clients blocked on `key` in the current db (and phase 2: touches WATCHes).
-    /// Cheap when nobody is blocked.
+    /// Wakes clients blocked on `key` in the current db, breaks WATCHes on it and sends
+    /// client-side cache invalidations. Cheap when nobody blocks, watches or tracks.
     pub fn signal_key(&mut self, key: &[u8]) {
-        self.store.waiters.signal(self.client.db, key);
-        self.store.watches.touch(self.client.db, key);
+        self.store.signal(self.client.db, key, self.client.id);
     }
     /// Propagates `args` instead of the command as received. Call it once per command to
     /// emit (SPOP → SREM, INCRBYFLOAT → SET ... KEEPTTL, EXPIRE → PEXPIREAT, BLPOP → LPOP);

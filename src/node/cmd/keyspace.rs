@@ -108,8 +108,7 @@ fn copy(ctx: &mut Ctx, args: &Args) -> Reply {
     if let Some(at) = ttl {
         db.set_expire(dst, at);
     }
-    store.waiters.signal(target_db, dst);
-    store.watches.touch(target_db, dst);
+    store.signal(target_db, dst, ctx.client.id);
     ctx.dirty(1);
     Reply::Int(1)
 }
@@ -300,8 +299,10 @@ fn flush(ctx: &mut Ctx, which: Option<usize>) {
             ctx.store.db_mut(i).clear();
         }
     }
-    ctx.store.watches.touch_db(which);
-    ctx.store.waiters.signal_all();
+    let store = &mut *ctx.store;
+    store.watches.touch_db(which);
+    store.waiters.signal_all();
+    store.tracking.invalidate_all(&store.clients);
     ctx.dirty(removed + 1);
 }
 

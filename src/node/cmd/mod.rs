@@ -267,9 +267,18 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
     let sub = subcommand_name(cmd, &args);
     ctx.client.last_cmd = sub.unwrap_or(cmd.name);
     let db = ctx.db_index();
+    if !ctx.store.monitors.is_empty() && !cmd.flags.has(Flags::ADMIN) {
+        feed_monitors(ctx, &args);
+    }
     let started = Instant::now();
     let reply = (cmd.handler)(ctx, &args);
     let usec = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    if ctx.client.tracking && cmd.flags.has(Flags::READONLY) {
+        let id = ctx.client.id;
+        for i in key_indexes(cmd, args.len()) {
+            ctx.store.tracking.remember(id, args.get(i));
+        }
+    }
     ctx.finish(db, req.raw());
     let stats = &mut ctx.store.stats;
     stats.total_commands_processed += 1;
@@ -283,6 +292,74 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
     st.usec += usec;
     st.failed += u64::from(failed);
     reply
+}
+
+/// The positions of `cmd`'s key arguments in a call with `argc` arguments (COMMAND
+/// GETKEYS, tracking), from its first/last/step.
+pub fn key_indexes(cmd: &Command, argc: usize) -> impl Iterator<Item = usize> {
+    let first = usize::try_from(cmd.first_key).unwrap_or(0);
+    let last = if cmd.last_key < 0 {
+        argc as i64 + i64::from(cmd.last_key)
+    } else {
+        i64::from(cmd.last_key)
+    };
+    let last = usize::try_from(last)
+        .unwrap_or(0)
+        .min(argc.saturating_sub(1));
+    let step = usize::try_from(cmd.key_step).unwrap_or(1).max(1);
+    // Keyless commands (first 0) get an empty range.
+    let end = if first == 0 { 0 } else { last + 1 };
+    (first.max(1)..end).step_by(step)
+}
+
+/// Sends the MONITOR line for the command about to run to every monitoring client:
+/// `+<unix s>.<µs> [<db> <addr>] "arg" ...`, arguments quoted as Redis's `sdscatrepr`.
+fn feed_monitors(ctx: &mut Ctx<'_>, args: &Args) {
+    use std::fmt::Write;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let me = ctx.client.id;
+    let addr = ctx
+        .store
+        .clients
+        .get(me)
+        .map(|c| c.addr.to_string())
+        .unwrap_or_default();
+    let mut line = format!(
+        "+{}.{:06} [{} {addr}]",
+        now.as_secs(),
+        now.subsec_micros(),
+        ctx.db_index()
+    );
+    for a in args.from(0) {
+        line.push_str(" \"");
+        for &b in a {
+            match b {
+                b'\\' => line.push_str("\\\\"),
+                b'"' => line.push_str("\\\""),
+                b'\n' => line.push_str("\\n"),
+                b'\r' => line.push_str("\\r"),
+                b'\t' => line.push_str("\\t"),
+                0x07 => line.push_str("\\a"),
+                0x08 => line.push_str("\\b"),
+                0x20..=0x7e => line.push(b as char),
+                _ => {
+                    let _ = write!(line, "\\x{b:02x}");
+                }
+            }
+        }
+        line.push('"');
+    }
+    line.push_str("\r\n");
+    let bytes = bytes::Bytes::from(line);
+    for id in &ctx.store.monitors {
+        if *id != me {
+            if let Some(c) = ctx.store.clients.get(*id) {
+                let _ = c.mailbox.send(bytes.clone());
+            }
+        }
+    }
 }
 
 /// Subcommands counted and listed on their own (`cmdstat_config|get`, `cmd=client|list`),
@@ -402,6 +479,8 @@ pub fn forget_client(
     client: &mut crate::node::client::ClientState,
 ) {
     pubsub::unsubscribe_all(store, client);
+    store.tracking.stop(client.id);
+    store.monitors.retain(|&id| id != client.id);
     let watched = std::mem::take(&mut client.watched);
     store.watches.unwatch(client.id, &watched);
     store.clients.remove(client.id);

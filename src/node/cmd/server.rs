@@ -26,7 +26,17 @@ pub static COMMANDS: &[Command] = &[
     Command::new("bgsave", bgsave, -1, ADMIN),
     Command::new("bgrewriteaof", bgrewriteaof, 1, ADMIN),
     Command::new("slowlog", slowlog, -2, ADMIN.with(LS)),
+    Command::new("monitor", monitor, 1, ADMIN.with(LS)),
 ];
+
+/// `MONITOR`: from now on the client receives a line for every command others run.
+fn monitor(ctx: &mut Ctx, _: &Args) -> Reply {
+    let id = ctx.client.id;
+    if !ctx.store.monitors.contains(&id) {
+        ctx.store.monitors.push(id);
+    }
+    Reply::Ok
+}
 
 fn info_cmd(ctx: &mut Ctx, args: &Args) -> Reply {
     let sections: Vec<Vec<u8>> = args.from(1).map(<[u8]>::to_vec).collect();
@@ -170,16 +180,8 @@ fn getkeys(args: &Args) -> Reply {
     if c.first_key == 0 {
         return Reply::error("ERR The command has no key arguments");
     }
-    let first = c.first_key as usize;
-    let last = if c.last_key < 0 {
-        (argc as i64 + i64::from(c.last_key)) as usize
-    } else {
-        c.last_key as usize
-    };
-    let step = c.key_step.max(1) as usize;
     Reply::Array(
-        (first..=last.min(argc - 1))
-            .step_by(step)
+        super::key_indexes(c, argc)
             .map(|i| Reply::bulk(args.get(i + 2)))
             .collect(),
     )
