@@ -343,6 +343,16 @@ fn server_commands() {
         (E, &["SELECT", "x"]),
         (E, &["RESET"]),
         (E, &["NOPE", "x", "y"]),
+        (S, &["HELLO", "3"]),
+        (E, &["INFO", "keyspace"]),
+        (E, &["CONFIG", "GET", "maxmemory"]),
+        (E, &["PUBSUB", "NUMSUB", "a"]),
+        (E, &["TIME", "x"]),
+        (E, &["COMMAND", "INFO", "nope"]),
+        (E, &["CONFIG", "RESETSTAT"]),
+        (E, &["GET"]),
+        (E, &["SET", "a", "b", "c"]),
+        (E, &["INFO", "errorstats"]),
     ];
     run(&mut r.client(), &mut n.client(), script);
 }

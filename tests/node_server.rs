@@ -264,3 +264,38 @@ fn hello_auth_and_shutdown() {
         std::net::TcpStream::connect(node.addr).is_err()
     });
 }
+
+#[test]
+fn debug_sleep_blocks_the_whole_node() {
+    let node = Node::start();
+    let mut sleeper = node.client();
+    let mut other = node.client();
+    sleeper.send(&["DEBUG", "SLEEP", "0.4"]);
+    let done = std::thread::spawn(move || sleeper.read_raw_reply());
+    // PINGs back to back: the one in flight when the sleep starts waits for its end.
+    let mut slowest = Duration::ZERO;
+    while !done.is_finished() {
+        let t = std::time::Instant::now();
+        assert_eq!(other.cmd_raw(&["PING"]), b"+PONG\r\n");
+        slowest = slowest.max(t.elapsed());
+    }
+    assert_eq!(done.join().expect("sleeper"), b"+OK\r\n");
+    assert!(
+        slowest >= Duration::from_millis(200),
+        "slowest PING {slowest:?}"
+    );
+}
+
+#[test]
+fn quit_in_subscribed_mode() {
+    let node = Node::start();
+    let mut c = node.client();
+    c.cmd(&["SUBSCRIBE", "x"]);
+    assert_eq!(c.cmd_raw(&["QUIT"]), b"+OK\r\n");
+    assert!(c.is_closed());
+    let mut d = node.client();
+    assert_eq!(
+        d.cmd(&["PUBSUB", "NUMSUB", "x"]),
+        Resp::Array(vec![Resp::Bulk(b"x".to_vec()), Resp::Int(0)])
+    );
+}

@@ -269,6 +269,11 @@ fn section(out: &mut String, name: &str, shared: &Shared, store: &Store) {
                 );
             }
         }
+        "errorstats" => {
+            for (code, n) in &store.stats.errors {
+                f(&format!("errorstat_{code}"), &format_args!("count={n}"));
+            }
+        }
         "cluster" => f("cluster_enabled", &0),
         "keyspace" => {
             for i in 0..DATABASES {

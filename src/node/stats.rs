@@ -39,6 +39,8 @@ pub struct Stats {
     pub net_output_bytes: u64,
     /// Per command, indexed like [`crate::node::cmd::all`].
     pub commands: Vec<CmdStat>,
+    /// Error replies by their code (`ERR`, `WRONGTYPE`, ...): INFO `errorstats`.
+    pub errors: std::collections::BTreeMap<String, u64>,
     /// Per subcommand of container commands (`config|get`), as Redis 7 reports them.
     pub subcommands: std::collections::BTreeMap<&'static str, CmdStat>,
 }
@@ -54,6 +56,17 @@ impl Stats {
     /// The counters of subcommand `name` (`client|list`).
     pub fn sub(&mut self, name: &'static str) -> &mut CmdStat {
         self.subcommands.entry(name).or_default()
+    }
+    /// Counts an error reply under its code (the first word of `text`).
+    pub fn error(&mut self, text: &str) {
+        self.total_error_replies += 1;
+        let code = text.split(' ').next().unwrap_or("ERR");
+        match self.errors.get_mut(code) {
+            Some(n) => *n += 1,
+            None => {
+                self.errors.insert(code.to_string(), 1);
+            }
+        }
     }
     /// CONFIG RESETSTAT: zero everything.
     pub fn reset(&mut self) {

@@ -19,6 +19,7 @@ pub static COMMANDS: &[Command] = &[
         quit,
         -1,
         Flags::NO_AUTH
+            .with(Flags::ALLOW_SUBSCRIBED)
             .with(Flags::LOADING)
             .with(Flags::STALE)
             .with(Flags::FAST),

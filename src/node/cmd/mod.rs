@@ -283,7 +283,9 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
     let stats = &mut ctx.store.stats;
     stats.total_commands_processed += 1;
     let failed = reply.is_error();
-    stats.total_error_replies += u64::from(failed);
+    if let Reply::Error(e) = &reply {
+        stats.error(e);
+    }
     let st = match sub {
         Some(name) => stats.sub(name),
         None => stats.cmd(idx),
@@ -491,7 +493,9 @@ fn refused(ctx: &mut Ctx<'_>, idx: Option<usize>, reply: Reply) -> Reply {
     if ctx.client.multi.is_some() {
         ctx.client.multi_error = true;
     }
-    ctx.store.stats.total_error_replies += 1;
+    if let Reply::Error(e) = &reply {
+        ctx.store.stats.error(e);
+    }
     if let Some(i) = idx {
         ctx.store.stats.cmd(i).rejected += 1;
     }
