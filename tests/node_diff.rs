@@ -557,3 +557,27 @@ fn monitor_and_tracking() {
     assert_eq!(lines[1], lines[0]);
     assert_eq!(pushes[1], pushes[0]);
 }
+
+#[test]
+fn watch_of_an_already_expired_key() {
+    let r = Redis::start_with(&["--enable-debug-command", "yes"]);
+    let n = Node::start();
+    let script: &[(Cmp, &[&str])] = &[
+        (E, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]),
+        (E, &["SET", "k", "v", "PX", "1"]),
+        (E, &["SET", "k2", "v", "PX", "1"]),
+        (E, &["DEBUG", "SLEEP", "0.02"]),
+        // Watched while logically expired: its deletion by expiry is no change.
+        (E, &["WATCH", "k"]),
+        (E, &["GET", "k"]),
+        (E, &["MULTI"]),
+        (E, &["PING"]),
+        (E, &["EXEC"]),
+        // ... but recreating it is.
+        (E, &["WATCH", "k2"]),
+        (E, &["SET", "k2", "new"]),
+        (E, &["MULTI"]),
+        (E, &["EXEC"]),
+    ];
+    run(&mut r.client(), &mut n.client(), script);
+}

@@ -115,7 +115,10 @@ impl Store {
     /// blocked on it, breaks WATCHes on it and invalidates client-side caches of it.
     pub fn signal(&mut self, db: usize, key: &[u8], writer: u64) {
         self.waiters.signal(db, key);
-        self.watches.touch(db, key);
+        if !self.watches.is_empty() {
+            let exists = self.db(db).contains(key);
+            self.watches.touch(db, key, exists);
+        }
         self.tracking.invalidate(key, &self.clients, writer);
     }
     /// The value of `key` in `db` for a read command, counting a keyspace hit or miss.

@@ -11,16 +11,22 @@ use bytes::Bytes;
 /// The watch registry.
 #[derive(Debug, Default)]
 pub struct Watches {
-    by_key: HashMap<(usize, Bytes), Vec<u64>>,
+    /// Watchers per key, each with "the key was already expired when watched".
+    by_key: HashMap<(usize, Bytes), Vec<(u64, bool)>>,
     dirty: HashSet<u64>,
 }
 
 impl Watches {
-    /// Client `id` watches `key` in `db`.
-    pub fn watch(&mut self, id: u64, db: usize, key: Bytes) {
+    /// True when nobody watches anything (the common case: touching is then skipped).
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+    /// Client `id` watches `key` in `db`; `expired`: the key had already expired (but was
+    /// not deleted yet), so its deletion by expiry will not count as a change.
+    pub fn watch(&mut self, id: u64, db: usize, key: Bytes, expired: bool) {
         let list = self.by_key.entry((db, key)).or_default();
-        if !list.contains(&id) {
-            list.push(id);
+        if !list.iter().any(|(c, _)| *c == id) {
+            list.push((id, expired));
         }
     }
     /// Drops every watch of client `id` (`keys` are the ones it watched) and its dirty mark.
@@ -28,7 +34,7 @@ impl Watches {
         for (db, key, _) in keys {
             let slot = (*db, key.clone());
             if let Some(list) = self.by_key.get_mut(&slot) {
-                list.retain(|&c| c != id);
+                list.retain(|(c, _)| *c != id);
                 if list.is_empty() {
                     self.by_key.remove(&slot);
                 }
@@ -36,20 +42,28 @@ impl Watches {
         }
         self.dirty.remove(&id);
     }
-    /// `key` in `db` changed: every client watching it will fail its EXEC.
-    pub fn touch(&mut self, db: usize, key: &[u8]) {
+    /// `key` in `db` changed (`exists`: whether it exists afterwards): every client watching
+    /// it will fail its EXEC — except, as in Redis 7, a watcher that saw the key already
+    /// expired, when the change is that key's deletion: logically nothing changed for it.
+    pub fn touch(&mut self, db: usize, key: &[u8], exists: bool) {
         if self.by_key.is_empty() {
             return;
         }
-        if let Some(list) = self.by_key.get(&(db, Bytes::copy_from_slice(key))) {
-            self.dirty.extend(list.iter().copied());
+        if let Some(list) = self.by_key.get_mut(&(db, Bytes::copy_from_slice(key))) {
+            for (id, expired) in list.iter_mut() {
+                if *expired && !exists {
+                    *expired = false;
+                } else {
+                    self.dirty.insert(*id);
+                }
+            }
         }
     }
     /// Every watched key of `db` changed (FLUSHDB, FLUSHALL, SWAPDB); `None` = all dbs.
     pub fn touch_db(&mut self, db: Option<usize>) {
         for ((d, _), list) in &self.by_key {
             if db.is_none_or(|x| x == *d) {
-                self.dirty.extend(list.iter().copied());
+                self.dirty.extend(list.iter().map(|(id, _)| *id));
             }
         }
     }

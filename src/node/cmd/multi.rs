@@ -93,7 +93,7 @@ fn watch(ctx: &mut Ctx, args: &Args) -> Reply {
         }
         let expired = ctx.store.is_expired(db, key);
         let id = ctx.client.id;
-        ctx.store.watches.watch(id, db, args.owned(i));
+        ctx.store.watches.watch(id, db, args.owned(i), expired);
         ctx.client.watched.push((db, args.owned(i), expired));
     }
     Reply::Ok
