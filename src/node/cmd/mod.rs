@@ -28,8 +28,8 @@
 //!
 //! **Changes, propagation, wake-ups.** After changing a key call `ctx.modified(key)` once per
 //! key (deletions included): it counts the change — a command with changes is propagated to
-//! replicas and the AOF verbatim — and it wakes clients blocked on that key (and invalidates
-//! WATCHes). A command that must be propagated in another form (non-deterministic or
+//! replicas and the AOF verbatim — and it wakes clients blocked on that key, breaks WATCHes
+//! on it and sends client-side cache invalidations (`Store::signal`). A command that must be propagated in another form (non-deterministic or
 //! relative: SPOP → SREM, INCRBYFLOAT → SET KEEPTTL, EXPIRE → PEXPIREAT, BLPOP → LPOP) calls
 //! `ctx.propagate_as(vec![...])` once per command to emit instead. Read-only commands do
 //! none of this.
@@ -43,6 +43,10 @@
 //! command that still finds nothing blocks again. Inside MULTI/EXEC `ctx.block` returns
 //! `on_timeout` at once. Writers that make a key ready (LPUSH, ZADD, LMOVE destination, ...)
 //! need nothing beyond `ctx.modified(key)`.
+//!
+//! **Statistics and transactions** need nothing from handlers: [`execute`] counts calls,
+//! time and failures per command (INFO commandstats), feeds MONITOR, records keys read by
+//! tracking clients (from the key positions), and queues commands inside MULTI.
 //!
 //! **Replies** are [`Reply`] values encoded later for RESP2 or RESP3: use `Reply::Map` for
 //! field/value pairs, `Reply::Set` for set members (SMEMBERS), `Reply::Double` for scores
