@@ -101,7 +101,13 @@ fn range(
         false
     };
     let total = if bit { len as i64 * 8 } else { len as i64 };
-    let fix = |n: i64| if n < 0 { (total + n).max(0) } else { n };
+    let fix = |n: i64| {
+        if n < 0 {
+            total.saturating_add(n).max(0)
+        } else {
+            n
+        }
+    };
     let (s, mut e) = (fix(start), fix(end));
     if start < 0 && end < 0 && start > end {
         return Ok(None);
@@ -145,10 +151,11 @@ fn bitcount(ctx: &mut Ctx, args: &Args) -> Reply {
 }
 
 fn bitpos(ctx: &mut Ctx, args: &Args) -> Reply {
-    let want = match args.get(2) {
-        b"0" => false,
-        b"1" => true,
-        _ => return Reply::error("ERR The bit argument must be 1 or 0."),
+    let want = match parse_int(args.get(2)) {
+        Some(0) => false,
+        Some(1) => true,
+        Some(_) => return Reply::error("ERR The bit argument must be 1 or 0."),
+        None => return Reply::error(crate::node::args::NOT_INT),
     };
     let bytes = match ctx.read::<Bytes>(args.get(1)) {
         Err(e) => return e,

@@ -367,7 +367,13 @@ fn getrange(ctx: &mut Ctx, args: &Args) -> Reply {
     if (start < 0 && end < 0 && start > end) || len == 0 {
         return Reply::bulk(b"");
     }
-    let fix = |n: i64| if n < 0 { (len + n).max(0) } else { n };
+    let fix = |n: i64| {
+        if n < 0 {
+            len.saturating_add(n).max(0)
+        } else {
+            n
+        }
+    };
     let (s, e) = (fix(start), fix(end).min(len - 1));
     if s > e {
         return Reply::bulk(b"");
@@ -391,7 +397,7 @@ fn setrange(ctx: &mut Ctx, args: &Args) -> Reply {
     if patch.is_empty() {
         return Reply::Int(old.map_or(0, |v| v.len() as i64));
     }
-    if offset + patch.len() as i64 > MAX_STRING {
+    if offset.saturating_add(patch.len() as i64) > MAX_STRING {
         return Reply::error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
     }
     let offset = offset as usize;
