@@ -299,3 +299,32 @@ fn quit_in_subscribed_mode() {
         Resp::Array(vec![Resp::Bulk(b"x".to_vec()), Resp::Int(0)])
     );
 }
+
+#[test]
+fn a_subscriber_that_stops_reading_is_disconnected() {
+    let node = Node::start();
+    let mut sub = node.client();
+    sub.cmd(&["SUBSCRIBE", "flood"]);
+    let mut publisher = node.client();
+    let payload = "x".repeat(1 << 20);
+    // 64 MiB for a client that reads nothing: past the 32 MiB limit it is dropped, and the
+    // node's memory stays bounded.
+    for _ in 0..64 {
+        publisher.cmd(&["PUBLISH", "flood", &payload]);
+    }
+    wait_until(
+        Duration::from_secs(10),
+        "the subscriber to be dropped",
+        || {
+            publisher.cmd(&["PUBSUB", "NUMSUB", "flood"])
+                == Resp::Array(vec![Resp::Bulk(b"flood".to_vec()), Resp::Int(0)])
+        },
+    );
+    let rss = publisher.cmd(&["INFO", "memory"]).text();
+    let used: u64 = rss
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory");
+    assert!(used < 200 << 20, "used_memory {used}");
+}

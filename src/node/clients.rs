@@ -4,6 +4,8 @@
 //! batch, plus the handle to reach it: its mailbox (pub/sub messages, and the kill signal).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -48,12 +50,36 @@ pub struct ClientInfo {
     /// is CLIENT KILL's signal to close. One channel for both keeps the connection's idle
     /// wait to two event sources.
     pub mailbox: UnboundedSender<Bytes>,
+    /// Bytes sent to the mailbox and not yet taken by the connection.
+    pub pending: Arc<AtomicUsize>,
+    /// Also notified on kill: reaches a connection stuck writing to a client that does not
+    /// read (and so not reading its mailbox either).
+    pub kill_switch: Arc<tokio::sync::Notify>,
 }
+
+/// A client whose undelivered messages exceed this is disconnected, like Redis's
+/// `client-output-buffer-limit pubsub 32mb`: a subscriber that stops reading must not make
+/// the node buffer without bound.
+pub const MAILBOX_LIMIT: usize = 32 << 20;
 
 impl ClientInfo {
     /// Tells the connection to close (CLIENT KILL).
     pub fn kill(&self) {
         let _ = self.mailbox.send(Bytes::new());
+        self.kill_switch.notify_one();
+    }
+    /// Queues an encoded message (pub/sub, invalidation, MONITOR line) for the client; past
+    /// [`MAILBOX_LIMIT`] undelivered bytes the client is disconnected instead.
+    pub fn send(&self, msg: Bytes) {
+        let before = self.pending.fetch_add(msg.len(), Ordering::Relaxed);
+        if before > MAILBOX_LIMIT {
+            return;
+        }
+        if before + msg.len() > MAILBOX_LIMIT {
+            self.kill();
+        } else {
+            let _ = self.mailbox.send(msg);
+        }
     }
 }
 

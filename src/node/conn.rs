@@ -57,6 +57,10 @@ struct Conn {
     fatal: Option<ProtocolError>,
     /// Pub/sub messages for this client, already encoded; an empty one means CLIENT KILL.
     mailbox: UnboundedReceiver<Bytes>,
+    /// Undelivered mailbox bytes, shared with the registry (see `ClientInfo::send`).
+    pending: Arc<std::sync::atomic::AtomicUsize>,
+    /// Notified by CLIENT KILL / overflow, for a connection blocked in a write.
+    kill_switch: Arc<Notify>,
     /// CLIENT KILL arrived: close without running anything more.
     killed: bool,
     /// Bytes read and written since last added to the INFO counters (under the next lock).
@@ -68,6 +72,8 @@ struct Conn {
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let (tx, mailbox) = unbounded_channel();
+    let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let kill_switch = Arc::new(Notify::new());
     let id = shared.next_client_id();
     let authed = {
         let mut store = shared.lock();
@@ -89,6 +95,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
             last_cmd: "NULL",
             role_flag: None,
             mailbox: tx,
+            pending: pending.clone(),
+            kill_switch: kill_switch.clone(),
         });
         store.stats.total_connections_received += 1;
         store.settings.requirepass().is_none()
@@ -111,6 +119,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         eof: false,
         fatal: None,
         mailbox,
+        pending,
+        kill_switch,
         killed: false,
         net_in: 0,
         net_out: 0,
@@ -255,6 +265,8 @@ impl Conn {
             if msg.is_empty() {
                 self.killed = true;
             } else {
+                self.pending
+                    .fetch_sub(msg.len(), std::sync::atomic::Ordering::Relaxed);
                 self.out.extend_from_slice(&msg);
             }
         }
@@ -269,6 +281,8 @@ impl Conn {
         if msg.is_empty() {
             self.killed = true;
         } else {
+            self.pending
+                .fetch_sub(msg.len(), std::sync::atomic::Ordering::Relaxed);
             self.out.extend_from_slice(&msg);
         }
     }
@@ -350,7 +364,13 @@ impl Conn {
 
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
-            self.stream.write_all(&self.out).await?;
+            tokio::select! {
+                biased;
+                r = self.stream.write_all(&self.out) => r?,
+                _ = self.kill_switch.notified() => {
+                    return Err(std::io::ErrorKind::ConnectionAborted.into());
+                }
+            }
             self.net_out += self.out.len() as u64;
             self.out.clear();
             if self.out.capacity() > KEEP_CAPACITY {

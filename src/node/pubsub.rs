@@ -121,7 +121,7 @@ fn deliver(c: &super::clients::ClientInfo, bytes: Bytes, me: u64, own: &mut Byte
     if c.id == me {
         own.extend_from_slice(&bytes);
     } else {
-        let _ = c.mailbox.send(bytes);
+        c.send(bytes);
     }
 }
 

@@ -362,7 +362,7 @@ fn feed_monitors(ctx: &mut Ctx<'_>, args: &Args) {
     for id in &ctx.store.monitors {
         if *id != me {
             if let Some(c) = ctx.store.clients.get(*id) {
-                let _ = c.mailbox.send(bytes.clone());
+                c.send(bytes.clone());
             }
         }
     }
