@@ -10,7 +10,7 @@ pub fn matches(pattern: &[u8], text: &[u8]) -> bool {
     matches_case(pattern, text, false)
 }
 
-/// [`matches`], optionally ignoring ASCII case (CONFIG GET parameter names).
+/// [`matches()`], optionally ignoring ASCII case (CONFIG GET parameter names).
 pub fn matches_case(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
     // Iterative matching with one backtrack point: on a mismatch, retry from the most recent
     // `*` consuming one more byte. A later `*` supersedes an earlier one, which keeps this
