@@ -46,6 +46,10 @@ pub struct ClientInfo {
     pub last_cmd: &'static str,
     /// Extra CLIENT LIST flags (`M` master link, `S` replica), set by replication.
     pub role_flag: Option<char>,
+    /// In MONITOR mode (CLIENT LIST flag `O`).
+    pub monitor: bool,
+    /// CLIENT TRACKING on (flag `t`).
+    pub tracking: bool,
     /// Delivers pre-encoded pushes (pub/sub messages) to the connection; an empty message
     /// is CLIENT KILL's signal to close. One channel for both keeps the connection's idle
     /// wait to two event sources.
@@ -112,6 +116,7 @@ impl Clients {
             info.ssub = c.shard_channels.len();
             info.multi = c.multi.as_ref().map_or(-1, |q| q.len() as i64);
             info.last_cmd = c.last_cmd;
+            info.tracking = c.tracking;
             info.last_active = Instant::now();
         }
     }
@@ -144,11 +149,17 @@ impl ClientInfo {
         if let Some(f) = self.role_flag {
             flags.push(f);
         }
+        if self.monitor {
+            flags.push('O');
+        }
         if self.sub + self.psub + self.ssub > 0 {
             flags.push('P');
         }
         if self.multi >= 0 {
             flags.push('x');
+        }
+        if self.tracking {
+            flags.push('t');
         }
         if flags.is_empty() {
             flags.push('N');

@@ -94,6 +94,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
             multi: -1,
             last_cmd: "NULL",
             role_flag: None,
+            monitor: false,
+            tracking: false,
             mailbox: tx,
             pending: pending.clone(),
             kill_switch: kill_switch.clone(),

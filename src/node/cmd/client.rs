@@ -369,6 +369,9 @@ fn reset(ctx: &mut Ctx, _: &Args) -> Reply {
     ctx.store.tracking.stop(id);
     ctx.store.monitors.retain(|&m| m != id);
     if let Some(info) = ctx.store.clients.get_mut(id) {
+        info.monitor = false;
+    }
+    if let Some(info) = ctx.store.clients.get_mut(id) {
         info.proto = Protocol::Resp2;
     }
     Reply::simple("RESET")

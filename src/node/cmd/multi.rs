@@ -185,4 +185,19 @@ mod tests {
             Reply::error("EXECABORT Transaction discarded because of previous errors.")
         );
     }
+
+    #[test]
+    fn publish_is_replicated() {
+        let shared = shared();
+        let mut store = Store::new();
+        store.feed.enabled = true;
+        let mut client = ClientState {
+            authed: true,
+            ..ClientState::default()
+        };
+        let mut ctx = Ctx::new(&mut store, &mut client, &shared, true);
+        assert_eq!(run(&mut ctx, &["PUBLISH", "ch", "m"]), Reply::Int(0));
+        let fed = ctx.store.feed.take();
+        assert!(fed.ends_with(b"*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$1\r\nm\r\n"));
+    }
 }

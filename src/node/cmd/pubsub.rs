@@ -148,7 +148,11 @@ fn spublish(ctx: &mut Ctx, args: &Args) -> Reply {
     publish_to(ctx, args, true)
 }
 
+/// Publishes; the command goes on the write feed too, because Redis replicates PUBLISH so
+/// that subscribers connected to replicas get the message (an AOF writer may skip it: it
+/// changes no data).
 fn publish_to(ctx: &mut Ctx, args: &Args, shard: bool) -> Reply {
+    ctx.propagate_as(vec![args.owned(0), args.owned(1), args.owned(2)]);
     let mut own = BytesMut::new();
     let store = &*ctx.store;
     let n = store.pubsub.publish(

@@ -35,6 +35,9 @@ fn monitor(ctx: &mut Ctx, _: &Args) -> Reply {
     if !ctx.store.monitors.contains(&id) {
         ctx.store.monitors.push(id);
     }
+    if let Some(info) = ctx.store.clients.get_mut(id) {
+        info.monitor = true;
+    }
     Reply::Ok
 }
 
