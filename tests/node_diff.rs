@@ -26,8 +26,19 @@ fn sorted(r: Resp) -> Vec<String> {
     v
 }
 
-/// Runs `script` on both servers, one connection each, and asserts identical replies.
+/// Runs `script` on both servers, one connection each, and asserts identical replies: once
+/// in RESP2, then again from an empty keyspace in RESP3.
 fn run(redis: &mut Client, node: &mut Client, script: &[(Cmp, &[&str])]) {
+    run_once(redis, node, script);
+    for c in [&mut *redis, &mut *node] {
+        c.cmd(&["RESET"]);
+        c.cmd(&["FLUSHALL"]);
+        c.cmd(&["HELLO", "3"]);
+    }
+    run_once(redis, node, script);
+}
+
+fn run_once(redis: &mut Client, node: &mut Client, script: &[(Cmp, &[&str])]) {
     for (cmp, cmd) in script {
         match cmp {
             Cmp::Exact => {
