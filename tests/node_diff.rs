@@ -698,3 +698,28 @@ fn random_string_and_key_commands() {
         );
     }
 }
+
+#[test]
+fn client_reply_modes() {
+    let (r, n) = both();
+    let mut got = Vec::new();
+    for addr in [r.addr(), n.addr()] {
+        let mut c = Client::connect(&addr);
+        for cmd in [
+            &["CLIENT", "REPLY", "OFF"][..],
+            &["SET", "a", "1"],
+            &["GET"],
+            &["CLIENT", "REPLY", "SKIP"],
+            &["GET", "a"],
+            &["CLIENT", "REPLY", "ON"],
+            &["CLIENT", "REPLY", "SKIP"],
+            &["GET", "a"],
+            &["ECHO", "last"],
+        ] {
+            c.send(cmd);
+        }
+        got.push((c.read_raw_reply(), c.read_raw_reply()));
+    }
+    assert_eq!(got[0], (b"+OK\r\n".to_vec(), b"$4\r\nlast\r\n".to_vec()));
+    assert_eq!(got[1], got[0]);
+}

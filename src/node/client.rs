@@ -39,6 +39,23 @@ pub struct ClientState {
     pub last_cmd: &'static str,
     /// CLIENT TRACKING on: keys read are remembered for invalidation pushes.
     pub tracking: bool,
+    /// CLIENT REPLY mode: which replies the connection actually sends.
+    pub reply_mode: ReplyMode,
+}
+
+/// CLIENT REPLY ON / OFF / SKIP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Every reply is sent.
+    #[default]
+    On,
+    /// No reply is sent until CLIENT REPLY ON.
+    Off,
+    /// The reply to the next command is dropped (set by CLIENT REPLY SKIP itself, which
+    /// also gets none).
+    SkipNext,
+    /// Dropping this command's reply, then back to On.
+    Skipping,
 }
 
 impl ClientState {

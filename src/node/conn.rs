@@ -254,7 +254,16 @@ impl Conn {
                     });
                     return;
                 }
-                reply => reply.encode(ctx.proto(), &mut self.out),
+                reply => {
+                    use super::client::ReplyMode;
+                    match ctx.client.reply_mode {
+                        ReplyMode::On => reply.encode(ctx.proto(), &mut self.out),
+                        ReplyMode::Off => {}
+                        // CLIENT REPLY SKIP answers nothing itself, then drops one more.
+                        ReplyMode::SkipNext => ctx.client.reply_mode = ReplyMode::Skipping,
+                        ReplyMode::Skipping => ctx.client.reply_mode = ReplyMode::On,
+                    }
+                }
             }
             self.queue.pop_front();
             if ctx.client.close || self.out.len() > OUT_HIGH_WATER {

@@ -158,8 +158,18 @@ fn client(ctx: &mut Ctx, args: &Args) -> Reply {
             syntax()
         }
     } else if sub("REPLY") && n == 3 {
-        // Only ON is supported: OFF/SKIP would need per-reply suppression in the connection.
+        use crate::node::client::ReplyMode;
+        // The connection drops replies by mode; OFF and SKIP answer nothing themselves.
         if args.is(2, "ON") {
+            ctx.client.reply_mode = ReplyMode::On;
+            Reply::Ok
+        } else if args.is(2, "OFF") {
+            ctx.client.reply_mode = ReplyMode::Off;
+            Reply::Ok
+        } else if args.is(2, "SKIP") {
+            if ctx.client.reply_mode != ReplyMode::Off {
+                ctx.client.reply_mode = ReplyMode::SkipNext;
+            }
             Reply::Ok
         } else {
             syntax()
