@@ -59,6 +59,7 @@ mod counters;
 mod ctx;
 mod keys;
 mod keyspace;
+mod lcs;
 mod multi;
 mod pubsub;
 mod server;
@@ -89,6 +90,7 @@ pub static FAMILIES: &[&[Command]] = &[
     strings::COMMANDS,
     counters::COMMANDS,
     bits::COMMANDS,
+    lcs::COMMANDS,
     multi::COMMANDS,
     pubsub::COMMANDS,
     client::COMMANDS,
