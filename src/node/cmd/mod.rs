@@ -60,6 +60,7 @@ mod ctx;
 mod keys;
 mod keyspace;
 mod lcs;
+mod memory;
 mod multi;
 mod pubsub;
 mod server;
@@ -91,6 +92,7 @@ pub static FAMILIES: &[&[Command]] = &[
     counters::COMMANDS,
     bits::COMMANDS,
     lcs::COMMANDS,
+    memory::COMMANDS,
     multi::COMMANDS,
     pubsub::COMMANDS,
     client::COMMANDS,
@@ -391,6 +393,9 @@ pub const SUBCOMMANDS: &[&str] = &[
     "config|resetstat",
     "config|rewrite",
     "config|set",
+    "memory|doctor",
+    "memory|purge",
+    "memory|usage",
     "object|encoding",
     "object|freq",
     "object|help",
@@ -411,7 +416,7 @@ fn subcommand_name(cmd: &Command, args: &Args) -> Option<&'static str> {
     if args.len() < 2
         || !matches!(
             cmd.name,
-            "client" | "command" | "config" | "object" | "pubsub" | "slowlog"
+            "client" | "command" | "config" | "memory" | "object" | "pubsub" | "slowlog"
         )
     {
         return None;
