@@ -64,6 +64,7 @@ mod memory;
 mod multi;
 mod pubsub;
 mod server;
+mod sort;
 mod strings;
 #[cfg(test)]
 mod testing;
@@ -93,6 +94,7 @@ pub static FAMILIES: &[&[Command]] = &[
     bits::COMMANDS,
     lcs::COMMANDS,
     memory::COMMANDS,
+    sort::COMMANDS,
     multi::COMMANDS,
     pubsub::COMMANDS,
     client::COMMANDS,
