@@ -12,6 +12,11 @@ pub fn matches(pattern: &[u8], text: &[u8]) -> bool {
 
 /// [`matches()`], optionally ignoring ASCII case (CONFIG GET parameter names).
 pub fn matches_case(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
+    // Redis's loop never runs for an empty string, so only an empty pattern matches it (not
+    // even `*`; KEYS and SCAN special-case a lone `*` before matching).
+    if text.is_empty() {
+        return pattern.is_empty();
+    }
     // Iterative matching with one backtrack point: on a mismatch, retry from the most recent
     // `*` consuming one more byte. A later `*` supersedes an earlier one, which keeps this
     // linear-ish instead of Redis's exponential recursion on patterns like `*a*a*a*b`.
@@ -123,7 +128,7 @@ mod tests {
     #[test]
     fn redis_glob_cases() {
         let yes: &[(&str, &str)] = &[
-            ("*", ""),
+            ("", ""),
             ("*", "abc"),
             ("a*", "abc"),
             ("*c", "abc"),
@@ -151,6 +156,7 @@ mod tests {
             ("*a*a*b", "aaaaaaaaaa"),
             ("abc", "abcd"),
             ("", "a"),
+            ("*", ""),
         ];
         for (p, t) in no {
             assert!(
