@@ -795,3 +795,85 @@ fn random_glob_patterns() {
         );
     }
 }
+
+/// Random expiry-related commands (EXPIRE family with NX/XX/GT/LT, SET options, GETEX,
+/// PERSIST, SETEX, MSET) with far-future or past times; TTL/PTTL compared by kind only
+/// (missing, none, positive).
+#[test]
+fn random_expiry_commands() {
+    let (r, n) = both();
+    let (mut rc, mut nc) = (r.client(), n.client());
+    let keys = ["a", "b", "c"];
+    // Only far-future, past or invalid times: nothing may expire while the test runs.
+    let times = [
+        "100000",
+        "200000",
+        "-5",
+        "0",
+        "x",
+        "9999999999999",
+        "4000000000",
+        "99999999999999999",
+    ];
+    let opts = ["", "NX", "XX", "GT", "LT", "FOO"];
+    let set_opts = ["", "NX", "XX", "GET", "KEEPTTL", "EX", "PX", "EXAT", "PXAT"];
+    let mut x: u64 = std::env::var("NODE_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xD1B5_4A32_D192_ED03);
+    let mut next = |m: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % m as u64) as usize
+    };
+    let normalize = |r: Vec<u8>| -> String {
+        let t = String::from_utf8_lossy(&r).into_owned();
+        match t
+            .strip_prefix(':')
+            .and_then(|v| v.trim().parse::<i64>().ok())
+        {
+            Some(v) if v > 0 => ":positive".into(),
+            _ => t,
+        }
+    };
+    for _ in 0..3000 {
+        let k = keys[next(keys.len())].to_string();
+        let t = times[next(times.len())].to_string();
+        let mut args: Vec<String> = match next(9) {
+            0 => vec!["EXPIRE".into(), k, t],
+            1 => vec!["PEXPIRE".into(), k, t],
+            2 => vec!["EXPIREAT".into(), k, t],
+            3 => vec!["PEXPIREAT".into(), k, t],
+            4 => vec!["PERSIST".into(), k],
+            5 => vec![["TTL", "PTTL", "EXISTS", "GET"][next(4)].into(), k],
+            6 => vec!["SETEX".into(), k, t, "v".into()],
+            7 => vec!["GETEX".into(), k],
+            _ => vec!["SET".into(), k, "v".into()],
+        };
+        if args[0].ends_with("EXPIRE") || args[0].ends_with("EXPIREAT") {
+            for _ in 0..next(3) {
+                let o = opts[next(opts.len())];
+                if !o.is_empty() {
+                    args.push(o.into());
+                }
+            }
+        }
+        if args[0] == "SET" || args[0] == "GETEX" {
+            for _ in 0..next(3) {
+                let o = set_opts[next(set_opts.len())];
+                if o.is_empty() {
+                    continue;
+                }
+                args.push(o.into());
+                if o.len() >= 2 && (o.starts_with('E') || o.starts_with('P')) {
+                    args.push(times[next(times.len())].into());
+                }
+            }
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let want = normalize(rc.cmd_raw(&argv));
+        let got = normalize(nc.cmd_raw(&argv));
+        assert_eq!(got, want, "reply to {argv:?}");
+    }
+}
