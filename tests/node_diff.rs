@@ -877,3 +877,80 @@ fn random_expiry_commands() {
         assert_eq!(got, want, "reply to {argv:?}");
     }
 }
+
+/// Two clients interleaving WATCH/MULTI/EXEC/DISCARD/UNWATCH with reads, writes, errors
+/// and flushes at random: every reply identical to Redis's.
+#[test]
+fn random_transactions_two_clients() {
+    let (r, n) = both();
+    let mut rc = [r.client(), r.client()];
+    let mut nc = [n.client(), n.client()];
+    let cmds: &[&[&str]] = &[
+        &["WATCH", "a"],
+        &["WATCH", "a", "b"],
+        &["UNWATCH"],
+        &["MULTI"],
+        &["EXEC"],
+        &["DISCARD"],
+        &["SET", "a", "1"],
+        &["SET", "b", "2"],
+        &["INCR", "a"],
+        &["GET", "a"],
+        &["DEL", "b"],
+        &["GET"],
+        &["NOPE"],
+        &["INCR", "c"],
+        &["SET", "c", "x"],
+        &["FLUSHDB"],
+        &["SELECT", "1"],
+        &["SELECT", "0"],
+        &["PING"],
+        &["EXPIRE", "a", "1000"],
+        &["PERSIST", "a"],
+        &["SWAPDB", "0", "1"],
+        &["WATCH", "zz"],
+        &["WATCH", "qq", "zz"],
+        &["FLUSHALL"],
+        &["SET", "zz", "1"],
+    ];
+    let mut x: u64 = std::env::var("NODE_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xA076_1D64_78BD_642F);
+    let mut next = |m: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % m as u64) as usize
+    };
+    // First a fixed sequence: flushes and swaps break only WATCHes of keys that existed.
+    let fixed: &[(usize, &[&str])] = &[
+        (0, &["WATCH", "zz"]),
+        (1, &["FLUSHDB"]),
+        (0, &["MULTI"]),
+        (0, &["EXEC"]),
+        (0, &["SET", "zz", "1"]),
+        (0, &["WATCH", "zz", "yy"]),
+        (1, &["SWAPDB", "0", "1"]),
+        (0, &["MULTI"]),
+        (0, &["EXEC"]),
+        (0, &["WATCH", "qq"]),
+        (1, &["SWAPDB", "0", "1"]),
+        (0, &["MULTI"]),
+        (0, &["EXEC"]),
+        (0, &["WATCH", "zz"]),
+        (1, &["FLUSHALL"]),
+        (0, &["MULTI"]),
+        (0, &["EXEC"]),
+    ];
+    let random = (0..3000).map(|_| (next(2), cmds[next(cmds.len())]));
+    for (who, cmd) in fixed.iter().copied().chain(random) {
+        let want = rc[who].cmd_raw(cmd);
+        let got = nc[who].cmd_raw(cmd);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "client {who}: {cmd:?}"
+        );
+    }
+}

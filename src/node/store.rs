@@ -130,6 +130,18 @@ impl Store {
         }
         found
     }
+    /// Before `db` is emptied (FLUSHDB/FLUSHALL) or swapped with `other` (SWAPDB): breaks
+    /// the WATCHes of its keys that exist in it (or in `other`, whose keys take their place).
+    pub fn touch_watched_db(&mut self, db: usize, other: Option<usize>) {
+        if self.watches.is_empty() {
+            return;
+        }
+        let here = &self.dbs[db.min(DATABASES - 1)];
+        let there = other.map(|o| &self.dbs[o.min(DATABASES - 1)]);
+        self.watches.touch_db(db, |k| {
+            here.contains(k) || there.is_some_and(|t| t.contains(k))
+        });
+    }
     /// Exchanges two databases (SWAPDB); indexes are checked by the caller.
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
         self.dbs.swap(a.min(DATABASES - 1), b.min(DATABASES - 1));

@@ -59,10 +59,11 @@ impl Watches {
             }
         }
     }
-    /// Every watched key of `db` changed (FLUSHDB, FLUSHALL, SWAPDB); `None` = all dbs.
-    pub fn touch_db(&mut self, db: Option<usize>) {
-        for ((d, _), list) in &self.by_key {
-            if db.is_none_or(|x| x == *d) {
+    /// Database `db` is being flushed or swapped: every watched key of it for which
+    /// `exists` holds changes (Redis 7 leaves watches of keys that were absent anyway alone).
+    pub fn touch_db(&mut self, db: usize, exists: impl Fn(&[u8]) -> bool) {
+        for ((d, key), list) in &self.by_key {
+            if *d == db && exists(key) {
                 self.dirty.extend(list.iter().map(|(id, _)| *id));
             }
         }

@@ -295,12 +295,12 @@ fn flush(ctx: &mut Ctx, which: Option<usize>) {
     let mut removed = 0;
     for i in 0..DATABASES {
         if which.is_none_or(|d| d == i) {
+            ctx.store.touch_watched_db(i, None);
             removed += ctx.store.db(i).len() as u64;
             ctx.store.db_mut(i).clear();
         }
     }
     let store = &mut *ctx.store;
-    store.watches.touch_db(which);
     store.waiters.signal_all();
     store.tracking.invalidate_all(&store.clients);
     ctx.dirty(removed + 1);
@@ -320,9 +320,9 @@ fn swapdb(ctx: &mut Ctx, args: &Args) -> Reply {
         return Reply::error("ERR DB index is out of range");
     }
     if a != b {
+        ctx.store.touch_watched_db(a, Some(b));
+        ctx.store.touch_watched_db(b, Some(a));
         ctx.store.swap_dbs(a, b);
-        ctx.store.watches.touch_db(Some(a));
-        ctx.store.watches.touch_db(Some(b));
         ctx.store.waiters.signal_all();
     }
     ctx.dirty(1);
