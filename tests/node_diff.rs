@@ -699,7 +699,12 @@ fn random_string_and_key_commands() {
         x ^= x << 17;
         (x % m as u64) as usize
     };
-    for _ in 0..3000 {
+    for step in 0..4000 {
+        // The second half in RESP3.
+        if step == 2000 {
+            rc.cmd(&["HELLO", "3"]);
+            nc.cmd(&["HELLO", "3"]);
+        }
         let (name, argc) = cmds[next(cmds.len())];
         let mut args: Vec<String> = name.split(' ').map(str::to_string).collect();
         // Options come after the keys (LCS k1 k2 IDX).
