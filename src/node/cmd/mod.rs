@@ -71,7 +71,6 @@ mod testing;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
-use std::time::Instant;
 
 pub use ctx::Ctx;
 
@@ -280,9 +279,9 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
     if !ctx.store.monitors.is_empty() && !cmd.flags.has(Flags::ADMIN) {
         feed_monitors(ctx, &args);
     }
-    let started = Instant::now();
+    let started = ctx.command_start();
     let reply = (cmd.handler)(ctx, &args);
-    let usec = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let usec = ctx.command_usec(started);
     if ctx.client.tracking && cmd.flags.has(Flags::READONLY) {
         let id = ctx.client.id;
         for i in key_indexes(cmd, args.len()) {
