@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use indexmap::IndexMap;
@@ -24,10 +23,10 @@ pub struct ClientInfo {
     pub addr: SocketAddr,
     /// Our address on this connection.
     pub laddr: SocketAddr,
-    /// When it connected.
-    pub created: Instant,
-    /// When it last ran a command.
-    pub last_active: Instant,
+    /// When it connected (unix ms).
+    pub created: i64,
+    /// When it last ran a command (unix ms, the batch clock).
+    pub last_active: i64,
     /// CLIENT SETNAME.
     pub name: Option<Bytes>,
     /// Selected db.
@@ -87,10 +86,30 @@ impl ClientInfo {
     }
 }
 
+/// Hashes a client id (a `u64`) by multiplying it with a large odd constant.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Connected clients by id, in connection order.
 #[derive(Debug, Default)]
 pub struct Clients {
-    map: IndexMap<u64, ClientInfo>,
+    /// Ids are ours (sequential), so a trivial hash is safe and cheaper than SipHash on
+    /// the per-batch sync.
+    map: IndexMap<u64, ClientInfo, std::hash::BuildHasherDefault<IdHasher>>,
     /// Most clients connected at once is not tracked; this is the live count's companion
     /// for INFO `blocked_clients`.
     pub blocked: usize,
@@ -105,8 +124,9 @@ impl Clients {
     pub fn remove(&mut self, id: u64) -> Option<ClientInfo> {
         self.map.shift_remove(&id)
     }
-    /// Copies what others may read from the connection's state.
-    pub fn sync(&mut self, c: &ClientState) {
+    /// Copies what others may read from the connection's state; `now_ms` is the batch
+    /// clock (no extra clock read per batch).
+    pub fn sync(&mut self, c: &ClientState, now_ms: i64) {
         if let Some(info) = self.map.get_mut(&c.id) {
             info.name.clone_from(&c.name);
             info.db = c.db;
@@ -117,7 +137,7 @@ impl Clients {
             info.multi = c.multi.as_ref().map_or(-1, |q| q.len() as i64);
             info.last_cmd = c.last_cmd;
             info.tracking = c.tracking;
-            info.last_active = Instant::now();
+            info.last_active = now_ms;
         }
     }
     /// One client.
@@ -164,7 +184,7 @@ impl ClientInfo {
         if flags.is_empty() {
             flags.push('N');
         }
-        let now = Instant::now();
+        let now = super::store::unix_ms();
         format!(
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=1024 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
@@ -172,8 +192,8 @@ impl ClientInfo {
             self.laddr,
             self.id + 7,
             self.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default(),
-            now.duration_since(self.created).as_secs(),
-            now.duration_since(self.last_active).as_secs(),
+            (now - self.created).max(0) / 1000,
+            (now - self.last_active).max(0) / 1000,
             flags,
             self.db,
             self.sub,

@@ -77,7 +77,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let id = shared.next_client_id();
     let authed = {
         let mut store = shared.lock();
-        let now = Instant::now();
+        let now = super::store::unix_ms();
         let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
         store.clients.add(ClientInfo {
             id,
@@ -284,7 +284,8 @@ impl Conn {
         if self.killed {
             self.client.close = true;
         }
-        store.clients.sync(&self.client);
+        let now_ms = store.now_ms;
+        store.clients.sync(&self.client, now_ms);
     }
 
     /// Appends a mailbox message to the output, or notes a kill.

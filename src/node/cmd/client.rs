@@ -137,7 +137,8 @@ fn client(ctx: &mut Ctx, args: &Args) -> Reply {
     } else if sub("LIST") {
         list(ctx, args)
     } else if sub("INFO") && n == 2 {
-        ctx.store.clients.sync(ctx.client);
+        let now_ms = ctx.now_ms();
+        ctx.store.clients.sync(ctx.client, now_ms);
         let line = ctx
             .store
             .clients
@@ -248,7 +249,8 @@ fn list(ctx: &mut Ctx, args: &Args) -> Reply {
             return syntax();
         }
     }
-    ctx.store.clients.sync(ctx.client);
+    let now_ms = ctx.now_ms();
+    ctx.store.clients.sync(ctx.client, now_ms);
     let mut text = String::new();
     for c in ctx.store.clients.iter() {
         if ids.as_ref().is_some_and(|v| !v.contains(&(c.id as i64))) {
