@@ -959,3 +959,21 @@ fn random_transactions_two_clients() {
         );
     }
 }
+
+#[test]
+fn scan_deletes_expired_keys_it_meets() {
+    let r = Redis::start_with(&["--enable-debug-command", "yes"]);
+    let n = Node::start();
+    let script: &[(Cmp, &[&str])] = &[
+        (E, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]),
+        (E, &["SET", "k", "v", "PX", "1"]),
+        (E, &["SET", "live", "v"]),
+        (E, &["DEBUG", "SLEEP", "0.02"]),
+        (E, &["DBSIZE"]),
+        (U, &["KEYS", "*"]),
+        (E, &["DBSIZE"]),
+        (E, &["SCAN", "0", "COUNT", "100"]),
+        (E, &["DBSIZE"]),
+    ];
+    run(&mut r.client(), &mut n.client(), script);
+}

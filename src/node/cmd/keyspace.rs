@@ -174,17 +174,27 @@ fn scan(ctx: &mut Ctx, args: &Args) -> Reply {
     let start = if cursor == 0 { len } else { cursor.min(len) };
     let end = start.saturating_sub(count as u64);
     let mut found = Vec::new();
+    let mut expired = Vec::new();
     for pos in (end..start).rev() {
         let Some((k, v)) = keys.key_at(pos as usize) else {
             continue;
         };
         if pattern.is_some_and(|p| p != b"*" && !glob::matches(p, k))
             || kind.is_some_and(|t| !t.eq_ignore_ascii_case(v.type_name().as_bytes()))
-            || store.is_expired(db, k)
         {
             continue;
         }
+        if store.is_expired(db, k) {
+            expired.push(k.clone());
+            continue;
+        }
         found.push(Reply::Bulk(k.clone()));
+    }
+    // Expired keys met on the way are deleted, as Redis's SCAN does. That keeps the cursor's
+    // promise: a deletion moves the last key (at or above `end`, so already visited) into
+    // the freed slot, which is also at or above `end`.
+    for k in expired {
+        ctx.exists(&k);
     }
     let next = if end == 0 { 0 } else { end };
     Reply::Array(vec![
