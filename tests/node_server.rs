@@ -328,3 +328,28 @@ fn a_subscriber_that_stops_reading_is_disconnected() {
         .expect("used_memory");
     assert!(used < 200 << 20, "used_memory {used}");
 }
+
+#[test]
+fn instantaneous_ops_per_sec_follows_load() {
+    let node = Node::start();
+    let mut c = node.client();
+    let ops = |c: &mut common::Client| -> u64 {
+        c.cmd(&["INFO", "stats"])
+            .text()
+            .lines()
+            .find_map(|l| l.strip_prefix("instantaneous_ops_per_sec:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("instantaneous_ops_per_sec")
+    };
+    wait_until(Duration::from_secs(10), "ops/s to rise under load", || {
+        let mut batch = Vec::new();
+        for _ in 0..500 {
+            batch.extend(common::encode(&["PING"]));
+        }
+        c.send_raw(&batch);
+        for _ in 0..500 {
+            c.read();
+        }
+        ops(&mut c) > 100
+    });
+}

@@ -209,7 +209,7 @@ fn section(out: &mut String, name: &str, shared: &Shared, store: &Store) {
             let ps = &store.pubsub;
             f("total_connections_received", &s.total_connections_received);
             f("total_commands_processed", &s.total_commands_processed);
-            f("instantaneous_ops_per_sec", &0);
+            f("instantaneous_ops_per_sec", &s.instantaneous_ops());
             f("total_net_input_bytes", &s.net_input_bytes);
             f("total_net_output_bytes", &s.net_output_bytes);
             f("total_net_repl_input_bytes", &0);

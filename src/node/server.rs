@@ -148,7 +148,10 @@ async fn active_expiry(shared: Arc<Shared>) {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tick.tick() => {
-                shared.lock().active_expire_cycle();
+                let mut store = shared.lock();
+                store.active_expire_cycle();
+                let now = super::store::unix_ms();
+                store.stats.sample_ops(now);
             }
         }
     }

@@ -41,11 +41,33 @@ pub struct Stats {
     pub commands: Vec<CmdStat>,
     /// Error replies by their code (`ERR`, `WRONGTYPE`, ...): INFO `errorstats`.
     pub errors: std::collections::BTreeMap<String, u64>,
+    /// Recent commands-per-second samples (INFO `instantaneous_ops_per_sec`).
+    ops_samples: [u64; OPS_SAMPLES],
+    ops_next: usize,
+    ops_last: (i64, u64),
     /// Per subcommand of container commands (`config|get`), as Redis 7 reports them.
     pub subcommands: std::collections::BTreeMap<&'static str, CmdStat>,
 }
 
+/// Samples averaged for `instantaneous_ops_per_sec` (Redis: 16, one per 100 ms tick).
+const OPS_SAMPLES: usize = 16;
+
 impl Stats {
+    /// Takes a commands-per-second sample at `now_ms` (called every 100 ms).
+    pub fn sample_ops(&mut self, now_ms: i64) {
+        let (t, n) = self.ops_last;
+        let elapsed = now_ms - t;
+        if t > 0 && elapsed > 0 {
+            let done = self.total_commands_processed.saturating_sub(n);
+            self.ops_samples[self.ops_next] = done * 1000 / elapsed as u64;
+            self.ops_next = (self.ops_next + 1) % OPS_SAMPLES;
+        }
+        self.ops_last = (now_ms, self.total_commands_processed);
+    }
+    /// The average of the recent samples.
+    pub fn instantaneous_ops(&self) -> u64 {
+        self.ops_samples.iter().sum::<u64>() / OPS_SAMPLES as u64
+    }
     /// The counters of command number `idx`.
     pub fn cmd(&mut self, idx: usize) -> &mut CmdStat {
         if idx >= self.commands.len() {
