@@ -353,3 +353,32 @@ fn instantaneous_ops_per_sec_follows_load() {
         ops(&mut c) > 100
     });
 }
+
+#[test]
+fn client_kill_filters() {
+    let node = Node::start();
+    let mut admin = node.client();
+    let mut sub = node.client();
+    sub.cmd(&["SUBSCRIBE", "ch"]);
+    let mut plain = node.client();
+    plain.cmd(&["PING"]);
+    assert_eq!(
+        admin.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]),
+        Resp::Int(1)
+    );
+    assert!(sub.is_closed());
+    let list = admin.cmd(&["CLIENT", "LIST", "TYPE", "normal"]).text();
+    assert_eq!(list.lines().count(), 2, "{list}");
+    let laddr = node.addr();
+    // By our own address: everyone but the caller (SKIPME defaults to yes).
+    assert_eq!(
+        admin.cmd(&["CLIENT", "KILL", "LADDR", &laddr]),
+        Resp::Int(1)
+    );
+    assert!(plain.is_closed());
+    assert_eq!(
+        admin.cmd(&["CLIENT", "KILL", "LADDR", &laddr, "SKIPME", "no"]),
+        Resp::Int(1)
+    );
+    assert!(admin.is_closed());
+}
