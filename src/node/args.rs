@@ -148,8 +148,42 @@ pub fn parse_float(s: &[u8]) -> Option<f64> {
     if text.is_empty() || text.starts_with(|c: char| c.is_ascii_whitespace()) {
         return None;
     }
-    let v: f64 = text.parse().ok()?;
+    let v: f64 = match text.parse() {
+        Ok(v) => v,
+        Err(_) => parse_hex_float(text)?,
+    };
     (!v.is_nan()).then_some(v)
+}
+
+/// C's hexadecimal float syntax, which `strtod`/`strtold` accept: `[+-]0x<hex>[.<hex>][p<exp>]`.
+fn parse_hex_float(text: &str) -> Option<f64> {
+    let (neg, rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let rest = rest
+        .strip_prefix("0x")
+        .or_else(|| rest.strip_prefix("0X"))?;
+    let (mantissa, exp) = match rest.find(['p', 'P']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    let v = v * 2f64.powi(exp);
+    Some(if neg { -v } else { v })
 }
 
 /// A blocking command's timeout argument, in seconds (fractions allowed, 0 = forever).

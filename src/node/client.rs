@@ -1,8 +1,9 @@
 //! Per-connection state that commands read and change (SELECT, HELLO, AUTH, QUIT, ...).
 
 use bytes::Bytes;
+use indexmap::IndexSet;
 
-use crate::resp::Protocol;
+use crate::resp::{Protocol, Request};
 
 /// One client's session state, owned by its connection task and lent to every command.
 #[derive(Debug, Default)]
@@ -22,4 +23,44 @@ pub struct ClientState {
     /// This is the link to our master: its writes are applied even on a replica, and expired
     /// keys stay visible to it until the master deletes them.
     pub from_master: bool,
+    /// Subscribed channels (SUBSCRIBE).
+    pub channels: IndexSet<Bytes>,
+    /// Subscribed patterns (PSUBSCRIBE).
+    pub patterns: IndexSet<Bytes>,
+    /// Subscribed shard channels (SSUBSCRIBE).
+    pub shard_channels: IndexSet<Bytes>,
+    /// Commands queued since MULTI; `None` outside a transaction.
+    pub multi: Option<Vec<Request>>,
+    /// A command was refused while queueing: EXEC answers EXECABORT.
+    pub multi_error: bool,
+    /// WATCHed keys: (db, key, whether it had already expired when watched).
+    pub watched: Vec<(usize, Bytes, bool)>,
+    /// Name of the last command run (CLIENT LIST `cmd=`).
+    pub last_cmd: &'static str,
+    /// CLIENT TRACKING on: keys read are remembered for invalidation pushes.
+    pub tracking: bool,
+    /// CLIENT REPLY mode: which replies the connection actually sends.
+    pub reply_mode: ReplyMode,
+}
+
+/// CLIENT REPLY ON / OFF / SKIP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Every reply is sent.
+    #[default]
+    On,
+    /// No reply is sent until CLIENT REPLY ON.
+    Off,
+    /// The reply to the next command is dropped (set by CLIENT REPLY SKIP itself, which
+    /// also gets none).
+    SkipNext,
+    /// Dropping this command's reply, then back to On.
+    Skipping,
+}
+
+impl ClientState {
+    /// Number of subscriptions of every kind (non-zero puts a RESP2 client in pub/sub mode).
+    pub fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len() + self.shard_channels.len()
+    }
 }

@@ -12,9 +12,11 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::sync::Notify;
 
 use super::client::ClientState;
+use super::clients::ClientInfo;
 use super::cmd::{self, Ctx};
 use super::reply::Reply;
 use super::server::Shared;
@@ -53,14 +55,58 @@ struct Conn {
     eof: bool,
     /// A protocol error ends the connection after the requests decoded before it ran.
     fatal: Option<ProtocolError>,
+    /// Pub/sub messages for this client, already encoded; an empty one means CLIENT KILL.
+    mailbox: UnboundedReceiver<Bytes>,
+    /// Undelivered mailbox bytes, shared with the registry (see `ClientInfo::send`).
+    pending: Arc<std::sync::atomic::AtomicUsize>,
+    /// Notified by CLIENT KILL / overflow, for a connection blocked in a write.
+    kill_switch: Arc<Notify>,
+    /// CLIENT KILL arrived: close without running anything more.
+    killed: bool,
+    /// Bytes read and written since last added to the INFO counters (under the next lock).
+    net_in: u64,
+    net_out: u64,
 }
 
 /// Serves one accepted client until it disconnects, QUITs or sends a malformed request.
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
+    let (tx, mailbox) = unbounded_channel();
+    let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let kill_switch = Arc::new(Notify::new());
+    let id = shared.next_client_id();
+    let authed = {
+        let mut store = shared.lock();
+        let now = super::store::unix_ms();
+        let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        store.clients.add(ClientInfo {
+            id,
+            addr: stream.peer_addr().unwrap_or(unspecified),
+            laddr: stream.local_addr().unwrap_or(unspecified),
+            created: now,
+            last_active: now,
+            name: None,
+            db: 0,
+            proto: Default::default(),
+            sub: 0,
+            psub: 0,
+            ssub: 0,
+            multi: -1,
+            last_cmd: "NULL",
+            role_flag: None,
+            monitor: false,
+            tracking: false,
+            mailbox: tx,
+            pending: pending.clone(),
+            kill_switch: kill_switch.clone(),
+        });
+        store.stats.total_connections_received += 1;
+        store.settings.requirepass().is_none()
+    };
     let client = ClientState {
-        id: shared.next_client_id(),
-        authed: shared.config.requirepass.is_none(),
+        id,
+        authed,
+        last_cmd: "NULL",
         ..ClientState::default()
     };
     let mut conn = Conn {
@@ -74,10 +120,17 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         parked: None,
         eof: false,
         fatal: None,
+        mailbox,
+        pending,
+        kill_switch,
+        killed: false,
+        net_in: 0,
+        net_out: 0,
     };
     // I/O errors just end the connection, as a reset would in Redis.
     let _ = conn.run().await;
     conn.unpark();
+    conn.unregister();
 }
 
 impl Conn {
@@ -92,7 +145,18 @@ impl Conn {
                 if self.eof {
                     return Ok(());
                 }
-                self.stream.readable().await?;
+                tokio::select! {
+                    r = self.stream.readable() => r?,
+                    Some(msg) = self.mailbox.recv() => {
+                        self.deliver(msg);
+                        self.drain_mailbox();
+                        if self.killed {
+                            return Ok(());
+                        }
+                        self.flush().await?;
+                        continue;
+                    }
+                }
                 self.read_available();
                 self.decode();
                 if self.queue.is_empty() && self.fatal.is_none() {
@@ -120,8 +184,11 @@ impl Conn {
                     return;
                 }
                 // A read that did not fill the room drained the socket.
-                Ok(n) if n < READ_CHUNK => return,
-                Ok(_) => {}
+                Ok(n) if n < READ_CHUNK => {
+                    self.net_in += n as u64;
+                    return;
+                }
+                Ok(n) => self.net_in += n as u64,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(_) => {
                     self.eof = true;
@@ -161,8 +228,11 @@ impl Conn {
         let shared = &*self.shared;
         let mut store = shared.lock();
         store.tick();
+        store.stats.net_input_bytes += std::mem::take(&mut self.net_in);
+        store.stats.net_output_bytes += std::mem::take(&mut self.net_out);
         if let Some(p) = self.parked.take() {
             store.waiters.unregister(p.db, &p.keys, &self.notify);
+            store.clients.blocked = store.clients.blocked.saturating_sub(1);
             if p.timed_out {
                 self.queue.pop_front();
                 p.on_timeout.encode(self.client.proto, &mut self.out);
@@ -174,6 +244,7 @@ impl Conn {
                 Reply::Block(b) => {
                     let db = ctx.db_index();
                     ctx.store.waiters.register(db, &b.keys, &self.notify);
+                    ctx.store.clients.blocked += 1;
                     self.parked = Some(Parked {
                         db,
                         keys: b.keys,
@@ -183,12 +254,55 @@ impl Conn {
                     });
                     return;
                 }
-                reply => reply.encode(ctx.proto(), &mut self.out),
+                reply => {
+                    use super::client::ReplyMode;
+                    match ctx.client.reply_mode {
+                        ReplyMode::On => reply.encode(ctx.proto(), &mut self.out),
+                        ReplyMode::Off => {}
+                        // CLIENT REPLY SKIP answers nothing itself, then drops one more.
+                        ReplyMode::SkipNext => ctx.client.reply_mode = ReplyMode::Skipping,
+                        ReplyMode::Skipping => ctx.client.reply_mode = ReplyMode::On,
+                    }
+                }
             }
             self.queue.pop_front();
             if ctx.client.close || self.out.len() > OUT_HIGH_WATER {
-                return;
+                break;
             }
+        }
+        // Pub/sub messages delivered during the batch go after its replies, as they would
+        // reach a Redis client's output buffer after the replies already there.
+        while let Ok(msg) = self.mailbox.try_recv() {
+            if msg.is_empty() {
+                self.killed = true;
+            } else {
+                self.pending
+                    .fetch_sub(msg.len(), std::sync::atomic::Ordering::Relaxed);
+                self.out.extend_from_slice(&msg);
+            }
+        }
+        if self.killed {
+            self.client.close = true;
+        }
+        let now_ms = store.now_ms;
+        store.clients.sync(&self.client, now_ms);
+    }
+
+    /// Appends a mailbox message to the output, or notes a kill.
+    fn deliver(&mut self, msg: Bytes) {
+        if msg.is_empty() {
+            self.killed = true;
+        } else {
+            self.pending
+                .fetch_sub(msg.len(), std::sync::atomic::Ordering::Relaxed);
+            self.out.extend_from_slice(&msg);
+        }
+    }
+
+    /// Delivers every mailbox message already waiting.
+    fn drain_mailbox(&mut self) {
+        while let Ok(msg) = self.mailbox.try_recv() {
+            self.deliver(msg);
         }
     }
 
@@ -213,6 +327,13 @@ impl Conn {
                     }
                 };
                 tokio::select! {
+                    Some(msg) = self.mailbox.recv() => {
+                        self.deliver(msg);
+                        if self.killed {
+                            return Err(std::io::ErrorKind::ConnectionAborted.into());
+                        }
+                        continue;
+                    }
                     _ = self.notify.notified() => Event::Woken,
                     _ = sleep => Event::TimedOut,
                     r = self.stream.readable(), if !self.eof => { r?; Event::Readable }
@@ -241,16 +362,28 @@ impl Conn {
     /// Unregisters a parked client (on disconnect).
     fn unpark(&mut self) {
         if let Some(p) = self.parked.take() {
-            self.shared
-                .lock()
-                .waiters
-                .unregister(p.db, &p.keys, &self.notify);
+            let mut store = self.shared.lock();
+            store.waiters.unregister(p.db, &p.keys, &self.notify);
+            store.clients.blocked = store.clients.blocked.saturating_sub(1);
         }
+    }
+
+    /// Forgets the client everywhere the store knows it: registry, subscriptions, watches.
+    fn unregister(&mut self) {
+        let mut store = self.shared.lock();
+        cmd::forget_client(&mut store, &mut self.client);
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
-            self.stream.write_all(&self.out).await?;
+            tokio::select! {
+                biased;
+                r = self.stream.write_all(&self.out) => r?,
+                _ = self.kill_switch.notified() => {
+                    return Err(std::io::ErrorKind::ConnectionAborted.into());
+                }
+            }
+            self.net_out += self.out.len() as u64;
             self.out.clear();
             if self.out.capacity() > KEEP_CAPACITY {
                 self.out = BytesMut::new();

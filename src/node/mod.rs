@@ -25,18 +25,39 @@
 //!   the contract (typed lookups, empty-container deletion, propagation, blocking).
 //! * **Replies** are values ([`reply::Reply`]) encoded for the client's protocol (RESP2 or
 //!   RESP3) at the end, so handlers never care which protocol a client speaks.
+//! * **Other clients.** The store also holds the client registry ([`clients::Clients`]:
+//!   CLIENT LIST/KILL, each connection's mailbox), pub/sub subscriptions ([`pubsub`]),
+//!   WATCHed keys ([`watch`]) and client-side caching ([`tracking`]). Messages for another
+//!   client (PUBLISH, invalidations, MONITOR lines, CLIENT KILL) go through its mailbox, so
+//!   no command ever waits on another client's socket. [`store::Store::signal`] is the one
+//!   place a changed key wakes blocked clients, breaks WATCHes and invalidates caches.
+//! * **Transactions.** MULTI queues requests in the client's state (`cmd::execute`); EXEC
+//!   runs them back to back under the batch's lock and wraps their writes in MULTI ... EXEC
+//!   on the feed.
+//! * **Introspection.** INFO ([`info`], replication section in [`info_replication`]),
+//!   counters ([`stats`]) and CONFIG parameters ([`settings`]) live in the store too.
 
 pub mod args;
 pub mod blocking;
 pub mod client;
+pub mod clients;
 pub mod cmd;
 pub mod conn;
 pub mod db;
+pub mod encoding;
 pub mod feed;
+pub mod glob;
+pub mod info;
+pub mod info_replication;
+pub mod pubsub;
 pub mod reply;
 pub mod server;
+pub mod settings;
+pub mod stats;
 pub mod store;
+pub mod tracking;
 pub mod value;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

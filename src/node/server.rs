@@ -48,8 +48,20 @@ pub struct Shared {
 impl Shared {
     /// State for a node with `config`, listening on `bound`.
     pub fn new(config: NodeConfig, bound: SocketAddr) -> Shared {
+        let mut store = Store::new();
+        let settings = &mut store.settings;
+        settings.init("port", bound.port().to_string());
+        settings.init("bind", bound.ip().to_string());
+        settings.init("dir", config.dir.display().to_string());
+        settings.init(
+            "appendonly",
+            if config.appendonly { "yes" } else { "no" }.into(),
+        );
+        if let Some(pw) = &config.requirepass {
+            settings.init("requirepass", pw.clone());
+        }
         Shared {
-            store: Mutex::new(Store::new()),
+            store: Mutex::new(store),
             config,
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
@@ -136,7 +148,10 @@ async fn active_expiry(shared: Arc<Shared>) {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tick.tick() => {
-                shared.lock().active_expire_cycle();
+                let mut store = shared.lock();
+                store.active_expire_cycle();
+                let now = super::store::unix_ms();
+                store.stats.sample_ops(now);
             }
         }
     }

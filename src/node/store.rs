@@ -10,8 +10,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::blocking::Waiters;
+use super::clients::Clients;
 use super::db::{Db, DATABASES};
 use super::feed::Feed;
+use super::pubsub::PubSub;
+use super::settings::Settings;
+use super::stats::Stats;
+use super::tracking::Tracking;
+use super::watch::Watches;
 
 /// Keys sampled per round of active expiry (Redis's `ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`).
 const SAMPLE: usize = 20;
@@ -38,6 +44,25 @@ pub struct Store {
     pub dirty: u64,
     /// Keys deleted because they expired (INFO stats `expired_keys`).
     pub expired_keys: u64,
+    /// INFO counters (commands, hits/misses, syncs).
+    pub stats: Stats,
+    /// WATCHed keys.
+    pub watches: Watches,
+    /// Connected clients.
+    pub clients: Clients,
+    /// Pub/sub subscriptions.
+    pub pubsub: PubSub,
+    /// CONFIG GET/SET parameters.
+    pub settings: Settings,
+    /// CLIENT TRACKING state.
+    pub tracking: Tracking,
+    /// Clients in MONITOR mode (by id).
+    pub monitors: Vec<u64>,
+    /// DEBUG SET-ACTIVE-EXPIRE: false stops the active expiry cycle (tests of lazy expiry).
+    pub active_expire: bool,
+    /// Unix time (s) of the last save (LASTSAVE, INFO `rdb_last_save_time`): start time,
+    /// since the node has no snapshots.
+    pub lastsave: i64,
     rng: u64,
 }
 
@@ -62,6 +87,15 @@ impl Store {
             waiters: Waiters::default(),
             dirty: 0,
             expired_keys: 0,
+            stats: Stats::default(),
+            watches: Watches::default(),
+            clients: Clients::default(),
+            pubsub: PubSub::default(),
+            settings: Settings::default(),
+            tracking: Tracking::default(),
+            monitors: Vec::new(),
+            active_expire: true,
+            lastsave: unix_ms() / 1000,
             rng: seed | 1,
         }
     }
@@ -76,6 +110,41 @@ impl Store {
     /// All databases.
     pub fn dbs(&self) -> &[Db] {
         &self.dbs
+    }
+    /// `key` in `db` changed (by client `writer`; 0 = the server itself): wakes clients
+    /// blocked on it, breaks WATCHes on it and invalidates client-side caches of it.
+    pub fn signal(&mut self, db: usize, key: &[u8], writer: u64) {
+        self.waiters.signal(db, key);
+        if !self.watches.is_empty() {
+            let exists = self.db(db).contains(key);
+            self.watches.touch(db, key, exists);
+        }
+        self.tracking.invalidate(key, &self.clients, writer);
+    }
+    /// The value of `key` in `db` for a read command, counting a keyspace hit or miss.
+    pub fn read_counted(&mut self, db: usize, key: &[u8]) -> Option<&super::value::Value> {
+        let found = self.dbs[db.min(DATABASES - 1)].get(key);
+        match found {
+            Some(_) => self.stats.keyspace_hits += 1,
+            None => self.stats.keyspace_misses += 1,
+        }
+        found
+    }
+    /// Before `db` is emptied (FLUSHDB/FLUSHALL) or swapped with `other` (SWAPDB): breaks
+    /// the WATCHes of its keys that exist in it (or in `other`, whose keys take their place).
+    pub fn touch_watched_db(&mut self, db: usize, other: Option<usize>) {
+        if self.watches.is_empty() {
+            return;
+        }
+        let here = &self.dbs[db.min(DATABASES - 1)];
+        let there = other.map(|o| &self.dbs[o.min(DATABASES - 1)]);
+        self.watches.touch_db(db, |k| {
+            here.contains(k) || there.is_some_and(|t| t.contains(k))
+        });
+    }
+    /// Exchanges two databases (SWAPDB); indexes are checked by the caller.
+    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a.min(DATABASES - 1), b.min(DATABASES - 1));
     }
     /// Refreshes the clock commands see; called once per batch.
     pub fn tick(&mut self) {
@@ -115,7 +184,7 @@ impl Store {
         if self.db_mut(db).remove(key).is_some() {
             self.expired_keys += 1;
             self.feed.push(db, &[b"DEL", key]);
-            self.waiters.signal(db, key);
+            self.signal(db, key, 0);
         }
     }
 
@@ -124,7 +193,7 @@ impl Store {
     /// sample had expired, within a time budget. Does nothing on a replica. Returns the
     /// number of keys deleted.
     pub fn active_expire_cycle(&mut self) -> usize {
-        if self.replica {
+        if self.replica || !self.active_expire {
             return 0;
         }
         self.tick();

@@ -586,6 +586,13 @@ impl Client {
         out
     }
 
+    /// Reads one reply's exact bytes without sending anything (pub/sub messages).
+    pub fn read_raw_reply(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        read_raw(&mut self.rd, &mut out).expect("read reply");
+        out
+    }
+
     /// True if the server closed the connection (EOF) within the read timeout.
     pub fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];

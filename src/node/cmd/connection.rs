@@ -19,6 +19,7 @@ pub static COMMANDS: &[Command] = &[
         quit,
         -1,
         Flags::NO_AUTH
+            .with(Flags::ALLOW_SUBSCRIBED)
             .with(Flags::LOADING)
             .with(Flags::STALE)
             .with(Flags::FAST),
@@ -34,11 +35,18 @@ pub static COMMANDS: &[Command] = &[
     ),
 ];
 
-fn ping(_: &mut Ctx, args: &Args) -> Reply {
+fn ping(ctx: &mut Ctx, args: &Args) -> Reply {
+    if args.len() > 2 {
+        return arity_error("ping");
+    }
+    // A RESP2 client in pub/sub mode gets PING's answer in the shape of a message.
+    if ctx.client.subscriptions() > 0 && ctx.proto() == crate::resp::Protocol::Resp2 {
+        let payload = if args.len() == 2 { args.get(1) } else { b"" };
+        return Reply::Array(vec![Reply::bulk(b"pong"), Reply::bulk(payload)]);
+    }
     match args.len() {
         1 => Reply::simple("PONG"),
-        2 => Reply::bulk(args.get(1)),
-        _ => arity_error("ping"),
+        _ => Reply::bulk(args.get(1)),
     }
 }
 
@@ -72,7 +80,7 @@ fn auth(ctx: &mut Ctx, args: &Args) -> Reply {
         3 => (args.get(1), args.get(2)),
         _ => return super::args::syntax(),
     };
-    let Some(expected) = ctx.shared.config.requirepass.as_deref() else {
+    let Some(expected) = ctx.store.settings.requirepass().map(str::to_owned) else {
         if args.len() == 2 {
             return Reply::error(
                 "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",

@@ -1,7 +1,7 @@
 //! [`Ctx`]: what a command handler works with — the keyspace under the lock, the client's
 //! session, expiry-aware typed lookups, propagation and key signalling.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -35,6 +35,14 @@ pub struct Ctx<'a> {
     may_block: bool,
     dirty: u64,
     propagation: Propagation,
+    /// Running EXEC's queued commands: the first propagated write opens a MULTI.
+    in_exec: bool,
+    /// A MULTI was put on the feed for the running EXEC; EXEC must close it.
+    exec_open: bool,
+    /// When the previous command ended (or the batch started): the next command's start.
+    /// One clock read per command instead of two; the few instructions between commands
+    /// are counted with the next one.
+    last_mark: Instant,
 }
 
 impl<'a> Ctx<'a> {
@@ -53,7 +61,21 @@ impl<'a> Ctx<'a> {
             may_block,
             dirty: 0,
             propagation: Propagation::Verbatim,
+            in_exec: false,
+            exec_open: false,
+            last_mark: Instant::now(),
         }
+    }
+
+    /// The start of the command about to run (for INFO commandstats timing).
+    pub(crate) fn command_start(&self) -> Instant {
+        self.last_mark
+    }
+    /// Ends timing a command started at `start`: its duration in µs.
+    pub(crate) fn command_usec(&mut self, start: Instant) -> u64 {
+        let now = Instant::now();
+        self.last_mark = now;
+        u64::try_from(now.duration_since(start).as_micros()).unwrap_or(u64::MAX)
     }
 
     // ---- Session ----
@@ -89,9 +111,10 @@ impl<'a> Ctx<'a> {
     /// The value of `key`, any type.
     pub fn lookup(&mut self, key: &[u8]) -> Option<&Value> {
         if self.expire(key) {
+            self.store.stats.keyspace_misses += 1;
             return None;
         }
-        self.store.db(self.client.db).get(key)
+        self.store.read_counted(self.client.db, key)
     }
     /// The value of `key`, any type, mutably. Call [`Ctx::modified`] after changing it.
     pub fn lookup_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
@@ -169,10 +192,10 @@ impl<'a> Ctx<'a> {
     pub fn dirty(&mut self, n: u64) {
         self.dirty += n;
     }
-    /// Wakes clients blocked on `key` in the current db (and phase 2: touches WATCHes).
-    /// Cheap when nobody is blocked.
+    /// Wakes clients blocked on `key` in the current db, breaks WATCHes on it and sends
+    /// client-side cache invalidations. Cheap when nobody blocks, watches or tracks.
     pub fn signal_key(&mut self, key: &[u8]) {
-        self.store.waiters.signal(self.client.db, key);
+        self.store.signal(self.client.db, key, self.client.id);
     }
     /// Propagates `args` instead of the command as received. Call it once per command to
     /// emit (SPOP → SREM, INCRBYFLOAT → SET ... KEEPTTL, EXPIRE → PEXPIREAT, BLPOP → LPOP);
@@ -189,7 +212,7 @@ impl<'a> Ctx<'a> {
     /// MULTI/EXEC, or for commands from a master/AOF, returns `on_timeout` at once, as Redis
     /// does.
     pub fn block(&self, keys: Vec<Bytes>, timeout: Option<Duration>, on_timeout: Reply) -> Reply {
-        if self.may_block {
+        if self.may_block && !self.in_exec {
             Reply::Block(Box::new(Block {
                 keys,
                 timeout,
@@ -200,10 +223,39 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Starts running EXEC's queued commands: blocking commands answer their timeout reply
+    /// at once, and the writes are wrapped in MULTI ... EXEC on the feed (see
+    /// [`Ctx::end_exec`]), so replicas and the AOF apply the transaction atomically too.
+    pub fn begin_exec(&mut self) {
+        self.in_exec = true;
+        self.exec_open = false;
+    }
+    /// Ends EXEC: closes the MULTI opened on the feed, if a queued command wrote anything.
+    pub fn end_exec(&mut self) {
+        if self.exec_open {
+            let db = self.client.db;
+            self.store.feed.push(db, &[b"EXEC"]);
+        }
+        self.in_exec = false;
+        self.exec_open = false;
+    }
+    /// True while EXEC runs queued commands (blocking is then refused).
+    pub fn in_exec(&self) -> bool {
+        self.in_exec
+    }
+
     /// Ends one command: counts its changes and puts it on the write feed. `raw` is the
     /// command as received and `db` the database it ran in.
     pub(crate) fn finish(&mut self, db: usize, raw: &[u8]) {
         self.store.dirty += self.dirty;
+        let propagate = match &self.propagation {
+            Propagation::Verbatim => self.dirty > 0,
+            Propagation::Rewritten(_) => true,
+        };
+        if propagate && self.in_exec && !self.exec_open {
+            self.exec_open = true;
+            self.store.feed.push(db, &[b"MULTI"]);
+        }
         match std::mem::take(&mut self.propagation) {
             Propagation::Verbatim if self.dirty > 0 => self.store.feed.push_raw(db, raw),
             Propagation::Verbatim => {}

@@ -28,8 +28,8 @@
 //!
 //! **Changes, propagation, wake-ups.** After changing a key call `ctx.modified(key)` once per
 //! key (deletions included): it counts the change — a command with changes is propagated to
-//! replicas and the AOF verbatim — and it wakes clients blocked on that key (and invalidates
-//! WATCHes). A command that must be propagated in another form (non-deterministic or
+//! replicas and the AOF verbatim — and it wakes clients blocked on that key, breaks WATCHes
+//! on it and sends client-side cache invalidations (`Store::signal`). A command that must be propagated in another form (non-deterministic or
 //! relative: SPOP → SREM, INCRBYFLOAT → SET KEEPTTL, EXPIRE → PEXPIREAT, BLPOP → LPOP) calls
 //! `ctx.propagate_as(vec![...])` once per command to emit instead. Read-only commands do
 //! none of this.
@@ -44,13 +44,27 @@
 //! `on_timeout` at once. Writers that make a key ready (LPUSH, ZADD, LMOVE destination, ...)
 //! need nothing beyond `ctx.modified(key)`.
 //!
+//! **Statistics and transactions** need nothing from handlers: [`execute`] counts calls,
+//! time and failures per command (INFO commandstats), feeds MONITOR, records keys read by
+//! tracking clients (from the key positions), and queues commands inside MULTI.
+//!
 //! **Replies** are [`Reply`] values encoded later for RESP2 or RESP3: use `Reply::Map` for
 //! field/value pairs, `Reply::Set` for set members (SMEMBERS), `Reply::Double` for scores
 //! (Redis 7.0's `%.17g` text in RESP2), `Reply::NullArray` vs `Reply::Null` as Redis does.
 
+mod bits;
+mod client;
 mod connection;
+mod counters;
 mod ctx;
 mod keys;
+mod keyspace;
+mod lcs;
+mod memory;
+mod multi;
+mod pubsub;
+mod server;
+mod sort;
 mod strings;
 #[cfg(test)]
 mod testing;
@@ -73,7 +87,17 @@ pub type Handler = fn(&mut Ctx<'_>, &Args<'_>) -> Reply;
 pub static FAMILIES: &[&[Command]] = &[
     connection::COMMANDS,
     keys::COMMANDS,
+    keyspace::COMMANDS,
     strings::COMMANDS,
+    counters::COMMANDS,
+    bits::COMMANDS,
+    lcs::COMMANDS,
+    memory::COMMANDS,
+    sort::COMMANDS,
+    multi::COMMANDS,
+    pubsub::COMMANDS,
+    client::COMMANDS,
+    server::COMMANDS,
     #[cfg(test)]
     testing::COMMANDS,
 ];
@@ -199,19 +223,49 @@ impl Command {
 /// Longest command name looked up; longer names are unknown without hashing.
 const MAX_NAME: usize = 32;
 
-fn table() -> &'static HashMap<&'static [u8], &'static Command> {
-    static TABLE: OnceLock<HashMap<&'static [u8], &'static Command>> = OnceLock::new();
+/// FNV-1a: the command table is fixed and its keys are a few bytes, so a simple hash beats
+/// SipHash on the per-command lookup, and no flooding can grow a static table.
+#[derive(Default, Clone, Copy)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type NameTable =
+    HashMap<&'static [u8], (usize, &'static Command), std::hash::BuildHasherDefault<Fnv>>;
+
+/// Name → (position in [`all`], command). The position indexes per-command statistics.
+fn table() -> &'static NameTable {
+    static TABLE: OnceLock<NameTable> = OnceLock::new();
     TABLE.get_or_init(|| {
-        FAMILIES
-            .iter()
-            .flat_map(|family| family.iter())
-            .map(|c| (c.name.as_bytes(), c))
+        all()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_bytes(), (i, c)))
             .collect()
     })
 }
 
 /// The command called `name` (any case).
 pub fn lookup(name: &[u8]) -> Option<&'static Command> {
+    lookup_indexed(name).map(|(_, c)| c)
+}
+
+/// The command called `name` (any case) with its position in [`all`].
+pub fn lookup_indexed(name: &[u8]) -> Option<(usize, &'static Command)> {
     if name.len() > MAX_NAME {
         return None;
     }
@@ -227,21 +281,261 @@ pub fn all() -> impl Iterator<Item = &'static Command> {
     FAMILIES.iter().flat_map(|family| family.iter())
 }
 
-/// Runs one request: lookup, arity, auth, the handler, and propagation of what it changed.
+/// Runs one request: lookup, the checks Redis makes before running a command (arity, auth,
+/// pub/sub context, replica refusal), MULTI queueing, the handler, propagation of what it
+/// changed, and the statistics INFO reports.
 pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
     let args = Args::new(req);
-    let Some(cmd) = lookup(args.get(0)) else {
-        return args::unknown_command(&args);
+    let Some((idx, cmd)) = lookup_indexed(args.get(0)) else {
+        return refused(ctx, None, args::unknown_command(&args));
     };
+    if let Some(refusal) = check(ctx, cmd, &args) {
+        return refused(ctx, Some(idx), refusal);
+    }
+    if ctx.client.multi.is_some() && !is_tx_control(cmd) {
+        if let Some(queue) = ctx.client.multi.as_mut() {
+            queue.push(req.clone());
+        }
+        return Reply::simple("QUEUED");
+    }
+    let sub = subcommand_name(cmd, &args);
+    ctx.client.last_cmd = sub.unwrap_or(cmd.name);
+    let db = ctx.db_index();
+    if !ctx.store.monitors.is_empty() && !cmd.flags.has(Flags::ADMIN) {
+        feed_monitors(ctx, &args);
+    }
+    let started = ctx.command_start();
+    let reply = (cmd.handler)(ctx, &args);
+    let usec = ctx.command_usec(started);
+    if ctx.client.tracking && cmd.flags.has(Flags::READONLY) {
+        let id = ctx.client.id;
+        for i in key_indexes(cmd, args.len()) {
+            ctx.store.tracking.remember(id, args.get(i));
+        }
+    }
+    ctx.finish(db, req.raw());
+    let stats = &mut ctx.store.stats;
+    stats.total_commands_processed += 1;
+    let failed = reply.is_error();
+    if let Reply::Error(e) = &reply {
+        stats.error(e);
+    }
+    let st = match sub {
+        Some(name) => stats.sub(name),
+        None => stats.cmd(idx),
+    };
+    st.calls += 1;
+    st.usec += usec;
+    st.failed += u64::from(failed);
+    reply
+}
+
+/// The positions of `cmd`'s key arguments in a call with `argc` arguments (COMMAND
+/// GETKEYS, tracking), from its first/last/step.
+pub fn key_indexes(cmd: &Command, argc: usize) -> impl Iterator<Item = usize> {
+    let first = usize::try_from(cmd.first_key).unwrap_or(0);
+    let last = if cmd.last_key < 0 {
+        argc as i64 + i64::from(cmd.last_key)
+    } else {
+        i64::from(cmd.last_key)
+    };
+    let last = usize::try_from(last)
+        .unwrap_or(0)
+        .min(argc.saturating_sub(1));
+    let step = usize::try_from(cmd.key_step).unwrap_or(1).max(1);
+    // Keyless commands (first 0) get an empty range.
+    let end = if first == 0 { 0 } else { last + 1 };
+    (first.max(1)..end).step_by(step)
+}
+
+/// Sends the MONITOR line for the command about to run to every monitoring client:
+/// `+<unix s>.<µs> [<db> <addr>] "arg" ...`, arguments quoted as Redis's `sdscatrepr`.
+fn feed_monitors(ctx: &mut Ctx<'_>, args: &Args) {
+    use std::fmt::Write;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let me = ctx.client.id;
+    let addr = ctx
+        .store
+        .clients
+        .get(me)
+        .map(|c| c.addr.to_string())
+        .unwrap_or_default();
+    let mut line = format!(
+        "+{}.{:06} [{} {addr}]",
+        now.as_secs(),
+        now.subsec_micros(),
+        ctx.db_index()
+    );
+    for a in args.from(0) {
+        line.push_str(" \"");
+        for &b in a {
+            match b {
+                b'\\' => line.push_str("\\\\"),
+                b'"' => line.push_str("\\\""),
+                b'\n' => line.push_str("\\n"),
+                b'\r' => line.push_str("\\r"),
+                b'\t' => line.push_str("\\t"),
+                0x07 => line.push_str("\\a"),
+                0x08 => line.push_str("\\b"),
+                0x20..=0x7e => line.push(b as char),
+                _ => {
+                    let _ = write!(line, "\\x{b:02x}");
+                }
+            }
+        }
+        line.push('"');
+    }
+    line.push_str("\r\n");
+    let bytes = bytes::Bytes::from(line);
+    for id in &ctx.store.monitors {
+        if *id != me {
+            if let Some(c) = ctx.store.clients.get(*id) {
+                c.send(bytes.clone());
+            }
+        }
+    }
+}
+
+/// Subcommands counted and listed on their own (`cmdstat_config|get`, `cmd=client|list`),
+/// as Redis 7 does for container commands.
+pub const SUBCOMMANDS: &[&str] = &[
+    "client|getname",
+    "client|id",
+    "client|info",
+    "client|kill",
+    "client|list",
+    "client|no-evict",
+    "client|reply",
+    "client|setinfo",
+    "client|setname",
+    "command|count",
+    "command|docs",
+    "command|getkeys",
+    "command|info",
+    "command|list",
+    "config|get",
+    "config|resetstat",
+    "config|rewrite",
+    "config|set",
+    "memory|doctor",
+    "memory|purge",
+    "memory|usage",
+    "object|encoding",
+    "object|freq",
+    "object|help",
+    "object|idletime",
+    "object|refcount",
+    "pubsub|channels",
+    "pubsub|numpat",
+    "pubsub|numsub",
+    "pubsub|shardchannels",
+    "pubsub|shardnumsub",
+    "slowlog|get",
+    "slowlog|len",
+    "slowlog|reset",
+];
+
+/// `cmd|sub` for a known subcommand of a container command.
+fn subcommand_name(cmd: &Command, args: &Args) -> Option<&'static str> {
+    if args.len() < 2
+        || !matches!(
+            cmd.name,
+            "client" | "command" | "config" | "memory" | "object" | "pubsub" | "slowlog"
+        )
+    {
+        return None;
+    }
+    let sub = args.get(1);
+    SUBCOMMANDS.iter().copied().find(|full| {
+        full.split_once('|')
+            .is_some_and(|(c, s)| c == cmd.name && s.as_bytes().eq_ignore_ascii_case(sub))
+    })
+}
+
+/// Commands MULTI runs at once instead of queueing them.
+fn is_tx_control(cmd: &Command) -> bool {
+    matches!(
+        cmd.name,
+        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+    )
+}
+
+/// The refusals Redis's `processCommand` makes before running a known command, in its order.
+fn check(ctx: &mut Ctx<'_>, cmd: &Command, args: &Args) -> Option<Reply> {
     if !cmd.arity_ok(args.len()) {
-        return args::arity_error(cmd.name);
+        return Some(args::arity_error(cmd.name));
     }
     if !ctx.client.authed && !cmd.flags.has(Flags::NO_AUTH) {
-        return Reply::error("NOAUTH Authentication required.");
+        return Some(Reply::error("NOAUTH Authentication required."));
     }
-    let db = ctx.db_index();
-    let reply = (cmd.handler)(ctx, &args);
-    ctx.finish(db, req.raw());
+    if let Some(r) = replica_refusal(ctx, cmd) {
+        return Some(r);
+    }
+    if ctx.client.proto == crate::resp::Protocol::Resp2
+        && ctx.client.subscriptions() > 0
+        && !cmd.flags.has(Flags::ALLOW_SUBSCRIBED)
+    {
+        return Some(Reply::error(format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            cmd.name
+        )));
+    }
+    None
+}
+
+/// Replication's hook: the refusal for `cmd` on this node's current role, e.g. `-READONLY
+/// You can't write against a read only replica.` for a write on a replica (commands from
+/// our master, `ctx.client.from_master`, must pass). `None` lets the command run. The
+/// replication side fills this in; until then every command passes.
+fn replica_refusal(_ctx: &Ctx<'_>, _cmd: &Command) -> Option<Reply> {
+    None
+}
+
+/// `ERR unknown subcommand 'x'. Try CMD HELP.`
+pub fn subcommand_error(args: &Args, cmd: &str) -> Reply {
+    let sub = String::from_utf8_lossy(args.get(1));
+    Reply::error(format!(
+        "ERR unknown subcommand '{}'. Try {cmd} HELP.",
+        sub.chars().take(128).collect::<String>()
+    ))
+}
+
+/// `ERR wrong number of arguments for 'cmd|sub' command`, for a known subcommand.
+pub fn subcommand_arity(args: &Args) -> Reply {
+    let name = |i| String::from_utf8_lossy(args.get(i)).to_ascii_lowercase();
+    Reply::error(format!(
+        "ERR wrong number of arguments for '{}|{}' command",
+        name(0),
+        name(1)
+    ))
+}
+
+/// Forgets a disconnected client: its subscriptions, watches and registry entry.
+pub fn forget_client(
+    store: &mut crate::node::store::Store,
+    client: &mut crate::node::client::ClientState,
+) {
+    pubsub::unsubscribe_all(store, client);
+    store.tracking.stop(client.id);
+    store.monitors.retain(|&id| id != client.id);
+    let watched = std::mem::take(&mut client.watched);
+    store.watches.unwatch(client.id, &watched);
+    store.clients.remove(client.id);
+}
+
+/// Counts a refused command and, inside MULTI, marks the transaction failed (EXECABORT).
+fn refused(ctx: &mut Ctx<'_>, idx: Option<usize>, reply: Reply) -> Reply {
+    if ctx.client.multi.is_some() {
+        ctx.client.multi_error = true;
+    }
+    if let Reply::Error(e) = &reply {
+        ctx.store.stats.error(e);
+    }
+    if let Some(i) = idx {
+        ctx.store.stats.cmd(i).rejected += 1;
+    }
     reply
 }
 

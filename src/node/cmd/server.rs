@@ -1,0 +1,277 @@
+//! Server commands: INFO, CONFIG, COMMAND, DEBUG, TIME, SHUTDOWN, LASTSAVE, SAVE, BGSAVE,
+//! BGREWRITEAOF, SLOWLOG.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::{all, lookup, Args, Command, Ctx, Flags, Reply};
+use crate::node::args::{parse_float, syntax};
+use crate::node::info;
+use crate::node::settings::SettingError;
+
+const ADMIN: Flags = Flags::ADMIN.with(Flags::NOSCRIPT);
+const LS: Flags = Flags::LOADING.with(Flags::STALE);
+
+/// The server family.
+pub static COMMANDS: &[Command] = &[
+    Command::new("info", info_cmd, -1, LS),
+    Command::new("config", config, -2, ADMIN.with(LS)),
+    Command::new("command", command, -1, LS),
+    Command::new("debug", debug, -2, ADMIN.with(LS)),
+    Command::new("time", time, 1, LS.with(Flags::FAST)),
+    Command::new("shutdown", shutdown, -1, ADMIN.with(LS)),
+    Command::new("lastsave", lastsave, 1, LS.with(Flags::FAST)),
+    Command::new("save", save, 1, ADMIN),
+    Command::new("bgsave", bgsave, -1, ADMIN),
+    Command::new("bgrewriteaof", bgrewriteaof, 1, ADMIN),
+    Command::new("slowlog", slowlog, -2, ADMIN.with(LS)),
+    Command::new("monitor", monitor, 1, ADMIN.with(LS)),
+];
+
+/// `MONITOR`: from now on the client receives a line for every command others run.
+fn monitor(ctx: &mut Ctx, _: &Args) -> Reply {
+    let id = ctx.client.id;
+    if !ctx.store.monitors.contains(&id) {
+        ctx.store.monitors.push(id);
+    }
+    if let Some(info) = ctx.store.clients.get_mut(id) {
+        info.monitor = true;
+    }
+    Reply::Ok
+}
+
+fn info_cmd(ctx: &mut Ctx, args: &Args) -> Reply {
+    let sections: Vec<Vec<u8>> = args.from(1).map(<[u8]>::to_vec).collect();
+    Reply::Verbatim(Bytes::from(info::render(ctx.shared, ctx.store, &sections)))
+}
+
+fn config(ctx: &mut Ctx, args: &Args) -> Reply {
+    let n = args.len();
+    if args.is(1, "GET") && n >= 3 {
+        // RESP3 gets a map; each parameter once even if several patterns match it.
+        let mut pairs: Vec<(Reply, Reply)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for pattern in args.from(2) {
+            for (name, value) in ctx.store.settings.matching(pattern) {
+                if seen.insert(name) {
+                    pairs.push((Reply::bulk(name.as_bytes()), Reply::bulk(value.as_bytes())));
+                }
+            }
+        }
+        Reply::Map(pairs)
+    } else if args.is(1, "SET") && n >= 4 && n.is_multiple_of(2) {
+        // All or nothing, as Redis 7 applies a multi-parameter CONFIG SET.
+        let before = ctx.store.settings.clone_values();
+        for i in (2..n).step_by(2) {
+            if let Err(e) = ctx.store.settings.set(args.get(i), args.get(i + 1)) {
+                ctx.store.settings.restore(before);
+                return Reply::error(format!("ERR {e}"));
+            }
+        }
+        Reply::Ok
+    } else if args.is(1, "SET") && n >= 3 {
+        let name = String::from_utf8_lossy(args.get(2)).into_owned();
+        if n == 3 {
+            return super::subcommand_arity(args);
+        }
+        Reply::error(format!("ERR {}", SettingError::Unknown(name)))
+    } else if (args.is(1, "RESETSTAT") || args.is(1, "REWRITE")) && n == 2 {
+        if args.is(1, "RESETSTAT") {
+            ctx.store.stats.reset();
+            ctx.store.expired_keys = 0;
+        }
+        Reply::Ok
+    } else if ["GET", "SET", "RESETSTAT", "REWRITE"]
+        .iter()
+        .any(|w| args.is(1, w))
+    {
+        super::subcommand_arity(args)
+    } else {
+        super::subcommand_error(args, "CONFIG")
+    }
+}
+
+/// One COMMAND INFO entry, Redis 7.0's ten fields (no key specs, tips or subcommands).
+fn command_entry(c: &Command) -> Reply {
+    let status = |s: &str| Reply::Simple(s.to_string().into());
+    let mut cats = Vec::new();
+    if c.flags.has(Flags::WRITE) {
+        cats.push(status("@write"));
+    }
+    if c.flags.has(Flags::READONLY) {
+        cats.push(status("@read"));
+    }
+    if c.flags.has(Flags::ADMIN) {
+        cats.push(status("@admin"));
+        cats.push(status("@dangerous"));
+    }
+    if c.flags.has(Flags::PUBSUB) {
+        cats.push(status("@pubsub"));
+    }
+    if c.flags.has(Flags::BLOCKING) {
+        cats.push(status("@blocking"));
+    }
+    cats.push(status(if c.flags.has(Flags::FAST) {
+        "@fast"
+    } else {
+        "@slow"
+    }));
+    Reply::Array(vec![
+        Reply::bulk(c.name.as_bytes()),
+        Reply::Int(i64::from(c.arity)),
+        Reply::Set(c.flags.names().map(status).collect()),
+        Reply::Int(i64::from(c.first_key)),
+        Reply::Int(i64::from(c.last_key)),
+        Reply::Int(i64::from(c.key_step)),
+        Reply::Set(cats),
+        Reply::Set(vec![]),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+    ])
+}
+
+fn command(_ctx: &mut Ctx, args: &Args) -> Reply {
+    let n = args.len();
+    if n == 1 {
+        return Reply::Array(all().map(command_entry).collect());
+    }
+    if args.is(1, "COUNT") && n == 2 {
+        Reply::Int(all().count() as i64)
+    } else if args.is(1, "LIST") && n == 2 {
+        Reply::Array(all().map(|c| Reply::bulk(c.name.as_bytes())).collect())
+    } else if args.is(1, "INFO") {
+        if n == 2 {
+            return Reply::Array(all().map(command_entry).collect());
+        }
+        Reply::Array(
+            args.from(2)
+                .map(|name| lookup(name).map_or(Reply::Null, command_entry))
+                .collect(),
+        )
+    } else if args.is(1, "DOCS") {
+        // Client libraries only need to know the command exists; the docs are left empty.
+        let names: Vec<&'static str> = if n == 2 {
+            all().map(|c| c.name).collect()
+        } else {
+            args.from(2).filter_map(lookup).map(|c| c.name).collect()
+        };
+        Reply::Map(
+            names
+                .into_iter()
+                .map(|name| (Reply::bulk(name.as_bytes()), Reply::Map(vec![])))
+                .collect(),
+        )
+    } else if args.is(1, "GETKEYS") && n >= 4 {
+        getkeys(args)
+    } else if ["COUNT", "LIST", "GETKEYS"].iter().any(|w| args.is(1, w)) {
+        super::subcommand_arity(args)
+    } else {
+        super::subcommand_error(args, "COMMAND")
+    }
+}
+
+/// `COMMAND GETKEYS cmd arg...`: the key arguments by first/last/step.
+fn getkeys(args: &Args) -> Reply {
+    let Some(c) = lookup(args.get(2)) else {
+        return Reply::error("ERR Invalid command specified");
+    };
+    let argc = args.len() - 2;
+    if !c.arity_ok(argc) {
+        return Reply::error("ERR Invalid number of arguments specified for command");
+    }
+    if c.first_key == 0 {
+        return Reply::error("ERR The command has no key arguments");
+    }
+    Reply::Array(
+        super::key_indexes(c, argc)
+            .map(|i| Reply::bulk(args.get(i + 2)))
+            .collect(),
+    )
+}
+
+fn debug(ctx: &mut Ctx, args: &Args) -> Reply {
+    if args.is(1, "SLEEP") && args.len() == 3 {
+        let secs = parse_float(args.get(2)).unwrap_or(0.0).max(0.0);
+        // Holds the store lock on purpose: Redis's DEBUG SLEEP blocks the whole server.
+        std::thread::sleep(Duration::try_from_secs_f64(secs).unwrap_or_default());
+        Reply::Ok
+    } else if args.is(1, "SET-ACTIVE-EXPIRE") && args.len() == 3 {
+        ctx.store.active_expire = args.get(2) != b"0";
+        Reply::Ok
+    } else if (args.is(1, "RELOAD") || args.is(1, "QUICKLIST-PACKED-THRESHOLD")) && args.len() >= 2
+    {
+        Reply::Ok
+    } else {
+        Reply::error(format!(
+            "ERR Unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(args.get(1))
+        ))
+    }
+}
+
+fn time(_: &mut Ctx, _: &Args) -> Reply {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut a = itoa::Buffer::new();
+    let mut b = itoa::Buffer::new();
+    Reply::Array(vec![
+        Reply::bulk(a.format(now.as_secs()).as_bytes()),
+        Reply::bulk(b.format(now.subsec_micros()).as_bytes()),
+    ])
+}
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]`: stops the node; like Redis, the caller gets no
+/// reply, only the closed connection.
+fn shutdown(ctx: &mut Ctx, args: &Args) -> Reply {
+    let (mut save, mut nosave) = (false, false);
+    for i in 1..args.len() {
+        if args.is(i, "SAVE") {
+            save = true;
+        } else if args.is(i, "NOSAVE") {
+            nosave = true;
+        } else if !(args.is(i, "NOW") || args.is(i, "FORCE")) {
+            return syntax();
+        }
+    }
+    if save && nosave {
+        return syntax();
+    }
+    ctx.shared.shutdown.cancel();
+    ctx.client.close = true;
+    Reply::Raw(Bytes::new())
+}
+
+fn lastsave(ctx: &mut Ctx, _: &Args) -> Reply {
+    Reply::Int(ctx.store.lastsave)
+}
+
+fn save(ctx: &mut Ctx, _: &Args) -> Reply {
+    ctx.store.lastsave = ctx.now_ms() / 1000;
+    Reply::Ok
+}
+
+fn bgsave(ctx: &mut Ctx, args: &Args) -> Reply {
+    if args.len() > 2 || (args.len() == 2 && !args.is(1, "SCHEDULE")) {
+        return syntax();
+    }
+    ctx.store.lastsave = ctx.now_ms() / 1000;
+    Reply::simple("Background saving started")
+}
+
+fn bgrewriteaof(_: &mut Ctx, _: &Args) -> Reply {
+    Reply::simple("Background append only file rewriting started")
+}
+
+fn slowlog(_: &mut Ctx, args: &Args) -> Reply {
+    if args.is(1, "GET") && args.len() <= 3 {
+        Reply::Array(vec![])
+    } else if args.is(1, "LEN") && args.len() == 2 {
+        Reply::Int(0)
+    } else if args.is(1, "RESET") && args.len() == 2 {
+        Reply::Ok
+    } else {
+        super::subcommand_error(args, "SLOWLOG")
+    }
+}

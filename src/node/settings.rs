@@ -1,0 +1,201 @@
+//! Runtime configuration (CONFIG GET/SET): the parameters a node has, with Redis's names,
+//! defaults and value checks. Only a few change behaviour (`requirepass`, `appendonly` for
+//! the AOF side, `maxmemory` for INFO); the rest are accepted and reported so that clients
+//! and tools that read or tune them keep working.
+
+use indexmap::IndexMap;
+
+/// How a parameter's value is checked on CONFIG SET.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `yes` / `no`.
+    Bool,
+    /// A signed integer.
+    Int,
+    /// A memory amount (`100mb`), stored as bytes.
+    Memory,
+    /// Any text.
+    Text,
+    /// Cannot be changed at runtime.
+    Immutable,
+}
+
+/// Every parameter: name, kind, default (Redis 7.0's).
+const PARAMS: &[(&str, Kind, &str)] = &[
+    ("bind", Kind::Immutable, "127.0.0.1"),
+    ("port", Kind::Immutable, "6379"),
+    ("databases", Kind::Immutable, "16"),
+    ("daemonize", Kind::Immutable, "no"),
+    ("dir", Kind::Text, "."),
+    ("dbfilename", Kind::Text, "dump.rdb"),
+    ("appendonly", Kind::Bool, "no"),
+    ("appendfilename", Kind::Immutable, "appendonly.aof"),
+    ("appendfsync", Kind::Text, "everysec"),
+    ("aof-load-truncated", Kind::Bool, "yes"),
+    ("save", Kind::Text, ""),
+    ("requirepass", Kind::Text, ""),
+    ("masterauth", Kind::Text, ""),
+    ("masteruser", Kind::Text, ""),
+    ("maxmemory", Kind::Memory, "0"),
+    ("maxmemory-policy", Kind::Text, "noeviction"),
+    ("maxmemory-samples", Kind::Int, "5"),
+    ("maxclients", Kind::Int, "10000"),
+    ("timeout", Kind::Int, "0"),
+    ("tcp-keepalive", Kind::Int, "300"),
+    ("hz", Kind::Int, "10"),
+    ("loglevel", Kind::Text, "notice"),
+    ("protected-mode", Kind::Bool, "no"),
+    ("repl-diskless-sync", Kind::Bool, "yes"),
+    ("repl-diskless-sync-delay", Kind::Int, "5"),
+    ("repl-backlog-size", Kind::Memory, "1048576"),
+    ("repl-backlog-ttl", Kind::Int, "3600"),
+    ("repl-timeout", Kind::Int, "60"),
+    ("repl-ping-replica-period", Kind::Int, "10"),
+    ("replica-read-only", Kind::Bool, "yes"),
+    ("replica-serve-stale-data", Kind::Bool, "yes"),
+    ("replica-priority", Kind::Int, "100"),
+    ("replica-announce-ip", Kind::Text, ""),
+    ("replica-announce-port", Kind::Int, "0"),
+    ("min-replicas-to-write", Kind::Int, "0"),
+    ("min-replicas-max-lag", Kind::Int, "10"),
+    ("slowlog-log-slower-than", Kind::Int, "10000"),
+    ("slowlog-max-len", Kind::Int, "128"),
+    ("latency-monitor-threshold", Kind::Int, "0"),
+    ("notify-keyspace-events", Kind::Text, ""),
+    ("hash-max-listpack-entries", Kind::Int, "512"),
+    ("hash-max-listpack-value", Kind::Int, "64"),
+    ("list-max-listpack-size", Kind::Int, "-2"),
+    ("set-max-intset-entries", Kind::Int, "512"),
+    ("zset-max-listpack-entries", Kind::Int, "128"),
+    ("zset-max-listpack-value", Kind::Int, "64"),
+    ("proto-max-bulk-len", Kind::Memory, "536870912"),
+    ("client-query-buffer-limit", Kind::Memory, "1073741824"),
+    ("lazyfree-lazy-eviction", Kind::Bool, "no"),
+    ("lazyfree-lazy-expire", Kind::Bool, "no"),
+    ("lazyfree-lazy-server-del", Kind::Bool, "no"),
+    ("lazyfree-lazy-user-del", Kind::Bool, "no"),
+    ("lazyfree-lazy-user-flush", Kind::Bool, "no"),
+    ("io-threads", Kind::Immutable, "1"),
+    ("cluster-enabled", Kind::Immutable, "no"),
+    ("enable-debug-command", Kind::Immutable, "yes"),
+];
+
+/// Why CONFIG SET refused a value (the text after Redis's `CONFIG SET failed ... - `).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingError {
+    /// No such parameter.
+    #[error("Unknown option or number of arguments for CONFIG SET - '{0}'")]
+    Unknown(String),
+    /// The value does not fit the parameter.
+    #[error("CONFIG SET failed (possibly related to argument '{0}') - {1}")]
+    Invalid(String, &'static str),
+}
+
+/// Current values, in table order.
+#[derive(Debug)]
+pub struct Settings {
+    values: IndexMap<&'static str, String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            values: PARAMS.iter().map(|(n, _, d)| (*n, d.to_string())).collect(),
+        }
+    }
+}
+
+impl Settings {
+    /// Sets a value without checks (startup options).
+    pub fn init(&mut self, name: &'static str, value: String) {
+        self.values.insert(name, value);
+    }
+    /// A copy of every value (to undo a failed multi-parameter CONFIG SET).
+    pub fn clone_values(&self) -> IndexMap<&'static str, String> {
+        self.values.clone()
+    }
+    /// Puts back values taken with [`Settings::clone_values`].
+    pub fn restore(&mut self, values: IndexMap<&'static str, String>) {
+        self.values = values;
+    }
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+    /// The password clients must AUTH with, if any.
+    pub fn requirepass(&self) -> Option<&str> {
+        self.get("requirepass").filter(|p| !p.is_empty())
+    }
+    /// Parameters whose name matches the glob `pattern` (case-insensitive), with values.
+    pub fn matching<'a>(&'a self, pattern: &'a [u8]) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.values
+            .iter()
+            .filter(move |(n, _)| super::glob::matches_case(pattern, n.as_bytes(), true))
+            .map(|(n, v)| (*n, v.as_str()))
+    }
+    /// CONFIG SET of one parameter, checked as Redis checks it.
+    pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<(), SettingError> {
+        let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let Some(&(key, kind, _)) = PARAMS.iter().find(|(n, _, _)| *n == lname) else {
+            return Err(SettingError::Unknown(
+                String::from_utf8_lossy(name).into_owned(),
+            ));
+        };
+        let text = String::from_utf8_lossy(value).into_owned();
+        let invalid = |why| Err(SettingError::Invalid(key.to_string(), why));
+        let stored = match kind {
+            Kind::Immutable => return invalid("can't set immutable config"),
+            Kind::Bool => match text.to_ascii_lowercase().as_str() {
+                v @ ("yes" | "no") => v.to_string(),
+                _ => return invalid("argument must be 'yes' or 'no'"),
+            },
+            Kind::Int => match text.parse::<i64>() {
+                Ok(n) => n.to_string(),
+                Err(_) => return invalid("argument couldn't be parsed into an integer"),
+            },
+            Kind::Memory => match parse_memory(&text) {
+                Some(n) => n.to_string(),
+                None => return invalid("argument must be a memory value"),
+            },
+            Kind::Text => text,
+        };
+        self.values.insert(key, stored);
+        Ok(())
+    }
+}
+
+/// Redis's `memtoull`: digits with an optional b/k/kb/m/mb/g/gb suffix (any case).
+fn parse_memory(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_checks_like_redis() {
+        let mut s = Settings::default();
+        assert_eq!(s.set(b"MAXMEMORY", b"100mb"), Ok(()));
+        assert_eq!(s.get("maxmemory"), Some("104857600"));
+        assert!(matches!(s.set(b"foo", b"1"), Err(SettingError::Unknown(_))));
+        assert!(s.set(b"port", b"1").is_err());
+        assert!(s.set(b"appendonly", b"maybe").is_err());
+        assert_eq!(s.matching(b"maxmemory*").count(), 3);
+    }
+}
