@@ -50,7 +50,11 @@
 
 mod connection;
 mod ctx;
+mod elems;
+mod hash;
 mod keys;
+mod list;
+mod set;
 mod strings;
 #[cfg(test)]
 mod testing;
@@ -74,6 +78,9 @@ pub static FAMILIES: &[&[Command]] = &[
     connection::COMMANDS,
     keys::COMMANDS,
     strings::COMMANDS,
+    hash::COMMANDS,
+    list::COMMANDS,
+    set::COMMANDS,
     #[cfg(test)]
     testing::COMMANDS,
 ];

@@ -1,0 +1,266 @@
+//! Helpers shared by the hash, set and sorted-set families: HSCAN/SSCAN/ZSCAN arguments and
+//! paging, glob matching for MATCH, random picks, and the "count" argument of SPOP and
+//! friends.
+
+use bytes::Bytes;
+
+use super::{args, Args, Ctx, Reply};
+
+/// Collections up to this size are scanned in one reply with cursor 0, as Redis does for its
+/// compact (listpack) encodings; callers then see exactly Redis's replies for small keys.
+pub const SMALL: usize = 128;
+
+/// `ERR value is out of range, must be positive`
+pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
+
+/// Parsed `cursor [MATCH pattern] [COUNT n]` of a *SCAN command.
+pub struct Scan<'a> {
+    /// Where to resume.
+    pub cursor: u64,
+    /// Only elements matching this glob.
+    pub pattern: Option<&'a [u8]>,
+    /// Roughly how many elements to visit.
+    pub count: usize,
+}
+
+/// The cursor argument (`ERR invalid cursor`), checked before the key as Redis does.
+pub fn cursor(arg: &[u8]) -> Result<u64, Reply> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| Reply::error("ERR invalid cursor"))
+}
+
+/// The options after the cursor at `args[from..]`.
+pub fn scan_options<'a>(args: &Args<'a>, cursor: u64, from: usize) -> Result<Scan<'a>, Reply> {
+    let mut scan = Scan {
+        cursor,
+        pattern: None,
+        count: 10,
+    };
+    let mut i = from;
+    while i < args.len() {
+        let has_value = i + 1 < args.len();
+        if args.is(i, "COUNT") && has_value {
+            let n = args.int(i + 1)?;
+            if n < 1 {
+                return Err(args::syntax());
+            }
+            scan.count = usize::try_from(n).unwrap_or(usize::MAX);
+        } else if args.is(i, "MATCH") && has_value {
+            let p = args.get(i + 1);
+            // `*` matches everything: skip the matching work entirely.
+            scan.pattern = (p != b"*").then_some(p);
+        } else {
+            return Err(args::syntax());
+        }
+        i += 2;
+    }
+    Ok(scan)
+}
+
+impl Scan<'_> {
+    /// Which positions of a collection of `len` elements this call visits, and the cursor
+    /// to return. Small collections are returned whole. Larger ones are paged by position;
+    /// unlike Redis's reverse-binary cursor this can miss an element when others are
+    /// removed between calls (a removal moves the last element into the gap).
+    pub fn window(&self, len: usize) -> (std::ops::Range<usize>, u64) {
+        if len <= SMALL {
+            return (0..len, 0);
+        }
+        let start = usize::try_from(self.cursor).unwrap_or(usize::MAX).min(len);
+        let end = start.saturating_add(self.count).min(len);
+        let next = if end >= len { 0 } else { end as u64 };
+        (start..end, next)
+    }
+    /// True if `item` passes MATCH.
+    pub fn matches(&self, item: &[u8]) -> bool {
+        self.pattern.is_none_or(|p| glob_match(p, item))
+    }
+}
+
+/// A *SCAN reply: the next cursor and the elements.
+pub fn scan_reply(next: u64, items: Vec<Reply>) -> Reply {
+    let mut n = itoa::Buffer::new();
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::copy_from_slice(n.format(next).as_bytes())),
+        Reply::Array(items),
+    ])
+}
+
+/// Redis's glob (`stringmatchlen`): `*`, `?`, `[abc]`, `[^a-z]`, `\x`; case-sensitive.
+pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
+    let (mut p, mut i) = (0, 0);
+    // Backtracking point for the last `*`: pattern position after it, and string position.
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    while p < pattern.len() && pattern[p] == b'*' {
+                        p += 1;
+                    }
+                    if p == pattern.len() {
+                        return true;
+                    }
+                    star = Some((p, i));
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    i += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((ok, next)) = class_match(pattern, p + 1, s[i]) {
+                        if ok {
+                            p = next;
+                            i += 1;
+                            continue;
+                        }
+                    }
+                }
+                b'\\' if p + 1 < pattern.len() => {
+                    if pattern[p + 1] == s[i] {
+                        p += 2;
+                        i += 1;
+                        continue;
+                    }
+                }
+                c => {
+                    if c == s[i] {
+                        p += 1;
+                        i += 1;
+                        continue;
+                    }
+                }
+            }
+        }
+        // Mismatch: let the last `*` swallow one more byte, or fail.
+        match star {
+            Some((sp, si)) => {
+                p = sp;
+                i = si + 1;
+                star = Some((sp, si + 1));
+            }
+            None => return false,
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Matches `c` against the class starting at `pattern[p]` (after `[`); returns whether it
+/// matched and the pattern position after the closing `]`. An unterminated class ends at the
+/// end of the pattern, as in Redis.
+fn class_match(pattern: &[u8], mut p: usize, c: u8) -> Option<(bool, usize)> {
+    let negate = pattern.get(p) == Some(&b'^');
+    if negate {
+        p += 1;
+    }
+    let mut hit = false;
+    loop {
+        match pattern.get(p) {
+            None => break,
+            Some(b']') => {
+                p += 1;
+                break;
+            }
+            Some(b'\\') if p + 1 < pattern.len() => {
+                hit |= pattern[p + 1] == c;
+                p += 2;
+            }
+            Some(&lo) if pattern.get(p + 1) == Some(&b'-') && p + 2 < pattern.len() => {
+                let hi = pattern[p + 2];
+                let (lo, hi) = if lo > hi { (hi, lo) } else { (lo, hi) };
+                hit |= (lo..=hi).contains(&c);
+                p += 3;
+            }
+            Some(&x) => {
+                hit |= x == c;
+                p += 1;
+            }
+        }
+    }
+    Some((hit != negate, p))
+}
+
+/// A random index below `len` (which must be non-zero).
+pub fn random_index(ctx: &mut Ctx, len: usize) -> usize {
+    (ctx.store.random() % len as u64) as usize
+}
+
+/// `count` distinct random positions below `len` (`count < len`), in random order. Picks by
+/// rejection when few are wanted and by a partial shuffle otherwise, so neither case walks
+/// far more than it returns.
+pub fn distinct_indices(ctx: &mut Ctx, len: usize, count: usize) -> Vec<usize> {
+    if count * 4 < len {
+        let mut seen = std::collections::HashSet::with_capacity(count);
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            let i = random_index(ctx, len);
+            if seen.insert(i) {
+                out.push(i);
+            }
+        }
+        return out;
+    }
+    let mut all: Vec<usize> = (0..len).collect();
+    for k in 0..count {
+        let j = k + random_index(ctx, len - k);
+        all.swap(k, j);
+    }
+    all.truncate(count);
+    all
+}
+
+/// An optional "count" that must be non-negative (SPOP, LPOP, ZPOPMIN), with Redis's error.
+pub fn positive_count(args: &Args, i: usize) -> Result<usize, Reply> {
+    match args::parse_int(args.get(i)) {
+        Some(n) if n >= 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        _ => Err(Reply::error(NOT_POSITIVE)),
+    }
+}
+
+/// Bytes of a decimal integer (for rewritten propagation and cursors).
+pub fn int_bytes(n: i64) -> Bytes {
+    Bytes::copy_from_slice(itoa::Buffer::new().format(n).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_follow_redis() {
+        let m = |p: &str, s: &str| glob_match(p.as_bytes(), s.as_bytes());
+        assert!(m("*", ""));
+        assert!(m("f*", "foo"));
+        assert!(m("*o", "foo"));
+        assert!(!m("*x", "foo"));
+        assert!(m("f?o", "foo"));
+        assert!(m("h[ae]llo", "hallo"));
+        assert!(!m("h[^e]llo", "hello"));
+        assert!(m("h[a-b]llo", "hbllo"));
+        assert!(m("h\\*", "h*"));
+        assert!(!m("h\\*", "hx"));
+        assert!(m("a*b*c", "aXbYbZc"));
+        assert!(!m("a*b*c", "aXbYbZ"));
+        assert!(m("**a", "ba"));
+    }
+
+    #[test]
+    fn windows_page_large_collections() {
+        let scan = Scan {
+            cursor: 0,
+            pattern: None,
+            count: 100,
+        };
+        assert_eq!(scan.window(10), (0..10, 0));
+        assert_eq!(scan.window(250), (0..100, 100));
+        let scan = Scan {
+            cursor: 200,
+            ..scan
+        };
+        assert_eq!(scan.window(250), (200..250, 0));
+    }
+}

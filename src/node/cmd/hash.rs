@@ -1,0 +1,352 @@
+//! Hash commands: HSET, HSETNX, HMSET, HGET, HMGET, HDEL, HEXISTS, HLEN, HSTRLEN, HKEYS, HVALS,
+//! HGETALL, HINCRBY, HINCRBYFLOAT, HRANDFIELD, HSCAN.
+
+use bytes::Bytes;
+
+use super::elems::{self, SMALL};
+use super::{args, Args, Command, Ctx, Flags, Hash, Reply};
+use crate::node::args::{arity_error, parse_float, parse_int};
+
+const W: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
+const WF: Flags = Flags::WRITE.with(Flags::FAST);
+const R: Flags = Flags::READONLY;
+const RF: Flags = Flags::READONLY.with(Flags::FAST);
+
+/// The hash family.
+pub static COMMANDS: &[Command] = &[
+    Command::new("hset", hset, -4, W).keys(1, 1, 1),
+    Command::new("hmset", hmset, -4, W).keys(1, 1, 1),
+    Command::new("hsetnx", hsetnx, 4, W).keys(1, 1, 1),
+    Command::new("hget", hget, 3, RF).keys(1, 1, 1),
+    Command::new("hmget", hmget, -3, RF).keys(1, 1, 1),
+    Command::new("hdel", hdel, -3, WF).keys(1, 1, 1),
+    Command::new("hexists", hexists, 3, RF).keys(1, 1, 1),
+    Command::new("hlen", hlen, 2, RF).keys(1, 1, 1),
+    Command::new("hstrlen", hstrlen, 3, RF).keys(1, 1, 1),
+    Command::new("hkeys", hkeys, 2, R).keys(1, 1, 1),
+    Command::new("hvals", hvals, 2, R).keys(1, 1, 1),
+    Command::new("hgetall", hgetall, 2, R).keys(1, 1, 1),
+    Command::new("hincrby", hincrby, 4, W).keys(1, 1, 1),
+    Command::new("hincrbyfloat", hincrbyfloat, 4, W).keys(1, 1, 1),
+    Command::new("hrandfield", hrandfield, -2, R).keys(1, 1, 1),
+    Command::new("hscan", hscan, -3, R).keys(1, 1, 1),
+];
+
+/// Unwraps a `Result<_, Reply>` inside a handler: the error is the reply.
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return e,
+        }
+    };
+}
+pub(crate) use tri;
+
+/// Removes `field` keeping the order of the rest while the hash is small (Redis's listpack
+/// keeps insertion order, and clients see it in HGETALL); large hashes use the O(1) removal.
+pub(crate) fn remove_field(h: &mut Hash, field: &[u8]) -> bool {
+    if h.len() <= SMALL {
+        h.shift_remove(field).is_some()
+    } else {
+        h.swap_remove(field).is_some()
+    }
+}
+
+/// Sets the field/value pairs from `args[2..]`; returns how many fields were new.
+fn set_pairs(ctx: &mut Ctx, args: &Args) -> Result<i64, Reply> {
+    let h = ctx.get_or_create::<Hash>(args.get(1))?;
+    let mut added = 0;
+    let mut i = 2;
+    while i + 1 < args.len() {
+        let value = args.owned(i + 1);
+        match h.get_mut(args.get(i)) {
+            Some(v) => *v = value,
+            None => {
+                h.insert(args.owned(i), value);
+                added += 1;
+            }
+        }
+        i += 2;
+    }
+    ctx.modified(args.get(1));
+    Ok(added)
+}
+
+fn hset(ctx: &mut Ctx, args: &Args) -> Reply {
+    if args.len() % 2 == 1 {
+        return arity_error("hset");
+    }
+    Reply::Int(tri!(set_pairs(ctx, args)))
+}
+
+fn hmset(ctx: &mut Ctx, args: &Args) -> Reply {
+    if args.len() % 2 == 1 {
+        return arity_error("hmset");
+    }
+    tri!(set_pairs(ctx, args));
+    Reply::Ok
+}
+
+fn hsetnx(ctx: &mut Ctx, args: &Args) -> Reply {
+    let key = args.get(1);
+    if tri!(ctx.read::<Hash>(key)).is_some_and(|h| h.contains_key(args.get(2))) {
+        return Reply::Int(0);
+    }
+    tri!(ctx.get_or_create::<Hash>(key)).insert(args.owned(2), args.owned(3));
+    ctx.modified(key);
+    Reply::Int(1)
+}
+
+fn hget(ctx: &mut Ctx, args: &Args) -> Reply {
+    let h = tri!(ctx.read::<Hash>(args.get(1)));
+    Reply::opt_bulk(h.and_then(|h| h.get(args.get(2))).cloned())
+}
+
+fn hmget(ctx: &mut Ctx, args: &Args) -> Reply {
+    let h = tri!(ctx.read::<Hash>(args.get(1)));
+    Reply::Array(
+        args.from(2)
+            .map(|f| Reply::opt_bulk(h.and_then(|h| h.get(f)).cloned()))
+            .collect(),
+    )
+}
+
+fn hdel(ctx: &mut Ctx, args: &Args) -> Reply {
+    let key = args.get(1);
+    let Some(h) = tri!(ctx.write::<Hash>(key)) else {
+        return Reply::Int(0);
+    };
+    let mut n = 0;
+    for f in args.from(2) {
+        if remove_field(h, f) {
+            n += 1;
+            if h.is_empty() {
+                break;
+            }
+        }
+    }
+    if n > 0 {
+        ctx.delete_if_empty::<Hash>(key);
+        ctx.modified(key);
+    }
+    Reply::Int(n)
+}
+
+fn hexists(ctx: &mut Ctx, args: &Args) -> Reply {
+    let h = tri!(ctx.read::<Hash>(args.get(1)));
+    Reply::Int(h.is_some_and(|h| h.contains_key(args.get(2))).into())
+}
+
+fn hlen(ctx: &mut Ctx, args: &Args) -> Reply {
+    let h = tri!(ctx.read::<Hash>(args.get(1)));
+    Reply::Int(h.map_or(0, |h| h.len() as i64))
+}
+
+fn hstrlen(ctx: &mut Ctx, args: &Args) -> Reply {
+    let h = tri!(ctx.read::<Hash>(args.get(1)));
+    Reply::Int(
+        h.and_then(|h| h.get(args.get(2)))
+            .map_or(0, |v| v.len() as i64),
+    )
+}
+
+fn hkeys(ctx: &mut Ctx, args: &Args) -> Reply {
+    let h = tri!(ctx.read::<Hash>(args.get(1)));
+    Reply::Array(h.map_or_else(Vec::new, |h| {
+        h.keys().map(|k| Reply::Bulk(k.clone())).collect()
+    }))
+}
+
+fn hvals(ctx: &mut Ctx, args: &Args) -> Reply {
+    let h = tri!(ctx.read::<Hash>(args.get(1)));
+    Reply::Array(h.map_or_else(Vec::new, |h| {
+        h.values().map(|v| Reply::Bulk(v.clone())).collect()
+    }))
+}
+
+fn hgetall(ctx: &mut Ctx, args: &Args) -> Reply {
+    let h = tri!(ctx.read::<Hash>(args.get(1)));
+    Reply::Map(h.map_or_else(Vec::new, |h| {
+        h.iter()
+            .map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v.clone())))
+            .collect()
+    }))
+}
+
+fn hincrby(ctx: &mut Ctx, args: &Args) -> Reply {
+    let incr = tri!(args.int(3));
+    let key = args.get(1);
+    let h = tri!(ctx.get_or_create::<Hash>(key));
+    let current = match h.get(args.get(2)) {
+        Some(v) => match parse_int(v) {
+            Some(n) => n,
+            None => {
+                return Reply::error("ERR hash value is not an integer");
+            }
+        },
+        None => 0,
+    };
+    let Some(next) = current.checked_add(incr) else {
+        ctx.delete_if_empty::<Hash>(key);
+        return Reply::error("ERR increment or decrement would overflow");
+    };
+    h.insert(args.owned(2), elems::int_bytes(next));
+    ctx.modified(key);
+    Reply::Int(next)
+}
+
+fn hincrbyfloat(ctx: &mut Ctx, args: &Args) -> Reply {
+    let incr = tri!(args.float(3));
+    if !incr.is_finite() {
+        return Reply::error("ERR value is NaN or Infinity");
+    }
+    let key = args.get(1);
+    let h = tri!(ctx.get_or_create::<Hash>(key));
+    let current = match h.get(args.get(2)) {
+        Some(v) => match parse_float(v) {
+            Some(n) => n,
+            None => return Reply::error("ERR hash value is not a float"),
+        },
+        None => 0.0,
+    };
+    let next = current + incr;
+    if !next.is_finite() {
+        ctx.delete_if_empty::<Hash>(key);
+        return Reply::error("ERR increment would produce NaN or Infinity");
+    }
+    let text = Bytes::from(human_float(next));
+    h.insert(args.owned(2), text.clone());
+    ctx.modified(key);
+    // Replicas must not redo float arithmetic: they get the resulting value.
+    ctx.propagate_as(vec![
+        Bytes::from_static(b"HSET"),
+        args.owned(1),
+        args.owned(2),
+        text.clone(),
+    ]);
+    Reply::Bulk(text)
+}
+
+/// A float as Redis's "human" long-double format prints it (`%.17Lf` with trailing zeros
+/// trimmed): plain decimal notation, no exponent. Redis computes in 80-bit long doubles; the
+/// shortest text that reads back as the same `f64` gives the same digits in common cases
+/// (`0.1`, `10.5`), where `%.17f` on a double would show binary noise.
+pub(crate) fn human_float(v: f64) -> String {
+    let v = if v == 0.0 && v.is_sign_negative() {
+        -0.0
+    } else {
+        v
+    };
+    format!("{v}")
+}
+
+/// Parsed HRANDFIELD/ZRANDMEMBER arguments: `None` for the single-element form, else the
+/// count and WITHVALUES/WITHSCORES.
+pub(crate) fn rand_args(args: &Args, with: &str) -> Result<Option<(i64, bool)>, Reply> {
+    if args.len() < 3 {
+        return Ok(None);
+    }
+    let count = args.int(2)?;
+    let with_values = match args.len() {
+        3 => false,
+        4 if args.is(3, with) => true,
+        _ => return Err(args::syntax()),
+    };
+    if with_values && count < -(i64::MAX / 2) {
+        return Err(Reply::error("ERR value is out of range"));
+    }
+    Ok(Some((count, with_values)))
+}
+
+/// Which positions a random pick with `count` visits over `len` elements, in Redis's shape:
+/// negative counts repeat, counts at least the size give everything in order.
+pub(crate) fn rand_positions(ctx: &mut Ctx, len: usize, count: i64) -> Vec<usize> {
+    if count < 0 {
+        let n = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
+        return (0..n).map(|_| elems::random_index(ctx, len)).collect();
+    }
+    let n = usize::try_from(count).unwrap_or(usize::MAX);
+    if n >= len {
+        return (0..len).collect();
+    }
+    elems::distinct_indices(ctx, len, n)
+}
+
+/// A pair reply element: RESP3 nests pairs, RESP2 flattens them (done by the caller).
+pub(crate) fn push_pair(out: &mut Vec<Reply>, resp3: bool, a: Reply, b: Reply) {
+    if resp3 {
+        out.push(Reply::Array(vec![a, b]));
+    } else {
+        out.push(a);
+        out.push(b);
+    }
+}
+
+fn hrandfield(ctx: &mut Ctx, args: &Args) -> Reply {
+    let opts = tri!(rand_args(args, "WITHVALUES"));
+    let key = args.get(1);
+    let len = match tri!(ctx.read::<Hash>(key)) {
+        None if opts.is_none() => return Reply::Null,
+        None => return Reply::Array(Vec::new()),
+        Some(h) => h.len(),
+    };
+    let Some((count, with_values)) = opts else {
+        let i = elems::random_index(ctx, len);
+        let h = tri!(ctx.read::<Hash>(key));
+        return Reply::opt_bulk(h.and_then(|h| h.get_index(i)).map(|(k, _)| k.clone()));
+    };
+    let picks = rand_positions(ctx, len, count);
+    let resp3 = ctx.proto() == crate::resp::Protocol::Resp3;
+    let Some(h) = tri!(ctx.read::<Hash>(key)) else {
+        return Reply::Array(Vec::new());
+    };
+    let mut out = Vec::with_capacity(picks.len() * if with_values { 2 } else { 1 });
+    for i in picks {
+        if let Some((k, v)) = h.get_index(i) {
+            if with_values {
+                push_pair(
+                    &mut out,
+                    resp3,
+                    Reply::Bulk(k.clone()),
+                    Reply::Bulk(v.clone()),
+                );
+            } else {
+                out.push(Reply::Bulk(k.clone()));
+            }
+        }
+    }
+    Reply::Array(out)
+}
+
+fn hscan(ctx: &mut Ctx, args: &Args) -> Reply {
+    let cursor = tri!(elems::cursor(args.get(2)));
+    let Some(h) = tri!(ctx.read::<Hash>(args.get(1))) else {
+        return elems::scan_reply(0, Vec::new());
+    };
+    let scan = tri!(elems::scan_options(args, cursor, 3));
+    let (range, next) = scan.window(h.len());
+    let mut out = Vec::new();
+    for i in range {
+        if let Some((k, v)) = h.get_index(i) {
+            if scan.matches(k) {
+                out.push(Reply::Bulk(k.clone()));
+                out.push(Reply::Bulk(v.clone()));
+            }
+        }
+    }
+    elems::scan_reply(next, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_floats_have_no_exponent_or_noise() {
+        assert_eq!(human_float(0.1), "0.1");
+        assert_eq!(human_float(3.0), "3");
+        assert_eq!(human_float(1e21), "1000000000000000000000");
+        assert_eq!(human_float(-2.5), "-2.5");
+    }
+}

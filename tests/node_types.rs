@@ -1,0 +1,479 @@
+//! `sluice node` data types (hashes, lists, sets, sorted sets, HyperLogLog), checked
+//! differentially: the same command sequence runs against a real redis-server and a sluice
+//! node, and the replies must be byte-for-byte identical (or equal after sorting, for
+//! commands whose order Redis leaves to its hash tables).
+
+mod common;
+
+use std::time::Duration;
+
+use common::node::Node;
+use common::{wait_until, Client, Redis, Resp};
+
+/// A node and a redis-server side by side, with one client each.
+struct Pair {
+    _redis: Redis,
+    _node: Node,
+    redis: Client,
+    node: Client,
+}
+
+impl Pair {
+    fn start() -> Pair {
+        let redis_server = Redis::start();
+        let node_server = Node::start();
+        Pair {
+            redis: redis_server.client(),
+            node: node_server.client(),
+            _redis: redis_server,
+            _node: node_server,
+        }
+    }
+
+    /// Switches both clients to RESP3; false if the node does not speak HELLO yet.
+    fn resp3(&mut self) -> bool {
+        let node = self.node.cmd(&["HELLO", "3"]);
+        if matches!(node, Resp::Error(_)) {
+            eprintln!("node has no HELLO: skipping the RESP3 checks");
+            return false;
+        }
+        self.redis.cmd(&["HELLO", "3"]);
+        true
+    }
+
+    /// Runs each line on both servers and compares. A line is the command's words separated
+    /// by spaces; a leading `sort ` compares the replies with arrays sorted, for set
+    /// algebra and other hash-table orders.
+    fn check(&mut self, lines: &[&str]) {
+        for line in lines {
+            let (sorted, line) = match line.strip_prefix("sort ") {
+                Some(rest) => (true, rest),
+                None => (false, *line),
+            };
+            let words: Vec<&str> = line.split(' ').collect();
+            if sorted {
+                let want = sort(self.redis.cmd(&words));
+                let got = sort(self.node.cmd(&words));
+                assert_eq!(got, want, "reply to `{line}`");
+            } else {
+                let want = self.redis.cmd_raw(&words);
+                let got = self.node.cmd_raw(&words);
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want),
+                    "reply to `{line}`"
+                );
+            }
+        }
+    }
+}
+
+/// Sorts arrays and sets (recursively for the top level's nested arrays, as SCAN replies
+/// have).
+fn sort(r: Resp) -> Resp {
+    match r {
+        Resp::Array(items) | Resp::Set(items) => {
+            let mut items: Vec<Resp> = items.into_iter().map(sort).collect();
+            items.sort_by_key(|a| format!("{a:?}"));
+            Resp::Array(items)
+        }
+        other => other,
+    }
+}
+
+const WRONGTYPE_SETUP: &str = "SET str x";
+
+#[test]
+fn hashes_match_redis() {
+    let mut p = Pair::start();
+    p.check(&[
+        WRONGTYPE_SETUP,
+        "HSET h a 1 b 2 c 3",
+        "HSET h a 10 d 4",
+        "HSET h a",
+        "HSET h a 1 b",
+        "HMSET h2 x 1 y 2",
+        "HMSET h2 x",
+        "HSETNX h a 5",
+        "HSETNX h e 5",
+        "HGET h a",
+        "HGET h nope",
+        "HGET nokey a",
+        "HMGET h a nope b",
+        "HMGET nokey a b",
+        "HGETALL h",
+        "HGETALL nokey",
+        "HKEYS h",
+        "HVALS h",
+        "HLEN h",
+        "HLEN nokey",
+        "HSTRLEN h a",
+        "HSTRLEN h nope",
+        "HEXISTS h a",
+        "HEXISTS h nope",
+        "HDEL h b nope",
+        "HGETALL h",
+        "HDEL h a c d e",
+        "EXISTS h",
+        "HINCRBY h n 5",
+        "HINCRBY h n -7",
+        "HINCRBY h n x",
+        "HSET h s abc big 9223372036854775807",
+        "HINCRBY h s 1",
+        "HINCRBY h big 1",
+        "HINCRBYFLOAT h f 0.1",
+        "HINCRBYFLOAT h f 2.5",
+        "HINCRBYFLOAT h f x",
+        "HINCRBYFLOAT h s 1",
+        "HINCRBYFLOAT h n 1.5",
+        "HINCRBYFLOAT h f -inf",
+        "HINCRBYFLOAT h f 3",
+        "HGETALL h",
+        "HGET str a",
+        "HSET str a 1",
+        "HGETALL str",
+        "HDEL str a",
+        "HLEN str",
+        "HINCRBY str a 1",
+        "HRANDFIELD nokey",
+        "HRANDFIELD nokey 3",
+        "HRANDFIELD h x",
+        "HRANDFIELD h 1 WITHVALUE",
+        "HRANDFIELD h 1 WITHVALUES x",
+        "HRANDFIELD h 0",
+        "HRANDFIELD h 100",
+        "HRANDFIELD h 100 WITHVALUES",
+        "HRANDFIELD str",
+        "HSCAN h 0",
+        "HSCAN h x",
+        "HSCAN h 0 MATCH f*",
+        "HSCAN h 0 COUNT 0",
+        "HSCAN h 0 COUNT x",
+        "HSCAN h 0 BAD",
+        "HSCAN nokey 0 BAD",
+        "HSCAN str 0",
+        "HGET h",
+        "HGETALL",
+    ]);
+    if p.resp3() {
+        p.check(&[
+            "HGETALL h",
+            "HGETALL nokey",
+            "HRANDFIELD h 100 WITHVALUES",
+            "HRANDFIELD nokey",
+            "HMGET h f nope",
+        ]);
+    }
+}
+
+#[test]
+fn hrandfield_picks_members() {
+    let node = Node::start();
+    let mut c = node.client();
+    let mut args = vec!["HSET", "h"];
+    let fields: Vec<String> = (0..50).map(|i| format!("f{i}")).collect();
+    for f in &fields {
+        args.push(f);
+        args.push("v");
+    }
+    c.cmd(&args);
+    let Resp::Array(items) = c.cmd(&["HRANDFIELD", "h", "10"]) else {
+        panic!("array")
+    };
+    let mut names: Vec<String> = items.iter().map(Resp::text).collect();
+    assert!(names.iter().all(|n| fields.contains(n)));
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 10, "distinct");
+    let Resp::Array(items) = c.cmd(&["HRANDFIELD", "h", "-70", "WITHVALUES"]) else {
+        panic!("array")
+    };
+    assert_eq!(items.len(), 140);
+    assert!(fields.contains(&c.cmd(&["HRANDFIELD", "h"]).text()));
+}
+
+#[test]
+fn lists_match_redis() {
+    let mut p = Pair::start();
+    p.check(&[
+        WRONGTYPE_SETUP,
+        "LPUSH l c b a",
+        "RPUSH l d e",
+        "LPUSHX nokey a",
+        "RPUSHX nokey a",
+        "LPUSHX l z",
+        "RPUSHX l y",
+        "LRANGE l 0 -1",
+        "LRANGE l -3 100",
+        "LRANGE l 5 2",
+        "LRANGE l x 1",
+        "LRANGE nokey 0 -1",
+        "LLEN l",
+        "LLEN nokey",
+        "LINDEX l 0",
+        "LINDEX l -1",
+        "LINDEX l 100",
+        "LINDEX l x",
+        "LSET l 1 A",
+        "LSET l -1 Y",
+        "LSET l 100 x",
+        "LSET nokey 0 x",
+        "LSET l x x",
+        "LINSERT l BEFORE A before",
+        "LINSERT l after A after",
+        "LINSERT l AFTER nope x",
+        "LINSERT l MIDDLE A x",
+        "LINSERT nokey BEFORE a b",
+        "LRANGE l 0 -1",
+        "RPUSH r a b a c a d a",
+        "LREM r 2 a",
+        "LREM r -1 a",
+        "LREM r 0 a",
+        "LREM r 0 zzz",
+        "LRANGE r 0 -1",
+        "LREM r x a",
+        "LTRIM r 1 -1",
+        "LRANGE r 0 -1",
+        "LTRIM r 5 1",
+        "EXISTS r",
+        "LTRIM nokey 0 1",
+        "RPUSH p a b c a b c a",
+        "LPOS p a",
+        "LPOS p a RANK 2",
+        "LPOS p a RANK -1",
+        "LPOS p a RANK -2 COUNT 2",
+        "LPOS p a COUNT 0",
+        "LPOS p a COUNT 2 MAXLEN 4",
+        "LPOS p a RANK -1 MAXLEN 2",
+        "LPOS p zz",
+        "LPOS p zz COUNT 1",
+        "LPOS p a RANK 0",
+        "LPOS p a COUNT -1",
+        "LPOS p a MAXLEN -1",
+        "LPOS p a RANK x",
+        "LPOS p a FOO 1",
+        "LPOS p a RANK",
+        "LPOS nokey a",
+        "LPOS nokey a COUNT 1",
+        "LPOP p",
+        "RPOP p",
+        "LPOP p 2",
+        "RPOP p 0",
+        "LPOP p -1",
+        "LPOP p x",
+        "LPOP p 1 2",
+        "RPOP p 100",
+        "EXISTS p",
+        "LPOP nokey",
+        "LPOP nokey 0",
+        "RPOP nokey 2",
+        "RPUSH m a b c",
+        "LMOVE m m2 LEFT RIGHT",
+        "LMOVE m m2 RIGHT LEFT",
+        "LMOVE m m LEFT RIGHT",
+        "LRANGE m 0 -1",
+        "LRANGE m2 0 -1",
+        "LMOVE m m2 UP LEFT",
+        "LMOVE nokey m2 LEFT LEFT",
+        "LMOVE m str LEFT LEFT",
+        "LMOVE nokey str LEFT LEFT",
+        "RPOPLPUSH m2 m",
+        "RPOPLPUSH m2 m",
+        "RPOPLPUSH m2 m",
+        "EXISTS m2",
+        "LRANGE m 0 -1",
+        "LPUSH str a",
+        "LRANGE str 0 1",
+        "LPOP str",
+        "LLEN str",
+        "BLPOP str 1",
+        "BLPOP m -1",
+        "BLPOP m x",
+        "BLPOP nokey m 0",
+        "BRPOP m 0",
+        "BLMOVE m m3 LEFT LEFT 0",
+        "BRPOPLPUSH m3 m 0",
+        "BLMOVE m m3 LEFT UP 0",
+        "LRANGE m 0 -1",
+        "BLPOP nokey 0.01",
+        "BLMOVE nokey m LEFT LEFT 0.01",
+        "LPUSH",
+    ]);
+    if p.resp3() {
+        p.check(&[
+            "LPOP nokey",
+            "LPOP nokey 1",
+            "BLPOP nokey 0.01",
+            "LRANGE m 0 -1",
+        ]);
+    }
+}
+
+#[test]
+fn blpop_wakes_on_push_from_another_client() {
+    let node = Node::start();
+    let mut waiter = node.client();
+    let mut writer = node.client();
+    waiter.send(&["BLPOP", "q1", "q2", "0"]);
+    // BLPOP has nothing to answer until the push: poll the writer side until the waiter is
+    // parked (its connection answers nothing), then push.
+    waiter.set_timeout(Duration::from_millis(50));
+    assert!(waiter.try_read().is_err(), "BLPOP must block");
+    waiter.set_timeout(Duration::from_secs(10));
+    assert_eq!(writer.cmd(&["RPUSH", "q2", "x", "y"]), Resp::Int(2));
+    assert_eq!(
+        waiter.read(),
+        Resp::Array(vec![Resp::Bulk(b"q2".to_vec()), Resp::Bulk(b"x".to_vec())])
+    );
+    assert_eq!(writer.cmd(&["LRANGE", "q2", "0", "-1"]).text_items(), ["y"]);
+    // BLMOVE parks on its source and wakes with the moved element.
+    waiter.send(&["BLMOVE", "src", "dst", "RIGHT", "LEFT", "0"]);
+    writer.cmd(&["LPUSH", "src", "v"]);
+    assert_eq!(waiter.read(), Resp::Bulk(b"v".to_vec()));
+    wait_until(Duration::from_secs(5), "dst to hold v", || {
+        writer.cmd(&["LRANGE", "dst", "0", "-1"]).text_items() == ["v"]
+    });
+    // Timeout: the null array.
+    assert_eq!(waiter.cmd_raw(&["BRPOP", "nothing", "0.05"]), b"*-1\r\n");
+}
+
+#[test]
+fn sets_match_redis() {
+    let mut p = Pair::start();
+    p.check(&[
+        WRONGTYPE_SETUP,
+        "SADD s a b c",
+        "SADD s c d",
+        "SADD s2 c d e",
+        "SADD s3 a",
+        "SCARD s",
+        "SCARD nokey",
+        "SISMEMBER s a",
+        "SISMEMBER s z",
+        "SISMEMBER nokey a",
+        "SMISMEMBER s a z d",
+        "SMISMEMBER nokey a",
+        "sort SMEMBERS s",
+        "SMEMBERS nokey",
+        "SREM s a z",
+        "SREM nokey a",
+        "sort SMEMBERS s",
+        "sort SINTER s s2",
+        "sort SINTER s s2 nokey",
+        "SINTER nokey str",
+        "SINTER str nokey",
+        "sort SUNION s s2 s3 nokey",
+        "sort SDIFF s s2",
+        "sort SDIFF s nokey",
+        "SDIFF nokey s",
+        "SUNION s str",
+        "SINTERSTORE d s s2",
+        "sort SMEMBERS d",
+        "SUNIONSTORE d s s2 s3",
+        "sort SMEMBERS d",
+        "SDIFFSTORE d s s2",
+        "sort SMEMBERS d",
+        "SINTERSTORE d s nokey",
+        "EXISTS d",
+        "SET d x",
+        "SUNIONSTORE d s3",
+        "TYPE d",
+        "SDIFFSTORE d s3 s3",
+        "EXISTS d",
+        "SINTERSTORE d s str",
+        "SINTERCARD 2 s s2",
+        "SINTERCARD 2 s s2 LIMIT 1",
+        "SINTERCARD 2 s s2 LIMIT 0",
+        "SINTERCARD 1 nokey",
+        "SINTERCARD 0 s",
+        "SINTERCARD x s",
+        "SINTERCARD 3 s s2",
+        "SINTERCARD 1 s LIMIT -1",
+        "SINTERCARD 1 s LIMIT x",
+        "SINTERCARD 1 s FOO",
+        "SINTERCARD 1 str",
+        "SMOVE s s3 b",
+        "SMOVE s s3 zz",
+        "SMOVE nokey s3 a",
+        "SMOVE s str c",
+        "SMOVE str s c",
+        "SMOVE nokey str a",
+        "SMOVE s s c",
+        "SMOVE s3 newset a",
+        "sort SMEMBERS s3",
+        "sort SMEMBERS newset",
+        "SPOP nokey",
+        "SPOP nokey 2",
+        "SPOP s 0",
+        "SPOP s -1",
+        "SPOP s x",
+        "SPOP s 1 2",
+        "SPOP str",
+        "SRANDMEMBER nokey",
+        "SRANDMEMBER nokey 2",
+        "SRANDMEMBER s x",
+        "SRANDMEMBER s 1 2",
+        "SRANDMEMBER s 0",
+        "sort SRANDMEMBER s 100",
+        "SRANDMEMBER str",
+        "sort SSCAN s 0",
+        "SSCAN s x",
+        "sort SSCAN s 0 MATCH c*",
+        "SSCAN s 0 COUNT 0",
+        "SSCAN s 0 FOO",
+        "SSCAN nokey 0 FOO",
+        "SSCAN str 0",
+        "SADD str a",
+        "SMEMBERS str",
+        "SADD s",
+    ]);
+    if p.resp3() {
+        p.check(&[
+            "SMEMBERS nokey",
+            "SPOP nokey 1",
+            "SINTER nokey s",
+            "SMISMEMBER s c",
+        ]);
+    }
+}
+
+#[test]
+fn spop_and_srandmember_pick_members() {
+    let node = Node::start();
+    let mut c = node.client();
+    let members: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    let mut args = vec!["SADD", "s"];
+    args.extend(members.iter().map(String::as_str));
+    assert_eq!(c.cmd(&args), Resp::Int(40));
+    let popped = c.cmd(&["SPOP", "s", "5"]).text_items();
+    assert_eq!(popped.len(), 5);
+    assert!(popped.iter().all(|m| members.contains(m)));
+    assert_eq!(c.cmd(&["SCARD", "s"]), Resp::Int(35));
+    for m in &popped {
+        assert_eq!(c.cmd(&["SISMEMBER", "s", m]), Resp::Int(0));
+    }
+    let one = c.cmd(&["SPOP", "s"]).text();
+    assert!(members.contains(&one));
+    let picks = c.cmd(&["SRANDMEMBER", "s", "-100"]).text_items();
+    assert_eq!(picks.len(), 100);
+    let mut distinct = c.cmd(&["SRANDMEMBER", "s", "20"]).text_items();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 20);
+    assert_eq!(c.cmd(&["SPOP", "s", "1000"]).text_items().len(), 34);
+    assert_eq!(c.cmd(&["EXISTS", "s"]), Resp::Int(0));
+}
+
+/// Array/set items as text.
+trait Items {
+    fn text_items(&self) -> Vec<String>;
+}
+
+impl Items for Resp {
+    fn text_items(&self) -> Vec<String> {
+        match self {
+            Resp::Array(items) | Resp::Set(items) => items.iter().map(Resp::text).collect(),
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+}
