@@ -58,6 +58,7 @@ mod set;
 mod strings;
 #[cfg(test)]
 mod testing;
+mod zset;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -81,6 +82,7 @@ pub static FAMILIES: &[&[Command]] = &[
     hash::COMMANDS,
     list::COMMANDS,
     set::COMMANDS,
+    zset::COMMANDS,
     #[cfg(test)]
     testing::COMMANDS,
 ];
