@@ -712,3 +712,66 @@ fn bzpopmin_wakes_on_zadd() {
     assert_eq!(writer.cmd(&["ZCARD", "z2"]), Resp::Int(1));
     assert_eq!(waiter.cmd_raw(&["BZPOPMAX", "none", "0.05"]), b"*-1\r\n");
 }
+
+#[test]
+fn hyperloglogs_match_redis() {
+    let mut p = Pair::start();
+    p.check(&[
+        WRONGTYPE_SETUP,
+        "PFADD h1 a b c d e",
+        "PFADD h1 a b",
+        "PFADD h1",
+        "PFADD new",
+        "PFADD new",
+        "PFCOUNT new",
+        "PFCOUNT h1",
+        "PFCOUNT nokey",
+        "PFADD h2 d e f g",
+        "PFCOUNT h1 h2",
+        "PFCOUNT h1 h2 nokey",
+        "PFMERGE m h1 h2",
+        "PFCOUNT m",
+        "PFMERGE m",
+        "PFCOUNT m",
+        "PFMERGE m2 nokey",
+        "PFCOUNT m2",
+        "TYPE m",
+        "PFADD str a",
+        "PFCOUNT str",
+        "PFCOUNT h1 str",
+        "PFMERGE m str",
+        "PFMERGE str h1",
+        "SADD set a",
+        "PFADD set a",
+        "PFCOUNT set",
+        "PFMERGE m set",
+        "PFADD",
+        "PFCOUNT",
+    ]);
+}
+
+#[test]
+fn hyperloglog_counts_100k_within_two_percent() {
+    let node = Node::start();
+    let mut c = node.client();
+    let total = 100_000;
+    let mut batch = Vec::new();
+    for chunk in 0..total / 1000 {
+        let mut cmd = vec!["PFADD".to_string(), "big".to_string()];
+        cmd.extend((0..1000).map(|i| format!("item-{}", chunk * 1000 + i)));
+        let words: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        batch.extend(common::encode(&words));
+    }
+    c.send_raw(&batch);
+    for _ in 0..total / 1000 {
+        assert!(matches!(c.read(), Resp::Int(_)));
+    }
+    let Resp::Int(n) = c.cmd(&["PFCOUNT", "big"]) else {
+        panic!("int")
+    };
+    let err = (n as f64 - total as f64).abs() / total as f64;
+    assert!(err < 0.02, "estimate {n} for {total}");
+    // Re-adding known elements changes nothing.
+    assert_eq!(c.cmd(&["PFADD", "big", "item-1", "item-2"]), Resp::Int(0));
+    assert_eq!(c.cmd(&["TYPE", "big"]), Resp::Simple("string".into()));
+}

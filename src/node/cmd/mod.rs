@@ -52,6 +52,7 @@ mod connection;
 mod ctx;
 mod elems;
 mod hash;
+mod hll;
 mod keys;
 mod list;
 mod set;
@@ -83,6 +84,7 @@ pub static FAMILIES: &[&[Command]] = &[
     list::COMMANDS,
     set::COMMANDS,
     zset::COMMANDS,
+    hll::COMMANDS,
     #[cfg(test)]
     testing::COMMANDS,
 ];
