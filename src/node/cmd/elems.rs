@@ -227,6 +227,9 @@ pub fn int_bytes(n: i64) -> Bytes {
 }
 
 #[cfg(test)]
+mod resp3;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
