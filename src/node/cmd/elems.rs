@@ -227,6 +227,10 @@ pub fn int_bytes(n: i64) -> Bytes {
 }
 
 #[cfg(test)]
+mod harness;
+#[cfg(test)]
+mod propagation;
+#[cfg(test)]
 mod resp3;
 
 #[cfg(test)]

@@ -2,13 +2,8 @@
 //! after `HELLO 3` (captured from a real server). The integration tests cover RESP2 against
 //! a live redis-server; these run the handlers directly in a RESP3 session.
 
-use bytes::BytesMut;
-
-use crate::node::client::ClientState;
-use crate::node::cmd::{execute, Ctx};
-use crate::node::store::Store;
-use crate::node::{NodeConfig, Shared};
-use crate::resp::{Protocol, Request};
+use super::harness::Harness;
+use crate::resp::Protocol;
 
 /// Command (words separated by spaces) and Redis's exact RESP3 reply.
 const CASES: &[(&str, &str)] = &[
@@ -80,30 +75,8 @@ const CASES: &[(&str, &str)] = &[
 
 #[test]
 fn resp3_replies_match_redis_7_0() {
-    let shared = Shared::new(
-        NodeConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            replicaof: None,
-            requirepass: None,
-            appendonly: false,
-            dir: ".".into(),
-        },
-        "127.0.0.1:0".parse().expect("addr"),
-    );
-    let mut store = Store::new();
-    let mut client = ClientState {
-        proto: Protocol::Resp3,
-        authed: true,
-        ..ClientState::default()
-    };
+    let mut h = Harness::new(Protocol::Resp3);
     for (line, want) in CASES {
-        let words: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
-        let req = Request::from_args(&words);
-        // Not allowed to block: a blocking command answers its timeout reply at once.
-        let mut ctx = Ctx::new(&mut store, &mut client, &shared, false);
-        let reply = execute(&mut ctx, &req);
-        let mut out = BytesMut::new();
-        reply.encode(Protocol::Resp3, &mut out);
-        assert_eq!(String::from_utf8_lossy(&out), *want, "reply to `{line}`");
+        assert_eq!(h.encoded(line), *want, "reply to `{line}`");
     }
 }
