@@ -1,6 +1,6 @@
 //! Sorted-set commands: ZADD, ZINCRBY, ZREM, ZCARD, ZSCORE, ZMSCORE, ZCOUNT, ZLEXCOUNT, ZRANK,
 //! ZREVRANK, the ZRANGE family (in `range`), ZPOPMIN/ZPOPMAX and their blocking forms,
-//! ZUNIONSTORE/ZINTERSTORE (in `store`), ZREMRANGEBYSCORE/BYRANK/BYLEX, ZRANDMEMBER, ZSCAN.
+//! ZUNION/ZINTER/ZDIFF, their STORE forms and ZINTERCARD (in `store`), ZREMRANGEBYSCORE/BYRANK/BYLEX, ZRANDMEMBER, ZSCAN.
 
 mod range;
 mod store;
@@ -8,6 +8,7 @@ mod store;
 use bytes::Bytes;
 
 use self::range::{by_rank, scored_items, LexRange, ScoreRange, Shape};
+use self::store::{Op, Output};
 use super::elems;
 use super::hash::{push_pair, rand_args, rand_positions, tri};
 use super::{args, Args, Command, Ctx, Flags, Reply, ZSet};
@@ -46,6 +47,11 @@ pub static COMMANDS: &[Command] = &[
     Command::new("bzpopmax", bzpopmax, -3, WB).keys(1, -2, 1),
     Command::new("zunionstore", zunionstore, -4, WD).keys(1, 1, 1),
     Command::new("zinterstore", zinterstore, -4, WD).keys(1, 1, 1),
+    Command::new("zdiffstore", zdiffstore, -4, WD).keys(1, 1, 1),
+    Command::new("zunion", zunion, -3, R).keys(0, 0, 0),
+    Command::new("zinter", zinter, -3, R).keys(0, 0, 0),
+    Command::new("zdiff", zdiff, -3, R).keys(0, 0, 0),
+    Command::new("zintercard", zintercard, -3, R).keys(0, 0, 0),
     Command::new("zremrangebyscore", zremrangebyscore, 4, Flags::WRITE).keys(1, 1, 1),
     Command::new("zremrangebyrank", zremrangebyrank, 4, Flags::WRITE).keys(1, 1, 1),
     Command::new("zremrangebylex", zremrangebylex, 4, Flags::WRITE).keys(1, 1, 1),
@@ -349,10 +355,25 @@ fn bzpopmax(ctx: &mut Ctx, args: &Args) -> Reply {
 }
 
 fn zunionstore(ctx: &mut Ctx, args: &Args) -> Reply {
-    store::zstore(ctx, args, false)
+    store::combine(ctx, args, Op::Union, Output::Store, "zunionstore")
 }
 fn zinterstore(ctx: &mut Ctx, args: &Args) -> Reply {
-    store::zstore(ctx, args, true)
+    store::combine(ctx, args, Op::Inter, Output::Store, "zinterstore")
+}
+fn zdiffstore(ctx: &mut Ctx, args: &Args) -> Reply {
+    store::combine(ctx, args, Op::Diff, Output::Store, "zdiffstore")
+}
+fn zunion(ctx: &mut Ctx, args: &Args) -> Reply {
+    store::combine(ctx, args, Op::Union, Output::Reply, "zunion")
+}
+fn zinter(ctx: &mut Ctx, args: &Args) -> Reply {
+    store::combine(ctx, args, Op::Inter, Output::Reply, "zinter")
+}
+fn zdiff(ctx: &mut Ctx, args: &Args) -> Reply {
+    store::combine(ctx, args, Op::Diff, Output::Reply, "zdiff")
+}
+fn zintercard(ctx: &mut Ctx, args: &Args) -> Reply {
+    store::combine(ctx, args, Op::Inter, Output::Card, "zintercard")
 }
 
 /// Removes the selected members; answers how many.

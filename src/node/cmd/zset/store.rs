@@ -1,13 +1,15 @@
-//! ZUNIONSTORE and ZINTERSTORE: weighted union/intersection of sorted sets (and plain sets,
-//! whose members count with score 1) with SUM, MIN or MAX aggregation.
+//! ZUNION, ZINTER, ZDIFF, their STORE forms and ZINTERCARD: weighted union/intersection/
+//! difference of sorted sets (and plain sets, whose members count with score 1) with SUM,
+//! MIN or MAX aggregation.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::range::store_result;
+use super::range::{scored_items, store_result};
 use crate::node::cmd::hash::tri;
 use crate::node::cmd::{args, Args, Ctx, Reply, Set, Value, ZSet};
+use crate::resp::Protocol;
 
 /// How scores of the same member combine.
 #[derive(Clone, Copy, PartialEq)]
@@ -76,20 +78,44 @@ fn weighted(score: f64, weight: f64) -> f64 {
     }
 }
 
-/// `Z{UNION,INTER}STORE dst numkeys key... [WEIGHTS w...] [AGGREGATE SUM|MIN|MAX]`.
-pub fn zstore(ctx: &mut Ctx, args: &Args, inter: bool) -> Reply {
-    let name = if inter { "zinterstore" } else { "zunionstore" };
-    let numkeys = tri!(args.int(2));
+/// Which combination.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Op {
+    /// ZUNION, ZUNIONSTORE.
+    Union,
+    /// ZINTER, ZINTERSTORE, ZINTERCARD.
+    Inter,
+    /// ZDIFF, ZDIFFSTORE.
+    Diff,
+}
+
+/// What the command does with the result.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Output {
+    /// Store it under argument 1 (the STORE forms).
+    Store,
+    /// Reply with it (ZUNION, ZINTER, ZDIFF).
+    Reply,
+    /// Reply with its size (ZINTERCARD).
+    Card,
+}
+
+/// Redis's `zunionInterDiffGenericCommand`: `[dst] numkeys key... [WEIGHTS w...]
+/// [AGGREGATE SUM|MIN|MAX] [WITHSCORES] [LIMIT n]`, options allowed per command, keys'
+/// types checked before the options are parsed.
+pub fn combine(ctx: &mut Ctx, args: &Args, op: Op, out: Output, name: &str) -> Reply {
+    let at = if out == Output::Store { 2 } else { 1 };
+    let numkeys = tri!(args.int(at));
     if numkeys < 1 {
         return Reply::error(format!(
             "ERR at least 1 input key is needed for '{name}' command"
         ));
     }
-    let numkeys = numkeys as usize;
-    if numkeys > args.len() - 3 {
+    let numkeys = usize::try_from(numkeys).unwrap_or(usize::MAX);
+    if numkeys > args.len() - at - 1 {
         return args::syntax();
     }
-    let keys = 3..3 + numkeys;
+    let keys = at + 1..at + 1 + numkeys;
     // Types first: any key that is neither a set nor a sorted set fails the command.
     let mut present = Vec::with_capacity(numkeys);
     for i in keys.clone() {
@@ -101,10 +127,11 @@ pub fn zstore(ctx: &mut Ctx, args: &Args, inter: bool) -> Reply {
     }
     let mut weights = vec![1.0; numkeys];
     let mut agg = Aggregate::Sum;
-    let mut i = 3 + numkeys;
+    let (mut with_scores, mut limit) = (false, 0usize);
+    let mut i = keys.end;
     while i < args.len() {
         let left = args.len() - i - 1;
-        if args.is(i, "WEIGHTS") && left >= numkeys {
+        if op != Op::Diff && out != Output::Card && args.is(i, "WEIGHTS") && left >= numkeys {
             for (j, w) in weights.iter_mut().enumerate() {
                 *w = match args::parse_float(args.get(i + 1 + j)) {
                     Some(v) => v,
@@ -112,7 +139,7 @@ pub fn zstore(ctx: &mut Ctx, args: &Args, inter: bool) -> Reply {
                 };
             }
             i += numkeys + 1;
-        } else if args.is(i, "AGGREGATE") && left >= 1 {
+        } else if op != Op::Diff && out != Output::Card && args.is(i, "AGGREGATE") && left >= 1 {
             agg = if args.is(i + 1, "SUM") {
                 Aggregate::Sum
             } else if args.is(i + 1, "MIN") {
@@ -123,12 +150,21 @@ pub fn zstore(ctx: &mut Ctx, args: &Args, inter: bool) -> Reply {
                 return args::syntax();
             };
             i += 2;
+        } else if out == Output::Reply && args.is(i, "WITHSCORES") {
+            with_scores = true;
+            i += 1;
+        } else if out == Output::Card && args.is(i, "LIMIT") && left >= 1 {
+            limit = match args::parse_int(args.get(i + 1)) {
+                Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+                _ => return Reply::error("ERR LIMIT can't be negative"),
+            };
+            i += 2;
         } else {
             return args::syntax();
         }
     }
     let db = ctx.db_index();
-    let out = {
+    let result = {
         let store = ctx.store.db(db);
         let mut sources: Vec<(Source, f64)> = keys
             .zip(present)
@@ -142,15 +178,41 @@ pub fn zstore(ctx: &mut Ctx, args: &Args, inter: bool) -> Reply {
                 (src, w)
             })
             .collect();
-        // Smallest first, as Redis orders its inputs: the intersection walks the smallest.
-        sources.sort_by_key(|(s, _)| s.len());
-        if inter {
-            intersect(&sources, agg)
-        } else {
-            union(&sources, agg)
+        // Smallest first, as Redis orders its inputs (the intersection walks the smallest);
+        // a difference keeps its first input in place.
+        let from = usize::from(op == Op::Diff);
+        sources[from..].sort_by_key(|(s, _)| s.len());
+        match op {
+            Op::Inter => intersect(&sources, agg),
+            Op::Union => union(&sources, agg),
+            Op::Diff => diff(&sources),
         }
     };
-    store_result(ctx, args, 1, out)
+    match out {
+        Output::Store => store_result(ctx, args, 1, result),
+        Output::Card => Reply::Int(match limit {
+            0 => result.len(),
+            n => result.len().min(n),
+        } as i64),
+        Output::Reply => {
+            let resp3 = ctx.proto() == Protocol::Resp3;
+            let items = result.iter().map(|(m, s)| (m.clone(), s)).collect();
+            Reply::Array(scored_items(items, with_scores, resp3))
+        }
+    }
+}
+
+fn diff(sources: &[(Source, f64)]) -> ZSet {
+    let mut out = ZSet::default();
+    let Some(((first, _), rest)) = sources.split_first() else {
+        return out;
+    };
+    first.for_each(|m, s| {
+        if rest.iter().all(|(src, _)| src.score(m).is_none()) {
+            out.insert(m.clone(), s);
+        }
+    });
+    out
 }
 
 fn intersect(sources: &[(Source, f64)], agg: Aggregate) -> ZSet {
