@@ -221,6 +221,54 @@ pub fn positive_count(args: &Args, i: usize) -> Result<usize, Reply> {
     }
 }
 
+/// Parsed `numkeys key... <where> [COUNT n]` of LMPOP/ZMPOP and their blocking forms.
+pub struct Mpop {
+    /// The key arguments' positions.
+    pub keys: std::ops::Range<usize>,
+    /// The position of LEFT/RIGHT or MIN/MAX.
+    pub side: usize,
+    /// How many to pop (1 without COUNT).
+    pub count: usize,
+    /// The COUNT argument's text, for the rewritten propagation.
+    pub count_arg: Bytes,
+}
+
+/// Parses the `numkeys ...` part starting at `at`, with Redis 7.0's errors. The side word
+/// is checked by the caller.
+pub fn mpop_args(args: &Args, at: usize) -> Result<Mpop, Reply> {
+    let numkeys = match args::parse_int(args.get(at)) {
+        Some(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+        _ => return Err(Reply::error("ERR numkeys should be greater than 0")),
+    };
+    if numkeys > args.len().saturating_sub(at + 2) {
+        return Err(args::syntax());
+    }
+    let side = at + 1 + numkeys;
+    let mut count = None;
+    let mut i = side + 1;
+    while i < args.len() {
+        if count.is_none() && args.is(i, "COUNT") && i + 1 < args.len() {
+            count = match args::parse_int(args.get(i + 1)) {
+                Some(n) if n > 0 => Some((usize::try_from(n).unwrap_or(usize::MAX), i + 1)),
+                _ => return Err(Reply::error("ERR count should be greater than 0")),
+            };
+            i += 2;
+        } else {
+            return Err(args::syntax());
+        }
+    }
+    let (count, count_arg) = match count {
+        Some((n, i)) => (n, args.owned(i)),
+        None => (1, Bytes::from_static(b"1")),
+    };
+    Ok(Mpop {
+        keys: at + 1..side,
+        side,
+        count,
+        count_arg,
+    })
+}
+
 /// Bytes of a decimal integer (for rewritten propagation and cursors).
 pub fn int_bytes(n: i64) -> Bytes {
     Bytes::copy_from_slice(itoa::Buffer::new().format(n).as_bytes())

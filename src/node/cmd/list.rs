@@ -1,6 +1,6 @@
 //! List commands: LPUSH, RPUSH, LPUSHX, RPUSHX, LPOP, RPOP, LLEN, LRANGE, LINDEX, LSET,
 //! LINSERT, LREM, LTRIM, LPOS, LMOVE, RPOPLPUSH and the blocking BLPOP, BRPOP, BLMOVE,
-//! BRPOPLPUSH.
+//! BRPOPLPUSH, LMPOP, BLMPOP.
 
 use bytes::Bytes;
 
@@ -39,6 +39,8 @@ pub static COMMANDS: &[Command] = &[
     Command::new("brpop", brpop, -3, WB).keys(1, -2, 1),
     Command::new("blmove", blmove, 6, WDB).keys(1, 2, 1),
     Command::new("brpoplpush", brpoplpush, 4, WDB).keys(1, 2, 1),
+    Command::new("lmpop", lmpop, -4, Flags::WRITE).keys(0, 0, 0),
+    Command::new("blmpop", blmpop, -5, WB).keys(0, 0, 0),
 ];
 
 /// A list end.
@@ -466,6 +468,53 @@ fn blmove(ctx: &mut Ctx, args: &Args) -> Reply {
 
 fn brpoplpush(ctx: &mut Ctx, args: &Args) -> Reply {
     bmove(ctx, args, End::Right, End::Left, 3)
+}
+
+/// LMPOP/BLMPOP: up to COUNT elements from the first non-empty list, as `[key, [elements]]`,
+/// propagated as LPOP/RPOP with the count.
+fn mpop(ctx: &mut Ctx, args: &Args, at: usize, blocking: bool) -> Reply {
+    let m = tri!(elems::mpop_args(args, at));
+    let end = tri!(End::parse(args.get(m.side)));
+    let timeout = if blocking {
+        tri!(args::timeout(args.get(1)))
+    } else {
+        None
+    };
+    for i in m.keys.clone() {
+        let key = args.get(i);
+        let Some(l) = tri!(ctx.write::<List>(key)) else {
+            continue;
+        };
+        let n = m.count.min(l.len());
+        let popped: Vec<Reply> = (0..n).filter_map(|_| end.pop(l).map(Reply::Bulk)).collect();
+        if popped.is_empty() {
+            continue;
+        }
+        ctx.delete_if_empty::<List>(key);
+        ctx.modified(key);
+        let name: &'static [u8] = match end {
+            End::Left => b"LPOP",
+            End::Right => b"RPOP",
+        };
+        ctx.propagate_as(vec![Bytes::from_static(name), args.owned(i), m.count_arg]);
+        return Reply::Array(vec![Reply::Bulk(args.owned(i)), Reply::Array(popped)]);
+    }
+    if blocking {
+        ctx.block(
+            m.keys.map(|i| args.owned(i)).collect(),
+            timeout,
+            Reply::NullArray,
+        )
+    } else {
+        Reply::NullArray
+    }
+}
+
+fn lmpop(ctx: &mut Ctx, args: &Args) -> Reply {
+    mpop(ctx, args, 1, false)
+}
+fn blmpop(ctx: &mut Ctx, args: &Args) -> Reply {
+    mpop(ctx, args, 2, true)
 }
 
 #[cfg(test)]

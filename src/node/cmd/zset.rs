@@ -1,5 +1,5 @@
 //! Sorted-set commands: ZADD, ZINCRBY, ZREM, ZCARD, ZSCORE, ZMSCORE, ZCOUNT, ZLEXCOUNT, ZRANK,
-//! ZREVRANK, the ZRANGE family (in `range`), ZPOPMIN/ZPOPMAX and their blocking forms,
+//! ZREVRANK, the ZRANGE family (in `range`), ZPOPMIN/ZPOPMAX/ZMPOP and their blocking forms,
 //! ZUNION/ZINTER/ZDIFF, their STORE forms and ZINTERCARD (in `store`), ZREMRANGEBYSCORE/BYRANK/BYLEX, ZRANDMEMBER, ZSCAN.
 
 mod range;
@@ -45,6 +45,8 @@ pub static COMMANDS: &[Command] = &[
     Command::new("zpopmax", zpopmax, -2, WF).keys(1, 1, 1),
     Command::new("bzpopmin", bzpopmin, -3, WB).keys(1, -2, 1),
     Command::new("bzpopmax", bzpopmax, -3, WB).keys(1, -2, 1),
+    Command::new("zmpop", zmpop, -4, Flags::WRITE).keys(0, 0, 0),
+    Command::new("bzmpop", bzmpop, -5, WB).keys(0, 0, 0),
     Command::new("zunionstore", zunionstore, -4, WD).keys(1, 1, 1),
     Command::new("zinterstore", zinterstore, -4, WD).keys(1, 1, 1),
     Command::new("zdiffstore", zdiffstore, -4, WD).keys(1, 1, 1),
@@ -352,6 +354,61 @@ fn bzpopmin(ctx: &mut Ctx, args: &Args) -> Reply {
 }
 fn bzpopmax(ctx: &mut Ctx, args: &Args) -> Reply {
     bzpop(ctx, args, true)
+}
+
+/// ZMPOP/BZMPOP: up to COUNT members from the first non-empty sorted set, as
+/// `[key, [[member, score]...]]` (nested in both protocols), propagated as ZPOPMIN/ZPOPMAX
+/// with the count.
+fn zmpop_generic(ctx: &mut Ctx, args: &Args, at: usize, blocking: bool) -> Reply {
+    let m = tri!(elems::mpop_args(args, at));
+    let max = if args.is(m.side, "MAX") {
+        true
+    } else if args.is(m.side, "MIN") {
+        false
+    } else {
+        return args::syntax();
+    };
+    let timeout = if blocking {
+        tri!(args::timeout(args.get(1)))
+    } else {
+        None
+    };
+    for i in m.keys.clone() {
+        let key = args.get(i);
+        let Some(z) = tri!(ctx.write::<ZSet>(key)) else {
+            continue;
+        };
+        let n = m.count.min(z.len());
+        let popped: Vec<(Bytes, f64)> = (0..n).filter_map(|_| z.pop(max)).collect();
+        if popped.is_empty() {
+            continue;
+        }
+        ctx.delete_if_empty::<ZSet>(key);
+        ctx.modified(key);
+        let name: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+        ctx.propagate_as(vec![Bytes::from_static(name), args.owned(i), m.count_arg]);
+        let pairs = popped
+            .into_iter()
+            .map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)]))
+            .collect();
+        return Reply::Array(vec![Reply::Bulk(args.owned(i)), Reply::Array(pairs)]);
+    }
+    if blocking {
+        ctx.block(
+            m.keys.map(|i| args.owned(i)).collect(),
+            timeout,
+            Reply::NullArray,
+        )
+    } else {
+        Reply::NullArray
+    }
+}
+
+fn zmpop(ctx: &mut Ctx, args: &Args) -> Reply {
+    zmpop_generic(ctx, args, 1, false)
+}
+fn bzmpop(ctx: &mut Ctx, args: &Args) -> Reply {
+    zmpop_generic(ctx, args, 2, true)
 }
 
 fn zunionstore(ctx: &mut Ctx, args: &Args) -> Reply {

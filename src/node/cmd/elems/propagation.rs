@@ -83,3 +83,25 @@ fn blocking_commands_propagate_their_non_blocking_form() {
         ]
     );
 }
+
+#[test]
+fn multi_key_pops_propagate_as_single_key_pops_with_the_count() {
+    let mut h = harness();
+    h.run("RPUSH l a b c");
+    h.run("LMPOP 2 nokey l LEFT COUNT 2");
+    h.run("BLMPOP 0 1 l RIGHT");
+    h.run("ZADD z 1 a");
+    h.run("ZMPOP 1 z MIN");
+    h.run("ZMPOP 1 z MIN");
+    assert_eq!(
+        h.propagated(),
+        [
+            "SELECT 0",
+            "RPUSH l a b c",
+            "LPOP l 2",
+            "RPOP l 1",
+            "ZADD z 1 a",
+            "ZPOPMIN z 1",
+        ]
+    );
+}
