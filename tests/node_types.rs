@@ -833,3 +833,51 @@ fn hyperloglog_counts_100k_within_two_percent() {
     assert_eq!(c.cmd(&["PFADD", "big", "item-1", "item-2"]), Resp::Int(0));
     assert_eq!(c.cmd(&["TYPE", "big"]), Resp::Simple("string".into()));
 }
+
+#[test]
+fn scans_visit_every_element_of_large_collections() {
+    let node = Node::start();
+    let mut c = node.client();
+    let names: Vec<String> = (0..500).map(|i| format!("e{i}")).collect();
+    let mut hset = vec!["HSET", "h"];
+    let mut sadd = vec!["SADD", "s"];
+    let mut zadd = vec!["ZADD", "z"];
+    for n in &names {
+        hset.extend([n.as_str(), "v"]);
+        sadd.push(n);
+        zadd.extend(["1", n.as_str()]);
+    }
+    c.cmd(&hset);
+    c.cmd(&sadd);
+    c.cmd(&zadd);
+    for (cmd, key, stride) in [("HSCAN", "h", 2), ("SSCAN", "s", 1), ("ZSCAN", "z", 2)] {
+        let mut cursor = "0".to_string();
+        let mut seen = Vec::new();
+        let mut calls = 0;
+        loop {
+            let Resp::Array(reply) = c.cmd(&[cmd, key, &cursor, "COUNT", "50"]) else {
+                panic!("{cmd}: not an array")
+            };
+            cursor = reply[0].text();
+            seen.extend(reply[1].text_items().into_iter().step_by(stride));
+            calls += 1;
+            if cursor == "0" {
+                break;
+            }
+            assert!(calls < 1000, "{cmd} does not terminate");
+        }
+        assert!(calls > 1, "{cmd} pages a large collection");
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 500, "{cmd} visits every element");
+        let Resp::Array(reply) = c.cmd(&[cmd, key, "0", "MATCH", "e1?", "COUNT", "1000"]) else {
+            panic!("{cmd}: not an array")
+        };
+        assert_eq!(reply[1].text_items().len(), 10 * stride, "{cmd} MATCH");
+    }
+    // An absurd negative count is refused rather than built in memory.
+    assert!(matches!(
+        c.cmd(&["SRANDMEMBER", "s", "-9000000000000"]),
+        Resp::Error(_)
+    ));
+}

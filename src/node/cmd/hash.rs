@@ -256,7 +256,21 @@ pub(crate) fn rand_args(args: &Args, with: &str) -> Result<Option<(i64, bool)>, 
     if with_values && count < -(i64::MAX / 2) {
         return Err(Reply::error("ERR value is out of range"));
     }
+    check_repeats(count)?;
     Ok(Some((count, with_values)))
+}
+
+/// Most elements a negative-count random pick answers. Redis would try to stream any
+/// number; we build the reply in memory, so an absurd count is refused instead of
+/// exhausting memory (a deliberate difference).
+const MAX_REPEATED_PICKS: u64 = 10_000_000;
+
+/// Refuses negative counts beyond [`MAX_REPEATED_PICKS`].
+pub(crate) fn check_repeats(count: i64) -> Result<(), Reply> {
+    if count < 0 && count.unsigned_abs() > MAX_REPEATED_PICKS {
+        return Err(Reply::error("ERR value is out of range"));
+    }
+    Ok(())
 }
 
 /// Which positions a random pick with `count` visits over `len` elements, in Redis's shape:

@@ -178,7 +178,9 @@ fn srandmember(ctx: &mut Ctx, args: &Args) -> Reply {
         return args::syntax();
     }
     let count = if args.len() == 3 {
-        Some(tri!(args.int(2)))
+        let n = tri!(args.int(2));
+        tri!(super::hash::check_repeats(n));
+        Some(n)
     } else {
         None
     };

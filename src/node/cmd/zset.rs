@@ -154,7 +154,10 @@ fn zadd(ctx: &mut Ctx, args: &Args) -> Reply {
                 }
             }
         }
-        ctx.delete_if_empty::<ZSet>(key);
+        // Only a key this call created can be empty here (every element skipped).
+        if !exists {
+            ctx.delete_if_empty::<ZSet>(key);
+        }
         if added + updated > 0 {
             ctx.modified(key);
         }
