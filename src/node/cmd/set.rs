@@ -30,7 +30,7 @@ pub static COMMANDS: &[Command] = &[
     Command::new("sinterstore", sinterstore, -3, WD).keys(1, -1, 1),
     Command::new("sunionstore", sunionstore, -3, WD).keys(1, -1, 1),
     Command::new("sdiffstore", sdiffstore, -3, WD).keys(1, -1, 1),
-    Command::new("sintercard", sintercard, -3, R).keys(2, 2, 1),
+    Command::new("sintercard", sintercard, -3, R).keys(0, 0, 0),
     Command::new("sscan", sscan, -3, R).keys(1, 1, 1),
 ];
 

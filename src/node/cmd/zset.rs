@@ -46,7 +46,7 @@ pub static COMMANDS: &[Command] = &[
     Command::new("bzpopmin", bzpopmin, -3, WB).keys(1, -2, 1),
     Command::new("bzpopmax", bzpopmax, -3, WB).keys(1, -2, 1),
     Command::new("zmpop", zmpop, -4, Flags::WRITE).keys(0, 0, 0),
-    Command::new("bzmpop", bzmpop, -5, WB).keys(0, 0, 0),
+    Command::new("bzmpop", bzmpop, -5, Flags::WRITE.with(Flags::BLOCKING)).keys(0, 0, 0),
     Command::new("zunionstore", zunionstore, -4, WD).keys(1, 1, 1),
     Command::new("zinterstore", zinterstore, -4, WD).keys(1, 1, 1),
     Command::new("zdiffstore", zdiffstore, -4, WD).keys(1, 1, 1),
