@@ -45,7 +45,8 @@ impl Pair {
     /// by spaces; a leading `sort ` compares the replies with arrays sorted, for set
     /// algebra and other hash-table orders.
     fn check(&mut self, lines: &[&str]) {
-        for line in lines {
+        for (n, line) in lines.iter().enumerate() {
+            let context = lines[n.saturating_sub(12)..n].join("\n");
             let (sorted, line) = match line.strip_prefix("sort ") {
                 Some(rest) => (true, rest),
                 None => (false, *line),
@@ -54,14 +55,14 @@ impl Pair {
             if sorted {
                 let want = sort(self.redis.cmd(&words));
                 let got = sort(self.node.cmd(&words));
-                assert_eq!(got, want, "reply to `{line}`");
+                assert_eq!(got, want, "reply to `{line}` after:\n{context}");
             } else {
                 let want = self.redis.cmd_raw(&words);
                 let got = self.node.cmd_raw(&words);
                 assert_eq!(
                     String::from_utf8_lossy(&got),
                     String::from_utf8_lossy(&want),
-                    "reply to `{line}`"
+                    "reply to `{line}` after:\n{context}"
                 );
             }
         }
@@ -880,4 +881,184 @@ fn scans_visit_every_element_of_large_collections() {
         c.cmd(&["SRANDMEMBER", "s", "-9000000000000"]),
         Resp::Error(_)
     ));
+}
+
+/// A small deterministic generator for the randomized differential test.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+    fn int(&mut self, lo: i64, hi: i64) -> String {
+        (lo + self.below((hi - lo + 1) as u64) as i64).to_string()
+    }
+    fn score(&mut self) -> String {
+        match self.below(10) {
+            0 => "-inf".into(),
+            1 => "+inf".into(),
+            2 => format!("{}.5", self.int(-5, 5)),
+            _ => self.int(-5, 5),
+        }
+    }
+    fn score_bound(&mut self) -> String {
+        let s = self.score();
+        if self.below(3) == 0 {
+            format!("({s}")
+        } else {
+            s
+        }
+    }
+    fn lex_bound(&mut self) -> String {
+        match self.below(6) {
+            0 => "-".into(),
+            1 => "+".into(),
+            2 => format!("({}", self.pick(&["a", "b", "c", "d", "e", "f"])),
+            _ => format!("[{}", self.pick(&["a", "b", "c", "d", "e", "f"])),
+        }
+    }
+}
+
+#[test]
+fn random_command_sequences_match_redis() {
+    let mut p = Pair::start();
+    for seed in [0x9E37_79B9_7F4A_7C15, 12345, 987_654_321, 0xDEAD_BEEF] {
+        random_sequence(&mut p, Gen(seed));
+    }
+}
+
+fn random_sequence(p: &mut Pair, mut g: Gen) {
+    let members = ["a", "b", "c", "d", "e", "f"];
+    let mut lines = Vec::new();
+    for _ in 0..3000 {
+        let m = g.pick(&members);
+        let line = match g.below(30) {
+            0 => format!("RPUSH l{} {m} {}", g.below(2), g.pick(&members)),
+            1 => format!("LPUSH l{} {m}", g.below(2)),
+            2 => format!("LRANGE l{} {} {}", g.below(2), g.int(-8, 8), g.int(-8, 8)),
+            3 => format!("LREM l{} {} {m}", g.below(2), g.int(-2, 2)),
+            4 => format!("LTRIM l{} {} {}", g.below(2), g.int(-8, 3), g.int(-3, 20)),
+            5 => format!(
+                "LPOS l{} {m} RANK {} COUNT {} MAXLEN {}",
+                g.below(2),
+                g.pick(&["1", "2", "-1", "-2"]),
+                g.int(0, 3),
+                g.int(0, 6)
+            ),
+            6 => format!(
+                "LMOVE l{} l{} {} {}",
+                g.below(2),
+                g.below(2),
+                g.pick(&["LEFT", "RIGHT"]),
+                g.pick(&["LEFT", "RIGHT"])
+            ),
+            7 => format!(
+                "LINSERT l{} {} {m} x",
+                g.below(2),
+                g.pick(&["BEFORE", "AFTER"])
+            ),
+            8 => format!(
+                "{} l{} {}",
+                g.pick(&["LPOP", "RPOP"]),
+                g.below(2),
+                g.int(0, 3)
+            ),
+            9 => format!("HSET h{} {m} {}", g.below(2), g.int(0, 9)),
+            10 => format!("HDEL h{} {m} {}", g.below(2), g.pick(&members)),
+            11 => format!("HINCRBY h{} {m} {}", g.below(2), g.int(-5, 5)),
+            12 => format!("HGETALL h{}", g.below(2)),
+            13 => format!("SADD s{} {m} {}", g.below(3), g.pick(&members)),
+            14 => format!("SREM s{} {m}", g.below(3)),
+            15 => format!("sort {} s0 s1 s2", g.pick(&["SINTER", "SUNION", "SDIFF"])),
+            16 => format!(
+                "{} s{} s{} s{}",
+                g.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]),
+                g.below(3),
+                g.below(3),
+                g.below(3)
+            ),
+            17 => format!("SMOVE s{} s{} {m}", g.below(3), g.below(3)),
+            18 => format!("ZADD z{} {} {m}", g.below(2), g.score()),
+            19 => format!(
+                "ZADD z{} {} {} {} {m}",
+                g.below(2),
+                g.pick(&["NX", "XX", "GT", "LT", "CH"]),
+                g.pick(&["CH", "INCR", "GT"]),
+                g.score()
+            ),
+            20 => format!(
+                "ZRANGEBYSCORE z{} {} {} WITHSCORES LIMIT {} {}",
+                g.below(2),
+                g.score_bound(),
+                g.score_bound(),
+                g.int(-1, 3),
+                g.int(-1, 4)
+            ),
+            21 => format!(
+                "ZREVRANGEBYSCORE z{} {} {}",
+                g.below(2),
+                g.score_bound(),
+                g.score_bound()
+            ),
+            22 => format!(
+                "ZRANGE z{} {} {} BYLEX{}",
+                g.below(2),
+                g.lex_bound(),
+                g.lex_bound(),
+                g.pick(&["", " REV"])
+            ),
+            23 => format!(
+                "ZRANGE z{} {} {}{} WITHSCORES",
+                g.below(2),
+                g.int(-8, 8),
+                g.int(-8, 8),
+                g.pick(&["", " REV"])
+            ),
+            24 => format!(
+                "{} z{} {} {}",
+                g.pick(&["ZREMRANGEBYSCORE", "ZCOUNT"]),
+                g.below(2),
+                g.score_bound(),
+                g.score_bound()
+            ),
+            25 => format!(
+                "{} z{} {} {}",
+                g.pick(&["ZREMRANGEBYLEX", "ZLEXCOUNT"]),
+                g.below(2),
+                g.lex_bound(),
+                g.lex_bound()
+            ),
+            26 => format!(
+                "{} z{} {m}",
+                g.pick(&["ZRANK", "ZREVRANK", "ZSCORE", "ZREM"]),
+                g.below(2)
+            ),
+            27 => format!(
+                "{} zo 2 z0 z1 WEIGHTS {} {} AGGREGATE {}",
+                g.pick(&["ZUNIONSTORE", "ZINTERSTORE"]),
+                g.int(-2, 2),
+                g.int(-2, 2),
+                g.pick(&["SUM", "MIN", "MAX"])
+            ),
+            28 => "ZRANGE zo 0 -1 WITHSCORES".to_string(),
+            _ => format!(
+                "{} z{} {}",
+                g.pick(&["ZPOPMIN", "ZPOPMAX"]),
+                g.below(2),
+                g.int(0, 2)
+            ),
+        };
+        lines.push(line);
+    }
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    p.check(&refs);
 }

@@ -141,6 +141,14 @@ impl<'a> LexRange<'a> {
     /// the same score (the only case where lex ranges are meaningful): it skips to the first
     /// member inside and stops at the first one past the other end.
     pub fn collect<'z>(&self, z: &'z ZSet, rev: bool) -> Vec<(&'z Bytes, f64)> {
+        // Redis first rules out ranges entirely past either end, judged by the first and
+        // last members only; with mixed scores this decides the answer, so do the same.
+        let (Some((first, _)), Some((last, _))) = (z.iter().next(), z.iter().next_back()) else {
+            return Vec::new();
+        };
+        if !self.above_min(last) || !self.below_max(first) {
+            return Vec::new();
+        }
         if rev {
             z.iter()
                 .rev()

@@ -226,8 +226,10 @@ fn intersect(sources: &[(Source, f64)], agg: Aggregate) -> ZSet {
     first.for_each(|m, s| {
         let mut acc = weighted(s, *w0);
         for (src, w) in rest {
+            // Unlike the first input's, later weighted scores are not cleaned of NaN
+            // (0 × inf): as in Redis, a NaN there turns a SUM into 0.
             match src.score(m) {
-                Some(v) => acc = agg.apply(acc, weighted(v, *w)),
+                Some(v) => acc = agg.apply(acc, v * *w),
                 None => return,
             }
         }
