@@ -229,16 +229,23 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &Args) -> Reply {
 }
 
 /// A float as Redis's "human" long-double format prints it (`%.17Lf` with trailing zeros
-/// trimmed): plain decimal notation, no exponent. Redis computes in 80-bit long doubles; the
-/// shortest text that reads back as the same `f64` gives the same digits in common cases
-/// (`0.1`, `10.5`), where `%.17f` on a double would show binary noise.
+/// trimmed): plain decimal notation, no exponent. Redis adds in 80-bit long doubles, whose
+/// extra precision hides the binary noise of decimal sums (0.1 + 0.2 prints `0.3`); a
+/// double carries that noise in its 16th-17th digit. So the shortest round-trip text is
+/// used, cut back to 15 significant digits when it needs more: that recovers the decimal
+/// Redis prints in the usual cases (values with genuinely more digits print shorter).
 pub(crate) fn human_float(v: f64) -> String {
-    let v = if v == 0.0 && v.is_sign_negative() {
-        -0.0
-    } else {
-        v
-    };
-    format!("{v}")
+    let shortest = format!("{v}");
+    let digits = shortest
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .skip_while(|&d| d == b'0')
+        .count();
+    if digits <= 15 {
+        return shortest;
+    }
+    let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
+    format!("{rounded}")
 }
 
 /// Parsed HRANDFIELD/ZRANDMEMBER arguments: `None` for the single-element form, else the
@@ -362,5 +369,9 @@ mod tests {
         assert_eq!(human_float(3.0), "3");
         assert_eq!(human_float(1e21), "1000000000000000000000");
         assert_eq!(human_float(-2.5), "-2.5");
+        assert_eq!(human_float(0.1 + 0.2), "0.3");
+        assert_eq!(human_float(1.1 + 1.1 + 1.1), "3.3");
+        assert_eq!(human_float(-0.0), "-0");
+        assert_eq!(human_float(123456.789), "123456.789");
     }
 }
