@@ -449,6 +449,15 @@ fn sets_match_redis() {
         "SSCAN str 0",
         "SADD str a",
         "SMEMBERS str",
+        "SADD ints 30 -5 100 7 0",
+        "SMEMBERS ints",
+        "SSCAN ints 0",
+        "SSCAN ints 0 MATCH 1*",
+        "SADD ints2 7 8 -5",
+        "SINTER ints ints2",
+        "SUNION ints ints2",
+        "SDIFF ints ints2",
+        "SPOP ints2 10",
         "SADD s",
     ]);
     if p.resp3() {

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use super::elems::{self, SMALL};
 use super::hash::tri;
 use super::{args, Args, Command, Ctx, Flags, Reply, Set, Value};
+use crate::node::args::parse_int;
 
 const W: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
 const WF: Flags = Flags::WRITE.with(Flags::FAST);
@@ -81,8 +82,31 @@ fn srem(ctx: &mut Ctx, args: &Args) -> Reply {
     Reply::Int(n)
 }
 
+/// Redis 7.0 keeps a set of at most this many integers as a sorted "intset".
+const INTSET_MAX: usize = 512;
+
+/// Members in the order Redis lists them where that order is defined: a small all-integer
+/// set is an intset there, listed in ascending numeric order; any other set comes out in
+/// hash-table order, for which ours (insertion order) is as good as any.
+fn in_redis_order<'a>(items: impl Iterator<Item = &'a Bytes> + Clone, len: usize) -> Vec<Reply> {
+    if len <= INTSET_MAX {
+        let ints: Option<Vec<(i64, &Bytes)>> = items
+            .clone()
+            .map(|m| parse_int(m).map(|n| (n, m)))
+            .collect();
+        if let Some(mut ints) = ints {
+            ints.sort_unstable_by_key(|(n, _)| *n);
+            return ints
+                .into_iter()
+                .map(|(_, m)| Reply::Bulk(m.clone()))
+                .collect();
+        }
+    }
+    items.map(|m| Reply::Bulk(m.clone())).collect()
+}
+
 fn members(s: &Set) -> Vec<Reply> {
-    s.iter().map(|m| Reply::Bulk(m.clone())).collect()
+    in_redis_order(s.iter(), s.len())
 }
 
 fn smembers(ctx: &mut Ctx, args: &Args) -> Reply {
@@ -150,7 +174,7 @@ fn spop_count(ctx: &mut Ctx, args: &Args, count: usize) -> Reply {
         };
         ctx.modified(key);
         ctx.propagate_as(vec![Bytes::from_static(b"DEL"), args.owned(1)]);
-        return Reply::Set(s.into_iter().map(Reply::Bulk).collect());
+        return Reply::Set(members(&s));
     }
     let mut picks = elems::distinct_indices(ctx, len, count);
     // Remove from the highest position down so each swap-removal leaves the positions still
@@ -297,7 +321,7 @@ fn compute(ctx: &mut Ctx, args: &Args, keys: std::ops::Range<usize>, op: Op) -> 
 
 fn algebra(ctx: &mut Ctx, args: &Args, op: Op) -> Reply {
     let result = tri!(compute(ctx, args, 1..args.len(), op));
-    Reply::Set(result.into_iter().map(Reply::Bulk).collect())
+    Reply::Set(members(&result))
 }
 
 fn sinter(ctx: &mut Ctx, args: &Args) -> Reply {
@@ -373,6 +397,14 @@ fn sscan(ctx: &mut Ctx, args: &Args) -> Reply {
         return elems::scan_reply(0, Vec::new());
     };
     let scan = tri!(elems::scan_options(args, cursor, 3));
+    // An intset in Redis is scanned whole, in ascending order.
+    if s.len() <= INTSET_MAX && s.iter().all(|m| parse_int(m).is_some()) {
+        let out = members(s)
+            .into_iter()
+            .filter(|r| matches!(r, Reply::Bulk(m) if scan.matches(m)))
+            .collect();
+        return elems::scan_reply(0, out);
+    }
     let (range, next) = scan.window(s.len());
     let out = range
         .filter_map(|i| s.get_index(i))
