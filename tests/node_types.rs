@@ -1078,3 +1078,128 @@ fn random_sequence(p: &mut Pair, mut g: Gen) {
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     p.check(&refs);
 }
+
+/// Every data-type command run against a key of each type (and a missing key): WRONGTYPE
+/// where Redis answers it, the type's normal answer otherwise.
+#[test]
+fn every_command_checks_types_like_redis() {
+    let mut p = Pair::start();
+    let templates = [
+        "HSET K f v",
+        "HSETNX K f v",
+        "HMSET K f v",
+        "HGET K f",
+        "HMGET K f",
+        "HDEL K f",
+        "HEXISTS K f",
+        "HLEN K",
+        "HSTRLEN K f",
+        "HKEYS K",
+        "HVALS K",
+        "HGETALL K",
+        "HINCRBY K n 1",
+        "HINCRBYFLOAT K n 1",
+        "HRANDFIELD K",
+        "HSCAN K 0",
+        "LPUSH K v",
+        "RPUSH K v",
+        "LPUSHX K v",
+        "RPUSHX K v",
+        "LPOP K",
+        "RPOP K 1",
+        "LLEN K",
+        "LRANGE K 0 -1",
+        "LINDEX K 0",
+        "LSET K 0 v",
+        "LINSERT K BEFORE a b",
+        "LREM K 0 a",
+        "LTRIM K 0 -1",
+        "LPOS K a",
+        "LMOVE K K LEFT LEFT",
+        "RPOPLPUSH K K",
+        "LMOVE K list LEFT LEFT",
+        "LMOVE list K LEFT LEFT",
+        "BLPOP K 0.01",
+        "BRPOP nokey K 0.01",
+        "LMPOP 1 K LEFT",
+        "SADD K m",
+        "SREM K m",
+        "SMEMBERS K",
+        "SISMEMBER K m",
+        "SMISMEMBER K m",
+        "SCARD K",
+        "SPOP K",
+        "SRANDMEMBER K",
+        "SMOVE K set m",
+        "SMOVE set K m",
+        "SINTER K set",
+        "SUNION set K",
+        "SDIFF K",
+        "SINTERSTORE dst K",
+        "SINTERCARD 1 K",
+        "SSCAN K 0",
+        "ZADD K 1 m",
+        "ZINCRBY K 1 m",
+        "ZREM K m",
+        "ZCARD K",
+        "ZSCORE K m",
+        "ZMSCORE K m",
+        "ZCOUNT K 0 1",
+        "ZLEXCOUNT K - +",
+        "ZRANK K m",
+        "ZREVRANK K m",
+        "ZRANGE K 0 -1",
+        "ZRANGESTORE dst K 0 -1",
+        "ZRANGEBYSCORE K 0 1",
+        "ZRANGEBYLEX K - +",
+        "ZREVRANGE K 0 1",
+        "ZPOPMIN K",
+        "BZPOPMAX K 0.01",
+        "ZUNIONSTORE dst 2 K zset",
+        "ZINTER 2 zset K",
+        "ZDIFF 1 K",
+        "ZREMRANGEBYSCORE K 0 1",
+        "ZREMRANGEBYRANK K 0 1",
+        "ZREMRANGEBYLEX K - +",
+        "ZRANDMEMBER K",
+        "ZSCAN K 0",
+        "ZMPOP 1 K MIN",
+        "PFADD K a",
+        "PFCOUNT K",
+        "PFMERGE K",
+        "PFMERGE dst K",
+    ];
+    // The comparison alone would also pass on two identical unknown-command errors.
+    for t in templates {
+        let name = t.split(' ').next().unwrap_or_default();
+        let Resp::Array(info) = p.redis.cmd(&["COMMAND", "INFO", name]) else {
+            panic!("COMMAND INFO")
+        };
+        assert_ne!(info, [Resp::Nil], "{name} is a Redis command");
+    }
+    for key in ["str", "hash", "list", "set", "zset", "nokey"] {
+        for t in templates {
+            // Fresh values of every type before each command, so writes do not leak into
+            // the next check.
+            p.check(&[
+                "DEL str hash list set zset dst nokey",
+                "SET str x",
+                "HSET hash f 1",
+                "RPUSH list a b",
+                "SADD set m",
+                "ZADD zset 1 m",
+            ]);
+            let line = t
+                .split(' ')
+                .map(|w| if w == "K" { key } else { w })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let line = if key == "set" || key == "zset" {
+                format!("sort {line}")
+            } else {
+                line
+            };
+            p.check(&[&line]);
+        }
+    }
+}
