@@ -856,41 +856,86 @@ fn scans_visit_every_element_of_large_collections() {
     let node = Node::start();
     let mut c = node.client();
     let names: Vec<String> = (0..500).map(|i| format!("e{i}")).collect();
-    let mut hset = vec!["HSET", "h"];
-    let mut sadd = vec!["SADD", "s"];
-    let mut zadd = vec!["ZADD", "z"];
-    for n in &names {
-        hset.extend([n.as_str(), "v"]);
-        sadd.push(n);
-        zadd.extend(["1", n.as_str()]);
-    }
-    c.cmd(&hset);
-    c.cmd(&sadd);
-    c.cmd(&zadd);
-    for (cmd, key, stride) in [("HSCAN", "h", 2), ("SSCAN", "s", 1), ("ZSCAN", "z", 2)] {
-        let mut cursor = "0".to_string();
-        let mut seen = Vec::new();
-        let mut calls = 0;
-        loop {
-            let Resp::Array(reply) = c.cmd(&[cmd, key, &cursor, "COUNT", "50"]) else {
-                panic!("{cmd}: not an array")
-            };
-            cursor = reply[0].text();
-            seen.extend(reply[1].text_items().into_iter().step_by(stride));
-            calls += 1;
-            if cursor == "0" {
-                break;
-            }
-            assert!(calls < 1000, "{cmd} does not terminate");
+    let scores: Vec<String> = (0..500).map(|i| (i % 97).to_string()).collect();
+    let fill = |c: &mut Client| {
+        let mut hset = vec!["HSET", "h"];
+        let mut sadd = vec!["SADD", "s"];
+        let mut zadd = vec!["ZADD", "z"];
+        for (n, s) in names.iter().zip(&scores) {
+            hset.extend([n.as_str(), "v"]);
+            sadd.push(n);
+            zadd.extend([s.as_str(), n.as_str()]);
         }
-        assert!(calls > 1, "{cmd} pages a large collection");
-        seen.sort();
-        seen.dedup();
-        assert_eq!(seen.len(), 500, "{cmd} visits every element");
+        c.cmd(&hset);
+        c.cmd(&sadd);
+        c.cmd(&zadd);
+    };
+    let removers = [
+        ("HSCAN", "h", 2, "HDEL"),
+        ("SSCAN", "s", 1, "SREM"),
+        ("ZSCAN", "z", 2, "ZREM"),
+    ];
+    // Twice: once untouched, once with every third element removed (and new ones added)
+    // after the first page. Survivors must all be seen, as SCAN guarantees.
+    for churn in [false, true] {
+        c.cmd(&["DEL", "h", "s", "z"]);
+        fill(&mut c);
+        for (cmd, key, stride, remove) in removers {
+            let mut cursor = "0".to_string();
+            let mut seen = Vec::new();
+            let mut calls = 0;
+            loop {
+                let Resp::Array(reply) = c.cmd(&[cmd, key, &cursor, "COUNT", "50"]) else {
+                    panic!("{cmd}: not an array")
+                };
+                cursor = reply[0].text();
+                seen.extend(reply[1].text_items().into_iter().step_by(stride));
+                calls += 1;
+                if churn && calls == 1 {
+                    for n in names.iter().step_by(3) {
+                        c.cmd(&[remove, key, n]);
+                    }
+                    for i in 0..50 {
+                        let new = format!("new{i}");
+                        match key {
+                            "h" => c.cmd(&["HSET", key, &new, "v"]),
+                            "s" => c.cmd(&["SADD", key, &new]),
+                            _ => c.cmd(&["ZADD", key, "5", &new]),
+                        };
+                    }
+                }
+                if cursor == "0" {
+                    break;
+                }
+                assert!(calls < 1000, "{cmd} does not terminate");
+            }
+            assert!(calls > 1, "{cmd} pages a large collection");
+            seen.sort();
+            seen.dedup();
+            let survivors: Vec<&String> = names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !churn || i % 3 != 0)
+                .map(|(_, n)| n)
+                .collect();
+            for n in survivors {
+                assert!(seen.contains(n), "{cmd} (churn {churn}) missed {n}");
+            }
+            if !churn {
+                assert_eq!(seen.len(), 500, "{cmd} visits every element once");
+            }
+        }
+    }
+    for (cmd, key, stride, _) in removers {
         let Resp::Array(reply) = c.cmd(&[cmd, key, "0", "MATCH", "e1?", "COUNT", "1000"]) else {
             panic!("{cmd}: not an array")
         };
-        assert_eq!(reply[1].text_items().len(), 10 * stride, "{cmd} MATCH");
+        assert!(!reply[1].text_items().is_empty(), "{cmd} MATCH");
+        assert!(reply[1]
+            .text_items()
+            .iter()
+            .step_by(stride)
+            .all(|m| m.starts_with("e1") && m.len() == 3));
     }
     // An absurd negative count is refused rather than built in memory.
     assert!(matches!(

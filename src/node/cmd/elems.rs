@@ -61,17 +61,23 @@ pub fn scan_options<'a>(args: &Args<'a>, cursor: u64, from: usize) -> Result<Sca
 
 impl Scan<'_> {
     /// Which positions of a collection of `len` elements this call visits, and the cursor
-    /// to return. Small collections are returned whole. Larger ones are paged by position;
-    /// unlike Redis's reverse-binary cursor this can miss an element when others are
-    /// removed between calls (a removal moves the last element into the gap).
+    /// to return. Small collections are returned whole. Larger ones are paged by position
+    /// from the end down: the cursor is how many positions are still to visit. Removals
+    /// (swap or shift) only ever move an element from a visited position into the
+    /// unvisited range, never the other way, so every element present for the whole scan
+    /// is returned at least once, as SCAN guarantees; additions land past the end, in the
+    /// visited range, and may or may not be seen, as SCAN allows.
     pub fn window(&self, len: usize) -> (std::ops::Range<usize>, u64) {
         if len <= SMALL {
             return (0..len, 0);
         }
-        let start = usize::try_from(self.cursor).unwrap_or(usize::MAX).min(len);
-        let end = start.saturating_add(self.count).min(len);
-        let next = if end >= len { 0 } else { end as u64 };
-        (start..end, next)
+        let end = match usize::try_from(self.cursor) {
+            Ok(0) => len,
+            Ok(c) => c.min(len),
+            Err(_) => len,
+        };
+        let start = end.saturating_sub(self.count);
+        (start..end, start as u64)
     }
     /// True if `item` passes MATCH.
     pub fn matches(&self, item: &[u8]) -> bool {
@@ -311,11 +317,15 @@ mod tests {
             count: 100,
         };
         assert_eq!(scan.window(10), (0..10, 0));
-        assert_eq!(scan.window(250), (0..100, 100));
+        assert_eq!(scan.window(250), (150..250, 150));
         let scan = Scan {
-            cursor: 200,
+            cursor: 150,
             ..scan
         };
-        assert_eq!(scan.window(250), (200..250, 0));
+        assert_eq!(scan.window(250), (50..150, 50));
+        // The collection shrank below the cursor: the rest is still visited.
+        assert_eq!(scan.window(140), (40..140, 40));
+        let scan = Scan { cursor: 50, ..scan };
+        assert_eq!(scan.window(250), (0..50, 0));
     }
 }
