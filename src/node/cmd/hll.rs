@@ -64,11 +64,9 @@ fn put(ctx: &mut Ctx, key: &[u8], value: BytesMut) {
 
 fn pfadd(ctx: &mut Ctx, args: &Args) -> Reply {
     let key = args.get(1);
-    let (mut hll, created) = tri!(take(ctx, key));
-    let mut changed = created;
-    for elem in args.from(2) {
-        changed |= sketch::add(&mut hll, elem);
-    }
+    let (hll, created) = tri!(take(ctx, key));
+    let (hll, grew) = sketch::add_all(hll, args.from(2));
+    let changed = created || grew;
     put(ctx, key, hll);
     if changed {
         ctx.modified(key);
@@ -101,9 +99,7 @@ fn pfmerge(ctx: &mut Ctx, args: &Args) -> Reply {
         }
     }
     let key = args.get(1);
-    let (mut hll, _) = tri!(take(ctx, key));
-    sketch::store(&mut hll, &raw);
-    put(ctx, key, hll);
+    put(ctx, key, sketch::from_raw(&raw));
     ctx.modified(key);
     Reply::Ok
 }
