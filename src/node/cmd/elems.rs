@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use super::{args, Args, Ctx, Reply};
+use crate::resp::encode;
 
 /// Collections up to this size are scanned in one reply with cursor 0, as Redis does for its
 /// compact (listpack) encodings; callers then see exactly Redis's replies for small keys.
@@ -273,6 +274,23 @@ pub fn mpop_args(args: &Args, at: usize) -> Result<Mpop, Reply> {
         count,
         count_arg,
     })
+}
+
+/// An array of bulk strings, encoded up front (the same bytes in RESP2 and RESP3). Range
+/// replies (LRANGE, ZRANGE, HKEYS) are the hot path of read-heavy workloads: one buffer
+/// beats building a `Reply` per element, each holding a reference-counted handle that must
+/// be taken and released.
+pub fn bulk_array<'a, I>(items: I) -> Reply
+where
+    I: ExactSizeIterator<Item = &'a [u8]> + Clone,
+{
+    let size: usize = items.clone().map(|b| b.len() + 16).sum();
+    let mut out = bytes::BytesMut::with_capacity(size + 16);
+    encode::array_len(&mut out, items.len());
+    for b in items {
+        encode::bulk(&mut out, b);
+    }
+    Reply::Raw(out.freeze())
 }
 
 /// Bytes of a decimal integer (for rewritten propagation and cursors).

@@ -174,7 +174,7 @@ fn lrange(ctx: &mut Ctx, args: &Args) -> Reply {
     };
     match rank_range(start, stop, l.len()) {
         None => Reply::Array(Vec::new()),
-        Some((a, b)) => Reply::Array(l.range(a..=b).map(|v| Reply::Bulk(v.clone())).collect()),
+        Some((a, b)) => elems::bulk_array(l.range(a..=b).map(|v| &v[..])),
     }
 }
 
