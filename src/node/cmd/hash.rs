@@ -153,16 +153,18 @@ fn hstrlen(ctx: &mut Ctx, args: &Args) -> Reply {
 
 fn hkeys(ctx: &mut Ctx, args: &Args) -> Reply {
     let h = tri!(ctx.read::<Hash>(args.get(1)));
-    Reply::Array(h.map_or_else(Vec::new, |h| {
-        h.keys().map(|k| Reply::Bulk(k.clone())).collect()
-    }))
+    match h {
+        Some(h) => elems::bulk_array(h.keys().map(|k| &k[..])),
+        None => Reply::Array(Vec::new()),
+    }
 }
 
 fn hvals(ctx: &mut Ctx, args: &Args) -> Reply {
     let h = tri!(ctx.read::<Hash>(args.get(1)));
-    Reply::Array(h.map_or_else(Vec::new, |h| {
-        h.values().map(|v| Reply::Bulk(v.clone())).collect()
-    }))
+    match h {
+        Some(h) => elems::bulk_array(h.values().map(|v| &v[..])),
+        None => Reply::Array(Vec::new()),
+    }
 }
 
 fn hgetall(ctx: &mut Ctx, args: &Args) -> Reply {

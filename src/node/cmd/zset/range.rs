@@ -4,13 +4,15 @@
 
 use std::ops::Bound;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::node::args::{parse_float, Args};
 use crate::node::cmd::hash::{push_pair, tri};
 use crate::node::cmd::list::rank_range;
-use crate::node::cmd::{args, Ctx, Reply, Value, ZSet};
+use crate::node::cmd::{args, elems, Ctx, Reply, Value, ZSet};
+use crate::node::reply::format_double;
 use crate::node::value::Score;
+use crate::resp::encode;
 use crate::resp::Protocol;
 
 /// `ERR min or max is not a float`
@@ -302,7 +304,32 @@ pub fn zrange(ctx: &mut Ctx, args: &Args, shape: Shape) -> Reply {
         }
         return store_result(ctx, args, d, out);
     }
-    Reply::Array(scored_items(picked, with_scores, resp3))
+    if !with_scores {
+        return elems::bulk_array(picked.iter().map(|(m, _)| &m[..]));
+    }
+    scored_raw(&picked, resp3)
+}
+
+/// Member/score pairs encoded up front (see [`elems::bulk_array`]): RESP2 flat with scores
+/// as bulk text, RESP3 as `[member, double]` pairs.
+fn scored_raw(items: &[(Bytes, f64)], resp3: bool) -> Reply {
+    let size: usize = items.iter().map(|(m, _)| m.len() + 48).sum();
+    let mut out = BytesMut::with_capacity(size + 16);
+    encode::array_len(&mut out, items.len() * if resp3 { 1 } else { 2 });
+    for (m, s) in items {
+        let score = format_double(*s);
+        if resp3 {
+            encode::array_len(&mut out, 2);
+            encode::bulk(&mut out, m);
+            out.extend_from_slice(b",");
+            out.extend_from_slice(score.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        } else {
+            encode::bulk(&mut out, m);
+            encode::bulk(&mut out, score.as_bytes());
+        }
+    }
+    Reply::Raw(out.freeze())
 }
 
 /// Member/score pairs as ZRANGE answers them: members only, or with scores (RESP2 flat,
