@@ -1,20 +1,19 @@
 //! Sorted-set commands: ZADD, ZINCRBY, ZREM, ZCARD, ZSCORE, ZMSCORE, ZCOUNT, ZLEXCOUNT, ZRANK,
-//! ZREVRANK, the ZRANGE family (in `range`), ZPOPMIN/ZPOPMAX/ZMPOP and their blocking forms,
-//! ZUNION/ZINTER/ZDIFF, their STORE forms and ZINTERCARD (in `store`), ZREMRANGEBYSCORE/BYRANK/BYLEX, ZRANDMEMBER, ZSCAN.
+//! ZREVRANK and ZREMRANGEBYSCORE/BYRANK/BYLEX here; the ZRANGE family in `range`;
+//! ZPOPMIN/ZPOPMAX/ZMPOP and their blocking forms in `pop`; ZUNION/ZINTER/ZDIFF, their STORE
+//! forms and ZINTERCARD in `store`; ZRANDMEMBER and ZSCAN in `sample`.
 
+mod pop;
 mod range;
+mod sample;
 mod store;
 
 use bytes::Bytes;
 
-use self::range::{by_rank, scored_items, LexRange, ScoreRange, Shape};
+use self::range::{by_rank, LexRange, ScoreRange, Shape};
 use self::store::{Op, Output};
-use super::elems;
-use super::hash::{push_pair, rand_args, rand_positions, tri};
+use super::hash::tri;
 use super::{args, Args, Command, Ctx, Flags, Reply, ZSet};
-use crate::node::reply::format_double;
-use crate::node::value::Score;
-use crate::resp::Protocol;
 
 const W: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
 const WF: Flags = Flags::WRITE.with(Flags::FAST);
@@ -42,12 +41,18 @@ pub static COMMANDS: &[Command] = &[
     Command::new("zrangebylex", zrangebylex, -4, R).keys(1, 1, 1),
     Command::new("zrevrangebylex", zrevrangebylex, -4, R).keys(1, 1, 1),
     Command::new("zrevrange", zrevrange, -4, R).keys(1, 1, 1),
-    Command::new("zpopmin", zpopmin, -2, WF).keys(1, 1, 1),
-    Command::new("zpopmax", zpopmax, -2, WF).keys(1, 1, 1),
-    Command::new("bzpopmin", bzpopmin, -3, WB).keys(1, -2, 1),
-    Command::new("bzpopmax", bzpopmax, -3, WB).keys(1, -2, 1),
-    Command::new("zmpop", zmpop, -4, Flags::WRITE).keys(0, 0, 0),
-    Command::new("bzmpop", bzmpop, -5, Flags::WRITE.with(Flags::BLOCKING)).keys(0, 0, 0),
+    Command::new("zpopmin", pop::zpopmin, -2, WF).keys(1, 1, 1),
+    Command::new("zpopmax", pop::zpopmax, -2, WF).keys(1, 1, 1),
+    Command::new("bzpopmin", pop::bzpopmin, -3, WB).keys(1, -2, 1),
+    Command::new("bzpopmax", pop::bzpopmax, -3, WB).keys(1, -2, 1),
+    Command::new("zmpop", pop::zmpop, -4, Flags::WRITE).keys(0, 0, 0),
+    Command::new(
+        "bzmpop",
+        pop::bzmpop,
+        -5,
+        Flags::WRITE.with(Flags::BLOCKING),
+    )
+    .keys(0, 0, 0),
     Command::new("zunionstore", zunionstore, -4, WD).keys(1, 1, 1),
     Command::new("zinterstore", zinterstore, -4, WD).keys(1, 1, 1),
     Command::new("zdiffstore", zdiffstore, -4, WD).keys(1, 1, 1),
@@ -58,8 +63,8 @@ pub static COMMANDS: &[Command] = &[
     Command::new("zremrangebyscore", zremrangebyscore, 4, Flags::WRITE).keys(1, 1, 1),
     Command::new("zremrangebyrank", zremrangebyrank, 4, Flags::WRITE).keys(1, 1, 1),
     Command::new("zremrangebylex", zremrangebylex, 4, Flags::WRITE).keys(1, 1, 1),
-    Command::new("zrandmember", zrandmember, -2, R).keys(1, 1, 1),
-    Command::new("zscan", zscan, -3, R).keys(1, 1, 1),
+    Command::new("zrandmember", sample::zrandmember, -2, R).keys(1, 1, 1),
+    Command::new("zscan", sample::zscan, -3, R).keys(1, 1, 1),
 ];
 
 /// `ERR resulting score is not a number (NaN)`
@@ -292,129 +297,6 @@ fn zrevrange(ctx: &mut Ctx, args: &Args) -> Reply {
     range::zrange(ctx, args, shape(Some(range::Kind::Rank), Some(true)))
 }
 
-/// ZPOPMIN/ZPOPMAX: without a count a flat `[member, score]`; with one, pairs (nested in
-/// RESP3).
-fn zpop(ctx: &mut Ctx, args: &Args, max: bool) -> Reply {
-    if args.len() > 3 {
-        return args::syntax();
-    }
-    let count = if args.len() == 3 {
-        Some(tri!(elems::positive_count(args, 2)))
-    } else {
-        None
-    };
-    let key = args.get(1);
-    let resp3 = ctx.proto() == Protocol::Resp3;
-    let Some(z) = tri!(ctx.write::<ZSet>(key)) else {
-        return Reply::Array(Vec::new());
-    };
-    let n = count.unwrap_or(1).min(z.len());
-    if n == 0 {
-        return Reply::Array(Vec::new());
-    }
-    let popped: Vec<(Bytes, f64)> = (0..n).filter_map(|_| z.pop(max)).collect();
-    ctx.delete_if_empty::<ZSet>(key);
-    ctx.modified(key);
-    Reply::Array(scored_items(popped, true, resp3 && count.is_some()))
-}
-
-fn zpopmin(ctx: &mut Ctx, args: &Args) -> Reply {
-    zpop(ctx, args, false)
-}
-fn zpopmax(ctx: &mut Ctx, args: &Args) -> Reply {
-    zpop(ctx, args, true)
-}
-
-/// BZPOPMIN/BZPOPMAX: `[key, member, score]` from the first non-empty key, propagated as
-/// ZPOPMIN/ZPOPMAX; otherwise block.
-fn bzpop(ctx: &mut Ctx, args: &Args, max: bool) -> Reply {
-    let timeout = tri!(args::timeout(args.get(args.len() - 1)));
-    let keys = 1..args.len() - 1;
-    for i in keys.clone() {
-        let key = args.get(i);
-        let Some(z) = tri!(ctx.write::<ZSet>(key)) else {
-            continue;
-        };
-        let Some((m, s)) = z.pop(max) else { continue };
-        ctx.delete_if_empty::<ZSet>(key);
-        ctx.modified(key);
-        let name: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
-        ctx.propagate_as(vec![Bytes::from_static(name), args.owned(i)]);
-        return Reply::Array(vec![
-            Reply::Bulk(args.owned(i)),
-            Reply::Bulk(m),
-            Reply::Double(s),
-        ]);
-    }
-    ctx.block(
-        keys.map(|i| args.owned(i)).collect(),
-        timeout,
-        Reply::NullArray,
-    )
-}
-
-fn bzpopmin(ctx: &mut Ctx, args: &Args) -> Reply {
-    bzpop(ctx, args, false)
-}
-fn bzpopmax(ctx: &mut Ctx, args: &Args) -> Reply {
-    bzpop(ctx, args, true)
-}
-
-/// ZMPOP/BZMPOP: up to COUNT members from the first non-empty sorted set, as
-/// `[key, [[member, score]...]]` (nested in both protocols), propagated as ZPOPMIN/ZPOPMAX
-/// with the count.
-fn zmpop_generic(ctx: &mut Ctx, args: &Args, at: usize, blocking: bool) -> Reply {
-    let m = tri!(elems::mpop_args(args, at));
-    let max = if args.is(m.side, "MAX") {
-        true
-    } else if args.is(m.side, "MIN") {
-        false
-    } else {
-        return args::syntax();
-    };
-    let timeout = if blocking {
-        tri!(args::timeout(args.get(1)))
-    } else {
-        None
-    };
-    for i in m.keys.clone() {
-        let key = args.get(i);
-        let Some(z) = tri!(ctx.write::<ZSet>(key)) else {
-            continue;
-        };
-        let n = m.count.min(z.len());
-        let popped: Vec<(Bytes, f64)> = (0..n).filter_map(|_| z.pop(max)).collect();
-        if popped.is_empty() {
-            continue;
-        }
-        ctx.delete_if_empty::<ZSet>(key);
-        ctx.modified(key);
-        let name: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
-        ctx.propagate_as(vec![Bytes::from_static(name), args.owned(i), m.count_arg]);
-        let pairs = popped
-            .into_iter()
-            .map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)]))
-            .collect();
-        return Reply::Array(vec![Reply::Bulk(args.owned(i)), Reply::Array(pairs)]);
-    }
-    if blocking {
-        ctx.block(
-            m.keys.map(|i| args.owned(i)).collect(),
-            timeout,
-            Reply::NullArray,
-        )
-    } else {
-        Reply::NullArray
-    }
-}
-
-fn zmpop(ctx: &mut Ctx, args: &Args) -> Reply {
-    zmpop_generic(ctx, args, 1, false)
-}
-fn bzmpop(ctx: &mut Ctx, args: &Args) -> Reply {
-    zmpop_generic(ctx, args, 2, true)
-}
-
 fn zunionstore(ctx: &mut Ctx, args: &Args) -> Reply {
     store::combine(ctx, args, Op::Union, Output::Store, "zunionstore")
 }
@@ -479,156 +361,4 @@ fn zremrangebylex(ctx: &mut Ctx, args: &Args) -> Reply {
             .map(|(m, _)| m.clone())
             .collect()
     })
-}
-
-fn zrandmember(ctx: &mut Ctx, args: &Args) -> Reply {
-    let opts = tri!(rand_args(args, "WITHSCORES"));
-    let key = args.get(1);
-    let len = match tri!(ctx.read::<ZSet>(key)) {
-        None if opts.is_none() => return Reply::Null,
-        None => return Reply::Array(Vec::new()),
-        Some(z) => z.len(),
-    };
-    let (picks, with_scores) = match opts {
-        None => (vec![elems::random_index(ctx, len)], false),
-        // Everything: Redis 7.0 lists the whole sorted set from the highest score down.
-        Some((count, w)) if count >= len as i64 => ((0..len).rev().collect(), w),
-        Some((count, w)) => (rand_positions(ctx, len, count), w),
-    };
-    let resp3 = ctx.proto() == Protocol::Resp3;
-    let Some(z) = tri!(ctx.read::<ZSet>(key)) else {
-        return Reply::Null;
-    };
-    // The ordered index has no positional access: fetch every wanted position in one
-    // ascending walk, then answer in the picks' (random) order.
-    let mut wanted = picks.clone();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let mut found: Vec<(&Bytes, f64)> = Vec::with_capacity(wanted.len());
-    let mut next = wanted.iter().peekable();
-    for (pos, item) in z.iter().enumerate() {
-        match next.peek() {
-            Some(&&p) if p == pos => {
-                found.push(item);
-                next.next();
-            }
-            Some(_) => {}
-            None => break,
-        }
-    }
-    let at = |p: usize| wanted.binary_search(&p).ok().and_then(|i| found.get(i));
-    if opts.is_none() {
-        return Reply::opt_bulk(at(picks[0]).map(|(m, _)| (*m).clone()));
-    }
-    let mut out = Vec::with_capacity(picks.len() * if with_scores { 2 } else { 1 });
-    for p in picks {
-        if let Some((m, s)) = at(p) {
-            if with_scores {
-                push_pair(
-                    &mut out,
-                    resp3,
-                    Reply::Bulk((*m).clone()),
-                    Reply::Double(*s),
-                );
-            } else {
-                out.push(Reply::Bulk((*m).clone()));
-            }
-        }
-    }
-    Reply::Array(out)
-}
-
-/// ZSCAN's cursor space: a score's position in the total order, halved so cursors stay
-/// below 2^63 for clients that parse them as signed. Never 0 for a stored score.
-fn scan_bucket(score: f64) -> u64 {
-    let bits = score.to_bits();
-    let key = if score.is_sign_negative() {
-        !bits
-    } else {
-        bits | 1 << 63
-    };
-    key >> 1
-}
-
-/// The lowest score in cursor bucket `bucket`.
-fn bucket_floor(bucket: u64) -> f64 {
-    let key = bucket << 1;
-    f64::from_bits(if key & 1 << 63 != 0 {
-        key & !(1 << 63)
-    } else {
-        !key
-    })
-}
-
-/// ZSCAN: small sorted sets whole; larger ones by score, the cursor being the score bucket
-/// to resume from. Being value-based, it survives any additions and removals between
-/// calls; a page ends on a bucket boundary so no member is split from its equals.
-fn zscan(ctx: &mut Ctx, args: &Args) -> Reply {
-    let cursor = tri!(elems::cursor(args.get(2)));
-    let Some(z) = tri!(ctx.read::<ZSet>(args.get(1))) else {
-        return elems::scan_reply(0, Vec::new());
-    };
-    let scan = tri!(elems::scan_options(args, cursor, 3));
-    let mut out = Vec::new();
-    let mut push = |m: &Bytes, s: f64| {
-        if scan.matches(m) {
-            out.push(Reply::Bulk(m.clone()));
-            out.push(Reply::Bulk(Bytes::from(format_double(s))));
-        }
-    };
-    if z.len() <= elems::SMALL {
-        z.iter().for_each(|(m, s)| push(m, s));
-        return elems::scan_reply(0, out);
-    }
-    let from = if cursor == 0 {
-        f64::NEG_INFINITY
-    } else {
-        bucket_floor(cursor)
-    };
-    let lower = (Score(from), Bytes::new());
-    let mut it = z.ordered().range(lower..).map(|(s, m)| (m, s.0)).peekable();
-    let mut last = None;
-    for _ in 0..scan.count {
-        let Some((m, s)) = it.next() else { break };
-        push(m, s);
-        last = Some(scan_bucket(s));
-    }
-    let Some(last) = last else {
-        return elems::scan_reply(0, out);
-    };
-    while let Some((m, s)) = it.next_if(|(_, s)| scan_bucket(*s) == last) {
-        push(m, s);
-    }
-    let next = if it.peek().is_some() { last + 1 } else { 0 };
-    elems::scan_reply(next, out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scan_buckets_keep_score_order_and_stay_positive() {
-        let scores = [
-            f64::NEG_INFINITY,
-            -1e300,
-            -2.5,
-            -0.0,
-            0.0,
-            1e-300,
-            3.0,
-            f64::INFINITY,
-        ];
-        for w in scores.windows(2) {
-            assert!(scan_bucket(w[0]) <= scan_bucket(w[1]), "{w:?}");
-        }
-        for s in scores {
-            let b = scan_bucket(s);
-            assert!(b > 0 && b < 1 << 63);
-            // In the total order used by the index (below -inf is a negative NaN, which the
-            // index orders before everything: still a valid lower bound).
-            assert!(bucket_floor(b).total_cmp(&s).is_le(), "{s}");
-            assert_eq!(scan_bucket(bucket_floor(b)), b);
-        }
-    }
 }
