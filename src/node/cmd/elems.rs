@@ -2,10 +2,37 @@
 //! paging, glob matching for MATCH, random picks, and the "count" argument of SPOP and
 //! friends.
 
+mod glob;
+mod pick;
+
 use bytes::Bytes;
 
-use super::{args, Args, Ctx, Reply};
+use super::{args, Args, Reply};
 use crate::resp::encode;
+
+pub use glob::glob_match;
+pub(crate) use pick::{check_repeats, distinct_indices, rand_args, rand_positions, random_index};
+
+/// Unwraps a `Result<_, Reply>` inside a handler: the error is the reply.
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return e,
+        }
+    };
+}
+pub(crate) use tri;
+
+/// A pair reply element: RESP3 nests pairs, RESP2 flattens them (done by the caller).
+pub(crate) fn push_pair(out: &mut Vec<Reply>, resp3: bool, a: Reply, b: Reply) {
+    if resp3 {
+        out.push(Reply::Array(vec![a, b]));
+    } else {
+        out.push(a);
+        out.push(b);
+    }
+}
 
 /// Collections up to this size are scanned in one reply with cursor 0, as Redis does for its
 /// compact (listpack) encodings; callers then see exactly Redis's replies for small keys.
@@ -93,131 +120,6 @@ pub fn scan_reply(next: u64, items: Vec<Reply>) -> Reply {
         Reply::Bulk(Bytes::copy_from_slice(n.format(next).as_bytes())),
         Reply::Array(items),
     ])
-}
-
-/// Redis's glob (`stringmatchlen`): `*`, `?`, `[abc]`, `[^a-z]`, `\x`; case-sensitive.
-pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
-    let (mut p, mut i) = (0, 0);
-    // Backtracking point for the last `*`: pattern position after it, and string position.
-    let mut star: Option<(usize, usize)> = None;
-    while i < s.len() {
-        if p < pattern.len() {
-            match pattern[p] {
-                b'*' => {
-                    while p < pattern.len() && pattern[p] == b'*' {
-                        p += 1;
-                    }
-                    if p == pattern.len() {
-                        return true;
-                    }
-                    star = Some((p, i));
-                    continue;
-                }
-                b'?' => {
-                    p += 1;
-                    i += 1;
-                    continue;
-                }
-                b'[' => {
-                    if let Some((ok, next)) = class_match(pattern, p + 1, s[i]) {
-                        if ok {
-                            p = next;
-                            i += 1;
-                            continue;
-                        }
-                    }
-                }
-                b'\\' if p + 1 < pattern.len() => {
-                    if pattern[p + 1] == s[i] {
-                        p += 2;
-                        i += 1;
-                        continue;
-                    }
-                }
-                c => {
-                    if c == s[i] {
-                        p += 1;
-                        i += 1;
-                        continue;
-                    }
-                }
-            }
-        }
-        // Mismatch: let the last `*` swallow one more byte, or fail.
-        match star {
-            Some((sp, si)) => {
-                p = sp;
-                i = si + 1;
-                star = Some((sp, si + 1));
-            }
-            None => return false,
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
-}
-
-/// Matches `c` against the class starting at `pattern[p]` (after `[`); returns whether it
-/// matched and the pattern position after the closing `]`. An unterminated class ends at the
-/// end of the pattern, as in Redis.
-fn class_match(pattern: &[u8], mut p: usize, c: u8) -> Option<(bool, usize)> {
-    let negate = pattern.get(p) == Some(&b'^');
-    if negate {
-        p += 1;
-    }
-    let mut hit = false;
-    loop {
-        match pattern.get(p) {
-            None => break,
-            Some(b']') => {
-                p += 1;
-                break;
-            }
-            Some(b'\\') if p + 1 < pattern.len() => {
-                hit |= pattern[p + 1] == c;
-                p += 2;
-            }
-            Some(&lo) if pattern.get(p + 1) == Some(&b'-') && p + 2 < pattern.len() => {
-                let hi = pattern[p + 2];
-                let (lo, hi) = if lo > hi { (hi, lo) } else { (lo, hi) };
-                hit |= (lo..=hi).contains(&c);
-                p += 3;
-            }
-            Some(&x) => {
-                hit |= x == c;
-                p += 1;
-            }
-        }
-    }
-    Some((hit != negate, p))
-}
-
-/// A random index below `len` (which must be non-zero).
-pub fn random_index(ctx: &mut Ctx, len: usize) -> usize {
-    (ctx.store.random() % len as u64) as usize
-}
-
-/// `count` distinct random positions below `len` (`count < len`), in random order. Picks by
-/// rejection when few are wanted and by a partial shuffle otherwise, so neither case walks
-/// far more than it returns.
-pub fn distinct_indices(ctx: &mut Ctx, len: usize, count: usize) -> Vec<usize> {
-    if count * 4 < len {
-        let mut seen = std::collections::HashSet::with_capacity(count);
-        let mut out = Vec::with_capacity(count);
-        while out.len() < count {
-            let i = random_index(ctx, len);
-            if seen.insert(i) {
-                out.push(i);
-            }
-        }
-        return out;
-    }
-    let mut all: Vec<usize> = (0..len).collect();
-    for k in 0..count {
-        let j = k + random_index(ctx, len - k);
-        all.swap(k, j);
-    }
-    all.truncate(count);
-    all
 }
 
 /// An optional "count" that must be non-negative (SPOP, LPOP, ZPOPMIN), with Redis's error.
@@ -308,24 +210,6 @@ mod resp3;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs_follow_redis() {
-        let m = |p: &str, s: &str| glob_match(p.as_bytes(), s.as_bytes());
-        assert!(m("*", ""));
-        assert!(m("f*", "foo"));
-        assert!(m("*o", "foo"));
-        assert!(!m("*x", "foo"));
-        assert!(m("f?o", "foo"));
-        assert!(m("h[ae]llo", "hallo"));
-        assert!(!m("h[^e]llo", "hello"));
-        assert!(m("h[a-b]llo", "hbllo"));
-        assert!(m("h\\*", "h*"));
-        assert!(!m("h\\*", "hx"));
-        assert!(m("a*b*c", "aXbYbZc"));
-        assert!(!m("a*b*c", "aXbYbZ"));
-        assert!(m("**a", "ba"));
-    }
 
     #[test]
     fn windows_page_large_collections() {

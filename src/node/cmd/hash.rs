@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 
-use super::elems::{self, SMALL};
-use super::{args, Args, Command, Ctx, Flags, Hash, Reply};
+use super::elems::{self, push_pair, rand_args, rand_positions, tri, SMALL};
+use super::{Args, Command, Ctx, Flags, Hash, Reply};
 use crate::node::args::{arity_error, parse_float, parse_int};
 
 const W: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
@@ -31,17 +31,6 @@ pub static COMMANDS: &[Command] = &[
     Command::new("hrandfield", hrandfield, -2, R).keys(1, 1, 1),
     Command::new("hscan", hscan, -3, R).keys(1, 1, 1),
 ];
-
-/// Unwraps a `Result<_, Reply>` inside a handler: the error is the reply.
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return e,
-        }
-    };
-}
-pub(crate) use tri;
 
 /// Removes `field` keeping the order of the rest while the hash is small (Redis's listpack
 /// keeps insertion order, and clients see it in HGETALL); large hashes use the O(1) removal.
@@ -248,62 +237,6 @@ pub(crate) fn human_float(v: f64) -> String {
     }
     let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
     format!("{rounded}")
-}
-
-/// Parsed HRANDFIELD/ZRANDMEMBER arguments: `None` for the single-element form, else the
-/// count and WITHVALUES/WITHSCORES.
-pub(crate) fn rand_args(args: &Args, with: &str) -> Result<Option<(i64, bool)>, Reply> {
-    if args.len() < 3 {
-        return Ok(None);
-    }
-    let count = args.int(2)?;
-    let with_values = match args.len() {
-        3 => false,
-        4 if args.is(3, with) => true,
-        _ => return Err(args::syntax()),
-    };
-    if with_values && count < -(i64::MAX / 2) {
-        return Err(Reply::error("ERR value is out of range"));
-    }
-    check_repeats(count)?;
-    Ok(Some((count, with_values)))
-}
-
-/// Most elements a negative-count random pick answers. Redis would try to stream any
-/// number; we build the reply in memory, so an absurd count is refused instead of
-/// exhausting memory (a deliberate difference).
-const MAX_REPEATED_PICKS: u64 = 10_000_000;
-
-/// Refuses negative counts beyond [`MAX_REPEATED_PICKS`].
-pub(crate) fn check_repeats(count: i64) -> Result<(), Reply> {
-    if count < 0 && count.unsigned_abs() > MAX_REPEATED_PICKS {
-        return Err(Reply::error("ERR value is out of range"));
-    }
-    Ok(())
-}
-
-/// Which positions a random pick with `count` visits over `len` elements, in Redis's shape:
-/// negative counts repeat, counts at least the size give everything in order.
-pub(crate) fn rand_positions(ctx: &mut Ctx, len: usize, count: i64) -> Vec<usize> {
-    if count < 0 {
-        let n = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
-        return (0..n).map(|_| elems::random_index(ctx, len)).collect();
-    }
-    let n = usize::try_from(count).unwrap_or(usize::MAX);
-    if n >= len {
-        return (0..len).collect();
-    }
-    elems::distinct_indices(ctx, len, n)
-}
-
-/// A pair reply element: RESP3 nests pairs, RESP2 flattens them (done by the caller).
-pub(crate) fn push_pair(out: &mut Vec<Reply>, resp3: bool, a: Reply, b: Reply) {
-    if resp3 {
-        out.push(Reply::Array(vec![a, b]));
-    } else {
-        out.push(a);
-        out.push(b);
-    }
 }
 
 fn hrandfield(ctx: &mut Ctx, args: &Args) -> Reply {

@@ -5,7 +5,7 @@ mod sketch;
 
 use bytes::{Bytes, BytesMut};
 
-use super::hash::tri;
+use super::elems::tri;
 use super::{Args, Command, Ctx, Flags, Reply, Value};
 
 /// The HyperLogLog family.

@@ -7,7 +7,7 @@ mod multi;
 use bytes::Bytes;
 
 use super::elems;
-use super::hash::tri;
+use super::elems::tri;
 use super::{args, Args, Command, Ctx, Flags, List, Reply};
 use crate::node::args::arity_error;
 

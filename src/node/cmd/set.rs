@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 
+use super::elems::tri;
 use super::elems::{self, SMALL};
-use super::hash::tri;
 use super::{args, Args, Command, Ctx, Flags, Reply, Set, Value};
 use crate::node::args::parse_int;
 
@@ -203,7 +203,7 @@ fn srandmember(ctx: &mut Ctx, args: &Args) -> Reply {
     }
     let count = if args.len() == 3 {
         let n = tri!(args.int(2));
-        tri!(super::hash::check_repeats(n));
+        tri!(elems::check_repeats(n));
         Some(n)
     } else {
         None
@@ -218,7 +218,7 @@ fn srandmember(ctx: &mut Ctx, args: &Args) -> Reply {
         let s = tri!(ctx.read::<Set>(key));
         return Reply::opt_bulk(s.and_then(|s| s.get_index(i)).cloned());
     };
-    let picks = super::hash::rand_positions(ctx, len, count);
+    let picks = elems::rand_positions(ctx, len, count);
     let Some(s) = tri!(ctx.read::<Set>(key)) else {
         return Reply::Array(Vec::new());
     };

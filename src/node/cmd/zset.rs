@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use self::range::{by_rank, LexRange, ScoreRange, Shape};
 use self::store::{Op, Output};
-use super::hash::tri;
+use super::elems::tri;
 use super::{args, Args, Command, Ctx, Flags, Reply, ZSet};
 
 const W: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::{move_one, End};
-use crate::node::cmd::hash::tri;
+use crate::node::cmd::elems::tri;
 use crate::node::cmd::{args, elems, Args, Ctx, List, Reply};
 
 /// BLPOP/BRPOP: the first non-empty list among the keys gives an element; otherwise block.

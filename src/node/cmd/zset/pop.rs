@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::range::scored_items;
-use crate::node::cmd::hash::tri;
+use crate::node::cmd::elems::tri;
 use crate::node::cmd::{args, elems, Args, Ctx, Reply, ZSet};
 use crate::resp::Protocol;
 

@@ -7,7 +7,7 @@ use std::ops::Bound;
 use bytes::{Bytes, BytesMut};
 
 use crate::node::args::{parse_float, Args};
-use crate::node::cmd::hash::{push_pair, tri};
+use crate::node::cmd::elems::{push_pair, tri};
 use crate::node::cmd::list::rank_range;
 use crate::node::cmd::{args, elems, Ctx, Reply, Value, ZSet};
 use crate::node::reply::format_double;

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::node::cmd::hash::{push_pair, rand_args, rand_positions, tri};
+use crate::node::cmd::elems::{push_pair, rand_args, rand_positions, tri};
 use crate::node::cmd::{elems, Args, Ctx, Reply, ZSet};
 use crate::node::reply::format_double;
 use crate::node::value::Score;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::range::{scored_items, store_result};
-use crate::node::cmd::hash::tri;
+use crate::node::cmd::elems::tri;
 use crate::node::cmd::{args, Args, Ctx, Reply, Set, Value, ZSet};
 use crate::resp::Protocol;
 
