@@ -1248,3 +1248,55 @@ fn every_command_checks_types_like_redis() {
         }
     }
 }
+
+#[test]
+fn multi_pops_wake_and_time_out() {
+    let node = Node::start();
+    let mut waiter = node.client();
+    let mut writer = node.client();
+    // BLPOP woken by LPUSH: the element pushed last is at the head.
+    waiter.send(&["BLPOP", "lq", "0"]);
+    waiter.set_timeout(Duration::from_millis(50));
+    assert!(waiter.try_read().is_err(), "BLPOP must block");
+    waiter.set_timeout(Duration::from_secs(10));
+    assert_eq!(writer.cmd(&["LPUSH", "lq", "a", "b"]), Resp::Int(2));
+    assert_eq!(
+        waiter.read(),
+        Resp::Array(vec![Resp::Bulk(b"lq".to_vec()), Resp::Bulk(b"b".to_vec())])
+    );
+    // BLMPOP takes up to COUNT from the list that became ready.
+    waiter.send(&["BLMPOP", "0", "2", "m1", "m2", "RIGHT", "COUNT", "5"]);
+    writer.cmd(&["RPUSH", "m2", "x", "y"]);
+    assert_eq!(
+        waiter.read(),
+        Resp::Array(vec![
+            Resp::Bulk(b"m2".to_vec()),
+            Resp::Array(vec![Resp::Bulk(b"y".to_vec()), Resp::Bulk(b"x".to_vec())]),
+        ])
+    );
+    // BZMPOP likewise for sorted sets.
+    waiter.send(&["BZMPOP", "0", "1", "zq", "MAX"]);
+    writer.cmd(&["ZADD", "zq", "1", "a", "2", "b"]);
+    assert_eq!(
+        waiter.read(),
+        Resp::Array(vec![
+            Resp::Bulk(b"zq".to_vec()),
+            Resp::Array(vec![Resp::Array(vec![
+                Resp::Bulk(b"b".to_vec()),
+                Resp::Bulk(b"2".to_vec()),
+            ])]),
+        ])
+    );
+    // Timeouts answer the null array, as Redis 7.0 does for all of these.
+    for cmd in [
+        &["BLMOVE", "none", "dst", "LEFT", "LEFT", "0.02"][..],
+        &["BRPOPLPUSH", "none", "dst", "0.02"],
+        &["BLMPOP", "0.02", "1", "none", "LEFT"],
+        &["BZMPOP", "0.02", "1", "none", "MIN"],
+        &["BZPOPMIN", "none", "0.02"],
+    ] {
+        assert_eq!(waiter.cmd_raw(cmd), b"*-1\r\n", "{cmd:?}");
+    }
+    // The timed-out moves created nothing.
+    assert_eq!(writer.cmd(&["EXISTS", "dst"]), Resp::Int(0));
+}
