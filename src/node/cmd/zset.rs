@@ -14,6 +14,7 @@ use self::range::{by_rank, LexRange, ScoreRange, Shape};
 use self::store::{Op, Output};
 use super::elems::tri;
 use super::{args, Args, Command, Ctx, Flags, Reply, ZSet};
+use crate::node::value::Score;
 
 const W: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
 const WF: Flags = Flags::WRITE.with(Flags::FAST);
@@ -243,10 +244,30 @@ fn rank(ctx: &mut Ctx, args: &Args, rev: bool) -> Reply {
     let Some(z) = tri!(ctx.read::<ZSet>(args.get(1))) else {
         return Reply::Null;
     };
-    match z.rank(args.get(2)) {
+    match rank_of(z, args.get(2)) {
         Some(r) if rev => Reply::Int((z.len() - 1 - r) as i64),
         Some(r) => Reply::Int(r as i64),
         None => Reply::Null,
+    }
+}
+
+/// 0-based ascending rank of `member`. The ordered index has no rank counts, so this walks
+/// in from both ends at once and stops at whichever reaches the member first: members near
+/// either end (a leaderboard's top, ZREVRANK) cost little, the middle half of the set.
+fn rank_of(z: &ZSet, member: &[u8]) -> Option<usize> {
+    let key = (Score(z.score(member)?), Bytes::copy_from_slice(member));
+    let mut below = z.ordered().range(..key.clone());
+    let mut at_or_above = z.ordered().range(key..).rev();
+    let (mut n_below, mut n_above) = (0, 0);
+    loop {
+        if below.next().is_none() {
+            return Some(n_below);
+        }
+        n_below += 1;
+        if at_or_above.next().is_none() {
+            return Some(z.len() - n_above);
+        }
+        n_above += 1;
     }
 }
 
@@ -361,4 +382,23 @@ fn zremrangebylex(ctx: &mut Ctx, args: &Args) -> Reply {
             .map(|(m, _)| m.clone())
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_from_either_end() {
+        let mut z = ZSet::default();
+        for i in 0..101 {
+            z.insert(Bytes::from(format!("m{i:03}")), f64::from(i % 7));
+        }
+        let order: Vec<Bytes> = z.iter().map(|(m, _)| m.clone()).collect();
+        for (r, m) in order.iter().enumerate() {
+            assert_eq!(rank_of(&z, m), Some(r), "{m:?}");
+            assert_eq!(z.rank(m), Some(r));
+        }
+        assert_eq!(rank_of(&z, b"nope"), None);
+    }
 }
