@@ -1002,7 +1002,7 @@ fn random_sequence(p: &mut Pair, mut g: Gen) {
     let mut lines = Vec::new();
     for _ in 0..3000 {
         let m = g.pick(&members);
-        let line = match g.below(30) {
+        let line = match g.below(40) {
             0 => format!("RPUSH l{} {m} {}", g.below(2), g.pick(&members)),
             1 => format!("LPUSH l{} {m}", g.below(2)),
             2 => format!("LRANGE l{} {} {}", g.below(2), g.int(-8, 8), g.int(-8, 8)),
@@ -1111,6 +1111,38 @@ fn random_sequence(p: &mut Pair, mut g: Gen) {
                 g.pick(&["SUM", "MIN", "MAX"])
             ),
             28 => "ZRANGE zo 0 -1 WITHSCORES".to_string(),
+            29 => format!(
+                "{} z{} {}",
+                g.pick(&["ZPOPMIN", "ZPOPMAX"]),
+                g.below(2),
+                g.int(0, 2)
+            ),
+            30 => format!("HRANDFIELD h{} 100 WITHVALUES", g.below(2)),
+            31 => format!("HSCAN h{} 0 MATCH {}*", g.below(2), g.pick(&members)),
+            32 => format!("ZSCAN z{} 0", g.below(2)),
+            33 => format!(
+                "{} 2 z0 z1 WITHSCORES",
+                g.pick(&["ZUNION", "ZINTER", "ZDIFF"])
+            ),
+            34 => format!(
+                "ZRANGESTORE zo z{} {} {} BYSCORE LIMIT 0 {}",
+                g.below(2),
+                g.score_bound(),
+                g.score_bound(),
+                g.int(-1, 3)
+            ),
+            35 => format!("ZMSCORE z{} {m} {}", g.below(2), g.pick(&members)),
+            36 => format!(
+                "LMPOP 2 l0 l1 {} COUNT {}",
+                g.pick(&["LEFT", "RIGHT"]),
+                g.int(1, 3)
+            ),
+            37 => format!(
+                "ZMPOP 2 z0 z1 {} COUNT {}",
+                g.pick(&["MIN", "MAX"]),
+                g.int(1, 3)
+            ),
+            38 => format!("SINTERCARD 3 s0 s1 s2 LIMIT {}", g.int(0, 3)),
             _ => format!(
                 "{} z{} {}",
                 g.pick(&["ZPOPMIN", "ZPOPMAX"]),

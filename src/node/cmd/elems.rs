@@ -1,6 +1,7 @@
-//! Helpers shared by the hash, set and sorted-set families: HSCAN/SSCAN/ZSCAN arguments and
-//! paging, glob matching for MATCH, random picks, and the "count" argument of SPOP and
-//! friends.
+//! Helpers shared by the data-type families (hashes, lists, sets, sorted sets): the handler
+//! error macro, pair replies, HSCAN/SSCAN/ZSCAN arguments and paging, glob matching for
+//! MATCH (`glob`), random picks (`pick`), count arguments, LMPOP/ZMPOP arguments, and
+//! pre-encoded bulk arrays for range replies.
 
 mod glob;
 mod pick;
