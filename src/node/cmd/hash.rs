@@ -1,11 +1,12 @@
 //! Hash commands: HSET, HSETNX, HMSET, HGET, HMGET, HDEL, HEXISTS, HLEN, HSTRLEN, HKEYS, HVALS,
 //! HGETALL, HINCRBY, HINCRBYFLOAT, HRANDFIELD, HSCAN.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::elems::{self, push_pair, rand_args, rand_positions, tri, SMALL};
 use super::{Args, Command, Ctx, Flags, Hash, Reply};
 use crate::node::args::{arity_error, parse_float, parse_int};
+use crate::resp::encode;
 
 const W: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
 const WF: Flags = Flags::WRITE.with(Flags::FAST);
@@ -157,12 +158,19 @@ fn hvals(ctx: &mut Ctx, args: &Args) -> Reply {
 }
 
 fn hgetall(ctx: &mut Ctx, args: &Args) -> Reply {
-    let h = tri!(ctx.read::<Hash>(args.get(1)));
-    Reply::Map(h.map_or_else(Vec::new, |h| {
-        h.iter()
-            .map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v.clone())))
-            .collect()
-    }))
+    let proto = ctx.proto();
+    let Some(h) = tri!(ctx.read::<Hash>(args.get(1))) else {
+        return Reply::Map(Vec::new());
+    };
+    // Encoded up front, like the range replies (see `elems::bulk_array`).
+    let size: usize = h.iter().map(|(k, v)| k.len() + v.len() + 32).sum();
+    let mut out = BytesMut::with_capacity(size + 16);
+    encode::map_len(&mut out, proto, h.len());
+    for (k, v) in h {
+        encode::bulk(&mut out, k);
+        encode::bulk(&mut out, v);
+    }
+    Reply::Raw(out.freeze())
 }
 
 fn hincrby(ctx: &mut Ctx, args: &Args) -> Reply {
