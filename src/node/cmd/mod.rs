@@ -57,6 +57,9 @@ mod client;
 mod connection;
 mod counters;
 mod ctx;
+mod elems;
+mod hash;
+mod hll;
 mod keys;
 mod keyspace;
 mod lcs;
@@ -65,9 +68,12 @@ mod multi;
 mod pubsub;
 mod server;
 mod sort;
+mod list;
+mod set;
 mod strings;
 #[cfg(test)]
 mod testing;
+mod zset;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -98,6 +104,11 @@ pub static FAMILIES: &[&[Command]] = &[
     pubsub::COMMANDS,
     client::COMMANDS,
     server::COMMANDS,
+    hash::COMMANDS,
+    list::COMMANDS,
+    set::COMMANDS,
+    zset::COMMANDS,
+    hll::COMMANDS,
     #[cfg(test)]
     testing::COMMANDS,
 ];
