@@ -22,4 +22,11 @@ pub struct ClientState {
     /// This is the link to our master: its writes are applied even on a replica, and expired
     /// keys stay visible to it until the master deletes them.
     pub from_master: bool,
+    /// The port this client said it listens on (`REPLCONF listening-port`), if a replica.
+    pub repl_port: u16,
+    /// Set by PSYNC/SYNC: after the current replies are written, the connection stops
+    /// serving commands and becomes a replication stream (`repl::master::serve_replica`).
+    pub handoff: bool,
+    /// WAIT's deadline while it is blocked (re-runs must not restart the timeout).
+    pub wait_until: Option<std::time::Instant>,
 }

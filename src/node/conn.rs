@@ -78,6 +78,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     // I/O errors just end the connection, as a reset would in Redis.
     let _ = conn.run().await;
     conn.unpark();
+    if conn.client.handoff {
+        // PSYNC/SYNC: this connection is now a replication link.
+        let id = conn.client.id;
+        super::repl::master::serve_replica(conn.shared, conn.stream, conn.rbuf, id).await;
+    }
 }
 
 impl Conn {
@@ -101,7 +106,7 @@ impl Conn {
             }
             self.run_batch();
             self.flush().await?;
-            if self.client.close {
+            if self.client.close || self.client.handoff {
                 return Ok(());
             }
             if self.parked.is_some() {
@@ -186,7 +191,7 @@ impl Conn {
                 reply => reply.encode(ctx.proto(), &mut self.out),
             }
             self.queue.pop_front();
-            if ctx.client.close || self.out.len() > OUT_HIGH_WATER {
+            if ctx.client.close || ctx.client.handoff || self.out.len() > OUT_HIGH_WATER {
                 return;
             }
         }

@@ -26,6 +26,7 @@
 //! * **Replies** are values ([`reply::Reply`]) encoded for the client's protocol (RESP2 or
 //!   RESP3) at the end, so handlers never care which protocol a client speaks.
 
+pub mod aof;
 pub mod args;
 pub mod blocking;
 pub mod client;
@@ -33,6 +34,8 @@ pub mod cmd;
 pub mod conn;
 pub mod db;
 pub mod feed;
+pub mod info_replication;
+pub mod repl;
 pub mod reply;
 pub mod server;
 pub mod store;
@@ -57,6 +60,9 @@ pub enum NodeError {
     /// `--dir` is not a directory.
     #[error("--dir {0}: not a directory")]
     Dir(PathBuf),
+    /// The append-only file cannot be loaded or opened.
+    #[error(transparent)]
+    Aof(#[from] aof::AofError),
     /// An option this build does not implement yet.
     #[error("{0} is not implemented yet")]
     Unsupported(&'static str),

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::aof;
 use super::conn;
+use super::repl::{master, replica};
 use super::store::Store;
 use super::NodeError;
 
@@ -76,12 +78,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<(), NodeError> {
-    if config.replicaof.is_some() {
-        return Err(NodeError::Unsupported("--replicaof (replication)"));
-    }
-    if config.appendonly {
-        return Err(NodeError::Unsupported("--appendonly yes (persistence)"));
-    }
     if !config.dir.is_dir() {
         return Err(NodeError::Dir(config.dir.clone()));
     }
@@ -93,6 +89,16 @@ pub async fn run(
         })?;
     let bound = listener.local_addr().unwrap_or(config.listen);
     let shared = Arc::new(Shared::new(config, bound));
+    // Load the AOF before anyone is accepted (connections wait in the listen backlog).
+    if shared.config.appendonly {
+        let file = aof::open(&shared, &aof::path(&shared.config.dir))?;
+        aof::spawn_writer(shared.clone(), file);
+    }
+    if let Some((host, port)) = &shared.config.replicaof {
+        replica::set_master(&mut shared.lock(), host, *port);
+    }
+    tokio::spawn(replica::supervise(shared.clone()));
+    tokio::spawn(master::ping_replicas(shared.clone()));
     on_bound(bound);
     let token = shared.shutdown.clone();
     tokio::spawn(active_expiry(shared.clone()));
@@ -136,7 +142,9 @@ async fn active_expiry(shared: Arc<Shared>) {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tick.tick() => {
-                shared.lock().active_expire_cycle();
+                let mut store = shared.lock();
+                store.active_expire_cycle();
+                store.publish_feed();
             }
         }
     }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::blocking::Waiters;
 use super::db::{Db, DATABASES};
 use super::feed::Feed;
+use super::repl::ReplState;
 
 /// Keys sampled per round of active expiry (Redis's `ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`).
 const SAMPLE: usize = 20;
@@ -38,6 +39,8 @@ pub struct Store {
     pub dirty: u64,
     /// Keys deleted because they expired (INFO stats `expired_keys`).
     pub expired_keys: u64,
+    /// Replication and AOF state: ids, offsets, backlog, replicas, master link, AOF buffer.
+    pub repl: ReplState,
     rng: u64,
 }
 
@@ -62,6 +65,7 @@ impl Store {
             waiters: Waiters::default(),
             dirty: 0,
             expired_keys: 0,
+            repl: ReplState::default(),
             rng: seed | 1,
         }
     }
@@ -108,6 +112,15 @@ impl Store {
             self.delete_expired(db, key);
         }
         true
+    }
+
+    /// Hands what the feed recorded to replication and the AOF. Called after every command
+    /// and every active expiry cycle, so consumers see writes in execution order.
+    pub fn publish_feed(&mut self) {
+        if self.feed.enabled {
+            let bytes = self.feed.take();
+            self.repl.publish(&bytes);
+        }
     }
 
     /// Deletes an expired key and propagates the deletion.

@@ -215,5 +215,6 @@ impl<'a> Ctx<'a> {
             }
         }
         self.dirty = 0;
+        self.store.publish_feed();
     }
 }

@@ -51,6 +51,8 @@
 mod connection;
 mod ctx;
 mod keys;
+mod repl_interim;
+mod replication;
 mod strings;
 #[cfg(test)]
 mod testing;
@@ -74,6 +76,8 @@ pub static FAMILIES: &[&[Command]] = &[
     connection::COMMANDS,
     keys::COMMANDS,
     strings::COMMANDS,
+    replication::COMMANDS,
+    repl_interim::COMMANDS,
     #[cfg(test)]
     testing::COMMANDS,
 ];
@@ -238,6 +242,9 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
     }
     if !ctx.client.authed && !cmd.flags.has(Flags::NO_AUTH) {
         return Reply::error("NOAUTH Authentication required.");
+    }
+    if cmd.is_write() && ctx.store.replica && !ctx.client.from_master {
+        return Reply::error("READONLY You can't write against a read only replica.");
     }
     let db = ctx.db_index();
     let reply = (cmd.handler)(ctx, &args);
