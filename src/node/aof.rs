@@ -137,6 +137,15 @@ fn replay(shared: &Shared, path: &Path, data: Vec<u8>) -> Result<usize, AofError
     let mut records = 0u64;
     loop {
         let offset = total - buf.len();
+        // Only multibulk records are valid: the decoder would also accept inline commands,
+        // which a corrupt byte run could look like.
+        if buf.first().is_some_and(|&b| b != b'*') {
+            return Err(AofError::Corrupt {
+                path: path.to_path_buf(),
+                offset,
+                reason: "expected '*' (a multibulk command)".into(),
+            });
+        }
         match decode_request(&mut buf, &Limits::default()) {
             Ok(Some(req)) => {
                 let mut ctx = Ctx::new(&mut store, &mut client, shared, false);

@@ -146,6 +146,9 @@ pub struct ReplState {
     /// The database the master's stream last SELECTed, kept across reconnects: a
     /// `+CONTINUE` resumes the stream mid-way and the master will not repeat its SELECT.
     pub master_db: usize,
+    /// True once our (replid, offset) names a real history worth a PSYNC: we served or
+    /// received a stream, or were promoted. A node without one asks `PSYNC ? -1`.
+    pub history: bool,
     /// Wakes the replica supervisor when REPLICAOF changes our master.
     pub wake: Arc<Notify>,
 }
@@ -164,6 +167,7 @@ impl Default for ReplState {
             stats: ReplStats::default(),
             aof: None,
             master_db: 0,
+            history: false,
             wake: Arc::new(Notify::new()),
         }
     }
@@ -179,6 +183,7 @@ impl ReplState {
     /// recorded for the stream.
     pub fn ensure_backlog(&mut self, feed: &mut Feed) {
         if self.backlog.is_none() {
+            self.history |= !self.is_replica();
             self.backlog = Some(Backlog::new(self.backlog_size, self.offset + 1));
         }
         feed.enabled = true;
@@ -241,6 +246,7 @@ impl ReplState {
     pub fn shift_replid(&mut self) {
         self.replid2 = std::mem::replace(&mut self.replid, new_replid());
         self.second_offset = self.offset + 1;
+        self.history = true;
     }
 
     /// True if a PSYNC for (`replid`, `from`) can be served from the backlog.

@@ -221,8 +221,7 @@ async fn session(
 
     let (replid, from) = with_link(shared, cancel, |s| {
         let r = &s.repl;
-        let have_history = r.offset > 0 || r.master.as_ref().is_some_and(|m| m.ever_synced);
-        if have_history {
+        if r.history {
             (r.replid.clone(), (r.offset + 1).to_string())
         } else {
             ("?".to_string(), "-1".to_string())
@@ -279,6 +278,7 @@ fn load_snapshot(s: &mut Store, payload: &[u8], id: String, offset: i64) -> Resu
     r.second_offset = -1;
     r.offset = offset;
     r.master_db = db;
+    r.history = true;
     r.backlog = Some(Backlog::new(r.backlog_size, offset + 1));
     if let Some(m) = r.master.as_mut() {
         m.read_offset = offset;

@@ -1,0 +1,228 @@
+//! `sluice node` replication and append-only persistence, between sluice nodes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::node::Node;
+use common::{wait_until, Resp};
+
+const T: Duration = Duration::from_secs(10);
+
+fn stat(node: &Node, field: &str) -> u64 {
+    node.info_field("stats", field).parse().expect("counter")
+}
+
+#[test]
+fn writes_reach_two_replicas_and_info_role_describe_them() {
+    let master = Node::start();
+    let r1 = Node::replica_of(&master);
+    let r2 = Node::replica_of(&master);
+    let mut c = master.client();
+    assert_eq!(c.cmd_raw(&["SET", "k", "v"]), b"+OK\r\n");
+    assert_eq!(c.cmd_raw(&["SELECT", "5"]), b"+OK\r\n");
+    assert_eq!(c.cmd_raw(&["SET", "in5", "x", "EX", "100"]), b"+OK\r\n");
+    for r in [&r1, &r2] {
+        wait_until(T, "replica has k", || r.get("k").as_deref() == Some("v"));
+        r.wait_synced_with(&master);
+        let mut rc = r.client();
+        rc.cmd(&["SELECT", "5"]);
+        assert_eq!(rc.cmd(&["GET", "in5"]).text(), "x");
+        let ttl = rc.cmd(&["TTL", "in5"]);
+        assert!(matches!(ttl, Resp::Int(t) if t > 90 && t <= 100), "{ttl:?}");
+        // Exact Redis text: clients and the proxy match on it.
+        assert_eq!(
+            rc.cmd_raw(&["SET", "k", "w"]),
+            b"-READONLY You can't write against a read only replica.\r\n"
+        );
+        assert_eq!(r.info_field("replication", "role"), "slave");
+        assert_eq!(
+            r.info_field("replication", "master_port"),
+            master.port().to_string()
+        );
+        assert_eq!(r.info_field("replication", "master_sync_in_progress"), "0");
+        let role = rc.cmd(&["ROLE"]);
+        let Resp::Array(items) = role else {
+            panic!("ROLE: {role:?}")
+        };
+        assert_eq!(items[0].text(), "slave");
+        assert_eq!(items[2], Resp::Int(i64::from(master.port())));
+        assert_eq!(items[3].text(), "connected");
+    }
+    let offset = master.repl_offset();
+    wait_until(T, "both replicas acked the master's offset", || {
+        let info = master.info("replication");
+        info.contains("connected_slaves:2")
+            && [&r1, &r2].iter().all(|r| {
+                info.contains(&format!(
+                    "ip=127.0.0.1,port={},state=online,offset={offset},lag=",
+                    r.port()
+                ))
+            })
+    });
+    let role = c.cmd(&["ROLE"]);
+    let Resp::Array(items) = role else {
+        panic!("ROLE: {role:?}")
+    };
+    assert_eq!(items[0].text(), "master");
+    let Resp::Array(replicas) = &items[2] else {
+        panic!("ROLE replicas: {items:?}")
+    };
+    assert_eq!(replicas.len(), 2);
+    assert_eq!(stat(&master, "sync_full"), 2);
+    // WAIT counts replicas that acknowledged everything written so far.
+    c.cmd(&["SET", "w", "1"]);
+    assert_eq!(c.cmd(&["WAIT", "2", "5000"]), Resp::Int(2));
+}
+
+#[test]
+fn a_cut_link_resumes_with_a_partial_resync() {
+    let master = Node::start();
+    let replica = Node::replica_of(&master);
+    let mut c = master.client();
+    c.cmd(&["SET", "before", "1"]);
+    replica.wait_synced_with(&master);
+    assert_eq!(stat(&master, "sync_full"), 1);
+    assert_eq!(c.cmd(&["CLIENT", "KILL", "TYPE", "replica"]), Resp::Int(1));
+    c.cmd(&["SET", "after", "2"]);
+    wait_until(T, "replica got the write made during the gap", || {
+        replica.get("after").as_deref() == Some("2")
+    });
+    replica.wait_synced_with(&master);
+    assert_eq!(stat(&master, "sync_partial_ok"), 1);
+    assert_eq!(stat(&master, "sync_full"), 1);
+    assert_eq!(stat(&master, "sync_partial_err"), 0);
+    assert_eq!(replica.get("before").as_deref(), Some("1"));
+}
+
+#[test]
+fn replicaof_no_one_promotes_and_the_other_replica_continues_partially() {
+    let master = Node::start();
+    let r1 = Node::replica_of(&master);
+    let r2 = Node::replica_of(&master);
+    master.client().cmd(&["SET", "k", "1"]);
+    r1.wait_synced_with(&master);
+    r2.wait_synced_with(&master);
+    let old_id = master.info_field("replication", "master_replid");
+
+    let mut c1 = r1.client();
+    assert_eq!(c1.cmd_raw(&["REPLICAOF", "NO", "ONE"]), b"+OK\r\n");
+    assert_eq!(r1.info_field("replication", "role"), "master");
+    assert_eq!(r1.info_field("replication", "master_replid2"), old_id);
+    assert_ne!(r1.info_field("replication", "master_replid"), old_id);
+    assert_eq!(
+        r1.info_field("replication", "second_repl_offset"),
+        (master.repl_offset() + 1).to_string()
+    );
+    assert_eq!(c1.cmd_raw(&["SET", "k", "2"]), b"+OK\r\n");
+
+    let port = r1.port().to_string();
+    assert_eq!(
+        r2.client().cmd_raw(&["REPLICAOF", "127.0.0.1", &port]),
+        b"+OK\r\n"
+    );
+    wait_until(T, "r2 follows the promoted node", || {
+        r2.get("k").as_deref() == Some("2")
+    });
+    assert_eq!(stat(&r1, "sync_partial_ok"), 1, "psync2 via replid2");
+    assert_eq!(stat(&r1, "sync_full"), 0);
+    assert_eq!(
+        r2.info_field("replication", "master_replid"),
+        r1.info_field("replication", "master_replid")
+    );
+}
+
+#[test]
+fn expired_keys_leave_replicas_through_the_masters_del() {
+    let master = Node::start();
+    let replica = Node::replica_of(&master);
+    let mut c = master.client();
+    c.cmd(&["SET", "short", "v", "PX", "300"]);
+    c.cmd(&["SET", "long", "v"]);
+    wait_until(T, "replica has both keys", || {
+        replica.client().cmd(&["DBSIZE"]) == Resp::Int(2)
+    });
+    // DBSIZE counts expired keys not yet deleted: it drops only when the master's DEL
+    // (from its active expiry) arrives, since replicas never delete on their own.
+    wait_until(T, "master's DEL reached the replica", || {
+        replica.client().cmd(&["DBSIZE"]) == Resp::Int(1)
+    });
+    assert_eq!(replica.get("short"), None);
+    assert_eq!(replica.get("long").as_deref(), Some("v"));
+}
+
+fn fsynced(node: &Node) -> bool {
+    node.info_field("persistence", "aof_fsynced_size")
+        == node.info_field("persistence", "aof_current_size")
+}
+
+#[test]
+fn aof_survives_kill_9_and_a_truncated_tail() {
+    let mut node = Node::start_with(&["--appendonly", "yes"]);
+    let mut c = node.client();
+    for i in 0..100 {
+        c.cmd(&["SET", &format!("k{i}"), &i.to_string()]);
+    }
+    c.cmd(&["SET", "ttl", "v", "EX", "1000"]);
+    c.cmd(&["SELECT", "2"]);
+    c.cmd(&["SET", "in2", "x"]);
+    c.cmd(&["SELECT", "0"]);
+    c.cmd(&["DEL", "k0"]);
+    c.cmd(&["SET", "last", "z"]);
+    wait_until(T, "everything fsynced", || fsynced(&node));
+
+    node.restart();
+    let mut c = node.client();
+    assert_eq!(c.cmd(&["DBSIZE"]), Resp::Int(101));
+    assert_eq!(node.get("k0"), None);
+    assert_eq!(node.get("k99").as_deref(), Some("99"));
+    assert_eq!(node.get("last").as_deref(), Some("z"));
+    let ttl = c.cmd(&["TTL", "ttl"]);
+    assert!(
+        matches!(ttl, Resp::Int(t) if t > 990 && t <= 1000),
+        "{ttl:?}"
+    );
+    c.cmd(&["SELECT", "2"]);
+    assert_eq!(c.cmd(&["GET", "in2"]).text(), "x");
+
+    // Cut the last record short: it is dropped with a warning, everything before stays.
+    node.kill9();
+    let path = node.dir().join("appendonly.aof");
+    let len = std::fs::metadata(&path).expect("aof").len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    f.set_len(len - 3).expect("truncate");
+    drop(f);
+    node.restart();
+    assert_eq!(node.get("last"), None);
+    assert_eq!(node.get("k99").as_deref(), Some("99"));
+    // The file was truncated to its last complete record, so new writes append cleanly.
+    assert_eq!(node.client().cmd_raw(&["SET", "after", "1"]), b"+OK\r\n");
+    wait_until(T, "fsynced", || fsynced(&node));
+    node.restart();
+    assert_eq!(node.get("after").as_deref(), Some("1"));
+}
+
+#[test]
+fn aof_corrupt_in_the_middle_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("appendonly.aof");
+    std::fs::write(
+        &path,
+        b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n!garbage\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["node", "--port", "0", "--appendonly", "yes", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("appendonly.aof") && err.contains("offset 50"),
+        "stderr: {err}"
+    );
+}
