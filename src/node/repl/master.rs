@@ -29,6 +29,9 @@ pub const PING_PERIOD: Duration = Duration::from_secs(10);
 /// ACKs signal it in every database so waiting clients re-check their count.
 pub const WAIT_KEY: &[u8] = b"\0sluice:replica-ack";
 
+/// A replica sends only short REPLCONF ACKs; more unparsed input than this drops the link.
+const MAX_REPLICA_INPUT: usize = 64 * 1024;
+
 /// How the replica asked to sync.
 pub enum SyncRequest<'a> {
     /// `PSYNC replid offset` (`?` / -1 for "no history").
@@ -154,6 +157,9 @@ fn handle_acks(shared: &Shared, id: u64, rbuf: &mut BytesMut) -> bool {
             Ok(None) => break,
             Err(_) => return false,
         }
+    }
+    if rbuf.len() > MAX_REPLICA_INPUT {
+        return false;
     }
     if let Some(n) = acked {
         let mut store = shared.lock();

@@ -212,11 +212,9 @@ async fn session(
     )
     .await?;
     read_line(&mut stream, &mut rbuf).await?;
-    send(
-        &mut stream,
-        &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"],
-    )
-    .await?;
+    // No `capa eof`: with it a Redis 7 master streams a diskless RDB framed by an EOF mark;
+    // we cannot load RDB anyway, and without it every master sends `$<len>`.
+    send(&mut stream, &[b"REPLCONF", b"capa", b"psync2"]).await?;
     read_line(&mut stream, &mut rbuf).await?;
 
     let (replid, from) = with_link(shared, cancel, |s| {

@@ -28,7 +28,7 @@ const END: u8 = 0xFF;
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     /// The payload does not start with our magic (e.g. an RDB file from a real Redis).
-    #[error("not a sluice snapshot (bad magic)")]
+    #[error("not a sluice snapshot (bad magic): a sluice replica can only sync from a sluice master, not load a real Redis's RDB")]
     Magic,
     /// The payload ends in the middle of a record.
     #[error("snapshot truncated at byte {0}")]
