@@ -737,6 +737,11 @@ pub struct Sentinel {
 impl Sentinel {
     /// Starts a sentinel on a free port below 32768 (retrying if taken).
     pub fn start(master: &Redis, name: &str) -> Sentinel {
+        Sentinel::start_for_port(master.port, name)
+    }
+
+    /// Starts a sentinel monitoring the master on `127.0.0.1:master_port` (a sluice node).
+    pub fn start_for_port(master_port: u16, name: &str) -> Sentinel {
         for _ in 0..20 {
             let port = candidate_port();
             let dir = tempfile::tempdir().expect("tempdir");
@@ -749,7 +754,7 @@ impl Sentinel {
                      sentinel down-after-milliseconds {name} 1000\n\
                      sentinel failover-timeout {name} 5000\n",
                     dir.path().display(),
-                    master.port
+                    master_port
                 ),
             )
             .expect("write sentinel.conf");
