@@ -281,3 +281,16 @@ fn sentinel_fails_over_sluice_nodes() {
         || master.get("k").as_deref() == Some("w"),
     );
 }
+
+#[test]
+fn aof_is_flushed_on_a_clean_shutdown() {
+    let mut node = Node::start_with(&["--appendonly", "yes"]);
+    let mut c = node.client();
+    for i in 0..50 {
+        c.cmd(&["SET", &format!("k{i}"), "v"]);
+    }
+    // No wait for the one-second fsync: SIGTERM must write and fsync what is buffered.
+    node.terminate();
+    node.restart();
+    assert_eq!(node.client().cmd(&["DBSIZE"]), Resp::Int(50));
+}

@@ -185,7 +185,8 @@ fn replay(shared: &Shared, path: &Path, data: Vec<u8>) -> Result<usize, AofError
 /// Starts the thread that writes the buffer to `file` and fsyncs it every second. A
 /// thread, not a task: `write`/`fsync` block, and must never stall the event loop or happen
 /// under the store lock.
-pub fn spawn_writer(shared: Arc<Shared>, mut file: File) {
+/// On shutdown the thread writes and fsyncs what is left, then ends: join the handle.
+pub fn spawn_writer(shared: Arc<Shared>, mut file: File) -> Option<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("sluice-aof".into())
         .spawn(move || {
@@ -233,8 +234,6 @@ pub fn spawn_writer(shared: Arc<Shared>, mut file: File) {
                 }
             }
         })
-        .map(|_| ())
-        .unwrap_or_else(
-            |e| tracing::error!(error = %e, "cannot start the append-only file writer"),
-        );
+        .map_err(|e| tracing::error!(error = %e, "cannot start the append-only file writer"))
+        .ok()
 }

@@ -90,9 +90,10 @@ pub async fn run(
     let bound = listener.local_addr().unwrap_or(config.listen);
     let shared = Arc::new(Shared::new(config, bound));
     // Load the AOF before anyone is accepted (connections wait in the listen backlog).
+    let mut aof_writer = None;
     if shared.config.appendonly {
         let file = aof::open(&shared, &aof::path(&shared.config.dir))?;
-        aof::spawn_writer(shared.clone(), file);
+        aof_writer = aof::spawn_writer(shared.clone(), file);
     }
     if let Some((host, port)) = &shared.config.replicaof {
         replica::set_master(&mut shared.lock(), host, *port);
@@ -108,6 +109,10 @@ pub async fn run(
         _ = token.cancelled() => {}
     }
     token.cancel();
+    // The AOF writer writes and fsyncs what is left before the process exits.
+    if let Some(w) = aof_writer {
+        let _ = tokio::task::spawn_blocking(move || w.join()).await;
+    }
     Ok(())
 }
 

@@ -103,9 +103,27 @@ impl Node {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM and waits for the process to exit (a clean shutdown).
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let start = std::time::Instant::now();
+        while !matches!(self.child.try_wait(), Ok(Some(_))) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "node ignored SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts the process again on the same port, dir and arguments (after [`Node::kill9`]).
     pub fn restart(&mut self) {
-        self.kill9();
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            self.kill9();
+        }
         let (child, addr) = spawn(self.addr.port(), self.dir.path(), &self.extra);
         self.child = child;
         self.addr = addr;

@@ -101,6 +101,10 @@ pub fn promote(store: &mut Store) -> bool {
     store.replica = false;
     store.repl.shift_replid();
     store.repl.kill_replicas(None);
+    // Our feed's idea of the stream's current database came from the commands we applied,
+    // which may differ from the last SELECT in the master's stream (a master command that
+    // changed nothing here was not re-recorded): force a SELECT before our first write.
+    store.feed.reset_db();
     true
 }
 
@@ -136,24 +140,26 @@ async fn run_link(shared: Arc<Shared>, host: String, port: u16, cancel: Cancella
             _ = cancel.cancelled() => return,
             _ = shared.shutdown.cancelled() => return,
         };
-        let synced = match result {
-            Err(LinkError::Cancelled) => return,
-            Err(e) => {
-                tracing::warn!(master = %format!("{host}:{port}"), error = %e, "replication link lost");
-                false
+        if let Err(e) = result {
+            if matches!(e, LinkError::Cancelled) {
+                return;
             }
-            Ok(()) => true,
-        };
-        {
+            tracing::warn!(master = %format!("{host}:{port}"), error = %e, "replication link lost");
+        }
+        // A link that got as far as streaming reconnects quickly; repeated failures back off.
+        let synced = {
             let mut s = shared.lock();
             if cancel.is_cancelled() {
                 return;
             }
-            if let Some(m) = s.repl.master.as_mut() {
-                m.state = LinkState::Connect;
-                m.down_since.get_or_insert_with(Instant::now);
-            }
-        }
+            let Some(m) = s.repl.master.as_mut() else {
+                return;
+            };
+            let was_up = m.state == LinkState::Connected;
+            m.state = LinkState::Connect;
+            m.down_since.get_or_insert_with(Instant::now);
+            was_up
+        };
         if synced {
             backoff = Duration::from_millis(100);
         }
