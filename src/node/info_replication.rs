@@ -54,9 +54,10 @@ pub fn replication_section(store: &Store) -> String {
     for (i, l) in online.iter().enumerate() {
         let _ = write!(
             s,
-            "slave{i}:ip={},port={},state=online,offset={},lag={}\r\n",
+            "slave{i}:ip={},port={},state={},offset={},lag={}\r\n",
             l.ip,
             l.port,
+            if l.online { "online" } else { "send_bulk" },
             l.ack,
             now.duration_since(l.last_ack).as_secs()
         );

@@ -38,6 +38,11 @@ impl Backlog {
             self.first += over as i64;
         }
     }
+    /// Changes the size, dropping the oldest bytes beyond it.
+    pub fn resize(&mut self, size: usize) {
+        self.size = size.max(1);
+        self.push(&[]);
+    }
     /// Offset of the oldest byte held.
     pub fn first_byte_offset(&self) -> i64 {
         self.first
@@ -79,5 +84,7 @@ mod tests {
         assert_eq!(b.histlen(), 8);
         assert_eq!(b.from_offset(2), None);
         assert_eq!(b.from_offset(9).as_deref(), Some(&b"ij"[..]));
+        b.resize(2);
+        assert_eq!((b.first_byte_offset(), b.histlen()), (9, 2));
     }
 }

@@ -81,6 +81,7 @@ pub fn attach(store: &mut Store, client: &ClientState, req: SyncRequest<'_>) {
         snapshot::frame(&payload, &mut out);
     }
     let offset = store.repl.offset;
+    let preamble = out.len();
     store.repl.replicas.push(ReplicaLink {
         id: client.id,
         ip: String::new(),
@@ -90,6 +91,8 @@ pub fn attach(store: &mut Store, client: &ClientState, req: SyncRequest<'_>) {
         buf: out,
         notify: Arc::new(Notify::new()),
         killed: false,
+        preamble,
+        online: false,
     });
 }
 
@@ -114,8 +117,14 @@ pub async fn serve_replica(shared: Arc<Shared>, stream: TcpStream, mut rbuf: Byt
         if killed {
             break;
         }
-        if !chunk.is_empty() && wr.write_all(&chunk).await.is_err() {
-            break;
+        if !chunk.is_empty() {
+            if wr.write_all(&chunk).await.is_err() {
+                break;
+            }
+            with_link(&shared, id, |l| {
+                l.preamble = 0;
+                l.online = true;
+            });
         }
         if !handle_acks(&shared, id, &mut rbuf) {
             break;

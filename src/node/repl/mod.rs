@@ -72,6 +72,11 @@ pub struct ReplicaLink {
     pub notify: Arc<Notify>,
     /// Set to disconnect it (output limit, CLIENT KILL); the sender task closes the link.
     pub killed: bool,
+    /// Size of the resync preamble (snapshot) at the head of `buf` until it is written;
+    /// it does not count against the output limit (Redis's limit excludes the RDB too).
+    pub preamble: usize,
+    /// The preamble has been written: INFO says `state=online` (before: `send_bulk`).
+    pub online: bool,
 }
 
 /// The state of the link to our master, as ROLE names it.
@@ -215,7 +220,7 @@ impl ReplState {
             if r.killed {
                 continue;
             }
-            if r.buf.len() + bytes.len() > REPLICA_OUTPUT_LIMIT {
+            if r.buf.len().saturating_sub(r.preamble) + bytes.len() > REPLICA_OUTPUT_LIMIT {
                 tracing::warn!(replica = %r.ip, port = r.port, "replica output buffer over its limit: disconnecting it");
                 r.killed = true;
                 r.buf = BytesMut::new();
@@ -238,6 +243,14 @@ impl ReplState {
             }
         }
         n
+    }
+
+    /// Changes `repl-backlog-size` (CONFIG SET): a smaller backlog drops its oldest bytes.
+    pub fn set_backlog_size(&mut self, size: usize) {
+        self.backlog_size = size.max(1);
+        if let Some(b) = self.backlog.as_mut() {
+            b.resize(self.backlog_size);
+        }
     }
 
     /// Starts a new history: the current id becomes `replid2`, valid up to the current
