@@ -96,6 +96,36 @@ fn a_cut_link_resumes_with_a_partial_resync() {
 }
 
 #[test]
+fn a_restarted_replica_with_an_aof_resumes_with_a_partial_resync() {
+    let master = Node::start();
+    let port = master.port().to_string();
+    let mut replica = Node::start_with(&["--appendonly", "yes", "--replicaof", "127.0.0.1", &port]);
+    let mut c = master.client();
+    c.cmd(&["SELECT", "3"]);
+    c.cmd(&["SET", "before", "1"]);
+    replica.wait_synced_with(&master);
+    // A clean shutdown saves the replication position next to the AOF.
+    replica.terminate();
+    c.cmd(&["SET", "during", "2"]);
+    replica.restart();
+    let mut rc = replica.client();
+    rc.cmd(&["SELECT", "3"]);
+    wait_until(
+        T,
+        "restarted replica got the write made while it was down",
+        || rc.cmd(&["GET", "during"]) == Resp::Bulk(b"2".to_vec()),
+    );
+    assert_eq!(rc.cmd(&["GET", "before"]).text(), "1");
+    assert_eq!(stat(&master, "sync_partial_ok"), 1);
+    assert_eq!(stat(&master, "sync_full"), 1);
+    // The stream kept its database across the restart: the next write lands in db 3.
+    c.cmd(&["SET", "after", "3"]);
+    wait_until(T, "next write in db 3", || {
+        rc.cmd(&["GET", "after"]) == Resp::Bulk(b"3".to_vec())
+    });
+}
+
+#[test]
 fn replicaof_no_one_promotes_and_the_other_replica_continues_partially() {
     let master = Node::start();
     let r1 = Node::replica_of(&master);
@@ -293,4 +323,35 @@ fn aof_is_flushed_on_a_clean_shutdown() {
     node.terminate();
     node.restart();
     assert_eq!(node.client().cmd(&["DBSIZE"]), Resp::Int(50));
+}
+
+#[test]
+fn bgrewriteaof_compacts_the_file_and_keeps_the_data() {
+    let mut node = Node::start_with(&["--appendonly", "yes"]);
+    let mut c = node.client();
+    for i in 0..200 {
+        c.cmd(&["SET", "k", &i.to_string()]);
+    }
+    c.cmd(&["SET", "t", "v", "EX", "1000"]);
+    wait_until(T, "fsynced", || fsynced(&node));
+    let before: u64 = node
+        .info_field("persistence", "aof_current_size")
+        .parse()
+        .expect("size");
+    assert_eq!(
+        c.cmd(&["BGREWRITEAOF"]),
+        Resp::Simple("Background append only file rewriting started".into())
+    );
+    c.cmd(&["SET", "after", "1"]);
+    wait_until(T, "rewrite fsynced", || fsynced(&node));
+    let after: u64 = node
+        .info_field("persistence", "aof_current_size")
+        .parse()
+        .expect("size");
+    assert!(after < before / 10, "{after} vs {before}");
+    node.restart();
+    assert_eq!(node.get("k").as_deref(), Some("199"));
+    assert_eq!(node.get("after").as_deref(), Some("1"));
+    let ttl = node.client().cmd(&["TTL", "t"]);
+    assert!(matches!(ttl, Resp::Int(t) if t > 990), "{ttl:?}");
 }

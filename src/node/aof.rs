@@ -22,7 +22,9 @@ use super::client::ClientState;
 use super::cmd::{self, Ctx};
 use super::reply::Reply;
 use super::server::Shared;
-use crate::resp::{decode_request, Limits};
+use super::store::Store;
+use super::value::Value;
+use crate::resp::{decode_request, encode, Limits};
 
 /// The file name inside `--dir`, as Redis's `appendfilename` default.
 pub const FILE_NAME: &str = "appendonly.aof";
@@ -58,6 +60,8 @@ pub enum AofError {
 #[derive(Debug, Default)]
 pub struct AofBuffer {
     buf: BytesMut,
+    /// The buffer replaces the file's contents instead of extending them (a rewrite).
+    replace: bool,
     /// Size the file will have once the buffer is written (`aof_current_size`).
     pub size: u64,
     /// Size of the file as of the last successful fsync.
@@ -70,8 +74,82 @@ impl AofBuffer {
         self.buf.extend_from_slice(bytes);
         self.size += bytes.len() as u64;
     }
-    fn take(&mut self) -> BytesMut {
-        self.buf.split()
+    fn take(&mut self) -> (BytesMut, bool) {
+        (self.buf.split(), std::mem::take(&mut self.replace))
+    }
+}
+
+/// Elements per command when a rewrite re-creates a big container (Redis's
+/// `AOF_REWRITE_ITEMS_PER_CMD`), so no single record is huge.
+const ITEMS_PER_CMD: usize = 64;
+
+/// Replaces the AOF's contents with commands that re-create the current keyspace (under the
+/// lock; the writer thread truncates the file and writes them). Used after a replica's full
+/// resync — the file must describe the new dataset, not the old one plus the stream — and
+/// by BGREWRITEAOF. Does nothing without `appendonly yes`.
+pub fn rewrite(store: &mut Store) {
+    if store.repl.aof.is_none() {
+        return;
+    }
+    let mut out = BytesMut::new();
+    let mut n = itoa::Buffer::new();
+    for (i, db) in store.dbs().iter().enumerate() {
+        if db.is_empty() {
+            continue;
+        }
+        encode::command(&mut out, &[b"SELECT", n.format(i).as_bytes()]);
+        for (k, v) in db.iter() {
+            rewrite_value(&mut out, k, v);
+            if let Some(at) = db.expire_at(k) {
+                encode::command(&mut out, &[b"PEXPIREAT", k, n.format(at).as_bytes()]);
+            }
+        }
+    }
+    if let Some(a) = store.repl.aof.as_mut() {
+        a.size = out.len() as u64;
+        a.buf = out;
+        a.replace = true;
+    }
+    // The rewritten file's last SELECT is not the feed's: force one before the next write.
+    store.feed.reset_db();
+}
+
+fn rewrite_value(out: &mut BytesMut, key: &[u8], v: &Value) {
+    let chunks = |out: &mut BytesMut, cmd: &[u8], items: Vec<&[u8]>, per: usize| {
+        for chunk in items.chunks(ITEMS_PER_CMD * per) {
+            let mut args: Vec<&[u8]> = vec![cmd, key];
+            args.extend_from_slice(chunk);
+            encode::command(out, &args);
+        }
+    };
+    match v {
+        Value::Str(s) => encode::command(out, &[b"SET", key, s]),
+        Value::List(l) => chunks(out, b"RPUSH", l.iter().map(|x| &x[..]).collect(), 1),
+        Value::Set(s) => chunks(out, b"SADD", s.iter().map(|x| &x[..]).collect(), 1),
+        Value::Hash(h) => chunks(
+            out,
+            b"HSET",
+            h.iter().flat_map(|(f, x)| [&f[..], &x[..]]).collect(),
+            2,
+        ),
+        Value::ZSet(z) => {
+            let scores: Vec<String> = z.iter().map(|(_, s)| format_score(s)).collect();
+            let items = z
+                .iter()
+                .zip(&scores)
+                .flat_map(|((m, _), s)| [s.as_bytes(), &m[..]])
+                .collect();
+            chunks(out, b"ZADD", items, 2);
+        }
+    }
+}
+
+/// A score as text that parses back to the same f64 (Rust's shortest round-trip form).
+fn format_score(s: f64) -> String {
+    if s.is_infinite() {
+        if s > 0.0 { "inf" } else { "-inf" }.to_string()
+    } else {
+        format!("{s:?}")
     }
 }
 
@@ -96,6 +174,12 @@ pub fn open(shared: &Shared, path: &Path) -> Result<File, AofError> {
     };
     let total = data.len();
     let valid = replay(shared, path, data)?;
+    // Only a file that replayed completely matches a saved position.
+    if valid == total {
+        restore_position(shared);
+    } else {
+        let _ = std::fs::remove_file(shared.config.dir.join(POSITION_FILE));
+    }
     let file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -113,6 +197,7 @@ pub fn open(shared: &Shared, path: &Path) -> Result<File, AofError> {
     let mut store = shared.lock();
     store.repl.aof = Some(AofBuffer {
         buf: BytesMut::new(),
+        replace: false,
         size: valid as u64,
         fsynced: valid as u64,
     });
@@ -182,6 +267,76 @@ fn replay(shared: &Shared, path: &Path, data: Vec<u8>) -> Result<usize, AofError
     Ok(total - buf.len())
 }
 
+/// Where a replica's data stands in its master's stream, saved at a clean shutdown next to
+/// the AOF so that a restarted replica can `PSYNC` from there instead of needing a full
+/// resync (Redis keeps the same facts in its RDB's aux fields).
+struct ReplPosition {
+    replid: String,
+    offset: i64,
+    db: usize,
+}
+
+/// The file holding a [`ReplPosition`] (`<replid> <offset> <db>`).
+const POSITION_FILE: &str = "replication-position";
+
+/// Saves the position if the file now holds exactly the data up to it: everything was
+/// fsynced and nothing was applied after the last chunk was taken.
+fn save_position(shared: &Shared, p: &ReplPosition, size: u64, all_synced: bool) {
+    let unchanged = {
+        let s = shared.lock();
+        s.repl.offset == p.offset && s.repl.aof.as_ref().is_some_and(|a| a.size == size)
+    };
+    if !(unchanged && all_synced) {
+        return;
+    }
+    let path = shared.config.dir.join(POSITION_FILE);
+    let text = format!("{} {} {}\n", p.replid, p.offset, p.db);
+    let written = File::create(&path).and_then(|mut f| {
+        f.write_all(text.as_bytes())?;
+        f.sync_data()
+    });
+    if let Err(e) = written {
+        tracing::warn!(file = %path.display(), error = %e, "cannot save the replication position");
+    }
+}
+
+/// After a replay: adopts the replication position saved at the last clean shutdown, and
+/// deletes the file (after a crash the AOF may be ahead of or behind any saved position, so
+/// it is only ever used once, right after the shutdown that wrote it).
+fn restore_position(shared: &Shared) {
+    let path = shared.config.dir.join(POSITION_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let _ = std::fs::remove_file(&path);
+    let mut parts = text.split_ascii_whitespace();
+    let (Some(replid), Some(Ok(offset)), Some(Ok(db))) = (
+        parts.next(),
+        parts.next().map(str::parse::<i64>),
+        parts.next().map(str::parse::<usize>),
+    ) else {
+        tracing::warn!(file = %path.display(), "ignoring a malformed replication position");
+        return;
+    };
+    if replid.len() != 40 || db >= super::db::DATABASES || offset < 0 {
+        return;
+    }
+    let mut s = shared.lock();
+    let r = &mut s.repl;
+    r.replid = replid.to_string();
+    r.offset = offset;
+    r.master_db = db;
+    r.history = true;
+    r.backlog = Some(super::repl::backlog::Backlog::new(
+        r.backlog_size,
+        offset + 1,
+    ));
+    tracing::info!(
+        offset,
+        "replication position restored: will try a partial resync"
+    );
+}
+
 /// Starts the thread that writes the buffer to `file` and fsyncs it every second. A
 /// thread, not a task: `write`/`fsync` block, and must never stall the event loop or happen
 /// under the store lock.
@@ -195,23 +350,38 @@ pub fn spawn_writer(shared: Arc<Shared>, mut file: File) -> Option<std::thread::
             let mut last_sync = Instant::now();
             loop {
                 let stopping = shared.shutdown.is_cancelled();
-                let (chunk, base) = {
+                let ((chunk, replace), base, position) = {
                     let mut s = shared.lock();
+                    // Taken with the last chunk, so the position matches the file exactly.
+                    let position = (stopping && s.repl.is_replica()).then(|| ReplPosition {
+                        replid: s.repl.replid.clone(),
+                        offset: s.repl.offset,
+                        db: s.repl.master_db,
+                    });
                     match s.repl.aof.as_mut() {
                         Some(a) => {
                             let c = a.take();
-                            (c, a.size)
+                            (c, a.size, position)
                         }
                         None => return,
                     }
                 };
-                if !chunk.is_empty() {
+                if replace {
+                    // A rewrite: the file restarts with the new contents (the handle is in
+                    // append mode, so writes follow the truncation).
+                    if let Err(e) = file.set_len(0) {
+                        tracing::error!(error = %e, "truncating the append-only file for a rewrite failed");
+                    }
+                    written = 0;
+                    synced = u64::MAX;
+                }
+                if !chunk.is_empty() || replace {
                     if let Err(e) = file.write_all(&chunk) {
                         tracing::error!(error = %e, "writing the append-only file failed");
                     }
                     written += chunk.len() as u64;
                 }
-                if written > synced && (last_sync.elapsed() >= FSYNC_EVERY || stopping) {
+                if written != synced && (last_sync.elapsed() >= FSYNC_EVERY || stopping) {
                     match file.sync_data() {
                         Ok(()) => {
                             synced = written;
@@ -227,6 +397,9 @@ pub fn spawn_writer(shared: Arc<Shared>, mut file: File) -> Option<std::thread::
                     last_sync = Instant::now();
                 }
                 if stopping {
+                    if let Some(p) = position {
+                        save_position(&shared, &p, base, written == synced);
+                    }
                     return;
                 }
                 if chunk.is_empty() {

@@ -32,7 +32,22 @@ pub static COMMANDS: &[Command] = &[
             .with(Flags::FAST),
     ),
     Command::new("wait", wait, 3, Flags::NOSCRIPT),
+    Command::new(
+        "bgrewriteaof",
+        bgrewriteaof,
+        1,
+        Flags::ADMIN.with(Flags::NOSCRIPT),
+    ),
 ];
+
+/// `BGREWRITEAOF`: rewrites the AOF as the commands that re-create the keyspace. Not in the
+/// background: the commands are generated under the lock (like a snapshot), the writer
+/// thread replaces the file. Without `appendonly yes` it only answers, as Redis schedules
+/// nothing useful then either.
+fn bgrewriteaof(ctx: &mut Ctx, _: &Args) -> Reply {
+    crate::node::aof::rewrite(ctx.store);
+    Reply::simple("Background append only file rewriting started")
+}
 
 /// Nothing to write: the resync preamble goes out through the replica's stream buffer.
 fn silent() -> Reply {

@@ -289,6 +289,8 @@ fn load_snapshot(s: &mut Store, payload: &[u8], id: String, offset: i64) -> Resu
     }
     // Our replicas hold data of the old history: they must full-resync from us.
     r.kill_replicas(None);
+    // The AOF must now describe the snapshot, not what we had before it.
+    crate::node::aof::rewrite(s);
     Ok(())
 }
 
