@@ -410,3 +410,45 @@ pub fn spawn_writer(shared: Arc<Shared>, mut file: File) -> Option<std::thread::
         .map_err(|e| tracing::error!(error = %e, "cannot start the append-only file writer"))
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::value::{Hash, List, ZSet};
+    use bytes::Bytes;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn rewrite_recreates_every_type_with_absolute_expiry() {
+        let mut s = Store::new();
+        s.repl.aof = Some(AofBuffer::default());
+        let mut l = List::new();
+        l.extend([b("a"), b("b")]);
+        s.db_mut(0).insert(b("l"), Value::List(l), false);
+        s.db_mut(0).set_expire(b"l", 1_700_000_000_000);
+        let mut h = Hash::default();
+        h.insert(b("f"), b("v"));
+        s.db_mut(2).insert(b("h"), Value::Hash(h), false);
+        let mut z = ZSet::default();
+        z.insert(b("m"), 0.1);
+        z.insert(b("n"), f64::NEG_INFINITY);
+        s.db_mut(2).insert(b("z"), Value::ZSet(z), false);
+        rewrite(&mut s);
+        let Some(aof) = s.repl.aof.as_mut() else {
+            panic!("aof")
+        };
+        let (buf, replace) = aof.take();
+        assert!(replace);
+        let text = String::from_utf8_lossy(&buf).replace("\r\n", " ");
+        assert_eq!(
+            text,
+            "*2 $6 SELECT $1 0 *4 $5 RPUSH $1 l $1 a $1 b \
+             *3 $9 PEXPIREAT $1 l $13 1700000000000 \
+             *2 $6 SELECT $1 2 *4 $4 HSET $1 h $1 f $1 v \
+             *6 $4 ZADD $1 z $4 -inf $1 n $3 0.1 $1 m "
+        );
+    }
+}
