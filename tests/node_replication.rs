@@ -355,3 +355,33 @@ fn bgrewriteaof_compacts_the_file_and_keeps_the_data() {
     let ttl = node.client().cmd(&["TTL", "t"]);
     assert!(matches!(ttl, Resp::Int(t) if t > 990), "{ttl:?}");
 }
+
+#[test]
+fn a_replica_of_a_replica_follows_the_stream_in_the_right_database() {
+    let master = Node::start();
+    let r1 = Node::replica_of(&master);
+    let mut c = master.client();
+    c.cmd(&["SELECT", "4"]);
+    c.cmd(&["SET", "a", "1"]);
+    r1.wait_synced_with(&master);
+    // Now the master's stream is certainly in db 4 (this write follows r1's attach).
+    c.cmd(&["SET", "a2", "1"]);
+    r1.wait_synced_with(&master);
+    // r2 full-syncs from r1 while the master's stream is in db 4: the next write carries no
+    // SELECT, so r2 must learn the stream's database from the snapshot.
+    let r2 = Node::replica_of(&r1);
+    r2.wait_synced_with(&r1);
+    c.cmd(&["SET", "b", "2"]);
+    let mut rc = r2.client();
+    rc.cmd(&["SELECT", "4"]);
+    wait_until(T, "chained write", || {
+        rc.cmd(&["GET", "b"]) == Resp::Bulk(b"2".to_vec())
+    });
+    assert_eq!(rc.cmd(&["GET", "a"]).text(), "1");
+    r2.wait_synced_with(&r1);
+    assert_eq!(
+        r2.repl_offset(),
+        master.repl_offset(),
+        "offsets are the master's bytes"
+    );
+}

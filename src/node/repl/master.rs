@@ -194,7 +194,12 @@ fn with_link<T>(shared: &Shared, id: u64, f: impl FnOnce(&mut ReplicaLink) -> T)
         .map(f)
 }
 
-/// Pings replicas every [`PING_PERIOD`] while any is attached (and we are a master).
+/// A replica that has not acknowledged for this long is dropped (Redis's `repl-timeout`):
+/// its socket may be half-open, and its buffer would otherwise grow until the output limit.
+pub const REPLICA_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Pings replicas every [`PING_PERIOD`] while any is attached (and we are a master), and
+/// drops replicas silent for longer than [`REPLICA_TIMEOUT`].
 pub async fn ping_replicas(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(PING_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -205,6 +210,13 @@ pub async fn ping_replicas(shared: Arc<Shared>) {
                 let mut s = shared.lock();
                 if !s.repl.is_replica() && !s.repl.replicas.is_empty() {
                     s.repl.stream(b"*1\r\n$4\r\nPING\r\n");
+                }
+                for l in &mut s.repl.replicas {
+                    if l.online && !l.killed && l.last_ack.elapsed() > REPLICA_TIMEOUT {
+                        tracing::warn!(replica = %l.ip, port = l.port, "replica timed out: disconnecting it");
+                        l.killed = true;
+                        l.notify.notify_one();
+                    }
                 }
             }
         }
