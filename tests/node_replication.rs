@@ -73,6 +73,15 @@ fn writes_reach_two_replicas_and_info_role_describe_them() {
     // WAIT counts replicas that acknowledged everything written so far.
     c.cmd(&["SET", "w", "1"]);
     assert_eq!(c.cmd(&["WAIT", "2", "5000"]), Resp::Int(2));
+    // More replicas than exist: the count when the timeout passes (re-runs woken by ACKs
+    // must not restart the timeout).
+    let started = std::time::Instant::now();
+    assert_eq!(c.cmd(&["WAIT", "3", "1500"]), Resp::Int(2));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
 }
 
 #[test]
