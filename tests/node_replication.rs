@@ -394,3 +394,96 @@ fn a_replica_of_a_replica_follows_the_stream_in_the_right_database() {
         "offsets are the master's bytes"
     );
 }
+
+/// The master side on the wire, as a real Redis replica would see it.
+#[test]
+fn psync_speaks_redis_replication_on_the_wire() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let master = Node::start();
+    let stream = std::net::TcpStream::connect(master.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut w = stream.try_clone().expect("clone");
+    let mut r = BufReader::new(stream);
+    let mut line = |r: &mut BufReader<std::net::TcpStream>| {
+        let mut l = String::new();
+        r.read_line(&mut l).expect("line");
+        l
+    };
+    w.write_all(&common::encode(&["REPLCONF", "listening-port", "1234"]))
+        .expect("write");
+    assert_eq!(line(&mut r), "+OK\r\n");
+    w.write_all(&common::encode(&[
+        "REPLCONF", "capa", "eof", "capa", "psync2",
+    ]))
+    .expect("write");
+    assert_eq!(line(&mut r), "+OK\r\n");
+    w.write_all(&common::encode(&["PSYNC", "?", "-1"]))
+        .expect("write");
+    let full = line(&mut r);
+    let parts: Vec<&str> = full.trim_end().split(' ').collect();
+    assert_eq!(parts.len(), 3, "{full:?}");
+    assert_eq!(parts[0], "+FULLRESYNC");
+    assert_eq!(parts[1], master.info_field("replication", "master_replid"));
+    assert_eq!(parts[2], "0");
+    let header = line(&mut r);
+    let len: usize = header
+        .trim_end()
+        .strip_prefix('$')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("bulk header {header:?}"));
+    let mut payload = vec![0; len];
+    r.read_exact(&mut payload).expect("payload");
+    assert!(payload.starts_with(b"SLUICE-SNAPSHOT-1\n"));
+
+    // The stream follows the payload directly (no CRLF), starting with a SELECT.
+    master.client().cmd(&["SET", "k", "v"]);
+    let want = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n";
+    let mut got = vec![0; want.len()];
+    r.read_exact(&mut got).expect("stream");
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    assert_eq!(master.repl_offset(), want.len() as i64);
+
+    w.write_all(&common::encode(&[
+        "REPLCONF",
+        "ACK",
+        &want.len().to_string(),
+    ]))
+    .expect("ack");
+    let expect = format!(
+        "slave0:ip=127.0.0.1,port=1234,state=online,offset={},lag=0",
+        want.len()
+    );
+    wait_until(T, "ACK recorded", || {
+        master.info("replication").contains(&expect)
+    });
+    assert_eq!(stat(&master, "sync_full"), 1);
+    assert_eq!(
+        stat(&master, "sync_partial_err"),
+        0,
+        "'?' is not a failed partial"
+    );
+}
+
+#[test]
+fn replicaof_replies_like_redis() {
+    let master = Node::start();
+    let node = Node::start();
+    let mut c = node.client();
+    let port = master.port().to_string();
+    assert_eq!(c.cmd_raw(&["REPLICAOF", "127.0.0.1", &port]), b"+OK\r\n");
+    assert_eq!(
+        c.cmd_raw(&["SLAVEOF", "127.0.0.1", &port]),
+        b"+OK Already connected to specified master\r\n"
+    );
+    assert_eq!(
+        c.cmd_raw(&["REPLICAOF", "127.0.0.1", "nope"]),
+        b"-ERR value is not an integer or out of range\r\n"
+    );
+    node.wait_synced_with(&master);
+    assert_eq!(c.cmd_raw(&["REPLICAOF", "NO", "ONE"]), b"+OK\r\n");
+    assert_eq!(c.cmd_raw(&["REPLICAOF", "no", "one"]), b"+OK\r\n");
+    assert_eq!(c.cmd_raw(&["SET", "k", "v"]), b"+OK\r\n");
+}
