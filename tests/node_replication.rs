@@ -407,7 +407,7 @@ fn psync_speaks_redis_replication_on_the_wire() {
         .expect("timeout");
     let mut w = stream.try_clone().expect("clone");
     let mut r = BufReader::new(stream);
-    let mut line = |r: &mut BufReader<std::net::TcpStream>| {
+    let line = |r: &mut BufReader<std::net::TcpStream>| {
         let mut l = String::new();
         r.read_line(&mut l).expect("line");
         l
