@@ -192,7 +192,7 @@ fn set_state(store: &mut Store, state: LinkState) {
 }
 
 /// One connection to the master: handshake, resync, then the stream until it breaks.
-/// Returns `Ok` if it got as far as streaming.
+/// Returns only with the reason it ended (the link state tells whether it was streaming).
 async fn session(
     shared: &Shared,
     host: &str,
