@@ -201,7 +201,10 @@ pub const REPLICA_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pings replicas every [`PING_PERIOD`] while any is attached (and we are a master), and
 /// drops replicas silent for longer than [`REPLICA_TIMEOUT`].
 pub async fn ping_replicas(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(PING_PERIOD);
+    // The first PING is due one period after start, not at once (a plain `interval` ticks
+    // immediately, which would put a PING at the head of the first replica's stream).
+    let start = tokio::time::Instant::now() + PING_PERIOD;
+    let mut tick = tokio::time::interval_at(start, PING_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
