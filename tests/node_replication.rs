@@ -49,8 +49,9 @@ fn writes_reach_two_replicas_and_info_role_describe_them() {
         assert_eq!(items[2], Resp::Int(i64::from(master.port())));
         assert_eq!(items[3].text(), "connected");
     }
-    let offset = master.repl_offset();
     wait_until(T, "both replicas acked the master's offset", || {
+        // Re-read each time: the master's periodic PING moves the offset.
+        let offset = master.repl_offset();
         let info = master.info("replication");
         info.contains("connected_slaves:2")
             && [&r1, &r2].iter().all(|r| {
