@@ -310,9 +310,15 @@ async fn stream_loop(
     ack.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_read = Instant::now();
     loop {
-        let getack = with_link(shared, cancel, |s| apply(s, shared, &mut client, &mut rbuf))??;
+        let (getack, more) =
+            with_link(shared, cancel, |s| apply(s, shared, &mut client, &mut rbuf))??;
         if getack {
             send_ack(shared, cancel, &mut stream).await?;
+        }
+        if more {
+            // Let clients of this replica run between batches of a long burst.
+            tokio::task::yield_now().await;
+            continue;
         }
         rbuf.reserve(16 * 1024);
         tokio::select! {
@@ -339,21 +345,30 @@ async fn stream_loop(
     }
 }
 
-/// Runs every complete command in `rbuf` as the master's client; each command's bytes go
-/// to our backlog and replicas exactly as received. True if the master asked for an ACK.
+/// Commands applied per lock acquisition: a burst from the master (a big pipeline, a
+/// backlog replay) must not keep this replica's own clients waiting for the whole burst.
+const APPLY_BATCH: usize = 1024;
+
+/// Runs up to [`APPLY_BATCH`] complete commands in `rbuf` as the master's client; each
+/// command's bytes go to our backlog and replicas exactly as received. Returns whether the
+/// master asked for an ACK, and whether complete commands are left over.
 fn apply(
     s: &mut Store,
     shared: &Shared,
     client: &mut ClientState,
     rbuf: &mut BytesMut,
-) -> Result<bool, LinkError> {
+) -> Result<(bool, bool), LinkError> {
     s.tick();
     client.db = s.repl.master_db;
     let mut getack = false;
-    loop {
+    let mut drained = false;
+    for _ in 0..APPLY_BATCH {
         let req = match decode_request(rbuf, &Limits::default()) {
             Ok(Some(r)) => r,
-            Ok(None) => break,
+            Ok(None) => {
+                drained = true;
+                break;
+            }
             Err(e) => return Err(LinkError::Protocol(e.to_string())),
         };
         if req.arg(0).eq_ignore_ascii_case(b"replconf") {
@@ -370,7 +385,8 @@ fn apply(
     if rbuf.is_empty() && rbuf.capacity() > 64 * 1024 {
         *rbuf = BytesMut::new();
     }
-    Ok(getack)
+    // A full batch may have left complete commands behind; the next call finds out.
+    Ok((getack, !drained))
 }
 
 async fn send_ack(
