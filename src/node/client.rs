@@ -41,6 +41,13 @@ pub struct ClientState {
     pub tracking: bool,
     /// CLIENT REPLY mode: which replies the connection actually sends.
     pub reply_mode: ReplyMode,
+    /// The port this client said it listens on (`REPLCONF listening-port`), if a replica.
+    pub repl_port: u16,
+    /// Set by PSYNC/SYNC: after the current replies are written, the connection stops
+    /// serving commands and becomes a replication stream (`repl::master::serve_replica`).
+    pub handoff: bool,
+    /// WAIT's deadline while it is blocked (re-runs must not restart the timeout).
+    pub wait_until: Option<std::time::Instant>,
 }
 
 /// CLIENT REPLY ON / OFF / SKIP.

@@ -131,6 +131,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let _ = conn.run().await;
     conn.unpark();
     conn.unregister();
+    if conn.client.handoff {
+        // PSYNC/SYNC: this connection is now a replication link.
+        let id = conn.client.id;
+        super::repl::master::serve_replica(conn.shared, conn.stream, conn.rbuf, id).await;
+    }
 }
 
 impl Conn {
@@ -165,7 +170,7 @@ impl Conn {
             }
             self.run_batch();
             self.flush().await?;
-            if self.client.close {
+            if self.client.close || self.client.handoff {
                 return Ok(());
             }
             if self.parked.is_some() {
@@ -266,7 +271,7 @@ impl Conn {
                 }
             }
             self.queue.pop_front();
-            if ctx.client.close || self.out.len() > OUT_HIGH_WATER {
+            if ctx.client.close || ctx.client.handoff || self.out.len() > OUT_HIGH_WATER {
                 break;
             }
         }

@@ -185,7 +185,6 @@ fn section(out: &mut String, name: &str, shared: &Shared, store: &Store) {
             f("lazyfree_pending_objects", &0);
         }
         "persistence" => {
-            let aof = store.settings.get("appendonly") == Some("yes");
             f("loading", &0);
             f("async_loading", &0);
             f("rdb_changes_since_last_save", &store.dirty);
@@ -195,7 +194,11 @@ fn section(out: &mut String, name: &str, shared: &Shared, store: &Store) {
             f("rdb_last_bgsave_time_sec", &-1);
             f("rdb_current_bgsave_time_sec", &-1);
             f("rdb_saves", &0);
-            f("aof_enabled", &u8::from(aof));
+            for line in info_replication::persistence_lines(store).lines() {
+                if let Some((k, v)) = line.split_once(':') {
+                    f(k, &v);
+                }
+            }
             f("aof_rewrite_in_progress", &0);
             f("aof_rewrite_scheduled", &0);
             f("aof_last_rewrite_time_sec", &-1);
@@ -217,9 +220,11 @@ fn section(out: &mut String, name: &str, shared: &Shared, store: &Store) {
             f("instantaneous_input_kbps", &"0.00");
             f("instantaneous_output_kbps", &"0.00");
             f("rejected_connections", &0);
-            f("sync_full", &s.sync_full);
-            f("sync_partial_ok", &s.sync_partial_ok);
-            f("sync_partial_err", &s.sync_partial_err);
+            for line in info_replication::stats_lines(store).lines() {
+                if let Some((k, v)) = line.split_once(':') {
+                    f(k, &v);
+                }
+            }
             f("expired_keys", &store.expired_keys);
             f("expired_stale_perc", &"0.00");
             f("expired_time_cap_reached_count", &0);
@@ -236,7 +241,7 @@ fn section(out: &mut String, name: &str, shared: &Shared, store: &Store) {
             f("total_error_replies", &s.total_error_replies);
             f("dump_payload_sanitizations", &0);
         }
-        "replication" => out.push_str(&info_replication::replication_section(shared, store)),
+        "replication" => out.push_str(&info_replication::replication_section(store)),
         "cpu" => {
             let (user, sys) = cpu_seconds();
             f("used_cpu_sys", &format!("{sys:.6}"));

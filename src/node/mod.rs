@@ -37,6 +37,7 @@
 //! * **Introspection.** INFO ([`info`], replication section in [`info_replication`]),
 //!   counters ([`stats`]) and CONFIG parameters ([`settings`]) live in the store too.
 
+pub mod aof;
 pub mod args;
 pub mod blocking;
 pub mod client;
@@ -50,6 +51,7 @@ pub mod glob;
 pub mod info;
 pub mod info_replication;
 pub mod pubsub;
+pub mod repl;
 pub mod reply;
 pub mod server;
 pub mod settings;
@@ -78,6 +80,9 @@ pub enum NodeError {
     /// `--dir` is not a directory.
     #[error("--dir {0}: not a directory")]
     Dir(PathBuf),
+    /// The append-only file cannot be loaded or opened.
+    #[error(transparent)]
+    Aof(#[from] aof::AofError),
     /// An option this build does not implement yet.
     #[error("{0} is not implemented yet")]
     Unsupported(&'static str),

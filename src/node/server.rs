@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::aof;
 use super::conn;
+use super::repl::{master, replica};
 use super::store::Store;
 use super::NodeError;
 
@@ -88,12 +90,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<(), NodeError> {
-    if config.replicaof.is_some() {
-        return Err(NodeError::Unsupported("--replicaof (replication)"));
-    }
-    if config.appendonly {
-        return Err(NodeError::Unsupported("--appendonly yes (persistence)"));
-    }
     if !config.dir.is_dir() {
         return Err(NodeError::Dir(config.dir.clone()));
     }
@@ -105,6 +101,17 @@ pub async fn run(
         })?;
     let bound = listener.local_addr().unwrap_or(config.listen);
     let shared = Arc::new(Shared::new(config, bound));
+    // Load the AOF before anyone is accepted (connections wait in the listen backlog).
+    let mut aof_writer = None;
+    if shared.config.appendonly {
+        let file = aof::open(&shared, &aof::path(&shared.config.dir))?;
+        aof_writer = aof::spawn_writer(shared.clone(), file);
+    }
+    if let Some((host, port)) = &shared.config.replicaof {
+        replica::set_master(&mut shared.lock(), host, *port);
+    }
+    tokio::spawn(replica::supervise(shared.clone()));
+    tokio::spawn(master::ping_replicas(shared.clone()));
     on_bound(bound);
     let token = shared.shutdown.clone();
     tokio::spawn(active_expiry(shared.clone()));
@@ -114,6 +121,10 @@ pub async fn run(
         _ = token.cancelled() => {}
     }
     token.cancel();
+    // The AOF writer writes and fsyncs what is left before the process exits.
+    if let Some(w) = aof_writer {
+        let _ = tokio::task::spawn_blocking(move || w.join()).await;
+    }
     Ok(())
 }
 
@@ -152,6 +163,7 @@ async fn active_expiry(shared: Arc<Shared>) {
                 store.active_expire_cycle();
                 let now = super::store::unix_ms();
                 store.stats.sample_ops(now);
+                store.publish_feed();
             }
         }
     }

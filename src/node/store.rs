@@ -14,6 +14,7 @@ use super::clients::Clients;
 use super::db::{Db, DATABASES};
 use super::feed::Feed;
 use super::pubsub::PubSub;
+use super::repl::ReplState;
 use super::settings::Settings;
 use super::stats::Stats;
 use super::tracking::Tracking;
@@ -63,6 +64,8 @@ pub struct Store {
     /// Unix time (s) of the last save (LASTSAVE, INFO `rdb_last_save_time`): start time,
     /// since the node has no snapshots.
     pub lastsave: i64,
+    /// Replication and AOF state: ids, offsets, backlog, replicas, master link, AOF buffer.
+    pub repl: ReplState,
     rng: u64,
 }
 
@@ -96,6 +99,7 @@ impl Store {
             monitors: Vec::new(),
             active_expire: true,
             lastsave: unix_ms() / 1000,
+            repl: ReplState::default(),
             rng: seed | 1,
         }
     }
@@ -177,6 +181,17 @@ impl Store {
             self.delete_expired(db, key);
         }
         true
+    }
+
+    /// Hands what the feed recorded to replication and the AOF. Called after every command
+    /// and every active expiry cycle, so consumers see writes in execution order.
+    pub fn publish_feed(&mut self) {
+        // The feed is only switched on with a consumer (the backlog or the AOF); without one
+        // (unit tests that switch it on to inspect it) the bytes stay for the caller to take.
+        if self.feed.enabled && self.repl.has_consumer() {
+            let bytes = self.feed.take();
+            self.repl.publish(&bytes);
+        }
     }
 
     /// Deletes an expired key and propagates the deletion.

@@ -900,6 +900,11 @@ impl Sentinel {
 
     /// Starts a sentinel that needs `quorum` sentinels to agree the master is down.
     pub fn start_quorum(master: &Redis, name: &str, quorum: u32) -> Sentinel {
+        Sentinel::start_for_port(master.port, name, quorum)
+    }
+
+    /// Starts a sentinel monitoring the master on `127.0.0.1:master_port` (e.g. a sluice node).
+    pub fn start_for_port(master_port: u16, name: &str, quorum: u32) -> Sentinel {
         for _ in 0..20 {
             let port = candidate_port();
             let dir = tempfile::tempdir().expect("tempdir");
@@ -912,7 +917,7 @@ impl Sentinel {
                      sentinel down-after-milliseconds {name} 1000\n\
                      sentinel failover-timeout {name} 5000\n",
                     dir.path().display(),
-                    master.port
+                    master_port
                 ),
             )
             .expect("write sentinel.conf");

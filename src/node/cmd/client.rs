@@ -354,7 +354,15 @@ fn kill(ctx: &mut Ctx, args: &Args) -> Reply {
     for v in &victims {
         close(ctx, *v);
     }
-    Reply::Int(victims.len() as i64)
+    // Replication links leave the client registry when PSYNC hands their socket over to the
+    // replication stream; replication keeps them, and kills them itself.
+    let links = match kind.as_deref() {
+        Some(b"replica" | b"slave") if addr.is_none() && laddr.is_none() => {
+            ctx.store.repl.kill_replicas(id)
+        }
+        _ => 0,
+    };
+    Reply::Int((victims.len() + links) as i64)
 }
 
 /// Closes client `id`: the caller after its reply, anyone else at once.

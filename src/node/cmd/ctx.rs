@@ -267,5 +267,6 @@ impl<'a> Ctx<'a> {
             }
         }
         self.dirty = 0;
+        self.store.publish_feed();
     }
 }

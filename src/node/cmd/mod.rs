@@ -63,13 +63,14 @@ mod hll;
 mod keys;
 mod keyspace;
 mod lcs;
+mod list;
 mod memory;
 mod multi;
 mod pubsub;
+mod replication;
 mod server;
-mod sort;
-mod list;
 mod set;
+mod sort;
 mod strings;
 #[cfg(test)]
 mod testing;
@@ -109,6 +110,7 @@ pub static FAMILIES: &[&[Command]] = &[
     set::COMMANDS,
     zset::COMMANDS,
     hll::COMMANDS,
+    replication::COMMANDS,
     #[cfg(test)]
     testing::COMMANDS,
 ];
@@ -498,10 +500,10 @@ fn check(ctx: &mut Ctx<'_>, cmd: &Command, args: &Args) -> Option<Reply> {
 
 /// Replication's hook: the refusal for `cmd` on this node's current role, e.g. `-READONLY
 /// You can't write against a read only replica.` for a write on a replica (commands from
-/// our master, `ctx.client.from_master`, must pass). `None` lets the command run. The
-/// replication side fills this in; until then every command passes.
-fn replica_refusal(_ctx: &Ctx<'_>, _cmd: &Command) -> Option<Reply> {
-    None
+/// our master, `ctx.client.from_master`, must pass). `None` lets the command run.
+fn replica_refusal(ctx: &Ctx<'_>, cmd: &Command) -> Option<Reply> {
+    (cmd.is_write() && ctx.store.replica && !ctx.client.from_master)
+        .then(|| Reply::error("READONLY You can't write against a read only replica."))
 }
 
 /// `ERR unknown subcommand 'x'. Try CMD HELP.`

@@ -24,7 +24,6 @@ pub static COMMANDS: &[Command] = &[
     Command::new("lastsave", lastsave, 1, LS.with(Flags::FAST)),
     Command::new("save", save, 1, ADMIN),
     Command::new("bgsave", bgsave, -1, ADMIN),
-    Command::new("bgrewriteaof", bgrewriteaof, 1, ADMIN),
     Command::new("slowlog", slowlog, -2, ADMIN.with(LS)),
     Command::new("monitor", monitor, 1, ADMIN.with(LS)),
 ];
@@ -258,10 +257,6 @@ fn bgsave(ctx: &mut Ctx, args: &Args) -> Reply {
     }
     ctx.store.lastsave = ctx.now_ms() / 1000;
     Reply::simple("Background saving started")
-}
-
-fn bgrewriteaof(_: &mut Ctx, _: &Args) -> Reply {
-    Reply::simple("Background append only file rewriting started")
 }
 
 fn slowlog(_: &mut Ctx, args: &Args) -> Reply {

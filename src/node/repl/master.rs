@@ -1,0 +1,227 @@
+//! Master side: answering PSYNC/SYNC, and one sender task per attached replica.
+//!
+//! PSYNC runs as a normal command under the store lock: it decides full or partial resync,
+//! and puts the whole preamble (`+FULLRESYNC id offset` + snapshot, or `+CONTINUE id` +
+//! backlog tail) into the new replica's output buffer in the same critical section that
+//! registers it, so no write can fall between the snapshot and the stream. The connection
+//! task then hands its socket to [`serve_replica`], which drains that buffer and reads the
+//! replica's `REPLCONF ACK`s.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use super::{snapshot, ReplicaLink};
+use crate::node::client::ClientState;
+use crate::node::db::DATABASES;
+use crate::node::server::Shared;
+use crate::node::store::Store;
+use crate::resp::{decode_request, Limits};
+
+/// Redis pings replicas every `repl-ping-replica-period` seconds; the PING is part of the
+/// stream (it advances the offset) and lets replicas detect a dead master.
+pub const PING_PERIOD: Duration = Duration::from_secs(10);
+/// The key WAIT blocks on (unreachable from clients: it starts with a NUL byte); replica
+/// ACKs signal it in every database so waiting clients re-check their count.
+pub const WAIT_KEY: &[u8] = b"\0sluice:replica-ack";
+
+/// A replica sends only short REPLCONF ACKs; more unparsed input than this drops the link.
+const MAX_REPLICA_INPUT: usize = 64 * 1024;
+
+/// How the replica asked to sync.
+pub enum SyncRequest<'a> {
+    /// `PSYNC replid offset` (`?` / -1 for "no history").
+    Psync(&'a [u8], i64),
+    /// Old-style `SYNC`: a full snapshot with no `+FULLRESYNC` line.
+    Sync,
+}
+
+/// Handles PSYNC/SYNC for `client` (under the lock): registers it as a replica whose output
+/// buffer starts with the resync preamble. The caller hands the connection over afterwards.
+pub fn attach(store: &mut Store, client: &ClientState, req: SyncRequest<'_>) {
+    store.repl.ensure_backlog(&mut store.feed);
+    let mut out = BytesMut::new();
+    let partial = match req {
+        SyncRequest::Psync(id, from) => {
+            let id = String::from_utf8_lossy(id);
+            let ok = store.repl.can_continue(&id, from);
+            if !ok && id != "?" {
+                store.repl.stats.sync_partial_err += 1;
+            }
+            ok.then_some(from)
+        }
+        SyncRequest::Sync => None,
+    };
+    let r = &mut store.repl;
+    if let Some(from) = partial {
+        r.stats.sync_partial_ok += 1;
+        out.extend_from_slice(format!("+CONTINUE {}\r\n", r.replid).as_bytes());
+        if let Some(tail) = r.backlog.as_ref().and_then(|b| b.from_offset(from)) {
+            out.extend_from_slice(&tail);
+        }
+    } else {
+        r.stats.sync_full += 1;
+        if matches!(req, SyncRequest::Psync(..)) {
+            out.extend_from_slice(format!("+FULLRESYNC {} {}\r\n", r.replid, r.offset).as_bytes());
+        }
+        // The replica starts its stream at this point with no database selected; on a master
+        // our next write will carry a SELECT, on a replica we tell it the stream's database
+        // inside the snapshot (we relay our master's bytes and cannot inject a SELECT).
+        let stream_db = if store.repl.is_replica() {
+            store.repl.master_db
+        } else {
+            store.feed.reset_db();
+            0
+        };
+        let payload = snapshot::encode(store, stream_db);
+        snapshot::frame(&payload, &mut out);
+    }
+    let offset = store.repl.offset;
+    let preamble = out.len();
+    store.repl.replicas.push(ReplicaLink {
+        id: client.id,
+        ip: String::new(),
+        port: client.repl_port,
+        ack: if partial.is_some() { offset } else { 0 },
+        last_ack: Instant::now(),
+        buf: out,
+        notify: Arc::new(Notify::new()),
+        killed: false,
+        preamble,
+        online: false,
+    });
+}
+
+/// Streams to one replica until it disconnects, is killed or the node shuts down. `rbuf`
+/// holds whatever the replica sent after its PSYNC.
+pub async fn serve_replica(shared: Arc<Shared>, stream: TcpStream, mut rbuf: BytesMut, id: u64) {
+    let ip = stream
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let Some(notify) = with_link(&shared, id, |l| {
+        l.ip = ip;
+        l.notify.clone()
+    }) else {
+        return;
+    };
+    let (mut rd, mut wr) = stream.into_split();
+    loop {
+        let Some((chunk, killed)) = with_link(&shared, id, |l| (l.buf.split(), l.killed)) else {
+            break;
+        };
+        if killed {
+            break;
+        }
+        if !chunk.is_empty() {
+            if wr.write_all(&chunk).await.is_err() {
+                break;
+            }
+            with_link(&shared, id, |l| {
+                l.preamble = 0;
+                l.online = true;
+            });
+        }
+        if !handle_acks(&shared, id, &mut rbuf) {
+            break;
+        }
+        rbuf.reserve(4096);
+        tokio::select! {
+            _ = notify.notified() => {}
+            r = rd.read_buf(&mut rbuf) => {
+                if !matches!(r, Ok(n) if n > 0) {
+                    break;
+                }
+            }
+            _ = shared.shutdown.cancelled() => break,
+        }
+    }
+    shared.lock().repl.replicas.retain(|l| l.id != id);
+}
+
+/// Applies the replica's `REPLCONF ACK <offset>` messages; false on a protocol error or an
+/// unbounded line (the link is dropped).
+fn handle_acks(shared: &Shared, id: u64, rbuf: &mut BytesMut) -> bool {
+    let mut acked = None;
+    loop {
+        match decode_request(rbuf, &Limits::default()) {
+            Ok(Some(req)) => {
+                if req.arg(0).eq_ignore_ascii_case(b"replconf")
+                    && req.arg(1).eq_ignore_ascii_case(b"ack")
+                {
+                    if let Some(n) = std::str::from_utf8(req.arg(2))
+                        .ok()
+                        .and_then(|s| s.parse::<i64>().ok())
+                    {
+                        acked = Some(n);
+                    }
+                }
+                // Anything else from a replica (PING, stray replies) is ignored, as Redis
+                // ignores what a replica sends besides REPLCONF.
+            }
+            Ok(None) => break,
+            Err(_) => return false,
+        }
+    }
+    if rbuf.len() > MAX_REPLICA_INPUT {
+        return false;
+    }
+    if let Some(n) = acked {
+        let mut store = shared.lock();
+        if let Some(l) = store.repl.replicas.iter_mut().find(|l| l.id == id) {
+            l.ack = l.ack.max(n);
+            l.last_ack = Instant::now();
+        }
+        // Clients in WAIT re-count.
+        for db in 0..DATABASES {
+            store.waiters.signal(db, WAIT_KEY);
+        }
+    }
+    true
+}
+
+fn with_link<T>(shared: &Shared, id: u64, f: impl FnOnce(&mut ReplicaLink) -> T) -> Option<T> {
+    shared
+        .lock()
+        .repl
+        .replicas
+        .iter_mut()
+        .find(|l| l.id == id)
+        .map(f)
+}
+
+/// A replica that has not acknowledged for this long is dropped (Redis's `repl-timeout`):
+/// its socket may be half-open, and its buffer would otherwise grow until the output limit.
+pub const REPLICA_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Pings replicas every [`PING_PERIOD`] while any is attached (and we are a master), and
+/// drops replicas silent for longer than [`REPLICA_TIMEOUT`].
+pub async fn ping_replicas(shared: Arc<Shared>) {
+    // The first PING is due one period after start, not at once (a plain `interval` ticks
+    // immediately, which would put a PING at the head of the first replica's stream).
+    let start = tokio::time::Instant::now() + PING_PERIOD;
+    let mut tick = tokio::time::interval_at(start, PING_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let mut s = shared.lock();
+                if !s.repl.is_replica() && !s.repl.replicas.is_empty() {
+                    s.repl.stream(b"*1\r\n$4\r\nPING\r\n");
+                }
+                for l in &mut s.repl.replicas {
+                    if l.online && !l.killed && l.last_ack.elapsed() > REPLICA_TIMEOUT {
+                        tracing::warn!(replica = %l.ip, port = l.port, "replica timed out: disconnecting it");
+                        l.killed = true;
+                        l.notify.notify_one();
+                    }
+                }
+            }
+        }
+    }
+}
