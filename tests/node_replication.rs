@@ -275,7 +275,6 @@ fn aof_corrupt_in_the_middle_refuses_to_start() {
 /// CONFIG REWRITE around the promotion, which the server-commands branch provides. Run with
 /// `--ignored` after the merge.
 #[test]
-#[ignore = "needs SUBSCRIBE, MULTI/EXEC, CONFIG REWRITE and CLIENT from the server-commands branch"]
 fn sentinel_fails_over_sluice_nodes() {
     let master = Node::start();
     let replica = Node::replica_of(&master);
