@@ -301,8 +301,7 @@ fn resubscribing_right_after_the_last_unsubscribe_keeps_the_subscription() {
 }
 
 on_both_backends! {
-    both: [],
-    redis_only: [
+    both: [
         pipelined_commands_after_the_last_unsubscribe_are_answered_in_order,
         a_resp3_subscriber_can_select_and_read_and_leaves_no_state_behind,
         exec_without_multi_keeps_the_watch_on_the_pinned_connection_only,
@@ -310,10 +309,11 @@ on_both_backends! {
         connection_changing_commands_inside_multi_abort_the_transaction,
         a_long_pipeline_of_local_commands_is_fully_answered,
         each_reply_keeps_the_protocol_and_database_of_its_request,
-        deeply_nested_replies_do_not_break_the_shared_connection,
         wait_is_refused_rather_than_answered_for_someone_else,
         a_client_that_leaves_during_a_watched_blocking_command_frees_the_node,
         auth_without_a_proxy_password_behaves_like_a_passwordless_redis,
         resubscribing_right_after_the_last_unsubscribe_keeps_the_subscription,
     ],
+    // Needs Lua scripting (EVAL), which sluice node does not have.
+    redis_only: [deeply_nested_replies_do_not_break_the_shared_connection],
 }

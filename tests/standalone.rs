@@ -1130,8 +1130,7 @@ fn read_your_writes_never_returns_an_older_value_while_a_replica_lags() {
 }
 
 on_both_backends! {
-    both: [],
-    redis_only: [
+    both: [
         get_set_round_trip,
         reads_go_to_replicas_and_never_to_the_master,
         ten_thousand_pipelined_requests_come_back_in_order,
@@ -1149,7 +1148,6 @@ on_both_backends! {
         a_lagging_replica_leaves_the_read_pool_and_returns_when_caught_up,
         read_policies_when_no_replica_is_healthy,
         a_stuck_node_times_out_with_a_clear_error,
-        scripts_go_to_the_master_and_read_only_scripts_to_replicas,
         client_name_and_id_are_per_connection,
         allowed_connection_state_commands_get_a_tunnel_of_their_own,
         replicas_keep_serving_reads_while_the_master_is_down,
@@ -1158,4 +1156,6 @@ on_both_backends! {
         reads_refused_with_loading_are_retried_on_another_node,
         read_your_writes_never_returns_an_older_value_while_a_replica_lags,
     ],
+    // Needs Lua scripting (EVAL), which sluice node does not have.
+    redis_only: [scripts_go_to_the_master_and_read_only_scripts_to_replicas],
 }
