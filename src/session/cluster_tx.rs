@@ -7,14 +7,19 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::transaction::{refused_in_multi, EXECABORT};
 use super::{Io, Session};
 use crate::command::CommandInfo;
 use crate::resp::{encode, Request};
 use crate::route::split::{self, Plan, CROSSSLOT};
 
-/// A deferred MULTI: the requests to replay (MULTI first). Boxed in the session, which
-/// rarely has one.
-pub(super) struct Deferred(Vec<Bytes>);
+/// A deferred MULTI: the requests to replay (MULTI first), and whether a command was refused
+/// at queue time (EXEC must then abort, as Redis does). Boxed in the session, which rarely
+/// has one.
+pub(super) struct Deferred {
+    reqs: Vec<Bytes>,
+    poisoned: bool,
+}
 
 impl Session {
     /// Runs before a cluster pool's pinned request: answers it here (true) when it is part of
@@ -33,6 +38,9 @@ impl Session {
             Plan::CrossSlot | Plan::Split(_) => {
                 if let Some(p) = self.pinned.as_mut() {
                     p.poisoned |= p.in_multi;
+                }
+                if let Some(d) = self.deferred_multi.as_mut() {
+                    d.poisoned = true;
                 }
                 encode::error(&mut io.out, CROSSSLOT);
                 return true;
@@ -78,18 +86,34 @@ impl Session {
                     io.out.extend_from_slice(b"+OK\r\n");
                     return true;
                 }
-                "exec" => {}
-                _ if slot.is_none() => {
-                    if let Some(buf) = self.deferred_multi.as_mut() {
-                        buf.0.push(req.raw().clone());
-                    }
-                    io.out.extend_from_slice(b"+QUEUED\r\n");
+                "exec" if self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) => {
+                    self.deferred_multi = None;
+                    encode::error(&mut io.out, EXECABORT);
                     return true;
                 }
-                _ => {}
+                "exec" => {}
+                _ => {
+                    if let Some(refusal) = refused_in_multi(self, req, info) {
+                        if let Some(d) = self.deferred_multi.as_mut() {
+                            d.poisoned = true;
+                        }
+                        encode::error(&mut io.out, &refusal);
+                        return true;
+                    }
+                }
+            }
+            if name != "exec" && slot.is_none() {
+                if let Some(d) = self.deferred_multi.as_mut() {
+                    d.reqs.push(req.raw().clone());
+                }
+                io.out.extend_from_slice(b"+QUEUED\r\n");
+                return true;
             }
         } else if name == "multi" {
-            self.deferred_multi = Some(Box::new(Deferred(vec![req.raw().clone()])));
+            self.deferred_multi = Some(Box::new(Deferred {
+                reqs: vec![req.raw().clone()],
+                poisoned: false,
+            }));
             io.out.extend_from_slice(b"+OK\r\n");
             return true;
         } else if slot.is_none() && name != "watch" {
@@ -108,8 +132,9 @@ impl Session {
         };
         pinned.slot = slot;
         if let Some(replay) = self.deferred_multi.take() {
-            match replay_deferred(&mut pinned, &replay.0).await {
-                Ok(()) => {}
+            match replay_deferred(&mut pinned, &replay.reqs).await {
+                // A command refused before the node was known aborts the transaction too.
+                Ok(()) => pinned.poisoned |= replay.poisoned,
                 Err(e) => {
                     encode::error(&mut io.out, &format!("ERR {e}"));
                     return true;

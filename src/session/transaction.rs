@@ -38,7 +38,7 @@ pub(crate) struct Pinned {
     pub(super) slot: Option<u16>,
 }
 
-const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+pub(super) const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
 impl Session {
     /// Runs one request on the pinned connection, pinning first if needed.
@@ -240,7 +240,7 @@ fn changes_connection(name: &str, req: &Request) -> bool {
 }
 
 /// Why a command may not be queued inside MULTI through the proxy, if so.
-fn refused_in_multi(
+pub(super) fn refused_in_multi(
     session: &Session,
     req: &Request,
     info: Option<&'static CommandInfo>,

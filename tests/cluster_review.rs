@@ -1,0 +1,88 @@
+//! Cluster mode: regressions found in review, against a real Redis Cluster.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::Cluster;
+use common::{wait_until, Resp, Sluice};
+
+fn ok() -> Resp {
+    Resp::Simple("OK".into())
+}
+
+fn queued() -> Resp {
+    Resp::Simple("QUEUED".into())
+}
+
+fn is_error_with(r: &Resp, prefix: &str) -> bool {
+    matches!(r, Resp::Error(e) if e.starts_with(prefix))
+}
+
+/// A proxy with one cluster pool in front of `cluster`, once it knows all `masters` shards.
+fn proxy(cluster: &Cluster, masters: usize) -> Sluice {
+    let proxy = Sluice::start(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"c\"\nlisten = \"127.0.0.1:0\"\n\
+         mode = \"cluster\"\nseeds = [{}]\nhealth_check_interval = \"200ms\"\n",
+        cluster.seeds()
+    ));
+    wait_until(
+        Duration::from_secs(30),
+        "the proxy to learn the cluster",
+        || {
+            let (_, body) = proxy.http_get("/topology");
+            let t = serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default();
+            t["pools"]["c"]["shards"]
+                .as_array()
+                .is_some_and(|s| s.len() == masters)
+        },
+    );
+    proxy
+}
+
+/// Before the first keyed command a MULTI is held by the proxy; a command refused in that
+/// window (cross-slot, or not allowed inside MULTI) must abort the transaction at EXEC, as
+/// Redis does, and must never reach a node.
+#[test]
+fn a_command_refused_before_the_first_key_aborts_the_transaction() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy(&cluster, 3);
+    let mut c = proxy.client();
+
+    // Cross-slot MSET (a split command) refused, then a keyed command: EXECABORT.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert!(is_error_with(
+        &c.cmd(&["MSET", "{a}1", "x", "{b}2", "y"]),
+        "CROSSSLOT"
+    ));
+    assert_eq!(c.cmd(&["SET", "{tx}k", "1"]), queued());
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
+    assert_eq!(c.cmd(&["GET", "{tx}k"]), Resp::Nil, "the aborted SET ran");
+
+    // Cross-slot MGET and then EXEC with no keyed command at all.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert!(is_error_with(
+        &c.cmd(&["MGET", "{a}1", "{b}2"]),
+        "CROSSSLOT"
+    ));
+    assert_eq!(c.cmd(&["PING"]), queued());
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
+
+    // A connection-changing command is refused inside MULTI (as on a pinned one), not queued
+    // to run on a pooled node connection.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert!(is_error_with(&c.cmd(&["CLIENT", "SETNAME", "x"]), "ERR"));
+    assert!(is_error_with(&c.cmd(&["HELLO", "2"]), "ERR"));
+    assert_eq!(c.cmd(&["SET", "{tx}k", "2"]), queued());
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
+    assert_eq!(c.cmd(&["GET", "{tx}k"]), Resp::Nil, "the aborted SET ran");
+
+    // The session is usable afterwards, and a clean deferred transaction still commits.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["PING"]), queued());
+    assert_eq!(c.cmd(&["SET", "{tx}k", "3"]), queued());
+    assert_eq!(
+        c.cmd(&["EXEC"]),
+        Resp::Array(vec![Resp::Simple("PONG".into()), ok()])
+    );
+}
