@@ -86,3 +86,29 @@ fn a_command_refused_before_the_first_key_aborts_the_transaction() {
         Resp::Array(vec![Resp::Simple("PONG".into()), ok()])
     );
 }
+
+/// The keyless commands a MULTI holds before its first key are bounded: past the limit a
+/// command is refused and the transaction aborts, instead of the proxy buffering without end.
+#[test]
+fn keyless_commands_held_before_the_first_key_are_bounded() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy(&cluster, 3);
+    let mut c = proxy.client();
+    let big = "x".repeat(1 << 20);
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    let mut refused = false;
+    for _ in 0..8 {
+        match c.cmd(&["PING", &big]) {
+            r if r == queued() => {}
+            r => {
+                assert!(is_error_with(&r, "ERR sluice"), "{r:?}");
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused, "8 MiB of PINGs were all held for the transaction");
+    assert_eq!(c.cmd(&["SET", "{tx}k", "1"]), queued());
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
+    assert_eq!(c.cmd(&["GET", "{tx}k"]), Resp::Nil, "the aborted SET ran");
+}

@@ -18,8 +18,14 @@ use crate::route::split::{self, Plan, CROSSSLOT};
 /// has one.
 pub(super) struct Deferred {
     reqs: Vec<Bytes>,
+    /// Bytes held in `reqs` (bounded by [`MAX_DEFERRED_BYTES`]).
+    bytes: usize,
     poisoned: bool,
 }
+
+/// Most bytes of keyless commands held for a MULTI before its first key picks the node; past
+/// this a command is refused (and the transaction aborts at EXEC) rather than buffered.
+pub(super) const MAX_DEFERRED_BYTES: usize = 4 << 20;
 
 impl Session {
     /// Runs before a cluster pool's pinned request: answers it here (true) when it is part of
@@ -104,7 +110,21 @@ impl Session {
             }
             if name != "exec" && slot.is_none() {
                 if let Some(d) = self.deferred_multi.as_mut() {
-                    d.reqs.push(req.raw().clone());
+                    let size = req.raw().len() + std::mem::size_of::<Bytes>();
+                    if d.bytes + size > MAX_DEFERRED_BYTES {
+                        d.poisoned = true;
+                        encode::error(
+                            &mut io.out,
+                            &format!(
+                                "ERR sluice: more than {MAX_DEFERRED_BYTES} bytes of keyless \
+                                 commands queued before the transaction's first key"
+                            ),
+                        );
+                        return true;
+                    }
+                    d.bytes += size;
+                    // Owned copy: a slice would keep the client's whole read buffer alive.
+                    d.reqs.push(Bytes::copy_from_slice(req.raw()));
                 }
                 io.out.extend_from_slice(b"+QUEUED\r\n");
                 return true;
@@ -112,6 +132,7 @@ impl Session {
         } else if name == "multi" {
             self.deferred_multi = Some(Box::new(Deferred {
                 reqs: vec![req.raw().clone()],
+                bytes: req.raw().len(),
                 poisoned: false,
             }));
             io.out.extend_from_slice(b"+OK\r\n");
