@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::{wait_until, Resp, Sluice};
@@ -21,9 +21,14 @@ fn is_error_with(r: &Resp, prefix: &str) -> bool {
 
 /// A proxy with one cluster pool in front of `cluster`, once it knows all `masters` shards.
 fn proxy(cluster: &Cluster, masters: usize) -> Sluice {
+    proxy_with(cluster, masters, "")
+}
+
+/// Same, with `extra` pool settings.
+fn proxy_with(cluster: &Cluster, masters: usize, extra: &str) -> Sluice {
     let proxy = Sluice::start(&format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"c\"\nlisten = \"127.0.0.1:0\"\n\
-         mode = \"cluster\"\nseeds = [{}]\nhealth_check_interval = \"200ms\"\n",
+         mode = \"cluster\"\nseeds = [{}]\nhealth_check_interval = \"200ms\"\n{extra}\n",
         cluster.seeds()
     ));
     wait_until(
@@ -111,4 +116,67 @@ fn keyless_commands_held_before_the_first_key_are_bounded() {
     assert_eq!(c.cmd(&["SET", "{tx}k", "1"]), queued());
     assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
     assert_eq!(c.cmd(&["GET", "{tx}k"]), Resp::Nil, "the aborted SET ran");
+}
+
+/// A key `node` serves.
+fn key_on(node: &common::Redis, prefix: &str) -> (String, i64) {
+    let port = i64::from(node.port);
+    let Resp::Array(ranges) = node.client().cmd(&["CLUSTER", "SLOTS"]) else {
+        panic!("CLUSTER SLOTS");
+    };
+    let owns = |slot: i64| {
+        ranges.iter().any(|r| {
+            matches!(r, Resp::Array(items) if matches!((&items[0], &items[1], &items[2]),
+                (Resp::Int(a), Resp::Int(b), Resp::Array(m))
+                    if *a <= slot && slot <= *b && m.get(1) == Some(&Resp::Int(port))))
+        })
+    };
+    let mut c = node.client();
+    (0..10_000)
+        .map(|i| format!("{prefix}{i}"))
+        .find_map(|k| match c.cmd(&["CLUSTER", "KEYSLOT", &k]) {
+            Resp::Int(slot) if owns(slot) => Some((k, slot)),
+            _ => None,
+        })
+        .expect("a key on the node")
+}
+
+/// A request sent on with ASKING to a node that stops answering is bounded by
+/// `request_timeout` like any other, instead of holding the client forever.
+#[test]
+fn an_ask_to_a_node_that_stops_answering_times_out() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_with(
+        &cluster,
+        3,
+        "read_from = \"master\"\nrequest_timeout = \"300ms\"\nmaster_wait = \"1s\"\n",
+    );
+    let (src, dst) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let (key, slot) = key_on(src, "ask:");
+    let slot = slot.to_string();
+    let (src_id, dst_id) = (Cluster::id(src), Cluster::id(dst));
+    assert_eq!(
+        dst.client()
+            .cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]),
+        ok()
+    );
+    assert_eq!(
+        src.client()
+            .cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]),
+        ok()
+    );
+    let mut c = proxy.client();
+    // The key is on neither node: the source answers ASK, the target nil.
+    assert_eq!(c.cmd(&["GET", &key]), Resp::Nil);
+    // The target stops answering for 8 s (a paused node keeps its connections open).
+    assert_eq!(dst.client().cmd(&["CLIENT", "PAUSE", "8000", "ALL"]), ok());
+    c.set_timeout(Duration::from_secs(20));
+    let started = Instant::now();
+    let reply = c.cmd(&["GET", &key]);
+    let waited = started.elapsed();
+    assert!(
+        matches!(reply, Resp::Error(_)),
+        "{reply:?} after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "the reply took {waited:?}");
 }
