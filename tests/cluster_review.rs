@@ -180,3 +180,29 @@ fn an_ask_to_a_node_that_stops_answering_times_out() {
     );
     assert!(waited < Duration::from_secs(5), "the reply took {waited:?}");
 }
+
+/// A held MULTI replayed on a node that stopped answering is bounded by `request_timeout`.
+#[test]
+fn a_held_multi_replayed_on_a_node_that_stops_answering_times_out() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_with(&cluster, 3, "request_timeout = \"300ms\"\n");
+    let node = &cluster.nodes[0];
+    let (key, _) = key_on(node, "tx:");
+    let mut c = proxy.client();
+    // A transaction on that node leaves a pooled dedicated connection to it.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", &key, "1"]), queued());
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![ok()]));
+    assert_eq!(node.client().cmd(&["CLIENT", "PAUSE", "8000", "ALL"]), ok());
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["PING"]), queued());
+    c.set_timeout(Duration::from_secs(20));
+    let started = Instant::now();
+    let reply = c.cmd(&["SET", &key, "2"]);
+    let waited = started.elapsed();
+    assert!(
+        matches!(reply, Resp::Error(_)),
+        "{reply:?} after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "the reply took {waited:?}");
+}

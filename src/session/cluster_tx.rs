@@ -153,7 +153,20 @@ impl Session {
         };
         pinned.slot = slot;
         if let Some(replay) = self.deferred_multi.take() {
-            match replay_deferred(&mut pinned, &replay.reqs).await {
+            // Bounded like any request on the pinned connection (a node that stopped
+            // answering must not hold the client forever).
+            let timeout = self.pool.cfg.request_timeout;
+            let replayed =
+                tokio::time::timeout(timeout, replay_deferred(&mut pinned, &replay.reqs))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(format!(
+                            "sluice: no reply from {} within {} ms",
+                            pinned.node.addr,
+                            timeout.as_millis()
+                        ))
+                    });
+            match replayed {
                 // A command refused before the node was known aborts the transaction too.
                 Ok(()) => pinned.poisoned |= replay.poisoned,
                 Err(e) => {
