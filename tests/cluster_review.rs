@@ -206,3 +206,18 @@ fn a_held_multi_replayed_on_a_node_that_stops_answering_times_out() {
     );
     assert!(waited < Duration::from_secs(5), "the reply took {waited:?}");
 }
+
+/// RANDOMKEY answers nil only when the whole cluster is empty, not when the one shard it
+/// happened to ask has no keys.
+#[test]
+fn randomkey_finds_a_key_on_any_shard() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_with(&cluster, 3, "read_from = \"master\"\n");
+    let (key, _) = key_on(&cluster.nodes[0], "rk:");
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["RANDOMKEY"]), Resp::Nil);
+    assert_eq!(c.cmd(&["SET", &key, "1"]), ok());
+    for _ in 0..6 {
+        assert_eq!(c.cmd(&["RANDOMKEY"]), Resp::Bulk(key.as_bytes().to_vec()));
+    }
+}
