@@ -221,3 +221,38 @@ fn randomkey_finds_a_key_on_any_shard() {
         assert_eq!(c.cmd(&["RANDOMKEY"]), Resp::Bulk(key.as_bytes().to_vec()));
     }
 }
+
+/// A blocking command sent on with ASKING: the ASKING itself is bounded by
+/// `request_timeout` (only the blocking command may wait long).
+#[test]
+fn asking_before_a_blocking_command_times_out() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_with(&cluster, 3, "request_timeout = \"300ms\"\n");
+    let (src, dst) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let (key, slot) = key_on(src, "bask:");
+    let slot = slot.to_string();
+    let (src_id, dst_id) = (Cluster::id(src), Cluster::id(dst));
+    assert_eq!(
+        dst.client()
+            .cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]),
+        ok()
+    );
+    assert_eq!(
+        src.client()
+            .cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]),
+        ok()
+    );
+    let mut c = proxy.client();
+    // Followed to the target, where it times out (and leaves a pooled connection there).
+    assert_eq!(c.cmd(&["BLPOP", &key, "0.1"]), Resp::Nil);
+    assert_eq!(dst.client().cmd(&["CLIENT", "PAUSE", "8000", "ALL"]), ok());
+    c.set_timeout(Duration::from_secs(20));
+    let started = Instant::now();
+    let reply = c.cmd(&["BLPOP", &key, "0.1"]);
+    let waited = started.elapsed();
+    assert!(
+        matches!(reply, Resp::Error(_)),
+        "{reply:?} after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "the reply took {waited:?}");
+}
