@@ -256,3 +256,37 @@ fn asking_before_a_blocking_command_times_out() {
     );
     assert!(waited < Duration::from_secs(5), "the reply took {waited:?}");
 }
+
+/// A held MULTI whose first keyed command cannot be pinned (its slot is not served) stays a
+/// MULTI for the client: later commands are still queued, and EXEC aborts.
+#[test]
+fn a_held_multi_whose_node_cannot_be_pinned_stays_open_and_aborts() {
+    let cluster = Cluster::start(3, 0);
+    for n in &cluster.nodes {
+        assert_eq!(
+            n.client()
+                .cmd(&["CONFIG", "SET", "cluster-require-full-coverage", "no"]),
+            ok()
+        );
+    }
+    let proxy = proxy(&cluster, 3);
+    let (gone, slot) = key_on(&cluster.nodes[0], "gone:");
+    let (kept, _) = key_on(&cluster.nodes[1], "kept:");
+    for n in &cluster.nodes {
+        let _ = n.client().cmd(&["CLUSTER", "DELSLOTS", &slot.to_string()]);
+    }
+    let mut c = proxy.client();
+    wait_until(Duration::from_secs(10), "the slot to be unserved", || {
+        is_error_with(&c.cmd(&["GET", &gone]), "CLUSTERDOWN")
+    });
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["PING"]), queued());
+    assert!(matches!(c.cmd(&["SET", &gone, "1"]), Resp::Error(_)));
+    assert_eq!(
+        c.cmd(&["SET", &kept, "1"]),
+        queued(),
+        "the MULTI was dropped"
+    );
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
+    assert_eq!(c.cmd(&["GET", &kept]), Resp::Nil, "the aborted SET ran");
+}

@@ -146,7 +146,12 @@ impl Session {
         let mut pinned = match self.pin(req, info).await {
             Ok(p) => p,
             Err(e) => {
-                self.deferred_multi = None;
+                // The client is still inside its MULTI until EXEC or DISCARD: keep it, and
+                // abort it at EXEC as Redis does for a command refused at queue time.
+                match self.deferred_multi.as_mut() {
+                    Some(d) if name != "exec" => d.poisoned = true,
+                    _ => self.deferred_multi = None,
+                }
                 encode::error(&mut io.out, &format!("ERR {e}"));
                 return true;
             }
@@ -170,6 +175,12 @@ impl Session {
                 // A command refused before the node was known aborts the transaction too.
                 Ok(()) => pinned.poisoned |= replay.poisoned,
                 Err(e) => {
+                    if name != "exec" {
+                        self.deferred_multi = Some(Box::new(Deferred {
+                            poisoned: true,
+                            ..*replay
+                        }));
+                    }
                     encode::error(&mut io.out, &format!("ERR {e}"));
                     return true;
                 }
