@@ -290,3 +290,36 @@ fn a_held_multi_whose_node_cannot_be_pinned_stays_open_and_aborts() {
     assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
     assert_eq!(c.cmd(&["GET", &kept]), Resp::Nil, "the aborted SET ran");
 }
+
+/// The transaction's connection fails inside MULTI: the client is still inside its MULTI, so
+/// what it sends next is queued (never run at once) and EXEC aborts.
+#[test]
+fn a_multi_whose_connection_fails_stays_open_and_aborts() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy(&cluster, 3);
+    let node = &cluster.nodes[0];
+    let (key, _) = key_on(node, "lost:");
+    let (a, b, c2) = (
+        format!("{{{key}}}a"),
+        format!("{{{key}}}b"),
+        format!("{{{key}}}c"),
+    );
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", &a, "1"]), queued());
+    // Every client connection of the node is closed, the proxy's pinned one among them.
+    assert!(matches!(
+        node.client().cmd(&["CLIENT", "KILL", "TYPE", "normal"]),
+        Resp::Int(n) if n > 0
+    ));
+    assert!(matches!(c.cmd(&["SET", &b, "1"]), Resp::Error(_)));
+    assert_eq!(c.cmd(&["SET", &c2, "1"]), queued(), "the MULTI was dropped");
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
+    for k in [&a, &b, &c2] {
+        assert_eq!(c.cmd(&["GET", k]), Resp::Nil, "{k} was written");
+    }
+    // The session is usable again.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", &a, "2"]), queued());
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![ok()]));
+}

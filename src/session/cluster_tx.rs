@@ -27,7 +27,60 @@ pub(super) struct Deferred {
 /// this a command is refused (and the transaction aborts at EXEC) rather than buffered.
 pub(super) const MAX_DEFERRED_BYTES: usize = 4 << 20;
 
+impl Deferred {
+    /// A MULTI that is already lost (its connection failed): everything up to EXEC is
+    /// answered here and EXEC aborts.
+    pub(super) fn aborted() -> Box<Deferred> {
+        Box::new(Deferred {
+            reqs: Vec::new(),
+            bytes: 0,
+            poisoned: true,
+        })
+    }
+}
+
 impl Session {
+    /// Answers a request while the client's MULTI is already doomed (a command was refused,
+    /// or the transaction's connection failed): queued, as Redis keeps queuing after a
+    /// refusal, without reaching any node, until EXEC answers EXECABORT or DISCARD ends it.
+    /// False when no such MULTI is open.
+    pub(super) fn aborted_multi(
+        &mut self,
+        req: &Request,
+        info: Option<&'static CommandInfo>,
+        io: &mut Io,
+    ) -> bool {
+        let name = info.map_or("", |i| i.name);
+        if !self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) {
+            return false;
+        }
+        match name {
+            "multi" => encode::error(&mut io.out, "ERR MULTI calls can not be nested"),
+            "watch" => encode::error(&mut io.out, "ERR WATCH inside MULTI is not allowed"),
+            "exec" => {
+                self.deferred_multi = None;
+                encode::error(&mut io.out, EXECABORT);
+            }
+            "discard" => {
+                self.deferred_multi = None;
+                io.out.extend_from_slice(b"+OK\r\n");
+            }
+            _ if refused_in_multi(self, req, info).is_some() => {
+                let refusal = refused_in_multi(self, req, info).unwrap_or_default();
+                encode::error(&mut io.out, &refusal);
+            }
+            _ => {
+                if let Some(d) = self.deferred_multi.as_mut() {
+                    // Nothing will run: drop what was held.
+                    d.reqs = Vec::new();
+                    d.bytes = 0;
+                }
+                io.out.extend_from_slice(b"+QUEUED\r\n");
+            }
+        }
+        true
+    }
+
     /// Runs before a cluster pool's pinned request: answers it here (true) when it is part of
     /// a deferred MULTI or breaks the transaction's slot; otherwise makes sure the session is
     /// pinned to the right node and lets the caller send it (false).

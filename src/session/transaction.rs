@@ -61,6 +61,9 @@ impl Session {
             io.out.extend_from_slice(b"+RESET\r\n");
             return;
         }
+        if self.aborted_multi(&req, info, io) {
+            return;
+        }
         if self.pool.cfg.mode == crate::config::Mode::Cluster
             && self.cluster_transaction_gate(&req, info, io).await
         {
@@ -136,6 +139,11 @@ impl Session {
             Outcome::Reply(r) => r,
             Outcome::Failed(e) => {
                 pinned.node.metrics.write_errors.increment(1);
+                // The client is still inside its MULTI: what it sends until EXEC must be
+                // queued (and EXEC abort), not run at once on a new connection.
+                if pinned.in_multi && name != "exec" && name != "discard" {
+                    self.deferred_multi = Some(super::cluster_tx::Deferred::aborted());
+                }
                 self.pinned = None;
                 encode::error(&mut io.out, &format!("ERR {e}"));
                 return;
