@@ -188,7 +188,7 @@ pub async fn follow(
             }
         };
         last = if asking {
-            ask(&next, &raw).await
+            ask(&next, &raw, pool.cfg.request_timeout).await
         } else {
             send(&next, raw.clone(), conn).await
         };
@@ -309,14 +309,28 @@ fn apply_moved(pool: &Pool, slot: u16, addr: &str) {
 }
 
 /// `ASKING` then the request on one dedicated connection; the second reply is the answer.
-async fn ask(node: &Node, raw: &Bytes) -> ReplyResult {
+/// Bounded by `timeout` like a request on a shared connection (a node that stops answering
+/// must not hold the client forever); a connection that timed out is dropped.
+async fn ask(node: &Node, raw: &Bytes, timeout: Duration) -> ReplyResult {
     let mut conn = node.dedicated.checkout(Protocol::Resp3).await?;
     let mut req = BytesMut::with_capacity(raw.len() + 16);
     crate::resp::encode::command(&mut req, &[b"ASKING"]);
     req.extend_from_slice(raw);
-    conn.write(&req).await?;
-    let asking = conn.read().await?;
-    let reply = conn.read().await?;
+    let exchange = async {
+        conn.write(&req).await?;
+        let asking = conn.read().await?;
+        let reply = conn.read().await?;
+        Ok::<_, BackendError>((asking, reply))
+    };
+    let (asking, reply) = match tokio::time::timeout(timeout, exchange).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(BackendError::Timeout {
+                addr: node.addr.clone(),
+                ms: timeout.as_millis() as u64,
+            })
+        }
+    };
     if !asking.is_error() {
         node.dedicated.checkin(conn);
     }

@@ -53,6 +53,8 @@ pub enum FanOut {
     ScriptLoad,
     /// SCRIPT EXISTS: per script, 1 only when every master has it.
     ScriptExists,
+    /// RANDOMKEY: a key from a master that has any (nil only when every master is empty).
+    RandomKey,
 }
 
 impl FanOut {
@@ -74,6 +76,7 @@ pub fn plan(req: &Request, info: Option<&CommandInfo>) -> Plan {
         "flushall" | "flushdb" | "script|flush" => Some(FanOut::AllOk),
         "script|load" => Some(FanOut::ScriptLoad),
         "script|exists" => Some(FanOut::ScriptExists),
+        "randomkey" => Some(FanOut::RandomKey),
         _ => None,
     };
     if let Some(fan) = fan {
@@ -215,6 +218,22 @@ pub fn merge_fan_out(fan: FanOut, replies: Vec<Reply>) -> Reply {
             .into_iter()
             .next()
             .unwrap_or_else(|| super::cluster::error_reply("CLUSTERDOWN Hash slot not served")),
+        FanOut::RandomKey => {
+            let keys: Vec<Reply> = replies
+                .into_iter()
+                .filter(|r| !matches!(parse(r), Some(Frame::Null)))
+                .collect();
+            if keys.is_empty() {
+                return Reply::new(Bytes::from_static(b"_\r\n"), true);
+            }
+            // Any of them: a fresh `RandomState` is a cheap source of randomness.
+            use std::hash::BuildHasher;
+            let pick = std::collections::hash_map::RandomState::new().hash_one(keys.len());
+            let i = (pick % keys.len() as u64) as usize;
+            keys.into_iter()
+                .nth(i)
+                .unwrap_or_else(|| super::cluster::error_reply("CLUSTERDOWN Hash slot not served"))
+        }
         FanOut::Keys => {
             let mut all = Vec::new();
             for r in &replies {
@@ -347,6 +366,19 @@ mod tests {
             plan_of(&["SCRIPT", "LOAD", "x"]),
             Plan::FanOut(FanOut::ScriptLoad)
         );
+    }
+
+    #[test]
+    fn randomkey_answers_nil_only_when_every_master_is_empty() {
+        assert_eq!(plan_of(&["RANDOMKEY"]), Plan::FanOut(FanOut::RandomKey));
+        let nil = || Reply::new(Bytes::from_static(b"_\r\n"), true);
+        let key = Reply::new(Bytes::from_static(b"$1\r\nk\r\n"), false);
+        for _ in 0..10 {
+            let r = merge_fan_out(FanOut::RandomKey, vec![nil(), key.clone(), nil()]);
+            assert_eq!(&r.raw[..], b"$1\r\nk\r\n");
+        }
+        let r = merge_fan_out(FanOut::RandomKey, vec![nil(), nil()]);
+        assert_eq!(&r.raw[..], b"_\r\n");
     }
 
     #[test]

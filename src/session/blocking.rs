@@ -102,7 +102,10 @@ impl Session {
             if asking {
                 let mut cmd = bytes::BytesMut::new();
                 encode::command(&mut cmd, &[b"ASKING"]);
-                if !matches!(conn.request(&cmd).await, Ok(ref r) if !r.is_error()) {
+                // Bounded: only the blocking command itself may wait long.
+                let timeout = self.pool.cfg.request_timeout;
+                let asked = tokio::time::timeout(timeout, conn.request(&cmd)).await;
+                if !matches!(asked, Ok(Ok(ref r)) if !r.is_error()) {
                     encode::error(
                         &mut io.out,
                         &format!("ERR sluice: ASKING failed on {}", node.addr),

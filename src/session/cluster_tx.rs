@@ -7,16 +7,80 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::transaction::{refused_in_multi, EXECABORT};
 use super::{Io, Session};
 use crate::command::CommandInfo;
 use crate::resp::{encode, Request};
 use crate::route::split::{self, Plan, CROSSSLOT};
 
-/// A deferred MULTI: the requests to replay (MULTI first). Boxed in the session, which
-/// rarely has one.
-pub(super) struct Deferred(Vec<Bytes>);
+/// A deferred MULTI: the requests to replay (MULTI first), and whether a command was refused
+/// at queue time (EXEC must then abort, as Redis does). Boxed in the session, which rarely
+/// has one.
+pub(super) struct Deferred {
+    reqs: Vec<Bytes>,
+    /// Bytes held in `reqs` (bounded by [`MAX_DEFERRED_BYTES`]).
+    bytes: usize,
+    poisoned: bool,
+}
+
+/// Most bytes of keyless commands held for a MULTI before its first key picks the node; past
+/// this a command is refused (and the transaction aborts at EXEC) rather than buffered.
+pub(super) const MAX_DEFERRED_BYTES: usize = 4 << 20;
+
+impl Deferred {
+    /// A MULTI that is already lost (its connection failed): everything up to EXEC is
+    /// answered here and EXEC aborts.
+    pub(super) fn aborted() -> Box<Deferred> {
+        Box::new(Deferred {
+            reqs: Vec::new(),
+            bytes: 0,
+            poisoned: true,
+        })
+    }
+}
 
 impl Session {
+    /// Answers a request while the client's MULTI is already doomed (a command was refused,
+    /// or the transaction's connection failed): queued, as Redis keeps queuing after a
+    /// refusal, without reaching any node, until EXEC answers EXECABORT or DISCARD ends it.
+    /// False when no such MULTI is open.
+    pub(super) fn aborted_multi(
+        &mut self,
+        req: &Request,
+        info: Option<&'static CommandInfo>,
+        io: &mut Io,
+    ) -> bool {
+        let name = info.map_or("", |i| i.name);
+        if !self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) {
+            return false;
+        }
+        match name {
+            "multi" => encode::error(&mut io.out, "ERR MULTI calls can not be nested"),
+            "watch" => encode::error(&mut io.out, "ERR WATCH inside MULTI is not allowed"),
+            "exec" => {
+                self.deferred_multi = None;
+                encode::error(&mut io.out, EXECABORT);
+            }
+            "discard" => {
+                self.deferred_multi = None;
+                io.out.extend_from_slice(b"+OK\r\n");
+            }
+            _ if refused_in_multi(self, req, info).is_some() => {
+                let refusal = refused_in_multi(self, req, info).unwrap_or_default();
+                encode::error(&mut io.out, &refusal);
+            }
+            _ => {
+                if let Some(d) = self.deferred_multi.as_mut() {
+                    // Nothing will run: drop what was held.
+                    d.reqs = Vec::new();
+                    d.bytes = 0;
+                }
+                io.out.extend_from_slice(b"+QUEUED\r\n");
+            }
+        }
+        true
+    }
+
     /// Runs before a cluster pool's pinned request: answers it here (true) when it is part of
     /// a deferred MULTI or breaks the transaction's slot; otherwise makes sure the session is
     /// pinned to the right node and lets the caller send it (false).
@@ -33,6 +97,9 @@ impl Session {
             Plan::CrossSlot | Plan::Split(_) => {
                 if let Some(p) = self.pinned.as_mut() {
                     p.poisoned |= p.in_multi;
+                }
+                if let Some(d) = self.deferred_multi.as_mut() {
+                    d.poisoned = true;
                 }
                 encode::error(&mut io.out, CROSSSLOT);
                 return true;
@@ -78,18 +145,49 @@ impl Session {
                     io.out.extend_from_slice(b"+OK\r\n");
                     return true;
                 }
-                "exec" => {}
-                _ if slot.is_none() => {
-                    if let Some(buf) = self.deferred_multi.as_mut() {
-                        buf.0.push(req.raw().clone());
-                    }
-                    io.out.extend_from_slice(b"+QUEUED\r\n");
+                "exec" if self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) => {
+                    self.deferred_multi = None;
+                    encode::error(&mut io.out, EXECABORT);
                     return true;
                 }
-                _ => {}
+                "exec" => {}
+                _ => {
+                    if let Some(refusal) = refused_in_multi(self, req, info) {
+                        if let Some(d) = self.deferred_multi.as_mut() {
+                            d.poisoned = true;
+                        }
+                        encode::error(&mut io.out, &refusal);
+                        return true;
+                    }
+                }
+            }
+            if name != "exec" && slot.is_none() {
+                if let Some(d) = self.deferred_multi.as_mut() {
+                    let size = req.raw().len() + std::mem::size_of::<Bytes>();
+                    if d.bytes + size > MAX_DEFERRED_BYTES {
+                        d.poisoned = true;
+                        encode::error(
+                            &mut io.out,
+                            &format!(
+                                "ERR sluice: more than {MAX_DEFERRED_BYTES} bytes of keyless \
+                                 commands queued before the transaction's first key"
+                            ),
+                        );
+                        return true;
+                    }
+                    d.bytes += size;
+                    // Owned copy: a slice would keep the client's whole read buffer alive.
+                    d.reqs.push(Bytes::copy_from_slice(req.raw()));
+                }
+                io.out.extend_from_slice(b"+QUEUED\r\n");
+                return true;
             }
         } else if name == "multi" {
-            self.deferred_multi = Some(Box::new(Deferred(vec![req.raw().clone()])));
+            self.deferred_multi = Some(Box::new(Deferred {
+                reqs: vec![req.raw().clone()],
+                bytes: req.raw().len(),
+                poisoned: false,
+            }));
             io.out.extend_from_slice(b"+OK\r\n");
             return true;
         } else if slot.is_none() && name != "watch" {
@@ -101,16 +199,41 @@ impl Session {
         let mut pinned = match self.pin(req, info).await {
             Ok(p) => p,
             Err(e) => {
-                self.deferred_multi = None;
+                // The client is still inside its MULTI until EXEC or DISCARD: keep it, and
+                // abort it at EXEC as Redis does for a command refused at queue time.
+                match self.deferred_multi.as_mut() {
+                    Some(d) if name != "exec" => d.poisoned = true,
+                    _ => self.deferred_multi = None,
+                }
                 encode::error(&mut io.out, &format!("ERR {e}"));
                 return true;
             }
         };
         pinned.slot = slot;
         if let Some(replay) = self.deferred_multi.take() {
-            match replay_deferred(&mut pinned, &replay.0).await {
-                Ok(()) => {}
+            // Bounded like any request on the pinned connection (a node that stopped
+            // answering must not hold the client forever).
+            let timeout = self.pool.cfg.request_timeout;
+            let replayed =
+                tokio::time::timeout(timeout, replay_deferred(&mut pinned, &replay.reqs))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(format!(
+                            "sluice: no reply from {} within {} ms",
+                            pinned.node.addr,
+                            timeout.as_millis()
+                        ))
+                    });
+            match replayed {
+                // A command refused before the node was known aborts the transaction too.
+                Ok(()) => pinned.poisoned |= replay.poisoned,
                 Err(e) => {
+                    if name != "exec" {
+                        self.deferred_multi = Some(Box::new(Deferred {
+                            poisoned: true,
+                            ..*replay
+                        }));
+                    }
                     encode::error(&mut io.out, &format!("ERR {e}"));
                     return true;
                 }

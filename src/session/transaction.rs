@@ -38,7 +38,7 @@ pub(crate) struct Pinned {
     pub(super) slot: Option<u16>,
 }
 
-const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+pub(super) const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
 impl Session {
     /// Runs one request on the pinned connection, pinning first if needed.
@@ -59,6 +59,9 @@ impl Session {
             // Dropping the connection discards the transaction and its watches on the node.
             self.reset();
             io.out.extend_from_slice(b"+RESET\r\n");
+            return;
+        }
+        if self.aborted_multi(&req, info, io) {
             return;
         }
         if self.pool.cfg.mode == crate::config::Mode::Cluster
@@ -136,6 +139,11 @@ impl Session {
             Outcome::Reply(r) => r,
             Outcome::Failed(e) => {
                 pinned.node.metrics.write_errors.increment(1);
+                // The client is still inside its MULTI: what it sends until EXEC must be
+                // queued (and EXEC abort), not run at once on a new connection.
+                if pinned.in_multi && name != "exec" && name != "discard" {
+                    self.deferred_multi = Some(super::cluster_tx::Deferred::aborted());
+                }
                 self.pinned = None;
                 encode::error(&mut io.out, &format!("ERR {e}"));
                 return;
@@ -240,7 +248,7 @@ fn changes_connection(name: &str, req: &Request) -> bool {
 }
 
 /// Why a command may not be queued inside MULTI through the proxy, if so.
-fn refused_in_multi(
+pub(super) fn refused_in_multi(
     session: &Session,
     req: &Request,
     info: Option<&'static CommandInfo>,

@@ -1,0 +1,325 @@
+//! Cluster mode: regressions found in review, against a real Redis Cluster.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::{wait_until, Resp, Sluice};
+
+fn ok() -> Resp {
+    Resp::Simple("OK".into())
+}
+
+fn queued() -> Resp {
+    Resp::Simple("QUEUED".into())
+}
+
+fn is_error_with(r: &Resp, prefix: &str) -> bool {
+    matches!(r, Resp::Error(e) if e.starts_with(prefix))
+}
+
+/// A proxy with one cluster pool in front of `cluster`, once it knows all `masters` shards.
+fn proxy(cluster: &Cluster, masters: usize) -> Sluice {
+    proxy_with(cluster, masters, "")
+}
+
+/// Same, with `extra` pool settings.
+fn proxy_with(cluster: &Cluster, masters: usize, extra: &str) -> Sluice {
+    let proxy = Sluice::start(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"c\"\nlisten = \"127.0.0.1:0\"\n\
+         mode = \"cluster\"\nseeds = [{}]\nhealth_check_interval = \"200ms\"\n{extra}\n",
+        cluster.seeds()
+    ));
+    wait_until(
+        Duration::from_secs(30),
+        "the proxy to learn the cluster",
+        || {
+            let (_, body) = proxy.http_get("/topology");
+            let t = serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default();
+            t["pools"]["c"]["shards"]
+                .as_array()
+                .is_some_and(|s| s.len() == masters)
+        },
+    );
+    proxy
+}
+
+/// Before the first keyed command a MULTI is held by the proxy; a command refused in that
+/// window (cross-slot, or not allowed inside MULTI) must abort the transaction at EXEC, as
+/// Redis does, and must never reach a node.
+#[test]
+fn a_command_refused_before_the_first_key_aborts_the_transaction() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy(&cluster, 3);
+    let mut c = proxy.client();
+
+    // Cross-slot MSET (a split command) refused, then a keyed command: EXECABORT.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert!(is_error_with(
+        &c.cmd(&["MSET", "{a}1", "x", "{b}2", "y"]),
+        "CROSSSLOT"
+    ));
+    assert_eq!(c.cmd(&["SET", "{tx}k", "1"]), queued());
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
+    assert_eq!(c.cmd(&["GET", "{tx}k"]), Resp::Nil, "the aborted SET ran");
+
+    // Cross-slot MGET and then EXEC with no keyed command at all.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert!(is_error_with(
+        &c.cmd(&["MGET", "{a}1", "{b}2"]),
+        "CROSSSLOT"
+    ));
+    assert_eq!(c.cmd(&["PING"]), queued());
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
+
+    // A connection-changing command is refused inside MULTI (as on a pinned one), not queued
+    // to run on a pooled node connection.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert!(is_error_with(&c.cmd(&["CLIENT", "SETNAME", "x"]), "ERR"));
+    assert!(is_error_with(&c.cmd(&["HELLO", "2"]), "ERR"));
+    assert_eq!(c.cmd(&["SET", "{tx}k", "2"]), queued());
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
+    assert_eq!(c.cmd(&["GET", "{tx}k"]), Resp::Nil, "the aborted SET ran");
+
+    // The session is usable afterwards, and a clean deferred transaction still commits.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["PING"]), queued());
+    assert_eq!(c.cmd(&["SET", "{tx}k", "3"]), queued());
+    assert_eq!(
+        c.cmd(&["EXEC"]),
+        Resp::Array(vec![Resp::Simple("PONG".into()), ok()])
+    );
+}
+
+/// The keyless commands a MULTI holds before its first key are bounded: past the limit a
+/// command is refused and the transaction aborts, instead of the proxy buffering without end.
+#[test]
+fn keyless_commands_held_before_the_first_key_are_bounded() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy(&cluster, 3);
+    let mut c = proxy.client();
+    let big = "x".repeat(1 << 20);
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    let mut refused = false;
+    for _ in 0..8 {
+        match c.cmd(&["PING", &big]) {
+            r if r == queued() => {}
+            r => {
+                assert!(is_error_with(&r, "ERR sluice"), "{r:?}");
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused, "8 MiB of PINGs were all held for the transaction");
+    assert_eq!(c.cmd(&["SET", "{tx}k", "1"]), queued());
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
+    assert_eq!(c.cmd(&["GET", "{tx}k"]), Resp::Nil, "the aborted SET ran");
+}
+
+/// A key `node` serves.
+fn key_on(node: &common::Redis, prefix: &str) -> (String, i64) {
+    let port = i64::from(node.port);
+    let Resp::Array(ranges) = node.client().cmd(&["CLUSTER", "SLOTS"]) else {
+        panic!("CLUSTER SLOTS");
+    };
+    let owns = |slot: i64| {
+        ranges.iter().any(|r| {
+            matches!(r, Resp::Array(items) if matches!((&items[0], &items[1], &items[2]),
+                (Resp::Int(a), Resp::Int(b), Resp::Array(m))
+                    if *a <= slot && slot <= *b && m.get(1) == Some(&Resp::Int(port))))
+        })
+    };
+    let mut c = node.client();
+    (0..10_000)
+        .map(|i| format!("{prefix}{i}"))
+        .find_map(|k| match c.cmd(&["CLUSTER", "KEYSLOT", &k]) {
+            Resp::Int(slot) if owns(slot) => Some((k, slot)),
+            _ => None,
+        })
+        .expect("a key on the node")
+}
+
+/// A request sent on with ASKING to a node that stops answering is bounded by
+/// `request_timeout` like any other, instead of holding the client forever.
+#[test]
+fn an_ask_to_a_node_that_stops_answering_times_out() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_with(
+        &cluster,
+        3,
+        "read_from = \"master\"\nrequest_timeout = \"300ms\"\nmaster_wait = \"1s\"\n",
+    );
+    let (src, dst) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let (key, slot) = key_on(src, "ask:");
+    let slot = slot.to_string();
+    let (src_id, dst_id) = (Cluster::id(src), Cluster::id(dst));
+    assert_eq!(
+        dst.client()
+            .cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]),
+        ok()
+    );
+    assert_eq!(
+        src.client()
+            .cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]),
+        ok()
+    );
+    let mut c = proxy.client();
+    // The key is on neither node: the source answers ASK, the target nil.
+    assert_eq!(c.cmd(&["GET", &key]), Resp::Nil);
+    // The target stops answering for 8 s (a paused node keeps its connections open).
+    assert_eq!(dst.client().cmd(&["CLIENT", "PAUSE", "8000", "ALL"]), ok());
+    c.set_timeout(Duration::from_secs(20));
+    let started = Instant::now();
+    let reply = c.cmd(&["GET", &key]);
+    let waited = started.elapsed();
+    assert!(
+        matches!(reply, Resp::Error(_)),
+        "{reply:?} after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "the reply took {waited:?}");
+}
+
+/// A held MULTI replayed on a node that stopped answering is bounded by `request_timeout`.
+#[test]
+fn a_held_multi_replayed_on_a_node_that_stops_answering_times_out() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_with(&cluster, 3, "request_timeout = \"300ms\"\n");
+    let node = &cluster.nodes[0];
+    let (key, _) = key_on(node, "tx:");
+    let mut c = proxy.client();
+    // A transaction on that node leaves a pooled dedicated connection to it.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", &key, "1"]), queued());
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![ok()]));
+    assert_eq!(node.client().cmd(&["CLIENT", "PAUSE", "8000", "ALL"]), ok());
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["PING"]), queued());
+    c.set_timeout(Duration::from_secs(20));
+    let started = Instant::now();
+    let reply = c.cmd(&["SET", &key, "2"]);
+    let waited = started.elapsed();
+    assert!(
+        matches!(reply, Resp::Error(_)),
+        "{reply:?} after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "the reply took {waited:?}");
+}
+
+/// RANDOMKEY answers nil only when the whole cluster is empty, not when the one shard it
+/// happened to ask has no keys.
+#[test]
+fn randomkey_finds_a_key_on_any_shard() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_with(&cluster, 3, "read_from = \"master\"\n");
+    let (key, _) = key_on(&cluster.nodes[0], "rk:");
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["RANDOMKEY"]), Resp::Nil);
+    assert_eq!(c.cmd(&["SET", &key, "1"]), ok());
+    for _ in 0..6 {
+        assert_eq!(c.cmd(&["RANDOMKEY"]), Resp::Bulk(key.as_bytes().to_vec()));
+    }
+}
+
+/// A blocking command sent on with ASKING: the ASKING itself is bounded by
+/// `request_timeout` (only the blocking command may wait long).
+#[test]
+fn asking_before_a_blocking_command_times_out() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_with(&cluster, 3, "request_timeout = \"300ms\"\n");
+    let (src, dst) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let (key, slot) = key_on(src, "bask:");
+    let slot = slot.to_string();
+    let (src_id, dst_id) = (Cluster::id(src), Cluster::id(dst));
+    assert_eq!(
+        dst.client()
+            .cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]),
+        ok()
+    );
+    assert_eq!(
+        src.client()
+            .cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]),
+        ok()
+    );
+    let mut c = proxy.client();
+    // Followed to the target, where it times out (and leaves a pooled connection there).
+    assert_eq!(c.cmd(&["BLPOP", &key, "0.1"]), Resp::Nil);
+    assert_eq!(dst.client().cmd(&["CLIENT", "PAUSE", "8000", "ALL"]), ok());
+    c.set_timeout(Duration::from_secs(20));
+    let started = Instant::now();
+    let reply = c.cmd(&["BLPOP", &key, "0.1"]);
+    let waited = started.elapsed();
+    assert!(
+        matches!(reply, Resp::Error(_)),
+        "{reply:?} after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "the reply took {waited:?}");
+}
+
+/// A held MULTI whose first keyed command cannot be pinned (its slot is not served) stays a
+/// MULTI for the client: later commands are still queued, and EXEC aborts.
+#[test]
+fn a_held_multi_whose_node_cannot_be_pinned_stays_open_and_aborts() {
+    let cluster = Cluster::start(3, 0);
+    for n in &cluster.nodes {
+        assert_eq!(
+            n.client()
+                .cmd(&["CONFIG", "SET", "cluster-require-full-coverage", "no"]),
+            ok()
+        );
+    }
+    let proxy = proxy(&cluster, 3);
+    let (gone, slot) = key_on(&cluster.nodes[0], "gone:");
+    let (kept, _) = key_on(&cluster.nodes[1], "kept:");
+    for n in &cluster.nodes {
+        let _ = n.client().cmd(&["CLUSTER", "DELSLOTS", &slot.to_string()]);
+    }
+    let mut c = proxy.client();
+    wait_until(Duration::from_secs(10), "the slot to be unserved", || {
+        is_error_with(&c.cmd(&["GET", &gone]), "CLUSTERDOWN")
+    });
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["PING"]), queued());
+    assert!(matches!(c.cmd(&["SET", &gone, "1"]), Resp::Error(_)));
+    assert_eq!(
+        c.cmd(&["SET", &kept, "1"]),
+        queued(),
+        "the MULTI was dropped"
+    );
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
+    assert_eq!(c.cmd(&["GET", &kept]), Resp::Nil, "the aborted SET ran");
+}
+
+/// The transaction's connection fails inside MULTI: the client is still inside its MULTI, so
+/// what it sends next is queued (never run at once) and EXEC aborts.
+#[test]
+fn a_multi_whose_connection_fails_stays_open_and_aborts() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy(&cluster, 3);
+    let node = &cluster.nodes[0];
+    let (key, _) = key_on(node, "lost:");
+    let (a, b, c2) = (
+        format!("{{{key}}}a"),
+        format!("{{{key}}}b"),
+        format!("{{{key}}}c"),
+    );
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", &a, "1"]), queued());
+    // Every client connection of the node is closed, the proxy's pinned one among them.
+    assert!(matches!(
+        node.client().cmd(&["CLIENT", "KILL", "TYPE", "normal"]),
+        Resp::Int(n) if n > 0
+    ));
+    assert!(matches!(c.cmd(&["SET", &b, "1"]), Resp::Error(_)));
+    assert_eq!(c.cmd(&["SET", &c2, "1"]), queued(), "the MULTI was dropped");
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
+    for k in [&a, &b, &c2] {
+        assert_eq!(c.cmd(&["GET", k]), Resp::Nil, "{k} was written");
+    }
+    // The session is usable again.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", &a, "2"]), queued());
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![ok()]));
+}
