@@ -1,9 +1,8 @@
 //! Helpers shared by the data-type families (hashes, lists, sets, sorted sets): the handler
 //! error macro, pair replies, HSCAN/SSCAN/ZSCAN arguments and paging, glob matching for
-//! MATCH (`glob`), random picks (`pick`), count arguments, LMPOP/ZMPOP arguments, and
+//! MATCH (`crate::node::glob`), random picks (`pick`), count arguments, LMPOP/ZMPOP arguments, and
 //! pre-encoded bulk arrays for range replies.
 
-mod glob;
 mod pick;
 
 use bytes::Bytes;
@@ -11,7 +10,8 @@ use bytes::Bytes;
 use super::{args, Args, Reply};
 use crate::resp::encode;
 
-pub use glob::glob_match;
+/// Redis's glob, shared with KEYS/SCAN and pub/sub patterns.
+pub use crate::node::glob::matches as glob_match;
 pub(crate) use pick::{check_repeats, distinct_indices, rand_args, rand_positions, random_index};
 
 /// Unwraps a `Result<_, Reply>` inside a handler: the error is the reply.
