@@ -52,6 +52,21 @@ enum Expiry {
     KeepTtl,
 }
 
+/// The expiry option at `args[i]` (EX, PX, EXAT, PXAT) of SET and GETEX, if it is one.
+fn expiry_unit(args: &Args, i: usize) -> Option<Expiry> {
+    Some(if args.is(i, "EX") {
+        Expiry::Relative(1000)
+    } else if args.is(i, "PX") {
+        Expiry::Relative(1)
+    } else if args.is(i, "EXAT") {
+        Expiry::Absolute(1000)
+    } else if args.is(i, "PXAT") {
+        Expiry::Absolute(1)
+    } else {
+        return None;
+    })
+}
+
 /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT ts|PXAT ms-ts|KEEPTTL]`, parsed in Redis's
 /// order: option syntax first, then the expiry number.
 fn set(ctx: &mut Ctx, args: &Args) -> Reply {
@@ -72,15 +87,7 @@ fn set(ctx: &mut Ctx, args: &Args) -> Reply {
             expiry = Expiry::KeepTtl;
         } else if expiry != Expiry::KeepTtl && has_next {
             // A unit may be repeated (the last one wins) but not mixed with another.
-            let unit = if args.is(i, "EX") {
-                Expiry::Relative(1000)
-            } else if args.is(i, "PX") {
-                Expiry::Relative(1)
-            } else if args.is(i, "EXAT") {
-                Expiry::Absolute(1000)
-            } else if args.is(i, "PXAT") {
-                Expiry::Absolute(1)
-            } else {
+            let Some(unit) = expiry_unit(args, i) else {
                 return syntax();
             };
             if timed && unit != expiry {
@@ -187,15 +194,7 @@ fn getex(ctx: &mut Ctx, args: &Args) -> Reply {
         if args.is(i, "PERSIST") && !timed {
             persist = true;
         } else if !persist && i + 1 < args.len() {
-            let unit = if args.is(i, "EX") {
-                Expiry::Relative(1000)
-            } else if args.is(i, "PX") {
-                Expiry::Relative(1)
-            } else if args.is(i, "EXAT") {
-                Expiry::Absolute(1000)
-            } else if args.is(i, "PXAT") {
-                Expiry::Absolute(1)
-            } else {
+            let Some(unit) = expiry_unit(args, i) else {
                 return syntax();
             };
             if timed && unit != expiry {
