@@ -291,21 +291,23 @@ async fn node_for(pool: &Pool, addr: &str, deadline: tokio::time::Instant) -> Op
 }
 
 /// Points `slot` at the shard whose master is `addr` in the published snapshot, ahead of the
-/// refresh. A refresh racing with this simply wins: it is the newer full view.
+/// refresh. `rcu` re-applies the change when another MOVED was published in between, so two
+/// clients' redirects for different slots never undo each other; a full refresh stored later
+/// is the newer view and replaces both.
 fn apply_moved(pool: &Pool, slot: u16, addr: &str) {
-    let current = pool.topology.load_full();
-    let Some(moved) = current
-        .cluster
-        .as_ref()
-        .and_then(|m| m.with_slot_moved(slot, addr))
-    else {
-        return;
-    };
-    let next = Topology {
-        cluster: Some(Arc::new(moved)),
-        ..Topology::clone(&current)
-    };
-    let _ = pool.topology.compare_and_swap(&current, Arc::new(next));
+    pool.topology.rcu(|current| {
+        match current
+            .cluster
+            .as_ref()
+            .and_then(|m| m.with_slot_moved(slot, addr))
+        {
+            Some(moved) => Arc::new(Topology {
+                cluster: Some(Arc::new(moved)),
+                ..Topology::clone(current)
+            }),
+            None => current.clone(),
+        }
+    });
 }
 
 /// `ASKING` then the request on one dedicated connection; the second reply is the answer.
