@@ -95,7 +95,7 @@ fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
                         "mode".into(),
                         format!("{:?}", p.cfg.mode).to_lowercase().into(),
                     );
-                    obj.insert("read_from".into(), format!("{:?}", p.cfg.read_from).into());
+                    obj.insert("read_from".into(), p.cfg.read_from.to_string().into());
                     obj.insert("listen".into(), p.cfg.listen.to_string().into());
                 }
                 pools.insert(p.cfg.name.clone(), t);
