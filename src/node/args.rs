@@ -116,29 +116,10 @@ fn c_text(arg: &[u8], max: usize) -> String {
     String::from_utf8_lossy(&arg[..end]).into_owned()
 }
 
-/// Redis's `string2ll`: optional `-`, no `+`, no leading zeros, no spaces, within i64.
+/// Redis's `string2ll`: optional `-`, no `+`, no leading zeros, no spaces, within i64 (the
+/// codec's own parser, so requests and arguments agree on what an integer is).
 pub fn parse_int(s: &[u8]) -> Option<i64> {
-    let (neg, digits) = match s {
-        [b'0'] => return Some(0),
-        [b'-', rest @ ..] => (true, rest),
-        _ => (false, s),
-    };
-    if !matches!(digits.first(), Some(b'1'..=b'9')) || digits.len() > 19 {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        v = v * 10 + u64::from(d);
-    }
-    if neg {
-        (v <= i64::MAX as u64 + 1).then(|| (v as i64).wrapping_neg())
-    } else {
-        i64::try_from(v).ok()
-    }
+    crate::resp::parse::string2ll(s)
 }
 
 /// Redis's float parsing (`strtold` on the whole string): no spaces, no NaN; `inf`, `+inf`,

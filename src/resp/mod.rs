@@ -10,7 +10,7 @@ pub mod convert;
 pub mod encode;
 pub mod error;
 pub mod frame;
-mod parse;
+pub(crate) mod parse;
 pub mod reply;
 pub mod request;
 
