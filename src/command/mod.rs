@@ -6,6 +6,8 @@ use crate::resp::{ReplyShape, Request};
 
 mod keys;
 mod table;
+
+pub(crate) use table::Fnv;
 #[cfg(test)]
 mod tests;
 

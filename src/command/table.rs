@@ -142,9 +142,10 @@ pub(crate) fn lookup_command(cmd: &[u8], sub: Option<&[u8]>) -> Option<&'static 
     Some(table.get(&buf[..total]).map_or(row, |(_, r)| r))
 }
 
-/// FNV-1a: the index is looked up once per request with short, trusted keys (our own command
-/// names), so the DoS resistance of the default SipHash buys nothing and costs a visible share
-/// of the proxy's per-request CPU.
+/// FNV-1a: the index is looked up once per request with short keys (command names) in a table
+/// fixed at start, which no input can grow or flood, so the DoS resistance of the default
+/// SipHash buys nothing and costs a visible share of the per-request CPU. Node mode's command
+/// table uses it too.
 #[derive(Default)]
 pub(crate) struct Fnv(u64);
 

@@ -236,30 +236,11 @@ impl Command {
 /// Longest command name looked up; longer names are unknown without hashing.
 const MAX_NAME: usize = 32;
 
-/// FNV-1a: the command table is fixed and its keys are a few bytes, so a simple hash beats
-/// SipHash on the per-command lookup, and no flooding can grow a static table.
-#[derive(Default, Clone, Copy)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type NameTable =
-    HashMap<&'static [u8], (usize, &'static Command), std::hash::BuildHasherDefault<Fnv>>;
+type NameTable = HashMap<
+    &'static [u8],
+    (usize, &'static Command),
+    std::hash::BuildHasherDefault<crate::command::Fnv>,
+>;
 
 /// Name → (position in [`all`], command). The position indexes per-command statistics.
 fn table() -> &'static NameTable {
