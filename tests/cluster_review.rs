@@ -11,6 +11,10 @@ fn ok() -> Resp {
     Resp::Simple("OK".into())
 }
 
+fn bulk(s: &str) -> Resp {
+    Resp::Bulk(s.as_bytes().to_vec())
+}
+
 fn queued() -> Resp {
     Resp::Simple("QUEUED".into())
 }
@@ -26,9 +30,14 @@ fn proxy(cluster: &Cluster, masters: usize) -> Sluice {
 
 /// Same, with `extra` pool settings.
 fn proxy_with(cluster: &Cluster, masters: usize, extra: &str) -> Sluice {
+    let interval = if extra.contains("health_check_interval") {
+        ""
+    } else {
+        "health_check_interval = \"200ms\"\n"
+    };
     let proxy = Sluice::start(&format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"c\"\nlisten = \"127.0.0.1:0\"\n\
-         mode = \"cluster\"\nseeds = [{}]\nhealth_check_interval = \"200ms\"\n{extra}\n",
+         mode = \"cluster\"\nseeds = [{}]\n{interval}{extra}\n",
         cluster.seeds()
     ));
     wait_until(
@@ -322,4 +331,123 @@ fn a_multi_whose_connection_fails_stays_open_and_aborts() {
     assert_eq!(c.cmd(&["MULTI"]), ok());
     assert_eq!(c.cmd(&["SET", &a, "2"]), queued());
     assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![ok()]));
+}
+
+/// Writes to the proxy's `/metrics` counter of requests of `class` sent to the node at `addr`.
+fn sent_to(proxy: &Sluice, addr: &str, class: &str) -> u64 {
+    let (_, body) = proxy.http_get("/metrics");
+    let node = format!("node=\"{addr}\"");
+    let class = format!("class=\"{class}\"");
+    body.lines()
+        .filter(|l| {
+            l.starts_with("sluice_requests_total{") && l.contains(&node) && l.contains(&class)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// A client pipelining two writes to one key while the slot changes owner between them: the
+/// first, still in flight to the former owner, comes back MOVED and is re-sent; the second,
+/// routed by the fixed map, must not overtake it (the key ends with the client's last value).
+#[test]
+fn pipelined_writes_keep_their_order_across_a_slot_owner_change() {
+    let cluster = Cluster::start(3, 1);
+    // No periodic refresh during the test: only the data path changes the proxy's map.
+    let proxy = proxy_with(
+        &cluster,
+        3,
+        "read_from = \"replica\"\nhealth_check_interval = \"1h\"\nmaster_wait = \"10s\"\n",
+    );
+    let masters = cluster.masters();
+    let (old, new) = (masters[0], masters[1]);
+    let (key, slot) = key_on(old, "order:");
+    let slot = slot.to_string();
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["SET", &key, "0"]), ok());
+    let replica = cluster
+        .replicas()
+        .into_iter()
+        .find(|r| {
+            r.info("replication")
+                .contains(&format!("master_port:{}\r", old.port))
+        })
+        .expect("the old owner's replica");
+
+    // Move the slot (and the key) to `new`, behind the proxy's back.
+    let (old_id, new_id) = (Cluster::id(old), Cluster::id(new));
+    assert_eq!(
+        new.client()
+            .cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &old_id]),
+        ok()
+    );
+    assert_eq!(
+        old.client()
+            .cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &new_id]),
+        ok()
+    );
+    let port = new.port.to_string();
+    assert_eq!(
+        old.client()
+            .cmd(&["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS", &key]),
+        ok()
+    );
+    for m in &masters {
+        assert_eq!(
+            m.client()
+                .cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &new_id]),
+            ok()
+        );
+    }
+    let mut r = replica.client();
+    assert_eq!(r.cmd(&["READONLY"]), ok());
+    wait_until(
+        Duration::from_secs(20),
+        "the old owner's replica to redirect the slot",
+        || is_error_with(&r.cmd(&["GET", &key]), "MOVED"),
+    );
+
+    // The old owner stops answering (a busy script: CLIENT PAUSE would still answer MOVED
+    // at once): the client's first write waits there.
+    let busy_addr = old.addr();
+    let busy = std::thread::spawn(move || {
+        let mut b = common::Client::connect(&busy_addr);
+        b.set_timeout(Duration::from_secs(20));
+        b.cmd(&[
+            "EVAL",
+            "local s = redis.call('TIME') repeat local n = redis.call('TIME') \
+             until (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > 2500000 return 1",
+            "0",
+        ])
+    });
+    wait_until(Duration::from_secs(5), "the old owner to be busy", || {
+        let mut p = old.client();
+        p.set_timeout(Duration::from_millis(200));
+        p.send(&["PING"]);
+        p.try_read().is_err()
+    });
+    let before = sent_to(&proxy, &old.addr(), "write");
+    c.set_timeout(Duration::from_secs(20));
+    c.send(&["SET", &key, "1"]);
+    wait_until(
+        Duration::from_secs(2),
+        "the first write to reach the old owner",
+        || sent_to(&proxy, &old.addr(), "write") > before,
+    );
+    // Another client's read on that slot goes to the replica, comes back MOVED, and fixes
+    // the slot in the proxy's map.
+    let mut other = proxy.client();
+    assert_eq!(other.cmd(&["GET", &key]), bulk("0"));
+    // The same client's second write to the key, pipelined behind the first.
+    c.send(&["SET", &key, "2"]);
+    assert_eq!(c.read(), ok());
+    assert_eq!(c.read(), ok());
+    assert_eq!(new.client().cmd(&["GET", &key]), bulk("2"));
+    assert_eq!(busy.join().expect("busy script"), Resp::Int(1));
+    // Reads go to replicas: poll until the replica has the write.
+    wait_until(
+        Duration::from_secs(10),
+        "the read to see the last write",
+        || c.cmd(&["GET", &key]) == bulk("2"),
+    );
 }

@@ -51,6 +51,19 @@ impl Session {
             )));
             return None;
         };
+        // Ordering across a change of slot owners: a write still in flight to a slot's former
+        // owner comes back MOVED and is re-sent to the new owner. A later command of this
+        // client, routed by the new map, must not overtake it there, so while writes routed by
+        // an older map are in flight, the client's next command waits for them (owner changes
+        // are rare, so this costs nothing in steady state).
+        let owners = map.owners as usize;
+        if self.inflight_writes > 0 && self.write_node != owners && may_hold {
+            drop(topo);
+            return Some(req);
+        }
+        if !read {
+            self.write_node = owners;
+        }
         if let Plan::Single(slot) = plan {
             // The hot path: no clone of the map, only of the chosen node.
             let routed = self.pool.router.cluster(map, slot, read, None);
@@ -172,6 +185,9 @@ impl Session {
         done: bool,
         pending: &mut VecDeque<Pending>,
     ) {
+        if !read {
+            self.inflight_writes += 1;
+        }
         self.forwarded = self.forwarded.wrapping_add(1);
         let started = self
             .forwarded

@@ -107,7 +107,8 @@ pub struct Session {
     /// When the client connected, in [`seconds_since_start`] (CLIENT INFO `age`).
     connected_at: u32,
     /// Writes sent and not yet answered, and the node they went to (by address of its
-    /// `Node`): the write barrier across a master change.
+    /// `Node`; in cluster pools, the slot map's `owners` fingerprint they were routed by):
+    /// the write barrier across a master or slot-owner change.
     inflight_writes: u32,
     write_node: usize,
     /// When this client's last write was acknowledged (read-your-writes pools only).
@@ -656,9 +657,24 @@ impl Session {
         }));
     }
 
-    /// Waits (up to `master_wait`) until the topology has a confirmed, reachable master.
+    /// Waits (up to `master_wait`) until the topology has a confirmed, reachable master; in a
+    /// cluster pool, until there is a slot map.
     async fn wait_for_master(&self) {
         let deadline = tokio::time::Instant::now() + self.pool.cfg.master_wait;
+        if self.pool.cfg.mode == Mode::Cluster {
+            while self
+                .pool
+                .topology
+                .load()
+                .cluster
+                .as_ref()
+                .is_none_or(|m| m.shards.is_empty())
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            return;
+        }
         while !self
             .pool
             .router

@@ -28,6 +28,27 @@ use crate::config::ReplicaLag;
 use crate::resp::{Frame, Protocol};
 use crate::telemetry::PoolMetrics;
 
+/// Hashes, slot by slot, the address of the master that owns it (computed once per map
+/// change, never per request). A collision would only skip one ordering barrier.
+fn owners_fingerprint(shards: &[Shard], slots: &[u16]) -> u64 {
+    let per_shard: Vec<u64> = shards
+        .iter()
+        .map(|s| {
+            s.master
+                .node
+                .addr
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                })
+        })
+        .collect();
+    slots.iter().fold(0u64, |h, &i| {
+        let owner = per_shard.get(usize::from(i)).copied().unwrap_or(0);
+        (h.rotate_left(5) ^ owner).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    })
+}
+
 /// Marks a slot no shard serves.
 const UNASSIGNED: u16 = u16::MAX;
 
@@ -54,6 +75,10 @@ pub struct SlotMap {
     pub shards: Arc<[Shard]>,
     /// Shard index per slot ([`UNASSIGNED`] when none).
     slots: Arc<[u16]>,
+    /// A fingerprint of which master owns each slot: equal for two maps that route every
+    /// write to the same node (health and offsets aside). Sessions compare it to keep a
+    /// client's writes in order across an ownership change (see `session::cluster`).
+    pub owners: u64,
 }
 
 impl SlotMap {
@@ -69,9 +94,11 @@ impl SlotMap {
                 }
             }
         }
+        let owners = owners_fingerprint(&shards, &slots);
         SlotMap {
             shards: shards.into(),
             slots: slots.into(),
+            owners,
         }
     }
 
@@ -105,6 +132,7 @@ impl SlotMap {
         let mut slots = self.slots.to_vec();
         *slots.get_mut(usize::from(slot))? = i as u16;
         Some(SlotMap {
+            owners: owners_fingerprint(&self.shards, &slots),
             shards: self.shards.clone(),
             slots: slots.into(),
         })
