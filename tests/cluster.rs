@@ -94,7 +94,10 @@ fn owns(node: &common::Redis, slot: i64) -> bool {
 #[test]
 fn routes_splits_merges_and_answers_like_one_redis() {
     let cluster = Cluster::start(3, 1);
-    let proxy = proxy(&cluster, "read_from = \"replica\"\n");
+    let proxy = proxy(
+        &cluster,
+        "read_from = \"replica\"\nallow_commands = [\"FLUSHALL\"]\n",
+    );
     wait_ready(&proxy);
     let mut c = proxy.client();
 
@@ -220,6 +223,15 @@ fn routes_splits_merges_and_answers_like_one_redis() {
         "the aborted SET did not run"
     );
     assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    // Keys of a WATCH in two slots: Redis's own error, not wrapped in another prefix.
+    assert_eq!(
+        c.cmd(&["WATCH", "{a}1", "{b}2"]),
+        Resp::Error("CROSSSLOT Keys in request don't hash to the same slot".into())
+    );
+    assert_eq!(
+        c.cmd(&["CLUSTER", "KEYSLOT"]),
+        Resp::Error("ERR wrong number of arguments for 'cluster|keyslot' command".into())
+    );
     // WATCH pins to its key's slot; a change by another client voids the transaction.
     assert_eq!(c.cmd(&["WATCH", "{tx}a"]), ok());
     assert_eq!(c.cmd(&["MULTI"]), ok());
@@ -241,7 +253,18 @@ fn routes_splits_merges_and_answers_like_one_redis() {
             == Resp::Array(vec![bulk("1"), bulk("2"), Resp::Nil])
     });
 
-    // Fan-out: FLUSHALL, then KEYS, DBSIZE and a full SCAN see every key exactly once.
+    // Fan-out: FLUSHALL (allowed by this pool's config; FLUSHDB is not, since a flush in a
+    // cluster pool empties every master), then KEYS, DBSIZE and a full SCAN see every key
+    // exactly once.
+    assert!(is_error_with(
+        &c.cmd(&["FLUSHDB"]),
+        "ERR sluice: 'FLUSHDB' is not allowed through the proxy"
+    ));
+    assert_eq!(
+        c.cmd(&["EXISTS", "{tx}a"]),
+        Resp::Int(1),
+        "a denied FLUSHDB ran"
+    );
     assert_eq!(c.cmd(&["FLUSHALL"]), ok());
     let written: BTreeSet<String> = (0..300).map(|i| format!("scan:{i}")).collect();
     for k in &written {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::transaction::checkout_in_db;
-use super::{Io, Session};
+use super::{err_text, Io, Session};
 use crate::backend::{BackendError, DirectConn};
 use crate::command::CommandInfo;
 use crate::config::Mode;
@@ -95,7 +95,7 @@ impl Session {
             let mut conn = match checkout_in_db(&node, self.proto, self.db).await {
                 Ok(c) => c,
                 Err(e) => {
-                    encode::error(&mut io.out, &format!("ERR {e}"));
+                    encode::error(&mut io.out, &err_text(&e.to_string()));
                     return;
                 }
             };
@@ -129,7 +129,7 @@ impl Session {
                 }
                 Outcome::Failed(e) => {
                     node.metrics.write_errors.increment(1);
-                    encode::error(&mut io.out, &format!("ERR {e}"));
+                    encode::error(&mut io.out, &err_text(&e.to_string()));
                 }
                 Outcome::ClientGone => self.closing = true,
             }

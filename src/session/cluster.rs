@@ -354,6 +354,10 @@ impl Session {
             "keyslot" if req.len() == 3 => {
                 encode::integer(&mut out, i64::from(cluster_slot::slot(req.arg(2))))
             }
+            "keyslot" => encode::error(
+                &mut out,
+                "ERR wrong number of arguments for 'cluster|keyslot' command",
+            ),
             _ => encode::error(
                 &mut out,
                 &format!(

@@ -8,7 +8,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::transaction::{refused_in_multi, EXECABORT};
-use super::{Io, Session};
+use super::{err_text, Io, Session};
 use crate::command::CommandInfo;
 use crate::resp::{encode, Request};
 use crate::route::split::{self, Plan, CROSSSLOT};
@@ -205,7 +205,7 @@ impl Session {
                     Some(d) if name != "exec" => d.poisoned = true,
                     _ => self.deferred_multi = None,
                 }
-                encode::error(&mut io.out, &format!("ERR {e}"));
+                encode::error(&mut io.out, &err_text(&e.to_string()));
                 return true;
             }
         };
@@ -234,7 +234,7 @@ impl Session {
                             ..*replay
                         }));
                     }
-                    encode::error(&mut io.out, &format!("ERR {e}"));
+                    encode::error(&mut io.out, &err_text(&e.to_string()));
                     return true;
                 }
             }

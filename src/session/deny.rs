@@ -28,6 +28,11 @@ const DENIED: &[(&str, &str)] = &[
     ("client", "unblock"),
 ];
 
+/// Also denied by default in cluster pools: there they are fanned out to every master, so one
+/// stray `FLUSHALL` empties the whole cluster rather than one server (`allow_commands` lists
+/// them to permit it). In other pools they reach the one master, as with a direct connection.
+const DENIED_IN_CLUSTER: &[(&str, &str)] = &[("flushall", ""), ("flushdb", "")];
+
 /// Commands that change the connection they run on for good: when allowed, they get a
 /// dedicated connection of their own for the rest of the session (see `pubsub::tunnel`).
 const TUNNEL: &[(&str, &str)] = &[
@@ -48,16 +53,24 @@ pub(super) fn is_tunnel(req: &Request) -> bool {
     })
 }
 
-/// True when some form of the command `parent` is denied by default.
+/// True when some form of the command `parent` is denied by default (in some mode).
 pub(super) fn is_denied_family(parent: &str) -> bool {
-    DENIED.iter().any(|(cmd, _)| *cmd == parent)
+    DENIED
+        .iter()
+        .chain(DENIED_IN_CLUSTER)
+        .any(|(cmd, _)| *cmd == parent)
 }
 
 /// The error text for a denied request, or `None` when it may pass.
 pub(super) fn check(pool: &Pool, req: &Request) -> Option<String> {
     let name = req.arg(0);
     let sub = req.arg(1);
-    let hit = DENIED.iter().find(|(cmd, s)| {
+    let cluster: &[(&str, &str)] = if pool.cfg.mode == crate::config::Mode::Cluster {
+        DENIED_IN_CLUSTER
+    } else {
+        &[]
+    };
+    let hit = DENIED.iter().chain(cluster).find(|(cmd, s)| {
         name.eq_ignore_ascii_case(cmd.as_bytes())
             && (s.is_empty() || sub.eq_ignore_ascii_case(s.as_bytes()))
     })?;

@@ -287,7 +287,7 @@ impl Session {
                     }
                     Err(e) => {
                         self.pool.metrics.protocol_errors.increment(1);
-                        pending.push_back(Pending::Ready(error_bytes(&format!("ERR {e}"))));
+                        pending.push_back(Pending::Ready(error_bytes(&err_text(&e.to_string()))));
                         self.closing = true;
                         break;
                     }
@@ -480,7 +480,7 @@ impl Session {
                     self.inflight_writes = self.inflight_writes.saturating_sub(1);
                     w.node.metrics.write_errors.increment(1);
                 }
-                encode::error(&mut io.out, &format!("ERR {e}"));
+                encode::error(&mut io.out, &err_text(&e.to_string()));
             }
         }
     }
@@ -769,6 +769,18 @@ async fn wait_head(pending: &mut VecDeque<Pending>) -> Result<ReplyResult, ()> {
     match pending.front_mut() {
         Some(Pending::Wait(w)) => (&mut w.rx).await.map_err(|_| ()),
         _ => std::future::pending().await,
+    }
+}
+
+/// A client-ready error text: kept as it is when it already starts with a Redis error code
+/// (an upper-case word such as `CLUSTERDOWN` or `CROSSSLOT`, which clients match on), else
+/// with `ERR ` in front.
+fn err_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let code = text.split(' ').next().unwrap_or("");
+    if text.contains(' ') && !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(format!("ERR {text}"))
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use super::blocking::{await_reply, Outcome};
-use super::{deny, Io, Session};
+use super::{deny, err_text, Io, Session};
 use crate::backend::{DirectConn, Node};
 use crate::command::{self, CommandInfo};
 use crate::resp::{encode, Frame, Protocol, Request};
@@ -102,7 +102,7 @@ impl Session {
             match self.pin(&req, info).await {
                 Ok(p) => self.pinned = Some(Box::new(p)),
                 Err(e) => {
-                    encode::error(&mut io.out, &format!("ERR {e}"));
+                    encode::error(&mut io.out, &err_text(&e.to_string()));
                     return;
                 }
             }
@@ -145,7 +145,7 @@ impl Session {
                     self.deferred_multi = Some(super::cluster_tx::Deferred::aborted());
                 }
                 self.pinned = None;
-                encode::error(&mut io.out, &format!("ERR {e}"));
+                encode::error(&mut io.out, &err_text(&e.to_string()));
                 return;
             }
             Outcome::ClientGone => {
