@@ -333,6 +333,41 @@ fn a_multi_whose_connection_fails_stays_open_and_aborts() {
     assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![ok()]));
 }
 
+/// Moves `slot` from `from` to `to` with its `keys`, the way `redis-cli --cluster reshard`
+/// does (IMPORTING, MIGRATING, MIGRATE, then SETSLOT NODE on every master).
+fn move_slot(
+    masters: &[&common::Redis],
+    slot: &str,
+    from: &common::Redis,
+    to: &common::Redis,
+    keys: &[&str],
+) {
+    let (from_id, to_id) = (Cluster::id(from), Cluster::id(to));
+    assert_eq!(
+        to.client()
+            .cmd(&["CLUSTER", "SETSLOT", slot, "IMPORTING", &from_id]),
+        ok()
+    );
+    assert_eq!(
+        from.client()
+            .cmd(&["CLUSTER", "SETSLOT", slot, "MIGRATING", &to_id]),
+        ok()
+    );
+    if !keys.is_empty() {
+        let port = to.port.to_string();
+        let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+        migrate.extend_from_slice(keys);
+        assert_eq!(from.client().cmd(&migrate), ok());
+    }
+    for m in masters {
+        assert_eq!(
+            m.client()
+                .cmd(&["CLUSTER", "SETSLOT", slot, "NODE", &to_id]),
+            ok()
+        );
+    }
+}
+
 /// Writes to the proxy's `/metrics` counter of requests of `class` sent to the node at `addr`.
 fn sent_to(proxy: &Sluice, addr: &str, class: &str) -> u64 {
     let (_, body) = proxy.http_get("/metrics");
@@ -375,30 +410,7 @@ fn pipelined_writes_keep_their_order_across_a_slot_owner_change() {
         .expect("the old owner's replica");
 
     // Move the slot (and the key) to `new`, behind the proxy's back.
-    let (old_id, new_id) = (Cluster::id(old), Cluster::id(new));
-    assert_eq!(
-        new.client()
-            .cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &old_id]),
-        ok()
-    );
-    assert_eq!(
-        old.client()
-            .cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &new_id]),
-        ok()
-    );
-    let port = new.port.to_string();
-    assert_eq!(
-        old.client()
-            .cmd(&["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS", &key]),
-        ok()
-    );
-    for m in &masters {
-        assert_eq!(
-            m.client()
-                .cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &new_id]),
-            ok()
-        );
-    }
+    move_slot(&masters, &slot, old, new, &[&key]);
     let mut r = replica.client();
     assert_eq!(r.cmd(&["READONLY"]), ok());
     wait_until(
@@ -450,4 +462,76 @@ fn pipelined_writes_keep_their_order_across_a_slot_owner_change() {
         "the read to see the last write",
         || c.cmd(&["GET", &key]) == bulk("2"),
     );
+}
+
+/// A transaction whose slot moved: pinned by a stale map (the first keyed command or the
+/// WATCH comes back MOVED), or moved while commands were being queued. Nothing has run, so
+/// the proxy replays it on the new owner and the client never sees MOVED. A slot still
+/// migrating (ASK) gets a retryable TRYAGAIN and EXEC aborts.
+#[test]
+fn transactions_follow_a_slot_that_moved() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_with(
+        &cluster,
+        3,
+        "read_from = \"master\"\nhealth_check_interval = \"1h\"\n",
+    );
+    let masters = cluster.masters();
+    let (a, b) = (masters[0], masters[1]);
+    let mut c = proxy.client();
+    // Each case gets a slot of its own on `a`, written once through the proxy so that the
+    // proxy's map has it on `a` before it moves. Keys `{tag}...` share the tag's slot.
+    let mut case = |prefix: &str| {
+        let (key, slot) = key_on(a, prefix);
+        assert_eq!(c.cmd(&["SET", &key, "0"]), ok());
+        (key, slot.to_string())
+    };
+    let cases = [case("txa:"), case("txb:"), case("txc:"), case("txd:")];
+    let k = |i: usize, name: &str| format!("{{{}}}{name}", cases[i].0);
+
+    // 1. The map is stale when the transaction starts.
+    move_slot(&masters, &cases[0].1, a, b, &[&cases[0].0]);
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", &k(0, "x"), "1"]), queued());
+    assert_eq!(c.cmd(&["INCR", &k(0, "n")]), queued());
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![ok(), Resp::Int(1)]));
+    assert_eq!(b.client().cmd(&["GET", &k(0, "x")]), bulk("1"));
+
+    // 2. The WATCH that pins the transaction comes back MOVED.
+    move_slot(&masters, &cases[1].1, a, b, &[&cases[1].0]);
+    assert_eq!(c.cmd(&["WATCH", &k(1, "w")]), ok());
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", &k(1, "w"), "2"]), queued());
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![ok()]));
+    assert_eq!(b.client().cmd(&["GET", &k(1, "w")]), bulk("2"));
+
+    // 3. The slot moves between two queued commands.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", &k(2, "m"), "3"]), queued());
+    move_slot(&masters, &cases[2].1, a, b, &[&cases[2].0]);
+    assert_eq!(c.cmd(&["INCR", &k(2, "n")]), queued());
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![ok(), Resp::Int(1)]));
+    assert_eq!(b.client().cmd(&["GET", &k(2, "m")]), bulk("3"));
+
+    // 4. A slot half-way through a migration: a retryable error, and nothing runs.
+    let (a_id, b_id) = (Cluster::id(a), Cluster::id(b));
+    let slot = &cases[3].1;
+    assert_eq!(
+        b.client()
+            .cmd(&["CLUSTER", "SETSLOT", slot, "IMPORTING", &a_id]),
+        ok()
+    );
+    assert_eq!(
+        a.client()
+            .cmd(&["CLUSTER", "SETSLOT", slot, "MIGRATING", &b_id]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    let r = c.cmd(&["SET", &k(3, "new"), "4"]);
+    assert!(is_error_with(&r, "TRYAGAIN"), "{r:?}");
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "EXECABORT"));
+    // (The proxy follows the migration's ASK for this read.)
+    assert_eq!(c.cmd(&["GET", &k(3, "new")]), Resp::Nil);
+    // The client is usable afterwards, and so are the node connections it held.
+    assert_eq!(c.cmd(&["GET", &cases[3].0]), bulk("0"));
 }

@@ -7,10 +7,12 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::transaction::{refused_in_multi, EXECABORT};
+use super::blocking::{await_reply, Outcome};
+use super::transaction::{checkout_in_db, refused_in_multi, Pinned, EXECABORT};
 use super::{err_text, Io, Session};
 use crate::command::CommandInfo;
-use crate::resp::{encode, Request};
+use crate::resp::{encode, Reply, Request};
+use crate::route::cluster::{self as redirect, Redirect, MAX_HOPS};
 use crate::route::split::{self, Plan, CROSSSLOT};
 
 /// A deferred MULTI: the requests to replay (MULTI first), and whether a command was refused
@@ -39,7 +41,124 @@ impl Deferred {
     }
 }
 
+/// What a cluster transaction sent since MULTI (MULTI first), kept to replay it on another
+/// node; bounded like [`Deferred`].
+pub(super) struct TxLog {
+    reqs: Vec<Bytes>,
+    bytes: usize,
+}
+
+impl TxLog {
+    /// A log that starts with the MULTI itself.
+    pub(super) fn new(multi: &[u8]) -> TxLog {
+        TxLog {
+            reqs: vec![Bytes::copy_from_slice(multi)],
+            bytes: multi.len(),
+        }
+    }
+
+    /// Adds a queued command; false when that would pass [`MAX_DEFERRED_BYTES`].
+    pub(super) fn push(&mut self, raw: &[u8]) -> bool {
+        let size = raw.len() + std::mem::size_of::<Bytes>();
+        if self.bytes + size > MAX_DEFERRED_BYTES {
+            return false;
+        }
+        self.bytes += size;
+        // Owned copy: a slice would keep the client's whole read buffer alive.
+        self.reqs.push(Bytes::copy_from_slice(raw));
+        true
+    }
+}
+
 impl Session {
+    /// A command queued inside a pinned cluster MULTI (or the WATCH that pinned the
+    /// connection) was answered with a redirect: the transaction's slot has a new owner.
+    /// Nothing has run (Redis only queues until EXEC), so the transaction is discarded there
+    /// and replayed on the new owner, and the command's reply comes from there; the client
+    /// never sees the MOVED. A transaction with a WATCH
+    /// cannot move (the watch lives on the former owner), nor can one whose slot is still
+    /// migrating (ASK: some of its keys may not have moved yet): those get a TRYAGAIN
+    /// instead of the redirect, and EXEC aborts, so the client can simply retry it.
+    pub(super) async fn follow_moved_in_multi(
+        &mut self,
+        req: &Request,
+        mut reply: Reply,
+        io: &mut Io,
+    ) -> Reply {
+        let timeout = self.pool.cfg.request_timeout;
+        for _ in 0..MAX_HOPS {
+            let slot = match redirect::classify(&reply) {
+                Some(Redirect::Moved { slot, .. }) => slot,
+                Some(Redirect::Ask { slot, .. }) => return moving(slot, "is migrating"),
+                _ => return reply,
+            };
+            // Inside MULTI the whole transaction must be replayable; outside it (the WATCH
+            // that pinned the connection) there is nothing to replay.
+            let movable = self
+                .pinned
+                .as_ref()
+                .is_some_and(|p| !p.watching && (p.log.is_some() || !p.in_multi));
+            if !movable {
+                return moving(slot, "moved under a WATCH");
+            }
+            let Some((node, false)) = redirect::redirect_target(&self.pool, &reply).await else {
+                return moving(slot, "moved to an unknown node");
+            };
+            let Some(mut old) = self.pinned.take() else {
+                return reply;
+            };
+            let log = old.log.take();
+            // Leave the former owner's connection clean for its next user.
+            let mut discard = BytesMut::new();
+            encode::command(&mut discard, &[b"DISCARD"]);
+            if matches!(await_reply(&mut old.conn, &discard, io, Some(timeout)).await,
+                Outcome::Reply(ref r) if !r.is_error())
+            {
+                old.node.dedicated.checkin(old.conn);
+            }
+            let moved = async {
+                let conn = checkout_in_db(&node, self.proto, self.db).await?;
+                let mut pinned = Pinned::for_transaction(conn, node.clone(), old.slot);
+                pinned.poisoned = old.poisoned;
+                tokio::time::timeout(timeout, async {
+                    if let Some(log) = &log {
+                        replay_deferred(&mut pinned, &log.reqs).await?;
+                    }
+                    pinned
+                        .conn
+                        .write(req.raw())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    pinned.conn.read().await.map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "sluice: no reply from {} within {} ms",
+                        node.addr,
+                        timeout.as_millis()
+                    ))
+                })
+                .map(|r| (pinned, r))
+            };
+            match moved.await {
+                Ok((mut pinned, r)) => {
+                    pinned.log = log;
+                    self.pinned = Some(Box::new(pinned));
+                    reply = r;
+                }
+                Err(e) => {
+                    // A client inside its MULTI stays there, doomed.
+                    if old.in_multi {
+                        self.deferred_multi = Some(Deferred::aborted());
+                    }
+                    return redirect::error_reply(&err_text(&e));
+                }
+            }
+        }
+        reply
+    }
+
     /// Answers a request while the client's MULTI is already doomed (a command was refused,
     /// or the transaction's connection failed): queued, as Redis keeps queuing after a
     /// refusal, without reaching any node, until EXEC answers EXECABORT or DISCARD ends it.
@@ -226,7 +345,13 @@ impl Session {
                     });
             match replayed {
                 // A command refused before the node was known aborts the transaction too.
-                Ok(()) => pinned.poisoned |= replay.poisoned,
+                Ok(()) => {
+                    pinned.poisoned |= replay.poisoned;
+                    pinned.log = Some(TxLog {
+                        bytes: replay.bytes,
+                        reqs: replay.reqs,
+                    });
+                }
                 Err(e) => {
                     if name != "exec" {
                         self.deferred_multi = Some(Box::new(Deferred {
@@ -244,11 +369,16 @@ impl Session {
     }
 }
 
+/// The error shown instead of a redirect that a transaction cannot follow: retryable, and
+/// the transaction aborts at EXEC (Redis flags a transaction that saw a redirect).
+fn moving(slot: u16, why: &str) -> Reply {
+    redirect::error_reply(&format!(
+        "TRYAGAIN sluice: slot {slot} {why} during the transaction; retry the transaction"
+    ))
+}
+
 /// Sends the deferred MULTI and its queued keyless commands on the newly pinned connection.
-async fn replay_deferred(
-    pinned: &mut super::transaction::Pinned,
-    replay: &[Bytes],
-) -> Result<(), String> {
+async fn replay_deferred(pinned: &mut Pinned, replay: &[Bytes]) -> Result<(), String> {
     let mut out = BytesMut::new();
     for raw in replay {
         out.extend_from_slice(raw);

@@ -26,7 +26,7 @@ pub(crate) struct Pinned {
     pub(super) conn: DirectConn,
     pub(super) node: Arc<Node>,
     pub(super) in_multi: bool,
-    watching: bool,
+    pub(super) watching: bool,
     /// Replies of +QUEUED received in the current MULTI (the index of the next queued command).
     pub(super) queued: usize,
     /// SELECTs queued in the current MULTI: (index in EXEC's reply, database).
@@ -36,6 +36,10 @@ pub(crate) struct Pinned {
     /// Cluster pools: the slot every keyed command of this transaction must map to, once the
     /// first one chose it.
     pub(super) slot: Option<u16>,
+    /// Cluster pools: MULTI and the commands queued since, to replay them on the slot's new
+    /// owner when a MOVED shows the transaction was pinned to its former one. `None` once
+    /// past [`super::cluster_tx::MAX_DEFERRED_BYTES`] (such a transaction cannot move).
+    pub(super) log: Option<super::cluster_tx::TxLog>,
 }
 
 pub(super) const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
@@ -128,7 +132,7 @@ impl Session {
         pinned.node.metrics.writes.increment(1);
         // Only a blocking command outside MULTI may legitimately wait long.
         let blocking = !pinned.in_multi && command::is_blocking(&req, info);
-        let reply = match await_reply(
+        let mut reply = match await_reply(
             &mut pinned.conn,
             req.raw(),
             io,
@@ -154,7 +158,16 @@ impl Session {
                 return;
             }
         };
+        if (pinned.in_multi || name == "watch")
+            && self.pool.cfg.mode == crate::config::Mode::Cluster
+        {
+            // A redirect at queue time: the slot moved (or is moving) under the transaction.
+            reply = self.follow_moved_in_multi(&req, reply, io).await;
+        }
         io.out.extend_from_slice(&reply.raw);
+        let Some(pinned) = self.pinned.as_mut() else {
+            return;
+        };
         let ok = !reply.is_error();
         match name {
             "multi" if ok => {
@@ -162,6 +175,9 @@ impl Session {
                 pinned.queued = 0;
                 pinned.selects.clear();
                 pinned.poisoned = false;
+                if self.pool.cfg.mode == crate::config::Mode::Cluster {
+                    pinned.log = Some(super::cluster_tx::TxLog::new(req.raw()));
+                }
             }
             "watch" if ok => pinned.watching = true,
             "exec" | "discard" if pinned.in_multi => {
@@ -192,6 +208,11 @@ impl Session {
                     }
                 }
                 pinned.queued += 1;
+                if let Some(log) = pinned.log.as_mut() {
+                    if !log.push(req.raw()) {
+                        pinned.log = None;
+                    }
+                }
             }
             // A command Redis refused at queue time poisons the transaction on the node too.
             _ if pinned.in_multi && !ok => pinned.poisoned = true,
@@ -211,16 +232,7 @@ impl Session {
     ) -> Result<Pinned, String> {
         let node = self.exclusive_node(req, info)?;
         let conn = checkout_in_db(&node, self.proto, self.db).await?;
-        Ok(Pinned {
-            conn,
-            node,
-            in_multi: false,
-            watching: false,
-            queued: 0,
-            selects: Vec::new(),
-            poisoned: false,
-            slot: None,
-        })
+        Ok(Pinned::for_transaction(conn, node, None))
     }
 
     /// Ends pinning; a clean connection goes back to its node's pool.
@@ -232,7 +244,23 @@ impl Session {
 }
 
 impl Pinned {
+    /// A freshly pinned connection with nothing open on it yet.
+    pub(super) fn for_transaction(conn: DirectConn, node: Arc<Node>, slot: Option<u16>) -> Pinned {
+        Pinned {
+            conn,
+            node,
+            in_multi: false,
+            watching: false,
+            queued: 0,
+            selects: Vec::new(),
+            poisoned: false,
+            slot,
+            log: None,
+        }
+    }
+
     fn end_transaction(&mut self) {
+        self.log = None;
         self.in_multi = false;
         self.watching = false;
         self.queued = 0;
