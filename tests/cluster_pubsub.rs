@@ -351,3 +351,80 @@ fn shard_subscriptions_follow_a_migrated_slot() {
     );
     assert_eq!(sub.cmd(&["GET", "nothing"]), Resp::Nil);
 }
+
+#[test]
+fn shard_subscriptions_survive_a_master_failure() {
+    let cluster = Cluster::start(3, 1);
+    let proxy = proxy(
+        &cluster,
+        3,
+        "read_from = \"master\"\nmaster_wait = \"10s\"\n",
+    );
+    let victim = cluster.masters()[0];
+    let victim_port = victim.port;
+    let heir_port = cluster
+        .replicas()
+        .iter()
+        .find(|r| {
+            r.info("replication")
+                .contains(&format!("master_port:{victim_port}\r\n"))
+        })
+        .map(|r| r.port)
+        .expect("the victim's replica");
+    let channel = channel_on(victim, "fail:");
+    let other_master = cluster.masters()[1];
+    let safe = channel_on(other_master, "safe:");
+    let mut sub = proxy.client();
+    let mut other = proxy.client();
+    assert_eq!(
+        sub.cmd(&["SSUBSCRIBE", &channel]),
+        conf("ssubscribe", &channel, 1)
+    );
+    assert_eq!(
+        sub.cmd(&["SSUBSCRIBE", &safe]),
+        conf("ssubscribe", &safe, 2)
+    );
+
+    let mut cluster = cluster;
+    cluster
+        .nodes
+        .iter_mut()
+        .find(|n| n.port == victim_port)
+        .expect("victim")
+        .kill();
+    let heir = cluster.node(heir_port);
+    wait_until(
+        Duration::from_secs(30),
+        "the replica to be promoted",
+        || heir.info("replication").contains("role:master"),
+    );
+    // The proxy subscribes the channel again at the promoted replica, unasked.
+    wait_until(
+        Duration::from_secs(15),
+        "the proxy to subscribe the channel at the new master",
+        || shard_subscribers(heir, &channel) == 1,
+    );
+    assert_eq!(
+        heir.client().cmd(&["SPUBLISH", &channel, "after"]),
+        Resp::Int(1)
+    );
+    assert_eq!(sub.read(), smessage(&channel, "after"));
+    assert_eq!(other.cmd(&["SPUBLISH", &safe, "other"]), Resp::Int(1));
+    assert_eq!(sub.read(), smessage(&safe, "other"));
+    assert_nothing_pending(&mut sub);
+    sub.send(&["SUNSUBSCRIBE"]);
+    let mut left = vec![sub.read(), sub.read()];
+    left.sort_by_key(|r| format!("{r:?}"));
+    let counts: Vec<Resp> = left
+        .iter()
+        .map(|r| match r {
+            Resp::Array(items) => items[2].clone(),
+            other => panic!("not a confirmation: {other:?}"),
+        })
+        .collect();
+    assert!(
+        counts.contains(&Resp::Int(1)) && counts.contains(&Resp::Int(0)),
+        "counts {counts:?}"
+    );
+    assert_eq!(sub.cmd(&["SET", "back", "1"]), ok());
+}
