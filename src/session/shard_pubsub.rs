@@ -46,6 +46,9 @@ use crate::route::split::{self, Plan, CROSSSLOT};
 /// bites on clusters larger than any we expect; it bounds what one client can open.
 const MAX_LINKS: usize = 128;
 
+/// The error for a client at [`MAX_LINKS`] (not worth retrying).
+const TOO_MANY_LINKS: &str = "ERR sluice: too many pub/sub connections for one client";
+
 /// Reply bytes buffered for the client before they are flushed in the middle of a relay.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -370,8 +373,19 @@ impl Session {
         encode::command(&mut buf, &[b"PING", token.as_bytes()]);
         s.links[i].conn.write(&buf).await?;
         let mut own = Vec::new();
+        // Bounded per frame, not per exchange: a node that stops answering must not hold
+        // the client forever, while a long run of messages to relay is fine.
+        let timeout = self.pool.cfg.request_timeout;
         loop {
-            let reply = s.links[i].conn.read().await?;
+            let reply = match tokio::time::timeout(timeout, s.links[i].conn.read()).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(BackendError::Timeout {
+                        addr: s.links[i].node.addr.clone(),
+                        ms: timeout.as_millis() as u64,
+                    })
+                }
+            };
             match classify(&reply, Some(&token)) {
                 Seen::Marker => return Ok(own),
                 Seen::Message => io.out.extend_from_slice(&reply.raw),
@@ -583,7 +597,7 @@ impl Session {
     /// Opens the classic link on the node a keyless request goes to.
     async fn open_classic(&mut self, s: &mut Subs, req: &Request) -> Result<usize, String> {
         if s.links.len() >= MAX_LINKS {
-            return Err("ERR sluice: too many pub/sub connections for one client".into());
+            return Err(TOO_MANY_LINKS.into());
         }
         let node = self.exclusive_node(req, crate::command::lookup(req))?;
         let conn = checkout_in_db(&node, self.proto, self.db)
@@ -707,7 +721,7 @@ impl Session {
             };
             let i = match self.shard_link(s, &node).await {
                 Ok(i) => i,
-                Err(e) if expired => return Err(e),
+                Err(e) if expired || e == TOO_MANY_LINKS => return Err(e),
                 Err(_) => {
                     self.pool.refresh.notify_one();
                     backoff(&mut waits).await;
@@ -772,7 +786,7 @@ impl Session {
             return Ok(i);
         }
         if s.links.len() >= MAX_LINKS {
-            return Err("ERR sluice: too many pub/sub connections for one client".into());
+            return Err(TOO_MANY_LINKS.into());
         }
         let conn = checkout_in_db(node, self.proto, self.db)
             .await
