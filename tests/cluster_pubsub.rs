@@ -426,3 +426,38 @@ fn shard_subscriptions_survive_a_master_failure() {
     assert_eq!(names, expected);
     assert_eq!(sub.cmd(&["SET", "back", "1"]), ok());
 }
+
+#[test]
+fn a_channel_that_cannot_be_resubscribed_is_reported_unsubscribed() {
+    // No replicas: a killed master's slots stay unserved, so the proxy's attempt to
+    // subscribe its channel again must give up after `master_wait` and tell the client.
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy(&cluster, 3, "master_wait = \"600ms\"\n");
+    let victim_port = cluster.masters()[0].port;
+    let channel = channel_on(cluster.masters()[0], "doomed:");
+    let safe = channel_on(cluster.masters()[1], "kept:");
+    let mut sub = proxy.client();
+    assert_eq!(
+        sub.cmd(&["SSUBSCRIBE", &channel]),
+        conf("ssubscribe", &channel, 1)
+    );
+    assert_eq!(
+        sub.cmd(&["SSUBSCRIBE", &safe]),
+        conf("ssubscribe", &safe, 2)
+    );
+    let mut cluster = cluster;
+    cluster
+        .nodes
+        .iter_mut()
+        .find(|n| n.port == victim_port)
+        .expect("victim")
+        .kill();
+    // The default read timeout (10 s) is far above master_wait.
+    assert_eq!(sub.read(), conf("sunsubscribe", &channel, 1));
+    // The other channel is still the client's.
+    assert_nothing_pending(&mut sub);
+    assert_eq!(
+        sub.cmd(&["SUNSUBSCRIBE", &safe]),
+        conf("sunsubscribe", &safe, 0)
+    );
+}

@@ -18,7 +18,9 @@
 //! each such channel is subscribed again at the slot's owner (following MOVED, and after a
 //! lost connection waiting for the map to name another master, within `master_wait`). Only
 //! when that fails does the client see the `sunsubscribe`. Messages published in between are
-//! lost, as pub/sub is at-most-once anyway.
+//! lost, as pub/sub is at-most-once anyway. While a channel is being subscribed again the
+//! client's session waits (at most `master_wait` per channel); messages on its other links
+//! queue in their sockets meanwhile.
 //!
 //! Scope: while a client is in this mode, only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT
 //! and RESET are served; anything else gets Redis's RESP2 subscribed-mode error, for RESP3
