@@ -15,6 +15,7 @@ mod cluster_tx;
 mod deny;
 mod local;
 mod pubsub;
+mod shard_pubsub;
 mod transaction;
 
 use std::collections::VecDeque;
@@ -729,6 +730,10 @@ impl Session {
             || matches!(name, "multi" | "watch")
         {
             self.pinned_request(req, info, io).await;
+        } else if name == "ssubscribe" && self.pool.cfg.mode == Mode::Cluster {
+            // Shard channels live on their slot's master: one link per shard (see
+            // `shard_pubsub`), not one tunnel.
+            self.shard_pubsub(None, req, io).await?;
         } else if matches!(name, "subscribe" | "psubscribe" | "ssubscribe") {
             self.tunnel(req, io, true).await?;
         } else if deny::is_tunnel(&req) {

@@ -17,6 +17,7 @@
 
 use bytes::BytesMut;
 
+use super::shard_pubsub::ClassicLink;
 use super::transaction::checkout_in_db;
 use super::{Io, Session};
 use crate::backend::DirectConn;
@@ -24,16 +25,16 @@ use crate::resp::{decode_request, encode, Frame, Protocol, Request};
 
 /// Subscription counts as the node last reported them.
 #[derive(Default)]
-struct Counts {
+pub(super) struct Counts {
     /// Channels + patterns (one count in Redis's replies).
-    classic: i64,
+    pub(super) classic: i64,
     /// Shard channels (counted separately by Redis).
     shard: i64,
 }
 
 impl Counts {
     /// Updates from a frame; true when it was a subscription confirmation.
-    fn observe(&mut self, frame: &Frame) -> bool {
+    pub(super) fn observe(&mut self, frame: &Frame) -> bool {
         let items = match frame {
             Frame::Array(items) | Frame::Push(items) if items.len() == 3 => items,
             _ => return false,
@@ -96,6 +97,7 @@ impl Session {
             encode::error(&mut io.out, &format!("ERR {e}"));
             return Ok(());
         }
+        let cluster = self.pool.cfg.mode == crate::config::Mode::Cluster;
         let mut t = Tunnel {
             counts: Counts::default(),
             clean: true,
@@ -119,7 +121,11 @@ impl Session {
                                 break;
                             }
                             batch.extend_from_slice(req.raw());
-                        } else if is_pubsub_safe(req.arg(0)) {
+                        } else if is_pubsub_safe(req.arg(0))
+                            && !(cluster && req.arg(0).eq_ignore_ascii_case(b"ssubscribe"))
+                        {
+                            // In a cluster pool SSUBSCRIBE is held: the channel's shard may be
+                            // on another master, so the session moves to `shard_pubsub`.
                             batch.extend_from_slice(req.raw());
                         } else {
                             held = Some(req);
@@ -164,6 +170,17 @@ impl Session {
                         node.dedicated.checkin(conn);
                     }
                     return io.flush().await;
+                }
+                if cluster && req.arg(0).eq_ignore_ascii_case(b"ssubscribe") {
+                    // Classic subscriptions stay on this connection, now one link among the
+                    // client's shard links.
+                    let classic = ClassicLink {
+                        node,
+                        conn,
+                        count: t.counts.classic,
+                        clean: t.clean,
+                    };
+                    return self.shard_pubsub(Some(classic), req, io).await;
                 }
                 match self.subscribed_command(req, &mut conn, &mut t, io).await {
                     // RESET: dropping the connection ends its subscriptions on the node.
@@ -316,7 +333,7 @@ impl Session {
 
     /// The tunnel's connection failed: subscriptions lived on it, so the client must
     /// resubscribe; close it (client libraries reconnect and resubscribe).
-    async fn tunnel_lost(&mut self, io: &mut Io, reason: &str) -> std::io::Result<()> {
+    pub(super) async fn tunnel_lost(&mut self, io: &mut Io, reason: &str) -> std::io::Result<()> {
         tracing::warn!(client = %self.peer, error = %reason, "tunnel connection lost");
         encode::error(&mut io.out, &format!("ERR sluice: {reason}"));
         self.closing = true;
@@ -351,7 +368,7 @@ fn is_pubsub_safe(name: &[u8]) -> bool {
 
 /// Is `frame` the reply to `PING <token>`? A bulk string in normal or RESP3 mode, or
 /// `["pong", token]` from a subscribed RESP2 connection.
-fn is_marker_reply(frame: &Frame, token: &str) -> bool {
+pub(super) fn is_marker_reply(frame: &Frame, token: &str) -> bool {
     match frame {
         Frame::Bulk(b) => b.as_ref() == token.as_bytes(),
         Frame::Array(items) | Frame::Push(items) => {
