@@ -178,6 +178,34 @@ fn routes_splits_merges_and_answers_like_one_redis() {
         ok()
     );
     assert_eq!(c.cmd(&["EVAL", "return 5", "0"]), Resp::Int(5));
+    // Functions: loaded on every master (each shard keeps its own), so FCALL works on keys
+    // of every shard; cross-slot FCALL is refused like EVAL.
+    let lib = "#!lua name=sluicelib\n\
+               redis.register_function('setget', function(keys, args) \
+               redis.call('SET', keys[1], args[1]) return redis.call('GET', keys[1]) end)";
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", lib]), bulk("sluicelib"));
+    for m in cluster.masters() {
+        assert!(
+            matches!(m.client().cmd(&["FUNCTION", "LIST"]), Resp::Array(l) if l.len() == 1),
+            "FUNCTION LOAD did not reach {}",
+            m.addr()
+        );
+    }
+    for i in 0..12 {
+        let key = format!("fcall:{i}");
+        assert_eq!(
+            c.cmd(&["FCALL", "setget", "1", &key, &i.to_string()]),
+            bulk(&i.to_string())
+        );
+    }
+    assert!(is_error_with(
+        &c.cmd(&["FCALL", "setget", "2", "a", "b", "x"]),
+        "CROSSSLOT"
+    ));
+    assert_eq!(c.cmd(&["FUNCTION", "DELETE", "sluicelib"]), ok());
+    for m in cluster.masters() {
+        assert_eq!(m.client().cmd(&["FUNCTION", "LIST"]), Resp::Array(vec![]));
+    }
     assert_eq!(
         c.cmd(&["SELECT", "1"]),
         Resp::Error("ERR SELECT is not allowed in cluster mode".into())

@@ -46,8 +46,10 @@ pub enum FanOut {
     Scan,
     /// DBSIZE: the sum.
     Dbsize,
-    /// FLUSHALL, FLUSHDB, SCRIPT FLUSH: `+OK` when every node says so (sent to replicas too
-    /// for SCRIPT FLUSH, which Redis does not replicate).
+    /// FLUSHALL, FLUSHDB, SCRIPT FLUSH, FUNCTION LOAD/DELETE/FLUSH/RESTORE: the first
+    /// master's reply when no node answers an error (sent to replicas too for SCRIPT FLUSH,
+    /// which Redis does not replicate). Functions live per shard in Redis Cluster, so FCALL
+    /// finds a library on every slot only if each master loaded it.
     AllOk,
     /// SCRIPT LOAD: every node (replicas too, so EVALSHA_RO finds it); the SHA.
     ScriptLoad,
@@ -73,7 +75,8 @@ pub fn plan(req: &Request, info: Option<&CommandInfo>) -> Plan {
         "keys" => Some(FanOut::Keys),
         "scan" => Some(FanOut::Scan),
         "dbsize" => Some(FanOut::Dbsize),
-        "flushall" | "flushdb" | "script|flush" => Some(FanOut::AllOk),
+        "flushall" | "flushdb" | "script|flush" | "function|load" | "function|delete"
+        | "function|flush" | "function|restore" => Some(FanOut::AllOk),
         "script|load" => Some(FanOut::ScriptLoad),
         "script|exists" => Some(FanOut::ScriptExists),
         "randomkey" => Some(FanOut::RandomKey),
