@@ -89,42 +89,6 @@ fn shard_subscribers(node: &Redis, channel: &str) -> i64 {
     }
 }
 
-/// Moves `slot` from `src` to `dst` with the SETSLOT sequence Redis's own resharding uses
-/// (no keys to move: channels are not keys), telling every master the new owner.
-fn move_slot(cluster: &Cluster, slot: i64, src: &Redis, dst: &Redis) {
-    let slot = slot.to_string();
-    let (src_id, dst_id) = (Cluster::id(src), Cluster::id(dst));
-    assert_eq!(
-        dst.client()
-            .cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]),
-        ok()
-    );
-    assert_eq!(
-        src.client()
-            .cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]),
-        ok()
-    );
-    assert_eq!(
-        dst.client()
-            .cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &dst_id]),
-        ok()
-    );
-    assert_eq!(
-        src.client()
-            .cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &dst_id]),
-        ok()
-    );
-    for m in cluster.masters() {
-        if m.port != src.port && m.port != dst.port {
-            assert_eq!(
-                m.client()
-                    .cmd(&["CLUSTER", "SETSLOT", &slot, "NODE", &dst_id]),
-                ok()
-            );
-        }
-    }
-}
-
 /// The subscribed client's next frame is the answer to a PING (so nothing, such as a stray
 /// `sunsubscribe`, was queued before it).
 fn assert_nothing_pending(sub: &mut Client) {
@@ -317,7 +281,8 @@ fn shard_subscriptions_follow_a_migrated_slot() {
     assert_eq!(other.cmd(&["SPUBLISH", &moving, "before"]), Resp::Int(1));
     assert_eq!(sub.read(), smessage(&moving, "before"));
 
-    move_slot(&cluster, slot_of(src, &moving), src, dst);
+    // No keys to move: channels are not keys.
+    cluster.move_slot(&slot_of(src, &moving).to_string(), src, dst, &[]);
     // Redis dropped the subscription on the old owner; the proxy makes it again on the new.
     wait_until(
         Duration::from_secs(10),

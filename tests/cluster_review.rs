@@ -163,17 +163,7 @@ fn an_ask_to_a_node_that_stops_answering_times_out() {
     let (src, dst) = (&cluster.nodes[0], &cluster.nodes[1]);
     let (key, slot) = key_on(src, "ask:");
     let slot = slot.to_string();
-    let (src_id, dst_id) = (Cluster::id(src), Cluster::id(dst));
-    assert_eq!(
-        dst.client()
-            .cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]),
-        ok()
-    );
-    assert_eq!(
-        src.client()
-            .cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]),
-        ok()
-    );
+    Cluster::start_migration(&slot, src, dst);
     let mut c = proxy.client();
     // The key is on neither node: the source answers ASK, the target nil.
     assert_eq!(c.cmd(&["GET", &key]), Resp::Nil);
@@ -240,17 +230,7 @@ fn asking_before_a_blocking_command_times_out() {
     let (src, dst) = (&cluster.nodes[0], &cluster.nodes[1]);
     let (key, slot) = key_on(src, "bask:");
     let slot = slot.to_string();
-    let (src_id, dst_id) = (Cluster::id(src), Cluster::id(dst));
-    assert_eq!(
-        dst.client()
-            .cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]),
-        ok()
-    );
-    assert_eq!(
-        src.client()
-            .cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]),
-        ok()
-    );
+    Cluster::start_migration(&slot, src, dst);
     let mut c = proxy.client();
     // Followed to the target, where it times out (and leaves a pooled connection there).
     assert_eq!(c.cmd(&["BLPOP", &key, "0.1"]), Resp::Nil);
@@ -333,41 +313,6 @@ fn a_multi_whose_connection_fails_stays_open_and_aborts() {
     assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![ok()]));
 }
 
-/// Moves `slot` from `from` to `to` with its `keys`, the way `redis-cli --cluster reshard`
-/// does (IMPORTING, MIGRATING, MIGRATE, then SETSLOT NODE on every master).
-fn move_slot(
-    masters: &[&common::Redis],
-    slot: &str,
-    from: &common::Redis,
-    to: &common::Redis,
-    keys: &[&str],
-) {
-    let (from_id, to_id) = (Cluster::id(from), Cluster::id(to));
-    assert_eq!(
-        to.client()
-            .cmd(&["CLUSTER", "SETSLOT", slot, "IMPORTING", &from_id]),
-        ok()
-    );
-    assert_eq!(
-        from.client()
-            .cmd(&["CLUSTER", "SETSLOT", slot, "MIGRATING", &to_id]),
-        ok()
-    );
-    if !keys.is_empty() {
-        let port = to.port.to_string();
-        let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
-        migrate.extend_from_slice(keys);
-        assert_eq!(from.client().cmd(&migrate), ok());
-    }
-    for m in masters {
-        assert_eq!(
-            m.client()
-                .cmd(&["CLUSTER", "SETSLOT", slot, "NODE", &to_id]),
-            ok()
-        );
-    }
-}
-
 /// Writes to the proxy's `/metrics` counter of requests of `class` sent to the node at `addr`.
 fn sent_to(proxy: &Sluice, addr: &str, class: &str) -> u64 {
     let (_, body) = proxy.http_get("/metrics");
@@ -410,7 +355,7 @@ fn pipelined_writes_keep_their_order_across_a_slot_owner_change() {
         .expect("the old owner's replica");
 
     // Move the slot (and the key) to `new`, behind the proxy's back.
-    move_slot(&masters, &slot, old, new, &[&key]);
+    cluster.move_slot(&slot, old, new, &[&key]);
     let mut r = replica.client();
     assert_eq!(r.cmd(&["READONLY"]), ok());
     wait_until(
@@ -490,7 +435,7 @@ fn transactions_follow_a_slot_that_moved() {
     let k = |i: usize, name: &str| format!("{{{}}}{name}", cases[i].0);
 
     // 1. The map is stale when the transaction starts.
-    move_slot(&masters, &cases[0].1, a, b, &[&cases[0].0]);
+    cluster.move_slot(&cases[0].1, a, b, &[&cases[0].0]);
     assert_eq!(c.cmd(&["MULTI"]), ok());
     assert_eq!(c.cmd(&["SET", &k(0, "x"), "1"]), queued());
     assert_eq!(c.cmd(&["INCR", &k(0, "n")]), queued());
@@ -498,7 +443,7 @@ fn transactions_follow_a_slot_that_moved() {
     assert_eq!(b.client().cmd(&["GET", &k(0, "x")]), bulk("1"));
 
     // 2. The WATCH that pins the transaction comes back MOVED.
-    move_slot(&masters, &cases[1].1, a, b, &[&cases[1].0]);
+    cluster.move_slot(&cases[1].1, a, b, &[&cases[1].0]);
     assert_eq!(c.cmd(&["WATCH", &k(1, "w")]), ok());
     assert_eq!(c.cmd(&["MULTI"]), ok());
     assert_eq!(c.cmd(&["SET", &k(1, "w"), "2"]), queued());
@@ -508,24 +453,13 @@ fn transactions_follow_a_slot_that_moved() {
     // 3. The slot moves between two queued commands.
     assert_eq!(c.cmd(&["MULTI"]), ok());
     assert_eq!(c.cmd(&["SET", &k(2, "m"), "3"]), queued());
-    move_slot(&masters, &cases[2].1, a, b, &[&cases[2].0]);
+    cluster.move_slot(&cases[2].1, a, b, &[&cases[2].0]);
     assert_eq!(c.cmd(&["INCR", &k(2, "n")]), queued());
     assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![ok(), Resp::Int(1)]));
     assert_eq!(b.client().cmd(&["GET", &k(2, "m")]), bulk("3"));
 
     // 4. A slot half-way through a migration: a retryable error, and nothing runs.
-    let (a_id, b_id) = (Cluster::id(a), Cluster::id(b));
-    let slot = &cases[3].1;
-    assert_eq!(
-        b.client()
-            .cmd(&["CLUSTER", "SETSLOT", slot, "IMPORTING", &a_id]),
-        ok()
-    );
-    assert_eq!(
-        a.client()
-            .cmd(&["CLUSTER", "SETSLOT", slot, "MIGRATING", &b_id]),
-        ok()
-    );
+    Cluster::start_migration(&cases[3].1, a, b);
     assert_eq!(c.cmd(&["MULTI"]), ok());
     let r = c.cmd(&["SET", &k(3, "new"), "4"]);
     assert!(is_error_with(&r, "TRYAGAIN"), "{r:?}");

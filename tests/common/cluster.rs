@@ -94,6 +94,46 @@ impl Cluster {
         node.client().cmd(&["CLUSTER", "MYID"]).text()
     }
 
+    /// Starts moving `slot` from `src` to `dst` (IMPORTING on `dst`, MIGRATING on `src`):
+    /// from now on `src` answers ASK for keys it no longer has.
+    pub fn start_migration(slot: &str, src: &Redis, dst: &Redis) {
+        let (src_id, dst_id) = (Cluster::id(src), Cluster::id(dst));
+        let ok = Resp::Simple("OK".into());
+        let importing = ["CLUSTER", "SETSLOT", slot, "IMPORTING", &src_id];
+        assert_eq!(dst.client().cmd(&importing), ok, "{importing:?}");
+        let migrating = ["CLUSTER", "SETSLOT", slot, "MIGRATING", &dst_id];
+        assert_eq!(src.client().cmd(&migrating), ok, "{migrating:?}");
+    }
+
+    /// Moves `slot` with its `keys` from `src` to `dst` the way Redis's own resharding does:
+    /// [`Cluster::start_migration`], MIGRATE, then [`Cluster::finish_migration`].
+    pub fn move_slot(&self, slot: &str, src: &Redis, dst: &Redis, keys: &[&str]) {
+        Cluster::start_migration(slot, src, dst);
+        let ok = Resp::Simple("OK".into());
+        if !keys.is_empty() {
+            let port = dst.port.to_string();
+            let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            migrate.extend_from_slice(keys);
+            assert_eq!(src.client().cmd(&migrate), ok, "{migrate:?}");
+        }
+        self.finish_migration(slot, src, dst);
+    }
+
+    /// Ends a migration of `slot` from `src` to `dst`: SETSLOT NODE on the target, the
+    /// source, then every other master.
+    pub fn finish_migration(&self, slot: &str, src: &Redis, dst: &Redis) {
+        let ok = Resp::Simple("OK".into());
+        let dst_id = Cluster::id(dst);
+        let others = self
+            .masters()
+            .into_iter()
+            .filter(|m| m.port != src.port && m.port != dst.port);
+        for node in [dst, src].into_iter().chain(others) {
+            let set = ["CLUSTER", "SETSLOT", slot, "NODE", &dst_id];
+            assert_eq!(node.client().cmd(&set), ok, "{set:?} on {}", node.addr());
+        }
+    }
+
     /// Runs `redis-cli --cluster <args>` against the first live node; panics on failure.
     pub fn cli(&self, via: &Redis, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
