@@ -349,6 +349,50 @@ fn routes_splits_merges_and_answers_like_one_redis() {
         ssub.read(),
         Resp::Array(vec![bulk("smessage"), bulk("{s}chan"), bulk("hi")])
     );
+    // PUBSUB introspection counts the proxy's subscribers on every master: six more
+    // clients, whose subscriptions the proxy spreads over the masters.
+    let mut subs: Vec<_> = (0..6).map(|_| proxy.client()).collect();
+    for (i, s) in subs.iter_mut().enumerate() {
+        let channel = if i % 2 == 0 { "news" } else { "sport" };
+        assert!(matches!(s.cmd(&["SUBSCRIBE", channel]), Resp::Array(_)));
+        assert!(matches!(s.cmd(&["PSUBSCRIBE", "n*"]), Resp::Array(_)));
+    }
+    let spread = cluster
+        .masters()
+        .iter()
+        .filter(|m| m.client().cmd(&["PUBSUB", "NUMPAT"]) != Resp::Int(0))
+        .count();
+    assert!(spread > 1, "the subscriptions all landed on one master");
+    assert_eq!(
+        c.cmd(&["PUBSUB", "NUMSUB", "news", "sport", "none", "news"]),
+        Resp::Array(vec![
+            bulk("news"),
+            Resp::Int(4),
+            bulk("sport"),
+            Resp::Int(3),
+            bulk("none"),
+            Resp::Int(0),
+            bulk("news"),
+            Resp::Int(4)
+        ])
+    );
+    // One distinct pattern, subscribed on several masters.
+    assert_eq!(c.cmd(&["PUBSUB", "NUMPAT"]), Resp::Int(1));
+    let Resp::Array(channels) = c.cmd(&["PUBSUB", "CHANNELS"]) else {
+        panic!("PUBSUB CHANNELS");
+    };
+    let channels: BTreeSet<String> = channels.iter().map(Resp::text).collect();
+    assert_eq!(channels.len(), 2, "{channels:?}");
+    assert!(channels.contains("news") && channels.contains("sport"));
+    assert_eq!(
+        c.cmd(&["PUBSUB", "SHARDNUMSUB", "{s}chan"]),
+        Resp::Array(vec![bulk("{s}chan"), Resp::Int(1)])
+    );
+    assert_eq!(
+        c.cmd(&["PUBSUB", "SHARDCHANNELS"]),
+        Resp::Array(vec![bulk("{s}chan")])
+    );
+    drop(subs);
 
     // Blocking commands wait on the key's shard without stalling other clients.
     let mut blocked = proxy.client();

@@ -45,7 +45,18 @@ pub enum FanOut {
     /// SCAN: one node at a time, the node's index inside the cursor.
     Scan,
     /// DBSIZE: the sum.
-    Dbsize,
+    Sum,
+    /// PUBSUB NUMPAT: the largest count. Redis counts distinct patterns per node and offers
+    /// no way to list them, so the union across masters cannot be known; the largest count
+    /// is exact when every master has the same patterns (or only one has any), and a lower
+    /// bound otherwise (a sum would count a pattern once per master).
+    Max,
+    /// PUBSUB CHANNELS / SHARDCHANNELS: the names, each once. The proxy's subscriptions
+    /// are spread over the masters and Redis reports only a node's own subscribers.
+    Names,
+    /// PUBSUB NUMSUB / SHARDNUMSUB: per channel (in the request's order), the sum.
+    /// (SHARDNUMSUB too: a slot's subscribers are on its master, the other masters say 0.)
+    CountPerName,
     /// FLUSHALL, FLUSHDB, SCRIPT FLUSH, FUNCTION LOAD/DELETE/FLUSH/RESTORE: the first
     /// master's reply when no node answers an error (sent to replicas too for SCRIPT FLUSH,
     /// which Redis does not replicate). Functions live per shard in Redis Cluster, so FCALL
@@ -74,7 +85,10 @@ pub fn plan(req: &Request, info: Option<&CommandInfo>) -> Plan {
     let fan = match info.name {
         "keys" => Some(FanOut::Keys),
         "scan" => Some(FanOut::Scan),
-        "dbsize" => Some(FanOut::Dbsize),
+        "dbsize" => Some(FanOut::Sum),
+        "pubsub|numpat" => Some(FanOut::Max),
+        "pubsub|channels" | "pubsub|shardchannels" => Some(FanOut::Names),
+        "pubsub|numsub" | "pubsub|shardnumsub" => Some(FanOut::CountPerName),
         "flushall" | "flushdb" | "script|flush" | "function|load" | "function|delete"
         | "function|flush" | "function|restore" => Some(FanOut::AllOk),
         "script|load" => Some(FanOut::ScriptLoad),
@@ -198,15 +212,20 @@ pub fn merge(merge: Merge, parts: &[Part], replies: Vec<Reply>) -> Reply {
 
 /// Integer replies summed.
 pub fn sum(replies: &[Reply]) -> Reply {
-    let mut total = 0i64;
+    fold_integers(replies, i64::saturating_add)
+}
+
+/// Folds integer replies with `f` (from 0); a reply that is not an integer is an error.
+fn fold_integers(replies: &[Reply], f: impl Fn(i64, i64) -> i64) -> Reply {
+    let mut acc = 0i64;
     for r in replies {
         match parse(r).and_then(|f| f.as_int()) {
-            Some(n) => total = total.saturating_add(n),
+            Some(n) => acc = f(acc, n),
             None => return unexpected(r),
         }
     }
     let mut out = BytesMut::new();
-    encode::integer(&mut out, total);
+    encode::integer(&mut out, acc);
     Reply::new(out.freeze(), false)
 }
 
@@ -216,7 +235,58 @@ pub fn merge_fan_out(fan: FanOut, replies: Vec<Reply>) -> Reply {
         return err.clone();
     }
     match fan {
-        FanOut::Dbsize => sum(&replies),
+        FanOut::Sum => sum(&replies),
+        FanOut::Max => fold_integers(&replies, i64::max),
+        FanOut::Names => {
+            let mut names: Vec<Frame> = Vec::new();
+            for r in &replies {
+                match parse(r) {
+                    Some(Frame::Array(items)) | Some(Frame::Set(items)) => {
+                        for item in items {
+                            if !names.contains(&item) {
+                                names.push(item);
+                            }
+                        }
+                    }
+                    _ => return unexpected(r),
+                }
+            }
+            encoded(&Frame::Array(names))
+        }
+        FanOut::CountPerName => {
+            let mut counts: Vec<(Frame, i64)> = Vec::new();
+            for r in &replies {
+                // RESP3 nodes answer a map; a flat array of pairs is accepted too.
+                let pairs: Vec<(Frame, Frame)> = match parse(r) {
+                    Some(Frame::Map(pairs)) => pairs,
+                    Some(Frame::Array(items)) if items.len() % 2 == 0 => {
+                        let mut it = items.into_iter();
+                        std::iter::from_fn(|| Some((it.next()?, it.next()?))).collect()
+                    }
+                    _ => return unexpected(r),
+                };
+                // Every master answers the request's channels in the request's order
+                // (repeats included): add up position by position.
+                if counts.is_empty() {
+                    counts = pairs.iter().map(|(name, _)| (name.clone(), 0)).collect();
+                }
+                if pairs.len() != counts.len() {
+                    return unexpected(r);
+                }
+                for ((name, n), (want, total)) in pairs.into_iter().zip(counts.iter_mut()) {
+                    match n.as_int() {
+                        Some(n) if name == *want => *total = total.saturating_add(n),
+                        _ => return unexpected(r),
+                    }
+                }
+            }
+            encoded(&Frame::Map(
+                counts
+                    .into_iter()
+                    .map(|(name, n)| (name, Frame::Integer(n)))
+                    .collect(),
+            ))
+        }
         FanOut::AllOk | FanOut::ScriptLoad | FanOut::Scan => replies
             .into_iter()
             .next()
