@@ -129,22 +129,11 @@ fn keyless_commands_held_before_the_first_key_are_bounded() {
 
 /// A key `node` serves.
 fn key_on(node: &common::Redis, prefix: &str) -> (String, i64) {
-    let port = i64::from(node.port);
-    let Resp::Array(ranges) = node.client().cmd(&["CLUSTER", "SLOTS"]) else {
-        panic!("CLUSTER SLOTS");
-    };
-    let owns = |slot: i64| {
-        ranges.iter().any(|r| {
-            matches!(r, Resp::Array(items) if matches!((&items[0], &items[1], &items[2]),
-                (Resp::Int(a), Resp::Int(b), Resp::Array(m))
-                    if *a <= slot && slot <= *b && m.get(1) == Some(&Resp::Int(port))))
-        })
-    };
     let mut c = node.client();
     (0..10_000)
         .map(|i| format!("{prefix}{i}"))
         .find_map(|k| match c.cmd(&["CLUSTER", "KEYSLOT", &k]) {
-            Resp::Int(slot) if owns(slot) => Some((k, slot)),
+            Resp::Int(slot) if key_on_slot(node, slot) => Some((k, slot)),
             _ => None,
         })
         .expect("a key on the node")
@@ -468,4 +457,95 @@ fn transactions_follow_a_slot_that_moved() {
     assert_eq!(c.cmd(&["GET", &k(3, "new")]), Resp::Nil);
     // The client is usable afterwards, and so are the node connections it held.
     assert_eq!(c.cmd(&["GET", &cases[3].0]), bulk("0"));
+}
+
+/// SCAN through the proxy while slots move from a master the walk has not reached yet to one
+/// it has already scanned: every key present throughout is still returned (repeats allowed,
+/// as with Redis's own SCAN).
+#[test]
+fn scan_returns_every_key_while_slots_move() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_with(&cluster, 3, "read_from = \"master\"\n");
+    let mut c = proxy.client();
+    let keys: Vec<String> = (0..2000).map(|i| format!("walk:{i}")).collect();
+    for chunk in keys.chunks(100) {
+        let mut mset = vec!["MSET"];
+        for k in chunk {
+            mset.extend([k.as_str(), "v"]);
+        }
+        assert_eq!(c.cmd(&mset), ok());
+    }
+    // The proxy walks masters in slot order: the first owns slot 0, the last slot 16383.
+    let masters = cluster.masters();
+    let owner_of = |slot: i64| {
+        *masters
+            .iter()
+            .find(|m| key_on_slot(m, slot))
+            .expect("an owner")
+    };
+    let (first, last) = (owner_of(0), owner_of(16383));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = "0".to_string();
+    let mut moved = 0;
+    loop {
+        let Resp::Array(reply) = c.cmd(&["SCAN", &cursor, "COUNT", "20"]) else {
+            panic!("SCAN");
+        };
+        cursor = reply[0].text();
+        if let Resp::Array(batch) = &reply[1] {
+            seen.extend(batch.iter().map(Resp::text));
+        }
+        let shard = cursor.parse::<u64>().expect("cursor") & 1023;
+        if moved == 0 && shard >= 1 {
+            // The first master is done: move 40 slots that hold keys from the last master,
+            // which the walk has not reached, to the first.
+            let mut slots = std::collections::BTreeSet::new();
+            for k in &keys {
+                let Resp::Int(slot) = last.client().cmd(&["CLUSTER", "KEYSLOT", k]) else {
+                    panic!("KEYSLOT");
+                };
+                if key_on_slot(last, slot) && slots.len() < 40 {
+                    slots.insert(slot);
+                }
+            }
+            for slot in &slots {
+                let slot = slot.to_string();
+                let Resp::Array(in_slot) =
+                    last.client()
+                        .cmd(&["CLUSTER", "GETKEYSINSLOT", &slot, "1000"])
+                else {
+                    panic!("GETKEYSINSLOT");
+                };
+                let in_slot: Vec<String> = in_slot.iter().map(Resp::text).collect();
+                let refs: Vec<&str> = in_slot.iter().map(String::as_str).collect();
+                moved += refs.len();
+                cluster.move_slot(&slot, last, first, &refs);
+            }
+            assert!(moved > 0, "no keys moved");
+        }
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert!(moved > 0, "the walk ended before any slot moved");
+    let missing: Vec<&String> = keys.iter().filter(|k| !seen.contains(*k)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} keys missed, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+/// True when `node` serves `slot` (by its own CLUSTER SLOTS).
+fn key_on_slot(node: &common::Redis, slot: i64) -> bool {
+    let port = i64::from(node.port);
+    let Resp::Array(ranges) = node.client().cmd(&["CLUSTER", "SLOTS"]) else {
+        panic!("CLUSTER SLOTS");
+    };
+    ranges.iter().any(|r| {
+        matches!(r, Resp::Array(items) if matches!((&items[0], &items[1], &items[2]),
+            (Resp::Int(a), Resp::Int(b), Resp::Array(m))
+                if *a <= slot && slot <= *b && m.get(1) == Some(&Resp::Int(port))))
+    })
 }

@@ -1,9 +1,11 @@
 //! Request → node: which node of the current topology serves a request.
 //!
 //! Cluster pools add [`cluster`] (following MOVED/ASK/TRYAGAIN/CLUSTERDOWN on the data path)
-//! and [`split`] (multi-key commands split per slot, fan-out commands, and merging replies).
+//! and [`split`] (multi-key commands split per slot, fan-out commands, and merging replies),
+//! [`scan`] (SCAN walking the masters).
 
 pub mod cluster;
+pub mod scan;
 pub mod split;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

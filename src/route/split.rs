@@ -42,7 +42,7 @@ pub enum Merge {
 pub enum FanOut {
     /// KEYS: the arrays concatenated.
     Keys,
-    /// SCAN: one node at a time, the node's index inside the cursor.
+    /// SCAN: one node at a time (see [`super::scan`]).
     Scan,
     /// DBSIZE: the sum.
     Sum,
@@ -167,7 +167,7 @@ pub fn split(req: &Request, merge: Merge) -> Vec<Part> {
         .collect()
 }
 
-fn parse(reply: &Reply) -> Option<Frame> {
+pub(super) fn parse(reply: &Reply) -> Option<Frame> {
     Frame::parse(&reply.raw).ok().flatten().map(|(f, _)| f)
 }
 
@@ -177,7 +177,7 @@ fn encoded(frame: &Frame) -> Reply {
     Reply::new(out.freeze(), true)
 }
 
-fn unexpected(reply: &Reply) -> Reply {
+pub(super) fn unexpected(reply: &Reply) -> Reply {
     super::cluster::error_reply(&format!(
         "ERR sluice: unexpected reply from a node: {}",
         String::from_utf8_lossy(&reply.raw).trim_end()
@@ -340,63 +340,6 @@ pub fn merge_fan_out(fan: FanOut, replies: Vec<Reply>) -> Reply {
     }
 }
 
-/// Bits of a proxy SCAN cursor that hold the shard index (up to 1024 shards).
-const SHARD_BITS: u32 = 10;
-
-/// A proxy SCAN cursor decoded: (shard index, that node's cursor).
-pub fn decode_scan_cursor(cursor: &[u8]) -> Option<(usize, u64)> {
-    let c: u64 = std::str::from_utf8(cursor).ok()?.parse().ok()?;
-    Some(((c & ((1 << SHARD_BITS) - 1)) as usize, c >> SHARD_BITS))
-}
-
-/// The proxy cursor for resuming at `shard` with node cursor `node_cursor`; `None` when the
-/// node's cursor is too large to carry.
-pub fn encode_scan_cursor(shard: usize, node_cursor: u64) -> Option<u64> {
-    if node_cursor >= 1 << (64 - SHARD_BITS) || shard >= 1 << SHARD_BITS {
-        return None;
-    }
-    Some((node_cursor << SHARD_BITS) | shard as u64)
-}
-
-/// Rewrites a node's SCAN reply for the client: its cursor replaced by the proxy cursor that
-/// continues at the same shard, or at the next shard when this one is done (0 after the
-/// last).
-pub fn scan_reply(reply: &Reply, shard: usize, shards: usize) -> Reply {
-    let Some(Frame::Array(mut items)) = parse(reply) else {
-        return unexpected(reply);
-    };
-    if items.len() != 2 {
-        return unexpected(reply);
-    }
-    let node_cursor: Option<u64> = items[0]
-        .as_bytes()
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .and_then(|s| s.parse().ok());
-    let next = match node_cursor {
-        Some(0) if shard + 1 < shards => encode_scan_cursor(shard + 1, 0),
-        Some(0) => Some(0),
-        Some(c) => encode_scan_cursor(shard, c),
-        None => None,
-    };
-    let Some(next) = next else {
-        return unexpected(reply);
-    };
-    items[0] = Frame::Bulk(Bytes::from(next.to_string()));
-    encoded(&Frame::Array(items))
-}
-
-/// The SCAN request for a node: the client's, with the node's own cursor.
-pub fn scan_request(req: &Request, node_cursor: u64) -> Bytes {
-    let cursor = node_cursor.to_string();
-    let mut args: Vec<&[u8]> = req.args().collect();
-    if args.len() > 1 {
-        args[1] = cursor.as_bytes();
-    }
-    let mut raw = BytesMut::new();
-    encode::command(&mut raw, &args);
-    raw.freeze()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,17 +437,5 @@ mod tests {
             Reply::new(Bytes::from_static(b":1\r\n"), false),
         ]);
         assert_eq!(&s.raw[..], b":3\r\n");
-    }
-
-    #[test]
-    fn scan_cursors_carry_the_shard() {
-        assert_eq!(decode_scan_cursor(b"0"), Some((0, 0)));
-        let c = encode_scan_cursor(2, 17).expect("fits");
-        assert_eq!(decode_scan_cursor(c.to_string().as_bytes()), Some((2, 17)));
-        let done = Reply::new(Bytes::from_static(b"*2\r\n$1\r\n0\r\n*0\r\n"), false);
-        let next = scan_reply(&done, 0, 3);
-        assert_eq!(&next.raw[..], b"*2\r\n$1\r\n1\r\n*0\r\n");
-        let last = scan_reply(&done, 2, 3);
-        assert_eq!(&last.raw[..], b"*2\r\n$1\r\n0\r\n*0\r\n");
     }
 }

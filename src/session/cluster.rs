@@ -19,6 +19,7 @@ use crate::cluster_slot;
 use crate::command::{self, CommandInfo};
 use crate::resp::{encode, Protocol, Reply, ReplyShape, Request};
 use crate::route::cluster as redirect;
+use crate::route::scan;
 use crate::route::split::{self, FanOut, Plan, CROSSSLOT};
 
 impl Session {
@@ -114,25 +115,24 @@ impl Session {
                 )));
             }
             Plan::FanOut(FanOut::Scan) => {
-                let Some((shard, cursor)) =
-                    split::decode_scan_cursor(req.arg(1)).filter(|(s, _)| *s < map.shards.len())
-                else {
+                let Some(at) = scan::Cursor::decode(req.arg(1), &map) else {
                     pending.push_back(Pending::Ready(error_bytes("ERR invalid cursor")));
                     return None;
                 };
-                let node = map.shards[shard].master.node.clone();
-                let (raw, n, conn) = (
-                    split::scan_request(&req, cursor),
-                    map.shards.len(),
-                    self.slot(),
-                );
+                let node = map.shards[at.shard].master.node.clone();
+                let (raw, conn, pool) =
+                    (scan::request(&req, at.node), self.slot(), self.pool.clone());
                 let target = node.clone();
                 let rx = spawn_reply(async move {
                     let reply = redirect::send(&target, raw, conn).await?;
-                    Ok(if reply.is_error() {
-                        reply
-                    } else {
-                        split::scan_reply(&reply, shard, n)
+                    if reply.is_error() {
+                        return Ok(reply);
+                    }
+                    Ok(match scan::step(&reply, at, map.shards.len()) {
+                        scan::Step::Reply(r) => r,
+                        scan::Step::LastShardDone(keys) => {
+                            scan::finish(&pool, &map, at, keys, conn).await
+                        }
                     })
                 });
                 self.queue(req, info, rx, node, read, None, true, pending);

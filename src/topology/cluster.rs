@@ -568,6 +568,31 @@ impl ClusterWatcher {
     }
 }
 
+/// A shard of one master at `addr` serving `ranges`, for unit tests (needs a tokio runtime).
+#[cfg(test)]
+pub(crate) fn test_shard(addr: &str, ranges: Vec<(u16, u16)>) -> Shard {
+    let opts = NodeOptions {
+        pool: "t".into(),
+        connections: 1,
+        max_dedicated: 1,
+        connect_timeout: Duration::from_millis(10),
+        request_timeout: Duration::from_millis(10),
+        username: None,
+        password: None,
+        readonly: true,
+    };
+    Shard {
+        master: NodeView {
+            node: Node::new(addr, &opts),
+            health: Health::Healthy,
+            offset: None,
+        },
+        replicas: Vec::new(),
+        readable: Vec::new(),
+        ranges,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,26 +672,7 @@ mod tests {
     }
 
     fn shard(addr: &str, ranges: Vec<(u16, u16)>) -> Shard {
-        let opts = NodeOptions {
-            pool: "t".into(),
-            connections: 1,
-            max_dedicated: 1,
-            connect_timeout: Duration::from_millis(10),
-            request_timeout: Duration::from_millis(10),
-            username: None,
-            password: None,
-            readonly: true,
-        };
-        Shard {
-            master: NodeView {
-                node: Node::new(addr, &opts),
-                health: Health::Healthy,
-                offset: None,
-            },
-            replicas: Vec::new(),
-            readable: Vec::new(),
-            ranges,
-        }
+        super::test_shard(addr, ranges)
     }
 
     #[tokio::test]
