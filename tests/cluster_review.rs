@@ -549,3 +549,41 @@ fn key_on_slot(node: &common::Redis, slot: i64) -> bool {
                 if *a <= slot && slot <= *b && m.get(1) == Some(&Resp::Int(port))))
     })
 }
+
+/// A BLPOP whose slot moves away while it waits is unblocked by Redis with MOVED; the proxy
+/// re-sends it to the new owner with only what is left of its timeout, so the client gets
+/// its timeout's nil on time rather than after waiting the whole timeout again.
+#[test]
+fn a_blocked_command_whose_slot_moves_keeps_its_deadline() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_with(&cluster, 3, "read_from = \"master\"\n");
+    let masters = cluster.masters();
+    let (a, b) = (masters[0], masters[1]);
+    let (key, slot) = key_on(a, "blk:");
+    let mut c = proxy.client();
+    c.set_timeout(Duration::from_secs(30));
+    let started = Instant::now();
+    c.send(&["BLPOP", &key, "4"]);
+    wait_until(
+        Duration::from_secs(5),
+        "BLPOP to block on its master",
+        || a.info("clients").contains("blocked_clients:1"),
+    );
+    // The scenario, not a synchronisation: part of the timeout passes before the move.
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.move_slot(&slot.to_string(), a, b, &[]);
+    // Redis unblocks it with MOVED (its cron checks blocked clients), then it blocks there.
+    wait_until(
+        Duration::from_secs(5),
+        "BLPOP to move to the new owner",
+        || b.info("clients").contains("blocked_clients:1"),
+    );
+    let moved_after = started.elapsed();
+    assert_eq!(c.read(), Resp::Nil);
+    let waited = started.elapsed();
+    // The whole timeout again after the move would end at moved_after + 4 s.
+    assert!(
+        waited < moved_after + Duration::from_secs(4) - Duration::from_millis(700),
+        "BLPOP 4 answered after {waited:?} (moved after {moved_after:?})"
+    );
+}

@@ -230,6 +230,59 @@ pub fn is_blocking_args<A: Args + ?Sized>(args: &A, info: Option<&CommandInfo>) 
     }
 }
 
+/// Where a blocking command's timeout is: its argument index, and whether it is in
+/// milliseconds (XREAD/XREADGROUP `BLOCK`) rather than seconds. `None` for other commands.
+pub fn blocking_timeout_at(req: &Request, info: Option<&CommandInfo>) -> Option<(usize, bool)> {
+    let last = req.len().checked_sub(1)?;
+    match info?.name {
+        "blpop" | "brpop" | "brpoplpush" | "blmove" | "bzpopmin" | "bzpopmax" => {
+            Some((last, false))
+        }
+        "blmpop" | "bzmpop" => Some((1, false)),
+        "xread" | "xreadgroup" => (1..last)
+            .find(|&i| {
+                req.arg(i).eq_ignore_ascii_case(b"block")
+                    && keys::xread_scan(req).0.is_none_or(|streams| i < streams)
+            })
+            .map(|i| (i + 1, true)),
+        _ => None,
+    }
+}
+
+/// The request with its blocking timeout reduced by `elapsed` (a blocking command re-sent
+/// after a redirect must not wait its whole timeout again). `None` when nothing changes: not
+/// a blocking command with a timeout, a timeout of 0 (forever), or one that does not parse
+/// (the node answers that with Redis's own error). A timeout already spent becomes 1 ms, as
+/// 0 would mean forever.
+pub fn with_remaining_timeout(
+    req: &Request,
+    info: Option<&CommandInfo>,
+    elapsed: std::time::Duration,
+) -> Option<bytes::Bytes> {
+    let (at, millis) = blocking_timeout_at(req, info)?;
+    let text = std::str::from_utf8(req.arg(at)).ok()?;
+    let total: f64 = text.parse().ok()?;
+    // Zero (forever), negative or NaN: left for the node to judge.
+    if total.is_nan() || total <= 0.0 {
+        return None;
+    }
+    let spent = if millis {
+        elapsed.as_secs_f64() * 1000.0
+    } else {
+        elapsed.as_secs_f64()
+    };
+    let left = if millis {
+        format!("{}", (total - spent).ceil().max(1.0) as u64)
+    } else {
+        format!("{:.3}", (total - spent).max(0.001))
+    };
+    let mut args: Vec<&[u8]> = req.args().collect();
+    args[at] = left.as_bytes();
+    let mut raw = bytes::BytesMut::new();
+    crate::resp::encode::command(&mut raw, &args);
+    Some(raw.freeze())
+}
+
 /// Is the RESP2 form of this command's nil reply a null *array* (`*-1`) rather than a null
 /// bulk (`$-1`)? (BLPOP/BRPOP/BZPOP*/BLMPOP/BZMPOP timeouts, EXEC aborted by WATCH, XREAD
 /// timeouts, ...) Needed to downconvert a RESP3 `_` faithfully.

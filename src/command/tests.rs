@@ -421,3 +421,36 @@ fn no_panics_on_garbage() {
         }
     }
 }
+
+/// A blocking command re-sent after a redirect waits only what is left of its timeout.
+#[test]
+fn blocking_timeouts_shrink_by_the_time_spent() {
+    use std::time::Duration;
+    let shrunk = |args: &[&str], ms: u64| {
+        let r = Request::from_args(args);
+        with_remaining_timeout(&r, lookup(&r), Duration::from_millis(ms))
+            .map(|raw| String::from_utf8_lossy(&raw).replace("\r\n", " "))
+    };
+    assert_eq!(
+        shrunk(&["BLPOP", "a", "b", "5"], 1500).as_deref(),
+        Some("*4 $5 BLPOP $1 a $1 b $5 3.500 ")
+    );
+    assert_eq!(
+        shrunk(&["BLMPOP", "2.5", "1", "k", "LEFT"], 3000).as_deref(),
+        Some("*5 $6 BLMPOP $5 0.001 $1 1 $1 k $4 LEFT ")
+    );
+    assert_eq!(
+        shrunk(
+            &["XREAD", "COUNT", "2", "BLOCK", "1000", "STREAMS", "s", "$"],
+            250
+        )
+        .as_deref(),
+        Some("*8 $5 XREAD $5 COUNT $1 2 $5 BLOCK $3 750 $7 STREAMS $1 s $1 $ ")
+    );
+    // A stream named "block" is not the option.
+    assert_eq!(shrunk(&["XREAD", "STREAMS", "block", "5"], 10), None);
+    // Forever stays forever; other commands and bad timeouts are left alone.
+    assert_eq!(shrunk(&["BLPOP", "a", "0"], 1500), None);
+    assert_eq!(shrunk(&["BRPOP", "a", "soon"], 1500), None);
+    assert_eq!(shrunk(&["GET", "a"], 1500), None);
+}

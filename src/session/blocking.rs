@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::transaction::checkout_in_db;
 use super::{err_text, Io, Session};
 use crate::backend::{BackendError, DirectConn};
-use crate::command::CommandInfo;
+use crate::command::{self, CommandInfo};
 use crate::config::Mode;
 use crate::resp::{encode, Reply, Request};
 use crate::route::cluster::{redirect_target, MAX_HOPS};
@@ -91,6 +91,8 @@ impl Session {
         // a bounded number of times; `asking` sends ASKING first on the same connection.
         let mut asking = false;
         let mut hops = 0;
+        let started = tokio::time::Instant::now();
+        let mut raw = req.raw().clone();
         loop {
             let mut conn = match checkout_in_db(&node, self.proto, self.db).await {
                 Ok(c) => c,
@@ -114,7 +116,7 @@ impl Session {
                 }
             }
             node.metrics.writes.increment(1);
-            match await_reply(&mut conn, req.raw(), io, None).await {
+            match await_reply(&mut conn, &raw, io, None).await {
                 Outcome::Reply(r) => {
                     node.dedicated.checkin(conn);
                     if self.pool.cfg.mode == Mode::Cluster && hops < MAX_HOPS {
@@ -122,6 +124,13 @@ impl Session {
                             hops += 1;
                             node = next;
                             asking = ask;
+                            // Redis unblocks a client whose slot moved away with MOVED: the
+                            // retry waits only what is left of the client's timeout.
+                            if let Some(shorter) =
+                                command::with_remaining_timeout(&req, info, started.elapsed())
+                            {
+                                raw = shorter;
+                            }
                             continue;
                         }
                     }
