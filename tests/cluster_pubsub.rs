@@ -461,3 +461,33 @@ fn a_channel_that_cannot_be_resubscribed_is_reported_unsubscribed() {
         conf("sunsubscribe", &safe, 0)
     );
 }
+
+/// Redis answers PING in the subscribed form (`["pong", ""]` for RESP2) while any
+/// subscription is left, shard channels included: ending the last classic subscription
+/// must not turn the answer into a plain `+PONG` (the classic link is no longer subscribed).
+#[test]
+fn ping_after_the_last_classic_unsubscribe_keeps_the_subscribed_form() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy(&cluster, 3, "");
+    let channel = channel_on(cluster.masters()[0], "ping:");
+    let mut sub = proxy.client();
+    assert_eq!(
+        sub.cmd(&["SUBSCRIBE", "classic"]),
+        conf("subscribe", "classic", 1)
+    );
+    assert_eq!(
+        sub.cmd(&["SSUBSCRIBE", &channel]),
+        conf("ssubscribe", &channel, 1)
+    );
+    assert_eq!(
+        sub.cmd(&["UNSUBSCRIBE", "classic"]),
+        conf("unsubscribe", "classic", 0)
+    );
+    // Still shard-subscribed: the subscribed-mode PING reply, as from one Redis.
+    assert_nothing_pending(&mut sub);
+    assert_eq!(
+        sub.cmd(&["SUNSUBSCRIBE", &channel]),
+        conf("sunsubscribe", &channel, 0)
+    );
+    assert_eq!(sub.cmd(&["PING"]), Resp::Simple("PONG".into()));
+}

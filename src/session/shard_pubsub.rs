@@ -615,14 +615,24 @@ impl Session {
         Ok(s.links.len() - 1)
     }
 
-    /// PING: answered by a link (the classic one if any), so it is formatted as a
-    /// subscribed Redis formats it and comes after the messages before it.
+    /// PING: answered by a link that is subscribed, so it is formatted as a subscribed
+    /// Redis formats it and comes after the messages before it.
     async fn ping(&mut self, s: &mut Subs, req: &Request, io: &mut Io) -> Flow {
-        let i = s.classic().unwrap_or(0);
-        if s.links.is_empty() {
+        // The classic link only while it has subscriptions: once its last one ended it is
+        // out of subscribed mode and would answer a RESP2 PING with `+PONG`, where Redis
+        // (the client still has shard channels) answers `["pong", ""]`, as a shard link does.
+        let subscribed = s.classic().filter(|_| s.counts.classic > 0).or_else(|| {
+            s.links
+                .iter()
+                .position(|l| !l.classic && !l.channels.is_empty())
+        });
+        let Some(i) = subscribed
+            .or_else(|| s.classic())
+            .or_else(|| s.links.first().map(|_| 0))
+        else {
             io.out.extend_from_slice(b"+PONG\r\n");
             return Flow::Continue;
-        }
+        };
         match self.exchange(s, i, req.raw(), Expect::Nothing, io).await {
             Ok(own) => {
                 for reply in own {
