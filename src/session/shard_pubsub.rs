@@ -19,8 +19,8 @@
 //! lost connection waiting for the map to name another master, within `master_wait`). Only
 //! when that fails does the client see the `sunsubscribe`. Messages published in between are
 //! lost, as pub/sub is at-most-once anyway. While a channel is being subscribed again the
-//! client's session waits (at most `master_wait` per channel); messages on its other links
-//! queue in their sockets meanwhile.
+//! client's session waits (the channels of one lost master share one `master_wait`);
+//! messages on its other links queue in their sockets meanwhile.
 //!
 //! Scope: while a client is in this mode, only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT
 //! and RESET are served; anything else gets Redis's RESP2 subscribed-mode error, for RESP3
@@ -87,12 +87,15 @@ struct Subs {
 }
 
 impl Subs {
-    /// Distinct shard channels: what the client's confirmations count.
+    /// Distinct shard channels: what the client's confirmations count. Channels Redis
+    /// dropped that are still to be subscribed again count too: the client has not been
+    /// told of them, so each one it is told of later counts down from here, as on one Redis.
     fn total(&self) -> usize {
         let mut all: HashSet<&Bytes> = HashSet::new();
         for l in &self.links {
             all.extend(l.channels.iter());
         }
+        all.extend(self.lost.iter().map(|(c, _)| c));
         all.len()
     }
 
@@ -463,7 +466,11 @@ impl Session {
                 return;
             }
         };
-        match self.subscribe_at_owner(s, req.raw(), slot, None, io).await {
+        let deadline = tokio::time::Instant::now() + self.pool.cfg.master_wait;
+        match self
+            .subscribe_at_owner(s, req.raw(), slot, None, deadline, io)
+            .await
+        {
             Ok((i, own)) => {
                 for reply in own {
                     match classify(&reply, None) {
@@ -656,6 +663,12 @@ impl Session {
     /// client sees nothing when that works, and the `sunsubscribe` Redis sent when it does
     /// not (within `master_wait`).
     async fn recover(&mut self, s: &mut Subs, io: &mut Io) -> Flow {
+        // Channels lost with one master all wait for the same failover: they share one
+        // `master_wait` (counted from the first of them), not one each, since the client's
+        // other links are not read meanwhile. Once one of them gave up on that master, the
+        // others whose slot the map still gives it give up at once too.
+        let mut waits: Vec<(String, tokio::time::Instant)> = Vec::new();
+        let mut gave_up: Vec<String> = Vec::new();
         while let Some((channel, avoid)) = s.lost.pop_front() {
             if s.holds(&channel) {
                 continue;
@@ -663,30 +676,53 @@ impl Session {
             self.pool.refresh.notify_one();
             let raw = Request::from_args(&[&b"SSUBSCRIBE"[..], &channel]);
             let slot = cluster_slot::slot(&channel);
-            let done = match self
-                .subscribe_at_owner(s, raw.raw(), slot, avoid.as_deref(), io)
-                .await
-            {
-                Ok((i, own)) => {
-                    let confirmed = own.iter().any(|r| {
-                        matches!(classify(r, None),
-                            Seen::Confirm(k, Some(c)) if k == b"ssubscribe" && c == channel)
-                    });
-                    if confirmed {
-                        s.links[i].channels.insert(channel.clone());
+            let deadline = match avoid.as_deref() {
+                Some(addr) => match waits.iter().find(|(a, _)| a == addr) {
+                    Some((_, d)) => *d,
+                    None => {
+                        let d = tokio::time::Instant::now() + self.pool.cfg.master_wait;
+                        waits.push((addr.to_string(), d));
+                        d
                     }
-                    confirmed
-                }
-                Err(_) => false,
+                },
+                None => tokio::time::Instant::now() + self.pool.cfg.master_wait,
             };
+            let hopeless = avoid.as_deref().is_some_and(|addr| {
+                gave_up.iter().any(|g| g == addr)
+                    && self.slot_owner(slot).is_ok_and(|n| n.addr == addr)
+            });
+            let done = !hopeless
+                && match self
+                    .subscribe_at_owner(s, raw.raw(), slot, avoid.as_deref(), deadline, io)
+                    .await
+                {
+                    Ok((i, own)) => {
+                        let confirmed = own.iter().any(|r| {
+                            matches!(classify(r, None),
+                                Seen::Confirm(k, Some(c)) if k == b"ssubscribe" && c == channel)
+                        });
+                        if confirmed {
+                            s.links[i].channels.insert(channel.clone());
+                        }
+                        confirmed
+                    }
+                    Err(_) => false,
+                };
             if done {
                 self.pool.metrics.retries.increment(1);
                 tracing::debug!(client = %self.peer,
                     channel = %String::from_utf8_lossy(&channel), "shard channel resubscribed");
             } else {
+                if let Some(addr) = avoid {
+                    if !gave_up.contains(&addr) {
+                        gave_up.push(addr);
+                    }
+                }
                 tracing::warn!(client = %self.peer,
                     channel = %String::from_utf8_lossy(&channel),
                     "shard channel could not be subscribed again; the client is told");
+                // Told once, even if it was queued twice.
+                s.lost.retain(|(c, _)| c != &channel);
                 confirmation(
                     &mut io.out,
                     self.proto,
@@ -700,7 +736,7 @@ impl Session {
     }
 
     /// Sends a SSUBSCRIBE for `slot` to the slot's master, following MOVED and retrying
-    /// through failovers and migrations within `master_wait`. `avoid` is a master whose
+    /// through failovers and migrations until `deadline`. `avoid` is a master whose
     /// connection was lost: it is not used again before the map names another owner or the
     /// wait is over. Returns the link and the command's replies, or a client-ready error.
     async fn subscribe_at_owner(
@@ -709,9 +745,9 @@ impl Session {
         raw: &[u8],
         slot: u16,
         avoid: Option<&str>,
+        deadline: tokio::time::Instant,
         io: &mut Io,
     ) -> Result<(usize, Vec<Reply>), String> {
-        let deadline = tokio::time::Instant::now() + self.pool.cfg.master_wait;
         let (mut hops, mut waits) = (0u32, 0u32);
         let mut target: Option<Arc<Node>> = None;
         loop {
