@@ -535,3 +535,55 @@ fn transactions_follow_a_slot_that_moved() {
     // The client is usable afterwards, and so are the node connections it held.
     assert_eq!(c.cmd(&["GET", &cases[3].0]), bulk("0"));
 }
+
+/// EXEC itself comes back MOVED (the slot moved after the commands were queued) and the
+/// replay on the new owner fails: EXEC is answered with an error and the transaction is
+/// over, as after any EXEC. The client must not be left inside a MULTI it no longer has
+/// (its next commands answered `+QUEUED` instead of run).
+#[test]
+fn an_exec_that_cannot_follow_its_slot_ends_the_transaction() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_with(
+        &cluster,
+        3,
+        "read_from = \"master\"\nhealth_check_interval = \"1h\"\nrequest_timeout = \"500ms\"\n\
+         connect_timeout = \"500ms\"\n",
+    );
+    let masters = cluster.masters();
+    let (a, b, third) = (masters[0], masters[1], masters[2]);
+    let (key, slot) = key_on(a, "execmoved:");
+    let (elsewhere, _) = key_on(third, "elsewhere:");
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["SET", &key, "0"]), ok());
+    assert_eq!(c.cmd(&["SET", &elsewhere, "here"]), ok());
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["INCR", &key]), queued());
+    move_slot(&masters, &slot.to_string(), a, b, &[&key]);
+
+    // The new owner stops answering for a while (a busy script), so the replay fails.
+    let busy_addr = b.addr();
+    let busy = std::thread::spawn(move || {
+        let mut s = common::Client::connect(&busy_addr);
+        s.set_timeout(Duration::from_secs(20));
+        s.cmd(&[
+            "EVAL",
+            "local s = redis.call('TIME') repeat local n = redis.call('TIME') \
+             until (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > 2500000 return 1",
+            "0",
+        ])
+    });
+    wait_until(Duration::from_secs(5), "the new owner to be busy", || {
+        let mut p = b.client();
+        p.set_timeout(Duration::from_millis(200));
+        p.send(&["PING"]);
+        p.try_read().is_err()
+    });
+    let exec = c.cmd(&["EXEC"]);
+    assert!(matches!(exec, Resp::Error(_)), "EXEC: {exec:?}");
+    // Out of the transaction: a command runs at once (on a node that is not busy).
+    assert_eq!(c.cmd(&["GET", &elsewhere]), bulk("here"));
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "ERR EXEC without MULTI"));
+    assert_eq!(busy.join().expect("busy script"), Resp::Int(1));
+    // Nothing of the transaction ran.
+    assert_eq!(b.client().cmd(&["GET", &key]), bulk("0"));
+}
