@@ -550,3 +550,42 @@ fn channels_of_a_dead_master_are_given_up_after_one_master_wait() {
         conf("sunsubscribe", &safe, 0)
     );
 }
+
+/// One SSUBSCRIBE naming many channels (one slot, so Redis accepts it), then messages: the
+/// proxy's work per confirmation and per message must not grow with the number of channels
+/// the client holds (recounting every channel each time made this quadratic: minutes of one
+/// core for one request).
+#[test]
+fn many_shard_channels_cost_linear_work() {
+    const N: usize = 20_000;
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy(&cluster, 3, "");
+    let channels: Vec<String> = (0..N).map(|i| format!("{{many}}{i}")).collect();
+    let owner = cluster
+        .masters()
+        .into_iter()
+        .find(|m| owns(m, slot_of(m, &channels[0])))
+        .expect("the owner of {many}");
+    let mut sub = proxy.client();
+    sub.set_timeout(Duration::from_secs(120));
+    let started = std::time::Instant::now();
+    let mut args: Vec<&str> = vec!["SSUBSCRIBE"];
+    args.extend(channels.iter().map(String::as_str));
+    sub.send(&args);
+    for (i, c) in channels.iter().enumerate() {
+        assert_eq!(sub.read(), conf("ssubscribe", c, i as i64 + 1));
+    }
+    let mut publisher = owner.client();
+    for i in 0..200 {
+        publisher.send(&["SPUBLISH", &channels[i % N], "m"]);
+    }
+    for _ in 0..200 {
+        assert_eq!(publisher.read(), Resp::Int(1));
+    }
+    for i in 0..200 {
+        assert_eq!(sub.read(), smessage(&channels[i % N], "m"));
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_nothing_pending(&mut sub);
+}

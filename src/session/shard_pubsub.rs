@@ -81,8 +81,11 @@ struct Subs {
     counts: Counts,
     classic_clean: bool,
     /// Shard channels Redis dropped on its own, to subscribe again: each with the address of
-    /// a master not to use before the map moves on (its connection was lost).
+    /// a master not to use before the map moves on (its connection was lost). Each channel
+    /// is queued once (see `lost_set`).
     lost: VecDeque<(Bytes, Option<String>)>,
+    /// The channels in `lost`.
+    lost_set: HashSet<Bytes>,
     seq: u64,
 }
 
@@ -90,17 +93,47 @@ impl Subs {
     /// Distinct shard channels: what the client's confirmations count. Channels Redis
     /// dropped that are still to be subscribed again count too: the client has not been
     /// told of them, so each one it is told of later counts down from here, as on one Redis.
+    /// It walks every channel: once per request at most, never per confirmation or per
+    /// message (one SSUBSCRIBE may name thousands of channels); callers keep it up to date
+    /// from there with [`Subs::counted`].
     fn total(&self) -> usize {
         let mut all: HashSet<&Bytes> = HashSet::new();
         for l in &self.links {
             all.extend(l.channels.iter());
         }
-        all.extend(self.lost.iter().map(|(c, _)| c));
+        all.extend(self.lost_set.iter());
         all.len()
     }
 
     fn holds(&self, channel: &[u8]) -> bool {
         self.links.iter().any(|l| l.channels.contains(channel))
+    }
+
+    /// Whether `channel` is in [`Subs::total`] (a link has it, or it is to be subscribed
+    /// again).
+    fn counted(&self, channel: &[u8]) -> bool {
+        self.holds(channel) || self.lost_set.contains(channel)
+    }
+
+    /// Queues `channel` to be subscribed again, unless a link has it or it is queued already.
+    fn push_lost(&mut self, channel: Bytes, avoid: Option<String>) {
+        if !self.holds(&channel) && self.lost_set.insert(channel.clone()) {
+            self.lost.push_back((channel, avoid));
+        }
+    }
+
+    /// The next channel to subscribe again.
+    fn pop_lost(&mut self) -> Option<(Bytes, Option<String>)> {
+        let (channel, avoid) = self.lost.pop_front()?;
+        self.lost_set.remove(&channel);
+        Some((channel, avoid))
+    }
+
+    /// `channel` is no longer to be subscribed again (the client unsubscribed it).
+    fn forget_lost(&mut self, channel: &[u8]) {
+        if self.lost_set.remove(channel) {
+            self.lost.retain(|(c, _)| c.as_ref() != channel);
+        }
     }
 
     fn classic(&self) -> Option<usize> {
@@ -109,7 +142,10 @@ impl Subs {
 
     /// No subscription of either kind is left.
     fn none_left(&self) -> bool {
-        self.counts.classic <= 0 && self.total() == 0 && self.lost.is_empty()
+        // Runs after every message: no recount of the channels.
+        self.counts.classic <= 0
+            && self.lost.is_empty()
+            && self.links.iter().all(|l| l.channels.is_empty())
     }
 
     /// Closes shard links that hold no channel any more.
@@ -123,9 +159,7 @@ impl Subs {
         if let Some(l) = self.links.get_mut(i) {
             l.channels.remove(&channel);
         }
-        if !self.holds(&channel) {
-            self.lost.push_back((channel, None));
-        }
+        self.push_lost(channel, None);
     }
 
     /// Shard link `i` failed: its channels are subscribed again at their slots' owners.
@@ -133,9 +167,7 @@ impl Subs {
         let l = self.links.remove(i);
         let addr = l.node.addr.clone();
         for c in l.channels {
-            if !self.holds(&c) {
-                self.lost.push_back((c, Some(addr.clone())));
-            }
+            self.push_lost(c, Some(addr.clone()));
         }
     }
 }
@@ -254,6 +286,7 @@ impl Session {
             counts: Counts::default(),
             classic_clean: true,
             lost: VecDeque::new(),
+            lost_set: HashSet::new(),
             seq: 0,
         };
         if let Some(c) = classic {
@@ -472,11 +505,14 @@ impl Session {
             .await
         {
             Ok((i, own)) => {
+                let mut n = s.total();
                 for reply in own {
                     match classify(&reply, None) {
                         Seen::Confirm(kind, Some(channel)) if kind == b"ssubscribe" => {
+                            if !s.counted(&channel) {
+                                n += 1;
+                            }
                             s.links[i].channels.insert(channel.clone());
-                            let n = s.total();
                             confirmation(&mut io.out, self.proto, b"ssubscribe", Some(&channel), n);
                         }
                         _ => io.out.extend_from_slice(&reply.raw),
@@ -494,6 +530,7 @@ impl Session {
         let proto = self.proto;
         if req.len() < 2 {
             let mut dropped: Vec<Bytes> = Vec::new();
+            let mut seen: HashSet<Bytes> = HashSet::new();
             let mut i = 0;
             while i < s.links.len() {
                 if s.links[i].classic || s.links[i].channels.is_empty() {
@@ -506,7 +543,7 @@ impl Session {
                     .exchange(s, i, raw.raw(), Expect::AllUnsubscribes, io)
                     .await;
                 for c in held {
-                    if !dropped.contains(&c) {
+                    if seen.insert(c.clone()) {
                         dropped.push(c);
                     }
                 }
@@ -527,8 +564,9 @@ impl Session {
             }
             return;
         }
+        let mut n = s.total();
         for c in req.args().skip(1) {
-            let channel = Bytes::copy_from_slice(c);
+            let had = s.counted(c);
             while let Some(i) = s.links.iter().position(|l| l.channels.contains(c)) {
                 s.links[i].channels.remove(c);
                 let raw = Request::from_args(&[&b"SUNSUBSCRIBE"[..], c]);
@@ -541,8 +579,11 @@ impl Session {
                 }
             }
             // Not to be subscribed again either, if Redis had just dropped it.
-            s.lost.retain(|(l, _)| l != &channel);
-            confirmation(&mut io.out, proto, b"sunsubscribe", Some(c), s.total());
+            s.forget_lost(c);
+            if had {
+                n = n.saturating_sub(1);
+            }
+            confirmation(&mut io.out, proto, b"sunsubscribe", Some(c), n);
         }
     }
 
@@ -669,7 +710,10 @@ impl Session {
         // others whose slot the map still gives it give up at once too.
         let mut waits: Vec<(String, tokio::time::Instant)> = Vec::new();
         let mut gave_up: Vec<String> = Vec::new();
-        while let Some((channel, avoid)) = s.lost.pop_front() {
+        // The client's count for the confirmations of channels given up: taken once, at the
+        // first of them, then counted down (no recount per channel).
+        let mut left: Option<usize> = None;
+        while let Some((channel, avoid)) = s.pop_lost() {
             if s.holds(&channel) {
                 continue;
             }
@@ -721,15 +765,14 @@ impl Session {
                 tracing::warn!(client = %self.peer,
                     channel = %String::from_utf8_lossy(&channel),
                     "shard channel could not be subscribed again; the client is told");
-                // Told once, even if it was queued twice.
-                s.lost.retain(|(c, _)| c != &channel);
-                confirmation(
-                    &mut io.out,
-                    self.proto,
-                    b"sunsubscribe",
-                    Some(&channel),
-                    s.total(),
-                );
+                let n = match left.as_mut() {
+                    Some(n) => {
+                        *n = n.saturating_sub(1);
+                        *n
+                    }
+                    None => *left.insert(s.total()),
+                };
+                confirmation(&mut io.out, self.proto, b"sunsubscribe", Some(&channel), n);
             }
         }
         Flow::Continue
