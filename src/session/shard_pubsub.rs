@@ -750,18 +750,22 @@ impl Session {
                         }
                         confirmed
                     }
-                    Err(_) => false,
+                    Err(_) => {
+                        // The wait for that master's failover is over: the next channels
+                        // still mapped to it need not try it again.
+                        if let Some(addr) = avoid.as_ref() {
+                            if tokio::time::Instant::now() >= deadline && !gave_up.contains(addr) {
+                                gave_up.push(addr.clone());
+                            }
+                        }
+                        false
+                    }
                 };
             if done {
                 self.pool.metrics.retries.increment(1);
                 tracing::debug!(client = %self.peer,
                     channel = %String::from_utf8_lossy(&channel), "shard channel resubscribed");
             } else {
-                if let Some(addr) = avoid {
-                    if !gave_up.contains(&addr) {
-                        gave_up.push(addr);
-                    }
-                }
                 tracing::warn!(client = %self.peer,
                     channel = %String::from_utf8_lossy(&channel),
                     "shard channel could not be subscribed again; the client is told");
