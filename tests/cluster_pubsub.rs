@@ -426,3 +426,131 @@ fn a_channel_that_cannot_be_resubscribed_is_reported_unsubscribed() {
         conf("sunsubscribe", &safe, 0)
     );
 }
+
+/// Redis answers PING in the subscribed form (`["pong", ""]` for RESP2) while any
+/// subscription is left, shard channels included: ending the last classic subscription
+/// must not turn the answer into a plain `+PONG` (the classic link is no longer subscribed).
+#[test]
+fn ping_after_the_last_classic_unsubscribe_keeps_the_subscribed_form() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy(&cluster, 3, "");
+    let channel = channel_on(cluster.masters()[0], "ping:");
+    let mut sub = proxy.client();
+    assert_eq!(
+        sub.cmd(&["SUBSCRIBE", "classic"]),
+        conf("subscribe", "classic", 1)
+    );
+    assert_eq!(
+        sub.cmd(&["SSUBSCRIBE", &channel]),
+        conf("ssubscribe", &channel, 1)
+    );
+    assert_eq!(
+        sub.cmd(&["UNSUBSCRIBE", "classic"]),
+        conf("unsubscribe", "classic", 0)
+    );
+    // Still shard-subscribed: the subscribed-mode PING reply, as from one Redis.
+    assert_nothing_pending(&mut sub);
+    assert_eq!(
+        sub.cmd(&["SUNSUBSCRIBE", &channel]),
+        conf("sunsubscribe", &channel, 0)
+    );
+    assert_eq!(sub.cmd(&["PING"]), Resp::Simple("PONG".into()));
+}
+
+/// A master with many of the client's channels dies and no replica takes over: every one of
+/// them is given up once `master_wait` is over, not one `master_wait` after the other (the
+/// client's other channels are not read meanwhile), and the confirmations count down as
+/// one Redis would count them.
+#[test]
+fn channels_of_a_dead_master_are_given_up_after_one_master_wait() {
+    const LOST: usize = 8;
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy(&cluster, 3, "master_wait = \"1s\"\n");
+    let victim_port = cluster.masters()[0].port;
+    let doomed: Vec<String> = (0..LOST)
+        .map(|i| channel_on(cluster.masters()[0], &format!("dead{i}:")))
+        .collect();
+    let safe = channel_on(cluster.masters()[1], "alive:");
+    let mut sub = proxy.client();
+    for (i, c) in doomed.iter().enumerate() {
+        assert_eq!(
+            sub.cmd(&["SSUBSCRIBE", c]),
+            conf("ssubscribe", c, i as i64 + 1)
+        );
+    }
+    assert_eq!(
+        sub.cmd(&["SSUBSCRIBE", &safe]),
+        conf("ssubscribe", &safe, LOST as i64 + 1)
+    );
+    let mut cluster = cluster;
+    let killed = std::time::Instant::now();
+    cluster
+        .nodes
+        .iter_mut()
+        .find(|n| n.port == victim_port)
+        .expect("victim")
+        .kill();
+    sub.set_timeout(Duration::from_secs(60));
+    let mut told = Vec::new();
+    for left in (1..=LOST as i64).rev() {
+        match sub.read() {
+            Resp::Array(items) if items.len() == 3 => {
+                assert_eq!(items[0], bulk("sunsubscribe"));
+                assert_eq!(items[2], Resp::Int(left), "the count of {:?}", items[1]);
+                told.push(items[1].text());
+            }
+            other => panic!("a sunsubscribe expected, got {other:?}"),
+        }
+    }
+    // One master_wait (1 s) and a little; one after the other would take 8 s.
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(5), "gave up after {took:?}");
+    told.sort();
+    let mut expected = doomed.clone();
+    expected.sort();
+    assert_eq!(told, expected);
+    assert_nothing_pending(&mut sub);
+    assert_eq!(
+        sub.cmd(&["SUNSUBSCRIBE", &safe]),
+        conf("sunsubscribe", &safe, 0)
+    );
+}
+
+/// One SSUBSCRIBE naming many channels (one slot, so Redis accepts it), then messages: the
+/// proxy's work per confirmation and per message must not grow with the number of channels
+/// the client holds (recounting every channel each time made this quadratic: minutes of one
+/// core for one request).
+#[test]
+fn many_shard_channels_cost_linear_work() {
+    const N: usize = 20_000;
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy(&cluster, 3, "");
+    let channels: Vec<String> = (0..N).map(|i| format!("{{many}}{i}")).collect();
+    let owner = cluster
+        .masters()
+        .into_iter()
+        .find(|m| owns(m, slot_of(m, &channels[0])))
+        .expect("the owner of {many}");
+    let mut sub = proxy.client();
+    sub.set_timeout(Duration::from_secs(120));
+    let started = std::time::Instant::now();
+    let mut args: Vec<&str> = vec!["SSUBSCRIBE"];
+    args.extend(channels.iter().map(String::as_str));
+    sub.send(&args);
+    for (i, c) in channels.iter().enumerate() {
+        assert_eq!(sub.read(), conf("ssubscribe", c, i as i64 + 1));
+    }
+    let mut publisher = owner.client();
+    for i in 0..200 {
+        publisher.send(&["SPUBLISH", &channels[i % N], "m"]);
+    }
+    for _ in 0..200 {
+        assert_eq!(publisher.read(), Resp::Int(1));
+    }
+    for i in 0..200 {
+        assert_eq!(sub.read(), smessage(&channels[i % N], "m"));
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_nothing_pending(&mut sub);
+}

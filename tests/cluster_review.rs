@@ -355,23 +355,7 @@ fn pipelined_writes_keep_their_order_across_a_slot_owner_change() {
 
     // The old owner stops answering (a busy script: CLIENT PAUSE would still answer MOVED
     // at once): the client's first write waits there.
-    let busy_addr = old.addr();
-    let busy = std::thread::spawn(move || {
-        let mut b = common::Client::connect(&busy_addr);
-        b.set_timeout(Duration::from_secs(20));
-        b.cmd(&[
-            "EVAL",
-            "local s = redis.call('TIME') repeat local n = redis.call('TIME') \
-             until (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > 2500000 return 1",
-            "0",
-        ])
-    });
-    wait_until(Duration::from_secs(5), "the old owner to be busy", || {
-        let mut p = old.client();
-        p.set_timeout(Duration::from_millis(200));
-        p.send(&["PING"]);
-        p.try_read().is_err()
-    });
+    let busy = keep_busy(old, 2500);
     let before = sent_to(&proxy, &old.addr(), "write");
     c.set_timeout(Duration::from_secs(20));
     c.send(&["SET", &key, "1"]);
@@ -586,4 +570,64 @@ fn a_blocked_command_whose_slot_moves_keeps_its_deadline() {
         waited < moved_after + Duration::from_secs(4) - Duration::from_millis(700),
         "BLPOP 4 answered after {waited:?} (moved after {moved_after:?})"
     );
+}
+
+/// EXEC itself comes back MOVED (the slot moved after the commands were queued) and the
+/// replay on the new owner fails: EXEC is answered with an error and the transaction is
+/// over, as after any EXEC. The client must not be left inside a MULTI it no longer has
+/// (its next commands answered `+QUEUED` instead of run).
+#[test]
+fn an_exec_that_cannot_follow_its_slot_ends_the_transaction() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = proxy_with(
+        &cluster,
+        3,
+        "read_from = \"master\"\nhealth_check_interval = \"1h\"\nrequest_timeout = \"500ms\"\n\
+         connect_timeout = \"500ms\"\n",
+    );
+    let masters = cluster.masters();
+    let (a, b, third) = (masters[0], masters[1], masters[2]);
+    let (key, slot) = key_on(a, "execmoved:");
+    let (elsewhere, _) = key_on(third, "elsewhere:");
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["SET", &key, "0"]), ok());
+    assert_eq!(c.cmd(&["SET", &elsewhere, "here"]), ok());
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["INCR", &key]), queued());
+    cluster.move_slot(&slot.to_string(), a, b, &[&key]);
+
+    // The new owner stops answering for a while (a busy script), so the replay fails.
+    let busy = keep_busy(b, 2500);
+    let exec = c.cmd(&["EXEC"]);
+    assert!(matches!(exec, Resp::Error(_)), "EXEC: {exec:?}");
+    // Out of the transaction: a command runs at once (on a node that is not busy).
+    assert_eq!(c.cmd(&["GET", &elsewhere]), bulk("here"));
+    assert!(is_error_with(&c.cmd(&["EXEC"]), "ERR EXEC without MULTI"));
+    assert_eq!(busy.join().expect("busy script"), Resp::Int(1));
+    // Nothing of the transaction ran.
+    assert_eq!(b.client().cmd(&["GET", &key]), bulk("0"));
+}
+
+/// Keeps `node` busy for `ms` milliseconds with a script (it answers nobody meanwhile;
+/// CLIENT PAUSE would still answer MOVED at once), returning once it is busy. The handle
+/// yields the script's reply.
+fn keep_busy(node: &common::Redis, ms: u64) -> std::thread::JoinHandle<Resp> {
+    let addr = node.addr();
+    let script = format!(
+        "local s = redis.call('TIME') repeat local n = redis.call('TIME') \
+         until (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > {} return 1",
+        ms * 1000
+    );
+    let busy = std::thread::spawn(move || {
+        let mut s = common::Client::connect(&addr);
+        s.set_timeout(Duration::from_secs(30));
+        s.cmd(&["EVAL", &script, "0"])
+    });
+    wait_until(Duration::from_secs(5), "the node to be busy", || {
+        let mut p = node.client();
+        p.set_timeout(Duration::from_millis(200));
+        p.send(&["PING"]);
+        p.try_read().is_err()
+    });
+    busy
 }

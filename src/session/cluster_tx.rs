@@ -148,8 +148,10 @@ impl Session {
                     reply = r;
                 }
                 Err(e) => {
-                    // A client inside its MULTI stays there, doomed.
-                    if old.in_multi {
+                    // A client inside its MULTI stays there, doomed; but an EXEC that came
+                    // back MOVED ended the transaction (Redis discarded it), and its error
+                    // is the answer: the client is out of MULTI, as after any EXEC.
+                    if old.in_multi && !req.arg(0).eq_ignore_ascii_case(b"exec") {
                         self.deferred_multi = Some(Deferred::aborted());
                     }
                     return redirect::error_reply(&err_text(&e));

@@ -19,8 +19,8 @@
 //! lost connection waiting for the map to name another master, within `master_wait`). Only
 //! when that fails does the client see the `sunsubscribe`. Messages published in between are
 //! lost, as pub/sub is at-most-once anyway. While a channel is being subscribed again the
-//! client's session waits (at most `master_wait` per channel); messages on its other links
-//! queue in their sockets meanwhile.
+//! client's session waits (the channels of one lost master share one `master_wait`);
+//! messages on its other links queue in their sockets meanwhile.
 //!
 //! Scope: while a client is in this mode, only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT
 //! and RESET are served; anything else gets Redis's RESP2 subscribed-mode error, for RESP3
@@ -81,23 +81,59 @@ struct Subs {
     counts: Counts,
     classic_clean: bool,
     /// Shard channels Redis dropped on its own, to subscribe again: each with the address of
-    /// a master not to use before the map moves on (its connection was lost).
+    /// a master not to use before the map moves on (its connection was lost). Each channel
+    /// is queued once (see `lost_set`).
     lost: VecDeque<(Bytes, Option<String>)>,
+    /// The channels in `lost`.
+    lost_set: HashSet<Bytes>,
     seq: u64,
 }
 
 impl Subs {
-    /// Distinct shard channels: what the client's confirmations count.
+    /// Distinct shard channels: what the client's confirmations count. Channels Redis
+    /// dropped that are still to be subscribed again count too: the client has not been
+    /// told of them, so each one it is told of later counts down from here, as on one Redis.
+    /// It walks every channel: once per request at most, never per confirmation or per
+    /// message (one SSUBSCRIBE may name thousands of channels); callers keep it up to date
+    /// from there with [`Subs::counted`].
     fn total(&self) -> usize {
         let mut all: HashSet<&Bytes> = HashSet::new();
         for l in &self.links {
             all.extend(l.channels.iter());
         }
+        all.extend(self.lost_set.iter());
         all.len()
     }
 
     fn holds(&self, channel: &[u8]) -> bool {
         self.links.iter().any(|l| l.channels.contains(channel))
+    }
+
+    /// Whether `channel` is in [`Subs::total`] (a link has it, or it is to be subscribed
+    /// again).
+    fn counted(&self, channel: &[u8]) -> bool {
+        self.holds(channel) || self.lost_set.contains(channel)
+    }
+
+    /// Queues `channel` to be subscribed again, unless a link has it or it is queued already.
+    fn push_lost(&mut self, channel: Bytes, avoid: Option<String>) {
+        if !self.holds(&channel) && self.lost_set.insert(channel.clone()) {
+            self.lost.push_back((channel, avoid));
+        }
+    }
+
+    /// The next channel to subscribe again.
+    fn pop_lost(&mut self) -> Option<(Bytes, Option<String>)> {
+        let (channel, avoid) = self.lost.pop_front()?;
+        self.lost_set.remove(&channel);
+        Some((channel, avoid))
+    }
+
+    /// `channel` is no longer to be subscribed again (the client unsubscribed it).
+    fn forget_lost(&mut self, channel: &[u8]) {
+        if self.lost_set.remove(channel) {
+            self.lost.retain(|(c, _)| c.as_ref() != channel);
+        }
     }
 
     fn classic(&self) -> Option<usize> {
@@ -106,7 +142,10 @@ impl Subs {
 
     /// No subscription of either kind is left.
     fn none_left(&self) -> bool {
-        self.counts.classic <= 0 && self.total() == 0 && self.lost.is_empty()
+        // Runs after every message: no recount of the channels.
+        self.counts.classic <= 0
+            && self.lost.is_empty()
+            && self.links.iter().all(|l| l.channels.is_empty())
     }
 
     /// Closes shard links that hold no channel any more.
@@ -120,9 +159,7 @@ impl Subs {
         if let Some(l) = self.links.get_mut(i) {
             l.channels.remove(&channel);
         }
-        if !self.holds(&channel) {
-            self.lost.push_back((channel, None));
-        }
+        self.push_lost(channel, None);
     }
 
     /// Shard link `i` failed: its channels are subscribed again at their slots' owners.
@@ -130,9 +167,7 @@ impl Subs {
         let l = self.links.remove(i);
         let addr = l.node.addr.clone();
         for c in l.channels {
-            if !self.holds(&c) {
-                self.lost.push_back((c, Some(addr.clone())));
-            }
+            self.push_lost(c, Some(addr.clone()));
         }
     }
 }
@@ -251,6 +286,7 @@ impl Session {
             counts: Counts::default(),
             classic_clean: true,
             lost: VecDeque::new(),
+            lost_set: HashSet::new(),
             seq: 0,
         };
         if let Some(c) = classic {
@@ -463,13 +499,20 @@ impl Session {
                 return;
             }
         };
-        match self.subscribe_at_owner(s, req.raw(), slot, None, io).await {
+        let deadline = tokio::time::Instant::now() + self.pool.cfg.master_wait;
+        match self
+            .subscribe_at_owner(s, req.raw(), slot, None, deadline, io)
+            .await
+        {
             Ok((i, own)) => {
+                let mut n = s.total();
                 for reply in own {
                     match classify(&reply, None) {
                         Seen::Confirm(kind, Some(channel)) if kind == b"ssubscribe" => {
+                            if !s.counted(&channel) {
+                                n += 1;
+                            }
                             s.links[i].channels.insert(channel.clone());
-                            let n = s.total();
                             confirmation(&mut io.out, self.proto, b"ssubscribe", Some(&channel), n);
                         }
                         _ => io.out.extend_from_slice(&reply.raw),
@@ -487,6 +530,7 @@ impl Session {
         let proto = self.proto;
         if req.len() < 2 {
             let mut dropped: Vec<Bytes> = Vec::new();
+            let mut seen: HashSet<Bytes> = HashSet::new();
             let mut i = 0;
             while i < s.links.len() {
                 if s.links[i].classic || s.links[i].channels.is_empty() {
@@ -499,7 +543,7 @@ impl Session {
                     .exchange(s, i, raw.raw(), Expect::AllUnsubscribes, io)
                     .await;
                 for c in held {
-                    if !dropped.contains(&c) {
+                    if seen.insert(c.clone()) {
                         dropped.push(c);
                     }
                 }
@@ -520,8 +564,9 @@ impl Session {
             }
             return;
         }
+        let mut n = s.total();
         for c in req.args().skip(1) {
-            let channel = Bytes::copy_from_slice(c);
+            let had = s.counted(c);
             while let Some(i) = s.links.iter().position(|l| l.channels.contains(c)) {
                 s.links[i].channels.remove(c);
                 let raw = Request::from_args(&[&b"SUNSUBSCRIBE"[..], c]);
@@ -534,8 +579,11 @@ impl Session {
                 }
             }
             // Not to be subscribed again either, if Redis had just dropped it.
-            s.lost.retain(|(l, _)| l != &channel);
-            confirmation(&mut io.out, proto, b"sunsubscribe", Some(c), s.total());
+            s.forget_lost(c);
+            if had {
+                n = n.saturating_sub(1);
+            }
+            confirmation(&mut io.out, proto, b"sunsubscribe", Some(c), n);
         }
     }
 
@@ -615,14 +663,24 @@ impl Session {
         Ok(s.links.len() - 1)
     }
 
-    /// PING: answered by a link (the classic one if any), so it is formatted as a
-    /// subscribed Redis formats it and comes after the messages before it.
+    /// PING: answered by a link that is subscribed, so it is formatted as a subscribed
+    /// Redis formats it and comes after the messages before it.
     async fn ping(&mut self, s: &mut Subs, req: &Request, io: &mut Io) -> Flow {
-        let i = s.classic().unwrap_or(0);
-        if s.links.is_empty() {
+        // The classic link only while it has subscriptions: once its last one ended it is
+        // out of subscribed mode and would answer a RESP2 PING with `+PONG`, where Redis
+        // (the client still has shard channels) answers `["pong", ""]`, as a shard link does.
+        let subscribed = s.classic().filter(|_| s.counts.classic > 0).or_else(|| {
+            s.links
+                .iter()
+                .position(|l| !l.classic && !l.channels.is_empty())
+        });
+        let Some(i) = subscribed
+            .or_else(|| s.classic())
+            .or_else(|| s.links.first().map(|_| 0))
+        else {
             io.out.extend_from_slice(b"+PONG\r\n");
             return Flow::Continue;
-        }
+        };
         match self.exchange(s, i, req.raw(), Expect::Nothing, io).await {
             Ok(own) => {
                 for reply in own {
@@ -646,29 +704,63 @@ impl Session {
     /// client sees nothing when that works, and the `sunsubscribe` Redis sent when it does
     /// not (within `master_wait`).
     async fn recover(&mut self, s: &mut Subs, io: &mut Io) -> Flow {
-        while let Some((channel, avoid)) = s.lost.pop_front() {
+        // Channels lost with one master all wait for the same failover: they share one
+        // `master_wait` (counted from the first of them), not one each, since the client's
+        // other links are not read meanwhile. Once one of them gave up on that master, the
+        // others whose slot the map still gives it give up at once too.
+        let mut waits: Vec<(String, tokio::time::Instant)> = Vec::new();
+        let mut gave_up: Vec<String> = Vec::new();
+        // The client's count for the confirmations of channels given up: taken once, at the
+        // first of them, then counted down (no recount per channel).
+        let mut left: Option<usize> = None;
+        while let Some((channel, avoid)) = s.pop_lost() {
             if s.holds(&channel) {
                 continue;
             }
             self.pool.refresh.notify_one();
             let raw = Request::from_args(&[&b"SSUBSCRIBE"[..], &channel]);
             let slot = cluster_slot::slot(&channel);
-            let done = match self
-                .subscribe_at_owner(s, raw.raw(), slot, avoid.as_deref(), io)
-                .await
-            {
-                Ok((i, own)) => {
-                    let confirmed = own.iter().any(|r| {
-                        matches!(classify(r, None),
-                            Seen::Confirm(k, Some(c)) if k == b"ssubscribe" && c == channel)
-                    });
-                    if confirmed {
-                        s.links[i].channels.insert(channel.clone());
+            let deadline = match avoid.as_deref() {
+                Some(addr) => match waits.iter().find(|(a, _)| a == addr) {
+                    Some((_, d)) => *d,
+                    None => {
+                        let d = tokio::time::Instant::now() + self.pool.cfg.master_wait;
+                        waits.push((addr.to_string(), d));
+                        d
                     }
-                    confirmed
-                }
-                Err(_) => false,
+                },
+                None => tokio::time::Instant::now() + self.pool.cfg.master_wait,
             };
+            let hopeless = avoid.as_deref().is_some_and(|addr| {
+                gave_up.iter().any(|g| g == addr)
+                    && self.slot_owner(slot).is_ok_and(|n| n.addr == addr)
+            });
+            let done = !hopeless
+                && match self
+                    .subscribe_at_owner(s, raw.raw(), slot, avoid.as_deref(), deadline, io)
+                    .await
+                {
+                    Ok((i, own)) => {
+                        let confirmed = own.iter().any(|r| {
+                            matches!(classify(r, None),
+                                Seen::Confirm(k, Some(c)) if k == b"ssubscribe" && c == channel)
+                        });
+                        if confirmed {
+                            s.links[i].channels.insert(channel.clone());
+                        }
+                        confirmed
+                    }
+                    Err(_) => {
+                        // The wait for that master's failover is over: the next channels
+                        // still mapped to it need not try it again.
+                        if let Some(addr) = avoid.as_ref() {
+                            if tokio::time::Instant::now() >= deadline && !gave_up.contains(addr) {
+                                gave_up.push(addr.clone());
+                            }
+                        }
+                        false
+                    }
+                };
             if done {
                 self.pool.metrics.retries.increment(1);
                 tracing::debug!(client = %self.peer,
@@ -677,20 +769,21 @@ impl Session {
                 tracing::warn!(client = %self.peer,
                     channel = %String::from_utf8_lossy(&channel),
                     "shard channel could not be subscribed again; the client is told");
-                confirmation(
-                    &mut io.out,
-                    self.proto,
-                    b"sunsubscribe",
-                    Some(&channel),
-                    s.total(),
-                );
+                let n = match left.as_mut() {
+                    Some(n) => {
+                        *n = n.saturating_sub(1);
+                        *n
+                    }
+                    None => *left.insert(s.total()),
+                };
+                confirmation(&mut io.out, self.proto, b"sunsubscribe", Some(&channel), n);
             }
         }
         Flow::Continue
     }
 
     /// Sends a SSUBSCRIBE for `slot` to the slot's master, following MOVED and retrying
-    /// through failovers and migrations within `master_wait`. `avoid` is a master whose
+    /// through failovers and migrations until `deadline`. `avoid` is a master whose
     /// connection was lost: it is not used again before the map names another owner or the
     /// wait is over. Returns the link and the command's replies, or a client-ready error.
     async fn subscribe_at_owner(
@@ -699,9 +792,9 @@ impl Session {
         raw: &[u8],
         slot: u16,
         avoid: Option<&str>,
+        deadline: tokio::time::Instant,
         io: &mut Io,
     ) -> Result<(usize, Vec<Reply>), String> {
-        let deadline = tokio::time::Instant::now() + self.pool.cfg.master_wait;
         let (mut hops, mut waits) = (0u32, 0u32);
         let mut target: Option<Arc<Node>> = None;
         loop {
