@@ -74,21 +74,8 @@ fn key_on(node: &common::Redis, prefix: &str) -> String {
     let mut c = node.client();
     (0..10_000)
         .map(|i| format!("{prefix}{i}"))
-        .find(|k| matches!(c.cmd(&["CLUSTER", "KEYSLOT", k]), Resp::Int(slot) if owns(node, slot)))
+        .find(|k| matches!(c.cmd(&["CLUSTER", "KEYSLOT", k]), Resp::Int(slot) if Cluster::serves(node, slot)))
         .expect("a key on the node")
-}
-
-fn owns(node: &common::Redis, slot: i64) -> bool {
-    let Resp::Array(ranges) = node.client().cmd(&["CLUSTER", "SLOTS"]) else {
-        return false;
-    };
-    let port = i64::from(node.port);
-    ranges.iter().any(|r| {
-        let Resp::Array(items) = r else { return false };
-        matches!((&items[0], &items[1], &items[2]),
-            (Resp::Int(a), Resp::Int(b), Resp::Array(m))
-                if *a <= slot && slot <= *b && m.get(1) == Some(&Resp::Int(port)))
-    })
 }
 
 #[test]

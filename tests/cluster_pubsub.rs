@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::cluster::Cluster;
-use common::{wait_until, Client, Redis, Resp, Sluice};
+use common::{wait_until, Client, Redis, Resp};
 
 fn ok() -> Resp {
     Resp::Simple("OK".into())
@@ -28,27 +28,6 @@ fn smessage(channel: &str, payload: &str) -> Resp {
 
 const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
-/// A proxy with one cluster pool in front of `cluster`, once it knows all `masters` shards.
-fn proxy(cluster: &Cluster, masters: usize, extra: &str) -> Sluice {
-    let proxy = Sluice::start(&format!(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"c\"\nlisten = \"127.0.0.1:0\"\n\
-         mode = \"cluster\"\nseeds = [{}]\nhealth_check_interval = \"200ms\"\n{extra}\n",
-        cluster.seeds()
-    ));
-    wait_until(
-        Duration::from_secs(30),
-        "the proxy to learn the cluster",
-        || {
-            let (_, body) = proxy.http_get("/topology");
-            let t = serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default();
-            t["pools"]["c"]["shards"]
-                .as_array()
-                .is_some_and(|s| s.len() == masters)
-        },
-    );
-    proxy
-}
-
 /// The slot of `name`.
 fn slot_of(node: &Redis, name: &str) -> i64 {
     match node.client().cmd(&["CLUSTER", "KEYSLOT", name]) {
@@ -61,21 +40,8 @@ fn slot_of(node: &Redis, name: &str) -> i64 {
 fn channel_on(node: &Redis, prefix: &str) -> String {
     (0..10_000)
         .map(|i| format!("{prefix}{i}"))
-        .find(|c| owns(node, slot_of(node, c)))
+        .find(|c| Cluster::serves(node, slot_of(node, c)))
         .expect("a channel on the node")
-}
-
-fn owns(node: &Redis, slot: i64) -> bool {
-    let Resp::Array(ranges) = node.client().cmd(&["CLUSTER", "SLOTS"]) else {
-        return false;
-    };
-    let port = i64::from(node.port);
-    ranges.iter().any(|r| {
-        let Resp::Array(items) = r else { return false };
-        matches!((&items[0], &items[1], &items[2]),
-            (Resp::Int(a), Resp::Int(b), Resp::Array(m))
-                if *a <= slot && slot <= *b && m.get(1) == Some(&Resp::Int(port)))
-    })
 }
 
 /// Shard subscribers of `channel` on `node` (`PUBSUB SHARDNUMSUB`).
@@ -102,7 +68,7 @@ fn assert_nothing_pending(sub: &mut Client) {
 #[test]
 fn one_client_hears_shard_channels_on_several_masters() {
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy(&cluster, 3, "");
+    let proxy = cluster.proxy(3, "");
     let masters = cluster.masters();
     let (m0, m1) = (masters[0], masters[1]);
     let a = channel_on(m0, "chan-a:");
@@ -171,7 +137,7 @@ fn one_client_hears_shard_channels_on_several_masters() {
 #[test]
 fn classic_then_shard_subscriptions_share_one_client() {
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy(&cluster, 3, "");
+    let proxy = cluster.proxy(3, "");
     let masters = cluster.masters();
     let (m0, m2) = (masters[0], masters[2]);
     let a = channel_on(m0, "mix-a:");
@@ -240,7 +206,7 @@ fn classic_then_shard_subscriptions_share_one_client() {
 #[test]
 fn a_multi_slot_ssubscribe_gets_crossslot() {
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy(&cluster, 3, "");
+    let proxy = cluster.proxy(3, "");
     let masters = cluster.masters();
     let a = channel_on(masters[0], "x-a:");
     let b = channel_on(masters[1], "x-b:");
@@ -263,7 +229,7 @@ fn a_multi_slot_ssubscribe_gets_crossslot() {
 #[test]
 fn shard_subscriptions_follow_a_migrated_slot() {
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy(&cluster, 3, "");
+    let proxy = cluster.proxy(3, "");
     let masters = cluster.masters();
     let (src, dst, third) = (masters[0], masters[1], masters[2]);
     let moving = channel_on(src, "move:");
@@ -320,11 +286,7 @@ fn shard_subscriptions_follow_a_migrated_slot() {
 #[test]
 fn shard_subscriptions_survive_a_master_failure() {
     let cluster = Cluster::start(3, 1);
-    let proxy = proxy(
-        &cluster,
-        3,
-        "read_from = \"master\"\nmaster_wait = \"10s\"\n",
-    );
+    let proxy = cluster.proxy(3, "read_from = \"master\"\nmaster_wait = \"10s\"\n");
     let victim = cluster.masters()[0];
     let victim_port = victim.port;
     let heir_port = cluster
@@ -397,7 +359,7 @@ fn a_channel_that_cannot_be_resubscribed_is_reported_unsubscribed() {
     // No replicas: a killed master's slots stay unserved, so the proxy's attempt to
     // subscribe its channel again must give up after `master_wait` and tell the client.
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy(&cluster, 3, "master_wait = \"600ms\"\n");
+    let proxy = cluster.proxy(3, "master_wait = \"600ms\"\n");
     let victim_port = cluster.masters()[0].port;
     let channel = channel_on(cluster.masters()[0], "doomed:");
     let safe = channel_on(cluster.masters()[1], "kept:");
@@ -433,7 +395,7 @@ fn a_channel_that_cannot_be_resubscribed_is_reported_unsubscribed() {
 #[test]
 fn ping_after_the_last_classic_unsubscribe_keeps_the_subscribed_form() {
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy(&cluster, 3, "");
+    let proxy = cluster.proxy(3, "");
     let channel = channel_on(cluster.masters()[0], "ping:");
     let mut sub = proxy.client();
     assert_eq!(
@@ -465,7 +427,7 @@ fn ping_after_the_last_classic_unsubscribe_keeps_the_subscribed_form() {
 fn channels_of_a_dead_master_are_given_up_after_one_master_wait() {
     const LOST: usize = 8;
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy(&cluster, 3, "master_wait = \"1s\"\n");
+    let proxy = cluster.proxy(3, "master_wait = \"1s\"\n");
     let victim_port = cluster.masters()[0].port;
     let doomed: Vec<String> = (0..LOST)
         .map(|i| channel_on(cluster.masters()[0], &format!("dead{i}:")))
@@ -524,12 +486,12 @@ fn channels_of_a_dead_master_are_given_up_after_one_master_wait() {
 fn many_shard_channels_cost_linear_work() {
     const N: usize = 20_000;
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy(&cluster, 3, "");
+    let proxy = cluster.proxy(3, "");
     let channels: Vec<String> = (0..N).map(|i| format!("{{many}}{i}")).collect();
     let owner = cluster
         .masters()
         .into_iter()
-        .find(|m| owns(m, slot_of(m, &channels[0])))
+        .find(|m| Cluster::serves(m, slot_of(m, &channels[0])))
         .expect("the owner of {many}");
     let mut sub = proxy.client();
     sub.set_timeout(Duration::from_secs(120));

@@ -25,33 +25,7 @@ fn is_error_with(r: &Resp, prefix: &str) -> bool {
 
 /// A proxy with one cluster pool in front of `cluster`, once it knows all `masters` shards.
 fn proxy(cluster: &Cluster, masters: usize) -> Sluice {
-    proxy_with(cluster, masters, "")
-}
-
-/// Same, with `extra` pool settings.
-fn proxy_with(cluster: &Cluster, masters: usize, extra: &str) -> Sluice {
-    let interval = if extra.contains("health_check_interval") {
-        ""
-    } else {
-        "health_check_interval = \"200ms\"\n"
-    };
-    let proxy = Sluice::start(&format!(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"c\"\nlisten = \"127.0.0.1:0\"\n\
-         mode = \"cluster\"\nseeds = [{}]\n{interval}{extra}\n",
-        cluster.seeds()
-    ));
-    wait_until(
-        Duration::from_secs(30),
-        "the proxy to learn the cluster",
-        || {
-            let (_, body) = proxy.http_get("/topology");
-            let t = serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default();
-            t["pools"]["c"]["shards"]
-                .as_array()
-                .is_some_and(|s| s.len() == masters)
-        },
-    );
-    proxy
+    cluster.proxy(masters, "")
 }
 
 /// Before the first keyed command a MULTI is held by the proxy; a command refused in that
@@ -133,7 +107,7 @@ fn key_on(node: &common::Redis, prefix: &str) -> (String, i64) {
     (0..10_000)
         .map(|i| format!("{prefix}{i}"))
         .find_map(|k| match c.cmd(&["CLUSTER", "KEYSLOT", &k]) {
-            Resp::Int(slot) if key_on_slot(node, slot) => Some((k, slot)),
+            Resp::Int(slot) if Cluster::serves(node, slot) => Some((k, slot)),
             _ => None,
         })
         .expect("a key on the node")
@@ -144,8 +118,7 @@ fn key_on(node: &common::Redis, prefix: &str) -> (String, i64) {
 #[test]
 fn an_ask_to_a_node_that_stops_answering_times_out() {
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy_with(
-        &cluster,
+    let proxy = cluster.proxy(
         3,
         "read_from = \"master\"\nrequest_timeout = \"300ms\"\nmaster_wait = \"1s\"\n",
     );
@@ -173,7 +146,7 @@ fn an_ask_to_a_node_that_stops_answering_times_out() {
 #[test]
 fn a_held_multi_replayed_on_a_node_that_stops_answering_times_out() {
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy_with(&cluster, 3, "request_timeout = \"300ms\"\n");
+    let proxy = cluster.proxy(3, "request_timeout = \"300ms\"\n");
     let node = &cluster.nodes[0];
     let (key, _) = key_on(node, "tx:");
     let mut c = proxy.client();
@@ -200,7 +173,7 @@ fn a_held_multi_replayed_on_a_node_that_stops_answering_times_out() {
 #[test]
 fn randomkey_finds_a_key_on_any_shard() {
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy_with(&cluster, 3, "read_from = \"master\"\n");
+    let proxy = cluster.proxy(3, "read_from = \"master\"\n");
     let (key, _) = key_on(&cluster.nodes[0], "rk:");
     let mut c = proxy.client();
     assert_eq!(c.cmd(&["RANDOMKEY"]), Resp::Nil);
@@ -215,7 +188,7 @@ fn randomkey_finds_a_key_on_any_shard() {
 #[test]
 fn asking_before_a_blocking_command_times_out() {
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy_with(&cluster, 3, "request_timeout = \"300ms\"\n");
+    let proxy = cluster.proxy(3, "request_timeout = \"300ms\"\n");
     let (src, dst) = (&cluster.nodes[0], &cluster.nodes[1]);
     let (key, slot) = key_on(src, "bask:");
     let slot = slot.to_string();
@@ -323,8 +296,7 @@ fn sent_to(proxy: &Sluice, addr: &str, class: &str) -> u64 {
 fn pipelined_writes_keep_their_order_across_a_slot_owner_change() {
     let cluster = Cluster::start(3, 1);
     // No periodic refresh during the test: only the data path changes the proxy's map.
-    let proxy = proxy_with(
-        &cluster,
+    let proxy = cluster.proxy(
         3,
         "read_from = \"replica\"\nhealth_check_interval = \"1h\"\nmaster_wait = \"10s\"\n",
     );
@@ -389,8 +361,7 @@ fn pipelined_writes_keep_their_order_across_a_slot_owner_change() {
 #[test]
 fn transactions_follow_a_slot_that_moved() {
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy_with(
-        &cluster,
+    let proxy = cluster.proxy(
         3,
         "read_from = \"master\"\nhealth_check_interval = \"1h\"\n",
     );
@@ -449,7 +420,7 @@ fn transactions_follow_a_slot_that_moved() {
 #[test]
 fn scan_returns_every_key_while_slots_move() {
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy_with(&cluster, 3, "read_from = \"master\"\n");
+    let proxy = cluster.proxy(3, "read_from = \"master\"\n");
     let mut c = proxy.client();
     let keys: Vec<String> = (0..2000).map(|i| format!("walk:{i}")).collect();
     for chunk in keys.chunks(100) {
@@ -464,7 +435,7 @@ fn scan_returns_every_key_while_slots_move() {
     let owner_of = |slot: i64| {
         *masters
             .iter()
-            .find(|m| key_on_slot(m, slot))
+            .find(|m| Cluster::serves(m, slot))
             .expect("an owner")
     };
     let (first, last) = (owner_of(0), owner_of(16383));
@@ -488,7 +459,7 @@ fn scan_returns_every_key_while_slots_move() {
                 let Resp::Int(slot) = last.client().cmd(&["CLUSTER", "KEYSLOT", k]) else {
                     panic!("KEYSLOT");
                 };
-                if key_on_slot(last, slot) && slots.len() < 40 {
+                if Cluster::serves(last, slot) && slots.len() < 40 {
                     slots.insert(slot);
                 }
             }
@@ -521,26 +492,13 @@ fn scan_returns_every_key_while_slots_move() {
     );
 }
 
-/// True when `node` serves `slot` (by its own CLUSTER SLOTS).
-fn key_on_slot(node: &common::Redis, slot: i64) -> bool {
-    let port = i64::from(node.port);
-    let Resp::Array(ranges) = node.client().cmd(&["CLUSTER", "SLOTS"]) else {
-        panic!("CLUSTER SLOTS");
-    };
-    ranges.iter().any(|r| {
-        matches!(r, Resp::Array(items) if matches!((&items[0], &items[1], &items[2]),
-            (Resp::Int(a), Resp::Int(b), Resp::Array(m))
-                if *a <= slot && slot <= *b && m.get(1) == Some(&Resp::Int(port))))
-    })
-}
-
 /// A BLPOP whose slot moves away while it waits is unblocked by Redis with MOVED; the proxy
 /// re-sends it to the new owner with only what is left of its timeout, so the client gets
 /// its timeout's nil on time rather than after waiting the whole timeout again.
 #[test]
 fn a_blocked_command_whose_slot_moves_keeps_its_deadline() {
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy_with(&cluster, 3, "read_from = \"master\"\n");
+    let proxy = cluster.proxy(3, "read_from = \"master\"\n");
     let masters = cluster.masters();
     let (a, b) = (masters[0], masters[1]);
     let (key, slot) = key_on(a, "blk:");
@@ -579,8 +537,7 @@ fn a_blocked_command_whose_slot_moves_keeps_its_deadline() {
 #[test]
 fn an_exec_that_cannot_follow_its_slot_ends_the_transaction() {
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy_with(
-        &cluster,
+    let proxy = cluster.proxy(
         3,
         "read_from = \"master\"\nhealth_check_interval = \"1h\"\nrequest_timeout = \"500ms\"\n\
          connect_timeout = \"500ms\"\n",

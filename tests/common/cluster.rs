@@ -94,6 +94,48 @@ impl Cluster {
         node.client().cmd(&["CLUSTER", "MYID"]).text()
     }
 
+    /// A sluice with one cluster pool `c` in front of this cluster (and an admin server),
+    /// returned once it knows `masters` shards. `extra` adds pool settings; the map is
+    /// refreshed every 200 ms unless `extra` sets `health_check_interval`.
+    pub fn proxy(&self, masters: usize, extra: &str) -> super::Sluice {
+        let interval = if extra.contains("health_check_interval") {
+            ""
+        } else {
+            "health_check_interval = \"200ms\"\n"
+        };
+        let proxy = super::Sluice::start(&format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"c\"\nlisten = \"127.0.0.1:0\"\n\
+             mode = \"cluster\"\nseeds = [{}]\n{interval}{extra}\n",
+            self.seeds()
+        ));
+        wait_until(
+            Duration::from_secs(30),
+            "the proxy to learn the cluster",
+            || {
+                let (_, body) = proxy.http_get("/topology");
+                let t = serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default();
+                t["pools"]["c"]["shards"]
+                    .as_array()
+                    .is_some_and(|s| s.len() == masters)
+            },
+        );
+        proxy
+    }
+
+    /// True when `node` serves `slot`, by its own `CLUSTER SLOTS`.
+    pub fn serves(node: &Redis, slot: i64) -> bool {
+        let Resp::Array(ranges) = node.client().cmd(&["CLUSTER", "SLOTS"]) else {
+            return false;
+        };
+        let port = i64::from(node.port);
+        ranges.iter().any(|r| {
+            let Resp::Array(items) = r else { return false };
+            matches!((items.first(), items.get(1), items.get(2)),
+                (Some(Resp::Int(a)), Some(Resp::Int(b)), Some(Resp::Array(m)))
+                    if *a <= slot && slot <= *b && m.get(1) == Some(&Resp::Int(port)))
+        })
+    }
+
     /// Starts moving `slot` from `src` to `dst` (IMPORTING on `dst`, MIGRATING on `src`):
     /// from now on `src` answers ASK for keys it no longer has.
     pub fn start_migration(slot: &str, src: &Redis, dst: &Redis) {
