@@ -74,6 +74,12 @@ impl Session {
             return;
         }
         let in_multi = self.pinned.as_ref().is_some_and(|p| p.in_multi);
+        if in_multi && matches!(name, "multi" | "watch") {
+            // Redis refuses these inside MULTI without flagging the transaction: EXEC still
+            // runs it. (Forwarded, the node's error would poison it here.)
+            encode::error(&mut io.out, nested_multi_error(name));
+            return;
+        }
         if in_multi {
             if let Some(refusal) = refused_in_multi(self, &req, info) {
                 if let Some(p) = self.pinned.as_mut() {
@@ -272,6 +278,15 @@ impl Pinned {
         self.queued = 0;
         self.selects.clear();
         self.poisoned = false;
+    }
+}
+
+/// Redis's answer to MULTI or WATCH inside MULTI (the transaction stays valid).
+pub(super) fn nested_multi_error(name: &str) -> &'static str {
+    if name == "multi" {
+        "ERR MULTI calls can not be nested"
+    } else {
+        "ERR WATCH inside MULTI is not allowed"
     }
 }
 
