@@ -21,6 +21,7 @@ use crate::resp::{encode, Protocol, Reply, ReplyShape, Request};
 use crate::route::cluster as redirect;
 use crate::route::scan;
 use crate::route::split::{self, FanOut, Plan, CROSSSLOT};
+use crate::route::RouteError;
 
 impl Session {
     /// Routes a plain command in a cluster pool (see [`Session::dispatch`] for `may_hold`:
@@ -71,6 +72,8 @@ impl Session {
             drop(topo);
             let node = match routed {
                 Ok(n) => n,
+                // No replica of the slot's shard in the read pool: wait for one.
+                Err(RouteError::NoReplica(_)) if may_hold => return Some(req),
                 Err(e) => {
                     self.pool.metrics.errors.increment(1);
                     pending.push_back(Pending::Ready(error_bytes(&e.to_string())));
@@ -174,7 +177,7 @@ impl Session {
     /// Queues the reply slot of a forwarded request. `done` marks replies that come from a
     /// task which already followed redirects (nothing left to retry here).
     #[allow(clippy::too_many_arguments)]
-    fn queue(
+    pub(super) fn queue(
         &mut self,
         req: Request,
         info: Option<&'static CommandInfo>,
@@ -382,7 +385,7 @@ impl Session {
 }
 
 /// Runs `fut` on its own task and returns the receiver its result is delivered to.
-fn spawn_reply<F>(fut: F) -> oneshot::Receiver<ReplyResult>
+pub(super) fn spawn_reply<F>(fut: F) -> oneshot::Receiver<ReplyResult>
 where
     F: std::future::Future<Output = ReplyResult> + Send + 'static,
 {

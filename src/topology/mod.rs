@@ -4,17 +4,24 @@
 
 pub mod cluster;
 pub mod health;
+pub mod published;
 pub mod sentinel;
 pub mod sentinel_hub;
 pub mod standalone;
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use crate::backend::Node;
 use crate::telemetry::PoolMetrics;
+
+pub use self::published::Published;
+
+/// How soon a probe round follows one that left a replica catching up (see
+/// [`Topology::catching_up`]): a replica that has just relinked is usually a few
+/// milliseconds of stream behind.
+pub const CATCH_UP_RECHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Why a node is or is not serving.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -180,6 +187,15 @@ impl Topology {
         }
     }
 
+    /// True when a replica is held back only until its offset reaches the master's: the
+    /// watchers then probe again after [`CATCH_UP_RECHECK`] rather than a whole interval, so
+    /// the replica rejoins (and reads waiting for one go) as soon as it has caught up.
+    pub fn catching_up(&self) -> bool {
+        self.replicas
+            .iter()
+            .any(|r| matches!(r.health, Health::CatchingUp(_)))
+    }
+
     /// Replicas in the read pool that certainly hold every write acknowledged before
     /// `acked_at`: the snapshot's probe round started after that instant (so the master's
     /// offset it read covers those writes) and the replica's offset had reached the master's.
@@ -203,12 +219,7 @@ impl Topology {
     /// and node gauges, and, when the master, the replica set or any health changed, bumps
     /// the version, counts and logs the change. Offsets change all the time and are published
     /// too (one pointer swap).
-    pub fn publish(
-        mut next: Topology,
-        topology: &ArcSwap<Topology>,
-        metrics: &PoolMetrics,
-        pool: &str,
-    ) {
+    pub fn publish(mut next: Topology, topology: &Published, metrics: &PoolMetrics, pool: &str) {
         let previous = topology.load();
         // Offsets of different shards are not comparable (and CLUSTER SHARDS reports other
         // nodes' offsets as last gossiped): cluster pools rely on `max_replica_lag` instead.

@@ -381,7 +381,10 @@ impl Sluice {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sluice.toml");
         std::fs::write(&path, config).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        // `SLUICE_BIN` runs another build as the proxy (to measure a figure before a change).
+        let bin =
+            std::env::var_os("SLUICE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_sluice").into());
+        let mut child = Command::new(bin)
             .args(["proxy", "--config"])
             .arg(&path)
             .env(
