@@ -481,30 +481,31 @@ fn load(
 
 #[test]
 fn resharding_under_load_shows_no_errors_and_loses_nothing() {
-    reshard_under_load("master");
+    reshard_under_load("master", "");
 }
 
 /// Issue 10 item 5: with reads on replicas, a reshard fails no read (a slot just fixed by a
 /// MOVED keeps its new shard's replicas). Prints the figures (read errors, stale reads).
 #[test]
 fn resharding_with_replica_reads_fails_no_read() {
-    reshard_under_load("replica");
+    reshard_under_load("replica", "max_replica_lag = \"1000\"\n");
 }
 
 /// Moves 1000 slots with `redis-cli --cluster reshard` under a write-then-read loop through
 /// a pool with this `read_from`, then checks that no client saw an error and no key was lost.
-fn reshard_under_load(read_from: &str) {
+fn reshard_under_load(read_from: &str, extra: &str) {
+    const LOADERS: usize = 2;
     let cluster = Cluster::start(3, 1);
-    let proxy = proxy(&cluster, &format!("read_from = \"{read_from}\"\n"));
+    let proxy = proxy(&cluster, &format!("read_from = \"{read_from}\"\n{extra}"));
     wait_ready(&proxy);
     let replica_reads = read_from != "master";
     let keys: Vec<String> = (0..2000).map(|i| format!("rs:{i}")).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let result = Arc::new(Mutex::new(Load::default()));
-    let loaders: Vec<_> = (0..2)
+    let loaders: Vec<_> = (0..LOADERS)
         .map(|n| {
             let (addr, stop, result) = (proxy.addr(), stop.clone(), result.clone());
-            let keys: Vec<String> = keys.iter().skip(n).step_by(2).cloned().collect();
+            let keys: Vec<String> = keys.iter().skip(n).step_by(LOADERS).cloned().collect();
             std::thread::spawn(move || load(addr, keys, stop, result, replica_reads))
         })
         .collect();
@@ -585,7 +586,12 @@ fn reshard_under_load(read_from: &str) {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     eprintln!("redirects and retries followed inside the proxy: {retries}");
-    assert!(retries > 0.0, "no redirect was met during the reshard");
+    // (Reads waiting for a replica also refresh the map, which can then follow the reshard
+    // before any request meets a redirect.)
+    assert!(
+        replica_reads || retries > 0.0,
+        "no redirect was met during the reshard"
+    );
 }
 
 /// A load loop over one key through `action`: (errors, time from first to last error, the

@@ -250,8 +250,9 @@ async fn backoff(waits: &mut u32) {
 }
 
 /// A node for `slot` in the current map, or the error reply to give instead. A read that
-/// finds no replica of the slot's shard in the read pool waits for one until `deadline`
-/// (woken by the topology's announcements).
+/// finds no other replica of the slot's shard in the read pool waits for one until
+/// `deadline` (woken by the topology's announcements); `avoid` (the node that just failed)
+/// counts again once it is back in the read pool and connected.
 async fn pick(
     pool: &Pool,
     slot: Option<u16>,
@@ -259,14 +260,18 @@ async fn pick(
     avoid: Option<&Node>,
     deadline: tokio::time::Instant,
 ) -> Result<Arc<Node>, Reply> {
-    let route = |topo: &Topology| match topo.cluster.as_ref() {
+    let route = |topo: &Topology, avoid: Option<&Node>| match topo.cluster.as_ref() {
         Some(map) => pool.router.cluster(map, slot, read, avoid),
         None => Err(RouteError::SlotNotServed),
     };
-    let routed = match route(&pool.topology.load()) {
+    let routed = match route(&pool.topology.load(), avoid) {
         Err(RouteError::NoReplica(_)) => {
-            pool.topology.wait_for(deadline, |t| route(t).is_ok()).await;
-            route(&pool.topology.load())
+            // A replica left out as lagging may be fine by now: look again soon.
+            pool.refresh.notify_one();
+            pool.topology
+                .wait_for(deadline, |t| route(t, None).is_ok())
+                .await;
+            route(&pool.topology.load(), None)
         }
         routed => routed,
     };

@@ -471,10 +471,19 @@ impl Session {
                 // A read can always be retried: it changes nothing even if it ran.
                 if w.read && !w.retried {
                     let topo = self.pool.topology.load();
-                    if let Ok(node) = self.route_read(&topo, Some(&w.node)) {
-                        drop(topo);
-                        self.retry(w, node, pending);
-                        return;
+                    match self.route_read(&topo, Some(&w.node)) {
+                        Ok(node) => {
+                            drop(topo);
+                            self.retry(w, node, pending);
+                            return;
+                        }
+                        // It was the only replica: wait for one to be back.
+                        Err(RouteError::NoReplica(_)) => {
+                            drop(topo);
+                            self.retry_read_when_routable(w, e, pending);
+                            return;
+                        }
+                        Err(_) => {}
                     }
                 }
                 if w.read {

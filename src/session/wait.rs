@@ -2,9 +2,13 @@
 //! route them: a write for a confirmed master, a read under `read_from = "replica"` for a
 //! replica in the read pool, anything in a cluster pool for a slot map.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::Session;
+use tokio::sync::oneshot;
+
+use super::{Pending, Session, Waiting};
+use crate::backend::BackendError;
 use crate::command::{self, CommandInfo};
 use crate::config::Mode;
 use crate::resp::Request;
@@ -24,6 +28,10 @@ impl Session {
                 _ => None,
             };
             let router = &self.pool.router;
+            if read {
+                // A replica left out as lagging may be fine by now: look again soon.
+                self.pool.refresh.notify_one();
+            }
             topology
                 .wait_for(deadline, |t| {
                     t.cluster
@@ -51,5 +59,49 @@ impl Session {
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Sends a read whose node failed it, when no other node can take it now (its replica
+    /// was the only one), from a task that waits (up to `master_wait`) for a replica to be
+    /// back in the read pool. It keeps its place at the head of the client's queue; if none
+    /// comes back in time the client gets the original error.
+    pub(super) fn retry_read_when_routable(
+        &self,
+        w: Waiting,
+        failed: BackendError,
+        pending: &mut VecDeque<Pending>,
+    ) {
+        let (tx, rx) = oneshot::channel();
+        let pool = self.pool.clone();
+        let (raw, db, slot) = (w.raw.clone(), w.db, self.slot());
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + pool.cfg.master_wait;
+            let mut node = None;
+            pool.topology
+                .wait_for(deadline, |t| {
+                    node = pool.router.read(t, None).ok();
+                    node.is_some()
+                })
+                .await;
+            let reply = match node {
+                Some(n) => {
+                    n.metrics.reads.increment(1);
+                    n.send(raw, db, slot).await.unwrap_or_else(|_| {
+                        Err(BackendError::ConnectionLost {
+                            addr: n.addr.clone(),
+                            reason: "request dropped".into(),
+                        })
+                    })
+                }
+                None => Err(failed),
+            };
+            let _ = tx.send(reply);
+        });
+        self.pool.metrics.retries.increment(1);
+        pending.push_front(Pending::Wait(Waiting {
+            rx,
+            retried: true,
+            ..w
+        }));
     }
 }
