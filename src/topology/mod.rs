@@ -165,13 +165,21 @@ impl Topology {
     /// CPU overloaded, while the other replica attached to the new master and caught up). The
     /// watchers send the master's probe first, so a replica that keeps up passes; one that is
     /// still behind waits for a later round.
+    ///
+    /// When the master changed since `previous` (or `previous` had none: writes held during
+    /// a failover), every replica counts as rejoining: one that was readable under the old
+    /// master and relinked to the new one at once (a partial resync) may still lack what the
+    /// new master got from the old one before its promotion.
     fn hold_back_rejoining(&mut self, previous: &Topology) {
         let Some(bar) = self.master.as_ref().and_then(|m| m.offset) else {
             return;
         };
+        let master_changed = previous.master.as_ref().map(|m| &m.node.addr)
+            != self.master.as_ref().map(|m| &m.node.addr);
         let mut changed = false;
         for r in &mut self.replicas {
-            let rejoining = !previous.readable.iter().any(|n| n.addr == r.node.addr);
+            let rejoining =
+                master_changed || !previous.readable.iter().any(|n| n.addr == r.node.addr);
             if let (true, Health::Healthy, Some(offset)) = (rejoining, &r.health, r.offset) {
                 if offset < bar {
                     r.health = Health::CatchingUp(format!(
@@ -374,5 +382,15 @@ mod tests {
         let mut failed_over = Topology::new(4, Some(view(&m2, 2000)), vec![view(&r2, 1999)]);
         failed_over.hold_back_rejoining(&Topology::new(3, None, vec![]));
         assert!(failed_over.readable.is_empty());
+        // A replica readable while writes were held (no master published) and relinked to
+        // the new master at once is checked too.
+        let mut held = Topology::new(5, None, vec![view(&r2, 2000)]);
+        held.readable = vec![r2.clone()];
+        let mut relinked = Topology::new(6, Some(view(&m2, 2100)), vec![view(&r2, 2050)]);
+        relinked.hold_back_rejoining(&held);
+        assert!(
+            relinked.readable.is_empty(),
+            "admitted behind the new master"
+        );
     }
 }
