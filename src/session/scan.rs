@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::oneshot;
 
 use super::cluster::spawn_reply;
 use super::{error_bytes, Pending, Session};
@@ -102,12 +103,18 @@ impl Session {
         node.metrics.reads.increment(1);
         let call = Call {
             pool: self.pool.clone(),
-            raw: scan::request_at(&req, at, node_cursor),
             restart: scan::request_at(&req, at, 0),
             db: self.db,
             conn: self.slot(),
         };
-        let rx = spawn_reply(call.run(node.clone()));
+        // Sent here, not from the task: the client's later requests to this node must not
+        // overtake it on the connection.
+        let sent = node.send(
+            scan::request_at(&req, at, node_cursor),
+            self.db,
+            self.slot(),
+        );
+        let rx = spawn_reply(call.run(node.clone(), sent));
         self.queue(req, info, rx, node, true, None, true, pending);
         None
     }
@@ -116,8 +123,6 @@ impl Session {
 /// One call of a walk, run on its own task: the node's reply with the cursor folded in.
 struct Call {
     pool: Arc<Pool>,
-    /// The request with the node's own cursor.
-    raw: Bytes,
     /// The request with cursor 0, for a walk that must start over on another node.
     restart: Bytes,
     db: u16,
@@ -125,8 +130,9 @@ struct Call {
 }
 
 impl Call {
-    async fn run(self, node: Arc<Node>) -> ReplyResult {
-        let first = send(&node, self.raw.clone(), self.db, self.conn).await;
+    /// Awaits `sent` (the request with the node's own cursor, sent to `node`).
+    async fn run(self, node: Arc<Node>, sent: oneshot::Receiver<ReplyResult>) -> ReplyResult {
+        let first = sent.await.unwrap_or_else(|_| dropped(&node));
         if !failed_without_effect(&first) {
             return first.map(|r| self.answer(&node, r));
         }
@@ -173,10 +179,15 @@ fn failed_without_effect(res: &ReplyResult) -> bool {
 }
 
 async fn send(node: &Node, raw: Bytes, db: u16, conn: usize) -> ReplyResult {
-    node.send(raw, db, conn).await.unwrap_or_else(|_| {
-        Err(BackendError::ConnectionLost {
-            addr: node.addr.clone(),
-            reason: "request dropped".into(),
-        })
+    node.send(raw, db, conn)
+        .await
+        .unwrap_or_else(|_| dropped(node))
+}
+
+/// The failure of a request whose reply channel was dropped with its connection.
+fn dropped(node: &Node) -> ReplyResult {
+    Err(BackendError::ConnectionLost {
+        addr: node.addr.clone(),
+        reason: "request dropped".into(),
     })
 }
