@@ -426,6 +426,78 @@ fn routes_splits_merges_and_answers_like_one_redis() {
     assert_eq!(values, (0..20).collect::<Vec<i64>>());
 }
 
+/// Issue 10 item 1 in cluster pools: SSCAN, HSCAN and ZSCAN of one key through a shard
+/// with two replicas stay on the replica that issued the cursor (the replicas' hash tables
+/// differ), so a walk misses and repeats nothing.
+#[test]
+fn keyed_scans_stay_on_the_replica_that_issued_the_cursor() {
+    let cluster = Cluster::start(3, 2);
+    let proxy = proxy(&cluster, "read_from = \"replica\"\n");
+    wait_ready_with(&proxy, 2);
+    let mut c = proxy.client();
+    let members: Vec<String> = (0..1000).map(|i| format!("m:{i}")).collect();
+    for chunk in members.chunks(100) {
+        let mut hset = vec!["HSET", "{ks}h"];
+        let mut sadd = vec!["SADD", "{ks}s"];
+        let mut zadd = vec!["ZADD", "{ks}z"];
+        for m in chunk {
+            hset.extend([m.as_str(), "v"]);
+            sadd.push(m);
+            zadd.extend(["1", m.as_str()]);
+        }
+        assert_eq!(c.cmd(&hset), Resp::Int(100));
+        assert_eq!(c.cmd(&sadd), Resp::Int(100));
+        assert_eq!(c.cmd(&zadd), Resp::Int(100));
+    }
+    // The key's shard: the replicas that answer for it (the others redirect).
+    let replicas: Vec<&common::Redis> = cluster
+        .replicas()
+        .into_iter()
+        .filter(|r| {
+            let mut rc = r.client();
+            assert_eq!(rc.cmd(&["READONLY"]), ok());
+            !matches!(rc.cmd(&["ZCARD", "{ks}z"]), Resp::Error(_))
+        })
+        .collect();
+    assert_eq!(replicas.len(), 2, "the key's shard has two replicas");
+    for r in &replicas {
+        wait_until(Duration::from_secs(10), "replication of the key", || {
+            let mut rc = r.client();
+            rc.cmd(&["READONLY"]);
+            rc.cmd(&["ZCARD", "{ks}z"]) == Resp::Int(1000)
+        });
+    }
+    let mut wrong = Vec::new();
+    for prefix in [
+        &["SSCAN", "{ks}s"][..],
+        &["HSCAN", "{ks}h"],
+        &["ZSCAN", "{ks}z"],
+    ] {
+        let stat = prefix[0].to_ascii_lowercase();
+        for round in 0..3 {
+            let before: Vec<u64> = replicas.iter().map(|r| r.calls(&stat)).collect();
+            let (got, calls) = common::full_scan(&mut c, prefix);
+            let (missed, repeated) = common::misses_and_repeats(&members, &got);
+            let served: Vec<u64> = replicas
+                .iter()
+                .zip(&before)
+                .map(|(r, b)| r.calls(&stat) - b)
+                .collect();
+            eprintln!(
+                "{} round {round}: {calls} calls, {missed} of 1000 missed, {repeated} repeated, calls per replica {served:?}",
+                prefix[0]
+            );
+            if (missed, repeated) != (0, 0) || served.iter().filter(|&&n| n > 0).count() != 1 {
+                wrong.push(format!("{} round {round}", prefix[0]));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "walks that missed, repeated or moved: {wrong:?}"
+    );
+}
+
 /// Result of a load loop: errors seen (time, text) and the last value written per key.
 #[derive(Default)]
 struct Load {

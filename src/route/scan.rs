@@ -127,7 +127,11 @@ fn tag(map: &SlotMap) -> u16 {
 /// (its index in a node list, and a hash of its address to notice a list that changed), so
 /// the next call goes back to that node.
 pub mod sticky {
-    use super::{step, with_cursor, Cursor, Step, TAG_BITS};
+    use super::{step, with_cursor, Cursor, Step, SHARD_BITS, TAG_BITS};
+
+    /// The index of a cursor that names no node: its next call starts the walk over (used
+    /// when the node that answered is not known, e.g. after following a cluster redirect).
+    const NOWHERE: usize = (1 << SHARD_BITS) - 1;
     use crate::resp::{Frame, Reply};
 
     /// Where a client's cursor points.
@@ -176,6 +180,9 @@ pub mod sticky {
         let At::Node { index, tag: t, .. } = at else {
             return None;
         };
+        if index == NOWHERE {
+            return None;
+        }
         if addrs.get(index).is_some_and(|a| tag(a) == t) {
             return Some(index);
         }
@@ -187,12 +194,17 @@ pub mod sticky {
     }
 
     /// The client's reply for a node's `*SCAN` reply: the node's next cursor folded into a
-    /// proxy cursor naming the node (`index` in the list, `addr`), or 0 when it is done.
-    pub fn reply(node_reply: &Reply, index: usize, addr: &str) -> Reply {
+    /// proxy cursor naming the node (`index` in the list and its `addr`; `None`: a node not
+    /// known, so the next call starts over), or 0 when it is done.
+    pub fn reply(node_reply: &Reply, node: Option<(usize, &str)>) -> Reply {
+        let (index, tag) = match node {
+            Some((i, addr)) if i < NOWHERE => (i, tag(addr)),
+            _ => (NOWHERE, 0),
+        };
         let at = Cursor {
             shard: index,
             node: 0,
-            tag: tag(addr),
+            tag,
             restarts: 0,
         };
         // One node is a walk over one shard: the last shard's done is the walk's end.
@@ -455,7 +467,7 @@ mod tests {
             Bytes::from_static(b"*2\r\n$3\r\n768\r\n*1\r\n$1\r\nk\r\n"),
             false,
         );
-        let r = sticky::reply(&node_reply, 2, addrs[2]);
+        let r = sticky::reply(&node_reply, Some((2, addrs[2])));
         let Some(Frame::Array(items)) = parse(&r) else {
             panic!("{r:?}");
         };
@@ -475,6 +487,13 @@ mod tests {
         assert_eq!(sticky::find(at, &[addrs[2], addrs[0]]), Some(0));
         // The node left: nowhere (the walk starts over on another node).
         assert_eq!(sticky::find(at, &addrs[..2]), None);
+        // A cursor from a node that is not known names none, whatever the list.
+        let r = sticky::reply(&node_reply, None);
+        let Some(Frame::Array(items)) = parse(&r) else {
+            panic!("{r:?}");
+        };
+        let unknown = sticky::decode(items[0].as_bytes().expect("cursor")).expect("a number");
+        assert_eq!(sticky::find(unknown, &addrs), None);
         assert_eq!(sticky::decode(b"0"), Some(sticky::At::Start));
         assert_eq!(sticky::decode(b"x"), None);
         // The node is done: the walk ends with cursor 0.
@@ -482,7 +501,7 @@ mod tests {
             Bytes::from_static(b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n"),
             false,
         );
-        let r = sticky::reply(&done, 1, addrs[1]);
+        let r = sticky::reply(&done, Some((1, addrs[1])));
         assert!(r.raw.starts_with(b"*2\r\n$1\r\n0\r\n"), "{:?}", r.raw);
     }
 

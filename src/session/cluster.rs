@@ -12,11 +12,13 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::join_all;
 use tokio::sync::oneshot;
 
+use super::scan::{cursor_arg as scan_cursor_arg, Scope as ScanScope};
 use super::{error_bytes, Pending, Session, Waiting};
 use crate::backend::mux::ReplyResult;
 use crate::backend::Node;
 use crate::cluster_slot;
 use crate::command::{self, CommandInfo};
+use crate::config::ReadFrom;
 use crate::resp::{encode, Protocol, Reply, ReplyShape, Request};
 use crate::route::cluster as redirect;
 use crate::route::scan;
@@ -65,6 +67,15 @@ impl Session {
         }
         if !read {
             self.write_node = owners;
+        }
+        let sticky_scan =
+            scan_cursor_arg(info).filter(|_| read && self.pool.cfg.read_from != ReadFrom::Master);
+        if let (Plan::Single(Some(slot)), Some(at)) = (&plan, sticky_scan) {
+            // SSCAN/HSCAN/ZSCAN on a replica: the walk stays on the node that issued its
+            // cursor (SCAN itself is keyless and walks the masters, below).
+            drop(topo);
+            let scope = ScanScope::Slot(*slot);
+            return self.dispatch_scan(req, info, (at, scope), pending, may_hold);
         }
         if let Plan::Single(slot) = plan {
             // The hot path: no clone of the map, only of the chosen node.

@@ -521,7 +521,7 @@ impl Session {
         let read = command::is_read(&req, info);
         if read && self.pool.cfg.read_from != ReadFrom::Master {
             if let Some(at) = scan::cursor_arg(info) {
-                return self.dispatch_scan(req, info, at, pending, may_hold);
+                return self.dispatch_scan(req, info, (at, scan::Scope::Pool), pending, may_hold);
             }
         }
         let topo = self.pool.topology.load();
