@@ -230,6 +230,7 @@ impl Session {
             proto: self.proto,
             started,
             key_slot,
+            silent: false,
         }));
     }
 

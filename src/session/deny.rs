@@ -23,7 +23,6 @@ const DENIED: &[(&str, &str)] = &[
     ("client", "unpause"),
     ("client", "tracking"),
     ("client", "caching"),
-    ("client", "reply"),
     ("client", "no-evict"),
     ("client", "unblock"),
 ];
@@ -41,7 +40,6 @@ const TUNNEL: &[(&str, &str)] = &[
     ("psync", ""),
     ("client", "tracking"),
     ("client", "caching"),
-    ("client", "reply"),
 ];
 
 /// True for a request that must run on a tunnel (see [`TUNNEL`]).

@@ -309,6 +309,9 @@ impl Session {
             encode::verbatim(&mut out, self.proto, text.as_bytes());
             return Some(out.freeze());
         }
+        if is("reply") {
+            return Some(self.client_reply(req));
+        }
         if is("setinfo") {
             return Some(Bytes::from_static(OK));
         }
@@ -403,6 +406,7 @@ impl Session {
         self.pinned = None;
         self.deferred_multi = None;
         self.authed = self.pool.cfg.password.is_none();
+        self.reply_mode = super::reply_mode::ReplyMode::On;
     }
 }
 

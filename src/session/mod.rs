@@ -15,6 +15,7 @@ mod cluster_tx;
 mod deny;
 mod local;
 mod pubsub;
+mod reply_mode;
 mod scan;
 mod shard_pubsub;
 mod transaction;
@@ -86,6 +87,8 @@ struct Waiting {
     /// Cluster pools: the slot of the request's keys (None: keyless), to re-route it after a
     /// redirect or a connection error.
     key_slot: Option<u16>,
+    /// The client turned replies off (CLIENT REPLY): drop this one once it is complete.
+    silent: bool,
 }
 
 /// Per-client state.
@@ -117,6 +120,8 @@ pub struct Session {
     write_node: usize,
     /// When this client's last write was acknowledged (read-your-writes pools only).
     last_write_ack: Option<Instant>,
+    /// CLIENT REPLY ON|OFF|SKIP.
+    reply_mode: reply_mode::ReplyMode,
 }
 
 /// The client socket halves and buffers, kept apart from `Session` so both can be borrowed.
@@ -217,6 +222,7 @@ impl Client {
             inflight_writes: 0,
             write_node: 0,
             last_write_ack: None,
+            reply_mode: Default::default(),
             authed: pool.cfg.password.is_none(),
             pool,
             id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
@@ -297,18 +303,23 @@ impl Session {
                     }
                 };
                 let info = command::lookup(&req);
+                let silent = self.silences(info);
                 if self.needs_connection_of_its_own(&req, info) {
                     // Everything before it must be answered first: it may wait a long time
                     // (blocking) or change what later commands see (MULTI, SUBSCRIBE).
                     // Boxed: these rare paths hold large futures (connects, handshakes) that
                     // would otherwise be inlined into every idle session's state.
                     Box::pin(self.drain(&mut pending, io)).await?;
-                    Box::pin(self.run_exclusive(req, info, io)).await?;
+                    Box::pin(self.run_exclusive(req, info, silent, io)).await?;
                 } else {
+                    let from = pending.len();
                     if let Some(req) = self.dispatch(req, info, &mut pending, true) {
                         Box::pin(self.drain(&mut pending, io)).await?;
                         Box::pin(self.wait_until_routable(&req, info)).await;
                         let _ = self.dispatch(req, info, &mut pending, false);
+                    }
+                    if silent {
+                        reply_mode::silence_from(&mut pending, from);
                     }
                 }
             }
@@ -389,6 +400,24 @@ impl Session {
     /// Handles a finished forward: writes the reply, or retries a read that failed without
     /// running (the retried request goes back to the head of the queue).
     fn complete(
+        &mut self,
+        w: Waiting,
+        res: Result<ReplyResult, ()>,
+        pending: &mut VecDeque<Pending>,
+        io: &mut Io,
+    ) {
+        if w.silent {
+            // Whatever this reply writes (a retry writes nothing yet) is dropped.
+            let mark = io.out.len();
+            self.complete_reply(w, res, pending, io);
+            io.out.truncate(mark);
+        } else {
+            self.complete_reply(w, res, pending, io);
+        }
+    }
+
+    /// [`Session::complete`] for a reply the client wants.
+    fn complete_reply(
         &mut self,
         w: Waiting,
         res: Result<ReplyResult, ()>,
@@ -601,6 +630,7 @@ impl Session {
             db: self.db,
             proto: self.proto,
             key_slot: None,
+            silent: false,
         }));
         None
     }
@@ -701,10 +731,7 @@ impl Session {
         }
         match info.map(|i| i.name) {
             Some("multi" | "watch" | "subscribe" | "psubscribe" | "ssubscribe") => true,
-            Some(
-                "monitor" | "sync" | "psync" | "client|tracking" | "client|caching"
-                | "client|reply",
-            ) => true,
+            Some("monitor" | "sync" | "psync" | "client|tracking" | "client|caching") => true,
             _ => command::is_blocking(req, info),
         }
     }
@@ -714,14 +741,21 @@ impl Session {
         &mut self,
         req: Request,
         info: Option<&'static CommandInfo>,
+        silent: bool,
         io: &mut Io,
     ) -> std::io::Result<()> {
         let name = info.map(|i| i.name).unwrap_or("");
+        // Pub/sub confirmations and messages reach a client with replies off (as on Redis);
+        // the one-reply paths below are silenced by dropping what they wrote.
+        let mark = io.out.len();
         if self.pinned.is_some()
             || self.deferred_multi.is_some()
             || matches!(name, "multi" | "watch")
         {
             self.pinned_request(req, info, io).await;
+            if silent {
+                io.out.truncate(mark);
+            }
         } else if name == "ssubscribe" && self.pool.cfg.mode == Mode::Cluster {
             // Shard channels live on their slot's master: one link per shard (see
             // `shard_pubsub`), not one tunnel.
@@ -736,6 +770,9 @@ impl Session {
             }
         } else {
             self.blocking(req, info, io).await;
+            if silent {
+                io.out.truncate(mark);
+            }
         }
         // Transactions, blocking commands and tunnels may all have written on the master.
         if self.pool.cfg.consistency == Consistency::ReadYourWrites {
