@@ -55,6 +55,8 @@ pub struct Pool {
     /// Cluster pools: asks the slot-map watcher for a refresh now (after a MOVED, a connection
     /// error, LOADING or CLUSTERDOWN). Notifications arriving together cost one refresh.
     pub refresh: Arc<Notify>,
+    /// The pool's connected clients (CLIENT LIST / KILL, MONITOR, PAUSE).
+    pub registry: crate::session::clients::Registry,
 }
 
 impl Pool {
@@ -156,6 +158,7 @@ impl Pool {
             limits: Limits::default(),
             clients: Arc::new(Semaphore::new(cfg.max_clients)),
             refresh,
+            registry: Default::default(),
             cfg: Arc::new(cfg),
         }))
     }

@@ -114,11 +114,144 @@ fn subscribe_confirmations_and_messages_reach_a_client_with_replies_off() {
     }
 }
 
+/// The `key=` names of a CLIENT LIST line, in order.
+fn field_names(line: &str) -> Vec<String> {
+    line.split_whitespace()
+        .map(|kv| kv.split('=').next().unwrap_or("").to_string())
+        .collect()
+}
+
+fn client_id(c: &mut common::Client) -> i64 {
+    match c.cmd(&["CLIENT", "ID"]) {
+        Resp::Int(id) => id,
+        other => panic!("CLIENT ID: {other:?}"),
+    }
+}
+
+fn client_list_covers_the_pool_and_client_kill_closes_the_chosen_ones() {
+    let master = Redis::start();
+    // A second pool on the same node: its clients are never listed or killed from the first.
+    let other_pool =
+        "[[pools]]\nname = \"other\"\nlisten = \"127.0.0.1:0\"\nmode = \"standalone\"\n";
+    let cfg = standalone_config(&master, &[], "master", "");
+    let cfg = format!("{cfg}\n{other_pool}master = \"{}\"\n", master.addr());
+    let p = Sluice::start(&cfg);
+    let mut outsider = common::Client::connect(&p.pools[1].to_string());
+    let outsider_id = client_id(&mut outsider);
+    let mut a = p.client();
+    let mut b = p.client();
+    let mut blocked = p.client();
+    let mut sub = p.client();
+    assert_eq!(
+        b.cmd(&["CLIENT", "SETNAME", "victim"]),
+        Resp::Simple("OK".into())
+    );
+    let (ida, idb) = (client_id(&mut a), client_id(&mut b));
+    let idsub = client_id(&mut sub);
+    assert!(matches!(sub.cmd(&["SUBSCRIBE", "news"]), Resp::Array(_)));
+    let idblocked = client_id(&mut blocked);
+    blocked.send(&["BLPOP", "never", "0"]);
+    common::wait_until(
+        std::time::Duration::from_secs(5),
+        "b and blpop listed",
+        || {
+            let list = a.cmd(&["CLIENT", "LIST"]).text();
+            list.contains(&format!("id={idb} ")) && list.contains("cmd=blpop")
+        },
+    );
+    let list = a.cmd(&["CLIENT", "LIST"]).text();
+    assert!(!list.contains(&format!("id={outsider_id} ")), "{list}");
+    let line_b = list
+        .lines()
+        .find(|l| l.starts_with(&format!("id={idb} ")))
+        .expect("b");
+    assert!(
+        line_b.contains(" name=victim ") && line_b.contains(" cmd=client|id "),
+        "{line_b}"
+    );
+    let own = list
+        .lines()
+        .find(|l| l.starts_with(&format!("id={ida} ")))
+        .expect("a");
+    assert!(own.contains(" cmd=client|list "), "{own}");
+    // Redis 7.0's fields, in Redis's order.
+    let direct = master.client().cmd(&["CLIENT", "INFO"]).text();
+    assert_eq!(field_names(line_b), field_names(&direct));
+    let pubsub = a.cmd(&["CLIENT", "LIST", "TYPE", "pubsub"]).text();
+    assert_eq!(pubsub.lines().count(), 1, "{pubsub}");
+    assert!(
+        pubsub.starts_with(&format!("id={idsub} ")) && pubsub.contains(" flags=P "),
+        "{pubsub}"
+    );
+    // Refusals word for word as Redis's (`sluice node` differs on some: compare with Redis).
+    let mut direct = master.client();
+    let redis = common::Backend::current() == common::Backend::Redis;
+    for bad in [
+        &["CLIENT", "KILL", "ID", "0"][..],
+        &["CLIENT", "KILL", "ID", "x"],
+        &["CLIENT", "KILL", "TYPE", "wrong_type"],
+        &["CLIENT", "KILL", "USER", "wrong_user"],
+        &["CLIENT", "KILL", "SKIPME", "maybe"],
+        &["CLIENT", "KILL", "ID", "10", "wrong_arg"],
+        &["CLIENT", "KILL", "1.2.3.4:5"],
+        &["CLIENT", "LIST", "TYPE", "foo"],
+        &["CLIENT", "LIST", "ID", "-1", "x"],
+        &["CLIENT", "LIST", "ID", "-1"],
+    ] {
+        let proxied = a.cmd(bad);
+        assert!(
+            matches!(proxied, Resp::Error(_)) || bad.get(3) == Some(&"-1"),
+            "{bad:?}"
+        );
+        if redis {
+            assert_eq!(proxied, direct.cmd(bad), "{bad:?}");
+        }
+    }
+    // Not in this pool: nothing to kill.
+    assert_eq!(
+        a.cmd(&["CLIENT", "KILL", "ID", &outsider_id.to_string()]),
+        Resp::Int(0)
+    );
+    assert_eq!(outsider.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    // New style by id, a blocked client, old style by address, and SKIPME.
+    assert_eq!(
+        a.cmd(&["CLIENT", "KILL", "ID", &idb.to_string()]),
+        Resp::Int(1)
+    );
+    assert!(b.is_closed());
+    assert_eq!(
+        a.cmd(&["CLIENT", "KILL", "ID", &idblocked.to_string()]),
+        Resp::Int(1)
+    );
+    assert!(blocked.is_closed());
+    let sub_addr = pubsub
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("addr="))
+        .expect("addr")
+        .to_string();
+    assert_eq!(
+        a.cmd(&["CLIENT", "KILL", &sub_addr]),
+        Resp::Simple("OK".into())
+    );
+    assert!(sub.is_closed());
+    let mut c = p.client();
+    assert_eq!(c.cmd(&["CLIENT", "KILL", "TYPE", "normal"]), Resp::Int(1));
+    assert!(a.is_closed());
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    assert_eq!(
+        c.cmd(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no"]),
+        Resp::Int(1)
+    );
+    assert!(c.is_closed());
+    assert_eq!(outsider.cmd(&["PING"]), Resp::Simple("PONG".into()));
+}
+
 on_both_backends! {
     both: [
         nested_multi_is_refused_and_exec_still_runs,
         client_reply_off_on_skip_drop_exactly_the_replies_redis_drops,
         subscribe_confirmations_and_messages_reach_a_client_with_replies_off,
+        client_list_covers_the_pool_and_client_kill_closes_the_chosen_ones,
     ],
     redis_only: [],
 }

@@ -18,7 +18,6 @@ const DENIED: &[(&str, &str)] = &[
     ("failover", ""),
     ("sync", ""),
     ("psync", ""),
-    ("client", "kill"),
     ("client", "pause"),
     ("client", "unpause"),
     ("client", "tracking"),

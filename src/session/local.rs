@@ -217,7 +217,7 @@ impl Session {
             );
         }
         if let Some(name) = setname {
-            self.name = if name.is_empty() { None } else { Some(name) };
+            self.set_client_name(if name.is_empty() { None } else { Some(name) });
         }
         self.proto = proto;
         let mut out = BytesMut::new();
@@ -257,11 +257,11 @@ impl Session {
                     "ERR Client names cannot contain spaces, newlines or special characters.",
                 ));
             }
-            self.name = if req.arg(2).is_empty() {
+            self.set_client_name(if req.arg(2).is_empty() {
                 None
             } else {
                 Some(req.arg_bytes(2))
-            };
+            });
             return Some(Bytes::from_static(OK));
         }
         if (is("getname") || is("id") || is("info")) && req.len() != 2 {
@@ -273,7 +273,7 @@ impl Session {
         }
         if is("getname") {
             let mut out = BytesMut::new();
-            match &self.name {
+            match &self.client_name() {
                 Some(n) => encode::bulk(&mut out, n),
                 None => encode::null(&mut out, self.proto),
             }
@@ -285,29 +285,13 @@ impl Session {
             return Some(out.freeze());
         }
         if is("info") {
-            let mut out = BytesMut::new();
-            encode::verbatim(
-                &mut out,
-                self.proto,
-                self.client_line("client|info").as_bytes(),
-            );
-            return Some(out.freeze());
+            return Some(self.client_info());
         }
         if is("list") {
-            // Only this client's own connection to the proxy is known here (the node's list
-            // would show the proxy's connections instead), filtered like Redis filters.
-            let include = match self.client_list_filter(req) {
-                Ok(include) => include,
-                Err(e) => return Some(e),
-            };
-            let text = if include {
-                self.client_line("client|list")
-            } else {
-                String::new()
-            };
-            let mut out = BytesMut::new();
-            encode::verbatim(&mut out, self.proto, text.as_bytes());
-            return Some(out.freeze());
+            return Some(self.client_list(req));
+        }
+        if is("kill") {
+            return Some(self.client_kill(req));
         }
         if is("reply") {
             return Some(self.client_reply(req));
@@ -316,64 +300,6 @@ impl Session {
             return Some(Bytes::from_static(OK));
         }
         None
-    }
-
-    /// One line of CLIENT LIST / CLIENT INFO for this client, with Redis 7.0's fields (client
-    /// libraries parse them) and the values the proxy knows.
-    fn client_line(&self, cmd: &str) -> String {
-        format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags=N db={} sub=0 psub=0 ssub=0 \
-             multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
-             tot-mem=0 events=r cmd={} user=default redir=-1 resp={}\n",
-            self.id,
-            self.peer,
-            self.pool.cfg.listen,
-            self.name
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default(),
-            super::seconds_since_start().saturating_sub(self.connected_at),
-            self.db,
-            cmd,
-            if self.proto == Protocol::Resp3 { 3 } else { 2 },
-        )
-    }
-
-    /// Whether `CLIENT LIST [TYPE t] [ID id ...]` selects this client.
-    fn client_list_filter(&self, req: &Request) -> Result<bool, Bytes> {
-        let mut include = true;
-        let mut i = 2;
-        while i < req.len() {
-            let opt = req.arg(i);
-            if opt.eq_ignore_ascii_case(b"TYPE") && i + 1 < req.len() {
-                let t = req.arg(i + 1).to_ascii_lowercase();
-                match t.as_slice() {
-                    b"normal" => {}
-                    b"master" | b"replica" | b"slave" | b"pubsub" => include = false,
-                    _ => {
-                        return Err(error_bytes(&format!(
-                            "ERR Unknown client type '{}'",
-                            String::from_utf8_lossy(req.arg(i + 1))
-                        )))
-                    }
-                }
-                i += 2;
-            } else if opt.eq_ignore_ascii_case(b"ID") && i + 1 < req.len() {
-                let mut listed = false;
-                i += 1;
-                while i < req.len() {
-                    match parse_int(req.arg(i)) {
-                        Some(id) if id > 0 => listed |= id as u64 == self.id,
-                        _ => return Err(error_bytes("ERR Invalid client ID")),
-                    }
-                    i += 1;
-                }
-                include &= listed;
-            } else {
-                return Err(error_bytes("ERR syntax error"));
-            }
-        }
-        Ok(include)
     }
 
     fn unsubscribe_confirmations(&self, req: &Request) -> Bytes {
@@ -402,7 +328,7 @@ impl Session {
     pub(super) fn reset(&mut self) {
         self.proto = Protocol::Resp2;
         self.db = 0;
-        self.name = None;
+        self.set_client_name(None);
         self.pinned = None;
         self.deferred_multi = None;
         self.authed = self.pool.cfg.password.is_none();

@@ -10,6 +10,8 @@
 //! incomplete requests are kept; the reply buffer is freed whenever the queue is empty.
 
 mod blocking;
+mod client_cmds;
+pub mod clients;
 mod cluster;
 mod cluster_tx;
 mod deny;
@@ -99,7 +101,8 @@ pub struct Session {
     proto: Protocol,
     db: u16,
     authed: bool,
-    name: Option<Bytes>,
+    /// This client in the pool's registry (its name, and what CLIENT LIST shows of it).
+    entry: Arc<clients::ClientEntry>,
     /// Boxed: rarely present, and inline it would grow every session by a whole connection.
     pinned: Option<Box<Pinned>>,
     /// Cluster pools: a MULTI whose node is not known yet (no keyed command so far): the
@@ -111,8 +114,6 @@ pub struct Session {
     _permit: OwnedSemaphorePermit,
     /// Counts forwarded requests, for latency sampling.
     forwarded: u32,
-    /// When the client connected, in [`seconds_since_start`] (CLIENT INFO `age`).
-    connected_at: u32,
     /// Writes sent and not yet answered, and the node they went to (by address of its
     /// `Node`; in cluster pools, the slot map's `owners` fingerprint they were routed by):
     /// the write barrier across a master or slot-owner change.
@@ -216,20 +217,24 @@ impl Client {
             out: BytesMut::new(),
             eof: false,
         };
+        let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
+        let laddr = io.stream.local_addr().unwrap_or(peer);
+        let entry = pool
+            .registry
+            .add(id, peer, laddr, std::os::fd::AsRawFd::as_raw_fd(&io.stream));
         let session = Session {
+            entry,
             forwarded: 0,
-            connected_at: seconds_since_start(),
             inflight_writes: 0,
             write_node: 0,
             last_write_ack: None,
             reply_mode: Default::default(),
             authed: pool.cfg.password.is_none(),
             pool,
-            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             peer,
             proto: Protocol::Resp2,
             db: 0,
-            name: None,
             pinned: None,
             deferred_multi: None,
             closing: false,
@@ -271,6 +276,8 @@ impl Client {
 impl Drop for Session {
     fn drop(&mut self) {
         self.pool.metrics.clients.decrement(1.0);
+        // Before the socket closes (`Client` drops its session first): see `clients`.
+        self.pool.registry.remove(self.id);
     }
 }
 
@@ -288,6 +295,7 @@ impl Session {
             // requests are still waiting for room is not read (TCP backpressure, bounded
             // memory), and a session never goes idle while complete requests are buffered.
             let mut input_exhausted = false;
+            let mut decoded = None;
             while !self.closing && pending.len() < MAX_PENDING {
                 let req = match decode_request(&mut io.rbuf, &self.pool.limits) {
                     Ok(Some(req)) => req,
@@ -303,6 +311,7 @@ impl Session {
                     }
                 };
                 let info = command::lookup(&req);
+                decoded = Some(info);
                 let silent = self.silences(info);
                 if self.needs_connection_of_its_own(&req, info) {
                     // Everything before it must be answered first: it may wait a long time
@@ -310,6 +319,8 @@ impl Session {
                     // Boxed: these rare paths hold large futures (connects, handshakes) that
                     // would otherwise be inlined into every idle session's state.
                     Box::pin(self.drain(&mut pending, io)).await?;
+                    // It may wait long: CLIENT LIST shows it meanwhile.
+                    self.note_activity(info, io);
                     Box::pin(self.run_exclusive(req, info, silent, io)).await?;
                 } else {
                     let from = pending.len();
@@ -322,6 +333,9 @@ impl Session {
                         reply_mode::silence_from(&mut pending, from);
                     }
                 }
+            }
+            if let Some(last) = decoded {
+                self.note_activity(last, io);
             }
             self.collect_ready(&mut pending, io);
             io.flush().await?;
@@ -756,12 +770,20 @@ impl Session {
             if silent {
                 io.out.truncate(mark);
             }
+            let in_multi = self.pinned.as_ref().is_some_and(|p| p.in_multi);
+            self.set_client_flag(in_multi.then_some('x'));
         } else if name == "ssubscribe" && self.pool.cfg.mode == Mode::Cluster {
             // Shard channels live on their slot's master: one link per shard (see
             // `shard_pubsub`), not one tunnel.
-            self.shard_pubsub(None, req, io).await?;
+            self.set_client_flag(Some('P'));
+            let done = self.shard_pubsub(None, req, io).await;
+            self.set_client_flag(None);
+            done?;
         } else if matches!(name, "subscribe" | "psubscribe" | "ssubscribe") {
-            self.tunnel(req, io, true).await?;
+            self.set_client_flag(Some('P'));
+            let done = self.tunnel(req, io, true).await;
+            self.set_client_flag(None);
+            done?;
         } else if deny::is_tunnel(&req) {
             // Reached only when allowed (a denied one is answered by `local`).
             match self.local(&req, info) {
@@ -769,7 +791,9 @@ impl Session {
                 None => self.tunnel(req, io, false).await?,
             }
         } else {
+            self.set_client_flag(Some('b'));
             self.blocking(req, info, io).await;
+            self.set_client_flag(None);
             if silent {
                 io.out.truncate(mark);
             }
