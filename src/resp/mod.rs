@@ -47,9 +47,10 @@ pub struct Limits {
 
 impl Limits {
     /// Limits for replies from our own nodes: a node is trusted to send what Redis can send
-    /// (a Lua script may legitimately return 200 nested tables), so only the scanner's own
-    /// hard depth cap applies. A reply rejected here would kill a shared connection and fail
-    /// every client's requests on it.
+    /// (a Lua script may legitimately return tables nested nearly 8000 deep, its Lua stack
+    /// limit), so no depth limit applies; the walkers do not recurse, so depth costs no thread
+    /// stack. A reply rejected here would kill a shared connection and fail every client's
+    /// requests on it.
     pub fn node() -> Limits {
         Limits {
             max_bulk_len: usize::MAX >> 1,
