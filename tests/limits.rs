@@ -86,8 +86,72 @@ fn deep_replies_from_a_node_pass_through() {
     );
 }
 
+/// Item 11: `ACL SETUSER`/`DELUSER`/`LOAD` would change the users the proxy's own
+/// connections log in as: denied by default (also inside MULTI), while ACL reads pass; the
+/// node's users are untouched.
+fn acl_commands_that_change_users_are_denied() {
+    let master = Redis::start();
+    let proxy = Sluice::start(&standalone_config(&master, &[], "master", ""));
+    let mut c = proxy.client();
+    for cmd in [
+        vec!["ACL", "SETUSER", "default", "resetpass", ">x"],
+        vec!["acl", "setuser", "alice", "on", ">pw", "+@all", "~*"],
+        vec!["ACL", "DELUSER", "default"],
+        vec!["Acl", "Load"],
+    ] {
+        match c.cmd(&cmd) {
+            Resp::Error(e) => assert!(
+                e.starts_with("ERR sluice: 'ACL ") && e.contains("allow_commands"),
+                "{cmd:?}: {e}"
+            ),
+            other => panic!("{cmd:?} passed: {other:?}"),
+        }
+    }
+    assert_eq!(c.cmd(&["MULTI"]), Resp::Simple("OK".into()));
+    assert!(
+        matches!(c.cmd(&["ACL", "SETUSER", "default", "resetpass"]), Resp::Error(e) if e.contains("allow_commands"))
+    );
+    let _ = c.cmd(&["DISCARD"]);
+    // Nothing reached the node: its default user still needs no password, and new
+    // connections through the proxy still work.
+    assert_eq!(master.client().cmd(&["PING"]), Resp::Simple("PONG".into()));
+    assert_eq!(
+        proxy.client().cmd(&["SET", "k", "v"]),
+        Resp::Simple("OK".into())
+    );
+}
+
+/// Item 11: `allow_commands` lifts the denial of one ACL subcommand, not the others.
+fn allow_commands_lets_one_acl_subcommand_through() {
+    let master = Redis::start();
+    let proxy = Sluice::start(&standalone_config(
+        &master,
+        &[],
+        "master",
+        "allow_commands = [\"acl setuser\"]",
+    ));
+    let mut c = proxy.client();
+    assert_eq!(
+        c.cmd(&["ACL", "SETUSER", "alice", "on", ">pw", "+get", "~*"]),
+        Resp::Simple("OK".into())
+    );
+    assert!(matches!(
+        master.client().cmd(&["ACL", "GETUSER", "alice"]),
+        Resp::Array(_)
+    ));
+    assert!(matches!(
+        c.cmd(&["ACL", "DELUSER", "alice"]),
+        Resp::Error(e) if e.contains("'ACL DELUSER' is not allowed")
+    ));
+    assert_eq!(c.cmd(&["ACL", "WHOAMI"]), Resp::Bulk(b"default".to_vec()));
+}
+
 on_both_backends! {
-    both: [],
-    // Needs Lua scripting (EVAL), which sluice node does not have.
-    redis_only: [deep_replies_from_a_node_pass_through],
+    both: [acl_commands_that_change_users_are_denied],
+    redis_only: [
+        // Needs Lua scripting (EVAL), which sluice node does not have.
+        deep_replies_from_a_node_pass_through,
+        // Needs ACL users, which sluice node does not have.
+        allow_commands_lets_one_acl_subcommand_through,
+    ],
 }
