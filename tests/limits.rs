@@ -146,8 +146,100 @@ fn allow_commands_lets_one_acl_subcommand_through() {
     assert_eq!(c.cmd(&["ACL", "WHOAMI"]), Resp::Bulk(b"default".to_vec()));
 }
 
+/// Writes `total` bytes of `fill` after `head` on `s` until done or the peer closes.
+fn stream_bulk(mut s: TcpStream, head: Vec<u8>, total: usize) {
+    if s.write_all(&head).is_err() {
+        return;
+    }
+    let chunk = vec![b'x'; 1 << 20];
+    let mut sent = 0;
+    while sent < total {
+        let n = chunk.len().min(total - sent);
+        if s.write_all(&chunk[..n]).is_err() {
+            return;
+        }
+        sent += n;
+    }
+}
+
+/// Item 9: before AUTH, a request announcing more than 10 arguments or a bulk over 16 KiB is
+/// refused from its header with Redis's errors and the connection closed, so four clients
+/// streaming 100 MiB bulks cannot make the proxy buffer them; after AUTH both pass.
+fn unauthenticated_clients_cannot_make_the_proxy_buffer_large_requests() {
+    let master = Redis::start();
+    let proxy = Sluice::start(&standalone_config(
+        &master,
+        &[],
+        "master",
+        "password = \"pw\"",
+    ));
+    let mut c = proxy.client();
+    c.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$104857600\r\nabc");
+    assert_eq!(
+        c.read(),
+        Resp::Error("ERR Protocol error: unauthenticated bulk length".into())
+    );
+    assert!(
+        c.is_closed(),
+        "connection left open after the protocol error"
+    );
+    let mut c = proxy.client();
+    c.send_raw(b"*11\r\n");
+    assert_eq!(
+        c.read(),
+        Resp::Error("ERR Protocol error: unauthenticated multibulk length".into())
+    );
+    assert!(
+        c.is_closed(),
+        "connection left open after the protocol error"
+    );
+    // Within the limits, a request is answered NOAUTH and the connection stays usable.
+    let mut c = proxy.client();
+    let value = "v".repeat(16 * 1024);
+    assert!(matches!(c.cmd(&["SET", "k", &value]), Resp::Error(e) if e.starts_with("NOAUTH")));
+    assert_eq!(c.cmd(&["AUTH", "pw"]), Resp::Simple("OK".into()));
+    // Authenticated: larger requests pass.
+    let big = "b".repeat(1 << 20);
+    assert_eq!(c.cmd(&["SET", "big", &big]), Resp::Simple("OK".into()));
+    let mset = ["MSET", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5"];
+    assert_eq!(c.cmd(&mset), Resp::Simple("OK".into()));
+
+    // Four unauthenticated clients each streaming a 100 MiB bulk.
+    let before = proxy.rss();
+    let started = Instant::now();
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let s = TcpStream::connect(proxy.addr()).expect("connect");
+            let head = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$104857600\r\n".to_vec();
+            std::thread::spawn(move || stream_bulk(s, head, 100 << 20))
+        })
+        .collect();
+    let mut peak = before;
+    while writers.iter().any(|w| !w.is_finished()) {
+        peak = peak.max(proxy.rss());
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "writers still running after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for w in writers {
+        w.join().expect("writer");
+    }
+    peak = peak.max(proxy.rss());
+    assert!(
+        peak < before + (32 << 20),
+        "proxy RSS grew from {} to {} MiB for unauthenticated clients",
+        before >> 20,
+        peak >> 20
+    );
+}
+
 on_both_backends! {
-    both: [acl_commands_that_change_users_are_denied],
+    both: [
+        acl_commands_that_change_users_are_denied,
+        unauthenticated_clients_cannot_make_the_proxy_buffer_large_requests,
+    ],
     redis_only: [
         // Needs Lua scripting (EVAL), which sluice node does not have.
         deep_replies_from_a_node_pass_through,

@@ -9,6 +9,7 @@ pub(crate) const PERMISSIVE: Limits = Limits {
     max_multibulk_len: usize::MAX,
     max_depth: usize::MAX,
     max_inline_len: usize::MAX,
+    unauthenticated: false,
 };
 
 /// Levels kept inline by [`Levels`]: deeper nesting is rare enough to pay an allocation.

@@ -524,6 +524,7 @@ pub(crate) mod tests {
             max_multibulk_len: 2,
             max_depth: 2,
             max_inline_len: 64,
+            unauthenticated: false,
         };
         assert_eq!(scan_reply(b"$3\r\nabc\r\n", &l).unwrap().unwrap().len, 9);
         assert_eq!(

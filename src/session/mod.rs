@@ -280,7 +280,14 @@ impl Session {
             // memory), and a session never goes idle while complete requests are buffered.
             let mut input_exhausted = false;
             while !self.closing && pending.len() < MAX_PENDING {
-                let req = match decode_request(&mut io.rbuf, &self.pool.limits) {
+                // Before AUTH, Redis's small request limits: a large request is refused from
+                // its header, not buffered whole only to be answered NOAUTH.
+                let limits = if self.authed {
+                    self.pool.limits
+                } else {
+                    self.pool.limits.unauthenticated()
+                };
+                let req = match decode_request(&mut io.rbuf, &limits) {
                     Ok(Some(req)) => req,
                     Ok(None) => {
                         input_exhausted = true;
