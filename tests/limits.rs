@@ -235,10 +235,101 @@ fn unauthenticated_clients_cannot_make_the_proxy_buffer_large_requests() {
     );
 }
 
+/// A proxy in front of `master` with these `[admin]` keys.
+fn proxy_with_admin(master: &Redis, admin_keys: &str) -> Sluice {
+    Sluice::start(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n{admin_keys}\n\n[[pools]]\nname = \"main\"\n\
+         listen = \"127.0.0.1:0\"\nmaster = \"{}\"\n",
+        master.addr()
+    ))
+}
+
+/// Opens an admin connection and sends the first line of a request, never its end.
+fn partial_admin_request(proxy: &Sluice) -> TcpStream {
+    let mut s = TcpStream::connect(proxy.admin.expect("admin")).expect("connect admin");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    s
+}
+
+/// Reads until EOF (or the read timeout): what the server sent before closing.
+fn read_until_closed(s: &mut TcpStream) -> std::io::Result<String> {
+    let mut text = Vec::new();
+    s.read_to_end(&mut text)?;
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// Item 12: with `max_connections` admin connections held open by partial requests, further
+/// admin connections are answered 503 and closed at once (no file descriptor kept), pool
+/// clients are still served, and a held connection still gets its answer when it completes.
+fn admin_connections_beyond_the_limit_are_refused() {
+    let master = Redis::start();
+    let proxy = proxy_with_admin(&master, "max_connections = 16\nidle_timeout = \"60s\"");
+    let held: Vec<TcpStream> = (0..16).map(|_| partial_admin_request(&proxy)).collect();
+    // Accepted connections are served in accept order: once a later connection is refused,
+    // every held one has its slot.
+    for i in 0..200 {
+        // Sends nothing: data the proxy never reads would turn its close into a reset.
+        let mut extra = TcpStream::connect(proxy.admin.expect("admin")).expect("connect");
+        extra
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let text = read_until_closed(&mut extra).expect("excess connection closed");
+        assert!(
+            text.starts_with("HTTP/1.1 503"),
+            "excess admin connection {i} got {text:?}"
+        );
+    }
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
+    // A held connection is a real one: completing its request gets the metrics.
+    let mut first = held.into_iter().next().expect("held");
+    first
+        .write_all(b"Connection: close\r\n\r\n")
+        .expect("write");
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let text = read_until_closed(&mut first).expect("metrics");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:?}");
+    assert!(text.contains("sluice_"), "no metrics in {text:?}");
+}
+
+/// Item 12: a partial request, and an idle keep-alive connection after a request, are closed
+/// after `idle_timeout`, which frees their slots for new admin clients.
+fn idle_and_partial_admin_connections_are_closed() {
+    let master = Redis::start();
+    let proxy = proxy_with_admin(&master, "max_connections = 2\nidle_timeout = \"300ms\"");
+    let started = Instant::now();
+    let mut partial = partial_admin_request(&proxy);
+    let mut idle = TcpStream::connect(proxy.admin.expect("admin")).expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    for s in [&mut partial, &mut idle] {
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let text = read_until_closed(s).expect("closed by the proxy within 20 s");
+        assert!(
+            !text.contains("sluice_"),
+            "partial request answered: {text:?}"
+        );
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "closed before idle_timeout"
+    );
+    // The slots are free again.
+    let (status, body) = proxy.http_get("/healthz");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+}
+
 on_both_backends! {
     both: [
         acl_commands_that_change_users_are_denied,
         unauthenticated_clients_cannot_make_the_proxy_buffer_large_requests,
+        admin_connections_beyond_the_limit_are_refused,
+        idle_and_partial_admin_connections_are_closed,
     ],
     redis_only: [
         // Needs Lua scripting (EVAL), which sluice node does not have.
