@@ -324,12 +324,132 @@ fn idle_and_partial_admin_connections_are_closed() {
     assert_eq!((status, body.as_str()), (200, "ok\n"));
 }
 
+/// Stores a value of `len` bytes under `key` on `master` directly.
+fn store(master: &Redis, key: &str, len: usize) {
+    let value = "v".repeat(len);
+    assert_eq!(
+        master.client().cmd(&["SET", key, &value]),
+        Resp::Simple("OK".into())
+    );
+}
+
+/// Polls until `count` has not changed for a second (the proxy stopped forwarding); returns
+/// its last value and the proxy's largest RSS seen meanwhile.
+fn until_steady(proxy: &Sluice, mut count: impl FnMut() -> u64) -> (u64, u64) {
+    let started = Instant::now();
+    let (mut last, mut since, mut peak) = (count(), Instant::now(), proxy.rss());
+    while since.elapsed() < Duration::from_secs(1) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the proxy kept forwarding for 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        peak = peak.max(proxy.rss());
+        let now = count();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    (last, peak)
+}
+
+/// Item 10: a client pipelining 600 GETs of a 1 MiB value without reading makes the proxy
+/// forward only what its soft limit (16 MiB by default) holds, not 600 MiB; other clients are
+/// served meanwhile; once it reads it gets every reply, and the memory is given back.
+fn a_client_that_does_not_read_is_held_at_the_soft_limit() {
+    const N: usize = 600;
+    const VALUE: usize = 1 << 20;
+    let master = Redis::start();
+    store(&master, "big", VALUE);
+    let proxy = Sluice::start(&standalone_config(&master, &[], "master", ""));
+    let mut other = proxy.client();
+    assert_eq!(other.cmd(&["SET", "small", "1"]), Resp::Simple("OK".into()));
+    let before = proxy.rss();
+    let gets_before = master.calls("get");
+    let mut hog = TcpStream::connect(proxy.addr()).expect("connect");
+    let mut writer = hog.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        let _ = writer.write_all(&common::encode(&["GET", "big"]).repeat(N));
+    });
+    let (gets, peak) = until_steady(&proxy, || master.calls("get"));
+    let forwarded = gets - gets_before;
+    assert!(
+        forwarded <= 100,
+        "{forwarded} of {N} GETs forwarded for a client that reads nothing"
+    );
+    assert!(
+        peak < before + (96 << 20),
+        "proxy RSS grew from {} to {} MiB",
+        before >> 20,
+        peak >> 20
+    );
+    assert_eq!(other.cmd(&["GET", "small"]), Resp::Bulk(b"1".to_vec()));
+    // Now it reads: every reply arrives, whole and in order.
+    let header = format!("${VALUE}\r\n");
+    let reply_len = header.len() + VALUE + 2;
+    hog.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut reply = vec![0u8; reply_len];
+    for i in 0..N {
+        hog.read_exact(&mut reply)
+            .unwrap_or_else(|e| panic!("reply {i}: {e}"));
+        assert!(
+            reply.starts_with(header.as_bytes()) && reply.ends_with(b"v\r\n"),
+            "reply {i} malformed"
+        );
+    }
+    sender.join().expect("sender");
+    let (_, metrics) = proxy.http_get("/metrics");
+    assert!(
+        !metrics.contains("sluice_client_output_limit_disconnects_total{pool=\"main\"} 1"),
+        "the reading client was disconnected"
+    );
+    // Drained, the proxy gives the memory back.
+    common::wait_until(Duration::from_secs(20), "RSS back after the drain", || {
+        proxy.rss() < before + (32 << 20)
+    });
+}
+
+/// Item 10: a client whose unread replies pass `client_output_hard_limit` is disconnected
+/// (counted in the metrics); other clients are not affected.
+fn a_client_beyond_the_hard_limit_is_disconnected() {
+    let master = Redis::start();
+    store(&master, "huge", 32 << 20);
+    let proxy = Sluice::start(&standalone_config(
+        &master,
+        &[],
+        "master",
+        "client_output_soft_limit = \"1MiB\"\nclient_output_hard_limit = \"4MiB\"",
+    ));
+    let mut hog = TcpStream::connect(proxy.addr()).expect("connect");
+    hog.write_all(&common::encode(&["GET", "huge"]))
+        .expect("write");
+    common::wait_until(Duration::from_secs(20), "the disconnect", || {
+        let (_, metrics) = proxy.http_get("/metrics");
+        metrics.contains("sluice_client_output_limit_disconnects_total{pool=\"main\"} 1")
+    });
+    // What reached the socket before the disconnect, then the end of the connection.
+    hog.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let end = hog.read_to_end(&mut got);
+    assert!(
+        got.len() < 32 << 20,
+        "the whole reply was delivered ({end:?})"
+    );
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
+    assert_eq!(c.cmd(&["STRLEN", "huge"]), Resp::Int(32 << 20));
+}
+
 on_both_backends! {
     both: [
         acl_commands_that_change_users_are_denied,
         unauthenticated_clients_cannot_make_the_proxy_buffer_large_requests,
         admin_connections_beyond_the_limit_are_refused,
         idle_and_partial_admin_connections_are_closed,
+        a_client_that_does_not_read_is_held_at_the_soft_limit,
+        a_client_beyond_the_hard_limit_is_disconnected,
     ],
     redis_only: [
         // Needs Lua scripting (EVAL), which sluice node does not have.
