@@ -246,12 +246,96 @@ fn client_list_covers_the_pool_and_client_kill_closes_the_chosen_ones() {
     assert_eq!(outsider.cmd(&["PING"]), Resp::Simple("PONG".into()));
 }
 
+fn blocked_clients(master: &Redis) -> u64 {
+    master
+        .info("clients")
+        .lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn client_unblock_releases_a_client_blocked_through_the_proxy() {
+    let master = Redis::start();
+    let p = proxy(&master, "");
+    let mut blocked = p.client();
+    let mut admin = p.client();
+    let id = client_id(&mut blocked).to_string();
+    assert_eq!(admin.cmd(&["CLIENT", "UNBLOCK", &id]), Resp::Int(0));
+    for (mode, expected) in [
+        ("TIMEOUT", Resp::Nil),
+        (
+            "ERROR",
+            Resp::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into()),
+        ),
+    ] {
+        blocked.send(&["BLPOP", "ublist", "0"]);
+        common::wait_until(
+            std::time::Duration::from_secs(5),
+            "blocked on the node",
+            || blocked_clients(&master) == 1,
+        );
+        assert_eq!(admin.cmd(&["CLIENT", "UNBLOCK", &id, mode]), Resp::Int(1));
+        assert_eq!(blocked.read(), expected, "{mode}");
+    }
+    // The connection stays usable, and a later push is not swallowed by the old block.
+    assert_eq!(admin.cmd(&["RPUSH", "ublist", "x"]), Resp::Int(1));
+    assert_eq!(
+        blocked.cmd(&["BLPOP", "ublist", "0"]),
+        Resp::Array(vec![
+            Resp::Bulk(b"ublist".to_vec()),
+            Resp::Bulk(b"x".to_vec())
+        ])
+    );
+    assert_eq!(
+        admin.cmd(&["CLIENT", "UNBLOCK", &id, "maybe"]),
+        master.client().cmd(&["CLIENT", "UNBLOCK", "1", "maybe"])
+    );
+}
+
+fn client_pause_write_holds_writes_until_unpause_and_all_holds_everything() {
+    let master = Redis::start();
+    let p = proxy(&master, "");
+    let mut a = p.client();
+    let mut b = p.client();
+    assert_eq!(
+        a.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]),
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(b.cmd(&["GET", "paused"]), Resp::Nil);
+    b.send(&["SET", "paused", "1"]);
+    // Held: no reply while the pause is on (a reply now would be the bug).
+    b.set_timeout(std::time::Duration::from_millis(300));
+    assert!(
+        b.try_read().is_err(),
+        "a write was answered during CLIENT PAUSE WRITE"
+    );
+    b.set_timeout(std::time::Duration::from_secs(10));
+    assert_eq!(master.client().cmd(&["EXISTS", "paused"]), Resp::Int(0));
+    assert_eq!(a.cmd(&["CLIENT", "UNPAUSE"]), Resp::Simple("OK".into()));
+    assert_eq!(b.read(), Resp::Simple("OK".into()));
+    // ALL with a timeout: even PING waits for the end of the pause.
+    let started = std::time::Instant::now();
+    assert_eq!(
+        a.cmd(&["CLIENT", "PAUSE", "300", "ALL"]),
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(b.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    assert_eq!(
+        a.cmd(&["CLIENT", "PAUSE", "x"]),
+        Resp::Error("ERR timeout is not an integer or out of range".into())
+    );
+}
+
 on_both_backends! {
     both: [
         nested_multi_is_refused_and_exec_still_runs,
         client_reply_off_on_skip_drop_exactly_the_replies_redis_drops,
         subscribe_confirmations_and_messages_reach_a_client_with_replies_off,
         client_list_covers_the_pool_and_client_kill_closes_the_chosen_ones,
+        client_pause_write_holds_writes_until_unpause_and_all_holds_everything,
     ],
-    redis_only: [],
+    // `sluice node` has no CLIENT UNBLOCK of its own yet (the proxy issues it on the node).
+    redis_only: [client_unblock_releases_a_client_blocked_through_the_proxy],
 }

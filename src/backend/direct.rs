@@ -24,6 +24,8 @@ pub struct DirectConn {
     pub db: u16,
     /// Its place under the node's cap, freed (or handed to a waiter) when it is closed.
     pub(super) slot: Slot,
+    /// This connection's client id on the node, once asked (see `session::unblock`).
+    pub node_client_id: Option<i64>,
 }
 
 impl DirectConn {

@@ -208,6 +208,7 @@ impl DirectPool {
             protocol,
             db: 0,
             slot,
+            node_client_id: None,
         })
     }
 

@@ -116,7 +116,12 @@ impl Session {
                 }
             }
             node.metrics.writes.increment(1);
-            match await_reply(&mut conn, &raw, io, None).await {
+            let timeout = self.pool.cfg.request_timeout;
+            let node_id = super::unblock::node_client_id(&mut conn, timeout).await;
+            self.set_blocked_on(node_id.map(|id| (node.clone(), id)));
+            let outcome = await_reply(&mut conn, &raw, io, None).await;
+            self.set_blocked_on(None);
+            match outcome {
                 Outcome::Reply(r) => {
                     node.dedicated.checkin(conn);
                     if self.pool.cfg.mode == Mode::Cluster && hops < MAX_HOPS {

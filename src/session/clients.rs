@@ -14,6 +14,8 @@ use bytes::Bytes;
 #[derive(Default)]
 pub struct Registry {
     map: Mutex<HashMap<u64, Arc<ClientEntry>>>,
+    /// CLIENT PAUSE state (see `pause`).
+    pub(crate) pause: super::pause::PauseState,
 }
 
 /// One connected client, as other clients of the pool see it.
@@ -48,6 +50,8 @@ pub(crate) struct ClientState {
     pub(crate) qbuf: usize,
     pub(crate) qbuf_free: usize,
     pub(crate) obl: usize,
+    /// The node and node-side client id of the dedicated connection it is blocked on.
+    pub(crate) blocked_on: Option<(Arc<crate::backend::Node>, i64)>,
 }
 
 impl Registry {
@@ -77,6 +81,7 @@ impl Registry {
                 qbuf: 0,
                 qbuf_free: 0,
                 obl: 0,
+                blocked_on: None,
             }),
         });
         lock(&self.map).insert(id, entry.clone());
@@ -97,6 +102,11 @@ impl Registry {
             .collect();
         all.sort_by_key(|e| e.id);
         all
+    }
+
+    /// One client by id.
+    pub(crate) fn get(&self, id: u64) -> Option<Arc<ClientEntry>> {
+        lock(&self.map).get(&id).cloned()
     }
 
     /// Closes a client's connection (both directions): its session sees end-of-file on its

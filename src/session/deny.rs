@@ -18,12 +18,9 @@ const DENIED: &[(&str, &str)] = &[
     ("failover", ""),
     ("sync", ""),
     ("psync", ""),
-    ("client", "pause"),
-    ("client", "unpause"),
     ("client", "tracking"),
     ("client", "caching"),
     ("client", "no-evict"),
-    ("client", "unblock"),
     // Users are the nodes', shared by the proxy's own connections: one client could change
     // the password sluice logs in with (every connection then fails its handshake after a
     // reconnect) or take commands away from every client.

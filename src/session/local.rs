@@ -290,6 +290,9 @@ impl Session {
         if is("list") {
             return Some(self.client_list(req));
         }
+        if is("pause") || is("unpause") {
+            return Some(self.client_pause(req));
+        }
         if is("kill") {
             return Some(self.client_kill(req));
         }

@@ -17,11 +17,13 @@ mod cluster_tx;
 mod deny;
 mod local;
 mod output;
+mod pause;
 mod pubsub;
 mod reply_mode;
 mod scan;
 mod shard_pubsub;
 mod transaction;
+mod unblock;
 mod wait;
 
 use std::collections::VecDeque;
@@ -325,6 +327,13 @@ impl Session {
                 };
                 let info = command::lookup(&req);
                 decoded = Some(info);
+                if self.pool.registry.pause.maybe_active()
+                    && self.pool.registry.pause.holds(info).is_some()
+                {
+                    // CLIENT PAUSE: what came before is answered, this one waits.
+                    Box::pin(self.drain(&mut pending, io)).await?;
+                    Box::pin(self.wait_unpaused(info)).await;
+                }
                 let silent = self.silences(info);
                 if self.needs_connection_of_its_own(&req, info) {
                     // Everything before it must be answered first: it may wait a long time
@@ -769,7 +778,10 @@ impl Session {
         }
         match info.map(|i| i.name) {
             Some("multi" | "watch" | "subscribe" | "psubscribe" | "ssubscribe") => true,
-            Some("monitor" | "sync" | "psync" | "client|tracking" | "client|caching") => true,
+            Some(
+                "monitor" | "sync" | "psync" | "client|tracking" | "client|caching"
+                | "client|unblock",
+            ) => true,
             _ => command::is_blocking(req, info),
         }
     }
@@ -808,6 +820,12 @@ impl Session {
             let done = self.tunnel(req, io, true).await;
             self.set_client_flag(None);
             done?;
+        } else if name == "client|unblock" {
+            let reply = self.client_unblock(&req).await;
+            io.out.extend_from_slice(&reply);
+            if silent {
+                io.out.truncate(mark);
+            }
         } else if deny::is_tunnel(&req) {
             // Reached only when allowed (a denied one is answered by `local`).
             match self.local(&req, info) {

@@ -1,0 +1,72 @@
+//! `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: `id` is a client of the caller's pool; when it is
+//! blocked, it is blocked on one of the proxy's dedicated node connections, whose own client
+//! id on the node is learnt (once per connection, with `CLIENT ID`) before the blocking
+//! command is sent. The unblock is then the node's own `CLIENT UNBLOCK` of that connection:
+//! the node decides atomically whether the command was still blocked (an element popped
+//! meanwhile is delivered, never lost) and answers the blocked client as Redis does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use super::local::parse_int;
+use super::{error_bytes, Session};
+use crate::backend::{DirectConn, Node};
+use crate::resp::{encode, Frame, Request};
+
+/// The node-side client id of a dedicated connection, asked once and kept on it.
+pub(super) async fn node_client_id(conn: &mut DirectConn, timeout: Duration) -> Option<i64> {
+    if conn.node_client_id.is_none() {
+        let mut cmd = BytesMut::new();
+        encode::command(&mut cmd, &[b"CLIENT", b"ID"]);
+        let reply = tokio::time::timeout(timeout, conn.request(&cmd))
+            .await
+            .ok()?
+            .ok()?;
+        if let Ok(Some((Frame::Integer(id), _))) = Frame::parse(&reply.raw) {
+            conn.node_client_id = Some(id);
+        }
+    }
+    conn.node_client_id
+}
+
+impl Session {
+    /// Records (or clears) the dedicated connection this client is blocked on.
+    pub(super) fn set_blocked_on(&self, on: Option<(Arc<Node>, i64)>) {
+        self.entry.state().blocked_on = on;
+    }
+
+    /// CLIENT UNBLOCK id [TIMEOUT|ERROR], for a client of this pool.
+    pub(super) async fn client_unblock(&self, req: &Request) -> Bytes {
+        if req.len() != 3 && req.len() != 4 {
+            return error_bytes("ERR wrong number of arguments for 'client|unblock' command");
+        }
+        let Some(id) = parse_int(req.arg(2)) else {
+            return error_bytes("ERR value is not an integer or out of range");
+        };
+        let mode: &[u8] = match req.len() {
+            4 if req.arg(3).eq_ignore_ascii_case(b"timeout") => b"TIMEOUT",
+            4 if req.arg(3).eq_ignore_ascii_case(b"error") => b"ERROR",
+            4 => return error_bytes("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+            _ => b"TIMEOUT",
+        };
+        let blocked = u64::try_from(id)
+            .ok()
+            .and_then(|id| self.pool.registry.get(id))
+            .and_then(|e| e.state().blocked_on.clone());
+        let Some((node, node_id)) = blocked else {
+            return Bytes::from_static(b":0\r\n");
+        };
+        let mut cmd = BytesMut::new();
+        let node_id = node_id.to_string();
+        encode::command(&mut cmd, &[b"CLIENT", b"UNBLOCK", node_id.as_bytes(), mode]);
+        match node.send(cmd.freeze(), 0, self.id as usize).await {
+            Ok(Ok(reply)) => reply.raw,
+            _ => error_bytes(&format!(
+                "ERR sluice: CLIENT UNBLOCK failed on {}",
+                node.addr
+            )),
+        }
+    }
+}
