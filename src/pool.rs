@@ -8,7 +8,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Node, NodeOptions};
-use crate::config::{Mode, PoolConfig};
+use crate::config::{PoolConfig, Source};
 use crate::resp::Limits;
 use crate::route::Router;
 use crate::telemetry::PoolMetrics;
@@ -17,27 +17,6 @@ use crate::topology::sentinel::SentinelWatcher;
 use crate::topology::sentinel_hub::{HubKey, SentinelHubs};
 use crate::topology::standalone::StandaloneWatcher;
 use crate::topology::Topology;
-
-/// Errors starting a pool.
-#[derive(Debug, thiserror::Error)]
-pub enum PoolError {
-    /// The pool's mode is not implemented yet.
-    #[error("pool '{pool}': mode {mode:?} is not supported yet")]
-    Unsupported {
-        /// Pool name.
-        pool: String,
-        /// Its mode.
-        mode: Mode,
-    },
-    /// A required key is missing (validation should have caught it).
-    #[error("pool '{pool}': {what} is required")]
-    Missing {
-        /// Pool name.
-        pool: String,
-        /// The key.
-        what: &'static str,
-    },
-}
 
 /// Shared state of one pool.
 pub struct Pool {
@@ -62,11 +41,7 @@ impl Pool {
     /// Creates the pool's nodes and starts its topology watcher.
     /// Sentinel pools take their sentinel connections from `hubs`, shared with the other pools
     /// on the same sentinels.
-    pub fn start(
-        cfg: PoolConfig,
-        hubs: &SentinelHubs,
-        shutdown: CancellationToken,
-    ) -> Result<Arc<Pool>, PoolError> {
+    pub fn start(cfg: PoolConfig, hubs: &SentinelHubs, shutdown: CancellationToken) -> Arc<Pool> {
         let metrics = Arc::new(PoolMetrics::new(&cfg.name));
         let opts = NodeOptions {
             pool: cfg.name.clone(),
@@ -76,19 +51,15 @@ impl Pool {
             request_timeout: cfg.request_timeout,
             username: cfg.backend_username.clone(),
             password: cfg.backend_password.clone(),
-            readonly: cfg.mode == Mode::Cluster,
+            readonly: matches!(cfg.source, Source::Cluster { .. }),
         };
         let refresh = Arc::new(Notify::new());
-        let topology = match cfg.mode {
-            Mode::Standalone => {
-                let master_addr = cfg.master.as_deref().ok_or(PoolError::Missing {
-                    pool: cfg.name.clone(),
-                    what: "master",
-                })?;
+        let topology = match &cfg.source {
+            Source::Standalone { master, replicas } => {
                 let watcher = StandaloneWatcher {
                     pool: cfg.name.clone(),
-                    master: Node::new(master_addr, &opts),
-                    replicas: cfg.replicas.iter().map(|r| Node::new(r, &opts)).collect(),
+                    master: Node::new(master, &opts),
+                    replicas: replicas.iter().map(|r| Node::new(r, &opts)).collect(),
                     interval: cfg.health_check_interval,
                     timeout: cfg.connect_timeout.max(cfg.health_check_interval),
                     username: cfg.backend_username.clone(),
@@ -99,20 +70,17 @@ impl Pool {
                 tokio::spawn(watcher.run(topology.clone(), metrics.clone(), shutdown));
                 topology
             }
-            Mode::Sentinel => {
-                let master_name = cfg.master_name.clone().ok_or(PoolError::Missing {
-                    pool: cfg.name.clone(),
-                    what: "master_name",
-                })?;
+            Source::Sentinel {
+                sentinels,
+                master_name,
+                username,
+                password,
+            } => {
                 let timeout = cfg.connect_timeout.max(cfg.health_check_interval);
-                let key = HubKey::new(
-                    &cfg.sentinels,
-                    cfg.sentinel_username.clone(),
-                    cfg.sentinel_password.clone(),
-                );
+                let key = HubKey::new(sentinels, username.clone(), password.clone());
                 let watcher = SentinelWatcher {
                     pool: cfg.name.clone(),
-                    master_name,
+                    master_name: master_name.clone(),
                     hub: hubs.get(key, timeout, &shutdown),
                     node_options: opts.clone(),
                     interval: cfg.health_check_interval,
@@ -124,16 +92,10 @@ impl Pool {
                 tokio::spawn(watcher.run(topology.clone(), metrics.clone(), shutdown));
                 topology
             }
-            Mode::Cluster => {
-                if cfg.seeds.is_empty() {
-                    return Err(PoolError::Missing {
-                        pool: cfg.name.clone(),
-                        what: "seeds",
-                    });
-                }
+            Source::Cluster { seeds } => {
                 let watcher = ClusterWatcher {
                     pool: cfg.name.clone(),
-                    seeds: cfg.seeds.clone(),
+                    seeds: seeds.clone(),
                     node_options: opts.clone(),
                     interval: cfg.health_check_interval,
                     timeout: cfg.connect_timeout.max(cfg.health_check_interval),
@@ -150,7 +112,7 @@ impl Pool {
                 topology
             }
         };
-        Ok(Arc::new(Pool {
+        Arc::new(Pool {
             router: Router::new(&cfg.name, cfg.read_from),
             topology,
             metrics,
@@ -158,7 +120,7 @@ impl Pool {
             clients: Arc::new(Semaphore::new(cfg.max_clients)),
             refresh,
             cfg: Arc::new(cfg),
-        }))
+        })
     }
 
     /// True when a master is known and has at least one established shared connection.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::raw::{RawAdmin, RawConfig, RawPool};
 use super::units::{self, NumOrText};
-use super::{AdminConfig, Config, ConfigError, Consistency, Mode, PoolConfig, ReadFrom};
+use super::{AdminConfig, Config, ConfigError, Consistency, Mode, PoolConfig, ReadFrom, Source};
 
 /// Defaults, public through the docs of the example configs; keep them in sync.
 pub(super) mod defaults {
@@ -286,28 +286,9 @@ fn user_needs_password(
     Ok(())
 }
 
-fn pool_config(ctx: &Ctx, index: usize, raw: RawPool) -> Result<PoolConfig, ConfigError> {
-    let p = format!("pools[{index}]");
-    let key = |name: &str| format!("{p}.{name}");
-
-    let name = raw.name.ok_or_else(|| ctx.err(key("name"), "required"))?;
-    // The name becomes a metrics label and a /topology key: keep it plain.
-    let name_ok = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !name_ok {
-        return Err(ctx.err(
-            key("name"),
-            format!("invalid name {name:?}, expected letters, digits, '-', '_' or '.'"),
-        ));
-    }
-
-    let listen = raw
-        .listen
-        .ok_or_else(|| ctx.err(key("listen"), "required"))?;
-    let listen = socket_addr(&listen).map_err(|reason| ctx.err(key("listen"), reason))?;
-
+/// The pool's topology source: `mode` picks the variant, keys that belong to another mode
+/// are refused, and the chosen mode's keys are checked. The keys are taken out of `raw`.
+fn source(ctx: &Ctx, p: &str, raw: &mut RawPool) -> Result<Source, ConfigError> {
     let mode = match raw.mode.as_deref() {
         None => Mode::Standalone,
         Some(m) => choice(
@@ -318,12 +299,22 @@ fn pool_config(ctx: &Ctx, index: usize, raw: RawPool) -> Result<PoolConfig, Conf
                 ("cluster", Mode::Cluster),
             ],
         )
-        .map_err(|reason| ctx.err(key("mode"), reason))?,
+        .map_err(|reason| ctx.err(format!("{p}.mode"), reason))?,
     };
+    foreign_keys(ctx, p, raw, mode)?;
+    match mode {
+        Mode::Standalone => standalone(ctx, p, raw.master.take(), raw.replicas.take()),
+        Mode::Sentinel => sentinel(ctx, p, raw),
+        Mode::Cluster => Ok(Source::Cluster {
+            seeds: required_nodes(ctx, &format!("{p}.seeds"), mode, raw.seeds.take())?,
+        }),
+    }
+}
 
-    // Keys that belong to another mode are errors rather than ignored: a pool with
-    // `mode = "sentinel"` and a `master` would otherwise silently not use that master.
-    let foreign: &[(&str, bool, Mode)] = &[
+/// Keys that belong to another mode are errors rather than ignored: a pool with
+/// `mode = "sentinel"` and a `master` would otherwise silently not use that master.
+fn foreign_keys(ctx: &Ctx, p: &str, raw: &RawPool, mode: Mode) -> Result<(), ConfigError> {
+    let owned: &[(&str, bool, Mode)] = &[
         ("master", raw.master.is_some(), Mode::Standalone),
         ("replicas", raw.replicas.is_some(), Mode::Standalone),
         ("sentinels", raw.sentinels.is_some(), Mode::Sentinel),
@@ -340,47 +331,95 @@ fn pool_config(ctx: &Ctx, index: usize, raw: RawPool) -> Result<PoolConfig, Conf
         ),
         ("seeds", raw.seeds.is_some(), Mode::Cluster),
     ];
-    for (field, set, owner) in foreign {
+    for (field, set, owner) in owned {
         if *set && *owner != mode {
             return Err(ctx.err(
-                key(field),
+                format!("{p}.{field}"),
                 format!("only used when mode = \"{owner}\", but mode = \"{mode}\""),
             ));
         }
     }
+    Ok(())
+}
 
-    let mut master = None;
-    let mut replicas = Vec::new();
-    let mut sentinels = Vec::new();
-    let mut master_name = None;
-    let mut seeds = Vec::new();
-    match mode {
-        Mode::Standalone => {
-            let m = raw
-                .master
-                .ok_or_else(|| ctx.err(key("master"), "required when mode = \"standalone\""))?;
-            node_addr(&m).map_err(|reason| ctx.err(key("master"), reason))?;
-            replicas = raw.replicas.unwrap_or_default();
-            node_list(ctx, &key("replicas"), &replicas)?;
-            if let Some(i) = replicas.iter().position(|r| *r == m) {
-                return Err(ctx.err(format!("{p}.replicas[{i}]"), format!("{m:?} is the master")));
-            }
-            master = Some(m);
-        }
-        Mode::Sentinel => {
-            sentinels = required_nodes(ctx, &key("sentinels"), mode, raw.sentinels)?;
-            let group = raw
-                .master_name
-                .ok_or_else(|| ctx.err(key("master_name"), "required when mode = \"sentinel\""))?;
-            if group.trim().is_empty() {
-                return Err(ctx.err(key("master_name"), "must not be empty"));
-            }
-            master_name = Some(group);
-        }
-        Mode::Cluster => {
-            seeds = required_nodes(ctx, &key("seeds"), mode, raw.seeds)?;
-        }
+/// `mode = "standalone"`: a master, and replicas that are neither repeated nor the master.
+fn standalone(
+    ctx: &Ctx,
+    p: &str,
+    master: Option<String>,
+    replicas: Option<Vec<String>>,
+) -> Result<Source, ConfigError> {
+    let key = format!("{p}.master");
+    let master = master.ok_or_else(|| ctx.err(&key, "required when mode = \"standalone\""))?;
+    node_addr(&master).map_err(|reason| ctx.err(&key, reason))?;
+    let replicas = replicas.unwrap_or_default();
+    node_list(ctx, &format!("{p}.replicas"), &replicas)?;
+    if let Some(i) = replicas.iter().position(|r| *r == master) {
+        return Err(ctx.err(
+            format!("{p}.replicas[{i}]"),
+            format!("{master:?} is the master"),
+        ));
     }
+    Ok(Source::Standalone { master, replicas })
+}
+
+/// `mode = "sentinel"`: the sentinels, the group's name and the sentinels' credentials.
+fn sentinel(ctx: &Ctx, p: &str, raw: &mut RawPool) -> Result<Source, ConfigError> {
+    let key = |name: &str| format!("{p}.{name}");
+    let sentinels = required_nodes(ctx, &key("sentinels"), Mode::Sentinel, raw.sentinels.take())?;
+    let master_name = raw
+        .master_name
+        .take()
+        .ok_or_else(|| ctx.err(key("master_name"), "required when mode = \"sentinel\""))?;
+    if master_name.trim().is_empty() {
+        return Err(ctx.err(key("master_name"), "must not be empty"));
+    }
+    let username = non_empty(ctx, &key("sentinel_username"), raw.sentinel_username.take())?;
+    let password = non_empty(ctx, &key("sentinel_password"), raw.sentinel_password.take())?;
+    user_needs_password(
+        ctx,
+        p,
+        "sentinel_username",
+        "sentinel_password",
+        &username,
+        &password,
+    )?;
+    Ok(Source::Sentinel {
+        sentinels,
+        master_name,
+        username,
+        password,
+    })
+}
+
+fn pool_config(ctx: &Ctx, index: usize, mut raw: RawPool) -> Result<PoolConfig, ConfigError> {
+    let p = format!("pools[{index}]");
+    let key = |name: &str| format!("{p}.{name}");
+
+    let name = raw
+        .name
+        .take()
+        .ok_or_else(|| ctx.err(key("name"), "required"))?;
+    // The name becomes a metrics label and a /topology key: keep it plain.
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !name_ok {
+        return Err(ctx.err(
+            key("name"),
+            format!("invalid name {name:?}, expected letters, digits, '-', '_' or '.'"),
+        ));
+    }
+
+    let listen = raw
+        .listen
+        .take()
+        .ok_or_else(|| ctx.err(key("listen"), "required"))?;
+    let listen = socket_addr(&listen).map_err(|reason| ctx.err(key("listen"), reason))?;
+
+    let source = source(ctx, &p, &mut raw)?;
+    let mode = source.mode();
 
     let read_from = match raw.read_from.as_deref() {
         None => ReadFrom::Master,
@@ -438,16 +477,6 @@ fn pool_config(ctx: &Ctx, index: usize, raw: RawPool) -> Result<PoolConfig, Conf
         &backend_username,
         &backend_password,
     )?;
-    let sentinel_username = non_empty(ctx, &key("sentinel_username"), raw.sentinel_username)?;
-    let sentinel_password = non_empty(ctx, &key("sentinel_password"), raw.sentinel_password)?;
-    user_needs_password(
-        ctx,
-        &p,
-        "sentinel_username",
-        "sentinel_password",
-        &sentinel_username,
-        &sentinel_password,
-    )?;
 
     let allow_commands = allow_commands(
         ctx,
@@ -496,9 +525,7 @@ fn pool_config(ctx: &Ctx, index: usize, raw: RawPool) -> Result<PoolConfig, Conf
     Ok(PoolConfig {
         name,
         listen,
-        mode,
-        master,
-        replicas,
+        source,
         read_from,
         password,
         backend_username,
@@ -536,13 +563,8 @@ fn pool_config(ctx: &Ctx, index: usize, raw: RawPool) -> Result<PoolConfig, Conf
         databases: u32::try_from(databases)
             .map_err(|_| ctx.err(key("databases"), format!("{databases} is out of range")))?,
         max_clients: to_usize("max_clients", max_clients)?,
-        sentinels,
-        master_name,
-        seeds,
         max_replica_lag,
         consistency,
-        sentinel_username,
-        sentinel_password,
     })
 }
 

@@ -97,7 +97,7 @@ impl Session {
             encode::error(&mut io.out, &format!("ERR {e}"));
             return Ok(());
         }
-        let cluster = self.pool.cfg.mode == crate::config::Mode::Cluster;
+        let cluster = self.pool.cfg.mode() == crate::config::Mode::Cluster;
         let mut t = Tunnel {
             counts: Counts::default(),
             clean: true,
