@@ -2,12 +2,15 @@
 //! errors read `FILE: pools[0].read_from: REASON`.
 
 use std::net::{Ipv6Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
 use super::raw::{RawAdmin, RawConfig, RawPool};
 use super::units::{self, NumOrText};
-use super::{AdminConfig, Config, ConfigError, Consistency, Mode, PoolConfig, ReadFrom, Source};
+use super::{
+    AdminConfig, Config, ConfigError, Consistency, Mode, PoolConfig, ReadFrom, ReplicaLag, Source,
+};
 
 /// Defaults, public through the docs of the example configs; keep them in sync.
 pub(super) mod defaults {
@@ -203,34 +206,40 @@ fn non_empty(ctx: &Ctx, key: &str, value: Option<String>) -> Result<Option<Strin
     }
 }
 
-/// An integer setting with a default and an inclusive range.
-fn int_in_range(
+/// An integer setting with a default and an inclusive range, in the type it is used as.
+/// Every range fits the target type; the conversion is checked anyway rather than cast.
+fn count<T: TryFrom<i64>>(
     ctx: &Ctx,
     key: &str,
     value: Option<i64>,
     default: i64,
-    min: i64,
-    max: i64,
-) -> Result<i64, ConfigError> {
+    range: RangeInclusive<i64>,
+) -> Result<T, ConfigError> {
     let v = value.unwrap_or(default);
-    if (min..=max).contains(&v) {
-        Ok(v)
-    } else {
-        Err(ctx.err(key, format!("{v} is out of range, expected {min}..={max}")))
+    if !range.contains(&v) {
+        return Err(ctx.err(
+            key,
+            format!(
+                "{v} is out of range, expected {}..={}",
+                range.start(),
+                range.end()
+            ),
+        ));
     }
+    T::try_from(v).map_err(|_| ctx.err(key, format!("{v} is out of range")))
 }
 
 /// A positive duration with a default.
 fn duration(
     ctx: &Ctx,
     key: &str,
-    value: Option<NumOrText>,
+    value: Option<&NumOrText>,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
     let Some(value) = value else {
         return Ok(default);
     };
-    let d = units::parse_duration(&value).map_err(|reason| ctx.err(key, reason))?;
+    let d = units::parse_duration(value).map_err(|reason| ctx.err(key, reason))?;
     if d.is_zero() {
         return Err(ctx.err(key, "must be greater than zero"));
     }
@@ -299,14 +308,14 @@ fn source(ctx: &Ctx, p: &str, raw: &mut RawPool) -> Result<Source, ConfigError> 
                 ("cluster", Mode::Cluster),
             ],
         )
-        .map_err(|reason| ctx.err(format!("{p}.mode"), reason))?,
+        .map_err(|reason| ctx.err(key(p, "mode"), reason))?,
     };
     foreign_keys(ctx, p, raw, mode)?;
     match mode {
         Mode::Standalone => standalone(ctx, p, raw.master.take(), raw.replicas.take()),
         Mode::Sentinel => sentinel(ctx, p, raw),
         Mode::Cluster => Ok(Source::Cluster {
-            seeds: required_nodes(ctx, &format!("{p}.seeds"), mode, raw.seeds.take())?,
+            seeds: required_nodes(ctx, &key(p, "seeds"), mode, raw.seeds.take())?,
         }),
     }
 }
@@ -334,7 +343,7 @@ fn foreign_keys(ctx: &Ctx, p: &str, raw: &RawPool, mode: Mode) -> Result<(), Con
     for (field, set, owner) in owned {
         if *set && *owner != mode {
             return Err(ctx.err(
-                format!("{p}.{field}"),
+                key(p, field),
                 format!("only used when mode = \"{owner}\", but mode = \"{mode}\""),
             ));
         }
@@ -349,11 +358,12 @@ fn standalone(
     master: Option<String>,
     replicas: Option<Vec<String>>,
 ) -> Result<Source, ConfigError> {
-    let key = format!("{p}.master");
-    let master = master.ok_or_else(|| ctx.err(&key, "required when mode = \"standalone\""))?;
-    node_addr(&master).map_err(|reason| ctx.err(&key, reason))?;
+    let master_key = key(p, "master");
+    let master =
+        master.ok_or_else(|| ctx.err(&master_key, "required when mode = \"standalone\""))?;
+    node_addr(&master).map_err(|reason| ctx.err(&master_key, reason))?;
     let replicas = replicas.unwrap_or_default();
-    node_list(ctx, &format!("{p}.replicas"), &replicas)?;
+    node_list(ctx, &key(p, "replicas"), &replicas)?;
     if let Some(i) = replicas.iter().position(|r| *r == master) {
         return Err(ctx.err(
             format!("{p}.replicas[{i}]"),
@@ -365,7 +375,7 @@ fn standalone(
 
 /// `mode = "sentinel"`: the sentinels, the group's name and the sentinels' credentials.
 fn sentinel(ctx: &Ctx, p: &str, raw: &mut RawPool) -> Result<Source, ConfigError> {
-    let key = |name: &str| format!("{p}.{name}");
+    let key = |name: &str| key(p, name);
     let sentinels = required_nodes(ctx, &key("sentinels"), Mode::Sentinel, raw.sentinels.take())?;
     let master_name = raw
         .master_name
@@ -392,35 +402,79 @@ fn sentinel(ctx: &Ctx, p: &str, raw: &mut RawPool) -> Result<Source, ConfigError
     })
 }
 
+/// One `[[pools]]` entry, checked key group by key group in the order the docs list them
+/// (the first problem found is reported).
 fn pool_config(ctx: &Ctx, index: usize, mut raw: RawPool) -> Result<PoolConfig, ConfigError> {
     let p = format!("pools[{index}]");
-    let key = |name: &str| format!("{p}.{name}");
-
-    let name = raw
-        .name
+    let name = pool_name(ctx, &p, raw.name.take())?;
+    let listen = raw
+        .listen
         .take()
-        .ok_or_else(|| ctx.err(key("name"), "required"))?;
-    // The name becomes a metrics label and a /topology key: keep it plain.
+        .ok_or_else(|| ctx.err(key(&p, "listen"), "required"))?;
+    let listen = socket_addr(&listen).map_err(|reason| ctx.err(key(&p, "listen"), reason))?;
+    let source = source(ctx, &p, &mut raw)?;
+    let reads = reads(ctx, &p, &raw, source.mode())?;
+    let auth = auth(ctx, &p, &mut raw)?;
+    let allow_commands = allow_commands(
+        ctx,
+        &key(&p, "allow_commands"),
+        raw.allow_commands.take().unwrap_or_default(),
+    )?;
+    let counts = counts(ctx, &p, &raw)?;
+    let timeouts = timeouts(ctx, &p, &raw)?;
+    Ok(PoolConfig {
+        name,
+        listen,
+        source,
+        read_from: reads.read_from,
+        password: auth.password,
+        backend_username: auth.backend_username,
+        backend_password: auth.backend_password,
+        allow_commands,
+        backend_connections: counts.backend_connections,
+        max_dedicated_connections: counts.max_dedicated_connections,
+        connect_timeout: timeouts.connect,
+        request_timeout: timeouts.request,
+        master_wait: timeouts.master_wait,
+        health_check_interval: timeouts.health_check_interval,
+        databases: counts.databases,
+        max_clients: counts.max_clients,
+        max_replica_lag: reads.max_replica_lag,
+        consistency: reads.consistency,
+    })
+}
+
+/// `pools[N].NAME`
+fn key(p: &str, name: &str) -> String {
+    format!("{p}.{name}")
+}
+
+/// The name becomes a metrics label and a /topology key: keep it plain.
+fn pool_name(ctx: &Ctx, p: &str, name: Option<String>) -> Result<String, ConfigError> {
+    let name = name.ok_or_else(|| ctx.err(key(p, "name"), "required"))?;
     let name_ok = !name.is_empty()
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if !name_ok {
         return Err(ctx.err(
-            key("name"),
+            key(p, "name"),
             format!("invalid name {name:?}, expected letters, digits, '-', '_' or '.'"),
         ));
     }
+    Ok(name)
+}
 
-    let listen = raw
-        .listen
-        .take()
-        .ok_or_else(|| ctx.err(key("listen"), "required"))?;
-    let listen = socket_addr(&listen).map_err(|reason| ctx.err(key("listen"), reason))?;
+/// The read keys of a pool.
+struct Reads {
+    read_from: ReadFrom,
+    consistency: Consistency,
+    max_replica_lag: Option<ReplicaLag>,
+}
 
-    let source = source(ctx, &p, &mut raw)?;
-    let mode = source.mode();
-
+/// `read_from`, `consistency` and `max_replica_lag`; cluster pools refuse what they cannot
+/// honour yet rather than silently ignoring it.
+fn reads(ctx: &Ctx, p: &str, raw: &RawPool, mode: Mode) -> Result<Reads, ConfigError> {
     let read_from = match raw.read_from.as_deref() {
         None => ReadFrom::Master,
         Some(r) => choice(
@@ -431,7 +485,7 @@ fn pool_config(ctx: &Ctx, index: usize, mut raw: RawPool) -> Result<PoolConfig, 
                 ("prefer-replica", ReadFrom::PreferReplica),
             ],
         )
-        .map_err(|reason| ctx.err(key("read_from"), reason))?,
+        .map_err(|reason| ctx.err(key(p, "read_from"), reason))?,
     };
     let consistency = match raw.consistency.as_deref() {
         None => Consistency::default(),
@@ -442,129 +496,140 @@ fn pool_config(ctx: &Ctx, index: usize, mut raw: RawPool) -> Result<PoolConfig, 
                 ("read-your-writes", Consistency::ReadYourWrites),
             ],
         )
-        .map_err(|reason| ctx.err(key("consistency"), reason))?,
+        .map_err(|reason| ctx.err(key(p, "consistency"), reason))?,
     };
     let max_replica_lag = raw
         .max_replica_lag
-        .map(|lag| units::parse_replica_lag(&lag))
+        .as_ref()
+        .map(units::parse_replica_lag)
         .transpose()
-        .map_err(|reason| ctx.err(key("max_replica_lag"), reason))?;
+        .map_err(|reason| ctx.err(key(p, "max_replica_lag"), reason))?;
     if mode == Mode::Cluster {
-        // Refused rather than silently ignored: cluster pools cannot honour these yet.
         if consistency == Consistency::ReadYourWrites {
             return Err(ctx.err(
-                key("consistency"),
+                key(p, "consistency"),
                 "\"read-your-writes\" is not supported when mode = \"cluster\"",
             ));
         }
-        if matches!(max_replica_lag, Some(super::ReplicaLag::Time(_))) {
+        if matches!(max_replica_lag, Some(ReplicaLag::Time(_))) {
             return Err(ctx.err(
-                key("max_replica_lag"),
+                key(p, "max_replica_lag"),
                 "must be a size when mode = \"cluster\" (the cluster reports replication \
                  offsets, not ack times), e.g. \"1MiB\"",
             ));
         }
     }
+    Ok(Reads {
+        read_from,
+        consistency,
+        max_replica_lag,
+    })
+}
 
-    let password = non_empty(ctx, &key("password"), raw.password)?;
-    let backend_username = non_empty(ctx, &key("backend_username"), raw.backend_username)?;
-    let backend_password = non_empty(ctx, &key("backend_password"), raw.backend_password)?;
+/// The client password and the credentials sent to every node.
+struct Auth {
+    password: Option<String>,
+    backend_username: Option<String>,
+    backend_password: Option<String>,
+}
+
+fn auth(ctx: &Ctx, p: &str, raw: &mut RawPool) -> Result<Auth, ConfigError> {
+    let password = non_empty(ctx, &key(p, "password"), raw.password.take())?;
+    let backend_username = non_empty(
+        ctx,
+        &key(p, "backend_username"),
+        raw.backend_username.take(),
+    )?;
+    let backend_password = non_empty(
+        ctx,
+        &key(p, "backend_password"),
+        raw.backend_password.take(),
+    )?;
     user_needs_password(
         ctx,
-        &p,
+        p,
         "backend_username",
         "backend_password",
         &backend_username,
         &backend_password,
     )?;
-
-    let allow_commands = allow_commands(
-        ctx,
-        &key("allow_commands"),
-        raw.allow_commands.unwrap_or_default(),
-    )?;
-
-    // Ranges: the i64 -> usize/u32 conversions below cannot fail because every upper bound
-    // fits in u32, but they are checked anyway rather than cast.
-    let to_usize = |k: &str, v: i64| {
-        usize::try_from(v).map_err(|_| ctx.err(key(k), format!("{v} is out of range")))
-    };
-    let backend_connections = int_in_range(
-        ctx,
-        &key("backend_connections"),
-        raw.backend_connections,
-        defaults::BACKEND_CONNECTIONS as i64,
-        1,
-        64,
-    )?;
-    let max_dedicated_connections = int_in_range(
-        ctx,
-        &key("max_dedicated_connections"),
-        raw.max_dedicated_connections,
-        defaults::MAX_DEDICATED_CONNECTIONS as i64,
-        1,
-        4096,
-    )?;
-    let databases = int_in_range(
-        ctx,
-        &key("databases"),
-        raw.databases,
-        i64::from(defaults::DATABASES),
-        1,
-        1_000_000,
-    )?;
-    let max_clients = int_in_range(
-        ctx,
-        &key("max_clients"),
-        raw.max_clients,
-        defaults::MAX_CLIENTS as i64,
-        1,
-        1_000_000,
-    )?;
-
-    Ok(PoolConfig {
-        name,
-        listen,
-        source,
-        read_from,
+    Ok(Auth {
         password,
         backend_username,
         backend_password,
-        allow_commands,
-        backend_connections: to_usize("backend_connections", backend_connections)?,
-        max_dedicated_connections: to_usize(
-            "max_dedicated_connections",
-            max_dedicated_connections,
-        )?,
-        connect_timeout: duration(
+    })
+}
+
+/// The integer limits of a pool.
+struct Counts {
+    backend_connections: usize,
+    max_dedicated_connections: usize,
+    databases: u32,
+    max_clients: usize,
+}
+
+fn counts(ctx: &Ctx, p: &str, raw: &RawPool) -> Result<Counts, ConfigError> {
+    Ok(Counts {
+        backend_connections: count(
             ctx,
-            &key("connect_timeout"),
-            raw.connect_timeout,
+            &key(p, "backend_connections"),
+            raw.backend_connections,
+            defaults::BACKEND_CONNECTIONS as i64,
+            1..=64,
+        )?,
+        max_dedicated_connections: count(
+            ctx,
+            &key(p, "max_dedicated_connections"),
+            raw.max_dedicated_connections,
+            defaults::MAX_DEDICATED_CONNECTIONS as i64,
+            1..=4096,
+        )?,
+        databases: count(
+            ctx,
+            &key(p, "databases"),
+            raw.databases,
+            i64::from(defaults::DATABASES),
+            1..=1_000_000,
+        )?,
+        max_clients: count(
+            ctx,
+            &key(p, "max_clients"),
+            raw.max_clients,
+            defaults::MAX_CLIENTS as i64,
+            1..=1_000_000,
+        )?,
+    })
+}
+
+/// The durations of a pool.
+struct Timeouts {
+    connect: Duration,
+    request: Duration,
+    health_check_interval: Duration,
+    master_wait: Duration,
+}
+
+fn timeouts(ctx: &Ctx, p: &str, raw: &RawPool) -> Result<Timeouts, ConfigError> {
+    let timeout = |name: &str, value: &Option<NumOrText>, default: Duration| {
+        duration(ctx, &key(p, name), value.as_ref(), default)
+    };
+    Ok(Timeouts {
+        connect: timeout(
+            "connect_timeout",
+            &raw.connect_timeout,
             defaults::CONNECT_TIMEOUT,
         )?,
-        request_timeout: duration(
-            ctx,
-            &key("request_timeout"),
-            raw.request_timeout,
+        request: timeout(
+            "request_timeout",
+            &raw.request_timeout,
             defaults::REQUEST_TIMEOUT,
         )?,
-        health_check_interval: duration(
-            ctx,
-            &key("health_check_interval"),
-            raw.health_check_interval,
+        health_check_interval: timeout(
+            "health_check_interval",
+            &raw.health_check_interval,
             defaults::HEALTH_CHECK_INTERVAL,
         )?,
-        master_wait: duration(
-            ctx,
-            &key("master_wait"),
-            raw.master_wait,
-            defaults::MASTER_WAIT,
-        )?,
-        databases: u32::try_from(databases)
-            .map_err(|_| ctx.err(key("databases"), format!("{databases} is out of range")))?,
-        max_clients: to_usize("max_clients", max_clients)?,
-        max_replica_lag,
-        consistency,
+        master_wait: timeout("master_wait", &raw.master_wait, defaults::MASTER_WAIT)?,
     })
 }
 
