@@ -14,19 +14,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
+use super::watch::{Feed, Watcher};
 use super::{Health, NodeView, Topology};
 use crate::backend::handshake::{self, Handshake};
 use crate::backend::{Node, NodeOptions};
 use crate::cluster_slot::SLOTS;
 use crate::config::ReplicaLag;
 use crate::resp::{Frame, Protocol};
-use crate::telemetry::PoolMetrics;
 
 /// Hashes, slot by slot, the address of the master that owns it (computed once per map
 /// change, never per request). A collision would only skip one ordering barrier.
@@ -394,15 +391,20 @@ pub struct ClusterWatcher {
     pub max_lag: Option<ReplicaLag>,
 }
 
-impl ClusterWatcher {
+impl Watcher for ClusterWatcher {
+    /// No slot map until a node answers CLUSTER SHARDS.
+    fn initial(&self) -> Topology {
+        Topology::default()
+    }
+
     /// Refreshes until shutdown: every `interval`, and promptly after `refresh` is notified.
-    pub async fn run(
-        self,
-        topology: Arc<ArcSwap<Topology>>,
-        metrics: Arc<PoolMetrics>,
-        refresh: Arc<Notify>,
-        shutdown: CancellationToken,
-    ) {
+    async fn run(self, feed: Feed) {
+        let Feed {
+            topology,
+            metrics,
+            refresh,
+            shutdown,
+        } = feed;
         let handshake = Handshake {
             username: self.node_options.username.clone(),
             password: self.node_options.password.clone(),
@@ -483,7 +485,9 @@ impl ClusterWatcher {
             };
         }
     }
+}
 
+impl ClusterWatcher {
     /// Asks one node for the shards, reusing the open refresh connection when it is to `addr`.
     async fn ask(
         &self,

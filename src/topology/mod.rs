@@ -7,6 +7,7 @@ pub mod health;
 pub mod sentinel;
 pub mod sentinel_hub;
 pub mod standalone;
+pub(crate) mod watch;
 
 use std::sync::Arc;
 

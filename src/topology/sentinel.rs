@@ -15,17 +15,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use futures_util::future::join_all;
 use tokio::sync::broadcast::error::RecvError;
-use tokio_util::sync::CancellationToken;
 
 use super::health::{lag_health, ProbeResult, Prober};
 use super::sentinel_hub::{Event, SentinelHub};
+use super::watch::{Feed, Watcher};
 use super::{Health, NodeView, Topology};
 use crate::backend::{Node, NodeOptions};
 use crate::config::ReplicaLag;
-use crate::telemetry::PoolMetrics;
 
 /// How long writes stay held after a failover started, if neither a new master nor an abort
 /// is seen (a held write gives up after `master_wait` anyway; this only bounds how long the
@@ -50,14 +48,20 @@ pub struct SentinelWatcher {
     pub max_lag: Option<ReplicaLag>,
 }
 
-impl SentinelWatcher {
-    /// Follows the group until `shutdown`, publishing changes into `topology`.
-    pub async fn run(
-        self,
-        topology: Arc<ArcSwap<Topology>>,
-        metrics: Arc<PoolMetrics>,
-        shutdown: CancellationToken,
-    ) {
+impl Watcher for SentinelWatcher {
+    /// No master until a sentinel names one and the node confirms it.
+    fn initial(&self) -> Topology {
+        Topology::default()
+    }
+
+    /// Follows the group until shutdown, publishing changes into the topology.
+    async fn run(self, feed: Feed) {
+        let Feed {
+            topology,
+            metrics,
+            shutdown,
+            ..
+        } = feed;
         let mut events = self.hub.subscribe();
         // During a failover of our group: the master being replaced, and until when it is held.
         let mut held: Option<(String, tokio::time::Instant)> = None;
