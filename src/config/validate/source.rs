@@ -111,3 +111,97 @@ fn sentinel(ctx: &Ctx, p: &str, raw: &mut RawPool) -> Result<Source, ConfigError
         password,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn check(mut raw: RawPool) -> Result<Source, String> {
+        let ctx = Ctx {
+            file: Path::new("f"),
+        };
+        source(&ctx, "pools[0]", &mut raw).map_err(|e| e.to_string())
+    }
+
+    fn nodes(list: &[&str]) -> Option<Vec<String>> {
+        Some(list.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn each_mode_builds_its_own_source() {
+        assert_eq!(
+            check(RawPool {
+                master: Some("m:1".into()),
+                replicas: nodes(&["r:1"]),
+                ..RawPool::default()
+            }),
+            Ok(Source::Standalone {
+                master: "m:1".into(),
+                replicas: vec!["r:1".into()],
+            })
+        );
+        assert_eq!(
+            check(RawPool {
+                mode: Some("sentinel".into()),
+                sentinels: nodes(&["s:1", "s:2"]),
+                master_name: Some("g".into()),
+                sentinel_password: Some("pw".into()),
+                ..RawPool::default()
+            }),
+            Ok(Source::Sentinel {
+                sentinels: vec!["s:1".into(), "s:2".into()],
+                master_name: "g".into(),
+                username: None,
+                password: Some("pw".into()),
+            })
+        );
+        assert_eq!(
+            check(RawPool {
+                mode: Some("cluster".into()),
+                seeds: nodes(&["c:1"]),
+                ..RawPool::default()
+            }),
+            Ok(Source::Cluster {
+                seeds: vec!["c:1".into()],
+            })
+        );
+    }
+
+    #[test]
+    fn keys_of_another_mode_are_refused() {
+        let sentinel_user = RawPool {
+            master: Some("m:1".into()),
+            sentinel_username: Some("u".into()),
+            ..RawPool::default()
+        };
+        assert_eq!(
+            check(sentinel_user),
+            Err(r#"f: pools[0].sentinel_username: only used when mode = "sentinel", but mode = "standalone""#.into())
+        );
+        let replicas_in_sentinel = RawPool {
+            mode: Some("sentinel".into()),
+            replicas: Some(Vec::new()),
+            ..RawPool::default()
+        };
+        assert_eq!(
+            check(replicas_in_sentinel),
+            Err(r#"f: pools[0].replicas: only used when mode = "standalone", but mode = "sentinel""#.into())
+        );
+    }
+
+    #[test]
+    fn sentinel_group_name_must_not_be_blank() {
+        let raw = RawPool {
+            mode: Some("sentinel".into()),
+            sentinels: nodes(&["s:1"]),
+            master_name: Some("  ".into()),
+            ..RawPool::default()
+        };
+        assert_eq!(
+            check(raw),
+            Err("f: pools[0].master_name: must not be empty".into())
+        );
+    }
+}

@@ -239,4 +239,21 @@ mod tests {
             Err(r#"unknown value "B-C", expected one of a, b-c"#.to_string())
         );
     }
+
+    #[test]
+    fn counts_have_a_default_a_range_and_a_checked_type() {
+        let ctx = Ctx {
+            file: std::path::Path::new("f"),
+        };
+        let count_u8 =
+            |value| count::<u8>(&ctx, "k", value, 5, 1..=1000).map_err(|e| e.to_string());
+        assert_eq!(count_u8(None), Ok(5));
+        assert_eq!(count_u8(Some(255)), Ok(255));
+        assert_eq!(
+            count_u8(Some(0)),
+            Err("f: k: 0 is out of range, expected 1..=1000".into())
+        );
+        // In range but not representable: refused, never truncated.
+        assert_eq!(count_u8(Some(256)), Err("f: k: 256 is out of range".into()));
+    }
 }
