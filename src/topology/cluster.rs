@@ -375,6 +375,45 @@ fn replica_health(desc: &NodeDesc, master: &NodeDesc, max: Option<ReplicaLag>) -
     }
 }
 
+/// The nodes a refresh asks for the slot map, in order: the known masters, then the known
+/// replicas, then the configured seeds not known yet.
+///
+/// The connection of the last good round (`current`) goes first (no reconnect per round) on
+/// periodic rounds. A round the data path asked for (`triggered`: a MOVED, a failed node)
+/// asks another node first, and keeps it last: one node's view can lag behind the cluster's
+/// (partitioned, or not yet told by gossip), and re-reading it would undo the MOVED fix it
+/// was called for.
+fn refresh_order(
+    map: Option<&SlotMap>,
+    seeds: &[String],
+    current: Option<&str>,
+    triggered: bool,
+) -> Vec<String> {
+    let mut candidates: Vec<String> = Vec::new();
+    if let Some(map) = map {
+        for s in map.shards.iter() {
+            candidates.push(s.master.node.addr.clone());
+        }
+        for s in map.shards.iter() {
+            candidates.extend(s.replicas.iter().map(|r| r.node.addr.clone()));
+        }
+    }
+    for seed in seeds {
+        if !candidates.contains(seed) {
+            candidates.push(seed.clone());
+        }
+    }
+    if let Some(i) = current.and_then(|addr| candidates.iter().position(|c| c == addr)) {
+        let a = candidates.remove(i);
+        if triggered {
+            candidates.push(a);
+        } else {
+            candidates.insert(0, a);
+        }
+    }
+    candidates
+}
+
 /// Follows a cluster's slot map and publishes it as the pool's topology.
 pub struct ClusterWatcher {
     /// Pool name (logs).
@@ -417,35 +456,12 @@ impl Watcher for ClusterWatcher {
         let mut triggered = false;
         loop {
             let round = tokio::time::Instant::now();
-            let mut candidates: Vec<String> = Vec::new();
-            if let Some(map) = topology.load().cluster.as_ref() {
-                for s in map.shards.iter() {
-                    candidates.push(s.master.node.addr.clone());
-                }
-                for s in map.shards.iter() {
-                    candidates.extend(s.replicas.iter().map(|r| r.node.addr.clone()));
-                }
-            }
-            for seed in &self.seeds {
-                if !candidates.contains(seed) {
-                    candidates.push(seed.clone());
-                }
-            }
-            // The connection of the last good round goes first (no reconnect per round) on
-            // periodic rounds. A round the data path asked for (a MOVED, a failed node) asks
-            // another node first, and stays with it: one node's view can lag behind the
-            // cluster's (partitioned, or not yet told by gossip), and re-reading it would
-            // undo the MOVED fix it was called for.
-            if let Some((addr, _, _)) = &conn {
-                if let Some(i) = candidates.iter().position(|c| c == addr) {
-                    let a = candidates.remove(i);
-                    if triggered {
-                        candidates.push(a);
-                    } else {
-                        candidates.insert(0, a);
-                    }
-                }
-            }
+            let candidates = refresh_order(
+                topology.load().cluster.as_deref(),
+                &self.seeds,
+                conn.as_ref().map(|(addr, _, _)| addr.as_str()),
+                triggered,
+            );
             let mut learned = None;
             for addr in &candidates {
                 match self.ask(addr, &handshake, &mut conn).await {
@@ -677,6 +693,27 @@ mod tests {
 
     fn shard(addr: &str, ranges: Vec<(u16, u16)>) -> Shard {
         super::test_shard(addr, ranges)
+    }
+
+    #[tokio::test]
+    async fn refresh_asks_the_last_good_node_first_unless_the_data_path_asked() {
+        let seeds = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            refresh_order(None, &seeds(&["s:1", "s:2"]), None, false),
+            ["s:1", "s:2"]
+        );
+        let mut a = shard("a:1", vec![(0, 100)]);
+        a.replicas.push(shard("a:2", Vec::new()).master);
+        let map = SlotMap::new(vec![shard("b:1", vec![(101, 16383)]), a]);
+        let order = |current, triggered| {
+            refresh_order(Some(&map), &seeds(&["b:1", "s:1"]), current, triggered)
+        };
+        // Masters, then replicas, then seeds the map does not name.
+        assert_eq!(order(None, false), ["a:1", "b:1", "a:2", "s:1"]);
+        assert_eq!(order(Some("b:1"), false), ["b:1", "a:1", "a:2", "s:1"]);
+        assert_eq!(order(Some("b:1"), true), ["a:1", "a:2", "s:1", "b:1"]);
+        // A connection to a node no longer known changes nothing.
+        assert_eq!(order(Some("gone:1"), true), ["a:1", "b:1", "a:2", "s:1"]);
     }
 
     #[tokio::test]
