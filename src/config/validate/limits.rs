@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use super::super::raw::RawPool;
-use super::super::units::NumOrText;
-use super::super::ConfigError;
 use super::values::{count, duration};
 use super::{key, Ctx};
+use crate::config::raw::RawPool;
+use crate::config::units::NumOrText;
+use crate::config::ConfigError;
 
 /// Defaults, public through the docs of the example configs; keep them in sync.
 mod defaults {

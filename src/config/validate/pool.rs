@@ -1,13 +1,13 @@
 //! One `[[pools]]` entry: its name, listener, reads and credentials, with the source and the
 //! limits checked by their own modules.
 
-use super::super::raw::RawPool;
-use super::super::units;
-use super::super::{ConfigError, Consistency, Mode, PoolConfig, ReadFrom, ReplicaLag};
 use super::limits::{counts, timeouts};
 use super::source::source;
 use super::values::{allow_commands, choice, non_empty, socket_addr, user_needs_password};
 use super::{key, Ctx};
+use crate::config::raw::RawPool;
+use crate::config::units;
+use crate::config::{ConfigError, Consistency, Mode, PoolConfig, ReadFrom, ReplicaLag};
 
 /// One `[[pools]]` entry, checked key group by key group in the order the docs list them
 /// (the first problem found is reported).

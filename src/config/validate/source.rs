@@ -1,9 +1,9 @@
 //! A pool's topology source: `mode` and the keys that only one mode uses.
 
-use super::super::raw::RawPool;
-use super::super::{ConfigError, Mode, Source};
 use super::values::{choice, node_addr, node_list, non_empty, required_nodes, user_needs_password};
 use super::{key, Ctx};
+use crate::config::raw::RawPool;
+use crate::config::{ConfigError, Mode, Source};
 
 /// The pool's topology source: `mode` picks the variant, keys that belong to another mode
 /// are refused, and the chosen mode's keys are checked. The keys are taken out of `raw`.

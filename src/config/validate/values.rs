@@ -4,9 +4,9 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use super::super::units::{self, NumOrText};
-use super::super::{ConfigError, Mode};
 use super::Ctx;
+use crate::config::units::{self, NumOrText};
+use crate::config::{ConfigError, Mode};
 
 pub(super) fn socket_addr(text: &str) -> Result<SocketAddr, String> {
     text.parse()
