@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -17,14 +16,14 @@ use crate::topology::sentinel::SentinelWatcher;
 use crate::topology::sentinel_hub::{HubKey, SentinelHubs};
 use crate::topology::standalone::StandaloneWatcher;
 use crate::topology::watch;
-use crate::topology::Topology;
+use crate::topology::Published;
 
 /// Shared state of one pool.
 pub struct Pool {
     /// The pool's config.
     pub cfg: Arc<PoolConfig>,
     /// Current topology, replaced whole by the watcher.
-    pub topology: Arc<ArcSwap<Topology>>,
+    pub topology: Arc<Published>,
     /// Node choice.
     pub router: Router,
     /// Pool metrics.
@@ -95,7 +94,7 @@ fn watch_source(
     metrics: Arc<PoolMetrics>,
     refresh: Arc<Notify>,
     shutdown: CancellationToken,
-) -> Arc<ArcSwap<Topology>> {
+) -> Arc<Published> {
     match &cfg.source {
         Source::Standalone { master, replicas } => {
             // The configured nodes, created once: the watcher only probes them.

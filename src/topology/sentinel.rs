@@ -15,14 +15,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use futures_util::future::join_all;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::health::{lag_health, ProbeResult, Prober, ReplicationInfo};
 use super::sentinel_hub::{Event, GroupView, SentinelHub};
 use super::watch::{Feed, Watcher};
-use super::{Health, NodeView, Topology};
+use super::{Health, NodeView, Published, Topology, CATCH_UP_RECHECK};
 use crate::backend::{Node, NodeOptions};
 use crate::config::ReplicaLag;
 use crate::telemetry::PoolMetrics;
@@ -69,9 +68,11 @@ impl Watcher for SentinelWatcher {
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let recheck = topology.load().catching_up();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+                _ = tokio::time::sleep(CATCH_UP_RECHECK), if recheck => {}
                 first = events.recv() => {
                     // Coalesce a burst of events into one refresh, acting on failover ones.
                     // Falling behind the hub's backlog only costs events that this refresh
@@ -117,7 +118,7 @@ impl SentinelWatcher {
         &self,
         event: Event,
         held: &mut Option<(String, tokio::time::Instant)>,
-        topology: &ArcSwap<Topology>,
+        topology: &Published,
         metrics: &PoolMetrics,
     ) {
         match event {
@@ -143,7 +144,7 @@ impl SentinelWatcher {
     }
 
     /// Every sentinel is unreachable: keep serving from the last topology, and say so.
-    fn keep_stale(&self, topology: &ArcSwap<Topology>, metrics: &PoolMetrics) {
+    fn keep_stale(&self, topology: &Published, metrics: &PoolMetrics) {
         tracing::warn!(pool = %self.pool, "no sentinel answered; keeping the last known topology");
         metrics.source_up.set(0.0);
         let previous = topology.load();

@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 
 use super::health::{lag_health, ProbeResult, Prober};
 use super::watch::{Feed, Watcher};
-use super::{Health, NodeView, Topology};
+use super::{Health, NodeView, Topology, CATCH_UP_RECHECK};
 use crate::backend::Node;
 use crate::config::ReplicaLag;
 
@@ -76,9 +76,11 @@ impl Watcher for StandaloneWatcher {
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let recheck = topology.load().catching_up();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+                _ = tokio::time::sleep(CATCH_UP_RECHECK), if recheck => {}
             }
             let round = std::time::Instant::now();
             let results = join_all(probers.iter_mut().map(|p| p.probe())).await;

@@ -6,17 +6,16 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::Topology;
+use super::{Published, Topology};
 use crate::telemetry::PoolMetrics;
 
 /// What a running watcher publishes into and listens to.
 pub(crate) struct Feed {
     /// The pool's current topology, replaced whole on each change.
-    pub(crate) topology: Arc<ArcSwap<Topology>>,
+    pub(crate) topology: Arc<Published>,
     /// Where topology changes and source health are counted.
     pub(crate) metrics: Arc<PoolMetrics>,
     /// Asks for a refresh now (the request path notifies it after a MOVED, a connection
@@ -42,8 +41,8 @@ pub(crate) fn spawn<W: Watcher>(
     metrics: Arc<PoolMetrics>,
     refresh: Arc<Notify>,
     shutdown: CancellationToken,
-) -> Arc<ArcSwap<Topology>> {
-    let topology = Arc::new(ArcSwap::from_pointee(watcher.initial()));
+) -> Arc<Published> {
+    let topology = Arc::new(Published::new(watcher.initial()));
     tokio::spawn(watcher.run(Feed {
         topology: topology.clone(),
         metrics,
