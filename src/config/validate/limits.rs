@@ -5,11 +5,11 @@ use std::time::Duration;
 use super::values::{count, duration};
 use super::{key, Ctx};
 use crate::config::raw::RawPool;
-use crate::config::units::NumOrText;
+use crate::config::units::{self, NumOrText};
 use crate::config::ConfigError;
 
 /// Defaults, public through the docs of the example configs; keep them in sync.
-mod defaults {
+pub(super) mod defaults {
     use std::time::Duration;
 
     pub const BACKEND_CONNECTIONS: usize = 2;
@@ -21,6 +21,10 @@ mod defaults {
     pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(250);
     pub const DATABASES: u32 = 16;
     pub const MAX_CLIENTS: usize = 10_000;
+    pub const CLIENT_OUTPUT_SOFT_LIMIT: u64 = 16 << 20;
+    pub const CLIENT_OUTPUT_HARD_LIMIT: u64 = 256 << 20;
+    pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+    pub const ADMIN_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 /// The integer limits of a pool.
@@ -94,4 +98,48 @@ pub(super) fn timeouts(ctx: &Ctx, p: &str, raw: &RawPool) -> Result<Timeouts, Co
         )?,
         master_wait: timeout("master_wait", &raw.master_wait, defaults::MASTER_WAIT)?,
     })
+}
+
+/// `client_output_soft_limit` and `client_output_hard_limit`: sizes, the soft one at least
+/// 1 KiB (below, a client could not get even one ordinary reply pipelined), the hard one not
+/// below the soft one.
+pub(super) fn output_limits(
+    ctx: &Ctx,
+    p: &str,
+    soft: Option<&NumOrText>,
+    hard: Option<&NumOrText>,
+) -> Result<(usize, usize), ConfigError> {
+    let size = |name: &str, value: Option<&NumOrText>, default: u64| {
+        let key = key(p, name);
+        let v = value.map_or(Ok(default), units::parse_size);
+        let v = v.map_err(|reason| ctx.err(&key, reason))?;
+        usize::try_from(v).map_err(|_| ctx.err(&key, format!("{v} is out of range")))
+    };
+    let soft_v = size(
+        "client_output_soft_limit",
+        soft,
+        defaults::CLIENT_OUTPUT_SOFT_LIMIT,
+    )?;
+    let hard_v = size(
+        "client_output_hard_limit",
+        hard,
+        defaults::CLIENT_OUTPUT_HARD_LIMIT,
+    )?;
+    if soft_v < 1024 {
+        return Err(ctx.err(
+            key(p, "client_output_soft_limit"),
+            format!("{soft_v} is too small, expected at least 1KiB"),
+        ));
+    }
+    if hard_v < soft_v {
+        return Err(ctx.err(
+            key(p, "client_output_hard_limit"),
+            format!(
+                "{} is below client_output_soft_limit ({})",
+                units::format_size(hard_v as u64),
+                units::format_size(soft_v as u64)
+            ),
+        ));
+    }
+    Ok((soft_v, hard_v))
 }

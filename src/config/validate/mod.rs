@@ -15,8 +15,9 @@ use std::path::Path;
 
 use super::raw::{RawAdmin, RawConfig};
 use super::{AdminConfig, Config, ConfigError, PoolConfig};
+use limits::defaults;
 use pool::pool_config;
-use values::socket_addr;
+use values::{count, duration, socket_addr};
 
 /// Builds errors for one file.
 struct Ctx<'a> {
@@ -108,8 +109,22 @@ fn admin_config(ctx: &Ctx, raw: RawAdmin) -> Result<AdminConfig, ConfigError> {
             "required in [admin] (remove [admin] to run no admin server)",
         )
     })?;
+    let max_connections = count(
+        ctx,
+        "admin.max_connections",
+        raw.max_connections,
+        defaults::ADMIN_MAX_CONNECTIONS as i64,
+        1..=100_000,
+    )?;
     Ok(AdminConfig {
         listen: socket_addr(&listen).map_err(|reason| ctx.err("admin.listen", reason))?,
+        max_connections,
+        idle_timeout: duration(
+            ctx,
+            "admin.idle_timeout",
+            raw.idle_timeout.as_ref(),
+            defaults::ADMIN_IDLE_TIMEOUT,
+        )?,
     })
 }
 

@@ -1,7 +1,7 @@
 //! One `[[pools]]` entry: its name, listener, reads and credentials, with the source and the
 //! limits checked by their own modules.
 
-use super::limits::{counts, timeouts};
+use super::limits::{counts, output_limits, timeouts};
 use super::source::source;
 use super::values::{allow_commands, choice, non_empty, socket_addr, user_needs_password};
 use super::{key, Ctx};
@@ -32,6 +32,12 @@ pub(super) fn pool_config(
         raw.allow_commands.take().unwrap_or_default(),
     )?;
     let counts = counts(ctx, &p, &raw)?;
+    let (client_output_soft_limit, client_output_hard_limit) = output_limits(
+        ctx,
+        &p,
+        raw.client_output_soft_limit.as_ref(),
+        raw.client_output_hard_limit.as_ref(),
+    )?;
     let timeouts = timeouts(ctx, &p, &raw)?;
     Ok(PoolConfig {
         name,
@@ -50,6 +56,8 @@ pub(super) fn pool_config(
         health_check_interval: timeouts.health_check_interval,
         databases: counts.databases,
         max_clients: counts.max_clients,
+        client_output_soft_limit,
+        client_output_hard_limit,
         max_replica_lag: reads.max_replica_lag,
         consistency: reads.consistency,
     })
