@@ -479,7 +479,7 @@ impl Session {
         });
         // Cluster pools: redirects and failed sends are followed by `route::cluster`; the
         // single-node retries below (which pick from the whole pool) do not apply.
-        let w = if self.pool.cfg.mode == Mode::Cluster {
+        let w = if self.pool.cfg.mode() == Mode::Cluster {
             if !w.retried && crate::route::cluster::needs_follow(&res, w.read) {
                 self.follow_redirect(w, res, pending);
                 return;
@@ -521,7 +521,7 @@ impl Session {
             Ok(reply)
                 if !w.read
                     && !w.retried
-                    && self.pool.cfg.mode != Mode::Standalone
+                    && self.pool.cfg.mode() != Mode::Standalone
                     && reply.is_error_with(b"READONLY") =>
             {
                 // The node was demoted by a failover: the write did not run. Send it to the
@@ -592,7 +592,7 @@ impl Session {
             pending.push_back(Pending::Ready(reply));
             return None;
         }
-        if self.pool.cfg.mode == Mode::Cluster {
+        if self.pool.cfg.mode() == Mode::Cluster {
             return self.dispatch_cluster(req, info, pending, may_hold);
         }
         let read = command::is_read(&req, info);
@@ -608,7 +608,7 @@ impl Session {
             self.pool.router.master(&topo)
         };
         drop(topo);
-        let follows_failovers = self.pool.cfg.mode != Mode::Standalone;
+        let follows_failovers = self.pool.cfg.mode() != Mode::Standalone;
         let node = match routed {
             // A master that cannot be reached is most likely being failed over: hold the
             // write (within `master_wait`) rather than fail it at once.
@@ -808,7 +808,7 @@ impl Session {
             }
             let in_multi = self.pinned.as_ref().is_some_and(|p| p.in_multi);
             self.set_client_flag(in_multi.then_some('x'));
-        } else if name == "ssubscribe" && self.pool.cfg.mode == Mode::Cluster {
+        } else if name == "ssubscribe" && self.pool.cfg.mode() == Mode::Cluster {
             // Shard channels live on their slot's master: one link per shard (see
             // `shard_pubsub`), not one tunnel.
             self.set_client_flag(Some('P'));
@@ -910,8 +910,7 @@ mod size_tests {
             cfg.pools[0].clone(),
             &Default::default(),
             tokio_util::sync::CancellationToken::new(),
-        )
-        .expect("pool");
+        );
         let permit = pool.clients.clone().try_acquire_owned().expect("permit");
         let fut = super::Client::new(pool, stream, peer, permit).run();
         let size = std::mem::size_of_val(&fut);
