@@ -467,7 +467,6 @@ fn denied_commands_get_a_clear_error_unless_allowed() {
         vec!["SHUTDOWN"],
         vec!["REPLICAOF", "NO", "ONE"],
         vec!["DEBUG", "SLEEP", "0"],
-        vec!["MONITOR"],
         vec!["CLUSTER", "INFO"],
         vec!["FAILOVER"],
     ] {

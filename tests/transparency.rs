@@ -328,12 +328,98 @@ fn client_pause_write_holds_writes_until_unpause_and_all_holds_everything() {
     );
 }
 
+/// Reads a monitor's lines until one contains `needle`; returns the part after `]`.
+fn monitored(m: &mut common::Client, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Resp::Simple(line) = m.read() {
+            if line.contains(needle) {
+                return line
+                    .split_once("] ")
+                    .map(|(_, r)| r.to_string())
+                    .unwrap_or(line);
+            }
+        }
+    }
+    panic!("no monitor line with {needle}");
+}
+
+fn monitor_streams_every_pool_clients_commands_in_redis_format() {
+    let master = Redis::start();
+    let p = proxy(
+        &master,
+        "client_output_soft_limit = \"1MiB\"\nclient_output_hard_limit = \"1MiB\"",
+    );
+    let mut direct_mon = master.client();
+    assert_eq!(direct_mon.cmd(&["MONITOR"]), Resp::Simple("OK".into()));
+    let mut mon = p.client();
+    assert_eq!(mon.cmd(&["MONITOR"]), Resp::Simple("OK".into()));
+    let mut a = p.client();
+    let odd = "a b\"\\\n\r\t\u{1}z";
+    assert_eq!(a.cmd(&["SET", "monkey", odd]), Resp::Simple("OK".into()));
+    let through_proxy = monitored(&mut mon, "\"monkey\"");
+    let on_redis = monitored(&mut direct_mon, "\"monkey\"");
+    assert_eq!(through_proxy, on_redis);
+    // The header: `+<seconds>.<micros> [<db> <client addr>]`, the client being a's.
+    let mut b = p.client();
+    assert_eq!(b.cmd(&["SELECT", "3"]), Resp::Simple("OK".into()));
+    assert_eq!(b.cmd(&["GET", "in3"]), Resp::Nil);
+    let b_addr = b
+        .cmd(&["CLIENT", "INFO"])
+        .text()
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("addr=").map(String::from))
+        .expect("addr");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let header = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GET in3 not monitored"
+        );
+        if let Resp::Simple(line) = mon.read() {
+            if line.ends_with("\"GET\" \"in3\"") {
+                break line;
+            }
+        }
+    };
+    let (stamp, rest) = header.split_once(' ').expect("stamp");
+    let (secs, micros) = stamp.split_once('.').expect("secs.micros");
+    assert!(secs.parse::<u64>().is_ok() && micros.len() == 6, "{header}");
+    assert!(rest.starts_with(&format!("[3 {b_addr}] ")), "{header}");
+    // A monitor that does not read is disconnected past the output limit.
+    mon.send(&["QUIT"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while mon.read() != Resp::Simple("OK".into()) {
+        assert!(std::time::Instant::now() < deadline, "QUIT not answered");
+    }
+    assert!(mon.is_closed());
+    let mut lazy = p.client();
+    assert_eq!(lazy.cmd(&["MONITOR"]), Resp::Simple("OK".into()));
+    let monitors = |c: &mut common::Client| {
+        let list = c.cmd(&["CLIENT", "LIST"]).text();
+        list.lines().filter(|l| l.contains(" flags=O ")).count()
+    };
+    assert_eq!(monitors(&mut a), 1);
+    let big = "x".repeat(256 * 1024);
+    let mut gone = false;
+    for _ in 0..200 {
+        assert_eq!(a.cmd(&["SET", "big", &big]), Resp::Simple("OK".into()));
+        if monitors(&mut a) == 0 {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "a monitor that never reads was not disconnected");
+    drop(lazy);
+}
+
 on_both_backends! {
     both: [
         nested_multi_is_refused_and_exec_still_runs,
         client_reply_off_on_skip_drop_exactly_the_replies_redis_drops,
         subscribe_confirmations_and_messages_reach_a_client_with_replies_off,
         client_list_covers_the_pool_and_client_kill_closes_the_chosen_ones,
+        monitor_streams_every_pool_clients_commands_in_redis_format,
         client_pause_write_holds_writes_until_unpause_and_all_holds_everything,
     ],
     // `sluice node` has no CLIENT UNBLOCK of its own yet (the proxy issues it on the node).

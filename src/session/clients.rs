@@ -16,6 +16,8 @@ pub struct Registry {
     map: Mutex<HashMap<u64, Arc<ClientEntry>>>,
     /// CLIENT PAUSE state (see `pause`).
     pub(crate) pause: super::pause::PauseState,
+    /// MONITOR clients (see `monitor`).
+    pub(crate) monitors: super::monitor::Monitors,
 }
 
 /// One connected client, as other clients of the pool see it.

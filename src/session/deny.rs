@@ -13,7 +13,6 @@ const DENIED: &[(&str, &str)] = &[
     ("config", "rewrite"),
     ("config", "resetstat"),
     ("debug", ""),
-    ("monitor", ""),
     ("cluster", ""),
     ("failover", ""),
     ("sync", ""),
@@ -37,7 +36,6 @@ const DENIED_IN_CLUSTER: &[(&str, &str)] = &[("flushall", ""), ("flushdb", "")];
 /// Commands that change the connection they run on for good: when allowed, they get a
 /// dedicated connection of their own for the rest of the session (see `pubsub::tunnel`).
 const TUNNEL: &[(&str, &str)] = &[
-    ("monitor", ""),
     ("sync", ""),
     ("psync", ""),
     ("client", "tracking"),

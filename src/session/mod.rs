@@ -16,6 +16,7 @@ mod cluster;
 mod cluster_tx;
 mod deny;
 mod local;
+mod monitor;
 mod output;
 mod pause;
 mod pubsub;
@@ -333,6 +334,9 @@ impl Session {
                     // CLIENT PAUSE: what came before is answered, this one waits.
                     Box::pin(self.drain(&mut pending, io)).await?;
                     Box::pin(self.wait_unpaused(info)).await;
+                }
+                if self.pool.registry.monitors.active() {
+                    self.feed_monitors(&req, info);
                 }
                 let silent = self.silences(info);
                 if self.needs_connection_of_its_own(&req, info) {
@@ -820,6 +824,8 @@ impl Session {
             let done = self.tunnel(req, io, true).await;
             self.set_client_flag(None);
             done?;
+        } else if name == "monitor" {
+            self.monitor(io).await?;
         } else if name == "client|unblock" {
             let reply = self.client_unblock(&req).await;
             io.out.extend_from_slice(&reply);
