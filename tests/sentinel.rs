@@ -615,3 +615,11 @@ fn proxy_metric(proxy: &Sluice, series: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+// The same proxy tests with sluice sentinels (over sluice nodes and over redis-server) and
+// with redis-sentinel over sluice nodes: the sentinel role and the data node each stand in
+// for Redis's.
+on_sentinel_stacks! {
+    all: [a_killed_master_is_replaced_without_failed_writes_and_gets_no_writes_when_back],
+    nodes_only: [follows_the_master_and_replicas_named_by_sentinel_through_a_failover],
+}

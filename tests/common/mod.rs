@@ -885,7 +885,61 @@ fn fake_serve(
     }
 }
 
-/// A redis-sentinel process monitoring `master` as group `name` (quorum 1, down-after 1 s).
+/// Which sentinel `Sentinel::start*` runs: Redis's, or `sluice sentinel` from this build.
+/// The proxy's sentinel tests run against both with the same assertions (see
+/// `on_sentinel_stacks!`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SentinelKind {
+    /// `redis-sentinel` from the system.
+    Redis,
+    /// `sluice sentinel` from this build.
+    Sluice,
+}
+
+thread_local! {
+    static SENTINEL_KIND: std::cell::Cell<SentinelKind> = const { std::cell::Cell::new(SentinelKind::Redis) };
+}
+
+impl SentinelKind {
+    /// Runs `test` with every sentinel it starts being of this kind, and every data server
+    /// of kind `backend`.
+    pub fn run(self, backend: Backend, test: fn()) {
+        SENTINEL_KIND.with(|k| k.set(self));
+        backend.run(test);
+    }
+
+    /// The sentinel kind of the running test.
+    pub fn current() -> SentinelKind {
+        SENTINEL_KIND.with(|k| k.get())
+    }
+}
+
+/// Declares each listed test (a plain `fn()` in the file) on other stacks than
+/// redis-sentinel over redis-server: `sluice_sentinels_on_nodes::name` (sluice sentinels
+/// over sluice nodes), `sluice_sentinels_on_redis::name` (over redis-server) and
+/// `redis_sentinels_on_nodes::name` (redis-sentinel over sluice nodes). Tests listed after
+/// `nodes_only:` get only the first.
+#[macro_export]
+macro_rules! on_sentinel_stacks {
+    (all: [$($all:ident),* $(,)?], nodes_only: [$($only:ident),* $(,)?] $(,)?) => {
+        mod sluice_sentinels_on_nodes {
+            use $crate::common::{Backend, SentinelKind};
+            $(#[test] fn $all() { SentinelKind::Sluice.run(Backend::Node, super::$all) })*
+            $(#[test] fn $only() { SentinelKind::Sluice.run(Backend::Node, super::$only) })*
+        }
+        mod sluice_sentinels_on_redis {
+            use $crate::common::{Backend, SentinelKind};
+            $(#[test] fn $all() { SentinelKind::Sluice.run(Backend::Redis, super::$all) })*
+        }
+        mod redis_sentinels_on_nodes {
+            use $crate::common::{Backend, SentinelKind};
+            $(#[test] fn $all() { SentinelKind::Redis.run(Backend::Node, super::$all) })*
+        }
+    };
+}
+
+/// A redis-sentinel process (or, under `SentinelKind::Sluice`, a `sluice sentinel`)
+/// monitoring `master` as group `name` (quorum 1, down-after 1 s).
 pub struct Sentinel {
     child: Child,
     pub port: u16,
@@ -921,12 +975,25 @@ impl Sentinel {
                 ),
             )
             .expect("write sentinel.conf");
-            let mut child = Command::new("redis-sentinel")
-                .arg(&conf)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-sentinel must be installed (apt-get install redis-sentinel)");
+            let mut child = match SentinelKind::current() {
+                SentinelKind::Redis => Command::new("redis-sentinel")
+                    .arg(&conf)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("redis-sentinel must be installed (apt-get install redis-sentinel)"),
+                SentinelKind::Sluice => Command::new(env!("CARGO_BIN_EXE_sluice"))
+                    .args(["sentinel", "--config"])
+                    .arg(&conf)
+                    .env(
+                        "SLUICE_LOG",
+                        std::env::var("SLUICE_LOG").unwrap_or_else(|_| "error".into()),
+                    )
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("spawn sluice sentinel"),
+            };
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(10) {
                 if let Ok(Some(_)) = child.try_wait() {

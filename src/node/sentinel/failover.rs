@@ -197,6 +197,12 @@ pub(crate) fn step(sh: &Arc<Shared>, st: &mut State, group: &str) {
                 if let Some(m) = st.masters.get_mut(group) {
                     m.config.config_epoch = f.epoch;
                 }
+                // The others learn the new master from our hello at once: with the failover
+                // in `reconf_slaves` (set below, under the same lock) it names the promoted
+                // replica.
+                if let Some(m) = st.masters.get_mut(group) {
+                    m.force_hello();
+                }
                 st.dirty = true;
                 st.event("+promoted-slave", text);
                 set_step(
@@ -382,6 +388,7 @@ pub(crate) fn switch_master(sh: &Arc<Shared>, st: &mut State, group: &str, new: 
     for a in &replicas {
         observe::add_replica(sh, m, a);
     }
+    m.force_hello();
     st.dirty = true;
     st.event("+switch-master", text);
     let Some(m) = st.masters.get(group) else {
