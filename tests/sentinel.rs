@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_until, Client, Redis, Resp, Sentinel, Sluice};
+use common::{full_group, wait_until, Client, Redis, Resp, Sentinel, Sluice};
 
 fn topology(proxy: &Sluice) -> serde_json::Value {
     let (_, body) = proxy.http_get("/topology");
@@ -382,31 +382,6 @@ fn tracking_continues_when_one_sentinel_dies() {
         replica.client().cmd(&["GET", "k"]),
         Resp::Bulk(b"v".to_vec())
     );
-}
-
-/// The reference deployment: a master, two replicas and three sentinels (quorum 2,
-/// down-after 1 s) that know each other.
-fn full_group(name: &str) -> (Redis, Vec<Redis>, Vec<Sentinel>) {
-    let master = Redis::start();
-    let reps: Vec<Redis> = (0..2).map(|_| Redis::replica_of(&master)).collect();
-    for r in &reps {
-        r.wait_streaming(&master);
-    }
-    let sentinels: Vec<Sentinel> = (0..3)
-        .map(|_| Sentinel::start_quorum(&master, name, 2))
-        .collect();
-    for s in &sentinels {
-        wait_until(
-            Duration::from_secs(30),
-            "sentinels to discover the replicas and each other",
-            || {
-                let mut c = s.client();
-                matches!(c.cmd(&["SENTINEL", "replicas", name]), Resp::Array(r) if r.len() == 2)
-                    && matches!(c.cmd(&["SENTINEL", "sentinels", name]), Resp::Array(r) if r.len() == 2)
-            },
-        );
-    }
-    (master, reps, sentinels)
 }
 
 /// Records when the first of `sentinels` publishes `+switch-master` (the moment sentinel

@@ -885,6 +885,31 @@ fn fake_serve(
     }
 }
 
+/// The reference deployment: a master, two replicas and three sentinels (quorum 2,
+/// down-after 1 s) that know each other.
+pub fn full_group(name: &str) -> (Redis, Vec<Redis>, Vec<Sentinel>) {
+    let master = Redis::start();
+    let reps: Vec<Redis> = (0..2).map(|_| Redis::replica_of(&master)).collect();
+    for r in &reps {
+        r.wait_streaming(&master);
+    }
+    let sentinels: Vec<Sentinel> = (0..3)
+        .map(|_| Sentinel::start_quorum(&master, name, 2))
+        .collect();
+    for s in &sentinels {
+        wait_until(
+            Duration::from_secs(30),
+            "sentinels to discover the replicas and each other",
+            || {
+                let mut c = s.client();
+                matches!(c.cmd(&["SENTINEL", "replicas", name]), Resp::Array(r) if r.len() == 2)
+                    && matches!(c.cmd(&["SENTINEL", "sentinels", name]), Resp::Array(r) if r.len() == 2)
+            },
+        );
+    }
+    (master, reps, sentinels)
+}
+
 /// Which sentinel `Sentinel::start*` runs: Redis's, or `sluice sentinel` from this build.
 /// The proxy's sentinel tests run against both with the same assertions (see
 /// `on_sentinel_stacks!`).
@@ -904,8 +929,13 @@ impl SentinelKind {
     /// Runs `test` with every sentinel it starts being of this kind, and every data server
     /// of kind `backend`.
     pub fn run(self, backend: Backend, test: fn()) {
-        SENTINEL_KIND.with(|k| k.set(self));
+        self.select();
         backend.run(test);
+    }
+
+    /// Makes the sentinels this thread starts from now on of this kind.
+    pub fn select(self) {
+        SENTINEL_KIND.with(|k| k.set(self));
     }
 
     /// The sentinel kind of the running test.

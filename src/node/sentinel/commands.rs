@@ -153,8 +153,9 @@ fn is_master_down(st: &mut State, args: &[String]) -> Option<Out> {
     let [ip, port, epoch, runid] = args else {
         return None;
     };
+    // Redis answers unparsable numbers here with its arity error.
     let (Ok(port), Ok(epoch)) = (port.parse::<u16>(), epoch.parse::<u64>()) else {
-        return Some(err("ERR value is not an integer or out of range"));
+        return None;
     };
     let group = st
         .masters
@@ -196,10 +197,10 @@ fn monitor_cmd(sh: &Arc<Shared>, st: &mut State, args: &[String]) -> Option<Out>
         return None;
     };
     if st.masters.contains_key(name) {
-        return Some(err("ERR Duplicated master name"));
+        return Some(err("ERR Duplicate master name."));
     }
     let Ok(port) = port.parse::<u16>() else {
-        return Some(err("ERR Invalid port number"));
+        return Some(err("ERR Invalid port"));
     };
     let Ok(quorum) = quorum.parse::<u32>() else {
         return Some(err("ERR Invalid quorum"));
@@ -244,12 +245,13 @@ fn set(st: &mut State, args: &[String]) -> Option<Out> {
     let mut changed = Vec::new();
     for kv in pairs.chunks(2) {
         let key = kv[0].to_ascii_lowercase();
-        let result = if SETTABLE.contains(&key.as_str()) {
-            config::master_option(&mut m.config, &key, &kv[1..])
-        } else {
-            Err(String::new())
-        };
-        if result.is_err() {
+        if !SETTABLE.contains(&key.as_str()) {
+            return Some(err(format!(
+                "ERR Unknown option or number of arguments for SENTINEL SET '{}'",
+                kv[0]
+            )));
+        }
+        if config::master_option(&mut m.config, &key, &kv[1..]).is_err() {
             return Some(err(format!(
                 "ERR Invalid argument '{}' for SENTINEL SET '{}'",
                 kv[1], kv[0]

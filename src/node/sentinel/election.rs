@@ -67,5 +67,6 @@ pub(crate) fn leader(st: &mut State, group: &str, epoch: u64) -> Option<String> 
         *counts.entry(mine).or_default() += 1;
     }
     let (winner, votes) = best(&counts)?;
-    (votes >= voters / 2 + 1 && votes >= quorum).then_some(winner)
+    // A majority of all known sentinels, and at least the quorum.
+    (votes > voters / 2 && votes >= quorum).then_some(winner)
 }

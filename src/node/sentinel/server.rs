@@ -352,7 +352,6 @@ fn hello_cmd(sh: &Shared, c: &mut Client, rest: &[String]) -> Out {
         (bulk("proto"), Frame::Integer(proto)),
         (bulk("id"), Frame::Integer(c.id as i64)),
         (bulk("mode"), bulk("sentinel")),
-        (bulk("role"), bulk("master")),
         (bulk("modules"), Frame::Array(Vec::new())),
     ])
     .into()
