@@ -212,3 +212,39 @@ fn the_redis_crate_sentinel_client_follows_a_failover_by_sluice_sentinels() {
         );
     });
 }
+
+/// The sentinel writes its state into its config file, as Redis does, and a restart from
+/// that file keeps its id, its replicas and the other sentinels.
+#[test]
+fn the_config_file_keeps_id_replicas_and_peers_across_a_restart() {
+    SentinelKind::Sluice.run(Backend::Node, || {
+        let (_master, replicas, mut sentinels) = full_group("kept");
+        let s = &mut sentinels[0];
+        let id = s.client().cmd(&["SENTINEL", "MYID"]).text();
+        assert_eq!(
+            s.client().cmd(&["SENTINEL", "FLUSHCONFIG"]),
+            Resp::Simple("OK".into())
+        );
+        let text = std::fs::read_to_string(s.conf()).expect("read the config");
+        assert!(text.contains(&format!("sentinel myid {id}")), "{text}");
+        for r in &replicas {
+            assert!(
+                text.contains(&format!("sentinel known-replica kept 127.0.0.1 {}", r.port)),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            text.matches("sentinel known-sentinel kept ").count(),
+            2,
+            "{text}"
+        );
+        s.restart();
+        let mut c = s.client();
+        assert_eq!(c.cmd(&["SENTINEL", "MYID"]).text(), id);
+        // Known from the file at once, before any INFO or hello.
+        assert!(
+            matches!(c.cmd(&["SENTINEL", "sentinels", "kept"]), Resp::Array(p) if p.len() == 2)
+        );
+        assert!(matches!(c.cmd(&["SENTINEL", "replicas", "kept"]), Resp::Array(r) if r.len() == 2));
+    });
+}

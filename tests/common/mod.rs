@@ -973,6 +973,7 @@ macro_rules! on_sentinel_stacks {
 pub struct Sentinel {
     child: Child,
     pub port: u16,
+    kind: SentinelKind,
     _dir: tempfile::TempDir,
 }
 
@@ -1005,25 +1006,8 @@ impl Sentinel {
                 ),
             )
             .expect("write sentinel.conf");
-            let mut child = match SentinelKind::current() {
-                SentinelKind::Redis => Command::new("redis-sentinel")
-                    .arg(&conf)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("redis-sentinel must be installed (apt-get install redis-sentinel)"),
-                SentinelKind::Sluice => Command::new(env!("CARGO_BIN_EXE_sluice"))
-                    .args(["sentinel", "--config"])
-                    .arg(&conf)
-                    .env(
-                        "SLUICE_LOG",
-                        std::env::var("SLUICE_LOG").unwrap_or_else(|_| "error".into()),
-                    )
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::inherit())
-                    .spawn()
-                    .expect("spawn sluice sentinel"),
-            };
+            let kind = SentinelKind::current();
+            let mut child = spawn_sentinel(kind, &conf);
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(10) {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -1033,6 +1017,7 @@ impl Sentinel {
                     return Sentinel {
                         child,
                         port,
+                        kind,
                         _dir: dir,
                     };
                 }
@@ -1047,6 +1032,34 @@ impl Sentinel {
     /// `127.0.0.1:port`
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Its config file (sentinels rewrite it with their state).
+    pub fn conf(&self) -> std::path::PathBuf {
+        self._dir.path().join("sentinel.conf")
+    }
+
+    /// Stops the sentinel (SIGKILL) and starts it again from its config file, same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        let conf = self.conf();
+        wait_until(Duration::from_secs(10), "the sentinel to restart", || {
+            let mut child = spawn_sentinel(self.kind, &conf);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return false;
+                }
+                if serves_pid(self.port, child.id()) {
+                    self.child = child;
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            false
+        });
     }
 
     /// Also monitors `master` as group `name`.
@@ -1072,6 +1085,28 @@ impl Sentinel {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+fn spawn_sentinel(kind: SentinelKind, conf: &std::path::Path) -> Child {
+    match kind {
+        SentinelKind::Redis => Command::new("redis-sentinel")
+            .arg(conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-sentinel must be installed (apt-get install redis-sentinel)"),
+        SentinelKind::Sluice => Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["sentinel", "--config"])
+            .arg(conf)
+            .env(
+                "SLUICE_LOG",
+                std::env::var("SLUICE_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sluice sentinel"),
     }
 }
 

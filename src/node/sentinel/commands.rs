@@ -59,52 +59,17 @@ pub(crate) async fn sentinel(sh: &Arc<Shared>, args: &[String]) -> Out {
         return flushconfig(sh).await;
     }
     let mut st = sh.lock();
-    let now = Instant::now();
-    let one = |st: &State| -> Result<String, Out> {
-        let [name] = rest else { return Err(arity(sub)) };
-        st.masters
-            .contains_key(name)
-            .then(|| name.clone())
-            .ok_or_else(no_such_master)
-    };
     match lower.as_str() {
-        "masters" => Frame::Array(
-            st.masters
-                .values()
-                .map(|m| replies::master(m, now))
-                .collect(),
-        )
-        .into(),
-        "master" => match one(&st) {
-            Ok(n) => replies::master(&st.masters[&n], now).into(),
-            Err(e) => e,
-        },
-        "replicas" | "slaves" => match one(&st) {
-            Ok(n) => {
-                let m = &st.masters[&n];
-                Frame::Array(
-                    m.replicas
-                        .values()
-                        .map(|r| replies::replica(m, r, now))
-                        .collect(),
-                )
-                .into()
-            }
-            Err(e) => e,
-        },
-        "sentinels" => match one(&st) {
-            Ok(n) => {
-                let m = &st.masters[&n];
-                Frame::Array(
-                    m.sentinels
-                        .iter()
-                        .map(|(id, p)| replies::sentinel(m, id, p, now))
-                        .collect(),
-                )
-                .into()
-            }
-            Err(e) => e,
-        },
+        "masters" => {
+            let now = Instant::now();
+            Frame::Array(
+                st.masters
+                    .values()
+                    .map(|m| replies::master(m, now))
+                    .collect(),
+            )
+            .into()
+        }
         "get-master-addr-by-name" => {
             let [name] = rest else { return arity(sub) };
             match st.masters.get(name) {
@@ -116,34 +81,54 @@ pub(crate) async fn sentinel(sh: &Arc<Shared>, args: &[String]) -> Out {
             }
         }
         "is-master-down-by-addr" => is_master_down(&mut st, rest).unwrap_or_else(|| arity(sub)),
-        "failover" => match one(&st) {
-            Ok(n) => force_failover(&mut st, &n),
-            Err(e) => e,
-        },
         "monitor" => monitor_cmd(sh, &mut st, rest).unwrap_or_else(|| arity(sub)),
-        "remove" => match one(&st) {
-            Ok(n) => {
-                if let Some(m) = st.masters.remove(&n) {
-                    st.event("-monitor", m.describe());
-                }
-                st.dirty = true;
-                ok()
-            }
-            Err(e) => e,
-        },
         "set" => set(&mut st, rest).unwrap_or_else(|| arity(sub)),
-        "reset" => {
-            let [pattern] = rest else { return arity(sub) };
-            reset(sh, &mut st, pattern)
-        }
-        "ckquorum" => match one(&st) {
-            Ok(n) => ckquorum(&st.masters[&n], now),
-            Err(e) => e,
+        "reset" => match rest {
+            [pattern] => reset(sh, &mut st, pattern),
+            _ => arity(sub),
         },
         "myid" => bulk(st.myid.clone()).into(),
+        "master" | "replicas" | "slaves" | "sentinels" | "failover" | "remove" | "ckquorum" => {
+            let [name] = rest else { return arity(sub) };
+            if !st.masters.contains_key(name) {
+                return no_such_master();
+            }
+            on_group(&mut st, &lower, name)
+        }
         _ => err(format!(
             "ERR unknown subcommand '{sub}'. Try SENTINEL HELP."
         )),
+    }
+}
+
+/// The subcommands that take one existing group's name.
+fn on_group(st: &mut State, sub: &str, name: &str) -> Out {
+    let now = Instant::now();
+    let Some(m) = st.masters.get(name) else {
+        return no_such_master();
+    };
+    match sub {
+        "master" => replies::master(m, now).into(),
+        "replicas" | "slaves" => {
+            let list = m.replicas.values().map(|r| replies::replica(m, r, now));
+            Frame::Array(list.collect()).into()
+        }
+        "sentinels" => {
+            let list = m
+                .sentinels
+                .iter()
+                .map(|(id, p)| replies::sentinel(m, id, p, now));
+            Frame::Array(list.collect()).into()
+        }
+        "failover" => force_failover(st, name),
+        "ckquorum" => ckquorum(m, now),
+        _ => {
+            if let Some(m) = st.masters.remove(name) {
+                st.event("-monitor", m.describe());
+            }
+            st.dirty = true;
+            ok()
+        }
     }
 }
 

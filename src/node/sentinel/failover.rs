@@ -125,98 +125,118 @@ pub(crate) fn step(sh: &Arc<Shared>, st: &mut State, group: &str) {
         return;
     };
     let Some(f) = m.failover.clone() else { return };
-    let now = Instant::now();
-    let in_step = now.saturating_duration_since(f.step_since);
-    let timeout = m.config.failover_timeout;
+    let in_step = Instant::now().saturating_duration_since(f.step_since);
+    let timed_out = in_step > m.config.failover_timeout;
     match f.step {
-        Step::WaitStart => {
-            let elected = f.forced
-                || election::leader(st, group, f.epoch).as_deref() == Some(st.myid.as_str());
-            let Some(m) = st.masters.get(group) else {
-                return;
-            };
-            if !elected {
-                if in_step > timeout.min(ELECTION_TIMEOUT) {
-                    abort(st, group, "-failover-abort-not-elected");
-                }
-                return;
-            }
-            let text = m.describe();
-            st.event("+elected-leader", text.clone());
-            set_step(
-                st,
-                group,
-                Step::SelectSlave,
-                Some(("+failover-state-select-slave", text)),
-            );
-        }
-        Step::SelectSlave => match select_replica(m, now) {
-            None => abort(st, group, "-failover-abort-no-good-slave"),
-            Some(a) => {
-                let text = m.describe_replica(&a);
-                if let Some(f) = st.masters.get_mut(group).and_then(|m| m.failover.as_mut()) {
-                    f.promoted = Some(a);
-                }
-                st.event("+selected-slave", text.clone());
-                set_step(
-                    st,
-                    group,
-                    Step::SendSlaveofNoone,
-                    Some(("+failover-state-send-slaveof-noone", text)),
-                );
-            }
-        },
-        Step::SendSlaveofNoone => {
-            let Some(p) = f.promoted.clone() else {
-                return abort(st, group, "-failover-abort-no-good-slave");
-            };
-            let up = m.replicas.get(&p).is_some_and(|r| r.node.link_up);
-            if !up {
-                if in_step > timeout {
-                    abort(st, group, "-failover-abort-slave-timeout");
-                }
-                return;
-            }
-            replicaof(sh, m, &p, None);
-            let text = m.describe_replica(&p);
-            set_step(
-                st,
-                group,
-                Step::WaitPromotion,
-                Some(("+failover-state-wait-promotion", text)),
-            );
-        }
-        Step::WaitPromotion => {
-            let Some(p) = f.promoted.clone() else { return };
-            let promoted = m.replicas.get(&p).is_some_and(|r| {
-                r.node.role == Role::Master && r.node.info_refresh.is_some_and(|t| t > f.step_since)
-            });
-            if promoted {
-                let text = m.describe_replica(&p);
-                let master_text = m.describe();
-                if let Some(m) = st.masters.get_mut(group) {
-                    m.config.config_epoch = f.epoch;
-                }
-                // The others learn the new master from our hello at once: with the failover
-                // in `reconf_slaves` (set below, under the same lock) it names the promoted
-                // replica.
-                if let Some(m) = st.masters.get_mut(group) {
-                    m.force_hello();
-                }
-                st.dirty = true;
-                st.event("+promoted-slave", text);
-                set_step(
-                    st,
-                    group,
-                    Step::ReconfSlaves,
-                    Some(("+failover-state-reconf-slaves", master_text)),
-                );
-            } else if in_step > timeout {
-                abort(st, group, "-failover-abort-slave-timeout");
-            }
-        }
-        Step::ReconfSlaves => reconf_replicas(sh, st, group, &f, in_step > timeout),
+        Step::WaitStart => wait_start(st, group, &f, in_step),
+        Step::SelectSlave => select_slave(st, group),
+        Step::SendSlaveofNoone => send_slaveof_noone(sh, st, group, &f, timed_out),
+        Step::WaitPromotion => wait_promotion(st, group, &f, timed_out),
+        Step::ReconfSlaves => reconf_replicas(sh, st, group, &f, timed_out),
     }
+}
+
+/// Elected (or forced)? Then on to choosing a replica; not elected in time: abort.
+fn wait_start(st: &mut State, group: &str, f: &Failover, in_step: Duration) {
+    let elected =
+        f.forced || election::leader(st, group, f.epoch).as_deref() == Some(st.myid.as_str());
+    let Some(m) = st.masters.get(group) else {
+        return;
+    };
+    if !elected {
+        if in_step > m.config.failover_timeout.min(ELECTION_TIMEOUT) {
+            abort(st, group, "-failover-abort-not-elected");
+        }
+        return;
+    }
+    let text = m.describe();
+    st.event("+elected-leader", text.clone());
+    set_step(
+        st,
+        group,
+        Step::SelectSlave,
+        Some(("+failover-state-select-slave", text)),
+    );
+}
+
+fn select_slave(st: &mut State, group: &str) {
+    let Some(m) = st.masters.get(group) else {
+        return;
+    };
+    let Some(a) = select_replica(m, Instant::now()) else {
+        return abort(st, group, "-failover-abort-no-good-slave");
+    };
+    let text = m.describe_replica(&a);
+    if let Some(f) = st.masters.get_mut(group).and_then(|m| m.failover.as_mut()) {
+        f.promoted = Some(a);
+    }
+    st.event("+selected-slave", text.clone());
+    set_step(
+        st,
+        group,
+        Step::SendSlaveofNoone,
+        Some(("+failover-state-send-slaveof-noone", text)),
+    );
+}
+
+fn send_slaveof_noone(
+    sh: &Arc<Shared>,
+    st: &mut State,
+    group: &str,
+    f: &Failover,
+    timed_out: bool,
+) {
+    let Some(m) = st.masters.get(group) else {
+        return;
+    };
+    let Some(p) = f.promoted.clone() else {
+        return abort(st, group, "-failover-abort-no-good-slave");
+    };
+    if !m.replicas.get(&p).is_some_and(|r| r.node.link_up) {
+        if timed_out {
+            abort(st, group, "-failover-abort-slave-timeout");
+        }
+        return;
+    }
+    replicaof(sh, m, &p, None);
+    let text = m.describe_replica(&p);
+    set_step(
+        st,
+        group,
+        Step::WaitPromotion,
+        Some(("+failover-state-wait-promotion", text)),
+    );
+}
+
+/// The promoted replica's INFO (asked after the order) says master: the group's config
+/// epoch becomes the failover's, and the other replicas are reconfigured next.
+fn wait_promotion(st: &mut State, group: &str, f: &Failover, timed_out: bool) {
+    let Some(m) = st.masters.get_mut(group) else {
+        return;
+    };
+    let Some(p) = f.promoted.clone() else { return };
+    let promoted = m.replicas.get(&p).is_some_and(|r| {
+        r.node.role == Role::Master && r.node.info_refresh.is_some_and(|t| t > f.step_since)
+    });
+    if !promoted {
+        if timed_out {
+            abort(st, group, "-failover-abort-slave-timeout");
+        }
+        return;
+    }
+    let (text, master_text) = (m.describe_replica(&p), m.describe());
+    m.config.config_epoch = f.epoch;
+    // The others learn the new master from our hello at once: with the failover in
+    // `reconf_slaves` (set below, under the same lock) it names the promoted replica.
+    m.force_hello();
+    st.dirty = true;
+    st.event("+promoted-slave", text);
+    set_step(
+        st,
+        group,
+        Step::ReconfSlaves,
+        Some(("+failover-state-reconf-slaves", master_text)),
+    );
 }
 
 /// The replica to promote: reachable, recently heard from, priority not 0; then lowest
