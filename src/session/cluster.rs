@@ -67,7 +67,11 @@ impl Session {
         }
         if let Plan::Single(slot) = plan {
             // The hot path: no clone of the map, only of the chosen node.
-            let routed = self.pool.router.cluster(map, slot, read, None);
+            let route = match slot {
+                None if is_classic_pubsub(info) => Some(PUBSUB_HOME_SLOT),
+                _ => slot,
+            };
+            let routed = self.pool.router.cluster(map, route, read, None);
             drop(topo);
             let node = match routed {
                 Ok(n) => n,
@@ -285,6 +289,8 @@ impl Session {
             return Err("CLUSTERDOWN Hash slot not served".into());
         };
         let slot = match split::plan(req, info) {
+            // Classic subscriptions all live on one master, where PUBLISH goes too.
+            Plan::Single(None) if is_classic_pubsub(info) => Some(PUBSUB_HOME_SLOT),
             Plan::Single(slot) => slot,
             _ => return Err(CROSSSLOT.into()),
         };
@@ -379,6 +385,21 @@ impl Session {
         }
         addr
     }
+}
+
+/// The slot whose master holds every classic (SUBSCRIBE/PSUBSCRIBE) subscription made through
+/// a cluster pool and receives every PUBLISH. Redis Cluster delivers a PUBLISH to subscribers
+/// on every node (over the cluster bus) but its reply counts only the subscribers of the node
+/// that received it; with the proxy's subscriptions on the node PUBLISH is sent to, the reply
+/// counts every client subscribed through the proxy, as one Redis would.
+pub(super) const PUBSUB_HOME_SLOT: u16 = 0;
+
+/// SUBSCRIBE, PSUBSCRIBE and PUBLISH: the keyless pub/sub commands that go to the home master.
+fn is_classic_pubsub(info: Option<&CommandInfo>) -> bool {
+    matches!(
+        info.map(|i| i.name),
+        Some("subscribe" | "psubscribe" | "publish")
+    )
 }
 
 /// Runs `fut` on its own task and returns the receiver its result is delivered to.

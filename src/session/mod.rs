@@ -98,7 +98,8 @@ pub struct Session {
     /// Boxed: rarely present, and inline it would grow every session by a whole connection.
     pinned: Option<Box<Pinned>>,
     /// Cluster pools: a MULTI whose node is not known yet (no keyed command so far): the
-    /// requests to replay once the first keyed command picks the slot.
+    /// requests to replay once the first keyed command picks the slot. Any pool: a MULTI
+    /// that is already lost (refused, or its connection failed), answered here until EXEC.
     deferred_multi: Option<Box<cluster_tx::Deferred>>,
     closing: bool,
     /// This client's place under `max_clients`, released when the session ends.

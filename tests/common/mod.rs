@@ -381,7 +381,11 @@ impl Sluice {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sluice.toml");
         std::fs::write(&path, config).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        // `SLUICE_PROXY_BIN` runs a test against another build of the proxy (to measure a
+        // figure before and after a change); the nodes stay this build's.
+        let bin = std::env::var("SLUICE_PROXY_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_sluice").to_string());
+        let mut child = Command::new(bin)
             .args(["proxy", "--config"])
             .arg(&path)
             .env(
