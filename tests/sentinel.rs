@@ -596,5 +596,9 @@ fn proxy_metric(proxy: &Sluice, series: &str) -> f64 {
 // for Redis's.
 on_sentinel_stacks! {
     all: [a_killed_master_is_replaced_without_failed_writes_and_gets_no_writes_when_back],
-    nodes_only: [follows_the_master_and_replicas_named_by_sentinel_through_a_failover],
+    nodes_only: [
+        follows_the_master_and_replicas_named_by_sentinel_through_a_failover,
+        two_pools_follow_two_master_groups_of_the_same_sentinel,
+        tracking_continues_when_one_sentinel_dies,
+    ],
 }

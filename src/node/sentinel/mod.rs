@@ -20,6 +20,7 @@
 
 pub mod config;
 
+mod clients;
 mod commands;
 mod election;
 mod failover;
@@ -36,7 +37,7 @@ mod tick;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -68,7 +69,7 @@ pub enum SentinelError {
 /// State shared by the sentinel's tasks.
 pub(crate) struct Shared {
     state: Mutex<State>,
-    clients: AtomicUsize,
+    clients: clients::Registry,
     next_client: AtomicU64,
     /// The first 8 digits of the run id (fixed for the sentinel's life; kept outside the
     /// state so that code holding the lock can use it).
@@ -105,7 +106,7 @@ pub async fn run(
     let sh = Arc::new(Shared {
         short_id: state.myid.chars().take(8).collect(),
         state: Mutex::new(state),
-        clients: AtomicUsize::new(0),
+        clients: clients::Registry::default(),
         next_client: AtomicU64::new(0),
     });
     {

@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
+use super::clients::Entry;
 use super::commands::{self, err, Out};
 use super::hello;
 use super::replies::{self, bulk};
@@ -57,9 +58,25 @@ impl Client {
 }
 
 async fn serve(sh: Arc<Shared>, mut stream: TcpStream, token: CancellationToken) {
-    sh.clients.fetch_add(1, Ordering::Relaxed);
+    let id = sh.next_client.fetch_add(1, Ordering::Relaxed) + 1;
+    let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    let now = std::time::Instant::now();
+    sh.clients.add(
+        id,
+        Entry {
+            addr: stream.peer_addr().unwrap_or(unspecified),
+            laddr: stream.local_addr().unwrap_or(unspecified),
+            name: None,
+            created: now,
+            last: now,
+            sub: 0,
+            psub: 0,
+            resp: 2,
+            cmd: "NULL".into(),
+        },
+    );
     let mut c = Client {
-        id: sh.next_client.fetch_add(1, Ordering::Relaxed) + 1,
+        id,
         proto: Protocol::Resp2,
         name: None,
         channels: BTreeSet::new(),
@@ -68,7 +85,7 @@ async fn serve(sh: Arc<Shared>, mut stream: TcpStream, token: CancellationToken)
         close: false,
     };
     let _ = session(&sh, &mut stream, &mut c, &token).await;
-    sh.clients.fetch_sub(1, Ordering::Relaxed);
+    sh.clients.remove(id);
 }
 
 async fn next_event(rx: &mut Option<broadcast::Receiver<Event>>) -> Option<Event> {
@@ -203,7 +220,7 @@ async fn handle(sh: &Arc<Shared>, c: &mut Client, req: &Request, out: &mut Bytes
         }
         "info" => {
             let st = sh.lock();
-            let text = replies::info(&st, rest.first().map(String::as_str), sh.clients.load(Ordering::Relaxed));
+            let text = replies::info(&st, rest.first().map(String::as_str), sh.clients.count());
             Frame::Verbatim(Bytes::from_static(b"txt"), Bytes::from(text)).into()
         }
         "role" => {
@@ -211,8 +228,14 @@ async fn handle(sh: &Arc<Shared>, c: &mut Client, req: &Request, out: &mut Bytes
             Frame::Array(vec![bulk("sentinel"), Frame::Array(names)]).into()
         }
         "sentinel" => commands::sentinel(sh, rest).await,
-        "subscribe" | "psubscribe" => return subscribe(sh, c, name == "psubscribe", rest, out),
-        "unsubscribe" | "punsubscribe" => return unsubscribe(c, name == "punsubscribe", rest, out),
+        "subscribe" | "psubscribe" => {
+            subscribe(sh, c, name == "psubscribe", rest, out);
+            return note(sh, c, &name);
+        }
+        "unsubscribe" | "punsubscribe" => {
+            unsubscribe(c, name == "punsubscribe", rest, out);
+            return note(sh, c, &name);
+        }
         "publish" => match rest {
             [ch, msg] if ch == hello::CHANNEL => {
                 hello::receive(sh, msg);
@@ -222,7 +245,7 @@ async fn handle(sh: &Arc<Shared>, c: &mut Client, req: &Request, out: &mut Bytes
             _ => arity(&name),
         },
         "hello" => hello_cmd(sh, c, rest),
-        "client" => client(c, rest),
+        "client" => client(sh, c, rest),
         "command" => Frame::Array(Vec::new()).into(),
         "auth" => err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
         "reset" => {
@@ -242,6 +265,19 @@ async fn handle(sh: &Arc<Shared>, c: &mut Client, req: &Request, out: &mut Bytes
         }
     };
     write(c, reply, out);
+    note(sh, c, &name);
+}
+
+/// Records the connection's state for CLIENT LIST.
+fn note(sh: &Shared, c: &Client, cmd: &str) {
+    sh.clients.update(c.id, |e| {
+        e.name = c.name.clone();
+        e.last = std::time::Instant::now();
+        e.sub = c.channels.len();
+        e.psub = c.patterns.len();
+        e.resp = if c.proto == Protocol::Resp3 { 3 } else { 2 };
+        e.cmd = cmd.to_string();
+    });
 }
 
 fn ok() -> Out {
@@ -357,8 +393,8 @@ fn hello_cmd(sh: &Shared, c: &mut Client, rest: &[String]) -> Out {
     .into()
 }
 
-/// CLIENT SETNAME / GETNAME / ID / SETINFO / INFO.
-fn client(c: &mut Client, rest: &[String]) -> Out {
+/// CLIENT SETNAME / GETNAME / ID / SETINFO / INFO / LIST.
+fn client(sh: &Shared, c: &mut Client, rest: &[String]) -> Out {
     let sub = rest
         .first()
         .map(|s| s.to_ascii_lowercase())
@@ -379,6 +415,15 @@ fn client(c: &mut Client, rest: &[String]) -> Out {
         },
         ("id", []) => Frame::Integer(c.id as i64).into(),
         ("setinfo", [_, _]) => ok(),
+        ("list", []) => bulk(sh.clients.list(None)).into(),
+        ("list", [t, kind]) if t.eq_ignore_ascii_case("type") => {
+            match kind.to_ascii_lowercase().as_str() {
+                "normal" => bulk(sh.clients.list(Some(false))).into(),
+                "pubsub" => bulk(sh.clients.list(Some(true))).into(),
+                "master" | "replica" | "slave" => bulk("").into(),
+                _ => err(format!("ERR Unknown client type '{kind}'")),
+            }
+        }
         ("info", []) => bulk(format!(
             "id={} name={} resp={}\n",
             c.id,
