@@ -88,10 +88,12 @@ struct NodeArgs {
 
 #[derive(clap::Args)]
 struct StackArgs {
-    /// Which topology: `standalone` (a master, two replicas, a read/write-splitting proxy).
+    /// Which topology: `standalone` (a master, two replicas, a read/write-splitting proxy)
+    /// or `sentinel` (the same nodes, three sentinels and a sentinel-mode proxy).
     #[arg(value_enum)]
     topology: StackKind,
-    /// The proxy's port; admin HTTP is on base+1, data nodes on base+10 upward.
+    /// The proxy's port; admin HTTP is on base+1, data nodes on base+10 upward, sentinels
+    /// on base+20 upward.
     #[arg(long, default_value_t = 6380)]
     base_port: u16,
     /// Address everything listens on.
