@@ -198,18 +198,38 @@ fn the_redis_crate_sentinel_client_follows_a_failover_by_sluice_sentinels() {
                 written
             },
         );
-        let promoted: Vec<&Redis> = replicas
-            .iter()
-            .filter(|r| {
-                r.client().cmd(&["GET", "k"]) == Resp::Bulk(b"v2".to_vec())
-                    && r.info("replication").contains("role:master")
-            })
-            .collect();
-        assert_eq!(
-            promoted.len(),
-            1,
-            "exactly one replica was promoted and got the write"
+        // Once every sentinel names it, the failover is over (no more REPLICAOF orders
+        // with their CLIENT KILL): it must be the replica that took the write.
+        let mut named = String::new();
+        wait_until(
+            Duration::from_secs(20),
+            "every sentinel to name the new master",
+            || {
+                let answers: BTreeSet<String> = sentinels
+                    .iter()
+                    .map(|s| {
+                        match s
+                            .client()
+                            .cmd(&["SENTINEL", "get-master-addr-by-name", "crate"])
+                        {
+                            Resp::Array(p) => format!("127.0.0.1:{}", p[1].text()),
+                            other => format!("{other:?}"),
+                        }
+                    })
+                    .collect();
+                named = answers.iter().next().cloned().unwrap_or_default();
+                answers.len() == 1 && named != master.addr()
+            },
         );
+        let promoted = replicas
+            .iter()
+            .find(|r| r.addr() == named)
+            .unwrap_or_else(|| panic!("{named} is not one of the replicas"));
+        assert_eq!(
+            promoted.client().cmd(&["GET", "k"]),
+            Resp::Bulk(b"v2".to_vec())
+        );
+        assert!(promoted.info("replication").contains("role:master"));
     });
 }
 
