@@ -70,3 +70,60 @@ pub(crate) fn leader(st: &mut State, group: &str, epoch: u64) -> Option<String> 
     // A majority of all known sentinels, and at least the quorum.
     (votes > voters / 2 && votes >= quorum).then_some(winner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::sentinel::config::{MasterConfig, SentinelConfig};
+    use crate::node::sentinel::state::{Addr, Master, Peer};
+
+    fn state(votes: &[(&str, u64)], quorum: u32) -> State {
+        let mut m = Master::new(MasterConfig::new("m", "127.0.0.1", 1, quorum));
+        for (i, (leader, epoch)) in votes.iter().enumerate() {
+            let mut p = Peer::new(Addr::new("127.0.0.1", 100 + i as u16));
+            p.leader = Some(leader.to_string());
+            p.leader_epoch = *epoch;
+            m.sentinels.insert(format!("peer{i}"), p);
+        }
+        State {
+            myid: "me".into(),
+            current_epoch: 1,
+            masters: [("m".to_string(), m)].into_iter().collect(),
+            config: SentinelConfig::default(),
+            announce_port: 1,
+            events: tokio::sync::broadcast::channel(16).0,
+            dirty: false,
+            started: Instant::now(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    #[test]
+    fn a_leader_needs_a_majority_and_the_quorum() {
+        // Both others voted for us in this epoch: we win (3 of 3).
+        assert_eq!(
+            leader(&mut state(&[("me", 1), ("me", 1)], 2), "m", 1).as_deref(),
+            Some("me")
+        );
+        // Votes from another epoch do not count; our own vote alone is 1 of 3.
+        assert_eq!(leader(&mut state(&[("me", 0), ("x", 0)], 2), "m", 1), None);
+        // The others chose x: we vote for x too, and x leads.
+        assert_eq!(
+            leader(&mut state(&[("x", 1), ("x", 1)], 2), "m", 1).as_deref(),
+            Some("x")
+        );
+        // A majority (2 of 3) but a quorum of 3: no leader.
+        assert_eq!(leader(&mut state(&[("me", 1), ("y", 1)], 3), "m", 1), None);
+    }
+
+    #[test]
+    fn one_vote_per_epoch() {
+        let mut st = state(&[], 1);
+        assert_eq!(vote(&mut st, "m", 2, "a"), (Some("a".into()), 2));
+        assert_eq!(st.current_epoch, 2);
+        // A second candidate in the same epoch gets the first one's name back.
+        assert_eq!(vote(&mut st, "m", 2, "b"), (Some("a".into()), 2));
+        // A later epoch gets a new vote.
+        assert_eq!(vote(&mut st, "m", 3, "b"), (Some("b".into()), 3));
+    }
+}

@@ -402,6 +402,13 @@ pub(crate) fn switch_master(sh: &Arc<Shared>, st: &mut State, group: &str, new: 
     );
     m.failover = None;
     m.odown_since = None;
+    m.start_after = None;
+    m.last_ask = None;
+    // The others' answers were about the old master: they must not count for the new one.
+    for p in m.sentinels.values_mut() {
+        p.master_down = false;
+        p.master_down_at = None;
+    }
     m.replicas.clear();
     m.node = Node::new(new);
     super::monitor::watch_redis(sh, group, Target::Master, &mut m.node);
@@ -417,5 +424,60 @@ pub(crate) fn switch_master(sh: &Arc<Shared>, st: &mut State, group: &str, new: 
     let texts: Vec<String> = replicas.iter().map(|a| m.describe_replica(a)).collect();
     for t in texts {
         st.event("+slave", t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::sentinel::config::MasterConfig;
+    use crate::node::sentinel::state::Replica;
+
+    fn replica(port: u16, priority: u32, offset: u64, run_id: &str) -> Replica {
+        let mut r = Replica::new(Addr::new("127.0.0.1", port));
+        r.node.link_up = true;
+        r.node.info_refresh = Some(Instant::now());
+        r.node.run_id = Some(run_id.to_string());
+        r.priority = priority;
+        r.offset = offset;
+        r
+    }
+
+    fn group(replicas: Vec<Replica>) -> Master {
+        let mut m = Master::new(MasterConfig::new("m", "127.0.0.1", 1, 1));
+        for r in replicas {
+            m.replicas.insert(r.node.addr.clone(), r);
+        }
+        m
+    }
+
+    fn pick(m: &Master) -> Option<u16> {
+        select_replica(m, Instant::now()).map(|a| a.port)
+    }
+
+    #[test]
+    fn the_best_replica_is_lowest_priority_then_highest_offset_then_smallest_run_id() {
+        let mut m = group(vec![replica(2, 100, 50, "b"), replica(3, 10, 10, "c")]);
+        assert_eq!(pick(&m), Some(3), "lower priority first");
+        m.replicas.values_mut().for_each(|r| r.priority = 100);
+        assert_eq!(pick(&m), Some(2), "then the higher offset");
+        let m2 = group(vec![replica(2, 100, 50, "b"), replica(4, 100, 50, "a")]);
+        assert_eq!(pick(&m2), Some(4), "then the smaller run id");
+    }
+
+    #[test]
+    fn unusable_replicas_are_never_promoted() {
+        let mut zero = replica(2, 0, 99, "a");
+        zero.priority = 0;
+        let mut down = replica(3, 1, 99, "a");
+        down.node.sdown_since = Some(Instant::now());
+        let mut gone = replica(4, 1, 99, "a");
+        gone.node.link_up = false;
+        let mut stale = replica(5, 1, 99, "a");
+        stale.node.info_refresh = None;
+        let m = group(vec![zero, down, gone, stale]);
+        assert_eq!(pick(&m), None);
+        let m = group(vec![replica(6, 100, 0, "z")]);
+        assert_eq!(pick(&m), Some(6));
     }
 }
