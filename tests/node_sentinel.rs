@@ -148,6 +148,11 @@ fn replies_have_the_fields_of_redis_sentinel() {
             mine.cmd(&["SENTINEL", "CKQUORUM", "grp"]),
             Resp::Simple(s) if s == "OK 1 usable Sentinels. Quorum and failover authorization can be reached"
         ));
+        // RESET forgets the replicas; the master's INFO brings them back.
+        assert_eq!(mine.cmd(&["SENTINEL", "RESET", "g*"]), Resp::Int(1));
+        wait_until(Duration::from_secs(20), "replicas found again after RESET", || {
+            matches!(mine.cmd(&["SENTINEL", "replicas", "grp"]), Resp::Array(r) if r.len() == 1)
+        });
         assert!(matches!(mine.cmd(&["NOSUCHCOMMAND", "x"]), Resp::Error(e) if e.starts_with("ERR unknown command 'NOSUCHCOMMAND'")));
     });
 }

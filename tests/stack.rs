@@ -213,6 +213,12 @@ fn the_sentinel_stack_survives_a_master_shutdown_and_stops_cleanly() {
         Client::connect(&new_master).cmd(&["GET", "hello"]),
         Resp::Bulk(b"again".to_vec())
     );
+    // A sentinel stops alone too; the rest keeps serving.
+    Client::connect(&sentinels[2]).send(&["SHUTDOWN"]);
+    wait_until(Duration::from_secs(5), "the sentinel to stop", || {
+        std::net::TcpStream::connect(sentinels[2].as_str()).is_err()
+    });
+    assert_eq!(c.cmd(&["GET", "hello"]), Resp::Bulk(b"again".to_vec()));
     let mut all: Vec<String> = (0..2).map(|i| stack.port(i)).collect();
     all.extend((10..13).map(|i| stack.port(i)));
     all.extend(sentinels.iter().cloned());
