@@ -12,15 +12,18 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::join_all;
 use tokio::sync::oneshot;
 
+use super::scan::{cursor_arg as scan_cursor_arg, Scope as ScanScope};
 use super::{error_bytes, Pending, Session, Waiting};
 use crate::backend::mux::ReplyResult;
 use crate::backend::Node;
 use crate::cluster_slot;
 use crate::command::{self, CommandInfo};
+use crate::config::ReadFrom;
 use crate::resp::{encode, Protocol, Reply, ReplyShape, Request};
 use crate::route::cluster as redirect;
 use crate::route::scan;
 use crate::route::split::{self, FanOut, Plan, CROSSSLOT};
+use crate::route::RouteError;
 
 impl Session {
     /// Routes a plain command in a cluster pool (see [`Session::dispatch`] for `may_hold`:
@@ -65,6 +68,15 @@ impl Session {
         if !read {
             self.write_node = owners;
         }
+        let sticky_scan =
+            scan_cursor_arg(info).filter(|_| read && self.pool.cfg.read_from != ReadFrom::Master);
+        if let (Plan::Single(Some(slot)), Some(at)) = (&plan, sticky_scan) {
+            // SSCAN/HSCAN/ZSCAN on a replica: the walk stays on the node that issued its
+            // cursor (SCAN itself is keyless and walks the masters, below).
+            drop(topo);
+            let scope = ScanScope::Slot(*slot);
+            return self.dispatch_scan(req, info, (at, scope), pending, may_hold);
+        }
         if let Plan::Single(slot) = plan {
             // The hot path: no clone of the map, only of the chosen node.
             let route = match slot {
@@ -75,6 +87,8 @@ impl Session {
             drop(topo);
             let node = match routed {
                 Ok(n) => n,
+                // No replica of the slot's shard in the read pool: wait for one.
+                Err(RouteError::NoReplica(_)) if may_hold => return Some(req),
                 Err(e) => {
                     self.pool.metrics.errors.increment(1);
                     pending.push_back(Pending::Ready(error_bytes(&e.to_string())));
@@ -178,7 +192,7 @@ impl Session {
     /// Queues the reply slot of a forwarded request. `done` marks replies that come from a
     /// task which already followed redirects (nothing left to retry here).
     #[allow(clippy::too_many_arguments)]
-    fn queue(
+    pub(super) fn queue(
         &mut self,
         req: Request,
         info: Option<&'static CommandInfo>,
@@ -403,7 +417,7 @@ fn is_classic_pubsub(info: Option<&CommandInfo>) -> bool {
 }
 
 /// Runs `fut` on its own task and returns the receiver its result is delivered to.
-fn spawn_reply<F>(fut: F) -> oneshot::Receiver<ReplyResult>
+pub(super) fn spawn_reply<F>(fut: F) -> oneshot::Receiver<ReplyResult>
 where
     F: std::future::Future<Output = ReplyResult> + Send + 'static,
 {
