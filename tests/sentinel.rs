@@ -704,5 +704,6 @@ on_sentinel_stacks! {
         follows_the_master_and_replicas_named_by_sentinel_through_a_failover,
         two_pools_follow_two_master_groups_of_the_same_sentinel,
         tracking_continues_when_one_sentinel_dies,
+        sentinel_failover_with_replica_reads_fails_no_read,
     ],
 }

@@ -139,6 +139,9 @@ pub(crate) fn info(sh: &Arc<Shared>, group: &str, target: &Target, text: &str) {
         Target::Sentinel(_) => return,
     };
     node.info_refresh = Some(now);
+    // An INFO reply proves the instance alive as much as a PONG (the PING before it on this
+    // link was answered, so none is pending).
+    node.last_avail = now;
     if info.run_id.is_some() {
         node.run_id = info.run_id.clone();
     }
