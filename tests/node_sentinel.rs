@@ -273,3 +273,46 @@ fn the_config_file_keeps_id_replicas_and_peers_across_a_restart() {
         assert!(matches!(c.cmd(&["SENTINEL", "replicas", "kept"]), Resp::Array(r) if r.len() == 2));
     });
 }
+
+/// A redis-sentinel and two sluice sentinels watch one group together: they find each other
+/// through the same hello messages, agree the master is down, and all name one new master.
+#[test]
+fn sluice_and_redis_sentinels_fail_over_together() {
+    Backend::Redis.run(|| {
+        let mut master = Redis::start();
+        let replicas: Vec<Redis> = (0..2).map(|_| Redis::replica_of(&master)).collect();
+        for r in &replicas {
+            r.wait_streaming(&master);
+        }
+        SentinelKind::Redis.select();
+        let mut sentinels = vec![Sentinel::start_quorum(&master, "mixed", 2)];
+        SentinelKind::Sluice.select();
+        sentinels.push(Sentinel::start_quorum(&master, "mixed", 2));
+        sentinels.push(Sentinel::start_quorum(&master, "mixed", 2));
+        for s in &sentinels {
+            wait_until(Duration::from_secs(30), "the sentinels to know each other", || {
+                let mut c = s.client();
+                matches!(c.cmd(&["SENTINEL", "sentinels", "mixed"]), Resp::Array(p) if p.len() == 2)
+                    && matches!(c.cmd(&["SENTINEL", "replicas", "mixed"]), Resp::Array(r) if r.len() == 2)
+            });
+        }
+        master.kill();
+        let addrs: Vec<String> = replicas.iter().map(Redis::addr).collect();
+        let mut agreed = String::new();
+        wait_until(Duration::from_secs(40), "all three to name the same replica", || {
+            let named: BTreeSet<String> = sentinels
+                .iter()
+                .map(|s| match s.client().cmd(&["SENTINEL", "get-master-addr-by-name", "mixed"]) {
+                    Resp::Array(p) => format!("127.0.0.1:{}", p[1].text()),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            agreed = named.iter().next().cloned().unwrap_or_default();
+            named.len() == 1 && addrs.contains(&agreed)
+        });
+        let promoted = replicas.iter().find(|r| r.addr() == agreed).expect("named replica");
+        wait_until(Duration::from_secs(10), "the named replica to be master", || {
+            promoted.info("replication").contains("role:master")
+        });
+    });
+}
