@@ -20,6 +20,8 @@ use crate::app::{self, AppError};
 use crate::config::{Config, ConfigError};
 use crate::node::{self, NodeConfig, NodeError};
 
+pub mod sentinel;
+
 /// Offset of the admin server from the base port.
 pub const ADMIN_OFFSET: u16 = 1;
 /// Offset of the first data node from the base port.
