@@ -218,15 +218,6 @@ fn deeply_nested_replies_do_not_break_the_shared_connection() {
     assert_eq!(a.cmd(&["SET", "k", "v"]), ok());
 }
 
-fn wait_is_refused_rather_than_answered_for_someone_else() {
-    let master = Redis::start();
-    let p = proxy(&master, "");
-    match p.client().cmd(&["WAIT", "1", "100"]) {
-        Resp::Error(e) => assert!(e.contains("WAIT is not supported"), "{e}"),
-        other => panic!("WAIT answered {other:?}"),
-    }
-}
-
 fn a_client_that_leaves_during_a_watched_blocking_command_frees_the_node() {
     let master = Redis::start();
     let p = proxy(&master, "");
@@ -309,7 +300,6 @@ on_both_backends! {
         connection_changing_commands_inside_multi_abort_the_transaction,
         a_long_pipeline_of_local_commands_is_fully_answered,
         each_reply_keeps_the_protocol_and_database_of_its_request,
-        wait_is_refused_rather_than_answered_for_someone_else,
         a_client_that_leaves_during_a_watched_blocking_command_frees_the_node,
         auth_without_a_proxy_password_behaves_like_a_passwordless_redis,
         resubscribing_right_after_the_last_unsubscribe_keeps_the_subscription,

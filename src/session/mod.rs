@@ -26,6 +26,7 @@ mod shard_pubsub;
 mod transaction;
 mod unblock;
 mod wait;
+mod wait_cmd;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -784,7 +785,7 @@ impl Session {
             Some("multi" | "watch" | "subscribe" | "psubscribe" | "ssubscribe") => true,
             Some(
                 "monitor" | "sync" | "psync" | "client|tracking" | "client|caching"
-                | "client|unblock",
+                | "client|unblock" | "wait",
             ) => true,
             _ => command::is_blocking(req, info),
         }
@@ -826,6 +827,12 @@ impl Session {
             done?;
         } else if name == "monitor" {
             self.monitor(io).await?;
+        } else if name == "wait" {
+            let reply = self.wait_replicas(&req, io).await;
+            io.out.extend_from_slice(&reply);
+            if silent {
+                io.out.truncate(mark);
+            }
         } else if name == "client|unblock" {
             let reply = self.client_unblock(&req).await;
             io.out.extend_from_slice(&reply);
