@@ -128,6 +128,14 @@ fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
                     );
                     obj.insert("read_from".into(), p.cfg.read_from.to_string().into());
                     obj.insert("listen".into(), p.cfg.listen.to_string().into());
+                    // Nodes of this pool that refuse the proxy's handshake, with the reason.
+                    let shown = serde_json::Value::Object(obj.clone()).to_string();
+                    let refused: serde_json::Map<_, _> = crate::backend::refusals::current()
+                        .into_iter()
+                        .filter(|(addr, _)| shown.contains(&format!("\"{addr}\"")))
+                        .map(|(addr, reason)| (addr, reason.into()))
+                        .collect();
+                    obj.insert("handshake_refused".into(), refused.into());
                 }
                 pools.insert(p.cfg.name.clone(), t);
             }

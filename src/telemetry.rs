@@ -36,6 +36,8 @@ pub const TOPOLOGY_CHANGES: &str = "sluice_topology_changes_total";
 pub const NODE_IS_MASTER: &str = "sluice_node_is_master";
 /// Reads retried on another node after a node failed them without running them, by pool.
 pub const RETRIES: &str = "sluice_retries_total";
+/// Handshakes a node refused (NOAUTH, WRONGPASS ...), by node.
+pub const HANDSHAKE_REFUSALS: &str = "sluice_backend_handshake_refusals_total";
 /// Malformed client requests, by pool.
 pub const PROTOCOL_ERRORS: &str = "sluice_client_protocol_errors_total";
 /// Clients disconnected for unread replies beyond `client_output_hard_limit`, by pool.

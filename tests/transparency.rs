@@ -442,6 +442,57 @@ fn wait_counts_the_replicas_that_acknowledged_the_clients_writes() {
     }
 }
 
+fn a_node_refusing_the_handshake_is_named_counted_and_shown_in_topology() {
+    let master = Redis::start();
+    let p = Sluice::start(&standalone_config(&master, &[], "master", ""));
+    let mut c = p.client();
+    assert_eq!(c.cmd(&["SET", "before", "1"]), Resp::Simple("OK".into()));
+    let mut admin = master.client();
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "requirepass", "s3cret"]),
+        Resp::Simple("OK".into())
+    );
+    // A transaction needs a new node connection: its handshake is refused.
+    match c.cmd(&["MULTI"]) {
+        Resp::Error(e) => assert!(
+            e.contains(&master.addr()) && e.contains("NOAUTH") && e.contains("handshake"),
+            "{e}"
+        ),
+        other => panic!("MULTI through a refusing node: {other:?}"),
+    }
+    // The client is inside its (doomed) MULTI, as the proxy keeps it: DISCARD ends it.
+    assert_eq!(c.cmd(&["DISCARD"]), Resp::Simple("OK".into()));
+    let refused = |p: &Sluice| {
+        let (_, body) = p.http_get("/topology");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        v["pools"]["main"]["handshake_refused"][master.addr()]
+            .as_str()
+            .map(String::from)
+    };
+    assert!(
+        refused(&p).is_some_and(|r| r.contains("NOAUTH")),
+        "{:?}",
+        refused(&p)
+    );
+    let (_, metrics) = p.http_get("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sluice_backend_handshake_refusals_total")
+                && l.contains(&master.addr())),
+        "{metrics}"
+    );
+    // The password is taken back: the next handshake succeeds and the state clears.
+    assert_eq!(admin.cmd(&["AUTH", "s3cret"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "requirepass", ""]),
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(c.cmd(&["MULTI"]), Resp::Simple("OK".into()));
+    assert_eq!(c.cmd(&["DISCARD"]), Resp::Simple("OK".into()));
+    assert_eq!(refused(&p), None);
+}
+
 on_both_backends! {
     both: [
         nested_multi_is_refused_and_exec_still_runs,
@@ -449,6 +500,7 @@ on_both_backends! {
         subscribe_confirmations_and_messages_reach_a_client_with_replies_off,
         client_list_covers_the_pool_and_client_kill_closes_the_chosen_ones,
         monitor_streams_every_pool_clients_commands_in_redis_format,
+        a_node_refusing_the_handshake_is_named_counted_and_shown_in_topology,
         client_pause_write_holds_writes_until_unpause_and_all_holds_everything,
     ],
     // `sluice node` has no CLIENT UNBLOCK of its own yet (the proxy issues it on the node).

@@ -67,11 +67,14 @@ pub async fn connect(
         encode::command(&mut req, &[b"READONLY"]);
     }
     if req.is_empty() {
-        return Ok(stream);
+        // Nothing to negotiate, but a node that now requires a password (CONFIG SET
+        // requirepass) must be seen refusing here, not in the first client's reply.
+        encode::command(&mut req, &[b"PING"]);
     }
     // HELLO/AUTH and READONLY go out in one write; each reply is checked.
     let expected = usize::from(hs.readonly)
-        + usize::from(hs.protocol == Protocol::Resp3 || hs.password.is_some());
+        + usize::from(hs.protocol == Protocol::Resp3 || hs.password.is_some())
+        + usize::from(hs.protocol == Protocol::Resp2 && hs.password.is_none() && !hs.readonly);
     let io = async {
         stream.write_all(&req).await?;
         let mut first_error = None;
@@ -92,11 +95,13 @@ pub async fn connect(
         let text = String::from_utf8_lossy(&reply.raw[1..])
             .trim_end()
             .to_string();
+        super::refusals::refused(addr, &text);
         return Err(BackendError::Handshake {
             addr: addr.to_string(),
             reason: text,
         });
     }
+    super::refusals::accepted(addr);
     Ok(stream)
 }
 

@@ -15,6 +15,7 @@ pub mod error;
 pub mod handshake;
 pub mod mux;
 pub mod node;
+pub mod refusals;
 
 pub use direct::DirectConn;
 pub use direct_pool::DirectPool;
