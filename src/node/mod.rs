@@ -56,6 +56,7 @@ pub mod output_limit;
 pub mod pubsub;
 pub mod repl;
 pub mod reply;
+pub mod sentinel;
 pub mod server;
 pub mod settings;
 pub mod stats;
