@@ -66,7 +66,8 @@ pub async fn connect(
     if hs.readonly {
         encode::command(&mut req, &[b"READONLY"]);
     }
-    if req.is_empty() {
+    let ping_only = req.is_empty();
+    if ping_only {
         // Nothing to negotiate, but a node that now requires a password (CONFIG SET
         // requirepass) must be seen refusing here, not in the first client's reply.
         encode::command(&mut req, &[b"PING"]);
@@ -91,6 +92,9 @@ pub async fn connect(
         Ok(Err(e)) => return Err(unavailable(e.to_string())),
         Err(_) => return Err(unavailable("handshake timed out".into())),
     };
+    // A node busy in a script answers PING with BUSY after it checked authentication: the
+    // connection is fine (and may be the one that will kill the script).
+    let refused = refused.filter(|r| !(ping_only && r.is_error_with(b"BUSY")));
     if let Some(reply) = refused {
         let text = String::from_utf8_lossy(&reply.raw[1..])
             .trim_end()

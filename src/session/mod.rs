@@ -787,6 +787,9 @@ impl Session {
                 "monitor" | "sync" | "psync" | "client|tracking" | "client|caching"
                 | "client|unblock" | "wait",
             ) => true,
+            // A busy script holds the shared connection its EVAL went over: the kill must not
+            // queue behind it (it runs alone on a dedicated connection, like a blocking command).
+            Some("script|kill" | "function|kill") => true,
             _ => command::is_blocking(req, info),
         }
     }
