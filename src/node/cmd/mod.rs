@@ -58,6 +58,7 @@ mod connection;
 mod counters;
 mod ctx;
 mod elems;
+mod function;
 mod hash;
 mod hll;
 mod keys;
@@ -68,6 +69,7 @@ mod memory;
 mod multi;
 mod pubsub;
 mod replication;
+mod scripting;
 mod server;
 mod set;
 mod sort;
@@ -111,6 +113,8 @@ pub static FAMILIES: &[&[Command]] = &[
     zset::COMMANDS,
     hll::COMMANDS,
     replication::COMMANDS,
+    scripting::COMMANDS,
+    function::COMMANDS,
     #[cfg(test)]
     testing::COMMANDS,
 ];

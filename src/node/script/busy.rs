@@ -1,0 +1,103 @@
+//! What a running script shares with the other connections, outside the store's lock: is a
+//! script running, since when, has it written, and has SCRIPT KILL / FUNCTION KILL asked it
+//! to stop.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// The running script's state (at most one script runs at a time: they run under the lock).
+#[derive(Debug, Default)]
+pub struct Busy {
+    running: AtomicBool,
+    /// The script is an EVAL (not an FCALL): which KILL applies and which BUSY text.
+    eval: AtomicBool,
+    /// It called a write command: it can no longer be killed.
+    wrote: AtomicBool,
+    /// The caller is our master (or the AOF): it must not be killed.
+    unkillable: AtomicBool,
+    kill: AtomicBool,
+    started: Mutex<Option<Instant>>,
+    /// `busy-reply-threshold` in ms (0 = never busy).
+    pub threshold_ms: AtomicU64,
+}
+
+/// What SCRIPT KILL / FUNCTION KILL found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KillOutcome {
+    /// Asked the script to stop.
+    Killed,
+    /// No script is running.
+    NotBusy,
+    /// The script already wrote.
+    Wrote,
+    /// The script runs on behalf of our master.
+    FromMaster,
+    /// The running script is of the other kind (FCALL for SCRIPT KILL, EVAL for FUNCTION KILL).
+    OtherKind,
+}
+
+impl Busy {
+    /// Marks a script as started.
+    pub(crate) fn start(&self, eval: bool, unkillable: bool) {
+        self.eval.store(eval, Ordering::Relaxed);
+        self.wrote.store(false, Ordering::Relaxed);
+        self.unkillable.store(unkillable, Ordering::Relaxed);
+        self.kill.store(false, Ordering::Relaxed);
+        if let Ok(mut s) = self.started.lock() {
+            *s = Some(Instant::now());
+        }
+        self.running.store(true, Ordering::Release);
+    }
+    /// Marks the script as finished.
+    pub(crate) fn stop(&self) {
+        self.running.store(false, Ordering::Release);
+        self.kill.store(false, Ordering::Relaxed);
+        if let Ok(mut s) = self.started.lock() {
+            *s = None;
+        }
+    }
+    /// The script called a write command.
+    pub(crate) fn wrote(&self) {
+        self.wrote.store(true, Ordering::Relaxed);
+    }
+    /// True once SCRIPT KILL asked the running script to stop.
+    pub(crate) fn kill_requested(&self) -> bool {
+        self.kill.load(Ordering::Relaxed)
+    }
+    /// True if a script has run longer than `busy-reply-threshold`: other clients then get
+    /// BUSY. Returns whether the running script is an EVAL.
+    pub fn timed_out(&self) -> Option<bool> {
+        if !self.running.load(Ordering::Acquire) {
+            return None;
+        }
+        let limit = self.threshold_ms.load(Ordering::Relaxed);
+        if limit == 0 {
+            return None;
+        }
+        let started = self.started.lock().ok().and_then(|s| *s)?;
+        (started.elapsed().as_millis() >= u128::from(limit))
+            .then(|| self.eval.load(Ordering::Relaxed))
+    }
+    /// True while a script runs.
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+    /// SCRIPT KILL (`eval` true) or FUNCTION KILL.
+    pub fn kill(&self, eval: bool) -> KillOutcome {
+        if !self.running() {
+            return KillOutcome::NotBusy;
+        }
+        if self.unkillable.load(Ordering::Relaxed) {
+            return KillOutcome::FromMaster;
+        }
+        if self.wrote.load(Ordering::Relaxed) {
+            return KillOutcome::Wrote;
+        }
+        if self.eval.load(Ordering::Relaxed) != eval {
+            return KillOutcome::OtherKind;
+        }
+        self.kill.store(true, Ordering::Relaxed);
+        KillOutcome::Killed
+    }
+}
