@@ -56,6 +56,7 @@ pub mod reply;
 pub mod script;
 pub mod server;
 pub mod settings;
+mod settings_redis;
 pub mod stats;
 pub mod store;
 pub mod tracking;

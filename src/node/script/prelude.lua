@@ -27,6 +27,7 @@ local function outside()
   return {err = 'ERR redis.call/pcall can only be called inside a script invocation'}, true
 end
 hooks.call = outside
+hooks.call_packed = outside
 hooks.setresp = outside
 hooks.set_repl = outside
 hooks.register = function()
@@ -39,14 +40,21 @@ local redis = G.redis
 -- tail call, so errors point at the script's line as in Redis).
 local rlog, rsha = redis.log, redis.sha1hex
 local inner = {
-  call = function(...) return hooks.call(...) end,
+  call = function(...)
+    -- Thousands of arguments do not fit the C stack of a Rust callback: pass them packed.
+    if select('#', ...) > 200 then return hooks.call_packed({...}) end
+    return hooks.call(...)
+  end,
   setresp = function(...) return hooks.setresp(...) end,
   set_repl = function(...) return hooks.set_repl(...) end,
   register = function(...) return hooks.register(...) end,
   log = rlog,
   sha1hex = rsha,
 }
-redis.pcall = function(...) return (hooks.call(...)) end
+redis.pcall = function(...)
+  if select('#', ...) > 200 then return (hooks.call_packed({...})) end
+  return (hooks.call(...))
+end
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
@@ -67,6 +75,23 @@ end
 G.setmetatable = function(t, m)
   if protected[t] then error('Attempt to modify a readonly table', 0) end
   return setmetatable(t, m)
+end
+-- Compiled chunks are refused, as Redis's Lua refuses them (bytecode can break the VM).
+local rawloadstring, rawload, concat = loadstring, load, table.concat
+G.loadstring = function(s, name)
+  if type(s) == 'string' and s:byte(1) == 27 then
+    return nil, 'binary chunks are not allowed'
+  end
+  return rawloadstring(s, name)
+end
+G.load = function(f, name)
+  local parts = {}
+  while true do
+    local piece = f()
+    if piece == nil or piece == '' then break end
+    parts[#parts + 1] = piece
+  end
+  return G.loadstring(concat(parts), name)
 end
 G.print = nil
 G.dofile = nil

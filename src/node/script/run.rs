@@ -41,6 +41,7 @@ struct RunState<'r, 'a> {
 
 /// Commands Redis refuses inside scripts (`noscript`).
 const NOSCRIPT: &[&str] = &[
+    "cluster",
     "auth",
     "hello",
     "quit",
@@ -94,14 +95,15 @@ const NOSCRIPT: &[&str] = &[
 impl RunState<'_, '_> {
     /// Runs one `redis.call`: Redis's checks, then the command through the dispatcher.
     fn call(&mut self, argv: &[Bytes]) -> Result<Reply, String> {
+        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+        if NOSCRIPT.contains(&name.as_str()) {
+            return Err("This Redis command is not allowed from script".into());
+        }
         let Some(cmd) = cmd::lookup(&argv[0]) else {
             return Err("Unknown Redis command called from script".into());
         };
         if !cmd.arity_ok(argv.len()) {
             return Err("Wrong number of args calling Redis command from script".into());
-        }
-        if NOSCRIPT.contains(&cmd.name) {
-            return Err("This Redis command is not allowed from script".into());
         }
         if cmd.is_write() {
             if self.read_only {
@@ -284,6 +286,13 @@ fn call_in_scope(
             scope.create_function(|lua, args: MultiValue| lua_call(lua, st, args))?,
         )?;
         hooks.raw_set(
+            "call_packed",
+            scope.create_function(|lua, packed: mlua::Table| {
+                let args: mlua::Result<Vec<Value>> = packed.sequence_values::<Value>().collect();
+                lua_call(lua, st, MultiValue::from_vec(args?))
+            })?,
+        )?;
+        hooks.raw_set(
             "setresp",
             scope.create_function(|lua, args: MultiValue| {
                 let resp = match args.iter().next() {
@@ -346,7 +355,7 @@ fn call_in_scope(
     let outside: Function = engine.lua.load("return {err = 'ERR redis.call/pcall can only be called inside a script invocation'}, true")
         .set_name("=sluice")
         .into_function()?;
-    for name in ["call", "setresp", "set_repl"] {
+    for name in ["call", "call_packed", "setresp", "set_repl"] {
         engine.hooks.raw_set(name, outside.clone())?;
     }
     outcome

@@ -2,12 +2,18 @@
 //! `cmsgpack` and `struct`, written in Rust with Redis's formatting and edge cases.
 
 mod bit;
+mod cjson;
+mod cmsgpack;
+mod structlib;
 
 use mlua::{Lua, Table};
 
 /// Installs every library as a global table of `g`.
 pub(crate) fn install(lua: &Lua, g: &Table) -> mlua::Result<()> {
     g.raw_set("bit", bit::module(lua)?)?;
+    g.raw_set("cjson", cjson::module(lua)?)?;
+    g.raw_set("cmsgpack", cmsgpack::module(lua)?)?;
+    g.raw_set("struct", structlib::module(lua)?)?;
     Ok(())
 }
 
@@ -47,5 +53,51 @@ pub(crate) fn type_name(v: &mlua::Value) -> &'static str {
         mlua::Value::Function(_) => "function",
         mlua::Value::Thread(_) => "thread",
         _ => "userdata",
+    }
+}
+
+/// C's `%.{prec}g`.
+pub(crate) fn format_g(d: f64, prec: usize) -> String {
+    if d.is_nan() {
+        return if d.is_sign_negative() { "-nan" } else { "nan" }.into();
+    }
+    if d.is_infinite() {
+        return if d < 0.0 { "-inf" } else { "inf" }.into();
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let p = prec.max(1);
+    let sci = format!("{:.*e}", p - 1, d);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let strip = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if exp < -4 || exp >= p as i32 {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", strip(mantissa), exp.unsigned_abs());
+    }
+    let decimals = usize::try_from(p as i32 - 1 - exp).unwrap_or(0);
+    strip(&format!("{d:.decimals$}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_g;
+
+    #[test]
+    fn g_format_matches_c() {
+        assert_eq!(format_g(0.1, 14), "0.1");
+        assert_eq!(format_g(100.0, 14), "100");
+        assert_eq!(format_g(1e20, 14), "1e+20");
+        assert_eq!(format_g(1.0 / 3.0, 14), "0.33333333333333");
+        assert_eq!(format_g(0.0001, 14), "0.0001");
+        assert_eq!(format_g(0.00001, 14), "1e-05");
+        assert_eq!(format_g(123456.0, 3), "1.23e+05");
     }
 }
