@@ -69,7 +69,7 @@ mod memory;
 mod multi;
 mod pubsub;
 mod replication;
-mod scripting;
+pub(crate) mod scripting;
 mod server;
 mod set;
 mod sort;

@@ -9,6 +9,9 @@ use std::time::Instant;
 /// The running script's state (at most one script runs at a time: they run under the lock).
 #[derive(Debug, Default)]
 pub struct Busy {
+    /// A connection handed a script request to a blocking thread (it may still be waiting
+    /// for the lock): other connections must not block the event loop on the lock.
+    claimed: AtomicBool,
     running: AtomicBool,
     /// The script is an EVAL (not an FCALL): which KILL applies and which BUSY text.
     eval: AtomicBool,
@@ -79,13 +82,25 @@ impl Busy {
         (started.elapsed().as_millis() >= u128::from(limit))
             .then(|| self.eval.load(Ordering::Relaxed))
     }
-    /// True while a script runs.
+    /// True while a script runs (or is about to, off the event loop).
     pub fn running(&self) -> bool {
-        self.running.load(Ordering::Acquire)
+        self.claimed.load(Ordering::Acquire) || self.running.load(Ordering::Acquire)
+    }
+    /// A connection is about to run a script off the event loop.
+    pub fn claim(&self) {
+        self.claimed.store(true, Ordering::Release);
+    }
+    /// The off-loop script finished.
+    pub fn release(&self) {
+        self.claimed.store(false, Ordering::Release);
+    }
+    /// SHUTDOWN while busy: stop the script whatever it did.
+    pub fn force_kill(&self) {
+        self.kill.store(true, Ordering::Relaxed);
     }
     /// SCRIPT KILL (`eval` true) or FUNCTION KILL.
     pub fn kill(&self, eval: bool) -> KillOutcome {
-        if !self.running() {
+        if !self.running.load(Ordering::Acquire) {
             return KillOutcome::NotBusy;
         }
         if self.unkillable.load(Ordering::Relaxed) {

@@ -63,6 +63,8 @@ redis.debug = function() end
 local rawpcall = pcall
 G.pcall = function(...)
   local r = {rawpcall(...)}
+  -- A killed script must stop even if it catches errors.
+  if not r[1] and hooks.killed then error(r[2], 0) end
   if not r[1] and type(r[2]) == 'table' and type(rawget(r[2], 'err')) == 'string' then
     return false, rawget(r[2], 'err')
   end

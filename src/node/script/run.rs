@@ -193,6 +193,14 @@ pub(crate) fn run(
     opts: RunOpts<'_>,
 ) -> Reply {
     let busy = ctx.store.scripting.busy.clone();
+    let threshold = ctx
+        .store
+        .settings
+        .get("busy-reply-threshold")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(5000);
+    busy.threshold_ms
+        .store(threshold, std::sync::atomic::Ordering::Relaxed);
     busy.start(opts.eval, ctx.client.from_master);
     let caller_proto = ctx.proto();
     let in_exec = ctx.in_exec();
@@ -214,10 +222,13 @@ pub(crate) fn run(
         busy: busy.clone(),
     });
     let hook_busy = busy.clone();
+    let hooks = engine.hooks.clone();
+    let _ = hooks.raw_set("killed", false);
     let _ = engine.lua.set_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
         move |_, _| {
             if hook_busy.kill_requested() {
+                let _ = hooks.raw_set("killed", true);
                 return Err(mlua::Error::runtime(
                     "Script killed by user with SCRIPT KILL...",
                 ));

@@ -141,11 +141,21 @@ fn settings(lua: &Lua, t: &Table, config: &Shared) -> mlua::Result<()> {
     };
     t.raw_set(
         "encode_max_depth",
-        int_setting("encode_max_depth", |c| &mut c.encode_max_depth, 1, i64::from(i32::MAX))?,
+        int_setting(
+            "encode_max_depth",
+            |c| &mut c.encode_max_depth,
+            1,
+            i64::from(i32::MAX),
+        )?,
     )?;
     t.raw_set(
         "decode_max_depth",
-        int_setting("decode_max_depth", |c| &mut c.decode_max_depth, 1, i64::from(i32::MAX))?,
+        int_setting(
+            "decode_max_depth",
+            |c| &mut c.decode_max_depth,
+            1,
+            i64::from(i32::MAX),
+        )?,
     )?;
     let c = config.clone();
     t.raw_set(
@@ -181,9 +191,7 @@ fn settings(lua: &Lua, t: &Table, config: &Shared) -> mlua::Result<()> {
             let mut g = c.lock().map_err(|_| mlua::Error::runtime("cjson config"))?;
             match args.first() {
                 Some(Value::Boolean(b)) => g.encode_invalid = u8::from(*b),
-                Some(Value::String(s)) if s.as_bytes().as_ref() == b"null" => {
-                    g.encode_invalid = 2
-                }
+                Some(Value::String(s)) if s.as_bytes().as_ref() == b"null" => g.encode_invalid = 2,
                 Some(Value::String(s)) if s.as_bytes().as_ref() == b"on" => g.encode_invalid = 1,
                 Some(Value::String(s)) if s.as_bytes().as_ref() == b"off" => g.encode_invalid = 0,
                 _ => {}
@@ -357,8 +365,7 @@ struct Decoder<'l, 's> {
 
 impl Decoder<'_, '_> {
     fn ws(&mut self) {
-        while self.pos < self.s.len() && matches!(self.s[self.pos], b' ' | b'\t' | b'\n' | b'\r')
-        {
+        while self.pos < self.s.len() && matches!(self.s[self.pos], b' ' | b'\t' | b'\n' | b'\r') {
             self.pos += 1;
         }
     }
@@ -428,9 +435,15 @@ impl Decoder<'_, '_> {
     fn number(&mut self) -> mlua::Result<Value> {
         let start = self.pos;
         let rest = &self.s[start..];
-        let digits = if rest.first() == Some(&b'-') { &rest[1..] } else { rest };
+        let digits = if rest.first() == Some(&b'-') {
+            &rest[1..]
+        } else {
+            rest
+        };
         if digits.first() == Some(&b'0')
-            && digits.get(1).is_some_and(|c| c.is_ascii_digit() || (c | 0x20) == b'x')
+            && digits
+                .get(1)
+                .is_some_and(|c| c.is_ascii_digit() || (c | 0x20) == b'x')
         {
             return Err(self.expected("value"));
         }
@@ -454,10 +467,12 @@ impl Decoder<'_, '_> {
         Some(v)
     }
     fn string(&mut self) -> mlua::Result<Vec<u8>> {
-        let err = |d: &Self| mlua::Error::runtime(format!(
-            "Expected value but found invalid token at character {}",
-            d.pos + 1
-        ));
+        let err = |d: &Self| {
+            mlua::Error::runtime(format!(
+                "Expected value but found invalid token at character {}",
+                d.pos + 1
+            ))
+        };
         self.pos += 1;
         let mut out = Vec::new();
         loop {
@@ -486,7 +501,9 @@ impl Decoder<'_, '_> {
                             {
                                 self.pos += 2;
                                 let lo = self.hex4().ok_or_else(|| err(self))?;
-                                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3FF);
+                                cp = 0x10000
+                                    + ((cp - 0xD800) << 10)
+                                    + (lo.wrapping_sub(0xDC00) & 0x3FF);
                             }
                             let ch = char::from_u32(cp).ok_or_else(|| err(self))?;
                             let mut buf = [0u8; 4];
@@ -570,17 +587,29 @@ mod tests {
     fn encodes_like_lua_cjson() {
         let lua = Lua::new();
         lua.globals().set("cjson", module(&lua).unwrap()).unwrap();
-        assert_eq!(eval(&lua, "return cjson.encode({1, 2.5, 'a/b'})"), "[1,2.5,\"a\\/b\"]");
+        assert_eq!(
+            eval(&lua, "return cjson.encode({1, 2.5, 'a/b'})"),
+            "[1,2.5,\"a\\/b\"]"
+        );
         assert_eq!(eval(&lua, "return cjson.encode({})"), "{}");
         assert_eq!(eval(&lua, "return cjson.encode(0.1)"), "0.1");
         assert_eq!(eval(&lua, "return cjson.encode(1/3)"), "0.33333333333333");
         assert_eq!(eval(&lua, "return cjson.encode(cjson.null)"), "null");
-        assert!(lua.load("return cjson.encode({[1]=1, [100]=2})").exec().is_err());
+        assert!(lua
+            .load("return cjson.encode({[1]=1, [100]=2})")
+            .exec()
+            .is_err());
         assert_eq!(
-            eval(&lua, "return table.concat(cjson.decode('[0.0, -5e3, -1, 0.3e-3, 1023.2, 0e10]'), ' ')"),
+            eval(
+                &lua,
+                "return table.concat(cjson.decode('[0.0, -5e3, -1, 0.3e-3, 1023.2, 0e10]'), ' ')"
+            ),
             "0 -5000 -1 0.0003 1023.2 0"
         );
-        assert_eq!(eval(&lua, "return cjson.decode('{\"a\":\"\\\\u00e9\"}').a"), "é");
+        assert_eq!(
+            eval(&lua, "return cjson.decode('{\"a\":\"\\\\u00e9\"}').a"),
+            "é"
+        );
         assert!(lua.load("return cjson.decode('[1,]')").exec().is_err());
         assert!(lua.load("return cjson.decode('01')").exec().is_err());
     }

@@ -29,7 +29,11 @@ pub(crate) fn module(lua: &Lua) -> mlua::Result<Table> {
         "unpack",
         lua.create_function(|lua, s: mlua::LuaString| {
             let data = s.as_bytes().to_vec();
-            let mut d = Unpacker { lua, s: &data, pos: 0 };
+            let mut d = Unpacker {
+                lua,
+                s: &data,
+                pos: 0,
+            };
             let mut out = Vec::new();
             while d.pos < data.len() {
                 out.push(d.value()?);
@@ -211,7 +215,10 @@ impl Unpacker<'_, '_> {
         Ok(out)
     }
     fn be(&mut self, n: usize) -> mlua::Result<u64> {
-        Ok(self.take(n)?.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b)))
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |a, &b| (a << 8) | u64::from(b)))
     }
     fn str(&mut self, n: usize) -> mlua::Result<Value> {
         let b = self.take(n)?.to_vec();
@@ -306,7 +313,9 @@ mod tests {
     #[test]
     fn packs_like_lua_cmsgpack() {
         let lua = Lua::new();
-        lua.globals().set("cmsgpack", module(&lua).unwrap()).unwrap();
+        lua.globals()
+            .set("cmsgpack", module(&lua).unwrap())
+            .unwrap();
         assert_eq!(hex(&lua, "0.1"), "cb3fb999999999999a");
         assert_eq!(hex(&lua, "-1099511627776"), "d3ffffff0000000000");
         assert_eq!(hex(&lua, "{1, 2}"), "920102");

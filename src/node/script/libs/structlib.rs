@@ -125,7 +125,9 @@ fn get_int(data: &[u8], little: bool, signed: bool) -> f64 {
 
 fn pack(args: &Variadic<Value>) -> mlua::Result<Vec<u8>> {
     let Some(Value::String(f)) = args.first() else {
-        return Err(mlua::Error::runtime("bad argument #1 to 'pack' (string expected)"));
+        return Err(mlua::Error::runtime(
+            "bad argument #1 to 'pack' (string expected)",
+        ));
     };
     let f = f.as_bytes().to_vec();
     let mut fmt = format(&f);
@@ -148,12 +150,20 @@ fn pack(args: &Variadic<Value>) -> mlua::Result<Vec<u8>> {
             b'x' => out.push(0),
             b'f' => {
                 let b = (num_at(arg)? as f32).to_bits();
-                out.extend_from_slice(&if fmt.little { b.to_le_bytes() } else { b.to_be_bytes() });
+                out.extend_from_slice(&if fmt.little {
+                    b.to_le_bytes()
+                } else {
+                    b.to_be_bytes()
+                });
                 arg += 1;
             }
             b'd' => {
                 let b = num_at(arg)?.to_bits();
-                out.extend_from_slice(&if fmt.little { b.to_le_bytes() } else { b.to_be_bytes() });
+                out.extend_from_slice(&if fmt.little {
+                    b.to_le_bytes()
+                } else {
+                    b.to_be_bytes()
+                });
                 arg += 1;
             }
             b'c' | b's' => {
@@ -189,7 +199,9 @@ fn pack(args: &Variadic<Value>) -> mlua::Result<Vec<u8>> {
 
 fn unpack(lua: &Lua, args: &Variadic<Value>) -> mlua::Result<MultiValue> {
     let (Some(Value::String(f)), Some(Value::String(d))) = (args.first(), args.get(1)) else {
-        return Err(mlua::Error::runtime("bad argument #2 to 'unpack' (string expected)"));
+        return Err(mlua::Error::runtime(
+            "bad argument #2 to 'unpack' (string expected)",
+        ));
     };
     let (f, data) = (f.as_bytes().to_vec(), d.as_bytes().to_vec());
     let start = args.get(2).and_then(number).unwrap_or(1.0) as i64;
@@ -212,17 +224,29 @@ fn unpack(lua: &Lua, args: &Variadic<Value>) -> mlua::Result<MultiValue> {
         match opt {
             b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' => {
                 let signed = opt.is_ascii_lowercase();
-                out.push(Value::Number(get_int(&data[pos..pos + size], fmt.little, signed)));
+                out.push(Value::Number(get_int(
+                    &data[pos..pos + size],
+                    fmt.little,
+                    signed,
+                )));
             }
             b'x' => {}
             b'f' => {
                 let b: [u8; 4] = data[pos..pos + 4].try_into().map_err(|_| short())?;
-                let v = if fmt.little { f32::from_le_bytes(b) } else { f32::from_be_bytes(b) };
+                let v = if fmt.little {
+                    f32::from_le_bytes(b)
+                } else {
+                    f32::from_be_bytes(b)
+                };
                 out.push(Value::Number(f64::from(v)));
             }
             b'd' => {
                 let b: [u8; 8] = data[pos..pos + 8].try_into().map_err(|_| short())?;
-                let v = if fmt.little { f64::from_le_bytes(b) } else { f64::from_be_bytes(b) };
+                let v = if fmt.little {
+                    f64::from_le_bytes(b)
+                } else {
+                    f64::from_be_bytes(b)
+                };
                 out.push(Value::Number(v));
             }
             b'c' => {
@@ -254,7 +278,9 @@ fn unpack(lua: &Lua, args: &Variadic<Value>) -> mlua::Result<MultiValue> {
 
 fn size(args: &Variadic<Value>) -> mlua::Result<f64> {
     let Some(Value::String(f)) = args.first() else {
-        return Err(mlua::Error::runtime("bad argument #1 to 'size' (string expected)"));
+        return Err(mlua::Error::runtime(
+            "bad argument #1 to 'size' (string expected)",
+        ));
     };
     let f = f.as_bytes().to_vec();
     let mut fmt = format(&f);
