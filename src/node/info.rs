@@ -176,6 +176,17 @@ fn section(out: &mut String, name: &str, shared: &Shared, store: &Store) {
                     .get("maxmemory-policy")
                     .unwrap_or("noeviction"),
             );
+            let sc = &store.scripting;
+            let (lua, fns) = (sc.lua_memory(), sc.functions_memory());
+            f("used_memory_lua", &lua);
+            f("used_memory_vm_eval", &lua);
+            f("used_memory_lua_human", &human(lua as u64));
+            f("used_memory_scripts_eval", &0);
+            f("number_of_cached_scripts", &sc.cached_scripts());
+            f("number_of_functions", &sc.function_count());
+            f("used_memory_vm_functions", &fns);
+            f("used_memory_vm_total", &(lua + fns));
+            f("used_memory_vm_total_human", &human((lua + fns) as u64));
             f("mem_fragmentation_ratio", &"1.00");
             f("mem_replication_backlog", &0);
             f("mem_clients_slaves", &0);

@@ -44,6 +44,16 @@ fn fcall_generic(ctx: &mut Ctx, args: &Args, ro: bool) -> Reply {
     if let Some(refusal) = prepare_refusal(ctx, fflags, ro) {
         return refusal;
     }
+    let f = &ctx.store.scripting.functions;
+    ctx.store
+        .scripting
+        .busy
+        .set_function(Some(crate::node::script::busy::FunctionRun {
+            name: name.clone(),
+            command: args.from(0).map(bytes::Bytes::copy_from_slice).collect(),
+            libraries: f.libraries.len(),
+            functions: f.function_count(),
+        }));
     let opts = RunOpts {
         eval: false,
         read_only: read_only(fflags, ro),
@@ -126,6 +136,12 @@ fn function(ctx: &mut Ctx, args: &Args) -> Reply {
         "restore" if n == 3 || n == 4 => restore(ctx, args),
         "stats" if n == 2 => stats(ctx),
         "kill" if n == 2 => kill_reply(ctx.store.scripting.busy.kill(false), false),
+        "restore" | "flush" if n > 2 => Reply::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try FUNCTION HELP."
+        )),
+        "help" | "load" | "delete" | "dump" | "restore" | "stats" | "kill" => {
+            super::subcommand_arity(args)
+        }
         _ => super::subcommand_error(args, "FUNCTION"),
     }
 }
@@ -280,8 +296,31 @@ fn restore(ctx: &mut Ctx, args: &Args) -> Reply {
 
 fn stats(ctx: &mut Ctx) -> Reply {
     let f = &ctx.store.scripting.functions;
+    stats_reply(None, f.libraries.len(), f.function_count())
+}
+
+/// FUNCTION STATS: the running function (name, command, ms) if any, and the counts.
+pub(crate) fn stats_reply(
+    running: Option<(crate::node::script::busy::FunctionRun, u128)>,
+    libraries: usize,
+    functions: usize,
+) -> Reply {
+    let running = match running {
+        None => Reply::Null,
+        Some((run, ms)) => Reply::Map(vec![
+            (Reply::bulk(b"name"), Reply::bulk(run.name.as_bytes())),
+            (
+                Reply::bulk(b"command"),
+                Reply::Array(run.command.into_iter().map(Reply::Bulk).collect()),
+            ),
+            (
+                Reply::bulk(b"duration_ms"),
+                Reply::Int(i64::try_from(ms).unwrap_or(i64::MAX)),
+            ),
+        ]),
+    };
     Reply::Map(vec![
-        (Reply::bulk(b"running_script"), Reply::Null),
+        (Reply::bulk(b"running_script"), running),
         (
             Reply::bulk(b"engines"),
             Reply::Map(vec![(
@@ -289,11 +328,11 @@ fn stats(ctx: &mut Ctx) -> Reply {
                 Reply::Map(vec![
                     (
                         Reply::bulk(b"libraries_count"),
-                        Reply::Int(f.libraries.len() as i64),
+                        Reply::Int(libraries as i64),
                     ),
                     (
                         Reply::bulk(b"functions_count"),
-                        Reply::Int(f.function_count() as i64),
+                        Reply::Int(functions as i64),
                     ),
                 ]),
             )]),

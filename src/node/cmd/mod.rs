@@ -58,7 +58,7 @@ mod connection;
 mod counters;
 mod ctx;
 mod elems;
-mod function;
+pub(crate) mod function;
 mod hash;
 mod hll;
 mod keys;

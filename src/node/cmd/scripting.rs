@@ -76,6 +76,22 @@ pub(crate) fn prepare_refusal(ctx: &Ctx, script_flags: u32, ro: bool) -> Option<
             "ERR Can not execute a script with write flag using *_ro command.",
         ));
     }
+    let setting = |name| {
+        ctx.store
+            .settings
+            .get(name)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    let (min, lag) = (
+        setting("min-replicas-to-write"),
+        setting("min-replicas-max-lag"),
+    );
+    if !ctx.store.replica && min > 0 && lag > 0 && good_replicas(ctx) < min {
+        return Some(Reply::error(
+            "NOREPLICAS Not enough good replicas to write.",
+        ));
+    }
     None
 }
 
@@ -179,6 +195,7 @@ fn script(ctx: &mut Ctx, args: &Args) -> Reply {
         },
         "kill" if n == 2 => kill_reply(ctx.store.scripting.busy.kill(true), true),
         "debug" if n == 3 => Reply::error("ERR SCRIPT DEBUG is not supported by sluice node"),
+        "help" | "exists" | "load" | "kill" | "debug" => super::subcommand_arity(args),
         _ => super::subcommand_error(args, "SCRIPT"),
     }
 }
@@ -205,4 +222,39 @@ pub(crate) fn busy_error(eval: bool) -> Reply {
             "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
         )
     }
+}
+
+/// COMMAND GETKEYS for EVAL/EVALSHA/FCALL and their `_RO` forms (`numkeys key...` after
+/// the script or function, the command name being argument `at`); `None` for others.
+pub(crate) fn script_keys(name: &str, args: &Args, at: usize) -> Option<Reply> {
+    if !matches!(
+        name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    ) {
+        return None;
+    }
+    let numkeys = crate::node::args::parse_int(args.get(at + 2)).unwrap_or(-1);
+    let first = at + 3;
+    if numkeys <= 0 || first + numkeys as usize > args.len() {
+        return Some(Reply::error(if numkeys == 0 {
+            "ERR The command has no key arguments"
+        } else {
+            "ERR Invalid arguments specified for command"
+        }));
+    }
+    Some(Reply::Array(
+        (first..first + numkeys as usize)
+            .map(|i| Reply::bulk(args.get(i)))
+            .collect(),
+    ))
+}
+
+/// Replicas that are online (for `min-replicas-to-write`).
+fn good_replicas(ctx: &Ctx) -> usize {
+    ctx.store
+        .repl
+        .replicas
+        .iter()
+        .filter(|l| l.online && !l.killed)
+        .count()
 }

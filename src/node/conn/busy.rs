@@ -124,6 +124,13 @@ impl Conn {
         match (name.as_str(), sub.as_str()) {
             ("script", "kill") if req.len() == 2 => kill_reply(busy.kill(true), true),
             ("function", "kill") if req.len() == 2 => kill_reply(busy.kill(false), false),
+            ("function", "stats") if req.len() == 2 && !eval => match busy.function() {
+                Some(run) => {
+                    let (l, f) = (run.0.libraries, run.0.functions);
+                    crate::node::cmd::function::stats_reply(Some(run), l, f)
+                }
+                None => busy_error(eval),
+            },
             ("shutdown", _) => {
                 busy.force_kill();
                 self.shared.shutdown.cancel();

@@ -21,8 +21,24 @@ pub struct Busy {
     unkillable: AtomicBool,
     kill: AtomicBool,
     started: Mutex<Option<Instant>>,
+    /// The running function's name and command, and the library/function counts, for
+    /// FUNCTION STATS while busy.
+    function: Mutex<Option<FunctionRun>>,
     /// `busy-reply-threshold` in ms (0 = never busy).
     pub threshold_ms: AtomicU64,
+}
+
+/// What FUNCTION STATS reports about a running function.
+#[derive(Debug, Clone)]
+pub struct FunctionRun {
+    /// Function name.
+    pub name: String,
+    /// The FCALL command as sent.
+    pub command: Vec<bytes::Bytes>,
+    /// Libraries loaded.
+    pub libraries: usize,
+    /// Functions loaded.
+    pub functions: usize,
 }
 
 /// What SCRIPT KILL / FUNCTION KILL found.
@@ -52,8 +68,21 @@ impl Busy {
         }
         self.running.store(true, Ordering::Release);
     }
+    /// Records the function about to run (FUNCTION STATS).
+    pub(crate) fn set_function(&self, run: Option<FunctionRun>) {
+        if let Ok(mut f) = self.function.lock() {
+            *f = run;
+        }
+    }
+    /// The running function and how long it has run, if a function runs.
+    pub fn function(&self) -> Option<(FunctionRun, u128)> {
+        let f = self.function.lock().ok()?.clone()?;
+        let started = self.started.lock().ok().and_then(|s| *s)?;
+        Some((f, started.elapsed().as_millis()))
+    }
     /// Marks the script as finished.
     pub(crate) fn stop(&self) {
+        self.set_function(None);
         self.running.store(false, Ordering::Release);
         self.kill.store(false, Ordering::Relaxed);
         if let Ok(mut s) = self.started.lock() {

@@ -12,7 +12,7 @@ use crate::node::reply::{format_double, Reply};
 use crate::resp::Protocol;
 
 /// Deepest reply nesting converted (Redis would run out of Lua stack much earlier).
-const MAX_DEPTH: usize = 1000;
+const MAX_DEPTH: usize = 200;
 
 /// A Lua number as Redis turns it into a command argument (`%.17g`).
 pub(crate) fn number_text(n: f64) -> String {

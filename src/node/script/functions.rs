@@ -145,6 +145,14 @@ impl FnEngine {
         });
         let _ = self.loading.call::<()>(false);
         lua.remove_hook();
+        // A function keeping `redis.register_function` must not reach the finished scope.
+        if let Ok(outside) = lua
+            .load("return {err = 'ERR redis.register_function can only be called on FUNCTION LOAD command'}, true")
+            .set_name("=sluice")
+            .into_function()
+        {
+            let _ = self.engine.hooks.raw_set("register", outside);
+        }
         match result {
             Ok((true, _)) => Ok(found.into_inner()),
             Ok((false, Value::Table(t))) => {
@@ -196,7 +204,7 @@ fn register(
         return fail("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long");
     }
     let mut found = found.borrow_mut();
-    if found.iter().any(|r| r.name == reg.name) {
+    if found.iter().any(|r| r.name.eq_ignore_ascii_case(&reg.name)) {
         return fail("Function already exists in the library");
     }
     found.push(reg);
@@ -286,8 +294,14 @@ fn metadata(code: &[u8]) -> Result<(String, String, usize), String> {
         return Err("ERR Invalid library metadata".into());
     };
     let line = String::from_utf8_lossy(&code[..end]).into_owned();
-    let mut parts = line.split_ascii_whitespace();
-    let engine = parts.next().unwrap_or("#!")[2..].to_string();
+    let words = super::split_args(&line).ok_or("ERR Invalid library metadata")?;
+    let mut parts = words.iter().map(String::as_str);
+    let engine = parts
+        .next()
+        .unwrap_or("#!")
+        .get(2..)
+        .unwrap_or("")
+        .to_string();
     let mut name = None;
     for part in parts {
         match part.get(..5) {
@@ -340,7 +354,8 @@ impl Functions {
             return Err("ERR No functions registered".into());
         }
         for r in &registered {
-            if self.index.get(&r.name).is_some_and(|lib| *lib != name) {
+            let lower = r.name.to_ascii_lowercase();
+            if self.index.get(&lower).is_some_and(|lib| *lib != name) {
                 return Err(format!("ERR Function {} already exists", r.name));
             }
         }
@@ -351,7 +366,7 @@ impl Functions {
             functions: IndexMap::new(),
         };
         for r in registered {
-            self.index.insert(r.name.clone(), name.clone());
+            self.index.insert(r.name.to_ascii_lowercase(), name.clone());
             lib.functions.insert(
                 r.name.clone(),
                 FunctionInfo {
@@ -371,7 +386,7 @@ impl Functions {
         match self.libraries.shift_remove(name) {
             Some(lib) => {
                 for f in lib.functions.keys() {
-                    self.index.remove(f);
+                    self.index.remove(&f.to_ascii_lowercase());
                 }
                 true
             }
@@ -386,12 +401,23 @@ impl Functions {
         self.engine = None;
     }
 
-    /// The function called `name`: (engine, function, flags).
+    /// The function called `name` (any case): (engine, function, flags).
     pub(crate) fn find(&self, name: &str) -> Option<(Engine, Function, u32)> {
-        let lib = self.libraries.get(self.index.get(name)?)?;
-        let f = lib.functions.get(name)?;
+        let lower = name.to_ascii_lowercase();
+        let lib = self.libraries.get(self.index.get(&lower)?)?;
+        let f = lib
+            .functions
+            .values()
+            .find(|f| f.name.eq_ignore_ascii_case(name))?;
         let engine = self.engine.as_ref()?.engine.clone();
         Some((engine, f.func.clone(), f.flags))
+    }
+
+    /// Memory of the functions VM.
+    pub(crate) fn memory(&self) -> usize {
+        self.engine
+            .as_ref()
+            .map_or(32 * 1024, |e| e.engine.used_memory())
     }
 
     /// Number of functions.

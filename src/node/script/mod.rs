@@ -95,6 +95,14 @@ impl Scripting {
     pub fn lua_memory(&self) -> usize {
         self.eval.as_ref().map_or(32 * 1024, Engine::used_memory)
     }
+    /// Memory of the functions VM (INFO `used_memory_vm_functions`).
+    pub fn functions_memory(&self) -> usize {
+        self.functions.memory()
+    }
+    /// Number of functions (INFO `number_of_functions`).
+    pub fn function_count(&self) -> usize {
+        self.functions.function_count()
+    }
     /// Number of cached scripts (INFO `number_of_cached_scripts`).
     pub fn cached_scripts(&self) -> usize {
         self.scripts.len()
@@ -138,7 +146,10 @@ pub(crate) fn shebang(body: &[u8], eval: bool) -> Result<(u32, usize), String> {
         return Err("ERR Invalid script shebang".into());
     };
     let line = String::from_utf8_lossy(&body[..end]);
-    let mut parts = line.split_ascii_whitespace();
+    let Some(words) = split_args(&line) else {
+        return Err("ERR Invalid engine in script shebang".into());
+    };
+    let mut parts = words.iter().map(String::as_str);
     let engine = parts.next().unwrap_or("");
     if engine != "#!lua" {
         return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
@@ -191,5 +202,42 @@ mod tests {
             sha1_hex(b"return 1"),
             "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
         );
+    }
+}
+
+/// Redis's `sdssplitargs` for a shebang line: words separated by blanks, with "double"
+/// (escapes allowed) and 'single' quoted parts; `None` for unbalanced quotes.
+pub(crate) fn split_args(line: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return Some(out);
+        }
+        let mut word = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' | '\'' => {
+                    let quote = c;
+                    loop {
+                        match chars.next()? {
+                            '\\' if quote == '"' => word.push(chars.next()?),
+                            q if q == quote => break,
+                            other => word.push(other),
+                        }
+                    }
+                    // A closing quote must end the word.
+                    if chars.peek().is_some_and(|c| !c.is_ascii_whitespace()) {
+                        return None;
+                    }
+                }
+                c if c.is_ascii_whitespace() => break,
+                c => word.push(c),
+            }
+        }
+        out.push(word);
     }
 }

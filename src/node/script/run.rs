@@ -210,6 +210,7 @@ pub(crate) fn run(
         db: ctx.client.db,
         authed: true,
         from_master: ctx.client.from_master,
+        in_script: true,
         last_cmd: "NULL",
         ..ClientState::default()
     };
