@@ -39,6 +39,22 @@ pub(super) fn is_script(req: &Request) -> bool {
     .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
 }
 
+/// True for (un)subscribe requests, whose confirmations CLIENT REPLY OFF/SKIP do not
+/// silence (Redis sends them as pushes).
+pub(super) fn is_subscription(req: &Request) -> bool {
+    !req.is_empty()
+        && [
+            "subscribe",
+            "psubscribe",
+            "ssubscribe",
+            "unsubscribe",
+            "punsubscribe",
+            "sunsubscribe",
+        ]
+        .iter()
+        .any(|n| req.arg(0).eq_ignore_ascii_case(n.as_bytes()))
+}
+
 impl Conn {
     /// Runs the script request at the head of the queue on a blocking thread.
     pub(super) async fn run_script(&mut self) -> std::io::Result<()> {

@@ -59,6 +59,20 @@ redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
 
+-- An error raised by a Rust library function arrives as mlua's error object: its message,
+-- at the calling line, as luaL_error would have put it.
+local gsub, find, sub = string.gsub, string.find, string.sub
+local function clean(err, i)
+  local s = tostring(err)
+  s = gsub(s, '^runtime error: ', '')
+  local cut = find(s, '\nstack traceback:', 1, true)
+  if cut then s = sub(s, 1, cut - 1) end
+  if i and i.currentline and i.currentline > 0 then
+    s = i.short_src .. ':' .. i.currentline .. ': ' .. s
+  end
+  return s
+end
+
 -- Redis 7's pcall hands back the message of an error table rather than the table.
 local rawpcall = pcall
 G.pcall = function(...)
@@ -67,6 +81,9 @@ G.pcall = function(...)
   if not r[1] and hooks.killed then error(r[2], 0) end
   if not r[1] and type(r[2]) == 'table' and type(rawget(r[2], 'err')) == 'string' then
     return false, rawget(r[2], 'err')
+  end
+  if not r[1] and type(r[2]) == 'userdata' then
+    return false, clean(r[2], dbg.getinfo(2, 'Sl'))
   end
   return unpack(r, 1, table.maxn(r))
 end
@@ -115,6 +132,9 @@ local function handler(err)
   while i and (i.what == 'C' or i.source == '=sluice') do
     level = level + 1
     i = dbg.getinfo(level, 'nSl')
+  end
+  if type(err) == 'userdata' then
+    err = clean(err, i)
   end
   if type(err) ~= 'table' then
     err = {err = 'ERR ' .. tostring(err)}
