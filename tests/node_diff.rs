@@ -1125,17 +1125,52 @@ fn functions_match_redis() {
         (E, &["FUNCTION", "LIST", "LIBRARYNAME", "other*"]),
         (E, &["FUNCTION", "LIST", "BOGUS"]),
         (E, &["FUNCTION", "STATS"]),
-        (E, &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('f', function() return 1 end)"]),
+        (
+            E,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=other\nredis.register_function('f', function() return 1 end)",
+            ],
+        ),
         (E, &["FUNCTION", "LOAD", "#!lua name=bad\nerror('x')"]),
-        (E, &["FUNCTION", "LOAD", "#!lua name=bad\nlocal a = string.len('x')"]),
-        (E, &["FUNCTION", "LOAD", "#!lua name=bad\nredis.register_function()"]),
-        (E, &["FUNCTION", "LOAD", "#!lua name=bad\nredis.register_function('x', 5)"]),
+        (
+            E,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=bad\nlocal a = string.len('x')",
+            ],
+        ),
+        (
+            E,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=bad\nredis.register_function()",
+            ],
+        ),
+        (
+            E,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=bad\nredis.register_function('x', 5)",
+            ],
+        ),
         (E, &["FUNCTION", "LOAD", "#!lua name=bad\nreturn 1"]),
         (E, &["FUNCTION", "LOAD", "#!lua name=b-d\nreturn 1"]),
         (E, &["FUNCTION", "LOAD", "#!lua\nreturn 1"]),
         (E, &["FUNCTION", "LOAD", "#!js name=x\nreturn 1"]),
         (E, &["FUNCTION", "LOAD", "return 1"]),
-        (E, &["FUNCTION", "LOAD", "#!lua name=bad\nredis.register_function('x', function() end) +"]),
+        (
+            E,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=bad\nredis.register_function('x', function() end) +",
+            ],
+        ),
         (E, &["FUNCTION", "DELETE", "nosuch"]),
         (E, &["FUNCTION", "RESTORE", "bogus"]),
         (E, &["FUNCTION", "RESTORE", "bogus", "SOMETIMES"]),
@@ -1154,7 +1189,9 @@ fn random_scripts_match_redis() {
     let (r, n) = both();
     let mut seed: u64 = 0x5eed_1234;
     let mut next = |m: u64| {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (seed >> 33) % m
     };
     let calls = [

@@ -1155,7 +1155,7 @@ on_both_backends! {
         resp2_replies_are_byte_identical_to_redis,
         reads_refused_with_loading_are_retried_on_another_node,
         read_your_writes_never_returns_an_older_value_while_a_replica_lags,
+        scripts_go_to_the_master_and_read_only_scripts_to_replicas,
     ],
-    // Needs Lua scripting (EVAL), which sluice node does not have.
-    redis_only: [scripts_go_to_the_master_and_read_only_scripts_to_replicas],
+    redis_only: [],
 }

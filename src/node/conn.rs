@@ -305,9 +305,7 @@ impl Conn {
                     match ctx.client.reply_mode {
                         ReplyMode::On => reply.encode(ctx.proto(), &mut self.out),
                         // Subscribe confirmations are pushes: Redis sends them anyway.
-                        _ if busy::is_subscription(req) => {
-                            reply.encode(ctx.proto(), &mut self.out)
-                        }
+                        _ if busy::is_subscription(req) => reply.encode(ctx.proto(), &mut self.out),
                         ReplyMode::Off => {}
                         // CLIENT REPLY SKIP answers nothing itself, then drops one more.
                         ReplyMode::SkipNext => ctx.client.reply_mode = ReplyMode::Skipping,
