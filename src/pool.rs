@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +15,7 @@ use crate::topology::cluster::ClusterWatcher;
 use crate::topology::sentinel::SentinelWatcher;
 use crate::topology::sentinel_hub::{HubKey, SentinelHubs};
 use crate::topology::standalone::StandaloneWatcher;
-use crate::topology::Topology;
+use crate::topology::{Published, Topology};
 
 /// Errors starting a pool.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +43,7 @@ pub struct Pool {
     /// The pool's config.
     pub cfg: Arc<PoolConfig>,
     /// Current topology, replaced whole by the watcher.
-    pub topology: Arc<ArcSwap<Topology>>,
+    pub topology: Arc<Published>,
     /// Node choice.
     pub router: Router,
     /// Pool metrics.
@@ -95,7 +94,7 @@ impl Pool {
                     password: cfg.backend_password.clone(),
                     max_lag: cfg.max_replica_lag,
                 };
-                let topology = Arc::new(ArcSwap::from_pointee(watcher.initial()));
+                let topology = Arc::new(Published::new(watcher.initial()));
                 tokio::spawn(watcher.run(topology.clone(), metrics.clone(), shutdown));
                 topology
             }
@@ -120,7 +119,7 @@ impl Pool {
                     max_lag: cfg.max_replica_lag,
                 };
                 // No master until a sentinel names one and the node confirms it.
-                let topology = Arc::new(ArcSwap::from_pointee(Topology::default()));
+                let topology = Arc::new(Published::new(Topology::default()));
                 tokio::spawn(watcher.run(topology.clone(), metrics.clone(), shutdown));
                 topology
             }
@@ -140,7 +139,7 @@ impl Pool {
                     max_lag: cfg.max_replica_lag,
                 };
                 // No slot map until a node answers CLUSTER SHARDS.
-                let topology = Arc::new(ArcSwap::from_pointee(Topology::default()));
+                let topology = Arc::new(Published::new(Topology::default()));
                 tokio::spawn(watcher.run(
                     topology.clone(),
                     metrics.clone(),

@@ -437,7 +437,7 @@ fn defaults_are_applied() {
     assert_eq!(pool.backend_password, None);
     assert!(pool.allow_commands.is_empty());
     assert_eq!(pool.backend_connections, 2);
-    assert_eq!(pool.max_dedicated_connections, 64);
+    assert_eq!(pool.max_dedicated_connections, 1024);
     assert_eq!(pool.connect_timeout, Duration::from_secs(1));
     assert_eq!(pool.request_timeout, Duration::from_secs(5));
     assert_eq!(pool.health_check_interval, Duration::from_millis(250));

@@ -478,12 +478,106 @@ fn sentinel_failover_with_prefer_replica_reads_fails_no_write_and_reads_almost_n
     );
     assert_eq!(master.calls("set") - master_sets, 100);
     let changes_before = proxy_metric(&proxy, "sluice_topology_changes_total{pool=\"orders\"}");
-    let switched = switch_master_watch(&sentinels);
+    let run = failover_under_load(&proxy, &sentinels, "fgrp");
+    let FailoverRun {
+        n,
+        reads,
+        stale,
+        ref failed_writes,
+        ref errors,
+        longest_gap,
+        ref stale_at,
+        ref last,
+        ..
+    } = run;
+    let new_master = topology(&proxy)["master"]["addr"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_ne!(new_master, master.addr());
+    assert!(replicas.iter().any(|r| r.addr() == new_master));
+    let window = match (failed_writes.first(), failed_writes.last()) {
+        (Some(a), Some(b)) => *b - *a,
+        _ => Duration::ZERO,
+    };
+    eprintln!(
+        "SENTINEL FAILOVER: {n} writes, {} failed over {window:?}, longest write pause {longest_gap:?}, \
+         {stale} of {reads} reads stale ({:.3}%), errors {:?}",
+        failed_writes.len(),
+        100.0 * stale as f64 / reads as f64,
+        &errors[..errors.len().min(5)]
+    );
+    eprintln!(
+        "stale reads, ms from +switch-master: {:?}",
+        ms_from(run.switched_at, stale_at)
+    );
+    assert!(
+        errors.iter().all(|e| !e.starts_with("READONLY")),
+        "READONLY reached the client: {errors:?}"
+    );
+    assert!(
+        window <= Duration::from_secs(1),
+        "writes failed for {window:?}"
+    );
+    assert!(
+        stale * 100 <= reads,
+        "{stale} of {reads} reads returned a value older than the client's own write"
+    );
+    // Every acknowledged write is on the new master, at least as new as acknowledged.
+    let mut check = Client::connect(&new_master);
+    for (k, &v) in last.iter().enumerate() {
+        if v == 0 {
+            continue;
+        }
+        let got = match check.cmd(&["GET", &format!("f{k}")]) {
+            Resp::Bulk(b) => String::from_utf8_lossy(&b).parse::<u64>().unwrap_or(0),
+            _ => 0,
+        };
+        assert!(got >= v, "key f{k}: acknowledged {v}, new master has {got}");
+    }
+    // Metrics and /topology show the failover.
+    assert!(
+        proxy_metric(&proxy, "sluice_topology_changes_total{pool=\"orders\"}") > changes_before
+    );
+    let (_, metrics) = proxy.http_get("/metrics");
+    assert!(
+        metrics.contains(&format!(
+            "sluice_node_is_master{{pool=\"orders\",node=\"{new_master}\"}} 1"
+        )),
+        "current master not in metrics"
+    );
+}
+
+/// What a write-then-read loop saw through a `SENTINEL FAILOVER`.
+struct FailoverRun {
+    /// Writes sent.
+    n: u64,
+    reads: u64,
+    /// Reads that returned a value older than the client's own last acknowledged write.
+    stale: u64,
+    failed_writes: Vec<std::time::Instant>,
+    /// Error replies (writes and reads).
+    errors: Vec<String>,
+    /// Error replies to reads.
+    read_errors: Vec<String>,
+    longest_gap: Duration,
+    stale_at: Vec<std::time::Instant>,
+    /// The last value acknowledged per key.
+    last: Vec<u64>,
+    switched_at: std::time::Instant,
+}
+
+/// Runs a write-then-read loop over 100 keys through `proxy`, asks `sentinels[0]` for a
+/// failover of `group` after 200 writes, and keeps going until 8 s after `+switch-master`
+/// (the old master keeps claiming its role for seconds and the other replica resyncs).
+fn failover_under_load(proxy: &Sluice, sentinels: &[Sentinel], group: &str) -> FailoverRun {
+    let mut c = proxy.client();
+    let switched = switch_master_watch(sentinels);
     const KEYS: usize = 100;
     let mut last = vec![0u64; KEYS];
     let (mut reads, mut stale, mut n) = (0u64, 0u64, 0u64);
     let mut failed_writes: Vec<std::time::Instant> = Vec::new();
-    let mut errors = Vec::new();
+    let (mut errors, mut read_errors) = (Vec::new(), Vec::new());
     let mut last_ok = std::time::Instant::now();
     let mut longest_gap = Duration::ZERO;
     let mut stale_at = Vec::new();
@@ -521,88 +615,92 @@ fn sentinel_failover_with_prefer_replica_reads_fails_no_write_and_reads_almost_n
                 stale_at.push(std::time::Instant::now());
             }
             Resp::Nil => {}
-            Resp::Error(e) => errors.push(e),
+            Resp::Error(e) => {
+                read_errors.push(e.clone());
+                errors.push(e);
+            }
             other => panic!("unexpected {other:?}"),
         }
         if n >= 200 && !failover_sent {
-            failover_sent = sentinels[0].client().cmd(&["SENTINEL", "FAILOVER", "fgrp"])
+            failover_sent = sentinels[0].client().cmd(&["SENTINEL", "FAILOVER", group])
                 == Resp::Simple("OK".into());
         }
         if switch_seen.is_none() {
             switch_seen = switched.try_recv().ok();
         }
-        // Keep going well past the switch: the old master keeps claiming its role for
-        // seconds and the other replica resyncs; both must stay out of the read pool.
         if switch_seen.is_some_and(|t| t.elapsed() > Duration::from_secs(8)) {
             break;
         }
     }
-    assert!(
-        failover_sent && switch_seen.is_some(),
-        "no failover happened"
-    );
-    let new_master = topology(&proxy)["master"]["addr"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert_ne!(new_master, master.addr());
-    assert!(replicas.iter().any(|r| r.addr() == new_master));
-    let window = match (failed_writes.first(), failed_writes.last()) {
-        (Some(a), Some(b)) => *b - *a,
-        _ => Duration::ZERO,
+    let switched_at = match (failover_sent, switch_seen) {
+        (true, Some(t)) => t,
+        _ => panic!("no failover happened"),
     };
+    FailoverRun {
+        n,
+        reads,
+        stale,
+        failed_writes,
+        errors,
+        read_errors,
+        longest_gap,
+        stale_at,
+        last,
+        switched_at,
+    }
+}
+
+/// Issue 10 item 4: with `read_from = "replica"`, reads through a `SENTINEL FAILOVER` wait
+/// for a replica of the new master instead of failing with "no healthy replica", and the
+/// failover adds no stale read. Prints the figures (read errors, stale reads).
+#[test]
+fn sentinel_failover_with_replica_reads_fails_no_read() {
+    let (master, _replicas, sentinels) = full_group("rgrp");
+    let all: Vec<&Sentinel> = sentinels.iter().collect();
+    let proxy = proxy(
+        &all,
+        "rgrp",
+        "read_from = \"replica\"\nmaster_wait = \"10s\"\n",
+    );
+    wait_until(Duration::from_secs(10), "master and replicas", || {
+        let t = topology(&proxy);
+        t["master"]["addr"] == master.addr()
+            && t["read_pool"].as_array().is_some_and(|r| r.len() == 2)
+    });
+    let run = failover_under_load(&proxy, &sentinels, "rgrp");
+    let rel = ms_from(run.switched_at, &run.stale_at);
     eprintln!(
-        "SENTINEL FAILOVER: {n} writes, {} failed over {window:?}, longest write pause {longest_gap:?}, \
-         {stale} of {reads} reads stale ({:.3}%), errors {:?}",
-        failed_writes.len(),
-        100.0 * stale as f64 / reads as f64,
-        &errors[..errors.len().min(5)]
-    );
-    if let Some(switch) = switch_seen {
-        let rel: Vec<i64> = stale_at
-            .iter()
-            .map(|t| {
-                t.duration_since(start).as_millis() as i64
-                    - switch.duration_since(start).as_millis() as i64
-            })
-            .collect();
-        eprintln!("stale reads, ms from +switch-master: {rel:?}");
-    }
-    assert!(
-        errors.iter().all(|e| !e.starts_with("READONLY")),
-        "READONLY reached the client: {errors:?}"
+        "SENTINEL FAILOVER, read_from = replica: {} writes, {} failed; {} of {} reads failed, {} stale; \
+         longest write pause {:?}; first errors {:?}; stale reads, ms from +switch-master: {rel:?}",
+        run.n,
+        run.failed_writes.len(),
+        run.read_errors.len(),
+        run.reads,
+        run.stale,
+        run.longest_gap,
+        &run.read_errors[..run.read_errors.len().min(3)],
     );
     assert!(
-        window <= Duration::from_secs(1),
-        "writes failed for {window:?}"
+        run.read_errors.is_empty(),
+        "reads failed: {:?}",
+        &run.read_errors[..run.read_errors.len().min(5)]
     );
     assert!(
-        stale * 100 <= reads,
-        "{stale} of {reads} reads returned a value older than the client's own write"
+        run.failed_writes.is_empty(),
+        "writes failed: {:?}",
+        run.errors
     );
-    // Every acknowledged write is on the new master, at least as new as acknowledged.
-    let mut check = Client::connect(&new_master);
-    for (k, &v) in last.iter().enumerate() {
-        if v == 0 {
-            continue;
-        }
-        let got = match check.cmd(&["GET", &format!("f{k}")]) {
-            Resp::Bulk(b) => String::from_utf8_lossy(&b).parse::<u64>().unwrap_or(0),
-            _ => 0,
-        };
-        assert!(got >= v, "key f{k}: acknowledged {v}, new master has {got}");
-    }
-    // Metrics and /topology show the failover.
-    assert!(
-        proxy_metric(&proxy, "sluice_topology_changes_total{pool=\"orders\"}") > changes_before
-    );
-    let (_, metrics) = proxy.http_get("/metrics");
-    assert!(
-        metrics.contains(&format!(
-            "sluice_node_is_master{{pool=\"orders\",node=\"{new_master}\"}} 1"
-        )),
-        "current master not in metrics"
-    );
+}
+
+/// Milliseconds from `origin` to each of `times` (negative: before it).
+fn ms_from(origin: std::time::Instant, times: &[std::time::Instant]) -> Vec<i64> {
+    times
+        .iter()
+        .map(|t| match t.checked_duration_since(origin) {
+            Some(d) => d.as_millis() as i64,
+            None => -(origin.duration_since(*t).as_millis() as i64),
+        })
+        .collect()
 }
 
 /// The value of one metric series, 0 when absent.

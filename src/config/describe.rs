@@ -183,7 +183,7 @@ master = "h:1"
             "seeds: h1:7000, h2:7000",
             "allow_commands: DEBUG",
             "max_replica_lag: unlimited",
-            "limits: max_clients 5, databases 16, backend_connections 2, max_dedicated_connections 64",
+            "limits: max_clients 5, databases 16, backend_connections 2, max_dedicated_connections 1024",
             "pool \"d\": listening on 127.0.0.1:7381",
             "replicas: none",
             "backend auth: no",

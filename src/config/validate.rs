@@ -14,7 +14,7 @@ pub(super) mod defaults {
     use std::time::Duration;
 
     pub const BACKEND_CONNECTIONS: usize = 2;
-    pub const MAX_DEDICATED_CONNECTIONS: usize = 64;
+    pub const MAX_DEDICATED_CONNECTIONS: usize = 1024;
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
     /// How long a write waits for a confirmed master during a failover (sentinel mode).

@@ -15,8 +15,10 @@ mod cluster_tx;
 mod deny;
 mod local;
 mod pubsub;
+mod scan;
 mod shard_pubsub;
 mod transaction;
+mod wait;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -31,7 +33,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use crate::backend::mux::ReplyResult;
 use crate::backend::{BackendError, Node};
 use crate::command::{self, CommandInfo};
-use crate::config::{Consistency, Mode};
+use crate::config::{Consistency, Mode, ReadFrom};
 use crate::pool::Pool;
 use crate::resp::{convert, decode_request, encode, Protocol, Reply, ReplyShape, Request};
 use crate::route::RouteError;
@@ -98,7 +100,8 @@ pub struct Session {
     /// Boxed: rarely present, and inline it would grow every session by a whole connection.
     pinned: Option<Box<Pinned>>,
     /// Cluster pools: a MULTI whose node is not known yet (no keyed command so far): the
-    /// requests to replay once the first keyed command picks the slot.
+    /// requests to replay once the first keyed command picks the slot. Any pool: a MULTI
+    /// that is already lost (refused, or its connection failed), answered here until EXEC.
     deferred_multi: Option<Box<cluster_tx::Deferred>>,
     closing: bool,
     /// This client's place under `max_clients`, released when the session ends.
@@ -304,7 +307,7 @@ impl Session {
                 } else {
                     if let Some(req) = self.dispatch(req, info, &mut pending, true) {
                         Box::pin(self.drain(&mut pending, io)).await?;
-                        Box::pin(self.wait_for_master()).await;
+                        Box::pin(self.wait_until_routable(&req, info)).await;
                         let _ = self.dispatch(req, info, &mut pending, false);
                     }
                 }
@@ -469,10 +472,19 @@ impl Session {
                 // A read can always be retried: it changes nothing even if it ran.
                 if w.read && !w.retried {
                     let topo = self.pool.topology.load();
-                    if let Ok(node) = self.route_read(&topo, Some(&w.node)) {
-                        drop(topo);
-                        self.retry(w, node, pending);
-                        return;
+                    match self.route_read(&topo, Some(&w.node)) {
+                        Ok(node) => {
+                            drop(topo);
+                            self.retry(w, node, pending);
+                            return;
+                        }
+                        // It was the only replica: wait for one to be back.
+                        Err(RouteError::NoReplica(_)) => {
+                            drop(topo);
+                            self.retry_read_when_routable(w, e, pending);
+                            return;
+                        }
+                        Err(_) => {}
                     }
                 }
                 if w.read {
@@ -488,9 +500,10 @@ impl Session {
 
     /// Sends a plain command to its node (or answers it here) and queues its reply slot.
     /// Returns the request back (`Some`) when it must wait: a write while this client still
-    /// has writes in flight to a different (former) master, or a write with no confirmed
-    /// master in a pool that follows failovers. The caller drains, waits for a master, and
-    /// dispatches it again with `may_hold = false`.
+    /// has writes in flight to a different (former) master, a write with no confirmed
+    /// master in a pool that follows failovers, or a read with no replica to go to under
+    /// `read_from = "replica"`. The caller drains, waits (see
+    /// [`Session::wait_until_routable`]), and dispatches it again with `may_hold = false`.
     fn dispatch(
         &mut self,
         req: Request,
@@ -507,6 +520,11 @@ impl Session {
             return self.dispatch_cluster(req, info, pending, may_hold);
         }
         let read = command::is_read(&req, info);
+        if read && self.pool.cfg.read_from != ReadFrom::Master {
+            if let Some(at) = scan::cursor_arg(info) {
+                return self.dispatch_scan(req, info, (at, scan::Scope::Pool), pending, may_hold);
+            }
+        }
         let topo = self.pool.topology.load();
         let routed = if read {
             self.route_read(&topo, None)
@@ -522,9 +540,12 @@ impl Session {
                 return Some(req)
             }
             Ok(node) => node,
-            Err(RouteError::NoMaster(_)) if may_hold && !read && follows_failovers => {
-                return Some(req)
-            }
+            // No confirmed master (a failover, or the first probe round not done yet): writes,
+            // and reads that would go to the master, wait for one.
+            Err(RouteError::NoMaster(_)) if may_hold && follows_failovers => return Some(req),
+            // No replica in the read pool (a failover, a resync, the first probe round not
+            // done yet): wait for one rather than fail the read at once.
+            Err(RouteError::NoReplica(_)) if may_hold && read => return Some(req),
             Err(e) => {
                 self.pool.metrics.errors.increment(1);
                 pending.push_back(Pending::Ready(error_bytes(&e.to_string())));
@@ -656,35 +677,6 @@ impl Session {
             retried: true,
             ..w
         }));
-    }
-
-    /// Waits (up to `master_wait`) until the topology has a confirmed, reachable master; in a
-    /// cluster pool, until there is a slot map.
-    async fn wait_for_master(&self) {
-        let deadline = tokio::time::Instant::now() + self.pool.cfg.master_wait;
-        if self.pool.cfg.mode == Mode::Cluster {
-            while self
-                .pool
-                .topology
-                .load()
-                .cluster
-                .as_ref()
-                .is_none_or(|m| m.shards.is_empty())
-                && tokio::time::Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            return;
-        }
-        while !self
-            .pool
-            .router
-            .master(&self.pool.topology.load())
-            .is_ok_and(|m| m.is_connected())
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
     }
 
     /// Sends a script-cache command to every replica too, so EVALSHA_RO finds the script there

@@ -106,6 +106,12 @@ impl Session {
             match self.pin(&req, info).await {
                 Ok(p) => self.pinned = Some(Box::new(p)),
                 Err(e) => {
+                    if name == "multi" {
+                        // The client is inside its MULTI from now on, whatever we answer:
+                        // what it queues must not run outside a transaction. It is queued
+                        // here without running and EXEC aborts (see `aborted_multi`).
+                        self.deferred_multi = Some(super::cluster_tx::Deferred::aborted());
+                    }
                     encode::error(&mut io.out, &err_text(&e.to_string()));
                     return;
                 }

@@ -14,13 +14,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Health, NodeView, Topology};
+use super::{Health, NodeView, Published, Topology};
 use crate::backend::handshake::{self, Handshake};
 use crate::backend::{Node, NodeOptions};
 use crate::cluster_slot::SLOTS;
@@ -398,7 +397,7 @@ impl ClusterWatcher {
     /// Refreshes until shutdown: every `interval`, and promptly after `refresh` is notified.
     pub async fn run(
         self,
-        topology: Arc<ArcSwap<Topology>>,
+        topology: Arc<Published>,
         metrics: Arc<PoolMetrics>,
         refresh: Arc<Notify>,
         shutdown: CancellationToken,

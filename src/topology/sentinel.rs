@@ -15,14 +15,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use futures_util::future::join_all;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::health::{lag_health, ProbeResult, Prober};
 use super::sentinel_hub::{Event, SentinelHub};
-use super::{Health, NodeView, Topology};
+use super::{Health, NodeView, Published, Topology, CATCH_UP_RECHECK};
 use crate::backend::{Node, NodeOptions};
 use crate::config::ReplicaLag;
 use crate::telemetry::PoolMetrics;
@@ -54,7 +53,7 @@ impl SentinelWatcher {
     /// Follows the group until `shutdown`, publishing changes into `topology`.
     pub async fn run(
         self,
-        topology: Arc<ArcSwap<Topology>>,
+        topology: Arc<Published>,
         metrics: Arc<PoolMetrics>,
         shutdown: CancellationToken,
     ) {
@@ -66,9 +65,11 @@ impl SentinelWatcher {
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let recheck = topology.load().catching_up();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+                _ = tokio::time::sleep(CATCH_UP_RECHECK), if recheck => {}
                 first = events.recv() => {
                     // Coalesce a burst of events into one refresh, acting on failover ones.
                     // Falling behind the hub's backlog only costs events that this refresh

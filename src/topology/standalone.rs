@@ -6,12 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 
 use super::health::{lag_health, ProbeResult, Prober};
-use super::{Health, NodeView, Topology};
+use super::{Health, NodeView, Published, Topology, CATCH_UP_RECHECK};
 use crate::backend::Node;
 use crate::config::ReplicaLag;
 use crate::telemetry::PoolMetrics;
@@ -57,7 +56,7 @@ impl StandaloneWatcher {
     /// Probes until `shutdown`, publishing changes into `topology`.
     pub async fn run(
         self,
-        topology: Arc<ArcSwap<Topology>>,
+        topology: Arc<Published>,
         metrics: Arc<PoolMetrics>,
         shutdown: CancellationToken,
     ) {
@@ -77,9 +76,11 @@ impl StandaloneWatcher {
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let recheck = topology.load().catching_up();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+                _ = tokio::time::sleep(CATCH_UP_RECHECK), if recheck => {}
             }
             let round = std::time::Instant::now();
             let results = join_all(probers.iter_mut().map(|p| p.probe())).await;

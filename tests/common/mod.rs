@@ -381,7 +381,11 @@ impl Sluice {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sluice.toml");
         std::fs::write(&path, config).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        // `SLUICE_PROXY_BIN` runs a test against another build of the proxy (to measure a
+        // figure before and after a change); the nodes stay this build's.
+        let bin = std::env::var("SLUICE_PROXY_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_sluice").to_string());
+        let mut child = Command::new(bin)
             .args(["proxy", "--config"])
             .arg(&path)
             .env(
@@ -693,6 +697,50 @@ fn parse(rd: &mut impl BufRead) -> std::io::Result<Resp> {
         }
         _ => return Err(bad()),
     })
+}
+
+/// Walks one SCAN-family command to its end through `c` (`prefix` holds the arguments before
+/// the cursor, e.g. `["HSCAN", "h"]`), returning every element it gave (members only for
+/// HSCAN/ZSCAN) and how many calls it took.
+pub fn full_scan(c: &mut Client, prefix: &[&str]) -> (Vec<String>, usize) {
+    let pairs = matches!(prefix[0], "HSCAN" | "ZSCAN");
+    let (mut cursor, mut seen, mut calls) = ("0".to_string(), Vec::new(), 0);
+    loop {
+        let mut args: Vec<&str> = prefix.to_vec();
+        args.extend([cursor.as_str(), "COUNT", "10"]);
+        let reply = c.cmd(&args);
+        calls += 1;
+        let Resp::Array(parts) = reply else {
+            panic!("{args:?}: {reply:?}");
+        };
+        let [next, Resp::Array(items)] = &parts[..] else {
+            panic!("{args:?}: {parts:?}");
+        };
+        let step = if pairs { 2 } else { 1 };
+        seen.extend(items.iter().step_by(step).map(Resp::text));
+        cursor = next.text();
+        if cursor == "0" {
+            return (seen, calls);
+        }
+        assert!(calls < 10_000, "{prefix:?} never ended");
+    }
+}
+
+/// (missed, returned more than once) of `want` in what a scan returned.
+pub fn misses_and_repeats(want: &[String], got: &[String]) -> (usize, usize) {
+    let mut counts = std::collections::HashMap::new();
+    for g in got {
+        *counts.entry(g.as_str()).or_insert(0usize) += 1;
+    }
+    let missed = want
+        .iter()
+        .filter(|w| !counts.contains_key(w.as_str()))
+        .count();
+    let repeated = want
+        .iter()
+        .filter(|w| counts.get(w.as_str()).is_some_and(|&n| n > 1))
+        .count();
+    (missed, repeated)
 }
 
 /// Config text for a standalone pool in front of `master` and `replicas`.
