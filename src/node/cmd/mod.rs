@@ -354,12 +354,15 @@ fn feed_monitors(ctx: &mut Ctx<'_>, args: &Args) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let me = ctx.client.id;
-    let addr = ctx
-        .store
-        .clients
-        .get(me)
-        .map(|c| c.addr.to_string())
-        .unwrap_or_default();
+    let addr = if ctx.client.in_script {
+        "lua".to_string()
+    } else {
+        ctx.store
+            .clients
+            .get(me)
+            .map(|c| c.addr.to_string())
+            .unwrap_or_default()
+    };
     let mut line = format!(
         "+{}.{:06} [{} {addr}]",
         now.as_secs(),

@@ -157,7 +157,35 @@ impl Conn {
                 self.client.close = true;
                 Reply::Ok
             }
-            _ => busy_error(eval),
+            // Transactions may start and end meanwhile (Redis lets MULTI and DISCARD through,
+            // so a pipelined transaction is never half refused); what is refused inside one
+            // makes its EXEC abort.
+            ("multi", _) if self.client.multi.is_none() => {
+                self.client.multi = Some(Vec::new());
+                self.client.multi_error = false;
+                Reply::Ok
+            }
+            ("discard", _) if self.client.multi.is_some() => {
+                self.client.multi = None;
+                self.client.multi_error = false;
+                Reply::Ok
+            }
+            ("exec", _) if self.client.multi.is_some() => {
+                self.client.multi = None;
+                self.client.multi_error = false;
+                match busy_error(eval) {
+                    Reply::Error(e) => Reply::error(format!(
+                        "EXECABORT Transaction discarded because of: {e}"
+                    )),
+                    other => other,
+                }
+            }
+            _ => {
+                if self.client.multi.is_some() {
+                    self.client.multi_error = true;
+                }
+                busy_error(eval)
+            }
         }
     }
 

@@ -112,6 +112,11 @@ impl RunState<'_, '_> {
             if self.ctx.store.replica && !self.ctx.client.from_master {
                 return Err("-READONLY You can't write against a read only replica.".into());
             }
+            if !self.ctx.client.from_master
+                && crate::node::cmd::scripting::too_few_replicas(self.ctx)
+            {
+                return Err("-NOREPLICAS Not enough good replicas to write.".into());
+            }
             self.busy.wrote();
         }
         let req = Request::from_args(argv);
