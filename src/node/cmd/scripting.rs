@@ -76,6 +76,14 @@ pub(crate) fn prepare_refusal(ctx: &Ctx, script_flags: u32, ro: bool) -> Option<
             "ERR Can not execute a script with write flag using *_ro command.",
         ));
     }
+    if too_few_replicas(ctx) {
+        return Some(Reply::error("NOREPLICAS Not enough good replicas to write."));
+    }
+    None
+}
+
+/// True on a master with `min-replicas-to-write` set and fewer good replicas than that.
+pub(crate) fn too_few_replicas(ctx: &Ctx) -> bool {
     let setting = |name| {
         ctx.store
             .settings
@@ -87,12 +95,7 @@ pub(crate) fn prepare_refusal(ctx: &Ctx, script_flags: u32, ro: bool) -> Option<
         setting("min-replicas-to-write"),
         setting("min-replicas-max-lag"),
     );
-    if !ctx.store.replica && min > 0 && lag > 0 && good_replicas(ctx) < min {
-        return Some(Reply::error(
-            "NOREPLICAS Not enough good replicas to write.",
-        ));
-    }
-    None
+    !ctx.store.replica && min > 0 && lag > 0 && good_replicas(ctx) < min
 }
 
 /// True if the script must not write (`*_RO`, or a `no-writes` shebang).
