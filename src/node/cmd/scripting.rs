@@ -77,7 +77,9 @@ pub(crate) fn prepare_refusal(ctx: &Ctx, script_flags: u32, ro: bool) -> Option<
         ));
     }
     if too_few_replicas(ctx) {
-        return Some(Reply::error("NOREPLICAS Not enough good replicas to write."));
+        return Some(Reply::error(
+            "NOREPLICAS Not enough good replicas to write.",
+        ));
     }
     None
 }

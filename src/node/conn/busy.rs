@@ -133,9 +133,11 @@ impl Conn {
     fn busy_reply(&mut self, req: &Request, eval: bool) -> Reply {
         use crate::node::cmd::scripting::{busy_error, kill_reply};
         let name = String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase();
-        let sub = (req.len() > 1)
-            .then(|| String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase())
-            .unwrap_or_default();
+        let sub = if req.len() > 1 {
+            String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase()
+        } else {
+            String::new()
+        };
         let busy = &self.shared.busy;
         match (name.as_str(), sub.as_str()) {
             ("script", "kill") if req.len() == 2 => kill_reply(busy.kill(true), true),
@@ -174,9 +176,9 @@ impl Conn {
                 self.client.multi = None;
                 self.client.multi_error = false;
                 match busy_error(eval) {
-                    Reply::Error(e) => Reply::error(format!(
-                        "EXECABORT Transaction discarded because of: {e}"
-                    )),
+                    Reply::Error(e) => {
+                        Reply::error(format!("EXECABORT Transaction discarded because of: {e}"))
+                    }
                     other => other,
                 }
             }

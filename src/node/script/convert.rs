@@ -188,7 +188,7 @@ fn to_reply(v: &Value, resp3: bool, caller: Protocol, depth: usize) -> Reply {
         }
         Value::Boolean(b) => Reply::Bool(*b),
         Value::Number(n) => Reply::Int(*n as i64),
-        Value::Integer(n) => Reply::Int(*n as i64),
+        Value::Integer(n) => Reply::Int(*n),
         Value::Table(t) => table_reply(t, resp3, caller, depth),
         _ => Reply::Null,
     }

@@ -243,7 +243,7 @@ fn log(lua: &Lua, args: MultiValue) -> mlua::Result<(Value, bool)> {
     }
     let level = match &args[0] {
         Value::Number(n) => *n as i64,
-        Value::Integer(n) => *n as i64,
+        Value::Integer(n) => *n,
         Value::String(s) => match s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()) {
             Some(n) => n as i64,
             None => {
@@ -308,7 +308,7 @@ fn install_random(lua: &Lua, g: &Table, state: Arc<AtomicU64>) -> mlua::Result<(
             let r = f64::from(lrand48(&s) % i32::MAX) / MAX;
             let int = |v: &Value| match v {
                 Value::Number(n) => Ok(*n as i64),
-                Value::Integer(n) => Ok(*n as i64),
+                Value::Integer(n) => Ok(*n),
                 Value::String(s) => s
                     .to_str()
                     .ok()

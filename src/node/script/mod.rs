@@ -179,32 +179,6 @@ pub(crate) fn arg_bytes(v: &mlua::Value) -> Option<Bytes> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shebangs_parse_like_redis() {
-        assert_eq!(shebang(b"return 1", true), Ok((flags::EVAL_COMPAT, 0)));
-        assert_eq!(
-            shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1", true),
-            Ok((flags::NO_WRITES | flags::ALLOW_OOM, 31))
-        );
-        assert!(shebang(b"#!lua", true).is_err());
-        assert!(shebang(b"#!python\n", true).is_err());
-        assert!(shebang(b"#!lua flags=bogus\n", true).is_err());
-        assert!(shebang(b"#!lua name=x\n", true).is_err());
-    }
-
-    #[test]
-    fn sha1_matches_redis() {
-        assert_eq!(
-            sha1_hex(b"return 1"),
-            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
-        );
-    }
-}
-
 /// Redis's `sdssplitargs` for a shebang line: words separated by blanks, with "double"
 /// (escapes allowed) and 'single' quoted parts; `None` for unbalanced quotes.
 pub(crate) fn split_args(line: &str) -> Option<Vec<String>> {
@@ -239,5 +213,31 @@ pub(crate) fn split_args(line: &str) -> Option<Vec<String>> {
             }
         }
         out.push(word);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebangs_parse_like_redis() {
+        assert_eq!(shebang(b"return 1", true), Ok((flags::EVAL_COMPAT, 0)));
+        assert_eq!(
+            shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1", true),
+            Ok((flags::NO_WRITES | flags::ALLOW_OOM, 31))
+        );
+        assert!(shebang(b"#!lua", true).is_err());
+        assert!(shebang(b"#!python\n", true).is_err());
+        assert!(shebang(b"#!lua flags=bogus\n", true).is_err());
+        assert!(shebang(b"#!lua name=x\n", true).is_err());
+    }
+
+    #[test]
+    fn sha1_matches_redis() {
+        assert_eq!(
+            sha1_hex(b"return 1"),
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+        );
     }
 }

@@ -314,7 +314,7 @@ fn call_in_scope(
             scope.create_function(|lua, args: MultiValue| {
                 let resp = match args.iter().next() {
                     Some(Value::Number(n)) if args.len() == 1 => *n as i64,
-                    Some(Value::Integer(n)) if args.len() == 1 => *n as i64,
+                    Some(Value::Integer(n)) if args.len() == 1 => *n,
                     _ if args.len() != 1 => {
                         let e = convert::error_table(lua, "redis.setresp() requires one argument.")?;
                         return Ok((Value::Table(e), true));
@@ -340,7 +340,7 @@ fn call_in_scope(
             scope.create_function(|lua, args: MultiValue| {
                 let flags = match args.iter().next() {
                     Some(Value::Number(n)) if args.len() == 1 => *n as i64,
-                    Some(Value::Integer(n)) if args.len() == 1 => *n as i64,
+                    Some(Value::Integer(n)) if args.len() == 1 => *n,
                     _ if args.len() != 1 => {
                         let e = convert::error_table(lua, "redis.set_repl() requires two arguments.")?;
                         return Ok((Value::Table(e), true));

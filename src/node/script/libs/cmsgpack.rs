@@ -164,7 +164,7 @@ fn pack(v: &Value, level: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
         }
         Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
         Value::Number(n) => pack_number(*n, out),
-        Value::Integer(n) => pack_int(*n as i64, out),
+        Value::Integer(n) => pack_int(*n, out),
         Value::Table(t) if level < MAX_NESTING => {
             let mut count = 0usize;
             let mut max = 0f64;
