@@ -1245,3 +1245,66 @@ fn random_scripts_match_redis() {
     let script: Vec<(Cmp, &[&str])> = refs.iter().map(|v| (E, v.as_slice())).collect();
     run(&mut r.client(), &mut n.client(), &script);
 }
+
+/// CONFIG GET * names every parameter redis-server has, with the same defaults (except the
+/// ones that describe how each server was started).
+#[test]
+fn config_parameters_match_redis() {
+    let (r, n) = both();
+    let pairs = |c: &mut Client| -> std::collections::BTreeMap<String, String> {
+        let Resp::Array(items) = c.cmd(&["CONFIG", "GET", "*"]) else {
+            panic!("CONFIG GET * is not an array")
+        };
+        items
+            .chunks(2)
+            .map(|kv| (kv[0].text(), kv[1].text()))
+            .collect()
+    };
+    let (want, got) = (pairs(&mut r.client()), pairs(&mut n.client()));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    let local = [
+        "port",
+        "repl-diskless-sync-delay",
+        "bind",
+        "dir",
+        "logfile",
+        "pidfile",
+        "daemonize",
+        "save",
+        "appendonly",
+        "enable-debug-command",
+        "dbfilename",
+        "unixsocket",
+        "protected-mode",
+    ];
+    for (k, v) in &want {
+        if !local.contains(&k.as_str()) {
+            assert_eq!(&got[k], v, "default of {k}");
+        }
+    }
+    let mut c = n.client();
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "lua-time-limit", "100"]),
+        Resp::Simple("OK".into())
+    );
+    let Resp::Array(got) = c.cmd(&["CONFIG", "GET", "busy-reply-threshold"]) else {
+        panic!("CONFIG GET is not an array")
+    };
+    assert_eq!(got[1].text(), "100");
+    let script: &[(Cmp, &[&str])] = &[
+        (E, &["CONFIG", "SET", "hz", "100000000000"]),
+        (E, &["CONFIG", "SET", "maxmemory-policy", "sometimes"]),
+        (E, &["CONFIG", "SET", "maxmemory-policy", "ALLKEYS-LRU"]),
+        (E, &["CONFIG", "GET", "maxmemory-policy"]),
+        (E, &["CONFIG", "SET", "hash-max-ziplist-value", "10"]),
+        (E, &["CONFIG", "GET", "hash-max-listpack-value"]),
+        (E, &["CONFIG", "SET", "maxmemory-clients", "10%"]),
+        (E, &["CONFIG", "GET", "maxmemory-clients"]),
+        (E, &["CONFIG", "SET", "list-compress-depth", "x"]),
+        (E, &["CONFIG", "SET", "daemonize", "yes"]),
+    ];
+    run(&mut r.client(), &mut n.client(), script);
+}

@@ -305,6 +305,6 @@ mod tests {
         assert!(matches!(s.set(b"foo", b"1"), Err(SettingError::Unknown(_))));
         assert!(s.set(b"port", b"1").is_err());
         assert!(s.set(b"appendonly", b"maybe").is_err());
-        assert_eq!(s.matching(b"maxmemory*").count(), 3);
+        assert_eq!(s.matching(b"maxmemory*").count(), 5);
     }
 }
