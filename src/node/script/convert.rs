@@ -106,25 +106,7 @@ impl Parser<'_> {
                     Value::Table(t)
                 }
             },
-            b'%' => {
-                let n = self.int();
-                let m = lua.create_table()?;
-                for _ in 0..n {
-                    let k = self.value(lua, depth + 1)?;
-                    let v = self.value(lua, depth + 1)?;
-                    m.raw_set(k, v)?;
-                }
-                wrap(lua, "map", Value::Table(m))?
-            }
-            b'~' => {
-                let n = self.int();
-                let m = lua.create_table()?;
-                for _ in 0..n {
-                    let k = self.value(lua, depth + 1)?;
-                    m.raw_set(k, true)?;
-                }
-                wrap(lua, "set", Value::Table(m))?
-            }
+            b'%' | b'~' => self.map_or_set(lua, kind == b'%', depth)?,
             b'_' => {
                 self.line();
                 Value::Nil
@@ -157,6 +139,24 @@ impl Parser<'_> {
                 Value::Nil
             }
         })
+    }
+}
+
+impl Parser<'_> {
+    /// A RESP3 map (`{map = {k = v}}`) or set (`{set = {k = true}}`).
+    fn map_or_set(&mut self, lua: &Lua, map: bool, depth: usize) -> mlua::Result<Value> {
+        let n = self.int();
+        let m = lua.create_table()?;
+        for _ in 0..n {
+            let k = self.value(lua, depth + 1)?;
+            let v = if map {
+                self.value(lua, depth + 1)?
+            } else {
+                Value::Boolean(true)
+            };
+            m.raw_set(k, v)?;
+        }
+        wrap(lua, if map { "map" } else { "set" }, Value::Table(m))
     }
 }
 

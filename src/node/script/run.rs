@@ -311,61 +311,22 @@ fn call_in_scope(
         )?;
         hooks.raw_set(
             "setresp",
-            scope.create_function(|lua, args: MultiValue| {
-                let resp = match args.iter().next() {
-                    Some(Value::Number(n)) if args.len() == 1 => *n as i64,
-                    Some(Value::Integer(n)) if args.len() == 1 => *n,
-                    _ if args.len() != 1 => {
-                        let e = convert::error_table(lua, "redis.setresp() requires one argument.")?;
-                        return Ok((Value::Table(e), true));
-                    }
-                    _ => 0,
-                };
-                let proto = match resp {
-                    2 => Protocol::Resp2,
-                    3 => Protocol::Resp3,
-                    _ => {
-                        let e = convert::error_table(lua, "RESP version must be 2 or 3.")?;
-                        return Ok((Value::Table(e), true));
-                    }
-                };
-                if let Ok(mut s) = st.try_borrow_mut() {
-                    s.client.proto = proto;
-                }
-                Ok((Value::Nil, false))
-            })?,
+            scope.create_function(|lua, args: MultiValue| setresp(lua, st, args))?,
         )?;
         hooks.raw_set(
             "set_repl",
-            scope.create_function(|lua, args: MultiValue| {
-                let flags = match args.iter().next() {
-                    Some(Value::Number(n)) if args.len() == 1 => *n as i64,
-                    Some(Value::Integer(n)) if args.len() == 1 => *n,
-                    _ if args.len() != 1 => {
-                        let e = convert::error_table(lua, "redis.set_repl() requires two arguments.")?;
-                        return Ok((Value::Table(e), true));
-                    }
-                    _ => 0,
-                };
-                if flags & !3 != 0 {
-                    let e = convert::error_table(
-                        lua,
-                        "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
-                    )?;
-                    return Ok((Value::Table(e), true));
-                }
-                if let Ok(mut s) = st.try_borrow_mut() {
-                    s.replicate = flags != 0;
-                }
-                Ok((Value::Nil, false))
-            })?,
+            scope.create_function(|lua, args: MultiValue| set_repl(lua, st, args))?,
         )?;
         if eval {
             engine.real_globals.raw_set("KEYS", keys_t.clone())?;
             engine.real_globals.raw_set("ARGV", args_t.clone())?;
-            engine.runner.call::<(bool, Value)>((func.clone(), Value::Nil, Value::Nil))
+            engine
+                .runner
+                .call::<(bool, Value)>((func.clone(), Value::Nil, Value::Nil))
         } else {
-            engine.runner.call::<(bool, Value)>((func.clone(), keys_t.clone(), args_t.clone()))
+            engine
+                .runner
+                .call::<(bool, Value)>((func.clone(), keys_t.clone(), args_t.clone()))
         }
     });
     // Outside a run the hooks refuse (a function a script stored cannot call later).
@@ -376,6 +337,55 @@ fn call_in_scope(
         engine.hooks.raw_set(name, outside.clone())?;
     }
     outcome
+}
+
+/// `redis.setresp(2|3)`: (error, raise?).
+fn setresp(lua: &Lua, st: &RefCell<RunState>, args: MultiValue) -> mlua::Result<(Value, bool)> {
+    let resp = match args.iter().next() {
+        Some(Value::Number(n)) if args.len() == 1 => *n as i64,
+        Some(Value::Integer(n)) if args.len() == 1 => *n,
+        _ if args.len() != 1 => {
+            let e = convert::error_table(lua, "redis.setresp() requires one argument.")?;
+            return Ok((Value::Table(e), true));
+        }
+        _ => 0,
+    };
+    let proto = match resp {
+        2 => Protocol::Resp2,
+        3 => Protocol::Resp3,
+        _ => {
+            let e = convert::error_table(lua, "RESP version must be 2 or 3.")?;
+            return Ok((Value::Table(e), true));
+        }
+    };
+    if let Ok(mut s) = st.try_borrow_mut() {
+        s.client.proto = proto;
+    }
+    Ok((Value::Nil, false))
+}
+
+/// `redis.set_repl(flags)`: (error, raise?).
+fn set_repl(lua: &Lua, st: &RefCell<RunState>, args: MultiValue) -> mlua::Result<(Value, bool)> {
+    let flags = match args.iter().next() {
+        Some(Value::Number(n)) if args.len() == 1 => *n as i64,
+        Some(Value::Integer(n)) if args.len() == 1 => *n,
+        _ if args.len() != 1 => {
+            let e = convert::error_table(lua, "redis.set_repl() requires two arguments.")?;
+            return Ok((Value::Table(e), true));
+        }
+        _ => 0,
+    };
+    if flags & !3 != 0 {
+        let e = convert::error_table(
+            lua,
+            "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+        )?;
+        return Ok((Value::Table(e), true));
+    }
+    if let Ok(mut s) = st.try_borrow_mut() {
+        s.replicate = flags != 0;
+    }
+    Ok((Value::Nil, false))
 }
 
 /// The caller's error reply for a script that raised `err` (Redis's `luaCallFunction`).

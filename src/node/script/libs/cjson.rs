@@ -173,6 +173,11 @@ fn settings(lua: &Lua, t: &Table, config: &Shared) -> mlua::Result<()> {
             Ok(g.precision as i64)
         })?,
     )?;
+    settings_more(lua, t, config)
+}
+
+/// `encode_keep_buffer`, `encode_invalid_numbers` and `decode_invalid_numbers`.
+fn settings_more(lua: &Lua, t: &Table, config: &Shared) -> mlua::Result<()> {
     let c = config.clone();
     t.raw_set(
         "encode_keep_buffer",
