@@ -204,6 +204,9 @@ impl Settings {
         let text = String::from_utf8_lossy(value).into_owned();
         let invalid = |why| Err(SettingError::Invalid(key.to_string(), why));
         let stored = match kind {
+            // Setting what the node started with changes nothing, so it is accepted (Redis
+            // can rebind at run time; a node cannot, but clients re-apply current values).
+            Kind::Immutable if self.get(key) == Some(text.as_str()) => text,
             Kind::Immutable => return invalid("can't set immutable config"),
             Kind::Bool => match text.to_ascii_lowercase().as_str() {
                 v @ ("yes" | "no") => v.to_string(),

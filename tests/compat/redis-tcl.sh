@@ -168,7 +168,7 @@ run_unit() { # target unit
   sed 's/\x1b\[[0-9;]*m//g' "$dir/runtest.log" >"$dir/plain.log"
   ok=$(grep -c '^\[ok\]' "$dir/plain.log" || true)
   err=$(grep -c '^\[err\]' "$dir/plain.log" || true)
-  exc=$(grep -c '^\[exception\]' "$dir/plain.log" || true)
+  exc=$(grep -c '^\[exception\]\|^\[TIMEOUT\]' "$dir/plain.log" || true)
   if [[ $exc == 0 ]] && ! grep -q 'All tests passed\|tests failed' "$dir/plain.log"; then
     exc=1 # killed by the unit timeout, or the harness died
   fi

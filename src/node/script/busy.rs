@@ -26,6 +26,8 @@ pub struct Busy {
     function: Mutex<Option<FunctionRun>>,
     /// `busy-reply-threshold` in ms (0 = never busy).
     pub threshold_ms: AtomicU64,
+    /// Scripts run, for spacing garbage-collection steps.
+    runs: AtomicU64,
 }
 
 /// What FUNCTION STATS reports about a running function.
@@ -88,6 +90,10 @@ impl Busy {
         if let Ok(mut s) = self.started.lock() {
             *s = None;
         }
+    }
+    /// Counts a finished script; true every 50th (time for a GC step).
+    pub(crate) fn tick_gc(&self) -> bool {
+        self.runs.fetch_add(1, Ordering::Relaxed) % 50 == 49
     }
     /// The script called a write command.
     pub(crate) fn wrote(&self) {

@@ -36,6 +36,8 @@ pub(crate) struct Engine {
     pub(crate) readonly: Function,
     /// `redis.register_function` (for the environment function libraries load in).
     pub(crate) register: Function,
+    /// What the per-run hooks are between runs: `redis.call` outside a script fails.
+    pub(crate) outside: Function,
 }
 
 impl std::fmt::Debug for Engine {
@@ -61,7 +63,12 @@ impl Engine {
             .call(())?;
         let register = install_raising(&lua, &inner, &redis)?;
         lua.set_globals(env.clone())?;
+        let outside = lua
+            .load("return {err = 'ERR redis.call/pcall can only be called inside a script invocation'}, true")
+            .set_name("=sluice")
+            .into_function()?;
         Ok(Engine {
+            outside,
             lua,
             env,
             real_globals,
