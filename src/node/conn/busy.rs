@@ -74,14 +74,18 @@ impl Conn {
                 let reply = cmd::execute(&mut ctx, &req);
                 let now_ms = store.now_ms;
                 store.clients.sync(&client, now_ms);
-                reply
+                (reply, crate::node::aof_file::seq(&store))
             };
             busy.release();
             (client, reply)
         });
         match task.await {
-            Ok((client, reply)) => {
+            Ok((client, (reply, aof_seq))) => {
                 self.client = client;
+                if let Some(seq) = aof_seq {
+                    // The script's writes reach the AOF before its reply (see `run`).
+                    crate::node::aof_file::before_reply(&self.shared, seq);
+                }
                 self.encode(reply);
             }
             Err(_) => {
