@@ -103,6 +103,10 @@ impl Scripting {
     pub fn function_count(&self) -> usize {
         self.functions.function_count()
     }
+    /// Number of function libraries (INFO `number_of_libraries`).
+    pub fn library_count(&self) -> usize {
+        self.functions.libraries.len()
+    }
     /// Number of cached scripts (INFO `number_of_cached_scripts`).
     pub fn cached_scripts(&self) -> usize {
         self.scripts.len()
