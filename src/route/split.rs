@@ -7,7 +7,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::cluster_slot;
-use crate::command::{self, CommandInfo};
+use crate::command::{self, CommandInfo, Special};
 use crate::resp::{encode, Frame, Protocol, Reply, Request};
 
 /// Redis's own error for keys in different slots.
@@ -73,7 +73,7 @@ pub enum FanOut {
 impl FanOut {
     /// True when replicas get the request too.
     pub fn includes_replicas(self, info: &CommandInfo) -> bool {
-        matches!(self, FanOut::ScriptLoad) || info.name == "script|flush"
+        matches!(self, FanOut::ScriptLoad) || info.special == Special::ScriptFlush
     }
 }
 

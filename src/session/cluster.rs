@@ -17,7 +17,7 @@ use super::{error_bytes, Pending, Session, Waiting};
 use crate::backend::mux::ReplyResult;
 use crate::backend::Node;
 use crate::cluster_slot;
-use crate::command::{self, CommandInfo};
+use crate::command::{self, CommandInfo, Special};
 use crate::config::ReadFrom;
 use crate::resp::{encode, Protocol, Reply, ReplyShape, Request};
 use crate::route::cluster as redirect;
@@ -35,8 +35,10 @@ impl Session {
         pending: &mut VecDeque<Pending>,
         may_hold: bool,
     ) -> Option<Request> {
-        let name = info.map_or("", |i| i.name);
-        if matches!(name, "readonly" | "readwrite" | "asking") {
+        if matches!(
+            Special::of(info),
+            Special::Readonly | Special::Readwrite | Special::Asking
+        ) {
             // Connection modes of cluster clients: the proxy already reads from replicas
             // per its policy and follows ASK itself.
             pending.push_back(Pending::Ready(Bytes::from_static(b"+OK\r\n")));
@@ -411,8 +413,8 @@ pub(super) const PUBSUB_HOME_SLOT: u16 = 0;
 /// SUBSCRIBE, PSUBSCRIBE and PUBLISH: the keyless pub/sub commands that go to the home master.
 fn is_classic_pubsub(info: Option<&CommandInfo>) -> bool {
     matches!(
-        info.map(|i| i.name),
-        Some("subscribe" | "psubscribe" | "publish")
+        Special::of(info),
+        Special::Subscribe | Special::Psubscribe | Special::Publish
     )
 }
 

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use super::blocking::{await_reply, Outcome};
 use super::transaction::{checkout_in_db, refused_in_multi, Pinned, EXECABORT};
 use super::{err_text, Io, Session};
-use crate::command::CommandInfo;
+use crate::command::{self, CommandInfo, Special};
 use crate::resp::{encode, Reply, Request};
 use crate::route::cluster::{self as redirect, Redirect, MAX_HOPS};
 use crate::route::split::{self, Plan, CROSSSLOT};
@@ -152,7 +152,8 @@ impl Session {
                     // A client inside its MULTI stays there, doomed; but an EXEC that came
                     // back MOVED ended the transaction (Redis discarded it), and its error
                     // is the answer: the client is out of MULTI, as after any EXEC.
-                    if old.in_multi && !req.arg(0).eq_ignore_ascii_case(b"exec") {
+                    let exec = Special::of(command::lookup(req)) == Special::Exec;
+                    if old.in_multi && !exec {
                         self.deferred_multi = Some(Deferred::aborted());
                     }
                     return redirect::error_reply(&err_text(&e));
@@ -172,18 +173,17 @@ impl Session {
         info: Option<&'static CommandInfo>,
         io: &mut Io,
     ) -> bool {
-        let name = info.map_or("", |i| i.name);
         if !self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) {
             return false;
         }
-        match name {
-            "multi" => encode::error(&mut io.out, "ERR MULTI calls can not be nested"),
-            "watch" => encode::error(&mut io.out, "ERR WATCH inside MULTI is not allowed"),
-            "exec" => {
+        match Special::of(info) {
+            Special::Multi => encode::error(&mut io.out, "ERR MULTI calls can not be nested"),
+            Special::Watch => encode::error(&mut io.out, "ERR WATCH inside MULTI is not allowed"),
+            Special::Exec => {
                 self.deferred_multi = None;
                 encode::error(&mut io.out, EXECABORT);
             }
-            "discard" => {
+            Special::Discard => {
                 self.deferred_multi = None;
                 io.out.extend_from_slice(b"+OK\r\n");
             }
@@ -212,7 +212,7 @@ impl Session {
         info: Option<&'static CommandInfo>,
         io: &mut Io,
     ) -> bool {
-        let name = info.map_or("", |i| i.name);
+        let special = Special::of(info);
         let slot = match split::plan(req, info) {
             Plan::Single(s) => s,
             Plan::FanOut(_) => None,
@@ -253,26 +253,26 @@ impl Session {
             return false;
         }
         if self.deferred_multi.is_some() {
-            match name {
-                "multi" => {
+            match special {
+                Special::Multi => {
                     encode::error(&mut io.out, "ERR MULTI calls can not be nested");
                     return true;
                 }
-                "watch" => {
+                Special::Watch => {
                     encode::error(&mut io.out, "ERR WATCH inside MULTI is not allowed");
                     return true;
                 }
-                "discard" => {
+                Special::Discard => {
                     self.deferred_multi = None;
                     io.out.extend_from_slice(b"+OK\r\n");
                     return true;
                 }
-                "exec" if self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) => {
+                Special::Exec if self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) => {
                     self.deferred_multi = None;
                     encode::error(&mut io.out, EXECABORT);
                     return true;
                 }
-                "exec" => {}
+                Special::Exec => {}
                 _ => {
                     if let Some(refusal) = refused_in_multi(self, req, info) {
                         if let Some(d) = self.deferred_multi.as_mut() {
@@ -283,7 +283,7 @@ impl Session {
                     }
                 }
             }
-            if name != "exec" && slot.is_none() {
+            if special != Special::Exec && slot.is_none() {
                 if let Some(d) = self.deferred_multi.as_mut() {
                     let size = req.raw().len() + std::mem::size_of::<Bytes>();
                     if d.bytes + size > MAX_DEFERRED_BYTES {
@@ -304,7 +304,7 @@ impl Session {
                 io.out.extend_from_slice(b"+QUEUED\r\n");
                 return true;
             }
-        } else if name == "multi" {
+        } else if special == Special::Multi {
             self.deferred_multi = Some(Box::new(Deferred {
                 reqs: vec![req.raw().clone()],
                 bytes: req.raw().len(),
@@ -312,7 +312,7 @@ impl Session {
             }));
             io.out.extend_from_slice(b"+OK\r\n");
             return true;
-        } else if slot.is_none() && name != "watch" {
+        } else if slot.is_none() && special != Special::Watch {
             // Outside a transaction and keyless (UNWATCH, EXEC without MULTI ...): the
             // normal path answers it.
             return false;
@@ -324,7 +324,7 @@ impl Session {
                 // The client is still inside its MULTI until EXEC or DISCARD: keep it, and
                 // abort it at EXEC as Redis does for a command refused at queue time.
                 match self.deferred_multi.as_mut() {
-                    Some(d) if name != "exec" => d.poisoned = true,
+                    Some(d) if special != Special::Exec => d.poisoned = true,
                     _ => self.deferred_multi = None,
                 }
                 encode::error(&mut io.out, &err_text(&e.to_string()));
@@ -356,7 +356,7 @@ impl Session {
                     });
                 }
                 Err(e) => {
-                    if name != "exec" {
+                    if special != Special::Exec {
                         self.deferred_multi = Some(Box::new(Deferred {
                             poisoned: true,
                             ..*replay

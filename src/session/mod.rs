@@ -32,7 +32,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::backend::mux::ReplyResult;
 use crate::backend::{BackendError, Node};
-use crate::command::{self, CommandInfo};
+use crate::command::{self, CommandInfo, Special};
 use crate::config::{Consistency, Mode, ReadFrom};
 use crate::pool::Pool;
 use crate::resp::{convert, decode_request, encode, Protocol, Reply, ReplyShape, Request};
@@ -573,7 +573,10 @@ impl Session {
         } else {
             ReplyShape::Plain
         };
-        if info.is_some_and(|i| i.name == "script|load" || i.name == "script|flush") {
+        if matches!(
+            Special::of(info),
+            Special::ScriptLoad | Special::ScriptFlush
+        ) {
             self.copy_to_replicas(req.raw());
         }
         self.forwarded = self.forwarded.wrapping_add(1);
@@ -699,14 +702,11 @@ impl Session {
         if !self.authed {
             return false;
         }
-        match info.map(|i| i.name) {
-            Some("multi" | "watch" | "subscribe" | "psubscribe" | "ssubscribe") => true,
-            Some(
-                "monitor" | "sync" | "psync" | "client|tracking" | "client|caching"
-                | "client|reply",
-            ) => true,
-            _ => command::is_blocking(req, info),
-        }
+        let special = Special::of(info);
+        matches!(special, Special::Multi | Special::Watch)
+            || special.subscribes()
+            || special.changes_connection_for_good()
+            || command::is_blocking(req, info)
     }
 
     /// Runs a request that needs a dedicated connection (the queue is empty here).
@@ -716,19 +716,19 @@ impl Session {
         info: Option<&'static CommandInfo>,
         io: &mut Io,
     ) -> std::io::Result<()> {
-        let name = info.map(|i| i.name).unwrap_or("");
+        let special = Special::of(info);
         if self.pinned.is_some()
             || self.deferred_multi.is_some()
-            || matches!(name, "multi" | "watch")
+            || matches!(special, Special::Multi | Special::Watch)
         {
             self.pinned_request(req, info, io).await;
-        } else if name == "ssubscribe" && self.pool.cfg.mode == Mode::Cluster {
+        } else if special == Special::Ssubscribe && self.pool.cfg.mode == Mode::Cluster {
             // Shard channels live on their slot's master: one link per shard (see
             // `shard_pubsub`), not one tunnel.
             self.shard_pubsub(None, req, io).await?;
-        } else if matches!(name, "subscribe" | "psubscribe" | "ssubscribe") {
+        } else if special.subscribes() {
             self.tunnel(req, io, true).await?;
-        } else if deny::is_tunnel(&req) {
+        } else if special.changes_connection_for_good() {
             // Reached only when allowed (a denied one is answered by `local`).
             match self.local(&req, info) {
                 Some(reply) => io.out.extend_from_slice(&reply),

@@ -21,6 +21,7 @@ use super::shard_pubsub::ClassicLink;
 use super::transaction::checkout_in_db;
 use super::{Io, Session};
 use crate::backend::DirectConn;
+use crate::command::{self, Special};
 use crate::resp::{decode_request, encode, Frame, Protocol, Request};
 
 /// Subscription counts as the node last reported them.
@@ -112,17 +113,15 @@ impl Session {
             loop {
                 match decode_request(&mut io.rbuf, &self.pool.limits) {
                     Ok(Some(req)) => {
+                        let special = Special::of(command::lookup(&req));
                         if !until_unsubscribed {
-                            let name = req.arg(0);
-                            if name.eq_ignore_ascii_case(b"quit")
-                                || name.eq_ignore_ascii_case(b"reset")
-                            {
+                            if matches!(special, Special::Quit | Special::Reset) {
                                 held = Some(req);
                                 break;
                             }
                             batch.extend_from_slice(req.raw());
-                        } else if is_pubsub_safe(req.arg(0))
-                            && !(cluster && req.arg(0).eq_ignore_ascii_case(b"ssubscribe"))
+                        } else if is_pubsub_safe(special)
+                            && !(cluster && special == Special::Ssubscribe)
                         {
                             // In a cluster pool SSUBSCRIBE is held: the channel's shard may be
                             // on another master, so the session moves to `shard_pubsub`.
@@ -146,10 +145,11 @@ impl Session {
                 }
             }
             if let Some(req) = held {
+                let special = Special::of(command::lookup(&req));
                 if !until_unsubscribed {
                     // QUIT or RESET ends a for-good tunnel; dropping the connection ends its
                     // state on the node.
-                    if req.arg(0).eq_ignore_ascii_case(b"quit") {
+                    if special == Special::Quit {
                         io.out.extend_from_slice(b"+OK\r\n");
                         self.closing = true;
                     } else {
@@ -171,7 +171,7 @@ impl Session {
                     }
                     return io.flush().await;
                 }
-                if cluster && req.arg(0).eq_ignore_ascii_case(b"ssubscribe") {
+                if cluster && special == Special::Ssubscribe {
                     // Classic subscriptions stay on this connection, now one link among the
                     // client's shard links.
                     let classic = ClassicLink {
@@ -275,14 +275,14 @@ impl Session {
         t: &mut Tunnel,
         io: &mut Io,
     ) -> Result<bool, String> {
-        let info = crate::command::lookup(&req);
-        let name = info.map(|i| i.name).unwrap_or("");
-        if name == "quit" {
+        let info = command::lookup(&req);
+        let special = Special::of(info);
+        if special == Special::Quit {
             io.out.extend_from_slice(b"+OK\r\n");
             self.closing = true;
             return Ok(false);
         }
-        if name == "reset" {
+        if special == Special::Reset {
             // Dropping the connection ends every subscription on the node.
             self.reset();
             io.out.extend_from_slice(b"+RESET\r\n");
@@ -313,14 +313,14 @@ impl Session {
                 .map(|()| false)
                 .map_err(|e| e.to_string());
         }
-        if name == "hello" {
+        if special == Special::Hello {
             encode::error(
                 &mut io.out,
                 "ERR sluice: HELLO while subscribed is not supported through the proxy",
             );
             return Ok(false);
         }
-        if name == "select" {
+        if special == Special::Select {
             // Run it on the tunnel so later commands there see the same database.
             t.clean = false;
             let reply = request_skipping_pushes(conn, req.raw(), io).await?;
@@ -358,8 +358,7 @@ impl Session {
         info: Option<&'static crate::command::CommandInfo>,
         io: &mut Io,
     ) -> std::io::Result<()> {
-        let name = info.map_or("", |i| i.name);
-        if name == "hello" || self.needs_connection_of_its_own(&req, info) {
+        if Special::of(info) == Special::Hello || self.needs_connection_of_its_own(&req, info) {
             encode::error(
                 &mut io.out,
                 &format!(
@@ -408,18 +407,8 @@ pub(super) fn cant_execute(info: Option<&crate::command::CommandInfo>, req: &Req
 }
 
 /// Commands that may flow through a subscription tunnel without a sync point.
-fn is_pubsub_safe(name: &[u8]) -> bool {
-    [
-        &b"subscribe"[..],
-        b"psubscribe",
-        b"ssubscribe",
-        b"unsubscribe",
-        b"punsubscribe",
-        b"sunsubscribe",
-        b"ping",
-    ]
-    .iter()
-    .any(|n| name.eq_ignore_ascii_case(n))
+fn is_pubsub_safe(special: Special) -> bool {
+    special.subscribes() || special.unsubscribes() || special == Special::Ping
 }
 
 /// Is `frame` the reply to `PING <token>`? A bulk string in normal or RESP3 mode, or

@@ -41,6 +41,7 @@ use super::transaction::checkout_in_db;
 use super::{Io, Session};
 use crate::backend::{BackendError, DirectConn, Node};
 use crate::cluster_slot;
+use crate::command::Special;
 use crate::resp::{decode_request, encode, Frame, Protocol, Reply, Request};
 use crate::route::cluster::{self as redirect, Redirect, MAX_HOPS};
 use crate::route::split::{self, Plan, CROSSSLOT};
@@ -448,19 +449,24 @@ impl Session {
     async fn subscribed_request(&mut self, s: &mut Subs, req: Request, io: &mut Io) -> Flow {
         let info = crate::command::lookup(&req);
         let name = info.map_or("", |i| i.name);
-        match name {
-            "ssubscribe" => self.ssubscribe(s, &req, io).await,
-            "sunsubscribe" => self.sunsubscribe(s, &req, io).await,
-            "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" => {
-                return self.classic_request(s, &req, name, io).await
+        match Special::of(info) {
+            Special::Ssubscribe => self.ssubscribe(s, &req, io).await,
+            Special::Sunsubscribe => self.sunsubscribe(s, &req, io).await,
+            special @ (Special::Subscribe
+            | Special::Psubscribe
+            | Special::Unsubscribe
+            | Special::Punsubscribe) => {
+                return self
+                    .classic_request(s, &req, name, special.subscribes(), io)
+                    .await
             }
-            "ping" => return self.ping(s, &req, io).await,
-            "quit" => {
+            Special::Ping => return self.ping(s, &req, io).await,
+            Special::Quit => {
                 io.out.extend_from_slice(b"+OK\r\n");
                 self.closing = true;
                 return Flow::End;
             }
-            "reset" => {
+            Special::Reset => {
                 // Dropping the links ends every subscription on the nodes.
                 s.links.clear();
                 self.reset();
@@ -590,9 +596,9 @@ impl Session {
         s: &mut Subs,
         req: &Request,
         name: &str,
+        subscribe: bool,
         io: &mut Io,
     ) -> Flow {
-        let subscribe = matches!(name, "subscribe" | "psubscribe");
         let i = match s.classic() {
             Some(i) => i,
             None if !subscribe => {

@@ -18,7 +18,7 @@ use bytes::BytesMut;
 use super::blocking::{await_reply, Outcome};
 use super::{deny, err_text, Io, Session};
 use crate::backend::{DirectConn, Node};
-use crate::command::{self, CommandInfo};
+use crate::command::{self, CommandInfo, Special};
 use crate::resp::{encode, Frame, Protocol, Request};
 
 /// A session's dedicated transaction connection and what is open on it.
@@ -52,14 +52,14 @@ impl Session {
         info: Option<&'static CommandInfo>,
         io: &mut Io,
     ) {
-        let name = info.map(|i| i.name).unwrap_or("");
-        if name == "quit" {
+        let special = Special::of(info);
+        if special == Special::Quit {
             self.pinned = None;
             self.closing = true;
             io.out.extend_from_slice(b"+OK\r\n");
             return;
         }
-        if name == "reset" {
+        if special == Special::Reset {
             // Dropping the connection discards the transaction and its watches on the node.
             self.reset();
             io.out.extend_from_slice(b"+RESET\r\n");
@@ -83,10 +83,15 @@ impl Session {
                 return;
             }
         } else if !matches!(
-            name,
-            "select" | "multi" | "watch" | "exec" | "discard" | "unwatch"
+            special,
+            Special::Select
+                | Special::Multi
+                | Special::Watch
+                | Special::Exec
+                | Special::Discard
+                | Special::Unwatch
         ) {
-            if self.pinned.is_some() && changes_connection(name, &req) {
+            if self.pinned.is_some() && changes_connection(special) {
                 encode::error(
                     &mut io.out,
                     &format!(
@@ -106,7 +111,7 @@ impl Session {
             match self.pin(&req, info).await {
                 Ok(p) => self.pinned = Some(Box::new(p)),
                 Err(e) => {
-                    if name == "multi" {
+                    if special == Special::Multi {
                         // The client is inside its MULTI from now on, whatever we answer:
                         // what it queues must not run outside a transaction. It is queued
                         // here without running and EXEC aborts (see `aborted_multi`).
@@ -121,7 +126,7 @@ impl Session {
         let Some(pinned) = self.pinned.as_mut() else {
             return;
         };
-        if name == "exec" && pinned.in_multi && pinned.poisoned {
+        if special == Special::Exec && pinned.in_multi && pinned.poisoned {
             // Redis aborts a transaction that had a command refused at queue time.
             let mut discard = BytesMut::new();
             encode::command(&mut discard, &[b"DISCARD"]);
@@ -151,7 +156,7 @@ impl Session {
                 pinned.node.metrics.write_errors.increment(1);
                 // The client is still inside its MULTI: what it sends until EXEC must be
                 // queued (and EXEC abort), not run at once on a new connection.
-                if pinned.in_multi && name != "exec" && name != "discard" {
+                if pinned.in_multi && !matches!(special, Special::Exec | Special::Discard) {
                     self.deferred_multi = Some(super::cluster_tx::Deferred::aborted());
                 }
                 self.pinned = None;
@@ -164,7 +169,7 @@ impl Session {
                 return;
             }
         };
-        if (pinned.in_multi || name == "watch")
+        if (pinned.in_multi || special == Special::Watch)
             && self.pool.cfg.mode == crate::config::Mode::Cluster
         {
             // A redirect at queue time: the slot moved (or is moving) under the transaction.
@@ -175,8 +180,8 @@ impl Session {
             return;
         };
         let ok = !reply.is_error();
-        match name {
-            "multi" if ok => {
+        match special {
+            Special::Multi if ok => {
                 pinned.in_multi = true;
                 pinned.queued = 0;
                 pinned.selects.clear();
@@ -185,10 +190,10 @@ impl Session {
                     pinned.log = Some(super::cluster_tx::TxLog::new(req.raw()));
                 }
             }
-            "watch" if ok => pinned.watching = true,
-            "exec" | "discard" if pinned.in_multi => {
+            Special::Watch if ok => pinned.watching = true,
+            Special::Exec | Special::Discard if pinned.in_multi => {
                 // EXEC (whatever its outcome) and DISCARD end the transaction and every watch.
-                if name == "exec" {
+                if special == Special::Exec {
                     if let Some(db) = applied_select(&reply.raw, &pinned.selects) {
                         pinned.conn.db = db;
                         self.db = db;
@@ -196,8 +201,8 @@ impl Session {
                 }
                 pinned.end_transaction();
             }
-            "unwatch" if !pinned.in_multi => pinned.watching = false,
-            "select" if ok && !pinned.in_multi => {
+            Special::Unwatch if !pinned.in_multi => pinned.watching = false,
+            Special::Select if ok && !pinned.in_multi => {
                 if let Some(db) =
                     super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())
                 {
@@ -206,7 +211,7 @@ impl Session {
                 }
             }
             _ if pinned.in_multi && reply.raw.starts_with(b"+QUEUED") => {
-                if name == "select" {
+                if special == Special::Select {
                     if let Some(db) =
                         super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())
                     {
@@ -277,8 +282,8 @@ impl Pinned {
 
 /// Commands that change a connection beyond one reply (so they cannot share a pinned one).
 /// (HELLO would switch the session's protocol away from the pinned connection's.)
-fn changes_connection(name: &str, req: &Request) -> bool {
-    matches!(name, "subscribe" | "psubscribe" | "ssubscribe" | "hello") || deny::is_tunnel(req)
+fn changes_connection(special: Special) -> bool {
+    special.subscribes() || special == Special::Hello || special.changes_connection_for_good()
 }
 
 /// Why a command may not be queued inside MULTI through the proxy, if so.
@@ -287,12 +292,14 @@ pub(super) fn refused_in_multi(
     req: &Request,
     info: Option<&'static CommandInfo>,
 ) -> Option<String> {
-    let name = info.map(|i| i.name).unwrap_or("");
-    let parent = name.split_once('|').map_or(name, |(p, _)| p);
+    let special = Special::of(info);
     if let Some(msg) = deny::check(&session.pool, req) {
         return Some(msg);
     }
-    if changes_connection(name, req) || matches!(parent, "client" | "wait" | "auth") {
+    if changes_connection(special)
+        || special.is_client()
+        || matches!(special, Special::Wait | Special::Auth)
+    {
         return Some(format!(
             "ERR sluice: {} inside MULTI is not supported through the proxy",
             String::from_utf8_lossy(req.arg(0)).to_uppercase()
