@@ -131,6 +131,7 @@ pub async fn run(
                 pools: pools.clone(),
                 metrics,
             }),
+            admin_cfg.clone(),
             token.child_token(),
         ));
     }

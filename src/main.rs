@@ -104,6 +104,7 @@ enum YesNo {
 }
 
 fn main() -> ExitCode {
+    sluice::memory::return_freed_memory();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match run(cli.command) {

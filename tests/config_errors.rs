@@ -220,7 +220,7 @@ fn unknown_keys() {
     assert_invalid(
         &format!("[admin]\nlisten = \"127.0.0.1:9121\"\nport = 1\n{POOL}"),
         "admin.port",
-        "unknown key, expected listen",
+        "unknown key, expected one of listen, max_connections, idle_timeout",
     );
     assert_invalid(
         &format!("verbose = true\n{POOL}"),
@@ -243,7 +243,7 @@ fn at_least_one_pool() {
     assert_invalid(
         "[admin]\nlisten = \"127.0.0.1:9121\"\npools = []\n",
         "admin.pools",
-        "unknown key, expected listen",
+        "unknown key, expected one of listen, max_connections, idle_timeout",
     );
 }
 
@@ -416,6 +416,68 @@ fn limits_are_range_checked() {
     let config = parse(&pool_with("backend_connections = 64\ndatabases = 1")).expect("in range");
     assert_eq!(config.pools[0].backend_connections, 64);
     assert_eq!(config.pools[0].databases, 1);
+}
+
+#[test]
+fn client_output_limits() {
+    let config = parse(POOL).expect("defaults");
+    assert_eq!(config.pools[0].client_output_soft_limit, 16 << 20);
+    assert_eq!(config.pools[0].client_output_hard_limit, 256 << 20);
+    let config = parse(&pool_with(
+        "client_output_soft_limit = \"1MiB\"\nclient_output_hard_limit = 4194304",
+    ))
+    .expect("valid");
+    assert_eq!(config.pools[0].client_output_soft_limit, 1 << 20);
+    assert_eq!(config.pools[0].client_output_hard_limit, 4 << 20);
+    assert_invalid(
+        &pool_with("client_output_soft_limit = \"512MiB\""),
+        "pools[0].client_output_hard_limit",
+        "256MiB is below client_output_soft_limit (512MiB)",
+    );
+    assert_invalid(
+        &pool_with("client_output_soft_limit = 100"),
+        "pools[0].client_output_soft_limit",
+        "100 is too small, expected at least 1KiB",
+    );
+    assert!(error(&pool_with("client_output_hard_limit = \"lots\""))
+        .starts_with("sluice.toml: pools[0].client_output_hard_limit: invalid size \"lots\""));
+    assert_invalid(
+        &pool_with("client_output_hard_limit = -1"),
+        "pools[0].client_output_hard_limit",
+        r#"invalid size -1, expected e.g. "512KiB", "1MiB", "1MB" or a number of bytes"#,
+    );
+}
+
+#[test]
+fn admin_limits() {
+    let admin = |keys: &str| format!("[admin]\nlisten = \"127.0.0.1:9121\"\n{keys}\n{POOL}");
+    let config = parse(&admin("")).expect("defaults");
+    let a = config.admin.expect("admin");
+    assert_eq!(
+        (a.max_connections, a.idle_timeout),
+        (64, Duration::from_secs(10))
+    );
+    let config = parse(&admin("max_connections = 3\nidle_timeout = \"500ms\"")).expect("valid");
+    let a = config.admin.expect("admin");
+    assert_eq!(
+        (a.max_connections, a.idle_timeout),
+        (3, Duration::from_millis(500))
+    );
+    assert_invalid(
+        &admin("max_connections = 0"),
+        "admin.max_connections",
+        "0 is out of range, expected 1..=100000",
+    );
+    assert_invalid(
+        &admin("idle_timeout = \"0s\""),
+        "admin.idle_timeout",
+        "must be greater than zero",
+    );
+    assert_invalid(
+        &admin("max_connections = \"many\""),
+        "admin.max_connections",
+        "invalid type: string \"many\", expected i64",
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::units::format_duration;
+use super::units::{format_duration, format_size};
 use super::{Config, Mode, PoolConfig};
 
 pub(super) fn describe(config: &Config) -> String {
@@ -15,8 +15,10 @@ pub(super) fn describe(config: &Config) -> String {
         Some(admin) => {
             let _ = writeln!(
                 out,
-                "admin: http://{} (/metrics /healthz /ready /topology)",
-                admin.listen
+                "admin: http://{} (/metrics /healthz /ready /topology), max_connections {}, idle_timeout {}",
+                admin.listen,
+                admin.max_connections,
+                format_duration(admin.idle_timeout)
             );
         }
         None => {
@@ -101,6 +103,12 @@ fn describe_pool(out: &mut String, pool: &PoolConfig) {
         out,
         "    limits: max_clients {}, databases {}, backend_connections {}, max_dedicated_connections {}",
         pool.max_clients, pool.databases, pool.backend_connections, pool.max_dedicated_connections
+    );
+    let _ = writeln!(
+        out,
+        "    client output limits: soft {}, hard {}",
+        format_size(pool.client_output_soft_limit as u64),
+        format_size(pool.client_output_hard_limit as u64)
     );
     let _ = writeln!(
         out,

@@ -27,6 +27,12 @@ pub struct Config {
 pub struct AdminConfig {
     /// Address of the HTTP server (/metrics /healthz /ready /topology).
     pub listen: SocketAddr,
+    /// Most admin connections open at once; more are answered 503 and closed, so idle or
+    /// slow admin clients cannot use up the process's file descriptors.
+    pub max_connections: usize,
+    /// An admin connection that has not sent a complete request head within this time (idle
+    /// between requests, or a partial request) is closed.
+    pub idle_timeout: Duration,
 }
 
 /// Topology source of a pool.
@@ -171,6 +177,11 @@ pub struct PoolConfig {
     pub databases: u32,
     /// Most concurrent client connections on this pool.
     pub max_clients: usize,
+    /// Bytes of replies a client has not read beyond which none of its further requests are
+    /// forwarded until it reads (Redis's `client-output-buffer-limit` soft limit, in spirit).
+    pub client_output_soft_limit: usize,
+    /// Bytes of replies a client has not read beyond which it is disconnected.
+    pub client_output_hard_limit: usize,
     /// Sentinel addresses (sentinel mode).
     pub sentinels: Vec<String>,
     /// Master group name (sentinel mode).

@@ -22,6 +22,10 @@ pub(super) mod defaults {
     pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(250);
     pub const DATABASES: u32 = 16;
     pub const MAX_CLIENTS: usize = 10_000;
+    pub const CLIENT_OUTPUT_SOFT_LIMIT: u64 = 16 << 20;
+    pub const CLIENT_OUTPUT_HARD_LIMIT: u64 = 256 << 20;
+    pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+    pub const ADMIN_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 /// Builds errors for one file.
@@ -109,8 +113,24 @@ fn admin_config(ctx: &Ctx, raw: RawAdmin) -> Result<AdminConfig, ConfigError> {
             "required in [admin] (remove [admin] to run no admin server)",
         )
     })?;
+    let max_connections = int_in_range(
+        ctx,
+        "admin.max_connections",
+        raw.max_connections,
+        defaults::ADMIN_MAX_CONNECTIONS as i64,
+        1,
+        100_000,
+    )?;
     Ok(AdminConfig {
         listen: socket_addr(&listen).map_err(|reason| ctx.err("admin.listen", reason))?,
+        // Within 1..=100_000, so it fits.
+        max_connections: max_connections as usize,
+        idle_timeout: duration(
+            ctx,
+            "admin.idle_timeout",
+            raw.idle_timeout,
+            defaults::ADMIN_IDLE_TIMEOUT,
+        )?,
     })
 }
 
@@ -235,6 +255,50 @@ fn duration(
         return Err(ctx.err(key, "must be greater than zero"));
     }
     Ok(d)
+}
+
+/// `client_output_soft_limit` and `client_output_hard_limit`: sizes, the soft one at least
+/// 1 KiB (below, a client could not get even one ordinary reply pipelined), the hard one not
+/// below the soft one.
+fn output_limits(
+    ctx: &Ctx,
+    p: &str,
+    soft: Option<NumOrText>,
+    hard: Option<NumOrText>,
+) -> Result<(usize, usize), ConfigError> {
+    let size = |name: &str, value: Option<NumOrText>, default: u64| {
+        let key = format!("{p}.{name}");
+        let v = value.map_or(Ok(default), |v| units::parse_size(&v));
+        let v = v.map_err(|reason| ctx.err(&key, reason))?;
+        usize::try_from(v).map_err(|_| ctx.err(&key, format!("{v} is out of range")))
+    };
+    let soft_v = size(
+        "client_output_soft_limit",
+        soft,
+        defaults::CLIENT_OUTPUT_SOFT_LIMIT,
+    )?;
+    let hard_v = size(
+        "client_output_hard_limit",
+        hard,
+        defaults::CLIENT_OUTPUT_HARD_LIMIT,
+    )?;
+    if soft_v < 1024 {
+        return Err(ctx.err(
+            format!("{p}.client_output_soft_limit"),
+            format!("{soft_v} is too small, expected at least 1KiB"),
+        ));
+    }
+    if hard_v < soft_v {
+        return Err(ctx.err(
+            format!("{p}.client_output_hard_limit"),
+            format!(
+                "{} is below client_output_soft_limit ({})",
+                units::format_size(hard_v as u64),
+                units::format_size(soft_v as u64)
+            ),
+        ));
+    }
+    Ok((soft_v, hard_v))
 }
 
 /// Normalises `allow_commands`: upper-case, single spaces, at most `NAME SUBCOMMAND`.
@@ -492,6 +556,12 @@ fn pool_config(ctx: &Ctx, index: usize, raw: RawPool) -> Result<PoolConfig, Conf
         1,
         1_000_000,
     )?;
+    let (client_output_soft_limit, client_output_hard_limit) = output_limits(
+        ctx,
+        &p,
+        raw.client_output_soft_limit,
+        raw.client_output_hard_limit,
+    )?;
 
     Ok(PoolConfig {
         name,
@@ -536,6 +606,8 @@ fn pool_config(ctx: &Ctx, index: usize, raw: RawPool) -> Result<PoolConfig, Conf
         databases: u32::try_from(databases)
             .map_err(|_| ctx.err(key("databases"), format!("{databases} is out of range")))?,
         max_clients: to_usize("max_clients", max_clients)?,
+        client_output_soft_limit,
+        client_output_hard_limit,
         sentinels,
         master_name,
         seeds,

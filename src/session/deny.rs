@@ -26,6 +26,12 @@ const DENIED: &[(&str, &str)] = &[
     ("client", "reply"),
     ("client", "no-evict"),
     ("client", "unblock"),
+    // Users are the nodes', shared by the proxy's own connections: one client could change
+    // the password sluice logs in with (every connection then fails its handshake after a
+    // reconnect) or take commands away from every client.
+    ("acl", "setuser"),
+    ("acl", "deluser"),
+    ("acl", "load"),
 ];
 
 /// Also denied by default in cluster pools: there they are fanned out to every master, so one

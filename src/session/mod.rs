@@ -14,6 +14,7 @@ mod cluster;
 mod cluster_tx;
 mod deny;
 mod local;
+mod output;
 mod pubsub;
 mod scan;
 mod shard_pubsub;
@@ -41,8 +42,8 @@ use crate::topology::Topology;
 
 use self::transaction::Pinned;
 
-/// Most replies a client may have outstanding before we stop reading its requests: bounds the
-/// memory one pipelining client can make us hold.
+/// Most replies a client may have outstanding before we stop reading its requests (fewer when
+/// its replies are large: see `output`).
 const MAX_PENDING: usize = 1024;
 
 /// One request in this many has its latency recorded: reading the clock and feeding the
@@ -117,6 +118,9 @@ pub struct Session {
     write_node: usize,
     /// When this client's last write was acknowledged (read-your-writes pools only).
     last_write_ack: Option<Instant>,
+    /// Recent reply size (a decaying maximum), which bounds how many requests may be in
+    /// flight (see `output`).
+    reply_hint: u32,
 }
 
 /// The client socket halves and buffers, kept apart from `Session` so both can be borrowed.
@@ -183,7 +187,7 @@ impl Io {
                     Err(e) => return Err(e),
                 }
             }
-            self.out.clear();
+            self.release_out();
         }
         Ok(())
     }
@@ -217,6 +221,7 @@ impl Client {
             inflight_writes: 0,
             write_node: 0,
             last_write_ack: None,
+            reply_hint: output::first_reply_hint(pool.cfg.client_output_soft_limit),
             authed: pool.cfg.password.is_none(),
             pool,
             id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
@@ -277,13 +282,21 @@ impl Session {
         }
         let mut pending: VecDeque<Pending> = VecDeque::new();
         loop {
-            // Dispatch every complete request we have, up to the in-flight bound. Whether the
+            // Dispatch every complete request we have, up to the in-flight bound (a count, and
+            // the bytes the client's unread replies may take: see `output`). Whether the
             // buffer ran dry decides below whether we may read more: a client whose complete
             // requests are still waiting for room is not read (TCP backpressure, bounded
             // memory), and a session never goes idle while complete requests are buffered.
             let mut input_exhausted = false;
-            while !self.closing && pending.len() < MAX_PENDING {
-                let req = match decode_request(&mut io.rbuf, &self.pool.limits) {
+            while !self.closing && pending.len() < self.window(io) {
+                // Before AUTH, Redis's small request limits: a large request is refused from
+                // its header, not buffered whole only to be answered NOAUTH.
+                let limits = if self.authed {
+                    self.pool.limits
+                } else {
+                    self.pool.limits.unauthenticated()
+                };
+                let req = match decode_request(&mut io.rbuf, &limits) {
                     Ok(Some(req)) => req,
                     Ok(None) => {
                         input_exhausted = true;
@@ -313,8 +326,11 @@ impl Session {
                 }
             }
             self.collect_ready(&mut pending, io);
-            io.flush().await?;
-            if pending.is_empty() {
+            // Write what the client takes now; the rest waits for it to read, while replies
+            // keep being collected (a client that does not read must not stall them).
+            io.write_some()?;
+            self.check_output_limit(io)?;
+            if pending.is_empty() && io.out.is_empty() {
                 if self.closing || (io.eof && input_exhausted) {
                     return Ok(false);
                 }
@@ -332,6 +348,7 @@ impl Session {
             }
             let can_read = !self.closing && !io.eof && input_exhausted;
             let head_waits = matches!(pending.front(), Some(Pending::Wait(_)));
+            let unwritten = !io.out.is_empty();
             tokio::select! {
                 res = wait_head(&mut pending), if head_waits => {
                     if let Some(Pending::Wait(w)) = pending.pop_front() {
@@ -343,6 +360,8 @@ impl Session {
                         io.eof = true;
                     }
                 }
+                // Written at the top of the loop.
+                r = std::future::poll_fn(|cx| io.stream.poll_write_ready(cx)), if unwritten => r?,
                 else => return Ok(false),
             }
         }
@@ -380,6 +399,8 @@ impl Session {
                 Pending::Wait(mut w) => {
                     let res = (&mut w.rx).await.map_err(|_| ());
                     self.complete(w, res, pending, io);
+                    io.write_some()?;
+                    self.check_output_limit(io)?;
                 }
             }
         }
@@ -395,6 +416,9 @@ impl Session {
         pending: &mut VecDeque<Pending>,
         io: &mut Io,
     ) {
+        if let Ok(Ok(reply)) = &res {
+            self.learn_reply_size(reply.raw.len());
+        }
         let res = res.unwrap_or_else(|_| {
             Err(BackendError::ConnectionLost {
                 addr: w.node.addr.clone(),
