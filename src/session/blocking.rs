@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use super::transaction::checkout_in_db;
-use super::{err_text, Io, Session};
+use super::{Io, Session};
 use crate::backend::{BackendError, DirectConn};
 use crate::command::{self, CommandInfo};
 use crate::config::Mode;
-use crate::resp::{encode, Reply, Request};
+use crate::resp::{encode, ClientError, Reply, Request};
 use crate::route::cluster::{redirect_target, MAX_HOPS};
 
 /// Requests a blocked client may pipeline behind its blocking command before we stop reading.
@@ -83,7 +83,7 @@ impl Session {
         let mut node = match self.exclusive_node(&req, info) {
             Ok(n) => n,
             Err(e) => {
-                encode::error(&mut io.out, &e);
+                e.write_to(&mut io.out);
                 return;
             }
         };
@@ -97,7 +97,7 @@ impl Session {
             let mut conn = match checkout_in_db(&node, self.proto, self.db).await {
                 Ok(c) => c,
                 Err(e) => {
-                    encode::error(&mut io.out, &err_text(&e.to_string()));
+                    e.write_to(&mut io.out);
                     return;
                 }
             };
@@ -138,7 +138,7 @@ impl Session {
                 }
                 Outcome::Failed(e) => {
                     node.metrics.write_errors.increment(1);
-                    encode::error(&mut io.out, &err_text(&e.to_string()));
+                    ClientError::from(e).write_to(&mut io.out);
                 }
                 Outcome::ClientGone => self.closing = true,
             }

@@ -19,10 +19,10 @@ use crate::backend::Node;
 use crate::cluster_slot;
 use crate::command::{self, CommandInfo, Special};
 use crate::config::ReadFrom;
-use crate::resp::{encode, Protocol, Reply, ReplyShape, Request};
+use crate::resp::{encode, ClientError, Protocol, Reply, ReplyShape, Request};
 use crate::route::cluster as redirect;
 use crate::route::scan;
-use crate::route::split::{self, FanOut, Plan, CROSSSLOT};
+use crate::route::split::{self, FanOut, Plan};
 use crate::route::RouteError;
 
 impl Session {
@@ -52,9 +52,7 @@ impl Session {
             if may_hold {
                 return Some(req);
             }
-            pending.push_back(Pending::Ready(error_bytes(
-                "CLUSTERDOWN Hash slot not served",
-            )));
+            pending.push_back(Pending::Ready(ClientError::slot_not_served().to_bytes()));
             return None;
         };
         // Ordering across a change of slot owners: a write still in flight to a slot's former
@@ -93,7 +91,7 @@ impl Session {
                 Err(RouteError::NoReplica(_)) if may_hold => return Some(req),
                 Err(e) => {
                     self.pool.metrics.errors.increment(1);
-                    pending.push_back(Pending::Ready(error_bytes(&e.to_string())));
+                    pending.push_back(Pending::Ready(ClientError::from(e).to_bytes()));
                     return None;
                 }
             };
@@ -114,7 +112,7 @@ impl Session {
             Plan::Single(_) => {}
             Plan::CrossSlot => {
                 self.pool.metrics.errors.increment(1);
-                pending.push_back(Pending::Ready(error_bytes(CROSSSLOT)));
+                pending.push_back(Pending::Ready(ClientError::cross_slot().to_bytes()));
             }
             Plan::Split(merge) => {
                 let parts = split::split(&req, merge);
@@ -280,40 +278,40 @@ impl Session {
 
     /// The node for a request that needs a dedicated connection (blocking commands,
     /// subscriptions, transactions): the master; in a cluster pool, the master of its keys'
-    /// slot (any master for keyless ones). Errors are client-ready texts.
+    /// slot (any master for keyless ones).
     pub(super) fn exclusive_node(
         &self,
         req: &Request,
         info: Option<&CommandInfo>,
-    ) -> Result<Arc<Node>, String> {
+    ) -> Result<Arc<Node>, ClientError> {
         if self.pool.cfg.mode == crate::config::Mode::Cluster {
             return self.cluster_exclusive_node(req, info);
         }
         self.pool
             .router
             .master(&self.pool.topology.load())
-            .map_err(|e| e.to_string())
+            .map_err(ClientError::from)
     }
 
     fn cluster_exclusive_node(
         &self,
         req: &Request,
         info: Option<&CommandInfo>,
-    ) -> Result<Arc<Node>, String> {
+    ) -> Result<Arc<Node>, ClientError> {
         let topo = self.pool.topology.load();
         let Some(map) = topo.cluster.as_ref() else {
-            return Err("CLUSTERDOWN Hash slot not served".into());
+            return Err(ClientError::slot_not_served());
         };
         let slot = match split::plan(req, info) {
             // Classic subscriptions all live on one master, where PUBLISH goes too.
             Plan::Single(None) if is_classic_pubsub(info) => Some(PUBSUB_HOME_SLOT),
             Plan::Single(slot) => slot,
-            _ => return Err(CROSSSLOT.into()),
+            _ => return Err(ClientError::cross_slot()),
         };
         self.pool
             .router
             .cluster(map, slot, false, None)
-            .map_err(|e| e.to_string())
+            .map_err(ClientError::from)
     }
 
     /// `CLUSTER ...` through the proxy: the proxy describes itself as a one-node cluster

@@ -8,12 +8,12 @@
 use bytes::{Bytes, BytesMut};
 
 use super::blocking::{await_reply, Outcome};
-use super::transaction::{checkout_in_db, refused_in_multi, Pinned, EXECABORT};
-use super::{err_text, Io, Session};
+use super::transaction::{checkout_in_db, refused_in_multi, Pinned};
+use super::{Io, Session};
 use crate::command::{self, CommandInfo, Special};
-use crate::resp::{encode, Reply, Request};
+use crate::resp::{encode, ClientError, ErrorCode, Reply, Request};
 use crate::route::cluster::{self as redirect, Redirect, MAX_HOPS};
-use crate::route::split::{self, Plan, CROSSSLOT};
+use crate::route::split::{self, Plan};
 
 /// A deferred MULTI: the requests to replay (MULTI first), and whether a command was refused
 /// at queue time (EXEC must then abort, as Redis does). Boxed in the session, which rarely
@@ -125,21 +125,11 @@ impl Session {
                     if let Some(log) = &log {
                         replay_deferred(&mut pinned, &log.reqs).await?;
                     }
-                    pinned
-                        .conn
-                        .write(req.raw())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    pinned.conn.read().await.map_err(|e| e.to_string())
+                    pinned.conn.write(req.raw()).await?;
+                    Ok::<_, ClientError>(pinned.conn.read().await?)
                 })
                 .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "sluice: no reply from {} within {} ms",
-                        node.addr,
-                        timeout.as_millis()
-                    ))
-                })
+                .unwrap_or_else(|_| Err(no_reply_within(&node.addr, timeout)))
                 .map(|r| (pinned, r))
             };
             match moved.await {
@@ -156,7 +146,7 @@ impl Session {
                     if old.in_multi && !exec {
                         self.deferred_multi = Some(Deferred::aborted());
                     }
-                    return redirect::error_reply(&err_text(&e));
+                    return e.to_reply();
                 }
             }
         }
@@ -181,7 +171,7 @@ impl Session {
             Special::Watch => encode::error(&mut io.out, "ERR WATCH inside MULTI is not allowed"),
             Special::Exec => {
                 self.deferred_multi = None;
-                encode::error(&mut io.out, EXECABORT);
+                ClientError::exec_abort().write_to(&mut io.out);
             }
             Special::Discard => {
                 self.deferred_multi = None;
@@ -223,7 +213,7 @@ impl Session {
                 if let Some(d) = self.deferred_multi.as_mut() {
                     d.poisoned = true;
                 }
-                encode::error(&mut io.out, CROSSSLOT);
+                ClientError::cross_slot().write_to(&mut io.out);
                 return true;
             }
         };
@@ -245,7 +235,7 @@ impl Session {
                 };
                 if !same {
                     p.poisoned |= p.in_multi;
-                    encode::error(&mut io.out, CROSSSLOT);
+                    ClientError::cross_slot().write_to(&mut io.out);
                     return true;
                 }
                 p.slot = Some(s);
@@ -269,7 +259,7 @@ impl Session {
                 }
                 Special::Exec if self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) => {
                     self.deferred_multi = None;
-                    encode::error(&mut io.out, EXECABORT);
+                    ClientError::exec_abort().write_to(&mut io.out);
                     return true;
                 }
                 Special::Exec => {}
@@ -327,7 +317,7 @@ impl Session {
                     Some(d) if special != Special::Exec => d.poisoned = true,
                     _ => self.deferred_multi = None,
                 }
-                encode::error(&mut io.out, &err_text(&e.to_string()));
+                e.write_to(&mut io.out);
                 return true;
             }
         };
@@ -339,13 +329,7 @@ impl Session {
             let replayed =
                 tokio::time::timeout(timeout, replay_deferred(&mut pinned, &replay.reqs))
                     .await
-                    .unwrap_or_else(|_| {
-                        Err(format!(
-                            "sluice: no reply from {} within {} ms",
-                            pinned.node.addr,
-                            timeout.as_millis()
-                        ))
-                    });
+                    .unwrap_or_else(|_| Err(no_reply_within(&pinned.node.addr, timeout)));
             match replayed {
                 // A command refused before the node was known aborts the transaction too.
                 Ok(()) => {
@@ -362,7 +346,7 @@ impl Session {
                             ..*replay
                         }));
                     }
-                    encode::error(&mut io.out, &err_text(&e.to_string()));
+                    e.write_to(&mut io.out);
                     return true;
                 }
             }
@@ -375,27 +359,37 @@ impl Session {
 /// The error shown instead of a redirect that a transaction cannot follow: retryable, and
 /// the transaction aborts at EXEC (Redis flags a transaction that saw a redirect).
 fn moving(slot: u16, why: &str) -> Reply {
-    redirect::error_reply(&format!(
-        "TRYAGAIN sluice: slot {slot} {why} during the transaction; retry the transaction"
+    ClientError::new(
+        ErrorCode::TryAgain,
+        format!("sluice: slot {slot} {why} during the transaction; retry the transaction"),
+    )
+    .to_reply()
+}
+
+/// A node that did not answer a transaction's replay within `timeout`.
+fn no_reply_within(addr: &str, timeout: std::time::Duration) -> ClientError {
+    ClientError::err(format!(
+        "sluice: no reply from {addr} within {} ms",
+        timeout.as_millis()
     ))
 }
 
 /// Sends the deferred MULTI and its queued keyless commands on the newly pinned connection.
-async fn replay_deferred(pinned: &mut Pinned, replay: &[Bytes]) -> Result<(), String> {
+async fn replay_deferred(pinned: &mut Pinned, replay: &[Bytes]) -> Result<(), ClientError> {
     let mut out = BytesMut::new();
     for raw in replay {
         out.extend_from_slice(raw);
     }
-    pinned.conn.write(&out).await.map_err(|e| e.to_string())?;
+    pinned.conn.write(&out).await?;
     for (i, _) in replay.iter().enumerate() {
-        let reply = pinned.conn.read().await.map_err(|e| e.to_string())?;
+        let reply = pinned.conn.read().await?;
         if i == 0 {
             if reply.is_error() {
-                return Err(format!(
+                return Err(ClientError::err(format!(
                     "sluice: MULTI refused by {}: {}",
                     pinned.node.addr,
                     String::from_utf8_lossy(&reply.raw).trim_end()
-                ));
+                )));
             }
             pinned.in_multi = true;
             pinned.queued = 0;

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use super::{deny, error_bytes, Session};
 use crate::command::{CommandInfo, Special};
 use crate::config::Mode;
-use crate::resp::{encode, Protocol, Request};
+use crate::resp::{encode, ClientError, ErrorCode, Protocol, Request};
 
 const PONG: &[u8] = b"+PONG\r\n";
 const OK: &[u8] = b"+OK\r\n";
@@ -35,7 +35,9 @@ impl Session {
             Special::Auth | Special::Hello | Special::Quit | Special::Reset
         );
         if !(self.authed || may_unauthed) {
-            return Some(error_bytes("NOAUTH Authentication required."));
+            return Some(
+                ClientError::new(ErrorCode::NoAuth, "Authentication required.").to_bytes(),
+            );
         }
         match special {
             Special::Ping => {

@@ -36,7 +36,9 @@ use crate::backend::{BackendError, Node};
 use crate::command::{self, CommandInfo, Special};
 use crate::config::{Consistency, Mode, ReadFrom};
 use crate::pool::Pool;
-use crate::resp::{convert, decode_request, encode, Protocol, Reply, ReplyShape, Request};
+use crate::resp::{
+    convert, decode_request, encode, ClientError, Protocol, Reply, ReplyShape, Request,
+};
 use crate::route::RouteError;
 use crate::topology::Topology;
 
@@ -304,7 +306,7 @@ impl Session {
                     }
                     Err(e) => {
                         self.pool.metrics.protocol_errors.increment(1);
-                        pending.push_back(Pending::Ready(error_bytes(&err_text(&e.to_string()))));
+                        pending.push_back(Pending::Ready(ClientError::from(e).to_bytes()));
                         self.closing = true;
                         break;
                     }
@@ -517,7 +519,7 @@ impl Session {
                     self.inflight_writes = self.inflight_writes.saturating_sub(1);
                     w.node.metrics.write_errors.increment(1);
                 }
-                encode::error(&mut io.out, &err_text(&e.to_string()));
+                ClientError::from(e).write_to(&mut io.out);
             }
         }
     }
@@ -572,7 +574,7 @@ impl Session {
             Err(RouteError::NoReplica(_)) if may_hold && read => return Some(req),
             Err(e) => {
                 self.pool.metrics.errors.increment(1);
-                pending.push_back(Pending::Ready(error_bytes(&e.to_string())));
+                pending.push_back(Pending::Ready(ClientError::from(e).to_bytes()));
                 return None;
             }
         };
@@ -790,18 +792,6 @@ async fn wait_head(pending: &mut VecDeque<Pending>) -> Result<ReplyResult, ()> {
     match pending.front_mut() {
         Some(Pending::Wait(w)) => (&mut w.rx).await.map_err(|_| ()),
         _ => std::future::pending().await,
-    }
-}
-
-/// A client-ready error text: kept as it is when it already starts with a Redis error code
-/// (an upper-case word such as `CLUSTERDOWN` or `CROSSSLOT`, which clients match on), else
-/// with `ERR ` in front.
-fn err_text(text: &str) -> std::borrow::Cow<'_, str> {
-    let code = text.split(' ').next().unwrap_or("");
-    if text.contains(' ') && !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase()) {
-        std::borrow::Cow::Borrowed(text)
-    } else {
-        std::borrow::Cow::Owned(format!("ERR {text}"))
     }
 }
 

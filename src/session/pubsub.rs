@@ -22,7 +22,7 @@ use super::transaction::checkout_in_db;
 use super::{Io, Session};
 use crate::backend::DirectConn;
 use crate::command::{self, Special};
-use crate::resp::{decode_request, encode, Frame, Protocol, Request};
+use crate::resp::{decode_request, encode, ClientError, Frame, Protocol, Request};
 
 /// Subscription counts as the node last reported them.
 #[derive(Default)]
@@ -82,20 +82,20 @@ impl Session {
         let node = match self.exclusive_node(&first, crate::command::lookup(&first)) {
             Ok(n) => n,
             Err(e) => {
-                encode::error(&mut io.out, &e);
+                e.write_to(&mut io.out);
                 return Ok(());
             }
         };
         let mut conn = match checkout_in_db(&node, self.proto, self.db).await {
             Ok(c) => c,
             Err(e) => {
-                encode::error(&mut io.out, &format!("ERR {e}"));
+                e.write_to(&mut io.out);
                 return Ok(());
             }
         };
         node.metrics.writes.increment(1);
         if let Err(e) = conn.write(first.raw()).await {
-            encode::error(&mut io.out, &format!("ERR {e}"));
+            ClientError::from(e).write_to(&mut io.out);
             return Ok(());
         }
         let cluster = self.pool.cfg.mode == crate::config::Mode::Cluster;
@@ -133,7 +133,7 @@ impl Session {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        encode::error(&mut io.out, &format!("ERR {e}"));
+                        ClientError::from(e).write_to(&mut io.out);
                         self.closing = true;
                         return io.flush().await;
                     }

@@ -42,16 +42,16 @@ use super::{Io, Session};
 use crate::backend::{BackendError, DirectConn, Node};
 use crate::cluster_slot;
 use crate::command::Special;
-use crate::resp::{decode_request, encode, Frame, Protocol, Reply, Request};
+use crate::resp::{decode_request, encode, ClientError, Frame, Protocol, Reply, Request};
 use crate::route::cluster::{self as redirect, Redirect, MAX_HOPS};
-use crate::route::split::{self, Plan, CROSSSLOT};
+use crate::route::split::{self, Plan};
 
 /// Most links one client may hold: one per shard master plus the classic one, so this only
 /// bites on clusters larger than any we expect; it bounds what one client can open.
 const MAX_LINKS: usize = 128;
 
 /// The error for a client at [`MAX_LINKS`] (not worth retrying).
-const TOO_MANY_LINKS: &str = "ERR sluice: too many pub/sub connections for one client";
+const TOO_MANY_LINKS: &str = "sluice: too many pub/sub connections for one client";
 
 /// Reply bytes buffered for the client before they are flushed in the middle of a relay.
 const FLUSH_AT: usize = 64 * 1024;
@@ -322,7 +322,7 @@ impl Session {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    encode::error(&mut io.out, &format!("ERR {e}"));
+                    ClientError::from(e).write_to(&mut io.out);
                     self.closing = true;
                     return io.flush().await;
                 }
@@ -497,7 +497,7 @@ impl Session {
         let slot = match split::plan(req, crate::command::lookup(req)) {
             Plan::Single(Some(slot)) => slot,
             _ => {
-                encode::error(&mut io.out, CROSSSLOT);
+                ClientError::cross_slot().write_to(&mut io.out);
                 return;
             }
         };
@@ -521,7 +521,7 @@ impl Session {
                     }
                 }
             }
-            Err(e) => encode::error(&mut io.out, &e),
+            Err(e) => e.write_to(&mut io.out),
         }
     }
 
@@ -622,7 +622,7 @@ impl Session {
             None => match self.open_classic(s, req).await {
                 Ok(i) => i,
                 Err(e) => {
-                    encode::error(&mut io.out, &e);
+                    e.write_to(&mut io.out);
                     return Flow::Continue;
                 }
             },
@@ -647,14 +647,12 @@ impl Session {
     }
 
     /// Opens the classic link on the node a keyless request goes to.
-    async fn open_classic(&mut self, s: &mut Subs, req: &Request) -> Result<usize, String> {
+    async fn open_classic(&mut self, s: &mut Subs, req: &Request) -> Result<usize, ClientError> {
         if s.links.len() >= MAX_LINKS {
-            return Err(TOO_MANY_LINKS.into());
+            return Err(ClientError::err(TOO_MANY_LINKS));
         }
         let node = self.exclusive_node(req, crate::command::lookup(req))?;
-        let conn = checkout_in_db(&node, self.proto, self.db)
-            .await
-            .map_err(|e| format!("ERR {e}"))?;
+        let conn = checkout_in_db(&node, self.proto, self.db).await?;
         node.metrics.writes.increment(1);
         s.links.push(Link {
             node,
@@ -796,7 +794,7 @@ impl Session {
         avoid: Option<&str>,
         deadline: tokio::time::Instant,
         io: &mut Io,
-    ) -> Result<(usize, Vec<Reply>), String> {
+    ) -> Result<(usize, Vec<Reply>), ClientError> {
         let (mut hops, mut waits) = (0u32, 0u32);
         let mut target: Option<Arc<Node>> = None;
         loop {
@@ -818,7 +816,7 @@ impl Session {
             };
             let i = match self.shard_link(s, &node).await {
                 Ok(i) => i,
-                Err(e) if expired || e == TOO_MANY_LINKS => return Err(e),
+                Err(e) if expired || e == ClientError::err(TOO_MANY_LINKS) => return Err(e),
                 Err(_) => {
                     self.pool.refresh.notify_one();
                     backoff(&mut waits).await;
@@ -830,7 +828,7 @@ impl Session {
                 Err(e) => {
                     s.shard_link_lost(i);
                     if expired {
-                        return Err(format!("ERR sluice: {e}"));
+                        return Err(ClientError::err(format!("sluice: {e}")));
                     }
                     self.pool.refresh.notify_one();
                     backoff(&mut waits).await;
@@ -862,19 +860,19 @@ impl Session {
     }
 
     /// The master serving `slot` in the current map, or a client-ready error.
-    fn slot_owner(&self, slot: u16) -> Result<Arc<Node>, String> {
+    fn slot_owner(&self, slot: u16) -> Result<Arc<Node>, ClientError> {
         let topo = self.pool.topology.load();
         let Some(map) = topo.cluster.as_ref() else {
-            return Err("CLUSTERDOWN Hash slot not served".into());
+            return Err(ClientError::slot_not_served());
         };
         self.pool
             .router
             .cluster(map, Some(slot), false, None)
-            .map_err(|e| e.to_string())
+            .map_err(ClientError::from)
     }
 
     /// The client's shard link to `node`, opened if needed.
-    async fn shard_link(&mut self, s: &mut Subs, node: &Arc<Node>) -> Result<usize, String> {
+    async fn shard_link(&mut self, s: &mut Subs, node: &Arc<Node>) -> Result<usize, ClientError> {
         if let Some(i) = s
             .links
             .iter()
@@ -883,11 +881,9 @@ impl Session {
             return Ok(i);
         }
         if s.links.len() >= MAX_LINKS {
-            return Err(TOO_MANY_LINKS.into());
+            return Err(ClientError::err(TOO_MANY_LINKS));
         }
-        let conn = checkout_in_db(node, self.proto, self.db)
-            .await
-            .map_err(|e| format!("ERR {e}"))?;
+        let conn = checkout_in_db(node, self.proto, self.db).await?;
         node.metrics.writes.increment(1);
         s.links.push(Link {
             node: node.clone(),

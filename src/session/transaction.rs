@@ -16,10 +16,10 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use super::blocking::{await_reply, Outcome};
-use super::{deny, err_text, Io, Session};
+use super::{deny, Io, Session};
 use crate::backend::{DirectConn, Node};
 use crate::command::{self, CommandInfo, Special};
-use crate::resp::{encode, Frame, Protocol, Request};
+use crate::resp::{encode, ClientError, Frame, Protocol, Request};
 
 /// A session's dedicated transaction connection and what is open on it.
 pub(crate) struct Pinned {
@@ -41,8 +41,6 @@ pub(crate) struct Pinned {
     /// past [`super::cluster_tx::MAX_DEFERRED_BYTES`] (such a transaction cannot move).
     pub(super) log: Option<super::cluster_tx::TxLog>,
 }
-
-pub(super) const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
 impl Session {
     /// Runs one request on the pinned connection, pinning first if needed.
@@ -117,7 +115,7 @@ impl Session {
                         // here without running and EXEC aborts (see `aborted_multi`).
                         self.deferred_multi = Some(super::cluster_tx::Deferred::aborted());
                     }
-                    encode::error(&mut io.out, &err_text(&e.to_string()));
+                    e.write_to(&mut io.out);
                     return;
                 }
             }
@@ -131,7 +129,7 @@ impl Session {
             let mut discard = BytesMut::new();
             encode::command(&mut discard, &[b"DISCARD"]);
             let ok = matches!(await_reply(&mut pinned.conn, &discard, io, Some(timeout)).await, Outcome::Reply(ref r) if !r.is_error());
-            encode::error(&mut io.out, EXECABORT);
+            ClientError::exec_abort().write_to(&mut io.out);
             if ok {
                 pinned.end_transaction();
                 self.unpin();
@@ -160,7 +158,7 @@ impl Session {
                     self.deferred_multi = Some(super::cluster_tx::Deferred::aborted());
                 }
                 self.pinned = None;
-                encode::error(&mut io.out, &err_text(&e.to_string()));
+                ClientError::from(e).write_to(&mut io.out);
                 return;
             }
             Outcome::ClientGone => {
@@ -240,7 +238,7 @@ impl Session {
         &mut self,
         req: &Request,
         info: Option<&CommandInfo>,
-    ) -> Result<Pinned, String> {
+    ) -> Result<Pinned, ClientError> {
         let node = self.exclusive_node(req, info)?;
         let conn = checkout_in_db(&node, self.proto, self.db).await?;
         Ok(Pinned::for_transaction(conn, node, None))
@@ -331,18 +329,17 @@ pub(super) async fn checkout_in_db(
     node: &Node,
     proto: Protocol,
     db: u16,
-) -> Result<DirectConn, String> {
-    let mut conn = node
-        .dedicated
-        .checkout(proto)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<DirectConn, ClientError> {
+    let mut conn = node.dedicated.checkout(proto).await?;
     if conn.db != db {
         let mut sel = BytesMut::new();
         encode::select(&mut sel, db);
-        let reply = conn.request(&sel).await.map_err(|e| e.to_string())?;
+        let reply = conn.request(&sel).await?;
         if reply.is_error() {
-            return Err(format!("sluice: SELECT {db} refused by {}", node.addr));
+            return Err(ClientError::err(format!(
+                "sluice: SELECT {db} refused by {}",
+                node.addr
+            )));
         }
         conn.db = db;
     }
