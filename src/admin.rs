@@ -124,7 +124,7 @@ fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 if let Some(obj) = t.as_object_mut() {
                     obj.insert(
                         "mode".into(),
-                        format!("{:?}", p.cfg.mode).to_lowercase().into(),
+                        format!("{:?}", p.cfg.mode()).to_lowercase().into(),
                     );
                     obj.insert("read_from".into(), p.cfg.read_from.to_string().into());
                     obj.insert("listen".into(), p.cfg.listen.to_string().into());

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sluice::config::{Config, ConfigError, Consistency, Mode, ReadFrom, ReplicaLag};
+use sluice::config::{Config, ConfigError, Consistency, Mode, ReadFrom, ReplicaLag, Source};
 
 const FILE: &str = "sluice.toml";
 
@@ -340,8 +340,11 @@ fn node_addresses() {
     ))
     .expect("hostnames and [v6]:port are valid");
     assert_eq!(
-        config.pools[0].replicas,
-        ["redis-replica-1.internal:6379", "[::1]:6381"]
+        config.pools[0].source,
+        Source::Standalone {
+            master: "127.0.0.1:6379".into(),
+            replicas: vec!["redis-replica-1.internal:6379".into(), "[::1]:6381".into()],
+        }
     );
 }
 
@@ -488,9 +491,14 @@ fn defaults_are_applied() {
     let pool = &config.pools[0];
     assert_eq!(pool.name, "main");
     assert_eq!(pool.listen, "127.0.0.1:6380".parse().expect("literal"));
-    assert_eq!(pool.mode, Mode::Standalone);
-    assert_eq!(pool.master.as_deref(), Some("127.0.0.1:6379"));
-    assert!(pool.replicas.is_empty());
+    assert_eq!(pool.mode(), Mode::Standalone);
+    assert_eq!(
+        pool.source,
+        Source::Standalone {
+            master: "127.0.0.1:6379".into(),
+            replicas: Vec::new(),
+        }
+    );
     assert_eq!(pool.read_from, ReadFrom::Master);
     assert_eq!(pool.consistency, Consistency::Eventual);
     assert_eq!(pool.max_replica_lag, None);
@@ -505,10 +513,6 @@ fn defaults_are_applied() {
     assert_eq!(pool.health_check_interval, Duration::from_millis(250));
     assert_eq!(pool.databases, 16);
     assert_eq!(pool.max_clients, 10_000);
-    assert!(pool.sentinels.is_empty() && pool.seeds.is_empty());
-    assert_eq!(pool.master_name, None);
-    assert_eq!(pool.sentinel_username, None);
-    assert_eq!(pool.sentinel_password, None);
 }
 
 #[test]
@@ -557,14 +561,18 @@ read_from = "prefer-replica"
 "#;
     let config = parse(text).expect("valid sentinel pool");
     let pool = &config.pools[0];
-    assert_eq!(pool.mode, Mode::Sentinel);
-    assert_eq!(pool.sentinels, ["127.0.0.1:26379", "sentinel-2:26379"]);
-    assert_eq!(pool.master_name.as_deref(), Some("mymaster"));
-    assert_eq!(pool.sentinel_username.as_deref(), Some("su"));
-    assert_eq!(pool.sentinel_password.as_deref(), Some("sp"));
+    assert_eq!(pool.mode(), Mode::Sentinel);
+    assert_eq!(
+        pool.source,
+        Source::Sentinel {
+            sentinels: vec!["127.0.0.1:26379".into(), "sentinel-2:26379".into()],
+            master_name: "mymaster".into(),
+            username: Some("su".into()),
+            password: Some("sp".into()),
+        }
+    );
     assert_eq!(pool.consistency, Consistency::ReadYourWrites);
     assert_eq!(pool.read_from, ReadFrom::PreferReplica);
-    assert_eq!(pool.master, None);
     assert_invalid(
         &text.replace("sentinel_password = \"sp\"\n", ""),
         "pools[0].sentinel_password",
@@ -641,8 +649,13 @@ fn standalone_example_matches_its_description() {
     assert_eq!(admin.listen, "127.0.0.1:9121".parse().expect("literal"));
     let pool = &config.pools[0];
     assert_eq!(pool.listen, "127.0.0.1:6380".parse().expect("literal"));
-    assert_eq!(pool.master.as_deref(), Some("127.0.0.1:6379"));
-    assert_eq!(pool.replicas, ["127.0.0.1:6381", "127.0.0.1:6382"]);
+    assert_eq!(
+        pool.source,
+        Source::Standalone {
+            master: "127.0.0.1:6379".into(),
+            replicas: vec!["127.0.0.1:6381".into(), "127.0.0.1:6382".into()],
+        }
+    );
 
     let summary = config.describe();
     for needle in [

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::units::{format_duration, format_size};
-use super::{Config, Mode, PoolConfig};
+use super::{Config, PoolConfig, Source};
 
 pub(super) fn describe(config: &Config) -> String {
     let mut out = String::new();
@@ -55,31 +55,24 @@ fn auth(user: &Option<String>, password: &Option<String>) -> String {
 
 fn describe_pool(out: &mut String, pool: &PoolConfig) {
     let _ = writeln!(out, "  pool {:?}: listening on {}", pool.name, pool.listen);
-    let _ = writeln!(out, "    mode: {}", pool.mode);
-    match pool.mode {
-        Mode::Standalone => {
-            let _ = writeln!(
-                out,
-                "    master: {}",
-                pool.master.as_deref().unwrap_or("none")
-            );
-            let _ = writeln!(out, "    replicas: {}", list(&pool.replicas));
+    let _ = writeln!(out, "    mode: {}", pool.mode());
+    match &pool.source {
+        Source::Standalone { master, replicas } => {
+            let _ = writeln!(out, "    master: {master}");
+            let _ = writeln!(out, "    replicas: {}", list(replicas));
         }
-        Mode::Sentinel => {
-            let _ = writeln!(out, "    sentinels: {}", list(&pool.sentinels));
-            let _ = writeln!(
-                out,
-                "    master_name: {}",
-                pool.master_name.as_deref().unwrap_or("none")
-            );
-            let _ = writeln!(
-                out,
-                "    sentinel auth: {}",
-                auth(&pool.sentinel_username, &pool.sentinel_password)
-            );
+        Source::Sentinel {
+            sentinels,
+            master_name,
+            username,
+            password,
+        } => {
+            let _ = writeln!(out, "    sentinels: {}", list(sentinels));
+            let _ = writeln!(out, "    master_name: {master_name}");
+            let _ = writeln!(out, "    sentinel auth: {}", auth(username, password));
         }
-        Mode::Cluster => {
-            let _ = writeln!(out, "    seeds: {}", list(&pool.seeds));
+        Source::Cluster { seeds } => {
+            let _ = writeln!(out, "    seeds: {}", list(seeds));
         }
     }
     let _ = writeln!(out, "    read_from: {}", pool.read_from);

@@ -127,8 +127,14 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         net_in: 0,
         net_out: 0,
     };
-    // I/O errors just end the connection, as a reset would in Redis.
-    let _ = conn.run().await;
+    // I/O errors just end the connection, as a reset would in Redis. SHUTDOWN closes every
+    // connection too (as the end of a Redis process does), which matters when the node
+    // shares its process with others (`sluice stack`): clients must see it gone.
+    let stop = conn.shared.shutdown.clone();
+    let _ = tokio::select! {
+        r = conn.run() => r,
+        _ = stop.cancelled() => Ok(()),
+    };
     conn.unpark();
     conn.unregister();
     if conn.client.handoff {

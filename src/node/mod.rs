@@ -53,6 +53,7 @@ pub mod info_replication;
 pub mod pubsub;
 pub mod repl;
 pub mod reply;
+pub mod sentinel;
 pub mod server;
 pub mod settings;
 pub mod stats;

@@ -51,7 +51,7 @@ pub(super) fn is_denied_family(parent: &str) -> bool {
 pub(super) fn check(pool: &Pool, req: &Request) -> Option<String> {
     let name = req.arg(0);
     let sub = req.arg(1);
-    let cluster: &[(&str, &str)] = if pool.cfg.mode == crate::config::Mode::Cluster {
+    let cluster: &[(&str, &str)] = if pool.cfg.mode() == crate::config::Mode::Cluster {
         DENIED_IN_CLUSTER
     } else {
         &[]

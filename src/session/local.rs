@@ -87,7 +87,7 @@ impl Session {
                 ));
             }
             Special::Unwatch => return Some(Bytes::from_static(OK)),
-            Special::Cluster if self.pool.cfg.mode == Mode::Cluster => {
+            Special::Cluster if self.pool.cfg.mode() == Mode::Cluster => {
                 return Some(self.cluster_command(req))
             }
             // Fast exit for the data commands: only denied families are left to check, and
@@ -106,7 +106,7 @@ impl Session {
         }
         match parse_int(req.arg(1)) {
             // Redis Cluster has only database 0, and says so in these words.
-            Some(n) if n != 0 && self.pool.cfg.mode == Mode::Cluster => {
+            Some(n) if n != 0 && self.pool.cfg.mode() == Mode::Cluster => {
                 error_bytes("ERR SELECT is not allowed in cluster mode")
             }
             Some(n)

@@ -429,7 +429,7 @@ impl Session {
         });
         // Cluster pools: redirects and failed sends are followed by `route::cluster`; the
         // single-node retries below (which pick from the whole pool) do not apply.
-        let w = if self.pool.cfg.mode == Mode::Cluster {
+        let w = if self.pool.cfg.mode() == Mode::Cluster {
             if !w.retried && crate::route::cluster::needs_follow(&res, w.read) {
                 self.follow_redirect(w, res, pending);
                 return;
@@ -471,7 +471,7 @@ impl Session {
             Ok(reply)
                 if !w.read
                     && !w.retried
-                    && self.pool.cfg.mode != Mode::Standalone
+                    && self.pool.cfg.mode() != Mode::Standalone
                     && reply.is_error_with(b"READONLY") =>
             {
                 // The node was demoted by a failover: the write did not run. Send it to the
@@ -542,7 +542,7 @@ impl Session {
             pending.push_back(Pending::Ready(reply));
             return None;
         }
-        if self.pool.cfg.mode == Mode::Cluster {
+        if self.pool.cfg.mode() == Mode::Cluster {
             return self.dispatch_cluster(req, info, pending, may_hold);
         }
         let read = command::is_read(&req, info);
@@ -558,7 +558,7 @@ impl Session {
             self.pool.router.master(&topo)
         };
         drop(topo);
-        let follows_failovers = self.pool.cfg.mode != Mode::Standalone;
+        let follows_failovers = self.pool.cfg.mode() != Mode::Standalone;
         let node = match routed {
             // A master that cannot be reached is most likely being failed over: hold the
             // write (within `master_wait`) rather than fail it at once.
@@ -748,7 +748,7 @@ impl Session {
             || matches!(special, Special::Multi | Special::Watch)
         {
             self.pinned_request(req, info, io).await;
-        } else if special == Special::Ssubscribe && self.pool.cfg.mode == Mode::Cluster {
+        } else if special == Special::Ssubscribe && self.pool.cfg.mode() == Mode::Cluster {
             // Shard channels live on their slot's master: one link per shard (see
             // `shard_pubsub`), not one tunnel.
             self.shard_pubsub(None, req, io).await?;
@@ -821,8 +821,7 @@ mod size_tests {
             cfg.pools[0].clone(),
             &Default::default(),
             tokio_util::sync::CancellationToken::new(),
-        )
-        .expect("pool");
+        );
         let permit = pool.clients.clone().try_acquire_owned().expect("permit");
         let fut = super::Client::new(pool, stream, peer, permit).run();
         let size = std::mem::size_of_val(&fut);

@@ -66,7 +66,7 @@ impl Session {
         if self.aborted_multi(&req, info, io) {
             return;
         }
-        if self.pool.cfg.mode == crate::config::Mode::Cluster
+        if self.pool.cfg.mode() == crate::config::Mode::Cluster
             && self.cluster_transaction_gate(&req, info, io).await
         {
             return;
@@ -168,7 +168,7 @@ impl Session {
             }
         };
         if (pinned.in_multi || special == Special::Watch)
-            && self.pool.cfg.mode == crate::config::Mode::Cluster
+            && self.pool.cfg.mode() == crate::config::Mode::Cluster
         {
             // A redirect at queue time: the slot moved (or is moving) under the transaction.
             reply = self.follow_moved_in_multi(&req, reply, io).await;
@@ -184,7 +184,7 @@ impl Session {
                 pinned.queued = 0;
                 pinned.selects.clear();
                 pinned.poisoned = false;
-                if self.pool.cfg.mode == crate::config::Mode::Cluster {
+                if self.pool.cfg.mode() == crate::config::Mode::Cluster {
                     pinned.log = Some(super::cluster_tx::TxLog::new(req.raw()));
                 }
             }

@@ -22,7 +22,7 @@ impl Session {
         let deadline = tokio::time::Instant::now() + self.pool.cfg.master_wait;
         let read = command::is_read(req, info);
         let topology = &self.pool.topology;
-        if self.pool.cfg.mode == Mode::Cluster {
+        if self.pool.cfg.mode() == Mode::Cluster {
             let slot = match split::plan(req, info) {
                 Plan::Single(slot) => slot,
                 _ => None,

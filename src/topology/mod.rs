@@ -8,6 +8,7 @@ pub mod published;
 pub mod sentinel;
 pub mod sentinel_hub;
 pub mod standalone;
+pub(crate) mod watch;
 
 use std::sync::Arc;
 

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use tokio_util::sync::CancellationToken;
 
 use super::health::{lag_health, ProbeResult, Prober};
-use super::{Health, NodeView, Published, Topology, CATCH_UP_RECHECK};
+use super::watch::{Feed, Watcher};
+use super::{Health, NodeView, Topology, CATCH_UP_RECHECK};
 use crate::backend::Node;
 use crate::config::ReplicaLag;
-use crate::telemetry::PoolMetrics;
 
 /// Everything the standalone watcher needs.
 pub struct StandaloneWatcher {
@@ -35,9 +34,9 @@ pub struct StandaloneWatcher {
     pub max_lag: Option<ReplicaLag>,
 }
 
-impl StandaloneWatcher {
+impl Watcher for StandaloneWatcher {
     /// The snapshot before any probe: master assumed usable, replicas unknown (not readable).
-    pub fn initial(&self) -> Topology {
+    fn initial(&self) -> Topology {
         let view = |n: &Arc<Node>, health| NodeView {
             node: n.clone(),
             health,
@@ -53,13 +52,14 @@ impl StandaloneWatcher {
         )
     }
 
-    /// Probes until `shutdown`, publishing changes into `topology`.
-    pub async fn run(
-        self,
-        topology: Arc<Published>,
-        metrics: Arc<PoolMetrics>,
-        shutdown: CancellationToken,
-    ) {
+    /// Probes until shutdown, publishing changes into the topology.
+    async fn run(self, feed: Feed) {
+        let Feed {
+            topology,
+            metrics,
+            shutdown,
+            ..
+        } = feed;
         let mut probers: Vec<Prober> = std::iter::once(&self.master)
             .chain(self.replicas.iter())
             .map(|n| {
