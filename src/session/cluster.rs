@@ -276,44 +276,6 @@ impl Session {
         }));
     }
 
-    /// The node for a request that needs a dedicated connection (blocking commands,
-    /// subscriptions, transactions): the master; in a cluster pool, the master of its keys'
-    /// slot (any master for keyless ones).
-    pub(super) fn exclusive_node(
-        &self,
-        req: &Request,
-        info: Option<&CommandInfo>,
-    ) -> Result<Arc<Node>, ClientError> {
-        if self.pool.cfg.mode() == crate::config::Mode::Cluster {
-            return self.cluster_exclusive_node(req, info);
-        }
-        self.pool
-            .router
-            .master(&self.pool.topology.load())
-            .map_err(ClientError::from)
-    }
-
-    fn cluster_exclusive_node(
-        &self,
-        req: &Request,
-        info: Option<&CommandInfo>,
-    ) -> Result<Arc<Node>, ClientError> {
-        let topo = self.pool.topology.load();
-        let Some(map) = topo.cluster.as_ref() else {
-            return Err(ClientError::slot_not_served());
-        };
-        let slot = match split::plan(req, info) {
-            // Classic subscriptions all live on one master, where PUBLISH goes too.
-            Plan::Single(None) if is_classic_pubsub(info) => Some(PUBSUB_HOME_SLOT),
-            Plan::Single(slot) => slot,
-            _ => return Err(ClientError::cross_slot()),
-        };
-        self.pool
-            .router
-            .cluster(map, slot, false, None)
-            .map_err(ClientError::from)
-    }
-
     /// `CLUSTER ...` through the proxy: the proxy describes itself as a one-node cluster
     /// that owns every slot, so cluster-aware clients send everything here.
     pub(super) fn cluster_command(&self, req: &Request) -> Bytes {
@@ -409,7 +371,7 @@ impl Session {
 pub(super) const PUBSUB_HOME_SLOT: u16 = 0;
 
 /// SUBSCRIBE, PSUBSCRIBE and PUBLISH: the keyless pub/sub commands that go to the home master.
-fn is_classic_pubsub(info: Option<&CommandInfo>) -> bool {
+pub(super) fn is_classic_pubsub(info: Option<&CommandInfo>) -> bool {
     matches!(
         Special::of(info),
         Special::Subscribe | Special::Psubscribe | Special::Publish

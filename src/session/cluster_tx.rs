@@ -7,69 +7,13 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::blocking::{await_reply, Outcome};
-use super::transaction::{checkout_in_db, refused_in_multi, Pinned};
+use super::dedicated::{await_reply, checkout_in_db, Outcome};
+use super::tx_state::{refused_in_multi, Deferred, Pinned, TxLog, MAX_DEFERRED_BYTES};
 use super::{Io, Session};
 use crate::command::{self, CommandInfo, Special};
 use crate::resp::{encode, ClientError, ErrorCode, Reply, Request};
 use crate::route::cluster::{self as redirect, Redirect, MAX_HOPS};
 use crate::route::split::{self, Plan};
-
-/// A deferred MULTI: the requests to replay (MULTI first), and whether a command was refused
-/// at queue time (EXEC must then abort, as Redis does). Boxed in the session, which rarely
-/// has one.
-pub(super) struct Deferred {
-    reqs: Vec<Bytes>,
-    /// Bytes held in `reqs` (bounded by [`MAX_DEFERRED_BYTES`]).
-    bytes: usize,
-    poisoned: bool,
-}
-
-/// Most bytes of keyless commands held for a MULTI before its first key picks the node; past
-/// this a command is refused (and the transaction aborts at EXEC) rather than buffered.
-pub(super) const MAX_DEFERRED_BYTES: usize = 4 << 20;
-
-impl Deferred {
-    /// A MULTI that is already lost (no dedicated connection could be had for it, or its
-    /// connection failed): everything up to EXEC is queued here without running, and EXEC
-    /// aborts.
-    pub(super) fn aborted() -> Box<Deferred> {
-        Box::new(Deferred {
-            reqs: Vec::new(),
-            bytes: 0,
-            poisoned: true,
-        })
-    }
-}
-
-/// What a cluster transaction sent since MULTI (MULTI first), kept to replay it on another
-/// node; bounded like [`Deferred`].
-pub(super) struct TxLog {
-    reqs: Vec<Bytes>,
-    bytes: usize,
-}
-
-impl TxLog {
-    /// A log that starts with the MULTI itself.
-    pub(super) fn new(multi: &[u8]) -> TxLog {
-        TxLog {
-            reqs: vec![Bytes::copy_from_slice(multi)],
-            bytes: multi.len(),
-        }
-    }
-
-    /// Adds a queued command; false when that would pass [`MAX_DEFERRED_BYTES`].
-    pub(super) fn push(&mut self, raw: &[u8]) -> bool {
-        let size = raw.len() + std::mem::size_of::<Bytes>();
-        if self.bytes + size > MAX_DEFERRED_BYTES {
-            return false;
-        }
-        self.bytes += size;
-        // Owned copy: a slice would keep the client's whole read buffer alive.
-        self.reqs.push(Bytes::copy_from_slice(raw));
-        true
-    }
-}
 
 impl Session {
     /// A command queued inside a pinned cluster MULTI (or the WATCH that pinned the

@@ -12,13 +12,16 @@
 mod blocking;
 mod cluster;
 mod cluster_tx;
+mod dedicated;
 mod deny;
 mod local;
 mod output;
 mod pubsub;
 mod scan;
 mod shard_pubsub;
+mod subscribed;
 mod transaction;
+mod tx_state;
 mod wait;
 
 use std::collections::VecDeque;
@@ -42,7 +45,7 @@ use crate::resp::{
 use crate::route::RouteError;
 use crate::topology::Topology;
 
-use self::transaction::Pinned;
+use self::tx_state::Pinned;
 
 /// Most replies a client may have outstanding before we stop reading its requests (fewer when
 /// its replies are large: see `output`).
@@ -105,7 +108,7 @@ pub struct Session {
     /// Cluster pools: a MULTI whose node is not known yet (no keyed command so far): the
     /// requests to replay once the first keyed command picks the slot. Any pool: a MULTI
     /// that is already lost (refused, or its connection failed), answered here until EXEC.
-    deferred_multi: Option<Box<cluster_tx::Deferred>>,
+    deferred_multi: Option<Box<tx_state::Deferred>>,
     closing: bool,
     /// This client's place under `max_clients`, released when the session ends.
     _permit: OwnedSemaphorePermit,

@@ -36,8 +36,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::future::select_all;
 
-use super::pubsub::{is_marker_reply, Counts};
-use super::transaction::checkout_in_db;
+use super::dedicated::checkout_in_db;
+use super::subscribed::{cant_execute, is_marker_reply, ClassicLink, Counts};
 use super::{Io, Session};
 use crate::backend::{BackendError, DirectConn, Node};
 use crate::cluster_slot;
@@ -55,16 +55,6 @@ const TOO_MANY_LINKS: &str = "sluice: too many pub/sub connections for one clien
 
 /// Reply bytes buffered for the client before they are flushed in the middle of a relay.
 const FLUSH_AT: usize = 64 * 1024;
-
-/// A classic subscription tunnel handed over when its client sends SSUBSCRIBE.
-pub(super) struct ClassicLink {
-    pub(super) node: Arc<Node>,
-    pub(super) conn: DirectConn,
-    /// Channels + patterns, as the node last reported them.
-    pub(super) count: i64,
-    /// Nothing but subscription commands and PING ran on it: it may be pooled again.
-    pub(super) clean: bool,
-}
 
 /// One node connection of the client.
 struct Link {
@@ -480,7 +470,7 @@ impl Session {
                     return Flow::End;
                 }
             }
-            _ => encode::error(&mut io.out, &super::pubsub::cant_execute(info, &req)),
+            _ => encode::error(&mut io.out, &cant_execute(info, &req)),
         }
         Flow::Continue
     }

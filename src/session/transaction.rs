@@ -11,36 +11,13 @@
 //! subscriptions, denied commands. A queued SELECT is tracked and applied only if it
 //! succeeded inside EXEC's reply.
 
-use std::sync::Arc;
-
 use bytes::BytesMut;
 
-use super::blocking::{await_reply, Outcome};
-use super::{deny, Io, Session};
-use crate::backend::{DirectConn, Node};
+use super::dedicated::{await_reply, Outcome};
+use super::tx_state::{changes_connection, refused_in_multi, Deferred, TxLog};
+use super::{Io, Session};
 use crate::command::{self, CommandInfo, Special};
-use crate::resp::{encode, ClientError, Frame, Protocol, Request};
-
-/// A session's dedicated transaction connection and what is open on it.
-pub(crate) struct Pinned {
-    pub(super) conn: DirectConn,
-    pub(super) node: Arc<Node>,
-    pub(super) in_multi: bool,
-    pub(super) watching: bool,
-    /// Replies of +QUEUED received in the current MULTI (the index of the next queued command).
-    pub(super) queued: usize,
-    /// SELECTs queued in the current MULTI: (index in EXEC's reply, database).
-    selects: Vec<(usize, u16)>,
-    /// A command was refused at queue time: EXEC must abort, as Redis does.
-    pub(super) poisoned: bool,
-    /// Cluster pools: the slot every keyed command of this transaction must map to, once the
-    /// first one chose it.
-    pub(super) slot: Option<u16>,
-    /// Cluster pools: MULTI and the commands queued since, to replay them on the slot's new
-    /// owner when a MOVED shows the transaction was pinned to its former one. `None` once
-    /// past [`super::cluster_tx::MAX_DEFERRED_BYTES`] (such a transaction cannot move).
-    pub(super) log: Option<super::cluster_tx::TxLog>,
-}
+use crate::resp::{encode, ClientError, Frame, Request};
 
 impl Session {
     /// Runs one request on the pinned connection, pinning first if needed.
@@ -113,7 +90,7 @@ impl Session {
                         // The client is inside its MULTI from now on, whatever we answer:
                         // what it queues must not run outside a transaction. It is queued
                         // here without running and EXEC aborts (see `aborted_multi`).
-                        self.deferred_multi = Some(super::cluster_tx::Deferred::aborted());
+                        self.deferred_multi = Some(Deferred::aborted());
                     }
                     e.write_to(&mut io.out);
                     return;
@@ -155,7 +132,7 @@ impl Session {
                 // The client is still inside its MULTI: what it sends until EXEC must be
                 // queued (and EXEC abort), not run at once on a new connection.
                 if pinned.in_multi && !matches!(special, Special::Exec | Special::Discard) {
-                    self.deferred_multi = Some(super::cluster_tx::Deferred::aborted());
+                    self.deferred_multi = Some(Deferred::aborted());
                 }
                 self.pinned = None;
                 ClientError::from(e).write_to(&mut io.out);
@@ -185,7 +162,7 @@ impl Session {
                 pinned.selects.clear();
                 pinned.poisoned = false;
                 if self.pool.cfg.mode() == crate::config::Mode::Cluster {
-                    pinned.log = Some(super::cluster_tx::TxLog::new(req.raw()));
+                    pinned.log = Some(TxLog::new(req.raw()));
                 }
             }
             Special::Watch if ok => pinned.watching = true,
@@ -231,79 +208,6 @@ impl Session {
             self.unpin();
         }
     }
-
-    /// Takes a dedicated master connection in this client's protocol and database (in a
-    /// cluster pool, on the master of `req`'s slot).
-    pub(super) async fn pin(
-        &mut self,
-        req: &Request,
-        info: Option<&CommandInfo>,
-    ) -> Result<Pinned, ClientError> {
-        let node = self.exclusive_node(req, info)?;
-        let conn = checkout_in_db(&node, self.proto, self.db).await?;
-        Ok(Pinned::for_transaction(conn, node, None))
-    }
-
-    /// Ends pinning; a clean connection goes back to its node's pool.
-    pub(super) fn unpin(&mut self) {
-        if let Some(p) = self.pinned.take() {
-            p.node.dedicated.checkin(p.conn);
-        }
-    }
-}
-
-impl Pinned {
-    /// A freshly pinned connection with nothing open on it yet.
-    pub(super) fn for_transaction(conn: DirectConn, node: Arc<Node>, slot: Option<u16>) -> Pinned {
-        Pinned {
-            conn,
-            node,
-            in_multi: false,
-            watching: false,
-            queued: 0,
-            selects: Vec::new(),
-            poisoned: false,
-            slot,
-            log: None,
-        }
-    }
-
-    fn end_transaction(&mut self) {
-        self.log = None;
-        self.in_multi = false;
-        self.watching = false;
-        self.queued = 0;
-        self.selects.clear();
-        self.poisoned = false;
-    }
-}
-
-/// Commands that change a connection beyond one reply (so they cannot share a pinned one).
-/// (HELLO would switch the session's protocol away from the pinned connection's.)
-fn changes_connection(special: Special) -> bool {
-    special.subscribes() || special == Special::Hello || special.changes_connection_for_good()
-}
-
-/// Why a command may not be queued inside MULTI through the proxy, if so.
-pub(super) fn refused_in_multi(
-    session: &Session,
-    req: &Request,
-    info: Option<&'static CommandInfo>,
-) -> Option<String> {
-    let special = Special::of(info);
-    if let Some(msg) = deny::check(&session.pool, req) {
-        return Some(msg);
-    }
-    if changes_connection(special)
-        || special.is_client()
-        || matches!(special, Special::Wait | Special::Auth)
-    {
-        return Some(format!(
-            "ERR sluice: {} inside MULTI is not supported through the proxy",
-            String::from_utf8_lossy(req.arg(0)).to_uppercase()
-        ));
-    }
-    None
 }
 
 /// The database a transaction's queued SELECTs left the connection in, judged from EXEC's
@@ -322,28 +226,6 @@ fn applied_select(exec_reply: &[u8], selects: &[(usize, u16)]) -> Option<u16> {
             Some(Frame::Simple(s)) if s.as_ref() == b"OK" => Some(db),
             _ => None,
         })
-}
-
-/// A dedicated connection to `node` speaking `proto`, switched to database `db`.
-pub(super) async fn checkout_in_db(
-    node: &Node,
-    proto: Protocol,
-    db: u16,
-) -> Result<DirectConn, ClientError> {
-    let mut conn = node.dedicated.checkout(proto).await?;
-    if conn.db != db {
-        let mut sel = BytesMut::new();
-        encode::select(&mut sel, db);
-        let reply = conn.request(&sel).await?;
-        if reply.is_error() {
-            return Err(ClientError::err(format!(
-                "sluice: SELECT {db} refused by {}",
-                node.addr
-            )));
-        }
-        conn.db = db;
-    }
-    Ok(conn)
 }
 
 #[cfg(test)]
