@@ -17,6 +17,7 @@ mod deny;
 mod local;
 mod output;
 mod pubsub;
+mod retry;
 mod scan;
 mod shard_pubsub;
 mod subscribed;
@@ -45,6 +46,7 @@ use crate::resp::{
 use crate::route::RouteError;
 use crate::topology::Topology;
 
+use self::retry::{Action, ReplyClass};
 use self::tx_state::Pinned;
 
 /// Most replies a client may have outstanding before we stop reading its requests (fewer when
@@ -441,12 +443,10 @@ impl Session {
         } else {
             w
         };
-        match res {
-            Ok(reply)
-                if w.read
-                    && !w.retried
-                    && (reply.is_error_with(b"LOADING") || reply.is_error_with(b"MASTERDOWN")) =>
-            {
+        let follows_failovers = self.pool.cfg.mode() != Mode::Standalone;
+        let action = retry::on_reply(ReplyClass::of(&res), w.read, w.retried, follows_failovers);
+        match (action, res) {
+            (Action::ReadElsewhere, Ok(reply)) => {
                 // A replica that restarted answers LOADING (or MASTERDOWN while it cannot
                 // serve stale data) until its next probe takes it out of the read pool: the
                 // read did not run, so try another node rather than show the client an error.
@@ -459,7 +459,7 @@ impl Session {
                     _ => write_reply(&reply, &w, &mut io.out),
                 }
             }
-            Ok(reply) if w.read && !w.retried && reply.is_error_with(b"NOSCRIPT") => {
+            (Action::ReadOnMaster, Ok(reply)) => {
                 // Redis 7 does not replicate SCRIPT LOAD: a replica that joined after the load
                 // (or missed our fan-out) lacks the script the master has. Ask the master.
                 let topo = self.pool.topology.load();
@@ -471,60 +471,59 @@ impl Session {
                     _ => write_reply(&reply, &w, &mut io.out),
                 }
             }
-            Ok(reply)
-                if !w.read
-                    && !w.retried
-                    && self.pool.cfg.mode() != Mode::Standalone
-                    && reply.is_error_with(b"READONLY") =>
-            {
-                // The node was demoted by a failover: the write did not run. Send it to the
-                // confirmed master (waiting for one, within `master_wait`) instead of showing
-                // the client a READONLY it cannot act on.
-                self.retry_write_on_master(w, reply, pending);
-            }
-            Ok(reply) => {
-                if !w.read {
-                    self.inflight_writes = self.inflight_writes.saturating_sub(1);
-                    if self.pool.cfg.consistency == Consistency::ReadYourWrites {
-                        self.last_write_ack = Some(Instant::now());
+            // The node was demoted by a failover: the write did not run. Send it to the
+            // confirmed master (waiting for one, within `master_wait`) instead of showing
+            // the client a READONLY it cannot act on.
+            (Action::WriteOnNewMaster, Ok(reply)) => self.retry_write_on_master(w, reply, pending),
+            (_, Ok(reply)) => self.deliver(w, reply, io),
+            (Action::RetryRead, Err(e)) => {
+                let topo = self.pool.topology.load();
+                match self.route_read(&topo, Some(&w.node)) {
+                    Ok(node) => {
+                        drop(topo);
+                        self.retry(w, node, pending);
+                    }
+                    // It was the only replica: wait for one to be back.
+                    Err(RouteError::NoReplica(_)) => {
+                        drop(topo);
+                        self.retry_read_when_routable(w, e, pending);
+                    }
+                    Err(_) => {
+                        drop(topo);
+                        self.fail(w, e, io);
                     }
                 }
-                if let Some(started) = w.started {
-                    self.pool
-                        .metrics
-                        .latency
-                        .record(started.elapsed().as_secs_f64());
-                }
-                write_reply(&reply, &w, &mut io.out);
             }
-            Err(e) => {
-                // A read can always be retried: it changes nothing even if it ran.
-                if w.read && !w.retried {
-                    let topo = self.pool.topology.load();
-                    match self.route_read(&topo, Some(&w.node)) {
-                        Ok(node) => {
-                            drop(topo);
-                            self.retry(w, node, pending);
-                            return;
-                        }
-                        // It was the only replica: wait for one to be back.
-                        Err(RouteError::NoReplica(_)) => {
-                            drop(topo);
-                            self.retry_read_when_routable(w, e, pending);
-                            return;
-                        }
-                        Err(_) => {}
-                    }
-                }
-                if w.read {
-                    w.node.metrics.read_errors.increment(1);
-                } else {
-                    self.inflight_writes = self.inflight_writes.saturating_sub(1);
-                    w.node.metrics.write_errors.increment(1);
-                }
-                ClientError::from(e).write_to(&mut io.out);
+            (_, Err(e)) => self.fail(w, e, io),
+        }
+    }
+
+    /// Writes a node's reply to the client, settling the write barrier and the latency sample.
+    fn deliver(&mut self, w: Waiting, reply: Reply, io: &mut Io) {
+        if !w.read {
+            self.inflight_writes = self.inflight_writes.saturating_sub(1);
+            if self.pool.cfg.consistency == Consistency::ReadYourWrites {
+                self.last_write_ack = Some(Instant::now());
             }
         }
+        if let Some(started) = w.started {
+            self.pool
+                .metrics
+                .latency
+                .record(started.elapsed().as_secs_f64());
+        }
+        write_reply(&reply, &w, &mut io.out);
+    }
+
+    /// Answers a forward whose node failed with the failure, counted against the node.
+    fn fail(&mut self, w: Waiting, e: BackendError, io: &mut Io) {
+        if w.read {
+            w.node.metrics.read_errors.increment(1);
+        } else {
+            self.inflight_writes = self.inflight_writes.saturating_sub(1);
+            w.node.metrics.write_errors.increment(1);
+        }
+        ClientError::from(e).write_to(&mut io.out);
     }
 
     /// Sends a plain command to its node (or answers it here) and queues its reply slot.
