@@ -14,6 +14,7 @@ mod cluster;
 mod cluster_tx;
 mod dedicated;
 mod deny;
+mod io;
 mod local;
 mod output;
 mod pubsub;
@@ -29,14 +30,14 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::backend::mux::ReplyResult;
-use crate::backend::{BackendError, Node};
+use crate::backend::Node;
 use crate::command::{self, CommandInfo, Special};
 use crate::config::{Consistency, Mode, ReadFrom};
 use crate::pool::Pool;
@@ -44,9 +45,8 @@ use crate::resp::{
     convert, decode_request, encode, ClientError, Protocol, Reply, ReplyShape, Request,
 };
 use crate::route::RouteError;
-use crate::topology::Topology;
 
-use self::retry::{Action, ReplyClass};
+pub(crate) use self::io::Io;
 use self::tx_state::Pinned;
 
 /// Most replies a client may have outstanding before we stop reading its requests (fewer when
@@ -57,12 +57,6 @@ const MAX_PENDING: usize = 1024;
 /// histogram for every request was a measurable share of per-request CPU, and a 1-in-8
 /// sample describes the distribution just as well at these rates.
 const LATENCY_SAMPLE: u32 = 8;
-
-/// Bytes reserved for a client read when the request buffer is (nearly) full.
-const READ_CHUNK: usize = 8 * 1024;
-
-/// Bytes reserved for the first read after the session was idle.
-const FIRST_READ: usize = 4096;
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -128,76 +122,6 @@ pub struct Session {
     /// Recent reply size (a decaying maximum), which bounds how many requests may be in
     /// flight (see `output`).
     reply_hint: u32,
-}
-
-/// The client socket halves and buffers, kept apart from `Session` so both can be borrowed.
-pub(crate) struct Io {
-    /// One stream for both directions: `try_read`/`try_write` take `&self`, so no split halves
-    /// (and no `Arc` per connection) are needed.
-    stream: TcpStream,
-    rbuf: BytesMut,
-    out: BytesMut,
-    eof: bool,
-}
-
-impl Io {
-    /// Reads what the socket has (after `readable()`) straight into the request buffer.
-    /// The buffer is allocated here on demand and freed when the session goes idle, so an
-    /// idle connection keeps no heap buffer. Returns false at EOF or on error.
-    fn read_available(&mut self) -> bool {
-        for _ in 0..4 {
-            // Start small (most requests are tiny, and a burst of new clients should not cost
-            // a full chunk each), then grow to full chunks while data keeps coming.
-            if self.rbuf.capacity() == 0 {
-                self.rbuf.reserve(FIRST_READ);
-            } else if self.rbuf.capacity() - self.rbuf.len() < FIRST_READ {
-                self.rbuf.reserve(READ_CHUNK);
-            }
-            let room = self.rbuf.capacity() - self.rbuf.len();
-            match self.stream.try_read_buf(&mut self.rbuf) {
-                Ok(0) => {
-                    self.eof = true;
-                    return false;
-                }
-                Ok(n) if n < room => {
-                    // A short read drained the socket. Tell tokio so without the extra recv()
-                    // that would otherwise return EAGAIN on the next wait (one syscall saved
-                    // per request). Race-free: readiness is only cleared if no new event
-                    // arrived since it was observed.
-                    let _ = self.stream.try_io(tokio::io::Interest::READABLE, || {
-                        Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
-                    });
-                    return true;
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
-                Err(_) => {
-                    self.eof = true;
-                    return false;
-                }
-            }
-        }
-        true
-    }
-
-    /// Writes out what is buffered.
-    async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.out.is_empty() {
-            let mut done = 0;
-            while done < self.out.len() {
-                // poll_*_ready keeps its waker in the socket's registration, so waiting costs no
-                // future state (`writable()` would add ~150 bytes to every session).
-                std::future::poll_fn(|cx| self.stream.poll_write_ready(cx)).await?;
-                match self.stream.try_write(&self.out[done..]) {
-                    Ok(n) => done += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            self.release_out();
-        }
-        Ok(())
-    }
 }
 
 /// An accepted client: its session state and its socket, moved into the client's task whole.
@@ -414,118 +338,6 @@ impl Session {
         io.flush().await
     }
 
-    /// Handles a finished forward: writes the reply, or retries a read that failed without
-    /// running (the retried request goes back to the head of the queue).
-    fn complete(
-        &mut self,
-        w: Waiting,
-        res: Result<ReplyResult, ()>,
-        pending: &mut VecDeque<Pending>,
-        io: &mut Io,
-    ) {
-        if let Ok(Ok(reply)) = &res {
-            self.learn_reply_size(reply.raw.len());
-        }
-        let res = res.unwrap_or_else(|_| {
-            Err(BackendError::ConnectionLost {
-                addr: w.node.addr.clone(),
-                reason: "request dropped".into(),
-            })
-        });
-        // Cluster pools: redirects and failed sends are followed by `route::cluster`; the
-        // single-node retries below (which pick from the whole pool) do not apply.
-        let w = if self.pool.cfg.mode() == Mode::Cluster {
-            if !w.retried && crate::route::cluster::needs_follow(&res, w.read) {
-                self.follow_redirect(w, res, pending);
-                return;
-            }
-            Waiting { retried: true, ..w }
-        } else {
-            w
-        };
-        let follows_failovers = self.pool.cfg.mode() != Mode::Standalone;
-        let action = retry::on_reply(ReplyClass::of(&res), w.read, w.retried, follows_failovers);
-        match (action, res) {
-            (Action::ReadElsewhere, Ok(reply)) => {
-                // A replica that restarted answers LOADING (or MASTERDOWN while it cannot
-                // serve stale data) until its next probe takes it out of the read pool: the
-                // read did not run, so try another node rather than show the client an error.
-                let topo = self.pool.topology.load();
-                match self.route_read(&topo, Some(&w.node)) {
-                    Ok(node) if !Arc::ptr_eq(&node, &w.node) => {
-                        drop(topo);
-                        self.retry(w, node, pending);
-                    }
-                    _ => write_reply(&reply, &w, &mut io.out),
-                }
-            }
-            (Action::ReadOnMaster, Ok(reply)) => {
-                // Redis 7 does not replicate SCRIPT LOAD: a replica that joined after the load
-                // (or missed our fan-out) lacks the script the master has. Ask the master.
-                let topo = self.pool.topology.load();
-                match self.pool.router.master(&topo) {
-                    Ok(master) if !Arc::ptr_eq(&master, &w.node) => {
-                        drop(topo);
-                        self.retry(w, master, pending);
-                    }
-                    _ => write_reply(&reply, &w, &mut io.out),
-                }
-            }
-            // The node was demoted by a failover: the write did not run. Send it to the
-            // confirmed master (waiting for one, within `master_wait`) instead of showing
-            // the client a READONLY it cannot act on.
-            (Action::WriteOnNewMaster, Ok(reply)) => self.retry_write_on_master(w, reply, pending),
-            (_, Ok(reply)) => self.deliver(w, reply, io),
-            (Action::RetryRead, Err(e)) => {
-                let topo = self.pool.topology.load();
-                match self.route_read(&topo, Some(&w.node)) {
-                    Ok(node) => {
-                        drop(topo);
-                        self.retry(w, node, pending);
-                    }
-                    // It was the only replica: wait for one to be back.
-                    Err(RouteError::NoReplica(_)) => {
-                        drop(topo);
-                        self.retry_read_when_routable(w, e, pending);
-                    }
-                    Err(_) => {
-                        drop(topo);
-                        self.fail(w, e, io);
-                    }
-                }
-            }
-            (_, Err(e)) => self.fail(w, e, io),
-        }
-    }
-
-    /// Writes a node's reply to the client, settling the write barrier and the latency sample.
-    fn deliver(&mut self, w: Waiting, reply: Reply, io: &mut Io) {
-        if !w.read {
-            self.inflight_writes = self.inflight_writes.saturating_sub(1);
-            if self.pool.cfg.consistency == Consistency::ReadYourWrites {
-                self.last_write_ack = Some(Instant::now());
-            }
-        }
-        if let Some(started) = w.started {
-            self.pool
-                .metrics
-                .latency
-                .record(started.elapsed().as_secs_f64());
-        }
-        write_reply(&reply, &w, &mut io.out);
-    }
-
-    /// Answers a forward whose node failed with the failure, counted against the node.
-    fn fail(&mut self, w: Waiting, e: BackendError, io: &mut Io) {
-        if w.read {
-            w.node.metrics.read_errors.increment(1);
-        } else {
-            self.inflight_writes = self.inflight_writes.saturating_sub(1);
-            w.node.metrics.write_errors.increment(1);
-        }
-        ClientError::from(e).write_to(&mut io.out);
-    }
-
     /// Sends a plain command to its node (or answers it here) and queues its reply slot.
     /// Returns the request back (`Some`) when it must wait: a write while this client still
     /// has writes in flight to a different (former) master, a write with no confirmed
@@ -636,78 +448,11 @@ impl Session {
         None
     }
 
-    /// Sends a read again, to `node`, as the new head of the queue (same database, protocol
-    /// and position in the client's order).
-    fn retry(&self, w: Waiting, node: Arc<Node>, pending: &mut VecDeque<Pending>) {
-        self.pool.metrics.retries.increment(1);
-        node.metrics.reads.increment(1);
-        let rx = node.send(w.raw.clone(), w.db, self.slot());
-        pending.push_front(Pending::Wait(Waiting {
-            rx,
-            node,
-            retried: true,
-            ..w
-        }));
-    }
-
     /// Which shared connection of each node this client uses: always the same one, so its
     /// requests to a node run in the order it sent them. Client ids are sequential, so this
     /// also spreads clients over the connections.
     fn slot(&self) -> usize {
         self.id as usize
-    }
-
-    /// Where a read goes. With read-your-writes, a client with a write still in flight reads
-    /// from the master (same connection, so after its write), and one whose writes are
-    /// acknowledged reads only from replicas known to hold them; everyone else is spread.
-    fn route_read(&self, topo: &Topology, avoid: Option<&Node>) -> Result<Arc<Node>, RouteError> {
-        if self.pool.cfg.consistency == Consistency::ReadYourWrites {
-            if self.inflight_writes > 0 {
-                return self.pool.router.master(topo);
-            }
-            if let Some(acked) = self.last_write_ack {
-                return self.pool.router.read_own_writes(topo, acked);
-            }
-        }
-        self.pool.router.read(topo, avoid)
-    }
-
-    /// Sends a write that a demoted master refused to the current master, from a task that
-    /// waits (up to `master_wait`) for one to be confirmed. It stays at the head of the
-    /// client's queue, so replies keep their order; if no new master appears in time the
-    /// client gets the original READONLY.
-    fn retry_write_on_master(&self, w: Waiting, refused: Reply, pending: &mut VecDeque<Pending>) {
-        let (tx, rx) = oneshot::channel();
-        let pool = self.pool.clone();
-        let (raw, db, slot, old) = (w.raw.clone(), w.db, self.slot(), w.node.clone());
-        tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + pool.cfg.master_wait;
-            loop {
-                let master = pool.router.master(&pool.topology.load()).ok();
-                if let Some(m) = master.filter(|m| !Arc::ptr_eq(m, &old)) {
-                    m.metrics.writes.increment(1);
-                    let reply = m.send(raw, db, slot).await.unwrap_or_else(|_| {
-                        Err(BackendError::ConnectionLost {
-                            addr: m.addr.clone(),
-                            reason: "request dropped".into(),
-                        })
-                    });
-                    let _ = tx.send(reply);
-                    return;
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    let _ = tx.send(Ok(refused));
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        });
-        self.pool.metrics.retries.increment(1);
-        pending.push_front(Pending::Wait(Waiting {
-            rx,
-            retried: true,
-            ..w
-        }));
     }
 
     /// Sends a script-cache command to every replica too, so EVALSHA_RO finds the script there
