@@ -14,10 +14,10 @@
 use bytes::BytesMut;
 
 use super::dedicated::{await_reply, Outcome};
-use super::tx_state::{changes_connection, refused_in_multi, Deferred, TxLog};
+use super::tx_state::{changes_connection, refused_in_multi, Deferred, Pinned, TxLog};
 use super::{Io, Session};
 use crate::command::{self, CommandInfo, Special};
-use crate::resp::{encode, ClientError, Frame, Request};
+use crate::resp::{encode, ClientError, Frame, Reply, Request};
 
 impl Session {
     /// Runs one request on the pinned connection, pinning first if needed.
@@ -154,59 +154,79 @@ impl Session {
         let Some(pinned) = self.pinned.as_mut() else {
             return;
         };
-        let ok = !reply.is_error();
-        match special {
-            Special::Multi if ok => {
-                pinned.in_multi = true;
-                pinned.queued = 0;
-                pinned.selects.clear();
-                pinned.poisoned = false;
-                if self.pool.cfg.mode() == crate::config::Mode::Cluster {
-                    pinned.log = Some(TxLog::new(req.raw()));
-                }
-            }
-            Special::Watch if ok => pinned.watching = true,
-            Special::Exec | Special::Discard if pinned.in_multi => {
-                // EXEC (whatever its outcome) and DISCARD end the transaction and every watch.
-                if special == Special::Exec {
-                    if let Some(db) = applied_select(&reply.raw, &pinned.selects) {
-                        pinned.conn.db = db;
-                        self.db = db;
-                    }
-                }
-                pinned.end_transaction();
-            }
-            Special::Unwatch if !pinned.in_multi => pinned.watching = false,
-            Special::Select if ok && !pinned.in_multi => {
-                if let Some(db) =
-                    super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())
-                {
-                    pinned.conn.db = db;
-                    self.db = db;
-                }
-            }
-            _ if pinned.in_multi && reply.raw.starts_with(b"+QUEUED") => {
-                if special == Special::Select {
-                    if let Some(db) =
-                        super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())
-                    {
-                        pinned.selects.push((pinned.queued, db));
-                    }
-                }
-                pinned.queued += 1;
-                if let Some(log) = pinned.log.as_mut() {
-                    if !log.push(req.raw()) {
-                        pinned.log = None;
-                    }
-                }
-            }
-            // A command Redis refused at queue time poisons the transaction on the node too.
-            _ if pinned.in_multi && !ok => pinned.poisoned = true,
-            _ => {}
+        let cluster = self.pool.cfg.mode() == crate::config::Mode::Cluster;
+        if let Some(db) = pinned.after_reply(special, &req, &reply, cluster) {
+            self.db = db;
         }
         if !pinned.in_multi && !pinned.watching {
             self.unpin();
         }
+    }
+}
+
+impl Pinned {
+    /// Tracks what a reply on the pinned connection opened or closed (MULTI, WATCH, EXEC,
+    /// DISCARD, UNWATCH, SELECT, queued commands). Returns the database the connection is in
+    /// now when the reply changed it.
+    fn after_reply(
+        &mut self,
+        special: Special,
+        req: &Request,
+        reply: &Reply,
+        cluster: bool,
+    ) -> Option<u16> {
+        let mut db_now = None;
+        let ok = !reply.is_error();
+        match special {
+            Special::Multi if ok => {
+                self.in_multi = true;
+                self.queued = 0;
+                self.selects.clear();
+                self.poisoned = false;
+                if cluster {
+                    self.log = Some(TxLog::new(req.raw()));
+                }
+            }
+            Special::Watch if ok => self.watching = true,
+            Special::Exec | Special::Discard if self.in_multi => {
+                // EXEC (whatever its outcome) and DISCARD end the transaction and every watch.
+                if special == Special::Exec {
+                    if let Some(db) = applied_select(&reply.raw, &self.selects) {
+                        self.conn.db = db;
+                        db_now = Some(db);
+                    }
+                }
+                self.end_transaction();
+            }
+            Special::Unwatch if !self.in_multi => self.watching = false,
+            Special::Select if ok && !self.in_multi => {
+                if let Some(db) =
+                    super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())
+                {
+                    self.conn.db = db;
+                    db_now = Some(db);
+                }
+            }
+            _ if self.in_multi && reply.raw.starts_with(b"+QUEUED") => {
+                if special == Special::Select {
+                    if let Some(db) =
+                        super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())
+                    {
+                        self.selects.push((self.queued, db));
+                    }
+                }
+                self.queued += 1;
+                if let Some(log) = self.log.as_mut() {
+                    if !log.push(req.raw()) {
+                        self.log = None;
+                    }
+                }
+            }
+            // A command Redis refused at queue time poisons the transaction on the node too.
+            _ if self.in_multi && !ok => self.poisoned = true,
+            _ => {}
+        }
+        db_now
     }
 }
 
