@@ -293,6 +293,7 @@ fn keys_fixed_positions() {
         first_key: 1,
         last_key: -1,
         step: 0,
+        special: crate::command::Special::None,
     };
     assert_eq!(keys_args(&args("x a b")[..], &odd).count(), 0);
     let neg = CommandInfo {
