@@ -127,6 +127,10 @@ pub async fn run_controlled(
     // Whichever way this returns (or is dropped), everything it started stops.
     let _stop = token.clone().drop_guard();
     spawn_upkeep(metrics, token.clone());
+    // Both reload outcomes are exported from the start, so alerts on them see a 0 first.
+    for result in ["ok", "error"] {
+        metrics::counter!(crate::telemetry::CONFIG_RELOADS, "result" => result).increment(0);
+    }
     let mut proxy = reload::Proxy::new(token.clone());
     let mut bound = Bound {
         pools: Vec::new(),
