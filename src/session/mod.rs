@@ -13,6 +13,7 @@ mod blocking;
 mod cluster;
 mod cluster_tx;
 mod deny;
+mod info;
 mod local;
 mod output;
 mod pubsub;
@@ -490,7 +491,15 @@ impl Session {
                         .latency
                         .record(started.elapsed().as_secs_f64());
                 }
-                write_reply(&reply, &w, &mut io.out);
+                match info::reply_text(&reply.raw).filter(|_| w.shape == ReplyShape::ProxyInfo) {
+                    Some(text) => {
+                        let mut all = text.to_vec();
+                        all.extend_from_slice(b"\r\n");
+                        all.extend_from_slice(info::sections(&self.pool).as_bytes());
+                        info::encode_text(&all, w.proto, &mut io.out);
+                    }
+                    None => write_reply(&reply, &w, &mut io.out),
+                }
             }
             Err(e) => {
                 // A read can always be retried: it changes nothing even if it ran.
@@ -538,6 +547,15 @@ impl Session {
         if let Some(reply) = self.local(&req, info) {
             self.pool.metrics.local.increment(1);
             pending.push_back(Pending::Ready(reply));
+            return None;
+        }
+        let info_extra = info::extra(&req);
+        if info_extra == Some(info::Extra::Only) {
+            self.pool.metrics.local.increment(1);
+            let mut out = BytesMut::new();
+            let text = info::sections(&self.pool);
+            info::encode_text(text.as_bytes(), self.proto, &mut out);
+            pending.push_back(Pending::Ready(out.freeze()));
             return None;
         }
         if self.pool.cfg.mode() == Mode::Cluster {
@@ -592,7 +610,9 @@ impl Session {
         }
         let resp2 = self.proto == Protocol::Resp2;
         let nil_array = resp2 && command::nil_is_array(&req, info);
-        let shape = if resp2 {
+        let shape = if info_extra.is_some() {
+            ReplyShape::ProxyInfo
+        } else if resp2 {
             command::reply_shape(&req, info)
         } else {
             ReplyShape::Plain
