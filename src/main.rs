@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use sluice::app::Control;
 use sluice::config::Config;
 
 #[derive(Parser)]
@@ -154,15 +155,23 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Stack(args) => run_stack(args),
         Command::Proxy { config, threads } => {
             let config = Config::load(&config)?;
-            runtime(threads)?.block_on(sluice::app::run(config, shutdown_signal(), |bound| {
-                // Plain lines on stdout: scripts and tests read the resolved ports from here.
-                for (name, addr) in &bound.pools {
-                    println!("sluice: pool {name} listening on {addr}");
-                }
-                if let Some(a) = bound.admin {
-                    println!("sluice: admin listening on {a}");
-                }
-            }))?;
+            runtime(threads)?.block_on(async {
+                let (tx, rx) = tokio::sync::mpsc::channel(16);
+                // Handlers are installed before the listening lines are printed, so a SIGHUP
+                // sent after them reloads instead of killing the process.
+                forward_signals(tx.clone())?;
+                sluice::app::run_controlled(config, tx, rx, |bound| {
+                    // Plain lines on stdout: scripts and tests read the resolved ports here.
+                    for (name, addr) in &bound.pools {
+                        println!("sluice: pool {name} listening on {addr}");
+                    }
+                    if let Some(a) = bound.admin {
+                        println!("sluice: admin listening on {a}");
+                    }
+                })
+                .await
+                .map_err(anyhow::Error::from)
+            })?;
             Ok(())
         }
     }
@@ -266,6 +275,42 @@ fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// SIGTERM and SIGINT ask the proxy to drain (a second one: to stop at once), SIGHUP to
+/// reload its config.
+#[cfg(unix)]
+fn forward_signals(tx: tokio::sync::mpsc::Sender<Control>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                _ = term.recv() => Control::Terminate,
+                _ = int.recv() => Control::Terminate,
+                _ = hup.recv() => Control::Reload(None),
+            };
+            if tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Ctrl-C asks the proxy to drain (a second one: to stop at once).
+#[cfg(not(unix))]
+fn forward_signals(tx: tokio::sync::mpsc::Sender<Control>) -> anyhow::Result<()> {
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if tx.send(Control::Terminate).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -926,7 +926,9 @@ fn replicas_keep_serving_reads_while_the_master_is_down() {
 
 fn sigterm_stops_the_proxy_cleanly() {
     let master = Redis::start();
-    let mut proxy = Sluice::start(&standalone_config(&master, &[], "master", ""));
+    // The client stays connected: the proxy exits once drain_timeout is over.
+    let config = standalone_config(&master, &[], "master", "");
+    let mut proxy = Sluice::start(&format!("drain_timeout = \"300ms\"\n{config}"));
     let mut c = proxy.client();
     assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
     let status = proxy.terminate();

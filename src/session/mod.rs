@@ -14,6 +14,7 @@ mod cluster;
 mod cluster_tx;
 mod dedicated;
 mod deny;
+mod info;
 mod io;
 mod local;
 mod output;
@@ -356,6 +357,15 @@ impl Session {
             pending.push_back(Pending::Ready(reply));
             return None;
         }
+        let info_extra = info::extra(&req);
+        if info_extra == Some(info::Extra::Only) {
+            self.pool.metrics.local.increment(1);
+            let mut out = BytesMut::new();
+            let text = info::sections(&self.pool);
+            info::encode_text(text.as_bytes(), self.proto, &mut out);
+            pending.push_back(Pending::Ready(out.freeze()));
+            return None;
+        }
         if self.pool.cfg.mode() == Mode::Cluster {
             return self.dispatch_cluster(req, info, pending, may_hold);
         }
@@ -408,7 +418,9 @@ impl Session {
         }
         let resp2 = self.proto == Protocol::Resp2;
         let nil_array = resp2 && command::nil_is_array(&req, info);
-        let shape = if resp2 {
+        let shape = if info_extra.is_some() {
+            ReplyShape::ProxyInfo
+        } else if resp2 {
             command::reply_shape(&req, info)
         } else {
             ReplyShape::Plain

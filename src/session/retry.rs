@@ -13,7 +13,7 @@ use super::{write_reply, Io, Pending, Session, Waiting};
 use crate::backend::mux::ReplyResult;
 use crate::backend::{BackendError, Node};
 use crate::config::{Consistency, Mode};
-use crate::resp::{ClientError, Reply};
+use crate::resp::{ClientError, Reply, ReplyShape};
 use crate::route::RouteError;
 use crate::topology::Topology;
 
@@ -186,7 +186,16 @@ impl Session {
                 .latency
                 .record(started.elapsed().as_secs_f64());
         }
-        write_reply(&reply, &w, &mut io.out);
+        match super::info::reply_text(&reply.raw).filter(|_| w.shape == ReplyShape::ProxyInfo) {
+            Some(text) => {
+                // INFO [all|everything]: the master's sections, then the proxy's own.
+                let mut all = text.to_vec();
+                all.extend_from_slice(b"\r\n");
+                all.extend_from_slice(super::info::sections(&self.pool).as_bytes());
+                super::info::encode_text(&all, w.proto, &mut io.out);
+            }
+            None => write_reply(&reply, &w, &mut io.out),
+        }
     }
 
     /// Answers a forward whose node failed with the failure, counted against the node.
