@@ -1310,11 +1310,10 @@ on_both_backends! {
         reads_refused_with_loading_are_retried_on_another_node,
         read_your_writes_never_returns_an_older_value_while_a_replica_lags,
         scan_walks_stay_on_the_replica_that_issued_the_cursor,
+        scripts_go_to_the_master_and_read_only_scripts_to_replicas,
     ],
     redis_only: [
-        // Needs Lua scripting (EVAL), which sluice node does not have.
-        scripts_go_to_the_master_and_read_only_scripts_to_replicas,
-        // Needs `repl-diskless-sync-delay`, which sluice node does not have.
+        // Needs `repl-diskless-sync-delay` to take effect, which sluice node does not do.
         a_read_waits_for_a_replica_to_join_the_read_pool,
     ],
 }

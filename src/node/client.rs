@@ -46,6 +46,8 @@ pub struct ClientState {
     /// Set by PSYNC/SYNC: after the current replies are written, the connection stops
     /// serving commands and becomes a replication stream (`repl::master::serve_replica`).
     pub handoff: bool,
+    /// This is a script's client (`redis.call`): SORT of a set then sorts its output.
+    pub in_script: bool,
     /// WAIT's deadline while it is blocked (re-runs must not restart the timeout).
     pub wait_until: Option<std::time::Instant>,
 }

@@ -46,6 +46,8 @@ pub struct Shared {
     pub bound: SocketAddr,
     /// Cancelled when the node shuts down (SHUTDOWN, signal).
     pub shutdown: CancellationToken,
+    /// The running script, seen without the lock (BUSY replies, SCRIPT KILL).
+    pub busy: Arc<super::script::Busy>,
     /// The append-only file, once loaded (`appendonly yes`).
     pub aof: OnceLock<AofFile>,
 }
@@ -65,7 +67,9 @@ impl Shared {
         if let Some(pw) = &config.requirepass {
             settings.init("requirepass", pw.clone());
         }
+        let busy = store.scripting.busy.clone();
         Shared {
+            busy,
             store: Mutex::new(store),
             config,
             next_client_id: AtomicU64::new(1),
@@ -137,6 +141,8 @@ pub async fn run(
         _ = token.cancelled() => {}
     }
     token.cancel();
+    // A running script would keep its thread, and so the process, alive.
+    shared.busy.force_kill();
     // The AOF thread writes and fsyncs what is left before the process exits.
     if let Some(w) = aof_writer {
         let _ = tokio::task::spawn_blocking(move || w.join()).await;
@@ -175,6 +181,9 @@ async fn active_expiry(shared: Arc<Shared>) {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tick.tick() => {
+                if shared.busy.running() {
+                    continue; // never block the event loop behind a running script
+                }
                 let mut store = shared.lock();
                 store.active_expire_cycle();
                 let now = super::store::unix_ms();

@@ -66,6 +66,8 @@ pub struct Store {
     pub lastsave: i64,
     /// Replication and AOF state: ids, offsets, backlog, replicas, master link, AOF buffer.
     pub repl: ReplState,
+    /// Lua scripts, function libraries and their VMs.
+    pub scripting: super::script::Scripting,
     rng: u64,
 }
 
@@ -100,6 +102,7 @@ impl Store {
             active_expire: true,
             lastsave: unix_ms() / 1000,
             repl: ReplState::default(),
+            scripting: Default::default(),
             rng: seed | 1,
         }
     }
