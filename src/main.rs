@@ -74,6 +74,21 @@ struct NodeArgs {
     /// Worker threads: 1 runs the node on one event loop, as Redis does; 0 = one per core.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Run as a Redis Cluster node.
+    #[arg(long, value_enum, default_value_t = YesNo::No)]
+    cluster_enabled: YesNo,
+    /// The cluster's view of this node (Redis's nodes.conf format), relative to --dir.
+    #[arg(long, default_value = "nodes.conf")]
+    cluster_config_file: PathBuf,
+    /// Milliseconds a node may be unreachable before it is considered failing.
+    #[arg(long, default_value_t = 15000)]
+    cluster_node_timeout: u64,
+    /// The cluster bus port (default: port + 10000).
+    #[arg(long)]
+    cluster_port: Option<u16>,
+    /// Refuse queries while some slot is not served.
+    #[arg(long, value_enum, default_value_t = YesNo::Yes)]
+    cluster_require_full_coverage: YesNo,
 }
 
 #[derive(clap::Args)]
@@ -157,6 +172,12 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         requirepass: args.requirepass,
         appendonly: args.appendonly == YesNo::Yes,
         dir: args.dir,
+        cluster: (args.cluster_enabled == YesNo::Yes).then(|| sluice::node::cluster::ClusterOptions {
+            config_file: args.cluster_config_file,
+            node_timeout_ms: args.cluster_node_timeout,
+            bus_port: args.cluster_port,
+            require_full_coverage: args.cluster_require_full_coverage == YesNo::Yes,
+        }),
     };
     runtime(args.threads)?.block_on(sluice::node::run(config, shutdown_signal(), |addr| {
         // A plain line on stdout: scripts and tests read the resolved port from here.

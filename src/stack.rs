@@ -152,6 +152,7 @@ async fn start_node(
         requirepass: None,
         appendonly: false,
         dir: opts.dir.clone(),
+        cluster: None,
     };
     let (bound_tx, bound_rx) = oneshot::channel();
     let stop = token.clone();

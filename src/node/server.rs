@@ -29,6 +29,8 @@ pub struct NodeConfig {
     pub appendonly: bool,
     /// Working directory for the AOF.
     pub dir: PathBuf,
+    /// Cluster mode (`--cluster-enabled yes`), with its options.
+    pub cluster: Option<super::cluster::ClusterOptions>,
 }
 
 /// State shared by every connection and background task.
@@ -106,6 +108,9 @@ pub async fn run(
     if shared.config.appendonly {
         let file = aof::open(&shared, &aof::path(&shared.config.dir))?;
         aof_writer = aof::spawn_writer(shared.clone(), file);
+    }
+    if let Some(opts) = &shared.config.cluster {
+        super::cluster::start(&shared, opts).await?;
     }
     if let Some((host, port)) = &shared.config.replicaof {
         replica::set_master(&mut shared.lock(), host, *port);

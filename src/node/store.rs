@@ -66,6 +66,8 @@ pub struct Store {
     pub lastsave: i64,
     /// Replication and AOF state: ids, offsets, backlog, replicas, master link, AOF buffer.
     pub repl: ReplState,
+    /// Cluster mode's view of the cluster (`None` unless `--cluster-enabled yes`).
+    pub cluster: Option<Box<super::cluster::ClusterState>>,
     rng: u64,
 }
 
@@ -100,6 +102,7 @@ impl Store {
             active_expire: true,
             lastsave: unix_ms() / 1000,
             repl: ReplState::default(),
+            cluster: None,
             rng: seed | 1,
         }
     }
