@@ -93,7 +93,8 @@ struct NodeArgs {
 
 #[derive(clap::Args)]
 struct StackArgs {
-    /// Which topology: `standalone` (a master, two replicas, a read/write-splitting proxy).
+    /// Which topology: `standalone` (a master, two replicas, a read/write-splitting proxy) or
+    /// `cluster` (three masters, three replicas, a cluster-mode proxy).
     #[arg(value_enum)]
     topology: StackKind,
     /// The proxy's port; admin HTTP is on base+1, data nodes on base+10 upward.
@@ -110,6 +111,8 @@ struct StackArgs {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum StackKind {
     Standalone,
+    /// Three masters, three replicas (sluice cluster nodes) and a cluster-mode proxy.
+    Cluster,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -187,7 +190,9 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
 }
 
 fn run_stack(args: StackArgs) -> anyhow::Result<()> {
-    let StackKind::Standalone = args.topology;
+    if args.topology == StackKind::Cluster {
+        return run_stack_cluster(args);
+    }
     let opts = sluice::stack::StackOptions {
         base_port: args.base_port,
         bind: args.bind,
@@ -201,6 +206,34 @@ fn run_stack(args: StackArgs) -> anyhow::Result<()> {
             println!("sluice: stack proxy listening on {}", e.proxy);
             println!("sluice: stack admin listening on {}", e.admin);
             println!("sluice: stack master node on {}", e.master);
+            for r in &e.replicas {
+                println!("sluice: stack replica node on {r}");
+            }
+            println!(
+                "sluice: stack ready: try `redis-cli -p {} set hello world`; Ctrl-C stops everything",
+                e.proxy.port()
+            );
+        },
+    ))?;
+    Ok(())
+}
+
+fn run_stack_cluster(args: StackArgs) -> anyhow::Result<()> {
+    let opts = sluice::stack::StackOptions {
+        base_port: args.base_port,
+        bind: args.bind,
+        dir: std::env::temp_dir(),
+    };
+    runtime(args.threads)?.block_on(sluice::stack_cluster::run_cluster(
+        opts,
+        shutdown_signal(),
+        |e| {
+            // Plain lines on stdout: what to connect to (tests read them too).
+            println!("sluice: stack proxy listening on {}", e.proxy);
+            println!("sluice: stack admin listening on {}", e.admin);
+            for m in &e.masters {
+                println!("sluice: stack master node on {m}");
+            }
             for r in &e.replicas {
                 println!("sluice: stack replica node on {r}");
             }

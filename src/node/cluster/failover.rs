@@ -100,6 +100,7 @@ fn election(c: &mut ClusterState, my_offset: i64, now: i64, rand: u64) -> Option
         e.votes.clear();
         e.start_at = now;
         c.dirty = true;
+        tracing::info!(epoch = c.current_epoch, "cluster: asking masters for votes");
         return Some(Kind::AuthRequest);
     }
     let (votes, epoch, started) = (e.votes.len(), e.epoch, e.start_at);
@@ -159,6 +160,7 @@ pub(crate) fn vote(c: &mut ClusterState, h: &Header, now: i64) -> Option<u64> {
         m.voted_time = now;
     }
     c.dirty = true;
+    tracing::info!(replica = h.id, epoch = c.current_epoch, "cluster: failover vote granted");
     Some(c.current_epoch)
 }
 

@@ -297,6 +297,7 @@ pub(crate) fn mark_failed(c: &mut ClusterState, id: &str, now: i64) {
             n.pfail = false;
             n.fail_time = now;
             c.dirty = true;
+            tracing::info!(node = id, "cluster: node marked FAIL");
         }
     }
 }
