@@ -27,8 +27,12 @@ struct Link {
 
 /// Starts the listener and the cron.
 pub(crate) fn spawn(shared: Arc<Shared>, listener: TcpListener) {
+    let (tx, rx) = unbounded_channel();
+    if let Some(c) = shared.lock().cluster.as_mut() {
+        c.publish_tx = Some(tx);
+    }
     tokio::spawn(accept_loop(shared.clone(), listener));
-    tokio::spawn(cron_loop(shared));
+    tokio::spawn(cron_loop(shared, rx));
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
@@ -61,6 +65,12 @@ async fn serve_peer(shared: Arc<Shared>, mut stream: TcpStream, peer_ip: String)
         let pong = {
             let mut store = shared.lock();
             let offset = store.repl.offset;
+            if let Kind::Publish(channel, message) = &req.kind {
+                let mut own = bytes::BytesMut::new();
+                store
+                    .pubsub
+                    .publish(&store.clients, channel, message, false, 0, &mut own);
+            }
             let Some(c) = store.cluster.as_mut() else {
                 return;
             };
@@ -75,7 +85,7 @@ async fn serve_peer(shared: Arc<Shared>, mut stream: TcpStream, peer_ip: String)
 }
 
 /// Every tick: failure detection and elections, role changes, links, config file.
-async fn cron_loop(shared: Arc<Shared>) {
+async fn cron_loop(shared: Arc<Shared>, mut published: UnboundedReceiver<(Vec<u8>, Vec<u8>)>) {
     let mut links: HashMap<String, Link> = HashMap::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -83,6 +93,12 @@ async fn cron_loop(shared: Arc<Shared>) {
         tokio::select! {
             _ = shared.shutdown.cancelled() => break,
             _ = tick.tick() => {}
+            Some((channel, message)) = published.recv() => {
+                for l in links.values() {
+                    let _ = l.tx.send(Kind::Publish(channel.clone(), message.clone()));
+                }
+                continue;
+            }
         }
         let (broadcast, wanted, save) = {
             let mut store = shared.lock();

@@ -76,7 +76,7 @@ pub(crate) fn on_request(
         match &req.kind {
             Kind::Fail(id) => mark_failed(c, id, now),
             Kind::AuthRequest => ack = super::failover::vote(c, &h, now),
-            Kind::Ping | Kind::Meet => {}
+            Kind::Ping | Kind::Meet | Kind::Publish(..) => {}
         }
     }
     *c.stats.sent.entry("pong").or_default() += 1;

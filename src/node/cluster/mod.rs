@@ -148,3 +148,15 @@ pub(crate) fn sync_role(store: &mut Store) {
 }
 
 pub use commands::COMMANDS;
+
+/// In cluster mode, queues a PUBLISH for every other node and returns true; false when
+/// the node is not in cluster mode (the caller replicates it instead).
+pub(crate) fn broadcast_publish(store: &Store, channel: bytes::Bytes, message: bytes::Bytes) -> bool {
+    let Some(c) = store.cluster.as_ref() else {
+        return false;
+    };
+    if let Some(tx) = &c.publish_tx {
+        let _ = tx.send((channel.to_vec(), message.to_vec()));
+    }
+    true
+}

@@ -62,6 +62,8 @@ pub(crate) enum Kind {
     Fail(String),
     /// A replica asks for a vote (its header carries the epoch it runs for).
     AuthRequest,
+    /// A PUBLISH (channel, message) for the node's subscribers.
+    Publish(Vec<u8>, Vec<u8>),
 }
 
 impl Kind {
@@ -72,6 +74,7 @@ impl Kind {
             Kind::Meet => "meet",
             Kind::Fail(_) => "fail",
             Kind::AuthRequest => "auth-req",
+            Kind::Publish(..) => "publish",
         }
     }
 }

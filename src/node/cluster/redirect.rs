@@ -24,6 +24,9 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, cmd: &Command, args: &Args<'_>) -> Option
     if ctx.client.from_master || cmd.name == "exec" {
         return None;
     }
+    if cmd.name == "select" && args.get(1) != b"0" {
+        return Some(Reply::error("ERR SELECT is not allowed in cluster mode"));
+    }
     let req = args.request();
     let info = crate::command::lookup_args(req)?;
     let keys: Vec<&[u8]> = crate::command::keys_args(req, info).collect();

@@ -149,6 +149,8 @@ pub struct ClusterState {
     pub(crate) election: Option<Election>,
     /// `cluster-require-full-coverage`.
     pub(crate) full_coverage: bool,
+    /// PUBLISHed messages for the bus to send to every node.
+    pub(crate) publish_tx: Option<tokio::sync::mpsc::UnboundedSender<(Vec<u8>, Vec<u8>)>>,
 }
 
 /// How many ms a forgotten node stays out of gossip (Redis: 60 s).
@@ -185,6 +187,7 @@ impl ClusterState {
             stats: MsgStats::default(),
             election: None,
             full_coverage: true,
+            publish_tx: None,
         }
     }
 
