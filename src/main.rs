@@ -175,11 +175,13 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         requirepass: args.requirepass,
         appendonly: args.appendonly == YesNo::Yes,
         dir: args.dir,
-        cluster: (args.cluster_enabled == YesNo::Yes).then(|| sluice::node::cluster::ClusterOptions {
-            config_file: args.cluster_config_file,
-            node_timeout_ms: args.cluster_node_timeout,
-            bus_port: args.cluster_port,
-            require_full_coverage: args.cluster_require_full_coverage == YesNo::Yes,
+        cluster: (args.cluster_enabled == YesNo::Yes).then(|| {
+            sluice::node::cluster::ClusterOptions {
+                config_file: args.cluster_config_file,
+                node_timeout_ms: args.cluster_node_timeout,
+                bus_port: args.cluster_port,
+                require_full_coverage: args.cluster_require_full_coverage == YesNo::Yes,
+            }
         }),
     };
     runtime(args.threads)?.block_on(sluice::node::run(config, shutdown_signal(), |addr| {

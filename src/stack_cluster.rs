@@ -51,7 +51,11 @@ impl ClusterEndpoints {
         let addr = |off: u16| {
             opts.base_port
                 .checked_add(off)
-                .filter(|_| opts.base_port.checked_add(BUS_OFFSET + 2 * MASTERS).is_some())
+                .filter(|_| {
+                    opts.base_port
+                        .checked_add(BUS_OFFSET + 2 * MASTERS)
+                        .is_some()
+                })
                 .map(|p| SocketAddr::new(opts.bind, p))
                 .ok_or(StackError::BasePort(opts.base_port))
         };
@@ -181,7 +185,16 @@ async fn form(ends: &ClusterEndpoints, base: u16) -> Result<(), String> {
         } else {
             first + per - 1
         };
-        expect_ok(*m, &["CLUSTER", "ADDSLOTSRANGE", &first.to_string(), &last.to_string()]).await?;
+        expect_ok(
+            *m,
+            &[
+                "CLUSTER",
+                "ADDSLOTSRANGE",
+                &first.to_string(),
+                &last.to_string(),
+            ],
+        )
+        .await?;
     }
     for (i, n) in nodes.iter().enumerate() {
         expect_ok(*n, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()]).await?;
@@ -189,7 +202,11 @@ async fn form(ends: &ClusterEndpoints, base: u16) -> Result<(), String> {
     let ip = nodes[0].ip().to_string();
     for (i, n) in nodes.iter().enumerate().skip(1) {
         let bus = (base + BUS_OFFSET + i as u16).to_string();
-        expect_ok(nodes[0], &["CLUSTER", "MEET", &ip, &n.port().to_string(), &bus]).await?;
+        expect_ok(
+            nodes[0],
+            &["CLUSTER", "MEET", &ip, &n.port().to_string(), &bus],
+        )
+        .await?;
     }
     let want = format!("cluster_known_nodes:{}\r\n", nodes.len());
     wait_all(&nodes, &["CLUSTER", "INFO"], &want).await?;

@@ -240,7 +240,9 @@ impl Redis {
                 "--enable-debug-command" => {
                     it.next();
                 }
-                "--cluster-enabled" | "--cluster-config-file" | "--cluster-node-timeout"
+                "--cluster-enabled"
+                | "--cluster-config-file"
+                | "--cluster-node-timeout"
                 | "--cluster-port" => {
                     node_args.push(flag.to_string());
                     node_args.extend(it.next().map(|s| s.to_string()));

@@ -103,7 +103,9 @@ fn cluster(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Reply {
         return subcommand_arity(args);
     }
     let reply = match sub.as_str() {
-        "info" | "myid" | "nodes" | "slots" | "shards" | "count-failure-reports" => view(ctx, &sub, args),
+        "info" | "myid" | "nodes" | "slots" | "shards" | "count-failure-reports" => {
+            view(ctx, &sub, args)
+        }
         "keyslot" => Reply::Int(i64::from(cluster_slot::slot(args.get(2)))),
         "countkeysinslot" => count_keys(ctx, args),
         "getkeysinslot" => get_keys(ctx, args),

@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use crate::node::args::parse_int;
 use crate::node::cmd::{Args, Ctx};
-use crate::node::reply::Reply;
 use crate::node::repl::snapshot;
+use crate::node::reply::Reply;
 use crate::node::store::Store;
 use crate::node::value::Value;
 

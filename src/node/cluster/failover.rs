@@ -149,7 +149,9 @@ pub(crate) fn vote(c: &mut ClusterState, h: &Header, now: i64) -> Option<u64> {
     }
     for &(a, b) in &h.slots {
         for slot in a..=b.min(16383) {
-            if c.owner_of(slot).is_some_and(|o| o.config_epoch > h.slots_epoch) {
+            if c.owner_of(slot)
+                .is_some_and(|o| o.config_epoch > h.slots_epoch)
+            {
                 return None;
             }
         }
@@ -160,7 +162,11 @@ pub(crate) fn vote(c: &mut ClusterState, h: &Header, now: i64) -> Option<u64> {
         m.voted_time = now;
     }
     c.dirty = true;
-    tracing::info!(replica = h.id, epoch = c.current_epoch, "cluster: failover vote granted");
+    tracing::info!(
+        replica = h.id,
+        epoch = c.current_epoch,
+        "cluster: failover vote granted"
+    );
     Some(c.current_epoch)
 }
 
@@ -174,6 +180,15 @@ pub(crate) fn count_vote(c: &mut ClusterState, voter: &str, epoch: u64) {
         if valid && e.epoch == epoch && !e.votes.iter().any(|v| v == voter) {
             e.votes.push(voter.to_string());
         }
+    }
+    // Won: take over now rather than at the next cron tick.
+    let won = c
+        .election
+        .as_ref()
+        .is_some_and(|e| e.epoch == epoch && e.votes.len() >= c.quorum());
+    let master = c.me().master_of.clone();
+    if let (true, Some(m)) = (won, master) {
+        promote(c, &m, epoch);
     }
 }
 
@@ -207,6 +222,10 @@ mod tests {
         assert_eq!(vote(&mut voter, &h, 10_000), None, "master is not failing");
         voter.nodes.get_mut(&m).expect("m").fail = true;
         assert_eq!(vote(&mut voter, &h, 10_000), Some(5));
-        assert_eq!(vote(&mut voter, &h, 10_000), None, "already voted in epoch 5");
+        assert_eq!(
+            vote(&mut voter, &h, 10_000),
+            None,
+            "already voted in epoch 5"
+        );
     }
 }

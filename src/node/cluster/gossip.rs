@@ -8,10 +8,8 @@ use super::state::{ClusterNode, ClusterState, NodeId};
 pub(crate) fn header(c: &ClusterState, offset: i64, manual: bool) -> Header {
     let me = c.me();
     let master = me.master_of.as_ref().and_then(|m| c.nodes.get(m));
-    let (slots, slots_epoch) = match master {
-        Some(m) => (c.ranges_of(&m.id), m.config_epoch),
-        None => (c.ranges_of(&me.id), me.config_epoch),
-    };
+    let slots_epoch = master.map_or(me.config_epoch, |m| m.config_epoch);
+    let slots = c.header_slots();
     Header {
         id: me.id.clone(),
         ip: if me.ip == "0.0.0.0" || me.ip == "::" {
@@ -197,6 +195,14 @@ pub(crate) fn update_slots(
     epoch: u64,
     claimed: &[(u16, u16)],
 ) -> Vec<Update> {
+    // The common case, several times a second per node: nothing new. Checked first because
+    // the full pass below counts slots (whole-table scans).
+    let known = claimed.iter().all(|&(a, b)| {
+        (a..=b.min(16383)).all(|s| c.owner[usize::from(s)].as_deref() == Some(sender))
+    });
+    if known {
+        return Vec::new();
+    }
     let my_master = c.my_master_id();
     let had = c.slot_count(&my_master);
     let mut stale: Vec<NodeId> = Vec::new();
@@ -207,7 +213,10 @@ pub(crate) fn update_slots(
             if cur.as_deref() == Some(sender) || c.importing.contains_key(&slot) {
                 continue;
             }
-            let cur_epoch = cur.as_ref().and_then(|id| c.nodes.get(id)).map(|n| n.config_epoch);
+            let cur_epoch = cur
+                .as_ref()
+                .and_then(|id| c.nodes.get(id))
+                .map(|n| n.config_epoch);
             match cur_epoch {
                 Some(e) if e > epoch => {
                     if let Some(id) = cur {
@@ -308,7 +317,15 @@ mod tests {
     use crate::node::cluster::state::random_id;
 
     fn node(port: u16) -> ClusterState {
-        ClusterState::new(random_id(), "127.0.0.1", port, port + 1, "x".into(), 1000, 0)
+        ClusterState::new(
+            random_id(),
+            "127.0.0.1",
+            port,
+            port + 1,
+            "x".into(),
+            1000,
+            0,
+        )
     }
 
     #[test]
@@ -327,7 +344,10 @@ mod tests {
         assert_eq!(a.slot_count(&bid), 10);
         // A third node claiming the same slots with a newer epoch takes them.
         let cid = random_id();
-        a.nodes.insert(cid.clone(), ClusterNode::new(cid.clone(), "127.0.0.1", 5, 6, 0));
+        a.nodes.insert(
+            cid.clone(),
+            ClusterNode::new(cid.clone(), "127.0.0.1", 5, 6, 0),
+        );
         a.nodes.get_mut(&cid).expect("c").config_epoch = 2;
         assert!(update_slots(&mut a, &cid, 2, &[(0, 4)]).is_empty());
         assert_eq!(a.slot_count(&cid), 5);
@@ -340,7 +360,8 @@ mod tests {
 
     #[test]
     fn equal_epochs_make_the_lower_id_bump() {
-        let mk = |id: &str| ClusterState::new(id.repeat(40), "127.0.0.1", 1, 2, "x".into(), 1000, 0);
+        let mk =
+            |id: &str| ClusterState::new(id.repeat(40), "127.0.0.1", 1, 2, "x".into(), 1000, 0);
         let (mut a, mut b) = (mk("1"), mk("2"));
         // a (lower id) hears b at the same epoch 0: a bumps; b hearing a does not.
         epoch_collision(&mut a, &header(&b, 0, false));

@@ -151,7 +151,11 @@ pub use commands::COMMANDS;
 
 /// In cluster mode, queues a PUBLISH for every other node and returns true; false when
 /// the node is not in cluster mode (the caller replicates it instead).
-pub(crate) fn broadcast_publish(store: &Store, channel: bytes::Bytes, message: bytes::Bytes) -> bool {
+pub(crate) fn broadcast_publish(
+    store: &Store,
+    channel: bytes::Bytes,
+    message: bytes::Bytes,
+) -> bool {
     let Some(c) = store.cluster.as_ref() else {
         return false;
     };

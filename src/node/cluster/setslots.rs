@@ -168,7 +168,10 @@ fn set_node(c: &mut ClusterState, slot: u16, id: String, still_hold_keys: bool) 
         // Redis's clusterBumpConfigEpochWithoutConsensus: the slot's new owner must win it
         // against the old owner's claim, so it takes a new epoch unless already the highest.
         let mine = c.me().config_epoch;
-        if mine == 0 || mine != c.max_config_epoch() || c.nodes.values().filter(|n| n.config_epoch == mine).count() > 1 {
+        if mine == 0
+            || mine != c.max_config_epoch()
+            || c.nodes.values().filter(|n| n.config_epoch == mine).count() > 1
+        {
             c.bump_my_epoch();
         }
     }

@@ -149,6 +149,10 @@ pub struct ClusterState {
     pub(crate) election: Option<Election>,
     /// `cluster-require-full-coverage`.
     pub(crate) full_coverage: bool,
+    /// The slot ranges our header claims, and the table version they were computed at.
+    pub(crate) header_cache: std::cell::RefCell<(u64, NodeId, Vec<(u16, u16)>)>,
+    /// Bumped by every slot assignment (invalidates `header_cache`).
+    pub(crate) slots_version: u64,
     /// PUBLISHed messages for the bus to send to every node.
     pub(crate) publish_tx: Option<tokio::sync::mpsc::UnboundedSender<(Vec<u8>, Vec<u8>)>>,
 }
@@ -188,6 +192,8 @@ impl ClusterState {
             election: None,
             full_coverage: true,
             publish_tx: None,
+            header_cache: std::cell::RefCell::new((u64::MAX, NodeId::new(), Vec::new())),
+            slots_version: 0,
         }
     }
 
@@ -198,7 +204,9 @@ impl ClusterState {
     /// This node, mutably.
     pub(crate) fn me_mut(&mut self) -> &mut ClusterNode {
         let id = self.myid.clone();
-        self.nodes.get_mut(&id).expect("myself is always in the table")
+        self.nodes
+            .get_mut(&id)
+            .expect("myself is always in the table")
     }
     /// The node owning `slot`.
     pub(crate) fn owner_of(&self, slot: u16) -> Option<&ClusterNode> {
@@ -218,7 +226,10 @@ impl ClusterState {
     }
     /// Number of slots `id` owns.
     pub(crate) fn slot_count(&self, id: &str) -> usize {
-        self.owner.iter().filter(|o| o.as_deref() == Some(id)).count()
+        self.owner
+            .iter()
+            .filter(|o| o.as_deref() == Some(id))
+            .count()
     }
     /// The master whose slots this node serves: itself, or the master it replicates.
     pub(crate) fn my_master_id(&self) -> NodeId {
@@ -249,6 +260,18 @@ impl ClusterState {
     pub(crate) fn set_owner(&mut self, slot: u16, id: Option<NodeId>) {
         self.owner[usize::from(slot)] = id;
         self.dirty = true;
+        self.slots_version += 1;
+    }
+    /// The slots of the master we serve (ourselves or our master), as ranges; cached until
+    /// a slot or our role changes, since every bus message carries them.
+    pub(crate) fn header_slots(&self) -> Vec<(u16, u16)> {
+        let master = self.my_master_id();
+        let mut cache = self.header_cache.borrow_mut();
+        if cache.0 != self.slots_version || cache.1 != master {
+            let ranges = self.ranges_of(&master);
+            *cache = (self.slots_version, master, ranges);
+        }
+        cache.2.clone()
     }
     /// Makes the config epoch of this node unique-ish: a new, higher epoch than any seen.
     pub(crate) fn bump_my_epoch(&mut self) -> u64 {
@@ -293,6 +316,7 @@ impl ClusterState {
                 *o = None;
             }
         }
+        self.slots_version += 1;
         self.importing.retain(|_, v| v != id);
         self.migrating.retain(|_, v| v != id);
         for n in self.nodes.values_mut() {

@@ -106,7 +106,9 @@ fn replicate(c: &mut ClusterState, id: &str, keys: usize) -> Reply {
     }
     let me = c.me();
     if !me.replica && (c.slot_count(&c.myid) != 0 || keys != 0) {
-        return Reply::error("ERR To set a master the node must be empty and without assigned slots.");
+        return Reply::error(
+            "ERR To set a master the node must be empty and without assigned slots.",
+        );
     }
     let me = c.me_mut();
     me.replica = true;
@@ -191,6 +193,7 @@ fn reset(c: &mut ClusterState, args: &Args<'_>, keys: usize) -> Reply {
     c.myid = mine.id.clone();
     c.nodes.insert(mine.id.clone(), mine);
     c.owner.iter_mut().for_each(|o| *o = None);
+    c.slots_version += 1;
     c.importing.clear();
     c.migrating.clear();
     c.election = None;
