@@ -11,11 +11,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::AdminConfig;
 use crate::pool::Pool;
 
 /// What the admin endpoints read.
@@ -26,8 +28,23 @@ pub struct AdminState {
     pub metrics: &'static PrometheusHandle,
 }
 
-/// Serves admin HTTP on `listener` until shutdown.
-pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: CancellationToken) {
+/// Answer to a connection beyond `max_connections`, written without waiting (a fresh socket
+/// has room for it) before the connection is closed.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 28\r\n\
+Connection: close\r\n\r\ntoo many admin connections\r\n";
+
+/// Serves admin HTTP on `listener` until shutdown. At most `cfg.max_connections` connections
+/// are served at once (more are answered 503 and closed), and a connection that has not sent
+/// a complete request head within `cfg.idle_timeout` (idle between requests, or a partial
+/// request held open) is closed: idle admin clients must not use up the process's file
+/// descriptors, which the pools' clients need.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    cfg: AdminConfig,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(cfg.max_connections));
     loop {
         let (stream, _) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -40,17 +57,31 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: Canc
                 }
             },
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("admin connection refused: max_connections reached");
+            let _ = stream.try_write(BUSY);
+            continue;
+        };
         let state = state.clone();
+        let shutdown = shutdown.clone();
+        let idle_timeout = cfg.idle_timeout;
         tokio::spawn(async move {
+            let _slot = slot;
             let svc = service_fn(move |req| {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(&state, req)) }
             });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
-                tracing::debug!(error = %e, "admin connection error");
+            let conn = http1::Builder::new()
+                // Hyper's header read timeout runs whenever it waits for a request head: on
+                // a keep-alive connection between requests as well as during a partial one.
+                .timer(TokioTimer::new())
+                .header_read_timeout(idle_timeout)
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(error = %e, "admin connection error");
+                },
+                _ = shutdown.cancelled() => {}
             }
         });
     }
@@ -93,7 +124,7 @@ fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 if let Some(obj) = t.as_object_mut() {
                     obj.insert(
                         "mode".into(),
-                        format!("{:?}", p.cfg.mode).to_lowercase().into(),
+                        format!("{:?}", p.cfg.mode()).to_lowercase().into(),
                     );
                     obj.insert("read_from".into(), p.cfg.read_from.to_string().into());
                     obj.insert("listen".into(), p.cfg.listen.to_string().into());

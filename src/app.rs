@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin;
 use crate::config::Config;
-use crate::pool::{Pool, PoolError};
+use crate::pool::Pool;
 use crate::session::Client;
 use crate::telemetry;
 
@@ -31,9 +31,6 @@ pub enum AppError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// A pool could not start.
-    #[error(transparent)]
-    Pool(#[from] PoolError),
     /// The metrics recorder could not be set up.
     #[error("metrics: {0}")]
     Metrics(String),
@@ -112,7 +109,7 @@ pub async fn run(
         // tell cluster-aware clients to connect there.
         let mut cfg = cfg.clone();
         cfg.listen = addr;
-        let pool = Pool::start(cfg, &hubs, token.child_token())?;
+        let pool = Pool::start(cfg, &hubs, token.child_token());
         pools.push(pool.clone());
         tokio::spawn(accept_loop(listener, pool, token.child_token()));
     }
@@ -131,6 +128,7 @@ pub async fn run(
                 pools: pools.clone(),
                 metrics,
             }),
+            admin_cfg.clone(),
             token.child_token(),
         ));
     }

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod cluster_slot;
 pub mod command;
 pub mod config;
+pub mod memory;
 pub mod node;
 pub mod pool;
 pub mod resp;

@@ -42,6 +42,16 @@ enum Command {
     },
     /// Run a Redis-compatible data node.
     Node(NodeArgs),
+    /// Run a Redis Sentinel (reads Redis's sentinel config lines; rewrites the file as
+    /// Redis does).
+    Sentinel {
+        /// Sentinel config file (Redis syntax: `sentinel monitor NAME HOST PORT QUORUM`, ...).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Worker threads: 1 = one event loop; 0 = one per core.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
     /// Run a whole stack (data nodes + proxy) in this one process.
     Stack(StackArgs),
     /// Validate a config file and print what it would run.
@@ -93,11 +103,13 @@ struct NodeArgs {
 
 #[derive(clap::Args)]
 struct StackArgs {
-    /// Which topology: `standalone` (a master, two replicas, a read/write-splitting proxy) or
-    /// `cluster` (three masters, three replicas, a cluster-mode proxy).
+    /// Which topology: `standalone` (a master, two replicas, a read/write-splitting proxy),
+    /// `sentinel` (the same nodes, three sentinels and a sentinel-mode proxy) or `cluster`
+    /// (three masters, three replicas, a cluster-mode proxy).
     #[arg(value_enum)]
     topology: StackKind,
-    /// The proxy's port; admin HTTP is on base+1, data nodes on base+10 upward.
+    /// The proxy's port; admin HTTP is on base+1, data nodes on base+10 upward, sentinels
+    /// on base+20 upward.
     #[arg(long, default_value_t = 6380)]
     base_port: u16,
     /// Address everything listens on.
@@ -111,6 +123,8 @@ struct StackArgs {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum StackKind {
     Standalone,
+    /// A master, two replicas, three sentinels (ports from base+20) and a sentinel-mode proxy.
+    Sentinel,
     /// Three masters, three replicas (sluice cluster nodes) and a cluster-mode proxy.
     Cluster,
 }
@@ -122,6 +136,7 @@ enum YesNo {
 }
 
 fn main() -> ExitCode {
+    sluice::memory::return_freed_memory();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match run(cli.command) {
@@ -142,6 +157,18 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Node(args) => run_node(args),
+        Command::Sentinel { config, threads } => {
+            let config = sluice::node::sentinel::SentinelConfig::load(&config)?;
+            runtime(threads)?.block_on(sluice::node::sentinel::run(
+                config,
+                shutdown_signal(),
+                |addr| {
+                    // A plain line on stdout: scripts and tests read the resolved port here.
+                    println!("sluice: sentinel listening on {addr}");
+                },
+            ))?;
+            Ok(())
+        }
         Command::Stack(args) => run_stack(args),
         Command::Proxy { config, threads } => {
             let config = Config::load(&config)?;
@@ -195,6 +222,9 @@ fn run_stack(args: StackArgs) -> anyhow::Result<()> {
     if args.topology == StackKind::Cluster {
         return run_stack_cluster(args);
     }
+    if args.topology == StackKind::Sentinel {
+        return run_sentinel_stack(args);
+    }
     let opts = sluice::stack::StackOptions {
         base_port: args.base_port,
         bind: args.bind,
@@ -214,6 +244,36 @@ fn run_stack(args: StackArgs) -> anyhow::Result<()> {
             println!(
                 "sluice: stack ready: try `redis-cli -p {} set hello world`; Ctrl-C stops everything",
                 e.proxy.port()
+            );
+        },
+    ))?;
+    Ok(())
+}
+
+fn run_sentinel_stack(args: StackArgs) -> anyhow::Result<()> {
+    let opts = sluice::stack::StackOptions {
+        base_port: args.base_port,
+        bind: args.bind,
+        dir: std::env::temp_dir(),
+    };
+    runtime(args.threads)?.block_on(sluice::stack::sentinel::run(
+        opts,
+        shutdown_signal(),
+        |e| {
+            // Plain lines on stdout: what to connect to (tests read them too).
+            println!("sluice: stack proxy listening on {}", e.proxy);
+            println!("sluice: stack admin listening on {}", e.admin);
+            println!("sluice: stack master node on {}", e.master);
+            for r in &e.replicas {
+                println!("sluice: stack replica node on {r}");
+            }
+            for s in &e.sentinels {
+                println!("sluice: stack sentinel on {s}");
+            }
+            println!(
+                "sluice: stack ready: try `redis-cli -p {} set hello world`, then `redis-cli -p {} shutdown nosave` to watch a failover; Ctrl-C stops everything",
+                e.proxy.port(),
+                e.master.port()
             );
         },
     ))?;
@@ -240,8 +300,9 @@ fn run_stack_cluster(args: StackArgs) -> anyhow::Result<()> {
                 println!("sluice: stack replica node on {r}");
             }
             println!(
-                "sluice: stack ready: try `redis-cli -p {} set hello world`; Ctrl-C stops everything",
-                e.proxy.port()
+                "sluice: stack ready: try `redis-cli -p {} set hello world`, then `redis-cli -p {} shutdown nosave` to watch a failover; Ctrl-C stops everything",
+                e.proxy.port(),
+                e.masters[0].port()
             );
         },
     ))?;

@@ -20,6 +20,8 @@ use crate::app::{self, AppError};
 use crate::config::{Config, ConfigError};
 use crate::node::{self, NodeConfig, NodeError};
 
+pub mod sentinel;
+
 /// Offset of the admin server from the base port.
 pub const ADMIN_OFFSET: u16 = 1;
 /// Offset of the first data node from the base port.
@@ -196,7 +198,10 @@ mod tests {
         );
         let cfg = proxy_config(&e).expect("the generated config validates");
         assert_eq!(cfg.pools.len(), 1);
-        assert_eq!(cfg.pools[0].replicas.len(), 2);
+        assert!(matches!(
+            &cfg.pools[0].source,
+            crate::config::Source::Standalone { replicas, .. } if replicas.len() == 2
+        ));
         let too_high = StackOptions {
             base_port: 65530,
             ..opts

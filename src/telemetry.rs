@@ -38,6 +38,8 @@ pub const NODE_IS_MASTER: &str = "sluice_node_is_master";
 pub const RETRIES: &str = "sluice_retries_total";
 /// Malformed client requests, by pool.
 pub const PROTOCOL_ERRORS: &str = "sluice_client_protocol_errors_total";
+/// Clients disconnected for unread replies beyond `client_output_hard_limit`, by pool.
+pub const OUTPUT_LIMIT_DISCONNECTS: &str = "sluice_client_output_limit_disconnects_total";
 
 /// Upper bounds of the latency histogram buckets, seconds.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -96,6 +98,8 @@ pub struct PoolMetrics {
     pub retries: Counter,
     /// Client protocol errors.
     pub protocol_errors: Counter,
+    /// Clients disconnected at `client_output_hard_limit`.
+    pub output_limit_disconnects: Counter,
     /// Healthy replicas.
     pub replicas_healthy: Gauge,
     /// Known replicas.
@@ -121,6 +125,7 @@ impl PoolMetrics {
             errors: counter!(ERRORS, "pool" => p.clone(), "node" => "", "class" => "proxy"),
             retries: counter!(RETRIES, "pool" => p.clone()),
             protocol_errors: counter!(PROTOCOL_ERRORS, "pool" => p.clone()),
+            output_limit_disconnects: counter!(OUTPUT_LIMIT_DISCONNECTS, "pool" => p.clone()),
             replicas_healthy: gauge!(REPLICAS_HEALTHY, "pool" => p.clone()),
             replicas_known: gauge!(REPLICAS_KNOWN, "pool" => p.clone()),
             master_up: gauge!(MASTER_UP, "pool" => p.clone()),

@@ -516,3 +516,135 @@ fn many_shard_channels_cost_linear_work() {
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_nothing_pending(&mut sub);
 }
+
+/// Issue 10, item 6: a subscribed client's other commands never get the proxy's internal
+/// redirects. RESP2: Redis's subscribed-mode refusal; RESP3: the command runs (Redis allows
+/// any command in RESP3 subscribed mode), wherever its slot lives, classic or shard.
+#[test]
+fn a_subscribed_client_never_sees_the_proxys_redirects() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = cluster.proxy(3, "");
+    let keys: Vec<String> = cluster
+        .masters()
+        .iter()
+        .enumerate()
+        .map(|(i, m)| channel_on(m, &format!("key{i}:")))
+        .collect();
+    let mut w = proxy.client();
+    for k in &keys {
+        assert_eq!(w.cmd(&["SET", k, k]), ok());
+    }
+
+    let mut sub = proxy.client();
+    assert_eq!(
+        sub.cmd(&["SUBSCRIBE", "news"]),
+        conf("subscribe", "news", 1)
+    );
+    for k in &keys {
+        assert_eq!(
+            sub.cmd(&["GET", k]),
+            Resp::Error(
+                "ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / \
+                 QUIT / RESET are allowed in this context"
+                    .into()
+            ),
+            "RESP2 GET {k} while subscribed"
+        );
+    }
+
+    let mut s3 = proxy.client();
+    assert!(matches!(s3.cmd(&["HELLO", "3"]), Resp::Map(_)));
+    assert_eq!(
+        s3.cmd(&["SUBSCRIBE", "news"]),
+        Resp::Push(vec![bulk("subscribe"), bulk("news"), Resp::Int(1)])
+    );
+    let shard = channel_on(cluster.masters()[1], "shard:");
+    let mut s3s = proxy.client();
+    assert!(matches!(s3s.cmd(&["HELLO", "3"]), Resp::Map(_)));
+    assert_eq!(
+        s3s.cmd(&["SSUBSCRIBE", &shard]),
+        Resp::Push(vec![bulk("ssubscribe"), bulk(&shard), Resp::Int(1)])
+    );
+    for k in &keys {
+        assert_eq!(
+            s3.cmd(&["GET", k]),
+            bulk(k),
+            "RESP3 GET {k} while subscribed"
+        );
+        assert_eq!(
+            s3s.cmd(&["GET", k]),
+            bulk(k),
+            "RESP3 GET {k} while shard-subscribed"
+        );
+        assert_eq!(s3.cmd(&["APPEND", k, "+"]), Resp::Int(k.len() as i64 + 1));
+    }
+    // A multi-slot command is split as for any client.
+    let mget = s3.cmd(&["MGET", &keys[0], &keys[1], &keys[2]]);
+    assert_eq!(
+        mget,
+        Resp::Array(keys.iter().map(|k| bulk(&format!("{k}+"))).collect())
+    );
+
+    // All three are still subscribed.
+    assert_eq!(w.cmd(&["PUBLISH", "news", "hi"]), Resp::Int(2));
+    assert_eq!(
+        sub.read(),
+        Resp::Array(vec![bulk("message"), bulk("news"), bulk("hi")])
+    );
+    assert_eq!(
+        s3.read(),
+        Resp::Push(vec![bulk("message"), bulk("news"), bulk("hi")])
+    );
+    assert_eq!(w.cmd(&["SPUBLISH", &shard, "s"]), Resp::Int(1));
+    assert_eq!(
+        s3s.read(),
+        Resp::Push(vec![bulk("smessage"), bulk(&shard), bulk("s")])
+    );
+}
+
+/// Issue 10, item 7: PUBLISH through a cluster pool counts every client subscribed through
+/// the proxy (channel and pattern subscribers, as one Redis would), whichever master each
+/// subscription and each PUBLISH went to; every one of them receives every message.
+#[test]
+fn publish_counts_every_client_subscribed_through_the_proxy() {
+    let cluster = Cluster::start(3, 0);
+    let proxy = cluster.proxy(3, "");
+    let mut subs: Vec<Client> = (0..3).map(|_| proxy.client()).collect();
+    for s in &mut subs {
+        assert_eq!(s.cmd(&["SUBSCRIBE", "news"]), conf("subscribe", "news", 1));
+    }
+    let mut pat = proxy.client();
+    assert_eq!(
+        pat.cmd(&["PSUBSCRIBE", "ne*"]),
+        conf("psubscribe", "ne*", 1)
+    );
+    let mut w = proxy.client();
+    assert_eq!(
+        w.cmd(&["PUBSUB", "NUMSUB", "news"]),
+        Resp::Array(vec![bulk("news"), Resp::Int(3)])
+    );
+    // Several PUBLISHes: keyless commands are spread over the masters.
+    for i in 0..6 {
+        let payload = format!("m{i}");
+        assert_eq!(
+            w.cmd(&["PUBLISH", "news", &payload]),
+            Resp::Int(4),
+            "PUBLISH #{i} counted"
+        );
+        for s in &mut subs {
+            assert_eq!(
+                s.read(),
+                Resp::Array(vec![bulk("message"), bulk("news"), bulk(&payload)])
+            );
+        }
+        assert_eq!(
+            pat.read(),
+            Resp::Array(vec![
+                bulk("pmessage"),
+                bulk("ne*"),
+                bulk("news"),
+                bulk(&payload)
+            ])
+        );
+    }
+}

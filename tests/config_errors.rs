@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sluice::config::{Config, ConfigError, Consistency, Mode, ReadFrom, ReplicaLag};
+use sluice::config::{Config, ConfigError, Consistency, Mode, ReadFrom, ReplicaLag, Source};
 
 const FILE: &str = "sluice.toml";
 
@@ -220,7 +220,7 @@ fn unknown_keys() {
     assert_invalid(
         &format!("[admin]\nlisten = \"127.0.0.1:9121\"\nport = 1\n{POOL}"),
         "admin.port",
-        "unknown key, expected listen",
+        "unknown key, expected one of listen, max_connections, idle_timeout",
     );
     assert_invalid(
         &format!("verbose = true\n{POOL}"),
@@ -243,7 +243,7 @@ fn at_least_one_pool() {
     assert_invalid(
         "[admin]\nlisten = \"127.0.0.1:9121\"\npools = []\n",
         "admin.pools",
-        "unknown key, expected listen",
+        "unknown key, expected one of listen, max_connections, idle_timeout",
     );
 }
 
@@ -340,8 +340,11 @@ fn node_addresses() {
     ))
     .expect("hostnames and [v6]:port are valid");
     assert_eq!(
-        config.pools[0].replicas,
-        ["redis-replica-1.internal:6379", "[::1]:6381"]
+        config.pools[0].source,
+        Source::Standalone {
+            master: "127.0.0.1:6379".into(),
+            replicas: vec!["redis-replica-1.internal:6379".into(), "[::1]:6381".into()],
+        }
     );
 }
 
@@ -419,6 +422,68 @@ fn limits_are_range_checked() {
 }
 
 #[test]
+fn client_output_limits() {
+    let config = parse(POOL).expect("defaults");
+    assert_eq!(config.pools[0].client_output_soft_limit, 16 << 20);
+    assert_eq!(config.pools[0].client_output_hard_limit, 256 << 20);
+    let config = parse(&pool_with(
+        "client_output_soft_limit = \"1MiB\"\nclient_output_hard_limit = 4194304",
+    ))
+    .expect("valid");
+    assert_eq!(config.pools[0].client_output_soft_limit, 1 << 20);
+    assert_eq!(config.pools[0].client_output_hard_limit, 4 << 20);
+    assert_invalid(
+        &pool_with("client_output_soft_limit = \"512MiB\""),
+        "pools[0].client_output_hard_limit",
+        "256MiB is below client_output_soft_limit (512MiB)",
+    );
+    assert_invalid(
+        &pool_with("client_output_soft_limit = 100"),
+        "pools[0].client_output_soft_limit",
+        "100 is too small, expected at least 1KiB",
+    );
+    assert!(error(&pool_with("client_output_hard_limit = \"lots\""))
+        .starts_with("sluice.toml: pools[0].client_output_hard_limit: invalid size \"lots\""));
+    assert_invalid(
+        &pool_with("client_output_hard_limit = -1"),
+        "pools[0].client_output_hard_limit",
+        r#"invalid size -1, expected e.g. "512KiB", "1MiB", "1MB" or a number of bytes"#,
+    );
+}
+
+#[test]
+fn admin_limits() {
+    let admin = |keys: &str| format!("[admin]\nlisten = \"127.0.0.1:9121\"\n{keys}\n{POOL}");
+    let config = parse(&admin("")).expect("defaults");
+    let a = config.admin.expect("admin");
+    assert_eq!(
+        (a.max_connections, a.idle_timeout),
+        (64, Duration::from_secs(10))
+    );
+    let config = parse(&admin("max_connections = 3\nidle_timeout = \"500ms\"")).expect("valid");
+    let a = config.admin.expect("admin");
+    assert_eq!(
+        (a.max_connections, a.idle_timeout),
+        (3, Duration::from_millis(500))
+    );
+    assert_invalid(
+        &admin("max_connections = 0"),
+        "admin.max_connections",
+        "0 is out of range, expected 1..=100000",
+    );
+    assert_invalid(
+        &admin("idle_timeout = \"0s\""),
+        "admin.idle_timeout",
+        "must be greater than zero",
+    );
+    assert_invalid(
+        &admin("max_connections = \"many\""),
+        "admin.max_connections",
+        "invalid type: string \"many\", expected i64",
+    );
+}
+
+#[test]
 fn defaults_are_applied() {
     let config = parse(POOL).expect("minimal pool");
     assert!(config.admin.is_none());
@@ -426,9 +491,14 @@ fn defaults_are_applied() {
     let pool = &config.pools[0];
     assert_eq!(pool.name, "main");
     assert_eq!(pool.listen, "127.0.0.1:6380".parse().expect("literal"));
-    assert_eq!(pool.mode, Mode::Standalone);
-    assert_eq!(pool.master.as_deref(), Some("127.0.0.1:6379"));
-    assert!(pool.replicas.is_empty());
+    assert_eq!(pool.mode(), Mode::Standalone);
+    assert_eq!(
+        pool.source,
+        Source::Standalone {
+            master: "127.0.0.1:6379".into(),
+            replicas: Vec::new(),
+        }
+    );
     assert_eq!(pool.read_from, ReadFrom::Master);
     assert_eq!(pool.consistency, Consistency::Eventual);
     assert_eq!(pool.max_replica_lag, None);
@@ -437,16 +507,12 @@ fn defaults_are_applied() {
     assert_eq!(pool.backend_password, None);
     assert!(pool.allow_commands.is_empty());
     assert_eq!(pool.backend_connections, 2);
-    assert_eq!(pool.max_dedicated_connections, 64);
+    assert_eq!(pool.max_dedicated_connections, 1024);
     assert_eq!(pool.connect_timeout, Duration::from_secs(1));
     assert_eq!(pool.request_timeout, Duration::from_secs(5));
     assert_eq!(pool.health_check_interval, Duration::from_millis(250));
     assert_eq!(pool.databases, 16);
     assert_eq!(pool.max_clients, 10_000);
-    assert!(pool.sentinels.is_empty() && pool.seeds.is_empty());
-    assert_eq!(pool.master_name, None);
-    assert_eq!(pool.sentinel_username, None);
-    assert_eq!(pool.sentinel_password, None);
 }
 
 #[test]
@@ -495,14 +561,18 @@ read_from = "prefer-replica"
 "#;
     let config = parse(text).expect("valid sentinel pool");
     let pool = &config.pools[0];
-    assert_eq!(pool.mode, Mode::Sentinel);
-    assert_eq!(pool.sentinels, ["127.0.0.1:26379", "sentinel-2:26379"]);
-    assert_eq!(pool.master_name.as_deref(), Some("mymaster"));
-    assert_eq!(pool.sentinel_username.as_deref(), Some("su"));
-    assert_eq!(pool.sentinel_password.as_deref(), Some("sp"));
+    assert_eq!(pool.mode(), Mode::Sentinel);
+    assert_eq!(
+        pool.source,
+        Source::Sentinel {
+            sentinels: vec!["127.0.0.1:26379".into(), "sentinel-2:26379".into()],
+            master_name: "mymaster".into(),
+            username: Some("su".into()),
+            password: Some("sp".into()),
+        }
+    );
     assert_eq!(pool.consistency, Consistency::ReadYourWrites);
     assert_eq!(pool.read_from, ReadFrom::PreferReplica);
-    assert_eq!(pool.master, None);
     assert_invalid(
         &text.replace("sentinel_password = \"sp\"\n", ""),
         "pools[0].sentinel_password",
@@ -579,8 +649,13 @@ fn standalone_example_matches_its_description() {
     assert_eq!(admin.listen, "127.0.0.1:9121".parse().expect("literal"));
     let pool = &config.pools[0];
     assert_eq!(pool.listen, "127.0.0.1:6380".parse().expect("literal"));
-    assert_eq!(pool.master.as_deref(), Some("127.0.0.1:6379"));
-    assert_eq!(pool.replicas, ["127.0.0.1:6381", "127.0.0.1:6382"]);
+    assert_eq!(
+        pool.source,
+        Source::Standalone {
+            master: "127.0.0.1:6379".into(),
+            replicas: vec!["127.0.0.1:6381".into(), "127.0.0.1:6382".into()],
+        }
+    );
 
     let summary = config.describe();
     for needle in [

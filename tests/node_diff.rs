@@ -324,6 +324,13 @@ fn transactions() {
         (E, &["MULTI"]),
         (E, &["PING"]),
         (E, &["EXEC"]),
+        // A refused EXEC aborts the transaction (EXECABORT with the reason; then there is
+        // no transaction left to EXEC).
+        (E, &["MULTI"]),
+        (E, &["SET", "a", "2"]),
+        (E, &["EXEC", "x"]),
+        (E, &["EXEC"]),
+        (E, &["GET", "a"]),
         (S, &["HELLO", "3"]),
         (E, &["MULTI"]),
         (E, &["SET", "c", "1"]),
@@ -342,6 +349,62 @@ fn server_commands() {
         (E, &["CONFIG", "SET", "maxmemory", "abc"]),
         (E, &["CONFIG", "SET", "databases", "3"]),
         (E, &["CONFIG", "SET", "appendonly", "maybe"]),
+        (E, &["CONFIG", "SET", "appendfsync", "sometimes"]),
+        (E, &["CONFIG", "SET", "appendfsync", "always"]),
+        (E, &["CONFIG", "GET", "appendfsync"]),
+        (E, &["CONFIG", "SET", "appendfsync", "everysec"]),
+        (E, &["CONFIG", "GET", "client-output-buffer-limit"]),
+        (
+            E,
+            &[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "pubsub 1mb 2mb",
+            ],
+        ),
+        (
+            E,
+            &["CONFIG", "SET", "client-output-buffer-limit", "foo 1 2 3"],
+        ),
+        (
+            E,
+            &[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "normal x 1 1",
+            ],
+        ),
+        (
+            E,
+            &[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "normal 1 1 -1",
+            ],
+        ),
+        (
+            E,
+            &[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "pubsub 1mb 2mb 3 replica 1k 2kb 3",
+            ],
+        ),
+        (E, &["CONFIG", "GET", "client-output-buffer-limit"]),
+        (
+            E,
+            &[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "slave 268435456 67108864 60 pubsub 32mb 8mb 60",
+            ],
+        ),
+        (E, &["CONFIG", "GET", "client-output-buffer-limit"]),
         (E, &["CONFIG", "SET", "maxmemory", "100mb"]),
         (E, &["CONFIG", "GET", "maxmemory"]),
         (E, &["CONFIG", "SET", "maxmemory", "0"]),
@@ -491,6 +554,14 @@ fn pubsub_script(proto: &'static str) -> Vec<Step> {
         Send(0, &["GET", "k"], 1),
         Send(0, &["PING"], 1),
         Send(0, &["PING", "hi"], 1),
+        // RESP2 refuses the transaction commands in subscribed mode, so the PING is
+        // answered, not queued; RESP3 allows them (PING queued, EXEC runs it).
+        Send(0, &["MULTI"], 1),
+        Send(0, &["PING"], 1),
+        Send(0, &["EXEC"], 1),
+        Send(0, &["DISCARD"], 1),
+        Send(0, &["WATCH", "k"], 1),
+        Send(0, &["UNWATCH"], 1),
         Send(0, &["UNSUBSCRIBE", "news"], 1),
         Send(0, &["PUNSUBSCRIBE"], 1),
         Send(0, &["UNSUBSCRIBE"], 1),

@@ -487,3 +487,93 @@ fn replicaof_replies_like_redis() {
     assert_eq!(c.cmd_raw(&["REPLICAOF", "no", "one"]), b"+OK\r\n");
     assert_eq!(c.cmd_raw(&["SET", "k", "v"]), b"+OK\r\n");
 }
+
+/// Sends `n` INCRs of `counter` and `n` SETs of distinct keys to `addr` in pipelined
+/// round trips of [`BATCH`] commands, and calls `kill` the moment the last acknowledgement
+/// has arrived. Round trips leave the server idle between batches, as ordinary clients do,
+/// so a write path that lags behind its replies is caught with its last batch unwritten.
+fn acknowledge_then_kill(addr: &str, n: usize, kill: impl FnOnce()) {
+    const BATCH: usize = 250;
+    use std::io::{BufRead, BufReader, Write};
+    let mut w = std::net::TcpStream::connect(addr).expect("connect");
+    w.set_read_timeout(Some(T)).expect("timeout");
+    let mut rd = BufReader::new(w.try_clone().expect("clone"));
+    let mut line = String::new();
+    let mut buf = Vec::new();
+    for start in (0..n).step_by(BATCH) {
+        buf.clear();
+        for i in start..n.min(start + BATCH) {
+            buf.extend_from_slice(&common::encode(&["INCR", "counter"]));
+            buf.extend_from_slice(&common::encode(&["SET", &format!("k{i}"), "v"]));
+        }
+        w.write_all(&buf).expect("write");
+        // Every reply is one line (`:n` or `+OK`).
+        for _ in 0..2 * (n.min(start + BATCH) - start) {
+            line.clear();
+            rd.read_line(&mut line).expect("reply");
+            assert!(line.starts_with(':') || line == "+OK\r\n", "{line:?}");
+        }
+    }
+    kill();
+}
+
+/// Acknowledged writes missing after a restart: `n` minus the counter, plus `n` minus the
+/// keys written besides it.
+fn lost_writes(c: &mut common::Client, n: usize) -> usize {
+    let counter = match c.cmd(&["GET", "counter"]) {
+        Resp::Nil => 0,
+        r => r.text().parse::<usize>().expect("counter"),
+    };
+    let Resp::Int(keys) = c.cmd(&["DBSIZE"]) else {
+        panic!("DBSIZE")
+    };
+    let keys = (keys as usize).saturating_sub(usize::from(counter > 0));
+    n.saturating_sub(counter) + n.saturating_sub(keys)
+}
+
+/// Issue 10 item 13: with `--appendonly yes`, a write is in the file (the OS page cache)
+/// before it is acknowledged, so kill -9 right after the last acknowledgement loses none
+/// (only a machine crash may lose the last second, which `appendfsync everysec` allows).
+/// redis-server with the same settings is measured the same way, for comparison.
+#[test]
+fn aof_keeps_every_acknowledged_write_across_kill_9() {
+    const N: usize = 20_000;
+    const ROUNDS: usize = 4;
+    let mut node = Node::start_with(&["--appendonly", "yes"]);
+    let mut lost = Vec::new();
+    for _ in 0..ROUNDS {
+        node.client().cmd(&["FLUSHALL"]);
+        acknowledge_then_kill(&node.addr(), N, || node.kill9());
+        node.restart();
+        lost.push(lost_writes(&mut node.client(), N));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_string_lossy().into_owned();
+    let mut redis = common::Redis::start_with(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--dir",
+        &d,
+    ]);
+    let mut redis_lost = Vec::new();
+    for _ in 0..2 {
+        redis.client().cmd(&["FLUSHALL"]);
+        acknowledge_then_kill(&redis.addr(), N, || redis.kill());
+        redis.restart();
+        wait_until(T, "redis-server loaded its AOF", || {
+            !matches!(redis.client().cmd(&["DBSIZE"]), Resp::Error(_))
+        });
+        redis_lost.push(lost_writes(&mut redis.client(), N));
+    }
+    eprintln!(
+        "acknowledged writes lost after kill -9 (of {}): sluice node {lost:?}, redis-server {redis_lost:?}",
+        2 * N
+    );
+    assert!(lost.iter().all(|&l| l == 0), "sluice node lost {lost:?}");
+    assert!(
+        redis_lost.iter().all(|&l| l == 0),
+        "redis-server lost {redis_lost:?}"
+    );
+}

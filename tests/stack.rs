@@ -18,10 +18,15 @@ impl Stack {
     /// Starts a stack on a free base port below 32768 (its ports run to base + 12), retrying
     /// with another base when one of them is taken.
     fn start() -> Stack {
+        Stack::start_topology("standalone", 13)
+    }
+
+    /// Starts `sluice stack TOPOLOGY`, whose ports run to base + `ports` - 1.
+    fn start_topology(topology: &str, ports: u16) -> Stack {
         for _ in 0..20 {
-            let base = common::free_port_block(13);
+            let base = common::free_port_block(ports);
             let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-                .args(["stack", "standalone", "--base-port", &base.to_string()])
+                .args(["stack", topology, "--base-port", &base.to_string()])
                 .env("SLUICE_LOG", "error")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -44,6 +49,27 @@ impl Stack {
 
     fn port(&self, offset: u16) -> String {
         format!("127.0.0.1:{}", self.base + offset)
+    }
+
+    /// Sends SIGTERM and checks that the process exits successfully and that none of
+    /// `addrs` listens any more.
+    fn stop(&mut self, addrs: &[String]) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let mut status = None;
+        wait_until(Duration::from_secs(10), "the stack to exit", || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        assert!(status.is_some_and(|s| s.success()), "{status:?}");
+        for addr in addrs {
+            assert!(
+                std::net::TcpStream::connect(addr.as_str()).is_err(),
+                "{addr} still listening"
+            );
+        }
     }
 }
 
@@ -121,20 +147,80 @@ fn one_command_runs_a_master_two_replicas_and_a_splitting_proxy_and_stops_them_a
     assert_eq!(after - before, 20, "reads must be served by the replicas");
     assert_eq!(get_calls(&master), master_before);
     // SIGTERM stops every part: nothing listens afterwards.
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(stack.child.id().to_string())
-        .status();
-    let mut status = None;
-    wait_until(Duration::from_secs(10), "the stack to exit", || {
-        status = stack.child.try_wait().ok().flatten();
-        status.is_some()
+    stack.stop(&[
+        proxy,
+        admin,
+        master,
+        replicas[0].clone(),
+        replicas[1].clone(),
+    ]);
+}
+
+#[test]
+fn the_sentinel_stack_survives_a_master_shutdown_and_stops_cleanly() {
+    let mut stack = Stack::start_topology("sentinel", 23);
+    let (proxy, master) = (stack.port(0), stack.port(10));
+    let sentinels = [stack.port(20), stack.port(21), stack.port(22)];
+    let mut c = Client::connect(&proxy);
+    wait_until(Duration::from_secs(10), "a write through the proxy", || {
+        c.cmd(&["SET", "hello", "world"]) == Resp::Simple("OK".into())
     });
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
-    for addr in [&proxy, &admin, &master, &replicas[0], &replicas[1]] {
-        assert!(
-            std::net::TcpStream::connect(addr.as_str()).is_err(),
-            "{addr} still listening"
-        );
+    assert_eq!(
+        Client::connect(&master).cmd(&["GET", "hello"]),
+        Resp::Bulk(b"world".to_vec())
+    );
+    // Every sentinel knows both replicas and the two other sentinels, so that two of them
+    // can agree and elect a leader.
+    for s in &sentinels {
+        wait_until(Duration::from_secs(20), "sentinel discovery", || {
+            let mut sc = Client::connect(s);
+            matches!(sc.cmd(&["SENTINEL", "replicas", "stack"]), Resp::Array(r) if r.len() == 2)
+                && matches!(sc.cmd(&["SENTINEL", "sentinels", "stack"]), Resp::Array(r) if r.len() == 2)
+        });
     }
+    // SHUTDOWN stops the master node alone; the rest of the stack fails over.
+    Client::connect(&master).send(&["SHUTDOWN", "NOSAVE"]);
+    wait_until(Duration::from_secs(5), "the master node to stop", || {
+        std::net::TcpStream::connect(master.as_str()).is_err()
+    });
+    let mut new_master = String::new();
+    wait_until(
+        Duration::from_secs(30),
+        "the sentinels to name a new master",
+        || {
+            let reply = Client::connect(&sentinels[0]).cmd(&[
+                "SENTINEL",
+                "get-master-addr-by-name",
+                "stack",
+            ]);
+            let Resp::Array(parts) = reply else {
+                return false;
+            };
+            new_master = format!("127.0.0.1:{}", parts[1].text());
+            new_master != master
+        },
+    );
+    assert!(
+        [stack.port(11), stack.port(12)].contains(&new_master),
+        "{new_master} is not one of the replicas"
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "writes through the proxy again",
+        || c.cmd(&["SET", "hello", "again"]) == Resp::Simple("OK".into()),
+    );
+    assert_eq!(
+        Client::connect(&new_master).cmd(&["GET", "hello"]),
+        Resp::Bulk(b"again".to_vec())
+    );
+    // A sentinel stops alone too; the rest keeps serving.
+    Client::connect(&sentinels[2]).send(&["SHUTDOWN"]);
+    wait_until(Duration::from_secs(5), "the sentinel to stop", || {
+        std::net::TcpStream::connect(sentinels[2].as_str()).is_err()
+    });
+    assert_eq!(c.cmd(&["GET", "hello"]), Resp::Bulk(b"again".to_vec()));
+    let mut all: Vec<String> = (0..2).map(|i| stack.port(i)).collect();
+    all.extend((10..13).map(|i| stack.port(i)));
+    all.extend(sentinels.iter().cloned());
+    stack.stop(&all);
 }

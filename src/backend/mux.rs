@@ -24,6 +24,9 @@ use super::handshake::{self, Handshake};
 use super::BackendError;
 use crate::resp::{encode, scan_reply, Limits, Reply};
 
+/// A read buffer with more spare capacity than this is dropped once it holds nothing.
+const RBUF_KEEP: usize = 64 * 1024;
+
 /// What a request's submitter receives.
 pub type ReplyResult = Result<Reply, BackendError>;
 
@@ -58,7 +61,7 @@ pub struct MuxOptions {
 #[derive(Clone)]
 pub struct MuxConn {
     // Unbounded on purpose: every submitter (a client session) bounds its own in-flight
-    // requests (`MAX_PENDING`), so the queue is bounded by clients × that, and sending stays a
+    // requests (`MAX_PENDING`, fewer for large replies), so the queue is bounded by clients × that, and sending stays a
     // plain function call on the hot path, with no semaphore and no future to keep.
     tx: mpsc::UnboundedSender<Job>,
     up: Arc<AtomicBool>,
@@ -298,6 +301,11 @@ async fn read_loop(
     loop {
         if let Err(e) = deliver(&mut rbuf, pending, &limits, opts) {
             return e;
+        }
+        if rbuf.is_empty() && rbuf.capacity() > RBUF_KEEP {
+            // After a large reply: let its buffer go with the reply instead of reading on
+            // into what is left of it (which would pin the whole allocation).
+            rbuf = BytesMut::new();
         }
         if rbuf.capacity() - rbuf.len() < 4096 {
             rbuf.reserve(16 * 1024);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::direct::DirectPool;
+use super::direct_pool::DirectPool;
 use super::handshake::Handshake;
 use super::mux::{MuxConn, MuxOptions, ReplyResult};
 use crate::resp::Protocol;

@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use super::units::format_duration;
-use super::{Config, Mode, PoolConfig};
+use super::units::{format_duration, format_size};
+use super::{Config, PoolConfig, Source};
 
 pub(super) fn describe(config: &Config) -> String {
     let mut out = String::new();
@@ -15,8 +15,10 @@ pub(super) fn describe(config: &Config) -> String {
         Some(admin) => {
             let _ = writeln!(
                 out,
-                "admin: http://{} (/metrics /healthz /ready /topology)",
-                admin.listen
+                "admin: http://{} (/metrics /healthz /ready /topology), max_connections {}, idle_timeout {}",
+                admin.listen,
+                admin.max_connections,
+                format_duration(admin.idle_timeout)
             );
         }
         None => {
@@ -53,31 +55,24 @@ fn auth(user: &Option<String>, password: &Option<String>) -> String {
 
 fn describe_pool(out: &mut String, pool: &PoolConfig) {
     let _ = writeln!(out, "  pool {:?}: listening on {}", pool.name, pool.listen);
-    let _ = writeln!(out, "    mode: {}", pool.mode);
-    match pool.mode {
-        Mode::Standalone => {
-            let _ = writeln!(
-                out,
-                "    master: {}",
-                pool.master.as_deref().unwrap_or("none")
-            );
-            let _ = writeln!(out, "    replicas: {}", list(&pool.replicas));
+    let _ = writeln!(out, "    mode: {}", pool.mode());
+    match &pool.source {
+        Source::Standalone { master, replicas } => {
+            let _ = writeln!(out, "    master: {master}");
+            let _ = writeln!(out, "    replicas: {}", list(replicas));
         }
-        Mode::Sentinel => {
-            let _ = writeln!(out, "    sentinels: {}", list(&pool.sentinels));
-            let _ = writeln!(
-                out,
-                "    master_name: {}",
-                pool.master_name.as_deref().unwrap_or("none")
-            );
-            let _ = writeln!(
-                out,
-                "    sentinel auth: {}",
-                auth(&pool.sentinel_username, &pool.sentinel_password)
-            );
+        Source::Sentinel {
+            sentinels,
+            master_name,
+            username,
+            password,
+        } => {
+            let _ = writeln!(out, "    sentinels: {}", list(sentinels));
+            let _ = writeln!(out, "    master_name: {master_name}");
+            let _ = writeln!(out, "    sentinel auth: {}", auth(username, password));
         }
-        Mode::Cluster => {
-            let _ = writeln!(out, "    seeds: {}", list(&pool.seeds));
+        Source::Cluster { seeds } => {
+            let _ = writeln!(out, "    seeds: {}", list(seeds));
         }
     }
     let _ = writeln!(out, "    read_from: {}", pool.read_from);
@@ -101,6 +96,12 @@ fn describe_pool(out: &mut String, pool: &PoolConfig) {
         out,
         "    limits: max_clients {}, databases {}, backend_connections {}, max_dedicated_connections {}",
         pool.max_clients, pool.databases, pool.backend_connections, pool.max_dedicated_connections
+    );
+    let _ = writeln!(
+        out,
+        "    client output limits: soft {}, hard {}",
+        format_size(pool.client_output_soft_limit as u64),
+        format_size(pool.client_output_hard_limit as u64)
     );
     let _ = writeln!(
         out,
@@ -183,7 +184,7 @@ master = "h:1"
             "seeds: h1:7000, h2:7000",
             "allow_commands: DEBUG",
             "max_replica_lag: unlimited",
-            "limits: max_clients 5, databases 16, backend_connections 2, max_dedicated_connections 64",
+            "limits: max_clients 5, databases 16, backend_connections 2, max_dedicated_connections 1024",
             "pool \"d\": listening on 127.0.0.1:7381",
             "replicas: none",
             "backend auth: no",

@@ -27,6 +27,12 @@ pub struct Config {
 pub struct AdminConfig {
     /// Address of the HTTP server (/metrics /healthz /ready /topology).
     pub listen: SocketAddr,
+    /// Most admin connections open at once; more are answered 503 and closed, so idle or
+    /// slow admin clients cannot use up the process's file descriptors.
+    pub max_connections: usize,
+    /// An admin connection that has not sent a complete request head within this time (idle
+    /// between requests, or a partial request) is closed.
+    pub idle_timeout: Duration,
 }
 
 /// Topology source of a pool.
@@ -138,12 +144,8 @@ pub struct PoolConfig {
     pub name: String,
     /// Client listener address.
     pub listen: SocketAddr,
-    /// Topology source.
-    pub mode: Mode,
-    /// `host:port` of the master (standalone).
-    pub master: Option<String>,
-    /// `host:port` of each replica (standalone).
-    pub replicas: Vec<String>,
+    /// Where the pool learns its nodes from, with what only that mode needs.
+    pub source: Source,
     /// Read policy.
     pub read_from: ReadFrom,
     /// Password clients must AUTH with.
@@ -171,21 +173,64 @@ pub struct PoolConfig {
     pub databases: u32,
     /// Most concurrent client connections on this pool.
     pub max_clients: usize,
-    /// Sentinel addresses (sentinel mode).
-    pub sentinels: Vec<String>,
-    /// Master group name (sentinel mode).
-    pub master_name: Option<String>,
-    /// Cluster seed nodes (cluster mode).
-    pub seeds: Vec<String>,
+    /// Bytes of replies a client has not read beyond which none of its further requests are
+    /// forwarded until it reads (Redis's `client-output-buffer-limit` soft limit, in spirit).
+    pub client_output_soft_limit: usize,
+    /// Bytes of replies a client has not read beyond which it is disconnected.
+    pub client_output_hard_limit: usize,
     /// Replicas further behind than this serve no reads (every mode; none means any lag is
     /// accepted).
     pub max_replica_lag: Option<ReplicaLag>,
     /// Whether a client must see its own writes (default: eventual).
     pub consistency: Consistency,
-    /// Username for AUTH to the sentinels (sentinel mode; ACL).
-    pub sentinel_username: Option<String>,
-    /// Password for AUTH to the sentinels (sentinel mode).
-    pub sentinel_password: Option<String>,
+}
+
+/// Where a pool learns its nodes from, with what only that mode needs. Built by validation,
+/// so every variant is complete: a standalone pool has its master, a sentinel pool its
+/// sentinels and group name, a cluster pool its seeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Master and replicas listed in the config.
+    Standalone {
+        /// `host:port` of the master.
+        master: String,
+        /// `host:port` of each replica (possibly none).
+        replicas: Vec<String>,
+    },
+    /// Master and replicas learned from Redis Sentinel.
+    Sentinel {
+        /// `host:port` of each sentinel (at least one).
+        sentinels: Vec<String>,
+        /// Master group name.
+        master_name: String,
+        /// Username for AUTH to the sentinels (ACL); only with `password`.
+        username: Option<String>,
+        /// Password for AUTH to the sentinels.
+        password: Option<String>,
+    },
+    /// Slot map learned from a Redis Cluster.
+    Cluster {
+        /// `host:port` of each seed node (at least one).
+        seeds: Vec<String>,
+    },
+}
+
+impl Source {
+    /// The mode this source belongs to.
+    pub fn mode(&self) -> Mode {
+        match self {
+            Source::Standalone { .. } => Mode::Standalone,
+            Source::Sentinel { .. } => Mode::Sentinel,
+            Source::Cluster { .. } => Mode::Cluster,
+        }
+    }
+}
+
+impl PoolConfig {
+    /// The pool's mode (`source.mode()`).
+    pub fn mode(&self) -> Mode {
+        self.source.mode()
+    }
 }
 
 /// A configuration that could not be loaded.

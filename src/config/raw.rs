@@ -122,6 +122,8 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAdmin {
     pub listen: Option<String>,
+    pub max_connections: Option<i64>,
+    pub idle_timeout: Option<NumOrText>,
 }
 
 /// One `[[pools]]` entry, keys in the order the docs list them.
@@ -159,6 +161,8 @@ pub(super) struct RawPool {
     pub master_wait: Option<NumOrText>,
     pub databases: Option<i64>,
     pub max_clients: Option<i64>,
+    pub client_output_soft_limit: Option<NumOrText>,
+    pub client_output_hard_limit: Option<NumOrText>,
 }
 
 impl<'de> Deserialize<'de> for NumOrText {

@@ -7,14 +7,12 @@
 //! moment instead of an hour late.
 //!
 //! The store lock is never held across file I/O: writers append to an in-memory
-//! [`AofBuffer`] (under the lock, as part of publishing the feed), and a dedicated thread
-//! takes the buffer, writes it and fsyncs outside the lock.
+//! [`AofBuffer`] (under the lock, as part of publishing the feed); `aof_file.rs` takes the
+//! buffer and writes it before the replies go out, and fsyncs per `appendfsync`.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
@@ -28,10 +26,6 @@ use crate::resp::{decode_request, encode, Limits};
 
 /// The file name inside `--dir`, as Redis's `appendfilename` default.
 pub const FILE_NAME: &str = "appendonly.aof";
-/// How often the writer thread fsyncs (Redis's `everysec`).
-const FSYNC_EVERY: Duration = Duration::from_secs(1);
-/// How long the writer thread sleeps when there is nothing to write.
-const IDLE: Duration = Duration::from_millis(10);
 
 /// Why the append-only file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +60,9 @@ pub struct AofBuffer {
     pub size: u64,
     /// Size of the file as of the last successful fsync.
     pub fsynced: u64,
+    /// Bytes ever put in the buffer (appends and rewrites): a position that only grows,
+    /// which a connection waits for the file to reach before replying.
+    pub seq: u64,
 }
 
 impl AofBuffer {
@@ -73,8 +70,10 @@ impl AofBuffer {
     pub fn append(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
         self.size += bytes.len() as u64;
+        self.seq += bytes.len() as u64;
     }
-    fn take(&mut self) -> (BytesMut, bool) {
+    /// What to write: the bytes, and whether they replace the file's contents.
+    pub(super) fn take(&mut self) -> (BytesMut, bool) {
         (self.buf.split(), std::mem::take(&mut self.replace))
     }
 }
@@ -107,6 +106,7 @@ pub fn rewrite(store: &mut Store) {
     }
     if let Some(a) = store.repl.aof.as_mut() {
         a.size = out.len() as u64;
+        a.seq += out.len() as u64;
         a.buf = out;
         a.replace = true;
     }
@@ -161,7 +161,7 @@ pub fn path(dir: &Path) -> PathBuf {
 /// Replays `path` into the store (if it exists), then opens it for appending and attaches
 /// the buffer to the feed. A truncated last record is dropped and the file truncated to the
 /// last complete record, as Redis's `aof-load-truncated yes`; anything else malformed
-/// refuses to start. Returns the file, for [`spawn_writer`].
+/// refuses to start. Returns the file, for [`super::aof_file::AofFile`].
 pub fn open(shared: &Shared, path: &Path) -> Result<File, AofError> {
     let io = |source| AofError::Io {
         path: path.to_path_buf(),
@@ -200,6 +200,7 @@ pub fn open(shared: &Shared, path: &Path) -> Result<File, AofError> {
         replace: false,
         size: valid as u64,
         fsynced: valid as u64,
+        seq: 0,
     });
     store.feed.enabled = true;
     // The file's last SELECT is unknown to the feed: force one before the next write.
@@ -270,10 +271,21 @@ fn replay(shared: &Shared, path: &Path, data: Vec<u8>) -> Result<usize, AofError
 /// Where a replica's data stands in its master's stream, saved at a clean shutdown next to
 /// the AOF so that a restarted replica can `PSYNC` from there instead of needing a full
 /// resync (Redis keeps the same facts in its RDB's aux fields).
-struct ReplPosition {
+pub(super) struct ReplPosition {
     replid: String,
     offset: i64,
     db: usize,
+}
+
+impl ReplPosition {
+    /// Where `repl` stands now.
+    pub(super) fn of(repl: &super::repl::ReplState) -> ReplPosition {
+        ReplPosition {
+            replid: repl.replid.clone(),
+            offset: repl.offset,
+            db: repl.master_db,
+        }
+    }
 }
 
 /// The file holding a [`ReplPosition`] (`<replid> <offset> <db>`).
@@ -281,7 +293,7 @@ const POSITION_FILE: &str = "replication-position";
 
 /// Saves the position if the file now holds exactly the data up to it: everything was
 /// fsynced and nothing was applied after the last chunk was taken.
-fn save_position(shared: &Shared, p: &ReplPosition, size: u64, all_synced: bool) {
+pub(super) fn save_position(shared: &Shared, p: &ReplPosition, size: u64, all_synced: bool) {
     let unchanged = {
         let s = shared.lock();
         s.repl.offset == p.offset && s.repl.aof.as_ref().is_some_and(|a| a.size == size)
@@ -335,80 +347,6 @@ fn restore_position(shared: &Shared) {
         offset,
         "replication position restored: will try a partial resync"
     );
-}
-
-/// Starts the thread that writes the buffer to `file` and fsyncs it every second. A
-/// thread, not a task: `write`/`fsync` block, and must never stall the event loop or happen
-/// under the store lock.
-/// On shutdown the thread writes and fsyncs what is left, then ends: join the handle.
-pub fn spawn_writer(shared: Arc<Shared>, mut file: File) -> Option<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("sluice-aof".into())
-        .spawn(move || {
-            let mut written = 0u64;
-            let mut synced = 0u64;
-            let mut last_sync = Instant::now();
-            loop {
-                let stopping = shared.shutdown.is_cancelled();
-                let ((chunk, replace), base, position) = {
-                    let mut s = shared.lock();
-                    // Taken with the last chunk, so the position matches the file exactly.
-                    let position = (stopping && s.repl.is_replica()).then(|| ReplPosition {
-                        replid: s.repl.replid.clone(),
-                        offset: s.repl.offset,
-                        db: s.repl.master_db,
-                    });
-                    match s.repl.aof.as_mut() {
-                        Some(a) => {
-                            let c = a.take();
-                            (c, a.size, position)
-                        }
-                        None => return,
-                    }
-                };
-                if replace {
-                    // A rewrite: the file restarts with the new contents (the handle is in
-                    // append mode, so writes follow the truncation).
-                    if let Err(e) = file.set_len(0) {
-                        tracing::error!(error = %e, "truncating the append-only file for a rewrite failed");
-                    }
-                    written = 0;
-                    synced = u64::MAX;
-                }
-                if !chunk.is_empty() || replace {
-                    if let Err(e) = file.write_all(&chunk) {
-                        tracing::error!(error = %e, "writing the append-only file failed");
-                    }
-                    written += chunk.len() as u64;
-                }
-                if written != synced && (last_sync.elapsed() >= FSYNC_EVERY || stopping) {
-                    match file.sync_data() {
-                        Ok(()) => {
-                            synced = written;
-                            if let Some(a) = shared.lock().repl.aof.as_mut() {
-                                // `base` is the size including everything taken so far.
-                                a.fsynced = base;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "fsync of the append-only file failed")
-                        }
-                    }
-                    last_sync = Instant::now();
-                }
-                if stopping {
-                    if let Some(p) = position {
-                        save_position(&shared, &p, base, written == synced);
-                    }
-                    return;
-                }
-                if chunk.is_empty() {
-                    std::thread::sleep(IDLE);
-                }
-            }
-        })
-        .map_err(|e| tracing::error!(error = %e, "cannot start the append-only file writer"))
-        .ok()
 }
 
 #[cfg(test)]

@@ -4,14 +4,14 @@
 //! batch, plus the handle to reach it: its mailbox (pub/sub messages, and the kill signal).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use indexmap::IndexMap;
-use tokio::sync::mpsc::UnboundedSender;
 
 use super::client::ClientState;
+use super::mailbox::Mailbox;
+use super::output_limit::{Class, OutputLimits};
 use crate::resp::Protocol;
 
 /// What the registry knows about one client.
@@ -49,39 +49,28 @@ pub struct ClientInfo {
     pub monitor: bool,
     /// CLIENT TRACKING on (flag `t`).
     pub tracking: bool,
-    /// Delivers pre-encoded pushes (pub/sub messages) to the connection; an empty message
-    /// is CLIENT KILL's signal to close. One channel for both keeps the connection's idle
-    /// wait to two event sources.
-    pub mailbox: UnboundedSender<Bytes>,
-    /// Bytes sent to the mailbox and not yet taken by the connection.
-    pub pending: Arc<AtomicUsize>,
-    /// Also notified on kill: reaches a connection stuck writing to a client that does not
-    /// read (and so not reading its mailbox either).
-    pub kill_switch: Arc<tokio::sync::Notify>,
+    /// Delivers pre-encoded pushes (pub/sub messages) to the connection, and the signal to
+    /// close it.
+    pub mailbox: Arc<Mailbox>,
 }
-
-/// A client whose undelivered messages exceed this is disconnected, like Redis's
-/// `client-output-buffer-limit pubsub 32mb`: a subscriber that stops reading must not make
-/// the node buffer without bound.
-pub const MAILBOX_LIMIT: usize = 32 << 20;
 
 impl ClientInfo {
     /// Tells the connection to close (CLIENT KILL).
     pub fn kill(&self) {
-        let _ = self.mailbox.send(Bytes::new());
-        self.kill_switch.notify_one();
+        self.mailbox.kill();
     }
-    /// Queues an encoded message (pub/sub, invalidation, MONITOR line) for the client; past
-    /// [`MAILBOX_LIMIT`] undelivered bytes the client is disconnected instead.
-    pub fn send(&self, msg: Bytes) {
-        let before = self.pending.fetch_add(msg.len(), Ordering::Relaxed);
-        if before > MAILBOX_LIMIT {
-            return;
-        }
-        if before + msg.len() > MAILBOX_LIMIT {
-            self.kill();
+    /// Queues an encoded message (pub/sub, invalidation, MONITOR line) for the client; if
+    /// its output would then be past its class's `client-output-buffer-limit`, the client
+    /// is disconnected instead.
+    pub fn send(&self, msg: &[u8], limits: &OutputLimits) {
+        self.mailbox.push(msg, limits.of(self.class()));
+    }
+    /// Which output limits apply (Redis's `getClientType`; MONITOR clients are normal).
+    pub fn class(&self) -> Class {
+        if self.sub + self.psub + self.ssub > 0 {
+            Class::PubSub
         } else {
-            let _ = self.mailbox.send(msg);
+            Class::Normal
         }
     }
 }
@@ -113,6 +102,9 @@ pub struct Clients {
     /// Most clients connected at once is not tracked; this is the live count's companion
     /// for INFO `blocked_clients`.
     pub blocked: usize,
+    /// `client-output-buffer-limit`, copied here from the settings on CONFIG SET so that
+    /// every sender has it at hand.
+    pub limits: OutputLimits,
 }
 
 impl Clients {

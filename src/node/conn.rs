@@ -12,12 +12,13 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::sync::Notify;
 
 use super::client::ClientState;
 use super::clients::ClientInfo;
 use super::cmd::{self, Ctx};
+use super::mailbox::Mailbox;
+use super::output_limit::Class;
 use super::reply::Reply;
 use super::server::Shared;
 use crate::resp::{decode_request, Limits, ProtocolError, Request};
@@ -55,25 +56,23 @@ struct Conn {
     eof: bool,
     /// A protocol error ends the connection after the requests decoded before it ran.
     fatal: Option<ProtocolError>,
-    /// Pub/sub messages for this client, already encoded; an empty one means CLIENT KILL.
-    mailbox: UnboundedReceiver<Bytes>,
-    /// Undelivered mailbox bytes, shared with the registry (see `ClientInfo::send`).
-    pending: Arc<std::sync::atomic::AtomicUsize>,
-    /// Notified by CLIENT KILL / overflow, for a connection blocked in a write.
-    kill_switch: Arc<Notify>,
-    /// CLIENT KILL arrived: close without running anything more.
+    /// Pub/sub messages for this client, already encoded, and the signal to close (CLIENT
+    /// KILL, output limit); shared with the registry (see `ClientInfo::send`).
+    mailbox: Arc<Mailbox>,
+    /// The client is to be closed: close without running or sending anything more.
     killed: bool,
     /// Bytes read and written since last added to the INFO counters (under the next lock).
     net_in: u64,
     net_out: u64,
+    /// The AOF buffer's sequence at the end of the last batch: its replies go out only once
+    /// the file holds that much (`None` without an AOF).
+    aof_seq: Option<u64>,
 }
 
 /// Serves one accepted client until it disconnects, QUITs or sends a malformed request.
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let (tx, mailbox) = unbounded_channel();
-    let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let kill_switch = Arc::new(Notify::new());
+    let mailbox = Arc::new(Mailbox::default());
     let id = shared.next_client_id();
     let authed = {
         let mut store = shared.lock();
@@ -96,9 +95,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
             role_flag: None,
             monitor: false,
             tracking: false,
-            mailbox: tx,
-            pending: pending.clone(),
-            kill_switch: kill_switch.clone(),
+            mailbox: mailbox.clone(),
         });
         store.stats.total_connections_received += 1;
         store.settings.requirepass().is_none()
@@ -121,14 +118,19 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         eof: false,
         fatal: None,
         mailbox,
-        pending,
-        kill_switch,
         killed: false,
         net_in: 0,
         net_out: 0,
+        aof_seq: None,
     };
-    // I/O errors just end the connection, as a reset would in Redis.
-    let _ = conn.run().await;
+    // I/O errors just end the connection, as a reset would in Redis. SHUTDOWN closes every
+    // connection too (as the end of a Redis process does), which matters when the node
+    // shares its process with others (`sluice stack`): clients must see it gone.
+    let stop = conn.shared.shutdown.clone();
+    let _ = tokio::select! {
+        r = conn.run() => r,
+        _ = stop.cancelled() => Ok(()),
+    };
     conn.unpark();
     conn.unregister();
     if conn.client.handoff {
@@ -152,8 +154,7 @@ impl Conn {
                 }
                 tokio::select! {
                     r = self.stream.readable() => r?,
-                    Some(msg) = self.mailbox.recv() => {
-                        self.deliver(msg);
+                    _ = self.mailbox.wake.notified() => {
                         self.drain_mailbox();
                         if self.killed {
                             return Ok(());
@@ -169,6 +170,11 @@ impl Conn {
                 }
             }
             self.run_batch();
+            if let Some(seq) = self.aof_seq {
+                // Redis writes the AOF before the replies of the same event-loop turn: a
+                // killed process then loses no acknowledged write.
+                super::aof_file::before_reply(&self.shared, seq);
+            }
             self.flush().await?;
             if self.client.close || self.client.handoff {
                 return Ok(());
@@ -257,6 +263,7 @@ impl Conn {
                         on_timeout: b.on_timeout,
                         timed_out: false,
                     });
+                    self.aof_seq = super::aof_file::seq(ctx.store);
                     return;
                 }
                 reply => {
@@ -277,37 +284,33 @@ impl Conn {
         }
         // Pub/sub messages delivered during the batch go after its replies, as they would
         // reach a Redis client's output buffer after the replies already there.
-        while let Ok(msg) = self.mailbox.try_recv() {
-            if msg.is_empty() {
-                self.killed = true;
-            } else {
-                self.pending
-                    .fetch_sub(msg.len(), std::sync::atomic::Ordering::Relaxed);
-                self.out.extend_from_slice(&msg);
-            }
+        if self.mailbox.take_into(&mut self.out) {
+            self.killed = true;
+        }
+        let class = if self.client.subscriptions() > 0 {
+            Class::PubSub
+        } else {
+            Class::Normal
+        };
+        let limit = store.clients.limits.of(class);
+        if self.mailbox.over_limit(self.out.len(), limit) {
+            // Closed at once, as Redis closes a client over its output limit: what it has not
+            // read is dropped with the connection.
+            self.killed = true;
+            self.out = BytesMut::new();
         }
         if self.killed {
             self.client.close = true;
         }
         let now_ms = store.now_ms;
         store.clients.sync(&self.client, now_ms);
+        self.aof_seq = super::aof_file::seq(&store);
     }
 
-    /// Appends a mailbox message to the output, or notes a kill.
-    fn deliver(&mut self, msg: Bytes) {
-        if msg.is_empty() {
-            self.killed = true;
-        } else {
-            self.pending
-                .fetch_sub(msg.len(), std::sync::atomic::Ordering::Relaxed);
-            self.out.extend_from_slice(&msg);
-        }
-    }
-
-    /// Delivers every mailbox message already waiting.
+    /// Appends what the mailbox holds to the output, and notes a kill.
     fn drain_mailbox(&mut self) {
-        while let Ok(msg) = self.mailbox.try_recv() {
-            self.deliver(msg);
+        if self.mailbox.take_into(&mut self.out) {
+            self.killed = true;
         }
     }
 
@@ -332,8 +335,8 @@ impl Conn {
                     }
                 };
                 tokio::select! {
-                    Some(msg) = self.mailbox.recv() => {
-                        self.deliver(msg);
+                    _ = self.mailbox.wake.notified() => {
+                        self.drain_mailbox();
                         if self.killed {
                             return Err(std::io::ErrorKind::ConnectionAborted.into());
                         }
@@ -380,14 +383,18 @@ impl Conn {
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering;
         if !self.out.is_empty() {
+            // Senders count what we still have to write as part of the client's output.
+            self.mailbox.unsent.store(self.out.len(), Ordering::Relaxed);
             tokio::select! {
                 biased;
                 r = self.stream.write_all(&self.out) => r?,
-                _ = self.kill_switch.notified() => {
+                _ = self.mailbox.kill_switch.notified() => {
                     return Err(std::io::ErrorKind::ConnectionAborted.into());
                 }
             }
+            self.mailbox.unsent.store(0, Ordering::Relaxed);
             self.net_out += self.out.len() as u64;
             self.out.clear();
             if self.out.capacity() > KEEP_CAPACITY {

@@ -38,6 +38,7 @@
 //!   counters ([`stats`]) and CONFIG parameters ([`settings`]) live in the store too.
 
 pub mod aof;
+pub mod aof_file;
 pub mod args;
 pub mod blocking;
 pub mod client;
@@ -51,9 +52,12 @@ pub mod feed;
 pub mod glob;
 pub mod info;
 pub mod info_replication;
+pub mod mailbox;
+pub mod output_limit;
 pub mod pubsub;
 pub mod repl;
 pub mod reply;
+pub mod sentinel;
 pub mod server;
 pub mod settings;
 pub mod stats;

@@ -1,8 +1,8 @@
 //! Pub/sub registry: subscribers by channel and by pattern, and message delivery.
 //!
-//! Messages are encoded once per protocol at PUBLISH time and handed to each subscriber's
-//! connection through its mailbox ([`super::clients::ClientInfo::mailbox`]), so the publisher
-//! never waits on a subscriber's socket.
+//! Messages are encoded once per protocol at PUBLISH time and appended to each subscriber's
+//! mailbox ([`super::mailbox::Mailbox`]), so the publisher never waits on a subscriber's
+//! socket.
 
 use std::collections::HashMap;
 
@@ -85,7 +85,7 @@ impl PubSub {
                             Reply::bulk(message),
                         ]
                     });
-                    deliver(c, bytes, me, own);
+                    deliver(clients, c, &bytes, me, own);
                     n += 1;
                 }
             }
@@ -108,7 +108,7 @@ impl PubSub {
                             Reply::bulk(message),
                         ]
                     });
-                    deliver(c, bytes, me, own);
+                    deliver(clients, c, &bytes, me, own);
                     n += 1;
                 }
             }
@@ -117,11 +117,17 @@ impl PubSub {
     }
 }
 
-fn deliver(c: &super::clients::ClientInfo, bytes: Bytes, me: u64, own: &mut BytesMut) {
+fn deliver(
+    clients: &Clients,
+    c: &super::clients::ClientInfo,
+    bytes: &[u8],
+    me: u64,
+    own: &mut BytesMut,
+) {
     if c.id == me {
-        own.extend_from_slice(&bytes);
+        own.extend_from_slice(bytes);
     } else {
-        c.send(bytes);
+        c.send(bytes, &clients.limits);
     }
 }
 

@@ -4,13 +4,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::aof;
+use super::aof_file::{self, AofFile, FsyncPolicy};
 use super::conn;
 use super::repl::{master, replica};
 use super::store::Store;
@@ -47,6 +48,8 @@ pub struct Shared {
     pub bound: SocketAddr,
     /// Cancelled when the node shuts down (SHUTDOWN, signal).
     pub shutdown: CancellationToken,
+    /// The append-only file, once loaded (`appendonly yes`).
+    pub aof: OnceLock<AofFile>,
 }
 
 impl Shared {
@@ -71,6 +74,7 @@ impl Shared {
             started: Instant::now(),
             bound,
             shutdown: CancellationToken::new(),
+            aof: OnceLock::new(),
         }
     }
     /// Locks the store. A panic while holding the lock poisons it; the keyspace is still
@@ -106,8 +110,20 @@ pub async fn run(
     // Load the AOF before anyone is accepted (connections wait in the listen backlog).
     let mut aof_writer = None;
     if shared.config.appendonly {
-        let file = aof::open(&shared, &aof::path(&shared.config.dir))?;
-        aof_writer = aof::spawn_writer(shared.clone(), file);
+        let path = aof::path(&shared.config.dir);
+        let file = aof::open(&shared, &path)?;
+        let (seq, size, policy) = {
+            let s = shared.lock();
+            let policy = FsyncPolicy::parse(s.settings.get("appendfsync").unwrap_or_default());
+            s.repl
+                .aof
+                .as_ref()
+                .map_or((0, 0, policy), |a| (a.seq, a.size, policy))
+        };
+        let file = AofFile::new(file, seq, size, policy)
+            .map_err(|source| aof::AofError::Io { path, source })?;
+        let _ = shared.aof.set(file);
+        aof_writer = aof_file::spawn_syncer(shared.clone());
     }
     if let Some(opts) = &shared.config.cluster {
         super::cluster::start(&shared, opts).await?;
@@ -126,7 +142,7 @@ pub async fn run(
         _ = token.cancelled() => {}
     }
     token.cancel();
-    // The AOF writer writes and fsyncs what is left before the process exits.
+    // The AOF thread writes and fsyncs what is left before the process exits.
     if let Some(w) = aof_writer {
         let _ = tokio::task::spawn_blocking(move || w.join()).await;
     }

@@ -1,9 +1,11 @@
 //! Runtime configuration (CONFIG GET/SET): the parameters a node has, with Redis's names,
-//! defaults and value checks. Only a few change behaviour (`requirepass`, `appendonly` for
-//! the AOF side, `maxmemory` for INFO); the rest are accepted and reported so that clients
+//! defaults and value checks. Only a few change behaviour (`requirepass`, `appendonly` and
+//! `appendfsync` for the AOF, `client-output-buffer-limit`, `maxmemory` for INFO); the rest are accepted and reported so that clients
 //! and tools that read or tune them keep working.
 
 use indexmap::IndexMap;
+
+use super::output_limit::{self, OutputLimits};
 
 /// How a parameter's value is checked on CONFIG SET.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +18,10 @@ enum Kind {
     Memory,
     /// Any text.
     Text,
+    /// `always`, `everysec` or `no` (`appendfsync`).
+    Fsync,
+    /// `client-output-buffer-limit`'s `class hard soft seconds` groups.
+    OutputLimits,
     /// Cannot be changed at runtime.
     Immutable,
 }
@@ -30,7 +36,7 @@ const PARAMS: &[(&str, Kind, &str)] = &[
     ("dbfilename", Kind::Text, "dump.rdb"),
     ("appendonly", Kind::Bool, "no"),
     ("appendfilename", Kind::Immutable, "appendonly.aof"),
-    ("appendfsync", Kind::Text, "everysec"),
+    ("appendfsync", Kind::Fsync, "everysec"),
     ("aof-load-truncated", Kind::Bool, "yes"),
     ("save", Kind::Text, ""),
     ("requirepass", Kind::Text, ""),
@@ -70,6 +76,11 @@ const PARAMS: &[(&str, Kind, &str)] = &[
     ("zset-max-listpack-value", Kind::Int, "64"),
     ("proto-max-bulk-len", Kind::Memory, "536870912"),
     ("client-query-buffer-limit", Kind::Memory, "1073741824"),
+    (
+        "client-output-buffer-limit",
+        Kind::OutputLimits,
+        output_limit::DEFAULT,
+    ),
     ("lazyfree-lazy-eviction", Kind::Bool, "no"),
     ("lazyfree-lazy-expire", Kind::Bool, "no"),
     ("lazyfree-lazy-server-del", Kind::Bool, "no"),
@@ -95,12 +106,15 @@ pub enum SettingError {
 #[derive(Debug)]
 pub struct Settings {
     values: IndexMap<&'static str, String>,
+    /// `client-output-buffer-limit`, parsed (read on every pub/sub delivery).
+    output_limits: OutputLimits,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             values: PARAMS.iter().map(|(n, _, d)| (*n, d.to_string())).collect(),
+            output_limits: OutputLimits::default(),
         }
     }
 }
@@ -117,6 +131,16 @@ impl Settings {
     /// Puts back values taken with [`Settings::clone_values`].
     pub fn restore(&mut self, values: IndexMap<&'static str, String>) {
         self.values = values;
+        let mut limits = OutputLimits::default();
+        if let Some(v) = self.get("client-output-buffer-limit") {
+            // The value was valid when it was stored.
+            let _ = limits.update(v);
+        }
+        self.output_limits = limits;
+    }
+    /// `client-output-buffer-limit`.
+    pub fn output_limits(&self) -> &OutputLimits {
+        &self.output_limits
     }
     /// The value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -158,6 +182,22 @@ impl Settings {
                 None => return invalid("argument must be a memory value"),
             },
             Kind::Text => text,
+            Kind::Fsync => match text.to_ascii_lowercase().as_str() {
+                v @ ("always" | "everysec" | "no") => v.to_string(),
+                _ => {
+                    return invalid(
+                        "argument(s) must be one of the following: everysec, always, no",
+                    )
+                }
+            },
+            Kind::OutputLimits => {
+                let mut limits = self.output_limits;
+                if let Err(why) = limits.update(&text) {
+                    return invalid(why);
+                }
+                self.output_limits = limits;
+                limits.render()
+            }
         };
         self.values.insert(key, stored);
         Ok(())
@@ -165,7 +205,7 @@ impl Settings {
 }
 
 /// Redis's `memtoull`: digits with an optional b/k/kb/m/mb/g/gb suffix (any case).
-fn parse_memory(s: &str) -> Option<u64> {
+pub(crate) fn parse_memory(s: &str) -> Option<u64> {
     let lower = s.to_ascii_lowercase();
     let split = lower
         .find(|c: char| !c.is_ascii_digit())
@@ -197,5 +237,20 @@ mod tests {
         assert!(s.set(b"port", b"1").is_err());
         assert!(s.set(b"appendonly", b"maybe").is_err());
         assert_eq!(s.matching(b"maxmemory*").count(), 3);
+        assert!(s.set(b"appendfsync", b"sometimes").is_err());
+        assert_eq!(s.set(b"appendfsync", b"ALWAYS"), Ok(()));
+        assert_eq!(s.get("appendfsync"), Some("always"));
+        assert_eq!(
+            s.set(b"client-output-buffer-limit", b"pubsub 1mb 0 0"),
+            Ok(())
+        );
+        assert_eq!(s.output_limits().pubsub.hard, 1 << 20);
+        let before = s.clone_values();
+        assert_eq!(
+            s.set(b"client-output-buffer-limit", b"pubsub 2mb 0 0"),
+            Ok(())
+        );
+        s.restore(before);
+        assert_eq!(s.output_limits().pubsub.hard, 1 << 20);
     }
 }

@@ -186,6 +186,13 @@ impl Store {
         true
     }
 
+    /// Puts CONFIG SET's values where the code that uses them reads them.
+    pub fn apply_settings(&mut self) {
+        let limits = *self.settings.output_limits();
+        self.clients.limits = limits;
+        self.repl.output_limit = limits.replica;
+    }
+
     /// Hands what the feed recorded to replication and the AOF. Called after every command
     /// and every active expiry cycle, so consumers see writes in execution order.
     pub fn publish_feed(&mut self) {

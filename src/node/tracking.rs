@@ -73,6 +73,6 @@ fn send(clients: &Clients, id: u64, keys: Reply) {
     if let Some(c) = clients.get(id) {
         let mut out = BytesMut::new();
         Reply::Push(vec![Reply::bulk(b"invalidate"), keys]).encode(c.proto, &mut out);
-        c.send(out.freeze());
+        c.send(&out, &clients.limits);
     }
 }

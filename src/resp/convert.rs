@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::encode;
-use super::parse::{blob, header, line, put_sanitized, HARD_MAX_DEPTH, PERMISSIVE};
+use super::parse::{blob, header, line, put_sanitized, Levels, PERMISSIVE};
 use super::scan_reply;
 
 /// Appends the RESP2 form of the complete RESP3 frame `raw` to `out`.
@@ -16,7 +16,7 @@ use super::scan_reply;
 /// appended unchanged rather than half-converted.
 pub fn to_resp2(raw: &[u8], null_array: bool, out: &mut BytesMut) {
     let start = out.len();
-    match convert(raw, 0, null_array, out, 0) {
+    match convert(raw, 0, null_array, out) {
         Some(end) if end == raw.len() => {}
         _ => {
             out.truncate(start);
@@ -25,29 +25,55 @@ pub fn to_resp2(raw: &[u8], null_array: bool, out: &mut BytesMut) {
     }
 }
 
-/// Converts the value at `pos`; returns where it ends, `None` on a malformed frame.
-fn convert(
-    raw: &[u8],
-    mut pos: usize,
-    null_array: bool,
-    out: &mut BytesMut,
-    depth: usize,
-) -> Option<usize> {
-    if depth > HARD_MAX_DEPTH {
-        return None;
+/// Converts the value at `pos`; returns where it ends, `None` on a malformed frame. Iterative
+/// (see [`Levels`]): a node may legitimately nest thousands of levels deep (Lua tables).
+fn convert(raw: &[u8], mut pos: usize, null_array: bool, out: &mut BytesMut) -> Option<usize> {
+    let mut levels = Levels::new();
+    loop {
+        match step(raw, pos, null_array, out)? {
+            Step::Open { values, next } => {
+                levels.push(values);
+                pos = next;
+                continue;
+            }
+            Step::Done(next) => pos = next,
+        }
+        // A value is complete: close every aggregate it completes.
+        loop {
+            let Some(top) = levels.top_mut() else {
+                return Some(pos);
+            };
+            *top -= 1;
+            if *top > 0 {
+                break;
+            }
+            levels.pop();
+        }
     }
+}
+
+/// What [`step`] found at a position.
+enum Step {
+    /// A whole value (scalar, null or empty aggregate), converted; the next position.
+    Done(usize),
+    /// An aggregate header, converted; `values` (> 0) values follow from `next`.
+    Open { values: u64, next: usize },
+}
+
+/// Converts one scalar, or one aggregate's header, at `pos`.
+fn step(raw: &[u8], mut pos: usize, null_array: bool, out: &mut BytesMut) -> Option<Step> {
     loop {
         let t = *raw.get(pos)?;
         match t {
             b'+' | b'-' | b':' => {
                 let (_, next) = line(raw, pos + 1)?;
                 out.extend_from_slice(&raw[pos..next]);
-                return Some(next);
+                return Some(Step::Done(next));
             }
             b'$' => {
                 let (_, next) = blob(raw, pos)?;
                 out.extend_from_slice(raw.get(pos..next)?);
-                return Some(next);
+                return Some(Step::Done(next));
             }
             b'*' | b'~' | b'>' | b'%' => {
                 let (n, next) = header(raw, pos)?;
@@ -55,7 +81,7 @@ fn convert(
                     // RESP2 header (null array included): keep the node's bytes.
                     out.extend_from_slice(&raw[pos..next]);
                     if n <= 0 {
-                        return Some(next);
+                        return Some(Step::Done(next));
                     }
                 } else if n < 0 {
                     return None;
@@ -64,21 +90,20 @@ fn convert(
                 if t != b'*' {
                     encode::array_len(out, usize::try_from(values).ok()?);
                 }
-                let mut p = next;
-                for _ in 0..values {
-                    p = convert(raw, p, null_array, out, depth + 1)?;
-                }
-                return Some(p);
+                return Some(match u64::try_from(values).ok()? {
+                    0 => Step::Done(next),
+                    values => Step::Open { values, next },
+                });
             }
             b'_' => {
                 let (_, next) = line(raw, pos + 1)?;
                 out.extend_from_slice(if null_array { b"*-1\r\n" } else { b"$-1\r\n" });
-                return Some(next);
+                return Some(Step::Done(next));
             }
             b',' | b'(' => {
                 let (end, next) = line(raw, pos + 1)?;
                 encode::bulk(out, &raw[pos + 1..end]);
-                return Some(next);
+                return Some(Step::Done(next));
             }
             b'#' => {
                 let (end, next) = line(raw, pos + 1)?;
@@ -87,7 +112,7 @@ fn convert(
                     b"f" => b":0\r\n",
                     _ => return None,
                 });
-                return Some(next);
+                return Some(Step::Done(next));
             }
             b'!' => {
                 // A blob error may hold CR/LF; a RESP2 simple error cannot.
@@ -95,13 +120,13 @@ fn convert(
                 out.put_u8(b'-');
                 put_sanitized(out, data?);
                 out.extend_from_slice(b"\r\n");
-                return Some(next);
+                return Some(Step::Done(next));
             }
             b'=' => {
                 // `=15\r\ntxt:Some string`: drop the `txt:` format prefix.
                 let (data, next) = blob(raw, pos)?;
                 encode::bulk(out, data?.get(4..)?);
-                return Some(next);
+                return Some(Step::Done(next));
             }
             b'|' => {
                 // Attributes carry out-of-band metadata RESP2 cannot express: skip the map and
@@ -239,6 +264,20 @@ mod tests {
     }
 
     #[test]
+    fn deep_frames_convert_without_recursion() {
+        // Nested far deeper than any thread stack would allow a recursive walk (a Lua table
+        // from a node may nest nearly 8000 deep), with RESP3 types at every level.
+        let depth = 100_000;
+        let mut raw = b"%1\r\n#t\r\n".repeat(depth);
+        raw.extend_from_slice(b",1.5\r\n");
+        let mut want = b"*2\r\n:1\r\n".repeat(depth);
+        want.extend_from_slice(b"$3\r\n1.5\r\n");
+        let mut out = BytesMut::new();
+        to_resp2(&raw, false, &mut out);
+        assert!(out[..] == want[..], "deep map not converted");
+    }
+
+    #[test]
     fn appends_and_keeps_existing_output() {
         let mut out = BytesMut::from(&b"+first\r\n"[..]);
         to_resp2(b"#t\r\n", false, &mut out);
@@ -299,7 +338,7 @@ fn shaped(raw: &[u8], shape: ReplyShape, null_array: bool, out: &mut BytesMut) -
         (ReplyShape::FlattenPairs, b'*') => {
             let (n, mut p) = header(raw, 0)?;
             if n <= 0 {
-                return convert(raw, 0, null_array, out, 0);
+                return convert(raw, 0, null_array, out);
             }
             let mut kids = Vec::with_capacity(usize::try_from(n).ok()?);
             for _ in 0..n {
@@ -318,9 +357,9 @@ fn shaped(raw: &[u8], shape: ReplyShape, null_array: bool, out: &mut BytesMut) -
                 } else {
                     k
                 };
-                let next = convert(raw, at, null_array, out, 1)?;
+                let next = convert(raw, at, null_array, out)?;
                 if at != k {
-                    convert(raw, next, null_array, out, 1)?;
+                    convert(raw, next, null_array, out)?;
                 }
             }
             Some(p)
@@ -330,13 +369,13 @@ fn shaped(raw: &[u8], shape: ReplyShape, null_array: bool, out: &mut BytesMut) -
             encode::array_len(out, usize::try_from(n).ok()?);
             for _ in 0..n {
                 out.extend_from_slice(PAIR);
-                p = convert(raw, p, null_array, out, 1)?;
-                p = convert(raw, p, null_array, out, 1)?;
+                p = convert(raw, p, null_array, out)?;
+                p = convert(raw, p, null_array, out)?;
             }
             Some(p)
         }
-        (ReplyShape::NullArrays, b'*') => convert(raw, 0, true, out, 0),
-        _ => convert(raw, 0, null_array, out, 0),
+        (ReplyShape::NullArrays, b'*') => convert(raw, 0, true, out),
+        _ => convert(raw, 0, null_array, out),
     }
 }
 

@@ -10,6 +10,14 @@ pub enum ProtocolError {
     /// `$` header not a valid length, or over the limit.
     #[error("Protocol error: invalid bulk length")]
     InvalidBulkLength,
+    /// A client that has not authenticated announced more arguments than Redis accepts
+    /// before AUTH.
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    /// A client that has not authenticated announced a longer bulk than Redis accepts
+    /// before AUTH.
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
     /// Something other than `$` where a bulk string was expected inside a request.
     #[error("Protocol error: expected '$', got '{0}'")]
     ExpectedDollar(char),

@@ -43,19 +43,40 @@ pub struct Limits {
     pub max_depth: usize,
     /// Longest inline command line (Redis: 64 KiB).
     pub max_inline_len: usize,
+    /// The client has not authenticated: Redis's stricter request limits apply (at most
+    /// [`UNAUTH_MAX_MULTIBULK_LEN`] arguments, bulks of at most [`UNAUTH_MAX_BULK_LEN`] bytes),
+    /// refused with Redis's own `unauthenticated ... length` errors, so an unauthenticated
+    /// peer cannot make us buffer a large request before it is told `NOAUTH`.
+    pub unauthenticated: bool,
 }
+
+/// Most arguments in a request of a client that has not authenticated (Redis 7.0).
+pub const UNAUTH_MAX_MULTIBULK_LEN: usize = 10;
+
+/// Longest bulk string in a request of a client that has not authenticated (Redis 7.0).
+pub const UNAUTH_MAX_BULK_LEN: usize = 16 * 1024;
 
 impl Limits {
     /// Limits for replies from our own nodes: a node is trusted to send what Redis can send
-    /// (a Lua script may legitimately return 200 nested tables), so only the scanner's own
-    /// hard depth cap applies. A reply rejected here would kill a shared connection and fail
-    /// every client's requests on it.
+    /// (a Lua script may legitimately return tables nested nearly 8000 deep, its Lua stack
+    /// limit), so no depth limit applies; the walkers do not recurse, so depth costs no thread
+    /// stack. A reply rejected here would kill a shared connection and fail every client's
+    /// requests on it.
     pub fn node() -> Limits {
         Limits {
             max_bulk_len: usize::MAX >> 1,
             max_multibulk_len: usize::MAX >> 1,
             max_depth: usize::MAX,
             max_inline_len: 64 * 1024,
+            unauthenticated: false,
+        }
+    }
+
+    /// These limits for a client that has not authenticated yet.
+    pub fn unauthenticated(self) -> Limits {
+        Limits {
+            unauthenticated: true,
+            ..self
         }
     }
 }
@@ -67,6 +88,7 @@ impl Default for Limits {
             max_multibulk_len: 1024 * 1024 * 1024,
             max_depth: 128,
             max_inline_len: 64 * 1024,
+            unauthenticated: false,
         }
     }
 }

@@ -7,13 +7,67 @@ use super::Limits;
 pub(crate) const PERMISSIVE: Limits = Limits {
     max_bulk_len: usize::MAX,
     max_multibulk_len: usize::MAX,
-    max_depth: HARD_MAX_DEPTH,
+    max_depth: usize::MAX,
     max_inline_len: usize::MAX,
+    unauthenticated: false,
 };
 
-/// The recursive walkers never go deeper than this, whatever `Limits::max_depth` says, so a
-/// misconfigured limit cannot turn a hostile frame into a stack overflow.
-pub(crate) const HARD_MAX_DEPTH: usize = 256;
+/// Levels kept inline by [`Levels`]: deeper nesting is rare enough to pay an allocation.
+const INLINE_LEVELS: usize = 16;
+
+/// The values still expected at each open aggregate level, for the iterative frame walkers
+/// (scanner, converter). Nothing recurses, so depth costs no thread stack: it is bounded only
+/// by the caller's `max_depth` and by the frame itself (every level takes at least 4 bytes of
+/// it). The first levels live inline, so ordinary replies allocate nothing.
+pub(crate) struct Levels {
+    inline: [u64; INLINE_LEVELS],
+    deeper: Vec<u64>,
+    len: usize,
+}
+
+impl Levels {
+    pub(crate) fn new() -> Levels {
+        Levels {
+            inline: [0; INLINE_LEVELS],
+            deeper: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Open levels.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, remaining: u64) {
+        if self.len < INLINE_LEVELS {
+            self.inline[self.len] = remaining;
+        } else {
+            self.deeper.push(remaining);
+        }
+        self.len += 1;
+    }
+
+    /// The innermost open level's count.
+    #[inline]
+    pub(crate) fn top_mut(&mut self) -> Option<&mut u64> {
+        match self.len {
+            0 => None,
+            n if n <= INLINE_LEVELS => Some(&mut self.inline[n - 1]),
+            _ => self.deeper.last_mut(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn pop(&mut self) {
+        if self.len > INLINE_LEVELS {
+            self.deeper.pop();
+        }
+        self.len = self.len.saturating_sub(1);
+    }
+}
 
 /// Position of the first `b` in `hay`.
 #[inline]

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::parse::{fast_len, find, is_big_number, parse_int, string2ll, HARD_MAX_DEPTH};
+use super::parse::{fast_len, find, is_big_number, parse_int, string2ll, Levels};
 use super::{Limits, ProtocolError};
 
 /// What `scan_reply` learned about one complete frame at the front of a buffer.
@@ -21,7 +21,7 @@ pub struct ReplyScan {
 ///
 /// Accepts RESP2 and RESP3 (`+ - : $ *` and `_ , # ( ! = % ~ > |`); an attribute (`|`) is
 /// counted as part of the frame it precedes. Aggregates nested deeper than `limits.max_depth`
-/// (capped at 256) give `TooDeep`; streamed RESP3 types (`$?`, `*?`, ...), which Redis never
+/// give `TooDeep`; streamed RESP3 types (`$?`, `*?`, ...), which Redis never
 /// sends, give `InvalidReply`. `push` is set when the top-level frame (after any attribute) is
 /// `>`.
 pub fn scan_reply(buf: &[u8], limits: &Limits) -> Result<Option<ReplyScan>, ProtocolError> {
@@ -90,20 +90,18 @@ struct Scanner<'a> {
 
 impl Scanner<'_> {
     /// Walks the values of an aggregate opened at top level, keeping the number of values
-    /// still expected at each level on a fixed array: no recursion (a hostile nesting cannot
-    /// exhaust the thread stack) and no allocation.
+    /// still expected at each level in [`Levels`]: no recursion, so a hostile (or a legitimate
+    /// deep Lua) nesting cannot exhaust the thread stack; only `limits.max_depth` bounds it.
     fn nested(&mut self, count: u64, attr: bool, mut pos: usize) -> Result<usize, Stop> {
-        let max_depth = self.limits.max_depth.min(HARD_MAX_DEPTH);
-        let mut stack = [0u64; HARD_MAX_DEPTH];
-        let mut depth = 0;
+        let max_depth = self.limits.max_depth;
+        let mut levels = Levels::new();
         let mut open = Some((count, attr));
         loop {
             if let Some((count, attr)) = open {
-                if depth >= max_depth {
+                if levels.len() >= max_depth {
                     return Err(ProtocolError::TooDeep.into());
                 }
-                stack[depth] = count | if attr { ATTR } else { 0 };
-                depth += 1;
+                levels.push(count | if attr { ATTR } else { 0 });
             }
             match self.item(pos)? {
                 Item::Open { count, attr, next } => {
@@ -117,15 +115,16 @@ impl Scanner<'_> {
             // A value is complete: count it against the enclosing levels, closing every level
             // it completes. A closed attribute is not a value, so it stops there.
             loop {
-                let Some(top) = depth.checked_sub(1) else {
+                let Some(top) = levels.top_mut() else {
                     return Ok(pos);
                 };
-                stack[top] -= 1;
-                if stack[top] & !ATTR != 0 {
+                *top -= 1;
+                if *top & !ATTR != 0 {
                     break;
                 }
-                depth = top;
-                if stack[top] & ATTR != 0 {
+                let closed_attr = *top & ATTR != 0;
+                levels.pop();
+                if closed_attr {
                     break;
                 }
             }
@@ -525,6 +524,7 @@ pub(crate) mod tests {
             max_multibulk_len: 2,
             max_depth: 2,
             max_inline_len: 64,
+            unauthenticated: false,
         };
         assert_eq!(scan_reply(b"$3\r\nabc\r\n", &l).unwrap().unwrap().len, 9);
         assert_eq!(
@@ -572,15 +572,20 @@ pub(crate) mod tests {
         assert_eq!(e.to_string(), "Protocol error: nesting too deep");
         // Still refused early when the frame is incomplete.
         assert_eq!(scan(&b"*1\r\n".repeat(200)), Err(ProtocolError::TooDeep));
-        // A huge configured limit is capped rather than risking the stack.
-        let l = Limits {
-            max_depth: usize::MAX,
-            ..Limits::default()
-        };
+        // Nodes are trusted to Redis's own limits (a Lua table may nest nearly 8000 deep):
+        // any depth is walked without recursion, and an incomplete one waits for more.
+        let deep = nested(100_000);
+        let s = scan_reply(&deep, &Limits::node()).unwrap().unwrap();
+        assert_eq!(s.len, deep.len());
         assert_eq!(
-            scan_reply(&nested(100_000), &l),
-            Err(ProtocolError::TooDeep)
+            scan_reply(&deep[..deep.len() - 1], &Limits::node()),
+            Ok(None)
         );
+        // Attributes and maps at depth too.
+        let mut mixed = b"%1\r\n+k\r\n|1\r\n+a\r\n+b\r\n".repeat(5_000);
+        mixed.extend_from_slice(b":1\r\n");
+        let s = scan_reply(&mixed, &Limits::node()).unwrap().unwrap();
+        assert_eq!((s.len, s.resp3), (mixed.len(), true));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::parse::{fast_len, find, string2ll};
-use super::{Limits, ProtocolError};
+use super::{Limits, ProtocolError, UNAUTH_MAX_BULK_LEN, UNAUTH_MAX_MULTIBULK_LEN};
 
 /// One client command: the original bytes (forwarded unchanged) and the offsets of its arguments.
 /// An inline command is re-encoded as multibulk so that `raw` can always be forwarded.
@@ -202,18 +202,28 @@ fn walk_multibulk(
         Some(n) if n <= max_count => n,
         _ => return Err(ProtocolError::InvalidMultibulkLength),
     };
+    if limits.unauthenticated && count > UNAUTH_MAX_MULTIBULK_LEN as i64 {
+        return Err(ProtocolError::UnauthenticatedMultibulkLength);
+    }
     let mut pos = cr + 2;
     if count <= 0 {
         return Ok(Multibulk::Skip(pos));
     }
     let max_bulk = i64::try_from(limits.max_bulk_len).unwrap_or(i64::MAX);
+    // Longest bulk taken by the fast path; longer ones go the slow way, which tells an
+    // unauthenticated client's over-long bulk (refused) from a valid one.
+    let max_fast = if limits.unauthenticated {
+        max_bulk.min(UNAUTH_MAX_BULK_LEN as i64)
+    } else {
+        max_bulk
+    };
     // `count` fits in i32, so in usize.
     let argc = count as usize;
     for i in 0..argc {
         let rest = &buf[pos..];
         if let (Some(b'$'), Some((len, cr))) = (rest.first(), fast_len(rest)) {
             // Same checks as below, minus the parsing; everything unusual goes the slow way.
-            if len <= max_bulk as u64 && cr + 2 <= rest.len() {
+            if len <= max_fast as u64 && cr + 2 <= rest.len() {
                 let start = pos + cr + 2;
                 let end = start as u64 + len;
                 let next = end + 2;
@@ -244,6 +254,9 @@ fn walk_multibulk(
             Some(n) if (0..=max_bulk).contains(&n) => n as u64,
             _ => return Err(ProtocolError::InvalidBulkLength),
         };
+        if limits.unauthenticated && len > UNAUTH_MAX_BULK_LEN as u64 {
+            return Err(ProtocolError::UnauthenticatedBulkLength);
+        }
         let start = pos + cr + 2;
         let end = (start as u64).saturating_add(len);
         let next = end.saturating_add(2);
@@ -851,6 +864,7 @@ mod tests {
             max_multibulk_len: 2,
             max_depth: 4,
             max_inline_len: 8,
+            unauthenticated: false,
         };
         let mut ok = BytesMut::from(&b"*2\r\n$4\r\nabcd\r\n$0\r\n\r\n"[..]);
         assert_eq!(decode_request(&mut ok, &l).unwrap().unwrap().len(), 2);
@@ -859,6 +873,38 @@ mod tests {
         assert_eq!(err(b"123456789", &l), ProtocolError::TooBigInline);
         assert_eq!(err(b"*123456789", &l), ProtocolError::TooBigMbulkCount);
         assert_eq!(err(b"*1\r\n$12345678", &l), ProtocolError::TooBigBulkCount);
+    }
+
+    #[test]
+    fn unauthenticated_limits_are_redis_s() {
+        let l = Limits::default().unauthenticated();
+        let mut ok = BytesMut::from(&b"*10\r\n"[..]);
+        for _ in 0..9 {
+            ok.extend_from_slice(b"$1\r\na\r\n");
+        }
+        ok.extend_from_slice(format!("${0}\r\n{1}\r\n", 16384, "b".repeat(16384)).as_bytes());
+        assert_eq!(decode_request(&mut ok, &l).unwrap().unwrap().len(), 10);
+        let e = err(b"*11\r\n", &l);
+        assert_eq!(e, ProtocolError::UnauthenticatedMultibulkLength);
+        assert_eq!(
+            e.to_string(),
+            "Protocol error: unauthenticated multibulk length"
+        );
+        // Refused from the header alone, before any of the payload arrives.
+        let e = err(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$16385\r\n", &l);
+        assert_eq!(e, ProtocolError::UnauthenticatedBulkLength);
+        assert_eq!(e.to_string(), "Protocol error: unauthenticated bulk length");
+        // Malformed lengths keep their own errors, as in Redis.
+        assert_eq!(err(b"*x\r\n", &l), ProtocolError::InvalidMultibulkLength);
+        assert_eq!(err(b"*1\r\n$-2\r\n", &l), ProtocolError::InvalidBulkLength);
+        // Authenticated, the same requests pass.
+        let mut big = BytesMut::from(&b"*11\r\n"[..]);
+        for _ in 0..11 {
+            big.extend_from_slice(b"$1\r\na\r\n");
+        }
+        assert!(decode_request(&mut big, &Limits::default())
+            .unwrap()
+            .is_some());
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::backend::mux::ReplyResult;
 use crate::backend::{BackendError, Node};
 use crate::pool::Pool;
 use crate::resp::{Protocol, Reply};
+use crate::route::RouteError;
 use crate::topology::Topology;
 
 /// Most MOVED/ASK redirects one request follows.
@@ -100,7 +101,8 @@ pub async fn execute(
     read: bool,
     conn: usize,
 ) -> ReplyResult {
-    let node = match pick(&pool, slot, read, None) {
+    let deadline = tokio::time::Instant::now() + pool.cfg.master_wait;
+    let node = match pick(&pool, slot, read, None, deadline).await {
         Ok(n) => n,
         Err(reply) => return Ok(reply),
     };
@@ -169,7 +171,7 @@ pub async fn follow(
                     backoff(&mut waits).await;
                     // A loading replica is skipped for reads; the others are about the slot.
                     let avoid = (r == Redirect::Loading).then_some(node.as_ref());
-                    match pick(&pool, slot, read, avoid) {
+                    match pick(&pool, slot, read, avoid, deadline).await {
                         Ok(n) => (n, false),
                         Err(_) => (node.clone(), false),
                     }
@@ -181,7 +183,7 @@ pub async fn follow(
                 }
                 pool.refresh.notify_one();
                 backoff(&mut waits).await;
-                match pick(&pool, slot, read, Some(&node)) {
+                match pick(&pool, slot, read, Some(&node), deadline).await {
                     Ok(n) => (n, false),
                     Err(reply) => return Ok(reply),
                 }
@@ -247,17 +249,31 @@ async fn backoff(waits: &mut u32) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-/// A node for `slot` in the current map, or the error reply to give instead.
-fn pick(
+/// A node for `slot` in the current map, or the error reply to give instead. A read that
+/// finds no other replica of the slot's shard in the read pool waits for one until
+/// `deadline` (woken by the topology's announcements); `avoid` (the node that just failed)
+/// counts again once it is back in the read pool and connected.
+async fn pick(
     pool: &Pool,
     slot: Option<u16>,
     read: bool,
     avoid: Option<&Node>,
+    deadline: tokio::time::Instant,
 ) -> Result<Arc<Node>, Reply> {
-    let topo = pool.topology.load();
-    let routed = match topo.cluster.as_ref() {
+    let route = |topo: &Topology, avoid: Option<&Node>| match topo.cluster.as_ref() {
         Some(map) => pool.router.cluster(map, slot, read, avoid),
-        None => Err(crate::route::RouteError::SlotNotServed),
+        None => Err(RouteError::SlotNotServed),
+    };
+    let routed = match route(&pool.topology.load(), avoid) {
+        Err(RouteError::NoReplica(_)) => {
+            // A replica left out as lagging may be fine by now: look again soon.
+            pool.refresh.notify_one();
+            pool.topology
+                .wait_for(deadline, |t| route(t, None).is_ok())
+                .await;
+            route(&pool.topology.load(), None)
+        }
+        routed => routed,
     };
     routed.map_err(|e| error_reply(&e.to_string()))
 }

@@ -12,6 +12,11 @@
 //!
 //! Restarts are bounded ([`MAX_RESTARTS`]): a cluster that keeps resharding would otherwise
 //! keep a SCAN from ever finishing; past the bound the walk finishes as it is.
+//!
+//! Pools that read from replicas use the same cursor layout for SCAN, SSCAN, HSCAN and
+//! ZSCAN ([`sticky`]): two replicas of one master iterate in different orders (their hash
+//! tables differ), so a cursor must go back to the node that issued it. There the shard field
+//! is the node's place in the pool's node list and the tag a hash of its address.
 
 use std::sync::Arc;
 
@@ -64,17 +69,11 @@ impl Cursor {
     /// Decodes a client's cursor; `0` starts a walk. `None` for a cursor the proxy did not
     /// hand out (not a number, or a shard the map does not have).
     pub fn decode(text: &[u8], map: &SlotMap) -> Option<Cursor> {
-        let c: u64 = std::str::from_utf8(text).ok()?.parse().ok()?;
+        let c = Cursor::parse(text)?;
         if c == 0 {
             return Some(Cursor::start(map, 0));
         }
-        let field = |shift: u32, bits: u32| (c >> shift) & ((1u64 << bits) - 1);
-        let cursor = Cursor {
-            shard: field(0, SHARD_BITS) as usize,
-            tag: field(SHARD_BITS, TAG_BITS) as u16,
-            restarts: field(SHARD_BITS + TAG_BITS, RESTART_BITS) as u8,
-            node: c >> NODE_SHIFT,
-        };
+        let cursor = Cursor::fields(c);
         if cursor.tag != tag(map) {
             // The slot owners changed since the walk started: start again (or, past the
             // bound, go on as we are; shards keep their order unless one was added).
@@ -87,6 +86,22 @@ impl Cursor {
             });
         }
         (cursor.shard < map.shards.len()).then_some(cursor)
+    }
+
+    /// A client's cursor as a number (`None`: not one).
+    fn parse(text: &[u8]) -> Option<u64> {
+        std::str::from_utf8(text).ok()?.parse().ok()
+    }
+
+    /// The fields of a non-zero cursor, unchecked.
+    fn fields(c: u64) -> Cursor {
+        let field = |shift: u32, bits: u32| (c >> shift) & ((1u64 << bits) - 1);
+        Cursor {
+            shard: field(0, SHARD_BITS) as usize,
+            tag: field(SHARD_BITS, TAG_BITS) as u16,
+            restarts: field(SHARD_BITS + TAG_BITS, RESTART_BITS) as u8,
+            node: c >> NODE_SHIFT,
+        }
     }
 
     /// The number handed to the client; `None` when the node's cursor does not fit.
@@ -106,6 +121,98 @@ impl Cursor {
 /// The map's slot owners, in the cursor's few bits.
 fn tag(map: &SlotMap) -> u16 {
     (map.owners & ((1 << TAG_BITS) - 1)) as u16
+}
+
+/// Cursors of pools that read from replicas: the node that issued a cursor is named in it
+/// (its index in a node list, and a hash of its address to notice a list that changed), so
+/// the next call goes back to that node.
+pub mod sticky {
+    use super::{step, with_cursor, Cursor, Step, SHARD_BITS, TAG_BITS};
+
+    /// The index of a cursor that names no node: its next call starts the walk over (used
+    /// when the node that answered is not known, e.g. after following a cluster redirect).
+    const NOWHERE: usize = (1 << SHARD_BITS) - 1;
+    use crate::resp::{Frame, Reply};
+
+    /// Where a client's cursor points.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum At {
+        /// Cursor 0: a new walk, on any readable node.
+        Start,
+        /// A walk in progress on the node at `index` whose address hashes to `tag`, at that
+        /// node's own cursor `node`.
+        Node {
+            /// Place in the node list.
+            index: usize,
+            /// [`tag`] of its address.
+            tag: u16,
+            /// The node's own cursor.
+            node: u64,
+        },
+    }
+
+    /// Decodes a client's cursor; `None` when it is not a number.
+    pub fn decode(text: &[u8]) -> Option<At> {
+        let c = Cursor::parse(text)?;
+        if c == 0 {
+            return Some(At::Start);
+        }
+        let f = Cursor::fields(c);
+        Some(At::Node {
+            index: f.shard,
+            tag: f.tag,
+            node: f.node,
+        })
+    }
+
+    /// The cursor's few bits of a node's address (FNV-1a).
+    pub fn tag(addr: &str) -> u16 {
+        let h = addr.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        (h & ((1 << TAG_BITS) - 1)) as u16
+    }
+
+    /// Where `at` points in `addrs` (the node list, by address): the node at its index if
+    /// the address still matches, else the one node whose address has its tag. `None` for
+    /// a start, or a node no longer in the list.
+    pub fn find(at: At, addrs: &[&str]) -> Option<usize> {
+        let At::Node { index, tag: t, .. } = at else {
+            return None;
+        };
+        if index == NOWHERE {
+            return None;
+        }
+        if addrs.get(index).is_some_and(|a| tag(a) == t) {
+            return Some(index);
+        }
+        let mut matching = addrs.iter().enumerate().filter(|(_, a)| tag(a) == t);
+        match (matching.next(), matching.next()) {
+            (Some((i, _)), None) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The client's reply for a node's `*SCAN` reply: the node's next cursor folded into a
+    /// proxy cursor naming the node (`index` in the list and its `addr`; `None`: a node not
+    /// known, so the next call starts over), or 0 when it is done.
+    pub fn reply(node_reply: &Reply, node: Option<(usize, &str)>) -> Reply {
+        let (index, tag) = match node {
+            Some((i, addr)) if i < NOWHERE => (i, tag(addr)),
+            _ => (NOWHERE, 0),
+        };
+        let at = Cursor {
+            shard: index,
+            node: 0,
+            tag,
+            restarts: 0,
+        };
+        // One node is a walk over one shard: the last shard's done is the walk's end.
+        match step(node_reply, at, index + 1) {
+            Step::Reply(r) => r,
+            Step::LastShardDone(keys) => with_cursor(0, Frame::Array(keys)),
+        }
+    }
 }
 
 /// What one node's SCAN reply means for the walk.
@@ -164,10 +271,16 @@ pub fn with_cursor(cursor: u64, keys: Frame) -> Reply {
 
 /// The SCAN request for a node: the client's, with the node's own cursor.
 pub fn request(req: &Request, node_cursor: u64) -> Bytes {
+    request_at(req, 1, node_cursor)
+}
+
+/// A `*SCAN` request for a node: the client's, with the node's own cursor as argument `at`
+/// (1 for SCAN, 2 for SSCAN/HSCAN/ZSCAN).
+pub fn request_at(req: &Request, at: usize, node_cursor: u64) -> Bytes {
     let cursor = node_cursor.to_string();
     let mut args: Vec<&[u8]> = req.args().collect();
-    if args.len() > 1 {
-        args[1] = cursor.as_bytes();
+    if let Some(arg) = args.get_mut(at) {
+        *arg = cursor.as_bytes();
     }
     let mut raw = BytesMut::new();
     encode::command(&mut raw, &args);
@@ -345,6 +458,51 @@ mod tests {
             &[nodes_reply("0-99 101-8191"), other.clone()]
         ));
         assert!(!cluster_held_still(&map, &[nodes_reply("0-8191")]));
+    }
+
+    #[test]
+    fn sticky_cursors_name_the_node_that_issued_them() {
+        let addrs = ["127.0.0.1:6379", "127.0.0.1:6380", "127.0.0.1:6381"];
+        let node_reply = Reply::new(
+            Bytes::from_static(b"*2\r\n$3\r\n768\r\n*1\r\n$1\r\nk\r\n"),
+            false,
+        );
+        let r = sticky::reply(&node_reply, Some((2, addrs[2])));
+        let Some(Frame::Array(items)) = parse(&r) else {
+            panic!("{r:?}");
+        };
+        let text = items[0].as_bytes().expect("cursor").to_vec();
+        assert!(String::from_utf8_lossy(&text).parse::<i64>().is_ok());
+        let at = sticky::decode(&text).expect("a number");
+        assert_eq!(
+            at,
+            sticky::At::Node {
+                index: 2,
+                tag: sticky::tag(addrs[2]),
+                node: 768
+            }
+        );
+        assert_eq!(sticky::find(at, &addrs), Some(2));
+        // The list changed order: found by its address's tag.
+        assert_eq!(sticky::find(at, &[addrs[2], addrs[0]]), Some(0));
+        // The node left: nowhere (the walk starts over on another node).
+        assert_eq!(sticky::find(at, &addrs[..2]), None);
+        // A cursor from a node that is not known names none, whatever the list.
+        let r = sticky::reply(&node_reply, None);
+        let Some(Frame::Array(items)) = parse(&r) else {
+            panic!("{r:?}");
+        };
+        let unknown = sticky::decode(items[0].as_bytes().expect("cursor")).expect("a number");
+        assert_eq!(sticky::find(unknown, &addrs), None);
+        assert_eq!(sticky::decode(b"0"), Some(sticky::At::Start));
+        assert_eq!(sticky::decode(b"x"), None);
+        // The node is done: the walk ends with cursor 0.
+        let done = Reply::new(
+            Bytes::from_static(b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n"),
+            false,
+        );
+        let r = sticky::reply(&done, Some((1, addrs[1])));
+        assert!(r.raw.starts_with(b"*2\r\n$1\r\n0\r\n"), "{:?}", r.raw);
     }
 
     #[test]

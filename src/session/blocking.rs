@@ -119,7 +119,7 @@ impl Session {
             match await_reply(&mut conn, &raw, io, None).await {
                 Outcome::Reply(r) => {
                     node.dedicated.checkin(conn);
-                    if self.pool.cfg.mode == Mode::Cluster && hops < MAX_HOPS {
+                    if self.pool.cfg.mode() == Mode::Cluster && hops < MAX_HOPS {
                         if let Some((next, ask)) = redirect_target(&self.pool, &r).await {
                             hops += 1;
                             node = next;

@@ -12,15 +12,18 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::join_all;
 use tokio::sync::oneshot;
 
+use super::scan::{cursor_arg as scan_cursor_arg, Scope as ScanScope};
 use super::{error_bytes, Pending, Session, Waiting};
 use crate::backend::mux::ReplyResult;
 use crate::backend::Node;
 use crate::cluster_slot;
 use crate::command::{self, CommandInfo};
+use crate::config::ReadFrom;
 use crate::resp::{encode, Protocol, Reply, ReplyShape, Request};
 use crate::route::cluster as redirect;
 use crate::route::scan;
 use crate::route::split::{self, FanOut, Plan, CROSSSLOT};
+use crate::route::RouteError;
 
 impl Session {
     /// Routes a plain command in a cluster pool (see [`Session::dispatch`] for `may_hold`:
@@ -65,12 +68,27 @@ impl Session {
         if !read {
             self.write_node = owners;
         }
+        let sticky_scan =
+            scan_cursor_arg(info).filter(|_| read && self.pool.cfg.read_from != ReadFrom::Master);
+        if let (Plan::Single(Some(slot)), Some(at)) = (&plan, sticky_scan) {
+            // SSCAN/HSCAN/ZSCAN on a replica: the walk stays on the node that issued its
+            // cursor (SCAN itself is keyless and walks the masters, below).
+            drop(topo);
+            let scope = ScanScope::Slot(*slot);
+            return self.dispatch_scan(req, info, (at, scope), pending, may_hold);
+        }
         if let Plan::Single(slot) = plan {
             // The hot path: no clone of the map, only of the chosen node.
-            let routed = self.pool.router.cluster(map, slot, read, None);
+            let route = match slot {
+                None if is_classic_pubsub(info) => Some(PUBSUB_HOME_SLOT),
+                _ => slot,
+            };
+            let routed = self.pool.router.cluster(map, route, read, None);
             drop(topo);
             let node = match routed {
                 Ok(n) => n,
+                // No replica of the slot's shard in the read pool: wait for one.
+                Err(RouteError::NoReplica(_)) if may_hold => return Some(req),
                 Err(e) => {
                     self.pool.metrics.errors.increment(1);
                     pending.push_back(Pending::Ready(error_bytes(&e.to_string())));
@@ -174,7 +192,7 @@ impl Session {
     /// Queues the reply slot of a forwarded request. `done` marks replies that come from a
     /// task which already followed redirects (nothing left to retry here).
     #[allow(clippy::too_many_arguments)]
-    fn queue(
+    pub(super) fn queue(
         &mut self,
         req: Request,
         info: Option<&'static CommandInfo>,
@@ -266,7 +284,7 @@ impl Session {
         req: &Request,
         info: Option<&CommandInfo>,
     ) -> Result<Arc<Node>, String> {
-        if self.pool.cfg.mode == crate::config::Mode::Cluster {
+        if self.pool.cfg.mode() == crate::config::Mode::Cluster {
             return self.cluster_exclusive_node(req, info);
         }
         self.pool
@@ -285,6 +303,8 @@ impl Session {
             return Err("CLUSTERDOWN Hash slot not served".into());
         };
         let slot = match split::plan(req, info) {
+            // Classic subscriptions all live on one master, where PUBLISH goes too.
+            Plan::Single(None) if is_classic_pubsub(info) => Some(PUBSUB_HOME_SLOT),
             Plan::Single(slot) => slot,
             _ => return Err(CROSSSLOT.into()),
         };
@@ -381,8 +401,23 @@ impl Session {
     }
 }
 
+/// The slot whose master holds every classic (SUBSCRIBE/PSUBSCRIBE) subscription made through
+/// a cluster pool and receives every PUBLISH. Redis Cluster delivers a PUBLISH to subscribers
+/// on every node (over the cluster bus) but its reply counts only the subscribers of the node
+/// that received it; with the proxy's subscriptions on the node PUBLISH is sent to, the reply
+/// counts every client subscribed through the proxy, as one Redis would.
+pub(super) const PUBSUB_HOME_SLOT: u16 = 0;
+
+/// SUBSCRIBE, PSUBSCRIBE and PUBLISH: the keyless pub/sub commands that go to the home master.
+fn is_classic_pubsub(info: Option<&CommandInfo>) -> bool {
+    matches!(
+        info.map(|i| i.name),
+        Some("subscribe" | "psubscribe" | "publish")
+    )
+}
+
 /// Runs `fut` on its own task and returns the receiver its result is delivered to.
-fn spawn_reply<F>(fut: F) -> oneshot::Receiver<ReplyResult>
+pub(super) fn spawn_reply<F>(fut: F) -> oneshot::Receiver<ReplyResult>
 where
     F: std::future::Future<Output = ReplyResult> + Send + 'static,
 {

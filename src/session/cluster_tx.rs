@@ -30,8 +30,9 @@ pub(super) struct Deferred {
 pub(super) const MAX_DEFERRED_BYTES: usize = 4 << 20;
 
 impl Deferred {
-    /// A MULTI that is already lost (its connection failed): everything up to EXEC is
-    /// answered here and EXEC aborts.
+    /// A MULTI that is already lost (no dedicated connection could be had for it, or its
+    /// connection failed): everything up to EXEC is queued here without running, and EXEC
+    /// aborts.
     pub(super) fn aborted() -> Box<Deferred> {
         Box::new(Deferred {
             reqs: Vec::new(),

@@ -26,6 +26,12 @@ const DENIED: &[(&str, &str)] = &[
     ("client", "reply"),
     ("client", "no-evict"),
     ("client", "unblock"),
+    // Users are the nodes', shared by the proxy's own connections: one client could change
+    // the password sluice logs in with (every connection then fails its handshake after a
+    // reconnect) or take commands away from every client.
+    ("acl", "setuser"),
+    ("acl", "deluser"),
+    ("acl", "load"),
 ];
 
 /// Also denied by default in cluster pools: there they are fanned out to every master, so one
@@ -65,7 +71,7 @@ pub(super) fn is_denied_family(parent: &str) -> bool {
 pub(super) fn check(pool: &Pool, req: &Request) -> Option<String> {
     let name = req.arg(0);
     let sub = req.arg(1);
-    let cluster: &[(&str, &str)] = if pool.cfg.mode == crate::config::Mode::Cluster {
+    let cluster: &[(&str, &str)] = if pool.cfg.mode() == crate::config::Mode::Cluster {
         DENIED_IN_CLUSTER
     } else {
         &[]

@@ -98,7 +98,7 @@ impl Session {
         if is("unwatch") {
             return Some(Bytes::from_static(OK));
         }
-        if is("cluster") && self.pool.cfg.mode == Mode::Cluster {
+        if is("cluster") && self.pool.cfg.mode() == Mode::Cluster {
             return Some(self.cluster_command(req));
         }
         deny::check(&self.pool, req).map(|msg| error_bytes(&msg))
@@ -110,7 +110,7 @@ impl Session {
         }
         match parse_int(req.arg(1)) {
             // Redis Cluster has only database 0, and says so in these words.
-            Some(n) if n != 0 && self.pool.cfg.mode == Mode::Cluster => {
+            Some(n) if n != 0 && self.pool.cfg.mode() == Mode::Cluster => {
                 error_bytes("ERR SELECT is not allowed in cluster mode")
             }
             Some(n)

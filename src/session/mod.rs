@@ -14,9 +14,12 @@ mod cluster;
 mod cluster_tx;
 mod deny;
 mod local;
+mod output;
 mod pubsub;
+mod scan;
 mod shard_pubsub;
 mod transaction;
+mod wait;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -31,7 +34,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use crate::backend::mux::ReplyResult;
 use crate::backend::{BackendError, Node};
 use crate::command::{self, CommandInfo};
-use crate::config::{Consistency, Mode};
+use crate::config::{Consistency, Mode, ReadFrom};
 use crate::pool::Pool;
 use crate::resp::{convert, decode_request, encode, Protocol, Reply, ReplyShape, Request};
 use crate::route::RouteError;
@@ -39,8 +42,8 @@ use crate::topology::Topology;
 
 use self::transaction::Pinned;
 
-/// Most replies a client may have outstanding before we stop reading its requests: bounds the
-/// memory one pipelining client can make us hold.
+/// Most replies a client may have outstanding before we stop reading its requests (fewer when
+/// its replies are large: see `output`).
 const MAX_PENDING: usize = 1024;
 
 /// One request in this many has its latency recorded: reading the clock and feeding the
@@ -98,7 +101,8 @@ pub struct Session {
     /// Boxed: rarely present, and inline it would grow every session by a whole connection.
     pinned: Option<Box<Pinned>>,
     /// Cluster pools: a MULTI whose node is not known yet (no keyed command so far): the
-    /// requests to replay once the first keyed command picks the slot.
+    /// requests to replay once the first keyed command picks the slot. Any pool: a MULTI
+    /// that is already lost (refused, or its connection failed), answered here until EXEC.
     deferred_multi: Option<Box<cluster_tx::Deferred>>,
     closing: bool,
     /// This client's place under `max_clients`, released when the session ends.
@@ -114,6 +118,9 @@ pub struct Session {
     write_node: usize,
     /// When this client's last write was acknowledged (read-your-writes pools only).
     last_write_ack: Option<Instant>,
+    /// Recent reply size (a decaying maximum), which bounds how many requests may be in
+    /// flight (see `output`).
+    reply_hint: u32,
 }
 
 /// The client socket halves and buffers, kept apart from `Session` so both can be borrowed.
@@ -180,7 +187,7 @@ impl Io {
                     Err(e) => return Err(e),
                 }
             }
-            self.out.clear();
+            self.release_out();
         }
         Ok(())
     }
@@ -214,6 +221,7 @@ impl Client {
             inflight_writes: 0,
             write_node: 0,
             last_write_ack: None,
+            reply_hint: output::first_reply_hint(pool.cfg.client_output_soft_limit),
             authed: pool.cfg.password.is_none(),
             pool,
             id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
@@ -274,13 +282,21 @@ impl Session {
         }
         let mut pending: VecDeque<Pending> = VecDeque::new();
         loop {
-            // Dispatch every complete request we have, up to the in-flight bound. Whether the
+            // Dispatch every complete request we have, up to the in-flight bound (a count, and
+            // the bytes the client's unread replies may take: see `output`). Whether the
             // buffer ran dry decides below whether we may read more: a client whose complete
             // requests are still waiting for room is not read (TCP backpressure, bounded
             // memory), and a session never goes idle while complete requests are buffered.
             let mut input_exhausted = false;
-            while !self.closing && pending.len() < MAX_PENDING {
-                let req = match decode_request(&mut io.rbuf, &self.pool.limits) {
+            while !self.closing && pending.len() < self.window(io) {
+                // Before AUTH, Redis's small request limits: a large request is refused from
+                // its header, not buffered whole only to be answered NOAUTH.
+                let limits = if self.authed {
+                    self.pool.limits
+                } else {
+                    self.pool.limits.unauthenticated()
+                };
+                let req = match decode_request(&mut io.rbuf, &limits) {
                     Ok(Some(req)) => req,
                     Ok(None) => {
                         input_exhausted = true;
@@ -304,14 +320,17 @@ impl Session {
                 } else {
                     if let Some(req) = self.dispatch(req, info, &mut pending, true) {
                         Box::pin(self.drain(&mut pending, io)).await?;
-                        Box::pin(self.wait_for_master()).await;
+                        Box::pin(self.wait_until_routable(&req, info)).await;
                         let _ = self.dispatch(req, info, &mut pending, false);
                     }
                 }
             }
             self.collect_ready(&mut pending, io);
-            io.flush().await?;
-            if pending.is_empty() {
+            // Write what the client takes now; the rest waits for it to read, while replies
+            // keep being collected (a client that does not read must not stall them).
+            io.write_some()?;
+            self.check_output_limit(io)?;
+            if pending.is_empty() && io.out.is_empty() {
                 if self.closing || (io.eof && input_exhausted) {
                     return Ok(false);
                 }
@@ -329,6 +348,7 @@ impl Session {
             }
             let can_read = !self.closing && !io.eof && input_exhausted;
             let head_waits = matches!(pending.front(), Some(Pending::Wait(_)));
+            let unwritten = !io.out.is_empty();
             tokio::select! {
                 res = wait_head(&mut pending), if head_waits => {
                     if let Some(Pending::Wait(w)) = pending.pop_front() {
@@ -340,6 +360,8 @@ impl Session {
                         io.eof = true;
                     }
                 }
+                // Written at the top of the loop.
+                r = std::future::poll_fn(|cx| io.stream.poll_write_ready(cx)), if unwritten => r?,
                 else => return Ok(false),
             }
         }
@@ -377,6 +399,8 @@ impl Session {
                 Pending::Wait(mut w) => {
                     let res = (&mut w.rx).await.map_err(|_| ());
                     self.complete(w, res, pending, io);
+                    io.write_some()?;
+                    self.check_output_limit(io)?;
                 }
             }
         }
@@ -392,6 +416,9 @@ impl Session {
         pending: &mut VecDeque<Pending>,
         io: &mut Io,
     ) {
+        if let Ok(Ok(reply)) = &res {
+            self.learn_reply_size(reply.raw.len());
+        }
         let res = res.unwrap_or_else(|_| {
             Err(BackendError::ConnectionLost {
                 addr: w.node.addr.clone(),
@@ -400,7 +427,7 @@ impl Session {
         });
         // Cluster pools: redirects and failed sends are followed by `route::cluster`; the
         // single-node retries below (which pick from the whole pool) do not apply.
-        let w = if self.pool.cfg.mode == Mode::Cluster {
+        let w = if self.pool.cfg.mode() == Mode::Cluster {
             if !w.retried && crate::route::cluster::needs_follow(&res, w.read) {
                 self.follow_redirect(w, res, pending);
                 return;
@@ -442,7 +469,7 @@ impl Session {
             Ok(reply)
                 if !w.read
                     && !w.retried
-                    && self.pool.cfg.mode != Mode::Standalone
+                    && self.pool.cfg.mode() != Mode::Standalone
                     && reply.is_error_with(b"READONLY") =>
             {
                 // The node was demoted by a failover: the write did not run. Send it to the
@@ -469,10 +496,19 @@ impl Session {
                 // A read can always be retried: it changes nothing even if it ran.
                 if w.read && !w.retried {
                     let topo = self.pool.topology.load();
-                    if let Ok(node) = self.route_read(&topo, Some(&w.node)) {
-                        drop(topo);
-                        self.retry(w, node, pending);
-                        return;
+                    match self.route_read(&topo, Some(&w.node)) {
+                        Ok(node) => {
+                            drop(topo);
+                            self.retry(w, node, pending);
+                            return;
+                        }
+                        // It was the only replica: wait for one to be back.
+                        Err(RouteError::NoReplica(_)) => {
+                            drop(topo);
+                            self.retry_read_when_routable(w, e, pending);
+                            return;
+                        }
+                        Err(_) => {}
                     }
                 }
                 if w.read {
@@ -488,9 +524,10 @@ impl Session {
 
     /// Sends a plain command to its node (or answers it here) and queues its reply slot.
     /// Returns the request back (`Some`) when it must wait: a write while this client still
-    /// has writes in flight to a different (former) master, or a write with no confirmed
-    /// master in a pool that follows failovers. The caller drains, waits for a master, and
-    /// dispatches it again with `may_hold = false`.
+    /// has writes in flight to a different (former) master, a write with no confirmed
+    /// master in a pool that follows failovers, or a read with no replica to go to under
+    /// `read_from = "replica"`. The caller drains, waits (see
+    /// [`Session::wait_until_routable`]), and dispatches it again with `may_hold = false`.
     fn dispatch(
         &mut self,
         req: Request,
@@ -503,10 +540,15 @@ impl Session {
             pending.push_back(Pending::Ready(reply));
             return None;
         }
-        if self.pool.cfg.mode == Mode::Cluster {
+        if self.pool.cfg.mode() == Mode::Cluster {
             return self.dispatch_cluster(req, info, pending, may_hold);
         }
         let read = command::is_read(&req, info);
+        if read && self.pool.cfg.read_from != ReadFrom::Master {
+            if let Some(at) = scan::cursor_arg(info) {
+                return self.dispatch_scan(req, info, (at, scan::Scope::Pool), pending, may_hold);
+            }
+        }
         let topo = self.pool.topology.load();
         let routed = if read {
             self.route_read(&topo, None)
@@ -514,7 +556,7 @@ impl Session {
             self.pool.router.master(&topo)
         };
         drop(topo);
-        let follows_failovers = self.pool.cfg.mode != Mode::Standalone;
+        let follows_failovers = self.pool.cfg.mode() != Mode::Standalone;
         let node = match routed {
             // A master that cannot be reached is most likely being failed over: hold the
             // write (within `master_wait`) rather than fail it at once.
@@ -522,9 +564,12 @@ impl Session {
                 return Some(req)
             }
             Ok(node) => node,
-            Err(RouteError::NoMaster(_)) if may_hold && !read && follows_failovers => {
-                return Some(req)
-            }
+            // No confirmed master (a failover, or the first probe round not done yet): writes,
+            // and reads that would go to the master, wait for one.
+            Err(RouteError::NoMaster(_)) if may_hold && follows_failovers => return Some(req),
+            // No replica in the read pool (a failover, a resync, the first probe round not
+            // done yet): wait for one rather than fail the read at once.
+            Err(RouteError::NoReplica(_)) if may_hold && read => return Some(req),
             Err(e) => {
                 self.pool.metrics.errors.increment(1);
                 pending.push_back(Pending::Ready(error_bytes(&e.to_string())));
@@ -658,35 +703,6 @@ impl Session {
         }));
     }
 
-    /// Waits (up to `master_wait`) until the topology has a confirmed, reachable master; in a
-    /// cluster pool, until there is a slot map.
-    async fn wait_for_master(&self) {
-        let deadline = tokio::time::Instant::now() + self.pool.cfg.master_wait;
-        if self.pool.cfg.mode == Mode::Cluster {
-            while self
-                .pool
-                .topology
-                .load()
-                .cluster
-                .as_ref()
-                .is_none_or(|m| m.shards.is_empty())
-                && tokio::time::Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            return;
-        }
-        while !self
-            .pool
-            .router
-            .master(&self.pool.topology.load())
-            .is_ok_and(|m| m.is_connected())
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
     /// Sends a script-cache command to every replica too, so EVALSHA_RO finds the script there
     /// (Redis 7 does not replicate SCRIPT LOAD). Replies are ignored: the master's is the answer.
     fn copy_to_replicas(&self, raw: &Bytes) {
@@ -730,7 +746,7 @@ impl Session {
             || matches!(name, "multi" | "watch")
         {
             self.pinned_request(req, info, io).await;
-        } else if name == "ssubscribe" && self.pool.cfg.mode == Mode::Cluster {
+        } else if name == "ssubscribe" && self.pool.cfg.mode() == Mode::Cluster {
             // Shard channels live on their slot's master: one link per shard (see
             // `shard_pubsub`), not one tunnel.
             self.shard_pubsub(None, req, io).await?;
@@ -815,8 +831,7 @@ mod size_tests {
             cfg.pools[0].clone(),
             &Default::default(),
             tokio_util::sync::CancellationToken::new(),
-        )
-        .expect("pool");
+        );
         let permit = pool.clients.clone().try_acquire_owned().expect("permit");
         let fut = super::Client::new(pool, stream, peer, permit).run();
         let size = std::mem::size_of_val(&fut);

@@ -97,7 +97,7 @@ impl Session {
             encode::error(&mut io.out, &format!("ERR {e}"));
             return Ok(());
         }
-        let cluster = self.pool.cfg.mode == crate::config::Mode::Cluster;
+        let cluster = self.pool.cfg.mode() == crate::config::Mode::Cluster;
         let mut t = Tunnel {
             counts: Counts::default(),
             clean: true,
@@ -267,7 +267,6 @@ impl Session {
     }
 
     /// A non-subscription command from a client that is still subscribed (at a sync point).
-    /// A non-subscription command from a client that is still subscribed (at a sync point).
     /// Returns true when the client left subscribed mode by RESET.
     async fn subscribed_command(
         &mut self,
@@ -288,6 +287,22 @@ impl Session {
             self.reset();
             io.out.extend_from_slice(b"+RESET\r\n");
             return Ok(true);
+        }
+        let cluster = self.pool.cfg.mode() == crate::config::Mode::Cluster;
+        if cluster && info.is_some() {
+            // The tunnel's node serves only its own slots (a keyed command sent there would
+            // come back MOVED, a redirect the client cannot follow to the proxy): RESP2
+            // clients get Redis's subscribed-mode refusal from the proxy, RESP3 clients'
+            // commands take the normal cluster path.
+            if self.proto == Protocol::Resp2 {
+                encode::error(&mut io.out, &cant_execute(info, &req));
+                return Ok(false);
+            }
+            return self
+                .subscribed_plain(req, info, io)
+                .await
+                .map(|()| false)
+                .map_err(|e| e.to_string());
         }
         if self.proto == Protocol::Resp2 {
             // Redis refuses it in subscribed mode with its own error; nothing changes.
@@ -331,6 +346,35 @@ impl Session {
             .map_err(|e| e.to_string())
     }
 
+    /// A RESP3 subscribed client's command in a cluster pool (any mode Redis would run it
+    /// in): answered like any command of a client that is not subscribed, through the shared
+    /// connections and the normal routing (redirects followed, multi-slot commands split).
+    /// Everything relayed before it has reached `io.out` already, so its reply comes after.
+    /// Commands that need a connection of their own are refused: their state would have to
+    /// live beside the subscriptions.
+    pub(super) async fn subscribed_plain(
+        &mut self,
+        req: Request,
+        info: Option<&'static crate::command::CommandInfo>,
+        io: &mut Io,
+    ) -> std::io::Result<()> {
+        let name = info.map_or("", |i| i.name);
+        if name == "hello" || self.needs_connection_of_its_own(&req, info) {
+            encode::error(
+                &mut io.out,
+                &format!(
+                    "ERR sluice: {} while subscribed is not supported through the proxy",
+                    String::from_utf8_lossy(req.arg(0)).to_uppercase()
+                ),
+            );
+            return Ok(());
+        }
+        let mut pending = std::collections::VecDeque::new();
+        // `may_hold = false`: no write barrier to wait behind, the queue is empty.
+        let _ = self.dispatch(req, info, &mut pending, false);
+        self.drain(&mut pending, io).await
+    }
+
     /// The tunnel's connection failed: subscriptions lived on it, so the client must
     /// resubscribe; close it (client libraries reconnect and resubscribe).
     pub(super) async fn tunnel_lost(&mut self, io: &mut Io, reason: &str) -> std::io::Result<()> {
@@ -349,6 +393,18 @@ struct Tunnel {
     /// Token of the sync marker in flight.
     marker: Option<String>,
     seq: u64,
+}
+
+/// Redis's refusal of a command from a RESP2 client in subscribed mode.
+pub(super) fn cant_execute(info: Option<&crate::command::CommandInfo>, req: &Request) -> String {
+    let shown = match info {
+        Some(i) => i.name.to_string(),
+        None => String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase(),
+    };
+    format!(
+        "ERR Can't execute '{shown}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / \
+         RESET are allowed in this context"
+    )
 }
 
 /// Commands that may flow through a subscription tunnel without a sync point.

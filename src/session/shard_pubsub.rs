@@ -22,9 +22,10 @@
 //! client's session waits (the channels of one lost master share one `master_wait`);
 //! messages on its other links queue in their sockets meanwhile.
 //!
-//! Scope: while a client is in this mode, only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT
-//! and RESET are served; anything else gets Redis's RESP2 subscribed-mode error, for RESP3
-//! clients too (their other commands would need the normal pipeline alongside). SUNSUBSCRIBE
+//! Scope: while a RESP2 client is in this mode, only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING,
+//! QUIT and RESET are served; anything else gets Redis's subscribed-mode error. A RESP3
+//! client's other commands take the normal cluster path, one at a time (commands that need a
+//! connection of their own are refused). SUNSUBSCRIBE
 //! may name channels of several slots (each goes to its own link). When no subscription is
 //! left the client returns to normal routing.
 
@@ -466,19 +467,14 @@ impl Session {
                 io.out.extend_from_slice(b"+RESET\r\n");
                 return Flow::End;
             }
-            _ => {
-                let shown = match info {
-                    Some(i) => i.name.to_string(),
-                    None => String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase(),
-                };
-                encode::error(
-                    &mut io.out,
-                    &format!(
-                        "ERR Can't execute '{shown}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / \
-                         PING / QUIT / RESET are allowed in this context"
-                    ),
-                );
+            // A RESP3 client may run any command while subscribed, as on Redis.
+            _ if self.proto == Protocol::Resp3 => {
+                if self.subscribed_plain(req, info, io).await.is_err() {
+                    self.closing = true;
+                    return Flow::End;
+                }
             }
+            _ => encode::error(&mut io.out, &super::pubsub::cant_execute(info, &req)),
         }
         Flow::Continue
     }

@@ -68,7 +68,7 @@ impl Session {
         if self.aborted_multi(&req, info, io) {
             return;
         }
-        if self.pool.cfg.mode == crate::config::Mode::Cluster
+        if self.pool.cfg.mode() == crate::config::Mode::Cluster
             && self.cluster_transaction_gate(&req, info, io).await
         {
             return;
@@ -106,6 +106,12 @@ impl Session {
             match self.pin(&req, info).await {
                 Ok(p) => self.pinned = Some(Box::new(p)),
                 Err(e) => {
+                    if name == "multi" {
+                        // The client is inside its MULTI from now on, whatever we answer:
+                        // what it queues must not run outside a transaction. It is queued
+                        // here without running and EXEC aborts (see `aborted_multi`).
+                        self.deferred_multi = Some(super::cluster_tx::Deferred::aborted());
+                    }
                     encode::error(&mut io.out, &err_text(&e.to_string()));
                     return;
                 }
@@ -159,7 +165,7 @@ impl Session {
             }
         };
         if (pinned.in_multi || name == "watch")
-            && self.pool.cfg.mode == crate::config::Mode::Cluster
+            && self.pool.cfg.mode() == crate::config::Mode::Cluster
         {
             // A redirect at queue time: the slot moved (or is moving) under the transaction.
             reply = self.follow_moved_in_multi(&req, reply, io).await;
@@ -175,7 +181,7 @@ impl Session {
                 pinned.queued = 0;
                 pinned.selects.clear();
                 pinned.poisoned = false;
-                if self.pool.cfg.mode == crate::config::Mode::Cluster {
+                if self.pool.cfg.mode() == crate::config::Mode::Cluster {
                     pinned.log = Some(super::cluster_tx::TxLog::new(req.raw()));
                 }
             }

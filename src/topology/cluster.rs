@@ -14,19 +14,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
+use super::watch::{Feed, Watcher};
 use super::{Health, NodeView, Topology};
 use crate::backend::handshake::{self, Handshake};
 use crate::backend::{Node, NodeOptions};
 use crate::cluster_slot::SLOTS;
 use crate::config::ReplicaLag;
 use crate::resp::{Frame, Protocol};
-use crate::telemetry::PoolMetrics;
 
 /// Hashes, slot by slot, the address of the master that owns it (computed once per map
 /// change, never per request). A collision would only skip one ordering barrier.
@@ -378,6 +375,45 @@ fn replica_health(desc: &NodeDesc, master: &NodeDesc, max: Option<ReplicaLag>) -
     }
 }
 
+/// The nodes a refresh asks for the slot map, in order: the known masters, then the known
+/// replicas, then the configured seeds not known yet.
+///
+/// The connection of the last good round (`current`) goes first (no reconnect per round) on
+/// periodic rounds. A round the data path asked for (`triggered`: a MOVED, a failed node)
+/// asks another node first, and keeps it last: one node's view can lag behind the cluster's
+/// (partitioned, or not yet told by gossip), and re-reading it would undo the MOVED fix it
+/// was called for.
+fn refresh_order(
+    map: Option<&SlotMap>,
+    seeds: &[String],
+    current: Option<&str>,
+    triggered: bool,
+) -> Vec<String> {
+    let mut candidates: Vec<String> = Vec::new();
+    if let Some(map) = map {
+        for s in map.shards.iter() {
+            candidates.push(s.master.node.addr.clone());
+        }
+        for s in map.shards.iter() {
+            candidates.extend(s.replicas.iter().map(|r| r.node.addr.clone()));
+        }
+    }
+    for seed in seeds {
+        if !candidates.contains(seed) {
+            candidates.push(seed.clone());
+        }
+    }
+    if let Some(i) = current.and_then(|addr| candidates.iter().position(|c| c == addr)) {
+        let a = candidates.remove(i);
+        if triggered {
+            candidates.push(a);
+        } else {
+            candidates.insert(0, a);
+        }
+    }
+    candidates
+}
+
 /// Follows a cluster's slot map and publishes it as the pool's topology.
 pub struct ClusterWatcher {
     /// Pool name (logs).
@@ -394,15 +430,20 @@ pub struct ClusterWatcher {
     pub max_lag: Option<ReplicaLag>,
 }
 
-impl ClusterWatcher {
+impl Watcher for ClusterWatcher {
+    /// No slot map until a node answers CLUSTER SHARDS.
+    fn initial(&self) -> Topology {
+        Topology::default()
+    }
+
     /// Refreshes until shutdown: every `interval`, and promptly after `refresh` is notified.
-    pub async fn run(
-        self,
-        topology: Arc<ArcSwap<Topology>>,
-        metrics: Arc<PoolMetrics>,
-        refresh: Arc<Notify>,
-        shutdown: CancellationToken,
-    ) {
+    async fn run(self, feed: Feed) {
+        let Feed {
+            topology,
+            metrics,
+            refresh,
+            shutdown,
+        } = feed;
         let handshake = Handshake {
             username: self.node_options.username.clone(),
             password: self.node_options.password.clone(),
@@ -415,35 +456,12 @@ impl ClusterWatcher {
         let mut triggered = false;
         loop {
             let round = tokio::time::Instant::now();
-            let mut candidates: Vec<String> = Vec::new();
-            if let Some(map) = topology.load().cluster.as_ref() {
-                for s in map.shards.iter() {
-                    candidates.push(s.master.node.addr.clone());
-                }
-                for s in map.shards.iter() {
-                    candidates.extend(s.replicas.iter().map(|r| r.node.addr.clone()));
-                }
-            }
-            for seed in &self.seeds {
-                if !candidates.contains(seed) {
-                    candidates.push(seed.clone());
-                }
-            }
-            // The connection of the last good round goes first (no reconnect per round) on
-            // periodic rounds. A round the data path asked for (a MOVED, a failed node) asks
-            // another node first, and stays with it: one node's view can lag behind the
-            // cluster's (partitioned, or not yet told by gossip), and re-reading it would
-            // undo the MOVED fix it was called for.
-            if let Some((addr, _, _)) = &conn {
-                if let Some(i) = candidates.iter().position(|c| c == addr) {
-                    let a = candidates.remove(i);
-                    if triggered {
-                        candidates.push(a);
-                    } else {
-                        candidates.insert(0, a);
-                    }
-                }
-            }
+            let candidates = refresh_order(
+                topology.load().cluster.as_deref(),
+                &self.seeds,
+                conn.as_ref().map(|(addr, _, _)| addr.as_str()),
+                triggered,
+            );
             let mut learned = None;
             for addr in &candidates {
                 match self.ask(addr, &handshake, &mut conn).await {
@@ -483,7 +501,9 @@ impl ClusterWatcher {
             };
         }
     }
+}
 
+impl ClusterWatcher {
     /// Asks one node for the shards, reusing the open refresh connection when it is to `addr`.
     async fn ask(
         &self,
@@ -673,6 +693,27 @@ mod tests {
 
     fn shard(addr: &str, ranges: Vec<(u16, u16)>) -> Shard {
         super::test_shard(addr, ranges)
+    }
+
+    #[tokio::test]
+    async fn refresh_asks_the_last_good_node_first_unless_the_data_path_asked() {
+        let seeds = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            refresh_order(None, &seeds(&["s:1", "s:2"]), None, false),
+            ["s:1", "s:2"]
+        );
+        let mut a = shard("a:1", vec![(0, 100)]);
+        a.replicas.push(shard("a:2", Vec::new()).master);
+        let map = SlotMap::new(vec![shard("b:1", vec![(101, 16383)]), a]);
+        let order = |current, triggered| {
+            refresh_order(Some(&map), &seeds(&["b:1", "s:1"]), current, triggered)
+        };
+        // Masters, then replicas, then seeds the map does not name.
+        assert_eq!(order(None, false), ["a:1", "b:1", "a:2", "s:1"]);
+        assert_eq!(order(Some("b:1"), false), ["b:1", "a:1", "a:2", "s:1"]);
+        assert_eq!(order(Some("b:1"), true), ["a:1", "a:2", "s:1", "b:1"]);
+        // A connection to a node no longer known changes nothing.
+        assert_eq!(order(Some("gone:1"), true), ["a:1", "b:1", "a:2", "s:1"]);
     }
 
     #[tokio::test]

@@ -4,17 +4,25 @@
 
 pub mod cluster;
 pub mod health;
+pub mod published;
 pub mod sentinel;
 pub mod sentinel_hub;
 pub mod standalone;
+pub(crate) mod watch;
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use crate::backend::Node;
 use crate::telemetry::PoolMetrics;
+
+pub use self::published::Published;
+
+/// How soon a probe round follows one that left a replica catching up (see
+/// [`Topology::catching_up`]): a replica that has just relinked is usually a few
+/// milliseconds of stream behind.
+pub const CATCH_UP_RECHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Why a node is or is not serving.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -158,13 +166,21 @@ impl Topology {
     /// CPU overloaded, while the other replica attached to the new master and caught up). The
     /// watchers send the master's probe first, so a replica that keeps up passes; one that is
     /// still behind waits for a later round.
+    ///
+    /// When the master changed since `previous` (or `previous` had none: writes held during
+    /// a failover), every replica counts as rejoining: one that was readable under the old
+    /// master and relinked to the new one at once (a partial resync) may still lack what the
+    /// new master got from the old one before its promotion.
     fn hold_back_rejoining(&mut self, previous: &Topology) {
         let Some(bar) = self.master.as_ref().and_then(|m| m.offset) else {
             return;
         };
+        let master_changed = previous.master.as_ref().map(|m| &m.node.addr)
+            != self.master.as_ref().map(|m| &m.node.addr);
         let mut changed = false;
         for r in &mut self.replicas {
-            let rejoining = !previous.readable.iter().any(|n| n.addr == r.node.addr);
+            let rejoining =
+                master_changed || !previous.readable.iter().any(|n| n.addr == r.node.addr);
             if let (true, Health::Healthy, Some(offset)) = (rejoining, &r.health, r.offset) {
                 if offset < bar {
                     r.health = Health::CatchingUp(format!(
@@ -178,6 +194,15 @@ impl Topology {
         if changed {
             self.readable = self.read_pool();
         }
+    }
+
+    /// True when a replica is held back only until its offset reaches the master's: the
+    /// watchers then probe again after [`CATCH_UP_RECHECK`] rather than a whole interval, so
+    /// the replica rejoins (and reads waiting for one go) as soon as it has caught up.
+    pub fn catching_up(&self) -> bool {
+        self.replicas
+            .iter()
+            .any(|r| matches!(r.health, Health::CatchingUp(_)))
     }
 
     /// Replicas in the read pool that certainly hold every write acknowledged before
@@ -203,12 +228,7 @@ impl Topology {
     /// and node gauges, and, when the master, the replica set or any health changed, bumps
     /// the version, counts and logs the change. Offsets change all the time and are published
     /// too (one pointer swap).
-    pub fn publish(
-        mut next: Topology,
-        topology: &ArcSwap<Topology>,
-        metrics: &PoolMetrics,
-        pool: &str,
-    ) {
+    pub fn publish(mut next: Topology, topology: &Published, metrics: &PoolMetrics, pool: &str) {
         let previous = topology.load();
         // Offsets of different shards are not comparable (and CLUSTER SHARDS reports other
         // nodes' offsets as last gossiped): cluster pools rely on `max_replica_lag` instead.
@@ -363,5 +383,15 @@ mod tests {
         let mut failed_over = Topology::new(4, Some(view(&m2, 2000)), vec![view(&r2, 1999)]);
         failed_over.hold_back_rejoining(&Topology::new(3, None, vec![]));
         assert!(failed_over.readable.is_empty());
+        // A replica readable while writes were held (no master published) and relinked to
+        // the new master at once is checked too.
+        let mut held = Topology::new(5, None, vec![view(&r2, 2000)]);
+        held.readable = vec![r2.clone()];
+        let mut relinked = Topology::new(6, Some(view(&m2, 2100)), vec![view(&r2, 2050)]);
+        relinked.hold_back_rejoining(&held);
+        assert!(
+            relinked.readable.is_empty(),
+            "admitted behind the new master"
+        );
     }
 }

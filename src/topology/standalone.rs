@@ -6,15 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use futures_util::future::join_all;
-use tokio_util::sync::CancellationToken;
 
 use super::health::{lag_health, ProbeResult, Prober};
-use super::{Health, NodeView, Topology};
+use super::watch::{Feed, Watcher};
+use super::{Health, NodeView, Topology, CATCH_UP_RECHECK};
 use crate::backend::Node;
 use crate::config::ReplicaLag;
-use crate::telemetry::PoolMetrics;
 
 /// Everything the standalone watcher needs.
 pub struct StandaloneWatcher {
@@ -36,9 +34,9 @@ pub struct StandaloneWatcher {
     pub max_lag: Option<ReplicaLag>,
 }
 
-impl StandaloneWatcher {
+impl Watcher for StandaloneWatcher {
     /// The snapshot before any probe: master assumed usable, replicas unknown (not readable).
-    pub fn initial(&self) -> Topology {
+    fn initial(&self) -> Topology {
         let view = |n: &Arc<Node>, health| NodeView {
             node: n.clone(),
             health,
@@ -54,13 +52,14 @@ impl StandaloneWatcher {
         )
     }
 
-    /// Probes until `shutdown`, publishing changes into `topology`.
-    pub async fn run(
-        self,
-        topology: Arc<ArcSwap<Topology>>,
-        metrics: Arc<PoolMetrics>,
-        shutdown: CancellationToken,
-    ) {
+    /// Probes until shutdown, publishing changes into the topology.
+    async fn run(self, feed: Feed) {
+        let Feed {
+            topology,
+            metrics,
+            shutdown,
+            ..
+        } = feed;
         let mut probers: Vec<Prober> = std::iter::once(&self.master)
             .chain(self.replicas.iter())
             .map(|n| {
@@ -77,9 +76,11 @@ impl StandaloneWatcher {
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let recheck = topology.load().catching_up();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+                _ = tokio::time::sleep(CATCH_UP_RECHECK), if recheck => {}
             }
             let round = std::time::Instant::now();
             let results = join_all(probers.iter_mut().map(|p| p.probe())).await;

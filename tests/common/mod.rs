@@ -392,7 +392,11 @@ impl Sluice {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sluice.toml");
         std::fs::write(&path, config).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        // `SLUICE_PROXY_BIN` runs a test against another build of the proxy (to measure a
+        // figure before and after a change); the nodes stay this build's.
+        let bin = std::env::var("SLUICE_PROXY_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_sluice").to_string());
+        let mut child = Command::new(bin)
             .args(["proxy", "--config"])
             .arg(&path)
             .env(
@@ -706,6 +710,50 @@ fn parse(rd: &mut impl BufRead) -> std::io::Result<Resp> {
     })
 }
 
+/// Walks one SCAN-family command to its end through `c` (`prefix` holds the arguments before
+/// the cursor, e.g. `["HSCAN", "h"]`), returning every element it gave (members only for
+/// HSCAN/ZSCAN) and how many calls it took.
+pub fn full_scan(c: &mut Client, prefix: &[&str]) -> (Vec<String>, usize) {
+    let pairs = matches!(prefix[0], "HSCAN" | "ZSCAN");
+    let (mut cursor, mut seen, mut calls) = ("0".to_string(), Vec::new(), 0);
+    loop {
+        let mut args: Vec<&str> = prefix.to_vec();
+        args.extend([cursor.as_str(), "COUNT", "10"]);
+        let reply = c.cmd(&args);
+        calls += 1;
+        let Resp::Array(parts) = reply else {
+            panic!("{args:?}: {reply:?}");
+        };
+        let [next, Resp::Array(items)] = &parts[..] else {
+            panic!("{args:?}: {parts:?}");
+        };
+        let step = if pairs { 2 } else { 1 };
+        seen.extend(items.iter().step_by(step).map(Resp::text));
+        cursor = next.text();
+        if cursor == "0" {
+            return (seen, calls);
+        }
+        assert!(calls < 10_000, "{prefix:?} never ended");
+    }
+}
+
+/// (missed, returned more than once) of `want` in what a scan returned.
+pub fn misses_and_repeats(want: &[String], got: &[String]) -> (usize, usize) {
+    let mut counts = std::collections::HashMap::new();
+    for g in got {
+        *counts.entry(g.as_str()).or_insert(0usize) += 1;
+    }
+    let missed = want
+        .iter()
+        .filter(|w| !counts.contains_key(w.as_str()))
+        .count();
+    let repeated = want
+        .iter()
+        .filter(|w| counts.get(w.as_str()).is_some_and(|&n| n > 1))
+        .count();
+    (missed, repeated)
+}
+
 /// Config text for a standalone pool in front of `master` and `replicas`.
 pub fn standalone_config(
     master: &Redis,
@@ -896,10 +944,95 @@ fn fake_serve(
     }
 }
 
-/// A redis-sentinel process monitoring `master` as group `name` (quorum 1, down-after 1 s).
+/// The reference deployment: a master, two replicas and three sentinels (quorum 2,
+/// down-after 1 s) that know each other.
+pub fn full_group(name: &str) -> (Redis, Vec<Redis>, Vec<Sentinel>) {
+    let master = Redis::start();
+    let reps: Vec<Redis> = (0..2).map(|_| Redis::replica_of(&master)).collect();
+    for r in &reps {
+        r.wait_streaming(&master);
+    }
+    let sentinels: Vec<Sentinel> = (0..3)
+        .map(|_| Sentinel::start_quorum(&master, name, 2))
+        .collect();
+    for s in &sentinels {
+        wait_until(
+            Duration::from_secs(30),
+            "sentinels to discover the replicas and each other",
+            || {
+                let mut c = s.client();
+                matches!(c.cmd(&["SENTINEL", "replicas", name]), Resp::Array(r) if r.len() == 2)
+                    && matches!(c.cmd(&["SENTINEL", "sentinels", name]), Resp::Array(r) if r.len() == 2)
+            },
+        );
+    }
+    (master, reps, sentinels)
+}
+
+/// Which sentinel `Sentinel::start*` runs: Redis's, or `sluice sentinel` from this build.
+/// The proxy's sentinel tests run against both with the same assertions (see
+/// `on_sentinel_stacks!`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SentinelKind {
+    /// `redis-sentinel` from the system.
+    Redis,
+    /// `sluice sentinel` from this build.
+    Sluice,
+}
+
+thread_local! {
+    static SENTINEL_KIND: std::cell::Cell<SentinelKind> = const { std::cell::Cell::new(SentinelKind::Redis) };
+}
+
+impl SentinelKind {
+    /// Runs `test` with every sentinel it starts being of this kind, and every data server
+    /// of kind `backend`.
+    pub fn run(self, backend: Backend, test: fn()) {
+        self.select();
+        backend.run(test);
+    }
+
+    /// Makes the sentinels this thread starts from now on of this kind.
+    pub fn select(self) {
+        SENTINEL_KIND.with(|k| k.set(self));
+    }
+
+    /// The sentinel kind of the running test.
+    pub fn current() -> SentinelKind {
+        SENTINEL_KIND.with(|k| k.get())
+    }
+}
+
+/// Declares each listed test (a plain `fn()` in the file) on other stacks than
+/// redis-sentinel over redis-server: `sluice_sentinels_on_nodes::name` (sluice sentinels
+/// over sluice nodes), `sluice_sentinels_on_redis::name` (over redis-server) and
+/// `redis_sentinels_on_nodes::name` (redis-sentinel over sluice nodes). Tests listed after
+/// `nodes_only:` get only the first.
+#[macro_export]
+macro_rules! on_sentinel_stacks {
+    (all: [$($all:ident),* $(,)?], nodes_only: [$($only:ident),* $(,)?] $(,)?) => {
+        mod sluice_sentinels_on_nodes {
+            use $crate::common::{Backend, SentinelKind};
+            $(#[test] fn $all() { SentinelKind::Sluice.run(Backend::Node, super::$all) })*
+            $(#[test] fn $only() { SentinelKind::Sluice.run(Backend::Node, super::$only) })*
+        }
+        mod sluice_sentinels_on_redis {
+            use $crate::common::{Backend, SentinelKind};
+            $(#[test] fn $all() { SentinelKind::Sluice.run(Backend::Redis, super::$all) })*
+        }
+        mod redis_sentinels_on_nodes {
+            use $crate::common::{Backend, SentinelKind};
+            $(#[test] fn $all() { SentinelKind::Redis.run(Backend::Node, super::$all) })*
+        }
+    };
+}
+
+/// A redis-sentinel process (or, under `SentinelKind::Sluice`, a `sluice sentinel`)
+/// monitoring `master` as group `name` (quorum 1, down-after 1 s).
 pub struct Sentinel {
     child: Child,
     pub port: u16,
+    kind: SentinelKind,
     _dir: tempfile::TempDir,
 }
 
@@ -932,12 +1065,8 @@ impl Sentinel {
                 ),
             )
             .expect("write sentinel.conf");
-            let mut child = Command::new("redis-sentinel")
-                .arg(&conf)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-sentinel must be installed (apt-get install redis-sentinel)");
+            let kind = SentinelKind::current();
+            let mut child = spawn_sentinel(kind, &conf);
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(10) {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -947,6 +1076,7 @@ impl Sentinel {
                     return Sentinel {
                         child,
                         port,
+                        kind,
                         _dir: dir,
                     };
                 }
@@ -961,6 +1091,34 @@ impl Sentinel {
     /// `127.0.0.1:port`
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Its config file (sentinels rewrite it with their state).
+    pub fn conf(&self) -> std::path::PathBuf {
+        self._dir.path().join("sentinel.conf")
+    }
+
+    /// Stops the sentinel (SIGKILL) and starts it again from its config file, same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        let conf = self.conf();
+        wait_until(Duration::from_secs(10), "the sentinel to restart", || {
+            let mut child = spawn_sentinel(self.kind, &conf);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return false;
+                }
+                if serves_pid(self.port, child.id()) {
+                    self.child = child;
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            false
+        });
     }
 
     /// Also monitors `master` as group `name`.
@@ -986,6 +1144,28 @@ impl Sentinel {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+fn spawn_sentinel(kind: SentinelKind, conf: &std::path::Path) -> Child {
+    match kind {
+        SentinelKind::Redis => Command::new("redis-sentinel")
+            .arg(conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-sentinel must be installed (apt-get install redis-sentinel)"),
+        SentinelKind::Sluice => Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["sentinel", "--config"])
+            .arg(conf)
+            .env(
+                "SLUICE_LOG",
+                std::env::var("SLUICE_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sluice sentinel"),
     }
 }
 

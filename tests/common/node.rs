@@ -129,6 +129,18 @@ impl Node {
         self.addr = addr;
     }
 
+    /// The most resident memory the process has had (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or(0)
+    }
+
     /// `INFO <section>` as text.
     pub fn info(&self, section: &str) -> String {
         self.client().cmd(&["INFO", section]).text()

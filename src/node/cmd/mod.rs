@@ -285,6 +285,11 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
         return refused(ctx, None, args::unknown_command(&args));
     };
     if let Some(refusal) = check(ctx, cmd, &args) {
+        let refusal = if cmd.name == "exec" {
+            multi::abort(ctx, refusal)
+        } else {
+            refusal
+        };
         return refused(ctx, Some(idx), refusal);
     }
     if ctx.client.multi.is_some() && !is_tx_control(cmd) {
@@ -383,11 +388,10 @@ fn feed_monitors(ctx: &mut Ctx<'_>, args: &Args) {
         line.push('"');
     }
     line.push_str("\r\n");
-    let bytes = bytes::Bytes::from(line);
     for id in &ctx.store.monitors {
         if *id != me {
             if let Some(c) = ctx.store.clients.get(*id) {
-                c.send(bytes.clone());
+                c.send(line.as_bytes(), &ctx.store.clients.limits);
             }
         }
     }

@@ -7,11 +7,12 @@
 
 use super::{execute, Args, Command, Ctx, Flags, Reply};
 
+/// Not allowed to a RESP2 subscriber: Redis refuses MULTI, WATCH, ... in subscribed mode
+/// (a PING after them would otherwise be queued instead of answered).
 const TX: Flags = Flags::NOSCRIPT
     .with(Flags::LOADING)
     .with(Flags::STALE)
-    .with(Flags::FAST)
-    .with(Flags::ALLOW_SUBSCRIBED);
+    .with(Flags::FAST);
 
 /// The transaction family.
 pub static COMMANDS: &[Command] = &[
@@ -62,6 +63,22 @@ fn exec(ctx: &mut Ctx, _: &Args) -> Reply {
     let replies = queue.iter().map(|req| execute(ctx, req)).collect();
     ctx.end_exec();
     Reply::Array(replies)
+}
+
+/// A refused EXEC (arity, auth, subscribed mode): the transaction is discarded and the
+/// refusal becomes `EXECABORT Transaction discarded because of: <reason>`, as Redis's
+/// `execCommandAbort` words it (the reason without its `ERR ` prefix).
+pub fn abort(ctx: &mut Ctx, refusal: Reply) -> Reply {
+    let Reply::Error(e) = refusal else {
+        return refusal;
+    };
+    ctx.client.multi = None;
+    ctx.client.multi_error = false;
+    unwatch_all(ctx);
+    let reason = e.strip_prefix("ERR ").unwrap_or(&e);
+    Reply::error(format!(
+        "EXECABORT Transaction discarded because of: {reason}"
+    ))
 }
 
 /// True if a watched key was changed, or expired since it was watched.

@@ -68,6 +68,8 @@ fn config(ctx: &mut Ctx, args: &Args) -> Reply {
                 return Reply::error(format!("ERR {e}"));
             }
         }
+        ctx.store.apply_settings();
+        crate::node::aof_file::apply_settings(ctx.shared, ctx.store);
         Reply::Ok
     } else if args.is(1, "SET") && n >= 3 {
         let name = String::from_utf8_lossy(args.get(2)).into_owned();

@@ -92,6 +92,8 @@ pub fn attach(store: &mut Store, client: &ClientState, req: SyncRequest<'_>) {
         notify: Arc::new(Notify::new()),
         killed: false,
         preamble,
+        in_flight: 0,
+        soft_since: None,
         online: false,
     });
 }
@@ -111,18 +113,30 @@ pub async fn serve_replica(shared: Arc<Shared>, stream: TcpStream, mut rbuf: Byt
     };
     let (mut rd, mut wr) = stream.into_split();
     loop {
-        let Some((chunk, killed)) = with_link(&shared, id, |l| (l.buf.split(), l.killed)) else {
+        let taken = with_link(&shared, id, |l| {
+            let chunk = std::mem::take(&mut l.buf);
+            l.in_flight = chunk.len().saturating_sub(l.preamble);
+            l.preamble = 0;
+            (chunk, l.killed)
+        });
+        let Some((chunk, killed)) = taken else {
             break;
         };
         if killed {
             break;
         }
         if !chunk.is_empty() {
-            if wr.write_all(&chunk).await.is_err() {
+            let written = tokio::select! {
+                r = wr.write_all(&chunk) => r.is_ok(),
+                // A replica that does not read must not keep a killed link (and the chunk)
+                // alive in a write that never ends.
+                _ = killed_meanwhile(&shared, id, &notify) => false,
+            };
+            if !written {
                 break;
             }
             with_link(&shared, id, |l| {
-                l.preamble = 0;
+                l.in_flight = 0;
                 l.online = true;
             });
         }
@@ -182,6 +196,16 @@ fn handle_acks(shared: &Shared, id: u64, rbuf: &mut BytesMut) -> bool {
         }
     }
     true
+}
+
+/// Returns once the link is killed or gone (checked whenever its notify fires).
+async fn killed_meanwhile(shared: &Shared, id: u64, notify: &Notify) {
+    loop {
+        notify.notified().await;
+        if with_link(shared, id, |l| l.killed).unwrap_or(true) {
+            return;
+        }
+    }
 }
 
 fn with_link<T>(shared: &Shared, id: u64, f: impl FnOnce(&mut ReplicaLink) -> T) -> Option<T> {

@@ -33,11 +33,7 @@ use tokio::sync::Notify;
 use self::backlog::Backlog;
 use crate::node::aof::AofBuffer;
 use crate::node::feed::Feed;
-
-/// A replica whose unsent stream grows beyond this is disconnected (a hard form of Redis's
-/// `client-output-buffer-limit replica 256mb 64mb 60`): it must full-resync later, but the
-/// master's memory stays bounded.
-pub const REPLICA_OUTPUT_LIMIT: usize = 256 * 1024 * 1024;
+use crate::node::output_limit::{ClassLimit, OutputLimits};
 
 /// Redis's "no replid" value for `master_replid2`.
 pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
@@ -72,9 +68,14 @@ pub struct ReplicaLink {
     pub notify: Arc<Notify>,
     /// Set to disconnect it (output limit, CLIENT KILL); the sender task closes the link.
     pub killed: bool,
-    /// Size of the resync preamble (snapshot) at the head of `buf` until it is written;
-    /// it does not count against the output limit (Redis's limit excludes the RDB too).
+    /// Size of the resync preamble (snapshot) at the head of `buf` until it is taken for
+    /// writing; it does not count against the output limit (Redis's limit excludes the RDB
+    /// too).
     pub preamble: usize,
+    /// Stream bytes taken from `buf` and being written: still held, so still counted.
+    pub in_flight: usize,
+    /// When its output went past the soft limit.
+    pub soft_since: Option<Instant>,
     /// The preamble has been written: INFO says `state=online` (before: `send_bulk`).
     pub online: bool,
 }
@@ -148,6 +149,9 @@ pub struct ReplState {
     pub stats: ReplStats,
     /// The append-only file's pending bytes, when `appendonly yes`.
     pub aof: Option<AofBuffer>,
+    /// `client-output-buffer-limit`'s replica class: a replica whose unsent stream grows
+    /// past it is disconnected (it must resync later, but our memory stays bounded).
+    pub output_limit: ClassLimit,
     /// The database the master's stream last SELECTed, kept across reconnects: a
     /// `+CONTINUE` resumes the stream mid-way and the master will not repeat its SELECT.
     pub master_db: usize,
@@ -171,6 +175,7 @@ impl Default for ReplState {
             master: None,
             stats: ReplStats::default(),
             aof: None,
+            output_limit: OutputLimits::default().replica,
             master_db: 0,
             history: false,
             wake: Arc::new(Notify::new()),
@@ -221,11 +226,13 @@ impl ReplState {
         };
         backlog.push(bytes);
         self.offset += bytes.len() as i64;
+        let now = Instant::now();
         for r in &mut self.replicas {
             if r.killed {
                 continue;
             }
-            if r.buf.len().saturating_sub(r.preamble) + bytes.len() > REPLICA_OUTPUT_LIMIT {
+            let used = r.buf.len().saturating_sub(r.preamble) + r.in_flight + bytes.len();
+            if self.output_limit.exceeded(used, &mut r.soft_since, now) {
                 tracing::warn!(replica = %r.ip, port = r.port, "replica output buffer over its limit: disconnecting it");
                 r.killed = true;
                 r.buf = BytesMut::new();
