@@ -11,7 +11,7 @@ fn parse_slots(sub: &str, args: &Args<'_>) -> Result<Vec<u16>, Reply> {
     let invalid = || Reply::error("ERR Invalid or out of range slot");
     let mut out = Vec::new();
     if sub.ends_with("range") {
-        if args.len() % 2 != 0 {
+        if !args.len().is_multiple_of(2) {
             return Err(crate::node::cmd::subcommand_arity(args));
         }
         for i in (2..args.len()).step_by(2) {

@@ -13,6 +13,9 @@ use crate::cluster_slot::SLOTS;
 /// A node id: 40 lower-case hex characters.
 pub(crate) type NodeId = String;
 
+/// Cached header slots: (slot table version, master they are of, ranges).
+pub(crate) type HeaderSlots = (u64, NodeId, Vec<(u16, u16)>);
+
 /// One node as this node knows it.
 #[derive(Debug, Clone)]
 pub(crate) struct ClusterNode {
@@ -150,7 +153,7 @@ pub struct ClusterState {
     /// `cluster-require-full-coverage`.
     pub(crate) full_coverage: bool,
     /// The slot ranges our header claims, and the table version they were computed at.
-    pub(crate) header_cache: std::cell::RefCell<(u64, NodeId, Vec<(u16, u16)>)>,
+    pub(crate) header_cache: std::cell::RefCell<HeaderSlots>,
     /// Bumped by every slot assignment (invalidates `header_cache`).
     pub(crate) slots_version: u64,
     /// PUBLISHed messages for the bus to send to every node.
@@ -305,7 +308,7 @@ impl ClusterState {
             .values()
             .filter(|n| n.is_master() && !n.pfail && !n.fail && self.slot_count(&n.id) > 0)
             .count();
-        let majority = size == 0 || reachable >= size / 2 + 1;
+        let majority = size == 0 || reachable > size / 2;
         self.ok = ok && majority && size > 0;
     }
     /// Removes a node and everything that points at it (FORGET, a failed handshake).
