@@ -50,6 +50,10 @@ pub struct ClientState {
     pub in_script: bool,
     /// WAIT's deadline while it is blocked (re-runs must not restart the timeout).
     pub wait_until: Option<std::time::Instant>,
+    /// Cluster mode: ASKING was sent; the next command may touch an importing slot.
+    pub asking: bool,
+    /// Cluster mode: READONLY was sent; a replica serves reads of its master's slots.
+    pub cluster_readonly: bool,
 }
 
 /// CLIENT REPLY ON / OFF / SKIP.

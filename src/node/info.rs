@@ -291,7 +291,7 @@ fn section(out: &mut String, name: &str, shared: &Shared, store: &Store) {
                 f(&format!("errorstat_{code}"), &format_args!("count={n}"));
             }
         }
-        "cluster" => f("cluster_enabled", &0),
+        "cluster" => f("cluster_enabled", &u8::from(store.cluster.is_some())),
         "keyspace" => {
             for i in 0..DATABASES {
                 let db = store.db(i);

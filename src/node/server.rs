@@ -30,6 +30,8 @@ pub struct NodeConfig {
     pub appendonly: bool,
     /// Working directory for the AOF.
     pub dir: PathBuf,
+    /// Cluster mode (`--cluster-enabled yes`), with its options.
+    pub cluster: Option<super::cluster::ClusterOptions>,
 }
 
 /// State shared by every connection and background task.
@@ -126,6 +128,9 @@ pub async fn run(
             .map_err(|source| aof::AofError::Io { path, source })?;
         let _ = shared.aof.set(file);
         aof_writer = aof_file::spawn_syncer(shared.clone());
+    }
+    if let Some(opts) = &shared.config.cluster {
+        super::cluster::start(&shared, opts).await?;
     }
     if let Some((host, port)) = &shared.config.replicaof {
         replica::set_master(&mut shared.lock(), host, *port);

@@ -68,6 +68,8 @@ pub struct Store {
     pub repl: ReplState,
     /// Lua scripts, function libraries and their VMs.
     pub scripting: super::script::Scripting,
+    /// Cluster mode's view of the cluster (`None` unless `--cluster-enabled yes`).
+    pub cluster: Option<Box<super::cluster::ClusterState>>,
     rng: u64,
 }
 
@@ -103,6 +105,7 @@ impl Store {
             lastsave: unix_ms() / 1000,
             repl: ReplState::default(),
             scripting: Default::default(),
+            cluster: None,
             rng: seed | 1,
         }
     }

@@ -240,6 +240,17 @@ impl Redis {
                 "--enable-debug-command" => {
                     it.next();
                 }
+                "--cluster-enabled"
+                | "--cluster-config-file"
+                | "--cluster-node-timeout"
+                | "--cluster-port" => {
+                    node_args.push(flag.to_string());
+                    node_args.extend(it.next().map(|s| s.to_string()));
+                }
+                // The node keeps no RDB; its cluster config file path is absolute.
+                "--dir" | "--dbfilename" => {
+                    it.next();
+                }
                 other => panic!("sluice node has no equivalent of redis-server {other}"),
             }
         }

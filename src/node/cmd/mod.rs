@@ -115,6 +115,7 @@ pub static FAMILIES: &[&[Command]] = &[
     replication::COMMANDS,
     scripting::COMMANDS,
     function::COMMANDS,
+    crate::node::cluster::COMMANDS,
     #[cfg(test)]
     testing::COMMANDS,
 ];
@@ -474,6 +475,11 @@ fn check(ctx: &mut Ctx<'_>, cmd: &Command, args: &Args) -> Option<Reply> {
     }
     if !ctx.client.authed && !cmd.flags.has(Flags::NO_AUTH) {
         return Some(Reply::error("NOAUTH Authentication required."));
+    }
+    if ctx.store.cluster.is_some() {
+        if let Some(r) = crate::node::cluster::redirect::check(ctx, cmd, args) {
+            return Some(r);
+        }
     }
     if let Some(r) = replica_refusal(ctx, cmd) {
         return Some(r);

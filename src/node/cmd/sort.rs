@@ -249,6 +249,7 @@ mod tests {
             requirepass: None,
             appendonly: false,
             dir: ".".into(),
+            cluster: None,
         };
         let shared = Shared::new(config, "127.0.0.1:6379".parse().expect("addr"));
         let mut store = Store::new();
