@@ -1,8 +1,12 @@
 //! The admin HTTP server: `/metrics` (Prometheus), `/healthz` (process alive), `/ready`
-//! (every pool has a reachable master), `/topology` (JSON view of every pool).
-//! Read-only by design: nothing here changes the proxy.
+//! (every pool has a reachable master and the proxy is not draining), `/topology` (JSON view
+//! of every pool), and one state-changing endpoint, `POST /reload`, which answers only to
+//! loopback addresses unless `allow_remote_reload`, and only with the `reload_token` when one
+//! is set.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,13 +21,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::{Control, Live};
 use crate::config::AdminConfig;
-use crate::pool::Pool;
 
 /// What the admin endpoints read.
 pub struct AdminState {
-    /// Every running pool.
-    pub pools: Vec<Arc<Pool>>,
+    /// The running proxy: its pools, config and draining flag.
+    pub live: Arc<Live>,
     /// The Prometheus recorder.
     pub metrics: &'static PrometheusHandle,
 }
@@ -46,7 +50,7 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -69,7 +73,7 @@ pub async fn serve(
             let _slot = slot;
             let svc = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req)) }
+                async move { Ok::<_, Infallible>(handle(&state, peer, req).await) }
             });
             let conn = http1::Builder::new()
                 // Hyper's header read timeout runs whenever it waits for a request head: on
@@ -87,7 +91,14 @@ pub async fn serve(
     }
 }
 
-fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    state: &AdminState,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    if req.uri().path() == "/reload" {
+        return reload(state, peer, &req).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
     }
@@ -102,8 +113,11 @@ fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/ready" => {
-            let not_ready: Vec<&str> = state
-                .pools
+            if state.live.draining.load(Ordering::Relaxed) {
+                return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
+            }
+            let pools = state.live.pools.load();
+            let not_ready: Vec<&str> = pools
                 .iter()
                 .filter(|p| !p.master_reachable())
                 .map(|p| p.cfg.name.as_str())
@@ -119,7 +133,7 @@ fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         "/topology" => {
             let mut pools = serde_json::Map::new();
-            for p in &state.pools {
+            for p in state.live.pools.load().iter() {
                 let mut t = p.topology.load().to_json();
                 if let Some(obj) = t.as_object_mut() {
                     obj.insert(
@@ -150,9 +164,66 @@ fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /metrics /healthz /ready /topology\n",
+            "not found: try /metrics /healthz /ready /topology, POST /reload\n",
         ),
     }
+}
+
+/// `POST /reload`: re-reads the config file; 200 with a summary, 400 with the reason the new
+/// file was rejected (the old config stays in force), 403 when the caller may not reload.
+async fn reload(
+    state: &AdminState,
+    peer: SocketAddr,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    if req.method() != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only POST\n");
+    }
+    let config = state.live.config.load();
+    let Some(admin) = &config.admin else {
+        return text(StatusCode::FORBIDDEN, "no [admin] section\n");
+    };
+    if !admin.allow_remote_reload && !peer.ip().to_canonical().is_loopback() {
+        tracing::warn!(%peer, "POST /reload refused: not loopback (allow_remote_reload = false)");
+        return text(StatusCode::FORBIDDEN, "reload only from loopback\n");
+    }
+    if let Some(token) = &admin.reload_token {
+        let given = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| same(g.as_bytes(), token.as_bytes())) {
+            tracing::warn!(%peer, "POST /reload refused: missing or wrong reload_token");
+            return text(
+                StatusCode::UNAUTHORIZED,
+                "reload needs Authorization: Bearer TOKEN\n",
+            );
+        }
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if state
+        .live
+        .control
+        .send(Control::Reload(Some(tx)))
+        .await
+        .is_err()
+    {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    }
+    match rx.await {
+        Ok(Ok(summary)) => text(StatusCode::OK, &format!("reloaded: {summary}\n")),
+        Ok(Err(reason)) => text(
+            StatusCode::BAD_REQUEST,
+            &format!("reload rejected: {reason}\n"),
+        ),
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
+    }
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {

@@ -1,19 +1,26 @@
 //! Wires a configuration into running listeners, topology watchers and the admin server, and
-//! tears them down on shutdown. `run` takes the shutdown signal as a future so tests and the
-//! CLI stop it the same way.
+//! tears them down on shutdown. `run` stops when a future completes (stacks, tests);
+//! `run_controlled` serves reload and drain requests (the CLI's signals, `POST /reload`).
+//! Reloads are in [`reload`], draining in [`lifecycle`].
+
+mod lifecycle;
+mod reload;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
-use crate::config::Config;
+use crate::config::{Config, PoolConfig};
 use crate::pool::Pool;
 use crate::session::Client;
 use crate::telemetry;
@@ -66,54 +73,82 @@ pub fn prometheus() -> Result<&'static PrometheusHandle, AppError> {
         .ok_or_else(|| AppError::Metrics("recorder not installed".into()))
 }
 
+/// What the process asks of a running proxy (signals, `POST /reload`).
+#[derive(Debug)]
+pub enum Control {
+    /// Re-read the config file; the outcome (a summary, or why the new file was rejected)
+    /// goes to the sender when there is one.
+    Reload(Option<oneshot::Sender<Result<String, String>>>),
+    /// Stop accepting, let connected clients finish up to `drain_timeout`, then return; a
+    /// second one returns at once.
+    Terminate,
+}
+
+/// What the admin server and the control loop share about the running proxy.
+pub struct Live {
+    /// The configuration in force, replaced whole by a successful reload.
+    pub config: ArcSwap<Config>,
+    /// The pools new clients get, in config order.
+    pub pools: ArcSwap<Vec<Arc<Pool>>>,
+    /// Set once draining has started: `/ready` answers 503.
+    pub draining: AtomicBool,
+    /// Where `POST /reload` sends its request.
+    pub control: mpsc::Sender<Control>,
+}
+
 /// Starts everything in `config`; `on_bound` is told the listening addresses once all
-/// listeners are bound; returns when `shutdown` completes.
+/// listeners are bound; returns as soon as `shutdown` completes, without draining (stacks and
+/// tests stop this way).
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
     on_bound: impl FnOnce(&Bound),
 ) -> Result<(), AppError> {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::select! {
+        r = run_controlled(config, tx, rx, on_bound) => r,
+        _ = shutdown => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+/// Starts everything in `config` and serves [`Control`] requests from `rx` (`tx` is handed to
+/// the admin server for `POST /reload`) until a `Terminate` has drained the proxy.
+pub async fn run_controlled(
+    config: Config,
+    tx: mpsc::Sender<Control>,
+    mut rx: mpsc::Receiver<Control>,
+    on_bound: impl FnOnce(&Bound),
+) -> Result<(), AppError> {
     let metrics = prometheus()?;
     let token = CancellationToken::new();
-    // Histograms keep raw samples until upkeep folds them into buckets: run it often so memory
-    // stays flat under load even when nobody scrapes.
-    let upkeep_token = token.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = upkeep_token.cancelled() => return,
-                _ = tick.tick() => metrics.run_upkeep(),
-            }
-        }
-    });
-
-    let mut pools = Vec::new();
-    // Pools on the same sentinels share their connections to them.
-    let hubs = crate::topology::sentinel_hub::SentinelHubs::default();
+    // Whichever way this returns (or is dropped), everything it started stops.
+    let _stop = token.clone().drop_guard();
+    spawn_upkeep(metrics, token.clone());
+    // Both reload outcomes are exported from the start, so alerts on them see a 0 first.
+    for result in ["ok", "error"] {
+        metrics::counter!(crate::telemetry::CONFIG_RELOADS, "result" => result).increment(0);
+    }
+    let mut proxy = reload::Proxy::new(token.clone());
     let mut bound = Bound {
         pools: Vec::new(),
         admin: None,
     };
     for cfg in &config.pools {
-        let listener = TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: cfg.listen,
-                what: format!("pool '{}'", cfg.name),
-                source,
-            })?;
-        let addr = listener.local_addr().unwrap_or(cfg.listen);
-        bound.pools.push((cfg.name.clone(), addr));
-        // The pool knows the address it really listens on (port 0 resolved): cluster pools
-        // tell cluster-aware clients to connect there.
-        let mut cfg = cfg.clone();
-        cfg.listen = addr;
-        let pool = Pool::start(cfg, &hubs, token.child_token());
-        pools.push(pool.clone());
-        tokio::spawn(accept_loop(listener, pool, token.child_token()));
+        let listener = bind(cfg).await?;
+        let running = proxy.start_pool(cfg.clone(), listener);
+        bound.pools.push((cfg.name.clone(), running.addr));
+        proxy.running.push(running);
     }
-    if let Some(admin_cfg) = &config.admin {
+    let live = Arc::new(Live {
+        pools: ArcSwap::from_pointee(proxy.pools()),
+        config: ArcSwap::from_pointee(config),
+        draining: AtomicBool::new(false),
+        control: tx,
+    });
+    if let Some(admin_cfg) = &live.config.load().admin {
         let listener = TcpListener::bind(admin_cfg.listen)
             .await
             .map_err(|source| AppError::Bind {
@@ -125,7 +160,7 @@ pub async fn run(
         tokio::spawn(admin::serve(
             listener,
             Arc::new(admin::AdminState {
-                pools: pools.clone(),
+                live: live.clone(),
                 metrics,
             }),
             admin_cfg.clone(),
@@ -133,14 +168,58 @@ pub async fn run(
         ));
     }
     on_bound(&bound);
-    shutdown.await;
-    tracing::info!("shutting down");
-    token.cancel();
-    Ok(())
+    loop {
+        // `live` holds a sender, so the channel never closes.
+        let Some(msg) = rx.recv().await else {
+            return Ok(());
+        };
+        match msg {
+            Control::Reload(reply) => {
+                let outcome = proxy.reload(&live).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Control::Terminate => {
+                lifecycle::drain(&proxy, &live, &mut rx).await;
+                return Ok(());
+            }
+        }
+    }
 }
 
-/// Accepts clients until shutdown, enforcing `max_clients`.
-async fn accept_loop(listener: TcpListener, pool: Arc<Pool>, shutdown: CancellationToken) {
+/// Binds a pool's listener.
+pub(crate) async fn bind(cfg: &PoolConfig) -> Result<TcpListener, AppError> {
+    TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: cfg.listen,
+            what: format!("pool '{}'", cfg.name),
+            source,
+        })
+}
+
+/// Histograms keep raw samples until upkeep folds them into buckets: run it often so memory
+/// stays flat under load even when nobody scrapes.
+fn spawn_upkeep(metrics: &'static PrometheusHandle, token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tick.tick() => metrics.run_upkeep(),
+            }
+        }
+    });
+}
+
+/// Accepts clients until shutdown, enforcing `max_clients`. Each client goes to the pool in
+/// `slot` at the time it connects: a reload swaps the pool there without closing the listener.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    slot: Arc<ArcSwap<Pool>>,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
@@ -154,12 +233,13 @@ async fn accept_loop(listener: TcpListener, pool: Arc<Pool>, shutdown: Cancellat
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(pool = %pool.cfg.name, error = %e, "accept failed");
+                tracing::warn!(pool = %slot.load().cfg.name, error = %e, "accept failed");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
         };
+        let pool = slot.load_full();
         let permit = match pool.clients.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {

@@ -14,5 +14,6 @@ pub mod resp;
 pub mod route;
 pub mod session;
 pub mod stack;
+pub mod stack_cluster;
 pub mod telemetry;
 pub mod topology;

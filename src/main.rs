@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use sluice::app::Control;
 use sluice::config::Config;
 
 #[derive(Parser)]
@@ -84,12 +85,28 @@ struct NodeArgs {
     /// Worker threads: 1 runs the node on one event loop, as Redis does; 0 = one per core.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Run as a Redis Cluster node.
+    #[arg(long, value_enum, default_value_t = YesNo::No)]
+    cluster_enabled: YesNo,
+    /// The cluster's view of this node (Redis's nodes.conf format), relative to --dir.
+    #[arg(long, default_value = "nodes.conf")]
+    cluster_config_file: PathBuf,
+    /// Milliseconds a node may be unreachable before it is considered failing.
+    #[arg(long, default_value_t = 15000)]
+    cluster_node_timeout: u64,
+    /// The cluster bus port (default: port + 10000).
+    #[arg(long)]
+    cluster_port: Option<u16>,
+    /// Refuse queries while some slot is not served.
+    #[arg(long, value_enum, default_value_t = YesNo::Yes)]
+    cluster_require_full_coverage: YesNo,
 }
 
 #[derive(clap::Args)]
 struct StackArgs {
-    /// Which topology: `standalone` (a master, two replicas, a read/write-splitting proxy)
-    /// or `sentinel` (the same nodes, three sentinels and a sentinel-mode proxy).
+    /// Which topology: `standalone` (a master, two replicas, a read/write-splitting proxy),
+    /// `sentinel` (the same nodes, three sentinels and a sentinel-mode proxy) or `cluster`
+    /// (three masters, three replicas, a cluster-mode proxy).
     #[arg(value_enum)]
     topology: StackKind,
     /// The proxy's port; admin HTTP is on base+1, data nodes on base+10 upward, sentinels
@@ -109,6 +126,8 @@ enum StackKind {
     Standalone,
     /// A master, two replicas, three sentinels (ports from base+20) and a sentinel-mode proxy.
     Sentinel,
+    /// Three masters, three replicas (sluice cluster nodes) and a cluster-mode proxy.
+    Cluster,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -154,15 +173,23 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Stack(args) => run_stack(args),
         Command::Proxy { config, threads } => {
             let config = Config::load(&config)?;
-            runtime(threads)?.block_on(sluice::app::run(config, shutdown_signal(), |bound| {
-                // Plain lines on stdout: scripts and tests read the resolved ports from here.
-                for (name, addr) in &bound.pools {
-                    println!("sluice: pool {name} listening on {addr}");
-                }
-                if let Some(a) = bound.admin {
-                    println!("sluice: admin listening on {a}");
-                }
-            }))?;
+            runtime(threads)?.block_on(async {
+                let (tx, rx) = tokio::sync::mpsc::channel(16);
+                // Handlers are installed before the listening lines are printed, so a SIGHUP
+                // sent after them reloads instead of killing the process.
+                forward_signals(tx.clone())?;
+                sluice::app::run_controlled(config, tx, rx, |bound| {
+                    // Plain lines on stdout: scripts and tests read the resolved ports here.
+                    for (name, addr) in &bound.pools {
+                        println!("sluice: pool {name} listening on {addr}");
+                    }
+                    if let Some(a) = bound.admin {
+                        println!("sluice: admin listening on {a}");
+                    }
+                })
+                .await
+                .map_err(anyhow::Error::from)
+            })?;
             Ok(())
         }
     }
@@ -184,6 +211,14 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         requirepass: args.requirepass,
         appendonly: args.appendonly == YesNo::Yes,
         dir: args.dir,
+        cluster: (args.cluster_enabled == YesNo::Yes).then(|| {
+            sluice::node::cluster::ClusterOptions {
+                config_file: args.cluster_config_file,
+                node_timeout_ms: args.cluster_node_timeout,
+                bus_port: args.cluster_port,
+                require_full_coverage: args.cluster_require_full_coverage == YesNo::Yes,
+            }
+        }),
     };
     runtime(args.threads)?.block_on(sluice::node::run(config, shutdown_signal(), |addr| {
         // A plain line on stdout: scripts and tests read the resolved port from here.
@@ -193,6 +228,9 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
 }
 
 fn run_stack(args: StackArgs) -> anyhow::Result<()> {
+    if args.topology == StackKind::Cluster {
+        return run_stack_cluster(args);
+    }
     if args.topology == StackKind::Sentinel {
         return run_sentinel_stack(args);
     }
@@ -251,6 +289,35 @@ fn run_sentinel_stack(args: StackArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_stack_cluster(args: StackArgs) -> anyhow::Result<()> {
+    let opts = sluice::stack::StackOptions {
+        base_port: args.base_port,
+        bind: args.bind,
+        dir: std::env::temp_dir(),
+    };
+    runtime(args.threads)?.block_on(sluice::stack_cluster::run_cluster(
+        opts,
+        shutdown_signal(),
+        |e| {
+            // Plain lines on stdout: what to connect to (tests read them too).
+            println!("sluice: stack proxy listening on {}", e.proxy);
+            println!("sluice: stack admin listening on {}", e.admin);
+            for m in &e.masters {
+                println!("sluice: stack master node on {m}");
+            }
+            for r in &e.replicas {
+                println!("sluice: stack replica node on {r}");
+            }
+            println!(
+                "sluice: stack ready: try `redis-cli -p {} set hello world`, then `redis-cli -p {} shutdown nosave` to watch a failover; Ctrl-C stops everything",
+                e.proxy.port(),
+                e.masters[0].port()
+            );
+        },
+    ))?;
+    Ok(())
+}
+
 /// A tokio runtime with `threads` workers (1 = current-thread, 0 = one per core).
 fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = if threads == 1 {
@@ -266,6 +333,42 @@ fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// SIGTERM and SIGINT ask the proxy to drain (a second one: to stop at once), SIGHUP to
+/// reload its config.
+#[cfg(unix)]
+fn forward_signals(tx: tokio::sync::mpsc::Sender<Control>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                _ = term.recv() => Control::Terminate,
+                _ = int.recv() => Control::Terminate,
+                _ = hup.recv() => Control::Reload(None),
+            };
+            if tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Ctrl-C asks the proxy to drain (a second one: to stop at once).
+#[cfg(not(unix))]
+fn forward_signals(tx: tokio::sync::mpsc::Sender<Control>) -> anyhow::Result<()> {
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if tx.send(Control::Terminate).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -42,10 +42,24 @@ pub struct Pool {
 impl Pool {
     /// Creates the pool's nodes and starts its topology watcher.
     /// Sentinel pools take their sentinel connections from `hubs`, shared with the other pools
-    /// on the same sentinels.
+    /// on the same sentinels; a hub started here stops with `shutdown` too.
     pub fn start(cfg: PoolConfig, hubs: &SentinelHubs, shutdown: CancellationToken) -> Arc<Pool> {
+        let hub_shutdown = shutdown.clone();
+        Pool::start_shared(cfg, hubs, &hub_shutdown, shutdown)
+    }
+
+    /// As [`Pool::start`], but a sentinel hub started here stops with `hub_shutdown` (the
+    /// process's, not this pool's: a pool retired by a reload must not stop a hub that other
+    /// pools still use).
+    pub fn start_shared(
+        cfg: PoolConfig,
+        hubs: &SentinelHubs,
+        hub_shutdown: &CancellationToken,
+        shutdown: CancellationToken,
+    ) -> Arc<Pool> {
         let metrics = Arc::new(PoolMetrics::new(&cfg.name));
         let refresh = Arc::new(Notify::new());
+        let hubs = (hubs, hub_shutdown);
         let topology = watch_source(&cfg, hubs, metrics.clone(), refresh.clone(), shutdown);
         Arc::new(Pool {
             router: Router::new(&cfg.name, cfg.read_from),
@@ -93,7 +107,7 @@ fn probe_timeout(cfg: &PoolConfig) -> std::time::Duration {
 /// The pool's mode is decided here, once; from then on the pool only reads the topology.
 fn watch_source(
     cfg: &PoolConfig,
-    hubs: &SentinelHubs,
+    (hubs, hub_shutdown): (&SentinelHubs, &CancellationToken),
     metrics: Arc<PoolMetrics>,
     refresh: Arc<Notify>,
     shutdown: CancellationToken,
@@ -121,7 +135,7 @@ fn watch_source(
             password,
         } => {
             let key = HubKey::new(sentinels, username.clone(), password.clone());
-            let hub = hubs.get(key, probe_timeout(cfg), &shutdown);
+            let hub = hubs.get(key, probe_timeout(cfg), hub_shutdown);
             let watcher = SentinelWatcher {
                 pool: cfg.name.clone(),
                 master_name: master_name.clone(),

@@ -47,6 +47,9 @@ pub enum StackError {
     /// A data node stopped before it was listening.
     #[error("data node on {0} stopped while starting")]
     NodeStopped(SocketAddr),
+    /// The cluster stack's nodes did not form a cluster.
+    #[error("forming the cluster: {0}")]
+    Form(String),
     /// The generated proxy config was refused (a bug: it is ours).
     #[error("generated proxy config")]
     Config(#[from] ConfigError),
@@ -154,6 +157,7 @@ async fn start_node(
         requirepass: None,
         appendonly: false,
         dir: opts.dir.clone(),
+        cluster: None,
     };
     let (bound_tx, bound_rx) = oneshot::channel();
     let stop = token.clone();

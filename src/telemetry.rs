@@ -42,6 +42,8 @@ pub const HANDSHAKE_REFUSALS: &str = "sluice_backend_handshake_refusals_total";
 pub const PROTOCOL_ERRORS: &str = "sluice_client_protocol_errors_total";
 /// Clients disconnected for unread replies beyond `client_output_hard_limit`, by pool.
 pub const OUTPUT_LIMIT_DISCONNECTS: &str = "sluice_client_output_limit_disconnects_total";
+/// Config reloads (SIGHUP, `POST /reload`), by `result` (`ok` or `error`).
+pub const CONFIG_RELOADS: &str = "sluice_config_reloads_total";
 
 /// Upper bounds of the latency histogram buckets, seconds.
 pub const LATENCY_BUCKETS: &[f64] = &[

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sluice::command::{
     flags, is_blocking_args, keys_args, lookup_args, lookup_name, nil_is_array_args, table,
-    CommandInfo,
+    CommandInfo, Special,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -307,12 +307,14 @@ fn command_table_matches_live_redis() {
             first_key: r.first as i32,
             last_key: r.last as i32,
             step: r.step as i32,
+            special: Special::None,
         };
         match lookup_name(r.name.as_bytes()) {
             None => mismatches.push(format!("missing: {}", r.name)),
             Some(info) => {
                 let got = CommandInfo {
                     name: "",
+                    special: Special::None,
                     ..info.clone()
                 };
                 if info.name != r.name || got != expected {

@@ -220,7 +220,7 @@ fn unknown_keys() {
     assert_invalid(
         &format!("[admin]\nlisten = \"127.0.0.1:9121\"\nport = 1\n{POOL}"),
         "admin.port",
-        "unknown key, expected one of listen, max_connections, idle_timeout",
+        "unknown key, expected one of listen, max_connections, idle_timeout, allow_remote_reload, reload_token",
     );
     assert_invalid(
         &format!("verbose = true\n{POOL}"),
@@ -243,7 +243,7 @@ fn at_least_one_pool() {
     assert_invalid(
         "[admin]\nlisten = \"127.0.0.1:9121\"\npools = []\n",
         "admin.pools",
-        "unknown key, expected one of listen, max_connections, idle_timeout",
+        "unknown key, expected one of listen, max_connections, idle_timeout, allow_remote_reload, reload_token",
     );
 }
 

@@ -1048,3 +1048,334 @@ fn scan_deletes_expired_keys_it_meets() {
     ];
     run(&mut r.client(), &mut n.client(), script);
 }
+
+#[test]
+fn scripting_matches_redis() {
+    let (r, n) = both();
+    let script: &[(Cmp, &[&str])] = &[
+        (E, &["SET", "k", "v"]),
+        (E, &["EVAL", "return redis.call('get', KEYS[1])", "1", "k"]),
+        (E, &["EVAL", "return redis.call('incr', KEYS[1], 2)", "1", "x"]),
+        (E, &["EVAL", "return redis.pcall('incr', 'k')", "0"]),
+        (E, &["EVAL", "return {1, 2, {3, 'x'}, nil, 5}", "0"]),
+        (E, &["EVAL", "return {1, 'two', {3}, false, true}", "0"]),
+        (E, &["EVAL", "return 3.99", "0"]),
+        (E, &["EVAL", "return -0.5", "0"]),
+        (E, &["EVAL", "return 'str'", "0"]),
+        (E, &["EVAL", "return nil", "0"]),
+        (E, &["EVAL", "return true", "0"]),
+        (E, &["EVAL", "return false", "0"]),
+        (E, &["EVAL", "return {err = 'MY error'}", "0"]),
+        (E, &["EVAL", "return {ok = 'FINE'}", "0"]),
+        (E, &["EVAL", "return redis.error_reply('x y')", "0"]),
+        (E, &["EVAL", "return redis.error_reply('-CODE z')", "0"]),
+        (E, &["EVAL", "return redis.status_reply('DONE')", "0"]),
+        (E, &["EVAL", "return redis.error_reply(1, 2)", "0"]),
+        (E, &["EVAL", "return redis.sha1hex('')", "0"]),
+        (E, &["EVAL", "return redis.sha1hex()", "0"]),
+        (E, &["EVAL", "return a", "0"]),
+        (E, &["EVAL", "x = 1", "0"]),
+        (E, &["EVAL", "error('boom')", "0"]),
+        (E, &["EVAL", "error({err = 'MINE boom'})", "0"]),
+        (E, &["EVAL", "return redis.call('nosuch')", "0"]),
+        (E, &["EVAL", "return redis.call('get')", "0"]),
+        (E, &["EVAL", "return redis.call('set', 'a', 'b', 'c')", "0"]),
+        (E, &["EVAL", "return redis.call('blpop', 'l', 0)", "0"]),
+        (E, &["EVAL", "return redis.call('eval', 'return 1', 0)", "0"]),
+        (E, &["EVAL", "return redis.call()", "0"]),
+        (E, &["EVAL", "return redis.call('get', {})", "0"]),
+        (E, &["EVAL", "return {pcall(redis.call, 'nosuch')}", "0"]),
+        (E, &["EVAL", "return pcall(function() error('a') end)", "0"]),
+        (E, &["EVAL", "syntax error here", "0"]),
+        (E, &["EVAL", "return 1", "-1"]),
+        (E, &["EVAL", "return 1", "2", "a"]),
+        (E, &["EVAL", "return 1", "x"]),
+        (E, &["EVAL", "return {KEYS[1], KEYS[2], ARGV[1], ARGV[2]}", "2", "a", "b", "c", "d"]),
+        (E, &["EVAL", "return redis.call('hset', 'h', 'f', 1.5)", "0"]),
+        (E, &["EVAL", "return redis.call('hgetall', 'h')", "0"]),
+        (E, &["EVAL", "redis.setresp(3); return redis.call('hgetall', 'h')", "0"]),
+        (E, &["EVAL", "redis.setresp(3); return redis.call('get', 'nokey')", "0"]),
+        (E, &["EVAL", "redis.setresp(3); return {double = 3.5}", "0"]),
+        (E, &["EVAL", "redis.setresp(3); return {map = {a = 1}}", "0"]),
+        (E, &["EVAL", "redis.setresp(3); return {set = {a = true}}", "0"]),
+        (E, &["EVAL", "redis.setresp(3); return {big_number = '123'}", "0"]),
+        (E, &["EVAL", "redis.setresp(3); return true", "0"]),
+        (E, &["EVAL", "return redis.setresp(4)", "0"]),
+        (E, &["EVAL", "redis.call('zadd', 'z', 1.5, 'm'); redis.setresp(3); return redis.call('zscore', 'z', 'm')", "0"]),
+        (E, &["EVAL", "return redis.call('zscore', 'z', 'm')", "0"]),
+        (E, &["EVAL", "return cjson.encode({1, 2.5, 'a/b', {x = true}})", "0"]),
+        (E, &["EVAL", "return cjson.decode('[1,\"x\",{\"a\":[2]}]')[3].a[1]", "0"]),
+        (E, &["EVAL", "return cjson.encode({[1] = 1, [100] = 2})", "0"]),
+        (E, &["EVAL", "return cjson.decode('[1,]')", "0"]),
+        (E, &["EVAL", "return cmsgpack.pack({1, 2, 'x', {a = 0.1}})", "0"]),
+        (E, &["EVAL", "return {cmsgpack.unpack(cmsgpack.pack(1, 'two', -300))}", "0"]),
+        (E, &["EVAL", "return {bit.band(0xff, 0x0f), bit.lshift(1, 31), bit.tohex(65535)}", "0"]),
+        (E, &["EVAL", "return {struct.unpack('>HI', struct.pack('>HI', 258, 7))}", "0"]),
+        (E, &["EVAL", "return {math.random(10), math.random(5, 100)}", "0"]),
+        (E, &["EVAL", "return tostring(1e100)", "0"]),
+        (E, &["EVAL", "return redis.REDIS_VERSION", "0"]),
+        (E, &["EVAL", "return redis.replicate_commands()", "0"]),
+        (E, &["EVAL", "return redis.set_repl(9)", "0"]),
+        (E, &["EVAL", "#!lua flags=no-writes\nreturn redis.call('set', 'k', 'v')", "0"]),
+        (E, &["EVAL", "#!lua flags=bogus\nreturn 1", "0"]),
+        (E, &["EVAL", "#!python\nreturn 1", "0"]),
+        (E, &["EVAL_RO", "return redis.call('set', 'k', 'v')", "0"]),
+        (E, &["EVAL_RO", "#!lua\nreturn 1", "0"]),
+        (E, &["EVAL_RO", "return redis.call('get', 'k')", "0"]),
+        (E, &["SCRIPT", "LOAD", "return redis.call('get', KEYS[1])"]),
+        (E, &["EVALSHA", "a4d0d4c85b8bbbc06bd2c6e0a1a8bd0bd9c41a97", "1", "k"]),
+        (E, &["EVALSHA", "A4D0D4C85B8BBBC06BD2C6E0A1A8BD0BD9C41A97", "1", "k"]),
+        (E, &["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"]),
+        (E, &["EVALSHA", "short", "0"]),
+        (E, &["SCRIPT", "EXISTS", "a4d0d4c85b8bbbc06bd2c6e0a1a8bd0bd9c41a97", "nope"]),
+        (E, &["SCRIPT", "LOAD", "return +"]),
+        (E, &["SCRIPT", "FLUSH", "BOGUS"]),
+        (E, &["SCRIPT", "KILL"]),
+        (E, &["SCRIPT", "BOGUS"]),
+        (E, &["SCRIPT", "FLUSH"]),
+        (E, &["SCRIPT", "EXISTS", "a4d0d4c85b8bbbc06bd2c6e0a1a8bd0bd9c41a97"]),
+        (E, &["MULTI"]),
+        (E, &["EVAL", "return redis.call('incr', 'n')", "0"]),
+        (E, &["EVAL", "return redis.call('incr', 'n')", "0"]),
+        (E, &["EXEC"]),
+    ];
+    run(&mut r.client(), &mut n.client(), script);
+}
+
+/// The sandbox's refusals, word for word.
+#[test]
+fn lua_sandbox_refusals_match_redis() {
+    let (r, n) = both();
+    let script: &[(Cmp, &[&str])] = &[
+        (E, &["EVAL", "setmetatable(_G, {})", "0"]),
+        (E, &["EVAL", "local g = getmetatable(_G); g.__index = {}", "0"]),
+        (E, &["EVAL", "redis = function() return 1 end", "0"]),
+        (E, &["EVAL", "_G = {}", "0"]),
+        (E, &["EVAL", "redis.call = function() return 1 end", "0"]),
+        (E, &["EVAL", "cjson.encode = function() return 1 end", "0"]),
+        (E, &["EVAL", "bit.band = function() return 1 end", "0"]),
+        (E, &["EVAL", "return loadfile('/etc/passwd')", "0"]),
+        (E, &["EVAL", "return dofile('/etc/passwd')", "0"]),
+        (E, &["EVAL", "print('x')", "0"]),
+        (E, &["EVAL", "return os.time()", "0"]),
+        (E, &["EVAL", "return io.open('/etc/passwd')", "0"]),
+        (E, &["EVAL", "return require('os')", "0"]),
+        (E, &["EVAL", "return debug.getinfo(1)", "0"]),
+        (E, &["EVAL", "return loadstring(string.dump(function() return 1 end))()", "0"]),
+        (E, &["EVAL", "return redis.call('config', 'get', 'port')", "0"]),
+        (E, &["EVAL", "return redis.call('script', 'flush')", "0"]),
+        (E, &["EVAL", "return redis.call('subscribe', 'c')", "0"]),
+        (E, &["EVAL", "return redis.call('multi')", "0"]),
+        (E, &["EVAL", "local t = {}; for i = 1, 7999 do t[i] = 1 end; return redis.call('lpush', 'big', unpack(t))", "0"]),
+    ];
+    run(&mut r.client(), &mut n.client(), script);
+}
+
+#[test]
+fn functions_match_redis() {
+    let (r, n) = both();
+    let one = "#!lua name=mylib\nredis.register_function{function_name='g', callback=function() return redis.call('get', 'k') end, flags={'no-writes'}, description='reads'}";
+    let lib = "#!lua name=mylib\nredis.register_function('f', function(keys, args) return {keys[1], args[1], redis.call('set', keys[1], args[1])} end)\nredis.register_function{function_name='g', callback=function() return redis.call('get', 'k') end, flags={'no-writes'}, description='reads'}";
+    let script: &[(Cmp, &[&str])] = &[
+        (E, &["FUNCTION", "FLUSH"]),
+        (E, &["FUNCTION", "LOAD", one]),
+        (E, &["FUNCTION", "LIST"]),
+        (E, &["FUNCTION", "LIST", "WITHCODE", "LIBRARYNAME", "my*"]),
+        (E, &["FUNCTION", "LOAD", lib]),
+        (E, &["FUNCTION", "LOAD", lib]),
+        (E, &["FUNCTION", "LOAD", "REPLACE", lib]),
+        (E, &["FCALL", "f", "1", "k", "v"]),
+        (E, &["FCALL", "F", "1", "k", "w"]),
+        (E, &["FCALL_RO", "f", "1", "k", "v"]),
+        (E, &["FCALL_RO", "g", "0"]),
+        (E, &["FCALL", "nosuch", "0"]),
+        (E, &["FCALL", "f", "x"]),
+        (E, &["FCALL", "f", "3", "a"]),
+        // Two functions: Redis lists them in its hash table's order.
+        (S, &["FUNCTION", "LIST"]),
+        (E, &["FUNCTION", "LIST", "LIBRARYNAME", "other*"]),
+        (E, &["FUNCTION", "LIST", "BOGUS"]),
+        (E, &["FUNCTION", "STATS"]),
+        (
+            E,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=other\nredis.register_function('f', function() return 1 end)",
+            ],
+        ),
+        (E, &["FUNCTION", "LOAD", "#!lua name=bad\nerror('x')"]),
+        (
+            E,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=bad\nlocal a = string.len('x')",
+            ],
+        ),
+        (
+            E,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=bad\nredis.register_function()",
+            ],
+        ),
+        (
+            E,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=bad\nredis.register_function('x', 5)",
+            ],
+        ),
+        (E, &["FUNCTION", "LOAD", "#!lua name=bad\nreturn 1"]),
+        (E, &["FUNCTION", "LOAD", "#!lua name=b-d\nreturn 1"]),
+        (E, &["FUNCTION", "LOAD", "#!lua\nreturn 1"]),
+        (E, &["FUNCTION", "LOAD", "#!js name=x\nreturn 1"]),
+        (E, &["FUNCTION", "LOAD", "return 1"]),
+        (
+            E,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=bad\nredis.register_function('x', function() end) +",
+            ],
+        ),
+        (E, &["FUNCTION", "DELETE", "nosuch"]),
+        (E, &["FUNCTION", "RESTORE", "bogus"]),
+        (E, &["FUNCTION", "RESTORE", "bogus", "SOMETIMES"]),
+        (E, &["FUNCTION", "KILL"]),
+        (E, &["FUNCTION", "DELETE", "mylib"]),
+        (E, &["FCALL", "f", "1", "k", "v"]),
+        (E, &["FUNCTION", "LIST"]),
+    ];
+    run(&mut r.client(), &mut n.client(), script);
+}
+
+/// Randomized: scripts built from random commands and random return shapes, the same
+/// sequence against both servers.
+#[test]
+fn random_scripts_match_redis() {
+    let (r, n) = both();
+    let mut seed: u64 = 0x5eed_1234;
+    let mut next = |m: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % m
+    };
+    let calls = [
+        "redis.call('set', KEYS[1], ARGV[1])",
+        "redis.call('get', KEYS[1])",
+        "redis.pcall('incr', KEYS[1])",
+        "redis.call('rpush', KEYS[2], ARGV[1], ARGV[2])",
+        "redis.call('lrange', KEYS[2], 0, -1)",
+        "redis.pcall('hset', KEYS[1], 'f', ARGV[1])",
+        "redis.call('del', KEYS[1])",
+        "redis.call('zadd', KEYS[3], ARGV[2], ARGV[1])",
+        "redis.call('zrange', KEYS[3], 0, -1, 'WITHSCORES')",
+        "redis.pcall('lpop', KEYS[1])",
+        "redis.call('exists', KEYS[1], KEYS[2])",
+        "redis.call('type', KEYS[2])",
+        "{ok = 'S'}",
+        "{err = 'E x'}",
+        "1.5",
+        "false",
+        "{1, {2, {3}}}",
+    ];
+    let mut owned: Vec<Vec<String>> = Vec::new();
+    for _ in 0..120 {
+        let n_calls = 1 + next(4);
+        let mut body = String::new();
+        for i in 0..n_calls {
+            let c = calls[next(calls.len() as u64) as usize];
+            body.push_str(&format!("local r{i} = {c}\n"));
+        }
+        let ret = next(n_calls) as usize;
+        let resp3 = next(3) == 0;
+        let body = format!(
+            "{}{body}return r{ret}",
+            if resp3 { "redis.setresp(3)\n" } else { "" }
+        );
+        let args = [
+            body,
+            "3".to_string(),
+            format!("k{}", next(4)),
+            format!("l{}", next(3)),
+            format!("z{}", next(2)),
+            next(100).to_string(),
+            format!("{}.5", next(10)),
+        ];
+        owned.push(["EVAL".to_string()].into_iter().chain(args).collect());
+    }
+    let refs: Vec<Vec<&str>> = owned
+        .iter()
+        .map(|v| v.iter().map(String::as_str).collect())
+        .collect();
+    let script: Vec<(Cmp, &[&str])> = refs.iter().map(|v| (E, v.as_slice())).collect();
+    run(&mut r.client(), &mut n.client(), &script);
+}
+
+/// CONFIG GET * names every parameter redis-server has, with the same defaults (except the
+/// ones that describe how each server was started).
+#[test]
+fn config_parameters_match_redis() {
+    let (r, n) = both();
+    let pairs = |c: &mut Client| -> std::collections::BTreeMap<String, String> {
+        let Resp::Array(items) = c.cmd(&["CONFIG", "GET", "*"]) else {
+            panic!("CONFIG GET * is not an array")
+        };
+        items
+            .chunks(2)
+            .map(|kv| (kv[0].text(), kv[1].text()))
+            .collect()
+    };
+    let (want, got) = (pairs(&mut r.client()), pairs(&mut n.client()));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    let local = [
+        "port",
+        "repl-diskless-sync-delay",
+        "bind",
+        "dir",
+        "logfile",
+        "pidfile",
+        "daemonize",
+        "save",
+        "appendonly",
+        "enable-debug-command",
+        "dbfilename",
+        "unixsocket",
+        "protected-mode",
+    ];
+    for (k, v) in &want {
+        if !local.contains(&k.as_str()) {
+            assert_eq!(&got[k], v, "default of {k}");
+        }
+    }
+    let mut c = n.client();
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "lua-time-limit", "100"]),
+        Resp::Simple("OK".into())
+    );
+    let Resp::Array(got) = c.cmd(&["CONFIG", "GET", "busy-reply-threshold"]) else {
+        panic!("CONFIG GET is not an array")
+    };
+    assert_eq!(got[1].text(), "100");
+    let script: &[(Cmp, &[&str])] = &[
+        (E, &["CONFIG", "SET", "hz", "100000000000"]),
+        (E, &["CONFIG", "SET", "maxmemory-policy", "sometimes"]),
+        (E, &["CONFIG", "SET", "maxmemory-policy", "ALLKEYS-LRU"]),
+        (E, &["CONFIG", "GET", "maxmemory-policy"]),
+        (E, &["CONFIG", "SET", "hash-max-ziplist-value", "10"]),
+        (E, &["CONFIG", "GET", "hash-max-listpack-value"]),
+        (E, &["CONFIG", "SET", "maxmemory-clients", "10%"]),
+        (E, &["CONFIG", "GET", "maxmemory-clients"]),
+        (E, &["CONFIG", "SET", "list-compress-depth", "x"]),
+        (E, &["CONFIG", "SET", "daemonize", "yes"]),
+    ];
+    run(&mut r.client(), &mut n.client(), script);
+}

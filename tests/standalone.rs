@@ -925,7 +925,9 @@ fn replicas_keep_serving_reads_while_the_master_is_down() {
 
 fn sigterm_stops_the_proxy_cleanly() {
     let master = Redis::start();
-    let mut proxy = Sluice::start(&standalone_config(&master, &[], "master", ""));
+    // The client stays connected: the proxy exits once drain_timeout is over.
+    let config = standalone_config(&master, &[], "master", "");
+    let mut proxy = Sluice::start(&format!("drain_timeout = \"300ms\"\n{config}"));
     let mut c = proxy.client();
     assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::Simple("OK".into()));
     let status = proxy.terminate();
@@ -1309,11 +1311,10 @@ on_both_backends! {
         reads_refused_with_loading_are_retried_on_another_node,
         read_your_writes_never_returns_an_older_value_while_a_replica_lags,
         scan_walks_stay_on_the_replica_that_issued_the_cursor,
+        scripts_go_to_the_master_and_read_only_scripts_to_replicas,
     ],
     redis_only: [
-        // Needs Lua scripting (EVAL), which sluice node does not have.
-        scripts_go_to_the_master_and_read_only_scripts_to_replicas,
-        // Needs `repl-diskless-sync-delay`, which sluice node does not have.
+        // Needs `repl-diskless-sync-delay` to take effect, which sluice node does not do.
         a_read_waits_for_a_replica_to_join_the_read_pool,
     ],
 }

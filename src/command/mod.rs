@@ -5,6 +5,7 @@
 use crate::resp::{ReplyShape, Request};
 
 mod keys;
+mod special;
 mod table;
 
 pub(crate) use table::Fnv;
@@ -12,6 +13,7 @@ pub(crate) use table::Fnv;
 mod tests;
 
 pub use keys::{key_positions, KeyPositions};
+pub use special::Special;
 
 /// Command flags as Redis reports them in `COMMAND`, one bit each.
 pub mod flags {
@@ -105,6 +107,8 @@ pub struct CommandInfo {
     pub last_key: i32,
     /// Step between keys.
     pub step: i32,
+    /// What the proxy makes of the command beyond forwarding it, decided once at load.
+    pub special: Special,
 }
 
 impl CommandInfo {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 
-use super::{flags, CommandInfo};
+use super::{flags, CommandInfo, Special};
 
 /// The table as generated from Redis 7.0's `COMMAND` reply by `tests/command_table.rs`
 /// (`SLUICE_REGEN_COMMANDS=1 cargo test --test command_table`). Embedded rather than read at
@@ -91,6 +91,7 @@ fn parse_row(line: &'static str) -> Option<CommandInfo> {
         first_key,
         last_key,
         step,
+        special: Special::classify(name),
     })
 }
 

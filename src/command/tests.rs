@@ -293,6 +293,7 @@ fn keys_fixed_positions() {
         first_key: 1,
         last_key: -1,
         step: 0,
+        special: crate::command::Special::None,
     };
     assert_eq!(keys_args(&args("x a b")[..], &odd).count(), 0);
     let neg = CommandInfo {
@@ -453,4 +454,30 @@ fn blocking_timeouts_shrink_by_the_time_spent() {
     assert_eq!(shrunk(&["BLPOP", "a", "0"], 1500), None);
     assert_eq!(shrunk(&["BRPOP", "a", "soon"], 1500), None);
     assert_eq!(shrunk(&["GET", "a"], 1500), None);
+}
+
+#[test]
+fn every_row_is_found_by_its_name_in_any_case() {
+    for info in table() {
+        let upper = info.name.to_ascii_uppercase();
+        let found = lookup_name(upper.as_bytes()).map(|i| i.name);
+        assert_eq!(found, Some(info.name), "{upper}");
+        if let Some((parent, sub)) = upper.split_once('|') {
+            let a = [parent.as_bytes(), sub.as_bytes()];
+            assert_eq!(lookup_args(&a[..]).map(|i| i.name), Some(info.name));
+        }
+    }
+    // A container with an unknown or overlong subcommand is the container itself.
+    let long = "x".repeat(200);
+    for sub in ["nosuchsub", long.as_str()] {
+        let a = [b"Config".as_slice(), sub.as_bytes()];
+        assert_eq!(lookup_args(&a[..]).map(|i| i.name), Some("config"));
+    }
+    assert!(lookup_name(b"nosuchcommand").is_none());
+    assert!(lookup_name(long.as_bytes()).is_none());
+    assert!(lookup_name(b"").is_none());
+    // A prefix or an extension of a name is not that name.
+    assert!(lookup_name(b"ge").is_none());
+    assert!(lookup_name(b"gett").is_none());
+    assert!(lookup_name(b"config|").is_none());
 }

@@ -11,15 +11,31 @@ pub(super) fn describe(config: &Config) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail; the results are ignored on purpose.
     let _ = writeln!(out, "config: {}", config.source.display());
+    let _ = writeln!(
+        out,
+        "drain_timeout: {}",
+        format_duration(config.drain_timeout)
+    );
     match &config.admin {
         Some(admin) => {
             let _ = writeln!(
                 out,
-                "admin: http://{} (/metrics /healthz /ready /topology), max_connections {}, idle_timeout {}",
+                "admin: http://{} (/metrics /healthz /ready /topology /reload), max_connections {}, idle_timeout {}",
                 admin.listen,
                 admin.max_connections,
                 format_duration(admin.idle_timeout)
             );
+            let who = if admin.allow_remote_reload {
+                "any address"
+            } else {
+                "loopback only"
+            };
+            let token = if admin.reload_token.is_some() {
+                "token required"
+            } else {
+                "no token"
+            };
+            let _ = writeln!(out, "  POST /reload: {who}, {token}");
         }
         None => {
             let _ = writeln!(out, "admin: disabled (no [admin] section)");

@@ -11,11 +11,14 @@ mod raw;
 mod units;
 mod validate;
 
-/// A whole, validated configuration. Swapped as one snapshot (hot reload comes later).
+/// A whole, validated configuration. The running proxy holds it as one snapshot, replaced
+/// whole on a reload.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// File it came from (for messages).
+    /// File it came from (for messages, and re-read on reload).
     pub source: PathBuf,
+    /// On SIGTERM: how long in-flight requests may finish before the process exits.
+    pub drain_timeout: Duration,
     /// Admin HTTP server; none runs without it.
     pub admin: Option<AdminConfig>,
     /// One listener per pool.
@@ -33,6 +36,10 @@ pub struct AdminConfig {
     /// An admin connection that has not sent a complete request head within this time (idle
     /// between requests, or a partial request) is closed.
     pub idle_timeout: Duration,
+    /// `POST /reload` from addresses other than loopback (then only with `reload_token`).
+    pub allow_remote_reload: bool,
+    /// When set, `POST /reload` needs `Authorization: Bearer TOKEN`.
+    pub reload_token: Option<String>,
 }
 
 /// Topology source of a pool.
@@ -137,8 +144,8 @@ impl fmt::Display for ReplicaLag {
     }
 }
 
-/// One `[[pools]]` entry.
-#[derive(Debug, Clone)]
+/// One `[[pools]]` entry. Compared whole on reload: an unchanged entry keeps its pool.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     /// Pool name (metrics label, /topology key). Unique.
     pub name: String,

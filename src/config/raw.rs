@@ -113,6 +113,7 @@ fn toml_words(message: &str) -> String {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
+    pub drain_timeout: Option<NumOrText>,
     pub admin: Option<RawAdmin>,
     pub pools: Option<Vec<RawPool>>,
 }
@@ -124,6 +125,8 @@ pub(super) struct RawAdmin {
     pub listen: Option<String>,
     pub max_connections: Option<i64>,
     pub idle_timeout: Option<NumOrText>,
+    pub allow_remote_reload: Option<bool>,
+    pub reload_token: Option<String>,
 }
 
 /// One `[[pools]]` entry, keys in the order the docs list them.

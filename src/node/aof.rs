@@ -92,6 +92,9 @@ pub fn rewrite(store: &mut Store) {
     }
     let mut out = BytesMut::new();
     let mut n = itoa::Buffer::new();
+    for code in store.scripting.functions.codes() {
+        encode::command(&mut out, &[b"FUNCTION", b"LOAD", &code]);
+    }
     for (i, db) in store.dbs().iter().enumerate() {
         if db.is_empty() {
             continue;

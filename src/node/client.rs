@@ -46,8 +46,14 @@ pub struct ClientState {
     /// Set by PSYNC/SYNC: after the current replies are written, the connection stops
     /// serving commands and becomes a replication stream (`repl::master::serve_replica`).
     pub handoff: bool,
+    /// This is a script's client (`redis.call`): SORT of a set then sorts its output.
+    pub in_script: bool,
     /// WAIT's deadline while it is blocked (re-runs must not restart the timeout).
     pub wait_until: Option<std::time::Instant>,
+    /// Cluster mode: ASKING was sent; the next command may touch an importing slot.
+    pub asking: bool,
+    /// Cluster mode: READONLY was sent; a replica serves reads of its master's slots.
+    pub cluster_readonly: bool,
 }
 
 /// CLIENT REPLY ON / OFF / SKIP.

@@ -23,6 +23,8 @@ use super::reply::Reply;
 use super::server::Shared;
 use crate::resp::{decode_request, Limits, ProtocolError, Request};
 
+mod busy;
+
 /// Stop running a batch once this many reply bytes are waiting, release the lock and write
 /// them: bounds both the memory a pipelining client can make us hold and how long one
 /// client keeps the lock.
@@ -67,6 +69,18 @@ struct Conn {
     /// The AOF buffer's sequence at the end of the last batch: its replies go out only once
     /// the file holds that much (`None` without an AOF).
     aof_seq: Option<u64>,
+    /// The request at the head of the queue is a script, to run off the event loop.
+    script_next: bool,
+    /// Registration waiting for a running script to finish (see `serve`).
+    deferred: Option<ClientInfo>,
+}
+
+/// Adds a client to the registry; returns whether it is authenticated already.
+fn register(shared: &Shared, info: ClientInfo) -> bool {
+    let mut store = shared.lock();
+    store.clients.add(info);
+    store.stats.total_connections_received += 1;
+    store.settings.requirepass().is_none()
 }
 
 /// Serves one accepted client until it disconnects, QUITs or sends a malformed request.
@@ -74,31 +88,33 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let mailbox = Arc::new(Mailbox::default());
     let id = shared.next_client_id();
-    let authed = {
-        let mut store = shared.lock();
-        let now = super::store::unix_ms();
-        let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
-        store.clients.add(ClientInfo {
-            id,
-            addr: stream.peer_addr().unwrap_or(unspecified),
-            laddr: stream.local_addr().unwrap_or(unspecified),
-            created: now,
-            last_active: now,
-            name: None,
-            db: 0,
-            proto: Default::default(),
-            sub: 0,
-            psub: 0,
-            ssub: 0,
-            multi: -1,
-            last_cmd: "NULL",
-            role_flag: None,
-            monitor: false,
-            tracking: false,
-            mailbox: mailbox.clone(),
-        });
-        store.stats.total_connections_received += 1;
-        store.settings.requirepass().is_none()
+    let now = super::store::unix_ms();
+    let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    let info = ClientInfo {
+        id,
+        addr: stream.peer_addr().unwrap_or(unspecified),
+        laddr: stream.local_addr().unwrap_or(unspecified),
+        created: now,
+        last_active: now,
+        name: None,
+        db: 0,
+        proto: Default::default(),
+        sub: 0,
+        psub: 0,
+        ssub: 0,
+        multi: -1,
+        last_cmd: "NULL",
+        role_flag: None,
+        monitor: false,
+        tracking: false,
+        mailbox: mailbox.clone(),
+    };
+    // While a script holds the store, registering would block the event loop: the client
+    // is registered once the script is done (it gets BUSY replies meanwhile).
+    let (authed, deferred) = if shared.busy.running() {
+        (false, Some(info))
+    } else {
+        (register(&shared, info), None)
     };
     let client = ClientState {
         id,
@@ -122,6 +138,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         net_in: 0,
         net_out: 0,
         aof_seq: None,
+        script_next: false,
+        deferred,
     };
     // I/O errors just end the connection, as a reset would in Redis. SHUTDOWN closes every
     // connection too (as the end of a Redis process does), which matters when the node
@@ -131,6 +149,10 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         r = conn.run() => r,
         _ = stop.cancelled() => Ok(()),
     };
+    // Cleaning up takes the lock: never block the event loop behind a running script.
+    while conn.shared.busy.running() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     conn.unpark();
     conn.unregister();
     if conn.client.handoff {
@@ -169,11 +191,26 @@ impl Conn {
                     continue;
                 }
             }
-            self.run_batch();
+            if self.shared.busy.running() {
+                self.wait_busy().await?;
+                if self.shared.busy.running() {
+                    return Ok(()); // the client left (or QUIT) while the script runs
+                }
+            }
+            if let Some(info) = self.deferred.take() {
+                self.client.authed = register(&self.shared, info);
+            }
+            if !self.queue.is_empty() && !self.client.close {
+                self.run_batch();
+            }
             if let Some(seq) = self.aof_seq {
                 // Redis writes the AOF before the replies of the same event-loop turn: a
                 // killed process then loses no acknowledged write.
                 super::aof_file::before_reply(&self.shared, seq);
+            }
+            if self.script_next {
+                self.flush().await?;
+                self.run_script().await?;
             }
             self.flush().await?;
             if self.client.close || self.client.handoff {
@@ -251,6 +288,10 @@ impl Conn {
         }
         let mut ctx = Ctx::new(&mut store, &mut self.client, shared, true);
         while let Some(req) = self.queue.front() {
+            if ctx.client.multi.is_none() && busy::is_script(req) {
+                self.script_next = true;
+                break;
+            }
             match cmd::execute(&mut ctx, req) {
                 Reply::Block(b) => {
                     let db = ctx.db_index();
@@ -270,6 +311,8 @@ impl Conn {
                     use super::client::ReplyMode;
                     match ctx.client.reply_mode {
                         ReplyMode::On => reply.encode(ctx.proto(), &mut self.out),
+                        // Subscribe confirmations are pushes: Redis sends them anyway.
+                        _ if busy::is_subscription(req) => reply.encode(ctx.proto(), &mut self.out),
                         ReplyMode::Off => {}
                         // CLIENT REPLY SKIP answers nothing itself, then drops one more.
                         ReplyMode::SkipNext => ctx.client.reply_mode = ReplyMode::Skipping,

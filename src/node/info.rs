@@ -167,6 +167,18 @@ fn section(out: &mut String, name: &str, shared: &Shared, store: &Store) {
             f("used_memory_startup", &0);
             f("used_memory_dataset", &rss);
             f("used_memory_dataset_perc", &"100.00%");
+            let sc = &store.scripting;
+            let (lua, fns) = (sc.lua_memory(), sc.functions_memory());
+            f("used_memory_lua", &lua);
+            f("used_memory_vm_eval", &lua);
+            f("used_memory_lua_human", &human(lua as u64));
+            f("used_memory_scripts_eval", &0);
+            f("number_of_cached_scripts", &sc.cached_scripts());
+            f("number_of_functions", &sc.function_count());
+            f("number_of_libraries", &sc.library_count());
+            f("used_memory_vm_functions", &fns);
+            f("used_memory_vm_total", &(lua + fns));
+            f("used_memory_vm_total_human", &human((lua + fns) as u64));
             f("maxmemory", &maxmemory);
             f("maxmemory_human", &human(maxmemory));
             f(
@@ -279,7 +291,7 @@ fn section(out: &mut String, name: &str, shared: &Shared, store: &Store) {
                 f(&format!("errorstat_{code}"), &format_args!("count={n}"));
             }
         }
-        "cluster" => f("cluster_enabled", &0),
+        "cluster" => f("cluster_enabled", &u8::from(store.cluster.is_some())),
         "keyspace" => {
             for i in 0..DATABASES {
                 let db = store.db(i);

@@ -43,6 +43,7 @@ pub mod args;
 pub mod blocking;
 pub mod client;
 pub mod clients;
+pub mod cluster;
 pub mod cmd;
 pub mod conn;
 pub mod db;
@@ -56,9 +57,11 @@ pub mod output_limit;
 pub mod pubsub;
 pub mod repl;
 pub mod reply;
+pub mod script;
 pub mod sentinel;
 pub mod server;
 pub mod settings;
+mod settings_redis;
 pub mod stats;
 pub mod store;
 pub mod tracking;
@@ -87,6 +90,9 @@ pub enum NodeError {
     /// The append-only file cannot be loaded or opened.
     #[error(transparent)]
     Aof(#[from] aof::AofError),
+    /// The cluster role could not start (config file, bus port).
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// An option this build does not implement yet.
     #[error("{0} is not implemented yet")]
     Unsupported(&'static str),

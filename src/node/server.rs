@@ -30,6 +30,8 @@ pub struct NodeConfig {
     pub appendonly: bool,
     /// Working directory for the AOF.
     pub dir: PathBuf,
+    /// Cluster mode (`--cluster-enabled yes`), with its options.
+    pub cluster: Option<super::cluster::ClusterOptions>,
 }
 
 /// State shared by every connection and background task.
@@ -46,6 +48,8 @@ pub struct Shared {
     pub bound: SocketAddr,
     /// Cancelled when the node shuts down (SHUTDOWN, signal).
     pub shutdown: CancellationToken,
+    /// The running script, seen without the lock (BUSY replies, SCRIPT KILL).
+    pub busy: Arc<super::script::Busy>,
     /// The append-only file, once loaded (`appendonly yes`).
     pub aof: OnceLock<AofFile>,
 }
@@ -65,7 +69,9 @@ impl Shared {
         if let Some(pw) = &config.requirepass {
             settings.init("requirepass", pw.clone());
         }
+        let busy = store.scripting.busy.clone();
         Shared {
+            busy,
             store: Mutex::new(store),
             config,
             next_client_id: AtomicU64::new(1),
@@ -123,6 +129,9 @@ pub async fn run(
         let _ = shared.aof.set(file);
         aof_writer = aof_file::spawn_syncer(shared.clone());
     }
+    if let Some(opts) = &shared.config.cluster {
+        super::cluster::start(&shared, opts).await?;
+    }
     if let Some((host, port)) = &shared.config.replicaof {
         replica::set_master(&mut shared.lock(), host, *port);
     }
@@ -137,6 +146,8 @@ pub async fn run(
         _ = token.cancelled() => {}
     }
     token.cancel();
+    // A running script would keep its thread, and so the process, alive.
+    shared.busy.force_kill();
     // The AOF thread writes and fsyncs what is left before the process exits.
     if let Some(w) = aof_writer {
         let _ = tokio::task::spawn_blocking(move || w.join()).await;
@@ -175,6 +186,9 @@ async fn active_expiry(shared: Arc<Shared>) {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tick.tick() => {
+                if shared.busy.running() {
+                    continue; // never block the event loop behind a running script
+                }
                 let mut store = shared.lock();
                 store.active_expire_cycle();
                 let now = super::store::unix_ms();

@@ -1,15 +1,32 @@
 //! Runtime configuration (CONFIG GET/SET): the parameters a node has, with Redis's names,
 //! defaults and value checks. Only a few change behaviour (`requirepass`, `appendonly` and
-//! `appendfsync` for the AOF, `client-output-buffer-limit`, `maxmemory` for INFO); the rest are accepted and reported so that clients
+//! `appendfsync` for the AOF, `client-output-buffer-limit`, `maxmemory` for INFO,
+//! `busy-reply-threshold` for scripts); the rest are accepted and reported so that clients
 //! and tools that read or tune them keep working.
+//!
+//! [`PARAMS`] are the node's own entries; every other parameter of Redis 7.0's
+//! `CONFIG GET *` comes from the generated `settings_redis.rs`, aliases included
+//! (`lua-time-limit` is `busy-reply-threshold`).
 
 use indexmap::IndexMap;
 
 use super::output_limit::{self, OutputLimits};
+use super::settings_redis::REDIS_PARAMS;
+
+/// How a numeric parameter is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Num {
+    /// A plain integer.
+    Int,
+    /// A memory amount (`100mb`), stored as bytes.
+    Mem,
+    /// An integer or a percentage (`10%`).
+    Pct,
+}
 
 /// How a parameter's value is checked on CONFIG SET.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     /// `yes` / `no`.
     Bool,
     /// A signed integer.
@@ -24,6 +41,12 @@ enum Kind {
     OutputLimits,
     /// Cannot be changed at runtime.
     Immutable,
+    /// An integer of this style within [min, max].
+    Num(Num, i64, i64),
+    /// One of these words (any case); `true`: several, space separated.
+    Enum(&'static [&'static str], bool),
+    /// Another name of this parameter.
+    Alias(&'static str),
 }
 
 /// Every parameter: name, kind, default (Redis 7.0's).
@@ -100,6 +123,12 @@ pub enum SettingError {
     /// The value does not fit the parameter.
     #[error("CONFIG SET failed (possibly related to argument '{0}') - {1}")]
     Invalid(String, &'static str),
+    /// The value is none of the parameter's words.
+    #[error("CONFIG SET failed (possibly related to argument '{0}') - argument(s) must be one of the following: {1}")]
+    Enum(String, String),
+    /// The number is out of the parameter's range.
+    #[error("CONFIG SET failed (possibly related to argument '{0}') - argument must be between {1} and {2} inclusive")]
+    Range(String, i64, i64),
 }
 
 /// Current values, in table order.
@@ -112,10 +141,38 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
+        let mut values: IndexMap<&'static str, String> = REDIS_PARAMS
+            .iter()
+            .filter(|(_, k, _)| !matches!(k, Kind::Alias(_)))
+            .map(|(n, _, d)| (*n, d.to_string()))
+            .collect();
+        for (n, _, d) in PARAMS {
+            values.insert(n, d.to_string());
+        }
         Settings {
-            values: PARAMS.iter().map(|(n, _, d)| (*n, d.to_string())).collect(),
+            values,
             output_limits: OutputLimits::default(),
         }
+    }
+}
+
+/// The kind and canonical name of parameter `name` (lower case), aliases resolved. Redis's
+/// checks apply, except that what the node cannot change at runtime stays immutable.
+fn lookup(name: &str) -> Option<(&'static str, Kind)> {
+    let find = |name: &str| {
+        let own = PARAMS.iter().find(|(n, _, _)| *n == name);
+        if let Some((n, k @ (Kind::Immutable | Kind::Fsync | Kind::OutputLimits), _)) = own {
+            return Some((*n, *k));
+        }
+        REDIS_PARAMS
+            .iter()
+            .chain(own)
+            .find(|(n, _, _)| *n == name)
+            .map(|(n, k, _)| (*n, *k))
+    };
+    match find(name)? {
+        (_, Kind::Alias(target)) => find(target),
+        found => Some(found),
     }
 }
 
@@ -152,15 +209,20 @@ impl Settings {
     }
     /// Parameters whose name matches the glob `pattern` (case-insensitive), with values.
     pub fn matching<'a>(&'a self, pattern: &'a [u8]) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let aliases = REDIS_PARAMS.iter().filter_map(move |(n, k, _)| match k {
+            Kind::Alias(target) => Some((*n, self.get(target).unwrap_or(""))),
+            _ => None,
+        });
         self.values
             .iter()
-            .filter(move |(n, _)| super::glob::matches_case(pattern, n.as_bytes(), true))
             .map(|(n, v)| (*n, v.as_str()))
+            .chain(aliases)
+            .filter(move |(n, _)| super::glob::matches_case(pattern, n.as_bytes(), true))
     }
     /// CONFIG SET of one parameter, checked as Redis checks it.
     pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<(), SettingError> {
         let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
-        let Some(&(key, kind, _)) = PARAMS.iter().find(|(n, _, _)| *n == lname) else {
+        let Some((key, kind)) = lookup(&lname) else {
             return Err(SettingError::Unknown(
                 String::from_utf8_lossy(name).into_owned(),
             ));
@@ -168,6 +230,9 @@ impl Settings {
         let text = String::from_utf8_lossy(value).into_owned();
         let invalid = |why| Err(SettingError::Invalid(key.to_string(), why));
         let stored = match kind {
+            // Setting what the node started with changes nothing, so it is accepted (Redis
+            // can rebind at run time; a node cannot, but clients re-apply current values).
+            Kind::Immutable if self.get(key) == Some(text.as_str()) => text,
             Kind::Immutable => return invalid("can't set immutable config"),
             Kind::Bool => match text.to_ascii_lowercase().as_str() {
                 v @ ("yes" | "no") => v.to_string(),
@@ -181,7 +246,24 @@ impl Settings {
                 Some(n) => n.to_string(),
                 None => return invalid("argument must be a memory value"),
             },
-            Kind::Text => text,
+            Kind::Text | Kind::Alias(_) => text,
+            Kind::Num(style, min, max) => match check_num(style, min, max, &text) {
+                Ok(v) => v,
+                Err(Some(why)) => return Err(SettingError::Invalid(key.to_string(), why)),
+                Err(None) => return Err(SettingError::Range(key.to_string(), min, max)),
+            },
+            Kind::Enum(words, multi) => {
+                let lower = text.to_ascii_lowercase();
+                let parts: Vec<&str> = if multi {
+                    lower.split_ascii_whitespace().collect()
+                } else {
+                    vec![lower.as_str()]
+                };
+                if parts.is_empty() || parts.iter().any(|p| !words.contains(p)) {
+                    return Err(SettingError::Enum(key.to_string(), words.join(", ")));
+                }
+                parts.join(" ")
+            }
             Kind::Fsync => match text.to_ascii_lowercase().as_str() {
                 v @ ("always" | "everysec" | "no") => v.to_string(),
                 _ => {
@@ -202,6 +284,38 @@ impl Settings {
         self.values.insert(key, stored);
         Ok(())
     }
+}
+
+/// Checks a numeric value: the stored text, or why it is refused (`None`: out of range).
+fn check_num(style: Num, min: i64, max: i64, text: &str) -> Result<String, Option<&'static str>> {
+    if style == Num::Pct {
+        if let Some(p) = text.strip_suffix('%') {
+            return match p.parse::<i64>() {
+                Ok(n) if n >= 0 => Ok(text.to_string()),
+                _ => Err(Some("argument must be a memory or percent value")),
+            };
+        }
+    }
+    let n: i64 = match style {
+        Num::Int => text
+            .parse()
+            .map_err(|_| Some("argument couldn't be parsed into an integer"))?,
+        Num::Mem | Num::Pct => {
+            let neg = text.starts_with('-');
+            let v = parse_memory(text.trim_start_matches('-'))
+                .ok_or(Some("argument must be a memory value"))?;
+            let v = i64::try_from(v).map_err(|_| Some("argument must be a memory value"))?;
+            if neg {
+                -v
+            } else {
+                v
+            }
+        }
+    };
+    if n < min || n > max {
+        return Err(None);
+    }
+    Ok(n.to_string())
 }
 
 /// Redis's `memtoull`: digits with an optional b/k/kb/m/mb/g/gb suffix (any case).
@@ -236,7 +350,7 @@ mod tests {
         assert!(matches!(s.set(b"foo", b"1"), Err(SettingError::Unknown(_))));
         assert!(s.set(b"port", b"1").is_err());
         assert!(s.set(b"appendonly", b"maybe").is_err());
-        assert_eq!(s.matching(b"maxmemory*").count(), 3);
+        assert_eq!(s.matching(b"maxmemory*").count(), 5);
         assert!(s.set(b"appendfsync", b"sometimes").is_err());
         assert_eq!(s.set(b"appendfsync", b"ALWAYS"), Ok(()));
         assert_eq!(s.get("appendfsync"), Some("always"));

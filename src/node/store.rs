@@ -66,6 +66,10 @@ pub struct Store {
     pub lastsave: i64,
     /// Replication and AOF state: ids, offsets, backlog, replicas, master link, AOF buffer.
     pub repl: ReplState,
+    /// Lua scripts, function libraries and their VMs.
+    pub scripting: super::script::Scripting,
+    /// Cluster mode's view of the cluster (`None` unless `--cluster-enabled yes`).
+    pub cluster: Option<Box<super::cluster::ClusterState>>,
     rng: u64,
 }
 
@@ -100,6 +104,8 @@ impl Store {
             active_expire: true,
             lastsave: unix_ms() / 1000,
             repl: ReplState::default(),
+            scripting: Default::default(),
+            cluster: None,
             rng: seed | 1,
         }
     }

@@ -317,6 +317,9 @@ pub enum ReplyShape {
     MapAsPairs,
     /// Nested RESP3 nulls are RESP2 null arrays: GEOPOS.
     NullArrays,
+    /// `INFO` (default, `all`, `everything`): the master's text, to which the session appends
+    /// the proxy's own sections before encoding it for the client's protocol.
+    ProxyInfo,
 }
 
 /// [`to_resp2`] for a reply of the given shape. Falls back to the mechanical translation when

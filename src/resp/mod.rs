@@ -5,6 +5,7 @@
 //! the original bytes plus argument offsets) and replies are only *checked* for completeness
 //! (`scan_reply`) and then forwarded as the node's original bytes.
 
+pub mod client_error;
 pub mod codec;
 pub mod convert;
 pub mod encode;
@@ -14,6 +15,7 @@ pub(crate) mod parse;
 pub mod reply;
 pub mod request;
 
+pub use client_error::{ClientError, ErrorCode};
 pub use codec::{CodecError, ReplyCodec, RequestCodec};
 pub use convert::ReplyShape;
 pub use error::ProtocolError;

@@ -275,7 +275,7 @@ async fn pick(
         }
         routed => routed,
     };
-    routed.map_err(|e| error_reply(&e.to_string()))
+    routed.map_err(|e| crate::resp::ClientError::from(e).to_reply())
 }
 
 /// An error reply with this text.

@@ -13,22 +13,50 @@ use std::sync::Arc;
 
 use crate::backend::Node;
 use crate::config::ReadFrom;
+use crate::resp::{ClientError, ErrorCode};
 use crate::topology::cluster::SlotMap;
 use crate::topology::Topology;
 
-/// Why no node could be chosen. `Display` is the client-visible text after `-`.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why no node could be chosen. `Display` is the client-visible text after `-` (the
+/// [`ClientError`] it converts into).
+#[derive(Debug, Clone)]
 pub enum RouteError {
     /// No master is known or reachable.
-    #[error("MASTERDOWN sluice: pool '{0}' has no reachable master")]
     NoMaster(String),
     /// `read_from = "replica"` and no replica is healthy.
-    #[error("ERR sluice: pool '{0}' has no healthy replica (read_from = \"replica\")")]
     NoReplica(String),
     /// Cluster pools: no shard serves the slot (or no slot map is known yet).
-    #[error("CLUSTERDOWN Hash slot not served")]
     SlotNotServed,
 }
+
+impl From<&RouteError> for ClientError {
+    fn from(e: &RouteError) -> ClientError {
+        match e {
+            RouteError::NoMaster(pool) => ClientError::new(
+                ErrorCode::MasterDown,
+                format!("sluice: pool '{pool}' has no reachable master"),
+            ),
+            RouteError::NoReplica(pool) => ClientError::err(format!(
+                "sluice: pool '{pool}' has no healthy replica (read_from = \"replica\")"
+            )),
+            RouteError::SlotNotServed => ClientError::slot_not_served(),
+        }
+    }
+}
+
+impl From<RouteError> for ClientError {
+    fn from(e: RouteError) -> ClientError {
+        ClientError::from(&e)
+    }
+}
+
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        ClientError::from(self).fmt(f)
+    }
+}
+
+impl std::error::Error for RouteError {}
 
 /// Chooses nodes under a read policy. One per pool; holds the round-robin cursor.
 pub struct Router {

@@ -7,11 +7,8 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::cluster_slot;
-use crate::command::{self, CommandInfo};
-use crate::resp::{encode, Frame, Protocol, Reply, Request};
-
-/// Redis's own error for keys in different slots.
-pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+use crate::command::{self, CommandInfo, Special};
+use crate::resp::{encode, ClientError, Frame, Protocol, Reply, Request};
 
 /// How a request is served by a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +70,7 @@ pub enum FanOut {
 impl FanOut {
     /// True when replicas get the request too.
     pub fn includes_replicas(self, info: &CommandInfo) -> bool {
-        matches!(self, FanOut::ScriptLoad) || info.name == "script|flush"
+        matches!(self, FanOut::ScriptLoad) || info.special == Special::ScriptFlush
     }
 }
 
@@ -290,7 +287,7 @@ pub fn merge_fan_out(fan: FanOut, replies: Vec<Reply>) -> Reply {
         FanOut::AllOk | FanOut::ScriptLoad | FanOut::Scan => replies
             .into_iter()
             .next()
-            .unwrap_or_else(|| super::cluster::error_reply("CLUSTERDOWN Hash slot not served")),
+            .unwrap_or_else(|| ClientError::slot_not_served().to_reply()),
         FanOut::RandomKey => {
             let keys: Vec<Reply> = replies
                 .into_iter()
@@ -305,7 +302,7 @@ pub fn merge_fan_out(fan: FanOut, replies: Vec<Reply>) -> Reply {
             let i = (pick % keys.len() as u64) as usize;
             keys.into_iter()
                 .nth(i)
-                .unwrap_or_else(|| super::cluster::error_reply("CLUSTERDOWN Hash slot not served"))
+                .unwrap_or_else(|| ClientError::slot_not_served().to_reply())
         }
         FanOut::Keys => {
             let mut all = Vec::new();

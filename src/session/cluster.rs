@@ -17,12 +17,12 @@ use super::{error_bytes, Pending, Session, Waiting};
 use crate::backend::mux::ReplyResult;
 use crate::backend::Node;
 use crate::cluster_slot;
-use crate::command::{self, CommandInfo};
+use crate::command::{self, CommandInfo, Special};
 use crate::config::ReadFrom;
-use crate::resp::{encode, Protocol, Reply, ReplyShape, Request};
+use crate::resp::{encode, ClientError, Protocol, Reply, ReplyShape, Request};
 use crate::route::cluster as redirect;
 use crate::route::scan;
-use crate::route::split::{self, FanOut, Plan, CROSSSLOT};
+use crate::route::split::{self, FanOut, Plan};
 use crate::route::RouteError;
 
 impl Session {
@@ -35,8 +35,10 @@ impl Session {
         pending: &mut VecDeque<Pending>,
         may_hold: bool,
     ) -> Option<Request> {
-        let name = info.map_or("", |i| i.name);
-        if matches!(name, "readonly" | "readwrite" | "asking") {
+        if matches!(
+            Special::of(info),
+            Special::Readonly | Special::Readwrite | Special::Asking
+        ) {
             // Connection modes of cluster clients: the proxy already reads from replicas
             // per its policy and follows ASK itself.
             pending.push_back(Pending::Ready(Bytes::from_static(b"+OK\r\n")));
@@ -50,9 +52,7 @@ impl Session {
             if may_hold {
                 return Some(req);
             }
-            pending.push_back(Pending::Ready(error_bytes(
-                "CLUSTERDOWN Hash slot not served",
-            )));
+            pending.push_back(Pending::Ready(ClientError::slot_not_served().to_bytes()));
             return None;
         };
         // Ordering across a change of slot owners: a write still in flight to a slot's former
@@ -91,7 +91,7 @@ impl Session {
                 Err(RouteError::NoReplica(_)) if may_hold => return Some(req),
                 Err(e) => {
                     self.pool.metrics.errors.increment(1);
-                    pending.push_back(Pending::Ready(error_bytes(&e.to_string())));
+                    pending.push_back(Pending::Ready(ClientError::from(e).to_bytes()));
                     return None;
                 }
             };
@@ -112,7 +112,7 @@ impl Session {
             Plan::Single(_) => {}
             Plan::CrossSlot => {
                 self.pool.metrics.errors.increment(1);
-                pending.push_back(Pending::Ready(error_bytes(CROSSSLOT)));
+                pending.push_back(Pending::Ready(ClientError::cross_slot().to_bytes()));
             }
             Plan::Split(merge) => {
                 let parts = split::split(&req, merge);
@@ -277,44 +277,6 @@ impl Session {
         }));
     }
 
-    /// The node for a request that needs a dedicated connection (blocking commands,
-    /// subscriptions, transactions): the master; in a cluster pool, the master of its keys'
-    /// slot (any master for keyless ones). Errors are client-ready texts.
-    pub(super) fn exclusive_node(
-        &self,
-        req: &Request,
-        info: Option<&CommandInfo>,
-    ) -> Result<Arc<Node>, String> {
-        if self.pool.cfg.mode() == crate::config::Mode::Cluster {
-            return self.cluster_exclusive_node(req, info);
-        }
-        self.pool
-            .router
-            .master(&self.pool.topology.load())
-            .map_err(|e| e.to_string())
-    }
-
-    fn cluster_exclusive_node(
-        &self,
-        req: &Request,
-        info: Option<&CommandInfo>,
-    ) -> Result<Arc<Node>, String> {
-        let topo = self.pool.topology.load();
-        let Some(map) = topo.cluster.as_ref() else {
-            return Err("CLUSTERDOWN Hash slot not served".into());
-        };
-        let slot = match split::plan(req, info) {
-            // Classic subscriptions all live on one master, where PUBLISH goes too.
-            Plan::Single(None) if is_classic_pubsub(info) => Some(PUBSUB_HOME_SLOT),
-            Plan::Single(slot) => slot,
-            _ => return Err(CROSSSLOT.into()),
-        };
-        self.pool
-            .router
-            .cluster(map, slot, false, None)
-            .map_err(|e| e.to_string())
-    }
-
     /// `CLUSTER ...` through the proxy: the proxy describes itself as a one-node cluster
     /// that owns every slot, so cluster-aware clients send everything here.
     pub(super) fn cluster_command(&self, req: &Request) -> Bytes {
@@ -410,10 +372,10 @@ impl Session {
 pub(super) const PUBSUB_HOME_SLOT: u16 = 0;
 
 /// SUBSCRIBE, PSUBSCRIBE and PUBLISH: the keyless pub/sub commands that go to the home master.
-fn is_classic_pubsub(info: Option<&CommandInfo>) -> bool {
+pub(super) fn is_classic_pubsub(info: Option<&CommandInfo>) -> bool {
     matches!(
-        info.map(|i| i.name),
-        Some("subscribe" | "psubscribe" | "publish")
+        Special::of(info),
+        Special::Subscribe | Special::Psubscribe | Special::Publish
     )
 }
 

@@ -7,69 +7,13 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::blocking::{await_reply, Outcome};
-use super::transaction::{checkout_in_db, refused_in_multi, Pinned, EXECABORT};
-use super::{err_text, Io, Session};
-use crate::command::CommandInfo;
-use crate::resp::{encode, Reply, Request};
+use super::dedicated::{await_reply, checkout_in_db, Outcome};
+use super::tx_state::{refused_in_multi, Deferred, Pinned, TxLog, MAX_DEFERRED_BYTES};
+use super::{Io, Session};
+use crate::command::{self, CommandInfo, Special};
+use crate::resp::{encode, ClientError, ErrorCode, Reply, Request};
 use crate::route::cluster::{self as redirect, Redirect, MAX_HOPS};
-use crate::route::split::{self, Plan, CROSSSLOT};
-
-/// A deferred MULTI: the requests to replay (MULTI first), and whether a command was refused
-/// at queue time (EXEC must then abort, as Redis does). Boxed in the session, which rarely
-/// has one.
-pub(super) struct Deferred {
-    reqs: Vec<Bytes>,
-    /// Bytes held in `reqs` (bounded by [`MAX_DEFERRED_BYTES`]).
-    bytes: usize,
-    poisoned: bool,
-}
-
-/// Most bytes of keyless commands held for a MULTI before its first key picks the node; past
-/// this a command is refused (and the transaction aborts at EXEC) rather than buffered.
-pub(super) const MAX_DEFERRED_BYTES: usize = 4 << 20;
-
-impl Deferred {
-    /// A MULTI that is already lost (no dedicated connection could be had for it, or its
-    /// connection failed): everything up to EXEC is queued here without running, and EXEC
-    /// aborts.
-    pub(super) fn aborted() -> Box<Deferred> {
-        Box::new(Deferred {
-            reqs: Vec::new(),
-            bytes: 0,
-            poisoned: true,
-        })
-    }
-}
-
-/// What a cluster transaction sent since MULTI (MULTI first), kept to replay it on another
-/// node; bounded like [`Deferred`].
-pub(super) struct TxLog {
-    reqs: Vec<Bytes>,
-    bytes: usize,
-}
-
-impl TxLog {
-    /// A log that starts with the MULTI itself.
-    pub(super) fn new(multi: &[u8]) -> TxLog {
-        TxLog {
-            reqs: vec![Bytes::copy_from_slice(multi)],
-            bytes: multi.len(),
-        }
-    }
-
-    /// Adds a queued command; false when that would pass [`MAX_DEFERRED_BYTES`].
-    pub(super) fn push(&mut self, raw: &[u8]) -> bool {
-        let size = raw.len() + std::mem::size_of::<Bytes>();
-        if self.bytes + size > MAX_DEFERRED_BYTES {
-            return false;
-        }
-        self.bytes += size;
-        // Owned copy: a slice would keep the client's whole read buffer alive.
-        self.reqs.push(Bytes::copy_from_slice(raw));
-        true
-    }
-}
+use crate::route::split::{self, Plan};
 
 impl Session {
     /// A command queued inside a pinned cluster MULTI (or the WATCH that pinned the
@@ -125,21 +69,11 @@ impl Session {
                     if let Some(log) = &log {
                         replay_deferred(&mut pinned, &log.reqs).await?;
                     }
-                    pinned
-                        .conn
-                        .write(req.raw())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    pinned.conn.read().await.map_err(|e| e.to_string())
+                    pinned.conn.write(req.raw()).await?;
+                    Ok::<_, ClientError>(pinned.conn.read().await?)
                 })
                 .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "sluice: no reply from {} within {} ms",
-                        node.addr,
-                        timeout.as_millis()
-                    ))
-                })
+                .unwrap_or_else(|_| Err(no_reply_within(&node.addr, timeout)))
                 .map(|r| (pinned, r))
             };
             match moved.await {
@@ -152,10 +86,11 @@ impl Session {
                     // A client inside its MULTI stays there, doomed; but an EXEC that came
                     // back MOVED ended the transaction (Redis discarded it), and its error
                     // is the answer: the client is out of MULTI, as after any EXEC.
-                    if old.in_multi && !req.arg(0).eq_ignore_ascii_case(b"exec") {
+                    let exec = Special::of(command::lookup(req)) == Special::Exec;
+                    if old.in_multi && !exec {
                         self.deferred_multi = Some(Deferred::aborted());
                     }
-                    return redirect::error_reply(&err_text(&e));
+                    return e.to_reply();
                 }
             }
         }
@@ -172,18 +107,17 @@ impl Session {
         info: Option<&'static CommandInfo>,
         io: &mut Io,
     ) -> bool {
-        let name = info.map_or("", |i| i.name);
         if !self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) {
             return false;
         }
-        match name {
-            "multi" => encode::error(&mut io.out, "ERR MULTI calls can not be nested"),
-            "watch" => encode::error(&mut io.out, "ERR WATCH inside MULTI is not allowed"),
-            "exec" => {
+        match Special::of(info) {
+            Special::Multi => encode::error(&mut io.out, "ERR MULTI calls can not be nested"),
+            Special::Watch => encode::error(&mut io.out, "ERR WATCH inside MULTI is not allowed"),
+            Special::Exec => {
                 self.deferred_multi = None;
-                encode::error(&mut io.out, EXECABORT);
+                ClientError::exec_abort().write_to(&mut io.out);
             }
-            "discard" => {
+            Special::Discard => {
                 self.deferred_multi = None;
                 io.out.extend_from_slice(b"+OK\r\n");
             }
@@ -212,7 +146,7 @@ impl Session {
         info: Option<&'static CommandInfo>,
         io: &mut Io,
     ) -> bool {
-        let name = info.map_or("", |i| i.name);
+        let special = Special::of(info);
         let slot = match split::plan(req, info) {
             Plan::Single(s) => s,
             Plan::FanOut(_) => None,
@@ -223,7 +157,7 @@ impl Session {
                 if let Some(d) = self.deferred_multi.as_mut() {
                     d.poisoned = true;
                 }
-                encode::error(&mut io.out, CROSSSLOT);
+                ClientError::cross_slot().write_to(&mut io.out);
                 return true;
             }
         };
@@ -245,7 +179,7 @@ impl Session {
                 };
                 if !same {
                     p.poisoned |= p.in_multi;
-                    encode::error(&mut io.out, CROSSSLOT);
+                    ClientError::cross_slot().write_to(&mut io.out);
                     return true;
                 }
                 p.slot = Some(s);
@@ -253,26 +187,26 @@ impl Session {
             return false;
         }
         if self.deferred_multi.is_some() {
-            match name {
-                "multi" => {
+            match special {
+                Special::Multi => {
                     encode::error(&mut io.out, "ERR MULTI calls can not be nested");
                     return true;
                 }
-                "watch" => {
+                Special::Watch => {
                     encode::error(&mut io.out, "ERR WATCH inside MULTI is not allowed");
                     return true;
                 }
-                "discard" => {
+                Special::Discard => {
                     self.deferred_multi = None;
                     io.out.extend_from_slice(b"+OK\r\n");
                     return true;
                 }
-                "exec" if self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) => {
+                Special::Exec if self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) => {
                     self.deferred_multi = None;
-                    encode::error(&mut io.out, EXECABORT);
+                    ClientError::exec_abort().write_to(&mut io.out);
                     return true;
                 }
-                "exec" => {}
+                Special::Exec => {}
                 _ => {
                     if let Some(refusal) = refused_in_multi(self, req, info) {
                         if let Some(d) = self.deferred_multi.as_mut() {
@@ -283,7 +217,7 @@ impl Session {
                     }
                 }
             }
-            if name != "exec" && slot.is_none() {
+            if special != Special::Exec && slot.is_none() {
                 if let Some(d) = self.deferred_multi.as_mut() {
                     let size = req.raw().len() + std::mem::size_of::<Bytes>();
                     if d.bytes + size > MAX_DEFERRED_BYTES {
@@ -304,7 +238,7 @@ impl Session {
                 io.out.extend_from_slice(b"+QUEUED\r\n");
                 return true;
             }
-        } else if name == "multi" {
+        } else if special == Special::Multi {
             self.deferred_multi = Some(Box::new(Deferred {
                 reqs: vec![req.raw().clone()],
                 bytes: req.raw().len(),
@@ -312,7 +246,7 @@ impl Session {
             }));
             io.out.extend_from_slice(b"+OK\r\n");
             return true;
-        } else if slot.is_none() && name != "watch" {
+        } else if slot.is_none() && special != Special::Watch {
             // Outside a transaction and keyless (UNWATCH, EXEC without MULTI ...): the
             // normal path answers it.
             return false;
@@ -324,10 +258,10 @@ impl Session {
                 // The client is still inside its MULTI until EXEC or DISCARD: keep it, and
                 // abort it at EXEC as Redis does for a command refused at queue time.
                 match self.deferred_multi.as_mut() {
-                    Some(d) if name != "exec" => d.poisoned = true,
+                    Some(d) if special != Special::Exec => d.poisoned = true,
                     _ => self.deferred_multi = None,
                 }
-                encode::error(&mut io.out, &err_text(&e.to_string()));
+                e.write_to(&mut io.out);
                 return true;
             }
         };
@@ -339,13 +273,7 @@ impl Session {
             let replayed =
                 tokio::time::timeout(timeout, replay_deferred(&mut pinned, &replay.reqs))
                     .await
-                    .unwrap_or_else(|_| {
-                        Err(format!(
-                            "sluice: no reply from {} within {} ms",
-                            pinned.node.addr,
-                            timeout.as_millis()
-                        ))
-                    });
+                    .unwrap_or_else(|_| Err(no_reply_within(&pinned.node.addr, timeout)));
             match replayed {
                 // A command refused before the node was known aborts the transaction too.
                 Ok(()) => {
@@ -356,13 +284,13 @@ impl Session {
                     });
                 }
                 Err(e) => {
-                    if name != "exec" {
+                    if special != Special::Exec {
                         self.deferred_multi = Some(Box::new(Deferred {
                             poisoned: true,
                             ..*replay
                         }));
                     }
-                    encode::error(&mut io.out, &err_text(&e.to_string()));
+                    e.write_to(&mut io.out);
                     return true;
                 }
             }
@@ -375,27 +303,37 @@ impl Session {
 /// The error shown instead of a redirect that a transaction cannot follow: retryable, and
 /// the transaction aborts at EXEC (Redis flags a transaction that saw a redirect).
 fn moving(slot: u16, why: &str) -> Reply {
-    redirect::error_reply(&format!(
-        "TRYAGAIN sluice: slot {slot} {why} during the transaction; retry the transaction"
+    ClientError::new(
+        ErrorCode::TryAgain,
+        format!("sluice: slot {slot} {why} during the transaction; retry the transaction"),
+    )
+    .to_reply()
+}
+
+/// A node that did not answer a transaction's replay within `timeout`.
+fn no_reply_within(addr: &str, timeout: std::time::Duration) -> ClientError {
+    ClientError::err(format!(
+        "sluice: no reply from {addr} within {} ms",
+        timeout.as_millis()
     ))
 }
 
 /// Sends the deferred MULTI and its queued keyless commands on the newly pinned connection.
-async fn replay_deferred(pinned: &mut Pinned, replay: &[Bytes]) -> Result<(), String> {
+async fn replay_deferred(pinned: &mut Pinned, replay: &[Bytes]) -> Result<(), ClientError> {
     let mut out = BytesMut::new();
     for raw in replay {
         out.extend_from_slice(raw);
     }
-    pinned.conn.write(&out).await.map_err(|e| e.to_string())?;
+    pinned.conn.write(&out).await?;
     for (i, _) in replay.iter().enumerate() {
-        let reply = pinned.conn.read().await.map_err(|e| e.to_string())?;
+        let reply = pinned.conn.read().await?;
         if i == 0 {
             if reply.is_error() {
-                return Err(format!(
+                return Err(ClientError::err(format!(
                     "sluice: MULTI refused by {}: {}",
                     pinned.node.addr,
                     String::from_utf8_lossy(&reply.raw).trim_end()
-                ));
+                )));
             }
             pinned.in_multi = true;
             pinned.queued = 0;

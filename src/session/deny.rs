@@ -33,24 +33,6 @@ const DENIED: &[(&str, &str)] = &[
 /// them to permit it). In other pools they reach the one master, as with a direct connection.
 const DENIED_IN_CLUSTER: &[(&str, &str)] = &[("flushall", ""), ("flushdb", "")];
 
-/// Commands that change the connection they run on for good: when allowed, they get a
-/// dedicated connection of their own for the rest of the session (see `pubsub::tunnel`).
-const TUNNEL: &[(&str, &str)] = &[
-    ("sync", ""),
-    ("psync", ""),
-    ("client", "tracking"),
-    ("client", "caching"),
-];
-
-/// True for a request that must run on a tunnel (see [`TUNNEL`]).
-pub(super) fn is_tunnel(req: &Request) -> bool {
-    let (name, sub) = (req.arg(0), req.arg(1));
-    TUNNEL.iter().any(|(cmd, s)| {
-        name.eq_ignore_ascii_case(cmd.as_bytes())
-            && (s.is_empty() || sub.eq_ignore_ascii_case(s.as_bytes()))
-    })
-}
-
 /// True when some form of the command `parent` is denied by default (in some mode).
 pub(super) fn is_denied_family(parent: &str) -> bool {
     DENIED

@@ -5,9 +5,9 @@
 use bytes::{Bytes, BytesMut};
 
 use super::{deny, error_bytes, Session};
-use crate::command::CommandInfo;
+use crate::command::{CommandInfo, Special};
 use crate::config::Mode;
-use crate::resp::{encode, Protocol, Request};
+use crate::resp::{encode, ClientError, ErrorCode, Protocol, Request};
 
 const PONG: &[u8] = b"+PONG\r\n";
 const OK: &[u8] = b"+OK\r\n";
@@ -29,77 +29,73 @@ impl Session {
         req: &Request,
         info: Option<&'static CommandInfo>,
     ) -> Option<Bytes> {
-        let name = req.arg(0);
-        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-        if !(self.authed || is("auth") || is("hello") || is("quit") || is("reset")) {
-            return Some(error_bytes("NOAUTH Authentication required."));
+        let special = Special::of(info);
+        let may_unauthed = matches!(
+            special,
+            Special::Auth | Special::Hello | Special::Quit | Special::Reset
+        );
+        if !(self.authed || may_unauthed) {
+            return Some(
+                ClientError::new(ErrorCode::NoAuth, "Authentication required.").to_bytes(),
+            );
         }
-        // Fast exit for the data commands: only these command families are answered here or
-        // denied, and a static-name match is far cheaper than the checks below.
-        if let Some(info) = info {
-            let parent = info.name.split_once('|').map_or(info.name, |(p, _)| p);
-            if !is_session_or_denied(parent) {
-                return None;
+        match special {
+            Special::Ping => {
+                return Some(match req.len() {
+                    1 => Bytes::from_static(PONG),
+                    2 => bulk(req.arg(1)),
+                    _ => wrong_args("ping"),
+                })
             }
-        }
-        if is("ping") {
-            return Some(match req.len() {
-                1 => Bytes::from_static(PONG),
-                2 => bulk(req.arg(1)),
-                _ => wrong_args("ping"),
-            });
-        }
-        if is("echo") {
-            return Some(if req.len() == 2 {
-                bulk(req.arg(1))
-            } else {
-                wrong_args("echo")
-            });
-        }
-        if is("quit") {
-            self.closing = true;
-            return Some(Bytes::from_static(OK));
-        }
-        if is("select") {
-            return Some(self.select(req));
-        }
-        if is("auth") {
-            return Some(self.auth(req));
-        }
-        if is("hello") {
-            return Some(self.hello(req));
-        }
-        if is("reset") {
-            self.reset();
-            return Some(Bytes::from_static(b"+RESET\r\n"));
-        }
-        if is("client") {
-            if let Some(reply) = self.client(req) {
-                return Some(reply);
+            Special::Echo => {
+                return Some(if req.len() == 2 {
+                    bulk(req.arg(1))
+                } else {
+                    wrong_args("echo")
+                })
             }
-        }
-        if is("unsubscribe") || is("punsubscribe") || is("sunsubscribe") {
+            Special::Quit => {
+                self.closing = true;
+                return Some(Bytes::from_static(OK));
+            }
+            Special::Select => return Some(self.select(req)),
+            Special::Auth => return Some(self.auth(req)),
+            Special::Hello => return Some(self.hello(req)),
+            Special::Reset => {
+                self.reset();
+                return Some(Bytes::from_static(b"+RESET\r\n"));
+            }
+            s if s.is_client() => {
+                if let Some(reply) = self.client(req) {
+                    return Some(reply);
+                }
+            }
             // Not subscribed (subscribed clients are served by the pub/sub loop): Redis
             // confirms each channel with a count of 0.
-            return Some(self.unsubscribe_confirmations(req));
-        }
-        if is("exec") || is("discard") {
-            let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
-            return Some(error_bytes(&format!("ERR {upper} without MULTI")));
-        }
-        if is("wait") {
-            // WAIT counts replica acknowledgements of the writes made on *its* connection; ours
-            // are shared or dedicated, so any answer would be about someone else's writes.
-            return Some(error_bytes(
-                "ERR sluice: WAIT is not supported through the proxy (it would count replica \
-                 acknowledgements of another connection's writes)",
-            ));
-        }
-        if is("unwatch") {
-            return Some(Bytes::from_static(OK));
-        }
-        if is("cluster") && self.pool.cfg.mode() == Mode::Cluster {
-            return Some(self.cluster_command(req));
+            s if s.unsubscribes() => return Some(self.unsubscribe_confirmations(req)),
+            Special::Exec | Special::Discard => {
+                let upper = String::from_utf8_lossy(req.arg(0)).to_ascii_uppercase();
+                return Some(error_bytes(&format!("ERR {upper} without MULTI")));
+            }
+            Special::Wait => {
+                // WAIT counts replica acknowledgements of the writes made on *its* connection;
+                // ours are shared or dedicated, so any answer would be about someone else's
+                // writes.
+                return Some(error_bytes(
+                    "ERR sluice: WAIT is not supported through the proxy (it would count replica \
+                     acknowledgements of another connection's writes)",
+                ));
+            }
+            Special::Unwatch => return Some(Bytes::from_static(OK)),
+            Special::Cluster if self.pool.cfg.mode() == Mode::Cluster => {
+                return Some(self.cluster_command(req))
+            }
+            // Fast exit for the data commands: only denied families are left to check, and
+            // most commands are not one of them.
+            Special::None if info.is_some_and(|i| !deny::is_denied_family(parent_of(i.name))) => {
+                return None
+            }
+            _ => {}
         }
         deny::check(&self.pool, req).map(|msg| error_bytes(&msg))
     }
@@ -339,26 +335,9 @@ impl Session {
     }
 }
 
-/// Command families handled in this file (session commands and denied commands).
-fn is_session_or_denied(parent: &str) -> bool {
-    matches!(
-        parent,
-        "ping"
-            | "echo"
-            | "quit"
-            | "select"
-            | "auth"
-            | "hello"
-            | "reset"
-            | "client"
-            | "unsubscribe"
-            | "punsubscribe"
-            | "sunsubscribe"
-            | "exec"
-            | "discard"
-            | "unwatch"
-            | "wait"
-    ) || deny::is_denied_family(parent)
+/// The command a `parent|sub` row belongs to (the name itself for other rows).
+fn parent_of(name: &str) -> &str {
+    name.split_once('|').map_or(name, |(p, _)| p)
 }
 
 enum Field {

@@ -14,16 +14,22 @@ mod client_cmds;
 pub mod clients;
 mod cluster;
 mod cluster_tx;
+mod dedicated;
 mod deny;
+mod info;
+mod io;
 mod local;
 mod monitor;
 mod output;
 mod pause;
 mod pubsub;
 mod reply_mode;
+mod retry;
 mod scan;
 mod shard_pubsub;
+mod subscribed;
 mod transaction;
+mod tx_state;
 mod unblock;
 mod wait;
 mod wait_cmd;
@@ -32,22 +38,24 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::backend::mux::ReplyResult;
-use crate::backend::{BackendError, Node};
-use crate::command::{self, CommandInfo};
+use crate::backend::Node;
+use crate::command::{self, CommandInfo, Special};
 use crate::config::{Consistency, Mode, ReadFrom};
 use crate::pool::Pool;
-use crate::resp::{convert, decode_request, encode, Protocol, Reply, ReplyShape, Request};
+use crate::resp::{
+    convert, decode_request, encode, ClientError, Protocol, Reply, ReplyShape, Request,
+};
 use crate::route::RouteError;
-use crate::topology::Topology;
 
-use self::transaction::Pinned;
+pub(crate) use self::io::Io;
+use self::tx_state::Pinned;
 
 /// Most replies a client may have outstanding before we stop reading its requests (fewer when
 /// its replies are large: see `output`).
@@ -57,12 +65,6 @@ const MAX_PENDING: usize = 1024;
 /// histogram for every request was a measurable share of per-request CPU, and a 1-in-8
 /// sample describes the distribution just as well at these rates.
 const LATENCY_SAMPLE: u32 = 8;
-
-/// Bytes reserved for a client read when the request buffer is (nearly) full.
-const READ_CHUNK: usize = 8 * 1024;
-
-/// Bytes reserved for the first read after the session was idle.
-const FIRST_READ: usize = 4096;
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -113,7 +115,7 @@ pub struct Session {
     /// Cluster pools: a MULTI whose node is not known yet (no keyed command so far): the
     /// requests to replay once the first keyed command picks the slot. Any pool: a MULTI
     /// that is already lost (refused, or its connection failed), answered here until EXEC.
-    deferred_multi: Option<Box<cluster_tx::Deferred>>,
+    deferred_multi: Option<Box<tx_state::Deferred>>,
     closing: bool,
     /// This client's place under `max_clients`, released when the session ends.
     _permit: OwnedSemaphorePermit,
@@ -131,76 +133,6 @@ pub struct Session {
     /// Recent reply size (a decaying maximum), which bounds how many requests may be in
     /// flight (see `output`).
     reply_hint: u32,
-}
-
-/// The client socket halves and buffers, kept apart from `Session` so both can be borrowed.
-pub(crate) struct Io {
-    /// One stream for both directions: `try_read`/`try_write` take `&self`, so no split halves
-    /// (and no `Arc` per connection) are needed.
-    stream: TcpStream,
-    rbuf: BytesMut,
-    out: BytesMut,
-    eof: bool,
-}
-
-impl Io {
-    /// Reads what the socket has (after `readable()`) straight into the request buffer.
-    /// The buffer is allocated here on demand and freed when the session goes idle, so an
-    /// idle connection keeps no heap buffer. Returns false at EOF or on error.
-    fn read_available(&mut self) -> bool {
-        for _ in 0..4 {
-            // Start small (most requests are tiny, and a burst of new clients should not cost
-            // a full chunk each), then grow to full chunks while data keeps coming.
-            if self.rbuf.capacity() == 0 {
-                self.rbuf.reserve(FIRST_READ);
-            } else if self.rbuf.capacity() - self.rbuf.len() < FIRST_READ {
-                self.rbuf.reserve(READ_CHUNK);
-            }
-            let room = self.rbuf.capacity() - self.rbuf.len();
-            match self.stream.try_read_buf(&mut self.rbuf) {
-                Ok(0) => {
-                    self.eof = true;
-                    return false;
-                }
-                Ok(n) if n < room => {
-                    // A short read drained the socket. Tell tokio so without the extra recv()
-                    // that would otherwise return EAGAIN on the next wait (one syscall saved
-                    // per request). Race-free: readiness is only cleared if no new event
-                    // arrived since it was observed.
-                    let _ = self.stream.try_io(tokio::io::Interest::READABLE, || {
-                        Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
-                    });
-                    return true;
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
-                Err(_) => {
-                    self.eof = true;
-                    return false;
-                }
-            }
-        }
-        true
-    }
-
-    /// Writes out what is buffered.
-    async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.out.is_empty() {
-            let mut done = 0;
-            while done < self.out.len() {
-                // poll_*_ready keeps its waker in the socket's registration, so waiting costs no
-                // future state (`writable()` would add ~150 bytes to every session).
-                std::future::poll_fn(|cx| self.stream.poll_write_ready(cx)).await?;
-                match self.stream.try_write(&self.out[done..]) {
-                    Ok(n) => done += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            self.release_out();
-        }
-        Ok(())
-    }
 }
 
 /// An accepted client: its session state and its socket, moved into the client's task whole.
@@ -322,7 +254,7 @@ impl Session {
                     }
                     Err(e) => {
                         self.pool.metrics.protocol_errors.increment(1);
-                        pending.push_back(Pending::Ready(error_bytes(&err_text(&e.to_string()))));
+                        pending.push_back(Pending::Ready(ClientError::from(e).to_bytes()));
                         self.closing = true;
                         break;
                     }
@@ -446,139 +378,6 @@ impl Session {
         io.flush().await
     }
 
-    /// Handles a finished forward: writes the reply, or retries a read that failed without
-    /// running (the retried request goes back to the head of the queue).
-    fn complete(
-        &mut self,
-        w: Waiting,
-        res: Result<ReplyResult, ()>,
-        pending: &mut VecDeque<Pending>,
-        io: &mut Io,
-    ) {
-        if let Ok(Ok(reply)) = &res {
-            self.learn_reply_size(reply.raw.len());
-        }
-        if w.silent {
-            // Whatever this reply writes (a retry writes nothing yet) is dropped.
-            let mark = io.out.len();
-            self.complete_reply(w, res, pending, io);
-            io.out.truncate(mark);
-        } else {
-            self.complete_reply(w, res, pending, io);
-        }
-    }
-
-    /// [`Session::complete`] for a reply the client wants.
-    fn complete_reply(
-        &mut self,
-        w: Waiting,
-        res: Result<ReplyResult, ()>,
-        pending: &mut VecDeque<Pending>,
-        io: &mut Io,
-    ) {
-        let res = res.unwrap_or_else(|_| {
-            Err(BackendError::ConnectionLost {
-                addr: w.node.addr.clone(),
-                reason: "request dropped".into(),
-            })
-        });
-        // Cluster pools: redirects and failed sends are followed by `route::cluster`; the
-        // single-node retries below (which pick from the whole pool) do not apply.
-        let w = if self.pool.cfg.mode() == Mode::Cluster {
-            if !w.retried && crate::route::cluster::needs_follow(&res, w.read) {
-                self.follow_redirect(w, res, pending);
-                return;
-            }
-            Waiting { retried: true, ..w }
-        } else {
-            w
-        };
-        match res {
-            Ok(reply)
-                if w.read
-                    && !w.retried
-                    && (reply.is_error_with(b"LOADING") || reply.is_error_with(b"MASTERDOWN")) =>
-            {
-                // A replica that restarted answers LOADING (or MASTERDOWN while it cannot
-                // serve stale data) until its next probe takes it out of the read pool: the
-                // read did not run, so try another node rather than show the client an error.
-                let topo = self.pool.topology.load();
-                match self.route_read(&topo, Some(&w.node)) {
-                    Ok(node) if !Arc::ptr_eq(&node, &w.node) => {
-                        drop(topo);
-                        self.retry(w, node, pending);
-                    }
-                    _ => write_reply(&reply, &w, &mut io.out),
-                }
-            }
-            Ok(reply) if w.read && !w.retried && reply.is_error_with(b"NOSCRIPT") => {
-                // Redis 7 does not replicate SCRIPT LOAD: a replica that joined after the load
-                // (or missed our fan-out) lacks the script the master has. Ask the master.
-                let topo = self.pool.topology.load();
-                match self.pool.router.master(&topo) {
-                    Ok(master) if !Arc::ptr_eq(&master, &w.node) => {
-                        drop(topo);
-                        self.retry(w, master, pending);
-                    }
-                    _ => write_reply(&reply, &w, &mut io.out),
-                }
-            }
-            Ok(reply)
-                if !w.read
-                    && !w.retried
-                    && self.pool.cfg.mode() != Mode::Standalone
-                    && reply.is_error_with(b"READONLY") =>
-            {
-                // The node was demoted by a failover: the write did not run. Send it to the
-                // confirmed master (waiting for one, within `master_wait`) instead of showing
-                // the client a READONLY it cannot act on.
-                self.retry_write_on_master(w, reply, pending);
-            }
-            Ok(reply) => {
-                if !w.read {
-                    self.inflight_writes = self.inflight_writes.saturating_sub(1);
-                    if self.pool.cfg.consistency == Consistency::ReadYourWrites {
-                        self.last_write_ack = Some(Instant::now());
-                    }
-                }
-                if let Some(started) = w.started {
-                    self.pool
-                        .metrics
-                        .latency
-                        .record(started.elapsed().as_secs_f64());
-                }
-                write_reply(&reply, &w, &mut io.out);
-            }
-            Err(e) => {
-                // A read can always be retried: it changes nothing even if it ran.
-                if w.read && !w.retried {
-                    let topo = self.pool.topology.load();
-                    match self.route_read(&topo, Some(&w.node)) {
-                        Ok(node) => {
-                            drop(topo);
-                            self.retry(w, node, pending);
-                            return;
-                        }
-                        // It was the only replica: wait for one to be back.
-                        Err(RouteError::NoReplica(_)) => {
-                            drop(topo);
-                            self.retry_read_when_routable(w, e, pending);
-                            return;
-                        }
-                        Err(_) => {}
-                    }
-                }
-                if w.read {
-                    w.node.metrics.read_errors.increment(1);
-                } else {
-                    self.inflight_writes = self.inflight_writes.saturating_sub(1);
-                    w.node.metrics.write_errors.increment(1);
-                }
-                encode::error(&mut io.out, &err_text(&e.to_string()));
-            }
-        }
-    }
-
     /// Sends a plain command to its node (or answers it here) and queues its reply slot.
     /// Returns the request back (`Some`) when it must wait: a write while this client still
     /// has writes in flight to a different (former) master, a write with no confirmed
@@ -595,6 +394,15 @@ impl Session {
         if let Some(reply) = self.local(&req, info) {
             self.pool.metrics.local.increment(1);
             pending.push_back(Pending::Ready(reply));
+            return None;
+        }
+        let info_extra = info::extra(&req);
+        if info_extra == Some(info::Extra::Only) {
+            self.pool.metrics.local.increment(1);
+            let mut out = BytesMut::new();
+            let text = info::sections(&self.pool);
+            info::encode_text(text.as_bytes(), self.proto, &mut out);
+            pending.push_back(Pending::Ready(out.freeze()));
             return None;
         }
         if self.pool.cfg.mode() == Mode::Cluster {
@@ -629,7 +437,7 @@ impl Session {
             Err(RouteError::NoReplica(_)) if may_hold && read => return Some(req),
             Err(e) => {
                 self.pool.metrics.errors.increment(1);
-                pending.push_back(Pending::Ready(error_bytes(&e.to_string())));
+                pending.push_back(Pending::Ready(ClientError::from(e).to_bytes()));
                 return None;
             }
         };
@@ -649,12 +457,17 @@ impl Session {
         }
         let resp2 = self.proto == Protocol::Resp2;
         let nil_array = resp2 && command::nil_is_array(&req, info);
-        let shape = if resp2 {
+        let shape = if info_extra.is_some() {
+            ReplyShape::ProxyInfo
+        } else if resp2 {
             command::reply_shape(&req, info)
         } else {
             ReplyShape::Plain
         };
-        if info.is_some_and(|i| i.name == "script|load" || i.name == "script|flush") {
+        if matches!(
+            Special::of(info),
+            Special::ScriptLoad | Special::ScriptFlush
+        ) {
             self.copy_to_replicas(req.raw());
         }
         self.forwarded = self.forwarded.wrapping_add(1);
@@ -687,78 +500,11 @@ impl Session {
         None
     }
 
-    /// Sends a read again, to `node`, as the new head of the queue (same database, protocol
-    /// and position in the client's order).
-    fn retry(&self, w: Waiting, node: Arc<Node>, pending: &mut VecDeque<Pending>) {
-        self.pool.metrics.retries.increment(1);
-        node.metrics.reads.increment(1);
-        let rx = node.send(w.raw.clone(), w.db, self.slot());
-        pending.push_front(Pending::Wait(Waiting {
-            rx,
-            node,
-            retried: true,
-            ..w
-        }));
-    }
-
     /// Which shared connection of each node this client uses: always the same one, so its
     /// requests to a node run in the order it sent them. Client ids are sequential, so this
     /// also spreads clients over the connections.
     fn slot(&self) -> usize {
         self.id as usize
-    }
-
-    /// Where a read goes. With read-your-writes, a client with a write still in flight reads
-    /// from the master (same connection, so after its write), and one whose writes are
-    /// acknowledged reads only from replicas known to hold them; everyone else is spread.
-    fn route_read(&self, topo: &Topology, avoid: Option<&Node>) -> Result<Arc<Node>, RouteError> {
-        if self.pool.cfg.consistency == Consistency::ReadYourWrites {
-            if self.inflight_writes > 0 {
-                return self.pool.router.master(topo);
-            }
-            if let Some(acked) = self.last_write_ack {
-                return self.pool.router.read_own_writes(topo, acked);
-            }
-        }
-        self.pool.router.read(topo, avoid)
-    }
-
-    /// Sends a write that a demoted master refused to the current master, from a task that
-    /// waits (up to `master_wait`) for one to be confirmed. It stays at the head of the
-    /// client's queue, so replies keep their order; if no new master appears in time the
-    /// client gets the original READONLY.
-    fn retry_write_on_master(&self, w: Waiting, refused: Reply, pending: &mut VecDeque<Pending>) {
-        let (tx, rx) = oneshot::channel();
-        let pool = self.pool.clone();
-        let (raw, db, slot, old) = (w.raw.clone(), w.db, self.slot(), w.node.clone());
-        tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + pool.cfg.master_wait;
-            loop {
-                let master = pool.router.master(&pool.topology.load()).ok();
-                if let Some(m) = master.filter(|m| !Arc::ptr_eq(m, &old)) {
-                    m.metrics.writes.increment(1);
-                    let reply = m.send(raw, db, slot).await.unwrap_or_else(|_| {
-                        Err(BackendError::ConnectionLost {
-                            addr: m.addr.clone(),
-                            reason: "request dropped".into(),
-                        })
-                    });
-                    let _ = tx.send(reply);
-                    return;
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    let _ = tx.send(Ok(refused));
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        });
-        self.pool.metrics.retries.increment(1);
-        pending.push_front(Pending::Wait(Waiting {
-            rx,
-            retried: true,
-            ..w
-        }));
     }
 
     /// Sends a script-cache command to every replica too, so EVALSHA_RO finds the script there
@@ -781,17 +527,19 @@ impl Session {
         if !self.authed {
             return false;
         }
-        match info.map(|i| i.name) {
-            Some("multi" | "watch" | "subscribe" | "psubscribe" | "ssubscribe") => true,
-            Some(
-                "monitor" | "sync" | "psync" | "client|tracking" | "client|caching"
-                | "client|unblock" | "wait",
-            ) => true,
+        let special = Special::of(info);
+        matches!(
+            special,
+            Special::Multi | Special::Watch | Special::Monitor | Special::Wait
+        ) || special.subscribes()
+            || special.changes_connection_for_good()
             // A busy script holds the shared connection its EVAL went over: the kill must not
             // queue behind it (it runs alone on a dedicated connection, like a blocking command).
-            Some("script|kill" | "function|kill") => true,
-            _ => command::is_blocking(req, info),
-        }
+            || matches!(
+                info.map(|i| i.name),
+                Some("client|unblock" | "script|kill" | "function|kill")
+            )
+            || command::is_blocking(req, info)
     }
 
     /// Runs a request that needs a dedicated connection (the queue is empty here).
@@ -802,13 +550,13 @@ impl Session {
         silent: bool,
         io: &mut Io,
     ) -> std::io::Result<()> {
-        let name = info.map(|i| i.name).unwrap_or("");
+        let special = Special::of(info);
         // Pub/sub confirmations and messages reach a client with replies off (as on Redis);
         // the one-reply paths below are silenced by dropping what they wrote.
         let mark = io.out.len();
         if self.pinned.is_some()
             || self.deferred_multi.is_some()
-            || matches!(name, "multi" | "watch")
+            || matches!(special, Special::Multi | Special::Watch)
         {
             self.pinned_request(req, info, io).await;
             if silent {
@@ -816,33 +564,33 @@ impl Session {
             }
             let in_multi = self.pinned.as_ref().is_some_and(|p| p.in_multi);
             self.set_client_flag(in_multi.then_some('x'));
-        } else if name == "ssubscribe" && self.pool.cfg.mode() == Mode::Cluster {
+        } else if special == Special::Ssubscribe && self.pool.cfg.mode() == Mode::Cluster {
             // Shard channels live on their slot's master: one link per shard (see
             // `shard_pubsub`), not one tunnel.
             self.set_client_flag(Some('P'));
             let done = self.shard_pubsub(None, req, io).await;
             self.set_client_flag(None);
             done?;
-        } else if matches!(name, "subscribe" | "psubscribe" | "ssubscribe") {
+        } else if special.subscribes() {
             self.set_client_flag(Some('P'));
             let done = self.tunnel(req, io, true).await;
             self.set_client_flag(None);
             done?;
-        } else if name == "monitor" {
+        } else if special == Special::Monitor {
             self.monitor(io).await?;
-        } else if name == "wait" {
+        } else if special == Special::Wait {
             let reply = self.wait_replicas(&req, io).await;
             io.out.extend_from_slice(&reply);
             if silent {
                 io.out.truncate(mark);
             }
-        } else if name == "client|unblock" {
+        } else if info.is_some_and(|i| i.name == "client|unblock") {
             let reply = self.client_unblock(&req).await;
             io.out.extend_from_slice(&reply);
             if silent {
                 io.out.truncate(mark);
             }
-        } else if deny::is_tunnel(&req) {
+        } else if special.changes_connection_for_good() {
             // Reached only when allowed (a denied one is answered by `local`).
             match self.local(&req, info) {
                 Some(reply) => io.out.extend_from_slice(&reply),
@@ -885,18 +633,6 @@ async fn wait_head(pending: &mut VecDeque<Pending>) -> Result<ReplyResult, ()> {
     match pending.front_mut() {
         Some(Pending::Wait(w)) => (&mut w.rx).await.map_err(|_| ()),
         _ => std::future::pending().await,
-    }
-}
-
-/// A client-ready error text: kept as it is when it already starts with a Redis error code
-/// (an upper-case word such as `CLUSTERDOWN` or `CROSSSLOT`, which clients match on), else
-/// with `ERR ` in front.
-fn err_text(text: &str) -> std::borrow::Cow<'_, str> {
-    let code = text.split(' ').next().unwrap_or("");
-    if text.contains(' ') && !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase()) {
-        std::borrow::Cow::Borrowed(text)
-    } else {
-        std::borrow::Cow::Owned(format!("ERR {text}"))
     }
 }
 

@@ -17,46 +17,12 @@
 
 use bytes::BytesMut;
 
-use super::shard_pubsub::ClassicLink;
-use super::transaction::checkout_in_db;
+use super::dedicated::checkout_in_db;
+use super::subscribed::{cant_execute, is_marker_reply, ClassicLink, Counts};
 use super::{Io, Session};
 use crate::backend::DirectConn;
-use crate::resp::{decode_request, encode, Frame, Protocol, Request};
-
-/// Subscription counts as the node last reported them.
-#[derive(Default)]
-pub(super) struct Counts {
-    /// Channels + patterns (one count in Redis's replies).
-    pub(super) classic: i64,
-    /// Shard channels (counted separately by Redis).
-    shard: i64,
-}
-
-impl Counts {
-    /// Updates from a frame; true when it was a subscription confirmation.
-    pub(super) fn observe(&mut self, frame: &Frame) -> bool {
-        let items = match frame {
-            Frame::Array(items) | Frame::Push(items) if items.len() == 3 => items,
-            _ => return false,
-        };
-        let (Some(kind), Some(count)) = (items[0].as_bytes(), items[2].as_int()) else {
-            return false;
-        };
-        let kind = kind.to_ascii_lowercase();
-        match kind.as_slice() {
-            b"subscribe" | b"unsubscribe" | b"psubscribe" | b"punsubscribe" => self.classic = count,
-            b"ssubscribe" | b"sunsubscribe" => self.shard = count,
-            _ => return false,
-        }
-        true
-    }
-
-    /// No subscription is left (checked only after relaying the node's frames, so the
-    /// initial zero means "the SUBSCRIBE itself failed").
-    fn none_left(&self) -> bool {
-        self.classic <= 0 && self.shard <= 0
-    }
-}
+use crate::command::{self, Special};
+use crate::resp::{decode_request, encode, ClientError, Frame, Protocol, Request};
 
 /// What a frame from the tunnel was, for the relay loop.
 enum Relayed {
@@ -81,20 +47,20 @@ impl Session {
         let node = match self.exclusive_node(&first, crate::command::lookup(&first)) {
             Ok(n) => n,
             Err(e) => {
-                encode::error(&mut io.out, &e);
+                e.write_to(&mut io.out);
                 return Ok(());
             }
         };
         let mut conn = match checkout_in_db(&node, self.proto, self.db).await {
             Ok(c) => c,
             Err(e) => {
-                encode::error(&mut io.out, &format!("ERR {e}"));
+                e.write_to(&mut io.out);
                 return Ok(());
             }
         };
         node.metrics.writes.increment(1);
         if let Err(e) = conn.write(first.raw()).await {
-            encode::error(&mut io.out, &format!("ERR {e}"));
+            ClientError::from(e).write_to(&mut io.out);
             return Ok(());
         }
         let cluster = self.pool.cfg.mode() == crate::config::Mode::Cluster;
@@ -112,17 +78,15 @@ impl Session {
             loop {
                 match decode_request(&mut io.rbuf, &self.pool.limits) {
                     Ok(Some(req)) => {
+                        let special = Special::of(command::lookup(&req));
                         if !until_unsubscribed {
-                            let name = req.arg(0);
-                            if name.eq_ignore_ascii_case(b"quit")
-                                || name.eq_ignore_ascii_case(b"reset")
-                            {
+                            if matches!(special, Special::Quit | Special::Reset) {
                                 held = Some(req);
                                 break;
                             }
                             batch.extend_from_slice(req.raw());
-                        } else if is_pubsub_safe(req.arg(0))
-                            && !(cluster && req.arg(0).eq_ignore_ascii_case(b"ssubscribe"))
+                        } else if is_pubsub_safe(special)
+                            && !(cluster && special == Special::Ssubscribe)
                         {
                             // In a cluster pool SSUBSCRIBE is held: the channel's shard may be
                             // on another master, so the session moves to `shard_pubsub`.
@@ -134,7 +98,7 @@ impl Session {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        encode::error(&mut io.out, &format!("ERR {e}"));
+                        ClientError::from(e).write_to(&mut io.out);
                         self.closing = true;
                         return io.flush().await;
                     }
@@ -146,10 +110,11 @@ impl Session {
                 }
             }
             if let Some(req) = held {
+                let special = Special::of(command::lookup(&req));
                 if !until_unsubscribed {
                     // QUIT or RESET ends a for-good tunnel; dropping the connection ends its
                     // state on the node.
-                    if req.arg(0).eq_ignore_ascii_case(b"quit") {
+                    if special == Special::Quit {
                         io.out.extend_from_slice(b"+OK\r\n");
                         self.closing = true;
                     } else {
@@ -171,7 +136,7 @@ impl Session {
                     }
                     return io.flush().await;
                 }
-                if cluster && req.arg(0).eq_ignore_ascii_case(b"ssubscribe") {
+                if cluster && special == Special::Ssubscribe {
                     // Classic subscriptions stay on this connection, now one link among the
                     // client's shard links.
                     let classic = ClassicLink {
@@ -275,14 +240,14 @@ impl Session {
         t: &mut Tunnel,
         io: &mut Io,
     ) -> Result<bool, String> {
-        let info = crate::command::lookup(&req);
-        let name = info.map(|i| i.name).unwrap_or("");
-        if name == "quit" {
+        let info = command::lookup(&req);
+        let special = Special::of(info);
+        if special == Special::Quit {
             io.out.extend_from_slice(b"+OK\r\n");
             self.closing = true;
             return Ok(false);
         }
-        if name == "reset" {
+        if special == Special::Reset {
             // Dropping the connection ends every subscription on the node.
             self.reset();
             io.out.extend_from_slice(b"+RESET\r\n");
@@ -313,14 +278,14 @@ impl Session {
                 .map(|()| false)
                 .map_err(|e| e.to_string());
         }
-        if name == "hello" {
+        if special == Special::Hello {
             encode::error(
                 &mut io.out,
                 "ERR sluice: HELLO while subscribed is not supported through the proxy",
             );
             return Ok(false);
         }
-        if name == "select" {
+        if special == Special::Select {
             // Run it on the tunnel so later commands there see the same database.
             t.clean = false;
             let reply = request_skipping_pushes(conn, req.raw(), io).await?;
@@ -345,44 +310,6 @@ impl Session {
             .map(|()| false)
             .map_err(|e| e.to_string())
     }
-
-    /// A RESP3 subscribed client's command in a cluster pool (any mode Redis would run it
-    /// in): answered like any command of a client that is not subscribed, through the shared
-    /// connections and the normal routing (redirects followed, multi-slot commands split).
-    /// Everything relayed before it has reached `io.out` already, so its reply comes after.
-    /// Commands that need a connection of their own are refused: their state would have to
-    /// live beside the subscriptions.
-    pub(super) async fn subscribed_plain(
-        &mut self,
-        req: Request,
-        info: Option<&'static crate::command::CommandInfo>,
-        io: &mut Io,
-    ) -> std::io::Result<()> {
-        let name = info.map_or("", |i| i.name);
-        if name == "hello" || self.needs_connection_of_its_own(&req, info) {
-            encode::error(
-                &mut io.out,
-                &format!(
-                    "ERR sluice: {} while subscribed is not supported through the proxy",
-                    String::from_utf8_lossy(req.arg(0)).to_uppercase()
-                ),
-            );
-            return Ok(());
-        }
-        let mut pending = std::collections::VecDeque::new();
-        // `may_hold = false`: no write barrier to wait behind, the queue is empty.
-        let _ = self.dispatch(req, info, &mut pending, false);
-        self.drain(&mut pending, io).await
-    }
-
-    /// The tunnel's connection failed: subscriptions lived on it, so the client must
-    /// resubscribe; close it (client libraries reconnect and resubscribe).
-    pub(super) async fn tunnel_lost(&mut self, io: &mut Io, reason: &str) -> std::io::Result<()> {
-        tracing::warn!(client = %self.peer, error = %reason, "tunnel connection lost");
-        encode::error(&mut io.out, &format!("ERR sluice: {reason}"));
-        self.closing = true;
-        io.flush().await
-    }
 }
 
 /// Tunnel state.
@@ -395,47 +322,9 @@ struct Tunnel {
     seq: u64,
 }
 
-/// Redis's refusal of a command from a RESP2 client in subscribed mode.
-pub(super) fn cant_execute(info: Option<&crate::command::CommandInfo>, req: &Request) -> String {
-    let shown = match info {
-        Some(i) => i.name.to_string(),
-        None => String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase(),
-    };
-    format!(
-        "ERR Can't execute '{shown}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / \
-         RESET are allowed in this context"
-    )
-}
-
 /// Commands that may flow through a subscription tunnel without a sync point.
-fn is_pubsub_safe(name: &[u8]) -> bool {
-    [
-        &b"subscribe"[..],
-        b"psubscribe",
-        b"ssubscribe",
-        b"unsubscribe",
-        b"punsubscribe",
-        b"sunsubscribe",
-        b"ping",
-    ]
-    .iter()
-    .any(|n| name.eq_ignore_ascii_case(n))
-}
-
-/// Is `frame` the reply to `PING <token>`? A bulk string in normal or RESP3 mode, or
-/// `["pong", token]` from a subscribed RESP2 connection.
-pub(super) fn is_marker_reply(frame: &Frame, token: &str) -> bool {
-    match frame {
-        Frame::Bulk(b) => b.as_ref() == token.as_bytes(),
-        Frame::Array(items) | Frame::Push(items) => {
-            items.len() == 2
-                && items[0]
-                    .as_bytes()
-                    .is_some_and(|p| p.eq_ignore_ascii_case(b"pong"))
-                && items[1].as_bytes() == Some(token.as_bytes())
-        }
-        _ => false,
-    }
+fn is_pubsub_safe(special: Special) -> bool {
+    special.subscribes() || special.unsubscribes() || special == Special::Ping
 }
 
 /// Sends a request on a RESP3 tunnel and returns its reply, relaying pushes (messages) that

@@ -11,38 +11,13 @@
 //! subscriptions, denied commands. A queued SELECT is tracked and applied only if it
 //! succeeded inside EXEC's reply.
 
-use std::sync::Arc;
-
 use bytes::BytesMut;
 
-use super::blocking::{await_reply, Outcome};
-use super::{deny, err_text, Io, Session};
-use crate::backend::{DirectConn, Node};
-use crate::command::{self, CommandInfo};
-use crate::resp::{encode, Frame, Protocol, Request};
-
-/// A session's dedicated transaction connection and what is open on it.
-pub(crate) struct Pinned {
-    pub(super) conn: DirectConn,
-    pub(super) node: Arc<Node>,
-    pub(super) in_multi: bool,
-    pub(super) watching: bool,
-    /// Replies of +QUEUED received in the current MULTI (the index of the next queued command).
-    pub(super) queued: usize,
-    /// SELECTs queued in the current MULTI: (index in EXEC's reply, database).
-    selects: Vec<(usize, u16)>,
-    /// A command was refused at queue time: EXEC must abort, as Redis does.
-    pub(super) poisoned: bool,
-    /// Cluster pools: the slot every keyed command of this transaction must map to, once the
-    /// first one chose it.
-    pub(super) slot: Option<u16>,
-    /// Cluster pools: MULTI and the commands queued since, to replay them on the slot's new
-    /// owner when a MOVED shows the transaction was pinned to its former one. `None` once
-    /// past [`super::cluster_tx::MAX_DEFERRED_BYTES`] (such a transaction cannot move).
-    pub(super) log: Option<super::cluster_tx::TxLog>,
-}
-
-pub(super) const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+use super::dedicated::{await_reply, Outcome};
+use super::tx_state::{changes_connection, refused_in_multi, Deferred, Pinned, TxLog};
+use super::{Io, Session};
+use crate::command::{self, CommandInfo, Special};
+use crate::resp::{encode, ClientError, Frame, Reply, Request};
 
 impl Session {
     /// Runs one request on the pinned connection, pinning first if needed.
@@ -52,14 +27,14 @@ impl Session {
         info: Option<&'static CommandInfo>,
         io: &mut Io,
     ) {
-        let name = info.map(|i| i.name).unwrap_or("");
-        if name == "quit" {
+        let special = Special::of(info);
+        if special == Special::Quit {
             self.pinned = None;
             self.closing = true;
             io.out.extend_from_slice(b"+OK\r\n");
             return;
         }
-        if name == "reset" {
+        if special == Special::Reset {
             // Dropping the connection discards the transaction and its watches on the node.
             self.reset();
             io.out.extend_from_slice(b"+RESET\r\n");
@@ -74,10 +49,10 @@ impl Session {
             return;
         }
         let in_multi = self.pinned.as_ref().is_some_and(|p| p.in_multi);
-        if in_multi && matches!(name, "multi" | "watch") {
+        if in_multi && matches!(special, Special::Multi | Special::Watch) {
             // Redis refuses these inside MULTI without flagging the transaction: EXEC still
             // runs it. (Forwarded, the node's error would poison it here.)
-            encode::error(&mut io.out, nested_multi_error(name));
+            encode::error(&mut io.out, nested_multi_error(special));
             return;
         }
         if in_multi {
@@ -89,10 +64,15 @@ impl Session {
                 return;
             }
         } else if !matches!(
-            name,
-            "select" | "multi" | "watch" | "exec" | "discard" | "unwatch"
+            special,
+            Special::Select
+                | Special::Multi
+                | Special::Watch
+                | Special::Exec
+                | Special::Discard
+                | Special::Unwatch
         ) {
-            if self.pinned.is_some() && changes_connection(name, &req) {
+            if self.pinned.is_some() && changes_connection(special) {
                 encode::error(
                     &mut io.out,
                     &format!(
@@ -112,13 +92,13 @@ impl Session {
             match self.pin(&req, info).await {
                 Ok(p) => self.pinned = Some(Box::new(p)),
                 Err(e) => {
-                    if name == "multi" {
+                    if special == Special::Multi {
                         // The client is inside its MULTI from now on, whatever we answer:
                         // what it queues must not run outside a transaction. It is queued
                         // here without running and EXEC aborts (see `aborted_multi`).
-                        self.deferred_multi = Some(super::cluster_tx::Deferred::aborted());
+                        self.deferred_multi = Some(Deferred::aborted());
                     }
-                    encode::error(&mut io.out, &err_text(&e.to_string()));
+                    e.write_to(&mut io.out);
                     return;
                 }
             }
@@ -127,12 +107,12 @@ impl Session {
         let Some(pinned) = self.pinned.as_mut() else {
             return;
         };
-        if name == "exec" && pinned.in_multi && pinned.poisoned {
+        if special == Special::Exec && pinned.in_multi && pinned.poisoned {
             // Redis aborts a transaction that had a command refused at queue time.
             let mut discard = BytesMut::new();
             encode::command(&mut discard, &[b"DISCARD"]);
             let ok = matches!(await_reply(&mut pinned.conn, &discard, io, Some(timeout)).await, Outcome::Reply(ref r) if !r.is_error());
-            encode::error(&mut io.out, EXECABORT);
+            ClientError::exec_abort().write_to(&mut io.out);
             if ok {
                 pinned.end_transaction();
                 self.unpin();
@@ -157,11 +137,11 @@ impl Session {
                 pinned.node.metrics.write_errors.increment(1);
                 // The client is still inside its MULTI: what it sends until EXEC must be
                 // queued (and EXEC abort), not run at once on a new connection.
-                if pinned.in_multi && name != "exec" && name != "discard" {
-                    self.deferred_multi = Some(super::cluster_tx::Deferred::aborted());
+                if pinned.in_multi && !matches!(special, Special::Exec | Special::Discard) {
+                    self.deferred_multi = Some(Deferred::aborted());
                 }
                 self.pinned = None;
-                encode::error(&mut io.out, &err_text(&e.to_string()));
+                ClientError::from(e).write_to(&mut io.out);
                 return;
             }
             Outcome::ClientGone => {
@@ -170,7 +150,7 @@ impl Session {
                 return;
             }
         };
-        if (pinned.in_multi || name == "watch")
+        if (pinned.in_multi || special == Special::Watch)
             && self.pool.cfg.mode() == crate::config::Mode::Cluster
         {
             // A redirect at queue time: the slot moved (or is moving) under the transaction.
@@ -180,140 +160,89 @@ impl Session {
         let Some(pinned) = self.pinned.as_mut() else {
             return;
         };
-        let ok = !reply.is_error();
-        match name {
-            "multi" if ok => {
-                pinned.in_multi = true;
-                pinned.queued = 0;
-                pinned.selects.clear();
-                pinned.poisoned = false;
-                if self.pool.cfg.mode() == crate::config::Mode::Cluster {
-                    pinned.log = Some(super::cluster_tx::TxLog::new(req.raw()));
-                }
-            }
-            "watch" if ok => pinned.watching = true,
-            "exec" | "discard" if pinned.in_multi => {
-                // EXEC (whatever its outcome) and DISCARD end the transaction and every watch.
-                if name == "exec" {
-                    if let Some(db) = applied_select(&reply.raw, &pinned.selects) {
-                        pinned.conn.db = db;
-                        self.db = db;
-                    }
-                }
-                pinned.end_transaction();
-            }
-            "unwatch" if !pinned.in_multi => pinned.watching = false,
-            "select" if ok && !pinned.in_multi => {
-                if let Some(db) =
-                    super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())
-                {
-                    pinned.conn.db = db;
-                    self.db = db;
-                }
-            }
-            _ if pinned.in_multi && reply.raw.starts_with(b"+QUEUED") => {
-                if name == "select" {
-                    if let Some(db) =
-                        super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())
-                    {
-                        pinned.selects.push((pinned.queued, db));
-                    }
-                }
-                pinned.queued += 1;
-                if let Some(log) = pinned.log.as_mut() {
-                    if !log.push(req.raw()) {
-                        pinned.log = None;
-                    }
-                }
-            }
-            // A command Redis refused at queue time poisons the transaction on the node too.
-            _ if pinned.in_multi && !ok => pinned.poisoned = true,
-            _ => {}
+        let cluster = self.pool.cfg.mode() == crate::config::Mode::Cluster;
+        if let Some(db) = pinned.after_reply(special, &req, &reply, cluster) {
+            self.db = db;
         }
         if !pinned.in_multi && !pinned.watching {
             self.unpin();
         }
     }
-
-    /// Takes a dedicated master connection in this client's protocol and database (in a
-    /// cluster pool, on the master of `req`'s slot).
-    pub(super) async fn pin(
-        &mut self,
-        req: &Request,
-        info: Option<&CommandInfo>,
-    ) -> Result<Pinned, String> {
-        let node = self.exclusive_node(req, info)?;
-        let conn = checkout_in_db(&node, self.proto, self.db).await?;
-        Ok(Pinned::for_transaction(conn, node, None))
-    }
-
-    /// Ends pinning; a clean connection goes back to its node's pool.
-    pub(super) fn unpin(&mut self) {
-        if let Some(p) = self.pinned.take() {
-            p.node.dedicated.checkin(p.conn);
-        }
-    }
 }
 
 impl Pinned {
-    /// A freshly pinned connection with nothing open on it yet.
-    pub(super) fn for_transaction(conn: DirectConn, node: Arc<Node>, slot: Option<u16>) -> Pinned {
-        Pinned {
-            conn,
-            node,
-            in_multi: false,
-            watching: false,
-            queued: 0,
-            selects: Vec::new(),
-            poisoned: false,
-            slot,
-            log: None,
+    /// Tracks what a reply on the pinned connection opened or closed (MULTI, WATCH, EXEC,
+    /// DISCARD, UNWATCH, SELECT, queued commands). Returns the database the connection is in
+    /// now when the reply changed it.
+    fn after_reply(
+        &mut self,
+        special: Special,
+        req: &Request,
+        reply: &Reply,
+        cluster: bool,
+    ) -> Option<u16> {
+        let mut db_now = None;
+        let ok = !reply.is_error();
+        match special {
+            Special::Multi if ok => {
+                self.in_multi = true;
+                self.queued = 0;
+                self.selects.clear();
+                self.poisoned = false;
+                if cluster {
+                    self.log = Some(TxLog::new(req.raw()));
+                }
+            }
+            Special::Watch if ok => self.watching = true,
+            Special::Exec | Special::Discard if self.in_multi => {
+                // EXEC (whatever its outcome) and DISCARD end the transaction and every watch.
+                if special == Special::Exec {
+                    if let Some(db) = applied_select(&reply.raw, &self.selects) {
+                        self.conn.db = db;
+                        db_now = Some(db);
+                    }
+                }
+                self.end_transaction();
+            }
+            Special::Unwatch if !self.in_multi => self.watching = false,
+            Special::Select if ok && !self.in_multi => {
+                if let Some(db) =
+                    super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())
+                {
+                    self.conn.db = db;
+                    db_now = Some(db);
+                }
+            }
+            _ if self.in_multi && reply.raw.starts_with(b"+QUEUED") => {
+                if special == Special::Select {
+                    if let Some(db) =
+                        super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())
+                    {
+                        self.selects.push((self.queued, db));
+                    }
+                }
+                self.queued += 1;
+                if let Some(log) = self.log.as_mut() {
+                    if !log.push(req.raw()) {
+                        self.log = None;
+                    }
+                }
+            }
+            // A command Redis refused at queue time poisons the transaction on the node too.
+            _ if self.in_multi && !ok => self.poisoned = true,
+            _ => {}
         }
-    }
-
-    fn end_transaction(&mut self) {
-        self.log = None;
-        self.in_multi = false;
-        self.watching = false;
-        self.queued = 0;
-        self.selects.clear();
-        self.poisoned = false;
+        db_now
     }
 }
 
 /// Redis's answer to MULTI or WATCH inside MULTI (the transaction stays valid).
-pub(super) fn nested_multi_error(name: &str) -> &'static str {
-    if name == "multi" {
+fn nested_multi_error(special: Special) -> &'static str {
+    if special == Special::Multi {
         "ERR MULTI calls can not be nested"
     } else {
         "ERR WATCH inside MULTI is not allowed"
     }
-}
-
-/// Commands that change a connection beyond one reply (so they cannot share a pinned one).
-/// (HELLO would switch the session's protocol away from the pinned connection's.)
-fn changes_connection(name: &str, req: &Request) -> bool {
-    matches!(name, "subscribe" | "psubscribe" | "ssubscribe" | "hello") || deny::is_tunnel(req)
-}
-
-/// Why a command may not be queued inside MULTI through the proxy, if so.
-pub(super) fn refused_in_multi(
-    session: &Session,
-    req: &Request,
-    info: Option<&'static CommandInfo>,
-) -> Option<String> {
-    let name = info.map(|i| i.name).unwrap_or("");
-    let parent = name.split_once('|').map_or(name, |(p, _)| p);
-    if let Some(msg) = deny::check(&session.pool, req) {
-        return Some(msg);
-    }
-    if changes_connection(name, req) || matches!(parent, "client" | "wait" | "auth") {
-        return Some(format!(
-            "ERR sluice: {} inside MULTI is not supported through the proxy",
-            String::from_utf8_lossy(req.arg(0)).to_uppercase()
-        ));
-    }
-    None
 }
 
 /// The database a transaction's queued SELECTs left the connection in, judged from EXEC's
@@ -332,29 +261,6 @@ fn applied_select(exec_reply: &[u8], selects: &[(usize, u16)]) -> Option<u16> {
             Some(Frame::Simple(s)) if s.as_ref() == b"OK" => Some(db),
             _ => None,
         })
-}
-
-/// A dedicated connection to `node` speaking `proto`, switched to database `db`.
-pub(super) async fn checkout_in_db(
-    node: &Node,
-    proto: Protocol,
-    db: u16,
-) -> Result<DirectConn, String> {
-    let mut conn = node
-        .dedicated
-        .checkout(proto)
-        .await
-        .map_err(|e| e.to_string())?;
-    if conn.db != db {
-        let mut sel = BytesMut::new();
-        encode::select(&mut sel, db);
-        let reply = conn.request(&sel).await.map_err(|e| e.to_string())?;
-        if reply.is_error() {
-            return Err(format!("sluice: SELECT {db} refused by {}", node.addr));
-        }
-        conn.db = db;
-    }
-    Ok(conn)
 }
 
 #[cfg(test)]

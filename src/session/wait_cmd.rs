@@ -19,7 +19,7 @@ use super::local::parse_int;
 use super::{error_bytes, Io, Session};
 use crate::backend::Node;
 use crate::config::Mode;
-use crate::resp::{encode, Frame, Protocol, Request};
+use crate::resp::{encode, ClientError, Frame, Protocol, Request};
 use crate::topology::health::ReplicationInfo;
 
 impl Session {
@@ -39,7 +39,7 @@ impl Session {
         }
         let master = match self.pool.router.master(&self.pool.topology.load()) {
             Ok(m) => m,
-            Err(e) => return error_bytes(&super::err_text(&e.to_string())),
+            Err(e) => return ClientError::from(e).to_bytes(),
         };
         let Some(target) = self
             .replication(&master)

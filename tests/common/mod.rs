@@ -240,6 +240,17 @@ impl Redis {
                 "--enable-debug-command" => {
                     it.next();
                 }
+                "--cluster-enabled"
+                | "--cluster-config-file"
+                | "--cluster-node-timeout"
+                | "--cluster-port" => {
+                    node_args.push(flag.to_string());
+                    node_args.extend(it.next().map(|s| s.to_string()));
+                }
+                // The node keeps no RDB; its cluster config file path is absolute.
+                "--dir" | "--dbfilename" => {
+                    it.next();
+                }
                 other => panic!("sluice node has no equivalent of redis-server {other}"),
             }
         }
@@ -283,6 +294,11 @@ impl Redis {
     /// A raw client to this server.
     pub fn client(&self) -> Client {
         Client::connect(&self.addr())
+    }
+
+    /// The server's process id (to pause it with SIGSTOP, say).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills the process (SIGKILL) and waits for it.
@@ -446,13 +462,23 @@ impl Sluice {
 
     /// GET on the admin server: (status, body).
     pub fn http_get(&self, path: &str) -> (u16, String) {
+        self.http("GET", path, &[])
+    }
+
+    /// A request to the admin server with extra header lines: (status, body).
+    pub fn http(&self, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
         let admin = self.admin.expect("no admin configured");
         let mut s = TcpStream::connect(admin).expect("connect admin");
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .expect("write");
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+        for h in headers {
+            head.push_str(h);
+            head.push_str("\r\n");
+        }
+        if method == "POST" {
+            head.push_str("Content-Length: 0\r\n");
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).expect("write");
         let mut text = String::new();
         s.read_to_string(&mut text).expect("read");
         let status = text
@@ -465,6 +491,35 @@ impl Sluice {
             .map(|(_, b)| b.to_string())
             .unwrap_or_default();
         (status, body)
+    }
+
+    /// The config file the proxy was started with (rewrite it, then reload).
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("sluice.toml")
+    }
+
+    /// Sends a signal (`"TERM"`, `"HUP"`, ...) to the proxy.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// The exit status if the proxy exits within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if start.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends SIGTERM and waits (up to 10 s) for the exit status.

@@ -25,6 +25,7 @@ pub(super) mod defaults {
     pub const CLIENT_OUTPUT_HARD_LIMIT: u64 = 256 << 20;
     pub const ADMIN_MAX_CONNECTIONS: usize = 64;
     pub const ADMIN_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 /// The integer limits of a pool.

@@ -43,6 +43,12 @@ fn key(p: &str, name: &str) -> String {
 /// before it, so a duplicate is reported on the later entry, naming the earlier one.
 pub(super) fn config(raw: RawConfig, file: &Path) -> Result<Config, ConfigError> {
     let ctx = Ctx { file };
+    let drain_timeout = duration(
+        &ctx,
+        "drain_timeout",
+        raw.drain_timeout.as_ref(),
+        defaults::DRAIN_TIMEOUT,
+    )?;
     let admin = raw
         .admin
         .map(|admin| admin_config(&ctx, admin))
@@ -81,6 +87,7 @@ pub(super) fn config(raw: RawConfig, file: &Path) -> Result<Config, ConfigError>
     }
     Ok(Config {
         source: file.to_path_buf(),
+        drain_timeout,
         admin,
         pools,
     })
@@ -116,7 +123,17 @@ fn admin_config(ctx: &Ctx, raw: RawAdmin) -> Result<AdminConfig, ConfigError> {
         defaults::ADMIN_MAX_CONNECTIONS as i64,
         1..=100_000,
     )?;
+    let allow_remote_reload = raw.allow_remote_reload.unwrap_or(false);
+    let reload_token = raw.reload_token.filter(|t| !t.is_empty());
+    if allow_remote_reload && reload_token.is_none() {
+        return Err(ctx.err(
+            "admin.allow_remote_reload",
+            "needs admin.reload_token: POST /reload from other hosts must carry a token",
+        ));
+    }
     Ok(AdminConfig {
+        allow_remote_reload,
+        reload_token,
         listen: socket_addr(&listen).map_err(|reason| ctx.err("admin.listen", reason))?,
         max_connections,
         idle_timeout: duration(
@@ -161,6 +178,7 @@ mod tests {
     #[test]
     fn pool_names_are_plain() {
         let raw = RawConfig {
+            drain_timeout: None,
             admin: None,
             pools: Some(vec![RawPool {
                 name: Some("my pool".into()),
@@ -179,6 +197,7 @@ mod tests {
     #[test]
     fn admin_needs_listen() {
         let raw = RawConfig {
+            drain_timeout: None,
             admin: Some(RawAdmin::default()),
             pools: None,
         };

@@ -239,6 +239,14 @@ impl<'a> Ctx<'a> {
         self.in_exec = false;
         self.exec_open = false;
     }
+    /// True if a MULTI is open on the feed for the running EXEC (or script).
+    pub(crate) fn exec_open(&self) -> bool {
+        self.exec_open
+    }
+    /// Tells the running EXEC that a script's writes opened a MULTI on the feed.
+    pub(crate) fn set_exec_open(&mut self, open: bool) {
+        self.exec_open = open;
+    }
     /// True while EXEC runs queued commands (blocking is then refused).
     pub fn in_exec(&self) -> bool {
         self.in_exec

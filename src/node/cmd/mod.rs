@@ -58,6 +58,7 @@ mod connection;
 mod counters;
 mod ctx;
 mod elems;
+pub(crate) mod function;
 mod hash;
 mod hll;
 mod keys;
@@ -68,6 +69,7 @@ mod memory;
 mod multi;
 mod pubsub;
 mod replication;
+pub(crate) mod scripting;
 mod server;
 mod set;
 mod sort;
@@ -111,6 +113,9 @@ pub static FAMILIES: &[&[Command]] = &[
     zset::COMMANDS,
     hll::COMMANDS,
     replication::COMMANDS,
+    scripting::COMMANDS,
+    function::COMMANDS,
+    crate::node::cluster::COMMANDS,
     #[cfg(test)]
     testing::COMMANDS,
 ];
@@ -355,12 +360,15 @@ fn feed_monitors(ctx: &mut Ctx<'_>, args: &Args) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let me = ctx.client.id;
-    let addr = ctx
-        .store
-        .clients
-        .get(me)
-        .map(|c| c.addr.to_string())
-        .unwrap_or_default();
+    let addr = if ctx.client.in_script {
+        "lua".to_string()
+    } else {
+        ctx.store
+            .clients
+            .get(me)
+            .map(|c| c.addr.to_string())
+            .unwrap_or_default()
+    };
     let mut line = format!(
         "+{}.{:06} [{} {addr}]",
         now.as_secs(),
@@ -467,6 +475,11 @@ fn check(ctx: &mut Ctx<'_>, cmd: &Command, args: &Args) -> Option<Reply> {
     }
     if !ctx.client.authed && !cmd.flags.has(Flags::NO_AUTH) {
         return Some(Reply::error("NOAUTH Authentication required."));
+    }
+    if ctx.store.cluster.is_some() {
+        if let Some(r) = crate::node::cluster::redirect::check(ctx, cmd, args) {
+            return Some(r);
+        }
     }
     if let Some(r) = replica_refusal(ctx, cmd) {
         return Some(r);

@@ -142,6 +142,7 @@ mod tests {
             requirepass: None,
             appendonly: false,
             dir: ".".into(),
+            cluster: None,
         };
         Shared::new(config, "127.0.0.1:6379".parse().expect("addr"))
     }

@@ -152,7 +152,10 @@ fn spublish(ctx: &mut Ctx, args: &Args) -> Reply {
 /// that subscribers connected to replicas get the message (an AOF writer may skip it: it
 /// changes no data).
 fn publish_to(ctx: &mut Ctx, args: &Args, shard: bool) -> Reply {
-    ctx.propagate_as(vec![args.owned(0), args.owned(1), args.owned(2)]);
+    // Redis Cluster sends PUBLISH to every node over the bus instead of replicating it.
+    if shard || !crate::node::cluster::broadcast_publish(ctx.store, args.owned(1), args.owned(2)) {
+        ctx.propagate_as(vec![args.owned(0), args.owned(1), args.owned(2)]);
+    }
     let mut own = BytesMut::new();
     let store = &*ctx.store;
     let n = store.pubsub.publish(

@@ -181,6 +181,9 @@ fn getkeys(args: &Args) -> Reply {
     if !c.arity_ok(argc) {
         return Reply::error("ERR Invalid number of arguments specified for command");
     }
+    if let Some(keys) = super::scripting::script_keys(c.name, args, 2) {
+        return keys;
+    }
     if c.first_key == 0 {
         return Reply::error("ERR The command has no key arguments");
     }

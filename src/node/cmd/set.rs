@@ -245,8 +245,11 @@ fn smove(ctx: &mut Ctx, args: &Args) -> Reply {
     }
     ctx.delete_if_empty::<Set>(src);
     ctx.modified(src);
-    tri!(ctx.get_or_create::<Set>(dst)).insert(args.owned(3));
-    ctx.modified(dst);
+    // Redis signals the destination only when the member was not there already
+    // ("SMOVE only notify dstset when the addition is successful").
+    if tri!(ctx.get_or_create::<Set>(dst)).insert(args.owned(3)) {
+        ctx.modified(dst);
+    }
     Reply::Int(1)
 }
 

@@ -79,8 +79,9 @@ fn sort_generic(ctx: &mut Ctx, args: &Args, read_only: bool) -> Reply {
         Some(Value::ZSet(z)) => (elements(z.iter().map(|(m, _)| m)), false),
         Some(_) => return crate::node::args::wrongtype(),
     };
-    // An unsorted set is still sorted when stored, so replicas get the same list.
-    if dont_sort && is_set && store.is_some() {
+    // An unsorted set is still sorted when stored or read by a script, so replicas get
+    // the same list.
+    if dont_sort && is_set && (store.is_some() || ctx.client.in_script) {
         dont_sort = false;
         alpha = true;
         by = None;
@@ -248,6 +249,7 @@ mod tests {
             requirepass: None,
             appendonly: false,
             dir: ".".into(),
+            cluster: None,
         };
         let shared = Shared::new(config, "127.0.0.1:6379".parse().expect("addr"));
         let mut store = Store::new();

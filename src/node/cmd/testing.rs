@@ -46,6 +46,7 @@ mod tests {
             requirepass: None,
             appendonly: false,
             dir: ".".into(),
+            cluster: None,
         };
         tokio::spawn(async move {
             let _ = run(

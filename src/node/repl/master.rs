@@ -234,6 +234,9 @@ pub async fn ping_replicas(shared: Arc<Shared>) {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tick.tick() => {
+                if shared.busy.running() {
+                    continue; // never block the event loop behind a running script
+                }
                 let mut s = shared.lock();
                 if !s.repl.is_replica() && !s.repl.replicas.is_empty() {
                     s.repl.stream(b"*1\r\n$4\r\nPING\r\n");

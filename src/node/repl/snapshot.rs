@@ -7,6 +7,7 @@
 //! ```text
 //! "SLUICE-SNAPSHOT-1\n"  stream_db:u8   (the database the stream that follows is in)
 //! per key:  0x01  db:u8  type:u8  expire_ms:i64 (-1 = none, absolute unix ms)  key  value
+//! per function library:  0x02  code
 //! end:      0xFF
 //! strings are u32 length + bytes; containers are u32 count + elements;
 //! zset elements are member + f64 score bits (u64)
@@ -22,6 +23,8 @@ use crate::node::value::{Hash, List, Set, Value, ZSet};
 
 const MAGIC: &[u8] = b"SLUICE-SNAPSHOT-1\n";
 const KEY: u8 = 1;
+/// A function library: its code (`FUNCTION LOAD` text).
+const LIBRARY: u8 = 2;
 const END: u8 = 0xFF;
 
 /// Why a snapshot could not be loaded.
@@ -80,6 +83,10 @@ pub fn encode(store: &Store, stream_db: usize) -> Vec<u8> {
             }
         }
     }
+    for code in store.scripting.functions.codes() {
+        out.push(LIBRARY);
+        put_str(&mut out, &code);
+    }
     out.push(END);
     out
 }
@@ -100,11 +107,22 @@ pub fn load(store: &mut Store, data: &[u8]) -> Result<(usize, usize), SnapshotEr
         return Err(SnapshotError::Corrupt(MAGIC.len()));
     }
     let mut keys = 0;
+    store.scripting.functions.flush();
     loop {
         let at = r.pos;
         match r.u8()? {
             END => return Ok((keys, stream_db)),
             KEY => {}
+            LIBRARY => {
+                let code = r.str()?;
+                let rand = store.scripting.rand48.clone();
+                store
+                    .scripting
+                    .functions
+                    .load(&code, true, &rand)
+                    .map_err(|_| SnapshotError::Corrupt(at))?;
+                continue;
+            }
             _ => return Err(SnapshotError::Corrupt(at)),
         }
         let db = usize::from(r.u8()?);

@@ -29,6 +29,7 @@ impl Harness {
                     requirepass: None,
                     appendonly: false,
                     dir: ".".into(),
+                    cluster: None,
                 },
                 addr,
             ),

@@ -29,149 +29,32 @@
 //! may name channels of several slots (each goes to its own link). When no subscription is
 //! left the client returns to normal routing.
 
+mod recover;
+mod subs;
+
+use self::subs::{Link, Subs};
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::select_all;
 
-use super::pubsub::{is_marker_reply, Counts};
-use super::transaction::checkout_in_db;
+use super::dedicated::checkout_in_db;
+use super::subscribed::{cant_execute, is_marker_reply, ClassicLink, Counts};
 use super::{Io, Session};
-use crate::backend::{BackendError, DirectConn, Node};
-use crate::cluster_slot;
-use crate::resp::{decode_request, encode, Frame, Protocol, Reply, Request};
-use crate::route::cluster::{self as redirect, Redirect, MAX_HOPS};
-use crate::route::split::{self, Plan, CROSSSLOT};
+use crate::backend::BackendError;
+use crate::command::Special;
+use crate::resp::{decode_request, encode, ClientError, Frame, Protocol, Reply, Request};
+use crate::route::split::{self, Plan};
 
 /// Most links one client may hold: one per shard master plus the classic one, so this only
 /// bites on clusters larger than any we expect; it bounds what one client can open.
 const MAX_LINKS: usize = 128;
 
 /// The error for a client at [`MAX_LINKS`] (not worth retrying).
-const TOO_MANY_LINKS: &str = "ERR sluice: too many pub/sub connections for one client";
+const TOO_MANY_LINKS: &str = "sluice: too many pub/sub connections for one client";
 
 /// Reply bytes buffered for the client before they are flushed in the middle of a relay.
 const FLUSH_AT: usize = 64 * 1024;
-
-/// A classic subscription tunnel handed over when its client sends SSUBSCRIBE.
-pub(super) struct ClassicLink {
-    pub(super) node: Arc<Node>,
-    pub(super) conn: DirectConn,
-    /// Channels + patterns, as the node last reported them.
-    pub(super) count: i64,
-    /// Nothing but subscription commands and PING ran on it: it may be pooled again.
-    pub(super) clean: bool,
-}
-
-/// One node connection of the client.
-struct Link {
-    node: Arc<Node>,
-    conn: DirectConn,
-    /// The link for classic channels and patterns (else a shard link).
-    classic: bool,
-    /// Shard channels subscribed on this link (empty for the classic link).
-    channels: HashSet<Bytes>,
-}
-
-/// The client's links and what is subscribed on them.
-struct Subs {
-    links: Vec<Link>,
-    /// Classic counts as the classic link reported them.
-    counts: Counts,
-    classic_clean: bool,
-    /// Shard channels Redis dropped on its own, to subscribe again: each with the address of
-    /// a master not to use before the map moves on (its connection was lost). Each channel
-    /// is queued once (see `lost_set`).
-    lost: VecDeque<(Bytes, Option<String>)>,
-    /// The channels in `lost`.
-    lost_set: HashSet<Bytes>,
-    seq: u64,
-}
-
-impl Subs {
-    /// Distinct shard channels: what the client's confirmations count. Channels Redis
-    /// dropped that are still to be subscribed again count too: the client has not been
-    /// told of them, so each one it is told of later counts down from here, as on one Redis.
-    /// It walks every channel: once per request at most, never per confirmation or per
-    /// message (one SSUBSCRIBE may name thousands of channels); callers keep it up to date
-    /// from there with [`Subs::counted`].
-    fn total(&self) -> usize {
-        let mut all: HashSet<&Bytes> = HashSet::new();
-        for l in &self.links {
-            all.extend(l.channels.iter());
-        }
-        all.extend(self.lost_set.iter());
-        all.len()
-    }
-
-    fn holds(&self, channel: &[u8]) -> bool {
-        self.links.iter().any(|l| l.channels.contains(channel))
-    }
-
-    /// Whether `channel` is in [`Subs::total`] (a link has it, or it is to be subscribed
-    /// again).
-    fn counted(&self, channel: &[u8]) -> bool {
-        self.holds(channel) || self.lost_set.contains(channel)
-    }
-
-    /// Queues `channel` to be subscribed again, unless a link has it or it is queued already.
-    fn push_lost(&mut self, channel: Bytes, avoid: Option<String>) {
-        if !self.holds(&channel) && self.lost_set.insert(channel.clone()) {
-            self.lost.push_back((channel, avoid));
-        }
-    }
-
-    /// The next channel to subscribe again.
-    fn pop_lost(&mut self) -> Option<(Bytes, Option<String>)> {
-        let (channel, avoid) = self.lost.pop_front()?;
-        self.lost_set.remove(&channel);
-        Some((channel, avoid))
-    }
-
-    /// `channel` is no longer to be subscribed again (the client unsubscribed it).
-    fn forget_lost(&mut self, channel: &[u8]) {
-        if self.lost_set.remove(channel) {
-            self.lost.retain(|(c, _)| c.as_ref() != channel);
-        }
-    }
-
-    fn classic(&self) -> Option<usize> {
-        self.links.iter().position(|l| l.classic)
-    }
-
-    /// No subscription of either kind is left.
-    fn none_left(&self) -> bool {
-        // Runs after every message: no recount of the channels.
-        self.counts.classic <= 0
-            && self.lost.is_empty()
-            && self.links.iter().all(|l| l.channels.is_empty())
-    }
-
-    /// Closes shard links that hold no channel any more.
-    fn prune(&mut self) {
-        self.links.retain(|l| l.classic || !l.channels.is_empty());
-    }
-
-    /// Redis dropped `channel` on link `i` (slot moved away): subscribe it again elsewhere,
-    /// unless another link already has it.
-    fn server_dropped(&mut self, i: usize, channel: Bytes) {
-        if let Some(l) = self.links.get_mut(i) {
-            l.channels.remove(&channel);
-        }
-        self.push_lost(channel, None);
-    }
-
-    /// Shard link `i` failed: its channels are subscribed again at their slots' owners.
-    fn shard_link_lost(&mut self, i: usize) {
-        let l = self.links.remove(i);
-        let addr = l.node.addr.clone();
-        for c in l.channels {
-            self.push_lost(c, Some(addr.clone()));
-        }
-    }
-}
 
 /// What a frame from a link is.
 enum Seen {
@@ -252,14 +135,6 @@ fn confirmation(out: &mut BytesMut, proto: Protocol, kind: &[u8], ch: Option<&[u
     encode::integer(out, n as i64);
 }
 
-/// Waits before the next attempt: short at first (a migration step), longer as attempts
-/// accumulate (a failover takes the cluster's node timeout).
-async fn backoff(waits: &mut u32) {
-    let ms = [5u64, 10, 25, 50, 100][(*waits as usize).min(4)];
-    *waits += 1;
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-}
-
 /// The next frame (or failure) from any link. Never resolves without links.
 async fn next_frame(links: &mut [Link]) -> (usize, Result<Reply, BackendError>) {
     if links.is_empty() {
@@ -321,7 +196,7 @@ impl Session {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    encode::error(&mut io.out, &format!("ERR {e}"));
+                    ClientError::from(e).write_to(&mut io.out);
                     self.closing = true;
                     return io.flush().await;
                 }
@@ -448,19 +323,24 @@ impl Session {
     async fn subscribed_request(&mut self, s: &mut Subs, req: Request, io: &mut Io) -> Flow {
         let info = crate::command::lookup(&req);
         let name = info.map_or("", |i| i.name);
-        match name {
-            "ssubscribe" => self.ssubscribe(s, &req, io).await,
-            "sunsubscribe" => self.sunsubscribe(s, &req, io).await,
-            "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" => {
-                return self.classic_request(s, &req, name, io).await
+        match Special::of(info) {
+            Special::Ssubscribe => self.ssubscribe(s, &req, io).await,
+            Special::Sunsubscribe => self.sunsubscribe(s, &req, io).await,
+            special @ (Special::Subscribe
+            | Special::Psubscribe
+            | Special::Unsubscribe
+            | Special::Punsubscribe) => {
+                return self
+                    .classic_request(s, &req, name, special.subscribes(), io)
+                    .await
             }
-            "ping" => return self.ping(s, &req, io).await,
-            "quit" => {
+            Special::Ping => return self.ping(s, &req, io).await,
+            Special::Quit => {
                 io.out.extend_from_slice(b"+OK\r\n");
                 self.closing = true;
                 return Flow::End;
             }
-            "reset" => {
+            Special::Reset => {
                 // Dropping the links ends every subscription on the nodes.
                 s.links.clear();
                 self.reset();
@@ -474,7 +354,7 @@ impl Session {
                     return Flow::End;
                 }
             }
-            _ => encode::error(&mut io.out, &super::pubsub::cant_execute(info, &req)),
+            _ => encode::error(&mut io.out, &cant_execute(info, &req)),
         }
         Flow::Continue
     }
@@ -491,7 +371,7 @@ impl Session {
         let slot = match split::plan(req, crate::command::lookup(req)) {
             Plan::Single(Some(slot)) => slot,
             _ => {
-                encode::error(&mut io.out, CROSSSLOT);
+                ClientError::cross_slot().write_to(&mut io.out);
                 return;
             }
         };
@@ -515,7 +395,7 @@ impl Session {
                     }
                 }
             }
-            Err(e) => encode::error(&mut io.out, &e),
+            Err(e) => e.write_to(&mut io.out),
         }
     }
 
@@ -590,9 +470,9 @@ impl Session {
         s: &mut Subs,
         req: &Request,
         name: &str,
+        subscribe: bool,
         io: &mut Io,
     ) -> Flow {
-        let subscribe = matches!(name, "subscribe" | "psubscribe");
         let i = match s.classic() {
             Some(i) => i,
             None if !subscribe => {
@@ -616,7 +496,7 @@ impl Session {
             None => match self.open_classic(s, req).await {
                 Ok(i) => i,
                 Err(e) => {
-                    encode::error(&mut io.out, &e);
+                    e.write_to(&mut io.out);
                     return Flow::Continue;
                 }
             },
@@ -641,14 +521,12 @@ impl Session {
     }
 
     /// Opens the classic link on the node a keyless request goes to.
-    async fn open_classic(&mut self, s: &mut Subs, req: &Request) -> Result<usize, String> {
+    async fn open_classic(&mut self, s: &mut Subs, req: &Request) -> Result<usize, ClientError> {
         if s.links.len() >= MAX_LINKS {
-            return Err(TOO_MANY_LINKS.into());
+            return Err(ClientError::err(TOO_MANY_LINKS));
         }
         let node = self.exclusive_node(req, crate::command::lookup(req))?;
-        let conn = checkout_in_db(&node, self.proto, self.db)
-            .await
-            .map_err(|e| format!("ERR {e}"))?;
+        let conn = checkout_in_db(&node, self.proto, self.db).await?;
         node.metrics.writes.increment(1);
         s.links.push(Link {
             node,
@@ -694,202 +572,6 @@ impl Session {
                 Flow::Continue
             }
         }
-    }
-
-    /// Subscribes again, at their slots' owners, the shard channels Redis dropped. The
-    /// client sees nothing when that works, and the `sunsubscribe` Redis sent when it does
-    /// not (within `master_wait`).
-    async fn recover(&mut self, s: &mut Subs, io: &mut Io) -> Flow {
-        // Channels lost with one master all wait for the same failover: they share one
-        // `master_wait` (counted from the first of them), not one each, since the client's
-        // other links are not read meanwhile. Once one of them gave up on that master, the
-        // others whose slot the map still gives it give up at once too.
-        let mut waits: Vec<(String, tokio::time::Instant)> = Vec::new();
-        let mut gave_up: Vec<String> = Vec::new();
-        // The client's count for the confirmations of channels given up: taken once, at the
-        // first of them, then counted down (no recount per channel).
-        let mut left: Option<usize> = None;
-        while let Some((channel, avoid)) = s.pop_lost() {
-            if s.holds(&channel) {
-                continue;
-            }
-            self.pool.refresh.notify_one();
-            let raw = Request::from_args(&[&b"SSUBSCRIBE"[..], &channel]);
-            let slot = cluster_slot::slot(&channel);
-            let deadline = match avoid.as_deref() {
-                Some(addr) => match waits.iter().find(|(a, _)| a == addr) {
-                    Some((_, d)) => *d,
-                    None => {
-                        let d = tokio::time::Instant::now() + self.pool.cfg.master_wait;
-                        waits.push((addr.to_string(), d));
-                        d
-                    }
-                },
-                None => tokio::time::Instant::now() + self.pool.cfg.master_wait,
-            };
-            let hopeless = avoid.as_deref().is_some_and(|addr| {
-                gave_up.iter().any(|g| g == addr)
-                    && self.slot_owner(slot).is_ok_and(|n| n.addr == addr)
-            });
-            let done = !hopeless
-                && match self
-                    .subscribe_at_owner(s, raw.raw(), slot, avoid.as_deref(), deadline, io)
-                    .await
-                {
-                    Ok((i, own)) => {
-                        let confirmed = own.iter().any(|r| {
-                            matches!(classify(r, None),
-                                Seen::Confirm(k, Some(c)) if k == b"ssubscribe" && c == channel)
-                        });
-                        if confirmed {
-                            s.links[i].channels.insert(channel.clone());
-                        }
-                        confirmed
-                    }
-                    Err(_) => {
-                        // The wait for that master's failover is over: the next channels
-                        // still mapped to it need not try it again.
-                        if let Some(addr) = avoid.as_ref() {
-                            if tokio::time::Instant::now() >= deadline && !gave_up.contains(addr) {
-                                gave_up.push(addr.clone());
-                            }
-                        }
-                        false
-                    }
-                };
-            if done {
-                self.pool.metrics.retries.increment(1);
-                tracing::debug!(client = %self.peer,
-                    channel = %String::from_utf8_lossy(&channel), "shard channel resubscribed");
-            } else {
-                tracing::warn!(client = %self.peer,
-                    channel = %String::from_utf8_lossy(&channel),
-                    "shard channel could not be subscribed again; the client is told");
-                let n = match left.as_mut() {
-                    Some(n) => {
-                        *n = n.saturating_sub(1);
-                        *n
-                    }
-                    None => *left.insert(s.total()),
-                };
-                confirmation(&mut io.out, self.proto, b"sunsubscribe", Some(&channel), n);
-            }
-        }
-        Flow::Continue
-    }
-
-    /// Sends a SSUBSCRIBE for `slot` to the slot's master, following MOVED and retrying
-    /// through failovers and migrations until `deadline`. `avoid` is a master whose
-    /// connection was lost: it is not used again before the map names another owner or the
-    /// wait is over. Returns the link and the command's replies, or a client-ready error.
-    async fn subscribe_at_owner(
-        &mut self,
-        s: &mut Subs,
-        raw: &[u8],
-        slot: u16,
-        avoid: Option<&str>,
-        deadline: tokio::time::Instant,
-        io: &mut Io,
-    ) -> Result<(usize, Vec<Reply>), String> {
-        let (mut hops, mut waits) = (0u32, 0u32);
-        let mut target: Option<Arc<Node>> = None;
-        loop {
-            let expired = tokio::time::Instant::now() >= deadline;
-            let node = match target.take().map_or_else(|| self.slot_owner(slot), Ok) {
-                Ok(n) if !expired && avoid == Some(n.addr.as_str()) => {
-                    // The map still names the master we lost: wait for the failover.
-                    self.pool.refresh.notify_one();
-                    backoff(&mut waits).await;
-                    continue;
-                }
-                Ok(n) => n,
-                Err(e) if expired => return Err(e),
-                Err(_) => {
-                    self.pool.refresh.notify_one();
-                    backoff(&mut waits).await;
-                    continue;
-                }
-            };
-            let i = match self.shard_link(s, &node).await {
-                Ok(i) => i,
-                Err(e) if expired || e == TOO_MANY_LINKS => return Err(e),
-                Err(_) => {
-                    self.pool.refresh.notify_one();
-                    backoff(&mut waits).await;
-                    continue;
-                }
-            };
-            let own = match self.exchange(s, i, raw, Expect::Nothing, io).await {
-                Ok(own) => own,
-                Err(e) => {
-                    s.shard_link_lost(i);
-                    if expired {
-                        return Err(format!("ERR sluice: {e}"));
-                    }
-                    self.pool.refresh.notify_one();
-                    backoff(&mut waits).await;
-                    continue;
-                }
-            };
-            if let [only] = own.as_slice() {
-                match redirect::classify(only) {
-                    Some(Redirect::Moved { .. }) if hops < MAX_HOPS => {
-                        hops += 1;
-                        // Fixes the slot in the map and asks for a refresh.
-                        target = redirect::redirect_target(&self.pool, only)
-                            .await
-                            .map(|(n, _)| n);
-                        continue;
-                    }
-                    Some(Redirect::TryAgain | Redirect::ClusterDown | Redirect::Loading)
-                        if !expired =>
-                    {
-                        self.pool.refresh.notify_one();
-                        backoff(&mut waits).await;
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
-            return Ok((i, own));
-        }
-    }
-
-    /// The master serving `slot` in the current map, or a client-ready error.
-    fn slot_owner(&self, slot: u16) -> Result<Arc<Node>, String> {
-        let topo = self.pool.topology.load();
-        let Some(map) = topo.cluster.as_ref() else {
-            return Err("CLUSTERDOWN Hash slot not served".into());
-        };
-        self.pool
-            .router
-            .cluster(map, Some(slot), false, None)
-            .map_err(|e| e.to_string())
-    }
-
-    /// The client's shard link to `node`, opened if needed.
-    async fn shard_link(&mut self, s: &mut Subs, node: &Arc<Node>) -> Result<usize, String> {
-        if let Some(i) = s
-            .links
-            .iter()
-            .position(|l| !l.classic && l.node.addr == node.addr)
-        {
-            return Ok(i);
-        }
-        if s.links.len() >= MAX_LINKS {
-            return Err(TOO_MANY_LINKS.into());
-        }
-        let conn = checkout_in_db(node, self.proto, self.db)
-            .await
-            .map_err(|e| format!("ERR {e}"))?;
-        node.metrics.writes.increment(1);
-        s.links.push(Link {
-            node: node.clone(),
-            conn,
-            classic: false,
-            channels: HashSet::new(),
-        });
-        Ok(s.links.len() - 1)
     }
 }
 

@@ -1,0 +1,243 @@
+# Shared by benches/compare.sh and benches/syscalls.sh (sourced, not run): starts the targets
+# of a side-by-side run on loopback and stops them on exit.
+#
+# Topology: one redis-server master and two replicas. sluice (standalone pool) and predixy send
+# SET to the master and GET to the replicas; twemproxy cannot split reads and uses the master;
+# `sluice node` stands in for redis-server.
+#
+# Sets TARGETS (names, "redis" first: the master, for direct runs), PORT[name], PID[name],
+# WORKDIR, and the helpers say, die, wait_for, cpu_ns, start_redis, pick_port.
+#
+# Environment: BENCH_NAME (message prefix), SLUICE_BIN (a prebuilt binary; otherwise
+# `cargo build --release` is run), SLUICE_ARGS (extra `sluice proxy` arguments), PREDIXY_BIN
+# (predixy is not packaged: build it from its public source and name the binary here; the
+# column is skipped when unset), WITH_NODE (0 drops the node target), TARGET_WRAP (a command
+# prefix for the proxies, e.g. "valgrind --tool=callgrind"), START_TIMEOUT (seconds a target
+# may take to serve, default 15), CARGO_TARGET_DIR (honoured as by cargo).
+
+say() { printf '%s: %s\n' "${BENCH_NAME:-bench}" "$*" >&2; }
+die() { printf '%s: %s\n' "${BENCH_NAME:-bench}" "$*" >&2; exit 1; }
+
+START_TIMEOUT=${START_TIMEOUT:-15}
+# shellcheck disable=SC2206 # a word list on purpose.
+WRAP=(${TARGET_WRAP:-})
+
+for tool in redis-server redis-cli redis-benchmark; do
+    command -v "$tool" >/dev/null 2>&1 \
+        || die "$tool not found (Debian/Ubuntu: apt-get install redis-server redis-tools)"
+done
+HAVE_NUTCRACKER=0
+if command -v nutcracker >/dev/null 2>&1; then
+    HAVE_NUTCRACKER=1
+else
+    say "nutcracker not found: twemproxy column skipped (Debian/Ubuntu: apt-get install nutcracker)"
+fi
+if [ -n "${PREDIXY_BIN:-}" ]; then
+    [ -x "$PREDIXY_BIN" ] || die "PREDIXY_BIN=$PREDIXY_BIN is not an executable"
+else
+    say "PREDIXY_BIN not set: predixy column skipped"
+fi
+
+if [ -z "${SLUICE_BIN:-}" ]; then
+    say "building sluice (cargo build --release)"
+    cargo build --release >&2
+    SLUICE_BIN="${CARGO_TARGET_DIR:-target}/release/sluice"
+fi
+[ -x "$SLUICE_BIN" ] || die "sluice binary not found at $SLUICE_BIN"
+
+WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/sluice-compare.XXXXXX")
+PIDS=()
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORKDIR"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# A random port below the ephemeral range (32768+) that nothing listens on right now.
+pick_port() {
+    local port
+    for _ in $(seq 1 100); do
+        port=$((20000 + RANDOM % 12000))
+        port_in_use "$port" || { echo "$port"; return 0; }
+    done
+    die "no free port found"
+}
+
+# Waits until `test_cmd` succeeds while `pid` lives; false if the process died first.
+wait_for() {
+    local pid=$1 test_cmd=$2 deadline=$((SECONDS + ${3:-$START_TIMEOUT}))
+    until eval "$test_cmd" >/dev/null 2>&1; do
+        kill -0 "$pid" 2>/dev/null || return 1
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.05
+    done
+}
+
+# On-CPU nanoseconds of every thread of a process (schedstat's first field).
+cpu_ns() {
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
+}
+
+# Starts redis-server on a free port (retrying if it was taken in between); prints "port pid".
+start_redis() {
+    local name=$1 port pid wrap=()
+    shift
+    # WRAP_THIS=1 start_redis ...: this one runs under TARGET_WRAP too.
+    [ -n "${WRAP_THIS:-}" ] && wrap=("${WRAP[@]}")
+    for _ in 1 2 3 4 5; do
+        port=$(pick_port)
+        "${wrap[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+            --repl-diskless-sync-delay 0 --dir "$WORKDIR" --dbfilename "$name.rdb" \
+            --logfile "$WORKDIR/$name.log" "$@" </dev/null >/dev/null &
+        pid=$!
+        if wait_for "$pid" "[ \"\$(redis-cli -p $port PING)\" = PONG ]"; then
+            echo "$port $pid"
+            return 0
+        fi
+        kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+    done
+    die "could not start redis-server $name; log: $(tail -n 5 "$WORKDIR/$name.log")"
+}
+
+# Starts a sluice process that prints "sluice: ... listening on ADDR:PORT"; prints "port pid".
+start_sluice() {
+    local name=$1 pattern=$2 port pid wrap=("${WRAP[@]}")
+    shift 2
+    # NO_WRAP=1 start_sluice ...: this one runs without TARGET_WRAP.
+    [ -n "${NO_WRAP:-}" ] && wrap=()
+    # Created here: the background process may not have opened it yet when we first look.
+    : >"$WORKDIR/$name.out"
+    SLUICE_LOG=${SLUICE_LOG:-warn} "${wrap[@]}" "$SLUICE_BIN" "$@" >"$WORKDIR/$name.out" 2>"$WORKDIR/$name.err" </dev/null &
+    pid=$!
+    for _ in $(seq 1 $((START_TIMEOUT * 20))); do
+        port=$(sed -n "s/^sluice: $pattern listening on .*:\([0-9][0-9]*\)\$/\1/p" "$WORKDIR/$name.out")
+        [ -n "$port" ] && { echo "$port $pid"; return 0; }
+        kill -0 "$pid" 2>/dev/null || die "$name exited: $(cat "$WORKDIR/$name.err")"
+        sleep 0.05
+    done
+    die "$name did not report its port"
+}
+
+declare -A PORT PID
+
+# --- Redis: a master and two replicas, in sync before anything is measured ----------------
+read -r PORT[redis] PID[redis] < <(start_redis master) || die "redis master did not start"
+PIDS+=("${PID[redis]}")
+REPLICAS=()
+for i in 1 2; do
+    read -r port pid < <(start_redis "replica$i" --replicaof 127.0.0.1 "${PORT[redis]}") \
+        || die "replica $i did not start"
+    PIDS+=("$pid"); REPLICAS+=("$port")
+done
+wait_for "${PID[redis]}" \
+    "[ \"\$(redis-cli -p ${PORT[redis]} INFO replication | grep -c 'state=online')\" = 2 ]" 30 \
+    || die "replicas did not come online"
+say "redis master on 127.0.0.1:${PORT[redis]}, replicas on ${REPLICAS[*]}"
+
+# --- sluice: standalone pool, reads on the replicas ----------------------------------------
+cat >"$WORKDIR/sluice.toml" <<TOML
+[[pools]]
+name = "bench"
+listen = "127.0.0.1:0"
+mode = "standalone"
+master = "127.0.0.1:${PORT[redis]}"
+replicas = ["127.0.0.1:${REPLICAS[0]}", "127.0.0.1:${REPLICAS[1]}"]
+read_from = "replica"
+max_clients = 10000
+TOML
+# shellcheck disable=SC2086
+read -r PORT[sluice] PID[sluice] < <(start_sluice sluice "pool bench" proxy -c "$WORKDIR/sluice.toml" ${SLUICE_ARGS:-}) \
+    || die "sluice did not start"
+PIDS+=("${PID[sluice]}")
+wait_for "${PID[sluice]}" "[ \"\$(redis-cli -p ${PORT[sluice]} SET compare:probe 1)\" = OK ] && [ \"\$(redis-cli -p ${PORT[sluice]} GET compare:probe)\" = 1 ]" \
+    || die "sluice on port ${PORT[sluice]} does not serve: $(tail -n 5 "$WORKDIR/sluice.err")"
+TARGETS=(redis sluice)
+say "sluice on 127.0.0.1:${PORT[sluice]}"
+
+# --- predixy: the same split, when a binary is given -------------------------------------
+if [ -n "${PREDIXY_BIN:-}" ]; then
+    PORT[predixy]=$(pick_port)
+    cat >"$WORKDIR/predixy.conf" <<CONF
+Bind 127.0.0.1:${PORT[predixy]}
+WorkerThreads 1
+ClientTimeout 0
+Log $WORKDIR/predixy.log
+LogVerbSample 0
+LogDebugSample 0
+LogInfoSample 0
+LogNoticeSample 0
+LogWarnSample 1
+LogErrorSample 1
+Authority {
+    Auth {
+        Mode write
+    }
+}
+StandaloneServerPool {
+    RefreshMethod fixed
+    Databases 16
+    Hash crc16
+    Distribution modula
+    MasterReadPriority 0
+    StaticSlaveReadPriority 50
+    DynamicSlaveReadPriority 50
+    Group shard001 {
+        + 127.0.0.1:${PORT[redis]}
+        + 127.0.0.1:${REPLICAS[0]}
+        + 127.0.0.1:${REPLICAS[1]}
+    }
+}
+CONF
+    "${WRAP[@]}" "$PREDIXY_BIN" "$WORKDIR/predixy.conf" >"$WORKDIR/predixy.out" 2>&1 </dev/null &
+    PID[predixy]=$!
+    PIDS+=("${PID[predixy]}")
+    wait_for "${PID[predixy]}" "[ \"\$(redis-cli -p ${PORT[predixy]} SET compare:probe 1)\" = OK ]" \
+        || die "predixy does not serve: $(tail -n 5 "$WORKDIR/predixy.out")"
+    TARGETS+=(predixy)
+    say "predixy on 127.0.0.1:${PORT[predixy]}"
+fi
+
+# --- twemproxy: master only ---------------------------------------------------------------
+if [ "$HAVE_NUTCRACKER" = 1 ]; then
+    PORT[twemproxy]=$(pick_port)
+    stats_port=$(pick_port)
+    cat >"$WORKDIR/nutcracker.yml" <<YAML
+bench:
+  listen: 127.0.0.1:${PORT[twemproxy]}
+  redis: true
+  hash: fnv1a_64
+  distribution: ketama
+  auto_eject_hosts: false
+  server_connections: 1
+  servers:
+    - 127.0.0.1:${PORT[redis]}:1
+YAML
+    "${WRAP[@]}" nutcracker -c "$WORKDIR/nutcracker.yml" -o "$WORKDIR/nutcracker.log" \
+        -p "$WORKDIR/nutcracker.pid" -s "$stats_port" -a 127.0.0.1 </dev/null &
+    PID[twemproxy]=$!
+    PIDS+=("${PID[twemproxy]}")
+    wait_for "${PID[twemproxy]}" "[ \"\$(redis-cli -p ${PORT[twemproxy]} SET compare:probe 1)\" = OK ]" \
+        || die "nutcracker does not serve: $(tail -n 5 "$WORKDIR/nutcracker.log")"
+    TARGETS+=(twemproxy)
+    say "nutcracker on 127.0.0.1:${PORT[twemproxy]}"
+fi
+
+# --- sluice node: our own data server in place of redis-server --------------------------
+if [ "${WITH_NODE:-1}" = 1 ]; then
+    read -r PORT[node] PID[node] < <(NO_WRAP=1 start_sluice node node node --port 0 --dir "$WORKDIR") \
+        || die "sluice node did not start"
+    PIDS+=("${PID[node]}")
+    TARGETS+=(node)
+    say "sluice node on 127.0.0.1:${PORT[node]}"
+fi

@@ -1,0 +1,98 @@
+//! The key-slot check every keyed command passes in cluster mode (Redis's
+//! `getNodeByQuery`): MOVED, ASK, TRYAGAIN, CROSSSLOT, CLUSTERDOWN, and reads served by a
+//! replica after READONLY.
+
+use crate::cluster_slot;
+use crate::node::cmd::{Args, Command, Ctx};
+use crate::node::reply::Reply;
+
+/// What the slot check decided, before the key-existence part.
+struct Target {
+    slot: u16,
+    owner: Option<(String, String)>,
+    migrating_to: Option<String>,
+    importing: bool,
+}
+
+/// The refusal for running `cmd` here, or `None` to run it. Commands from our master and
+/// keyless commands always run.
+pub(crate) fn check(ctx: &mut Ctx<'_>, cmd: &Command, args: &Args<'_>) -> Option<Reply> {
+    let asking = std::mem::replace(&mut ctx.client.asking, false);
+    if cmd.name == "asking" {
+        ctx.client.asking = asking;
+    }
+    if ctx.client.from_master || cmd.name == "exec" {
+        return None;
+    }
+    if cmd.name == "select" && args.get(1) != b"0" {
+        return Some(Reply::error("ERR SELECT is not allowed in cluster mode"));
+    }
+    let req = args.request();
+    let info = crate::command::lookup_args(req)?;
+    let keys: Vec<&[u8]> = crate::command::keys_args(req, info).collect();
+    let first = keys.first()?;
+    let slot = cluster_slot::slot(first);
+    if keys.iter().any(|k| cluster_slot::slot(k) != slot) {
+        return Some(Reply::error(
+            "CROSSSLOT Keys in request don't hash to the same slot",
+        ));
+    }
+    let t = target(ctx, slot)?;
+    let Some((owner_id, owner_addr)) = t.owner else {
+        return Some(Reply::error("CLUSTERDOWN Hash slot not served"));
+    };
+    let c = ctx.store.cluster.as_ref()?;
+    if !c.ok {
+        return Some(Reply::error("CLUSTERDOWN The cluster is down"));
+    }
+    let me_replica_of_owner = c.me().master_of.as_deref() == Some(owner_id.as_str());
+    let myself = owner_id == c.myid;
+    let missing = if t.migrating_to.is_some() || t.importing {
+        keys.iter().filter(|k| !ctx.exists(k)).count()
+    } else {
+        0
+    };
+    if let Some(to) = t.migrating_to {
+        if missing > 0 {
+            return Some(Reply::error(format!("ASK {} {to}", t.slot)));
+        }
+    }
+    if t.importing && (asking || cmd.name == "restore-asking") {
+        if keys.len() > 1 && missing > 0 {
+            return Some(Reply::error(
+                "TRYAGAIN Multiple keys request during rehashing of slot",
+            ));
+        }
+        return None;
+    }
+    if !cmd.is_write() && ctx.client.cluster_readonly && me_replica_of_owner {
+        return None;
+    }
+    if myself {
+        return None;
+    }
+    Some(Reply::error(format!("MOVED {} {owner_addr}", t.slot)))
+}
+
+/// Who owns `slot` and whether it is moving, as this node sees it.
+fn target(ctx: &Ctx<'_>, slot: u16) -> Option<Target> {
+    let c = ctx.store.cluster.as_ref()?;
+    let owner = c
+        .owner_of(slot)
+        .map(|n| (n.id.clone(), format!("{}:{}", n.ip, n.port)));
+    let mine = owner.as_ref().is_some_and(|(id, _)| *id == c.myid);
+    let migrating_to = if mine {
+        c.migrating
+            .get(&slot)
+            .and_then(|id| c.nodes.get(id))
+            .map(|n| format!("{}:{}", n.ip, n.port))
+    } else {
+        None
+    };
+    Some(Target {
+        slot,
+        owner,
+        migrating_to,
+        importing: c.importing.contains_key(&slot),
+    })
+}

@@ -1,0 +1,379 @@
+//! One node's view of the cluster: who exists, who owns which slot, epochs, failure marks.
+//!
+//! Everything here is plain data changed under the store lock; the bus (`bus.rs`) and the
+//! commands (`commands.rs`) are the only writers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+
+use crate::cluster_slot::SLOTS;
+
+/// A node id: 40 lower-case hex characters.
+pub(crate) type NodeId = String;
+
+/// Cached header slots: (slot table version, master they are of, ranges).
+pub(crate) type HeaderSlots = (u64, NodeId, Vec<(u16, u16)>);
+
+/// One node as this node knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct ClusterNode {
+    pub id: NodeId,
+    pub ip: String,
+    pub port: u16,
+    pub cport: u16,
+    pub myself: bool,
+    /// The master this node replicates, when it is a replica.
+    pub master_of: Option<NodeId>,
+    /// Known to be a replica (its master may not be known yet).
+    pub replica: bool,
+    pub pfail: bool,
+    pub fail: bool,
+    /// Being met: the id is a random placeholder until the first answer.
+    pub handshake: bool,
+    pub config_epoch: u64,
+    /// When the last PING to it went out without an answer yet (ms, 0 = none outstanding).
+    pub ping_sent: i64,
+    /// When it last answered (ms).
+    pub pong_recv: i64,
+    /// Our outgoing link to it is up.
+    pub connected: bool,
+    /// Masters that reported it PFAIL/FAIL, with when (ms).
+    pub fail_reports: HashMap<NodeId, i64>,
+    /// When it was marked FAIL (ms).
+    pub fail_time: i64,
+    /// Its replication offset, as it last told us.
+    pub repl_offset: i64,
+    /// When it was added (ms): handshakes time out from here.
+    pub created: i64,
+    /// When we last voted for a replica of this master (ms).
+    pub voted_time: i64,
+}
+
+impl ClusterNode {
+    /// A node known by address only, at `now`.
+    pub fn new(id: NodeId, ip: &str, port: u16, cport: u16, now: i64) -> ClusterNode {
+        ClusterNode {
+            id,
+            ip: ip.to_string(),
+            port,
+            cport,
+            myself: false,
+            master_of: None,
+            replica: false,
+            pfail: false,
+            fail: false,
+            handshake: false,
+            config_epoch: 0,
+            ping_sent: 0,
+            pong_recv: now,
+            connected: false,
+            fail_reports: HashMap::new(),
+            fail_time: 0,
+            repl_offset: 0,
+            created: now,
+            voted_time: 0,
+        }
+    }
+    /// True for a master (not a replica).
+    pub fn is_master(&self) -> bool {
+        !self.replica
+    }
+    /// `ip:port@cport`, as CLUSTER NODES prints it.
+    pub fn addr_field(&self) -> String {
+        format!("{}:{}@{}", self.ip, self.port, self.cport)
+    }
+    /// CLUSTER NODES's flags field.
+    pub fn flags_field(&self) -> String {
+        let mut f = Vec::new();
+        if self.myself {
+            f.push("myself");
+        }
+        f.push(if self.replica { "slave" } else { "master" });
+        if self.pfail {
+            f.push("fail?");
+        }
+        if self.fail {
+            f.push("fail");
+        }
+        if self.handshake {
+            f.push("handshake");
+        }
+        f.join(",")
+    }
+}
+
+/// A replica's election in progress.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Election {
+    /// When to ask for votes (ms); 0 = not scheduled.
+    pub start_at: i64,
+    /// Votes were requested for this epoch (0 = not yet).
+    pub epoch: u64,
+    /// Masters that voted for us in `epoch`.
+    pub votes: Vec<NodeId>,
+    /// Manual failover (CLUSTER FAILOVER [FORCE]): masters vote although our master is up.
+    pub manual: bool,
+    /// When a manual failover gives up (ms).
+    pub manual_deadline: i64,
+    /// Default manual failover: wait until our offset reaches this before the election.
+    pub wait_offset: Option<i64>,
+}
+
+/// Bus message counters (CLUSTER INFO).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MsgStats {
+    pub sent: BTreeMap<&'static str, u64>,
+    pub received: BTreeMap<&'static str, u64>,
+}
+
+/// The whole cluster view of this node.
+#[derive(Debug)]
+pub struct ClusterState {
+    pub(crate) myid: NodeId,
+    pub(crate) current_epoch: u64,
+    pub(crate) last_vote_epoch: u64,
+    pub(crate) nodes: IndexMap<NodeId, ClusterNode>,
+    /// Slot → owning master.
+    pub(crate) owner: Vec<Option<NodeId>>,
+    pub(crate) importing: BTreeMap<u16, NodeId>,
+    pub(crate) migrating: BTreeMap<u16, NodeId>,
+    /// `cluster-node-timeout` in ms.
+    pub(crate) node_timeout: i64,
+    pub(crate) config_file: PathBuf,
+    /// `cluster_state:ok`.
+    pub(crate) ok: bool,
+    /// Forgotten nodes (CLUSTER FORGET) and until when gossip may not re-add them (ms).
+    pub(crate) blacklist: HashMap<NodeId, i64>,
+    /// The config file needs rewriting.
+    pub(crate) dirty: bool,
+    pub(crate) stats: MsgStats,
+    pub(crate) election: Option<Election>,
+    /// `cluster-require-full-coverage`.
+    pub(crate) full_coverage: bool,
+    /// The slot ranges our header claims, and the table version they were computed at.
+    pub(crate) header_cache: std::cell::RefCell<HeaderSlots>,
+    /// Bumped by every slot assignment (invalidates `header_cache`).
+    pub(crate) slots_version: u64,
+    /// PUBLISHed messages for the bus to send to every node.
+    pub(crate) publish_tx: Option<tokio::sync::mpsc::UnboundedSender<(Vec<u8>, Vec<u8>)>>,
+}
+
+/// How many ms a forgotten node stays out of gossip (Redis: 60 s).
+pub(crate) const FORGET_TTL_MS: i64 = 60_000;
+
+impl ClusterState {
+    /// A fresh node that knows only itself.
+    pub(crate) fn new(
+        myid: NodeId,
+        ip: &str,
+        port: u16,
+        cport: u16,
+        config_file: PathBuf,
+        node_timeout: i64,
+        now: i64,
+    ) -> ClusterState {
+        let mut me = ClusterNode::new(myid.clone(), ip, port, cport, now);
+        me.myself = true;
+        let mut nodes = IndexMap::new();
+        nodes.insert(myid.clone(), me);
+        ClusterState {
+            myid,
+            current_epoch: 0,
+            last_vote_epoch: 0,
+            nodes,
+            owner: vec![None; SLOTS],
+            importing: BTreeMap::new(),
+            migrating: BTreeMap::new(),
+            node_timeout,
+            config_file,
+            ok: false,
+            blacklist: HashMap::new(),
+            dirty: true,
+            stats: MsgStats::default(),
+            election: None,
+            full_coverage: true,
+            publish_tx: None,
+            header_cache: std::cell::RefCell::new((u64::MAX, NodeId::new(), Vec::new())),
+            slots_version: 0,
+        }
+    }
+
+    /// This node.
+    pub(crate) fn me(&self) -> &ClusterNode {
+        &self.nodes[&self.myid]
+    }
+    /// This node, mutably.
+    pub(crate) fn me_mut(&mut self) -> &mut ClusterNode {
+        let id = self.myid.clone();
+        self.nodes
+            .get_mut(&id)
+            .expect("myself is always in the table")
+    }
+    /// The node owning `slot`.
+    pub(crate) fn owner_of(&self, slot: u16) -> Option<&ClusterNode> {
+        self.owner[usize::from(slot)]
+            .as_ref()
+            .and_then(|id| self.nodes.get(id))
+    }
+    /// Slots owned by `id`, in order.
+    pub(crate) fn slots_of(&self, id: &str) -> Vec<u16> {
+        (0..SLOTS as u16)
+            .filter(|&s| self.owner[usize::from(s)].as_deref() == Some(id))
+            .collect()
+    }
+    /// Slots owned by `id` as inclusive ranges.
+    pub(crate) fn ranges_of(&self, id: &str) -> Vec<(u16, u16)> {
+        ranges(&self.slots_of(id))
+    }
+    /// Number of slots `id` owns.
+    pub(crate) fn slot_count(&self, id: &str) -> usize {
+        self.owner
+            .iter()
+            .filter(|o| o.as_deref() == Some(id))
+            .count()
+    }
+    /// The master whose slots this node serves: itself, or the master it replicates.
+    pub(crate) fn my_master_id(&self) -> NodeId {
+        self.me()
+            .master_of
+            .clone()
+            .unwrap_or_else(|| self.myid.clone())
+    }
+    /// Masters owning at least one slot (Redis's `cluster->size`).
+    pub(crate) fn size(&self) -> usize {
+        let mut owners: Vec<&str> = self.owner.iter().flatten().map(String::as_str).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        owners.len()
+    }
+    /// Votes or reports needed for a decision: a majority of the slot-owning masters.
+    pub(crate) fn quorum(&self) -> usize {
+        self.size() / 2 + 1
+    }
+    /// The replicas of `master`, in table order.
+    pub(crate) fn replicas_of(&self, master: &str) -> Vec<&ClusterNode> {
+        self.nodes
+            .values()
+            .filter(|n| n.master_of.as_deref() == Some(master))
+            .collect()
+    }
+    /// Assigns `slot` to `id` (None = unassigned).
+    pub(crate) fn set_owner(&mut self, slot: u16, id: Option<NodeId>) {
+        self.owner[usize::from(slot)] = id;
+        self.dirty = true;
+        self.slots_version += 1;
+    }
+    /// The slots of the master we serve (ourselves or our master), as ranges; cached until
+    /// a slot or our role changes, since every bus message carries them.
+    pub(crate) fn header_slots(&self) -> Vec<(u16, u16)> {
+        let master = self.my_master_id();
+        let mut cache = self.header_cache.borrow_mut();
+        if cache.0 != self.slots_version || cache.1 != master {
+            let ranges = self.ranges_of(&master);
+            *cache = (self.slots_version, master, ranges);
+        }
+        cache.2.clone()
+    }
+    /// Makes the config epoch of this node unique-ish: a new, higher epoch than any seen.
+    pub(crate) fn bump_my_epoch(&mut self) -> u64 {
+        self.current_epoch += 1;
+        let e = self.current_epoch;
+        self.me_mut().config_epoch = e;
+        self.dirty = true;
+        e
+    }
+    /// The highest config epoch of any node.
+    pub(crate) fn max_config_epoch(&self) -> u64 {
+        self.nodes
+            .values()
+            .map(|n| n.config_epoch)
+            .max()
+            .unwrap_or(0)
+    }
+    /// Recomputes `cluster_state`: ok when every slot is served by a master not marked FAIL
+    /// (unless full coverage is not required) and we are not cut off from the majority.
+    pub(crate) fn update_state(&mut self) {
+        let covered = self.owner.iter().all(|o| {
+            o.as_ref()
+                .and_then(|id| self.nodes.get(id))
+                .is_some_and(|n| !n.fail)
+        });
+        let ok = !self.full_coverage || covered;
+        // A master in a minority partition stops serving (Redis: reachable masters < quorum).
+        let size = self.size();
+        let reachable = self
+            .nodes
+            .values()
+            .filter(|n| n.is_master() && !n.pfail && !n.fail && self.slot_count(&n.id) > 0)
+            .count();
+        let majority = size == 0 || reachable > size / 2;
+        self.ok = ok && majority && size > 0;
+    }
+    /// Removes a node and everything that points at it (FORGET, a failed handshake).
+    pub(crate) fn remove_node(&mut self, id: &str) {
+        self.nodes.shift_remove(id);
+        for o in self.owner.iter_mut() {
+            if o.as_deref() == Some(id) {
+                *o = None;
+            }
+        }
+        self.slots_version += 1;
+        self.importing.retain(|_, v| v != id);
+        self.migrating.retain(|_, v| v != id);
+        for n in self.nodes.values_mut() {
+            n.fail_reports.remove(id);
+            if n.master_of.as_deref() == Some(id) {
+                n.master_of = None;
+            }
+        }
+        self.dirty = true;
+    }
+    /// A node with address `ip:port` (real or in handshake), if known.
+    pub(crate) fn by_addr(&self, ip: &str, port: u16) -> Option<&ClusterNode> {
+        self.nodes.values().find(|n| n.ip == ip && n.port == port)
+    }
+}
+
+/// Sorted slots as inclusive ranges.
+pub(crate) fn ranges(slots: &[u16]) -> Vec<(u16, u16)> {
+    let mut out: Vec<(u16, u16)> = Vec::new();
+    for &s in slots {
+        match out.last_mut() {
+            Some((_, end)) if *end + 1 == s => *end = s,
+            _ => out.push((s, s)),
+        }
+    }
+    out
+}
+
+/// A random node id (40 hex characters).
+pub(crate) fn random_id() -> NodeId {
+    let mut id = crate::node::repl::new_replid();
+    id.truncate(40);
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_quorum() {
+        assert_eq!(ranges(&[1, 2, 3, 7, 9, 10]), vec![(1, 3), (7, 7), (9, 10)]);
+        let mut c = ClusterState::new(random_id(), "127.0.0.1", 1, 2, "x".into(), 1000, 0);
+        assert_eq!(c.size(), 0);
+        let me = c.myid.clone();
+        c.set_owner(5, Some(me.clone()));
+        assert_eq!(c.size(), 1);
+        assert_eq!(c.quorum(), 1);
+        assert_eq!(c.ranges_of(&me), vec![(5, 5)]);
+        c.full_coverage = false;
+        c.update_state();
+        assert!(c.ok);
+        c.full_coverage = true;
+        c.update_state();
+        assert!(!c.ok, "slots uncovered");
+    }
+}

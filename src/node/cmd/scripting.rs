@@ -1,0 +1,265 @@
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT (see `crate::node::script`).
+
+use bytes::Bytes;
+
+use super::{Args, Command, Ctx, Flags, Reply};
+use crate::node::script::busy::KillOutcome;
+use crate::node::script::run::{run, RunOpts};
+use crate::node::script::{flags, Scripting};
+
+/// The scripting family.
+pub static COMMANDS: &[Command] = &[
+    Command::new("eval", eval, -3, Flags::NOSCRIPT.with(Flags::STALE)),
+    Command::new("evalsha", evalsha, -3, Flags::NOSCRIPT.with(Flags::STALE)),
+    Command::new(
+        "eval_ro",
+        eval_ro,
+        -3,
+        Flags::NOSCRIPT.with(Flags::STALE).with(Flags::READONLY),
+    ),
+    Command::new(
+        "evalsha_ro",
+        evalsha_ro,
+        -3,
+        Flags::NOSCRIPT.with(Flags::STALE).with(Flags::READONLY),
+    ),
+    Command::new("script", script, -2, Flags::NOSCRIPT),
+];
+
+fn eval(ctx: &mut Ctx, args: &Args) -> Reply {
+    eval_generic(ctx, args, false, false)
+}
+fn evalsha(ctx: &mut Ctx, args: &Args) -> Reply {
+    eval_generic(ctx, args, true, false)
+}
+fn eval_ro(ctx: &mut Ctx, args: &Args) -> Reply {
+    eval_generic(ctx, args, false, true)
+}
+fn evalsha_ro(ctx: &mut Ctx, args: &Args) -> Reply {
+    eval_generic(ctx, args, true, true)
+}
+
+const NOSCRIPT_ERR: &str = "NOSCRIPT No matching script. Please use EVAL.";
+
+/// Parses `numkeys key... arg...` starting at argument `at`: (keys, args).
+pub(crate) fn keys_and_args(args: &Args, at: usize) -> Result<(Vec<Bytes>, Vec<Bytes>), Reply> {
+    let numkeys = args.int(at)?;
+    let rest = args.len() - at - 1;
+    if numkeys > rest as i64 {
+        return Err(Reply::error(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    if numkeys < 0 {
+        return Err(Reply::error("ERR Number of keys can't be negative"));
+    }
+    let split = at + 1 + numkeys as usize;
+    let keys = (at + 1..split).map(|i| args.owned(i)).collect();
+    let argv = (split..args.len()).map(|i| args.owned(i)).collect();
+    Ok((keys, argv))
+}
+
+/// The refusals Redis makes before running a script with these shebang flags
+/// (`scriptPrepareForRun`); `None` lets it run.
+pub(crate) fn prepare_refusal(ctx: &Ctx, script_flags: u32, ro: bool) -> Option<Reply> {
+    if script_flags & flags::EVAL_COMPAT != 0 || script_flags & flags::NO_WRITES != 0 {
+        return None;
+    }
+    let replica_ro = ctx.store.settings.get("replica-read-only") != Some("no");
+    if ctx.store.replica && replica_ro && !ctx.client.from_master {
+        return Some(Reply::error(
+            "READONLY Can not run script with write flag on readonly replica",
+        ));
+    }
+    if ro {
+        return Some(Reply::error(
+            "ERR Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    if too_few_replicas(ctx) {
+        return Some(Reply::error(
+            "NOREPLICAS Not enough good replicas to write.",
+        ));
+    }
+    None
+}
+
+/// True on a master with `min-replicas-to-write` set and fewer good replicas than that.
+pub(crate) fn too_few_replicas(ctx: &Ctx) -> bool {
+    let setting = |name| {
+        ctx.store
+            .settings
+            .get(name)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    let (min, lag) = (
+        setting("min-replicas-to-write"),
+        setting("min-replicas-max-lag"),
+    );
+    !ctx.store.replica && min > 0 && lag > 0 && good_replicas(ctx) < min
+}
+
+/// True if the script must not write (`*_RO`, or a `no-writes` shebang).
+pub(crate) fn read_only(script_flags: u32, ro: bool) -> bool {
+    ro || (script_flags & flags::EVAL_COMPAT == 0 && script_flags & flags::NO_WRITES != 0)
+}
+
+fn eval_generic(ctx: &mut Ctx, args: &Args, by_sha: bool, ro: bool) -> Reply {
+    let (keys, argv) = match keys_and_args(args, 2) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let sha = if by_sha {
+        let sha = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
+        if sha.len() != 40 || !ctx.store.scripting.scripts.contains_key(&sha) {
+            return Reply::error(NOSCRIPT_ERR);
+        }
+        sha
+    } else {
+        match ctx.store.scripting.load_script(args.get(1)) {
+            Ok(sha) => sha,
+            Err(e) => return Reply::error(e),
+        }
+    };
+    let Some((script_flags, func)) = ctx
+        .store
+        .scripting
+        .scripts
+        .get(&sha)
+        .map(|s| (s.flags, s.func.clone()))
+    else {
+        return Reply::error(NOSCRIPT_ERR);
+    };
+    if let Some(refusal) = prepare_refusal(ctx, script_flags, ro) {
+        return refusal;
+    }
+    let engine = match ctx.store.scripting.eval_engine() {
+        Ok(e) => e,
+        Err(e) => return Reply::error(e),
+    };
+    let opts = RunOpts {
+        eval: true,
+        read_only: read_only(script_flags, ro),
+        name: &sha,
+    };
+    run(&engine, ctx, &func, &keys, &argv, opts)
+}
+
+const SCRIPT_HELP: &[&str] = &[
+    "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DEBUG (YES|SYNC|NO)",
+    "    Set the debug mode for subsequent scripts executed.",
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// A HELP reply: each line as a status reply.
+pub(crate) fn help(lines: &[&'static str]) -> Reply {
+    Reply::Array(lines.iter().map(|l| Reply::simple(l)).collect())
+}
+
+fn script(ctx: &mut Ctx, args: &Args) -> Reply {
+    let sub = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
+    let n = args.len();
+    match sub.as_str() {
+        "help" if n == 2 => help(SCRIPT_HELP),
+        "flush" => {
+            if n > 3 || (n == 3 && !args.is(2, "sync") && !args.is(2, "async")) {
+                return Reply::error("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
+            }
+            ctx.store.scripting.flush_scripts();
+            Reply::Ok
+        }
+        "exists" if n >= 3 => {
+            let s: &Scripting = &ctx.store.scripting;
+            Reply::Array(
+                args.from(2)
+                    .map(|sha| {
+                        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+                        Reply::Int(i64::from(s.scripts.contains_key(&sha)))
+                    })
+                    .collect(),
+            )
+        }
+        "load" if n == 3 => match ctx.store.scripting.load_script(args.get(2)) {
+            Ok(sha) => Reply::Bulk(Bytes::from(sha)),
+            Err(e) => Reply::error(e),
+        },
+        "kill" if n == 2 => kill_reply(ctx.store.scripting.busy.kill(true), true),
+        "debug" if n == 3 => Reply::error("ERR SCRIPT DEBUG is not supported by sluice node"),
+        "help" | "exists" | "load" | "kill" | "debug" => super::subcommand_arity(args),
+        _ => super::subcommand_error(args, "SCRIPT"),
+    }
+}
+
+/// The reply to SCRIPT KILL / FUNCTION KILL.
+pub(crate) fn kill_reply(outcome: KillOutcome, eval: bool) -> Reply {
+    match outcome {
+        KillOutcome::Killed => Reply::Ok,
+        KillOutcome::NotBusy => Reply::error("NOTBUSY No scripts in execution right now."),
+        KillOutcome::FromMaster => Reply::error("UNKILLABLE The busy script was sent by a master instance in the context of replication and cannot be killed."),
+        KillOutcome::Wrote => Reply::error("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."),
+        KillOutcome::OtherKind => busy_error(!eval),
+    }
+}
+
+/// The BUSY refusal while a script runs past the threshold (`eval`: the script is an EVAL).
+pub(crate) fn busy_error(eval: bool) -> Reply {
+    if eval {
+        Reply::error(
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+        )
+    } else {
+        Reply::error(
+            "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
+        )
+    }
+}
+
+/// COMMAND GETKEYS for EVAL/EVALSHA/FCALL and their `_RO` forms (`numkeys key...` after
+/// the script or function, the command name being argument `at`); `None` for others.
+pub(crate) fn script_keys(name: &str, args: &Args, at: usize) -> Option<Reply> {
+    if !matches!(
+        name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    ) {
+        return None;
+    }
+    let numkeys = crate::node::args::parse_int(args.get(at + 2)).unwrap_or(-1);
+    let first = at + 3;
+    if numkeys <= 0 || first + numkeys as usize > args.len() {
+        return Some(Reply::error(if numkeys == 0 {
+            "ERR The command has no key arguments"
+        } else {
+            "ERR Invalid arguments specified for command"
+        }));
+    }
+    Some(Reply::Array(
+        (first..first + numkeys as usize)
+            .map(|i| Reply::bulk(args.get(i)))
+            .collect(),
+    ))
+}
+
+/// Replicas that are online (for `min-replicas-to-write`).
+fn good_replicas(ctx: &Ctx) -> usize {
+    ctx.store
+        .repl
+        .replicas
+        .iter()
+        .filter(|l| l.online && !l.killed)
+        .count()
+}

@@ -1,0 +1,208 @@
+//! Scripts off the event loop, and BUSY for everyone else meanwhile.
+//!
+//! A script can run for seconds (`while true do end` until SCRIPT KILL). Running it inside
+//! the batch would stall the event loop, and with it every other client, so a connection
+//! whose next request is EVAL/EVALSHA/FCALL (outside MULTI) runs that one request on a
+//! blocking thread, which takes the store lock itself. Before handing it over it marks the
+//! script as claimed in [`Busy`], so other connections never block the event loop on the
+//! lock: they wait, and once the script has run past `busy-reply-threshold` they answer
+//! `-BUSY` to everything except SCRIPT KILL / FUNCTION KILL (which stop it) and
+//! SHUTDOWN (which stops the node), as Redis does.
+
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+use super::Conn;
+use crate::node::cmd::{self, Ctx};
+use crate::node::reply::Reply;
+use crate::resp::Request;
+
+/// How often a waiting connection looks at the running script again.
+const POLL: Duration = Duration::from_millis(5);
+
+/// True for requests that run a script.
+pub(super) fn is_script(req: &Request) -> bool {
+    if req.is_empty() {
+        return false;
+    }
+    let name = req.arg(0);
+    [
+        "eval",
+        "evalsha",
+        "eval_ro",
+        "evalsha_ro",
+        "fcall",
+        "fcall_ro",
+    ]
+    .iter()
+    .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+}
+
+/// True for (un)subscribe requests, whose confirmations CLIENT REPLY OFF/SKIP do not
+/// silence (Redis sends them as pushes).
+pub(super) fn is_subscription(req: &Request) -> bool {
+    !req.is_empty()
+        && [
+            "subscribe",
+            "psubscribe",
+            "ssubscribe",
+            "unsubscribe",
+            "punsubscribe",
+            "sunsubscribe",
+        ]
+        .iter()
+        .any(|n| req.arg(0).eq_ignore_ascii_case(n.as_bytes()))
+}
+
+impl Conn {
+    /// Runs the script request at the head of the queue on a blocking thread.
+    pub(super) async fn run_script(&mut self) -> std::io::Result<()> {
+        self.script_next = false;
+        let Some(req) = self.queue.pop_front() else {
+            return Ok(());
+        };
+        let shared = self.shared.clone();
+        let busy = shared.busy.clone();
+        let mut client = std::mem::take(&mut self.client);
+        busy.claim();
+        let task = tokio::task::spawn_blocking(move || {
+            let reply = {
+                let mut store = shared.lock();
+                store.tick();
+                let mut ctx = Ctx::new(&mut store, &mut client, &shared, false);
+                let reply = cmd::execute(&mut ctx, &req);
+                let now_ms = store.now_ms;
+                store.clients.sync(&client, now_ms);
+                (reply, crate::node::aof_file::seq(&store))
+            };
+            busy.release();
+            (client, reply)
+        });
+        match task.await {
+            Ok((client, (reply, aof_seq))) => {
+                self.client = client;
+                if let Some(seq) = aof_seq {
+                    // The script's writes reach the AOF before its reply (see `run`).
+                    crate::node::aof_file::before_reply(&self.shared, seq);
+                }
+                self.encode(reply);
+            }
+            Err(_) => {
+                // The script thread panicked: the session is gone with it.
+                self.shared.busy.release();
+                self.client.close = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits while another connection's script holds the store, answering BUSY (or
+    /// handling SCRIPT KILL / FUNCTION KILL / SHUTDOWN) once it has run too long.
+    pub(super) async fn wait_busy(&mut self) -> std::io::Result<()> {
+        let busy = self.shared.busy.clone();
+        while busy.running() {
+            if let Some(eval) = busy.timed_out() {
+                while let Some(req) = self.queue.pop_front() {
+                    let reply = self.busy_reply(&req, eval);
+                    self.encode(reply);
+                    if self.client.close {
+                        break;
+                    }
+                }
+                if !self.out.is_empty() {
+                    self.stream.write_all(&self.out).await?;
+                    self.out.clear();
+                }
+                if self.client.close {
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                r = self.stream.readable(), if !self.eof && busy.timed_out().is_some() => {
+                    r?;
+                    self.read_available();
+                    self.decode();
+                    if self.eof && self.queue.is_empty() {
+                        return Ok(());
+                    }
+                }
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The answer to `req` while a script is busy (`eval`: the script is an EVAL).
+    fn busy_reply(&mut self, req: &Request, eval: bool) -> Reply {
+        use crate::node::cmd::scripting::{busy_error, kill_reply};
+        let name = String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase();
+        let sub = if req.len() > 1 {
+            String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase()
+        } else {
+            String::new()
+        };
+        let busy = &self.shared.busy;
+        match (name.as_str(), sub.as_str()) {
+            ("script", "kill") if req.len() == 2 => kill_reply(busy.kill(true), true),
+            ("function", "kill") if req.len() == 2 => kill_reply(busy.kill(false), false),
+            ("function", "stats") if req.len() == 2 && !eval => match busy.function() {
+                Some(run) => {
+                    let (l, f) = (run.0.libraries, run.0.functions);
+                    crate::node::cmd::function::stats_reply(Some(run), l, f)
+                }
+                None => busy_error(eval),
+            },
+            ("shutdown", _) => {
+                busy.force_kill();
+                self.shared.shutdown.cancel();
+                self.client.close = true;
+                Reply::Raw(bytes::Bytes::new())
+            }
+            ("quit", _) => {
+                self.client.close = true;
+                Reply::Ok
+            }
+            // Transactions may start and end meanwhile (Redis lets MULTI and DISCARD through,
+            // so a pipelined transaction is never half refused); what is refused inside one
+            // makes its EXEC abort.
+            ("multi", _) if self.client.multi.is_none() => {
+                self.client.multi = Some(Vec::new());
+                self.client.multi_error = false;
+                Reply::Ok
+            }
+            ("discard", _) if self.client.multi.is_some() => {
+                self.client.multi = None;
+                self.client.multi_error = false;
+                Reply::Ok
+            }
+            ("exec", _) if self.client.multi.is_some() => {
+                self.client.multi = None;
+                self.client.multi_error = false;
+                match busy_error(eval) {
+                    Reply::Error(e) => {
+                        Reply::error(format!("EXECABORT Transaction discarded because of: {e}"))
+                    }
+                    other => other,
+                }
+            }
+            _ => {
+                if self.client.multi.is_some() {
+                    self.client.multi_error = true;
+                }
+                busy_error(eval)
+            }
+        }
+    }
+
+    /// Encodes a reply as CLIENT REPLY allows.
+    pub(super) fn encode(&mut self, reply: Reply) {
+        use crate::node::client::ReplyMode;
+        match self.client.reply_mode {
+            ReplyMode::On => reply.encode(self.client.proto, &mut self.out),
+            ReplyMode::Off => {}
+            ReplyMode::SkipNext => self.client.reply_mode = ReplyMode::Skipping,
+            ReplyMode::Skipping => self.client.reply_mode = ReplyMode::On,
+        }
+    }
+}

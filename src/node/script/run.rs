@@ -1,0 +1,427 @@
+//! One script run: `redis.call` / `redis.pcall` / `redis.setresp` / `redis.set_repl` bound
+//! to the calling command's context for the duration of the run, the time-limit hook, and
+//! the conversion of the result (or error) into the caller's reply.
+
+use std::cell::RefCell;
+
+use bytes::Bytes;
+use mlua::{Function, HookTriggers, Lua, MultiValue, Value};
+
+use super::busy::Busy;
+use super::convert;
+use super::engine::{Engine, HOOK_EVERY};
+use crate::node::client::ClientState;
+use crate::node::cmd::{self, Ctx};
+use crate::node::reply::Reply;
+use crate::resp::{Protocol, Request};
+
+/// How a script runs.
+pub(crate) struct RunOpts<'n> {
+    /// EVAL (KEYS/ARGV globals) rather than FCALL (keys and args as arguments).
+    pub(crate) eval: bool,
+    /// Write commands are refused (`*_RO`, `no-writes`).
+    pub(crate) read_only: bool,
+    /// The script's SHA1 or the function's name, for error messages.
+    pub(crate) name: &'n str,
+}
+
+/// The state `redis.call` works with during a run.
+struct RunState<'r, 'a> {
+    ctx: &'r mut Ctx<'a>,
+    /// The script's own client: its db (SELECT inside a script does not change the
+    /// caller's) and protocol (`redis.setresp`).
+    client: ClientState,
+    read_only: bool,
+    /// Propagate writes (`redis.set_repl(redis.REPL_NONE)` turns it off).
+    replicate: bool,
+    /// A MULTI is open on the feed for this run's writes.
+    exec_open: bool,
+    busy: std::sync::Arc<Busy>,
+}
+
+/// Commands Redis refuses inside scripts (`noscript`).
+const NOSCRIPT: &[&str] = &[
+    "cluster",
+    "auth",
+    "hello",
+    "quit",
+    "reset",
+    "wait",
+    "blmove",
+    "blpop",
+    "brpop",
+    "brpoplpush",
+    "bzpopmax",
+    "bzpopmin",
+    "psubscribe",
+    "punsubscribe",
+    "ssubscribe",
+    "subscribe",
+    "sunsubscribe",
+    "unsubscribe",
+    "eval",
+    "evalsha",
+    "evalsha_ro",
+    "eval_ro",
+    "fcall",
+    "fcall_ro",
+    "bgrewriteaof",
+    "bgsave",
+    "debug",
+    "failover",
+    "monitor",
+    "psync",
+    "replconf",
+    "replicaof",
+    "role",
+    "save",
+    "shutdown",
+    "slaveof",
+    "sync",
+    "discard",
+    "exec",
+    "multi",
+    "unwatch",
+    "watch",
+    "client",
+    "config",
+    "function",
+    "script",
+    "acl",
+    "latency",
+    "module",
+];
+
+impl RunState<'_, '_> {
+    /// Runs one `redis.call`: Redis's checks, then the command through the dispatcher.
+    fn call(&mut self, argv: &[Bytes]) -> Result<Reply, String> {
+        let not_allowed = || Err("This Redis command is not allowed from script".into());
+        let Some(cmd) = cmd::lookup(&argv[0]) else {
+            // Commands the node lacks but Redis refuses in scripts get Redis's refusal.
+            let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+            if NOSCRIPT.contains(&name.as_str()) {
+                return not_allowed();
+            }
+            return Err("Unknown Redis command called from script".into());
+        };
+        if NOSCRIPT.contains(&cmd.name) {
+            return not_allowed();
+        }
+        if !cmd.arity_ok(argv.len()) {
+            return Err("Wrong number of args calling Redis command from script".into());
+        }
+        if cmd.is_write() {
+            if self.read_only {
+                return Err("Write commands are not allowed from read-only scripts.".into());
+            }
+            if self.ctx.store.replica && !self.ctx.client.from_master {
+                return Err("-READONLY You can't write against a read only replica.".into());
+            }
+            if !self.ctx.client.from_master
+                && crate::node::cmd::scripting::too_few_replicas(self.ctx)
+            {
+                return Err("-NOREPLICAS Not enough good replicas to write.".into());
+            }
+            self.busy.wrote();
+        }
+        let req = Request::from_args(argv);
+        let store = &mut *self.ctx.store;
+        let feed_enabled = store.feed.enabled;
+        if !self.replicate {
+            store.feed.enabled = false;
+        }
+        let mut child = Ctx::new(store, &mut self.client, self.ctx.shared, false);
+        child.begin_exec();
+        child.set_exec_open(self.exec_open);
+        let reply = cmd::execute(&mut child, &req);
+        if self.replicate {
+            self.exec_open = child.exec_open();
+        }
+        drop(child);
+        self.ctx.store.feed.enabled = feed_enabled;
+        Ok(reply)
+    }
+
+    fn resp3(&self) -> bool {
+        self.client.proto == Protocol::Resp3
+    }
+}
+
+/// `redis.call` / `redis.pcall`'s common part: (result, raise?).
+fn lua_call(lua: &Lua, st: &RefCell<RunState>, args: MultiValue) -> mlua::Result<(Value, bool)> {
+    if args.is_empty() {
+        let e = convert::error_table(
+            lua,
+            "Please specify at least one argument for this redis lib call",
+        )?;
+        return Ok((Value::Table(e), true));
+    }
+    let mut argv = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        match super::arg_bytes(a) {
+            Some(b) => argv.push(b),
+            None => {
+                let e = convert::error_table(
+                    lua,
+                    "Lua redis lib command arguments must be strings or integers",
+                )?;
+                return Ok((Value::Table(e), true));
+            }
+        }
+    }
+    let Ok(mut st) = st.try_borrow_mut() else {
+        let e = convert::error_table(lua, "redis.call/pcall called recursively")?;
+        return Ok((Value::Table(e), true));
+    };
+    match st.call(&argv) {
+        Err(text) => {
+            let e = convert::error_table(lua, &text)?;
+            e.raw_set("ignore_error_stats_update", true)?;
+            Ok((Value::Table(e), true))
+        }
+        Ok(reply) => {
+            let failed = reply.is_error();
+            let proto = if st.resp3() {
+                Protocol::Resp3
+            } else {
+                Protocol::Resp2
+            };
+            drop(st);
+            let bytes = convert::encode(&reply, proto);
+            Ok((convert::resp_to_lua(lua, &bytes)?, failed))
+        }
+    }
+}
+
+/// Runs `func` for the command in `ctx` and returns the caller's reply.
+pub(crate) fn run(
+    engine: &Engine,
+    ctx: &mut Ctx<'_>,
+    func: &Function,
+    keys: &[Bytes],
+    args: &[Bytes],
+    opts: RunOpts<'_>,
+) -> Reply {
+    let busy = ctx.store.scripting.busy.clone();
+    let threshold = ctx
+        .store
+        .settings
+        .get("busy-reply-threshold")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(5000);
+    busy.threshold_ms
+        .store(threshold, std::sync::atomic::Ordering::Relaxed);
+    busy.start(opts.eval, ctx.client.from_master);
+    let caller_proto = ctx.proto();
+    let in_exec = ctx.in_exec();
+    let exec_open = in_exec && ctx.exec_open();
+    let client = ClientState {
+        id: ctx.client.id,
+        db: ctx.client.db,
+        authed: true,
+        from_master: ctx.client.from_master,
+        in_script: true,
+        last_cmd: "NULL",
+        ..ClientState::default()
+    };
+    let st = RefCell::new(RunState {
+        ctx,
+        client,
+        read_only: opts.read_only,
+        replicate: true,
+        exec_open,
+        busy: busy.clone(),
+    });
+    let hook_busy = busy.clone();
+    let hooks = engine.hooks.clone();
+    let _ = hooks.raw_set("killed", false);
+    let _ = engine.lua.set_hook(
+        HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+        move |_, _| {
+            if hook_busy.kill_requested() {
+                let _ = hooks.raw_set("killed", true);
+                return Err(mlua::Error::runtime(
+                    "Script killed by user with SCRIPT KILL...",
+                ));
+            }
+            Ok(mlua::VmState::Continue)
+        },
+    );
+    let outcome = call_in_scope(engine, &st, func, keys, args, opts.eval);
+    engine.lua.remove_hook();
+    let killed = busy.kill_requested();
+    busy.stop();
+    let st = st.into_inner();
+    let resp3 = st.resp3();
+    let (ctx, exec_open) = (st.ctx, st.exec_open);
+    if exec_open {
+        if in_exec {
+            ctx.set_exec_open(true);
+        } else {
+            let db = ctx.db_index();
+            ctx.store.feed.push(db, &[b"EXEC"]);
+            ctx.store.publish_feed();
+        }
+    }
+    // An incremental collection step every few scripts keeps garbage from piling up
+    // without a full cycle's latency (Redis steps every 50 scripts).
+    if busy.tick_gc() {
+        let _ = engine.lua.gc_step();
+    }
+    match outcome {
+        Ok((true, v)) => convert::lua_to_reply(&v, resp3, caller_proto),
+        Ok((false, v)) => {
+            if let (true, Value::Table(t)) = (killed, &v) {
+                let _ = t.raw_set("err", "ERR Script killed by user with SCRIPT KILL...");
+            }
+            error_reply(&v, opts.name)
+        }
+        Err(e) => Reply::error(format!(
+            "ERR Error running script {}, {:.100}",
+            opts.name,
+            e.to_string()
+        )),
+    }
+}
+
+/// Binds the per-run hooks and calls the runner.
+fn call_in_scope(
+    engine: &Engine,
+    st: &RefCell<RunState>,
+    func: &Function,
+    keys: &[Bytes],
+    args: &[Bytes],
+    eval: bool,
+) -> mlua::Result<(bool, Value)> {
+    let lua = &engine.lua;
+    let keys_t = lua.create_sequence_from(
+        keys.iter()
+            .map(|k| lua.create_string(k))
+            .collect::<mlua::Result<Vec<_>>>()?,
+    )?;
+    let args_t = lua.create_sequence_from(
+        args.iter()
+            .map(|k| lua.create_string(k))
+            .collect::<mlua::Result<Vec<_>>>()?,
+    )?;
+    let outcome = lua.scope(|scope| {
+        let hooks = &engine.hooks;
+        hooks.raw_set(
+            "call",
+            scope.create_function(|lua, args: MultiValue| lua_call(lua, st, args))?,
+        )?;
+        hooks.raw_set(
+            "call_packed",
+            scope.create_function(|lua, packed: mlua::Table| {
+                let args: mlua::Result<Vec<Value>> = packed.sequence_values::<Value>().collect();
+                lua_call(lua, st, MultiValue::from_vec(args?))
+            })?,
+        )?;
+        hooks.raw_set(
+            "setresp",
+            scope.create_function(|lua, args: MultiValue| setresp(lua, st, args))?,
+        )?;
+        hooks.raw_set(
+            "set_repl",
+            scope.create_function(|lua, args: MultiValue| set_repl(lua, st, args))?,
+        )?;
+        if eval {
+            engine.real_globals.raw_set("KEYS", keys_t.clone())?;
+            engine.real_globals.raw_set("ARGV", args_t.clone())?;
+            engine
+                .runner
+                .call::<(bool, Value)>((func.clone(), Value::Nil, Value::Nil))
+        } else {
+            engine
+                .runner
+                .call::<(bool, Value)>((func.clone(), keys_t.clone(), args_t.clone()))
+        }
+    });
+    // Outside a run the hooks refuse (a function a script stored cannot call later).
+    for name in ["call", "call_packed", "setresp", "set_repl"] {
+        engine.hooks.raw_set(name, engine.outside.clone())?;
+    }
+    outcome
+}
+
+/// `redis.setresp(2|3)`: (error, raise?).
+fn setresp(lua: &Lua, st: &RefCell<RunState>, args: MultiValue) -> mlua::Result<(Value, bool)> {
+    let resp = match args.iter().next() {
+        Some(Value::Number(n)) if args.len() == 1 => *n as i64,
+        Some(Value::Integer(n)) if args.len() == 1 => *n,
+        _ if args.len() != 1 => {
+            let e = convert::error_table(lua, "redis.setresp() requires one argument.")?;
+            return Ok((Value::Table(e), true));
+        }
+        _ => 0,
+    };
+    let proto = match resp {
+        2 => Protocol::Resp2,
+        3 => Protocol::Resp3,
+        _ => {
+            let e = convert::error_table(lua, "RESP version must be 2 or 3.")?;
+            return Ok((Value::Table(e), true));
+        }
+    };
+    if let Ok(mut s) = st.try_borrow_mut() {
+        s.client.proto = proto;
+    }
+    Ok((Value::Nil, false))
+}
+
+/// `redis.set_repl(flags)`: (error, raise?).
+fn set_repl(lua: &Lua, st: &RefCell<RunState>, args: MultiValue) -> mlua::Result<(Value, bool)> {
+    let flags = match args.iter().next() {
+        Some(Value::Number(n)) if args.len() == 1 => *n as i64,
+        Some(Value::Integer(n)) if args.len() == 1 => *n,
+        _ if args.len() != 1 => {
+            let e = convert::error_table(lua, "redis.set_repl() requires two arguments.")?;
+            return Ok((Value::Table(e), true));
+        }
+        _ => 0,
+    };
+    if flags & !3 != 0 {
+        let e = convert::error_table(
+            lua,
+            "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+        )?;
+        return Ok((Value::Table(e), true));
+    }
+    if let Ok(mut s) = st.try_borrow_mut() {
+        s.replicate = flags != 0;
+    }
+    Ok((Value::Nil, false))
+}
+
+/// The caller's error reply for a script that raised `err` (Redis's `luaCallFunction`).
+fn error_reply(err: &Value, name: &str) -> Reply {
+    let Value::Table(t) = err else {
+        let text = match err {
+            Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+            _ => "execution failure".into(),
+        };
+        return Reply::error(format!("ERR Error running script {name}, {text:.100}"));
+    };
+    let msg = match t.raw_get::<Value>("err") {
+        Ok(Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+        _ => String::new(),
+    };
+    let mut text = msg;
+    let source = t.raw_get::<Value>("source").ok();
+    let line = t.raw_get::<Value>("line").ok();
+    if let (Some(Value::String(src)), Some(line)) = (source, line) {
+        let line = match line {
+            Value::Number(n) => Some(format!("{}", n as i64)),
+            Value::Integer(n) => Some(n.to_string()),
+            Value::String(s) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+            _ => None,
+        };
+        if let Some(line) = line {
+            text.push_str(&format!(
+                " script: {name}, on {}:{line}.",
+                String::from_utf8_lossy(&src.as_bytes())
+            ));
+        }
+    }
+    Reply::Error(text.replace(['\r', '\n'], " ").into())
+}

@@ -1,0 +1,163 @@
+//! `INFO` through the proxy: `INFO`, `INFO all` and `INFO everything` answer the master's
+//! sections followed by the proxy's own (`# Proxy`, `# Proxy_pools`, `# Proxy_topology`, named
+//! so they cannot be mistaken for Redis's); `INFO proxy` answers only those; any other section
+//! list is the master's reply untouched, so clients that parse `INFO clients` are not misled.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::pool::Pool;
+use crate::resp::{encode, Protocol, Request};
+
+/// What the proxy adds to an `INFO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Extra {
+    /// The master's reply followed by the proxy's sections.
+    Append,
+    /// Only the proxy's sections, answered here.
+    Only,
+}
+
+/// Whether `req` is an `INFO` that involves the proxy's sections.
+pub(super) fn extra(req: &Request) -> Option<Extra> {
+    if req.is_empty() || !req.arg(0).eq_ignore_ascii_case(b"INFO") {
+        return None;
+    }
+    let args = || req.args().skip(1);
+    let proxy = args().any(|a| a.eq_ignore_ascii_case(b"proxy"));
+    let others = args().filter(|a| !a.eq_ignore_ascii_case(b"proxy")).count();
+    let all =
+        args().any(|a| a.eq_ignore_ascii_case(b"all") || a.eq_ignore_ascii_case(b"everything"));
+    match (proxy, others) {
+        (true, 0) => Some(Extra::Only),
+        (false, 0) => Some(Extra::Append),
+        _ if proxy || all => Some(Extra::Append),
+        _ => None,
+    }
+}
+
+/// The proxy's sections, as INFO text (each line ends in CRLF).
+pub(super) fn sections(pool: &Pool) -> String {
+    let topo = pool.topology.load();
+    let connected = pool.cfg.max_clients - pool.clients.available_permits();
+    let mut s = String::new();
+    s.push_str("# Proxy\r\n");
+    s.push_str(&format!(
+        "proxy_name:sluice\r\nproxy_version:{}\r\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    s.push_str("\r\n# Proxy_pools\r\n");
+    s.push_str(&format!(
+        "pool:{}\r\nmode:{}\r\nread_from:{}\r\nconsistency:{}\r\nlisten:{}\r\n",
+        pool.cfg.name,
+        pool.cfg.mode(),
+        pool.cfg.read_from,
+        pool.cfg.consistency,
+        pool.cfg.listen
+    ));
+    s.push_str(&format!(
+        "pool_clients:{connected}\r\npool_max_clients:{}\r\n",
+        pool.cfg.max_clients
+    ));
+    s.push_str("\r\n# Proxy_topology\r\n");
+    s.push_str(&format!("topology_version:{}\r\n", topo.version));
+    s.push_str(&format!("source_stale:{}\r\n", u8::from(topo.source_stale)));
+    match &topo.master {
+        Some(m) => s.push_str(&format!(
+            "master:addr={},connected={}\r\n",
+            m.node.addr,
+            u8::from(m.node.is_connected())
+        )),
+        None => s.push_str("master:none\r\n"),
+    }
+    s.push_str(&format!(
+        "replicas_known:{}\r\nreplicas_readable:{}\r\n",
+        topo.replicas.len(),
+        topo.readable.len()
+    ));
+    for (i, r) in topo.replicas.iter().enumerate() {
+        let readable = topo
+            .readable
+            .iter()
+            .any(|n| std::sync::Arc::ptr_eq(n, &r.node));
+        s.push_str(&format!(
+            "replica{i}:addr={},readable={}\r\n",
+            r.node.addr,
+            u8::from(readable)
+        ));
+    }
+    s
+}
+
+/// Encodes INFO text as Redis does: a verbatim string in RESP3, a bulk string in RESP2.
+pub(super) fn encode_text(text: &[u8], proto: Protocol, out: &mut BytesMut) {
+    match proto {
+        Protocol::Resp3 => {
+            out.extend_from_slice(format!("={}\r\ntxt:", text.len() + 4).as_bytes());
+            out.extend_from_slice(text);
+            out.extend_from_slice(b"\r\n");
+        }
+        Protocol::Resp2 => encode::bulk(out, text),
+    }
+}
+
+/// The text of a node's INFO reply (`=N\r\ntxt:...\r\n` or `$N\r\n...\r\n`); `None` for
+/// anything else (an error, say), which then goes to the client unchanged.
+pub(super) fn reply_text(raw: &Bytes) -> Option<&[u8]> {
+    let kind = *raw.first()?;
+    if kind != b'=' && kind != b'$' {
+        return None;
+    }
+    let head = raw.iter().position(|&b| b == b'\n')?;
+    let len: usize = std::str::from_utf8(raw.get(1..head.checked_sub(1)?)?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let body = raw.get(head + 1..head + 1 + len)?;
+    if kind == b'=' {
+        body.get(4..)
+    } else {
+        Some(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(args: &[&str]) -> Request {
+        let mut raw = BytesMut::new();
+        raw.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            raw.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        let mut buf = raw;
+        crate::resp::decode_request(&mut buf, &crate::resp::Limits::default())
+            .expect("valid")
+            .expect("complete")
+    }
+
+    #[test]
+    fn which_info_gets_the_proxy_sections() {
+        assert_eq!(extra(&req(&["INFO"])), Some(Extra::Append));
+        assert_eq!(extra(&req(&["info", "ALL"])), Some(Extra::Append));
+        assert_eq!(extra(&req(&["INFO", "everything"])), Some(Extra::Append));
+        assert_eq!(extra(&req(&["INFO", "proxy"])), Some(Extra::Only));
+        assert_eq!(
+            extra(&req(&["INFO", "clients", "proxy"])),
+            Some(Extra::Append)
+        );
+        assert_eq!(extra(&req(&["INFO", "clients"])), None);
+        assert_eq!(extra(&req(&["INFO", "default"])), None);
+        assert_eq!(extra(&req(&["GET", "k"])), None);
+    }
+
+    #[test]
+    fn reply_text_reads_both_string_kinds() {
+        let v = Bytes::from_static(b"=9\r\ntxt:a:1\r\n\r\n");
+        assert_eq!(reply_text(&v), Some(&b"a:1\r\n"[..]));
+        let b = Bytes::from_static(b"$5\r\na:1\r\n\r\n");
+        assert_eq!(reply_text(&b), Some(&b"a:1\r\n"[..]));
+        assert_eq!(reply_text(&Bytes::from_static(b"-ERR x\r\n")), None);
+        assert_eq!(reply_text(&Bytes::from_static(b"$99\r\nshort\r\n")), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! What a session's transaction holds: the pinned connection and what is open on it, a
+//! cluster MULTI deferred until its first key, and the log that lets a cluster transaction
+//! move; plus the rule for what may not be queued inside MULTI through the proxy.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{deny, Session};
+use crate::backend::{DirectConn, Node};
+use crate::command::{CommandInfo, Special};
+use crate::resp::Request;
+
+/// A session's dedicated transaction connection and what is open on it.
+pub(crate) struct Pinned {
+    pub(super) conn: DirectConn,
+    pub(super) node: Arc<Node>,
+    pub(super) in_multi: bool,
+    pub(super) watching: bool,
+    /// Replies of +QUEUED received in the current MULTI (the index of the next queued command).
+    pub(super) queued: usize,
+    /// SELECTs queued in the current MULTI: (index in EXEC's reply, database).
+    pub(super) selects: Vec<(usize, u16)>,
+    /// A command was refused at queue time: EXEC must abort, as Redis does.
+    pub(super) poisoned: bool,
+    /// Cluster pools: the slot every keyed command of this transaction must map to, once the
+    /// first one chose it.
+    pub(super) slot: Option<u16>,
+    /// Cluster pools: MULTI and the commands queued since, to replay them on the slot's new
+    /// owner when a MOVED shows the transaction was pinned to its former one. `None` once
+    /// past [`MAX_DEFERRED_BYTES`] (such a transaction cannot move).
+    pub(super) log: Option<TxLog>,
+}
+
+/// A deferred MULTI: the requests to replay (MULTI first), and whether a command was refused
+/// at queue time (EXEC must then abort, as Redis does). Boxed in the session, which rarely
+/// has one.
+pub(super) struct Deferred {
+    pub(super) reqs: Vec<Bytes>,
+    /// Bytes held in `reqs` (bounded by [`MAX_DEFERRED_BYTES`]).
+    pub(super) bytes: usize,
+    pub(super) poisoned: bool,
+}
+
+/// Most bytes of keyless commands held for a MULTI before its first key picks the node; past
+/// this a command is refused (and the transaction aborts at EXEC) rather than buffered.
+pub(super) const MAX_DEFERRED_BYTES: usize = 4 << 20;
+
+impl Deferred {
+    /// A MULTI that is already lost (no dedicated connection could be had for it, or its
+    /// connection failed): everything up to EXEC is queued here without running, and EXEC
+    /// aborts.
+    pub(super) fn aborted() -> Box<Deferred> {
+        Box::new(Deferred {
+            reqs: Vec::new(),
+            bytes: 0,
+            poisoned: true,
+        })
+    }
+}
+
+/// What a cluster transaction sent since MULTI (MULTI first), kept to replay it on another
+/// node; bounded like [`Deferred`].
+pub(super) struct TxLog {
+    pub(super) reqs: Vec<Bytes>,
+    pub(super) bytes: usize,
+}
+
+impl TxLog {
+    /// A log that starts with the MULTI itself.
+    pub(super) fn new(multi: &[u8]) -> TxLog {
+        TxLog {
+            reqs: vec![Bytes::copy_from_slice(multi)],
+            bytes: multi.len(),
+        }
+    }
+
+    /// Adds a queued command; false when that would pass [`MAX_DEFERRED_BYTES`].
+    pub(super) fn push(&mut self, raw: &[u8]) -> bool {
+        let size = raw.len() + std::mem::size_of::<Bytes>();
+        if self.bytes + size > MAX_DEFERRED_BYTES {
+            return false;
+        }
+        self.bytes += size;
+        // Owned copy: a slice would keep the client's whole read buffer alive.
+        self.reqs.push(Bytes::copy_from_slice(raw));
+        true
+    }
+}
+
+impl Pinned {
+    /// A freshly pinned connection with nothing open on it yet.
+    pub(super) fn for_transaction(conn: DirectConn, node: Arc<Node>, slot: Option<u16>) -> Pinned {
+        Pinned {
+            conn,
+            node,
+            in_multi: false,
+            watching: false,
+            queued: 0,
+            selects: Vec::new(),
+            poisoned: false,
+            slot,
+            log: None,
+        }
+    }
+
+    pub(super) fn end_transaction(&mut self) {
+        self.log = None;
+        self.in_multi = false;
+        self.watching = false;
+        self.queued = 0;
+        self.selects.clear();
+        self.poisoned = false;
+    }
+}
+
+/// Commands that change a connection beyond one reply (so they cannot share a pinned one).
+/// (HELLO would switch the session's protocol away from the pinned connection's.)
+pub(super) fn changes_connection(special: Special) -> bool {
+    special.subscribes() || special == Special::Hello || special.changes_connection_for_good()
+}
+
+/// Why a command may not be queued inside MULTI through the proxy, if so.
+pub(super) fn refused_in_multi(
+    session: &Session,
+    req: &Request,
+    info: Option<&'static CommandInfo>,
+) -> Option<String> {
+    let special = Special::of(info);
+    if let Some(msg) = deny::check(&session.pool, req) {
+        return Some(msg);
+    }
+    if changes_connection(special)
+        || special.is_client()
+        || matches!(special, Special::Wait | Special::Auth)
+    {
+        return Some(format!(
+            "ERR sluice: {} inside MULTI is not supported through the proxy",
+            String::from_utf8_lossy(req.arg(0)).to_uppercase()
+        ));
+    }
+    None
+}
