@@ -225,7 +225,7 @@ fn unknown_keys() {
     assert_invalid(
         &format!("verbose = true\n{POOL}"),
         "verbose",
-        "unknown key, expected admin or pools",
+        "unknown key, expected one of drain_timeout, admin, pools",
     );
 }
 
