@@ -234,11 +234,7 @@ fn run_stack(args: StackArgs) -> anyhow::Result<()> {
     if args.topology == StackKind::Sentinel {
         return run_sentinel_stack(args);
     }
-    let opts = sluice::stack::StackOptions {
-        base_port: args.base_port,
-        bind: args.bind,
-        dir: std::env::temp_dir(),
-    };
+    let opts = stack_options(&args);
     runtime(args.threads)?.block_on(sluice::stack::run_standalone(
         opts,
         shutdown_signal(),
@@ -259,12 +255,17 @@ fn run_stack(args: StackArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_sentinel_stack(args: StackArgs) -> anyhow::Result<()> {
-    let opts = sluice::stack::StackOptions {
+/// The ports, address and data directory every stack topology starts from.
+fn stack_options(args: &StackArgs) -> sluice::stack::StackOptions {
+    sluice::stack::StackOptions {
         base_port: args.base_port,
         bind: args.bind,
         dir: std::env::temp_dir(),
-    };
+    }
+}
+
+fn run_sentinel_stack(args: StackArgs) -> anyhow::Result<()> {
+    let opts = stack_options(&args);
     runtime(args.threads)?.block_on(sluice::stack::sentinel::run(
         opts,
         shutdown_signal(),
@@ -290,11 +291,7 @@ fn run_sentinel_stack(args: StackArgs) -> anyhow::Result<()> {
 }
 
 fn run_stack_cluster(args: StackArgs) -> anyhow::Result<()> {
-    let opts = sluice::stack::StackOptions {
-        base_port: args.base_port,
-        bind: args.bind,
-        dir: std::env::temp_dir(),
-    };
+    let opts = stack_options(&args);
     runtime(args.threads)?.block_on(sluice::stack_cluster::run_cluster(
         opts,
         shutdown_signal(),
