@@ -253,6 +253,17 @@ pub(crate) async fn accept_loop(
             }
         };
         pool.metrics.accepted.increment(1);
+        if pool.tls.acceptor.is_some() {
+            // The handshake runs in the client's own task: a slow client must not hold up
+            // the accept loop.
+            tokio::spawn(async move {
+                let acceptor = pool.tls.acceptor.as_ref()?;
+                let stream = acceptor.accept(stream, peer).await?;
+                Client::new(pool.clone(), stream, peer, permit).run().await;
+                Some(())
+            });
+            continue;
+        }
         // The session is built here and moved into its task whole, so the task holds nothing
         // else (no per-session shutdown waiter either: sessions end with the runtime).
         tokio::spawn(Client::new(pool.clone(), stream, peer, permit).run());

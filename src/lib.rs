@@ -16,4 +16,5 @@ pub mod session;
 pub mod stack;
 pub mod stack_cluster;
 pub mod telemetry;
+pub mod tls;
 pub mod topology;

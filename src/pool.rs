@@ -17,6 +17,7 @@ use crate::topology::sentinel_hub::{HubKey, SentinelHubs};
 use crate::topology::standalone::StandaloneWatcher;
 use crate::topology::watch;
 use crate::topology::Published;
+use crate::tls::PoolTls;
 
 /// Shared state of one pool.
 pub struct Pool {
@@ -37,6 +38,8 @@ pub struct Pool {
     pub refresh: Arc<Notify>,
     /// The pool's connected clients (CLIENT LIST / KILL, MONITOR, PAUSE).
     pub registry: crate::session::clients::Registry,
+    /// TLS on the listener and toward the nodes, reloadable.
+    pub tls: PoolTls,
 }
 
 impl Pool {
@@ -60,7 +63,8 @@ impl Pool {
         let metrics = Arc::new(PoolMetrics::new(&cfg.name));
         let refresh = Arc::new(Notify::new());
         let hubs = (hubs, hub_shutdown);
-        let topology = watch_source(&cfg, hubs, metrics.clone(), refresh.clone(), shutdown);
+        let tls = PoolTls::new(&cfg.name, cfg.tls.as_ref(), cfg.backend_tls.as_ref());
+        let topology = watch_source(&cfg, &tls, hubs, metrics.clone(), refresh.clone(), shutdown);
         Arc::new(Pool {
             router: Router::new(&cfg.name, cfg.read_from),
             topology,
@@ -69,6 +73,7 @@ impl Pool {
             clients: Arc::new(Semaphore::new(cfg.max_clients)),
             refresh,
             registry: Default::default(),
+            tls,
             cfg: Arc::new(cfg),
         })
     }
@@ -85,7 +90,7 @@ impl Pool {
 
 /// How the pool's data connections to a node are made. Cluster pools send READONLY so that
 /// replicas serve reads for their slots.
-fn node_options(cfg: &PoolConfig) -> NodeOptions {
+fn node_options(cfg: &PoolConfig, tls: &PoolTls) -> NodeOptions {
     NodeOptions {
         pool: cfg.name.clone(),
         connections: cfg.backend_connections,
@@ -95,6 +100,7 @@ fn node_options(cfg: &PoolConfig) -> NodeOptions {
         username: cfg.backend_username.clone(),
         password: cfg.backend_password.clone(),
         readonly: matches!(cfg.source, Source::Cluster { .. }),
+        tls: tls.connector.clone(),
     }
 }
 
@@ -107,6 +113,7 @@ fn probe_timeout(cfg: &PoolConfig) -> std::time::Duration {
 /// The pool's mode is decided here, once; from then on the pool only reads the topology.
 fn watch_source(
     cfg: &PoolConfig,
+    tls: &PoolTls,
     (hubs, hub_shutdown): (&SentinelHubs, &CancellationToken),
     metrics: Arc<PoolMetrics>,
     refresh: Arc<Notify>,
@@ -115,7 +122,7 @@ fn watch_source(
     match &cfg.source {
         Source::Standalone { master, replicas } => {
             // The configured nodes, created once: the watcher only probes them.
-            let opts = node_options(cfg);
+            let opts = node_options(cfg, tls);
             let watcher = StandaloneWatcher {
                 pool: cfg.name.clone(),
                 master: Node::new(master, &opts),
@@ -124,6 +131,7 @@ fn watch_source(
                 timeout: probe_timeout(cfg),
                 username: cfg.backend_username.clone(),
                 password: cfg.backend_password.clone(),
+                tls: tls.connector.clone(),
                 max_lag: cfg.max_replica_lag,
             };
             watch::spawn(watcher, metrics, refresh, shutdown)
@@ -134,13 +142,14 @@ fn watch_source(
             username,
             password,
         } => {
-            let key = HubKey::new(sentinels, username.clone(), password.clone());
+            let mut key = HubKey::new(sentinels, username.clone(), password.clone());
+            key.tls = tls.connector.clone();
             let hub = hubs.get(key, probe_timeout(cfg), hub_shutdown);
             let watcher = SentinelWatcher {
                 pool: cfg.name.clone(),
                 master_name: master_name.clone(),
                 hub,
-                node_options: node_options(cfg),
+                node_options: node_options(cfg, tls),
                 interval: cfg.health_check_interval,
                 timeout: probe_timeout(cfg),
                 max_lag: cfg.max_replica_lag,
@@ -151,7 +160,7 @@ fn watch_source(
             let watcher = ClusterWatcher {
                 pool: cfg.name.clone(),
                 seeds: seeds.clone(),
-                node_options: node_options(cfg),
+                node_options: node_options(cfg, tls),
                 interval: cfg.health_check_interval,
                 timeout: probe_timeout(cfg),
                 max_lag: cfg.max_replica_lag,

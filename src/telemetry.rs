@@ -42,6 +42,10 @@ pub const HANDSHAKE_REFUSALS: &str = "sluice_backend_handshake_refusals_total";
 pub const PROTOCOL_ERRORS: &str = "sluice_client_protocol_errors_total";
 /// Clients disconnected for unread replies beyond `client_output_hard_limit`, by pool.
 pub const OUTPUT_LIMIT_DISCONNECTS: &str = "sluice_client_output_limit_disconnects_total";
+/// TLS handshakes that failed, by pool and `side`: `client` (a client on a TLS listener:
+/// plain text, an untrusted or missing client certificate, a timeout) or `backend` (a node or
+/// sentinel: certificate not trusted, name mismatch, plain-text node).
+pub const TLS_HANDSHAKE_FAILURES: &str = "sluice_tls_handshake_failures_total";
 /// Config reloads (SIGHUP, `POST /reload`), by `result` (`ok` or `error`).
 pub const CONFIG_RELOADS: &str = "sluice_config_reloads_total";
 

@@ -7,6 +7,10 @@
 //! itself changed. A removed entry stops accepting at once; its connected clients stay
 //! served until they leave. A pool nobody uses any more stops its watcher.
 //!
+//! TLS certificates are re-read by every reload (loading the file loads them): a pool whose
+//! entry is unchanged keeps its clients and node connections, and only connections made from
+//! then on use the new certificates.
+//!
 //! Every new listener is bound before anything changes, so a reload either applies whole
 //! or (invalid file, address in use) leaves the old configuration in force.
 
@@ -160,6 +164,13 @@ impl Proxy {
             match step {
                 Step::Keep(i) => {
                     kept[i] = true;
+                    // Same files, maybe new contents (a renewed certificate): loading the
+                    // new config re-read them, and connections from now on use them.
+                    if cfg.tls.is_some() || cfg.backend_tls.is_some() {
+                        let pool = &self.running[i].pool;
+                        pool.tls.reload(cfg.tls.as_ref(), cfg.backend_tls.as_ref());
+                        notes.push(format!("pool {} TLS certificates re-read", cfg.name));
+                    }
                     next.push(None);
                 }
                 Step::Replace(i, listener) => {

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+
+use crate::tls::NodeStream;
 
 use super::direct_pool::Slot;
 use super::handshake;
@@ -16,7 +16,7 @@ use crate::resp::{Protocol, Reply};
 /// A connection owned by one session at a time. It speaks the session's own protocol, so
 /// replies pass through untouched. Dropping it closes it.
 pub struct DirectConn {
-    pub(super) stream: TcpStream,
+    pub(super) stream: NodeStream,
     pub(super) rbuf: BytesMut,
     pub(super) addr: Arc<str>,
     pub(super) protocol: Protocol,
@@ -41,7 +41,7 @@ impl DirectConn {
 
     /// Writes raw request bytes.
     pub async fn write(&mut self, raw: &[u8]) -> Result<(), BackendError> {
-        self.stream.write_all(raw).await.map_err(|e| self.lost(e))
+        self.stream.write_all_flushed(raw).await.map_err(|e| self.lost(e))
     }
 
     /// Reads the next frame (a reply, or a pushed message on a subscribed connection).
@@ -63,7 +63,7 @@ impl DirectConn {
     }
 
     /// True when the node has closed its side (checked without blocking before reuse).
-    pub(super) fn is_closed(&self) -> bool {
+    pub(super) fn is_closed(&mut self) -> bool {
         let mut probe = [0u8; 1];
         match self.stream.try_read(&mut probe) {
             Ok(0) => true,

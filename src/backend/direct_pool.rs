@@ -141,12 +141,14 @@ impl DirectPool {
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         loop {
             let grant = match self.take(protocol) {
-                Step::Reuse(conn) if conn.is_closed() => {
+                Step::Reuse(mut conn) => {
+                    if !conn.is_closed() {
+                        return Ok(conn);
+                    }
                     // Its place goes to a waiter or back to the pool; look again.
                     drop(conn);
                     continue;
                 }
-                Step::Reuse(conn) => return Ok(conn),
                 Step::Open(slot) => return self.connect(protocol, slot).await,
                 Step::Wait(mut rx) => match tokio::time::timeout_at(deadline, &mut rx).await {
                     Ok(Ok(grant)) => grant,
@@ -162,8 +164,10 @@ impl DirectPool {
                 },
             };
             return match grant {
-                Grant::Conn(conn) if !conn.is_closed() => Ok(conn),
-                Grant::Conn(conn) => self.connect(protocol, conn.into_slot()).await,
+                Grant::Conn(mut conn) => match conn.is_closed() {
+                    false => Ok(conn),
+                    true => self.connect(protocol, conn.into_slot()).await,
+                },
                 Grant::Slot(slot) => self.connect(protocol, slot).await,
             };
         }

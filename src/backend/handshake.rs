@@ -1,11 +1,14 @@
 //! Connection setup: TCP connect with a timeout, then HELLO (protocol + AUTH) so that every
 //! connection speaks the protocol its users expect.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+
+use crate::tls::{Connector, NodeStream};
 
 use super::BackendError;
 use crate::resp::{encode, Frame, Limits, Protocol, Reply, ReplyCodec};
@@ -25,6 +28,8 @@ pub struct Handshake {
     /// only on connections that asked for it, and a master ignores it, so a node keeps its
     /// connections across a role change.
     pub readonly: bool,
+    /// TLS toward the node (the pool's `backend_tls`), none for plain TCP.
+    pub tls: Option<Arc<Connector>>,
 }
 
 /// Connects and performs the handshake. `buf` receives any bytes read past the handshake replies.
@@ -33,12 +38,12 @@ pub async fn connect(
     hs: &Handshake,
     timeout: Duration,
     buf: &mut BytesMut,
-) -> Result<TcpStream, BackendError> {
+) -> Result<NodeStream, BackendError> {
     let unavailable = |reason: String| BackendError::Unavailable {
         addr: addr.to_string(),
         reason,
     };
-    let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(unavailable(e.to_string())),
         Err(_) => {
@@ -49,7 +54,15 @@ pub async fn connect(
         }
     };
     // Small requests must not wait for Nagle: the proxy already batches.
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let mut stream = match &hs.tls {
+        None => NodeStream::Tcp(tcp),
+        Some(tls) => match tokio::time::timeout(timeout, tls.connect(addr, tcp)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(reason)) => return Err(unavailable(reason)),
+            Err(_) => return Err(unavailable("TLS handshake timed out".into())),
+        },
+    };
     let mut req = BytesMut::new();
     let user = hs.username.as_deref().unwrap_or("default");
     match (hs.protocol, &hs.password) {
@@ -77,7 +90,7 @@ pub async fn connect(
         + usize::from(hs.protocol == Protocol::Resp3 || hs.password.is_some())
         + usize::from(hs.protocol == Protocol::Resp2 && hs.password.is_none() && !hs.readonly);
     let io = async {
-        stream.write_all(&req).await?;
+        stream.write_all_flushed(&req).await?;
         let mut first_error = None;
         for _ in 0..expected {
             let reply = read_one(&mut stream, buf).await?;
@@ -110,7 +123,7 @@ pub async fn connect(
 }
 
 /// Reads exactly one reply frame from `stream`, buffering extra bytes in `buf`.
-pub async fn read_one(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<Reply> {
+pub async fn read_one(stream: &mut NodeStream, buf: &mut BytesMut) -> std::io::Result<Reply> {
     let mut codec = ReplyCodec {
         limits: Limits::node(),
     };
@@ -134,13 +147,13 @@ pub async fn read_one(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Re
 
 /// Sends one command on a fresh short-lived exchange and parses the reply (probes, ROLE, INFO).
 pub async fn request_frame(
-    stream: &mut TcpStream,
+    stream: &mut NodeStream,
     buf: &mut BytesMut,
     args: &[&[u8]],
 ) -> std::io::Result<Frame> {
     let mut req = BytesMut::new();
     encode::command(&mut req, args);
-    stream.write_all(&req).await?;
+    stream.write_all_flushed(&req).await?;
     let reply = read_one(stream, buf).await?;
     match Frame::parse(&reply.raw) {
         Ok(Some((f, _))) => Ok(f),

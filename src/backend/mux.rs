@@ -15,14 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::handshake::{self, Handshake};
 use super::BackendError;
 use crate::resp::{encode, scan_reply, Limits, Reply};
+use crate::tls::{NodeReadHalf, NodeStream, NodeWriteHalf};
 
 /// A read buffer with more spare capacity than this is dropped once it holds nothing.
 const RBUF_KEEP: usize = 64 * 1024;
@@ -145,7 +144,7 @@ async fn supervise(opts: MuxOptions, mut rx: mpsc::UnboundedReceiver<Job>, up: A
 /// Serves one established connection. Returns the error that ended it, or `None` when every
 /// handle was dropped (shutdown).
 async fn run(
-    stream: TcpStream,
+    stream: NodeStream,
     rbuf: BytesMut,
     rx: &mut mpsc::UnboundedReceiver<Job>,
     opts: &MuxOptions,
@@ -232,7 +231,7 @@ fn lock(p: &Mutex<VecDeque<Slot>>) -> std::sync::MutexGuard<'_, VecDeque<Slot>> 
 }
 
 async fn write_loop(
-    mut wr: OwnedWriteHalf,
+    mut wr: NodeWriteHalf,
     rx: &mut mpsc::UnboundedReceiver<Job>,
     pending: &Mutex<VecDeque<Slot>>,
     opts: &MuxOptions,
@@ -270,7 +269,7 @@ async fn write_loop(
         if out.is_empty() {
             continue;
         }
-        if let Err(e) = wr.write_all(&out).await {
+        if let Err(e) = wr.write_all_flushed(&out).await {
             return Some(BackendError::ConnectionLost {
                 addr: opts.addr.clone(),
                 reason: e.to_string(),
@@ -285,7 +284,7 @@ async fn write_loop(
 }
 
 async fn read_loop(
-    mut rd: OwnedReadHalf,
+    mut rd: NodeReadHalf,
     mut rbuf: BytesMut,
     pending: &Mutex<VecDeque<Slot>>,
     opts: &MuxOptions,
@@ -316,7 +315,7 @@ async fn read_loop(
                 Ok(0) => return lost("closed by node".into()),
                 Ok(n) if n < room => {
                     // Drained: clear tokio's readiness without an EAGAIN recv() (see session).
-                    let _ = rd.as_ref().try_io(tokio::io::Interest::READABLE, || {
+                    let _ = rd.try_io(tokio::io::Interest::READABLE, || {
                         Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
                     });
                 }

@@ -32,6 +32,8 @@ pub struct NodeOptions {
     pub password: Option<String>,
     /// Send `READONLY` on every connection (cluster pools: lets replicas serve reads).
     pub readonly: bool,
+    /// TLS toward the nodes (`backend_tls`), none for plain TCP.
+    pub tls: Option<Arc<crate::tls::Connector>>,
 }
 
 /// A node and its connections. Shared connections stop when the `Node` is dropped.
@@ -55,6 +57,7 @@ impl Node {
             // downconverted for RESP2 clients (lossless in that direction, unlike the reverse).
             protocol: Protocol::Resp3,
             readonly: opts.readonly,
+            tls: opts.tls.clone(),
         };
         let mux_opts = MuxOptions {
             addr: addr.to_string(),

@@ -190,6 +190,10 @@ pub struct PoolConfig {
     pub max_replica_lag: Option<ReplicaLag>,
     /// Whether a client must see its own writes (default: eventual).
     pub consistency: Consistency,
+    /// TLS on the client listener (`tls_cert`, `tls_key`, `tls_client_ca`).
+    pub tls: Option<crate::tls::ListenerTls>,
+    /// TLS toward nodes and sentinels (`backend_tls = true` and the `backend_tls_*` keys).
+    pub backend_tls: Option<crate::tls::BackendTls>,
 }
 
 /// Where a pool learns its nodes from, with what only that mode needs. Built by validation,

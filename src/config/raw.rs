@@ -155,6 +155,15 @@ pub(super) struct RawPool {
     pub backend_username: Option<String>,
     pub backend_password: Option<String>,
     pub allow_commands: Option<Vec<String>>,
+    // TLS
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub tls_client_ca: Option<String>,
+    pub backend_tls: Option<bool>,
+    pub backend_tls_ca: Option<String>,
+    pub backend_tls_cert: Option<String>,
+    pub backend_tls_key: Option<String>,
+    pub backend_tls_server_name: Option<String>,
     // limits
     pub backend_connections: Option<i64>,
     pub max_dedicated_connections: Option<i64>,

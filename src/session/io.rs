@@ -2,7 +2,8 @@
 //! (allocated on demand, freed when idle) and writes replies out.
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
+
+use crate::tls::ClientStream;
 
 /// Bytes reserved for a client read when the request buffer is (nearly) full.
 const READ_CHUNK: usize = 8 * 1024;
@@ -14,7 +15,7 @@ const FIRST_READ: usize = 4096;
 pub(crate) struct Io {
     /// One stream for both directions: `try_read`/`try_write` take `&self`, so no split halves
     /// (and no `Arc` per connection) are needed.
-    pub(super) stream: TcpStream,
+    pub(super) stream: ClientStream,
     pub(super) rbuf: BytesMut,
     pub(super) out: BytesMut,
     pub(super) eof: bool,

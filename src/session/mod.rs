@@ -41,10 +41,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::backend::mux::ReplyResult;
+use crate::tls::ClientStream;
 use crate::backend::Node;
 use crate::command::{self, CommandInfo, Special};
 use crate::config::{Consistency, Mode, ReadFrom};
@@ -145,10 +145,11 @@ impl Client {
     /// A session for an accepted client; `permit` is its place under `max_clients`.
     pub fn new(
         pool: Arc<Pool>,
-        stream: TcpStream,
+        stream: impl Into<ClientStream>,
         peer: SocketAddr,
         permit: OwnedSemaphorePermit,
     ) -> Client {
+        let stream = stream.into();
         let _ = stream.set_nodelay(true);
         pool.metrics.clients.increment(1.0);
         let io = Io {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
+use crate::tls::NodeStream;
 
 use super::watch::{Feed, Watcher};
 use super::{Health, NodeView, Topology};
@@ -449,9 +449,10 @@ impl Watcher for ClusterWatcher {
             password: self.node_options.password.clone(),
             protocol: Protocol::Resp2,
             readonly: false,
+            tls: self.node_options.tls.clone(),
         };
         let mut nodes: HashMap<String, Arc<Node>> = HashMap::new();
-        let mut conn: Option<(String, TcpStream, BytesMut)> = None;
+        let mut conn: Option<(String, NodeStream, BytesMut)> = None;
         let mut last_error = String::new();
         let mut triggered = false;
         loop {
@@ -509,7 +510,7 @@ impl ClusterWatcher {
         &self,
         addr: &str,
         handshake: &Handshake,
-        conn: &mut Option<(String, TcpStream, BytesMut)>,
+        conn: &mut Option<(String, NodeStream, BytesMut)>,
     ) -> Result<Vec<ShardDesc>, String> {
         if conn.as_ref().is_none_or(|(a, _, _)| a != addr) {
             let mut buf = BytesMut::new();
@@ -600,6 +601,7 @@ pub(crate) fn test_shard(addr: &str, ranges: Vec<(u16, u16)>) -> Shard {
         username: None,
         password: None,
         readonly: true,
+        tls: None,
     };
     Shard {
         master: NodeView {

@@ -1,15 +1,16 @@
 //! Node probes: a small connection per node of its own, asking `INFO replication`, so a probe
 //! never queues behind client traffic and sees the node's own view of its replication link.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 
 use super::Health;
 use crate::backend::handshake::{self, Handshake};
 use crate::config::ReplicaLag;
 use crate::resp::{Frame, Protocol};
+use crate::tls::{Connector, NodeStream};
 
 /// Fields of `INFO replication` that decide health.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,7 +111,7 @@ pub struct Prober {
     addr: String,
     handshake: Handshake,
     timeout: Duration,
-    conn: Option<(TcpStream, BytesMut)>,
+    conn: Option<(NodeStream, BytesMut)>,
 }
 
 /// Result of one probe.
@@ -129,6 +130,7 @@ impl Prober {
         addr: &str,
         username: Option<String>,
         password: Option<String>,
+        tls: Option<Arc<Connector>>,
         timeout: Duration,
     ) -> Prober {
         Prober {
@@ -138,6 +140,7 @@ impl Prober {
                 password,
                 protocol: Protocol::Resp2,
                 readonly: false,
+                tls,
             },
             timeout,
             conn: None,

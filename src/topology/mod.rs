@@ -337,6 +337,7 @@ mod tests {
             username: None,
             password: None,
             readonly: false,
+            tls: None,
         };
         Node::new(addr, &opts)
     }

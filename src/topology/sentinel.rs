@@ -170,6 +170,7 @@ impl SentinelWatcher {
                     a,
                     self.node_options.username.clone(),
                     self.node_options.password.clone(),
+                    self.node_options.tls.clone(),
                     self.timeout,
                 )
             });

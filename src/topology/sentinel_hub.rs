@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
+
+use crate::tls::{Connector, NodeStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -114,6 +115,10 @@ pub struct HubKey {
     pub username: Option<String>,
     /// Password for the sentinels.
     pub password: Option<String>,
+    /// TLS toward the sentinels (the pool's `backend_tls`). A connector is its pool's own,
+    /// compared by identity: a reload that re-reads certificates updates it in place, so the
+    /// hub's new connections use them.
+    pub tls: Option<Arc<Connector>>,
 }
 
 impl HubKey {
@@ -126,6 +131,7 @@ impl HubKey {
             sentinels,
             username,
             password,
+            tls: None,
         }
     }
 }
@@ -155,6 +161,7 @@ impl SentinelHub {
                 password: key.password.clone(),
                 protocol: Protocol::Resp2,
                 readonly: false,
+                tls: key.tls.clone(),
             },
             timeout,
             known: Vec::new(),
@@ -221,7 +228,7 @@ struct QueryWorker {
     timeout: Duration,
     known: Vec<String>,
     current: usize,
-    conn: Option<(TcpStream, BytesMut)>,
+    conn: Option<(NodeStream, BytesMut)>,
     events: broadcast::Sender<Event>,
     stop: CancellationToken,
 }
@@ -333,7 +340,7 @@ impl QueryWorker {
 }
 
 /// Names a sentinel connection so operators can tell sluice's connections apart.
-async fn set_name(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<(), String> {
+async fn set_name(stream: &mut NodeStream, buf: &mut BytesMut) -> Result<(), String> {
     match handshake::request_frame(stream, buf, &[b"CLIENT", b"SETNAME", CLIENT_NAME]).await {
         Ok(Frame::Error(e)) => {
             // Not fatal: an old sentinel without CLIENT SETNAME is still a sentinel.
@@ -366,7 +373,8 @@ async fn listen(
             let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE"];
             args.extend(EVENTS.iter().map(|e| e.as_bytes()));
             encode::command(&mut req, &args);
-            tokio::io::AsyncWriteExt::write_all(&mut stream, &req)
+            stream
+                .write_all_flushed(&req)
                 .await
                 .map_err(|e| e.to_string())?;
             loop {

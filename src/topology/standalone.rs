@@ -30,6 +30,8 @@ pub struct StandaloneWatcher {
     pub username: Option<String>,
     /// Node password for probes.
     pub password: Option<String>,
+    /// TLS toward the nodes, for probes.
+    pub tls: Option<Arc<crate::tls::Connector>>,
     /// Replicas further behind than this leave the read pool.
     pub max_lag: Option<ReplicaLag>,
 }
@@ -67,6 +69,7 @@ impl Watcher for StandaloneWatcher {
                     &n.addr,
                     self.username.clone(),
                     self.password.clone(),
+                    self.tls.clone(),
                     self.timeout,
                 )
             })

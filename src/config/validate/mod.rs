@@ -8,6 +8,7 @@
 mod limits;
 mod pool;
 mod source;
+mod tls;
 mod values;
 
 use std::net::SocketAddr;

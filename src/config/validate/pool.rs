@@ -3,6 +3,7 @@
 
 use super::limits::{counts, output_limits, timeouts};
 use super::source::source;
+use super::tls::{backend_tls, listener_tls};
 use super::values::{allow_commands, choice, non_empty, socket_addr, user_needs_password};
 use super::{key, Ctx};
 use crate::config::raw::RawPool;
@@ -39,6 +40,8 @@ pub(super) fn pool_config(
         raw.client_output_hard_limit.as_ref(),
     )?;
     let timeouts = timeouts(ctx, &p, &raw)?;
+    let tls = listener_tls(ctx, &p, &mut raw)?;
+    let backend_tls = backend_tls(ctx, &p, &mut raw)?;
     Ok(PoolConfig {
         name,
         listen,
@@ -60,6 +63,8 @@ pub(super) fn pool_config(
         client_output_hard_limit,
         max_replica_lag: reads.max_replica_lag,
         consistency: reads.consistency,
+        tls,
+        backend_tls,
     })
 }
 
