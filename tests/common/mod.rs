@@ -705,7 +705,7 @@ fn read_raw(rd: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn parse(rd: &mut impl BufRead) -> std::io::Result<Resp> {
+pub fn parse(rd: &mut impl BufRead) -> std::io::Result<Resp> {
     let l = line(rd)?;
     let (t, rest) = l.split_at(1);
     let n = || rest.parse::<i64>().unwrap_or(-1);
