@@ -79,4 +79,21 @@ impl Io {
         }
         Ok(())
     }
+
+    /// Reads after a readiness event; marks the end of input at EOF or on error.
+    pub(super) fn read_or_eof(&mut self) {
+        if !self.read_available() {
+            self.eof = true;
+        }
+    }
+
+    /// Frees the buffers of a session going idle (a partial request keeps its bytes).
+    pub(super) fn release_idle(&mut self) {
+        if self.out.capacity() > 0 {
+            self.out = BytesMut::new();
+        }
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
+            self.rbuf = BytesMut::new();
+        }
+    }
 }
