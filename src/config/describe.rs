@@ -69,6 +69,36 @@ fn auth(user: &Option<String>, password: &Option<String>) -> String {
     }
 }
 
+fn client_tls(pool: &PoolConfig) -> String {
+    match &pool.tls {
+        None => "off".to_string(),
+        Some(t) => {
+            let clients = match &t.client_ca {
+                None => "no client certificates".to_string(),
+                Some(ca) => format!("client certificates required (CA {})", ca.display()),
+            };
+            format!("cert {}, key {}, {clients}", t.cert.display(), t.key.display())
+        }
+    }
+}
+
+fn backend_tls(pool: &PoolConfig) -> String {
+    match &pool.backend_tls {
+        None => "off".to_string(),
+        Some(t) => {
+            let cert = match &t.client_cert {
+                None => "no client certificate".to_string(),
+                Some((c, _)) => format!("client certificate {}", c.display()),
+            };
+            let name = match &t.server_name {
+                None => "checks each node's host".to_string(),
+                Some(n) => format!("checks name {n:?}"),
+            };
+            format!("CA {}, {cert}, {name}", t.ca.display())
+        }
+    }
+}
+
 fn describe_pool(out: &mut String, pool: &PoolConfig) {
     let _ = writeln!(out, "  pool {:?}: listening on {}", pool.name, pool.listen);
     let _ = writeln!(out, "    mode: {}", pool.mode());
@@ -107,6 +137,8 @@ fn describe_pool(out: &mut String, pool: &PoolConfig) {
         "    backend auth: {}",
         auth(&pool.backend_username, &pool.backend_password)
     );
+    let _ = writeln!(out, "    client TLS: {}", client_tls(pool));
+    let _ = writeln!(out, "    backend TLS: {}", backend_tls(pool));
     let _ = writeln!(out, "    allow_commands: {}", list(&pool.allow_commands));
     let _ = writeln!(
         out,

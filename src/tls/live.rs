@@ -3,8 +3,8 @@
 //! from then on use them, while the open ones keep theirs.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use metrics::{counter, Counter};
@@ -58,12 +58,18 @@ impl Acceptor {
     }
 }
 
+/// A node failing TLS is retried often (every reconnect, every probe): log at most once in
+/// this long per pool; the counter has every failure.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// TLS toward a pool's nodes and sentinels.
 pub struct Connector {
     config: ArcSwap<ClientConfig>,
     server_name: Option<ServerName<'static>>,
     pool: String,
     failures: Counter,
+    /// When a failure was last logged, and how many were not logged since.
+    logged: Mutex<(Option<Instant>, u64)>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -101,6 +107,7 @@ impl Connector {
                 .and_then(|n| ServerName::try_from(n.to_string()).ok()),
             pool: pool.to_string(),
             failures: failures(pool, "backend"),
+            logged: Mutex::new((None, 0)),
         }
     }
 
@@ -123,9 +130,23 @@ impl Connector {
         match connector.connect(name, tcp).await {
             Ok(tls) => Ok(NodeStream::Tls(Box::new(tls))),
             Err(e) => {
-                self.failures.increment(1);
-                tracing::warn!(pool = %self.pool, node = %addr, error = %e, "TLS handshake with node failed");
+                self.failed(addr, &e);
                 Err(format!("TLS handshake failed: {e}"))
+            }
+        }
+    }
+
+    /// Counts a failed handshake and logs it, rate-limited.
+    fn failed(&self, addr: &str, e: &std::io::Error) {
+        self.failures.increment(1);
+        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        match logged.0 {
+            Some(at) if now.duration_since(at) < LOG_EVERY => logged.1 += 1,
+            _ => {
+                tracing::error!(pool = %self.pool, node = %addr, error = %e, repeated = logged.1,
+                    "TLS handshake with node failed: node unreachable");
+                *logged = (Some(now), 0);
             }
         }
     }
