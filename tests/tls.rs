@@ -20,7 +20,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use common::{encode, free_port_block, parse, wait_until, Client, Redis, Resp, Sluice};
+use common::{
+    encode, free_port_block, parse, wait_until, Client, Redis, Resp, Sentinel, Sluice,
+};
 
 /// A certificate authority that issues certificates into a directory of PEM files.
 struct Ca {
@@ -410,6 +412,49 @@ fn sighup_rereads_certificates_for_new_connections_only() {
     let mut third = TlsClient::connect(&proxy.addr(), &ca, None).expect("TLS");
     assert_eq!(third.peer_cert(), renewed.2);
     assert_eq!(third.cmd(&["GET", "k"]), bulk("2"));
+}
+
+/// A sentinel pool with `backend_tls`: sluice asks a redis-sentinel on its TLS port (showing
+/// its client certificate) for the master, which the sentinel itself watches over TLS, and
+/// reaches the master's TLS port.
+#[test]
+fn a_sentinel_pool_uses_tls_toward_sentinels_and_nodes() {
+    let pki = Pki::new();
+    let (master, master_tls) = redis_tls(&pki, "no");
+    let tls_port: u16 = master_tls
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let sentinel_tls = free_port_block(1);
+    let extra = format!(
+        "tls-port {sentinel_tls}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+         tls-replication yes\ntls-auth-clients yes\n",
+        path(&pki.server.0),
+        path(&pki.server.1),
+        path(&pki.ca.ca_file()),
+    );
+    let _sentinel = Sentinel::start_with_conf(tls_port, "tlsmaster", 1, &extra);
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\n\
+         mode = \"sentinel\"\nsentinels = [\"127.0.0.1:{sentinel_tls}\"]\nmaster_name = \"tlsmaster\"\n\
+         health_check_interval = \"100ms\"\nbackend_tls = true\nbackend_tls_ca = \"{}\"\n\
+         backend_tls_cert = \"{}\"\nbackend_tls_key = \"{}\"\n",
+        path(&pki.ca.ca_file()),
+        path(&pki.client.0),
+        path(&pki.client.1),
+    );
+    let proxy = Sluice::start(&text);
+    let mut c = proxy.client();
+    wait_until(Duration::from_secs(15), "a write through the sentinel pool", || {
+        c.cmd(&["SET", "s", "1"]) == ok()
+    });
+    assert_eq!(master.client().cmd(&["GET", "s"]), bulk("1"));
+    assert_eq!(metric(&proxy, "sluice_topology_source_up", &["pool=\"main\""]), 1.0);
+    assert_eq!(
+        metric(&proxy, "sluice_tls_handshake_failures_total", &["side=\"backend\""]),
+        0.0
+    );
 }
 
 /// config/tls.toml (the README's example) with its example certificates: redis-server

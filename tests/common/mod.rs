@@ -1093,6 +1093,12 @@ impl Sentinel {
 
     /// Starts a sentinel monitoring the master on `127.0.0.1:master_port` (e.g. a sluice node).
     pub fn start_for_port(master_port: u16, name: &str, quorum: u32) -> Sentinel {
+        Sentinel::start_with_conf(master_port, name, quorum, "")
+    }
+
+    /// As [`Sentinel::start_for_port`], with `extra` lines added to its config file (TLS
+    /// settings, say).
+    pub fn start_with_conf(master_port: u16, name: &str, quorum: u32, extra: &str) -> Sentinel {
         for _ in 0..20 {
             let port = candidate_port();
             let dir = tempfile::tempdir().expect("tempdir");
@@ -1103,7 +1109,7 @@ impl Sentinel {
                     "port {port}\nbind 127.0.0.1\ndaemonize no\nlogfile \"\"\ndir {}\n\
                      sentinel monitor {name} 127.0.0.1 {} {quorum}\n\
                      sentinel down-after-milliseconds {name} 1000\n\
-                     sentinel failover-timeout {name} 5000\n",
+                     sentinel failover-timeout {name} 5000\n{extra}",
                     dir.path().display(),
                     master_port
                 ),

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# What TLS costs, side by side in one run: redis-benchmark against one redis-server directly
+# (plain port and TLS port) and through sluice (a plain pool, and a pool with TLS on both
+# sides: clients to sluice and sluice to the node's TLS port).
+#
+#   bash benches/tls.sh                        # REQUESTS=100000 CLIENTS=50 REPEAT=3
+#   SLUICE_BIN=target/release/sluice PIPELINES="1" bash benches/tls.sh
+#
+# Certificates: the examples in config/tls/ (CA, server certificate for 127.0.0.1). The node
+# does not ask for client certificates (tls-auth-clients no), so the TLS pool needs only the CA.
+# Targets are interleaved within each round and the table shows the median of REPEAT rounds
+# of `redis-benchmark -t TEST -n REQUESTS -c CLIENTS -r 100000 -P P --csv` (plus `--tls
+# --cacert` for the TLS targets), with each TLS figure's ratio to its plain counterpart.
+#
+# Environment: REQUESTS, CLIENTS, REPEAT, PIPELINES (default "1 16"), TESTS (default "SET GET"),
+# SLUICE_BIN (a prebuilt binary; otherwise `cargo build --release` is run).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+REQUESTS=${REQUESTS:-100000}
+CLIENTS=${CLIENTS:-50}
+REPEAT=${REPEAT:-3}
+PIPELINES=${PIPELINES:-"1 16"}
+read -r -a TESTS <<<"${TESTS:-SET GET}"
+CERTS=$PWD/config/tls
+
+say() { printf 'tls: %s\n' "$*" >&2; }
+die() { printf 'tls: %s\n' "$*" >&2; exit 1; }
+
+if [ -z "${SLUICE_BIN:-}" ]; then
+    say "building sluice (cargo build --release)"
+    cargo build --release >&2
+    SLUICE_BIN="${CARGO_TARGET_DIR:-target}/release/sluice"
+fi
+[ -x "$SLUICE_BIN" ] || die "sluice binary not found at $SLUICE_BIN"
+
+WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/sluice-tls.XXXXXX")
+PIDS=()
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORKDIR"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pick_port() {
+    local port
+    for _ in $(seq 1 100); do
+        port=$((20000 + RANDOM % 12000))
+        port_in_use "$port" || { echo "$port"; return 0; }
+    done
+    die "no free port found"
+}
+wait_for() {
+    local deadline=$((SECONDS + 15))
+    until eval "$1" >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.05
+    done
+}
+
+# --- one redis-server, plain port and TLS port ---------------------------------------------
+declare -A PORT TLSARGS
+PORT[redis]=$(pick_port)
+PORT[redis_tls]=$(pick_port)
+redis-server --port "${PORT[redis]}" --tls-port "${PORT[redis_tls]}" --bind 127.0.0.1 --save '' \
+    --appendonly no --tls-cert-file "$CERTS/server.pem" --tls-key-file "$CERTS/server.key" \
+    --tls-ca-cert-file "$CERTS/ca.pem" --tls-auth-clients no --logfile "$WORKDIR/redis.log" \
+    </dev/null >/dev/null &
+PIDS+=($!)
+wait_for "[ \"\$(redis-cli -p ${PORT[redis]} PING)\" = PONG ]" || die "redis-server did not start"
+
+# --- sluice: a plain pool and a TLS pool in front of it ------------------------------------
+PORT[sluice]=$(pick_port)
+PORT[sluice_tls]=$(pick_port)
+cat >"$WORKDIR/sluice.toml" <<TOML
+[[pools]]
+name = "plain"
+listen = "127.0.0.1:${PORT[sluice]}"
+master = "127.0.0.1:${PORT[redis]}"
+max_clients = 10000
+
+[[pools]]
+name = "tls"
+listen = "127.0.0.1:${PORT[sluice_tls]}"
+master = "127.0.0.1:${PORT[redis_tls]}"
+max_clients = 10000
+tls_cert = "$CERTS/server.pem"
+tls_key = "$CERTS/server.key"
+backend_tls = true
+backend_tls_ca = "$CERTS/ca.pem"
+TOML
+SLUICE_LOG=warn "$SLUICE_BIN" proxy -c "$WORKDIR/sluice.toml" >"$WORKDIR/sluice.out" 2>"$WORKDIR/sluice.err" </dev/null &
+PIDS+=($!)
+TLS=(--tls --cacert "$CERTS/ca.pem")
+wait_for "[ \"\$(redis-cli -p ${PORT[sluice_tls]} ${TLS[*]} SET tls:probe 1)\" = OK ]" \
+    || die "sluice does not serve TLS: $(tail -n 5 "$WORKDIR/sluice.err")"
+TARGETS=(redis redis_tls sluice sluice_tls)
+TLSARGS[redis]=""
+TLSARGS[sluice]=""
+TLSARGS[redis_tls]="${TLS[*]}"
+TLSARGS[sluice_tls]="${TLS[*]}"
+
+# --- runs -----------------------------------------------------------------------------------
+say "redis-benchmark -n $REQUESTS -c $CLIENTS, pipelines: $PIPELINES, tests: ${TESTS[*]}, repeat $REPEAT"
+for rep in $(seq 1 "$REPEAT"); do
+    for p in $PIPELINES; do
+        for t in "${TESTS[@]}"; do
+            for target in "${TARGETS[@]}"; do
+                # shellcheck disable=SC2086 # TLSARGS is a word list on purpose.
+                out=$(redis-benchmark -p "${PORT[$target]}" ${TLSARGS[$target]} -t "$t" \
+                    -n "$REQUESTS" -c "$CLIENTS" -r 100000 -P "$p" --csv 2>>"$WORKDIR/bench.err" </dev/null)
+                rps=$(awk -F'"' -v t="$t" 'toupper($2) == t { print $4 }' <<<"$out")
+                [ -n "$rps" ] || die "no $t result from $target: $out $(tail -n 3 "$WORKDIR/bench.err")"
+                echo "$target $p $t $rps" >>"$WORKDIR/results"
+                say "round $rep/$REPEAT -P $p $t $target: $rps req/s"
+            done
+        done
+    done
+done
+
+# --- table ----------------------------------------------------------------------------------
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+med() { awk -v a="$1" -v p="$2" -v t="$3" '$1 == a && $2 == p && $3 == t { print $4 }' "$WORKDIR/results" | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+echo
+echo "redis-benchmark -n $REQUESTS -c $CLIENTS -r 100000 --csv; median of $REPEAT interleaved rounds; $(nproc) CPUs"
+echo "requests/s; TLS columns with their ratio to the plain column beside them"
+echo
+echo "| test | -P | redis | redis TLS | sluice | sluice TLS (both sides) |"
+echo "|---|---|---|---|---|---|"
+for p in $PIPELINES; do
+    for t in "${TESTS[@]}"; do
+        r=$(med redis "$p" "$t"); rt=$(med redis_tls "$p" "$t")
+        s=$(med sluice "$p" "$t"); st=$(med sluice_tls "$p" "$t")
+        echo "| $t | $p | $r | $rt ($(ratio "$rt" "$r")) | $s | $st ($(ratio "$st" "$s")) |"
+    done
+done
