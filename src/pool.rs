@@ -11,13 +11,13 @@ use crate::config::{PoolConfig, Source};
 use crate::resp::Limits;
 use crate::route::Router;
 use crate::telemetry::PoolMetrics;
+use crate::tls::PoolTls;
 use crate::topology::cluster::ClusterWatcher;
 use crate::topology::sentinel::SentinelWatcher;
 use crate::topology::sentinel_hub::{HubKey, SentinelHubs};
 use crate::topology::standalone::StandaloneWatcher;
 use crate::topology::watch;
 use crate::topology::Published;
-use crate::tls::PoolTls;
 
 /// Shared state of one pool.
 pub struct Pool {

@@ -20,9 +20,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use common::{
-    encode, free_port_block, parse, wait_until, Client, Redis, Resp, Sentinel, Sluice,
-};
+use common::{encode, free_port_block, parse, wait_until, Client, Redis, Resp, Sentinel, Sluice};
 
 /// A certificate authority that issues certificates into a directory of PEM files.
 struct Ca {
@@ -71,9 +69,7 @@ impl Ca {
         }];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().expect("key");
-        let cert = params
-            .signed_by(&key, &self.cert, &self.key)
-            .expect("sign");
+        let cert = params.signed_by(&key, &self.cert, &self.key).expect("sign");
         let (pem, key_file) = (
             self.dir.join(format!("{file}.pem")),
             self.dir.join(format!("{file}.key")),
@@ -198,7 +194,12 @@ impl TlsClient {
 
     /// The certificate the server showed.
     fn peer_cert(&self) -> Vec<u8> {
-        let certs = self.rd.get_ref().conn.peer_certificates().expect("peer cert");
+        let certs = self
+            .rd
+            .get_ref()
+            .conn
+            .peer_certificates()
+            .expect("peer cert");
         certs[0].to_vec()
     }
 
@@ -296,7 +297,11 @@ fn tls_on_both_sides_carries_commands_pipelines_transactions_and_pubsub() {
         Resp::Array(vec![bulk("message"), bulk("ch"), bulk("hello")])
     );
     assert_eq!(
-        metric(&proxy, "sluice_tls_handshake_failures_total", &["side=\"client\""]),
+        metric(
+            &proxy,
+            "sluice_tls_handshake_failures_total",
+            &["side=\"client\""]
+        ),
         0.0
     );
 }
@@ -319,7 +324,11 @@ fn a_plain_client_on_a_tls_listener_is_disconnected_and_counted() {
         "a plain client was answered: {replies:?}"
     );
     wait_until(Duration::from_secs(10), "the failure counted", || {
-        metric(&proxy, "sluice_tls_handshake_failures_total", &["side=\"client\""]) >= 1.0
+        metric(
+            &proxy,
+            "sluice_tls_handshake_failures_total",
+            &["side=\"client\""],
+        ) >= 1.0
     });
     // TLS clients are still served.
     let mut c = TlsClient::connect(&proxy.addr(), &pki.ca.ca_file(), None).expect("TLS");
@@ -348,7 +357,11 @@ fn a_node_certificate_from_another_ca_makes_the_node_unreachable() {
         other => panic!("a node behind an untrusted certificate answered: {other:?}"),
     }
     wait_until(Duration::from_secs(10), "backend failures counted", || {
-        metric(&proxy, "sluice_tls_handshake_failures_total", &["side=\"backend\""]) >= 1.0
+        metric(
+            &proxy,
+            "sluice_tls_handshake_failures_total",
+            &["side=\"backend\""],
+        ) >= 1.0
     });
     assert_eq!(metric(&proxy, "sluice_master_up", &["pool=\"main\""]), 0.0);
 }
@@ -370,7 +383,11 @@ fn tls_client_ca_requires_a_client_certificate() {
     };
     assert!(refused, "a client without a certificate was served");
     wait_until(Duration::from_secs(10), "the refusal counted", || {
-        metric(&proxy, "sluice_tls_handshake_failures_total", &["side=\"client\""]) >= 1.0
+        metric(
+            &proxy,
+            "sluice_tls_handshake_failures_total",
+            &["side=\"client\""],
+        ) >= 1.0
     });
     let cert = (pki.client.0.as_path(), pki.client.1.as_path());
     let mut c = TlsClient::connect(&proxy.addr(), &ca, Some(cert)).expect("TLS with a cert");
@@ -398,7 +415,11 @@ fn sighup_rereads_certificates_for_new_connections_only() {
         metric(&proxy, "sluice_config_reloads_total", &["result=\"ok\""]) >= 1.0
     });
     let mut after = TlsClient::connect(&proxy.addr(), &ca, None).expect("TLS after reload");
-    assert_eq!(after.peer_cert(), renewed.2, "a new connection gets the new certificate");
+    assert_eq!(
+        after.peer_cert(),
+        renewed.2,
+        "a new connection gets the new certificate"
+    );
     assert_eq!(after.cmd(&["GET", "k"]), bulk("1"));
     // The connection opened before the reload is still served.
     assert_eq!(before.cmd(&["INCR", "k"]), Resp::Int(2));
@@ -446,13 +467,22 @@ fn a_sentinel_pool_uses_tls_toward_sentinels_and_nodes() {
     );
     let proxy = Sluice::start(&text);
     let mut c = proxy.client();
-    wait_until(Duration::from_secs(15), "a write through the sentinel pool", || {
-        c.cmd(&["SET", "s", "1"]) == ok()
-    });
+    wait_until(
+        Duration::from_secs(15),
+        "a write through the sentinel pool",
+        || c.cmd(&["SET", "s", "1"]) == ok(),
+    );
     assert_eq!(master.client().cmd(&["GET", "s"]), bulk("1"));
-    assert_eq!(metric(&proxy, "sluice_topology_source_up", &["pool=\"main\""]), 1.0);
     assert_eq!(
-        metric(&proxy, "sluice_tls_handshake_failures_total", &["side=\"backend\""]),
+        metric(&proxy, "sluice_topology_source_up", &["pool=\"main\""]),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &proxy,
+            "sluice_tls_handshake_failures_total",
+            &["side=\"backend\""]
+        ),
         0.0
     );
 }

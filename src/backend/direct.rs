@@ -41,7 +41,10 @@ impl DirectConn {
 
     /// Writes raw request bytes.
     pub async fn write(&mut self, raw: &[u8]) -> Result<(), BackendError> {
-        self.stream.write_all_flushed(raw).await.map_err(|e| self.lost(e))
+        self.stream
+            .write_all_flushed(raw)
+            .await
+            .map_err(|e| self.lost(e))
     }
 
     /// Reads the next frame (a reply, or a pushed message on a subscribed connection).

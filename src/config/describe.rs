@@ -77,7 +77,11 @@ fn client_tls(pool: &PoolConfig) -> String {
                 None => "no client certificates".to_string(),
                 Some(ca) => format!("client certificates required (CA {})", ca.display()),
             };
-            format!("cert {}, key {}, {clients}", t.cert.display(), t.key.display())
+            format!(
+                "cert {}, key {}, {clients}",
+                t.cert.display(),
+                t.key.display()
+            )
         }
     }
 }

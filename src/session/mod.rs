@@ -45,13 +45,13 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::backend::mux::ReplyResult;
-use crate::tls::ClientStream;
 use crate::backend::Node;
 use crate::command::{self, CommandInfo, Special};
 use crate::config::{Consistency, Mode, ReadFrom};
 use crate::pool::Pool;
 use crate::resp::{convert, encode, ClientError, Protocol, Reply, ReplyShape, Request};
 use crate::route::RouteError;
+use crate::tls::ClientStream;
 
 pub use self::engine::Client;
 pub(crate) use self::io::Io;

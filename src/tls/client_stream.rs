@@ -76,81 +76,50 @@ impl ClientStream {
     }
 
     /// Ready when a `try_read_buf` would not just return `WouldBlock` (see the module doc).
+    #[inline]
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             ClientStream::Tcp(s) => s.poll_read_ready(cx),
-            ClientStream::Tls(t) => {
-                let mut s = t.lock();
-                // Ciphertext left over from a write goes out first (and wakes us when it can).
-                if let Poll::Ready(Err(e)) = Pin::new(&mut *s).poll_flush(cx) {
-                    return Poll::Ready(Err(e));
-                }
-                match s.get_mut().1.process_new_packets() {
-                    Err(e) => return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e))),
-                    Ok(st) if st.plaintext_bytes_to_read() > 0 || st.peer_has_closed() => {
-                        return Poll::Ready(Ok(()))
-                    }
-                    Ok(_) => {}
-                }
-                s.get_ref().0.poll_read_ready(cx)
-            }
+            ClientStream::Tls(t) => t.poll_read_ready(cx),
         }
     }
 
     /// Ready when a `try_write` may take bytes.
+    #[inline]
     pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             ClientStream::Tcp(s) => s.poll_write_ready(cx),
-            ClientStream::Tls(t) => Pin::new(&mut *t.lock()).poll_flush(cx),
+            ClientStream::Tls(t) => t.poll_write_ready(cx),
         }
     }
 
     /// Reads what is there without waiting (TLS: decrypts what has arrived).
+    #[inline]
     pub fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
             ClientStream::Tcp(s) => s.try_read_buf(buf),
-            ClientStream::Tls(t) => {
-                let mut s = t.lock();
-                let mut cx = Context::from_waker(Waker::noop());
-                let read = tokio_util::io::poll_read_buf(Pin::new(&mut *s), &mut cx, buf);
-                // A handshake message (key update, ticket) may want an answer.
-                let _ = Pin::new(&mut *s).poll_flush(&mut cx);
-                match read {
-                    Poll::Ready(r) => r,
-                    Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-                }
-            }
+            ClientStream::Tls(t) => t.try_read_buf(buf),
         }
     }
 
     /// Writes what the connection takes now without waiting.
+    #[inline]
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
             ClientStream::Tcp(s) => s.try_write(buf),
-            ClientStream::Tls(t) => {
-                let mut s = t.lock();
-                let mut cx = Context::from_waker(Waker::noop());
-                // Earlier ciphertext first: rustls's buffer must not grow while the client
-                // does not read (the session's output limits count plaintext only).
-                match Pin::new(&mut *s).poll_flush(&mut cx) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(e)) => return Err(e),
-                    Poll::Pending => return Err(io::ErrorKind::WouldBlock.into()),
-                }
-                let n = match Pin::new(&mut *s).poll_write(&mut cx, buf) {
-                    Poll::Ready(r) => r?,
-                    Poll::Pending => return Err(io::ErrorKind::WouldBlock.into()),
-                };
-                let _ = Pin::new(&mut *s).poll_flush(&mut cx);
-                Ok(n)
-            }
+            ClientStream::Tls(t) => t.try_write(buf),
         }
     }
 
     /// `TcpStream::try_io` for plain TCP. The session uses it only to clear read readiness
     /// after a short read; under TLS a short read may leave a partial record on the socket,
     /// so readiness is left alone there.
-    pub fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    #[inline]
+    pub fn try_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
         match self {
             ClientStream::Tcp(s) => s.try_io(interest, f),
             ClientStream::Tls(_) => Err(io::ErrorKind::WouldBlock.into()),
@@ -158,11 +127,66 @@ impl ClientStream {
     }
 }
 
+/// The TLS side, out of line: the plain calls above stay as small as `TcpStream`'s.
 impl TlsClient {
     fn lock(&self) -> MutexGuard<'_, TlsStream<TcpStream>> {
         // Held only inside these non-async calls, which do not panic while holding it;
         // recover from poisoning anyway.
         self.stream.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[inline(never)]
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.lock();
+        // Ciphertext left over from a write goes out first (and wakes us when it can).
+        if let Poll::Ready(Err(e)) = Pin::new(&mut *s).poll_flush(cx) {
+            return Poll::Ready(Err(e));
+        }
+        match s.get_mut().1.process_new_packets() {
+            Err(e) => return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e))),
+            Ok(st) if st.plaintext_bytes_to_read() > 0 || st.peer_has_closed() => {
+                return Poll::Ready(Ok(()))
+            }
+            Ok(_) => {}
+        }
+        s.get_ref().0.poll_read_ready(cx)
+    }
+
+    #[inline(never)]
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.lock()).poll_flush(cx)
+    }
+
+    #[inline(never)]
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        let mut s = self.lock();
+        let mut cx = Context::from_waker(Waker::noop());
+        let read = tokio_util::io::poll_read_buf(Pin::new(&mut *s), &mut cx, buf);
+        // A handshake message (key update, ticket) may want an answer.
+        let _ = Pin::new(&mut *s).poll_flush(&mut cx);
+        match read {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    #[inline(never)]
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        let mut s = self.lock();
+        let mut cx = Context::from_waker(Waker::noop());
+        // Earlier ciphertext first: rustls's buffer must not grow while the client does not
+        // read (the session's output limits count plaintext only).
+        match Pin::new(&mut *s).poll_flush(&mut cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => return Err(io::ErrorKind::WouldBlock.into()),
+        }
+        let n = match Pin::new(&mut *s).poll_write(&mut cx, buf) {
+            Poll::Ready(r) => r?,
+            Poll::Pending => return Err(io::ErrorKind::WouldBlock.into()),
+        };
+        let _ = Pin::new(&mut *s).poll_flush(&mut cx);
+        Ok(n)
     }
 }
 

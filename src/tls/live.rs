@@ -44,12 +44,12 @@ impl Acceptor {
     /// Runs the server handshake; `None` (counted and logged) when it fails or times out.
     pub async fn accept(&self, tcp: TcpStream, peer: SocketAddr) -> Option<ClientStream> {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.config.load_full());
-        let reason = match tokio::time::timeout(CLIENT_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-        {
-            Ok(Ok(tls)) => return Some(ClientStream::tls(tls)),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "handshake timed out".to_string(),
-        };
+        let reason =
+            match tokio::time::timeout(CLIENT_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => return Some(ClientStream::tls(tls)),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "handshake timed out".to_string(),
+            };
         self.failures.increment(1);
         // Debug only: a port scanner or a plain-text client would otherwise flood the log; the
         // counter shows it.
@@ -202,7 +202,10 @@ mod tests {
     #[test]
     fn host_names_from_addresses() {
         let name = |a: &str| host_name(a).map(|n| n.to_str().into_owned());
-        assert_eq!(name("redis.internal:6379").as_deref(), Some("redis.internal"));
+        assert_eq!(
+            name("redis.internal:6379").as_deref(),
+            Some("redis.internal")
+        );
         assert_eq!(name("127.0.0.1:6379").as_deref(), Some("127.0.0.1"));
         assert_eq!(name("[::1]:6379").as_deref(), Some("::1"));
         assert_eq!(name("no-port"), None);

@@ -95,7 +95,12 @@ impl NodeWriteHalf {
 impl NodeReadHalf {
     /// `TcpStream::try_io` for plain TCP (used to clear read readiness after a short read);
     /// a TLS read may leave a partial record on the socket, so readiness is left alone there.
-    pub fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    #[inline]
+    pub fn try_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
         match self {
             NodeReadHalf::Tcp(r) => r.as_ref().try_io(interest, f),
             NodeReadHalf::Tls(_) => Err(io::ErrorKind::WouldBlock.into()),
@@ -106,6 +111,7 @@ impl NodeReadHalf {
 macro_rules! delegate_read {
     ($t:ty) => {
         impl AsyncRead for $t {
+            #[inline]
             fn poll_read(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
@@ -123,6 +129,7 @@ macro_rules! delegate_read {
 macro_rules! delegate_write {
     ($t:ty) => {
         impl AsyncWrite for $t {
+            #[inline]
             fn poll_write(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
@@ -133,6 +140,7 @@ macro_rules! delegate_write {
                     Self::Tls(s) => Pin::new(s).poll_write(cx, buf),
                 }
             }
+            #[inline]
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 match self.get_mut() {
                     Self::Tcp(s) => Pin::new(s).poll_flush(cx),
@@ -145,6 +153,7 @@ macro_rules! delegate_write {
                     Self::Tls(s) => Pin::new(s).poll_shutdown(cx),
                 }
             }
+            #[inline]
             fn poll_write_vectored(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use crate::tls::NodeStream;
+use bytes::BytesMut;
 
 use super::watch::{Feed, Watcher};
 use super::{Health, NodeView, Topology};

@@ -34,7 +34,10 @@ pub(super) fn listener_tls(
             return Err(ctx.err(key(p, "tls_key"), "required with tls_cert"));
         }
         (None, Some(_)) => {
-            return Err(ctx.err(key(p, "tls_key"), "needs tls_cert (a key without its certificate)"));
+            return Err(ctx.err(
+                key(p, "tls_key"),
+                "needs tls_cert (a key without its certificate)",
+            ));
         }
         (Some(c), Some(k)) => (c, k),
     };
