@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use crate::command::{self, CommandInfo};
 use crate::resp::{decode_request, ClientError, Request};
 
-use super::{reply_mode, Io, Pending, Session};
+use super::{reply_mode, spare, Io, Pending, Session};
 
 /// What a connection owns: its session state, its socket and buffers, and its reply queue.
 pub(super) struct Parts {
@@ -145,11 +145,13 @@ impl Parts {
                 // Idle: hold no buffers (a partial request keeps its bytes) until the client
                 // sends again.
                 io.release_idle();
-                *pending = VecDeque::new();
+                spare::give_queue(std::mem::take(pending));
                 match io.stream.poll_read_ready(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(_)) => return Poll::Ready(None),
                     Poll::Ready(Ok(())) => {
+                        io.wake();
+                        *pending = spare::take_queue();
                         io.read_or_eof();
                         continue;
                     }
