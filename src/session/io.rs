@@ -91,10 +91,10 @@ impl Io {
     /// Gives up the buffers of a session going idle (a partial request keeps its bytes).
     pub(super) fn release_idle(&mut self) {
         if self.out.capacity() > 0 {
-            spare::give_buf(std::mem::take(&mut self.out), FIRST_READ);
+            spare::give_buf(std::mem::take(&mut self.out));
         }
         if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
-            spare::give_buf(std::mem::take(&mut self.rbuf), FIRST_READ);
+            spare::give_buf(std::mem::take(&mut self.rbuf));
         }
     }
 

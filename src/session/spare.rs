@@ -41,15 +41,11 @@ pub(super) fn take_buf(min: usize) -> BytesMut {
     }
 }
 
-/// Gives back an emptied buffer. Its capacity is reclaimed first (the requests split off it
-/// are gone by now, so this reuses the same allocation).
-pub(super) fn give_buf(mut b: BytesMut, min: usize) {
+/// Gives back an emptied buffer (its capacity is reclaimed when it is taken: by then the
+/// requests split off it are gone, so that reuses the same allocation).
+pub(super) fn give_buf(mut b: BytesMut) {
     b.clear();
-    if b.capacity() == 0 {
-        return;
-    }
-    b.reserve(min);
-    if b.capacity() > MAX_SPARE {
+    if b.capacity() == 0 || b.capacity() > MAX_SPARE {
         return;
     }
     SPARES.with(|s| {
