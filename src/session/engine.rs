@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use crate::command::{self, CommandInfo};
 use crate::resp::{decode_request, ClientError, Request};
 
-use super::{reply_mode, Io, Pending, Session};
+use super::{reply_mode, spare, Io, Pending, Session};
 
 /// What a connection owns: its session state, its socket and buffers, and its reply queue.
 pub(super) struct Parts {
@@ -48,6 +48,9 @@ pub(super) enum Detour {
 /// The future of a detour: it gives the parts back, or ends the connection.
 type DetourFuture = Pin<Box<dyn Future<Output = Option<Parts>> + Send>>;
 
+// The pipelined stage is where a connection spends its life, so it stays inline (boxing it
+// would cost every connection an allocation); a detour boxes its own future.
+#[allow(clippy::large_enum_variant)]
 enum Stage {
     Pipelined(Parts),
     Detour(DetourFuture),
@@ -145,11 +148,13 @@ impl Parts {
                 // Idle: hold no buffers (a partial request keeps its bytes) until the client
                 // sends again.
                 io.release_idle();
-                *pending = VecDeque::new();
+                spare::give_queue(std::mem::take(pending));
                 match io.stream.poll_read_ready(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(_)) => return Poll::Ready(None),
                     Poll::Ready(Ok(())) => {
+                        io.wake();
+                        *pending = spare::take_queue();
                         io.read_or_eof();
                         continue;
                     }

@@ -3,6 +3,7 @@
 
 use bytes::BytesMut;
 
+use super::spare;
 use crate::tls::ClientStream;
 
 /// Bytes reserved for a client read when the request buffer is (nearly) full.
@@ -30,7 +31,7 @@ impl Io {
             // Start small (most requests are tiny, and a burst of new clients should not cost
             // a full chunk each), then grow to full chunks while data keeps coming.
             if self.rbuf.capacity() == 0 {
-                self.rbuf.reserve(FIRST_READ);
+                self.rbuf = spare::take_buf(FIRST_READ);
             } else if self.rbuf.capacity() - self.rbuf.len() < FIRST_READ {
                 self.rbuf.reserve(READ_CHUNK);
             }
@@ -87,13 +88,20 @@ impl Io {
         }
     }
 
-    /// Frees the buffers of a session going idle (a partial request keeps its bytes).
+    /// Gives up the buffers of a session going idle (a partial request keeps its bytes).
     pub(super) fn release_idle(&mut self) {
         if self.out.capacity() > 0 {
-            self.out = BytesMut::new();
+            spare::give_buf(std::mem::take(&mut self.out));
         }
         if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
-            self.rbuf = BytesMut::new();
+            spare::give_buf(std::mem::take(&mut self.rbuf));
+        }
+    }
+
+    /// Takes an output buffer for a session waking from idle.
+    pub(super) fn wake(&mut self) {
+        if self.out.capacity() == 0 {
+            self.out = spare::take_buf(0);
         }
     }
 }

@@ -28,6 +28,7 @@ mod reply_mode;
 mod retry;
 mod scan;
 mod shard_pubsub;
+mod spare;
 mod subscribed;
 mod transaction;
 mod tx_state;
@@ -247,7 +248,7 @@ impl Session {
             pending.push_back(Pending::Ready(reply));
             return None;
         }
-        let info_extra = info::extra(&req);
+        let info_extra = info::extra(&req, info);
         if info_extra == Some(info::Extra::Only) {
             self.pool.metrics.local.increment(1);
             let mut out = BytesMut::new();
