@@ -231,7 +231,9 @@ fn int(frame: &Frame) -> Option<i64> {
 
 /// Parses a `CLUSTER SHARDS` reply. Shards without slots or without a master are left out
 /// (an empty master just added, or a shard mid-failover: the next refresh sees it whole).
-pub fn parse_shards(reply: &Frame) -> Result<Vec<ShardDesc>, String> {
+/// With `tls` (the pool's `backend_tls`), a node's `tls-port` is used where it has one: a
+/// cluster with `tls-cluster yes` reports its TLS port there and the plain one as `port`.
+pub fn parse_shards(reply: &Frame, tls: bool) -> Result<Vec<ShardDesc>, String> {
     let Frame::Array(shards) = reply else {
         return Err(format!("unexpected CLUSTER SHARDS reply: {reply:?}"));
     };
@@ -258,7 +260,7 @@ pub fn parse_shards(reply: &Frame) -> Result<Vec<ShardDesc>, String> {
                 }
                 b"nodes" => {
                     if let Frame::Array(list) = v {
-                        nodes.extend(list.iter().filter_map(parse_shard_node));
+                        nodes.extend(list.iter().filter_map(|n| parse_shard_node(n, tls)));
                     }
                 }
                 _ => {}
@@ -286,14 +288,16 @@ pub fn parse_shards(reply: &Frame) -> Result<Vec<ShardDesc>, String> {
 }
 
 /// One node entry of `CLUSTER SHARDS`: its role and description.
-fn parse_shard_node(node: &Frame) -> Option<(String, NodeDesc)> {
+fn parse_shard_node(node: &Frame, tls: bool) -> Option<(String, NodeDesc)> {
     let (mut ip, mut endpoint, mut port, mut role, mut offset, mut health) =
         (None, None, None, None, None, Health::Unknown);
+    let mut tls_port = None;
     for (k, v) in pairs(node) {
         match k {
             b"ip" => ip = text(v),
             b"endpoint" => endpoint = text(v),
             b"port" => port = int(v),
+            b"tls-port" => tls_port = int(v),
             b"role" => role = text(v),
             b"replication-offset" => offset = int(v).and_then(|o| u64::try_from(o).ok()),
             b"health" => {
@@ -309,6 +313,7 @@ fn parse_shard_node(node: &Frame) -> Option<(String, NodeDesc)> {
     }
     // `endpoint` is what the cluster wants clients to use; "?" means unknown.
     let host = endpoint.filter(|e| !e.is_empty() && e != "?").or(ip)?;
+    let port = if tls { tls_port.or(port) } else { port };
     let port = port.filter(|p| (1..=65535).contains(p))?;
     Some((
         role?,
@@ -537,7 +542,7 @@ impl ClusterWatcher {
                     }
                 }
                 Frame::Error(e) => Err(String::from_utf8_lossy(&e).into_owned()),
-                f => parse_shards(&f),
+                f => parse_shards(&f, handshake.tls.is_some()),
             }
         };
         match tokio::time::timeout(self.timeout, ask).await {
@@ -663,12 +668,41 @@ mod tests {
                 Frame::Array(vec![node(7009, "master", 0, "online")]),
             ]),
         ]);
-        let shards = parse_shards(&reply).expect("parse");
+        let shards = parse_shards(&reply, false).expect("parse");
         assert_eq!(shards.len(), 1);
         assert_eq!(shards[0].ranges, vec![(0, 5460)]);
         assert_eq!(shards[0].master.addr, "127.0.0.1:7000");
         assert_eq!(shards[0].master.offset, Some(100));
         assert_eq!(shards[0].replicas[0].health, Health::Loading);
+    }
+
+    /// A `tls-cluster yes` node lists its TLS port as `tls-port` and its plain port as `port`.
+    #[test]
+    fn tls_pools_take_the_tls_port() {
+        let mut fields = match node(7000, "master", 1, "online") {
+            Frame::Array(f) => f,
+            _ => unreachable!(),
+        };
+        fields.extend([b("tls-port"), Frame::Integer(17000)]);
+        let reply = Frame::Array(vec![Frame::Array(vec![
+            b("slots"),
+            Frame::Array(vec![Frame::Integer(0), Frame::Integer(16383)]),
+            b("nodes"),
+            Frame::Array(vec![Frame::Array(fields)]),
+        ])]);
+        let plain = parse_shards(&reply, false).expect("parse");
+        assert_eq!(plain[0].master.addr, "127.0.0.1:7000");
+        let tls = parse_shards(&reply, true).expect("parse");
+        assert_eq!(tls[0].master.addr, "127.0.0.1:17000");
+        // A node without a TLS port keeps its port.
+        let no_tls_port = Frame::Array(vec![Frame::Array(vec![
+            b("slots"),
+            Frame::Array(vec![Frame::Integer(0), Frame::Integer(16383)]),
+            b("nodes"),
+            Frame::Array(vec![node(7001, "master", 1, "online")]),
+        ])]);
+        let tls = parse_shards(&no_tls_port, true).expect("parse");
+        assert_eq!(tls[0].master.addr, "127.0.0.1:7001");
     }
 
     #[test]
