@@ -487,6 +487,81 @@ fn a_sentinel_pool_uses_tls_toward_sentinels_and_nodes() {
     );
 }
 
+/// A cluster pool with `backend_tls` in front of a one-node cluster with `tls-cluster yes`:
+/// the node reports its TLS port as `tls-port` (and its plain one as `port`) in
+/// `CLUSTER SHARDS`, and the proxy must use the TLS one.
+#[test]
+fn a_cluster_pool_uses_the_nodes_tls_ports() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tls_port = free_port_block(1).to_string();
+    let bus = free_port_block(1).to_string();
+    let conf = dir.path().join("nodes.conf");
+    let node = Redis::start_with(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        path(&conf),
+        "--cluster-port",
+        &bus,
+        // A node that never met another does not know its own address otherwise.
+        "--cluster-announce-ip",
+        "127.0.0.1",
+        "--tls-port",
+        &tls_port,
+        "--tls-cluster",
+        "yes",
+        "--tls-cert-file",
+        path(&pki.server.0),
+        "--tls-key-file",
+        path(&pki.server.1),
+        "--tls-ca-cert-file",
+        path(&pki.ca.ca_file()),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    assert_eq!(
+        node.client()
+            .cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+        ok()
+    );
+    wait_until(Duration::from_secs(20), "cluster_state:ok", || {
+        matches!(node.client().cmd(&["CLUSTER", "INFO"]),
+            Resp::Bulk(b) if String::from_utf8_lossy(&b).contains("cluster_state:ok"))
+    });
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\n\
+         mode = \"cluster\"\nseeds = [\"127.0.0.1:{tls_port}\"]\nhealth_check_interval = \"100ms\"\n\
+         backend_tls = true\nbackend_tls_ca = \"{}\"\n",
+        path(&pki.ca.ca_file()),
+    );
+    let proxy = Sluice::start(&text);
+    let mut c = proxy.client();
+    wait_until(
+        Duration::from_secs(15),
+        "a write through the cluster pool",
+        || c.cmd(&["SET", "{a}k", "1"]) == ok(),
+    );
+    assert_eq!(
+        c.cmd(&["MGET", "{a}k", "{a}j"]),
+        Resp::Array(vec![bulk("1"), Resp::Nil])
+    );
+    assert_eq!(node.client().cmd(&["GET", "{a}k"]), bulk("1"));
+    let (_, topology) = proxy.http_get("/topology");
+    assert!(
+        topology.contains(&format!("127.0.0.1:{tls_port}")),
+        "the node is known by its TLS port: {topology}"
+    );
+    assert_eq!(
+        metric(
+            &proxy,
+            "sluice_tls_handshake_failures_total",
+            &["side=\"backend\""]
+        ),
+        0.0
+    );
+}
+
 /// config/tls.toml (the README's example) with its example certificates: redis-server
 /// serves TLS with the example server certificate and requires client certificates; the
 /// example config connects to it and serves TLS clients.
