@@ -77,6 +77,8 @@ impl Io {
                 }
             }
             self.release_out();
+            // TLS: until the last record is on the socket (plain TCP: ready at once).
+            std::future::poll_fn(|cx| self.stream.poll_flush(cx)).await?;
         }
         Ok(())
     }

@@ -8,7 +8,9 @@
 //!   `try_read_buf` then decrypts what it can without waiting;
 //! * `try_write` hands plaintext to rustls and writes what the socket takes; ciphertext the
 //!   socket did not take is written by the next call that waits on this stream (both ready
-//!   calls push it out first), so nothing stays behind while the session waits for the client;
+//!   calls push it out first), so nothing stays behind while the session waits for the client,
+//!   and `poll_flush` waits for it where the session must know its replies are out (before a
+//!   blocking command, in pub/sub);
 //! * the calls take `&self` (the session waits for read and write readiness at once), so the
 //!   TLS state sits behind an uncontended mutex, never held across an await.
 
@@ -89,6 +91,16 @@ impl ClientStream {
     pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             ClientStream::Tcp(s) => s.poll_write_ready(cx),
+            ClientStream::Tls(t) => t.poll_write_ready(cx),
+        }
+    }
+
+    /// Ready once everything written is on the socket: at once for plain TCP (the kernel has
+    /// it), when rustls has no ciphertext left for TLS.
+    #[inline]
+    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            ClientStream::Tcp(_) => Poll::Ready(Ok(())),
             ClientStream::Tls(t) => t.poll_write_ready(cx),
         }
     }
