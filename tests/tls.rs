@@ -594,20 +594,14 @@ fn the_tls_example_config_runs() {
     assert_eq!(redis.client().cmd(&["GET", "example"]), bulk("ok"));
 }
 
-/// `check-config` names the file, the key and the reason for each TLS mistake.
-#[test]
-fn tls_config_errors_name_file_key_and_reason() {
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("sluice.toml");
+/// TLS mistakes as `(keys, the key named in the error, part of the reason)`; `garbage` is a
+/// file that is not PEM.
+fn config_mistakes(pki: &Pki, garbage: &str) -> Vec<(String, &'static str, String)> {
     let (cert, key) = (path(&pki.server.0), path(&pki.server.1));
     let ca_file = pki.ca.ca_file();
     let ca = path(&ca_file);
-    let garbage = dir.path().join("garbage.pem");
-    std::fs::write(&garbage, "hello\n").expect("write");
-    let garbage = path(&garbage);
     let other_key = path(&pki.client.1);
-    let cases: Vec<(String, &str, String)> = vec![
+    vec![
         (
             "tls_cert = \"/nonexistent/cert.pem\"\ntls_key = \"/nonexistent/key.pem\"".into(),
             "pools[0].tls_cert",
@@ -670,8 +664,20 @@ fn tls_config_errors_name_file_key_and_reason() {
             "pools[0].backend_tls_server_name",
             "is not a DNS name or an IP address".into(),
         ),
-    ];
-    for (keys, key_path, reason) in cases {
+    ]
+}
+
+/// `check-config` names the file, the key and the reason for each TLS mistake.
+#[test]
+fn tls_config_errors_name_file_key_and_reason() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("sluice.toml");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "hello\n").expect("write");
+    let ca_file = pki.ca.ca_file();
+    let ca = path(&ca_file);
+    for (keys, key_path, reason) in config_mistakes(&pki, path(&garbage)) {
         std::fs::write(&cfg, config("127.0.0.1:6379", &keys)).expect("write config");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("check-config")
