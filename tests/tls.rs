@@ -282,6 +282,28 @@ fn tls_on_both_sides_carries_commands_pipelines_transactions_and_pubsub() {
         c.cmd(&["EXEC"]),
         Resp::Array(vec![Resp::Int(1), Resp::Int(2)])
     );
+    // The transaction's dedicated TLS connection is reused, not reopened: an idle TLS
+    // connection (which may receive session tickets) is not mistaken for a closed one.
+    let accepted = || {
+        let stats = redis.info("stats");
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("total_connections_received")
+    };
+    let before = accepted();
+    for i in 3..8 {
+        assert_eq!(c.cmd(&["MULTI"]), ok());
+        assert_eq!(c.cmd(&["INCR", "n"]), Resp::Simple("QUEUED".into()));
+        assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![Resp::Int(i)]));
+    }
+    // One more for our own INFO call.
+    assert_eq!(
+        accepted(),
+        before + 1,
+        "dedicated TLS connections were reopened"
+    );
 
     let mut sub = TlsClient::connect(&proxy.addr(), &ca, None).expect("TLS");
     assert_eq!(
