@@ -22,6 +22,8 @@ use crate::topology::Published;
 pub struct Pool {
     /// The pool's config.
     pub cfg: Arc<PoolConfig>,
+    /// How requests are routed: decided once, from the pool's source, when it starts.
+    pub routing: Routing,
     /// Current topology, replaced whole by the watcher.
     pub topology: Arc<Published>,
     /// Node choice.
@@ -37,6 +39,40 @@ pub struct Pool {
     pub refresh: Arc<Notify>,
     /// The pool's connected clients (CLIENT LIST / KILL, MONITOR, PAUSE).
     pub registry: crate::session::clients::Registry,
+}
+
+/// How a pool routes requests, chosen once from its source: the session asks this, never
+/// the configured mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// One master that never changes (standalone pools): a READONLY answer is final.
+    FixedMaster,
+    /// One master that failovers replace (sentinel pools): writes wait for a confirmed
+    /// master and a write refused by a demoted one is sent to the new one.
+    FollowedMaster,
+    /// Slots spread over masters (cluster pools): requests go by key slot, redirects are
+    /// followed, transactions and shard channels live on a slot's master.
+    Slots,
+}
+
+impl Routing {
+    fn of(source: &Source) -> Routing {
+        match source {
+            Source::Standalone { .. } => Routing::FixedMaster,
+            Source::Sentinel { .. } => Routing::FollowedMaster,
+            Source::Cluster { .. } => Routing::Slots,
+        }
+    }
+
+    /// True for cluster pools.
+    pub fn by_slot(self) -> bool {
+        self == Routing::Slots
+    }
+
+    /// True when the master may change under the pool (sentinel and cluster pools).
+    pub fn follows_failovers(self) -> bool {
+        self != Routing::FixedMaster
+    }
 }
 
 impl Pool {
@@ -62,6 +98,7 @@ impl Pool {
         let hubs = (hubs, hub_shutdown);
         let topology = watch_source(&cfg, hubs, metrics.clone(), refresh.clone(), shutdown);
         Arc::new(Pool {
+            routing: Routing::of(&cfg.source),
             router: Router::new(&cfg.name, cfg.read_from),
             topology,
             metrics,

@@ -43,9 +43,7 @@ impl Session {
         if self.aborted_multi(&req, info, io) {
             return;
         }
-        if self.pool.cfg.mode() == crate::config::Mode::Cluster
-            && self.cluster_transaction_gate(&req, info, io).await
-        {
+        if self.pool.routing.by_slot() && self.cluster_transaction_gate(&req, info, io).await {
             return;
         }
         let in_multi = self.pinned.as_ref().is_some_and(|p| p.in_multi);
@@ -150,9 +148,7 @@ impl Session {
                 return;
             }
         };
-        if (pinned.in_multi || special == Special::Watch)
-            && self.pool.cfg.mode() == crate::config::Mode::Cluster
-        {
+        if (pinned.in_multi || special == Special::Watch) && self.pool.routing.by_slot() {
             // A redirect at queue time: the slot moved (or is moving) under the transaction.
             reply = self.follow_moved_in_multi(&req, reply, io).await;
         }
@@ -160,7 +156,7 @@ impl Session {
         let Some(pinned) = self.pinned.as_mut() else {
             return;
         };
-        let cluster = self.pool.cfg.mode() == crate::config::Mode::Cluster;
+        let cluster = self.pool.routing.by_slot();
         if let Some(db) = pinned.after_reply(special, &req, &reply, cluster) {
             self.db = db;
         }
