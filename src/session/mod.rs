@@ -11,7 +11,7 @@
 
 mod blocking;
 mod client_cmds;
-pub mod clients;
+pub(crate) mod clients;
 mod cluster;
 mod cluster_tx;
 mod dedicated;
@@ -54,7 +54,7 @@ use crate::pool::Pool;
 use crate::resp::{convert, encode, ClientError, Protocol, Reply, ReplyShape, Request};
 use crate::route::RouteError;
 
-pub use self::engine::Client;
+pub(crate) use self::engine::Client;
 pub(crate) use self::io::Io;
 use self::tx_state::Pinned;
 
@@ -110,7 +110,7 @@ enum Routed {
 }
 
 /// Per-client state.
-pub struct Session {
+pub(crate) struct Session {
     pool: Arc<Pool>,
     id: u64,
     peer: SocketAddr,
@@ -146,7 +146,7 @@ pub struct Session {
 
 impl Client {
     /// A session for an accepted client; `permit` is its place under `max_clients`.
-    pub fn new(
+    pub(crate) fn new(
         pool: Arc<Pool>,
         stream: TcpStream,
         peer: SocketAddr,
