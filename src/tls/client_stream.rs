@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 /// A client connection.
-pub enum ClientStream {
+pub(crate) enum ClientStream {
     /// Plain TCP.
     Tcp(TcpStream),
     /// TLS over TCP (boxed: the plain variant stays as small as a `TcpStream`).
@@ -35,7 +35,7 @@ pub enum ClientStream {
 }
 
 /// The TLS variant's state.
-pub struct TlsClient {
+pub(crate) struct TlsClient {
     fd: RawFd,
     local: io::Result<SocketAddr>,
     stream: Mutex<TlsStream<TcpStream>>,
@@ -49,7 +49,7 @@ impl From<TcpStream> for ClientStream {
 
 impl ClientStream {
     /// A client connection that completed its TLS handshake.
-    pub fn tls(stream: TlsStream<TcpStream>) -> ClientStream {
+    pub(crate) fn tls(stream: TlsStream<TcpStream>) -> ClientStream {
         let tcp = stream.get_ref().0;
         ClientStream::Tls(Box::new(TlsClient {
             fd: tcp.as_raw_fd(),
@@ -59,7 +59,7 @@ impl ClientStream {
     }
 
     /// `TCP_NODELAY` on the socket.
-    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+    pub(crate) fn set_nodelay(&self, on: bool) -> io::Result<()> {
         match self {
             ClientStream::Tcp(s) => s.set_nodelay(on),
             ClientStream::Tls(t) => t.lock().get_ref().0.set_nodelay(on),
@@ -67,7 +67,7 @@ impl ClientStream {
     }
 
     /// The local address the client connected to.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         match self {
             ClientStream::Tcp(s) => s.local_addr(),
             ClientStream::Tls(t) => match &t.local {
@@ -79,7 +79,7 @@ impl ClientStream {
 
     /// Ready when a `try_read_buf` would not just return `WouldBlock` (see the module doc).
     #[inline]
-    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             ClientStream::Tcp(s) => s.poll_read_ready(cx),
             ClientStream::Tls(t) => t.poll_read_ready(cx),
@@ -88,7 +88,7 @@ impl ClientStream {
 
     /// Ready when a `try_write` may take bytes.
     #[inline]
-    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             ClientStream::Tcp(s) => s.poll_write_ready(cx),
             ClientStream::Tls(t) => t.poll_write_ready(cx),
@@ -98,7 +98,7 @@ impl ClientStream {
     /// Ready once everything written is on the socket: at once for plain TCP (the kernel has
     /// it), when rustls has no ciphertext left for TLS.
     #[inline]
-    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             ClientStream::Tcp(_) => Poll::Ready(Ok(())),
             ClientStream::Tls(t) => t.poll_write_ready(cx),
@@ -107,7 +107,7 @@ impl ClientStream {
 
     /// Reads what is there without waiting (TLS: decrypts what has arrived).
     #[inline]
-    pub fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+    pub(crate) fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
             ClientStream::Tcp(s) => s.try_read_buf(buf),
             ClientStream::Tls(t) => t.try_read_buf(buf),
@@ -116,7 +116,7 @@ impl ClientStream {
 
     /// Writes what the connection takes now without waiting.
     #[inline]
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
             ClientStream::Tcp(s) => s.try_write(buf),
             ClientStream::Tls(t) => t.try_write(buf),
@@ -127,7 +127,7 @@ impl ClientStream {
     /// after a short read; under TLS a short read may leave a partial record on the socket,
     /// so readiness is left alone there.
     #[inline]
-    pub fn try_io<R>(
+    pub(crate) fn try_io<R>(
         &self,
         interest: Interest,
         f: impl FnOnce() -> io::Result<R>,

@@ -34,7 +34,7 @@ fn read(file: &Path) -> Result<Vec<u8>, FileError> {
 }
 
 /// Every certificate in a PEM file (at least one).
-pub fn certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, FileError> {
+pub(crate) fn certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, FileError> {
     let pem = read(file)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -49,7 +49,7 @@ pub fn certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, FileErr
 }
 
 /// The private key in a PEM file (PKCS#8, PKCS#1 or SEC1).
-pub fn private_key(file: &Path) -> Result<PrivateKeyDer<'static>, FileError> {
+pub(crate) fn private_key(file: &Path) -> Result<PrivateKeyDer<'static>, FileError> {
     let pem = read(file)?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
         err(
@@ -60,7 +60,7 @@ pub fn private_key(file: &Path) -> Result<PrivateKeyDer<'static>, FileError> {
 }
 
 /// A CA file as a root store.
-pub fn roots(file: &Path) -> Result<RootCertStore, FileError> {
+pub(crate) fn roots(file: &Path) -> Result<RootCertStore, FileError> {
     let mut store = RootCertStore::empty();
     for cert in certificates(file)? {
         store
@@ -80,7 +80,7 @@ pub struct ListenerTls {
     /// `tls_client_ca`: when set, clients must present a certificate signed by this CA.
     pub client_ca: Option<PathBuf>,
     /// The files as loaded when the config was read.
-    pub config: Arc<ServerConfig>,
+    pub(crate) config: Arc<ServerConfig>,
 }
 
 impl ListenerTls {
@@ -158,7 +158,7 @@ pub struct BackendTls {
     /// SNI); without it, the host part of the node's address is checked.
     pub server_name: Option<String>,
     /// The files as loaded when the config was read.
-    pub config: Arc<ClientConfig>,
+    pub(crate) config: Arc<ClientConfig>,
 }
 
 impl BackendTls {

@@ -20,7 +20,7 @@ use crate::telemetry;
 const CLIENT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// TLS on a pool's listener.
-pub struct Acceptor {
+pub(crate) struct Acceptor {
     config: ArcSwap<ServerConfig>,
     pool: String,
     failures: Counter,
@@ -28,7 +28,7 @@ pub struct Acceptor {
 
 impl Acceptor {
     /// The listener side of `pool`, with the certificates of `tls`.
-    pub fn new(tls: &ListenerTls, pool: &str) -> Acceptor {
+    pub(crate) fn new(tls: &ListenerTls, pool: &str) -> Acceptor {
         Acceptor {
             config: ArcSwap::new(tls.config.clone()),
             pool: pool.to_string(),
@@ -37,12 +37,12 @@ impl Acceptor {
     }
 
     /// New clients from now on get these certificates.
-    pub fn reload(&self, tls: &ListenerTls) {
+    pub(crate) fn reload(&self, tls: &ListenerTls) {
         self.config.store(tls.config.clone());
     }
 
     /// Runs the server handshake; `None` (counted and logged) when it fails or times out.
-    pub async fn accept(&self, tcp: TcpStream, peer: SocketAddr) -> Option<ClientStream> {
+    pub(crate) async fn accept(&self, tcp: TcpStream, peer: SocketAddr) -> Option<ClientStream> {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.config.load_full());
         let reason =
             match tokio::time::timeout(CLIENT_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -63,7 +63,7 @@ impl Acceptor {
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// TLS toward a pool's nodes and sentinels.
-pub struct Connector {
+pub(crate) struct Connector {
     config: ArcSwap<ClientConfig>,
     server_name: Option<ServerName<'static>>,
     pool: String,
@@ -98,7 +98,7 @@ impl std::hash::Hash for Connector {
 
 impl Connector {
     /// The node side of `pool`. The server name was checked by the config validation.
-    pub fn new(tls: &BackendTls, pool: &str) -> Connector {
+    pub(crate) fn new(tls: &BackendTls, pool: &str) -> Connector {
         Connector {
             config: ArcSwap::new(tls.config.clone()),
             server_name: tls
@@ -112,13 +112,13 @@ impl Connector {
     }
 
     /// Connections made from now on use these certificates.
-    pub fn reload(&self, tls: &BackendTls) {
+    pub(crate) fn reload(&self, tls: &BackendTls) {
         self.config.store(tls.config.clone());
     }
 
     /// Runs the client handshake with the node at `addr` (`host:port`) over `tcp`. The
     /// node's certificate must name `backend_tls_server_name`, or else the address's host.
-    pub async fn connect(&self, addr: &str, tcp: TcpStream) -> Result<NodeStream, String> {
+    pub(crate) async fn connect(&self, addr: &str, tcp: TcpStream) -> Result<NodeStream, String> {
         let name = match &self.server_name {
             Some(n) => n.clone(),
             None => host_name(addr).ok_or_else(|| {
@@ -168,16 +168,20 @@ fn failures(pool: &str, side: &'static str) -> Counter {
 
 /// The pool's TLS, both sides (either may be off).
 #[derive(Default)]
-pub struct PoolTls {
+pub(crate) struct PoolTls {
     /// TLS on the listener.
-    pub acceptor: Option<Acceptor>,
+    pub(crate) acceptor: Option<Acceptor>,
     /// TLS toward nodes and sentinels (shared with every node connection of the pool).
-    pub connector: Option<Arc<Connector>>,
+    pub(crate) connector: Option<Arc<Connector>>,
 }
 
 impl PoolTls {
     /// The TLS state of a pool starting with `listener` and `backend`.
-    pub fn new(pool: &str, listener: Option<&ListenerTls>, backend: Option<&BackendTls>) -> Self {
+    pub(crate) fn new(
+        pool: &str,
+        listener: Option<&ListenerTls>,
+        backend: Option<&BackendTls>,
+    ) -> Self {
         PoolTls {
             acceptor: listener.map(|t| Acceptor::new(t, pool)),
             connector: backend.map(|t| Arc::new(Connector::new(t, pool))),
@@ -185,7 +189,7 @@ impl PoolTls {
     }
 
     /// Takes the certificates of a freshly read config whose TLS files are the same ones.
-    pub fn reload(&self, listener: Option<&ListenerTls>, backend: Option<&BackendTls>) {
+    pub(crate) fn reload(&self, listener: Option<&ListenerTls>, backend: Option<&BackendTls>) {
         if let (Some(a), Some(t)) = (&self.acceptor, listener) {
             a.reload(t);
         }

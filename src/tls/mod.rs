@@ -9,15 +9,15 @@
 //!   session's loop is built on (plain TCP keeps exactly its syscalls).
 //! * [`node_stream`]: a node or sentinel connection, plain or TLS, as an async stream.
 
-pub mod client_stream;
+pub(crate) mod client_stream;
 pub mod files;
-pub mod live;
-pub mod node_stream;
+pub(crate) mod live;
+pub(crate) mod node_stream;
 
-pub use client_stream::ClientStream;
+pub(crate) use client_stream::ClientStream;
 pub use files::{BackendTls, FileError, ListenerTls};
-pub use live::{Acceptor, Connector, PoolTls};
-pub use node_stream::{NodeReadHalf, NodeStream, NodeWriteHalf};
+pub(crate) use live::{Connector, PoolTls};
+pub(crate) use node_stream::{NodeReadHalf, NodeStream, NodeWriteHalf};
 
 /// The crypto provider every config is built with. ring builds with just a C compiler
 /// (aws-lc-rs needs a much longer C build); rustls 0.23.48 deprecated it only because it has no

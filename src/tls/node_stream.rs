@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 /// A connection to a node or a sentinel.
-pub enum NodeStream {
+pub(crate) enum NodeStream {
     /// Plain TCP.
     Tcp(TcpStream),
     /// TLS over TCP.
@@ -20,7 +20,7 @@ pub enum NodeStream {
 }
 
 /// The reading half of a [`NodeStream`].
-pub enum NodeReadHalf {
+pub(crate) enum NodeReadHalf {
     /// Plain TCP.
     Tcp(OwnedReadHalf),
     /// TLS over TCP.
@@ -28,7 +28,7 @@ pub enum NodeReadHalf {
 }
 
 /// The writing half of a [`NodeStream`].
-pub enum NodeWriteHalf {
+pub(crate) enum NodeWriteHalf {
     /// Plain TCP.
     Tcp(OwnedWriteHalf),
     /// TLS over TCP.
@@ -37,7 +37,7 @@ pub enum NodeWriteHalf {
 
 impl NodeStream {
     /// Splits into a reader and a writer that can be used at the same time.
-    pub fn into_split(self) -> (NodeReadHalf, NodeWriteHalf) {
+    pub(crate) fn into_split(self) -> (NodeReadHalf, NodeWriteHalf) {
         match self {
             NodeStream::Tcp(s) => {
                 let (r, w) = s.into_split();
@@ -51,7 +51,7 @@ impl NodeStream {
     }
 
     /// Writes all of `buf` and, under TLS, waits until its records are on the socket.
-    pub async fn write_all_flushed(&mut self, buf: &[u8]) -> io::Result<()> {
+    pub(crate) async fn write_all_flushed(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             NodeStream::Tcp(s) => s.write_all(buf).await,
             NodeStream::Tls(s) => {
@@ -62,7 +62,7 @@ impl NodeStream {
     }
 
     /// Reads what has arrived without waiting (`WouldBlock` when nothing has).
-    pub fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             NodeStream::Tcp(s) => s.try_read(buf),
             NodeStream::Tls(s) => {
@@ -81,7 +81,7 @@ impl NodeStream {
 impl NodeWriteHalf {
     /// Writes all of `buf` and, under TLS, waits until its records are on the socket (rustls
     /// may keep the last one buffered when the socket was full).
-    pub async fn write_all_flushed(&mut self, buf: &[u8]) -> io::Result<()> {
+    pub(crate) async fn write_all_flushed(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             NodeWriteHalf::Tcp(s) => s.write_all(buf).await,
             NodeWriteHalf::Tls(s) => {
@@ -96,7 +96,7 @@ impl NodeReadHalf {
     /// `TcpStream::try_io` for plain TCP (used to clear read readiness after a short read);
     /// a TLS read may leave a partial record on the socket, so readiness is left alone there.
     #[inline]
-    pub fn try_io<R>(
+    pub(crate) fn try_io<R>(
         &self,
         interest: Interest,
         f: impl FnOnce() -> io::Result<R>,
