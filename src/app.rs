@@ -254,13 +254,16 @@ pub(crate) async fn accept_loop(
         };
         pool.metrics.accepted.increment(1);
         if pool.tls.acceptor.is_some() {
-            // The handshake runs in the client's own task: a slow client must not hold up
-            // the accept loop.
+            // The handshake runs in a task of its own (a slow client must not hold up the
+            // accept loop), and the session in another: the handshake's state is not kept
+            // for the life of the connection.
             tokio::spawn(async move {
-                let acceptor = pool.tls.acceptor.as_ref()?;
-                let stream = acceptor.accept(stream, peer).await?;
-                Client::new(pool.clone(), stream, peer, permit).run().await;
-                Some(())
+                let Some(acceptor) = pool.tls.acceptor.as_ref() else {
+                    return;
+                };
+                if let Some(stream) = acceptor.accept(stream, peer).await {
+                    tokio::spawn(Client::new(pool.clone(), stream, peer, permit).run());
+                }
             });
             continue;
         }
