@@ -82,6 +82,9 @@ fn a_killed_master_is_replaced_by_its_replica_within_the_node_timeout_and_rejoin
             .expect("a key of the victim");
         assert_eq!(c.cmd(&["SET", &key, "v"]), ok());
         wait_replicated(&cluster);
+        // Serving as master: a write of the victim's slot succeeds on the replica.
+        let probe = format!("{{{key}}}:probe");
+        let mut heir = cluster.node(replica_port).client();
         let killed = Instant::now();
         cluster
             .nodes
@@ -89,18 +92,19 @@ fn a_killed_master_is_replaced_by_its_replica_within_the_node_timeout_and_rejoin
             .find(|n| n.port == victim)
             .expect("victim")
             .kill();
-        wait_until(Duration::from_secs(30), "the replica's promotion", || {
-            role(cluster.node(replica_port)) == "master"
+        wait_until(Duration::from_secs(30), "the replica to serve writes", || {
+            heir.cmd(&["SET", &probe, "p"]) == ok()
         });
         let took = killed.elapsed();
-        eprintln!("replica promoted {took:?} after the kill (node timeout {NODE_TIMEOUT_MS} ms)");
-        // Issue 12 asks for node timeout + 2 s; that is met on a quiet machine (2.5 s
-        // measured), but with the 2-core CI machine at load 15+ the debug-build nodes were
-        // seen to need 3.6-5.9 s, so the bound here leaves room for scheduling delay.
+        eprintln!(
+            "replica served writes {took:?} after the kill (node timeout {NODE_TIMEOUT_MS} ms)"
+        );
+        // Issue 12: within the node timeout + 2 s.
         assert!(
-            took <= Duration::from_millis(NODE_TIMEOUT_MS) + Duration::from_secs(5),
+            took <= Duration::from_millis(NODE_TIMEOUT_MS) + Duration::from_secs(2),
             "promotion took {took:?}"
         );
+        assert_eq!(role(cluster.node(replica_port)), "master");
         // The other masters agree, and the data is there.
         wait_cluster_ok(&cluster, victim);
         let heir = cluster.node(replica_port);

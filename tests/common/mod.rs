@@ -261,7 +261,12 @@ impl Redis {
                 std::env::var("SLUICE_LOG").unwrap_or_else(|_| "error".into()),
             )
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // Logs reach the test's output only when asked for (SLUICE_LOG set).
+            .stderr(if std::env::var_os("SLUICE_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("spawn sluice node");
         // The node prints its address only once it has bound the port itself, so unlike a

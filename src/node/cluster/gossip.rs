@@ -2,7 +2,7 @@
 //! epochs, apply slot claims by config epoch, collect failure reports, answer votes.
 
 use super::proto::{Gossip, Header, Kind, Pong, Request, Update};
-use super::state::{ClusterNode, ClusterState, NodeId};
+use super::state::{ClusterNode, ClusterState, NodeId, Outgoing};
 
 /// Our header, with our replication offset.
 pub(crate) fn header(c: &ClusterState, offset: i64, manual: bool) -> Header {
@@ -277,6 +277,10 @@ fn on_gossip(c: &mut ClusterState, sender: &str, gossip: &[Gossip], now: i64) {
             if sender_is_master {
                 if g.pfail || g.fail {
                     n.fail_reports.insert(sender.to_string(), now);
+                    // Decide now rather than at the next cron tick (Redis does the same).
+                    if super::failover::fail_if_agreed(c, &g.id, now) {
+                        c.tell_bus(Outgoing::Broadcast(Kind::Fail(g.id.clone())));
+                    }
                 } else {
                     n.fail_reports.remove(sender);
                 }
@@ -306,6 +310,8 @@ pub(crate) fn mark_failed(c: &mut ClusterState, id: &str, now: i64) {
             n.pfail = false;
             n.fail_time = now;
             c.dirty = true;
+            // A replica of it starts its election without waiting for the next tick.
+            c.tell_bus(Outgoing::Wake);
             tracing::info!(node = id, "cluster: node marked FAIL");
         }
     }

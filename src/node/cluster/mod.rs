@@ -159,8 +159,9 @@ pub(crate) fn broadcast_publish(
     let Some(c) = store.cluster.as_ref() else {
         return false;
     };
-    if let Some(tx) = &c.publish_tx {
-        let _ = tx.send((channel.to_vec(), message.to_vec()));
-    }
+    c.tell_bus(state::Outgoing::Broadcast(proto::Kind::Publish(
+        channel.to_vec(),
+        message.to_vec(),
+    )));
     true
 }

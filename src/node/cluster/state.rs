@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use indexmap::IndexMap;
 
+use super::proto::Kind;
 use crate::cluster_slot::SLOTS;
 
 /// A node id: 40 lower-case hex characters.
@@ -156,8 +157,18 @@ pub struct ClusterState {
     pub(crate) header_cache: std::cell::RefCell<HeaderSlots>,
     /// Bumped by every slot assignment (invalidates `header_cache`).
     pub(crate) slots_version: u64,
-    /// PUBLISHed messages for the bus to send to every node.
-    pub(crate) publish_tx: Option<tokio::sync::mpsc::UnboundedSender<(Vec<u8>, Vec<u8>)>>,
+    /// Requests to the bus's cron task (broadcasts, an early run); `None` until the bus runs.
+    pub(crate) outbox: Option<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
+}
+
+/// What code running under the store lock asks of the bus's cron task, which owns the links.
+#[derive(Debug, Clone)]
+pub(crate) enum Outgoing {
+    /// Send this to every node now (a PUBLISH, a FAIL, a PING announcing a new role).
+    Broadcast(Kind),
+    /// Run the periodic checks now rather than at the next tick (a node was just marked
+    /// FAIL: a replica of it starts its election without waiting).
+    Wake,
 }
 
 /// How many ms a forgotten node stays out of gossip (Redis: 60 s).
@@ -194,7 +205,7 @@ impl ClusterState {
             stats: MsgStats::default(),
             election: None,
             full_coverage: true,
-            publish_tx: None,
+            outbox: None,
             header_cache: std::cell::RefCell::new((u64::MAX, NodeId::new(), Vec::new())),
             slots_version: 0,
         }
@@ -329,6 +340,12 @@ impl ClusterState {
             }
         }
         self.dirty = true;
+    }
+    /// Asks the bus's cron task for `what` (dropped when the bus is not running: tests).
+    pub(crate) fn tell_bus(&self, what: Outgoing) {
+        if let Some(tx) = &self.outbox {
+            let _ = tx.send(what);
+        }
     }
     /// A node with address `ip:port` (real or in handshake), if known.
     pub(crate) fn by_addr(&self, ip: &str, port: u16) -> Option<&ClusterNode> {
