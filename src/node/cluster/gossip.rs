@@ -197,9 +197,10 @@ pub(crate) fn update_slots(
 ) -> Vec<Update> {
     // The common case, several times a second per node: nothing new. Checked first because
     // the full pass below counts slots (whole-table scans).
-    let known = claimed.iter().all(|&(a, b)| {
-        (a..=b.min(16383)).all(|s| c.owner[usize::from(s)].as_deref() == Some(sender))
-    });
+    let known = c.owns_exactly(sender, claimed)
+        || claimed.iter().all(|&(a, b)| {
+            (a..=b.min(16383)).all(|s| c.owner[usize::from(s)].as_deref() == Some(sender))
+        });
     if known {
         return Vec::new();
     }

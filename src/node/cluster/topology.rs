@@ -192,8 +192,7 @@ fn reset(c: &mut ClusterState, args: &Args<'_>, keys: usize) -> Reply {
     c.nodes.clear();
     c.myid = mine.id.clone();
     c.nodes.insert(mine.id.clone(), mine);
-    c.owner.iter_mut().for_each(|o| *o = None);
-    c.slots_version += 1;
+    c.clear_owners();
     c.importing.clear();
     c.migrating.clear();
     c.election = None;
