@@ -176,8 +176,16 @@ impl Cluster {
         }
     }
 
-    /// Runs `redis-cli --cluster <args>` against the first live node; panics on failure.
+    /// Runs `redis-cli --cluster <args>` against `via`; panics on failure.
     pub fn cli(&self, via: &Redis, args: &[&str]) -> String {
+        match Cluster::try_cli(via, args) {
+            Ok(text) => text,
+            Err(text) => panic!("redis-cli --cluster {args:?} failed: {text}"),
+        }
+    }
+
+    /// Runs `redis-cli --cluster <args>` against `via`: its output, as `Err` if it failed.
+    pub fn try_cli(via: &Redis, args: &[&str]) -> Result<String, String> {
         let out = Command::new("redis-cli")
             .arg("--cluster")
             .arg(args[0])
@@ -186,12 +194,26 @@ impl Cluster {
             .output()
             .expect("redis-cli");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster {args:?} failed: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
+    /// Waits until `redis-cli --cluster check` passes (the nodes learn a change by gossip,
+    /// so right after one they may not agree yet) and returns its output.
+    pub fn wait_check(via: &Redis) -> String {
+        let mut last = Err(String::new());
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            last = Cluster::try_cli(via, &["check"]);
+            if last.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        last.unwrap_or_else(|text| panic!("redis-cli --cluster check kept failing: {text}"))
     }
 }
 
