@@ -876,13 +876,12 @@ fn ask_and_moved_redirects_are_followed_inside() {
     );
 }
 
-// The reshard under load runs on redis-server only for now: on sluice cluster nodes the
-// load did not get every key written within 30 s (issue 12, open).
 on_both_backends! {
     both: [
         routes_splits_merges_and_answers_like_one_redis,
         failovers_interrupt_briefly,
         ask_and_moved_redirects_are_followed_inside,
+        resharding_under_load_shows_no_errors_and_loses_nothing,
     ],
-    redis_only: [resharding_under_load_shows_no_errors_and_loses_nothing],
+    redis_only: [],
 }
