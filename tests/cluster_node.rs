@@ -130,6 +130,74 @@ fn a_killed_master_is_replaced_by_its_replica_within_the_node_timeout_and_rejoin
     });
 }
 
+/// Keys `{tag}:n` of a slot `node` serves, one per writer.
+fn keys_on(node: &Redis, n: usize) -> Vec<String> {
+    let mut c = node.client();
+    (0..10_000)
+        .map(|i| format!("{{mf{i}}}:counter"))
+        .filter(|k| matches!(c.cmd(&["CLUSTER", "KEYSLOT", k]), Resp::Int(s) if Cluster::serves(node, s)))
+        .take(n)
+        .collect()
+}
+
+#[test]
+fn a_manual_failover_loses_no_acknowledged_write() {
+    let _serial = serial();
+    Backend::Node.run(|| {
+        let cluster = Cluster::start(3, 1);
+        let replica = cluster.replicas()[0];
+        let master = cluster.node(master_port(replica));
+        // Writers INCR their own key on the master until it answers MOVED (the failover
+        // happened: a client would follow it). Each returns its last acknowledged count and
+        // its longest wait for a reply.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = keys_on(master, 4)
+            .into_iter()
+            .map(|key| {
+                let (addr, stop) = (master.addr(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut c = common::Client::connect(&addr);
+                    let (mut acked, mut longest) = (0, Duration::ZERO);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let sent = Instant::now();
+                        let reply = c.cmd(&["INCR", &key]);
+                        longest = longest.max(sent.elapsed());
+                        match reply {
+                            Resp::Int(n) => acked = n,
+                            Resp::Error(e) if e.starts_with("MOVED ") => break,
+                            other => panic!("INCR {key}: {other:?}"),
+                        }
+                    }
+                    (key, acked, longest)
+                })
+            })
+            .collect();
+        wait_until(Duration::from_secs(10), "the writers to start", || {
+            master.client().cmd(&["DBSIZE"]) == Resp::Int(4)
+        });
+        let started = Instant::now();
+        assert_eq!(replica.client().cmd(&["CLUSTER", "FAILOVER"]), ok());
+        wait_until(Duration::from_secs(20), "the manual failover", || {
+            role(replica) == "master" && role(master) == "slave"
+        });
+        eprintln!("CLUSTER FAILOVER done {:?} after the command", started.elapsed());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut new_master = replica.client();
+        for w in writers {
+            let (key, acked, longest) = w.join().expect("writer");
+            eprintln!("{key}: {acked} acknowledged, longest reply wait {longest:?}");
+            assert!(acked > 0, "{key}: no write before the failover");
+            // Every acknowledged INCR reached the new master, and no write held by the
+            // pause ran on the old one after it.
+            assert_eq!(
+                new_master.cmd(&["GET", &key]),
+                Resp::Bulk(acked.to_string().into_bytes()),
+                "{key}"
+            );
+        }
+    });
+}
+
 /// Waits until `conn` reads `value` at every key `key:0..300` (reads go to replicas, which
 /// catch up asynchronously).
 fn wait_values(conn: &mut redis::cluster::ClusterConnection, value: impl Fn(i64) -> i64) {

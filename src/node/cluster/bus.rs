@@ -100,6 +100,12 @@ async fn cron_loop(shared: Arc<Shared>, mut outbox: UnboundedReceiver<Outgoing>)
                     broadcast(&links, kind);
                     continue;
                 }
+                Outgoing::Send(id, kind) => {
+                    if let Some(l) = links.get(&id) {
+                        let _ = l.tx.send(kind);
+                    }
+                    continue;
+                }
                 Outgoing::Wake => {}
             },
         }

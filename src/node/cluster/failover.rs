@@ -117,7 +117,7 @@ fn election(c: &mut ClusterState, my_offset: i64, now: i64, rand: u64) -> Vec<Ki
         return Vec::new();
     };
     if e.epoch == 0 {
-        if now < e.start_at || e.wait_offset.is_some_and(|o| my_offset < o) {
+        if now < e.start_at || e.awaiting_pause || e.wait_offset.is_some_and(|o| my_offset < o) {
             return Vec::new();
         }
         c.current_epoch += 1;

@@ -27,6 +27,7 @@ pub(crate) fn header(c: &ClusterState, offset: i64, manual: bool) -> Header {
         slots_epoch,
         offset,
         manual,
+        paused: c.manual_pause.is_some(),
     }
 }
 
@@ -74,6 +75,7 @@ pub(crate) fn on_request(
         match &req.kind {
             Kind::Fail(id) => mark_failed(c, id, now),
             Kind::AuthRequest => ack = super::failover::vote(c, &h, now),
+            Kind::MfStart => super::manual::pause_for(c, &h.id, now),
             Kind::Ping | Kind::Meet | Kind::Publish(..) => {}
         }
     }
@@ -142,6 +144,12 @@ fn on_header(c: &mut ClusterState, h: &Header, now: i64) -> Vec<Update> {
     n.pfail = false;
     n.fail_reports.clear();
     n.repl_offset = h.offset;
+    if h.paused {
+        super::manual::master_paused(c, &h.id, h.offset);
+    }
+    let Some(n) = c.nodes.get_mut(&h.id) else {
+        return Vec::new();
+    };
     if !n.handshake && (n.ip != h.ip || n.port != h.port || n.cport != h.cport) {
         n.ip = h.ip.clone();
         n.port = h.port;

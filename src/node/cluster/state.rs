@@ -156,8 +156,20 @@ pub(crate) struct Election {
     pub manual: bool,
     /// When a manual failover gives up (ms).
     pub manual_deadline: i64,
-    /// Default manual failover: wait until our offset reaches this before the election.
+    /// Default manual failover: our master has not yet said it paused its writes.
+    pub awaiting_pause: bool,
+    /// Default manual failover: wait until our offset reaches this (our master's offset
+    /// once paused) before the election.
     pub wait_offset: Option<i64>,
+}
+
+/// A master's write pause for a replica's manual failover (Redis's `mf_end` on a master).
+#[derive(Debug, Clone)]
+pub(crate) struct ManualPause {
+    /// The replica taking over.
+    pub replica: NodeId,
+    /// When the pause ends if the failover has not happened by then (ms).
+    pub until: i64,
 }
 
 /// Bus message counters (CLUSTER INFO).
@@ -189,6 +201,8 @@ pub struct ClusterState {
     pub(crate) dirty: bool,
     pub(crate) stats: MsgStats,
     pub(crate) election: Option<Election>,
+    /// Our writes are paused for a replica's manual failover.
+    pub(crate) manual_pause: Option<ManualPause>,
     /// `cluster-require-full-coverage`.
     pub(crate) full_coverage: bool,
     /// Per-owner ranges and counts (see [`SlotIndex`]).
@@ -204,6 +218,8 @@ pub struct ClusterState {
 pub(crate) enum Outgoing {
     /// Send this to every node now (a PUBLISH, a FAIL, a PING announcing a new role).
     Broadcast(Kind),
+    /// Send this to one node now.
+    Send(NodeId, Kind),
     /// Run the periodic checks now rather than at the next tick (a node was just marked
     /// FAIL: a replica of it starts its election without waiting).
     Wake,
@@ -242,6 +258,7 @@ impl ClusterState {
             dirty: true,
             stats: MsgStats::default(),
             election: None,
+            manual_pause: None,
             full_coverage: true,
             outbox: None,
             slot_index: std::cell::RefCell::new(SlotIndex {
