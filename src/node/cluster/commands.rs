@@ -121,11 +121,6 @@ fn cluster(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Reply {
         ),
         _ => topology::command(ctx, &sub, args),
     };
-    if let Some(c) = ctx.store.cluster.as_ref().filter(|c| c.dirty) {
-        // Our view changed (slots, epochs, role): tell every node now, not at the next PING,
-        // so that a tool checking right after (redis-cli --cluster check) sees agreement.
-        c.tell_bus(super::state::Outgoing::Broadcast(super::proto::Kind::Ping));
-    }
     super::sync_role(ctx.store);
     reply
 }
