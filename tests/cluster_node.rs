@@ -298,6 +298,126 @@ fn a_cluster_client_works_through_reshard_check_and_failover() {
     });
 }
 
+/// Slots `node` serves, by its own CLUSTER NODES line.
+fn slot_count(node: &Redis) -> usize {
+    let nodes = node.client().cmd(&["CLUSTER", "NODES"]).text();
+    let mine = nodes
+        .lines()
+        .find(|l| l.contains("myself"))
+        .expect("myself line");
+    mine.split(' ')
+        .skip(8)
+        .filter(|r| !r.starts_with('['))
+        .map(|r| match r.split_once('-') {
+            Some((a, b)) => {
+                b.parse::<usize>().expect("slot") - a.parse::<usize>().expect("slot") + 1
+            }
+            None => 1,
+        })
+        .sum()
+}
+
+/// Waits until each of `nodes` knows `count` nodes (itself included) with ids, none of
+/// them still in handshake, and says `cluster_state:ok` (a redis-server that just joined
+/// answers a MIGRATE with CLUSTERDOWN until then).
+fn wait_known(nodes: &[Redis], count: usize) {
+    for n in nodes {
+        wait_until(Duration::from_secs(10), "the nodes to know each other", || {
+            let view = n.client().cmd(&["CLUSTER", "NODES"]).text();
+            let info = n.client().cmd(&["CLUSTER", "INFO"]).text();
+            view.lines().count() == count
+                && !view.contains("handshake")
+                && info.contains("cluster_state:ok")
+        });
+    }
+}
+
+/// `redis-cli --cluster` against sluice nodes: add-node (as master and with --cluster-slave
+/// --cluster-master-id), rebalance (--cluster-use-empty-masters, --cluster-weight), check
+/// and del-node, with keys in the cluster. As with redis-server, each step waits until
+/// `check` sees the nodes agree (the change spreads by gossip; add-node and rebalance refuse
+/// to start before).
+#[test]
+fn redis_cli_adds_rebalances_and_deletes_nodes() {
+    let _serial = serial();
+    Backend::Node.run(|| {
+        let mut cluster = Cluster::start(3, 0);
+        let first = cluster.nodes[0].port;
+        let existing = cluster.node(first).addr();
+        let client = redis::cluster::ClusterClient::new(vec![format!("redis://{existing}/")])
+            .expect("cluster client");
+        let mut conn = client.get_connection().expect("cluster connection");
+        for i in 0..300 {
+            let _: () = conn.set(format!("key:{i}"), i).expect("SET");
+        }
+
+        // add-node: an empty master joins.
+        let master = cluster.spawn_node();
+        let out = cluster.cli(cluster.node(master), &["add-node", &existing]);
+        assert!(out.contains("[OK] New node added correctly."), "{out}");
+        let master_id = Cluster::id(cluster.node(master));
+        wait_known(&cluster.nodes, 4);
+        Cluster::wait_check(cluster.node(first));
+
+        // rebalance: the empty master takes its weighted share (0.25 of 3.25 = 1260 slots).
+        let weight = format!("{master_id}=0.25");
+        let out = cluster.cli(
+            cluster.node(first),
+            &[
+                "rebalance",
+                "--cluster-use-empty-masters",
+                "--cluster-weight",
+                &weight,
+            ],
+        );
+        assert!(out.contains("Rebalancing across 4 nodes"), "{out}");
+        let share = slot_count(cluster.node(master));
+        assert!((1200..=1300).contains(&share), "new master has {share} slots");
+        Cluster::wait_check(cluster.node(first));
+
+        // add-node --cluster-slave: a replica of the new master.
+        let replica = cluster.spawn_node();
+        let out = cluster.cli(
+            cluster.node(replica),
+            &[
+                "add-node",
+                &existing,
+                "--cluster-slave",
+                "--cluster-master-id",
+                &master_id,
+            ],
+        );
+        assert!(out.contains("[OK] New node added correctly."), "{out}");
+        wait_known(&cluster.nodes, 5);
+        wait_until(Duration::from_secs(20), "the new replica to sync", || {
+            let info = cluster.node(replica).info("replication");
+            info.contains("role:slave") && info.contains("master_link_status:up")
+        });
+        assert_eq!(master_port(cluster.node(replica)), master);
+        let check = Cluster::wait_check(cluster.node(first));
+        assert!(check.contains("[OK] 300 keys in 4 masters."), "{check}");
+
+        // rebalance to weight 0 empties the new master; del-node takes both nodes out.
+        let weight = format!("{master_id}=0");
+        cluster.cli(cluster.node(first), &["rebalance", "--cluster-weight", &weight]);
+        assert_eq!(slot_count(cluster.node(master)), 0);
+        Cluster::wait_check(cluster.node(first));
+        for id in [Cluster::id(cluster.node(replica)), master_id] {
+            let out = cluster.cli(cluster.node(first), &["del-node", &id]);
+            assert!(out.contains("Sending CLUSTER FORGET messages"), "{out}");
+        }
+        wait_known(&cluster.nodes[..3], 3);
+        let check = Cluster::wait_check(cluster.node(first));
+        assert!(check.contains("[OK] 300 keys in 3 masters."), "{check}");
+        assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+        let mut conn = client.get_connection().expect("cluster connection");
+        for i in 0..300 {
+            let v: i64 = conn.get(format!("key:{i}")).expect("GET");
+            assert_eq!(v, i);
+        }
+    });
+}
+
 /// A running `sluice stack cluster`.
 struct Stack {
     child: Child,

@@ -61,6 +61,15 @@ impl Cluster {
         );
     }
 
+    /// Starts one more cluster-enabled node, not yet part of the cluster (for
+    /// `redis-cli --cluster add-node`); returns its port.
+    pub fn spawn_node(&mut self) -> u16 {
+        let node = start_node(&self._dir, self.nodes.len());
+        let port = node.port;
+        self.nodes.push(node);
+        port
+    }
+
     /// Address of the node on `port`.
     pub fn node(&self, port: u16) -> &Redis {
         self.nodes
