@@ -180,7 +180,10 @@ fn a_manual_failover_loses_no_acknowledged_write() {
         wait_until(Duration::from_secs(20), "the manual failover", || {
             role(replica) == "master" && role(master) == "slave"
         });
-        eprintln!("CLUSTER FAILOVER done {:?} after the command", started.elapsed());
+        eprintln!(
+            "CLUSTER FAILOVER done {:?} after the command",
+            started.elapsed()
+        );
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut new_master = replica.client();
         for w in writers {
@@ -322,13 +325,17 @@ fn slot_count(node: &Redis) -> usize {
 /// answers a MIGRATE with CLUSTERDOWN until then).
 fn wait_known(nodes: &[Redis], count: usize) {
     for n in nodes {
-        wait_until(Duration::from_secs(10), "the nodes to know each other", || {
-            let view = n.client().cmd(&["CLUSTER", "NODES"]).text();
-            let info = n.client().cmd(&["CLUSTER", "INFO"]).text();
-            view.lines().count() == count
-                && !view.contains("handshake")
-                && info.contains("cluster_state:ok")
-        });
+        wait_until(
+            Duration::from_secs(10),
+            "the nodes to know each other",
+            || {
+                let view = n.client().cmd(&["CLUSTER", "NODES"]).text();
+                let info = n.client().cmd(&["CLUSTER", "INFO"]).text();
+                view.lines().count() == count
+                    && !view.contains("handshake")
+                    && info.contains("cluster_state:ok")
+            },
+        );
     }
 }
 
@@ -372,7 +379,10 @@ fn redis_cli_adds_rebalances_and_deletes_nodes() {
         );
         assert!(out.contains("Rebalancing across 4 nodes"), "{out}");
         let share = slot_count(cluster.node(master));
-        assert!((1200..=1300).contains(&share), "new master has {share} slots");
+        assert!(
+            (1200..=1300).contains(&share),
+            "new master has {share} slots"
+        );
         Cluster::wait_check(cluster.node(first));
 
         // add-node --cluster-slave: a replica of the new master.
@@ -399,7 +409,10 @@ fn redis_cli_adds_rebalances_and_deletes_nodes() {
 
         // rebalance to weight 0 empties the new master; del-node takes both nodes out.
         let weight = format!("{master_id}=0");
-        cluster.cli(cluster.node(first), &["rebalance", "--cluster-weight", &weight]);
+        cluster.cli(
+            cluster.node(first),
+            &["rebalance", "--cluster-weight", &weight],
+        );
         assert_eq!(slot_count(cluster.node(master)), 0);
         Cluster::wait_check(cluster.node(first));
         for id in [Cluster::id(cluster.node(replica)), master_id] {

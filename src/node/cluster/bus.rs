@@ -140,8 +140,8 @@ fn cron_step(shared: &Arc<Shared>, links: &mut HashMap<String, Link>) -> bool {
             .filter(|n| !n.myself)
             .map(|n| (n.id.clone(), n.ip.clone(), n.cport))
             .collect();
-        let save = std::mem::take(&mut c.dirty)
-            .then(|| (c.config_file.clone(), config_file::render(c)));
+        let save =
+            std::mem::take(&mut c.dirty).then(|| (c.config_file.clone(), config_file::render(c)));
         sync_role(&mut store);
         (out, wanted, save)
     };

@@ -64,7 +64,10 @@ pub(crate) fn pause_over(c: &mut ClusterState, now: i64) -> bool {
         .is_some_and(|p| c.me().replica || now > p.until);
     if over {
         let p = c.manual_pause.take();
-        tracing::info!(replica = p.map(|p| p.replica), "cluster: manual failover: pause over");
+        tracing::info!(
+            replica = p.map(|p| p.replica),
+            "cluster: manual failover: pause over"
+        );
     }
     over
 }

@@ -4,15 +4,14 @@
 use bytes::Bytes;
 
 use super::commands::disabled;
-use super::state::{random_id, ClusterNode, ClusterState, Election, FORGET_TTL_MS};
 use super::manual::MANUAL_TIMEOUT_MS;
 use super::proto::Kind;
 use super::state::Outgoing;
+use super::state::{random_id, ClusterNode, ClusterState, Election, FORGET_TTL_MS};
 use super::{config_file, failover, replies};
 use crate::node::args::parse_int;
 use crate::node::cmd::{subcommand_error, Args, Ctx};
 use crate::node::reply::Reply;
-
 
 /// Dispatches the subcommands of this file.
 pub(crate) fn command(ctx: &mut Ctx<'_>, sub: &str, args: &Args<'_>) -> Reply {
