@@ -233,6 +233,28 @@ mod tests {
     use crate::node::cluster::state::{random_id, ClusterNode};
 
     #[test]
+    fn a_replica_of_a_failed_master_sends_the_fail_then_asks_for_votes_at_once() {
+        let mut r = ClusterState::new(random_id(), "127.0.0.1", 1, 2, "x".into(), 1000, 0);
+        let m = random_id();
+        r.nodes
+            .insert(m.clone(), ClusterNode::new(m.clone(), "127.0.0.1", 3, 4, 0));
+        r.set_owner(0, Some(m.clone()));
+        r.me_mut().replica = true;
+        r.me_mut().master_of = Some(m.clone());
+        assert!(
+            cron(&mut r, 0, 10, 0).is_empty(),
+            "master alive: no election"
+        );
+        r.nodes.get_mut(&m).expect("m").fail = true;
+        let out = cron(&mut r, 0, 20, 0);
+        assert!(
+            matches!(out.as_slice(), [Kind::Fail(id), Kind::AuthRequest] if *id == m),
+            "{out:?}"
+        );
+        assert_eq!(r.election.as_ref().map(|e| e.epoch), Some(1));
+    }
+
+    #[test]
     fn one_vote_per_epoch_and_only_for_a_failed_master() {
         let mut voter = ClusterState::new(random_id(), "127.0.0.1", 1, 2, "x".into(), 1000, 0);
         let me = voter.myid.clone();

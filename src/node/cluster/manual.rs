@@ -89,3 +89,56 @@ pub(crate) fn hold(ctx: &Ctx<'_>, cmd: &Command) -> Option<Reply> {
         on_timeout: Reply::error("TRYAGAIN the manual failover's write pause did not end"),
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::cluster::state::{random_id, ClusterNode, Election};
+
+    fn state() -> ClusterState {
+        ClusterState::new(random_id(), "127.0.0.1", 1, 2, "x".into(), 1000, 0)
+    }
+
+    #[test]
+    fn a_master_pauses_only_for_its_own_replica_until_it_turns_replica_or_times_out() {
+        let mut m = state();
+        let (mine, other) = (random_id(), random_id());
+        let mut r = ClusterNode::new(mine.clone(), "127.0.0.1", 3, 4, 0);
+        r.replica = true;
+        r.master_of = Some(m.myid.clone());
+        m.nodes.insert(mine.clone(), r);
+        m.nodes.insert(
+            other.clone(),
+            ClusterNode::new(other.clone(), "127.0.0.1", 5, 6, 0),
+        );
+        pause_for(&mut m, &other, 0);
+        assert!(m.manual_pause.is_none(), "not our replica");
+        pause_for(&mut m, &mine, 0);
+        assert!(m.manual_pause.is_some());
+        assert!(!pause_over(&mut m, MANUAL_TIMEOUT_MS));
+        assert!(pause_over(&mut m, MANUAL_TIMEOUT_MS + 1), "timed out");
+        pause_for(&mut m, &mine, 0);
+        m.me_mut().replica = true;
+        assert!(pause_over(&mut m, 1), "the failover happened");
+        assert!(m.manual_pause.is_none());
+    }
+
+    #[test]
+    fn a_replica_waits_for_the_offset_its_own_master_paused_at() {
+        let mut r = state();
+        let master = random_id();
+        r.me_mut().replica = true;
+        r.me_mut().master_of = Some(master.clone());
+        r.election = Some(Election {
+            manual: true,
+            awaiting_pause: true,
+            ..Election::default()
+        });
+        master_paused(&mut r, &random_id(), 7);
+        assert!(r.election.as_ref().is_some_and(|e| e.awaiting_pause));
+        master_paused(&mut r, &master, 42);
+        let e = r.election.as_ref().expect("election");
+        assert!(!e.awaiting_pause);
+        assert_eq!(e.wait_offset, Some(42));
+    }
+}
