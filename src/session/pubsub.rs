@@ -63,7 +63,7 @@ impl Session {
             ClientError::from(e).write_to(&mut io.out);
             return Ok(());
         }
-        let cluster = self.pool.cfg.mode() == crate::config::Mode::Cluster;
+        let cluster = self.pool.routing.by_slot();
         let mut t = Tunnel {
             counts: Counts::default(),
             clean: true,
@@ -253,7 +253,7 @@ impl Session {
             io.out.extend_from_slice(b"+RESET\r\n");
             return Ok(true);
         }
-        let cluster = self.pool.cfg.mode() == crate::config::Mode::Cluster;
+        let cluster = self.pool.routing.by_slot();
         if cluster && info.is_some() {
             // The tunnel's node serves only its own slots (a keyed command sent there would
             // come back MOVED, a redirect the client cannot follow to the proxy): RESP2
