@@ -150,10 +150,8 @@ fn routes_splits_merges_and_answers_like_one_redis() {
         &c.cmd(&["MSETNX", "a", "1", "b", "2"]),
         "CROSSSLOT Keys in request don't hash to the same slot"
     ));
-    // Scripting and functions: sluice nodes get Lua from its own branch of issue 12 (node
-    // mode, part 3); until then only real Redis runs these parts on this backend.
-    let scripting = common::Backend::current() == common::Backend::Redis;
-    if scripting {
+    // Scripting and functions.
+    {
         assert!(is_error_with(
             &c.cmd(&["EVAL", "return 1", "2", "a", "b"]),
             "CROSSSLOT"
@@ -204,7 +202,7 @@ fn routes_splits_merges_and_answers_like_one_redis() {
     );
     assert_eq!(c.cmd(&["SELECT", "0"]), ok());
 
-    if scripting {
+    {
         // Scripts: loaded on every node (replicas too), so EVALSHA and EVALSHA_RO work anywhere.
         let sha = c
             .cmd(&["SCRIPT", "LOAD", "return redis.call('GET', KEYS[1])"])
@@ -878,15 +876,14 @@ fn ask_and_moved_redirects_are_followed_inside() {
     );
 }
 
-// The reshard under load runs on redis-server only for now: on sluice cluster nodes the
-// load did not get every key written within 30 s (issue 12, open).
 on_both_backends! {
     both: [
         routes_splits_merges_and_answers_like_one_redis,
         failovers_interrupt_briefly,
         ask_and_moved_redirects_are_followed_inside,
+        resharding_under_load_shows_no_errors_and_loses_nothing,
     ],
-    redis_only: [resharding_under_load_shows_no_errors_and_loses_nothing],
+    redis_only: [],
 }
 
 /// GET on the key's master (inside a transaction, which runs there): in a pool that reads from
