@@ -883,7 +883,7 @@ on_both_backends! {
         ask_and_moved_redirects_are_followed_inside,
         resharding_under_load_shows_no_errors_and_loses_nothing,
     ],
-    redis_only: [masters_get_no_readonly_connections],
+    redis_only: [masters_get_no_readonly_connections, wait_counts_the_replicas_of_the_last_writes_shard],
 }
 
 /// The flags of every client a node lists (`CLIENT LIST`), one string per client.
@@ -936,4 +936,35 @@ fn get_on_master(c: &mut common::Client, key: &str) -> Resp {
         Resp::Array(mut v) if v.len() == 1 => v.remove(0),
         other => panic!("EXEC of one GET answered {other:?}"),
     }
+}
+
+/// WAIT in a cluster pool counts the replicas of the shard of the client's last keyed write.
+fn wait_counts_the_replicas_of_the_last_writes_shard() {
+    let cluster = Cluster::start(3, 1);
+    let proxy = proxy(&cluster, "");
+    wait_ready(&proxy);
+    let mut c = proxy.client();
+    for master in cluster.masters() {
+        let key = key_on(master, "waited:");
+        assert_eq!(c.cmd(&["SET", &key, "1"]), ok());
+        assert_eq!(
+            c.cmd(&["WAIT", "1", "10000"]),
+            Resp::Int(1),
+            "WAIT after {key}"
+        );
+        // The shard's replica has it: the count was about this write's shard.
+        let replica = cluster.replicas().into_iter().find(|r| {
+            let mut rc = r.client();
+            let _ = rc.cmd(&["READONLY"]);
+            rc.cmd(&["GET", &key]) == bulk("1")
+        });
+        assert!(
+            replica.is_some(),
+            "no replica has {key} after WAIT answered 1"
+        );
+    }
+    // More replicas than the shard has: the count at the timeout, as Redis answers.
+    let started = Instant::now();
+    assert_eq!(c.cmd(&["WAIT", "2", "200"]), Resp::Int(1));
+    assert!(started.elapsed() >= Duration::from_millis(190));
 }

@@ -132,6 +132,9 @@ pub(crate) struct Session {
     /// the write barrier across a master or slot-owner change.
     inflight_writes: u32,
     write_node: usize,
+    /// Cluster pools: the slot of this client's last keyed write (WAIT counts that shard's
+    /// replicas).
+    last_write_slot: Option<u16>,
     /// When this client's last write was acknowledged (read-your-writes pools only).
     last_write_ack: Option<Instant>,
     /// CLIENT REPLY ON|OFF|SKIP.
@@ -167,6 +170,7 @@ impl Client {
             forwarded: 0,
             inflight_writes: 0,
             write_node: 0,
+            last_write_slot: None,
             last_write_ack: None,
             reply_mode: Default::default(),
             reply_hint: output::first_reply_hint(pool.cfg.client_output_soft_limit),

@@ -193,6 +193,9 @@ impl Session {
             return;
         };
         let cluster = self.pool.routing.by_slot();
+        if cluster && special == Special::Exec && pinned.slot.is_some() {
+            self.last_write_slot = pinned.slot;
+        }
         if let Some(db) = pinned.after_reply(special, &req, &reply, cluster) {
             self.db = db;
         }
