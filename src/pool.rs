@@ -141,7 +141,7 @@ fn node_options(cfg: &PoolConfig, tls: &PoolTls) -> NodeOptions {
         request_timeout: cfg.request_timeout,
         username: cfg.backend_username.clone(),
         password: cfg.backend_password.clone(),
-        readonly: matches!(cfg.source, Source::Cluster { .. }),
+        follows_role: matches!(cfg.source, Source::Cluster { .. }),
         tls: tls.connector.clone(),
     }
 }
