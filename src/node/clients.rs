@@ -176,7 +176,7 @@ impl ClientInfo {
         if flags.is_empty() {
             flags.push('N');
         }
-        let now = super::store::unix_ms();
+        let now = super::clock::unix_ms();
         format!(
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=1024 events=r cmd={} user=default redir=-1 resp={}",
             self.id,

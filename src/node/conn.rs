@@ -20,7 +20,7 @@ use super::cmd::{self, Ctx};
 use super::mailbox::Mailbox;
 use super::output_limit::Class;
 use super::reply::Reply;
-use super::server::Shared;
+use super::shared::Shared;
 use crate::resp::{decode_request, Limits, ProtocolError, Request};
 
 mod busy;
@@ -88,7 +88,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let mailbox = Arc::new(Mailbox::default());
     let id = shared.next_client_id();
-    let now = super::store::unix_ms();
+    let now = super::clock::unix_ms();
     let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
     let info = ClientInfo {
         id,
@@ -206,7 +206,7 @@ impl Conn {
             if let Some(seq) = self.aof_seq {
                 // Redis writes the AOF before the replies of the same event-loop turn: a
                 // killed process then loses no acknowledged write.
-                super::aof_file::before_reply(&self.shared, seq);
+                super::aof::before_reply(&self.shared, seq);
             }
             if self.script_next {
                 self.flush().await?;

@@ -5,12 +5,14 @@
 //! across an `.await`. Redis is single-threaded for the same reason: every command sees a
 //! consistent keyspace and runs to completion without any finer locking.
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
 use super::blocking::Waiters;
 use super::clients::Clients;
+use super::clock::unix_ms;
 use super::db::{Db, DATABASES};
 use super::feed::Feed;
 use super::pubsub::PubSub;
@@ -26,6 +28,13 @@ const SAMPLE: usize = 20;
 const REPEAT_PERCENT: usize = 25;
 /// Longest one active expiry cycle may hold the lock, in µs (Redis: 25% of a 100 ms tick).
 const CYCLE_BUDGET_US: u128 = 25_000;
+
+/// Locks `store`. A panic while holding the lock poisons it; the keyspace is still
+/// structurally valid (every mutation is a single container operation), so we carry on
+/// rather than take the whole node down.
+pub fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The whole keyspace and the state that must change atomically with it.
 #[derive(Debug)]
@@ -69,7 +78,7 @@ pub struct Store {
     /// Lua scripts, function libraries and their VMs.
     pub scripting: super::script::Scripting,
     /// Cluster mode's view of the cluster (`None` unless `--cluster-enabled yes`).
-    pub cluster: Option<Box<super::cluster::ClusterState>>,
+    pub cluster: Option<Box<super::cluster::state::ClusterState>>,
     rng: u64,
 }
 
@@ -256,14 +265,6 @@ impl Store {
         }
         deleted
     }
-}
-
-/// The current unix time in milliseconds.
-pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::node::args::wrongtype;
 use crate::node::client::ClientState;
 use crate::node::db::Db;
 use crate::node::reply::{Block, Reply};
-use crate::node::server::Shared;
+use crate::node::shared::Shared;
 use crate::node::store::Store;
 use crate::node::value::{Kind, Value};
 use crate::resp::Protocol;

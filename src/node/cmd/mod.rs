@@ -115,7 +115,7 @@ pub static FAMILIES: &[&[Command]] = &[
     replication::COMMANDS,
     scripting::COMMANDS,
     function::COMMANDS,
-    crate::node::cluster::COMMANDS,
+    crate::node::cluster::commands::COMMANDS,
     #[cfg(test)]
     testing::COMMANDS,
 ];

@@ -69,7 +69,9 @@ fn config(ctx: &mut Ctx, args: &Args) -> Reply {
             }
         }
         ctx.store.apply_settings();
-        crate::node::aof_file::apply_settings(ctx.shared, ctx.store);
+        if let Some(f) = ctx.shared.aof.get() {
+            f.apply_settings(ctx.store);
+        }
         Reply::Ok
     } else if args.is(1, "SET") && n >= 3 {
         let name = String::from_utf8_lossy(args.get(2)).into_owned();

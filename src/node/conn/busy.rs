@@ -84,7 +84,7 @@ impl Conn {
                 self.client = client;
                 if let Some(seq) = aof_seq {
                     // The script's writes reach the AOF before its reply (see `run`).
-                    crate::node::aof_file::before_reply(&self.shared, seq);
+                    crate::node::aof::before_reply(&self.shared, seq);
                 }
                 self.encode(reply);
             }

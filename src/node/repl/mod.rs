@@ -17,9 +17,11 @@
 //! Everything here lives inside the [`crate::node::store::Store`], under the one lock, so a
 //! write, its offset and its place in every replica's stream change atomically.
 
+pub mod attach;
 pub mod backlog;
 pub mod master;
 pub mod replica;
+pub mod role;
 pub mod snapshot;
 
 use std::collections::hash_map::RandomState;
@@ -31,7 +33,7 @@ use bytes::BytesMut;
 use tokio::sync::Notify;
 
 use self::backlog::Backlog;
-use crate::node::aof::AofBuffer;
+use crate::node::aof_buffer::AofBuffer;
 use crate::node::feed::Feed;
 use crate::node::output_limit::{ClassLimit, OutputLimits};
 
