@@ -49,6 +49,10 @@ pub struct ClientInfo {
     pub monitor: bool,
     /// CLIENT TRACKING on (flag `t`).
     pub tracking: bool,
+    /// Blocked on keys (flag `b`): the connection's wake-up, for CLIENT UNBLOCK.
+    pub parked: Option<Arc<tokio::sync::Notify>>,
+    /// CLIENT UNBLOCK asked the blocked connection to give up (see [`Unblock`]).
+    pub unblock: Option<Unblock>,
     /// Delivers pre-encoded pushes (pub/sub messages) to the connection, and the signal to
     /// close it.
     pub mailbox: Arc<Mailbox>,
@@ -73,6 +77,15 @@ impl ClientInfo {
             Class::Normal
         }
     }
+}
+
+/// How CLIENT UNBLOCK ends a blocked command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unblock {
+    /// As if its timeout had passed (the default).
+    Timeout,
+    /// With `-UNBLOCKED client unblocked via CLIENT UNBLOCK`.
+    Error,
 }
 
 /// Hashes a client id (a `u64`) by multiplying it with a large odd constant.
@@ -169,6 +182,9 @@ impl ClientInfo {
         }
         if self.multi >= 0 {
             flags.push('x');
+        }
+        if self.parked.is_some() {
+            flags.push('b');
         }
         if self.tracking {
             flags.push('t');

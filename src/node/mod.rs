@@ -64,6 +64,7 @@ pub mod info;
 pub mod info_replication;
 pub mod mailbox;
 pub mod output_limit;
+pub mod pause;
 pub mod pubsub;
 pub mod repl;
 pub mod reply;

@@ -50,6 +50,8 @@ pub struct Store {
     pub feed: Feed,
     /// Clients blocked on keys.
     pub waiters: Waiters,
+    /// CLIENT PAUSE.
+    pub pause: super::pause::Pause,
     /// Changes since start (Redis's `server.dirty`, for INFO).
     pub dirty: u64,
     /// Keys deleted because they expired (INFO stats `expired_keys`).
@@ -101,6 +103,7 @@ impl Store {
             replica: false,
             feed: Feed::default(),
             waiters: Waiters::default(),
+            pause: Default::default(),
             dirty: 0,
             expired_keys: 0,
             stats: Stats::default(),
@@ -192,7 +195,9 @@ impl Store {
         if !self.is_expired(db, key) || from_master {
             return false;
         }
-        if !self.replica {
+        // A replica waits for its master's DEL; under CLIENT PAUSE the deletion waits for
+        // the pause to end (nothing may reach replicas or the AOF meanwhile).
+        if !self.replica && !self.pause.writes_paused(self.now_ms) {
             self.delete_expired(db, key);
         }
         true
@@ -230,7 +235,7 @@ impl Store {
     /// sample had expired, within a time budget. Does nothing on a replica. Returns the
     /// number of keys deleted.
     pub fn active_expire_cycle(&mut self) -> usize {
-        if self.replica || !self.active_expire {
+        if self.replica || !self.active_expire || self.pause.writes_paused(unix_ms()) {
             return 0;
         }
         self.tick();

@@ -54,6 +54,7 @@
 
 mod bits;
 mod client;
+pub mod client_pause;
 mod connection;
 mod counters;
 mod ctx;
