@@ -10,7 +10,7 @@ use common::{wait_until, Client, Redis, Resp};
 
 /// Runs `scenario` against a fresh redis-server and a fresh node.
 fn on_both(scenario: fn(&str)) {
-    let redis = Redis::start();
+    let redis = Redis::start_with(&["--enable-debug-command", "yes"]);
     scenario(&redis.addr());
     let node = Node::start();
     scenario(&node.addr());
@@ -141,9 +141,124 @@ fn unblock_scenario(addr: &str) {
         b.read(),
         Resp::Array(vec![Resp::Bulk(b"l".to_vec()), Resp::Bulk(b"a".to_vec())])
     );
+    // A destination of the wrong type is an answer, and the element stays where it was.
+    assert_eq!(admin.cmd(&["SET", "dst", "x"]), ok());
+    b.send(&["BRPOPLPUSH", "src", "dst", "0"]);
+    wait_blocked(&mut admin, 1);
+    assert_eq!(admin.cmd(&["RPUSH", "src", "foo"]), Resp::Int(1));
+    assert!(matches!(b.read(), Resp::Error(e) if e.starts_with("WRONGTYPE")));
+    assert_eq!(
+        admin.cmd(&["LRANGE", "src", "0", "-1"]),
+        Resp::Array(vec![Resp::Bulk(b"foo".to_vec())])
+    );
+    assert_eq!(
+        admin.cmd(&["LATENCY", "HELP", "x"]),
+        err("ERR wrong number of arguments for 'latency|help' command")
+    );
 }
 
 #[test]
 fn client_unblock_timeout_and_error() {
     on_both(unblock_scenario);
+}
+
+fn slowlog_scenario(addr: &str) {
+    let mut c = Client::connect(addr);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["CONFIG", "SET", "slowlog-max-len", "3"]), ok());
+    assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), ok());
+    assert_eq!(c.cmd(&["CLIENT", "SETNAME", "slow"]), ok());
+    let long = "A".repeat(129);
+    assert_eq!(c.cmd(&["SADD", "set", "foo", &long]), Resp::Int(2));
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["INCR", "n"]), Resp::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![Resp::Int(1)]));
+    // slowlog reset, setname, sadd, multi, incr (EXEC itself is not logged): the last 3.
+    let Resp::Array(entries) = c.cmd(&["SLOWLOG", "GET", "-1"]) else {
+        panic!("SLOWLOG GET")
+    };
+    assert_eq!(entries.len(), 3);
+    let args = |e: &Resp| match e {
+        Resp::Array(f) => match &f[3] {
+            Resp::Array(a) => a.iter().map(Resp::text).collect::<Vec<_>>().join(" "),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(args(&entries[0]), "INCR n");
+    assert_eq!(args(&entries[1]), "MULTI");
+    let want = format!("SADD set foo {}... (1 more bytes)", "A".repeat(128));
+    assert_eq!(args(&entries[2]), want);
+    let Resp::Array(first) = &entries[0] else {
+        panic!()
+    };
+    assert_eq!(first.len(), 6);
+    assert_eq!(first[5], Resp::Bulk(b"slow".to_vec()));
+    assert!(first[4].text().starts_with("127.0.0.1:"), "{:?}", first[4]);
+    assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), Resp::Int(3));
+    let Resp::Array(one) = c.cmd(&["SLOWLOG", "GET", "1"]) else {
+        panic!()
+    };
+    assert_eq!(one.len(), 1);
+    assert_eq!(
+        c.cmd(&["SLOWLOG", "GET", "-2"]),
+        err("ERR count should be greater than or equal to -1")
+    );
+    // Disabled: nothing more is logged.
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), ok());
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), Resp::Int(0));
+}
+
+#[test]
+fn slowlog_entries_and_limits() {
+    on_both(slowlog_scenario);
+}
+
+fn latency_scenario(addr: &str) {
+    let mut c = Client::connect(addr);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "latency-monitor-threshold", "50"]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["DEBUG", "SLEEP", "0.1"]), ok());
+    let Resp::Array(latest) = c.cmd(&["LATENCY", "LATEST"]) else {
+        panic!("LATENCY LATEST")
+    };
+    let Some(Resp::Array(ev)) = latest.first() else {
+        panic!("no event: {latest:?}")
+    };
+    assert_eq!(ev[0], Resp::Bulk(b"command".to_vec()));
+    let Resp::Int(ms) = ev[2] else { panic!() };
+    assert!((100..2000).contains(&ms), "{ms}");
+    let Resp::Array(hist) = c.cmd(&["LATENCY", "HISTORY", "command"]) else {
+        panic!()
+    };
+    assert_eq!(hist.len(), 1);
+    assert_eq!(c.cmd(&["LATENCY", "HISTORY", "nope"]), Resp::Array(vec![]));
+    assert!(!c.cmd(&["LATENCY", "DOCTOR"]).text().is_empty());
+    assert_eq!(c.cmd(&["LATENCY", "RESET", "nope"]), Resp::Int(0));
+    assert_eq!(c.cmd(&["LATENCY", "RESET"]), Resp::Int(1));
+    assert_eq!(c.cmd(&["LATENCY", "LATEST"]), Resp::Array(vec![]));
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), ok());
+    assert_eq!(c.cmd(&["SET", "a", "b"]), ok());
+    let Resp::Array(h) = c.cmd(&["LATENCY", "HISTOGRAM", "set", "nope"]) else {
+        panic!()
+    };
+    assert_eq!(h.len(), 2, "{h:?}");
+    assert_eq!(h[0], Resp::Bulk(b"set".to_vec()));
+    let Resp::Array(detail) = &h[1] else { panic!() };
+    assert_eq!(detail[..2], [Resp::Bulk(b"calls".to_vec()), Resp::Int(1)]);
+}
+
+#[test]
+fn latency_monitor_events_and_histograms() {
+    on_both(latency_scenario);
 }

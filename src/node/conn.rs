@@ -58,6 +58,21 @@ fn park(store: &mut Store, id: u64, notify: &Arc<Notify>, p: Parked) -> Parked {
     p
 }
 
+/// True if none of the keys a woken blocking command waits on holds the type it pops from
+/// (a zset for BZPOPMIN/BZPOPMAX/BZMPOP, a list otherwise): Redis serves a blocked client
+/// only from such a key, so a WRONGTYPE then means "keep waiting", not an answer (another
+/// key's type, such as BLMOVE's destination, is an answer).
+fn nothing_to_serve(store: &Store, p: &Parked, req: &Request) -> bool {
+    use super::value::Value;
+    let zset =
+        !req.is_empty() && req.arg(0).len() > 2 && req.arg(0)[..2].eq_ignore_ascii_case(b"bz");
+    !p.keys.iter().any(|k| match store.db(p.db).get(k) {
+        Some(Value::ZSet(_)) => zset,
+        Some(Value::List(_)) => !zset,
+        _ => false,
+    })
+}
+
 /// Holds a request back until a CLIENT PAUSE ending at `end_ms` is over or lifted.
 fn postpone(store: &mut Store, notify: &Arc<Notify>, end_ms: i64) -> Parked {
     let wait = u64::try_from(end_ms - store.now_ms).unwrap_or(0);
@@ -378,7 +393,12 @@ impl Conn {
                     self.aof_seq = super::aof_file::seq(ctx.store);
                     return;
                 }
-                Reply::Error(e) if again.is_some() && e.starts_with("WRONGTYPE") => {
+                Reply::Error(e)
+                    if e.starts_with("WRONGTYPE")
+                        && again
+                            .as_ref()
+                            .is_some_and(|p| nothing_to_serve(ctx.store, p, req)) =>
+                {
                     self.parked = again.map(|p| park(ctx.store, ctx.client.id, &self.notify, p));
                     self.aof_seq = super::aof_file::seq(ctx.store);
                     return;

@@ -66,6 +66,10 @@ pub struct Store {
     pub pubsub: PubSub,
     /// CONFIG GET/SET parameters.
     pub settings: Settings,
+    /// SLOWLOG.
+    pub slowlog: super::slowlog::SlowLog,
+    /// The latency monitor (LATENCY).
+    pub latency: super::latency::Latency,
     /// CLIENT TRACKING state.
     pub tracking: Tracking,
     /// Clients in MONITOR mode (by id).
@@ -111,6 +115,8 @@ impl Store {
             clients: Clients::default(),
             pubsub: PubSub::default(),
             settings: Settings::default(),
+            slowlog: Default::default(),
+            latency: Default::default(),
             tracking: Tracking::default(),
             monitors: Vec::new(),
             active_expire: true,
@@ -208,6 +214,17 @@ impl Store {
         let limits = *self.settings.output_limits();
         self.clients.limits = limits;
         self.repl.output_limit = limits.replica;
+        let int = |s: &Settings, name| s.get(name).and_then(|v| v.parse::<i64>().ok());
+        if let Some(v) = int(&self.settings, "slowlog-log-slower-than") {
+            self.slowlog.slower_than = v;
+        }
+        if let Some(v) = int(&self.settings, "slowlog-max-len") {
+            self.slowlog.max_len = usize::try_from(v).unwrap_or(0);
+            self.slowlog.trim();
+        }
+        if let Some(v) = int(&self.settings, "latency-monitor-threshold") {
+            self.latency.threshold_ms = u64::try_from(v).unwrap_or(0);
+        }
     }
 
     /// Hands what the feed recorded to replication and the AOF. Called after every command
@@ -268,6 +285,8 @@ impl Store {
                 }
             }
         }
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.latency.add("expire-cycle", ms, self.now_ms / 1000);
         deleted
     }
 }

@@ -64,9 +64,11 @@ mod hash;
 mod hll;
 mod keys;
 mod keyspace;
+mod latency_histogram;
 mod lcs;
 mod list;
 mod memory;
+mod monitoring;
 mod multi;
 mod pubsub;
 mod replication;
@@ -103,6 +105,7 @@ pub static FAMILIES: &[&[Command]] = &[
     bits::COMMANDS,
     lcs::COMMANDS,
     memory::COMMANDS,
+    monitoring::COMMANDS,
     sort::COMMANDS,
     multi::COMMANDS,
     pubsub::COMMANDS,
@@ -332,6 +335,10 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
     st.calls += 1;
     st.usec += usec;
     st.failed += u64::from(failed);
+    st.record(usec);
+    if !ctx.client.in_script && !matches!(reply, Reply::Block(_)) {
+        monitoring::record(ctx, cmd, &args, usec);
+    }
     reply
 }
 

@@ -1,5 +1,5 @@
 //! Server commands: INFO, CONFIG, COMMAND, DEBUG, TIME, SHUTDOWN, LASTSAVE, SAVE, BGSAVE,
-//! BGREWRITEAOF, SLOWLOG.
+//! BGREWRITEAOF (SLOWLOG and LATENCY are in `monitoring.rs`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,7 +24,6 @@ pub static COMMANDS: &[Command] = &[
     Command::new("lastsave", lastsave, 1, LS.with(Flags::FAST)),
     Command::new("save", save, 1, ADMIN),
     Command::new("bgsave", bgsave, -1, ADMIN),
-    Command::new("slowlog", slowlog, -2, ADMIN.with(LS)),
     Command::new("monitor", monitor, 1, ADMIN.with(LS)),
 ];
 
@@ -264,16 +263,4 @@ fn bgsave(ctx: &mut Ctx, args: &Args) -> Reply {
     }
     ctx.store.lastsave = ctx.now_ms() / 1000;
     Reply::simple("Background saving started")
-}
-
-fn slowlog(_: &mut Ctx, args: &Args) -> Reply {
-    if args.is(1, "GET") && args.len() <= 3 {
-        Reply::Array(vec![])
-    } else if args.is(1, "LEN") && args.len() == 2 {
-        Reply::Int(0)
-    } else if args.is(1, "RESET") && args.len() == 2 {
-        Reply::Ok
-    } else {
-        super::subcommand_error(args, "SLOWLOG")
-    }
 }

@@ -110,6 +110,11 @@ impl RunState<'_, '_> {
         if !cmd.arity_ok(argv.len()) {
             return Err("Wrong number of args calling Redis command from script".into());
         }
+        // PUBLISH, SPUBLISH and PFCOUNT are flagged may-replicate in Redis: refused from
+        // read-only scripts like writes (what CLIENT PAUSE WRITE relies on).
+        if self.read_only && matches!(cmd.name, "publish" | "spublish" | "pfcount") {
+            return Err("Write commands are not allowed from read-only scripts.".into());
+        }
         if cmd.is_write() {
             if self.read_only {
                 return Err("Write commands are not allowed from read-only scripts.".into());
