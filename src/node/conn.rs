@@ -373,11 +373,17 @@ impl Conn {
                 self.parked = Some(postpone(ctx.store, &self.notify, end));
                 break;
             }
-            if ctx.client.multi.is_none() && busy::is_script(req) {
-                self.script_next = true;
-                break;
-            }
-            let reply = cmd::execute(&mut ctx, req);
+            let reply = if ctx.client.multi.is_none() && busy::is_script(req) {
+                match busy::run_inline(&mut ctx, req) {
+                    Some(reply) => reply,
+                    None => {
+                        self.script_next = true;
+                        break;
+                    }
+                }
+            } else {
+                cmd::execute(&mut ctx, req)
+            };
             let again = rerun.take();
             match reply {
                 Reply::Block(b) => {

@@ -97,7 +97,7 @@ fn may_write(store: &Store, client: &ClientState, cmd: &Command, args: &Args) ->
                 .scripting
                 .scripts
                 .get(&sha)
-                .map_or(true, |s| script_may_write(s.flags))
+                .is_none_or(|s| script_may_write(s.flags))
         }
         "fcall" => {
             let name = String::from_utf8_lossy(args.get(1));
@@ -105,7 +105,7 @@ fn may_write(store: &Store, client: &ClientState, cmd: &Command, args: &Args) ->
                 .scripting
                 .functions
                 .find(&name)
-                .map_or(true, |(_, _, f)| f & flags::NO_WRITES == 0)
+                .is_none_or(|(_, _, f)| f & flags::NO_WRITES == 0)
         }
         "exec" => client.multi.iter().flatten().any(|r| {
             let a = Args::new(r);

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::{Args, Command, Ctx, Flags, Reply};
 use crate::node::script::busy::KillOutcome;
 use crate::node::script::run::{run, RunOpts};
-use crate::node::script::{flags, Scripting};
+use crate::node::script::{flags, Scripting, FAST_RUN};
 
 /// The scripting family.
 pub static COMMANDS: &[Command] = &[
@@ -143,7 +143,28 @@ fn eval_generic(ctx: &mut Ctx, args: &Args, by_sha: bool, ro: bool) -> Reply {
         read_only: read_only(script_flags, ro),
         name: &sha,
     };
-    run(&engine, ctx, &func, &keys, &argv, opts)
+    let started = std::time::Instant::now();
+    let reply = run(&engine, ctx, &func, &keys, &argv, opts);
+    let fast = !ctx.store.scripting.inline_aborted && started.elapsed() < FAST_RUN;
+    if let Some(s) = ctx.store.scripting.scripts.get_mut(&sha) {
+        s.fast = fast;
+    }
+    reply
+}
+
+/// True if `args` (EVAL/EVALSHA and their `_RO` forms) name a cached script whose last run
+/// was fast: the connection then runs it inline.
+pub(crate) fn fast_script(scripting: &Scripting, args: &Args) -> bool {
+    let by_sha = args.get(0).len() >= 7 && args.get(0)[..7].eq_ignore_ascii_case(b"evalsha");
+    let found = if by_sha {
+        let sha = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
+        scripting.scripts.get(&sha)
+    } else {
+        scripting
+            .scripts
+            .get(&crate::node::script::sha1_hex(args.get(1)))
+    };
+    found.is_some_and(|s| s.fast)
 }
 
 const SCRIPT_HELP: &[&str] = &[

@@ -37,74 +37,86 @@ struct RunState<'r, 'a> {
     /// A MULTI is open on the feed for this run's writes.
     exec_open: bool,
     busy: std::sync::Arc<Busy>,
+    /// A command other than a read ran (see `Scripting::inline`); shared with the hook.
+    effects: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The inline run was stopped: every further `redis.call` is refused.
+    aborted: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// Commands Redis refuses inside scripts (`noscript`).
-const NOSCRIPT: &[&str] = &[
-    "cluster",
-    "auth",
-    "hello",
-    "quit",
-    "reset",
-    "wait",
-    "blmove",
-    "blpop",
-    "brpop",
-    "brpoplpush",
-    "bzpopmax",
-    "bzpopmin",
-    "psubscribe",
-    "punsubscribe",
-    "ssubscribe",
-    "subscribe",
-    "sunsubscribe",
-    "unsubscribe",
-    "eval",
-    "evalsha",
-    "evalsha_ro",
-    "eval_ro",
-    "fcall",
-    "fcall_ro",
-    "bgrewriteaof",
-    "bgsave",
-    "debug",
-    "failover",
-    "monitor",
-    "psync",
-    "replconf",
-    "replicaof",
-    "role",
-    "save",
-    "shutdown",
-    "slaveof",
-    "sync",
-    "discard",
-    "exec",
-    "multi",
-    "unwatch",
-    "watch",
-    "client",
-    "config",
-    "function",
-    "script",
-    "acl",
-    "latency",
-    "module",
-];
+/// Commands Redis refuses inside scripts (`noscript`); a `match`, not a list scan: it
+/// runs on every `redis.call`.
+fn noscript(name: &str) -> bool {
+    matches!(
+        name,
+        "cluster"
+            | "auth"
+            | "hello"
+            | "quit"
+            | "reset"
+            | "wait"
+            | "blmove"
+            | "blpop"
+            | "brpop"
+            | "brpoplpush"
+            | "bzpopmax"
+            | "bzpopmin"
+            | "psubscribe"
+            | "punsubscribe"
+            | "ssubscribe"
+            | "subscribe"
+            | "sunsubscribe"
+            | "unsubscribe"
+            | "eval"
+            | "evalsha"
+            | "evalsha_ro"
+            | "eval_ro"
+            | "fcall"
+            | "fcall_ro"
+            | "bgrewriteaof"
+            | "bgsave"
+            | "debug"
+            | "failover"
+            | "monitor"
+            | "psync"
+            | "replconf"
+            | "replicaof"
+            | "role"
+            | "save"
+            | "shutdown"
+            | "slaveof"
+            | "sync"
+            | "discard"
+            | "exec"
+            | "multi"
+            | "unwatch"
+            | "watch"
+            | "client"
+            | "config"
+            | "function"
+            | "script"
+            | "acl"
+            | "latency"
+            | "module"
+    )
+}
 
 impl RunState<'_, '_> {
     /// Runs one `redis.call`: Redis's checks, then the command through the dispatcher.
-    fn call(&mut self, argv: &[Bytes]) -> Result<Reply, String> {
+    fn call<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> Result<Reply, String> {
+        use std::sync::atomic::Ordering;
+        if self.aborted.load(Ordering::Relaxed) {
+            return Err("Script stopped to run off the event loop".into());
+        }
         let not_allowed = || Err("This Redis command is not allowed from script".into());
-        let Some(cmd) = cmd::lookup(&argv[0]) else {
+        let Some(cmd) = cmd::lookup(argv[0].as_ref()) else {
             // Commands the node lacks but Redis refuses in scripts get Redis's refusal.
-            let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
-            if NOSCRIPT.contains(&name.as_str()) {
+            let name = String::from_utf8_lossy(argv[0].as_ref()).to_ascii_lowercase();
+            if noscript(&name) {
                 return not_allowed();
             }
             return Err("Unknown Redis command called from script".into());
         };
-        if NOSCRIPT.contains(&cmd.name) {
+        if noscript(cmd.name) {
             return not_allowed();
         }
         if !cmd.arity_ok(argv.len()) {
@@ -129,6 +141,9 @@ impl RunState<'_, '_> {
             }
             self.busy.wrote();
         }
+        if !cmd.flags.has(crate::node::cmd::Flags::READONLY) {
+            self.effects.store(true, Ordering::Relaxed);
+        }
         let req = Request::from_args(argv);
         let store = &mut *self.ctx.store;
         let feed_enabled = store.feed.enabled;
@@ -152,6 +167,21 @@ impl RunState<'_, '_> {
     }
 }
 
+/// One `redis.call` argument: a Lua string's bytes, or a number's text.
+enum Arg {
+    Lua(mlua::BorrowedBytes),
+    Owned(Vec<u8>),
+}
+
+impl AsRef<[u8]> for Arg {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Arg::Lua(b) => b,
+            Arg::Owned(v) => v,
+        }
+    }
+}
+
 /// `redis.call` / `redis.pcall`'s common part: (result, raise?).
 fn lua_call(lua: &Lua, st: &RefCell<RunState>, args: MultiValue) -> mlua::Result<(Value, bool)> {
     if args.is_empty() {
@@ -161,11 +191,14 @@ fn lua_call(lua: &Lua, st: &RefCell<RunState>, args: MultiValue) -> mlua::Result
         )?;
         return Ok((Value::Table(e), true));
     }
-    let mut argv = Vec::with_capacity(args.len());
+    // Borrowed from the Lua strings (numbers are formatted): no copy per argument.
+    let mut argv: Vec<Arg> = Vec::with_capacity(args.len());
     for a in args.iter() {
-        match super::arg_bytes(a) {
-            Some(b) => argv.push(b),
-            None => {
+        match a {
+            Value::String(s) => argv.push(Arg::Lua(s.as_bytes())),
+            Value::Number(n) => argv.push(Arg::Owned(convert::number_text(*n).into_bytes())),
+            Value::Integer(n) => argv.push(Arg::Owned(n.to_string().into_bytes())),
+            _ => {
                 let e = convert::error_table(
                     lua,
                     "Lua redis lib command arguments must be strings or integers",
@@ -192,8 +225,8 @@ fn lua_call(lua: &Lua, st: &RefCell<RunState>, args: MultiValue) -> mlua::Result
                 Protocol::Resp2
             };
             drop(st);
-            let bytes = convert::encode(&reply, proto);
-            Ok((convert::resp_to_lua(lua, &bytes)?, failed))
+            drop(argv);
+            Ok((convert::reply_to_lua(lua, &reply, proto)?, failed))
         }
     }
 }
@@ -229,6 +262,9 @@ pub(crate) fn run(
         last_cmd: "NULL",
         ..ClientState::default()
     };
+    let inline = ctx.store.scripting.inline;
+    let effects = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let aborted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let st = RefCell::new(RunState {
         ctx,
         client,
@@ -236,13 +272,26 @@ pub(crate) fn run(
         replicate: true,
         exec_open,
         busy: busy.clone(),
+        effects: effects.clone(),
+        aborted: aborted.clone(),
     });
     let hook_busy = busy.clone();
     let hooks = engine.hooks.clone();
+    let hook_aborted = aborted.clone();
     let _ = hooks.raw_set("killed", false);
     let _ = engine.lua.set_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
         move |_, _| {
+            use std::sync::atomic::Ordering;
+            // An inline script that runs this long without having changed anything is
+            // stopped, to run again off the event loop (where BUSY and SCRIPT KILL work).
+            if inline && (hook_aborted.load(Ordering::Relaxed) || !effects.load(Ordering::Relaxed))
+            {
+                hook_aborted.store(true, Ordering::Relaxed);
+                return Err(mlua::Error::runtime(
+                    "Script stopped to run off the event loop",
+                ));
+            }
             if hook_busy.kill_requested() {
                 let _ = hooks.raw_set("killed", true);
                 return Err(mlua::Error::runtime(
@@ -257,6 +306,10 @@ pub(crate) fn run(
     let killed = busy.kill_requested();
     busy.stop();
     let st = st.into_inner();
+    if aborted.load(std::sync::atomic::Ordering::Relaxed) {
+        st.ctx.store.scripting.inline_aborted = true;
+        return Reply::Null;
+    }
     let resp3 = st.resp3();
     let (ctx, exec_open) = (st.ctx, st.exec_open);
     if exec_open {
