@@ -80,7 +80,27 @@ pub enum Special {
     ScriptFlush,
     /// `SCRIPT EXISTS`: answered for every master (cluster pools).
     ScriptExists,
+    /// `INFO`: the proxy may add its own sections.
+    Info,
+    /// A command of a family the proxy refuses some forms of by default (SHUTDOWN, CONFIG
+    /// SET, DEBUG, ACL SETUSER, FLUSHALL in cluster pools, ...): checked against the pool's
+    /// deny list and `allow_commands` (`session/deny.rs`); every other command skips that.
+    Guarded,
 }
+
+/// Families with forms refused by default (see `session/deny.rs`, whose test keeps the two
+/// lists in step). CLIENT, CLUSTER, SYNC and PSYNC have classes of their own.
+const GUARDED_FAMILIES: &[&str] = &[
+    "shutdown",
+    "replicaof",
+    "slaveof",
+    "config",
+    "debug",
+    "failover",
+    "acl",
+    "flushall",
+    "flushdb",
+];
 
 impl Special {
     /// The class of a table row, by its lower-case name (`parent|sub` for subcommands).
@@ -119,8 +139,10 @@ impl Special {
             "script|load" => Special::ScriptLoad,
             "script|flush" => Special::ScriptFlush,
             "script|exists" => Special::ScriptExists,
+            "info" => Special::Info,
             _ if parent == "client" => Special::Client,
             _ if parent == "cluster" => Special::Cluster,
+            _ if GUARDED_FAMILIES.contains(&parent) => Special::Guarded,
             _ => Special::None,
         }
     }
@@ -185,6 +207,9 @@ mod tests {
         assert_eq!(class("script|load"), Some(Special::ScriptLoad));
         assert_eq!(class("script|kill"), Some(Special::None));
         assert_eq!(class("get"), Some(Special::None));
+        assert_eq!(class("info"), Some(Special::Info));
+        assert_eq!(class("config|get"), Some(Special::Guarded));
+        assert_eq!(class("shutdown"), Some(Special::Guarded));
         // `subscribe` names its own row; a data command named like a prefix does not match.
         assert_eq!(class("subscribe"), Some(Special::Subscribe));
         assert_eq!(class("pubsub|channels"), Some(Special::None));
@@ -209,6 +234,6 @@ mod tests {
         // A misspelt name in `classify` would leave its variant unreachable.
         let seen: std::collections::HashSet<Special> =
             crate::command::table().iter().map(|i| i.special).collect();
-        assert_eq!(seen.len(), 35, "classes seen: {seen:?}");
+        assert_eq!(seen.len(), 37, "classes seen: {seen:?}");
     }
 }

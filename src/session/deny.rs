@@ -33,14 +33,6 @@ const DENIED: &[(&str, &str)] = &[
 /// them to permit it). In other pools they reach the one master, as with a direct connection.
 const DENIED_IN_CLUSTER: &[(&str, &str)] = &[("flushall", ""), ("flushdb", "")];
 
-/// True when some form of the command `parent` is denied by default (in some mode).
-pub(super) fn is_denied_family(parent: &str) -> bool {
-    DENIED
-        .iter()
-        .chain(DENIED_IN_CLUSTER)
-        .any(|(cmd, _)| *cmd == parent)
-}
-
 /// The error text for a denied request, or `None` when it may pass.
 pub(super) fn check(pool: &Pool, req: &Request) -> Option<String> {
     let name = req.arg(0);
@@ -73,4 +65,31 @@ pub(super) fn check(pool: &Pool, req: &Request) -> Option<String> {
         "ERR sluice: '{full}' is not allowed through the proxy (pool '{}'); list it in allow_commands to permit it",
         pool.cfg.name
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DENIED, DENIED_IN_CLUSTER};
+    use crate::command::Special;
+
+    /// `session::local` checks the deny lists only for commands classified `Guarded` (or
+    /// CLIENT/CLUSTER/SYNC/PSYNC, which have classes of their own): a family added here must
+    /// be added to the classification too.
+    #[test]
+    fn every_denied_family_is_classified_for_the_check() {
+        for (cmd, _) in DENIED.iter().chain(DENIED_IN_CLUSTER) {
+            let special = Special::classify(cmd);
+            assert!(
+                matches!(
+                    special,
+                    Special::Guarded
+                        | Special::Client
+                        | Special::Cluster
+                        | Special::Sync
+                        | Special::Psync
+                ),
+                "{cmd} is classified {special:?}: its denied forms would never be checked"
+            );
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use crate::command::{CommandInfo, Special};
 use crate::pool::Pool;
 use crate::resp::{encode, Protocol, Request};
 
@@ -18,8 +19,8 @@ pub(super) enum Extra {
 }
 
 /// Whether `req` is an `INFO` that involves the proxy's sections.
-pub(super) fn extra(req: &Request) -> Option<Extra> {
-    if req.is_empty() || !req.arg(0).eq_ignore_ascii_case(b"INFO") {
+pub(super) fn extra(req: &Request, info: Option<&CommandInfo>) -> Option<Extra> {
+    if Special::of(info) != Special::Info {
         return None;
     }
     let args = || req.args().skip(1);
@@ -136,19 +137,21 @@ mod tests {
             .expect("complete")
     }
 
+    fn check(args: &[&str]) -> Option<Extra> {
+        let req = req(args);
+        extra(&req, crate::command::lookup(&req))
+    }
+
     #[test]
     fn which_info_gets_the_proxy_sections() {
-        assert_eq!(extra(&req(&["INFO"])), Some(Extra::Append));
-        assert_eq!(extra(&req(&["info", "ALL"])), Some(Extra::Append));
-        assert_eq!(extra(&req(&["INFO", "everything"])), Some(Extra::Append));
-        assert_eq!(extra(&req(&["INFO", "proxy"])), Some(Extra::Only));
-        assert_eq!(
-            extra(&req(&["INFO", "clients", "proxy"])),
-            Some(Extra::Append)
-        );
-        assert_eq!(extra(&req(&["INFO", "clients"])), None);
-        assert_eq!(extra(&req(&["INFO", "default"])), None);
-        assert_eq!(extra(&req(&["GET", "k"])), None);
+        assert_eq!(check(&["INFO"]), Some(Extra::Append));
+        assert_eq!(check(&["info", "ALL"]), Some(Extra::Append));
+        assert_eq!(check(&["INFO", "everything"]), Some(Extra::Append));
+        assert_eq!(check(&["INFO", "proxy"]), Some(Extra::Only));
+        assert_eq!(check(&["INFO", "clients", "proxy"]), Some(Extra::Append));
+        assert_eq!(check(&["INFO", "clients"]), None);
+        assert_eq!(check(&["INFO", "default"]), None);
+        assert_eq!(check(&["GET", "k"]), None);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! (allocated on demand, freed when idle) and writes replies out.
 
 use bytes::BytesMut;
+
+use super::spare;
 use tokio::net::TcpStream;
 
 /// Bytes reserved for a client read when the request buffer is (nearly) full.
@@ -29,7 +31,7 @@ impl Io {
             // Start small (most requests are tiny, and a burst of new clients should not cost
             // a full chunk each), then grow to full chunks while data keeps coming.
             if self.rbuf.capacity() == 0 {
-                self.rbuf.reserve(FIRST_READ);
+                self.rbuf = spare::take_buf(FIRST_READ);
             } else if self.rbuf.capacity() - self.rbuf.len() < FIRST_READ {
                 self.rbuf.reserve(READ_CHUNK);
             }
@@ -77,5 +79,29 @@ impl Io {
             self.release_out();
         }
         Ok(())
+    }
+
+    /// Reads after a readiness event; marks the end of input at EOF or on error.
+    pub(super) fn read_or_eof(&mut self) {
+        if !self.read_available() {
+            self.eof = true;
+        }
+    }
+
+    /// Gives up the buffers of a session going idle (a partial request keeps its bytes).
+    pub(super) fn release_idle(&mut self) {
+        if self.out.capacity() > 0 {
+            spare::give_buf(std::mem::take(&mut self.out));
+        }
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
+            spare::give_buf(std::mem::take(&mut self.rbuf));
+        }
+    }
+
+    /// Takes an output buffer for a session waking from idle.
+    pub(super) fn wake(&mut self) {
+        if self.out.capacity() == 0 {
+            self.out = spare::take_buf(0);
+        }
     }
 }

@@ -16,6 +16,7 @@ mod cluster;
 mod cluster_tx;
 mod dedicated;
 mod deny;
+mod engine;
 mod info;
 mod io;
 mod local;
@@ -27,6 +28,7 @@ mod reply_mode;
 mod retry;
 mod scan;
 mod shard_pubsub;
+mod spare;
 mod subscribed;
 mod transaction;
 mod tx_state;
@@ -49,11 +51,10 @@ use crate::backend::Node;
 use crate::command::{self, CommandInfo, Special};
 use crate::config::{Consistency, Mode, ReadFrom};
 use crate::pool::Pool;
-use crate::resp::{
-    convert, decode_request, encode, ClientError, Protocol, Reply, ReplyShape, Request,
-};
+use crate::resp::{convert, encode, ClientError, Protocol, Reply, ReplyShape, Request};
 use crate::route::RouteError;
 
+pub use self::engine::Client;
 pub(crate) use self::io::Io;
 use self::tx_state::Pinned;
 
@@ -135,12 +136,6 @@ pub struct Session {
     reply_hint: u32,
 }
 
-/// An accepted client: its session state and its socket, moved into the client's task whole.
-pub struct Client {
-    session: Session,
-    io: Io,
-}
-
 impl Client {
     /// A session for an accepted client; `permit` is its place under `max_clients`.
     pub fn new(
@@ -181,36 +176,7 @@ impl Client {
             closing: false,
             _permit: permit,
         };
-        Client { session, io }
-    }
-
-    /// Serves the client until it quits, disconnects, or breaks the protocol.
-    // Not an `async fn`: its argument would be stored twice in the future (rustc#62958); an
-    // async block that captures the client once keeps an idle connection's task small.
-    pub fn run(self) -> impl std::future::Future<Output = ()> + Send {
-        let mut client = self;
-        async move {
-            let Client { session, io } = &mut client;
-            // Idle, a session is just this loop waiting for readiness: the working state
-            // (reply queue, select, buffers) lives in a boxed future that exists only while
-            // the client has something in flight, which keeps an idle connection small.
-            loop {
-                if std::future::poll_fn(|cx| io.stream.poll_read_ready(cx))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                match Box::pin(session.serve(io)).await {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(e) => {
-                        tracing::debug!(client = %session.peer, error = %e, "client connection ended");
-                        return;
-                    }
-                }
-            }
-        }
+        Client::from_parts(session, io)
     }
 }
 
@@ -223,121 +189,6 @@ impl Drop for Session {
 }
 
 impl Session {
-    /// Serves the client from a read-readiness until nothing is in flight. Returns whether the
-    /// connection stays open.
-    async fn serve(&mut self, io: &mut Io) -> std::io::Result<bool> {
-        if !io.read_available() {
-            io.eof = true;
-        }
-        let mut pending: VecDeque<Pending> = VecDeque::new();
-        loop {
-            // Dispatch every complete request we have, up to the in-flight bound (a count, and
-            // the bytes the client's unread replies may take: see `output`). Whether the
-            // buffer ran dry decides below whether we may read more: a client whose complete
-            // requests are still waiting for room is not read (TCP backpressure, bounded
-            // memory), and a session never goes idle while complete requests are buffered.
-            let mut input_exhausted = false;
-            let mut decoded = None;
-            while !self.closing && pending.len() < self.window(io) {
-                // Before AUTH, Redis's small request limits: a large request is refused from
-                // its header, not buffered whole only to be answered NOAUTH.
-                let limits = if self.authed {
-                    self.pool.limits
-                } else {
-                    self.pool.limits.unauthenticated()
-                };
-                let req = match decode_request(&mut io.rbuf, &limits) {
-                    Ok(Some(req)) => req,
-                    Ok(None) => {
-                        input_exhausted = true;
-                        break;
-                    }
-                    Err(e) => {
-                        self.pool.metrics.protocol_errors.increment(1);
-                        pending.push_back(Pending::Ready(ClientError::from(e).to_bytes()));
-                        self.closing = true;
-                        break;
-                    }
-                };
-                let info = command::lookup(&req);
-                decoded = Some(info);
-                if self.pool.registry.pause.maybe_active()
-                    && self.pool.registry.pause.holds(info).is_some()
-                {
-                    // CLIENT PAUSE: what came before is answered, this one waits.
-                    Box::pin(self.drain(&mut pending, io)).await?;
-                    Box::pin(self.wait_unpaused(info)).await;
-                }
-                if self.pool.registry.monitors.active() {
-                    self.feed_monitors(&req, info);
-                }
-                let silent = self.silences(info);
-                if self.needs_connection_of_its_own(&req, info) {
-                    // Everything before it must be answered first: it may wait a long time
-                    // (blocking) or change what later commands see (MULTI, SUBSCRIBE).
-                    // Boxed: these rare paths hold large futures (connects, handshakes) that
-                    // would otherwise be inlined into every idle session's state.
-                    Box::pin(self.drain(&mut pending, io)).await?;
-                    // It may wait long: CLIENT LIST shows it meanwhile.
-                    self.note_activity(info, io);
-                    Box::pin(self.run_exclusive(req, info, silent, io)).await?;
-                } else {
-                    let from = pending.len();
-                    if let Some(req) = self.dispatch(req, info, &mut pending, true) {
-                        Box::pin(self.drain(&mut pending, io)).await?;
-                        Box::pin(self.wait_until_routable(&req, info)).await;
-                        let _ = self.dispatch(req, info, &mut pending, false);
-                    }
-                    if silent {
-                        reply_mode::silence_from(&mut pending, from);
-                    }
-                }
-            }
-            if let Some(last) = decoded {
-                self.note_activity(last, io);
-            }
-            self.collect_ready(&mut pending, io);
-            // Write what the client takes now; the rest waits for it to read, while replies
-            // keep being collected (a client that does not read must not stall them).
-            io.write_some()?;
-            self.check_output_limit(io)?;
-            if pending.is_empty() && io.out.is_empty() {
-                if self.closing || (io.eof && input_exhausted) {
-                    return Ok(false);
-                }
-                if !input_exhausted {
-                    continue;
-                }
-                // Idle: hold no buffers (a partial request keeps its bytes).
-                if io.out.capacity() > 0 {
-                    io.out = BytesMut::new();
-                }
-                if io.rbuf.is_empty() && io.rbuf.capacity() > 0 {
-                    io.rbuf = BytesMut::new();
-                }
-                return Ok(true);
-            }
-            let can_read = !self.closing && !io.eof && input_exhausted;
-            let head_waits = matches!(pending.front(), Some(Pending::Wait(_)));
-            let unwritten = !io.out.is_empty();
-            tokio::select! {
-                res = wait_head(&mut pending), if head_waits => {
-                    if let Some(Pending::Wait(w)) = pending.pop_front() {
-                        self.complete(w, res, &mut pending, io);
-                    }
-                }
-                r = std::future::poll_fn(|cx| io.stream.poll_read_ready(cx)), if can_read => {
-                    if r.is_err() || !io.read_available() {
-                        io.eof = true;
-                    }
-                }
-                // Written at the top of the loop.
-                r = std::future::poll_fn(|cx| io.stream.poll_write_ready(cx)), if unwritten => r?,
-                else => return Ok(false),
-            }
-        }
-    }
-
     /// Moves finished replies at the head of the queue into the output buffer, in order.
     fn collect_ready(&mut self, pending: &mut VecDeque<Pending>, io: &mut Io) {
         loop {
@@ -396,7 +247,7 @@ impl Session {
             pending.push_back(Pending::Ready(reply));
             return None;
         }
-        let info_extra = info::extra(&req);
+        let info_extra = info::extra(&req, info);
         if info_extra == Some(info::Extra::Only) {
             self.pool.metrics.local.increment(1);
             let mut out = BytesMut::new();
@@ -625,14 +476,6 @@ fn write_reply(reply: &Reply, w: &Waiting, out: &mut BytesMut) {
         convert::to_resp2_shaped(&reply.raw, w.shape, w.nil_array, out);
     } else {
         out.extend_from_slice(&reply.raw);
-    }
-}
-
-/// Awaits the reply at the head of the queue (only called when the head is `Wait`).
-async fn wait_head(pending: &mut VecDeque<Pending>) -> Result<ReplyResult, ()> {
-    match pending.front_mut() {
-        Some(Pending::Wait(w)) => (&mut w.rx).await.map_err(|_| ()),
-        _ => std::future::pending().await,
     }
 }
 

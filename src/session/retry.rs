@@ -204,7 +204,10 @@ impl Session {
                 .latency
                 .record(started.elapsed().as_secs_f64());
         }
-        match super::info::reply_text(&reply.raw).filter(|_| w.shape == ReplyShape::ProxyInfo) {
+        let info_text = (w.shape == ReplyShape::ProxyInfo)
+            .then(|| super::info::reply_text(&reply.raw))
+            .flatten();
+        match info_text {
             Some(text) => {
                 // INFO [all|everything]: the master's sections, then the proxy's own.
                 let mut all = text.to_vec();
