@@ -18,6 +18,7 @@ pub(crate) mod convert;
 pub(crate) mod engine;
 pub(crate) mod functions;
 pub(crate) mod libs;
+mod rawcall;
 pub(crate) mod run;
 
 use std::collections::HashMap;

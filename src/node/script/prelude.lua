@@ -27,6 +27,7 @@ local function outside()
   return {err = 'ERR redis.call/pcall can only be called inside a script invocation'}, true
 end
 hooks.call = outside
+hooks.pending = outside
 hooks.call_packed = outside
 hooks.setresp = outside
 hooks.set_repl = outside
@@ -43,7 +44,10 @@ local inner = {
   call = function(...)
     -- Thousands of arguments do not fit the C stack of a Rust callback: pass them packed.
     if select('#', ...) > 200 then return hooks.call_packed({...}) end
-    return hooks.call(...)
+    -- hooks.call is a C function that answers the common cases itself (see rawcall.rs).
+    local v, raise, pending = hooks.call(...)
+    if pending then return hooks.pending() end
+    return v, raise
   end,
   setresp = function(...) return hooks.setresp(...) end,
   set_repl = function(...) return hooks.set_repl(...) end,
@@ -53,7 +57,9 @@ local inner = {
 }
 redis.pcall = function(...)
   if select('#', ...) > 200 then return (hooks.call_packed({...})) end
-  return (hooks.call(...))
+  local v, _, pending = hooks.call(...)
+  if pending then v = hooks.pending() end
+  return v
 end
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end

@@ -25,8 +25,18 @@ pub(crate) struct RunOpts<'n> {
     pub(crate) name: &'n str,
 }
 
+/// A `redis.call` result the C function left for `hooks.pending` to convert.
+pub(super) enum Pending {
+    /// Bad arguments: raise this message.
+    Args(&'static str),
+    /// Refused before running: raise this message (not counted again in errorstats).
+    Failed(String),
+    /// A reply of a shape the C function does not push itself.
+    Reply(Reply),
+}
+
 /// The state `redis.call` works with during a run.
-struct RunState<'r, 'a> {
+pub(super) struct RunState<'r, 'a> {
     ctx: &'r mut Ctx<'a>,
     /// The script's own client: its db (SELECT inside a script does not change the
     /// caller's) and protocol (`redis.setresp`).
@@ -41,6 +51,8 @@ struct RunState<'r, 'a> {
     effects: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The inline run was stopped: every further `redis.call` is refused.
     aborted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// What the C `redis.call` left for `hooks.pending` (see `rawcall.rs`).
+    pub(super) pending: Option<Pending>,
 }
 
 /// Commands Redis refuses inside scripts (`noscript`); a `match`, not a list scan: it
@@ -102,7 +114,7 @@ fn noscript(name: &str) -> bool {
 
 impl RunState<'_, '_> {
     /// Runs one `redis.call`: Redis's checks, then the command through the dispatcher.
-    fn call<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> Result<Reply, String> {
+    pub(super) fn call<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> Result<Reply, String> {
         use std::sync::atomic::Ordering;
         if self.aborted.load(Ordering::Relaxed) {
             return Err("Script stopped to run off the event loop".into());
@@ -178,6 +190,36 @@ impl AsRef<[u8]> for Arg {
         match self {
             Arg::Lua(b) => b,
             Arg::Owned(v) => v,
+        }
+    }
+}
+
+/// Converts what the C `redis.call` left pending: (result, raise?), as [`lua_call`] would.
+fn pending(lua: &Lua, st: &RefCell<RunState>) -> mlua::Result<(Value, bool)> {
+    let Ok(mut run) = st.try_borrow_mut() else {
+        let e = convert::error_table(lua, "redis.call/pcall called recursively")?;
+        return Ok((Value::Table(e), true));
+    };
+    let proto = if run.resp3() {
+        Protocol::Resp3
+    } else {
+        Protocol::Resp2
+    };
+    match run.pending.take() {
+        None => {
+            let e = convert::error_table(lua, "redis.call/pcall called recursively")?;
+            Ok((Value::Table(e), true))
+        }
+        Some(Pending::Args(text)) => Ok((Value::Table(convert::error_table(lua, text)?), true)),
+        Some(Pending::Failed(text)) => {
+            let e = convert::error_table(lua, &text)?;
+            e.raw_set("ignore_error_stats_update", true)?;
+            Ok((Value::Table(e), true))
+        }
+        Some(Pending::Reply(reply)) => {
+            drop(run);
+            let failed = reply.is_error();
+            Ok((convert::reply_to_lua(lua, &reply, proto)?, failed))
         }
     }
 }
@@ -274,6 +316,7 @@ pub(crate) fn run(
         busy: busy.clone(),
         effects: effects.clone(),
         aborted: aborted.clone(),
+        pending: None,
     });
     let hook_busy = busy.clone();
     let hooks = engine.hooks.clone();
@@ -362,11 +405,16 @@ fn call_in_scope(
             .map(|k| lua.create_string(k))
             .collect::<mlua::Result<Vec<_>>>()?,
     )?;
+    let _installed = super::rawcall::install(st);
     let outcome = lua.scope(|scope| {
         let hooks = &engine.hooks;
+        // SAFETY: `raw_call` only touches the stack of the Lua state calling it.
+        hooks.raw_set("call", unsafe {
+            lua.create_c_function(super::rawcall::raw_call)
+        }?)?;
         hooks.raw_set(
-            "call",
-            scope.create_function(|lua, args: MultiValue| lua_call(lua, st, args))?,
+            "pending",
+            scope.create_function(|lua, ()| pending(lua, st))?,
         )?;
         hooks.raw_set(
             "call_packed",
@@ -396,7 +444,7 @@ fn call_in_scope(
         }
     });
     // Outside a run the hooks refuse (a function a script stored cannot call later).
-    for name in ["call", "call_packed", "setresp", "set_repl"] {
+    for name in ["call", "pending", "call_packed", "setresp", "set_repl"] {
         engine.hooks.raw_set(name, engine.outside.clone())?;
     }
     outcome
