@@ -222,6 +222,11 @@ impl Store {
             self.slowlog.max_len = usize::try_from(v).unwrap_or(0);
             self.slowlog.trim();
         }
+        let count = |s: &Settings, name| int(s, name).and_then(|v| usize::try_from(v).ok());
+        self.repl.min_replicas = (
+            count(&self.settings, "min-replicas-to-write").unwrap_or(0),
+            count(&self.settings, "min-replicas-max-lag").unwrap_or(0),
+        );
         if let Some(v) = int(&self.settings, "latency-monitor-threshold") {
             self.latency.threshold_ms = u64::try_from(v).unwrap_or(0);
         }

@@ -292,6 +292,12 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
     let Some((idx, cmd)) = lookup_indexed(args.get(0)) else {
         return refused(ctx, None, args::unknown_command(&args));
     };
+    execute_found(ctx, req, idx, cmd)
+}
+
+/// [`execute`] for a request whose command the caller looked up already (`redis.call`).
+pub fn execute_found(ctx: &mut Ctx<'_>, req: &Request, idx: usize, cmd: &'static Command) -> Reply {
+    let args = Args::new(req);
     if let Some(refusal) = check(ctx, cmd, &args) {
         let refusal = if cmd.name == "exec" {
             multi::abort(ctx, refusal)

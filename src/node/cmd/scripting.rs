@@ -86,17 +86,7 @@ pub(crate) fn prepare_refusal(ctx: &Ctx, script_flags: u32, ro: bool) -> Option<
 
 /// True on a master with `min-replicas-to-write` set and fewer good replicas than that.
 pub(crate) fn too_few_replicas(ctx: &Ctx) -> bool {
-    let setting = |name| {
-        ctx.store
-            .settings
-            .get(name)
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0)
-    };
-    let (min, lag) = (
-        setting("min-replicas-to-write"),
-        setting("min-replicas-max-lag"),
-    );
+    let (min, lag) = ctx.store.repl.min_replicas;
     !ctx.store.replica && min > 0 && lag > 0 && good_replicas(ctx) < min
 }
 

@@ -131,6 +131,9 @@ pub struct MasterLink {
 /// Replication state of the node (both roles).
 #[derive(Debug)]
 pub struct ReplState {
+    /// `min-replicas-to-write` and `min-replicas-max-lag`, copied from the settings on CONFIG
+    /// SET (checked before every write a script makes).
+    pub min_replicas: (usize, usize),
     /// Our replication id (`master_replid`); on a replica, the master's.
     pub replid: String,
     /// The previous id, valid up to `second_offset` (after a promotion).
@@ -167,6 +170,7 @@ pub struct ReplState {
 impl Default for ReplState {
     fn default() -> Self {
         ReplState {
+            min_replicas: (0, 10),
             replid: new_replid(),
             replid2: NO_REPLID.to_string(),
             second_offset: -1,
