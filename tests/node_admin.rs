@@ -262,3 +262,51 @@ fn latency_scenario(addr: &str) {
 fn latency_monitor_events_and_histograms() {
     on_both(latency_scenario);
 }
+
+fn debug_scenario(addr: &str) {
+    let mut c = Client::connect(addr);
+    let lib = "#!lua name=lib\nredis.register_function('f', function() return 7 end)";
+    assert_eq!(
+        c.cmd(&["FUNCTION", "LOAD", lib]),
+        Resp::Bulk(b"lib".to_vec())
+    );
+    assert_eq!(c.cmd(&["SET", "s", "v", "EX", "1000"]), ok());
+    assert_eq!(c.cmd(&["RPUSH", "l", "a", "b"]), Resp::Int(2));
+    assert_eq!(c.cmd(&["HSET", "h", "f", "v"]), Resp::Int(1));
+    assert_eq!(c.cmd(&["ZADD", "z", "1.5", "m"]), Resp::Int(1));
+    assert_eq!(c.cmd(&["SELECT", "3"]), ok());
+    assert_eq!(c.cmd(&["SADD", "st", "x"]), Resp::Int(1));
+    assert_eq!(c.cmd(&["DEBUG", "RELOAD"]), ok());
+    assert_eq!(
+        c.cmd(&["SMEMBERS", "st"]),
+        Resp::Array(vec![Resp::Bulk(b"x".to_vec())])
+    );
+    assert_eq!(c.cmd(&["SELECT", "0"]), ok());
+    assert_eq!(c.cmd(&["DBSIZE"]), Resp::Int(4));
+    assert_eq!(c.cmd(&["GET", "s"]), Resp::Bulk(b"v".to_vec()));
+    let Resp::Int(ttl) = c.cmd(&["TTL", "s"]) else {
+        panic!()
+    };
+    assert!((900..=1000).contains(&ttl), "{ttl}");
+    assert_eq!(
+        c.cmd(&["LRANGE", "l", "0", "-1"]),
+        Resp::Array(vec![Resp::Bulk(b"a".to_vec()), Resp::Bulk(b"b".to_vec())])
+    );
+    assert_eq!(c.cmd(&["HGET", "h", "f"]), Resp::Bulk(b"v".to_vec()));
+    assert_eq!(c.cmd(&["ZSCORE", "z", "m"]), Resp::Bulk(b"1.5".to_vec()));
+    assert_eq!(c.cmd(&["FCALL", "f", "0"]), Resp::Int(7));
+    let line = c.cmd(&["DEBUG", "OBJECT", "l"]).text();
+    assert!(
+        line.starts_with("Value at:") && line.contains(" encoding:"),
+        "{line}"
+    );
+    assert_eq!(c.cmd(&["DEBUG", "OBJECT", "nope"]), err("ERR no such key"));
+    assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), ok());
+    assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]), ok());
+    assert_eq!(c.cmd(&["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "100"]), ok());
+}
+
+#[test]
+fn debug_reload_object_and_knobs() {
+    on_both(debug_scenario);
+}

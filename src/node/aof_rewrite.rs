@@ -19,6 +19,20 @@ pub fn rewrite(store: &mut Store) {
     if store.repl.aof.is_none() {
         return;
     }
+    let out = commands(store);
+    if let Some(a) = store.repl.aof.as_mut() {
+        a.size = out.len() as u64;
+        a.seq += out.len() as u64;
+        a.buf = out;
+        a.replace = true;
+    }
+    // The rewritten file's last SELECT is not the feed's: force one before the next write.
+    store.feed.reset_db();
+}
+
+/// The commands that re-create the function libraries and every database's keys with their
+/// expiry times (a rewritten AOF's contents; DEBUG RELOAD replays them).
+pub fn commands(store: &Store) -> BytesMut {
     let mut out = BytesMut::new();
     let mut n = itoa::Buffer::new();
     for code in store.scripting.functions.codes() {
@@ -36,14 +50,7 @@ pub fn rewrite(store: &mut Store) {
             }
         }
     }
-    if let Some(a) = store.repl.aof.as_mut() {
-        a.size = out.len() as u64;
-        a.seq += out.len() as u64;
-        a.buf = out;
-        a.replace = true;
-    }
-    // The rewritten file's last SELECT is not the feed's: force one before the next write.
-    store.feed.reset_db();
+    out
 }
 
 fn rewrite_value(out: &mut BytesMut, key: &[u8], v: &Value) {

@@ -58,6 +58,7 @@ pub mod client_pause;
 mod connection;
 mod counters;
 mod ctx;
+mod debug;
 mod elems;
 pub(crate) mod function;
 mod hash;
