@@ -25,11 +25,11 @@ use crate::app::{Control, Live};
 use crate::config::AdminConfig;
 
 /// What the admin endpoints read.
-pub struct AdminState {
+pub(crate) struct AdminState {
     /// The running proxy: its pools, config and draining flag.
-    pub live: Arc<Live>,
+    pub(crate) live: Arc<Live>,
     /// The Prometheus recorder.
-    pub metrics: &'static PrometheusHandle,
+    pub(crate) metrics: &'static PrometheusHandle,
 }
 
 /// Answer to a connection beyond `max_connections`, written without waiting (a fresh socket
@@ -42,7 +42,7 @@ Connection: close\r\n\r\ntoo many admin connections\r\n";
 /// a complete request head within `cfg.idle_timeout` (idle between requests, or a partial
 /// request held open) is closed: idle admin clients must not use up the process's file
 /// descriptors, which the pools' clients need.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
     cfg: AdminConfig,

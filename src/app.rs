@@ -89,7 +89,7 @@ pub struct Live {
     /// The configuration in force, replaced whole by a successful reload.
     pub config: ArcSwap<Config>,
     /// The pools new clients get, in config order.
-    pub pools: ArcSwap<Vec<Arc<Pool>>>,
+    pub(crate) pools: ArcSwap<Vec<Arc<Pool>>>,
     /// Set once draining has started: `/ready` answers 503.
     pub draining: AtomicBool,
     /// Where `POST /reload` sends its request.

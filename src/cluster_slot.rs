@@ -4,11 +4,11 @@
 //! slots Redis itself reports (`CLUSTER KEYSLOT`).
 
 /// Number of hash slots in a Redis Cluster.
-pub const SLOTS: usize = 16384;
+pub(crate) const SLOTS: usize = 16384;
 
 /// CRC16 with polynomial 0x1021, initial value 0, no reflection (XMODEM), as Redis uses.
 /// Table-driven (one lookup per byte): it runs for every keyed request.
-pub fn crc16(data: &[u8]) -> u16 {
+pub(crate) fn crc16(data: &[u8]) -> u16 {
     data.iter().fold(0u16, |crc, &byte| {
         (crc << 8) ^ CRC16_TABLE[usize::from((crc >> 8) as u8 ^ byte)]
     })
@@ -38,7 +38,7 @@ const CRC16_TABLE: [u16; 256] = {
 /// The part of `key` that is hashed: the content of the first `{...}` when it is non-empty,
 /// else the whole key (Redis's hash-tag rule, so `{user1000}.a` and `{user1000}.b` share a
 /// slot, while `{}x` hashes whole).
-pub fn hash_tag(key: &[u8]) -> &[u8] {
+pub(crate) fn hash_tag(key: &[u8]) -> &[u8] {
     if let Some(open) = key.iter().position(|&b| b == b'{') {
         if let Some(len) = key[open + 1..].iter().position(|&b| b == b'}') {
             if len > 0 {
@@ -50,7 +50,7 @@ pub fn hash_tag(key: &[u8]) -> &[u8] {
 }
 
 /// The slot of a key.
-pub fn slot(key: &[u8]) -> u16 {
+pub(crate) fn slot(key: &[u8]) -> u16 {
     crc16(hash_tag(key)) & (SLOTS as u16 - 1)
 }
 

@@ -1,19 +1,19 @@
 //! sluice: a RESP proxy for Redis.
 #![warn(missing_docs)]
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod app;
-pub mod backend;
-pub mod cluster_slot;
+pub(crate) mod backend;
+pub(crate) mod cluster_slot;
 pub mod command;
 pub mod config;
 pub mod memory;
 pub mod node;
-pub mod pool;
+pub(crate) mod pool;
 pub mod resp;
-pub mod route;
-pub mod session;
+pub(crate) mod route;
+pub(crate) mod session;
 pub mod stack;
 pub mod stack_cluster;
-pub mod telemetry;
-pub mod topology;
+pub(crate) mod telemetry;
+pub(crate) mod topology;

@@ -19,31 +19,72 @@ use crate::topology::watch;
 use crate::topology::Published;
 
 /// Shared state of one pool.
-pub struct Pool {
+pub(crate) struct Pool {
     /// The pool's config.
-    pub cfg: Arc<PoolConfig>,
+    pub(crate) cfg: Arc<PoolConfig>,
+    /// How requests are routed: decided once, from the pool's source, when it starts.
+    pub(crate) routing: Routing,
     /// Current topology, replaced whole by the watcher.
-    pub topology: Arc<Published>,
+    pub(crate) topology: Arc<Published>,
     /// Node choice.
-    pub router: Router,
+    pub(crate) router: Router,
     /// Pool metrics.
-    pub metrics: Arc<PoolMetrics>,
+    pub(crate) metrics: Arc<PoolMetrics>,
     /// Client request limits.
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     /// One permit per connected client (`max_clients`).
-    pub clients: Arc<Semaphore>,
+    pub(crate) clients: Arc<Semaphore>,
     /// Cluster pools: asks the slot-map watcher for a refresh now (after a MOVED, a connection
     /// error, LOADING or CLUSTERDOWN). Notifications arriving together cost one refresh.
-    pub refresh: Arc<Notify>,
+    pub(crate) refresh: Arc<Notify>,
     /// The pool's connected clients (CLIENT LIST / KILL, MONITOR, PAUSE).
-    pub registry: crate::session::clients::Registry,
+    pub(crate) registry: crate::session::clients::Registry,
+}
+
+/// How a pool routes requests, chosen once from its source: the session asks this, never
+/// the configured mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Routing {
+    /// One master that never changes (standalone pools): a READONLY answer is final.
+    FixedMaster,
+    /// One master that failovers replace (sentinel pools): writes wait for a confirmed
+    /// master and a write refused by a demoted one is sent to the new one.
+    FollowedMaster,
+    /// Slots spread over masters (cluster pools): requests go by key slot, redirects are
+    /// followed, transactions and shard channels live on a slot's master.
+    Slots,
+}
+
+impl Routing {
+    fn of(source: &Source) -> Routing {
+        match source {
+            Source::Standalone { .. } => Routing::FixedMaster,
+            Source::Sentinel { .. } => Routing::FollowedMaster,
+            Source::Cluster { .. } => Routing::Slots,
+        }
+    }
+
+    /// True for cluster pools.
+    pub(crate) fn by_slot(self) -> bool {
+        self == Routing::Slots
+    }
+
+    /// True when the master may change under the pool (sentinel and cluster pools).
+    pub(crate) fn follows_failovers(self) -> bool {
+        self != Routing::FixedMaster
+    }
 }
 
 impl Pool {
     /// Creates the pool's nodes and starts its topology watcher.
     /// Sentinel pools take their sentinel connections from `hubs`, shared with the other pools
     /// on the same sentinels; a hub started here stops with `shutdown` too.
-    pub fn start(cfg: PoolConfig, hubs: &SentinelHubs, shutdown: CancellationToken) -> Arc<Pool> {
+    #[cfg(test)]
+    pub(crate) fn start(
+        cfg: PoolConfig,
+        hubs: &SentinelHubs,
+        shutdown: CancellationToken,
+    ) -> Arc<Pool> {
         let hub_shutdown = shutdown.clone();
         Pool::start_shared(cfg, hubs, &hub_shutdown, shutdown)
     }
@@ -51,7 +92,7 @@ impl Pool {
     /// As [`Pool::start`], but a sentinel hub started here stops with `hub_shutdown` (the
     /// process's, not this pool's: a pool retired by a reload must not stop a hub that other
     /// pools still use).
-    pub fn start_shared(
+    pub(crate) fn start_shared(
         cfg: PoolConfig,
         hubs: &SentinelHubs,
         hub_shutdown: &CancellationToken,
@@ -62,6 +103,7 @@ impl Pool {
         let hubs = (hubs, hub_shutdown);
         let topology = watch_source(&cfg, hubs, metrics.clone(), refresh.clone(), shutdown);
         Arc::new(Pool {
+            routing: Routing::of(&cfg.source),
             router: Router::new(&cfg.name, cfg.read_from),
             topology,
             metrics,
@@ -74,7 +116,7 @@ impl Pool {
     }
 
     /// True when a master is known and has at least one established shared connection.
-    pub fn master_reachable(&self) -> bool {
+    pub(crate) fn master_reachable(&self) -> bool {
         self.topology
             .load()
             .master

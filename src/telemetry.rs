@@ -4,73 +4,73 @@
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
 /// Requests forwarded, by pool, node and class (`read`/`write`).
-pub const REQUESTS: &str = "sluice_requests_total";
+pub(crate) const REQUESTS: &str = "sluice_requests_total";
 /// Requests that failed inside the proxy or at the node, by pool, node and class.
-pub const ERRORS: &str = "sluice_errors_total";
+pub(crate) const ERRORS: &str = "sluice_errors_total";
 /// Requests answered by the proxy itself (PING, SELECT, AUTH, HELLO, denied commands...).
-pub const LOCAL: &str = "sluice_local_replies_total";
+pub(crate) const LOCAL: &str = "sluice_local_replies_total";
 /// Request latency seen by the proxy, seconds, by pool.
-pub const LATENCY: &str = "sluice_request_duration_seconds";
+pub(crate) const LATENCY: &str = "sluice_request_duration_seconds";
 /// Connected clients, by pool.
-pub const CLIENTS: &str = "sluice_client_connections";
+pub(crate) const CLIENTS: &str = "sluice_client_connections";
 /// Clients accepted since start, by pool.
-pub const CLIENTS_ACCEPTED: &str = "sluice_client_connections_accepted_total";
+pub(crate) const CLIENTS_ACCEPTED: &str = "sluice_client_connections_accepted_total";
 /// Clients refused because `max_clients` was reached, by pool.
-pub const CLIENTS_REJECTED: &str = "sluice_client_connections_rejected_total";
+pub(crate) const CLIENTS_REJECTED: &str = "sluice_client_connections_rejected_total";
 /// Established shared backend connections, by pool and node.
-pub const BACKEND_CONNECTIONS: &str = "sluice_backend_connections";
+pub(crate) const BACKEND_CONNECTIONS: &str = "sluice_backend_connections";
 /// Open dedicated backend connections, by pool and node.
-pub const DEDICATED_CONNECTIONS: &str = "sluice_backend_dedicated_connections";
+pub(crate) const DEDICATED_CONNECTIONS: &str = "sluice_backend_dedicated_connections";
 /// Healthy replicas in the read pool, by pool.
-pub const REPLICAS_HEALTHY: &str = "sluice_replicas_healthy";
+pub(crate) const REPLICAS_HEALTHY: &str = "sluice_replicas_healthy";
 /// Replicas known, by pool.
-pub const REPLICAS_KNOWN: &str = "sluice_replicas_known";
+pub(crate) const REPLICAS_KNOWN: &str = "sluice_replicas_known";
 /// 1 while the pool's master is reachable, by pool.
-pub const MASTER_UP: &str = "sluice_master_up";
+pub(crate) const MASTER_UP: &str = "sluice_master_up";
 /// 1 while the pool's topology source (its sentinels) answers, by pool.
-pub const SOURCE_UP: &str = "sluice_topology_source_up";
+pub(crate) const SOURCE_UP: &str = "sluice_topology_source_up";
 /// Topology snapshots published (a change of master, replica set or health), by pool.
-pub const TOPOLOGY_CHANGES: &str = "sluice_topology_changes_total";
+pub(crate) const TOPOLOGY_CHANGES: &str = "sluice_topology_changes_total";
 /// 1 for the node the pool currently sends writes to, 0 for its other nodes, by pool and node
 /// (a failover shows as the 1 moving).
-pub const NODE_IS_MASTER: &str = "sluice_node_is_master";
+pub(crate) const NODE_IS_MASTER: &str = "sluice_node_is_master";
 /// Reads retried on another node after a node failed them without running them, by pool.
-pub const RETRIES: &str = "sluice_retries_total";
+pub(crate) const RETRIES: &str = "sluice_retries_total";
 /// Handshakes a node refused (NOAUTH, WRONGPASS ...), by node.
-pub const HANDSHAKE_REFUSALS: &str = "sluice_backend_handshake_refusals_total";
+pub(crate) const HANDSHAKE_REFUSALS: &str = "sluice_backend_handshake_refusals_total";
 /// Malformed client requests, by pool.
-pub const PROTOCOL_ERRORS: &str = "sluice_client_protocol_errors_total";
+pub(crate) const PROTOCOL_ERRORS: &str = "sluice_client_protocol_errors_total";
 /// Clients disconnected for unread replies beyond `client_output_hard_limit`, by pool.
-pub const OUTPUT_LIMIT_DISCONNECTS: &str = "sluice_client_output_limit_disconnects_total";
+pub(crate) const OUTPUT_LIMIT_DISCONNECTS: &str = "sluice_client_output_limit_disconnects_total";
 /// Config reloads (SIGHUP, `POST /reload`), by `result` (`ok` or `error`).
-pub const CONFIG_RELOADS: &str = "sluice_config_reloads_total";
+pub(crate) const CONFIG_RELOADS: &str = "sluice_config_reloads_total";
 
 /// Upper bounds of the latency histogram buckets, seconds.
-pub const LATENCY_BUCKETS: &[f64] = &[
+pub(crate) const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
 /// Counters of one node, registered once.
-pub struct NodeMetrics {
+pub(crate) struct NodeMetrics {
     /// Reads sent to the node.
-    pub reads: Counter,
+    pub(crate) reads: Counter,
     /// Writes (and everything not a read) sent to the node.
-    pub writes: Counter,
+    pub(crate) writes: Counter,
     /// Read failures at this node.
-    pub read_errors: Counter,
+    pub(crate) read_errors: Counter,
     /// Write failures at this node.
-    pub write_errors: Counter,
+    pub(crate) write_errors: Counter,
     /// Established shared connections.
-    pub connections: Gauge,
+    pub(crate) connections: Gauge,
     /// Open dedicated connections.
-    pub dedicated: Gauge,
+    pub(crate) dedicated: Gauge,
     /// 1 while the node is the pool's master.
-    pub is_master: Gauge,
+    pub(crate) is_master: Gauge,
 }
 
 impl NodeMetrics {
     /// Registers the node's series.
-    pub fn new(pool: &str, node: &str) -> NodeMetrics {
+    pub(crate) fn new(pool: &str, node: &str) -> NodeMetrics {
         let (p, n) = (pool.to_string(), node.to_string());
         NodeMetrics {
             reads: counter!(REQUESTS, "pool" => p.clone(), "node" => n.clone(), "class" => "read"),
@@ -85,40 +85,40 @@ impl NodeMetrics {
 }
 
 /// Per-pool series, registered once.
-pub struct PoolMetrics {
+pub(crate) struct PoolMetrics {
     /// Request latency.
-    pub latency: Histogram,
+    pub(crate) latency: Histogram,
     /// Connected clients.
-    pub clients: Gauge,
+    pub(crate) clients: Gauge,
     /// Accepted clients.
-    pub accepted: Counter,
+    pub(crate) accepted: Counter,
     /// Refused clients.
-    pub rejected: Counter,
+    pub(crate) rejected: Counter,
     /// Local replies.
-    pub local: Counter,
+    pub(crate) local: Counter,
     /// Proxy-side errors not tied to a node (no master, no replica, denied, ...).
-    pub errors: Counter,
+    pub(crate) errors: Counter,
     /// Retried reads.
-    pub retries: Counter,
+    pub(crate) retries: Counter,
     /// Client protocol errors.
-    pub protocol_errors: Counter,
+    pub(crate) protocol_errors: Counter,
     /// Clients disconnected at `client_output_hard_limit`.
-    pub output_limit_disconnects: Counter,
+    pub(crate) output_limit_disconnects: Counter,
     /// Healthy replicas.
-    pub replicas_healthy: Gauge,
+    pub(crate) replicas_healthy: Gauge,
     /// Known replicas.
-    pub replicas_known: Gauge,
+    pub(crate) replicas_known: Gauge,
     /// Master reachable.
-    pub master_up: Gauge,
+    pub(crate) master_up: Gauge,
     /// Topology snapshots published.
-    pub topology_changes: Counter,
+    pub(crate) topology_changes: Counter,
     /// Topology source reachable.
-    pub source_up: Gauge,
+    pub(crate) source_up: Gauge,
 }
 
 impl PoolMetrics {
     /// Registers the pool's series.
-    pub fn new(pool: &str) -> PoolMetrics {
+    pub(crate) fn new(pool: &str) -> PoolMetrics {
         let p = pool.to_string();
         PoolMetrics {
             latency: histogram!(LATENCY, "pool" => p.clone()),

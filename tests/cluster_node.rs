@@ -82,6 +82,9 @@ fn a_killed_master_is_replaced_by_its_replica_within_the_node_timeout_and_rejoin
             .expect("a key of the victim");
         assert_eq!(c.cmd(&["SET", &key, "v"]), ok());
         wait_replicated(&cluster);
+        // Serving as master: a write of the victim's slot succeeds on the replica.
+        let probe = format!("{{{key}}}:probe");
+        let mut heir = cluster.node(replica_port).client();
         let killed = Instant::now();
         cluster
             .nodes
@@ -89,18 +92,19 @@ fn a_killed_master_is_replaced_by_its_replica_within_the_node_timeout_and_rejoin
             .find(|n| n.port == victim)
             .expect("victim")
             .kill();
-        wait_until(Duration::from_secs(30), "the replica's promotion", || {
-            role(cluster.node(replica_port)) == "master"
+        wait_until(Duration::from_secs(30), "the replica to serve writes", || {
+            heir.cmd(&["SET", &probe, "p"]) == ok()
         });
         let took = killed.elapsed();
-        eprintln!("replica promoted {took:?} after the kill (node timeout {NODE_TIMEOUT_MS} ms)");
-        // Issue 12 asks for node timeout + 2 s; that is met on a quiet machine (2.5 s
-        // measured), but with the 2-core CI machine at load 15+ the debug-build nodes were
-        // seen to need 3.6-5.9 s, so the bound here leaves room for scheduling delay.
+        eprintln!(
+            "replica served writes {took:?} after the kill (node timeout {NODE_TIMEOUT_MS} ms)"
+        );
+        // Issue 12: within the node timeout + 2 s.
         assert!(
-            took <= Duration::from_millis(NODE_TIMEOUT_MS) + Duration::from_secs(5),
+            took <= Duration::from_millis(NODE_TIMEOUT_MS) + Duration::from_secs(2),
             "promotion took {took:?}"
         );
+        assert_eq!(role(cluster.node(replica_port)), "master");
         // The other masters agree, and the data is there.
         wait_cluster_ok(&cluster, victim);
         let heir = cluster.node(replica_port);
@@ -126,8 +130,89 @@ fn a_killed_master_is_replaced_by_its_replica_within_the_node_timeout_and_rejoin
     });
 }
 
+/// Keys `{tag}:n` of a slot `node` serves, one per writer.
+fn keys_on(node: &Redis, n: usize) -> Vec<String> {
+    let mut c = node.client();
+    (0..10_000)
+        .map(|i| format!("{{mf{i}}}:counter"))
+        .filter(|k| matches!(c.cmd(&["CLUSTER", "KEYSLOT", k]), Resp::Int(s) if Cluster::serves(node, s)))
+        .take(n)
+        .collect()
+}
+
 #[test]
-#[ignore = "unfinished: after the failover the redis crate's cluster client's SETs keep failing for 20 s (GETs from replicas work); the reshard and check parts pass"]
+fn a_manual_failover_loses_no_acknowledged_write() {
+    let _serial = serial();
+    Backend::Node.run(|| {
+        let cluster = Cluster::start(3, 1);
+        let replica = cluster.replicas()[0];
+        let master = cluster.node(master_port(replica));
+        // Writers INCR their own key on the master until it answers MOVED (the failover
+        // happened: a client would follow it). Each returns its last acknowledged count and
+        // its longest wait for a reply.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = keys_on(master, 4)
+            .into_iter()
+            .map(|key| {
+                let (addr, stop) = (master.addr(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut c = common::Client::connect(&addr);
+                    let (mut acked, mut longest) = (0, Duration::ZERO);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let sent = Instant::now();
+                        let reply = c.cmd(&["INCR", &key]);
+                        longest = longest.max(sent.elapsed());
+                        match reply {
+                            Resp::Int(n) => acked = n,
+                            Resp::Error(e) if e.starts_with("MOVED ") => break,
+                            other => panic!("INCR {key}: {other:?}"),
+                        }
+                    }
+                    (key, acked, longest)
+                })
+            })
+            .collect();
+        wait_until(Duration::from_secs(10), "the writers to start", || {
+            master.client().cmd(&["DBSIZE"]) == Resp::Int(4)
+        });
+        let started = Instant::now();
+        assert_eq!(replica.client().cmd(&["CLUSTER", "FAILOVER"]), ok());
+        wait_until(Duration::from_secs(20), "the manual failover", || {
+            role(replica) == "master" && role(master) == "slave"
+        });
+        eprintln!(
+            "CLUSTER FAILOVER done {:?} after the command",
+            started.elapsed()
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut new_master = replica.client();
+        for w in writers {
+            let (key, acked, longest) = w.join().expect("writer");
+            eprintln!("{key}: {acked} acknowledged, longest reply wait {longest:?}");
+            assert!(acked > 0, "{key}: no write before the failover");
+            // Every acknowledged INCR reached the new master, and no write held by the
+            // pause ran on the old one after it.
+            assert_eq!(
+                new_master.cmd(&["GET", &key]),
+                Resp::Bulk(acked.to_string().into_bytes()),
+                "{key}"
+            );
+        }
+    });
+}
+
+/// Waits until `conn` reads `value` at every key `key:0..300` (reads go to replicas, which
+/// catch up asynchronously).
+fn wait_values(conn: &mut redis::cluster::ClusterConnection, value: impl Fn(i64) -> i64) {
+    for i in 0..300 {
+        let key = format!("key:{i}");
+        wait_until(Duration::from_secs(10), "the value on a replica", || {
+            conn.get::<_, i64>(&key).ok() == Some(value(i))
+        });
+    }
+}
+
+#[test]
 fn a_cluster_client_works_through_reshard_check_and_failover() {
     let _serial = serial();
     Backend::Node.run(|| {
@@ -145,8 +230,7 @@ fn a_cluster_client_works_through_reshard_check_and_failover() {
         for i in 0..300 {
             let _: () = conn.set(format!("key:{i}"), i).expect("SET");
         }
-        // Reshard 200 slots from the first master to the second with redis-cli (bounded: each
-        // slot costs redis-cli about six round trips).
+        // Reshard 200 slots from the first master to the second with redis-cli.
         let (from, to) = (cluster.masters()[0], cluster.masters()[1]);
         let (from_id, to_id) = (Cluster::id(from), Cluster::id(to));
         let out = cluster.cli(
@@ -163,7 +247,7 @@ fn a_cluster_client_works_through_reshard_check_and_failover() {
             ],
         );
         assert!(out.contains("Moving slot"), "{out}");
-        let check = cluster.cli(from, &["check"]);
+        let check = Cluster::wait_check(from);
         assert!(check.contains("All 16384 slots covered"), "{check}");
         assert!(!check.contains("[WARNING]"), "slots left open: {check}");
         assert_eq!(
@@ -171,11 +255,29 @@ fn a_cluster_client_works_through_reshard_check_and_failover() {
             Resp::Int(0),
             "slot 0 moved away"
         );
+        wait_values(&mut conn, |i| i);
+
+        // A manual failover: the old master answers MOVED, the client follows on its own.
+        let replica = cluster.replicas()[0].port;
+        let old_master = master_port(cluster.node(replica));
+        assert_eq!(
+            cluster.node(replica).client().cmd(&["CLUSTER", "FAILOVER"]),
+            ok()
+        );
+        wait_until(Duration::from_secs(20), "the manual failover", || {
+            role(cluster.node(replica)) == "master" && role(cluster.node(old_master)) == "slave"
+        });
         for i in 0..300 {
-            let v: i64 = conn.get(format!("key:{i}")).expect("GET after reshard");
-            assert_eq!(v, i);
+            let _: () = conn
+                .set(format!("key:{i}"), i + 1)
+                .expect("SET after CLUSTER FAILOVER");
         }
-        // kill -9 of a master: the client follows the promoted replica.
+        wait_values(&mut conn, |i| i + 1);
+
+        // kill -9 of a master: its replica takes over. The client's slot map still names the
+        // dead node (the redis crate's sync cluster client refreshes its map on MOVED only:
+        // the same against redis-server), so the application reconnects; a new connection
+        // from the same client serves every key once the replica is promoted.
         wait_replicated(&cluster);
         let victim = cluster.masters()[2].port;
         cluster
@@ -184,25 +286,147 @@ fn a_cluster_client_works_through_reshard_check_and_failover() {
             .find(|n| n.port == victim)
             .expect("victim")
             .kill();
+        wait_until(Duration::from_secs(30), "every key writable again", || {
+            let Ok(mut fresh) = client.get_connection() else {
+                return false;
+            };
+            let all = (0..300).all(|i| fresh.set::<_, _, ()>(format!("key:{i}"), i + 2).is_ok());
+            if all {
+                conn = fresh;
+            }
+            all
+        });
+        wait_values(&mut conn, |i| i + 2);
         wait_cluster_ok(&cluster, victim);
+    });
+}
+
+/// Slots `node` serves, by its own CLUSTER NODES line.
+fn slot_count(node: &Redis) -> usize {
+    let nodes = node.client().cmd(&["CLUSTER", "NODES"]).text();
+    let mine = nodes
+        .lines()
+        .find(|l| l.contains("myself"))
+        .expect("myself line");
+    mine.split(' ')
+        .skip(8)
+        .filter(|r| !r.starts_with('['))
+        .map(|r| match r.split_once('-') {
+            Some((a, b)) => {
+                b.parse::<usize>().expect("slot") - a.parse::<usize>().expect("slot") + 1
+            }
+            None => 1,
+        })
+        .sum()
+}
+
+/// Waits until each of `nodes` knows `count` nodes (itself included) with ids, none of
+/// them still in handshake, and says `cluster_state:ok` (a redis-server that just joined
+/// answers a MIGRATE with CLUSTERDOWN until then).
+fn wait_known(nodes: &[Redis], count: usize) {
+    for n in nodes {
+        wait_until(
+            Duration::from_secs(10),
+            "the nodes to know each other",
+            || {
+                let view = n.client().cmd(&["CLUSTER", "NODES"]).text();
+                let info = n.client().cmd(&["CLUSTER", "INFO"]).text();
+                view.lines().count() == count
+                    && !view.contains("handshake")
+                    && info.contains("cluster_state:ok")
+            },
+        );
+    }
+}
+
+/// `redis-cli --cluster` against sluice nodes: add-node (as master and with --cluster-slave
+/// --cluster-master-id), rebalance (--cluster-use-empty-masters, --cluster-weight), check
+/// and del-node, with keys in the cluster. As with redis-server, each step waits until
+/// `check` sees the nodes agree (the change spreads by gossip; add-node and rebalance refuse
+/// to start before).
+#[test]
+fn redis_cli_adds_rebalances_and_deletes_nodes() {
+    let _serial = serial();
+    Backend::Node.run(|| {
+        let mut cluster = Cluster::start(3, 0);
+        let first = cluster.nodes[0].port;
+        let existing = cluster.node(first).addr();
+        let client = redis::cluster::ClusterClient::new(vec![format!("redis://{existing}/")])
+            .expect("cluster client");
+        let mut conn = client.get_connection().expect("cluster connection");
         for i in 0..300 {
-            let key = format!("key:{i}");
-            let mut got = None;
-            wait_until(Duration::from_secs(20), "GET after the failover", || {
-                got = conn.get::<_, i64>(&key).ok();
-                got.is_some()
-            });
-            assert_eq!(got, Some(i));
-            // The client may still hold a link to the dead master: it retries and refreshes.
-            wait_until(Duration::from_secs(20), "SET after the failover", || {
-                conn.set::<_, _, ()>(&key, i + 1).is_ok()
-            });
-            // Reads go to replicas (read_from_replicas): the new value arrives shortly.
-            wait_until(
-                Duration::from_secs(10),
-                "the new value on a replica",
-                || conn.get::<_, i64>(&key).ok() == Some(i + 1),
-            );
+            let _: () = conn.set(format!("key:{i}"), i).expect("SET");
+        }
+
+        // add-node: an empty master joins.
+        let master = cluster.spawn_node();
+        let out = cluster.cli(cluster.node(master), &["add-node", &existing]);
+        assert!(out.contains("[OK] New node added correctly."), "{out}");
+        let master_id = Cluster::id(cluster.node(master));
+        wait_known(&cluster.nodes, 4);
+        Cluster::wait_check(cluster.node(first));
+
+        // rebalance: the empty master takes its weighted share (0.25 of 3.25 = 1260 slots).
+        let weight = format!("{master_id}=0.25");
+        let out = cluster.cli(
+            cluster.node(first),
+            &[
+                "rebalance",
+                "--cluster-use-empty-masters",
+                "--cluster-weight",
+                &weight,
+            ],
+        );
+        assert!(out.contains("Rebalancing across 4 nodes"), "{out}");
+        let share = slot_count(cluster.node(master));
+        assert!(
+            (1200..=1300).contains(&share),
+            "new master has {share} slots"
+        );
+        Cluster::wait_check(cluster.node(first));
+
+        // add-node --cluster-slave: a replica of the new master.
+        let replica = cluster.spawn_node();
+        let out = cluster.cli(
+            cluster.node(replica),
+            &[
+                "add-node",
+                &existing,
+                "--cluster-slave",
+                "--cluster-master-id",
+                &master_id,
+            ],
+        );
+        assert!(out.contains("[OK] New node added correctly."), "{out}");
+        wait_known(&cluster.nodes, 5);
+        wait_until(Duration::from_secs(20), "the new replica to sync", || {
+            let info = cluster.node(replica).info("replication");
+            info.contains("role:slave") && info.contains("master_link_status:up")
+        });
+        assert_eq!(master_port(cluster.node(replica)), master);
+        let check = Cluster::wait_check(cluster.node(first));
+        assert!(check.contains("[OK] 300 keys in 4 masters."), "{check}");
+
+        // rebalance to weight 0 empties the new master; del-node takes both nodes out.
+        let weight = format!("{master_id}=0");
+        cluster.cli(
+            cluster.node(first),
+            &["rebalance", "--cluster-weight", &weight],
+        );
+        assert_eq!(slot_count(cluster.node(master)), 0);
+        Cluster::wait_check(cluster.node(first));
+        for id in [Cluster::id(cluster.node(replica)), master_id] {
+            let out = cluster.cli(cluster.node(first), &["del-node", &id]);
+            assert!(out.contains("Sending CLUSTER FORGET messages"), "{out}");
+        }
+        wait_known(&cluster.nodes[..3], 3);
+        let check = Cluster::wait_check(cluster.node(first));
+        assert!(check.contains("[OK] 300 keys in 3 masters."), "{check}");
+        assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+        let mut conn = client.get_connection().expect("cluster connection");
+        for i in 0..300 {
+            let v: i64 = conn.get(format!("key:{i}")).expect("GET");
+            assert_eq!(v, i);
         }
     });
 }

@@ -15,44 +15,39 @@ use crate::resp::{Protocol, Reply};
 
 /// A connection owned by one session at a time. It speaks the session's own protocol, so
 /// replies pass through untouched. Dropping it closes it.
-pub struct DirectConn {
+pub(crate) struct DirectConn {
     pub(super) stream: TcpStream,
     pub(super) rbuf: BytesMut,
     pub(super) addr: Arc<str>,
     pub(super) protocol: Protocol,
     /// Database currently selected on this connection.
-    pub db: u16,
+    pub(crate) db: u16,
     /// Its place under the node's cap, freed (or handed to a waiter) when it is closed.
     pub(super) slot: Slot,
     /// This connection's client id on the node, once asked (see `session::unblock`).
-    pub node_client_id: Option<i64>,
+    pub(crate) node_client_id: Option<i64>,
 }
 
 impl DirectConn {
-    /// The protocol this connection negotiated.
-    pub fn protocol(&self) -> Protocol {
-        self.protocol
-    }
-
     /// The node's address.
-    pub fn addr(&self) -> &str {
+    pub(crate) fn addr(&self) -> &str {
         &self.addr
     }
 
     /// Writes raw request bytes.
-    pub async fn write(&mut self, raw: &[u8]) -> Result<(), BackendError> {
+    pub(crate) async fn write(&mut self, raw: &[u8]) -> Result<(), BackendError> {
         self.stream.write_all(raw).await.map_err(|e| self.lost(e))
     }
 
     /// Reads the next frame (a reply, or a pushed message on a subscribed connection).
-    pub async fn read(&mut self) -> Result<Reply, BackendError> {
+    pub(crate) async fn read(&mut self) -> Result<Reply, BackendError> {
         handshake::read_one(&mut self.stream, &mut self.rbuf)
             .await
             .map_err(|e| self.lost(e))
     }
 
     /// Writes a request and reads one reply.
-    pub async fn request(&mut self, raw: &[u8]) -> Result<Reply, BackendError> {
+    pub(crate) async fn request(&mut self, raw: &[u8]) -> Result<Reply, BackendError> {
         self.write(raw).await?;
         self.read().await
     }

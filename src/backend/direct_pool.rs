@@ -108,7 +108,7 @@ enum Step {
 }
 
 /// The dedicated connections of one node (see the module documentation).
-pub struct DirectPool {
+pub(crate) struct DirectPool {
     addr: Arc<str>,
     handshake: Handshake,
     connect_timeout: Duration,
@@ -118,7 +118,7 @@ pub struct DirectPool {
 
 impl DirectPool {
     /// A pool for `addr`; `handshake.protocol` is replaced per checkout.
-    pub fn new(
+    pub(crate) fn new(
         addr: &str,
         handshake: Handshake,
         connect_timeout: Duration,
@@ -137,7 +137,7 @@ impl DirectPool {
 
     /// An idle connection of the wanted protocol, or a new one; at the cap, waits (up to
     /// `connect_timeout`) for one to be given back or closed.
-    pub async fn checkout(&self, protocol: Protocol) -> Result<DirectConn, BackendError> {
+    pub(crate) async fn checkout(&self, protocol: Protocol) -> Result<DirectConn, BackendError> {
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         loop {
             let grant = match self.take(protocol) {
@@ -222,7 +222,7 @@ impl DirectPool {
     /// Returns a connection whose state is clean (no transaction, no watch, not blocked, not
     /// subscribed) for reuse: to the first waiter if any, else to the idle list. Anything
     /// else must be dropped instead.
-    pub fn checkin(&self, conn: DirectConn) {
+    pub(crate) fn checkin(&self, conn: DirectConn) {
         if !conn.rbuf.is_empty() {
             return;
         }
@@ -256,7 +256,7 @@ impl DirectPool {
     }
 
     /// Connections currently open (idle or in use).
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.shared.lock().open
     }
 }

@@ -2,7 +2,7 @@
 
 /// Why a request to a node failed. The `Display` text is what a client sees after `-ERR `.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum BackendError {
+pub(crate) enum BackendError {
     /// The node cannot be reached right now (connect failed, reconnecting). Nothing was sent,
     /// so any command may be retried elsewhere.
     #[error("sluice: node {addr} unavailable: {reason}")]
@@ -56,7 +56,7 @@ pub enum BackendError {
 
 impl BackendError {
     /// True when the request certainly did not reach the node, so retrying cannot run it twice.
-    pub fn not_sent(&self) -> bool {
+    pub(crate) fn not_sent(&self) -> bool {
         matches!(
             self,
             BackendError::Unavailable { .. }

@@ -13,22 +13,22 @@ use tokio_util::codec::Decoder;
 
 /// Credentials and protocol for a new node connection.
 #[derive(Debug, Clone, Default)]
-pub struct Handshake {
+pub(crate) struct Handshake {
     /// ACL user (None: `default`).
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Password; no AUTH when None.
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// Protocol to negotiate. RESP3 is sent as `HELLO 3`; RESP2 needs no HELLO, so it also works
     /// against servers older than Redis 6.
-    pub protocol: Protocol,
+    pub(crate) protocol: Protocol,
     /// Send `READONLY` after the handshake (Redis Cluster): a cluster replica serves reads
     /// only on connections that asked for it, and a master ignores it, so a node keeps its
     /// connections across a role change.
-    pub readonly: bool,
+    pub(crate) readonly: bool,
 }
 
 /// Connects and performs the handshake. `buf` receives any bytes read past the handshake replies.
-pub async fn connect(
+pub(crate) async fn connect(
     addr: &str,
     hs: &Handshake,
     timeout: Duration,
@@ -110,7 +110,7 @@ pub async fn connect(
 }
 
 /// Reads exactly one reply frame from `stream`, buffering extra bytes in `buf`.
-pub async fn read_one(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<Reply> {
+pub(crate) async fn read_one(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<Reply> {
     let mut codec = ReplyCodec {
         limits: Limits::node(),
     };
@@ -133,7 +133,7 @@ pub async fn read_one(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Re
 }
 
 /// Sends one command on a fresh short-lived exchange and parses the reply (probes, ROLE, INFO).
-pub async fn request_frame(
+pub(crate) async fn request_frame(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     args: &[&[u8]],

@@ -9,16 +9,14 @@
 //!   and queues the clients that find the cap reached.
 //! * [`node`]: one node's handles (both kinds, health, metrics).
 
-pub mod direct;
+pub(crate) mod direct;
 mod direct_pool;
-pub mod error;
-pub mod handshake;
-pub mod mux;
-pub mod node;
-pub mod refusals;
+pub(crate) mod error;
+pub(crate) mod handshake;
+pub(crate) mod mux;
+pub(crate) mod node;
+pub(crate) mod refusals;
 
-pub use direct::DirectConn;
-pub use direct_pool::DirectPool;
-pub use error::BackendError;
-pub use mux::MuxConn;
-pub use node::{Node, NodeOptions};
+pub(crate) use direct::DirectConn;
+pub(crate) use error::BackendError;
+pub(crate) use node::{Node, NodeOptions};

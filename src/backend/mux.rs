@@ -28,7 +28,7 @@ use crate::resp::{encode, scan_reply, Limits, Reply};
 const RBUF_KEEP: usize = 64 * 1024;
 
 /// What a request's submitter receives.
-pub type ReplyResult = Result<Reply, BackendError>;
+pub(crate) type ReplyResult = Result<Reply, BackendError>;
 
 /// One request for the writer.
 struct Job {
@@ -45,21 +45,21 @@ struct Slot {
 
 /// Settings of one multiplexed connection.
 #[derive(Debug, Clone)]
-pub struct MuxOptions {
+pub(crate) struct MuxOptions {
     /// Node address (`host:port`).
-    pub addr: String,
+    pub(crate) addr: String,
     /// Protocol and credentials.
-    pub handshake: Handshake,
+    pub(crate) handshake: Handshake,
     /// TCP connect + handshake timeout.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// A reply older than this marks the connection stuck: it is closed and its requests fail.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
 }
 
 /// Handle to a multiplexed connection. Cheap to clone; the connection task ends when the
 /// last handle is dropped.
 #[derive(Clone)]
-pub struct MuxConn {
+pub(crate) struct MuxConn {
     // Unbounded on purpose: every submitter (a client session) bounds its own in-flight
     // requests (`MAX_PENDING`, fewer for large replies), so the queue is bounded by clients × that, and sending stays a
     // plain function call on the hot path, with no semaphore and no future to keep.
@@ -69,7 +69,7 @@ pub struct MuxConn {
 
 impl MuxConn {
     /// Starts the connection task (it connects, and reconnects with backoff, by itself).
-    pub fn spawn(opts: MuxOptions) -> MuxConn {
+    pub(crate) fn spawn(opts: MuxOptions) -> MuxConn {
         let (tx, rx) = mpsc::unbounded_channel();
         let up = Arc::new(AtomicBool::new(false));
         tokio::spawn(supervise(opts, rx, up.clone()));
@@ -77,7 +77,7 @@ impl MuxConn {
     }
 
     /// Queues a request for database `db`; the receiver yields its reply or why it failed.
-    pub fn send(&self, raw: Bytes, db: u16) -> oneshot::Receiver<ReplyResult> {
+    pub(crate) fn send(&self, raw: Bytes, db: u16) -> oneshot::Receiver<ReplyResult> {
         let (reply, rx) = oneshot::channel();
         // The task only stops when every handle is gone, so a send error cannot happen while
         // `self` exists; if it ever did, the dropped sender surfaces as a closed receiver.
@@ -86,7 +86,7 @@ impl MuxConn {
     }
 
     /// True while the connection is established.
-    pub fn is_up(&self) -> bool {
+    pub(crate) fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
     }
 }

@@ -15,39 +15,39 @@ use crate::telemetry::NodeMetrics;
 
 /// How to connect to nodes of a pool.
 #[derive(Debug, Clone)]
-pub struct NodeOptions {
+pub(crate) struct NodeOptions {
     /// Pool name (metric label).
-    pub pool: String,
+    pub(crate) pool: String,
     /// Shared connections per node.
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// Dedicated connections per node, at most.
-    pub max_dedicated: usize,
+    pub(crate) max_dedicated: usize,
     /// TCP connect + handshake timeout.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Reply deadline on shared connections.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// ACL user for nodes.
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Password for nodes.
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// Send `READONLY` on every connection (cluster pools: lets replicas serve reads).
-    pub readonly: bool,
+    pub(crate) readonly: bool,
 }
 
 /// A node and its connections. Shared connections stop when the `Node` is dropped.
-pub struct Node {
+pub(crate) struct Node {
     /// `host:port`
-    pub addr: String,
+    pub(crate) addr: String,
     muxes: Vec<MuxConn>,
     /// Dedicated connections (transactions, blocking commands, pub/sub).
-    pub dedicated: DirectPool,
+    pub(crate) dedicated: DirectPool,
     /// Request counters of this node.
-    pub metrics: NodeMetrics,
+    pub(crate) metrics: NodeMetrics,
 }
 
 impl Node {
     /// Creates the node and starts its shared connections.
-    pub fn new(addr: &str, opts: &NodeOptions) -> Arc<Node> {
+    pub(crate) fn new(addr: &str, opts: &NodeOptions) -> Arc<Node> {
         let handshake = Handshake {
             username: opts.username.clone(),
             password: opts.password.clone(),
@@ -79,17 +79,17 @@ impl Node {
     /// reconnecting: a write queued behind the handshake could be overtaken by the client's
     /// next write on the other connection. Requests to a down connection fail fast instead
     /// (and reads are retried on another node by the session).
-    pub fn send(&self, raw: Bytes, db: u16, slot: usize) -> oneshot::Receiver<ReplyResult> {
+    pub(crate) fn send(&self, raw: Bytes, db: u16, slot: usize) -> oneshot::Receiver<ReplyResult> {
         self.muxes[slot % self.muxes.len()].send(raw, db)
     }
 
     /// True while at least one shared connection is established.
-    pub fn is_connected(&self) -> bool {
+    pub(crate) fn is_connected(&self) -> bool {
         self.muxes.iter().any(MuxConn::is_up)
     }
 
     /// Shared connections currently established.
-    pub fn connected_count(&self) -> usize {
+    pub(crate) fn connected_count(&self) -> usize {
         self.muxes.iter().filter(|m| m.is_up()).count()
     }
 }

@@ -75,7 +75,7 @@ pub(crate) fn accepted(addr: &str) {
 }
 
 /// Nodes refusing the handshake now, with the node's last reason.
-pub fn current() -> Vec<(String, String)> {
+pub(crate) fn current() -> Vec<(String, String)> {
     let mut all: Vec<_> = table()
         .iter()
         .map(|(a, r)| (a.clone(), r.reason.clone()))

@@ -1,10 +1,10 @@
-//! tokio-util codecs over the decoding functions, for connections that are read frame by frame
-//! (dedicated backend connections, the admin of tests).
+//! A tokio-util codec over the reply scanner, for node connections read frame by frame
+//! (handshakes).
 
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{decode_request, scan_reply, Limits, ProtocolError, Reply, Request};
+use super::{scan_reply, Limits, ProtocolError, Reply};
 
 /// Error of the reply codec: a malformed frame or an I/O error.
 #[derive(Debug, thiserror::Error)]
@@ -47,55 +47,9 @@ impl Encoder<Bytes> for ReplyCodec {
     }
 }
 
-/// Decodes client requests (multibulk or inline), for the client side of a connection.
-#[derive(Default, Debug, Clone)]
-pub struct RequestCodec {
-    /// Limits applied to every request.
-    pub limits: Limits,
-}
-
-impl Decoder for RequestCodec {
-    type Item = Request;
-    type Error = CodecError;
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Request>, CodecError> {
-        Ok(decode_request(src, &self.limits)?)
-    }
-}
-
-/// Writes already-encoded bytes (replies towards a client) unchanged.
-impl Encoder<Bytes> for RequestCodec {
-    type Error = CodecError;
-    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
-        dst.extend_from_slice(&item);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_codec_decodes_pipeline_and_passes_bytes() {
-        let mut c = RequestCodec::default();
-        let mut buf = BytesMut::from(&b"PING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPI"[..]);
-        assert_eq!(c.decode(&mut buf).unwrap().unwrap().arg(0), b"PING");
-        assert_eq!(c.decode(&mut buf).unwrap().unwrap().arg(1), b"k");
-        assert!(c.decode(&mut buf).unwrap().is_none());
-        buf.extend_from_slice(b"NG\r\n");
-        assert_eq!(c.decode(&mut buf).unwrap().unwrap().len(), 1);
-        let mut out = BytesMut::new();
-        c.encode(Bytes::from_static(b"+PONG\r\n"), &mut out)
-            .unwrap();
-        assert_eq!(&out[..], b"+PONG\r\n");
-        let mut bad = BytesMut::from(&b"*x\r\n"[..]);
-        let e = c.decode(&mut bad).unwrap_err();
-        assert!(matches!(
-            e,
-            CodecError::Protocol(ProtocolError::InvalidMultibulkLength)
-        ));
-        assert_eq!(e.to_string(), "Protocol error: invalid multibulk length");
-    }
 
     #[test]
     fn reply_codec_splits_frames() {

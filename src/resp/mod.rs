@@ -16,7 +16,7 @@ pub mod reply;
 pub mod request;
 
 pub use client_error::{ClientError, ErrorCode};
-pub use codec::{CodecError, ReplyCodec, RequestCodec};
+pub use codec::{CodecError, ReplyCodec};
 pub use convert::ReplyShape;
 pub use error::ProtocolError;
 pub use frame::Frame;

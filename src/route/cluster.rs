@@ -26,11 +26,11 @@ use crate::route::RouteError;
 use crate::topology::Topology;
 
 /// Most MOVED/ASK redirects one request follows.
-pub const MAX_HOPS: u32 = 5;
+pub(crate) const MAX_HOPS: u32 = 5;
 
 /// A reply that is not the answer yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Redirect {
+pub(crate) enum Redirect {
     /// `-MOVED slot host:port`
     Moved {
         /// The slot.
@@ -54,7 +54,7 @@ pub enum Redirect {
 }
 
 /// Recognises the cluster errors the proxy handles itself.
-pub fn classify(reply: &Reply) -> Option<Redirect> {
+pub(crate) fn classify(reply: &Reply) -> Option<Redirect> {
     let raw = &reply.raw;
     if raw.first() != Some(&b'-') {
         return None;
@@ -86,7 +86,7 @@ pub fn classify(reply: &Reply) -> Option<Redirect> {
 }
 
 /// True when a reply (or failure) should be handed to [`follow`] rather than to the client.
-pub fn needs_follow(res: &ReplyResult, read: bool) -> bool {
+pub(crate) fn needs_follow(res: &ReplyResult, read: bool) -> bool {
     match res {
         Ok(reply) => reply.raw.first() == Some(&b'-') && classify(reply).is_some(),
         Err(e) => e.not_sent() || read,
@@ -94,7 +94,7 @@ pub fn needs_follow(res: &ReplyResult, read: bool) -> bool {
 }
 
 /// Sends a request on `slot` (None: keyless) to its node and follows redirects to the answer.
-pub async fn execute(
+pub(crate) async fn execute(
     pool: Arc<Pool>,
     raw: Bytes,
     slot: Option<u16>,
@@ -112,7 +112,7 @@ pub async fn execute(
 
 /// Sends to one given node (fan-out) and follows what comes back, except that a MOVED is
 /// not followed for keyless requests (they are meant for this node).
-pub async fn send(node: &Node, raw: Bytes, conn: usize) -> ReplyResult {
+pub(crate) async fn send(node: &Node, raw: Bytes, conn: usize) -> ReplyResult {
     node.send(raw, 0, conn).await.unwrap_or_else(|_| {
         Err(BackendError::ConnectionLost {
             addr: node.addr.clone(),
@@ -122,7 +122,7 @@ pub async fn send(node: &Node, raw: Bytes, conn: usize) -> ReplyResult {
 }
 
 /// Follows `last` (the reply `node` gave) until a real answer, a hop limit or `master_wait`.
-pub async fn follow(
+pub(crate) async fn follow(
     pool: Arc<Pool>,
     raw: Bytes,
     slot: Option<u16>,
@@ -201,7 +201,7 @@ pub async fn follow(
 /// When `reply` is a MOVED to a node the map knows: fixes the slot in the map, asks for a
 /// refresh and sends `raw` to that node at once (synchronously, so the caller's later
 /// requests queue behind it). Returns the node and its reply receiver.
-pub fn resend_moved(
+pub(crate) fn resend_moved(
     pool: &Pool,
     reply: &Reply,
     raw: &Bytes,
@@ -225,7 +225,7 @@ pub fn resend_moved(
 /// For a request on a dedicated connection (blocking commands): where a MOVED or ASK reply
 /// points, and whether `ASKING` must precede the retry. A MOVED also fixes the map and asks
 /// for a refresh. `None` for any other reply.
-pub async fn redirect_target(pool: &Pool, reply: &Reply) -> Option<(Arc<Node>, bool)> {
+pub(crate) async fn redirect_target(pool: &Pool, reply: &Reply) -> Option<(Arc<Node>, bool)> {
     let deadline = tokio::time::Instant::now() + pool.cfg.master_wait;
     match classify(reply)? {
         Redirect::Moved { slot, addr } => {
@@ -279,7 +279,7 @@ async fn pick(
 }
 
 /// An error reply with this text.
-pub fn error_reply(text: &str) -> Reply {
+pub(crate) fn error_reply(text: &str) -> Reply {
     let mut b = BytesMut::new();
     crate::resp::encode::error(&mut b, text);
     Reply::new(b.freeze(), false)

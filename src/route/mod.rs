@@ -4,9 +4,9 @@
 //! and [`split`] (multi-key commands split per slot, fan-out commands, and merging replies),
 //! [`scan`] (SCAN walking the masters).
 
-pub mod cluster;
-pub mod scan;
-pub mod split;
+pub(crate) mod cluster;
+pub(crate) mod scan;
+pub(crate) mod split;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use crate::topology::Topology;
 /// Why no node could be chosen. `Display` is the client-visible text after `-` (the
 /// [`ClientError`] it converts into).
 #[derive(Debug, Clone)]
-pub enum RouteError {
+pub(crate) enum RouteError {
     /// No master is known or reachable.
     NoMaster(String),
     /// `read_from = "replica"` and no replica is healthy.
@@ -59,7 +59,7 @@ impl std::fmt::Display for RouteError {
 impl std::error::Error for RouteError {}
 
 /// Chooses nodes under a read policy. One per pool; holds the round-robin cursor.
-pub struct Router {
+pub(crate) struct Router {
     pool: String,
     read_from: ReadFrom,
     cursor: AtomicUsize,
@@ -67,7 +67,7 @@ pub struct Router {
 
 impl Router {
     /// A router for a pool.
-    pub fn new(pool: &str, read_from: ReadFrom) -> Router {
+    pub(crate) fn new(pool: &str, read_from: ReadFrom) -> Router {
         Router {
             pool: pool.to_string(),
             read_from,
@@ -77,7 +77,7 @@ impl Router {
 
     /// A node for a read by a client that wrote at `acked_at` (read-your-writes): a replica
     /// known to hold that write, else the master.
-    pub fn read_own_writes(
+    pub(crate) fn read_own_writes(
         &self,
         topo: &Topology,
         acked_at: std::time::Instant,
@@ -98,7 +98,7 @@ impl Router {
     }
 
     /// The master (writes, transactions, everything not a read).
-    pub fn master(&self, topo: &Topology) -> Result<Arc<Node>, RouteError> {
+    pub(crate) fn master(&self, topo: &Topology) -> Result<Arc<Node>, RouteError> {
         match &topo.master {
             Some(m) => Ok(m.node.clone()),
             None => Err(RouteError::NoMaster(self.pool.clone())),
@@ -107,7 +107,11 @@ impl Router {
 
     /// A node for a read under the pool's policy, skipping `avoid` (a node that just failed)
     /// and replicas whose shared connections are all down (noticed before the next probe).
-    pub fn read(&self, topo: &Topology, avoid: Option<&Node>) -> Result<Arc<Node>, RouteError> {
+    pub(crate) fn read(
+        &self,
+        topo: &Topology,
+        avoid: Option<&Node>,
+    ) -> Result<Arc<Node>, RouteError> {
         if self.read_from == ReadFrom::Master {
             return self.master(topo);
         }
@@ -131,7 +135,7 @@ impl Router {
     /// Cluster pools: the node for a request on `slot` (`None`: keyless, any shard, spread
     /// round-robin). Writes go to the shard's master; reads follow the read policy within the
     /// shard, skipping `avoid` and replicas whose connections are all down.
-    pub fn cluster(
+    pub(crate) fn cluster(
         &self,
         map: &SlotMap,
         slot: Option<u16>,

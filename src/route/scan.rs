@@ -31,7 +31,7 @@ use crate::resp::{encode, Frame, Reply, Request};
 use crate::topology::cluster::SlotMap;
 
 /// Most times one SCAN walk starts over because slots moved.
-pub const MAX_RESTARTS: u8 = 7;
+pub(crate) const MAX_RESTARTS: u8 = 7;
 
 // Cursor layout, low bits first: shard index (10 bits, up to 1024 shards), map tag (12),
 // restarts (3), the node's own cursor (38). Kept below 2^63 for clients that parse cursors
@@ -44,20 +44,20 @@ const NODE_BITS: u32 = 63 - NODE_SHIFT;
 
 /// Where a SCAN walk is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
+pub(crate) struct Cursor {
     /// Index of the shard being scanned (in the map's shard order).
-    pub shard: usize,
+    pub(crate) shard: usize,
     /// That shard's master's own cursor.
-    pub node: u64,
+    pub(crate) node: u64,
     /// Tag of the slot map the walk (re)started under.
-    pub tag: u16,
+    pub(crate) tag: u16,
     /// How many times the walk started over.
-    pub restarts: u8,
+    pub(crate) restarts: u8,
 }
 
 impl Cursor {
     /// The start of a walk under `map`.
-    pub fn start(map: &SlotMap, restarts: u8) -> Cursor {
+    pub(crate) fn start(map: &SlotMap, restarts: u8) -> Cursor {
         Cursor {
             shard: 0,
             node: 0,
@@ -68,7 +68,7 @@ impl Cursor {
 
     /// Decodes a client's cursor; `0` starts a walk. `None` for a cursor the proxy did not
     /// hand out (not a number, or a shard the map does not have).
-    pub fn decode(text: &[u8], map: &SlotMap) -> Option<Cursor> {
+    pub(crate) fn decode(text: &[u8], map: &SlotMap) -> Option<Cursor> {
         let c = Cursor::parse(text)?;
         if c == 0 {
             return Some(Cursor::start(map, 0));
@@ -105,7 +105,7 @@ impl Cursor {
     }
 
     /// The number handed to the client; `None` when the node's cursor does not fit.
-    pub fn encode(self) -> Option<u64> {
+    pub(crate) fn encode(self) -> Option<u64> {
         if self.node >= 1 << NODE_BITS || self.shard >= 1 << SHARD_BITS {
             return None;
         }
@@ -126,7 +126,7 @@ fn tag(map: &SlotMap) -> u16 {
 /// Cursors of pools that read from replicas: the node that issued a cursor is named in it
 /// (its index in a node list, and a hash of its address to notice a list that changed), so
 /// the next call goes back to that node.
-pub mod sticky {
+pub(crate) mod sticky {
     use super::{step, with_cursor, Cursor, Step, SHARD_BITS, TAG_BITS};
 
     /// The index of a cursor that names no node: its next call starts the walk over (used
@@ -136,7 +136,7 @@ pub mod sticky {
 
     /// Where a client's cursor points.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum At {
+    pub(crate) enum At {
         /// Cursor 0: a new walk, on any readable node.
         Start,
         /// A walk in progress on the node at `index` whose address hashes to `tag`, at that
@@ -152,7 +152,7 @@ pub mod sticky {
     }
 
     /// Decodes a client's cursor; `None` when it is not a number.
-    pub fn decode(text: &[u8]) -> Option<At> {
+    pub(crate) fn decode(text: &[u8]) -> Option<At> {
         let c = Cursor::parse(text)?;
         if c == 0 {
             return Some(At::Start);
@@ -166,7 +166,7 @@ pub mod sticky {
     }
 
     /// The cursor's few bits of a node's address (FNV-1a).
-    pub fn tag(addr: &str) -> u16 {
+    pub(crate) fn tag(addr: &str) -> u16 {
         let h = addr.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
@@ -176,7 +176,7 @@ pub mod sticky {
     /// Where `at` points in `addrs` (the node list, by address): the node at its index if
     /// the address still matches, else the one node whose address has its tag. `None` for
     /// a start, or a node no longer in the list.
-    pub fn find(at: At, addrs: &[&str]) -> Option<usize> {
+    pub(crate) fn find(at: At, addrs: &[&str]) -> Option<usize> {
         let At::Node { index, tag: t, .. } = at else {
             return None;
         };
@@ -196,7 +196,7 @@ pub mod sticky {
     /// The client's reply for a node's `*SCAN` reply: the node's next cursor folded into a
     /// proxy cursor naming the node (`index` in the list and its `addr`; `None`: a node not
     /// known, so the next call starts over), or 0 when it is done.
-    pub fn reply(node_reply: &Reply, node: Option<(usize, &str)>) -> Reply {
+    pub(crate) fn reply(node_reply: &Reply, node: Option<(usize, &str)>) -> Reply {
         let (index, tag) = match node {
             Some((i, addr)) if i < NOWHERE => (i, tag(addr)),
             _ => (NOWHERE, 0),
@@ -216,7 +216,7 @@ pub mod sticky {
 }
 
 /// What one node's SCAN reply means for the walk.
-pub enum Step {
+pub(crate) enum Step {
     /// The client's reply (with the proxy cursor in it).
     Reply(Reply),
     /// The last master is done: the walk may end here if the cluster held still. Carries
@@ -225,7 +225,7 @@ pub enum Step {
 }
 
 /// Reads a node's SCAN reply for the walk at `at` over `shards` shards.
-pub fn step(reply: &Reply, at: Cursor, shards: usize) -> Step {
+pub(crate) fn step(reply: &Reply, at: Cursor, shards: usize) -> Step {
     let Some(Frame::Array(mut items)) = parse(reply) else {
         return Step::Reply(unexpected(reply));
     };
@@ -262,7 +262,7 @@ pub fn step(reply: &Reply, at: Cursor, shards: usize) -> Step {
 }
 
 /// A SCAN reply: `cursor` and `keys`.
-pub fn with_cursor(cursor: u64, keys: Frame) -> Reply {
+pub(crate) fn with_cursor(cursor: u64, keys: Frame) -> Reply {
     let mut out = BytesMut::new();
     Frame::Array(vec![Frame::Bulk(Bytes::from(cursor.to_string())), keys])
         .encode(crate::resp::Protocol::Resp3, &mut out);
@@ -270,13 +270,13 @@ pub fn with_cursor(cursor: u64, keys: Frame) -> Reply {
 }
 
 /// The SCAN request for a node: the client's, with the node's own cursor.
-pub fn request(req: &Request, node_cursor: u64) -> Bytes {
+pub(crate) fn request(req: &Request, node_cursor: u64) -> Bytes {
     request_at(req, 1, node_cursor)
 }
 
 /// A `*SCAN` request for a node: the client's, with the node's own cursor as argument `at`
 /// (1 for SCAN, 2 for SSCAN/HSCAN/ZSCAN).
-pub fn request_at(req: &Request, at: usize, node_cursor: u64) -> Bytes {
+pub(crate) fn request_at(req: &Request, at: usize, node_cursor: u64) -> Bytes {
     let cursor = node_cursor.to_string();
     let mut args: Vec<&[u8]> = req.args().collect();
     if let Some(arg) = args.get_mut(at) {
@@ -291,7 +291,7 @@ pub fn request_at(req: &Request, at: usize, node_cursor: u64) -> Bytes {
 /// the slots the map gives its shard) and no slot is being imported or migrated: then no
 /// key can have moved between masters unseen by the walk. `nodes_replies[i]` is shard `i`'s
 /// master's reply.
-pub fn cluster_held_still(map: &SlotMap, nodes_replies: &[Reply]) -> bool {
+pub(crate) fn cluster_held_still(map: &SlotMap, nodes_replies: &[Reply]) -> bool {
     if nodes_replies.len() != map.shards.len() {
         return false;
     }
@@ -340,7 +340,7 @@ fn masters(map: &SlotMap) -> Vec<Arc<Node>> {
 /// Ends a walk whose last master is done: the final cursor 0 if the cluster held still
 /// (see [`cluster_held_still`]), otherwise (and within [`MAX_RESTARTS`]) a cursor that walks
 /// again from the first master. `keys` are the last master's last keys, returned either way.
-pub async fn finish(
+pub(crate) async fn finish(
     pool: &Pool,
     map: &SlotMap,
     at: Cursor,

@@ -12,7 +12,7 @@ use crate::resp::{encode, ClientError, Frame, Protocol, Reply, Request};
 
 /// How a request is served by a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
+pub(crate) enum Plan {
     /// One node: the owner of this slot, or any node for a keyless request (`None`).
     Single(Option<u16>),
     /// Keys in several slots and the command cannot be split.
@@ -25,7 +25,7 @@ pub enum Plan {
 
 /// How split parts merge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Merge {
+pub(crate) enum Merge {
     /// MGET: values back in the order of the keys.
     Mget,
     /// MSET: `+OK` when every part is.
@@ -36,7 +36,7 @@ pub enum Merge {
 
 /// Commands answered by every master.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FanOut {
+pub(crate) enum FanOut {
     /// KEYS: the arrays concatenated.
     Keys,
     /// SCAN: one node at a time (see [`super::scan`]).
@@ -69,13 +69,13 @@ pub enum FanOut {
 
 impl FanOut {
     /// True when replicas get the request too.
-    pub fn includes_replicas(self, info: &CommandInfo) -> bool {
+    pub(crate) fn includes_replicas(self, info: &CommandInfo) -> bool {
         matches!(self, FanOut::ScriptLoad) || info.special == Special::ScriptFlush
     }
 }
 
 /// Decides how a request is served.
-pub fn plan(req: &Request, info: Option<&CommandInfo>) -> Plan {
+pub(crate) fn plan(req: &Request, info: Option<&CommandInfo>) -> Plan {
     let Some(info) = info else {
         return Plan::Single(None);
     };
@@ -117,18 +117,18 @@ pub fn plan(req: &Request, info: Option<&CommandInfo>) -> Plan {
 
 /// One part of a split request.
 #[derive(Debug, Clone)]
-pub struct Part {
+pub(crate) struct Part {
     /// Its slot.
-    pub slot: u16,
+    pub(crate) slot: u16,
     /// The encoded request.
-    pub raw: Bytes,
+    pub(crate) raw: Bytes,
     /// Positions of its keys among the original request's keys (MGET order).
-    pub positions: Vec<usize>,
+    pub(crate) positions: Vec<usize>,
 }
 
 /// Splits a MGET/MSET/DEL-like request into one request per slot, keys in their original
 /// order within each part. MSET takes key/value pairs; the others take keys.
-pub fn split(req: &Request, merge: Merge) -> Vec<Part> {
+pub(crate) fn split(req: &Request, merge: Merge) -> Vec<Part> {
     let step = if merge == Merge::Mset { 2 } else { 1 };
     let name = req.arg(0);
     let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
@@ -182,7 +182,7 @@ pub(super) fn unexpected(reply: &Reply) -> Reply {
 }
 
 /// Merges the replies of split parts (same order as `parts`). The first error reply wins.
-pub fn merge(merge: Merge, parts: &[Part], replies: Vec<Reply>) -> Reply {
+pub(crate) fn merge(merge: Merge, parts: &[Part], replies: Vec<Reply>) -> Reply {
     if let Some(err) = replies.iter().find(|r| r.is_error()) {
         return err.clone();
     }
@@ -208,7 +208,7 @@ pub fn merge(merge: Merge, parts: &[Part], replies: Vec<Reply>) -> Reply {
 }
 
 /// Integer replies summed.
-pub fn sum(replies: &[Reply]) -> Reply {
+pub(crate) fn sum(replies: &[Reply]) -> Reply {
     fold_integers(replies, i64::saturating_add)
 }
 
@@ -227,7 +227,7 @@ fn fold_integers(replies: &[Reply], f: impl Fn(i64, i64) -> i64) -> Reply {
 }
 
 /// Merges the replies of a fan-out (not SCAN).
-pub fn merge_fan_out(fan: FanOut, replies: Vec<Reply>) -> Reply {
+pub(crate) fn merge_fan_out(fan: FanOut, replies: Vec<Reply>) -> Reply {
     if let Some(err) = replies.iter().find(|r| r.is_error()) {
         return err.clone();
     }

@@ -6,7 +6,6 @@
 use super::dedicated::{await_reply, checkout_in_db, Outcome};
 use super::{Io, Session};
 use crate::command::{self, CommandInfo};
-use crate::config::Mode;
 use crate::resp::{encode, ClientError, Request};
 use crate::route::cluster::{redirect_target, MAX_HOPS};
 
@@ -66,7 +65,7 @@ impl Session {
             match outcome {
                 Outcome::Reply(r) => {
                     node.dedicated.checkin(conn);
-                    if self.pool.cfg.mode() == Mode::Cluster && hops < MAX_HOPS {
+                    if self.pool.routing.by_slot() && hops < MAX_HOPS {
                         if let Some((next, ask)) = redirect_target(&self.pool, &r).await {
                             hops += 1;
                             node = next;

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 /// The clients of one pool.
 #[derive(Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     map: Mutex<HashMap<u64, Arc<ClientEntry>>>,
     /// CLIENT PAUSE state (see `pause`).
     pub(crate) pause: super::pause::PauseState,

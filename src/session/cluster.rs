@@ -24,6 +24,7 @@ use crate::route::cluster as redirect;
 use crate::route::scan;
 use crate::route::split::{self, FanOut, Plan};
 use crate::route::RouteError;
+use crate::topology::cluster::SlotMap;
 
 impl Session {
     /// Routes a plain command in a cluster pool (see [`Session::dispatch`] for `may_hold`:
@@ -106,6 +107,21 @@ impl Session {
         }
         let map = map.clone();
         drop(topo);
+        self.dispatch_spread(req, info, plan, map, read, pending);
+        None
+    }
+
+    /// A command whose keys span slots (split, merged), a cross-slot error, or one that goes
+    /// to every master (fan-out, merged). Its reply comes from a task.
+    fn dispatch_spread(
+        &mut self,
+        req: Request,
+        info: Option<&'static CommandInfo>,
+        plan: Plan,
+        map: Arc<SlotMap>,
+        read: bool,
+        pending: &mut VecDeque<Pending>,
+    ) {
         // Reply slots of merged requests name one node (metrics, error text): the first master.
         let first = map.shards[0].master.node.clone();
         match plan {
@@ -135,7 +151,7 @@ impl Session {
             Plan::FanOut(FanOut::Scan) => {
                 let Some(at) = scan::Cursor::decode(req.arg(1), &map) else {
                     pending.push_back(Pending::Ready(error_bytes("ERR invalid cursor")));
-                    return None;
+                    return;
                 };
                 let node = map.shards[at.shard].master.node.clone();
                 let (raw, conn, pool) =
@@ -155,38 +171,48 @@ impl Session {
                 });
                 self.queue(req, info, rx, node, read, None, true, pending);
             }
-            Plan::FanOut(fan) => {
-                let conn = self.slot();
-                let raw = req.raw().clone();
-                let masters: Vec<Arc<Node>> =
-                    map.shards.iter().map(|s| s.master.node.clone()).collect();
-                // Redis does not replicate the script cache: load or flush it on the replicas
-                // too, and answer only once they have it (an EVALSHA_RO right after SCRIPT
-                // LOAD may go to a replica). Their replies do not change the answer.
-                let replicas: Vec<Arc<Node>> = if info.is_some_and(|i| fan.includes_replicas(i)) {
-                    map.shards
-                        .iter()
-                        .flat_map(|s| s.replicas.iter().map(|r| r.node.clone()))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let rx = spawn_reply(async move {
-                    let to_replicas = join_all(
-                        replicas
-                            .iter()
-                            .map(|r| redirect::send(r, raw.clone(), conn)),
-                    );
-                    let to_masters =
-                        join_all(masters.iter().map(|m| redirect::send(m, raw.clone(), conn)));
-                    let (results, _) = futures_util::future::join(to_masters, to_replicas).await;
-                    let replies = results.into_iter().collect::<Result<Vec<Reply>, _>>()?;
-                    Ok(split::merge_fan_out(fan, replies))
-                });
-                self.queue(req, info, rx, first, read, None, true, pending);
-            }
+            Plan::FanOut(fan) => self.fan_out(req, info, fan, &map, read, pending),
         }
-        None
+    }
+
+    /// Sends a fan-out command to every master (and, for the script cache, every replica)
+    /// and queues the merged reply.
+    fn fan_out(
+        &mut self,
+        req: Request,
+        info: Option<&'static CommandInfo>,
+        fan: FanOut,
+        map: &Arc<SlotMap>,
+        read: bool,
+        pending: &mut VecDeque<Pending>,
+    ) {
+        let conn = self.slot();
+        let raw = req.raw().clone();
+        let masters: Vec<Arc<Node>> = map.shards.iter().map(|s| s.master.node.clone()).collect();
+        // Redis does not replicate the script cache: load or flush it on the replicas
+        // too, and answer only once they have it (an EVALSHA_RO right after SCRIPT
+        // LOAD may go to a replica). Their replies do not change the answer.
+        let replicas: Vec<Arc<Node>> = if info.is_some_and(|i| fan.includes_replicas(i)) {
+            map.shards
+                .iter()
+                .flat_map(|s| s.replicas.iter().map(|r| r.node.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let rx = spawn_reply(async move {
+            let to_replicas = join_all(
+                replicas
+                    .iter()
+                    .map(|r| redirect::send(r, raw.clone(), conn)),
+            );
+            let to_masters = join_all(masters.iter().map(|m| redirect::send(m, raw.clone(), conn)));
+            let (results, _) = futures_util::future::join(to_masters, to_replicas).await;
+            let replies = results.into_iter().collect::<Result<Vec<Reply>, _>>()?;
+            Ok(split::merge_fan_out(fan, replies))
+        });
+        let first = map.shards[0].master.node.clone();
+        self.queue(req, info, rx, first, read, None, true, pending);
     }
 
     /// Queues the reply slot of a forwarded request. `done` marks replies that come from a

@@ -147,96 +147,15 @@ impl Session {
         io: &mut Io,
     ) -> bool {
         let special = Special::of(info);
-        let slot = match split::plan(req, info) {
-            Plan::Single(s) => s,
-            Plan::FanOut(_) => None,
-            Plan::CrossSlot | Plan::Split(_) => {
-                if let Some(p) = self.pinned.as_mut() {
-                    p.poisoned |= p.in_multi;
-                }
-                if let Some(d) = self.deferred_multi.as_mut() {
-                    d.poisoned = true;
-                }
-                ClientError::cross_slot().write_to(&mut io.out);
-                return true;
-            }
+        let Some(slot) = self.transaction_slot(req, info, io) else {
+            return true;
         };
-        if let Some(p) = self.pinned.as_mut() {
-            if let Some(s) = slot {
-                let same = match p.slot {
-                    Some(t) => t == s,
-                    None => {
-                        // Pinned by a keyless EXEC-less path: the node must own this slot.
-                        let owner = self
-                            .pool
-                            .topology
-                            .load()
-                            .cluster
-                            .as_ref()
-                            .and_then(|m| m.shard(s).map(|sh| sh.master.node.clone()));
-                        owner.is_some_and(|o| std::sync::Arc::ptr_eq(&o, &p.node))
-                    }
-                };
-                if !same {
-                    p.poisoned |= p.in_multi;
-                    ClientError::cross_slot().write_to(&mut io.out);
-                    return true;
-                }
-                p.slot = Some(s);
-            }
-            return false;
+        if self.pinned.is_some() {
+            return self.breaks_pinned_slot(slot, io);
         }
         if self.deferred_multi.is_some() {
-            match special {
-                Special::Multi => {
-                    encode::error(&mut io.out, "ERR MULTI calls can not be nested");
-                    return true;
-                }
-                Special::Watch => {
-                    encode::error(&mut io.out, "ERR WATCH inside MULTI is not allowed");
-                    return true;
-                }
-                Special::Discard => {
-                    self.deferred_multi = None;
-                    io.out.extend_from_slice(b"+OK\r\n");
-                    return true;
-                }
-                Special::Exec if self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) => {
-                    self.deferred_multi = None;
-                    ClientError::exec_abort().write_to(&mut io.out);
-                    return true;
-                }
-                Special::Exec => {}
-                _ => {
-                    if let Some(refusal) = refused_in_multi(self, req, info) {
-                        if let Some(d) = self.deferred_multi.as_mut() {
-                            d.poisoned = true;
-                        }
-                        encode::error(&mut io.out, &refusal);
-                        return true;
-                    }
-                }
-            }
-            if special != Special::Exec && slot.is_none() {
-                if let Some(d) = self.deferred_multi.as_mut() {
-                    let size = req.raw().len() + std::mem::size_of::<Bytes>();
-                    if d.bytes + size > MAX_DEFERRED_BYTES {
-                        d.poisoned = true;
-                        encode::error(
-                            &mut io.out,
-                            &format!(
-                                "ERR sluice: more than {MAX_DEFERRED_BYTES} bytes of keyless \
-                                 commands queued before the transaction's first key"
-                            ),
-                        );
-                        return true;
-                    }
-                    d.bytes += size;
-                    // Owned copy: a slice would keep the client's whole read buffer alive.
-                    d.reqs.push(Bytes::copy_from_slice(req.raw()));
-                }
-                io.out.extend_from_slice(b"+QUEUED\r\n");
-                return true;
+            if let Some(answered) = self.deferred_request(req, info, slot, io) {
+                return answered;
             }
         } else if special == Special::Multi {
             self.deferred_multi = Some(Box::new(Deferred {
@@ -251,6 +170,138 @@ impl Session {
             // normal path answers it.
             return false;
         }
+        self.pin_and_replay(req, info, slot, io).await
+    }
+
+    /// The slot a command inside a cluster transaction maps to (`Some(None)`: keyless);
+    /// `None` when it spans slots, answered here with CROSSSLOT (and the transaction aborts).
+    fn transaction_slot(
+        &mut self,
+        req: &Request,
+        info: Option<&'static CommandInfo>,
+        io: &mut Io,
+    ) -> Option<Option<u16>> {
+        match split::plan(req, info) {
+            Plan::Single(s) => Some(s),
+            Plan::FanOut(_) => Some(None),
+            Plan::CrossSlot | Plan::Split(_) => {
+                if let Some(p) = self.pinned.as_mut() {
+                    p.poisoned |= p.in_multi;
+                }
+                if let Some(d) = self.deferred_multi.as_mut() {
+                    d.poisoned = true;
+                }
+                ClientError::cross_slot().write_to(&mut io.out);
+                None
+            }
+        }
+    }
+
+    /// A pinned transaction: a keyed command must map to its slot (or, pinned without one,
+    /// to a slot its node owns). True when it does not, answered with CROSSSLOT.
+    fn breaks_pinned_slot(&mut self, slot: Option<u16>, io: &mut Io) -> bool {
+        let Some(p) = self.pinned.as_mut() else {
+            return false;
+        };
+        if let Some(s) = slot {
+            let same = match p.slot {
+                Some(t) => t == s,
+                None => {
+                    // Pinned by a keyless EXEC-less path: the node must own this slot.
+                    let owner = self
+                        .pool
+                        .topology
+                        .load()
+                        .cluster
+                        .as_ref()
+                        .and_then(|m| m.shard(s).map(|sh| sh.master.node.clone()));
+                    owner.is_some_and(|o| std::sync::Arc::ptr_eq(&o, &p.node))
+                }
+            };
+            if !same {
+                p.poisoned |= p.in_multi;
+                ClientError::cross_slot().write_to(&mut io.out);
+                return true;
+            }
+            p.slot = Some(s);
+        }
+        false
+    }
+
+    /// A request while MULTI is deferred: answered here (`Some(true)`) unless it is EXEC or
+    /// names the key that picks the node (`None`: pin and replay).
+    fn deferred_request(
+        &mut self,
+        req: &Request,
+        info: Option<&'static CommandInfo>,
+        slot: Option<u16>,
+        io: &mut Io,
+    ) -> Option<bool> {
+        let special = Special::of(info);
+        match special {
+            Special::Multi => {
+                encode::error(&mut io.out, "ERR MULTI calls can not be nested");
+                return Some(true);
+            }
+            Special::Watch => {
+                encode::error(&mut io.out, "ERR WATCH inside MULTI is not allowed");
+                return Some(true);
+            }
+            Special::Discard => {
+                self.deferred_multi = None;
+                io.out.extend_from_slice(b"+OK\r\n");
+                return Some(true);
+            }
+            Special::Exec if self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) => {
+                self.deferred_multi = None;
+                ClientError::exec_abort().write_to(&mut io.out);
+                return Some(true);
+            }
+            Special::Exec => {}
+            _ => {
+                if let Some(refusal) = refused_in_multi(self, req, info) {
+                    if let Some(d) = self.deferred_multi.as_mut() {
+                        d.poisoned = true;
+                    }
+                    encode::error(&mut io.out, &refusal);
+                    return Some(true);
+                }
+            }
+        }
+        if special != Special::Exec && slot.is_none() {
+            if let Some(d) = self.deferred_multi.as_mut() {
+                let size = req.raw().len() + std::mem::size_of::<Bytes>();
+                if d.bytes + size > MAX_DEFERRED_BYTES {
+                    d.poisoned = true;
+                    encode::error(
+                        &mut io.out,
+                        &format!(
+                            "ERR sluice: more than {MAX_DEFERRED_BYTES} bytes of keyless \
+                             commands queued before the transaction's first key"
+                        ),
+                    );
+                    return Some(true);
+                }
+                d.bytes += size;
+                // Owned copy: a slice would keep the client's whole read buffer alive.
+                d.reqs.push(Bytes::copy_from_slice(req.raw()));
+            }
+            io.out.extend_from_slice(b"+QUEUED\r\n");
+            return Some(true);
+        }
+        None
+    }
+
+    /// Pins to the slot's master (any master for a keyless EXEC) and replays the deferred
+    /// MULTI there. True when the request was answered here (pinning or replaying failed).
+    async fn pin_and_replay(
+        &mut self,
+        req: &Request,
+        info: Option<&'static CommandInfo>,
+        slot: Option<u16>,
+        io: &mut Io,
+    ) -> bool {
+        let special = Special::of(info);
         // Pin to the slot's master (any master for a keyless EXEC) and replay what waited.
         let mut pinned = match self.pin(req, info).await {
             Ok(p) => p,

@@ -102,7 +102,7 @@ impl Session {
         req: &Request,
         info: Option<&CommandInfo>,
     ) -> Result<Arc<Node>, ClientError> {
-        if self.pool.cfg.mode() == crate::config::Mode::Cluster {
+        if self.pool.routing.by_slot() {
             return self.cluster_exclusive_node(req, info);
         }
         self.pool

@@ -37,7 +37,7 @@ const DENIED_IN_CLUSTER: &[(&str, &str)] = &[("flushall", ""), ("flushdb", "")];
 pub(super) fn check(pool: &Pool, req: &Request) -> Option<String> {
     let name = req.arg(0);
     let sub = req.arg(1);
-    let cluster: &[(&str, &str)] = if pool.cfg.mode() == crate::config::Mode::Cluster {
+    let cluster: &[(&str, &str)] = if pool.routing.by_slot() {
         DENIED_IN_CLUSTER
     } else {
         &[]

@@ -59,7 +59,7 @@ enum Stage {
 
 /// An accepted client connection; spawn it (it is the client's task) to serve the client
 /// until it quits, disconnects, or breaks the protocol.
-pub struct Client {
+pub(crate) struct Client {
     stage: Stage,
 }
 
@@ -75,7 +75,7 @@ impl Client {
     }
 
     /// The client's task.
-    pub fn run(self) -> Client {
+    pub(crate) fn run(self) -> Client {
         self
     }
 }

@@ -104,4 +104,12 @@ impl Io {
             self.out = spare::take_buf(0);
         }
     }
+
+    /// Puts a decoded request back in front of what is still buffered (a mode hands it to
+    /// the next one).
+    pub(super) fn unread(&mut self, req: &crate::resp::Request) {
+        let rest = self.rbuf.split();
+        self.rbuf.extend_from_slice(req.raw());
+        self.rbuf.extend_from_slice(&rest);
+    }
 }

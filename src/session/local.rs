@@ -6,7 +6,6 @@ use bytes::{Bytes, BytesMut};
 
 use super::{deny, error_bytes, Session};
 use crate::command::{CommandInfo, Special};
-use crate::config::Mode;
 use crate::resp::{encode, ClientError, ErrorCode, Protocol, Request};
 
 const PONG: &[u8] = b"+PONG\r\n";
@@ -87,7 +86,7 @@ impl Session {
                 ));
             }
             Special::Unwatch => return Some(Bytes::from_static(OK)),
-            Special::Cluster if self.pool.cfg.mode() == Mode::Cluster => {
+            Special::Cluster if self.pool.routing.by_slot() => {
                 return Some(self.cluster_command(req))
             }
             // Fast exit for the data commands: only denied families are left to check, and
@@ -104,7 +103,7 @@ impl Session {
         }
         match parse_int(req.arg(1)) {
             // Redis Cluster has only database 0, and says so in these words.
-            Some(n) if n != 0 && self.pool.cfg.mode() == Mode::Cluster => {
+            Some(n) if n != 0 && self.pool.routing.by_slot() => {
                 error_bytes("ERR SELECT is not allowed in cluster mode")
             }
             Some(n)

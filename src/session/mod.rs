@@ -11,7 +11,7 @@
 
 mod blocking;
 mod client_cmds;
-pub mod clients;
+pub(crate) mod clients;
 mod cluster;
 mod cluster_tx;
 mod dedicated;
@@ -49,12 +49,12 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use crate::backend::mux::ReplyResult;
 use crate::backend::Node;
 use crate::command::{self, CommandInfo, Special};
-use crate::config::{Consistency, Mode, ReadFrom};
+use crate::config::{Consistency, ReadFrom};
 use crate::pool::Pool;
 use crate::resp::{convert, encode, ClientError, Protocol, Reply, ReplyShape, Request};
 use crate::route::RouteError;
 
-pub use self::engine::Client;
+pub(crate) use self::engine::Client;
 pub(crate) use self::io::Io;
 use self::tx_state::Pinned;
 
@@ -101,8 +101,16 @@ struct Waiting {
     silent: bool,
 }
 
+/// Where a single-master pool's request goes.
+enum Routed {
+    To(Arc<Node>),
+    /// Not now: drain, wait until routable, dispatch again.
+    Hold,
+    Failed(RouteError),
+}
+
 /// Per-client state.
-pub struct Session {
+pub(crate) struct Session {
     pool: Arc<Pool>,
     id: u64,
     peer: SocketAddr,
@@ -138,7 +146,7 @@ pub struct Session {
 
 impl Client {
     /// A session for an accepted client; `permit` is its place under `max_clients`.
-    pub fn new(
+    pub(crate) fn new(
         pool: Arc<Pool>,
         stream: TcpStream,
         peer: SocketAddr,
@@ -256,7 +264,7 @@ impl Session {
             pending.push_back(Pending::Ready(out.freeze()));
             return None;
         }
-        if self.pool.cfg.mode() == Mode::Cluster {
+        if self.pool.routing.by_slot() {
             return self.dispatch_cluster(req, info, pending, may_hold);
         }
         let read = command::is_read(&req, info);
@@ -265,36 +273,16 @@ impl Session {
                 return self.dispatch_scan(req, info, (at, scan::Scope::Pool), pending, may_hold);
             }
         }
-        let topo = self.pool.topology.load();
-        let routed = if read {
-            self.route_read(&topo, None)
-        } else {
-            self.pool.router.master(&topo)
-        };
-        drop(topo);
-        let follows_failovers = self.pool.cfg.mode() != Mode::Standalone;
-        let node = match routed {
-            // A master that cannot be reached is most likely being failed over: hold the
-            // write (within `master_wait`) rather than fail it at once.
-            Ok(node) if may_hold && !read && follows_failovers && !node.is_connected() => {
-                return Some(req)
-            }
-            Ok(node) => node,
-            // No confirmed master (a failover, or the first probe round not done yet): writes,
-            // and reads that would go to the master, wait for one.
-            Err(RouteError::NoMaster(_)) if may_hold && follows_failovers => return Some(req),
-            // No replica in the read pool (a failover, a resync, the first probe round not
-            // done yet): wait for one rather than fail the read at once.
-            Err(RouteError::NoReplica(_)) if may_hold && read => return Some(req),
-            Err(e) => {
+        let node = match self.route_primary(read, may_hold) {
+            Routed::To(node) => node,
+            Routed::Hold => return Some(req),
+            Routed::Failed(e) => {
                 self.pool.metrics.errors.increment(1);
                 pending.push_back(Pending::Ready(ClientError::from(e).to_bytes()));
                 return None;
             }
         };
-        if read {
-            node.metrics.reads.increment(1);
-        } else {
+        if !read {
             // A client's writes never overlap across two masters: ones still in flight to a
             // former master (which may come back READONLY and be retried) finish first, so
             // writes reach the new master in the order the client sent them.
@@ -304,11 +292,58 @@ impl Session {
             }
             self.inflight_writes += 1;
             self.write_node = here;
+        }
+        self.forward(req, info, node, read, info_extra.is_some(), pending);
+        None
+    }
+
+    /// Where a request of a single-master pool goes (a read: the read pool; a write: the
+    /// master), or why it waits or fails.
+    fn route_primary(&self, read: bool, may_hold: bool) -> Routed {
+        let topo = self.pool.topology.load();
+        let routed = if read {
+            self.route_read(&topo, None)
+        } else {
+            self.pool.router.master(&topo)
+        };
+        drop(topo);
+        let follows_failovers = self.pool.routing.follows_failovers();
+        match routed {
+            // A master that cannot be reached is most likely being failed over: hold the
+            // write (within `master_wait`) rather than fail it at once.
+            Ok(node) if may_hold && !read && follows_failovers && !node.is_connected() => {
+                Routed::Hold
+            }
+            Ok(node) => Routed::To(node),
+            // No confirmed master (a failover, or the first probe round not done yet): writes,
+            // and reads that would go to the master, wait for one.
+            Err(RouteError::NoMaster(_)) if may_hold && follows_failovers => Routed::Hold,
+            // No replica in the read pool (a failover, a resync, the first probe round not
+            // done yet): wait for one rather than fail the read at once.
+            Err(RouteError::NoReplica(_)) if may_hold && read => Routed::Hold,
+            Err(e) => Routed::Failed(e),
+        }
+    }
+
+    /// Sends a routed request of a single-master pool to `node` and queues its reply slot.
+    /// `proxy_info`: an INFO whose reply gets the proxy's sections appended.
+    fn forward(
+        &mut self,
+        req: Request,
+        info: Option<&'static CommandInfo>,
+        node: Arc<Node>,
+        read: bool,
+        proxy_info: bool,
+        pending: &mut VecDeque<Pending>,
+    ) {
+        if read {
+            node.metrics.reads.increment(1);
+        } else {
             node.metrics.writes.increment(1);
         }
         let resp2 = self.proto == Protocol::Resp2;
         let nil_array = resp2 && command::nil_is_array(&req, info);
-        let shape = if info_extra.is_some() {
+        let shape = if proxy_info {
             ReplyShape::ProxyInfo
         } else if resp2 {
             command::reply_shape(&req, info)
@@ -328,7 +363,7 @@ impl Session {
             .then(Instant::now);
         // Only what may be sent again keeps its bytes: reads, and writes in pools that follow
         // failovers (a write refused with READONLY did not run).
-        let keep = if read || follows_failovers {
+        let keep = if read || self.pool.routing.follows_failovers() {
             req.raw().clone()
         } else {
             Bytes::new()
@@ -348,7 +383,6 @@ impl Session {
             key_slot: None,
             silent: false,
         }));
-        None
     }
 
     /// Which shared connection of each node this client uses: always the same one, so its
@@ -415,7 +449,7 @@ impl Session {
             }
             let in_multi = self.pinned.as_ref().is_some_and(|p| p.in_multi);
             self.set_client_flag(in_multi.then_some('x'));
-        } else if special == Special::Ssubscribe && self.pool.cfg.mode() == Mode::Cluster {
+        } else if special == Special::Ssubscribe && self.pool.routing.by_slot() {
             // Shard channels live on their slot's master: one link per shard (see
             // `shard_pubsub`), not one tunnel.
             self.set_client_flag(Some('P'));

@@ -43,27 +43,10 @@ impl Session {
         io: &mut Io,
         until_unsubscribed: bool,
     ) -> std::io::Result<()> {
-        // SSUBSCRIBE goes to the master of its channel's slot in a cluster pool.
-        let node = match self.exclusive_node(&first, crate::command::lookup(&first)) {
-            Ok(n) => n,
-            Err(e) => {
-                e.write_to(&mut io.out);
-                return Ok(());
-            }
-        };
-        let mut conn = match checkout_in_db(&node, self.proto, self.db).await {
-            Ok(c) => c,
-            Err(e) => {
-                e.write_to(&mut io.out);
-                return Ok(());
-            }
-        };
-        node.metrics.writes.increment(1);
-        if let Err(e) = conn.write(first.raw()).await {
-            ClientError::from(e).write_to(&mut io.out);
+        let Some((node, mut conn)) = self.open_tunnel(&first, io).await else {
             return Ok(());
-        }
-        let cluster = self.pool.cfg.mode() == crate::config::Mode::Cluster;
+        };
+        let cluster = self.pool.routing.by_slot();
         let mut t = Tunnel {
             counts: Counts::default(),
             clean: true,
@@ -73,37 +56,9 @@ impl Session {
         loop {
             // Forward what the client has sent meanwhile, stopping at anything that needs a
             // sync point.
-            let mut batch = BytesMut::new();
-            let mut held: Option<Request> = None;
-            loop {
-                match decode_request(&mut io.rbuf, &self.pool.limits) {
-                    Ok(Some(req)) => {
-                        let special = Special::of(command::lookup(&req));
-                        if !until_unsubscribed {
-                            if matches!(special, Special::Quit | Special::Reset) {
-                                held = Some(req);
-                                break;
-                            }
-                            batch.extend_from_slice(req.raw());
-                        } else if is_pubsub_safe(special)
-                            && !(cluster && special == Special::Ssubscribe)
-                        {
-                            // In a cluster pool SSUBSCRIBE is held: the channel's shard may be
-                            // on another master, so the session moves to `shard_pubsub`.
-                            batch.extend_from_slice(req.raw());
-                        } else {
-                            held = Some(req);
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        ClientError::from(e).write_to(&mut io.out);
-                        self.closing = true;
-                        return io.flush().await;
-                    }
-                }
-            }
+            let Some((batch, held)) = self.tunnel_batch(io, until_unsubscribed, cluster) else {
+                return io.flush().await;
+            };
             if !batch.is_empty() {
                 if let Err(e) = conn.write(&batch).await {
                     return self.tunnel_lost(io, &e.to_string()).await;
@@ -114,13 +69,7 @@ impl Session {
                 if !until_unsubscribed {
                     // QUIT or RESET ends a for-good tunnel; dropping the connection ends its
                     // state on the node.
-                    if special == Special::Quit {
-                        io.out.extend_from_slice(b"+OK\r\n");
-                        self.closing = true;
-                    } else {
-                        self.reset();
-                        io.out.extend_from_slice(b"+RESET\r\n");
-                    }
+                    self.quit_or_reset(special, io);
                     return io.flush().await;
                 }
                 if let Err(e) = self.sync_point(&mut conn, &mut t, io).await {
@@ -128,9 +77,7 @@ impl Session {
                 }
                 if t.counts.none_left() {
                     // Back to normal routing: the held request is handled there.
-                    let rest = io.rbuf.split();
-                    io.rbuf.extend_from_slice(req.raw());
-                    io.rbuf.extend_from_slice(&rest);
+                    io.unread(&req);
                     if t.clean {
                         node.dedicated.checkin(conn);
                     }
@@ -187,6 +134,81 @@ impl Session {
                     }
                 }
             }
+        }
+    }
+
+    /// Checks out a dedicated connection for `first` (SSUBSCRIBE: the master of its
+    /// channel's slot in a cluster pool) and sends it there. `None`: answered with the error.
+    async fn open_tunnel(
+        &mut self,
+        first: &Request,
+        io: &mut Io,
+    ) -> Option<(std::sync::Arc<crate::backend::Node>, DirectConn)> {
+        let node = match self.exclusive_node(first, crate::command::lookup(first)) {
+            Ok(n) => n,
+            Err(e) => {
+                e.write_to(&mut io.out);
+                return None;
+            }
+        };
+        let mut conn = match checkout_in_db(&node, self.proto, self.db).await {
+            Ok(c) => c,
+            Err(e) => {
+                e.write_to(&mut io.out);
+                return None;
+            }
+        };
+        node.metrics.writes.increment(1);
+        if let Err(e) = conn.write(first.raw()).await {
+            ClientError::from(e).write_to(&mut io.out);
+            return None;
+        }
+        Some((node, conn))
+    }
+
+    /// What the client sent meanwhile that may go down the tunnel as it is, and the first
+    /// request that needs a sync point (or ends a for-good tunnel), if any. `None` after a
+    /// protocol error (answered; the session closes).
+    fn tunnel_batch(
+        &mut self,
+        io: &mut Io,
+        until_unsubscribed: bool,
+        cluster: bool,
+    ) -> Option<(BytesMut, Option<Request>)> {
+        let mut batch = BytesMut::new();
+        loop {
+            let req = match decode_request(&mut io.rbuf, &self.pool.limits) {
+                Ok(Some(req)) => req,
+                Ok(None) => return Some((batch, None)),
+                Err(e) => {
+                    ClientError::from(e).write_to(&mut io.out);
+                    self.closing = true;
+                    return None;
+                }
+            };
+            let special = Special::of(command::lookup(&req));
+            let passes = if until_unsubscribed {
+                // In a cluster pool SSUBSCRIBE is held: the channel's shard may be on another
+                // master, so the session moves to `shard_pubsub`.
+                is_pubsub_safe(special) && !(cluster && special == Special::Ssubscribe)
+            } else {
+                !matches!(special, Special::Quit | Special::Reset)
+            };
+            if !passes {
+                return Some((batch, Some(req)));
+            }
+            batch.extend_from_slice(req.raw());
+        }
+    }
+
+    /// QUIT or RESET at the end of a for-good tunnel.
+    fn quit_or_reset(&mut self, special: Special, io: &mut Io) {
+        if special == Special::Quit {
+            io.out.extend_from_slice(b"+OK\r\n");
+            self.closing = true;
+        } else {
+            self.reset();
+            io.out.extend_from_slice(b"+RESET\r\n");
         }
     }
 
@@ -253,7 +275,7 @@ impl Session {
             io.out.extend_from_slice(b"+RESET\r\n");
             return Ok(true);
         }
-        let cluster = self.pool.cfg.mode() == crate::config::Mode::Cluster;
+        let cluster = self.pool.routing.by_slot();
         if cluster && info.is_some() {
             // The tunnel's node serves only its own slots (a keyed command sent there would
             // come back MOVED, a redirect the client cannot follow to the proxy): RESP2

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use super::{write_reply, Io, Pending, Session, Waiting};
 use crate::backend::mux::ReplyResult;
 use crate::backend::{BackendError, Node};
-use crate::config::{Consistency, Mode};
+use crate::config::Consistency;
 use crate::resp::{ClientError, Reply, ReplyShape};
 use crate::route::RouteError;
 use crate::topology::Topology;
@@ -126,7 +126,7 @@ impl Session {
         });
         // Cluster pools: redirects and failed sends are followed by `route::cluster`; the
         // single-node retries below (which pick from the whole pool) do not apply.
-        let w = if self.pool.cfg.mode() == Mode::Cluster {
+        let w = if self.pool.routing.by_slot() {
             if !w.retried && crate::route::cluster::needs_follow(&res, w.read) {
                 self.follow_redirect(w, res, pending);
                 return;
@@ -135,7 +135,7 @@ impl Session {
         } else {
             w
         };
-        let follows_failovers = self.pool.cfg.mode() != Mode::Standalone;
+        let follows_failovers = self.pool.routing.follows_failovers();
         let action = on_reply(ReplyClass::of(&res), w.read, w.retried, follows_failovers);
         match (action, res) {
             (Action::ReadElsewhere, Ok(reply)) => {

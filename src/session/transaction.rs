@@ -21,73 +21,16 @@ use crate::resp::{encode, ClientError, Frame, Reply, Request};
 
 impl Session {
     /// Runs one request on the pinned connection, pinning first if needed.
-    pub(super) async fn pinned_request(
+    pub(crate) async fn pinned_request(
         &mut self,
         req: Request,
         info: Option<&'static CommandInfo>,
         io: &mut Io,
     ) {
+        if self.answered_before_pinning(&req, info, io).await {
+            return;
+        }
         let special = Special::of(info);
-        if special == Special::Quit {
-            self.pinned = None;
-            self.closing = true;
-            io.out.extend_from_slice(b"+OK\r\n");
-            return;
-        }
-        if special == Special::Reset {
-            // Dropping the connection discards the transaction and its watches on the node.
-            self.reset();
-            io.out.extend_from_slice(b"+RESET\r\n");
-            return;
-        }
-        if self.aborted_multi(&req, info, io) {
-            return;
-        }
-        if self.pool.cfg.mode() == crate::config::Mode::Cluster
-            && self.cluster_transaction_gate(&req, info, io).await
-        {
-            return;
-        }
-        let in_multi = self.pinned.as_ref().is_some_and(|p| p.in_multi);
-        if in_multi && matches!(special, Special::Multi | Special::Watch) {
-            // Redis refuses these inside MULTI without flagging the transaction: EXEC still
-            // runs it. (Forwarded, the node's error would poison it here.)
-            encode::error(&mut io.out, nested_multi_error(special));
-            return;
-        }
-        if in_multi {
-            if let Some(refusal) = refused_in_multi(self, &req, info) {
-                if let Some(p) = self.pinned.as_mut() {
-                    p.poisoned = true;
-                }
-                encode::error(&mut io.out, &refusal);
-                return;
-            }
-        } else if !matches!(
-            special,
-            Special::Select
-                | Special::Multi
-                | Special::Watch
-                | Special::Exec
-                | Special::Discard
-                | Special::Unwatch
-        ) {
-            if self.pinned.is_some() && changes_connection(special) {
-                encode::error(
-                    &mut io.out,
-                    &format!(
-                        "ERR sluice: {} while a WATCH is open is not supported through the proxy",
-                        String::from_utf8_lossy(req.arg(0)).to_uppercase()
-                    ),
-                );
-                return;
-            }
-            // Outside MULTI, session commands keep their local meaning (AUTH, CLIENT ...).
-            if let Some(reply) = self.local(&req, info) {
-                io.out.extend_from_slice(&reply);
-                return;
-            }
-        }
         if self.pinned.is_none() {
             match self.pin(&req, info).await {
                 Ok(p) => self.pinned = Some(Box::new(p)),
@@ -103,24 +46,120 @@ impl Session {
                 }
             }
         }
+        if special == Special::Exec
+            && self
+                .pinned
+                .as_ref()
+                .is_some_and(|p| p.in_multi && p.poisoned)
+        {
+            self.abort_poisoned_exec(io).await;
+            return;
+        }
+        self.run_pinned(req, info, io).await;
+    }
+
+    /// The answers given without the pinned connection: QUIT, RESET, a lost or deferred
+    /// MULTI, a cluster transaction's slot checks, nested MULTI/WATCH, commands refused inside
+    /// MULTI or while a WATCH is open, and session commands outside MULTI. True when `req` was
+    /// answered.
+    async fn answered_before_pinning(
+        &mut self,
+        req: &Request,
+        info: Option<&'static CommandInfo>,
+        io: &mut Io,
+    ) -> bool {
+        let special = Special::of(info);
+        if special == Special::Quit {
+            self.pinned = None;
+            self.closing = true;
+            io.out.extend_from_slice(b"+OK\r\n");
+            return true;
+        }
+        if special == Special::Reset {
+            // Dropping the connection discards the transaction and its watches on the node.
+            self.reset();
+            io.out.extend_from_slice(b"+RESET\r\n");
+            return true;
+        }
+        if self.aborted_multi(req, info, io) {
+            return true;
+        }
+        if self.pool.routing.by_slot() && self.cluster_transaction_gate(req, info, io).await {
+            return true;
+        }
+        let in_multi = self.pinned.as_ref().is_some_and(|p| p.in_multi);
+        if in_multi && matches!(special, Special::Multi | Special::Watch) {
+            // Redis refuses these inside MULTI without flagging the transaction: EXEC still
+            // runs it. (Forwarded, the node's error would poison it here.)
+            encode::error(&mut io.out, nested_multi_error(special));
+            return true;
+        }
+        if in_multi {
+            let Some(refusal) = refused_in_multi(self, req, info) else {
+                return false;
+            };
+            if let Some(p) = self.pinned.as_mut() {
+                p.poisoned = true;
+            }
+            encode::error(&mut io.out, &refusal);
+            return true;
+        }
+        if matches!(
+            special,
+            Special::Select
+                | Special::Multi
+                | Special::Watch
+                | Special::Exec
+                | Special::Discard
+                | Special::Unwatch
+        ) {
+            return false;
+        }
+        if self.pinned.is_some() && changes_connection(special) {
+            encode::error(
+                &mut io.out,
+                &format!(
+                    "ERR sluice: {} while a WATCH is open is not supported through the proxy",
+                    String::from_utf8_lossy(req.arg(0)).to_uppercase()
+                ),
+            );
+            return true;
+        }
+        // Outside MULTI, session commands keep their local meaning (AUTH, CLIENT ...).
+        match self.local(req, info) {
+            Some(reply) => {
+                io.out.extend_from_slice(&reply);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// EXEC of a transaction that had a command refused at queue time: Redis aborts it.
+    async fn abort_poisoned_exec(&mut self, io: &mut Io) {
         let timeout = self.pool.cfg.request_timeout;
         let Some(pinned) = self.pinned.as_mut() else {
             return;
         };
-        if special == Special::Exec && pinned.in_multi && pinned.poisoned {
-            // Redis aborts a transaction that had a command refused at queue time.
-            let mut discard = BytesMut::new();
-            encode::command(&mut discard, &[b"DISCARD"]);
-            let ok = matches!(await_reply(&mut pinned.conn, &discard, io, Some(timeout)).await, Outcome::Reply(ref r) if !r.is_error());
-            ClientError::exec_abort().write_to(&mut io.out);
-            if ok {
-                pinned.end_transaction();
-                self.unpin();
-            } else {
-                self.pinned = None;
-            }
-            return;
+        let mut discard = BytesMut::new();
+        encode::command(&mut discard, &[b"DISCARD"]);
+        let ok = matches!(await_reply(&mut pinned.conn, &discard, io, Some(timeout)).await, Outcome::Reply(ref r) if !r.is_error());
+        ClientError::exec_abort().write_to(&mut io.out);
+        if ok {
+            pinned.end_transaction();
+            self.unpin();
+        } else {
+            self.pinned = None;
         }
+    }
+
+    /// Sends `req` on the pinned connection and tracks what its reply opened or closed.
+    async fn run_pinned(&mut self, req: Request, info: Option<&'static CommandInfo>, io: &mut Io) {
+        let special = Special::of(info);
+        let timeout = self.pool.cfg.request_timeout;
+        let Some(pinned) = self.pinned.as_mut() else {
+            return;
+        };
         pinned.node.metrics.writes.increment(1);
         // Only a blocking command outside MULTI may legitimately wait long.
         let blocking = !pinned.in_multi && command::is_blocking(&req, info);
@@ -150,9 +189,7 @@ impl Session {
                 return;
             }
         };
-        if (pinned.in_multi || special == Special::Watch)
-            && self.pool.cfg.mode() == crate::config::Mode::Cluster
-        {
+        if (pinned.in_multi || special == Special::Watch) && self.pool.routing.by_slot() {
             // A redirect at queue time: the slot moved (or is moving) under the transaction.
             reply = self.follow_moved_in_multi(&req, reply, io).await;
         }
@@ -160,7 +197,7 @@ impl Session {
         let Some(pinned) = self.pinned.as_mut() else {
             return;
         };
-        let cluster = self.pool.cfg.mode() == crate::config::Mode::Cluster;
+        let cluster = self.pool.routing.by_slot();
         if let Some(db) = pinned.after_reply(special, &req, &reply, cluster) {
             self.db = db;
         }

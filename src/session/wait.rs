@@ -10,7 +10,6 @@ use tokio::sync::oneshot;
 use super::{Pending, Session, Waiting};
 use crate::backend::BackendError;
 use crate::command::{self, CommandInfo};
-use crate::config::Mode;
 use crate::resp::Request;
 use crate::route::split::{self, Plan};
 
@@ -22,7 +21,7 @@ impl Session {
         let deadline = tokio::time::Instant::now() + self.pool.cfg.master_wait;
         let read = command::is_read(req, info);
         let topology = &self.pool.topology;
-        if self.pool.cfg.mode() == Mode::Cluster {
+        if self.pool.routing.by_slot() {
             let slot = match split::plan(req, info) {
                 Plan::Single(slot) => slot,
                 _ => None,

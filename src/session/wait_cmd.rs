@@ -18,7 +18,6 @@ use bytes::{Bytes, BytesMut};
 use super::local::parse_int;
 use super::{error_bytes, Io, Session};
 use crate::backend::Node;
-use crate::config::Mode;
 use crate::resp::{encode, ClientError, Frame, Protocol, Request};
 use crate::topology::health::ReplicationInfo;
 
@@ -34,7 +33,7 @@ impl Session {
         if ms < 0 {
             return error_bytes("ERR timeout is negative");
         }
-        if self.pool.cfg.mode() == Mode::Cluster {
+        if self.pool.routing.by_slot() {
             return error_bytes("ERR sluice: WAIT is not supported in cluster pools yet");
         }
         let master = match self.pool.router.master(&self.pool.topology.load()) {

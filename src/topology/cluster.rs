@@ -54,33 +54,33 @@ const MIN_REFRESH_GAP: Duration = Duration::from_millis(50);
 
 /// One shard: a master, its replicas, and the slot ranges it serves.
 #[derive(Clone)]
-pub struct Shard {
+pub(crate) struct Shard {
     /// The shard's master.
-    pub master: NodeView,
+    pub(crate) master: NodeView,
     /// Its replicas with their health.
-    pub replicas: Vec<NodeView>,
+    pub(crate) replicas: Vec<NodeView>,
     /// Replicas that may serve reads (healthy, not lagging).
-    pub readable: Vec<Arc<Node>>,
+    pub(crate) readable: Vec<Arc<Node>>,
     /// Inclusive slot ranges.
-    pub ranges: Vec<(u16, u16)>,
+    pub(crate) ranges: Vec<(u16, u16)>,
 }
 
 /// The cluster's shards and which one serves each of the 16384 slots.
 #[derive(Clone)]
-pub struct SlotMap {
+pub(crate) struct SlotMap {
     /// Shards ordered by their first slot (a stable order: SCAN cursors name shards by index).
-    pub shards: Arc<[Shard]>,
+    pub(crate) shards: Arc<[Shard]>,
     /// Shard index per slot ([`UNASSIGNED`] when none).
     slots: Arc<[u16]>,
     /// A fingerprint of which master owns each slot: equal for two maps that route every
     /// write to the same node (health and offsets aside). Sessions compare it to keep a
     /// client's writes in order across an ownership change (see `session::cluster`).
-    pub owners: u64,
+    pub(crate) owners: u64,
 }
 
 impl SlotMap {
     /// Builds the map from shards (slot ranges outside 0..16384 are ignored).
-    pub fn new(mut shards: Vec<Shard>) -> SlotMap {
+    pub(crate) fn new(mut shards: Vec<Shard>) -> SlotMap {
         shards.sort_by_key(|s| s.ranges.iter().map(|r| r.0).min().unwrap_or(u16::MAX));
         let mut slots = vec![UNASSIGNED; SLOTS];
         for (i, shard) in shards.iter().enumerate() {
@@ -100,13 +100,13 @@ impl SlotMap {
     }
 
     /// The shard serving `slot`, if any.
-    pub fn shard(&self, slot: u16) -> Option<&Shard> {
+    pub(crate) fn shard(&self, slot: u16) -> Option<&Shard> {
         let i = *self.slots.get(usize::from(slot))?;
         self.shards.get(usize::from(i))
     }
 
     /// The known node with this address (master or replica).
-    pub fn node(&self, addr: &str) -> Option<&Arc<Node>> {
+    pub(crate) fn node(&self, addr: &str) -> Option<&Arc<Node>> {
         self.shards.iter().find_map(|s| {
             std::iter::once(&s.master)
                 .chain(s.replicas.iter())
@@ -118,7 +118,7 @@ impl SlotMap {
     /// A copy in which `slot` belongs to the shard whose master is `addr` (a MOVED learned on
     /// the data path, applied before the next full refresh confirms it). `None` when no known
     /// shard has that master.
-    pub fn with_slot_moved(&self, slot: u16, addr: &str) -> Option<SlotMap> {
+    pub(crate) fn with_slot_moved(&self, slot: u16, addr: &str) -> Option<SlotMap> {
         let i = self
             .shards
             .iter()
@@ -136,12 +136,13 @@ impl SlotMap {
     }
 
     /// True when every slot has a shard.
-    pub fn covers_all_slots(&self) -> bool {
+    #[cfg(test)]
+    fn covers_all_slots(&self) -> bool {
         self.slots.iter().all(|&s| s != UNASSIGNED)
     }
 
     /// Same owners, nodes and health (offsets aside): decides whether a refresh is a change.
-    pub fn same_shape(&self, other: &SlotMap) -> bool {
+    pub(crate) fn same_shape(&self, other: &SlotMap) -> bool {
         fn key(v: &NodeView) -> (&str, &Health) {
             (&v.node.addr, &v.health)
         }
@@ -154,7 +155,7 @@ impl SlotMap {
     }
 
     /// JSON for `/topology`.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let view = |v: &NodeView| {
             serde_json::json!({
                 "addr": v.node.addr,
@@ -181,24 +182,24 @@ impl SlotMap {
 
 /// A node as a `CLUSTER SHARDS`/`CLUSTER SLOTS` reply describes it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NodeDesc {
+pub(crate) struct NodeDesc {
     /// `ip:port`
-    pub addr: String,
+    pub(crate) addr: String,
     /// Health as the node answering saw it.
-    pub health: Health,
+    pub(crate) health: Health,
     /// Replication offset, when reported.
-    pub offset: Option<u64>,
+    pub(crate) offset: Option<u64>,
 }
 
 /// A shard as described by the cluster, before nodes are attached.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ShardDesc {
+pub(crate) struct ShardDesc {
     /// Inclusive slot ranges.
-    pub ranges: Vec<(u16, u16)>,
+    pub(crate) ranges: Vec<(u16, u16)>,
     /// The master.
-    pub master: NodeDesc,
+    pub(crate) master: NodeDesc,
     /// The replicas.
-    pub replicas: Vec<NodeDesc>,
+    pub(crate) replicas: Vec<NodeDesc>,
 }
 
 /// Key/value pairs of a RESP2 flat array or a RESP3 map.
@@ -231,7 +232,7 @@ fn int(frame: &Frame) -> Option<i64> {
 
 /// Parses a `CLUSTER SHARDS` reply. Shards without slots or without a master are left out
 /// (an empty master just added, or a shard mid-failover: the next refresh sees it whole).
-pub fn parse_shards(reply: &Frame) -> Result<Vec<ShardDesc>, String> {
+pub(crate) fn parse_shards(reply: &Frame) -> Result<Vec<ShardDesc>, String> {
     let Frame::Array(shards) = reply else {
         return Err(format!("unexpected CLUSTER SHARDS reply: {reply:?}"));
     };
@@ -322,7 +323,7 @@ fn parse_shard_node(node: &Frame) -> Option<(String, NodeDesc)> {
 
 /// Parses a `CLUSTER SLOTS` reply (older servers): no health or offsets, and one shard per
 /// master however many ranges it serves.
-pub fn parse_slots(reply: &Frame) -> Result<Vec<ShardDesc>, String> {
+pub(crate) fn parse_slots(reply: &Frame) -> Result<Vec<ShardDesc>, String> {
     let Frame::Array(ranges) = reply else {
         return Err(format!("unexpected CLUSTER SLOTS reply: {reply:?}"));
     };
@@ -415,19 +416,19 @@ fn refresh_order(
 }
 
 /// Follows a cluster's slot map and publishes it as the pool's topology.
-pub struct ClusterWatcher {
+pub(crate) struct ClusterWatcher {
     /// Pool name (logs).
-    pub pool: String,
+    pub(crate) pool: String,
     /// Configured seed addresses.
-    pub seeds: Vec<String>,
+    pub(crate) seeds: Vec<String>,
     /// How data connections to discovered nodes are made.
-    pub node_options: NodeOptions,
+    pub(crate) node_options: NodeOptions,
     /// Periodic refresh interval.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Connect + reply timeout of a refresh.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Replicas further behind are kept out of the read pool.
-    pub max_lag: Option<ReplicaLag>,
+    pub(crate) max_lag: Option<ReplicaLag>,
 }
 
 impl Watcher for ClusterWatcher {

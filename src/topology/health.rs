@@ -13,32 +13,32 @@ use crate::resp::{Frame, Protocol};
 
 /// Fields of `INFO replication` that decide health.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReplicationInfo {
+pub(crate) struct ReplicationInfo {
     /// `role:` (master / slave).
-    pub role: String,
+    pub(crate) role: String,
     /// `master_link_status:` (replicas).
-    pub link_up: Option<bool>,
+    pub(crate) link_up: Option<bool>,
     /// `master_sync_in_progress:` (replicas).
-    pub sync_in_progress: bool,
+    pub(crate) sync_in_progress: bool,
     /// `master_host:`/`master_port:` joined (replicas).
-    pub master_addr: Option<String>,
+    pub(crate) master_addr: Option<String>,
     /// `master_repl_offset:`
-    pub master_repl_offset: Option<u64>,
+    pub(crate) master_repl_offset: Option<u64>,
     /// `slave_repl_offset:` (replicas).
-    pub slave_repl_offset: Option<u64>,
+    pub(crate) slave_repl_offset: Option<u64>,
     /// `slaveN:` lines (masters): each connected replica as the master sees it.
-    pub replicas: Vec<ReplicaEntry>,
+    pub(crate) replicas: Vec<ReplicaEntry>,
 }
 
 /// One `slaveN:ip=...,port=...,state=...,offset=...,lag=...` line of a master's INFO.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReplicaEntry {
+pub(crate) struct ReplicaEntry {
     /// `ip:port` the replica announced.
-    pub addr: String,
+    pub(crate) addr: String,
     /// Offset the replica last acknowledged.
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// Seconds since its last acknowledgement (replicas ack every second).
-    pub lag_secs: u64,
+    pub(crate) lag_secs: u64,
 }
 
 impl ReplicaEntry {
@@ -63,7 +63,7 @@ impl ReplicaEntry {
 
 impl ReplicationInfo {
     /// Parses the text of `INFO replication` (`key:value` lines, `#` headers).
-    pub fn parse(text: &str) -> ReplicationInfo {
+    pub(crate) fn parse(text: &str) -> ReplicationInfo {
         let mut info = ReplicationInfo::default();
         let (mut host, mut port) = (None, None);
         for line in text.lines() {
@@ -91,7 +91,7 @@ impl ReplicationInfo {
     }
 
     /// Health of a node expected to be a replica.
-    pub fn replica_health(&self) -> Health {
+    pub(crate) fn replica_health(&self) -> Health {
         if self.role != "slave" {
             return Health::WrongRole(self.role.clone());
         }
@@ -106,7 +106,7 @@ impl ReplicationInfo {
 }
 
 /// A reusable probe connection to one node.
-pub struct Prober {
+pub(crate) struct Prober {
     addr: String,
     handshake: Handshake,
     timeout: Duration,
@@ -114,7 +114,7 @@ pub struct Prober {
 }
 
 /// Result of one probe.
-pub enum ProbeResult {
+pub(crate) enum ProbeResult {
     /// The node answered INFO.
     Info(ReplicationInfo),
     /// The node answered `LOADING`.
@@ -125,7 +125,7 @@ pub enum ProbeResult {
 
 impl Prober {
     /// A prober for `addr` using RESP2 and the pool's node credentials.
-    pub fn new(
+    pub(crate) fn new(
         addr: &str,
         username: Option<String>,
         password: Option<String>,
@@ -145,7 +145,7 @@ impl Prober {
     }
 
     /// Asks the node `INFO replication`, reconnecting if needed; drops the connection on failure.
-    pub async fn probe(&mut self) -> ProbeResult {
+    pub(crate) async fn probe(&mut self) -> ProbeResult {
         let res = tokio::time::timeout(self.timeout, self.ask()).await;
         match res {
             Ok(Ok(Frame::Bulk(text))) | Ok(Ok(Frame::Verbatim(_, text))) => {
@@ -192,7 +192,7 @@ impl Prober {
 /// lag uses the master's `lag=` for it (seconds since its last ack; replicas ack every second).
 /// Without a master view the replica is left in: lag cannot be judged, and dropping every
 /// replica when only the master's probe failed would push all reads onto a master in trouble.
-pub fn lag_health(
+pub(crate) fn lag_health(
     max: Option<ReplicaLag>,
     master: Option<&ReplicationInfo>,
     addr: &str,

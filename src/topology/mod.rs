@@ -2,12 +2,12 @@
 //! Watchers build a new snapshot and swap it in whole (`ArcSwap`); the request path only loads
 //! it, so a reader never sees half an update and never takes a lock.
 
-pub mod cluster;
-pub mod health;
-pub mod published;
-pub mod sentinel;
-pub mod sentinel_hub;
-pub mod standalone;
+pub(crate) mod cluster;
+pub(crate) mod health;
+pub(crate) mod published;
+pub(crate) mod sentinel;
+pub(crate) mod sentinel_hub;
+pub(crate) mod standalone;
 pub(crate) mod watch;
 
 use std::sync::Arc;
@@ -17,17 +17,17 @@ use serde::Serialize;
 use crate::backend::Node;
 use crate::telemetry::PoolMetrics;
 
-pub use self::published::Published;
+pub(crate) use self::published::Published;
 
 /// How soon a probe round follows one that left a replica catching up (see
 /// [`Topology::catching_up`]): a replica that has just relinked is usually a few
 /// milliseconds of stream behind.
-pub const CATCH_UP_RECHECK: std::time::Duration = std::time::Duration::from_millis(20);
+pub(crate) const CATCH_UP_RECHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Why a node is or is not serving.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", content = "reason", rename_all = "snake_case")]
-pub enum Health {
+pub(crate) enum Health {
     /// Not probed yet.
     Unknown,
     /// Reachable and, for a replica, in sync with its master.
@@ -51,44 +51,44 @@ pub enum Health {
 
 impl Health {
     /// True when the node may serve requests.
-    pub fn is_healthy(&self) -> bool {
+    pub(crate) fn is_healthy(&self) -> bool {
         matches!(self, Health::Healthy)
     }
 }
 
 /// One node and what the last probe said.
 #[derive(Clone)]
-pub struct NodeView {
+pub(crate) struct NodeView {
     /// The node.
-    pub node: Arc<Node>,
+    pub(crate) node: Arc<Node>,
     /// Health from the last probe.
-    pub health: Health,
+    pub(crate) health: Health,
     /// Replication offset the node reported (replicas: `slave_repl_offset`; master:
     /// `master_repl_offset`), when known.
-    pub offset: Option<u64>,
+    pub(crate) offset: Option<u64>,
 }
 
 /// A pool's topology at one moment.
 #[derive(Clone, Default)]
-pub struct Topology {
+pub(crate) struct Topology {
     /// Increases with every published change.
-    pub version: u64,
+    pub(crate) version: u64,
     /// The master, if known.
-    pub master: Option<NodeView>,
+    pub(crate) master: Option<NodeView>,
     /// Every known replica with its health.
-    pub replicas: Vec<NodeView>,
+    pub(crate) replicas: Vec<NodeView>,
     /// Replicas currently in the read pool (healthy ones), the subset reads pick from.
-    pub readable: Vec<Arc<Node>>,
+    pub(crate) readable: Vec<Arc<Node>>,
     /// False while the topology source (the sentinels) cannot be reached: the snapshot is the
     /// last one known and is kept serving.
-    pub source_stale: bool,
+    pub(crate) source_stale: bool,
     /// When the probe round that produced the offsets in this snapshot started. Every offset
     /// here was read after this instant, which is what read-your-writes relies on.
-    pub probed_at: Option<std::time::Instant>,
+    pub(crate) probed_at: Option<std::time::Instant>,
     /// Cluster pools: the shards and the slot map. `master`, `replicas` and `readable` then
     /// describe the first shard, all replicas and all readable replicas, for keyless commands
     /// and the pool-level gauges.
-    pub cluster: Option<Arc<cluster::SlotMap>>,
+    pub(crate) cluster: Option<Arc<cluster::SlotMap>>,
 }
 
 impl Topology {
@@ -98,7 +98,7 @@ impl Topology {
     /// fault is the broken link to that master (and which are not loading or resyncing) stay
     /// readable: their data is as fresh as it can get until a master returns, and serving it
     /// beats failing every read (Redis's own `replica-serve-stale-data yes` default).
-    pub fn new(version: u64, master: Option<NodeView>, replicas: Vec<NodeView>) -> Topology {
+    pub(crate) fn new(version: u64, master: Option<NodeView>, replicas: Vec<NodeView>) -> Topology {
         let mut t = Topology {
             version,
             master,
@@ -113,7 +113,7 @@ impl Topology {
     }
 
     /// A cluster pool's snapshot around its slot map.
-    pub fn from_cluster(map: cluster::SlotMap) -> Topology {
+    pub(crate) fn from_cluster(map: cluster::SlotMap) -> Topology {
         let replicas: Vec<NodeView> = map
             .shards
             .iter()
@@ -199,7 +199,7 @@ impl Topology {
     /// True when a replica is held back only until its offset reaches the master's: the
     /// watchers then probe again after [`CATCH_UP_RECHECK`] rather than a whole interval, so
     /// the replica rejoins (and reads waiting for one go) as soon as it has caught up.
-    pub fn catching_up(&self) -> bool {
+    pub(crate) fn catching_up(&self) -> bool {
         self.replicas
             .iter()
             .any(|r| matches!(r.health, Health::CatchingUp(_)))
@@ -208,7 +208,7 @@ impl Topology {
     /// Replicas in the read pool that certainly hold every write acknowledged before
     /// `acked_at`: the snapshot's probe round started after that instant (so the master's
     /// offset it read covers those writes) and the replica's offset had reached the master's.
-    pub fn caught_up_since(
+    pub(crate) fn caught_up_since(
         &self,
         acked_at: std::time::Instant,
     ) -> impl Iterator<Item = &Arc<Node>> + '_ {
@@ -228,7 +228,12 @@ impl Topology {
     /// and node gauges, and, when the master, the replica set or any health changed, bumps
     /// the version, counts and logs the change. Offsets change all the time and are published
     /// too (one pointer swap).
-    pub fn publish(mut next: Topology, topology: &Published, metrics: &PoolMetrics, pool: &str) {
+    pub(crate) fn publish(
+        mut next: Topology,
+        topology: &Published,
+        metrics: &PoolMetrics,
+        pool: &str,
+    ) {
         let previous = topology.load();
         // Offsets of different shards are not comparable (and CLUSTER SHARDS reports other
         // nodes' offsets as last gossiped): cluster pools rely on `max_replica_lag` instead.
@@ -281,7 +286,7 @@ impl Topology {
     }
 
     /// True when `other` has the same nodes with the same health (offsets aside).
-    pub fn same_shape(&self, other: &Topology) -> bool {
+    pub(crate) fn same_shape(&self, other: &Topology) -> bool {
         fn key(v: &NodeView) -> (&str, &Health) {
             (&v.node.addr, &v.health)
         }
@@ -299,7 +304,7 @@ impl Topology {
     }
 
     /// JSON description for `/topology`.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let view = |v: &NodeView| {
             serde_json::json!({
                 "addr": v.node.addr,

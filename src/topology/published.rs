@@ -12,7 +12,7 @@ use super::Topology;
 /// The snapshot and its change announcements. Every store announces, also one that changes
 /// only offsets: a waiter re-checks what it needs (a replica whose connection came back,
 /// say) at least once per probe round.
-pub struct Published {
+pub(crate) struct Published {
     snapshot: ArcSwap<Topology>,
     /// Counts stores; receivers only care that it moved.
     changed: watch::Sender<u64>,
@@ -20,7 +20,7 @@ pub struct Published {
 
 impl Published {
     /// Publishes `first` as the initial snapshot.
-    pub fn new(first: Topology) -> Published {
+    pub(crate) fn new(first: Topology) -> Published {
         Published {
             snapshot: ArcSwap::from_pointee(first),
             changed: watch::Sender::new(0),
@@ -28,19 +28,19 @@ impl Published {
     }
 
     /// The current snapshot (lock-free).
-    pub fn load(&self) -> Guard<Arc<Topology>> {
+    pub(crate) fn load(&self) -> Guard<Arc<Topology>> {
         self.snapshot.load()
     }
 
     /// Replaces the snapshot and announces it.
-    pub fn store(&self, next: Arc<Topology>) {
+    pub(crate) fn store(&self, next: Arc<Topology>) {
         self.snapshot.store(next);
         self.announce();
     }
 
     /// Replaces the snapshot with `f(current)`, re-applied if another store came in between
     /// (see [`ArcSwap::rcu`]), and announces it.
-    pub fn rcu<F>(&self, f: F)
+    pub(crate) fn rcu<F>(&self, f: F)
     where
         F: FnMut(&Arc<Topology>) -> Arc<Topology>,
     {
@@ -50,13 +50,13 @@ impl Published {
 
     /// A receiver that sees every store made after this call. Subscribe *before* checking
     /// the snapshot, so a store between the check and the wait is not missed.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
 
     /// Waits until `ready` holds for the current snapshot or `deadline` passes; returns
     /// whether it holds. Wakes on each store, never on a timer of its own.
-    pub async fn wait_for(
+    pub(crate) async fn wait_for(
         &self,
         deadline: tokio::time::Instant,
         mut ready: impl FnMut(&Topology) -> bool,

@@ -32,21 +32,21 @@ use crate::telemetry::PoolMetrics;
 const FAILOVER_HOLD: Duration = Duration::from_secs(15);
 
 /// Everything the sentinel watcher needs.
-pub struct SentinelWatcher {
+pub(crate) struct SentinelWatcher {
     /// Pool name (logs).
-    pub pool: String,
+    pub(crate) pool: String,
     /// Master group name.
-    pub master_name: String,
+    pub(crate) master_name: String,
     /// The connections to the sentinels, shared with other pools on the same sentinels.
-    pub hub: Arc<SentinelHub>,
+    pub(crate) hub: Arc<SentinelHub>,
     /// How nodes are connected to (shared with the request path).
-    pub node_options: NodeOptions,
+    pub(crate) node_options: NodeOptions,
     /// Refresh and probe period.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Timeout of one probe.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Replicas further behind than this leave the read pool.
-    pub max_lag: Option<ReplicaLag>,
+    pub(crate) max_lag: Option<ReplicaLag>,
 }
 
 impl Watcher for SentinelWatcher {

@@ -51,7 +51,7 @@ const EVENT_BACKLOG: usize = 1024;
 
 /// What a sentinel's message means for a watcher.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// Something may have changed: refresh.
     Refresh,
     /// A failover of this master group started: stop sending writes to its master now, before
@@ -96,29 +96,33 @@ impl Event {
 
 /// What a sentinel said about one master group.
 #[derive(Debug, Clone)]
-pub struct GroupView {
+pub(crate) struct GroupView {
     /// `host:port` of the master sentinel names.
-    pub master: String,
+    pub(crate) master: String,
     /// Replicas sentinel does not flag as down or disconnected.
-    pub replicas: Vec<String>,
+    pub(crate) replicas: Vec<String>,
     /// The other sentinels of the group.
-    pub sentinels: Vec<String>,
+    pub(crate) sentinels: Vec<String>,
 }
 
 /// How to reach a set of sentinels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct HubKey {
+pub(crate) struct HubKey {
     /// Configured sentinel addresses, sorted (two pools listing them in another order share).
-    pub sentinels: Vec<String>,
+    pub(crate) sentinels: Vec<String>,
     /// ACL user for the sentinels.
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Password for the sentinels.
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
 }
 
 impl HubKey {
     /// The key of a configured sentinel list and its credentials.
-    pub fn new(sentinels: &[String], username: Option<String>, password: Option<String>) -> Self {
+    pub(crate) fn new(
+        sentinels: &[String],
+        username: Option<String>,
+        password: Option<String>,
+    ) -> Self {
         let mut sentinels = sentinels.to_vec();
         sentinels.sort();
         sentinels.dedup();
@@ -137,7 +141,7 @@ struct Query {
 }
 
 /// A handle on a hub. Cloned `Arc`s share it; the hub's tasks stop with the last one.
-pub struct SentinelHub {
+pub(crate) struct SentinelHub {
     queries: mpsc::Sender<Query>,
     events: broadcast::Sender<Event>,
     _stop: DropGuard,
@@ -172,13 +176,13 @@ impl SentinelHub {
     }
 
     /// Events from every known sentinel, from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
 
     /// Asks the sentinels (the last one that answered first) about `master_name`. None when
     /// no sentinel answered.
-    pub async fn ask(&self, master_name: &str) -> Option<GroupView> {
+    pub(crate) async fn ask(&self, master_name: &str) -> Option<GroupView> {
         let (reply, rx) = oneshot::channel();
         let query = Query {
             master_name: master_name.to_string(),
@@ -191,13 +195,13 @@ impl SentinelHub {
 
 /// The hubs of a process, so that pools on the same sentinels find the same hub.
 #[derive(Default)]
-pub struct SentinelHubs {
+pub(crate) struct SentinelHubs {
     hubs: Mutex<HashMap<HubKey, Weak<SentinelHub>>>,
 }
 
 impl SentinelHubs {
     /// The hub for `key`, started if no live pool uses one yet.
-    pub fn get(
+    pub(crate) fn get(
         &self,
         key: HubKey,
         timeout: Duration,

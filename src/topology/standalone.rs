@@ -15,23 +15,23 @@ use crate::backend::Node;
 use crate::config::ReplicaLag;
 
 /// Everything the standalone watcher needs.
-pub struct StandaloneWatcher {
+pub(crate) struct StandaloneWatcher {
     /// Pool name (logs).
-    pub pool: String,
+    pub(crate) pool: String,
     /// The configured master.
-    pub master: Arc<Node>,
+    pub(crate) master: Arc<Node>,
     /// The configured replicas.
-    pub replicas: Vec<Arc<Node>>,
+    pub(crate) replicas: Vec<Arc<Node>>,
     /// Probe period.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Probe timeout.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Node credentials for probes.
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Node password for probes.
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// Replicas further behind than this leave the read pool.
-    pub max_lag: Option<ReplicaLag>,
+    pub(crate) max_lag: Option<ReplicaLag>,
 }
 
 impl Watcher for StandaloneWatcher {

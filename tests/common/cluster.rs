@@ -61,6 +61,15 @@ impl Cluster {
         );
     }
 
+    /// Starts one more cluster-enabled node, not yet part of the cluster (for
+    /// `redis-cli --cluster add-node`); returns its port.
+    pub fn spawn_node(&mut self) -> u16 {
+        let node = start_node(&self._dir, self.nodes.len());
+        let port = node.port;
+        self.nodes.push(node);
+        port
+    }
+
     /// Address of the node on `port`.
     pub fn node(&self, port: u16) -> &Redis {
         self.nodes
@@ -176,8 +185,16 @@ impl Cluster {
         }
     }
 
-    /// Runs `redis-cli --cluster <args>` against the first live node; panics on failure.
+    /// Runs `redis-cli --cluster <args>` against `via`; panics on failure.
     pub fn cli(&self, via: &Redis, args: &[&str]) -> String {
+        match Cluster::try_cli(via, args) {
+            Ok(text) => text,
+            Err(text) => panic!("redis-cli --cluster {args:?} failed: {text}"),
+        }
+    }
+
+    /// Runs `redis-cli --cluster <args>` against `via`: its output, as `Err` if it failed.
+    pub fn try_cli(via: &Redis, args: &[&str]) -> Result<String, String> {
         let out = Command::new("redis-cli")
             .arg("--cluster")
             .arg(args[0])
@@ -186,12 +203,26 @@ impl Cluster {
             .output()
             .expect("redis-cli");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster {args:?} failed: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
+    /// Waits until `redis-cli --cluster check` passes (the nodes learn a change by gossip,
+    /// so right after one they may not agree yet) and returns its output.
+    pub fn wait_check(via: &Redis) -> String {
+        let mut last = Err(String::new());
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            last = Cluster::try_cli(via, &["check"]);
+            if last.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        last.unwrap_or_else(|text| panic!("redis-cli --cluster check kept failing: {text}"))
     }
 }
 

@@ -66,8 +66,16 @@ pub enum Backend {
 }
 
 thread_local! {
-    // Each test runs on its own thread, so a test's backend is simply this thread's.
-    static BACKEND: std::cell::Cell<Backend> = const { std::cell::Cell::new(Backend::Redis) };
+    // Each test runs on its own thread, so a test's backend is simply this thread's. Tests
+    // that do not choose run on redis-server, or on sluice nodes with
+    // SLUICE_TEST_BACKEND=node (to try a redis-server-only test file against nodes).
+    static BACKEND: std::cell::Cell<Backend> = std::cell::Cell::new(
+        if std::env::var("SLUICE_TEST_BACKEND").is_ok_and(|b| b == "node") {
+            Backend::Node
+        } else {
+            Backend::Redis
+        },
+    );
 }
 
 impl Backend {
@@ -261,7 +269,12 @@ impl Redis {
                 std::env::var("SLUICE_LOG").unwrap_or_else(|_| "error".into()),
             )
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // Logs reach the test's output only when asked for (SLUICE_LOG set).
+            .stderr(if std::env::var_os("SLUICE_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("spawn sluice node");
         // The node prints its address only once it has bound the port itself, so unlike a

@@ -11,6 +11,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
 use super::proto::{self, Kind, Pong, Request};
+use super::state::Outgoing;
 use super::{config_file, failover, gossip, sync_role};
 use crate::node::clock::unix_ms;
 use crate::node::shared::Shared;
@@ -29,7 +30,7 @@ struct Link {
 pub(crate) fn spawn(shared: Arc<Shared>, listener: TcpListener) {
     let (tx, rx) = unbounded_channel();
     if let Some(c) = shared.lock().cluster.as_mut() {
-        c.publish_tx = Some(tx);
+        c.outbox = Some(tx);
     }
     tokio::spawn(accept_loop(shared.clone(), listener));
     tokio::spawn(cron_loop(shared, rx));
@@ -84,8 +85,9 @@ async fn serve_peer(shared: Arc<Shared>, mut stream: TcpStream, peer_ip: String)
     }
 }
 
-/// Every tick: failure detection and elections, role changes, links, config file.
-async fn cron_loop(shared: Arc<Shared>, mut published: UnboundedReceiver<(Vec<u8>, Vec<u8>)>) {
+/// Every tick, or when asked: failure detection and elections, role changes, links, config
+/// file. Also sends the broadcasts asked for in between.
+async fn cron_loop(shared: Arc<Shared>, mut outbox: UnboundedReceiver<Outgoing>) {
     let mut links: HashMap<String, Link> = HashMap::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -93,47 +95,67 @@ async fn cron_loop(shared: Arc<Shared>, mut published: UnboundedReceiver<(Vec<u8
         tokio::select! {
             _ = shared.shutdown.cancelled() => break,
             _ = tick.tick() => {}
-            Some((channel, message)) = published.recv() => {
-                for l in links.values() {
-                    let _ = l.tx.send(Kind::Publish(channel.clone(), message.clone()));
+            Some(out) = outbox.recv() => match out {
+                Outgoing::Broadcast(kind) => {
+                    broadcast(&links, kind);
+                    continue;
                 }
-                continue;
-            }
+                Outgoing::Send(id, kind) => {
+                    if let Some(l) = links.get(&id) {
+                        let _ = l.tx.send(kind);
+                    }
+                    continue;
+                }
+                Outgoing::Wake => {}
+            },
         }
-        let (broadcast, wanted, save) = {
-            let mut store = shared.lock();
-            let offset = store.repl.offset;
-            let rand = store.random();
-            let Some(c) = store.cluster.as_mut() else {
-                break;
-            };
-            let broadcast = failover::cron(c, offset, unix_ms(), rand);
-            let wanted: Vec<(String, String, u16)> = c
-                .nodes
-                .values()
-                .filter(|n| !n.myself)
-                .map(|n| (n.id.clone(), n.ip.clone(), n.cport))
-                .collect();
-            let save = std::mem::take(&mut c.dirty)
-                .then(|| (c.config_file.clone(), config_file::render(c)));
-            sync_role(&mut store);
-            (broadcast, wanted, save)
-        };
-        if let Some((path, text)) = save {
-            if let Err(e) = config_file::write(&path, &text) {
-                tracing::warn!(error = %e, "cannot save the cluster config file");
-            }
-        }
-        reconcile(&shared, &mut links, wanted);
-        for kind in broadcast {
-            for l in links.values() {
-                let _ = l.tx.send(kind.clone());
-            }
+        if !cron_step(&shared, &mut links) {
+            break;
         }
     }
     for l in links.values() {
         l.cancel.cancel();
     }
+}
+
+fn broadcast(links: &HashMap<String, Link>, kind: Kind) {
+    for l in links.values() {
+        let _ = l.tx.send(kind.clone());
+    }
+}
+
+/// One run of the periodic work; false once the node left cluster mode.
+fn cron_step(shared: &Arc<Shared>, links: &mut HashMap<String, Link>) -> bool {
+    let (out, wanted, save) = {
+        let mut store = shared.lock();
+        let offset = store.repl.offset;
+        let rand = store.random();
+        let Some(c) = store.cluster.as_mut() else {
+            return false;
+        };
+        let out = failover::cron(c, offset, unix_ms(), rand);
+        let wanted: Vec<(String, String, u16)> = c
+            .nodes
+            .values()
+            .filter(|n| !n.myself)
+            .map(|n| (n.id.clone(), n.ip.clone(), n.cport))
+            .collect();
+        let save =
+            std::mem::take(&mut c.dirty).then(|| (c.config_file.clone(), config_file::render(c)));
+        sync_role(&mut store);
+        (out, wanted, save)
+    };
+    if let Some((path, text)) = save {
+        if let Err(e) = config_file::write(&path, &text) {
+            tracing::warn!(error = %e, "cannot save the cluster config file");
+        }
+    }
+    reconcile(shared, links, wanted);
+    // In order: a FAIL goes out before the vote request that relies on it.
+    for kind in out {
+        broadcast(links, kind);
+    }
+    true
 }
 
 /// Starts links to new nodes, stops links to forgotten or moved ones.

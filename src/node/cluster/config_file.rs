@@ -148,7 +148,7 @@ fn parse_line(c: &mut ClusterState, f: &[&str], now: i64) -> Option<ClusterNode>
             return None;
         }
         for slot in a..=b {
-            c.owner[usize::from(slot)] = Some(id.clone());
+            c.set_owner(slot, Some(id.clone()));
         }
     }
     Some(n)

@@ -2,15 +2,23 @@
 //! * a node silent for `cluster-node-timeout` is PFAIL for us; with PFAIL/FAIL reports from a
 //!   majority of the slot-owning masters (ourselves included if we are one) it becomes FAIL
 //!   and we tell everyone;
-//! * a replica of a FAIL master waits 500–1000 ms plus 1 s per better-placed sibling (rank by
-//!   replication offset), bumps the current epoch and asks every master for a vote;
+//! * a replica of a FAIL master waits 0–200 ms plus 500 ms per better-placed sibling (rank
+//!   by replication offset), bumps the current epoch and sends every master the FAIL and
+//!   then its vote request (Redis waits 500 ms more for the FAIL to spread on its own);
 //! * a master votes once per epoch, not twice for the same master's replicas within twice
 //!   the node timeout, and never for a claim older than the owners it knows;
 //! * with a majority of votes the replica takes its master's slots at the election epoch.
 
 use super::gossip::mark_failed;
 use super::proto::{Header, Kind};
-use super::state::{ClusterState, Election};
+use super::state::{ClusterState, Election, Outgoing};
+
+/// Random delay (ms, up to) before a replica asks for votes, so that two replicas of one
+/// master with the same offset rarely run in the same epoch.
+const ELECTION_JITTER_MS: u64 = 200;
+/// Extra delay (ms) per sibling replica with a larger replication offset: the most
+/// up-to-date replica runs first.
+const RANK_DELAY_MS: i64 = 500;
 
 /// Runs the periodic checks; returns requests to broadcast.
 pub(crate) fn cron(c: &mut ClusterState, my_offset: i64, now: i64, rand: u64) -> Vec<Kind> {
@@ -33,8 +41,6 @@ pub(crate) fn cron(c: &mut ClusterState, my_offset: i64, now: i64, rand: u64) ->
         }
         n.fail_reports.retain(|_, t| now - *t <= timeout * 2);
     }
-    let me_master_with_slots = !c.me().replica;
-    let quorum = c.quorum();
     let suspects: Vec<String> = c
         .nodes
         .values()
@@ -42,13 +48,7 @@ pub(crate) fn cron(c: &mut ClusterState, my_offset: i64, now: i64, rand: u64) ->
         .map(|n| n.id.clone())
         .collect();
     for id in suspects {
-        let reports = c.nodes[&id]
-            .fail_reports
-            .keys()
-            .filter(|r| c.nodes.get(*r).is_some_and(|m| m.is_master()))
-            .count();
-        if reports + usize::from(me_master_with_slots) >= quorum {
-            mark_failed(c, &id, now);
+        if fail_if_agreed(c, &id, now) {
             out.push(Kind::Fail(id));
         }
     }
@@ -57,42 +57,68 @@ pub(crate) fn cron(c: &mut ClusterState, my_offset: i64, now: i64, rand: u64) ->
     out
 }
 
-/// A replica's side of failover: schedule, ask for votes, win or time out.
-fn election(c: &mut ClusterState, my_offset: i64, now: i64, rand: u64) -> Option<Kind> {
+/// Marks `id` FAIL when we see it PFAIL and reports of a majority of masters agree (the
+/// majority of the slot-owning masters' count); true when it was marked now.
+pub(crate) fn fail_if_agreed(c: &mut ClusterState, id: &str, now: i64) -> bool {
+    let Some(n) = c.nodes.get(id).filter(|n| n.pfail && !n.fail) else {
+        return false;
+    };
+    let reports = n
+        .fail_reports
+        .keys()
+        .filter(|r| c.nodes.get(*r).is_some_and(|m| m.is_master()))
+        .count();
+    // As Redis: reports of any master count, ours too when we are one.
+    let me_counts = !c.me().replica;
+    if reports + usize::from(me_counts) < c.quorum() {
+        return false;
+    }
+    mark_failed(c, id, now);
+    true
+}
+
+/// A replica's side of failover: schedule, ask for votes, win or time out. Returns the
+/// requests to broadcast, in order.
+fn election(c: &mut ClusterState, my_offset: i64, now: i64, rand: u64) -> Vec<Kind> {
     let me = c.me();
     let master = me.master_of.as_ref().and_then(|m| c.nodes.get(m));
     let Some(master) = master.filter(|_| me.replica) else {
         c.election = None;
-        return None;
+        return Vec::new();
     };
     let manual = c.election.as_ref().is_some_and(|e| e.manual);
     let master_id = master.id.clone();
     if (!master.fail && !manual) || c.slot_count(&master_id) == 0 {
         c.election = None;
-        return None;
+        return Vec::new();
     }
     if let Some(e) = &c.election {
         if e.manual && now > e.manual_deadline {
             c.election = None;
-            return None;
+            return Vec::new();
         }
     }
     let auth_timeout = (c.node_timeout * 2).max(2000);
-    let Some(e) = c.election.as_mut() else {
+    if c.election.is_none() {
         let rank = c
             .replicas_of(&master_id)
             .iter()
             .filter(|r| !r.myself && !r.fail && r.repl_offset > my_offset)
             .count() as i64;
+        // Redis waits 500 ms more so that the FAIL reaches the voters first; our vote
+        // request is preceded by the FAIL itself on every link, so only the jitter that
+        // keeps equally ranked siblings apart and the rank's turn remain.
         c.election = Some(Election {
-            start_at: now + 500 + (rand % 500) as i64 + rank * 1000,
+            start_at: now + (rand % ELECTION_JITTER_MS) as i64 + rank * RANK_DELAY_MS,
             ..Election::default()
         });
-        return None;
+    }
+    let Some(e) = c.election.as_mut() else {
+        return Vec::new();
     };
     if e.epoch == 0 {
-        if now < e.start_at || e.wait_offset.is_some_and(|o| my_offset < o) {
-            return None;
+        if now < e.start_at || e.awaiting_pause || e.wait_offset.is_some_and(|o| my_offset < o) {
+            return Vec::new();
         }
         c.current_epoch += 1;
         let e = c.election.as_mut().expect("present");
@@ -101,7 +127,12 @@ fn election(c: &mut ClusterState, my_offset: i64, now: i64, rand: u64) -> Option
         e.start_at = now;
         c.dirty = true;
         tracing::info!(epoch = c.current_epoch, "cluster: asking masters for votes");
-        return Some(Kind::AuthRequest);
+        let mut out = Vec::new();
+        if c.nodes.get(&master_id).is_some_and(|m| m.fail) {
+            out.push(Kind::Fail(master_id));
+        }
+        out.push(Kind::AuthRequest);
+        return out;
     }
     let (votes, epoch, started) = (e.votes.len(), e.epoch, e.start_at);
     if votes >= c.quorum() {
@@ -110,7 +141,7 @@ fn election(c: &mut ClusterState, my_offset: i64, now: i64, rand: u64) -> Option
         // Lost or split vote: a new election later, at a new epoch.
         c.election = None;
     }
-    None
+    Vec::new()
 }
 
 /// Becomes a master owning `old_master`'s slots at `epoch`.
@@ -127,6 +158,9 @@ pub(crate) fn promote(c: &mut ClusterState, old_master: &str, epoch: u64) {
     }
     c.election = None;
     c.dirty = true;
+    c.update_state();
+    // Tell everyone now rather than at the next PINGs.
+    c.tell_bus(Outgoing::Broadcast(Kind::Ping));
     tracing::info!(epoch, "cluster: promoted to master");
 }
 
@@ -197,6 +231,28 @@ mod tests {
     use super::*;
     use crate::node::cluster::gossip::header;
     use crate::node::cluster::state::{random_id, ClusterNode};
+
+    #[test]
+    fn a_replica_of_a_failed_master_sends_the_fail_then_asks_for_votes_at_once() {
+        let mut r = ClusterState::new(random_id(), "127.0.0.1", 1, 2, "x".into(), 1000, 0);
+        let m = random_id();
+        r.nodes
+            .insert(m.clone(), ClusterNode::new(m.clone(), "127.0.0.1", 3, 4, 0));
+        r.set_owner(0, Some(m.clone()));
+        r.me_mut().replica = true;
+        r.me_mut().master_of = Some(m.clone());
+        assert!(
+            cron(&mut r, 0, 10, 0).is_empty(),
+            "master alive: no election"
+        );
+        r.nodes.get_mut(&m).expect("m").fail = true;
+        let out = cron(&mut r, 0, 20, 0);
+        assert!(
+            matches!(out.as_slice(), [Kind::Fail(id), Kind::AuthRequest] if *id == m),
+            "{out:?}"
+        );
+        assert_eq!(r.election.as_ref().map(|e| e.epoch), Some(1));
+    }
 
     #[test]
     fn one_vote_per_epoch_and_only_for_a_failed_master() {

@@ -2,7 +2,7 @@
 //! epochs, apply slot claims by config epoch, collect failure reports, answer votes.
 
 use super::proto::{Gossip, Header, Kind, Pong, Request, Update};
-use super::state::{ClusterNode, ClusterState, NodeId};
+use super::state::{ClusterNode, ClusterState, NodeId, Outgoing};
 
 /// Our header, with our replication offset.
 pub(crate) fn header(c: &ClusterState, offset: i64, manual: bool) -> Header {
@@ -27,6 +27,7 @@ pub(crate) fn header(c: &ClusterState, offset: i64, manual: bool) -> Header {
         slots_epoch,
         offset,
         manual,
+        paused: c.manual_pause.is_some(),
     }
 }
 
@@ -74,6 +75,7 @@ pub(crate) fn on_request(
         match &req.kind {
             Kind::Fail(id) => mark_failed(c, id, now),
             Kind::AuthRequest => ack = super::failover::vote(c, &h, now),
+            Kind::MfStart => super::manual::pause_for(c, &h.id, now),
             Kind::Ping | Kind::Meet | Kind::Publish(..) => {}
         }
     }
@@ -142,6 +144,12 @@ fn on_header(c: &mut ClusterState, h: &Header, now: i64) -> Vec<Update> {
     n.pfail = false;
     n.fail_reports.clear();
     n.repl_offset = h.offset;
+    if h.paused {
+        super::manual::master_paused(c, &h.id, h.offset);
+    }
+    let Some(n) = c.nodes.get_mut(&h.id) else {
+        return Vec::new();
+    };
     if !n.handshake && (n.ip != h.ip || n.port != h.port || n.cport != h.cport) {
         n.ip = h.ip.clone();
         n.port = h.port;
@@ -197,9 +205,10 @@ pub(crate) fn update_slots(
 ) -> Vec<Update> {
     // The common case, several times a second per node: nothing new. Checked first because
     // the full pass below counts slots (whole-table scans).
-    let known = claimed.iter().all(|&(a, b)| {
-        (a..=b.min(16383)).all(|s| c.owner[usize::from(s)].as_deref() == Some(sender))
-    });
+    let known = c.owns_exactly(sender, claimed)
+        || claimed.iter().all(|&(a, b)| {
+            (a..=b.min(16383)).all(|s| c.owner[usize::from(s)].as_deref() == Some(sender))
+        });
     if known {
         return Vec::new();
     }
@@ -277,6 +286,10 @@ fn on_gossip(c: &mut ClusterState, sender: &str, gossip: &[Gossip], now: i64) {
             if sender_is_master {
                 if g.pfail || g.fail {
                     n.fail_reports.insert(sender.to_string(), now);
+                    // Decide now rather than at the next cron tick (Redis does the same).
+                    if super::failover::fail_if_agreed(c, &g.id, now) {
+                        c.tell_bus(Outgoing::Broadcast(Kind::Fail(g.id.clone())));
+                    }
                 } else {
                     n.fail_reports.remove(sender);
                 }
@@ -306,6 +319,8 @@ pub(crate) fn mark_failed(c: &mut ClusterState, id: &str, now: i64) {
             n.pfail = false;
             n.fail_time = now;
             c.dirty = true;
+            // A replica of it starts its election without waiting for the next tick.
+            c.tell_bus(Outgoing::Wake);
             tracing::info!(node = id, "cluster: node marked FAIL");
         }
     }

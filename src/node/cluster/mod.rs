@@ -14,7 +14,8 @@
 //!   an UPDATE. Masters with equal config epochs resolve the collision as Redis does (the
 //!   lower node id bumps).
 //! * **Failover** ([`failover`]): PFAIL after `cluster-node-timeout` of silence, FAIL on a
-//!   majority of masters' reports, replica elections with one vote per master per epoch.
+//!   majority of masters' reports, replica elections with one vote per master per epoch;
+//!   manual failovers pause the master's writes until the replica caught up ([`manual`]).
 //! * **Persistence** ([`config_file`]): the view is saved to `cluster-config-file` (Redis's
 //!   nodes.conf format) whenever it changes, and reloaded at start.
 //! * **Role changes** are the cluster's decision; [`sync_role`] makes replication follow it
@@ -26,6 +27,7 @@ pub mod config_file;
 pub mod dump;
 pub mod failover;
 pub mod gossip;
+pub mod manual;
 pub mod migrate;
 pub mod options;
 pub mod proto;
@@ -97,6 +99,13 @@ pub async fn start(shared: &Arc<Shared>, opts: &ClusterOptions) -> Result<(), No
 /// Makes replication follow the cluster's idea of our role: replicate the master we are a
 /// replica of, or stop replicating once we are a master.
 pub(crate) fn sync_role(store: &mut Store) {
+    let Some(c) = store.cluster.as_mut() else {
+        return;
+    };
+    if manual::pause_over(c, super::store::unix_ms()) {
+        // The writes held for a manual failover run again (and meet MOVED if it happened).
+        store.waiters.signal_all();
+    }
     let Some(c) = store.cluster.as_ref() else {
         return;
     };
@@ -136,8 +145,9 @@ pub(crate) fn broadcast_publish(
     let Some(c) = store.cluster.as_ref() else {
         return false;
     };
-    if let Some(tx) = &c.publish_tx {
-        let _ = tx.send((channel.to_vec(), message.to_vec()));
-    }
+    c.tell_bus(state::Outgoing::Broadcast(proto::Kind::Publish(
+        channel.to_vec(),
+        message.to_vec(),
+    )));
     true
 }

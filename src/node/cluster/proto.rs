@@ -31,6 +31,10 @@ pub(crate) struct Header {
     pub offset: i64,
     /// Manual failover: masters vote although the master is not failing.
     pub manual: bool,
+    /// A master that paused its writes for a replica's manual failover: `offset` is the
+    /// offset that replica must reach (Redis's CLUSTERMSG_FLAG0_PAUSED).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// What a node says about another node.
@@ -64,6 +68,8 @@ pub(crate) enum Kind {
     AuthRequest,
     /// A PUBLISH (channel, message) for the node's subscribers.
     Publish(Vec<u8>, Vec<u8>),
+    /// From a replica to its master: pause writes for my manual failover (CLUSTER FAILOVER).
+    MfStart,
 }
 
 impl Kind {
@@ -75,6 +81,7 @@ impl Kind {
             Kind::Fail(_) => "fail",
             Kind::AuthRequest => "auth-req",
             Kind::Publish(..) => "publish",
+            Kind::MfStart => "mfstart",
         }
     }
 }
@@ -159,6 +166,7 @@ mod tests {
                 slots_epoch: 3,
                 offset: 0,
                 manual: false,
+                paused: false,
             },
             gossip: Vec::new(),
         };

@@ -140,7 +140,7 @@ pub(crate) fn shards(c: &ClusterState, my_offset: i64) -> Reply {
 
 /// CLUSTER INFO's text.
 pub(crate) fn info(c: &ClusterState) -> String {
-    let assigned = c.owner.iter().filter(|o| o.is_some()).count();
+    let assigned = c.assigned();
     let (mut pfail, mut fail) = (0, 0);
     for o in c.owner.iter().flatten() {
         if let Some(n) = c.nodes.get(o) {

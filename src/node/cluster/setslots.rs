@@ -85,18 +85,20 @@ pub(crate) fn setslot(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Reply {
     let Some(slot) = slot_arg(args.get(2)) else {
         return Reply::error("ERR Invalid or out of range slot");
     };
-    let keys_in_slot = ctx
-        .store
-        .db(0)
-        .iter()
-        .any(|(k, _)| cluster_slot::slot(k) == slot);
+    let action = String::from_utf8_lossy(args.get(3)).to_ascii_lowercase();
+    // A pass over the whole keyspace: only NODE needs it.
+    let keys_in_slot = action == "node"
+        && ctx
+            .store
+            .db(0)
+            .iter()
+            .any(|(k, _)| cluster_slot::slot(k) == slot);
     let Some(c) = ctx.store.cluster.as_mut() else {
         return disabled();
     };
     if c.me().replica {
         return Reply::error("ERR Please use SETSLOT only with masters.");
     }
-    let action = String::from_utf8_lossy(args.get(3)).to_ascii_lowercase();
     let id = String::from_utf8_lossy(args.get(4)).into_owned();
     let bad = || {
         Reply::error("ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP")

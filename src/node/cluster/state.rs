@@ -8,13 +8,52 @@ use std::path::PathBuf;
 
 use indexmap::IndexMap;
 
+use super::proto::Kind;
 use crate::cluster_slot::SLOTS;
 
 /// A node id: 40 lower-case hex characters.
 pub(crate) type NodeId = String;
 
-/// Cached header slots: (slot table version, master they are of, ranges).
-pub(crate) type HeaderSlots = (u64, NodeId, Vec<(u16, u16)>);
+/// Who owns what, derived from the slot table and rebuilt only when it changes: the
+/// periodic checks and every bus message ask for slot counts and ranges, and a pass over
+/// the 16384 slots each time kept an idle debug-build node busy (six of them: half a core).
+#[derive(Debug, Default)]
+pub(crate) struct SlotIndex {
+    /// The `slots_version` this was built at (`u64::MAX`: never).
+    version: u64,
+    /// Each owner's slots as inclusive ranges, in order.
+    ranges: HashMap<NodeId, Vec<(u16, u16)>>,
+    /// How many slots each owner has.
+    counts: HashMap<NodeId, usize>,
+    /// Slots with an owner.
+    assigned: usize,
+}
+
+impl SlotIndex {
+    fn build(owner: &[Option<NodeId>], version: u64) -> SlotIndex {
+        let mut index = SlotIndex {
+            version,
+            ..SlotIndex::default()
+        };
+        let mut slot = 0;
+        while slot < owner.len() {
+            let Some(id) = &owner[slot] else {
+                slot += 1;
+                continue;
+            };
+            let start = slot;
+            while slot + 1 < owner.len() && owner[slot + 1].as_ref() == Some(id) {
+                slot += 1;
+            }
+            let (a, b) = (start as u16, slot as u16);
+            index.ranges.entry(id.clone()).or_default().push((a, b));
+            *index.counts.entry(id.clone()).or_default() += slot - start + 1;
+            index.assigned += slot - start + 1;
+            slot += 1;
+        }
+        index
+    }
+}
 
 /// One node as this node knows it.
 #[derive(Debug, Clone)]
@@ -117,8 +156,20 @@ pub(crate) struct Election {
     pub manual: bool,
     /// When a manual failover gives up (ms).
     pub manual_deadline: i64,
-    /// Default manual failover: wait until our offset reaches this before the election.
+    /// Default manual failover: our master has not yet said it paused its writes.
+    pub awaiting_pause: bool,
+    /// Default manual failover: wait until our offset reaches this (our master's offset
+    /// once paused) before the election.
     pub wait_offset: Option<i64>,
+}
+
+/// A master's write pause for a replica's manual failover (Redis's `mf_end` on a master).
+#[derive(Debug, Clone)]
+pub(crate) struct ManualPause {
+    /// The replica taking over.
+    pub replica: NodeId,
+    /// When the pause ends if the failover has not happened by then (ms).
+    pub until: i64,
 }
 
 /// Bus message counters (CLUSTER INFO).
@@ -150,14 +201,28 @@ pub struct ClusterState {
     pub(crate) dirty: bool,
     pub(crate) stats: MsgStats,
     pub(crate) election: Option<Election>,
+    /// Our writes are paused for a replica's manual failover.
+    pub(crate) manual_pause: Option<ManualPause>,
     /// `cluster-require-full-coverage`.
     pub(crate) full_coverage: bool,
-    /// The slot ranges our header claims, and the table version they were computed at.
-    pub(crate) header_cache: std::cell::RefCell<HeaderSlots>,
-    /// Bumped by every slot assignment (invalidates `header_cache`).
-    pub(crate) slots_version: u64,
-    /// PUBLISHed messages for the bus to send to every node.
-    pub(crate) publish_tx: Option<tokio::sync::mpsc::UnboundedSender<(Vec<u8>, Vec<u8>)>>,
+    /// Per-owner ranges and counts (see [`SlotIndex`]).
+    slot_index: std::cell::RefCell<SlotIndex>,
+    /// Bumped by every slot assignment (invalidates `slot_index`).
+    slots_version: u64,
+    /// Requests to the bus's cron task (broadcasts, an early run); `None` until the bus runs.
+    pub(crate) outbox: Option<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
+}
+
+/// What code running under the store lock asks of the bus's cron task, which owns the links.
+#[derive(Debug, Clone)]
+pub(crate) enum Outgoing {
+    /// Send this to every node now (a PUBLISH, a FAIL, a PING announcing a new role).
+    Broadcast(Kind),
+    /// Send this to one node now.
+    Send(NodeId, Kind),
+    /// Run the periodic checks now rather than at the next tick (a node was just marked
+    /// FAIL: a replica of it starts its election without waiting).
+    Wake,
 }
 
 /// How many ms a forgotten node stays out of gossip (Redis: 60 s).
@@ -193,9 +258,13 @@ impl ClusterState {
             dirty: true,
             stats: MsgStats::default(),
             election: None,
+            manual_pause: None,
             full_coverage: true,
-            publish_tx: None,
-            header_cache: std::cell::RefCell::new((u64::MAX, NodeId::new(), Vec::new())),
+            outbox: None,
+            slot_index: std::cell::RefCell::new(SlotIndex {
+                version: u64::MAX,
+                ..SlotIndex::default()
+            }),
             slots_version: 0,
         }
     }
@@ -217,22 +286,37 @@ impl ClusterState {
             .as_ref()
             .and_then(|id| self.nodes.get(id))
     }
+    /// The slot index, rebuilt first if the slot table changed since.
+    fn index(&self) -> std::cell::Ref<'_, SlotIndex> {
+        if self.slot_index.borrow().version != self.slots_version {
+            *self.slot_index.borrow_mut() = SlotIndex::build(&self.owner, self.slots_version);
+        }
+        self.slot_index.borrow()
+    }
     /// Slots owned by `id`, in order.
     pub(crate) fn slots_of(&self, id: &str) -> Vec<u16> {
-        (0..SLOTS as u16)
-            .filter(|&s| self.owner[usize::from(s)].as_deref() == Some(id))
+        self.ranges_of(id)
+            .into_iter()
+            .flat_map(|(a, b)| a..=b)
             .collect()
     }
     /// Slots owned by `id` as inclusive ranges.
     pub(crate) fn ranges_of(&self, id: &str) -> Vec<(u16, u16)> {
-        ranges(&self.slots_of(id))
+        self.index().ranges.get(id).cloned().unwrap_or_default()
+    }
+    /// True when `id` owns exactly the slots `claimed` (inclusive ranges, in order).
+    pub(crate) fn owns_exactly(&self, id: &str, claimed: &[(u16, u16)]) -> bool {
+        let index = self.index();
+        let mine = index.ranges.get(id).map_or(&[][..], Vec::as_slice);
+        mine == claimed
     }
     /// Number of slots `id` owns.
     pub(crate) fn slot_count(&self, id: &str) -> usize {
-        self.owner
-            .iter()
-            .filter(|o| o.as_deref() == Some(id))
-            .count()
+        self.index().counts.get(id).copied().unwrap_or(0)
+    }
+    /// Number of slots with an owner.
+    pub(crate) fn assigned(&self) -> usize {
+        self.index().assigned
     }
     /// The master whose slots this node serves: itself, or the master it replicates.
     pub(crate) fn my_master_id(&self) -> NodeId {
@@ -243,10 +327,7 @@ impl ClusterState {
     }
     /// Masters owning at least one slot (Redis's `cluster->size`).
     pub(crate) fn size(&self) -> usize {
-        let mut owners: Vec<&str> = self.owner.iter().flatten().map(String::as_str).collect();
-        owners.sort_unstable();
-        owners.dedup();
-        owners.len()
+        self.index().counts.len()
     }
     /// Votes or reports needed for a decision: a majority of the slot-owning masters.
     pub(crate) fn quorum(&self) -> usize {
@@ -265,16 +346,16 @@ impl ClusterState {
         self.dirty = true;
         self.slots_version += 1;
     }
-    /// The slots of the master we serve (ourselves or our master), as ranges; cached until
-    /// a slot or our role changes, since every bus message carries them.
+    /// Unassigns every slot (CLUSTER RESET).
+    pub(crate) fn clear_owners(&mut self) {
+        self.owner.iter_mut().for_each(|o| *o = None);
+        self.dirty = true;
+        self.slots_version += 1;
+    }
+    /// The slots of the master we serve (ourselves or our master), as ranges: what every
+    /// bus message of ours claims.
     pub(crate) fn header_slots(&self) -> Vec<(u16, u16)> {
-        let master = self.my_master_id();
-        let mut cache = self.header_cache.borrow_mut();
-        if cache.0 != self.slots_version || cache.1 != master {
-            let ranges = self.ranges_of(&master);
-            *cache = (self.slots_version, master, ranges);
-        }
-        cache.2.clone()
+        self.ranges_of(&self.my_master_id())
     }
     /// Makes the config epoch of this node unique-ish: a new, higher epoch than any seen.
     pub(crate) fn bump_my_epoch(&mut self) -> u64 {
@@ -295,19 +376,22 @@ impl ClusterState {
     /// Recomputes `cluster_state`: ok when every slot is served by a master not marked FAIL
     /// (unless full coverage is not required) and we are not cut off from the majority.
     pub(crate) fn update_state(&mut self) {
-        let covered = self.owner.iter().all(|o| {
-            o.as_ref()
-                .and_then(|id| self.nodes.get(id))
-                .is_some_and(|n| !n.fail)
-        });
+        let index = self.index();
+        let covered = index.assigned == SLOTS
+            && index
+                .counts
+                .keys()
+                .all(|id| self.nodes.get(id).is_some_and(|n| !n.fail));
         let ok = !self.full_coverage || covered;
         // A master in a minority partition stops serving (Redis: reachable masters < quorum).
-        let size = self.size();
-        let reachable = self
-            .nodes
-            .values()
-            .filter(|n| n.is_master() && !n.pfail && !n.fail && self.slot_count(&n.id) > 0)
+        let size = index.counts.len();
+        let reachable = index
+            .counts
+            .keys()
+            .filter_map(|id| self.nodes.get(id))
+            .filter(|n| n.is_master() && !n.pfail && !n.fail)
             .count();
+        drop(index);
         let majority = size == 0 || reachable > size / 2;
         self.ok = ok && majority && size > 0;
     }
@@ -330,22 +414,16 @@ impl ClusterState {
         }
         self.dirty = true;
     }
+    /// Asks the bus's cron task for `what` (dropped when the bus is not running: tests).
+    pub(crate) fn tell_bus(&self, what: Outgoing) {
+        if let Some(tx) = &self.outbox {
+            let _ = tx.send(what);
+        }
+    }
     /// A node with address `ip:port` (real or in handshake), if known.
     pub(crate) fn by_addr(&self, ip: &str, port: u16) -> Option<&ClusterNode> {
         self.nodes.values().find(|n| n.ip == ip && n.port == port)
     }
-}
-
-/// Sorted slots as inclusive ranges.
-pub(crate) fn ranges(slots: &[u16]) -> Vec<(u16, u16)> {
-    let mut out: Vec<(u16, u16)> = Vec::new();
-    for &s in slots {
-        match out.last_mut() {
-            Some((_, end)) if *end + 1 == s => *end = s,
-            _ => out.push((s, s)),
-        }
-    }
-    out
 }
 
 /// A random node id (40 hex characters).
@@ -361,8 +439,21 @@ mod tests {
 
     #[test]
     fn ranges_and_quorum() {
-        assert_eq!(ranges(&[1, 2, 3, 7, 9, 10]), vec![(1, 3), (7, 7), (9, 10)]);
         let mut c = ClusterState::new(random_id(), "127.0.0.1", 1, 2, "x".into(), 1000, 0);
+        let other = random_id();
+        for s in [1, 2, 3, 7, 9, 10, 16383] {
+            c.set_owner(s, Some(other.clone()));
+        }
+        assert_eq!(
+            c.ranges_of(&other),
+            vec![(1, 3), (7, 7), (9, 10), (16383, 16383)]
+        );
+        assert_eq!(c.slot_count(&other), 7);
+        assert!(c.owns_exactly(&other, &[(1, 3), (7, 7), (9, 10), (16383, 16383)]));
+        assert!(!c.owns_exactly(&other, &[(1, 3)]));
+        c.set_owner(2, None);
+        assert_eq!(c.slots_of(&other), vec![1, 3, 7, 9, 10, 16383]);
+        c.clear_owners();
         assert_eq!(c.size(), 0);
         let me = c.myid.clone();
         c.set_owner(5, Some(me.clone()));

@@ -4,14 +4,14 @@
 use bytes::Bytes;
 
 use super::commands::disabled;
+use super::manual::MANUAL_TIMEOUT_MS;
+use super::proto::Kind;
+use super::state::Outgoing;
 use super::state::{random_id, ClusterNode, ClusterState, Election, FORGET_TTL_MS};
 use super::{config_file, failover, replies};
 use crate::node::args::parse_int;
 use crate::node::cmd::{subcommand_error, Args, Ctx};
 use crate::node::reply::Reply;
-
-/// Manual failovers give up after this long (Redis's CLUSTER_MF_TIMEOUT).
-const MANUAL_TIMEOUT_MS: i64 = 5000;
 
 /// Dispatches the subcommands of this file.
 pub(crate) fn command(ctx: &mut Ctx<'_>, sub: &str, args: &Args<'_>) -> Reply {
@@ -151,7 +151,6 @@ fn start_failover(c: &mut ClusterState, args: &Args<'_>, now: i64) -> Reply {
         return Reply::error("ERR Master is down or failed, please use CLUSTER FAILOVER FORCE");
     }
     let master_id = master.id.clone();
-    let master_offset = master.repl_offset;
     if takeover {
         // No agreement asked: a new epoch of our own, then the slots.
         c.current_epoch += 1;
@@ -163,9 +162,13 @@ fn start_failover(c: &mut ClusterState, args: &Args<'_>, now: i64) -> Reply {
         start_at: now,
         manual: true,
         manual_deadline: now + MANUAL_TIMEOUT_MS,
-        wait_offset: (!force).then_some(master_offset),
+        awaiting_pause: !force,
         ..Election::default()
     });
+    if !force {
+        // Our master pauses its writes and tells us where its offset stopped (manual.rs).
+        c.tell_bus(Outgoing::Send(master_id, Kind::MfStart));
+    }
     Reply::Ok
 }
 
@@ -192,8 +195,7 @@ fn reset(c: &mut ClusterState, args: &Args<'_>, keys: usize) -> Reply {
     c.nodes.clear();
     c.myid = mine.id.clone();
     c.nodes.insert(mine.id.clone(), mine);
-    c.owner.iter_mut().for_each(|o| *o = None);
-    c.slots_version += 1;
+    c.clear_owners();
     c.importing.clear();
     c.migrating.clear();
     c.election = None;

@@ -307,6 +307,13 @@ pub fn execute_found(ctx: &mut Ctx<'_>, req: &Request, idx: usize, cmd: &'static
         };
         return refused(ctx, Some(idx), refusal);
     }
+    if ctx.store.cluster.is_some() {
+        // A master pausing its writes for a manual failover parks the client (Redis checks
+        // the pause after the refusals, before MULTI queues).
+        if let Some(hold) = crate::node::cluster::manual::hold(ctx, cmd) {
+            return hold;
+        }
+    }
     if ctx.client.multi.is_some() && !is_tx_control(cmd) {
         if let Some(queue) = ctx.client.multi.as_mut() {
             queue.push(req.clone());

@@ -304,6 +304,9 @@ pub(crate) fn run(
         db: ctx.client.db,
         authed: true,
         from_master: ctx.client.from_master,
+        // As Redis checks a script's calls against the caller's READONLY: a read-only
+        // script on a replica reads its master's slots.
+        cluster_readonly: ctx.client.cluster_readonly,
         in_script: true,
         last_cmd: "NULL",
         ..ClientState::default()
