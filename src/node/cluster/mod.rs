@@ -102,7 +102,7 @@ pub(crate) fn sync_role(store: &mut Store) {
     let Some(c) = store.cluster.as_mut() else {
         return;
     };
-    if manual::pause_over(c, super::store::unix_ms()) {
+    if manual::pause_over(c, super::clock::unix_ms()) {
         // The writes held for a manual failover run again (and meet MOVED if it happened).
         store.waiters.signal_all();
     }
