@@ -86,8 +86,7 @@ pub(crate) fn prepare_refusal(ctx: &Ctx, script_flags: u32, ro: bool) -> Option<
 
 /// True on a master with `min-replicas-to-write` set and fewer good replicas than that.
 pub(crate) fn too_few_replicas(ctx: &Ctx) -> bool {
-    let (min, lag) = ctx.store.repl.min_replicas;
-    !ctx.store.replica && min > 0 && lag > 0 && good_replicas(ctx) < min
+    !ctx.store.replica && ctx.store.repl.too_few_replicas()
 }
 
 /// True if the script must not write (`*_RO`, or a `no-writes` shebang).
@@ -263,14 +262,4 @@ pub(crate) fn script_keys(name: &str, args: &Args, at: usize) -> Option<Reply> {
             .map(|i| Reply::bulk(args.get(i)))
             .collect(),
     ))
-}
-
-/// Replicas that are online (for `min-replicas-to-write`).
-fn good_replicas(ctx: &Ctx) -> usize {
-    ctx.store
-        .repl
-        .replicas
-        .iter()
-        .filter(|l| l.online && !l.killed)
-        .count()
 }

@@ -190,6 +190,20 @@ impl Default for ReplState {
 }
 
 impl ReplState {
+    /// `min-replicas-to-write` is set and fewer replicas than that are online (the caller
+    /// checks that this node is a master).
+    pub fn too_few_replicas(&self) -> bool {
+        let (min, lag) = self.min_replicas;
+        min > 0
+            && lag > 0
+            && self
+                .replicas
+                .iter()
+                .filter(|l| l.online && !l.killed)
+                .count()
+                < min
+    }
+
     /// True when we replicate from a master.
     pub fn is_replica(&self) -> bool {
         self.master.is_some()

@@ -20,6 +20,7 @@ pub(crate) mod functions;
 pub(crate) mod libs;
 mod rawcall;
 pub(crate) mod run;
+mod state;
 
 use std::collections::HashMap;
 

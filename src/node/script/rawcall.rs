@@ -15,7 +15,7 @@ use std::os::raw::c_int;
 use mlua::ffi;
 
 use super::convert::number_text;
-use super::run::{Pending, RunState};
+use super::state::{Pending, RunState};
 use crate::node::reply::Reply;
 
 thread_local! {
