@@ -28,7 +28,6 @@ local function outside()
 end
 hooks.call = outside
 hooks.pending = outside
-hooks.call_packed = outside
 hooks.setresp = outside
 hooks.set_repl = outside
 hooks.register = function()
@@ -43,8 +42,8 @@ local rlog, rsha = redis.log, redis.sha1hex
 local inner = {
   call = function(...)
     -- Thousands of arguments do not fit the C stack of a Rust callback: pass them packed.
-    if select('#', ...) > 200 then return hooks.call_packed({...}) end
-    -- hooks.call is a C function that answers the common cases itself (see rawcall.rs).
+    -- hooks.call is a C function reading its arguments off the Lua stack (any number of
+    -- them) that answers the common cases itself (see rawcall.rs).
     local v, raise, pending = hooks.call(...)
     if pending then return hooks.pending() end
     return v, raise
@@ -56,7 +55,6 @@ local inner = {
   sha1hex = rsha,
 }
 redis.pcall = function(...)
-  if select('#', ...) > 200 then return (hooks.call_packed({...})) end
   local v, _, pending = hooks.call(...)
   if pending then v = hooks.pending() end
   return v

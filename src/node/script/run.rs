@@ -25,22 +25,7 @@ pub(crate) struct RunOpts<'n> {
     pub(crate) name: &'n str,
 }
 
-/// One `redis.call` argument: a Lua string's bytes, or a number's text.
-enum Arg {
-    Lua(mlua::BorrowedBytes),
-    Owned(Vec<u8>),
-}
-
-impl AsRef<[u8]> for Arg {
-    fn as_ref(&self) -> &[u8] {
-        match self {
-            Arg::Lua(b) => b,
-            Arg::Owned(v) => v,
-        }
-    }
-}
-
-/// Converts what the C `redis.call` left pending: (result, raise?), as [`lua_call`] would.
+/// Converts what the C `redis.call` left pending: (result, raise?), as Redis converts a reply.
 fn pending(lua: &Lua, st: &RefCell<RunState>) -> mlua::Result<(Value, bool)> {
     let Ok(mut run) = st.try_borrow_mut() else {
         let e = convert::error_table(lua, "redis.call/pcall called recursively")?;
@@ -65,55 +50,6 @@ fn pending(lua: &Lua, st: &RefCell<RunState>) -> mlua::Result<(Value, bool)> {
         Some(Pending::Reply(reply)) => {
             drop(run);
             let failed = reply.is_error();
-            Ok((convert::reply_to_lua(lua, &reply, proto)?, failed))
-        }
-    }
-}
-
-/// `redis.call` / `redis.pcall`'s common part: (result, raise?).
-fn lua_call(lua: &Lua, st: &RefCell<RunState>, args: MultiValue) -> mlua::Result<(Value, bool)> {
-    if args.is_empty() {
-        let e = convert::error_table(
-            lua,
-            "Please specify at least one argument for this redis lib call",
-        )?;
-        return Ok((Value::Table(e), true));
-    }
-    // Borrowed from the Lua strings (numbers are formatted): no copy per argument.
-    let mut argv: Vec<Arg> = Vec::with_capacity(args.len());
-    for a in args.iter() {
-        match a {
-            Value::String(s) => argv.push(Arg::Lua(s.as_bytes())),
-            Value::Number(n) => argv.push(Arg::Owned(convert::number_text(*n).into_bytes())),
-            Value::Integer(n) => argv.push(Arg::Owned(n.to_string().into_bytes())),
-            _ => {
-                let e = convert::error_table(
-                    lua,
-                    "Lua redis lib command arguments must be strings or integers",
-                )?;
-                return Ok((Value::Table(e), true));
-            }
-        }
-    }
-    let Ok(mut st) = st.try_borrow_mut() else {
-        let e = convert::error_table(lua, "redis.call/pcall called recursively")?;
-        return Ok((Value::Table(e), true));
-    };
-    match st.call(&argv) {
-        Err(text) => {
-            let e = convert::error_table(lua, &text)?;
-            e.raw_set("ignore_error_stats_update", true)?;
-            Ok((Value::Table(e), true))
-        }
-        Ok(reply) => {
-            let failed = reply.is_error();
-            let proto = if st.resp3() {
-                Protocol::Resp3
-            } else {
-                Protocol::Resp2
-            };
-            drop(st);
-            drop(argv);
             Ok((convert::reply_to_lua(lua, &reply, proto)?, failed))
         }
     }
@@ -267,13 +203,6 @@ fn call_in_scope(
             scope.create_function(|lua, ()| pending(lua, st))?,
         )?;
         hooks.raw_set(
-            "call_packed",
-            scope.create_function(|lua, packed: mlua::Table| {
-                let args: mlua::Result<Vec<Value>> = packed.sequence_values::<Value>().collect();
-                lua_call(lua, st, MultiValue::from_vec(args?))
-            })?,
-        )?;
-        hooks.raw_set(
             "setresp",
             scope.create_function(|lua, args: MultiValue| setresp(lua, st, args))?,
         )?;
@@ -294,7 +223,7 @@ fn call_in_scope(
         }
     });
     // Outside a run the hooks refuse (a function a script stored cannot call later).
-    for name in ["call", "pending", "call_packed", "setresp", "set_repl"] {
+    for name in ["call", "pending", "setresp", "set_repl"] {
         engine.hooks.raw_set(name, engine.outside.clone())?;
     }
     outcome
