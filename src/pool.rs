@@ -136,7 +136,7 @@ fn node_options(cfg: &PoolConfig) -> NodeOptions {
         request_timeout: cfg.request_timeout,
         username: cfg.backend_username.clone(),
         password: cfg.backend_password.clone(),
-        readonly: matches!(cfg.source, Source::Cluster { .. }),
+        follows_role: matches!(cfg.source, Source::Cluster { .. }),
     }
 }
 

@@ -883,7 +883,48 @@ on_both_backends! {
         ask_and_moved_redirects_are_followed_inside,
         resharding_under_load_shows_no_errors_and_loses_nothing,
     ],
-    redis_only: [],
+    redis_only: [masters_get_no_readonly_connections, wait_counts_the_replicas_of_the_last_writes_shard],
+}
+
+/// The flags of every client a node lists (`CLIENT LIST`), one string per client.
+fn client_flags(node: &common::Redis) -> Vec<String> {
+    let Resp::Bulk(list) = node.client().cmd(&["CLIENT", "LIST"]) else {
+        panic!("CLIENT LIST did not answer a bulk string");
+    };
+    String::from_utf8_lossy(&list)
+        .lines()
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("flags=")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The proxy's connections to a master never send READONLY (a master demoted behind the
+/// proxy's back then answers MOVED instead of serving a read from its replica data), and
+/// its connections to replicas do (so that they serve reads).
+fn masters_get_no_readonly_connections() {
+    let cluster = Cluster::start(3, 1);
+    let proxy = proxy(&cluster, "read_from = \"replica\"\n");
+    wait_ready(&proxy);
+    let mut c = proxy.client();
+    for i in 0..30 {
+        let key = format!("ro:{i}");
+        assert_eq!(c.cmd(&["SET", &key, "1"]), ok());
+        let _ = c.cmd(&["GET", &key]);
+    }
+    for master in cluster.masters() {
+        let flags = client_flags(master);
+        assert!(
+            flags.iter().all(|f| !f.contains('r')),
+            "a master lists a READONLY client: {flags:?}"
+        );
+    }
+    for replica in cluster.replicas() {
+        let flags = client_flags(replica);
+        assert!(
+            flags.iter().any(|f| f.contains('r')),
+            "a replica lists no READONLY client of the proxy: {flags:?}"
+        );
+    }
 }
 
 /// GET on the key's master (inside a transaction, which runs there): in a pool that reads from
@@ -895,4 +936,35 @@ fn get_on_master(c: &mut common::Client, key: &str) -> Resp {
         Resp::Array(mut v) if v.len() == 1 => v.remove(0),
         other => panic!("EXEC of one GET answered {other:?}"),
     }
+}
+
+/// WAIT in a cluster pool counts the replicas of the shard of the client's last keyed write.
+fn wait_counts_the_replicas_of_the_last_writes_shard() {
+    let cluster = Cluster::start(3, 1);
+    let proxy = proxy(&cluster, "");
+    wait_ready(&proxy);
+    let mut c = proxy.client();
+    for master in cluster.masters() {
+        let key = key_on(master, "waited:");
+        assert_eq!(c.cmd(&["SET", &key, "1"]), ok());
+        assert_eq!(
+            c.cmd(&["WAIT", "1", "10000"]),
+            Resp::Int(1),
+            "WAIT after {key}"
+        );
+        // The shard's replica has it: the count was about this write's shard.
+        let replica = cluster.replicas().into_iter().find(|r| {
+            let mut rc = r.client();
+            let _ = rc.cmd(&["READONLY"]);
+            rc.cmd(&["GET", &key]) == bulk("1")
+        });
+        assert!(
+            replica.is_some(),
+            "no replica has {key} after WAIT answered 1"
+        );
+    }
+    // More replicas than the shard has: the count at the timeout, as Redis answers.
+    let started = Instant::now();
+    assert_eq!(c.cmd(&["WAIT", "2", "200"]), Resp::Int(1));
+    assert!(started.elapsed() >= Duration::from_millis(190));
 }

@@ -1,7 +1,8 @@
 //! One Redis node as the proxy sees it: its shared multiplexed connections, its pool of
 //! dedicated connections and its request counters.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,15 +31,26 @@ pub(crate) struct NodeOptions {
     pub(crate) username: Option<String>,
     /// Password for nodes.
     pub(crate) password: Option<String>,
-    /// Send `READONLY` on every connection (cluster pools: lets replicas serve reads).
-    pub(crate) readonly: bool,
+    /// Cluster pools: the node's shared connections follow its role in the slot map (with
+    /// `READONLY` while the map shows it as a replica, so that it serves reads; without it
+    /// while the map shows a master, so that a master demoted behind the proxy's back answers
+    /// `MOVED` rather than serving a read from its now-replica data).
+    pub(crate) follows_role: bool,
 }
 
 /// A node and its connections. Shared connections stop when the `Node` is dropped.
 pub(crate) struct Node {
     /// `host:port`
     pub(crate) addr: String,
-    muxes: Vec<MuxConn>,
+    /// Shared connections without `READONLY` (every pool's, and a cluster master's).
+    primary: OnceLock<Vec<MuxConn>>,
+    /// Cluster pools: shared connections that sent `READONLY`, used while the slot map shows
+    /// this node as a replica. Each set is opened when the node first takes that role.
+    replica: OnceLock<Vec<MuxConn>>,
+    /// Cluster pools: the current slot map shows this node as a replica.
+    as_replica: AtomicBool,
+    mux_opts: MuxOptions,
+    connections: usize,
     /// Dedicated connections (transactions, blocking commands, pub/sub).
     pub(crate) dedicated: DirectPool,
     /// Request counters of this node.
@@ -46,7 +58,9 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    /// Creates the node and starts its shared connections.
+    /// Creates the node. Outside cluster pools its shared connections start at once; in a
+    /// cluster pool they start when the slot map gives the node its role
+    /// ([`Node::set_role`]).
     pub(crate) fn new(addr: &str, opts: &NodeOptions) -> Arc<Node> {
         let handshake = Handshake {
             username: opts.username.clone(),
@@ -54,7 +68,7 @@ impl Node {
             // Shared connections speak RESP3 so RESP3 clients get native types; replies are
             // downconverted for RESP2 clients (lossless in that direction, unlike the reverse).
             protocol: Protocol::Resp3,
-            readonly: opts.readonly,
+            readonly: false,
         };
         let mux_opts = MuxOptions {
             addr: addr.to_string(),
@@ -62,14 +76,42 @@ impl Node {
             connect_timeout: opts.connect_timeout,
             request_timeout: opts.request_timeout,
         };
-        let muxes = (0..opts.connections.max(1))
-            .map(|_| MuxConn::spawn(mux_opts.clone()))
-            .collect();
-        Arc::new(Node {
+        let node = Arc::new(Node {
             addr: addr.to_string(),
-            muxes,
+            primary: OnceLock::new(),
+            replica: OnceLock::new(),
+            as_replica: AtomicBool::new(false),
+            mux_opts,
+            connections: opts.connections.max(1),
             dedicated: DirectPool::new(addr, handshake, opts.connect_timeout, opts.max_dedicated),
             metrics: NodeMetrics::new(&opts.pool, addr),
+        });
+        if !opts.follows_role {
+            let _ = node.conns();
+        }
+        node
+    }
+
+    /// Cluster pools: the role the current slot map gives this node (a replica's shared
+    /// connections send `READONLY`). Opens that role's connections if it never had it.
+    pub(crate) fn set_role(&self, replica: bool) {
+        self.as_replica.store(replica, Ordering::Relaxed);
+        let _ = self.conns();
+    }
+
+    /// The shared connections for the node's current role.
+    fn conns(&self) -> &[MuxConn] {
+        let (set, readonly) = if self.as_replica.load(Ordering::Relaxed) {
+            (&self.replica, true)
+        } else {
+            (&self.primary, false)
+        };
+        set.get_or_init(|| {
+            let mut opts = self.mux_opts.clone();
+            opts.handshake.readonly = readonly;
+            (0..self.connections)
+                .map(|_| MuxConn::spawn(opts.clone()))
+                .collect()
         })
     }
 
@@ -80,16 +122,17 @@ impl Node {
     /// next write on the other connection. Requests to a down connection fail fast instead
     /// (and reads are retried on another node by the session).
     pub(crate) fn send(&self, raw: Bytes, db: u16, slot: usize) -> oneshot::Receiver<ReplyResult> {
-        self.muxes[slot % self.muxes.len()].send(raw, db)
+        let conns = self.conns();
+        conns[slot % conns.len()].send(raw, db)
     }
 
     /// True while at least one shared connection is established.
     pub(crate) fn is_connected(&self) -> bool {
-        self.muxes.iter().any(MuxConn::is_up)
+        self.conns().iter().any(MuxConn::is_up)
     }
 
     /// Shared connections currently established.
     pub(crate) fn connected_count(&self) -> usize {
-        self.muxes.iter().filter(|m| m.is_up()).count()
+        self.conns().iter().filter(|m| m.is_up()).count()
     }
 }

@@ -234,107 +234,122 @@ pub(crate) fn merge_fan_out(fan: FanOut, replies: Vec<Reply>) -> Reply {
     match fan {
         FanOut::Sum => sum(&replies),
         FanOut::Max => fold_integers(&replies, i64::max),
-        FanOut::Names => {
-            let mut names: Vec<Frame> = Vec::new();
-            for r in &replies {
-                match parse(r) {
-                    Some(Frame::Array(items)) | Some(Frame::Set(items)) => {
-                        for item in items {
-                            if !names.contains(&item) {
-                                names.push(item);
-                            }
-                        }
-                    }
-                    _ => return unexpected(r),
-                }
-            }
-            encoded(&Frame::Array(names))
-        }
-        FanOut::CountPerName => {
-            let mut counts: Vec<(Frame, i64)> = Vec::new();
-            for r in &replies {
-                // RESP3 nodes answer a map; a flat array of pairs is accepted too.
-                let pairs: Vec<(Frame, Frame)> = match parse(r) {
-                    Some(Frame::Map(pairs)) => pairs,
-                    Some(Frame::Array(items)) if items.len() % 2 == 0 => {
-                        let mut it = items.into_iter();
-                        std::iter::from_fn(|| Some((it.next()?, it.next()?))).collect()
-                    }
-                    _ => return unexpected(r),
-                };
-                // Every master answers the request's channels in the request's order
-                // (repeats included): add up position by position.
-                if counts.is_empty() {
-                    counts = pairs.iter().map(|(name, _)| (name.clone(), 0)).collect();
-                }
-                if pairs.len() != counts.len() {
-                    return unexpected(r);
-                }
-                for ((name, n), (want, total)) in pairs.into_iter().zip(counts.iter_mut()) {
-                    match n.as_int() {
-                        Some(n) if name == *want => *total = total.saturating_add(n),
-                        _ => return unexpected(r),
-                    }
-                }
-            }
-            encoded(&Frame::Map(
-                counts
-                    .into_iter()
-                    .map(|(name, n)| (name, Frame::Integer(n)))
-                    .collect(),
-            ))
-        }
+        FanOut::Names => merge_names(&replies),
+        FanOut::CountPerName => merge_counts(&replies),
         FanOut::AllOk | FanOut::ScriptLoad | FanOut::Scan => replies
             .into_iter()
             .next()
             .unwrap_or_else(|| ClientError::slot_not_served().to_reply()),
-        FanOut::RandomKey => {
-            let keys: Vec<Reply> = replies
-                .into_iter()
-                .filter(|r| !matches!(parse(r), Some(Frame::Null)))
-                .collect();
-            if keys.is_empty() {
-                return Reply::new(Bytes::from_static(b"_\r\n"), true);
-            }
-            // Any of them: a fresh `RandomState` is a cheap source of randomness.
-            use std::hash::BuildHasher;
-            let pick = std::collections::hash_map::RandomState::new().hash_one(keys.len());
-            let i = (pick % keys.len() as u64) as usize;
-            keys.into_iter()
-                .nth(i)
-                .unwrap_or_else(|| ClientError::slot_not_served().to_reply())
-        }
-        FanOut::Keys => {
-            let mut all = Vec::new();
-            for r in &replies {
-                match parse(r) {
-                    Some(Frame::Array(items)) | Some(Frame::Set(items)) => all.extend(items),
-                    _ => return unexpected(r),
+        FanOut::RandomKey => pick_random_key(replies),
+        FanOut::Keys => merge_keys(&replies),
+        FanOut::ScriptExists => merge_script_exists(&replies),
+    }
+}
+
+/// The union of every master's names, each once, in the order first seen.
+fn merge_names(replies: &[Reply]) -> Reply {
+    let mut names: Vec<Frame> = Vec::new();
+    for r in replies {
+        match parse(r) {
+            Some(Frame::Array(items)) | Some(Frame::Set(items)) => {
+                for item in items {
+                    if !names.contains(&item) {
+                        names.push(item);
+                    }
                 }
             }
-            encoded(&Frame::Array(all))
-        }
-        FanOut::ScriptExists => {
-            let mut result: Option<Vec<i64>> = None;
-            for r in &replies {
-                let Some(Frame::Array(items)) = parse(r) else {
-                    return unexpected(r);
-                };
-                let flags: Vec<i64> = items.iter().map(|f| f.as_int().unwrap_or(0)).collect();
-                result = Some(match result {
-                    None => flags,
-                    Some(acc) => acc.iter().zip(&flags).map(|(a, b)| a & b).collect(),
-                });
-            }
-            encoded(&Frame::Array(
-                result
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(Frame::Integer)
-                    .collect(),
-            ))
+            _ => return unexpected(r),
         }
     }
+    encoded(&Frame::Array(names))
+}
+
+/// Per name, the sum of the masters' counts (PUBSUB NUMSUB, SHARDNUMSUB).
+fn merge_counts(replies: &[Reply]) -> Reply {
+    let mut counts: Vec<(Frame, i64)> = Vec::new();
+    for r in replies {
+        // RESP3 nodes answer a map; a flat array of pairs is accepted too.
+        let pairs: Vec<(Frame, Frame)> = match parse(r) {
+            Some(Frame::Map(pairs)) => pairs,
+            Some(Frame::Array(items)) if items.len() % 2 == 0 => {
+                let mut it = items.into_iter();
+                std::iter::from_fn(|| Some((it.next()?, it.next()?))).collect()
+            }
+            _ => return unexpected(r),
+        };
+        // Every master answers the request's channels in the request's order
+        // (repeats included): add up position by position.
+        if counts.is_empty() {
+            counts = pairs.iter().map(|(name, _)| (name.clone(), 0)).collect();
+        }
+        if pairs.len() != counts.len() {
+            return unexpected(r);
+        }
+        for ((name, n), (want, total)) in pairs.into_iter().zip(counts.iter_mut()) {
+            match n.as_int() {
+                Some(n) if name == *want => *total = total.saturating_add(n),
+                _ => return unexpected(r),
+            }
+        }
+    }
+    encoded(&Frame::Map(
+        counts
+            .into_iter()
+            .map(|(name, n)| (name, Frame::Integer(n)))
+            .collect(),
+    ))
+}
+
+/// One master's random key (a null only when every master had none).
+fn pick_random_key(replies: Vec<Reply>) -> Reply {
+    let keys: Vec<Reply> = replies
+        .into_iter()
+        .filter(|r| !matches!(parse(r), Some(Frame::Null)))
+        .collect();
+    if keys.is_empty() {
+        return Reply::new(Bytes::from_static(b"_\r\n"), true);
+    }
+    // Any of them: a fresh `RandomState` is a cheap source of randomness.
+    use std::hash::BuildHasher;
+    let pick = std::collections::hash_map::RandomState::new().hash_one(keys.len());
+    let i = (pick % keys.len() as u64) as usize;
+    keys.into_iter()
+        .nth(i)
+        .unwrap_or_else(|| ClientError::slot_not_served().to_reply())
+}
+
+/// Every master's keys.
+fn merge_keys(replies: &[Reply]) -> Reply {
+    let mut all = Vec::new();
+    for r in replies {
+        match parse(r) {
+            Some(Frame::Array(items)) | Some(Frame::Set(items)) => all.extend(items),
+            _ => return unexpected(r),
+        }
+    }
+    encoded(&Frame::Array(all))
+}
+
+/// SCRIPT EXISTS: a script exists only if every master has it.
+fn merge_script_exists(replies: &[Reply]) -> Reply {
+    let mut result: Option<Vec<i64>> = None;
+    for r in replies {
+        let Some(Frame::Array(items)) = parse(r) else {
+            return unexpected(r);
+        };
+        let flags: Vec<i64> = items.iter().map(|f| f.as_int().unwrap_or(0)).collect();
+        result = Some(match result {
+            None => flags,
+            Some(acc) => acc.iter().zip(&flags).map(|(a, b)| a & b).collect(),
+        });
+    }
+    encoded(&Frame::Array(
+        result
+            .unwrap_or_default()
+            .into_iter()
+            .map(Frame::Integer)
+            .collect(),
+    ))
 }
 
 #[cfg(test)]

@@ -231,6 +231,9 @@ impl Session {
     ) {
         if !read {
             self.inflight_writes += 1;
+            if key_slot.is_some() {
+                self.last_write_slot = key_slot;
+            }
         }
         self.forwarded = self.forwarded.wrapping_add(1);
         let started = self

@@ -8,7 +8,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::dedicated::{await_reply, checkout_in_db, Outcome};
-use super::tx_state::{refused_in_multi, Deferred, Pinned, TxLog, MAX_DEFERRED_BYTES};
+use super::tx_state::{refused_in_multi, Deferred, Pinned, Tx, TxLog, MAX_DEFERRED_BYTES};
 use super::{Io, Session};
 use crate::command::{self, CommandInfo, Special};
 use crate::resp::{encode, ClientError, ErrorCode, Reply, Request};
@@ -40,8 +40,8 @@ impl Session {
             // Inside MULTI the whole transaction must be replayable; outside it (the WATCH
             // that pinned the connection) there is nothing to replay.
             let movable = self
-                .pinned
-                .as_ref()
+                .tx
+                .pinned()
                 .is_some_and(|p| !p.watching && (p.log.is_some() || !p.in_multi));
             if !movable {
                 return moving(slot, "moved under a WATCH");
@@ -49,7 +49,7 @@ impl Session {
             let Some((node, false)) = redirect::redirect_target(&self.pool, &reply).await else {
                 return moving(slot, "moved to an unknown node");
             };
-            let Some(mut old) = self.pinned.take() else {
+            let Some(mut old) = self.tx.take_pinned() else {
                 return reply;
             };
             let log = old.log.take();
@@ -79,7 +79,7 @@ impl Session {
             match moved.await {
                 Ok((mut pinned, r)) => {
                     pinned.log = log;
-                    self.pinned = Some(Box::new(pinned));
+                    self.tx = Tx::Pinned(Box::new(pinned));
                     reply = r;
                 }
                 Err(e) => {
@@ -88,7 +88,7 @@ impl Session {
                     // is the answer: the client is out of MULTI, as after any EXEC.
                     let exec = Special::of(command::lookup(req)) == Special::Exec;
                     if old.in_multi && !exec {
-                        self.deferred_multi = Some(Deferred::aborted());
+                        self.tx = Tx::Deferred(Deferred::aborted());
                     }
                     return e.to_reply();
                 }
@@ -107,18 +107,18 @@ impl Session {
         info: Option<&'static CommandInfo>,
         io: &mut Io,
     ) -> bool {
-        if !self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) {
+        if !self.tx.deferred().is_some_and(|d| d.poisoned) {
             return false;
         }
         match Special::of(info) {
             Special::Multi => encode::error(&mut io.out, "ERR MULTI calls can not be nested"),
             Special::Watch => encode::error(&mut io.out, "ERR WATCH inside MULTI is not allowed"),
             Special::Exec => {
-                self.deferred_multi = None;
+                self.tx.drop_deferred();
                 ClientError::exec_abort().write_to(&mut io.out);
             }
             Special::Discard => {
-                self.deferred_multi = None;
+                self.tx.drop_deferred();
                 io.out.extend_from_slice(b"+OK\r\n");
             }
             _ if refused_in_multi(self, req, info).is_some() => {
@@ -126,7 +126,7 @@ impl Session {
                 encode::error(&mut io.out, &refusal);
             }
             _ => {
-                if let Some(d) = self.deferred_multi.as_mut() {
+                if let Some(d) = self.tx.deferred_mut() {
                     // Nothing will run: drop what was held.
                     d.reqs = Vec::new();
                     d.bytes = 0;
@@ -150,15 +150,15 @@ impl Session {
         let Some(slot) = self.transaction_slot(req, info, io) else {
             return true;
         };
-        if self.pinned.is_some() {
+        if self.tx.pinned().is_some() {
             return self.breaks_pinned_slot(slot, io);
         }
-        if self.deferred_multi.is_some() {
+        if self.tx.deferred().is_some() {
             if let Some(answered) = self.deferred_request(req, info, slot, io) {
                 return answered;
             }
         } else if special == Special::Multi {
-            self.deferred_multi = Some(Box::new(Deferred {
+            self.tx = Tx::Deferred(Box::new(Deferred {
                 reqs: vec![req.raw().clone()],
                 bytes: req.raw().len(),
                 poisoned: false,
@@ -185,10 +185,10 @@ impl Session {
             Plan::Single(s) => Some(s),
             Plan::FanOut(_) => Some(None),
             Plan::CrossSlot | Plan::Split(_) => {
-                if let Some(p) = self.pinned.as_mut() {
+                if let Some(p) = self.tx.pinned_mut() {
                     p.poisoned |= p.in_multi;
                 }
-                if let Some(d) = self.deferred_multi.as_mut() {
+                if let Some(d) = self.tx.deferred_mut() {
                     d.poisoned = true;
                 }
                 ClientError::cross_slot().write_to(&mut io.out);
@@ -200,7 +200,7 @@ impl Session {
     /// A pinned transaction: a keyed command must map to its slot (or, pinned without one,
     /// to a slot its node owns). True when it does not, answered with CROSSSLOT.
     fn breaks_pinned_slot(&mut self, slot: Option<u16>, io: &mut Io) -> bool {
-        let Some(p) = self.pinned.as_mut() else {
+        let Some(p) = self.tx.pinned_mut() else {
             return false;
         };
         if let Some(s) = slot {
@@ -248,19 +248,19 @@ impl Session {
                 return Some(true);
             }
             Special::Discard => {
-                self.deferred_multi = None;
+                self.tx.drop_deferred();
                 io.out.extend_from_slice(b"+OK\r\n");
                 return Some(true);
             }
-            Special::Exec if self.deferred_multi.as_ref().is_some_and(|d| d.poisoned) => {
-                self.deferred_multi = None;
+            Special::Exec if self.tx.deferred().is_some_and(|d| d.poisoned) => {
+                self.tx.drop_deferred();
                 ClientError::exec_abort().write_to(&mut io.out);
                 return Some(true);
             }
             Special::Exec => {}
             _ => {
                 if let Some(refusal) = refused_in_multi(self, req, info) {
-                    if let Some(d) = self.deferred_multi.as_mut() {
+                    if let Some(d) = self.tx.deferred_mut() {
                         d.poisoned = true;
                     }
                     encode::error(&mut io.out, &refusal);
@@ -269,7 +269,7 @@ impl Session {
             }
         }
         if special != Special::Exec && slot.is_none() {
-            if let Some(d) = self.deferred_multi.as_mut() {
+            if let Some(d) = self.tx.deferred_mut() {
                 let size = req.raw().len() + std::mem::size_of::<Bytes>();
                 if d.bytes + size > MAX_DEFERRED_BYTES {
                     d.poisoned = true;
@@ -308,16 +308,16 @@ impl Session {
             Err(e) => {
                 // The client is still inside its MULTI until EXEC or DISCARD: keep it, and
                 // abort it at EXEC as Redis does for a command refused at queue time.
-                match self.deferred_multi.as_mut() {
+                match self.tx.deferred_mut() {
                     Some(d) if special != Special::Exec => d.poisoned = true,
-                    _ => self.deferred_multi = None,
+                    _ => self.tx.drop_deferred(),
                 }
                 e.write_to(&mut io.out);
                 return true;
             }
         };
         pinned.slot = slot;
-        if let Some(replay) = self.deferred_multi.take() {
+        if let Some(replay) = self.tx.take_deferred() {
             // Bounded like any request on the pinned connection (a node that stopped
             // answering must not hold the client forever).
             let timeout = self.pool.cfg.request_timeout;
@@ -336,7 +336,7 @@ impl Session {
                 }
                 Err(e) => {
                     if special != Special::Exec {
-                        self.deferred_multi = Some(Box::new(Deferred {
+                        self.tx = Tx::Deferred(Box::new(Deferred {
                             poisoned: true,
                             ..*replay
                         }));
@@ -346,7 +346,7 @@ impl Session {
                 }
             }
         }
-        self.pinned = Some(Box::new(pinned));
+        self.tx = Tx::Pinned(Box::new(pinned));
         false
     }
 }

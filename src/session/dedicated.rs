@@ -146,7 +146,7 @@ impl Session {
 
     /// Ends pinning; a clean connection goes back to its node's pool.
     pub(super) fn unpin(&mut self) {
-        if let Some(p) = self.pinned.take() {
+        if let Some(p) = self.tx.take_pinned() {
             p.node.dedicated.checkin(p.conn);
         }
     }

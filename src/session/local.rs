@@ -4,6 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::tx_state::Tx;
 use super::{deny, error_bytes, Session};
 use crate::command::{CommandInfo, Special};
 use crate::resp::{encode, ClientError, ErrorCode, Protocol, Request};
@@ -325,8 +326,8 @@ impl Session {
         self.proto = Protocol::Resp2;
         self.db = 0;
         self.set_client_name(None);
-        self.pinned = None;
-        self.deferred_multi = None;
+        // Dropping a pinned connection discards its transaction and watches on the node.
+        self.tx = Tx::None;
         self.authed = self.pool.cfg.password.is_none();
         self.reply_mode = super::reply_mode::ReplyMode::On;
     }

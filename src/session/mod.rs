@@ -56,7 +56,7 @@ use crate::route::RouteError;
 
 pub(crate) use self::engine::Client;
 pub(crate) use self::io::Io;
-use self::tx_state::Pinned;
+use self::tx_state::Tx;
 
 /// Most replies a client may have outstanding before we stop reading its requests (fewer when
 /// its replies are large: see `output`).
@@ -119,12 +119,9 @@ pub(crate) struct Session {
     authed: bool,
     /// This client in the pool's registry (its name, and what CLIENT LIST shows of it).
     entry: Arc<clients::ClientEntry>,
-    /// Boxed: rarely present, and inline it would grow every session by a whole connection.
-    pinned: Option<Box<Pinned>>,
-    /// Cluster pools: a MULTI whose node is not known yet (no keyed command so far): the
-    /// requests to replay once the first keyed command picks the slot. Any pool: a MULTI
-    /// that is already lost (refused, or its connection failed), answered here until EXEC.
-    deferred_multi: Option<Box<tx_state::Deferred>>,
+    /// The transaction's state (its parts are boxed: rarely present, and inline they would
+    /// grow every session by a whole connection).
+    tx: Tx,
     closing: bool,
     /// This client's place under `max_clients`, released when the session ends.
     _permit: OwnedSemaphorePermit,
@@ -135,6 +132,9 @@ pub(crate) struct Session {
     /// the write barrier across a master or slot-owner change.
     inflight_writes: u32,
     write_node: usize,
+    /// Cluster pools: the slot of this client's last keyed write (WAIT counts that shard's
+    /// replicas).
+    last_write_slot: Option<u16>,
     /// When this client's last write was acknowledged (read-your-writes pools only).
     last_write_ack: Option<Instant>,
     /// CLIENT REPLY ON|OFF|SKIP.
@@ -170,6 +170,7 @@ impl Client {
             forwarded: 0,
             inflight_writes: 0,
             write_node: 0,
+            last_write_slot: None,
             last_write_ack: None,
             reply_mode: Default::default(),
             reply_hint: output::first_reply_hint(pool.cfg.client_output_soft_limit),
@@ -179,8 +180,7 @@ impl Client {
             peer,
             proto: Protocol::Resp2,
             db: 0,
-            pinned: None,
-            deferred_multi: None,
+            tx: Tx::None,
             closing: false,
             _permit: permit,
         };
@@ -406,7 +406,7 @@ impl Session {
 
     /// True for requests that must run on a dedicated connection after all earlier replies.
     fn needs_connection_of_its_own(&self, req: &Request, info: Option<&CommandInfo>) -> bool {
-        if self.pinned.is_some() || self.deferred_multi.is_some() {
+        if self.tx.is_open() {
             return true;
         }
         if !self.authed {
@@ -439,15 +439,12 @@ impl Session {
         // Pub/sub confirmations and messages reach a client with replies off (as on Redis);
         // the one-reply paths below are silenced by dropping what they wrote.
         let mark = io.out.len();
-        if self.pinned.is_some()
-            || self.deferred_multi.is_some()
-            || matches!(special, Special::Multi | Special::Watch)
-        {
+        if self.tx.is_open() || matches!(special, Special::Multi | Special::Watch) {
             self.pinned_request(req, info, io).await;
             if silent {
                 io.out.truncate(mark);
             }
-            let in_multi = self.pinned.as_ref().is_some_and(|p| p.in_multi);
+            let in_multi = self.tx.pinned().is_some_and(|p| p.in_multi);
             self.set_client_flag(in_multi.then_some('x'));
         } else if special == Special::Ssubscribe && self.pool.routing.by_slot() {
             // Shard channels live on their slot's master: one link per shard (see

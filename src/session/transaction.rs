@@ -14,7 +14,7 @@
 use bytes::BytesMut;
 
 use super::dedicated::{await_reply, Outcome};
-use super::tx_state::{changes_connection, refused_in_multi, Deferred, Pinned, TxLog};
+use super::tx_state::{changes_connection, refused_in_multi, Deferred, Pinned, Tx, TxLog};
 use super::{Io, Session};
 use crate::command::{self, CommandInfo, Special};
 use crate::resp::{encode, ClientError, Frame, Reply, Request};
@@ -31,27 +31,22 @@ impl Session {
             return;
         }
         let special = Special::of(info);
-        if self.pinned.is_none() {
+        if self.tx.pinned().is_none() {
             match self.pin(&req, info).await {
-                Ok(p) => self.pinned = Some(Box::new(p)),
+                Ok(p) => self.tx = Tx::Pinned(Box::new(p)),
                 Err(e) => {
                     if special == Special::Multi {
                         // The client is inside its MULTI from now on, whatever we answer:
                         // what it queues must not run outside a transaction. It is queued
                         // here without running and EXEC aborts (see `aborted_multi`).
-                        self.deferred_multi = Some(Deferred::aborted());
+                        self.tx = Tx::Deferred(Deferred::aborted());
                     }
                     e.write_to(&mut io.out);
                     return;
                 }
             }
         }
-        if special == Special::Exec
-            && self
-                .pinned
-                .as_ref()
-                .is_some_and(|p| p.in_multi && p.poisoned)
-        {
+        if special == Special::Exec && self.tx.pinned().is_some_and(|p| p.in_multi && p.poisoned) {
             self.abort_poisoned_exec(io).await;
             return;
         }
@@ -70,7 +65,7 @@ impl Session {
     ) -> bool {
         let special = Special::of(info);
         if special == Special::Quit {
-            self.pinned = None;
+            self.tx.drop_pinned();
             self.closing = true;
             io.out.extend_from_slice(b"+OK\r\n");
             return true;
@@ -87,7 +82,7 @@ impl Session {
         if self.pool.routing.by_slot() && self.cluster_transaction_gate(req, info, io).await {
             return true;
         }
-        let in_multi = self.pinned.as_ref().is_some_and(|p| p.in_multi);
+        let in_multi = self.tx.pinned().is_some_and(|p| p.in_multi);
         if in_multi && matches!(special, Special::Multi | Special::Watch) {
             // Redis refuses these inside MULTI without flagging the transaction: EXEC still
             // runs it. (Forwarded, the node's error would poison it here.)
@@ -98,7 +93,7 @@ impl Session {
             let Some(refusal) = refused_in_multi(self, req, info) else {
                 return false;
             };
-            if let Some(p) = self.pinned.as_mut() {
+            if let Some(p) = self.tx.pinned_mut() {
                 p.poisoned = true;
             }
             encode::error(&mut io.out, &refusal);
@@ -115,7 +110,7 @@ impl Session {
         ) {
             return false;
         }
-        if self.pinned.is_some() && changes_connection(special) {
+        if self.tx.pinned().is_some() && changes_connection(special) {
             encode::error(
                 &mut io.out,
                 &format!(
@@ -138,7 +133,7 @@ impl Session {
     /// EXEC of a transaction that had a command refused at queue time: Redis aborts it.
     async fn abort_poisoned_exec(&mut self, io: &mut Io) {
         let timeout = self.pool.cfg.request_timeout;
-        let Some(pinned) = self.pinned.as_mut() else {
+        let Some(pinned) = self.tx.pinned_mut() else {
             return;
         };
         let mut discard = BytesMut::new();
@@ -149,7 +144,7 @@ impl Session {
             pinned.end_transaction();
             self.unpin();
         } else {
-            self.pinned = None;
+            self.tx.drop_pinned();
         }
     }
 
@@ -157,7 +152,7 @@ impl Session {
     async fn run_pinned(&mut self, req: Request, info: Option<&'static CommandInfo>, io: &mut Io) {
         let special = Special::of(info);
         let timeout = self.pool.cfg.request_timeout;
-        let Some(pinned) = self.pinned.as_mut() else {
+        let Some(pinned) = self.tx.pinned_mut() else {
             return;
         };
         pinned.node.metrics.writes.increment(1);
@@ -177,14 +172,14 @@ impl Session {
                 // The client is still inside its MULTI: what it sends until EXEC must be
                 // queued (and EXEC abort), not run at once on a new connection.
                 if pinned.in_multi && !matches!(special, Special::Exec | Special::Discard) {
-                    self.deferred_multi = Some(Deferred::aborted());
+                    self.tx = Tx::Deferred(Deferred::aborted());
                 }
-                self.pinned = None;
+                self.tx.drop_pinned();
                 ClientError::from(e).write_to(&mut io.out);
                 return;
             }
             Outcome::ClientGone => {
-                self.pinned = None;
+                self.tx.drop_pinned();
                 self.closing = true;
                 return;
             }
@@ -194,10 +189,13 @@ impl Session {
             reply = self.follow_moved_in_multi(&req, reply, io).await;
         }
         io.out.extend_from_slice(&reply.raw);
-        let Some(pinned) = self.pinned.as_mut() else {
+        let Some(pinned) = self.tx.pinned_mut() else {
             return;
         };
         let cluster = self.pool.routing.by_slot();
+        if cluster && special == Special::Exec && pinned.slot.is_some() {
+            self.last_write_slot = pinned.slot;
+        }
         if let Some(db) = pinned.after_reply(special, &req, &reply, cluster) {
             self.db = db;
         }

@@ -11,6 +11,88 @@ use crate::backend::{DirectConn, Node};
 use crate::command::{CommandInfo, Special};
 use crate::resp::Request;
 
+/// Where a session's transaction stands. The states exclude each other: a deferred MULTI
+/// has no connection yet (or lost it), a pinned one has.
+#[derive(Default)]
+pub(crate) enum Tx {
+    /// No transaction and no WATCH: requests are pipelined.
+    #[default]
+    None,
+    /// Cluster pools: a MULTI whose node is not known yet (no keyed command so far), with the
+    /// requests to replay once the first keyed command picks the slot. Any pool: a MULTI that
+    /// is already lost (refused, or its connection failed), answered here until EXEC.
+    Deferred(Box<Deferred>),
+    /// A dedicated connection pinned by WATCH or MULTI, until EXEC, DISCARD or UNWATCH.
+    Pinned(Box<Pinned>),
+}
+
+impl Tx {
+    /// True while a transaction or a WATCH is open (requests need the transaction's path).
+    pub(super) fn is_open(&self) -> bool {
+        !matches!(self, Tx::None)
+    }
+
+    pub(super) fn pinned(&self) -> Option<&Pinned> {
+        match self {
+            Tx::Pinned(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub(super) fn pinned_mut(&mut self) -> Option<&mut Pinned> {
+        match self {
+            Tx::Pinned(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub(super) fn deferred(&self) -> Option<&Deferred> {
+        match self {
+            Tx::Deferred(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub(super) fn deferred_mut(&mut self) -> Option<&mut Deferred> {
+        match self {
+            Tx::Deferred(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The pinned connection, leaving no transaction (other states are left as they are).
+    pub(super) fn take_pinned(&mut self) -> Option<Box<Pinned>> {
+        match std::mem::take(self) {
+            Tx::Pinned(p) => Some(p),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// The deferred MULTI, leaving no transaction (other states are left as they are).
+    pub(super) fn take_deferred(&mut self) -> Option<Box<Deferred>> {
+        match std::mem::take(self) {
+            Tx::Deferred(d) => Some(d),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// Drops a pinned connection (not given back: what is open on it dies with it).
+    pub(super) fn drop_pinned(&mut self) {
+        let _ = self.take_pinned();
+    }
+
+    /// Forgets a deferred MULTI.
+    pub(super) fn drop_deferred(&mut self) {
+        let _ = self.take_deferred();
+    }
+}
+
 /// A session's dedicated transaction connection and what is open on it.
 pub(crate) struct Pinned {
     pub(super) conn: DirectConn,
@@ -140,4 +222,26 @@ pub(super) fn refused_in_multi(
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deferred_multi_is_not_touched_by_pinned_transitions() {
+        let mut tx = Tx::Deferred(Deferred::aborted());
+        assert!(tx.is_open());
+        // A failed pinned request first marks the MULTI lost, then drops its connection:
+        // the second step must not undo the first.
+        assert!(tx.take_pinned().is_none());
+        tx.drop_pinned();
+        assert!(tx.deferred().is_some_and(|d| d.poisoned));
+        assert!(tx.pinned().is_none());
+        let d = tx.take_deferred().expect("the deferred MULTI");
+        assert!(d.poisoned && d.reqs.is_empty());
+        assert!(!tx.is_open());
+        tx.drop_deferred();
+        assert!(matches!(tx, Tx::None));
+    }
 }

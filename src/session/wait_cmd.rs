@@ -9,8 +9,10 @@
 //! themselves; each round here also sends `WAIT <huge> 10` on a dedicated connection, which
 //! makes the master ask its replicas for an acknowledgement at once (and paces the rounds).
 //!
-//! Cluster pools: not yet (the shard of the client's last write is not kept); refused there.
+//! Cluster pools: WAIT counts the replicas of the shard of the client's last keyed write
+//! (a transaction's EXEC counts as a write on its slot).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -19,6 +21,7 @@ use super::local::parse_int;
 use super::{error_bytes, Io, Session};
 use crate::backend::Node;
 use crate::resp::{encode, ClientError, Frame, Protocol, Request};
+use crate::route::RouteError;
 use crate::topology::health::ReplicationInfo;
 
 impl Session {
@@ -33,10 +36,7 @@ impl Session {
         if ms < 0 {
             return error_bytes("ERR timeout is negative");
         }
-        if self.pool.routing.by_slot() {
-            return error_bytes("ERR sluice: WAIT is not supported in cluster pools yet");
-        }
-        let master = match self.pool.router.master(&self.pool.topology.load()) {
+        let master = match self.wait_master() {
             Ok(m) => m,
             Err(e) => return ClientError::from(e).to_bytes(),
         };
@@ -69,6 +69,23 @@ impl Session {
             }
             hurry_acks(&master).await;
         }
+    }
+
+    /// The master whose replicas WAIT counts: the pool's, or in a cluster pool the master of
+    /// the shard of the client's last keyed write (the first shard's before any).
+    fn wait_master(&self) -> Result<Arc<Node>, RouteError> {
+        let topo = self.pool.topology.load();
+        if !self.pool.routing.by_slot() {
+            return self.pool.router.master(&topo);
+        }
+        let map = topo.cluster.as_ref().ok_or(RouteError::SlotNotServed)?;
+        let shard = match self.last_write_slot {
+            Some(slot) => map.shard(slot),
+            None => map.shards.first(),
+        };
+        shard
+            .map(|s| s.master.node.clone())
+            .ok_or(RouteError::SlotNotServed)
     }
 
     /// The master's `INFO replication`, over the client's shared connection.

@@ -557,8 +557,10 @@ impl ClusterWatcher {
         };
         let mut built = Vec::with_capacity(shards.len());
         for desc in shards {
+            let master_node = node(&desc.master.addr);
+            master_node.set_role(false);
             let master = NodeView {
-                node: node(&desc.master.addr),
+                node: master_node,
                 health: desc.master.health.clone(),
                 offset: desc.master.offset,
             };
@@ -566,7 +568,11 @@ impl ClusterWatcher {
                 .replicas
                 .iter()
                 .map(|r| NodeView {
-                    node: node(&r.addr),
+                    node: {
+                        let n = node(&r.addr);
+                        n.set_role(true);
+                        n
+                    },
                     health: replica_health(r, &desc.master, self.max_lag),
                     offset: r.offset,
                 })
@@ -600,7 +606,7 @@ pub(crate) fn test_shard(addr: &str, ranges: Vec<(u16, u16)>) -> Shard {
         request_timeout: Duration::from_millis(10),
         username: None,
         password: None,
-        readonly: true,
+        follows_role: true,
     };
     Shard {
         master: NodeView {

@@ -341,7 +341,7 @@ mod tests {
             request_timeout: Duration::from_millis(10),
             username: None,
             password: None,
-            readonly: false,
+            follows_role: false,
         };
         Node::new(addr, &opts)
     }
