@@ -13,148 +13,23 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use super::aof_buffer::AofBuffer;
+use super::aof_file::FsyncPolicy;
 use super::client::ClientState;
 use super::cmd::{self, Ctx};
+pub use super::error::AofError;
 use super::reply::Reply;
-use super::server::Shared;
-use super::store::Store;
-use super::value::Value;
-use crate::resp::{decode_request, encode, Limits};
+use super::shared::Shared;
+use crate::resp::{decode_request, Limits};
 
 /// The file name inside `--dir`, as Redis's `appendfilename` default.
 pub const FILE_NAME: &str = "appendonly.aof";
-
-/// Why the append-only file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum AofError {
-    /// Reading, opening or truncating the file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// A record that is not a valid command, before the end of the file.
-    #[error("{path}: bad record at byte offset {offset}: {reason} (refusing to start; fix or remove the file)")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// Byte offset of the record.
-        offset: usize,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
-
-/// Writes not yet handed to the file, plus sizes for INFO persistence.
-#[derive(Debug, Default)]
-pub struct AofBuffer {
-    buf: BytesMut,
-    /// The buffer replaces the file's contents instead of extending them (a rewrite).
-    replace: bool,
-    /// Size the file will have once the buffer is written (`aof_current_size`).
-    pub size: u64,
-    /// Size of the file as of the last successful fsync.
-    pub fsynced: u64,
-    /// Bytes ever put in the buffer (appends and rewrites): a position that only grows,
-    /// which a connection waits for the file to reach before replying.
-    pub seq: u64,
-}
-
-impl AofBuffer {
-    /// Appends propagated writes.
-    pub fn append(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-        self.size += bytes.len() as u64;
-        self.seq += bytes.len() as u64;
-    }
-    /// What to write: the bytes, and whether they replace the file's contents.
-    pub(super) fn take(&mut self) -> (BytesMut, bool) {
-        (self.buf.split(), std::mem::take(&mut self.replace))
-    }
-}
-
-/// Elements per command when a rewrite re-creates a big container (Redis's
-/// `AOF_REWRITE_ITEMS_PER_CMD`), so no single record is huge.
-const ITEMS_PER_CMD: usize = 64;
-
-/// Replaces the AOF's contents with commands that re-create the current keyspace (under the
-/// lock; the writer thread truncates the file and writes them). Used after a replica's full
-/// resync — the file must describe the new dataset, not the old one plus the stream — and
-/// by BGREWRITEAOF. Does nothing without `appendonly yes`.
-pub fn rewrite(store: &mut Store) {
-    if store.repl.aof.is_none() {
-        return;
-    }
-    let mut out = BytesMut::new();
-    let mut n = itoa::Buffer::new();
-    for code in store.scripting.functions.codes() {
-        encode::command(&mut out, &[b"FUNCTION", b"LOAD", &code]);
-    }
-    for (i, db) in store.dbs().iter().enumerate() {
-        if db.is_empty() {
-            continue;
-        }
-        encode::command(&mut out, &[b"SELECT", n.format(i).as_bytes()]);
-        for (k, v) in db.iter() {
-            rewrite_value(&mut out, k, v);
-            if let Some(at) = db.expire_at(k) {
-                encode::command(&mut out, &[b"PEXPIREAT", k, n.format(at).as_bytes()]);
-            }
-        }
-    }
-    if let Some(a) = store.repl.aof.as_mut() {
-        a.size = out.len() as u64;
-        a.seq += out.len() as u64;
-        a.buf = out;
-        a.replace = true;
-    }
-    // The rewritten file's last SELECT is not the feed's: force one before the next write.
-    store.feed.reset_db();
-}
-
-fn rewrite_value(out: &mut BytesMut, key: &[u8], v: &Value) {
-    let chunks = |out: &mut BytesMut, cmd: &[u8], items: Vec<&[u8]>, per: usize| {
-        for chunk in items.chunks(ITEMS_PER_CMD * per) {
-            let mut args: Vec<&[u8]> = vec![cmd, key];
-            args.extend_from_slice(chunk);
-            encode::command(out, &args);
-        }
-    };
-    match v {
-        Value::Str(s) => encode::command(out, &[b"SET", key, s]),
-        Value::List(l) => chunks(out, b"RPUSH", l.iter().map(|x| &x[..]).collect(), 1),
-        Value::Set(s) => chunks(out, b"SADD", s.iter().map(|x| &x[..]).collect(), 1),
-        Value::Hash(h) => chunks(
-            out,
-            b"HSET",
-            h.iter().flat_map(|(f, x)| [&f[..], &x[..]]).collect(),
-            2,
-        ),
-        Value::ZSet(z) => {
-            let scores: Vec<String> = z.iter().map(|(_, s)| format_score(s)).collect();
-            let items = z
-                .iter()
-                .zip(&scores)
-                .flat_map(|((m, _), s)| [s.as_bytes(), &m[..]])
-                .collect();
-            chunks(out, b"ZADD", items, 2);
-        }
-    }
-}
-
-/// A score as text that parses back to the same f64 (Rust's shortest round-trip form).
-fn format_score(s: f64) -> String {
-    if s.is_infinite() {
-        if s > 0.0 { "inf" } else { "-inf" }.to_string()
-    } else {
-        format!("{s:?}")
-    }
-}
 
 /// The AOF's path inside `dir`.
 pub fn path(dir: &Path) -> PathBuf {
@@ -352,44 +227,70 @@ fn restore_position(shared: &Shared) {
     );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::node::value::{Hash, List, ZSet};
-    use bytes::Bytes;
+/// How often the background thread fsyncs under `everysec`.
+const FSYNC_EVERY: Duration = Duration::from_secs(1);
+/// How often the background thread writes what no client has written yet (writes applied
+/// from a master, active expiry) and retries after a write error.
+const TICK: Duration = Duration::from_millis(10);
 
-    fn b(s: &str) -> Bytes {
-        Bytes::copy_from_slice(s.as_bytes())
+/// Called by a connection before it sends the replies of a batch that ended at buffer
+/// sequence `seq`: makes sure the file holds everything up to there (and, under `always`,
+/// that it is fsynced).
+pub fn before_reply(shared: &Shared, seq: u64) {
+    let Some(f) = shared.aof.get() else {
+        return;
+    };
+    if f.written.load(Ordering::Acquire) < seq {
+        f.write_out(shared.store(), |_| ());
     }
+    if f.policy() == FsyncPolicy::Always && f.synced.load(Ordering::Acquire) < seq {
+        f.fsync(shared.store(), true);
+    }
+}
 
-    #[test]
-    fn rewrite_recreates_every_type_with_absolute_expiry() {
-        let mut s = Store::new();
-        s.repl.aof = Some(AofBuffer::default());
-        let mut l = List::new();
-        l.extend([b("a"), b("b")]);
-        s.db_mut(0).insert(b("l"), Value::List(l), false);
-        s.db_mut(0).set_expire(b"l", 1_700_000_000_000);
-        let mut h = Hash::default();
-        h.insert(b("f"), b("v"));
-        s.db_mut(2).insert(b("h"), Value::Hash(h), false);
-        let mut z = ZSet::default();
-        z.insert(b("m"), 0.1);
-        z.insert(b("n"), f64::NEG_INFINITY);
-        s.db_mut(2).insert(b("z"), Value::ZSet(z), false);
-        rewrite(&mut s);
-        let Some(aof) = s.repl.aof.as_mut() else {
-            panic!("aof")
-        };
-        let (buf, replace) = aof.take();
-        assert!(replace);
-        let text = String::from_utf8_lossy(&buf).replace("\r\n", " ");
-        assert_eq!(
-            text,
-            "*2 $6 SELECT $1 0 *4 $5 RPUSH $1 l $1 a $1 b \
-             *3 $9 PEXPIREAT $1 l $13 1700000000000 \
-             *2 $6 SELECT $1 2 *4 $4 HSET $1 h $1 f $1 v \
-             *6 $4 ZADD $1 z $4 -inf $1 n $3 0.1 $1 m "
-        );
-    }
+/// Starts the background thread: it writes what no client wrote (writes applied from a
+/// master, active expiry) and fsyncs once a second under `everysec`. A thread, not a task:
+/// `fsync` blocks. On shutdown it writes and fsyncs what is left (saving a replica's
+/// replication position when the file then matches it exactly), then ends: join the handle.
+pub fn spawn_syncer(shared: Arc<Shared>) -> Option<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("sluice-aof".into())
+        .spawn(move || {
+            let Some(f) = shared.aof.get() else {
+                return;
+            };
+            let mut last_sync = Instant::now();
+            loop {
+                if shared.shutdown.is_cancelled() {
+                    // Taken with the last chunk, so the position matches the file exactly.
+                    let (size, position) = f.write_out(shared.store(), |s| {
+                        s.repl.is_replica().then(|| ReplPosition::of(&s.repl))
+                    });
+                    f.fsync(shared.store(), true);
+                    let all = f.synced.load(Ordering::Acquire) == f.written.load(Ordering::Acquire)
+                        && f.lock().unwritten.is_empty();
+                    if let Some(p) = position {
+                        save_position(&shared, &p, size, all);
+                    }
+                    return;
+                }
+                let behind = shared
+                    .lock()
+                    .repl
+                    .aof
+                    .as_ref()
+                    .is_some_and(|a| a.seq > f.written.load(Ordering::Acquire));
+                if behind {
+                    f.write_out(shared.store(), |_| ());
+                }
+                let unsynced = f.synced.load(Ordering::Acquire) < f.written.load(Ordering::Acquire);
+                if unsynced && f.policy() != FsyncPolicy::No && last_sync.elapsed() >= FSYNC_EVERY {
+                    f.fsync(shared.store(), false);
+                    last_sync = Instant::now();
+                }
+                std::thread::sleep(TICK);
+            }
+        })
+        .map_err(|e| tracing::error!(error = %e, "cannot start the append-only file thread"))
+        .ok()
 }

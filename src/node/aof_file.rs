@@ -4,7 +4,7 @@
 //! on a background thread, so only a machine crash may lose the last second; `always`:
 //! before the reply; `no`: left to the OS).
 //!
-//! Commands append to the [`super::aof::AofBuffer`] under the store lock. After a batch, the connection
+//! Commands append to the [`super::aof_buffer::AofBuffer`] under the store lock. After a batch, the connection
 //! calls [`before_reply`] with the buffer's sequence number at the end of its batch; if the
 //! file is not that far yet, it writes everything buffered so far (its own writes and any
 //! other client's), so concurrent batches share one `write(2)` (a group commit). The file has
@@ -14,20 +14,11 @@
 use std::fs::File;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Buf, BytesMut};
 
-use super::aof::{save_position, ReplPosition};
-use super::server::Shared;
-use super::store::Store;
-
-/// How often the background thread fsyncs under `everysec`.
-const FSYNC_EVERY: Duration = Duration::from_secs(1);
-/// How often the background thread writes what no client has written yet (writes applied
-/// from a master, active expiry) and retries after a write error.
-const TICK: Duration = Duration::from_millis(10);
+use super::store::{self, Store};
 
 /// `appendfsync`: when the file is fsynced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,10 +47,10 @@ impl FsyncPolicy {
 #[derive(Debug)]
 pub struct AofFile {
     state: Mutex<FileState>,
-    /// [`super::aof::AofBuffer::seq`] of the last byte in the file.
-    written: AtomicU64,
-    /// [`super::aof::AofBuffer::seq`] of the last byte covered by an fsync.
-    synced: AtomicU64,
+    /// [`super::aof_buffer::AofBuffer::seq`] of the last byte in the file.
+    pub(super) written: AtomicU64,
+    /// [`super::aof_buffer::AofBuffer::seq`] of the last byte covered by an fsync.
+    pub(super) synced: AtomicU64,
     /// An [`FsyncPolicy`].
     policy: AtomicU8,
     /// A second handle on the file, so the background fsync runs without the mutex (an
@@ -68,10 +59,10 @@ pub struct AofFile {
 }
 
 #[derive(Debug)]
-struct FileState {
+pub(super) struct FileState {
     file: File,
     /// Bytes taken from the buffer that a failed write left unwritten; retried first.
-    unwritten: BytesMut,
+    pub(super) unwritten: BytesMut,
     /// The buffer's `size` when last taken: the file's size once `unwritten` is written.
     size: u64,
     /// The last write failed (logged once, not once per retry).
@@ -100,7 +91,7 @@ impl AofFile {
         self.policy.store(policy as u8, Ordering::Relaxed);
     }
 
-    fn policy(&self) -> FsyncPolicy {
+    pub(super) fn policy(&self) -> FsyncPolicy {
         match self.policy.load(Ordering::Relaxed) {
             0 => FsyncPolicy::Always,
             2 => FsyncPolicy::No,
@@ -108,7 +99,7 @@ impl AofFile {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, FileState> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, FileState> {
         // The state is only a handle and a byte queue: still usable after a panic elsewhere.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -116,10 +107,14 @@ impl AofFile {
     /// Writes everything buffered so far; `capture` runs under the store lock at the moment
     /// the buffer is taken (to record what the file then holds). Returns the file's size
     /// once written, and what `capture` returned.
-    fn write_out<T>(&self, shared: &Shared, capture: impl FnOnce(&Store) -> T) -> (u64, T) {
+    pub(super) fn write_out<T>(
+        &self,
+        store: &Mutex<Store>,
+        capture: impl FnOnce(&Store) -> T,
+    ) -> (u64, T) {
         let mut st = self.lock();
         let (chunk, replace, seq, size, captured) = {
-            let mut s = shared.lock();
+            let mut s = store::lock(store);
             let captured = capture(&s);
             let Some(a) = s.repl.aof.as_mut() else {
                 return (st.size, captured);
@@ -161,7 +156,7 @@ impl AofFile {
 
     /// Fsyncs what is written. `hold` keeps the mutex across the fsync (`always`: the reply
     /// waits anyway); otherwise writers carry on meanwhile.
-    fn fsync(&self, shared: &Shared, hold: bool) {
+    pub(super) fn fsync(&self, store: &Mutex<Store>, hold: bool) {
         let guard = self.lock();
         let (seq, size) = (
             self.written.load(Ordering::Acquire),
@@ -176,7 +171,7 @@ impl AofFile {
         match result {
             Ok(()) => {
                 self.synced.fetch_max(seq, Ordering::AcqRel);
-                if let Some(a) = shared.lock().repl.aof.as_mut() {
+                if let Some(a) = store::lock(store).repl.aof.as_mut() {
                     a.fsynced = size;
                 }
             }
@@ -200,77 +195,15 @@ impl FileState {
     }
 }
 
-/// Called by a connection before it sends the replies of a batch that ended at buffer
-/// sequence `seq`: makes sure the file holds everything up to there (and, under `always`,
-/// that it is fsynced).
-pub fn before_reply(shared: &Shared, seq: u64) {
-    let Some(f) = shared.aof.get() else {
-        return;
-    };
-    if f.written.load(Ordering::Acquire) < seq {
-        f.write_out(shared, |_| ());
-    }
-    if f.policy() == FsyncPolicy::Always && f.synced.load(Ordering::Acquire) < seq {
-        f.fsync(shared, true);
-    }
-}
-
 /// The buffer sequence a batch's replies must wait for (`None` without an AOF).
 pub fn seq(store: &Store) -> Option<u64> {
     store.repl.aof.as_ref().map(|a| a.seq)
 }
 
-/// Starts the background thread: it writes what no client wrote (writes applied from a
-/// master, active expiry) and fsyncs once a second under `everysec`. A thread, not a task:
-/// `fsync` blocks. On shutdown it writes and fsyncs what is left (saving a replica's
-/// replication position when the file then matches it exactly), then ends: join the handle.
-pub fn spawn_syncer(shared: Arc<Shared>) -> Option<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("sluice-aof".into())
-        .spawn(move || {
-            let Some(f) = shared.aof.get() else {
-                return;
-            };
-            let mut last_sync = Instant::now();
-            loop {
-                if shared.shutdown.is_cancelled() {
-                    // Taken with the last chunk, so the position matches the file exactly.
-                    let (size, position) = f.write_out(&shared, |s| {
-                        s.repl.is_replica().then(|| ReplPosition::of(&s.repl))
-                    });
-                    f.fsync(&shared, true);
-                    let all = f.synced.load(Ordering::Acquire) == f.written.load(Ordering::Acquire)
-                        && f.lock().unwritten.is_empty();
-                    if let Some(p) = position {
-                        save_position(&shared, &p, size, all);
-                    }
-                    return;
-                }
-                let behind = shared
-                    .lock()
-                    .repl
-                    .aof
-                    .as_ref()
-                    .is_some_and(|a| a.seq > f.written.load(Ordering::Acquire));
-                if behind {
-                    f.write_out(&shared, |_| ());
-                }
-                let unsynced = f.synced.load(Ordering::Acquire) < f.written.load(Ordering::Acquire);
-                if unsynced && f.policy() != FsyncPolicy::No && last_sync.elapsed() >= FSYNC_EVERY {
-                    f.fsync(&shared, false);
-                    last_sync = Instant::now();
-                }
-                std::thread::sleep(TICK);
-            }
-        })
-        .map_err(|e| tracing::error!(error = %e, "cannot start the append-only file thread"))
-        .ok()
-}
-
-/// Applies `appendfsync` after CONFIG SET.
-pub fn apply_settings(shared: &Shared, store: &Store) {
-    if let Some(f) = shared.aof.get() {
-        f.set_policy(FsyncPolicy::parse(
+impl AofFile {
+    /// Applies `appendfsync` after CONFIG SET.
+    pub fn apply_settings(&self, store: &Store) {
+        self.set_policy(FsyncPolicy::parse(
             store.settings.get("appendfsync").unwrap_or("everysec"),
         ));
     }

@@ -49,6 +49,10 @@ pub struct ClientInfo {
     pub monitor: bool,
     /// CLIENT TRACKING on (flag `t`).
     pub tracking: bool,
+    /// Blocked on keys (flag `b`): the connection's wake-up, for CLIENT UNBLOCK.
+    pub parked: Option<Arc<tokio::sync::Notify>>,
+    /// CLIENT UNBLOCK asked the blocked connection to give up (see [`Unblock`]).
+    pub unblock: Option<Unblock>,
     /// Delivers pre-encoded pushes (pub/sub messages) to the connection, and the signal to
     /// close it.
     pub mailbox: Arc<Mailbox>,
@@ -73,6 +77,15 @@ impl ClientInfo {
             Class::Normal
         }
     }
+}
+
+/// How CLIENT UNBLOCK ends a blocked command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unblock {
+    /// As if its timeout had passed (the default).
+    Timeout,
+    /// With `-UNBLOCKED client unblocked via CLIENT UNBLOCK`.
+    Error,
 }
 
 /// Hashes a client id (a `u64`) by multiplying it with a large odd constant.
@@ -170,13 +183,16 @@ impl ClientInfo {
         if self.multi >= 0 {
             flags.push('x');
         }
+        if self.parked.is_some() {
+            flags.push('b');
+        }
         if self.tracking {
             flags.push('t');
         }
         if flags.is_empty() {
             flags.push('N');
         }
-        let now = super::store::unix_ms();
+        let now = super::clock::unix_ms();
         format!(
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=1024 events=r cmd={} user=default redir=-1 resp={}",
             self.id,

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
@@ -15,12 +15,13 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::client::ClientState;
-use super::clients::ClientInfo;
+use super::clients::{ClientInfo, Unblock};
 use super::cmd::{self, Ctx};
 use super::mailbox::Mailbox;
 use super::output_limit::Class;
 use super::reply::Reply;
-use super::server::Shared;
+use super::shared::Shared;
+use super::store::Store;
 use crate::resp::{decode_request, Limits, ProtocolError, Request};
 
 mod busy;
@@ -42,6 +43,80 @@ struct Parked {
     deadline: Option<Instant>,
     on_timeout: Reply,
     timed_out: bool,
+    /// Held back by CLIENT PAUSE (not blocked on keys): the request runs again when the
+    /// pause ends, whether by CLIENT UNPAUSE or by its timeout.
+    postponed: bool,
+}
+
+/// Parks client `id` on `p.keys` (woken by writers of them, or by CLIENT UNBLOCK).
+fn park(store: &mut Store, id: u64, notify: &Arc<Notify>, p: Parked) -> Parked {
+    store.waiters.register(p.db, &p.keys, notify);
+    store.clients.blocked += 1;
+    if let Some(c) = store.clients.get_mut(id) {
+        c.parked = Some(notify.clone());
+    }
+    p
+}
+
+/// True if none of the keys a woken blocking command waits on holds the type it pops from
+/// (a zset for BZPOPMIN/BZPOPMAX/BZMPOP, a list otherwise): Redis serves a blocked client
+/// only from such a key, so a WRONGTYPE then means "keep waiting", not an answer (another
+/// key's type, such as BLMOVE's destination, is an answer).
+fn nothing_to_serve(store: &Store, p: &Parked, req: &Request) -> bool {
+    use super::value::Value;
+    let zset =
+        !req.is_empty() && req.arg(0).len() > 2 && req.arg(0)[..2].eq_ignore_ascii_case(b"bz");
+    !p.keys.iter().any(|k| match store.db(p.db).get(k) {
+        Some(Value::ZSet(_)) => zset,
+        Some(Value::List(_)) => !zset,
+        _ => false,
+    })
+}
+
+/// Holds a request back until a CLIENT PAUSE ending at `end_ms` is over or lifted.
+fn postpone(store: &mut Store, notify: &Arc<Notify>, end_ms: i64) -> Parked {
+    let wait = u64::try_from(end_ms - store.now_ms).unwrap_or(0);
+    store.pause.wait(notify);
+    store.clients.blocked += 1;
+    Parked {
+        db: 0,
+        keys: Vec::new(),
+        deadline: Some(Instant::now() + Duration::from_millis(wait)),
+        on_timeout: Reply::Null,
+        timed_out: false,
+        postponed: true,
+    }
+}
+
+/// After a parked client woke: `Err` with the answer to its request (timeout, CLIENT
+/// UNBLOCK), or `Ok` with what parked it when the request is to run again on its keys.
+fn resume(
+    store: &mut Store,
+    id: u64,
+    notify: &Arc<Notify>,
+    p: Parked,
+) -> Result<Option<Parked>, Reply> {
+    match release(store, id, notify, &p) {
+        Some(Unblock::Error) => Err(Reply::error(
+            "UNBLOCKED client unblocked via CLIENT UNBLOCK",
+        )),
+        Some(Unblock::Timeout) => Err(p.on_timeout),
+        None if p.timed_out && !p.postponed => Err(p.on_timeout),
+        None => Ok((!p.postponed).then_some(p)),
+    }
+}
+
+/// Forgets what parked client `id` (keys or a pause); returns a CLIENT UNBLOCK request.
+fn release(store: &mut Store, id: u64, notify: &Arc<Notify>, p: &Parked) -> Option<Unblock> {
+    if p.postponed {
+        store.pause.unwait(notify);
+    } else {
+        store.waiters.unregister(p.db, &p.keys, notify);
+    }
+    store.clients.blocked = store.clients.blocked.saturating_sub(1);
+    let info = store.clients.get_mut(id)?;
+    info.parked = None;
+    info.unblock.take()
 }
 
 struct Conn {
@@ -88,7 +163,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let mailbox = Arc::new(Mailbox::default());
     let id = shared.next_client_id();
-    let now = super::store::unix_ms();
+    let now = super::clock::unix_ms();
     let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
     let info = ClientInfo {
         id,
@@ -107,6 +182,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         role_flag: None,
         monitor: false,
         tracking: false,
+        parked: None,
+        unblock: None,
         mailbox: mailbox.clone(),
     };
     // While a script holds the store, registering would block the event loop: the client
@@ -206,7 +283,7 @@ impl Conn {
             if let Some(seq) = self.aof_seq {
                 // Redis writes the AOF before the replies of the same event-loop turn: a
                 // killed process then loses no acknowledged write.
-                super::aof_file::before_reply(&self.shared, seq);
+                super::aof::before_reply(&self.shared, seq);
             }
             if self.script_next {
                 self.flush().await?;
@@ -278,32 +355,57 @@ impl Conn {
         store.tick();
         store.stats.net_input_bytes += std::mem::take(&mut self.net_in);
         store.stats.net_output_bytes += std::mem::take(&mut self.net_out);
+        // A client woken on its keys runs its command again; if a key turned into another
+        // type meanwhile, it keeps waiting (Redis serves blocked pops only from lists).
+        let mut rerun = None;
         if let Some(p) = self.parked.take() {
-            store.waiters.unregister(p.db, &p.keys, &self.notify);
-            store.clients.blocked = store.clients.blocked.saturating_sub(1);
-            if p.timed_out {
-                self.queue.pop_front();
-                p.on_timeout.encode(self.client.proto, &mut self.out);
+            match resume(&mut store, self.client.id, &self.notify, p) {
+                Ok(again) => rerun = again,
+                Err(reply) => {
+                    self.queue.pop_front();
+                    reply.encode(self.client.proto, &mut self.out);
+                }
             }
         }
         let mut ctx = Ctx::new(&mut store, &mut self.client, shared, true);
         while let Some(req) = self.queue.front() {
-            if ctx.client.multi.is_none() && busy::is_script(req) {
-                self.script_next = true;
+            if let Some(end) = cmd::client_pause::postponed(ctx.store, ctx.client, req) {
+                self.parked = Some(postpone(ctx.store, &self.notify, end));
                 break;
             }
-            match cmd::execute(&mut ctx, req) {
+            let reply = if ctx.client.multi.is_none() && busy::is_script(req) {
+                match busy::run_inline(&mut ctx, req) {
+                    Some(reply) => reply,
+                    None => {
+                        self.script_next = true;
+                        break;
+                    }
+                }
+            } else {
+                cmd::execute(&mut ctx, req)
+            };
+            let again = rerun.take();
+            match reply {
                 Reply::Block(b) => {
-                    let db = ctx.db_index();
-                    ctx.store.waiters.register(db, &b.keys, &self.notify);
-                    ctx.store.clients.blocked += 1;
-                    self.parked = Some(Parked {
-                        db,
+                    let p = Parked {
+                        db: ctx.db_index(),
                         keys: b.keys,
                         deadline: b.timeout.map(|t| Instant::now() + t),
                         on_timeout: b.on_timeout,
                         timed_out: false,
-                    });
+                        postponed: false,
+                    };
+                    self.parked = Some(park(ctx.store, ctx.client.id, &self.notify, p));
+                    self.aof_seq = super::aof_file::seq(ctx.store);
+                    return;
+                }
+                Reply::Error(e)
+                    if e.starts_with("WRONGTYPE")
+                        && again
+                            .as_ref()
+                            .is_some_and(|p| nothing_to_serve(ctx.store, p, req)) =>
+                {
+                    self.parked = again.map(|p| park(ctx.store, ctx.client.id, &self.notify, p));
                     self.aof_seq = super::aof_file::seq(ctx.store);
                     return;
                 }
@@ -414,8 +516,7 @@ impl Conn {
     fn unpark(&mut self) {
         if let Some(p) = self.parked.take() {
             let mut store = self.shared.lock();
-            store.waiters.unregister(p.db, &p.keys, &self.notify);
-            store.clients.blocked = store.clients.blocked.saturating_sub(1);
+            release(&mut store, self.client.id, &self.notify, &p);
         }
     }
 

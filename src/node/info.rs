@@ -8,11 +8,12 @@ use std::fmt::Write;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::node::clock::unix_ms;
 use crate::node::cmd;
 use crate::node::db::DATABASES;
 use crate::node::info_replication;
-use crate::node::server::Shared;
-use crate::node::store::{unix_ms, Store};
+use crate::node::shared::Shared;
+use crate::node::store::Store;
 
 /// The Redis version the node reports (INFO, HELLO).
 pub const VERSION: &str = "7.0.15";

@@ -12,6 +12,26 @@ pub struct CmdStat {
     pub rejected: u64,
     /// Ran and answered an error.
     pub failed: u64,
+    /// Calls per run-time bucket: bucket k holds runs of up to 1024 * 2^k ns (LATENCY
+    /// HISTOGRAM).
+    pub hist: [u32; HIST_BUCKETS],
+}
+
+/// Run-time buckets per command: up to about 8.6 s, longer runs go to the last one.
+pub const HIST_BUCKETS: usize = 24;
+
+impl CmdStat {
+    /// Counts one run of `usec` µs in its bucket.
+    pub fn record(&mut self, usec: u64) {
+        let q = usec.saturating_mul(1000) / 1024;
+        let k = if q == 0 {
+            0
+        } else {
+            64 - q.leading_zeros() as usize
+        };
+        let k = k.min(HIST_BUCKETS - 1);
+        self.hist[k] = self.hist[k].saturating_add(1);
+    }
 }
 
 /// Node-wide counters. The replication side increments the `sync_*` ones.

@@ -5,12 +5,14 @@
 //! across an `.await`. Redis is single-threaded for the same reason: every command sees a
 //! consistent keyspace and runs to completion without any finer locking.
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
 use super::blocking::Waiters;
 use super::clients::Clients;
+use super::clock::unix_ms;
 use super::db::{Db, DATABASES};
 use super::feed::Feed;
 use super::pubsub::PubSub;
@@ -27,6 +29,13 @@ const REPEAT_PERCENT: usize = 25;
 /// Longest one active expiry cycle may hold the lock, in µs (Redis: 25% of a 100 ms tick).
 const CYCLE_BUDGET_US: u128 = 25_000;
 
+/// Locks `store`. A panic while holding the lock poisons it; the keyspace is still
+/// structurally valid (every mutation is a single container operation), so we carry on
+/// rather than take the whole node down.
+pub fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The whole keyspace and the state that must change atomically with it.
 #[derive(Debug)]
 pub struct Store {
@@ -41,6 +50,8 @@ pub struct Store {
     pub feed: Feed,
     /// Clients blocked on keys.
     pub waiters: Waiters,
+    /// CLIENT PAUSE.
+    pub pause: super::pause::Pause,
     /// Changes since start (Redis's `server.dirty`, for INFO).
     pub dirty: u64,
     /// Keys deleted because they expired (INFO stats `expired_keys`).
@@ -55,6 +66,10 @@ pub struct Store {
     pub pubsub: PubSub,
     /// CONFIG GET/SET parameters.
     pub settings: Settings,
+    /// SLOWLOG.
+    pub slowlog: super::slowlog::SlowLog,
+    /// The latency monitor (LATENCY).
+    pub latency: super::latency::Latency,
     /// CLIENT TRACKING state.
     pub tracking: Tracking,
     /// Clients in MONITOR mode (by id).
@@ -69,7 +84,7 @@ pub struct Store {
     /// Lua scripts, function libraries and their VMs.
     pub scripting: super::script::Scripting,
     /// Cluster mode's view of the cluster (`None` unless `--cluster-enabled yes`).
-    pub cluster: Option<Box<super::cluster::ClusterState>>,
+    pub cluster: Option<Box<super::cluster::state::ClusterState>>,
     rng: u64,
 }
 
@@ -92,6 +107,7 @@ impl Store {
             replica: false,
             feed: Feed::default(),
             waiters: Waiters::default(),
+            pause: Default::default(),
             dirty: 0,
             expired_keys: 0,
             stats: Stats::default(),
@@ -99,6 +115,8 @@ impl Store {
             clients: Clients::default(),
             pubsub: PubSub::default(),
             settings: Settings::default(),
+            slowlog: Default::default(),
+            latency: Default::default(),
             tracking: Tracking::default(),
             monitors: Vec::new(),
             active_expire: true,
@@ -183,7 +201,9 @@ impl Store {
         if !self.is_expired(db, key) || from_master {
             return false;
         }
-        if !self.replica {
+        // A replica waits for its master's DEL; under CLIENT PAUSE the deletion waits for
+        // the pause to end (nothing may reach replicas or the AOF meanwhile).
+        if !self.replica && !self.pause.writes_paused(self.now_ms) {
             self.delete_expired(db, key);
         }
         true
@@ -194,6 +214,22 @@ impl Store {
         let limits = *self.settings.output_limits();
         self.clients.limits = limits;
         self.repl.output_limit = limits.replica;
+        let int = |s: &Settings, name| s.get(name).and_then(|v| v.parse::<i64>().ok());
+        if let Some(v) = int(&self.settings, "slowlog-log-slower-than") {
+            self.slowlog.slower_than = v;
+        }
+        if let Some(v) = int(&self.settings, "slowlog-max-len") {
+            self.slowlog.max_len = usize::try_from(v).unwrap_or(0);
+            self.slowlog.trim();
+        }
+        let count = |s: &Settings, name| int(s, name).and_then(|v| usize::try_from(v).ok());
+        self.repl.min_replicas = (
+            count(&self.settings, "min-replicas-to-write").unwrap_or(0),
+            count(&self.settings, "min-replicas-max-lag").unwrap_or(0),
+        );
+        if let Some(v) = int(&self.settings, "latency-monitor-threshold") {
+            self.latency.threshold_ms = u64::try_from(v).unwrap_or(0);
+        }
     }
 
     /// Hands what the feed recorded to replication and the AOF. Called after every command
@@ -221,7 +257,7 @@ impl Store {
     /// sample had expired, within a time budget. Does nothing on a replica. Returns the
     /// number of keys deleted.
     pub fn active_expire_cycle(&mut self) -> usize {
-        if self.replica || !self.active_expire {
+        if self.replica || !self.active_expire || self.pause.writes_paused(unix_ms()) {
             return 0;
         }
         self.tick();
@@ -254,16 +290,10 @@ impl Store {
                 }
             }
         }
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.latency.add("expire-cycle", ms, self.now_ms / 1000);
         deleted
     }
-}
-
-/// The current unix time in milliseconds.
-pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::proto::{self, Kind, Pong, Request};
 use super::state::Outgoing;
 use super::{config_file, failover, gossip, sync_role};
-use crate::node::server::Shared;
-use crate::node::store::unix_ms;
+use crate::node::clock::unix_ms;
+use crate::node::shared::Shared;
 
 /// How often each link pings its node, and how often the cron runs.
 const TICK: Duration = Duration::from_millis(100);

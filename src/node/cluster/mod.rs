@@ -29,6 +29,7 @@ pub mod failover;
 pub mod gossip;
 pub mod manual;
 pub mod migrate;
+pub mod options;
 pub mod proto;
 pub mod redirect;
 pub mod replies;
@@ -37,39 +38,15 @@ pub mod state;
 pub mod topology;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use options::ClusterOptions;
 pub use state::ClusterState;
 
-use super::repl::replica;
-use super::server::Shared;
+use super::error::NodeError;
+use super::repl::role;
+use super::shared::Shared;
 use super::store::Store;
-use super::NodeError;
-
-/// Cluster options of a node (`--cluster-enabled yes` and friends).
-#[derive(Clone, Debug)]
-pub struct ClusterOptions {
-    /// `--cluster-config-file`, relative to `--dir` unless absolute.
-    pub config_file: PathBuf,
-    /// `--cluster-node-timeout` in ms.
-    pub node_timeout_ms: u64,
-    /// `--cluster-port`: the bus port (default: port + 10000).
-    pub bus_port: Option<u16>,
-    /// `--cluster-require-full-coverage`.
-    pub require_full_coverage: bool,
-}
-
-impl Default for ClusterOptions {
-    fn default() -> Self {
-        ClusterOptions {
-            config_file: "nodes.conf".into(),
-            node_timeout_ms: 15_000,
-            bus_port: None,
-            require_full_coverage: true,
-        }
-    }
-}
 
 /// Loads or creates the cluster state, binds the bus port and starts the bus tasks.
 pub async fn start(shared: &Arc<Shared>, opts: &ClusterOptions) -> Result<(), NodeError> {
@@ -95,7 +72,7 @@ pub async fn start(shared: &Arc<Shared>, opts: &ClusterOptions) -> Result<(), No
     } else {
         bound.ip().to_string()
     };
-    let now = super::store::unix_ms();
+    let now = super::clock::unix_ms();
     let timeout = i64::try_from(opts.node_timeout_ms).unwrap_or(i64::MAX);
     let mut c = ClusterState::new(
         state::random_id(),
@@ -125,7 +102,7 @@ pub(crate) fn sync_role(store: &mut Store) {
     let Some(c) = store.cluster.as_mut() else {
         return;
     };
-    if manual::pause_over(c, super::store::unix_ms()) {
+    if manual::pause_over(c, super::clock::unix_ms()) {
         // The writes held for a manual failover run again (and meet MOVED if it happened).
         store.waiters.signal_all();
     }
@@ -149,10 +126,10 @@ pub(crate) fn sync_role(store: &mut Store) {
             .as_ref()
             .is_some_and(|l| l.host == ip && l.port == port);
         if !same {
-            replica::set_master(store, &ip, port);
+            role::set_master(store, &ip, port);
         }
     } else if store.repl.master.is_some() {
-        replica::promote(store);
+        role::promote(store);
     }
 }
 

@@ -150,6 +150,12 @@ fn client(ctx: &mut Ctx, args: &Args) -> Reply {
         kill(ctx, args)
     } else if sub("TRACKING") && n >= 3 {
         tracking(ctx, args)
+    } else if sub("PAUSE") && (n == 3 || n == 4) {
+        super::client_pause::pause(ctx, args)
+    } else if sub("UNPAUSE") && n == 2 {
+        super::client_pause::unpause(ctx)
+    } else if sub("UNBLOCK") && (n == 3 || n == 4) {
+        super::client_pause::unblock(ctx, args)
     } else if sub("SETINFO") && n == 4 {
         Reply::Ok
     } else if (sub("NO-EVICT") || sub("NO-TOUCH")) && n == 3 {
@@ -177,6 +183,7 @@ fn client(ctx: &mut Ctx, args: &Args) -> Reply {
         }
     } else if [
         "ID", "SETNAME", "GETNAME", "INFO", "KILL", "SETINFO", "NO-EVICT", "NO-TOUCH", "REPLY",
+        "PAUSE", "UNPAUSE", "UNBLOCK",
     ]
     .iter()
     .any(|w| sub(w))

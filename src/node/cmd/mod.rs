@@ -54,18 +54,22 @@
 
 mod bits;
 mod client;
+pub mod client_pause;
 mod connection;
 mod counters;
 mod ctx;
+mod debug;
 mod elems;
 pub(crate) mod function;
 mod hash;
 mod hll;
 mod keys;
 mod keyspace;
+mod latency_histogram;
 mod lcs;
 mod list;
 mod memory;
+mod monitoring;
 mod multi;
 mod pubsub;
 mod replication;
@@ -102,6 +106,7 @@ pub static FAMILIES: &[&[Command]] = &[
     bits::COMMANDS,
     lcs::COMMANDS,
     memory::COMMANDS,
+    monitoring::COMMANDS,
     sort::COMMANDS,
     multi::COMMANDS,
     pubsub::COMMANDS,
@@ -115,7 +120,7 @@ pub static FAMILIES: &[&[Command]] = &[
     replication::COMMANDS,
     scripting::COMMANDS,
     function::COMMANDS,
-    crate::node::cluster::COMMANDS,
+    crate::node::cluster::commands::COMMANDS,
     #[cfg(test)]
     testing::COMMANDS,
 ];
@@ -288,6 +293,12 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
     let Some((idx, cmd)) = lookup_indexed(args.get(0)) else {
         return refused(ctx, None, args::unknown_command(&args));
     };
+    execute_found(ctx, req, idx, cmd)
+}
+
+/// [`execute`] for a request whose command the caller looked up already (`redis.call`).
+pub fn execute_found(ctx: &mut Ctx<'_>, req: &Request, idx: usize, cmd: &'static Command) -> Reply {
+    let args = Args::new(req);
     if let Some(refusal) = check(ctx, cmd, &args) {
         let refusal = if cmd.name == "exec" {
             multi::abort(ctx, refusal)
@@ -338,6 +349,10 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
     st.calls += 1;
     st.usec += usec;
     st.failed += u64::from(failed);
+    st.record(usec);
+    if !ctx.client.in_script && !matches!(reply, Reply::Block(_)) {
+        monitoring::record(ctx, cmd, &args, usec);
+    }
     reply
 }
 

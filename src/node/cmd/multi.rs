@@ -131,7 +131,7 @@ pub fn unwatch_all(ctx: &mut Ctx) {
 mod tests {
     use super::*;
     use crate::node::client::ClientState;
-    use crate::node::server::{NodeConfig, Shared};
+    use crate::node::shared::{NodeConfig, Shared};
     use crate::node::store::Store;
     use crate::resp::Request;
 

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{Args, Command, Ctx, Flags, Reply};
-use crate::node::repl::master::{self, SyncRequest, WAIT_KEY};
-use crate::node::repl::{replica, LinkState};
+use crate::node::repl::attach::{self, SyncRequest, WAIT_KEY};
+use crate::node::repl::{role, LinkState};
 
 const ADMIN: Flags = Flags::ADMIN.with(Flags::NOSCRIPT);
 
@@ -45,7 +45,7 @@ pub static COMMANDS: &[Command] = &[
 /// thread replaces the file. Without `appendonly yes` it only answers, as Redis schedules
 /// nothing useful then either.
 fn bgrewriteaof(ctx: &mut Ctx, _: &Args) -> Reply {
-    crate::node::aof::rewrite(ctx.store);
+    crate::node::aof_rewrite::rewrite(ctx.store);
     Reply::simple("Background append only file rewriting started")
 }
 
@@ -80,7 +80,7 @@ fn psync(ctx: &mut Ctx, args: &Args) -> Reply {
         Ok(n) => n,
         Err(e) => return e,
     };
-    master::attach(
+    attach::attach(
         ctx.store,
         ctx.client,
         SyncRequest::Psync(args.get(1), offset),
@@ -94,7 +94,7 @@ fn sync(ctx: &mut Ctx, _: &Args) -> Reply {
     if let Some(r) = refuse_sync(ctx) {
         return r;
     }
-    master::attach(ctx.store, ctx.client, SyncRequest::Sync);
+    attach::attach(ctx.store, ctx.client, SyncRequest::Sync);
     ctx.client.handoff = true;
     silent()
 }
@@ -135,7 +135,7 @@ fn replconf(ctx: &mut Ctx, args: &Args) -> Reply {
 /// `REPLICAOF host port` / `REPLICAOF NO ONE` (and SLAVEOF).
 fn replicaof(ctx: &mut Ctx, args: &Args) -> Reply {
     if args.get(1).eq_ignore_ascii_case(b"no") && args.get(2).eq_ignore_ascii_case(b"one") {
-        if replica::promote(ctx.store) {
+        if role::promote(ctx.store) {
             tracing::info!("MASTER MODE enabled (REPLICAOF NO ONE)");
         }
         return Reply::Ok;
@@ -148,7 +148,7 @@ fn replicaof(ctx: &mut Ctx, args: &Args) -> Reply {
         return Reply::error("ERR Invalid master port");
     };
     let host = String::from_utf8_lossy(args.get(1)).into_owned();
-    if replica::set_master(ctx.store, &host, port) {
+    if role::set_master(ctx.store, &host, port) {
         tracing::info!(master = %format!("{host}:{port}"), "REPLICAOF: connecting to master");
         Reply::Ok
     } else {

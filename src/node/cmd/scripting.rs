@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::{Args, Command, Ctx, Flags, Reply};
 use crate::node::script::busy::KillOutcome;
 use crate::node::script::run::{run, RunOpts};
-use crate::node::script::{flags, Scripting};
+use crate::node::script::{flags, Scripting, FAST_RUN};
 
 /// The scripting family.
 pub static COMMANDS: &[Command] = &[
@@ -86,18 +86,7 @@ pub(crate) fn prepare_refusal(ctx: &Ctx, script_flags: u32, ro: bool) -> Option<
 
 /// True on a master with `min-replicas-to-write` set and fewer good replicas than that.
 pub(crate) fn too_few_replicas(ctx: &Ctx) -> bool {
-    let setting = |name| {
-        ctx.store
-            .settings
-            .get(name)
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0)
-    };
-    let (min, lag) = (
-        setting("min-replicas-to-write"),
-        setting("min-replicas-max-lag"),
-    );
-    !ctx.store.replica && min > 0 && lag > 0 && good_replicas(ctx) < min
+    !ctx.store.replica && ctx.store.repl.too_few_replicas()
 }
 
 /// True if the script must not write (`*_RO`, or a `no-writes` shebang).
@@ -143,7 +132,28 @@ fn eval_generic(ctx: &mut Ctx, args: &Args, by_sha: bool, ro: bool) -> Reply {
         read_only: read_only(script_flags, ro),
         name: &sha,
     };
-    run(&engine, ctx, &func, &keys, &argv, opts)
+    let started = std::time::Instant::now();
+    let reply = run(&engine, ctx, &func, &keys, &argv, opts);
+    let fast = !ctx.store.scripting.inline_aborted && started.elapsed() < FAST_RUN;
+    if let Some(s) = ctx.store.scripting.scripts.get_mut(&sha) {
+        s.fast = fast;
+    }
+    reply
+}
+
+/// True if `args` (EVAL/EVALSHA and their `_RO` forms) name a cached script whose last run
+/// was fast: the connection then runs it inline.
+pub(crate) fn fast_script(scripting: &Scripting, args: &Args) -> bool {
+    let by_sha = args.get(0).len() >= 7 && args.get(0)[..7].eq_ignore_ascii_case(b"evalsha");
+    let found = if by_sha {
+        let sha = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
+        scripting.scripts.get(&sha)
+    } else {
+        scripting
+            .scripts
+            .get(&crate::node::script::sha1_hex(args.get(1)))
+    };
+    found.is_some_and(|s| s.fast)
 }
 
 const SCRIPT_HELP: &[&str] = &[
@@ -252,14 +262,4 @@ pub(crate) fn script_keys(name: &str, args: &Args, at: usize) -> Option<Reply> {
             .map(|i| Reply::bulk(args.get(i)))
             .collect(),
     ))
-}
-
-/// Replicas that are online (for `min-replicas-to-write`).
-fn good_replicas(ctx: &Ctx) -> usize {
-    ctx.store
-        .repl
-        .replicas
-        .iter()
-        .filter(|l| l.online && !l.killed)
-        .count()
 }

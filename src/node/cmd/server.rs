@@ -1,12 +1,12 @@
 //! Server commands: INFO, CONFIG, COMMAND, DEBUG, TIME, SHUTDOWN, LASTSAVE, SAVE, BGSAVE,
-//! BGREWRITEAOF, SLOWLOG.
+//! BGREWRITEAOF (SLOWLOG and LATENCY are in `monitoring.rs`).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
 use super::{all, lookup, Args, Command, Ctx, Flags, Reply};
-use crate::node::args::{parse_float, syntax};
+use crate::node::args::syntax;
 use crate::node::info;
 use crate::node::settings::SettingError;
 
@@ -18,13 +18,12 @@ pub static COMMANDS: &[Command] = &[
     Command::new("info", info_cmd, -1, LS),
     Command::new("config", config, -2, ADMIN.with(LS)),
     Command::new("command", command, -1, LS),
-    Command::new("debug", debug, -2, ADMIN.with(LS)),
+    Command::new("debug", super::debug::debug, -2, ADMIN.with(LS)),
     Command::new("time", time, 1, LS.with(Flags::FAST)),
     Command::new("shutdown", shutdown, -1, ADMIN.with(LS)),
     Command::new("lastsave", lastsave, 1, LS.with(Flags::FAST)),
     Command::new("save", save, 1, ADMIN),
     Command::new("bgsave", bgsave, -1, ADMIN),
-    Command::new("slowlog", slowlog, -2, ADMIN.with(LS)),
     Command::new("monitor", monitor, 1, ADMIN.with(LS)),
 ];
 
@@ -69,7 +68,9 @@ fn config(ctx: &mut Ctx, args: &Args) -> Reply {
             }
         }
         ctx.store.apply_settings();
-        crate::node::aof_file::apply_settings(ctx.shared, ctx.store);
+        if let Some(f) = ctx.shared.aof.get() {
+            f.apply_settings(ctx.store);
+        }
         Reply::Ok
     } else if args.is(1, "SET") && n >= 3 {
         let name = String::from_utf8_lossy(args.get(2)).into_owned();
@@ -194,26 +195,6 @@ fn getkeys(args: &Args) -> Reply {
     )
 }
 
-fn debug(ctx: &mut Ctx, args: &Args) -> Reply {
-    if args.is(1, "SLEEP") && args.len() == 3 {
-        let secs = parse_float(args.get(2)).unwrap_or(0.0).max(0.0);
-        // Holds the store lock on purpose: Redis's DEBUG SLEEP blocks the whole server.
-        std::thread::sleep(Duration::try_from_secs_f64(secs).unwrap_or_default());
-        Reply::Ok
-    } else if args.is(1, "SET-ACTIVE-EXPIRE") && args.len() == 3 {
-        ctx.store.active_expire = args.get(2) != b"0";
-        Reply::Ok
-    } else if (args.is(1, "RELOAD") || args.is(1, "QUICKLIST-PACKED-THRESHOLD")) && args.len() >= 2
-    {
-        Reply::Ok
-    } else {
-        Reply::error(format!(
-            "ERR Unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-            String::from_utf8_lossy(args.get(1))
-        ))
-    }
-}
-
 fn time(_: &mut Ctx, _: &Args) -> Reply {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -262,16 +243,4 @@ fn bgsave(ctx: &mut Ctx, args: &Args) -> Reply {
     }
     ctx.store.lastsave = ctx.now_ms() / 1000;
     Reply::simple("Background saving started")
-}
-
-fn slowlog(_: &mut Ctx, args: &Args) -> Reply {
-    if args.is(1, "GET") && args.len() <= 3 {
-        Reply::Array(vec![])
-    } else if args.is(1, "LEN") && args.len() == 2 {
-        Reply::Int(0)
-    } else if args.is(1, "RESET") && args.len() == 2 {
-        Reply::Ok
-    } else {
-        super::subcommand_error(args, "SLOWLOG")
-    }
 }

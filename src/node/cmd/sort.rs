@@ -236,7 +236,7 @@ mod tests {
     use super::*;
     use crate::node::client::ClientState;
     use crate::node::cmd::execute;
-    use crate::node::server::{NodeConfig, Shared};
+    use crate::node::shared::{NodeConfig, Shared};
     use crate::node::store::Store;
     use crate::resp::{Protocol, Request};
 

@@ -17,9 +17,11 @@
 //! Everything here lives inside the [`crate::node::store::Store`], under the one lock, so a
 //! write, its offset and its place in every replica's stream change atomically.
 
+pub mod attach;
 pub mod backlog;
 pub mod master;
 pub mod replica;
+pub mod role;
 pub mod snapshot;
 
 use std::collections::hash_map::RandomState;
@@ -31,7 +33,7 @@ use bytes::BytesMut;
 use tokio::sync::Notify;
 
 use self::backlog::Backlog;
-use crate::node::aof::AofBuffer;
+use crate::node::aof_buffer::AofBuffer;
 use crate::node::feed::Feed;
 use crate::node::output_limit::{ClassLimit, OutputLimits};
 
@@ -129,6 +131,9 @@ pub struct MasterLink {
 /// Replication state of the node (both roles).
 #[derive(Debug)]
 pub struct ReplState {
+    /// `min-replicas-to-write` and `min-replicas-max-lag`, copied from the settings on CONFIG
+    /// SET (checked before every write a script makes).
+    pub min_replicas: (usize, usize),
     /// Our replication id (`master_replid`); on a replica, the master's.
     pub replid: String,
     /// The previous id, valid up to `second_offset` (after a promotion).
@@ -165,6 +170,7 @@ pub struct ReplState {
 impl Default for ReplState {
     fn default() -> Self {
         ReplState {
+            min_replicas: (0, 10),
             replid: new_replid(),
             replid2: NO_REPLID.to_string(),
             second_offset: -1,
@@ -184,6 +190,20 @@ impl Default for ReplState {
 }
 
 impl ReplState {
+    /// `min-replicas-to-write` is set and fewer replicas than that are online (the caller
+    /// checks that this node is a master).
+    pub fn too_few_replicas(&self) -> bool {
+        let (min, lag) = self.min_replicas;
+        min > 0
+            && lag > 0
+            && self
+                .replicas
+                .iter()
+                .filter(|l| l.online && !l.killed)
+                .count()
+                < min
+    }
+
     /// True when we replicate from a master.
     pub fn is_replica(&self) -> bool {
         self.master.is_some()

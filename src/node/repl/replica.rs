@@ -17,10 +17,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::backlog::Backlog;
-use super::{snapshot, LinkState, MasterLink, NO_REPLID};
+use super::{snapshot, LinkState, NO_REPLID};
 use crate::node::client::ClientState;
 use crate::node::cmd::{self, Ctx};
-use crate::node::server::Shared;
+use crate::node::shared::Shared;
 use crate::node::store::Store;
 use crate::resp::{decode_request, encode, Limits};
 
@@ -60,52 +60,6 @@ pub enum LinkError {
     /// REPLICAOF replaced this link.
     #[error("link replaced")]
     Cancelled,
-}
-
-/// Makes us a replica of `host:port` (REPLICAOF / `--replicaof`), under the lock.
-/// Returns false if that is already our master.
-pub fn set_master(store: &mut Store, host: &str, port: u16) -> bool {
-    if let Some(m) = &store.repl.master {
-        if m.host == host && m.port == port {
-            return false;
-        }
-        m.cancel.cancel();
-    }
-    store.repl.master = Some(MasterLink {
-        host: host.to_string(),
-        port,
-        state: LinkState::Connect,
-        last_io: None,
-        down_since: Some(Instant::now()),
-        ever_synced: false,
-        read_offset: store.repl.offset,
-        cancel: CancellationToken::new(),
-    });
-    store.replica = true;
-    // Our own history (replid, offset) is what we PSYNC with, so a demoted master can
-    // continue partially from the replica that replaced it. Our replicas must learn the new
-    // history: drop them so they reconnect, as Redis does.
-    store.repl.kill_replicas(None);
-    store.repl.ensure_backlog(&mut store.feed);
-    store.repl.wake.notify_one();
-    true
-}
-
-/// REPLICAOF NO ONE: keeps the data, starts a new history (the old one stays valid as
-/// `replid2` up to the current offset). Returns false if we were already a master.
-pub fn promote(store: &mut Store) -> bool {
-    let Some(m) = store.repl.master.take() else {
-        return false;
-    };
-    m.cancel.cancel();
-    store.replica = false;
-    store.repl.shift_replid();
-    store.repl.kill_replicas(None);
-    // Our feed's idea of the stream's current database came from the commands we applied,
-    // which may differ from the last SELECT in the master's stream (a master command that
-    // changed nothing here was not re-recorded): force a SELECT before our first write.
-    store.feed.reset_db();
-    true
 }
 
 /// Starts a link task whenever REPLICAOF asks for a new master; runs until shutdown.
@@ -290,7 +244,7 @@ fn load_snapshot(s: &mut Store, payload: &[u8], id: String, offset: i64) -> Resu
     // Our replicas hold data of the old history: they must full-resync from us.
     r.kill_replicas(None);
     // The AOF must now describe the snapshot, not what we had before it.
-    crate::node::aof::rewrite(s);
+    crate::node::aof_rewrite::rewrite(s);
     Ok(())
 }
 

@@ -44,7 +44,7 @@ pub enum SnapshotError {
 /// Serializes every database of `store`. Runs under the store lock (we have no fork), so
 /// the cost is proportional to the dataset: fine for the sizes node mode is meant for.
 /// `stream_db` is the database the replication stream after the snapshot is in (see
-/// `master::attach`).
+/// `attach::attach`).
 pub fn encode(store: &Store, stream_db: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(MAGIC);

@@ -28,6 +28,8 @@ pub struct Busy {
     pub threshold_ms: AtomicU64,
     /// Scripts run, for spacing garbage-collection steps.
     runs: AtomicU64,
+    /// Woken when a script ends, so connections waiting for the lock go on at once.
+    pub done: tokio::sync::Notify,
 }
 
 /// What FUNCTION STATS reports about a running function.
@@ -90,6 +92,7 @@ impl Busy {
         if let Ok(mut s) = self.started.lock() {
             *s = None;
         }
+        self.done.notify_waiters();
     }
     /// Counts a finished script; true every 50th (time for a GC step).
     pub(crate) fn tick_gc(&self) -> bool {
@@ -128,6 +131,7 @@ impl Busy {
     /// The off-loop script finished.
     pub fn release(&self) {
         self.claimed.store(false, Ordering::Release);
+        self.done.notify_waiters();
     }
     /// SHUTDOWN while busy: stop the script whatever it did.
     pub fn force_kill(&self) {

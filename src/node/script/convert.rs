@@ -40,6 +40,25 @@ pub(crate) fn error_text(text: &str) -> String {
     format!("{code} {msg}")
 }
 
+/// A command's reply as the script sees it: the common shapes directly, the others
+/// encoded in the script's protocol and parsed back (exactly Redis's conversions).
+pub(crate) fn reply_to_lua(lua: &Lua, reply: &Reply, proto: Protocol) -> mlua::Result<Value> {
+    match reply {
+        Reply::Ok => status(lua, b"OK"),
+        Reply::Simple(s) => status(lua, s.as_bytes()),
+        Reply::Int(n) => Ok(Value::Number(*n as f64)),
+        Reply::Bulk(b) => Ok(Value::String(lua.create_string(b)?)),
+        other => resp_to_lua(lua, &encode(other, proto)),
+    }
+}
+
+/// `{ok = text}`, a status reply.
+fn status(lua: &Lua, text: &[u8]) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set("ok", lua.create_string(text)?)?;
+    Ok(Value::Table(t))
+}
+
 /// Parses one encoded reply into a Lua value (Redis's `redisProtocolToLuaType`). Errors
 /// become error tables marked so Redis does not count them twice.
 pub(crate) fn resp_to_lua(lua: &Lua, buf: &[u8]) -> mlua::Result<Value> {

@@ -18,7 +18,9 @@ pub(crate) mod convert;
 pub(crate) mod engine;
 pub(crate) mod functions;
 pub(crate) mod libs;
+mod rawcall;
 pub(crate) mod run;
+mod state;
 
 use std::collections::HashMap;
 
@@ -60,7 +62,13 @@ pub(crate) struct Script {
     pub(crate) flags: u32,
     /// The compiled chunk.
     pub(crate) func: Function,
+    /// Its last run took under [`FAST_RUN`]: the next one runs in the caller's batch (see
+    /// `conn/busy.rs`), without the hand-over to a blocking thread.
+    pub(crate) fast: bool,
 }
+
+/// A script whose run takes less than this runs inline next time.
+pub(crate) const FAST_RUN: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Scripting state, kept in the store (scripts and libraries change with the data).
 #[derive(Debug, Default)]
@@ -75,6 +83,12 @@ pub struct Scripting {
     pub(crate) rand48: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The running script, as other connections see it.
     pub busy: std::sync::Arc<Busy>,
+    /// The script now running runs inline, on the event loop: it is stopped at its first
+    /// time-limit hook if it has had no effect yet (it then runs again off the loop).
+    pub(crate) inline: bool,
+    /// The inline run was stopped that way: its reply is to be dropped and the request run
+    /// off the loop.
+    pub(crate) inline_aborted: bool,
 }
 
 impl Scripting {
@@ -128,6 +142,7 @@ impl Scripting {
             Script {
                 flags: script_flags,
                 func,
+                fast: false,
             },
         );
         Ok(sha)

@@ -27,7 +27,7 @@ local function outside()
   return {err = 'ERR redis.call/pcall can only be called inside a script invocation'}, true
 end
 hooks.call = outside
-hooks.call_packed = outside
+hooks.pending = outside
 hooks.setresp = outside
 hooks.set_repl = outside
 hooks.register = function()
@@ -42,8 +42,11 @@ local rlog, rsha = redis.log, redis.sha1hex
 local inner = {
   call = function(...)
     -- Thousands of arguments do not fit the C stack of a Rust callback: pass them packed.
-    if select('#', ...) > 200 then return hooks.call_packed({...}) end
-    return hooks.call(...)
+    -- hooks.call is a C function reading its arguments off the Lua stack (any number of
+    -- them) that answers the common cases itself (see rawcall.rs).
+    local v, raise, pending = hooks.call(...)
+    if pending then return hooks.pending() end
+    return v, raise
   end,
   setresp = function(...) return hooks.setresp(...) end,
   set_repl = function(...) return hooks.set_repl(...) end,
@@ -52,8 +55,9 @@ local inner = {
   sha1hex = rsha,
 }
 redis.pcall = function(...)
-  if select('#', ...) > 200 then return (hooks.call_packed({...})) end
-  return (hooks.call(...))
+  local v, _, pending = hooks.call(...)
+  if pending then v = hooks.pending() end
+  return v
 end
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end

@@ -7,13 +7,13 @@ use std::cell::RefCell;
 use bytes::Bytes;
 use mlua::{Function, HookTriggers, Lua, MultiValue, Value};
 
-use super::busy::Busy;
 use super::convert;
 use super::engine::{Engine, HOOK_EVERY};
+use super::state::{Pending, RunState};
 use crate::node::client::ClientState;
-use crate::node::cmd::{self, Ctx};
+use crate::node::cmd::Ctx;
 use crate::node::reply::Reply;
-use crate::resp::{Protocol, Request};
+use crate::resp::Protocol;
 
 /// How a script runs.
 pub(crate) struct RunOpts<'n> {
@@ -25,170 +25,32 @@ pub(crate) struct RunOpts<'n> {
     pub(crate) name: &'n str,
 }
 
-/// The state `redis.call` works with during a run.
-struct RunState<'r, 'a> {
-    ctx: &'r mut Ctx<'a>,
-    /// The script's own client: its db (SELECT inside a script does not change the
-    /// caller's) and protocol (`redis.setresp`).
-    client: ClientState,
-    read_only: bool,
-    /// Propagate writes (`redis.set_repl(redis.REPL_NONE)` turns it off).
-    replicate: bool,
-    /// A MULTI is open on the feed for this run's writes.
-    exec_open: bool,
-    busy: std::sync::Arc<Busy>,
-}
-
-/// Commands Redis refuses inside scripts (`noscript`).
-const NOSCRIPT: &[&str] = &[
-    "cluster",
-    "auth",
-    "hello",
-    "quit",
-    "reset",
-    "wait",
-    "blmove",
-    "blpop",
-    "brpop",
-    "brpoplpush",
-    "bzpopmax",
-    "bzpopmin",
-    "psubscribe",
-    "punsubscribe",
-    "ssubscribe",
-    "subscribe",
-    "sunsubscribe",
-    "unsubscribe",
-    "eval",
-    "evalsha",
-    "evalsha_ro",
-    "eval_ro",
-    "fcall",
-    "fcall_ro",
-    "bgrewriteaof",
-    "bgsave",
-    "debug",
-    "failover",
-    "monitor",
-    "psync",
-    "replconf",
-    "replicaof",
-    "role",
-    "save",
-    "shutdown",
-    "slaveof",
-    "sync",
-    "discard",
-    "exec",
-    "multi",
-    "unwatch",
-    "watch",
-    "client",
-    "config",
-    "function",
-    "script",
-    "acl",
-    "latency",
-    "module",
-];
-
-impl RunState<'_, '_> {
-    /// Runs one `redis.call`: Redis's checks, then the command through the dispatcher.
-    fn call(&mut self, argv: &[Bytes]) -> Result<Reply, String> {
-        let not_allowed = || Err("This Redis command is not allowed from script".into());
-        let Some(cmd) = cmd::lookup(&argv[0]) else {
-            // Commands the node lacks but Redis refuses in scripts get Redis's refusal.
-            let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
-            if NOSCRIPT.contains(&name.as_str()) {
-                return not_allowed();
-            }
-            return Err("Unknown Redis command called from script".into());
-        };
-        if NOSCRIPT.contains(&cmd.name) {
-            return not_allowed();
-        }
-        if !cmd.arity_ok(argv.len()) {
-            return Err("Wrong number of args calling Redis command from script".into());
-        }
-        if cmd.is_write() {
-            if self.read_only {
-                return Err("Write commands are not allowed from read-only scripts.".into());
-            }
-            if self.ctx.store.replica && !self.ctx.client.from_master {
-                return Err("-READONLY You can't write against a read only replica.".into());
-            }
-            if !self.ctx.client.from_master
-                && crate::node::cmd::scripting::too_few_replicas(self.ctx)
-            {
-                return Err("-NOREPLICAS Not enough good replicas to write.".into());
-            }
-            self.busy.wrote();
-        }
-        let req = Request::from_args(argv);
-        let store = &mut *self.ctx.store;
-        let feed_enabled = store.feed.enabled;
-        if !self.replicate {
-            store.feed.enabled = false;
-        }
-        let mut child = Ctx::new(store, &mut self.client, self.ctx.shared, false);
-        child.begin_exec();
-        child.set_exec_open(self.exec_open);
-        let reply = cmd::execute(&mut child, &req);
-        if self.replicate {
-            self.exec_open = child.exec_open();
-        }
-        drop(child);
-        self.ctx.store.feed.enabled = feed_enabled;
-        Ok(reply)
-    }
-
-    fn resp3(&self) -> bool {
-        self.client.proto == Protocol::Resp3
-    }
-}
-
-/// `redis.call` / `redis.pcall`'s common part: (result, raise?).
-fn lua_call(lua: &Lua, st: &RefCell<RunState>, args: MultiValue) -> mlua::Result<(Value, bool)> {
-    if args.is_empty() {
-        let e = convert::error_table(
-            lua,
-            "Please specify at least one argument for this redis lib call",
-        )?;
-        return Ok((Value::Table(e), true));
-    }
-    let mut argv = Vec::with_capacity(args.len());
-    for a in args.iter() {
-        match super::arg_bytes(a) {
-            Some(b) => argv.push(b),
-            None => {
-                let e = convert::error_table(
-                    lua,
-                    "Lua redis lib command arguments must be strings or integers",
-                )?;
-                return Ok((Value::Table(e), true));
-            }
-        }
-    }
-    let Ok(mut st) = st.try_borrow_mut() else {
+/// Converts what the C `redis.call` left pending: (result, raise?), as Redis converts a reply.
+fn pending(lua: &Lua, st: &RefCell<RunState>) -> mlua::Result<(Value, bool)> {
+    let Ok(mut run) = st.try_borrow_mut() else {
         let e = convert::error_table(lua, "redis.call/pcall called recursively")?;
         return Ok((Value::Table(e), true));
     };
-    match st.call(&argv) {
-        Err(text) => {
+    let proto = if run.resp3() {
+        Protocol::Resp3
+    } else {
+        Protocol::Resp2
+    };
+    match run.pending.take() {
+        None => {
+            let e = convert::error_table(lua, "redis.call/pcall called recursively")?;
+            Ok((Value::Table(e), true))
+        }
+        Some(Pending::Args(text)) => Ok((Value::Table(convert::error_table(lua, text)?), true)),
+        Some(Pending::Failed(text)) => {
             let e = convert::error_table(lua, &text)?;
             e.raw_set("ignore_error_stats_update", true)?;
             Ok((Value::Table(e), true))
         }
-        Ok(reply) => {
+        Some(Pending::Reply(reply)) => {
+            drop(run);
             let failed = reply.is_error();
-            let proto = if st.resp3() {
-                Protocol::Resp3
-            } else {
-                Protocol::Resp2
-            };
-            drop(st);
-            let bytes = convert::encode(&reply, proto);
-            Ok((convert::resp_to_lua(lua, &bytes)?, failed))
+            Ok((convert::reply_to_lua(lua, &reply, proto)?, failed))
         }
     }
 }
@@ -227,6 +89,9 @@ pub(crate) fn run(
         last_cmd: "NULL",
         ..ClientState::default()
     };
+    let inline = ctx.store.scripting.inline;
+    let effects = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let aborted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let st = RefCell::new(RunState {
         ctx,
         client,
@@ -234,13 +99,28 @@ pub(crate) fn run(
         replicate: true,
         exec_open,
         busy: busy.clone(),
+        effects: effects.clone(),
+        aborted: aborted.clone(),
+        pending: None,
+        mark: std::time::Instant::now(),
     });
     let hook_busy = busy.clone();
     let hooks = engine.hooks.clone();
+    let hook_aborted = aborted.clone();
     let _ = hooks.raw_set("killed", false);
     let _ = engine.lua.set_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
         move |_, _| {
+            use std::sync::atomic::Ordering;
+            // An inline script that runs this long without having changed anything is
+            // stopped, to run again off the event loop (where BUSY and SCRIPT KILL work).
+            if inline && (hook_aborted.load(Ordering::Relaxed) || !effects.load(Ordering::Relaxed))
+            {
+                hook_aborted.store(true, Ordering::Relaxed);
+                return Err(mlua::Error::runtime(
+                    "Script stopped to run off the event loop",
+                ));
+            }
             if hook_busy.kill_requested() {
                 let _ = hooks.raw_set("killed", true);
                 return Err(mlua::Error::runtime(
@@ -255,6 +135,10 @@ pub(crate) fn run(
     let killed = busy.kill_requested();
     busy.stop();
     let st = st.into_inner();
+    if aborted.load(std::sync::atomic::Ordering::Relaxed) {
+        st.ctx.store.scripting.inline_aborted = true;
+        return Reply::Null;
+    }
     let resp3 = st.resp3();
     let (ctx, exec_open) = (st.ctx, st.exec_open);
     if exec_open {
@@ -307,18 +191,16 @@ fn call_in_scope(
             .map(|k| lua.create_string(k))
             .collect::<mlua::Result<Vec<_>>>()?,
     )?;
+    let _installed = super::rawcall::install(st);
     let outcome = lua.scope(|scope| {
         let hooks = &engine.hooks;
+        // SAFETY: `raw_call` only touches the stack of the Lua state calling it.
+        hooks.raw_set("call", unsafe {
+            lua.create_c_function(super::rawcall::raw_call)
+        }?)?;
         hooks.raw_set(
-            "call",
-            scope.create_function(|lua, args: MultiValue| lua_call(lua, st, args))?,
-        )?;
-        hooks.raw_set(
-            "call_packed",
-            scope.create_function(|lua, packed: mlua::Table| {
-                let args: mlua::Result<Vec<Value>> = packed.sequence_values::<Value>().collect();
-                lua_call(lua, st, MultiValue::from_vec(args?))
-            })?,
+            "pending",
+            scope.create_function(|lua, ()| pending(lua, st))?,
         )?;
         hooks.raw_set(
             "setresp",
@@ -341,7 +223,7 @@ fn call_in_scope(
         }
     });
     // Outside a run the hooks refuse (a function a script stored cannot call later).
-    for name in ["call", "call_packed", "setresp", "set_repl"] {
+    for name in ["call", "pending", "setresp", "set_repl"] {
         engine.hooks.raw_set(name, engine.outside.clone())?;
     }
     outcome

@@ -1,0 +1,92 @@
+//! The state every connection and background task shares: the store behind the node's one
+//! lock, the configuration, the running script's handle and the append-only file. Below the
+//! commands (they see it through `Ctx`) and above the data types it holds.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::aof_file::AofFile;
+use super::store::Store;
+
+/// How a node is configured (`sluice node ...`).
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Master to replicate from (`--replicaof HOST PORT`).
+    pub replicaof: Option<(String, u16)>,
+    /// Password clients must AUTH with.
+    pub requirepass: Option<String>,
+    /// Append-only persistence.
+    pub appendonly: bool,
+    /// Working directory for the AOF.
+    pub dir: PathBuf,
+    /// Cluster mode (`--cluster-enabled yes`), with its options.
+    pub cluster: Option<super::cluster::options::ClusterOptions>,
+}
+
+/// State shared by every connection and background task.
+#[derive(Debug)]
+pub struct Shared {
+    /// The keyspace, behind the node's one lock (see `store.rs`).
+    store: Mutex<Store>,
+    /// The configuration the node started with.
+    pub config: NodeConfig,
+    next_client_id: AtomicU64,
+    /// When the node started (INFO uptime).
+    pub started: Instant,
+    /// Where the node listens (the resolved port, for INFO and replication).
+    pub bound: SocketAddr,
+    /// Cancelled when the node shuts down (SHUTDOWN, signal).
+    pub shutdown: CancellationToken,
+    /// The running script, seen without the lock (BUSY replies, SCRIPT KILL).
+    pub busy: Arc<super::script::Busy>,
+    /// The append-only file, once loaded (`appendonly yes`).
+    pub aof: OnceLock<AofFile>,
+}
+
+impl Shared {
+    /// State for a node with `config`, listening on `bound`.
+    pub fn new(config: NodeConfig, bound: SocketAddr) -> Shared {
+        let mut store = Store::new();
+        let settings = &mut store.settings;
+        settings.init("port", bound.port().to_string());
+        settings.init("bind", bound.ip().to_string());
+        settings.init("dir", config.dir.display().to_string());
+        settings.init(
+            "appendonly",
+            if config.appendonly { "yes" } else { "no" }.into(),
+        );
+        if let Some(pw) = &config.requirepass {
+            settings.init("requirepass", pw.clone());
+        }
+        let busy = store.scripting.busy.clone();
+        Shared {
+            busy,
+            store: Mutex::new(store),
+            config,
+            next_client_id: AtomicU64::new(1),
+            started: Instant::now(),
+            bound,
+            shutdown: CancellationToken::new(),
+            aof: OnceLock::new(),
+        }
+    }
+    /// Locks the store (a poisoned lock is recovered: see [`super::store::lock`]).
+    pub fn lock(&self) -> MutexGuard<'_, Store> {
+        super::store::lock(&self.store)
+    }
+    /// The store's mutex itself, for code that must not depend on `Shared` (the AOF file).
+    pub fn store(&self) -> &Mutex<Store> {
+        &self.store
+    }
+    /// A new client id.
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
