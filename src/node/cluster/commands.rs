@@ -5,7 +5,9 @@ use bytes::Bytes;
 use super::{replies, setslots, topology};
 use crate::cluster_slot::{self, SLOTS};
 use crate::node::args::parse_int;
-use crate::node::cmd::{subcommand_arity, subcommand_error, Args, Command, Ctx, Flags};
+use crate::node::args::Args;
+use crate::node::cmd::command::{subcommand_arity, subcommand_error, Command, Flags};
+use crate::node::cmd::ctx::Ctx;
 use crate::node::reply::Reply;
 
 /// The commands of the cluster role.

@@ -8,7 +8,8 @@
 use bytes::Bytes;
 
 use crate::node::args::parse_int;
-use crate::node::cmd::{Args, Ctx};
+use crate::node::args::Args;
+use crate::node::cmd::ctx::Ctx;
 use crate::node::repl::snapshot;
 use crate::node::reply::Reply;
 use crate::node::store::Store;

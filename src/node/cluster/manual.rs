@@ -18,7 +18,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::state::{ClusterState, ManualPause};
-use crate::node::cmd::{Command, Ctx};
+use crate::node::cmd::command::Command;
+use crate::node::cmd::ctx::Ctx;
 use crate::node::reply::{Block, Reply};
 
 /// How long a manual failover may take (Redis's CLUSTER_MF_TIMEOUT).

@@ -12,7 +12,8 @@ use bytes::Bytes;
 
 use super::dump;
 use crate::node::args::parse_int;
-use crate::node::cmd::{Args, Ctx};
+use crate::node::args::Args;
+use crate::node::cmd::ctx::Ctx;
 use crate::node::reply::Reply;
 
 /// What MIGRATE was asked to do.

@@ -3,7 +3,9 @@
 //! replica after READONLY.
 
 use crate::cluster_slot;
-use crate::node::cmd::{Args, Command, Ctx};
+use crate::node::args::Args;
+use crate::node::cmd::command::Command;
+use crate::node::cmd::ctx::Ctx;
 use crate::node::reply::Reply;
 
 /// What the slot check decided, before the key-existence part.

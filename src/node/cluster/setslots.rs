@@ -3,7 +3,8 @@
 use super::commands::{disabled, slot_arg};
 use super::state::ClusterState;
 use crate::cluster_slot::{self, SLOTS};
-use crate::node::cmd::{Args, Ctx};
+use crate::node::args::Args;
+use crate::node::cmd::ctx::Ctx;
 use crate::node::reply::Reply;
 
 /// The slots named by ADDSLOTS/DELSLOTS (single slots) or the *RANGE forms (pairs).
@@ -12,7 +13,7 @@ fn parse_slots(sub: &str, args: &Args<'_>) -> Result<Vec<u16>, Reply> {
     let mut out = Vec::new();
     if sub.ends_with("range") {
         if !args.len().is_multiple_of(2) {
-            return Err(crate::node::cmd::subcommand_arity(args));
+            return Err(crate::node::cmd::command::subcommand_arity(args));
         }
         for i in (2..args.len()).step_by(2) {
             let a = slot_arg(args.get(i)).ok_or_else(invalid)?;

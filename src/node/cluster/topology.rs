@@ -10,7 +10,9 @@ use super::state::Outgoing;
 use super::state::{random_id, ClusterNode, ClusterState, Election, FORGET_TTL_MS};
 use super::{config_file, failover, replies};
 use crate::node::args::parse_int;
-use crate::node::cmd::{subcommand_error, Args, Ctx};
+use crate::node::args::Args;
+use crate::node::cmd::command::subcommand_error;
+use crate::node::cmd::ctx::Ctx;
 use crate::node::reply::Reply;
 
 /// Dispatches the subcommands of this file.
