@@ -159,20 +159,33 @@ async fn start_node(
         dir: opts.dir.clone(),
         cluster: None,
     };
-    let (bound_tx, bound_rx) = oneshot::channel();
     let stop = token.clone();
-    let task = tokio::spawn(async move {
-        node::run(config, stop.cancelled_owned(), |a| {
-            let _ = bound_tx.send(a);
-        })
+    spawn_until_bound(move |on_bound| node::run(config, stop.cancelled_owned(), on_bound))
         .await
-    });
+        .map_err(|e| match e {
+            Some(source) => StackError::Node { addr, source },
+            None => StackError::NodeStopped(addr),
+        })
+}
+
+/// Spawns a server of the stack (a node, a sentinel) and waits until it listens. `Err(Some)`:
+/// it returned this error before binding; `Err(None)`: it stopped without one.
+async fn spawn_until_bound<E, F, Fut>(run: F) -> Result<(), Option<E>>
+where
+    F: FnOnce(Box<dyn FnOnce(SocketAddr) + Send>) -> Fut,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Send + 'static,
+{
+    let (bound_tx, bound_rx) = oneshot::channel();
+    let task = tokio::spawn(run(Box::new(move |a| {
+        let _ = bound_tx.send(a);
+    })));
     match bound_rx.await {
         Ok(_) => Ok(()),
-        // The node returned before binding: its error says why.
+        // The server returned before binding: its error says why.
         Err(_) => match task.await {
-            Ok(Err(source)) => Err(StackError::Node { addr, source }),
-            _ => Err(StackError::NodeStopped(addr)),
+            Ok(Err(e)) => Err(Some(e)),
+            _ => Err(None),
         },
     }
 }

@@ -10,10 +10,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::{start_node, StackError, StackOptions, NODES_OFFSET, REPLICAS};
+use super::{spawn_until_bound, start_node, StackError, StackOptions, NODES_OFFSET, REPLICAS};
 use crate::app;
 use crate::config::{Config, ConfigError};
 use crate::node::sentinel::{self, MasterConfig, SentinelConfig, SentinelError};
@@ -147,21 +146,13 @@ async fn start_sentinel(
     addr: SocketAddr,
     token: &CancellationToken,
 ) -> Result<(), SentinelStackError> {
-    let (bound_tx, bound_rx) = oneshot::channel();
     let stop = token.clone();
-    let task = tokio::spawn(async move {
-        sentinel::run(config, stop.cancelled_owned(), |a| {
-            let _ = bound_tx.send(a);
-        })
+    spawn_until_bound(move |on_bound| sentinel::run(config, stop.cancelled_owned(), on_bound))
         .await
-    });
-    match bound_rx.await {
-        Ok(_) => Ok(()),
-        Err(_) => match task.await {
-            Ok(Err(source)) => Err(SentinelStackError::Sentinel { addr, source }),
-            _ => Err(SentinelStackError::SentinelStopped(addr)),
-        },
-    }
+        .map_err(|e| match e {
+            Some(source) => SentinelStackError::Sentinel { addr, source },
+            None => SentinelStackError::SentinelStopped(addr),
+        })
 }
 
 #[cfg(test)]
