@@ -238,21 +238,43 @@ fn run_stack(args: StackArgs) -> anyhow::Result<()> {
     runtime(args.threads)?.block_on(sluice::stack::run_standalone(
         opts,
         shutdown_signal(),
-        |e| {
-            // Plain lines on stdout: what to connect to (tests read them too).
-            println!("sluice: stack proxy listening on {}", e.proxy);
-            println!("sluice: stack admin listening on {}", e.admin);
-            println!("sluice: stack master node on {}", e.master);
-            for r in &e.replicas {
-                println!("sluice: stack replica node on {r}");
-            }
-            println!(
-                "sluice: stack ready: try `redis-cli -p {} set hello world`; Ctrl-C stops everything",
-                e.proxy.port()
-            );
-        },
+        |e| announce_stack(e.proxy, e.admin, &[e.master], &e.replicas, &[], false),
     ))?;
     Ok(())
+}
+
+/// Prints what a stack runs, as plain lines on stdout (what to connect to; tests read them
+/// too). `failover`: the topology fails over, so the hint shows how to watch it.
+fn announce_stack(
+    proxy: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    masters: &[std::net::SocketAddr],
+    replicas: &[std::net::SocketAddr],
+    sentinels: &[std::net::SocketAddr],
+    failover: bool,
+) {
+    println!("sluice: stack proxy listening on {proxy}");
+    println!("sluice: stack admin listening on {admin}");
+    for m in masters {
+        println!("sluice: stack master node on {m}");
+    }
+    for r in replicas {
+        println!("sluice: stack replica node on {r}");
+    }
+    for s in sentinels {
+        println!("sluice: stack sentinel on {s}");
+    }
+    match masters.first().filter(|_| failover) {
+        Some(master) => println!(
+            "sluice: stack ready: try `redis-cli -p {} set hello world`, then `redis-cli -p {} shutdown nosave` to watch a failover; Ctrl-C stops everything",
+            proxy.port(),
+            master.port()
+        ),
+        None => println!(
+            "sluice: stack ready: try `redis-cli -p {} set hello world`; Ctrl-C stops everything",
+            proxy.port()
+        ),
+    }
 }
 
 /// The ports, address and data directory every stack topology starts from.
@@ -270,21 +292,14 @@ fn run_sentinel_stack(args: StackArgs) -> anyhow::Result<()> {
         opts,
         shutdown_signal(),
         |e| {
-            // Plain lines on stdout: what to connect to (tests read them too).
-            println!("sluice: stack proxy listening on {}", e.proxy);
-            println!("sluice: stack admin listening on {}", e.admin);
-            println!("sluice: stack master node on {}", e.master);
-            for r in &e.replicas {
-                println!("sluice: stack replica node on {r}");
-            }
-            for s in &e.sentinels {
-                println!("sluice: stack sentinel on {s}");
-            }
-            println!(
-                "sluice: stack ready: try `redis-cli -p {} set hello world`, then `redis-cli -p {} shutdown nosave` to watch a failover; Ctrl-C stops everything",
-                e.proxy.port(),
-                e.master.port()
-            );
+            announce_stack(
+                e.proxy,
+                e.admin,
+                &[e.master],
+                &e.replicas,
+                &e.sentinels,
+                true,
+            )
         },
     ))?;
     Ok(())
@@ -295,22 +310,7 @@ fn run_stack_cluster(args: StackArgs) -> anyhow::Result<()> {
     runtime(args.threads)?.block_on(sluice::stack_cluster::run_cluster(
         opts,
         shutdown_signal(),
-        |e| {
-            // Plain lines on stdout: what to connect to (tests read them too).
-            println!("sluice: stack proxy listening on {}", e.proxy);
-            println!("sluice: stack admin listening on {}", e.admin);
-            for m in &e.masters {
-                println!("sluice: stack master node on {m}");
-            }
-            for r in &e.replicas {
-                println!("sluice: stack replica node on {r}");
-            }
-            println!(
-                "sluice: stack ready: try `redis-cli -p {} set hello world`, then `redis-cli -p {} shutdown nosave` to watch a failover; Ctrl-C stops everything",
-                e.proxy.port(),
-                e.masters[0].port()
-            );
-        },
+        |e| announce_stack(e.proxy, e.admin, &e.masters, &e.replicas, &[], true),
     ))?;
     Ok(())
 }
