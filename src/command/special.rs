@@ -82,6 +82,10 @@ pub enum Special {
     ScriptExists,
     /// `INFO`: the proxy may add its own sections.
     Info,
+    /// `CLIENT UNBLOCK`: answered by the proxy for its own clients.
+    ClientUnblock,
+    /// `SCRIPT KILL` and `FUNCTION KILL`: must not queue behind the busy script they stop.
+    ScriptKill,
     /// A command of a family the proxy refuses some forms of by default (SHUTDOWN, CONFIG
     /// SET, DEBUG, ACL SETUSER, FLUSHALL in cluster pools, ...): checked against the pool's
     /// deny list and `allow_commands` (`session/deny.rs`); every other command skips that.
@@ -140,6 +144,8 @@ impl Special {
             "script|flush" => Special::ScriptFlush,
             "script|exists" => Special::ScriptExists,
             "info" => Special::Info,
+            "client|unblock" => Special::ClientUnblock,
+            "script|kill" | "function|kill" => Special::ScriptKill,
             _ if parent == "client" => Special::Client,
             _ if parent == "cluster" => Special::Cluster,
             _ if GUARDED_FAMILIES.contains(&parent) => Special::Guarded,
@@ -176,6 +182,7 @@ impl Special {
                 | Special::ClientTracking
                 | Special::ClientCaching
                 | Special::ClientReply
+                | Special::ClientUnblock
         )
     }
 
@@ -205,7 +212,9 @@ mod tests {
         assert_eq!(class("client|reply"), Some(Special::ClientReply));
         assert_eq!(class("cluster|slots"), Some(Special::Cluster));
         assert_eq!(class("script|load"), Some(Special::ScriptLoad));
-        assert_eq!(class("script|kill"), Some(Special::None));
+        assert_eq!(class("script|kill"), Some(Special::ScriptKill));
+        assert_eq!(class("function|kill"), Some(Special::ScriptKill));
+        assert_eq!(class("client|unblock"), Some(Special::ClientUnblock));
         assert_eq!(class("get"), Some(Special::None));
         assert_eq!(class("info"), Some(Special::Info));
         assert_eq!(class("config|get"), Some(Special::Guarded));
@@ -234,6 +243,6 @@ mod tests {
         // A misspelt name in `classify` would leave its variant unreachable.
         let seen: std::collections::HashSet<Special> =
             crate::command::table().iter().map(|i| i.special).collect();
-        assert_eq!(seen.len(), 37, "classes seen: {seen:?}");
+        assert_eq!(seen.len(), 39, "classes seen: {seen:?}");
     }
 }

@@ -421,10 +421,7 @@ impl Session {
             || special.changes_connection_for_good()
             // A busy script holds the shared connection its EVAL went over: the kill must not
             // queue behind it (it runs alone on a dedicated connection, like a blocking command).
-            || matches!(
-                info.map(|i| i.name),
-                Some("client|unblock" | "script|kill" | "function|kill")
-            )
+            || matches!(special, Special::ClientUnblock | Special::ScriptKill)
             || command::is_blocking(req, info)
     }
 
@@ -467,7 +464,7 @@ impl Session {
             if silent {
                 io.out.truncate(mark);
             }
-        } else if info.is_some_and(|i| i.name == "client|unblock") {
+        } else if special == Special::ClientUnblock {
             let reply = self.client_unblock(&req).await;
             io.out.extend_from_slice(&reply);
             if silent {

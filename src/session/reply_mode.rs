@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::{error_bytes, Pending, Session};
-use crate::command::CommandInfo;
+use crate::command::{CommandInfo, Special};
 use crate::resp::Request;
 
 /// A client's reply setting.
@@ -27,7 +27,7 @@ impl Session {
     /// `CLIENT REPLY` itself is never silenced here: it answers for itself.
     #[inline]
     pub(super) fn silences(&mut self, info: Option<&CommandInfo>) -> bool {
-        if self.reply_mode == ReplyMode::On || info.is_some_and(|i| i.name == "client|reply") {
+        if self.reply_mode == ReplyMode::On || Special::of(info) == Special::ClientReply {
             return false;
         }
         if self.reply_mode == ReplyMode::SkipNext {
