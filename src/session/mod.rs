@@ -2,12 +2,13 @@
 //! and writes replies back strictly in request order.
 //!
 //! Plain commands are pipelined: each is sent to its node at once and a reply slot is queued
-//! here; the loop writes replies as the head of the queue completes, flushing once per batch.
+//! here; the client's task (`engine`) writes replies as the head of the queue completes.
 //! Commands that need a connection of their own (MULTI/WATCH, blocking commands, SUBSCRIBE)
 //! first wait for everything queued before them, then run on a dedicated node connection.
 //!
-//! An idle session holds no buffers: reads go through a stack buffer and only the bytes of
-//! incomplete requests are kept; the reply buffer is freed whenever the queue is empty.
+//! An idle session holds no buffers: when its queue is empty and its replies are written, its
+//! read buffer (unless it holds part of a request), output buffer and reply queue go back to a
+//! per-thread spare list (`spare`).
 
 mod blocking;
 mod client_cmds;
