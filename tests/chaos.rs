@@ -127,6 +127,24 @@ fn workload(id: usize, addr: String, stop: Arc<AtomicBool>, may_lose: bool) -> O
     out
 }
 
+/// Client `id` got no reply meant for another request, and each of its errors fell inside a
+/// fault window (or within GRACE after one).
+fn check_replies_and_error_times(id: usize, o: &Outcome, windows: &[(Instant, Instant)]) {
+    assert!(
+        o.wrong.is_empty(),
+        "client {id}: wrong replies: {:?}",
+        o.wrong
+    );
+    for e in &o.errors {
+        assert!(
+            windows
+                .iter()
+                .any(|(b, end)| *e >= *b && *e <= *end + GRACE),
+            "client {id}: error outside every fault window"
+        );
+    }
+}
+
 /// Only after an error can a write be acknowledged without its reply having been seen.
 fn resync_allowed(out: &Outcome) -> bool {
     !out.errors.is_empty()
@@ -207,25 +225,13 @@ fn standalone_pool_under_pauses_kills_and_restarts() {
     let mut direct = master.client();
     let (mut acks, mut errors, mut replies) = (0, 0, 0);
     for (id, o) in outcomes.iter().enumerate() {
-        assert!(
-            o.wrong.is_empty(),
-            "client {id}: wrong replies: {:?}",
-            o.wrong
-        );
+        check_replies_and_error_times(id, o, &windows);
         for (k, &acked) in o.acked.iter().enumerate() {
             let key = format!("chaos:{id}:{k}");
             let now: i64 = direct.cmd(&["GET", &key]).text().parse().unwrap_or(0);
             assert!(
                 now >= acked,
                 "{key}: acknowledged {acked}, now {now}: a write was lost"
-            );
-        }
-        for e in &o.errors {
-            assert!(
-                windows
-                    .iter()
-                    .any(|(b, end)| *e >= *b && *e <= *end + GRACE),
-                "client {id}: error outside every fault window"
             );
         }
         acks += o.acks;
@@ -379,19 +385,7 @@ fn sentinel_pool_under_pauses_and_master_kills() {
     let mut via = proxy.client();
     let (mut acks, mut errors, mut lost, mut replies) = (0, 0, 0, 0);
     for (id, o) in outcomes.iter().enumerate() {
-        assert!(
-            o.wrong.is_empty(),
-            "client {id}: wrong replies: {:?}",
-            o.wrong
-        );
-        for e in &o.errors {
-            assert!(
-                windows
-                    .iter()
-                    .any(|(b, end)| *e >= *b && *e <= *end + GRACE),
-                "client {id}: error outside every fault window"
-            );
-        }
+        check_replies_and_error_times(id, o, &windows);
         lost += o.lost;
         for (k, &acked) in o.acked.iter().enumerate() {
             let key = format!("chaos:{id}:{k}");
