@@ -31,18 +31,18 @@ pub(super) struct Parts {
 pub(super) enum Detour {
     /// CLIENT PAUSE holds this command: wait for the pause to end, then take it as usual.
     Paused(Request, Option<&'static CommandInfo>),
-    /// It needs a dedicated connection (transaction, blocking command, subscription, ...).
-    Exclusive {
-        req: Request,
-        info: Option<&'static CommandInfo>,
-        silent: bool,
-    },
-    /// It cannot be routed yet (see [`Session::dispatch`]): wait until it can.
-    Hold {
-        req: Request,
-        info: Option<&'static CommandInfo>,
-        silent: bool,
-    },
+    /// Taken, but it must wait for the queue to drain.
+    After(Held),
+}
+
+/// A taken request that runs once everything before it is answered.
+pub(super) struct Held {
+    req: Request,
+    info: Option<&'static CommandInfo>,
+    silent: bool,
+    /// It needs a dedicated connection (transaction, blocking command, subscription, ...);
+    /// otherwise it cannot be routed yet (see [`Session::dispatch`]) and waits until it can.
+    exclusive: bool,
 }
 
 /// The future of a detour: it gives the parts back, or ends the connection.
@@ -170,21 +170,23 @@ impl Parts {
 
     /// Runs a detour: answers everything queued, then the request that needed it.
     async fn detour(mut self, detour: Detour) -> Option<Parts> {
-        let (req, info, silent, exclusive) = match detour {
+        let held = match detour {
             Detour::Paused(req, info) => {
                 self.drain().await?;
                 self.session.wait_unpaused(info).await;
                 match self.session.accept(req, info, &mut self.pending) {
                     None => return Some(self),
-                    Some(Detour::Exclusive { req, info, silent }) => (req, info, silent, true),
-                    Some(Detour::Hold { req, info, silent }) => (req, info, silent, false),
-                    // `accept` checks for a pause only when asked to (`wait_unpaused` is done).
-                    Some(Detour::Paused(..)) => return Some(self),
+                    Some(held) => held,
                 }
             }
-            Detour::Exclusive { req, info, silent } => (req, info, silent, true),
-            Detour::Hold { req, info, silent } => (req, info, silent, false),
+            Detour::After(held) => held,
         };
+        let Held {
+            req,
+            info,
+            silent,
+            exclusive,
+        } = held;
         self.drain().await?;
         let Parts {
             session,
@@ -311,8 +313,8 @@ impl Session {
                 detour = Some(Detour::Paused(req, info));
                 break;
             }
-            detour = self.accept(req, info, pending);
-            if detour.is_some() {
+            if let Some(held) = self.accept(req, info, pending) {
+                detour = Some(Detour::After(held));
                 break;
             }
         }
@@ -323,13 +325,13 @@ impl Session {
     }
 
     /// Takes one request: shows it to monitors, then queues its reply slot (sending it to
-    /// its node, or answering it here), or returns the detour it needs.
+    /// its node, or answering it here), or returns it to run after the queue drains.
     pub(super) fn accept(
         &mut self,
         req: Request,
         info: Option<&'static CommandInfo>,
         pending: &mut VecDeque<Pending>,
-    ) -> Option<Detour> {
+    ) -> Option<Held> {
         if self.pool.registry.monitors.active() {
             self.feed_monitors(&req, info);
         }
@@ -337,11 +339,21 @@ impl Session {
         if self.needs_connection_of_its_own(&req, info) {
             // Everything before it must be answered first: it may wait a long time
             // (blocking) or change what later commands see (MULTI, SUBSCRIBE).
-            return Some(Detour::Exclusive { req, info, silent });
+            return Some(Held {
+                req,
+                info,
+                silent,
+                exclusive: true,
+            });
         }
         let from = pending.len();
         if let Some(req) = self.dispatch(req, info, pending, true) {
-            return Some(Detour::Hold { req, info, silent });
+            return Some(Held {
+                req,
+                info,
+                silent,
+                exclusive: false,
+            });
         }
         if silent {
             reply_mode::silence_from(pending, from);
