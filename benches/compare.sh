@@ -66,8 +66,6 @@ for rep in $(seq 1 "$REPEAT"); do
 done
 
 # --- table --------------------------------------------------------------------------------
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-med() { awk -v a="$1" -v p="$2" -v t="$3" -v c="$4" '$1 == a && $2 == p && $3 == t { print $c }' "$WORKDIR/results" | median; }
 
 echo
 echo "redis-benchmark -n $REQUESTS -c $CLIENTS -r $KEYSPACE --csv; median of $REPEAT interleaved rounds${SLUICE_ARGS:+; sluice $SLUICE_ARGS}"
@@ -85,7 +83,7 @@ for p in $PIPELINES; do
         row="| $t | $p | $(printf '%.0f / %s / %s' "$base" "$(med redis "$p" "$t" 5)" "$(med redis "$p" "$t" 6)") |"
         for target in "${TARGETS[@]:1}"; do
             v=$(med "$target" "$p" "$t" 4)
-            ratio=$(awk -v a="$v" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
+            ratio=$(ratio "$v" "$base")
             row+=" $(printf '%.0f (%s×) / %s / %s' "$v" "$ratio" "$(med "$target" "$p" "$t" 5)" "$(med "$target" "$p" "$t" 6)") |"
         done
         echo "$row"

@@ -30,8 +30,9 @@ PIPELINES=${PIPELINES:-"1 16"}
 read -r -a TESTS <<<"${TESTS:-SET GET}"
 CERTS=$PWD/config/tls
 
-say() { printf 'tls: %s\n' "$*" >&2; }
-die() { printf 'tls: %s\n' "$*" >&2; exit 1; }
+BENCH_NAME=tls
+# shellcheck source=benches/bench_lib.sh
+source benches/bench_lib.sh
 
 if [ -z "${SLUICE_BIN:-}" ]; then
     say "building sluice (cargo build --release)"
@@ -39,40 +40,6 @@ if [ -z "${SLUICE_BIN:-}" ]; then
     SLUICE_BIN="${CARGO_TARGET_DIR:-target}/release/sluice"
 fi
 [ -x "$SLUICE_BIN" ] || die "sluice binary not found at $SLUICE_BIN"
-
-WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/sluice-tls.XXXXXX")
-PIDS=()
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORKDIR"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() {
-    local port
-    for _ in $(seq 1 100); do
-        port=$((20000 + RANDOM % 12000))
-        port_in_use "$port" || { echo "$port"; return 0; }
-    done
-    die "no free port found"
-}
-cpu_ns() {
-    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
-}
-wait_for() {
-    local deadline=$((SECONDS + 15))
-    until eval "$1" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$deadline" ] || return 1
-        sleep 0.05
-    done
-}
 
 # --- one redis-server, plain port and TLS port ---------------------------------------------
 declare -A PORT TLSARGS PROC
@@ -85,7 +52,7 @@ redis-server --port "${PORT[redis]}" --tls-port "${PORT[redis_tls]}" --bind 127.
 PIDS+=($!)
 PROC[redis]=$!
 PROC[redis_tls]=$!
-wait_for "[ \"\$(redis-cli -p ${PORT[redis]} PING)\" = PONG ]" || die "redis-server did not start"
+wait_for "${PROC[redis]}" "[ \"\$(redis-cli -p ${PORT[redis]} PING)\" = PONG ]" || die "redis-server did not start"
 
 # --- sluice: a plain pool and a TLS pool in front of it ------------------------------------
 PORT[sluice]=$(pick_port)
@@ -112,7 +79,7 @@ PIDS+=($!)
 PROC[sluice]=$!
 PROC[sluice_tls]=$!
 TLS=(--tls --cacert "$CERTS/ca.pem")
-wait_for "[ \"\$(redis-cli -p ${PORT[sluice_tls]} ${TLS[*]} SET tls:probe 1)\" = OK ]" \
+wait_for "${PROC[sluice]}" "[ \"\$(redis-cli -p ${PORT[sluice_tls]} ${TLS[*]} SET tls:probe 1)\" = OK ]" \
     || die "sluice does not serve TLS: $(tail -n 5 "$WORKDIR/sluice.err")"
 TARGETS=(redis redis_tls sluice sluice_tls)
 if [ -n "${BASE_BIN:-}" ]; then
@@ -121,7 +88,7 @@ if [ -n "${BASE_BIN:-}" ]; then
     SLUICE_LOG=warn "$BASE_BIN" proxy -c "$WORKDIR/base.toml" >"$WORKDIR/base.out" 2>"$WORKDIR/base.err" </dev/null &
     PIDS+=($!)
     PROC[base]=$!
-    wait_for "[ \"\$(redis-cli -p ${PORT[base]} SET tls:probe 1)\" = OK ]" \
+    wait_for "${PROC[base]}" "[ \"\$(redis-cli -p ${PORT[base]} SET tls:probe 1)\" = OK ]" \
         || die "BASE_BIN does not serve: $(tail -n 5 "$WORKDIR/base.err")"
     TARGETS+=(base)
     TLSARGS[base]=""
@@ -153,9 +120,6 @@ for rep in $(seq 1 "$REPEAT"); do
 done
 
 # --- table ----------------------------------------------------------------------------------
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-med() { awk -v a="$1" -v p="$2" -v t="$3" -v c="${4:-4}" '$1 == a && $2 == p && $3 == t { print $c }' "$WORKDIR/results" | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 echo
 echo "redis-benchmark -n $REQUESTS -c $CLIENTS -r 100000 --csv; median of $REPEAT interleaved rounds; $(nproc) CPUs"
