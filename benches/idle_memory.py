@@ -11,8 +11,16 @@ side, then stays idle. The proxy's RSS (VmRSS from /proc/PID/status) is read bef
 clients connect and again once it has settled; the difference divided by N is the cost of one
 idle connection (kernel socket buffers are not part of RSS and are not counted).
 
-Environment: N (default 10000), SLUICE_BIN (prebuilt binary; otherwise `cargo build --release`
-is run), CARGO_TARGET_DIR (honoured as by cargo), NUTCRACKER=0 to skip twemproxy.
+sluice parks a client idle for `park_idle_after` (its task and socket registration are freed;
+its session state waits in the pool's parking lot). Clients connect in batches of BATCH, and
+the script waits until sluice reports (`sluice_parked_clients` on /metrics) that every
+client so far is parked before the next batch connects, as clients of a long-running proxy
+arrive over time; the memory a parked client gave back is then reused by the next ones.
+PARK=off measures without parking (every client keeps its task).
+
+Environment: N (default 10000), BATCH (default 1000), PARK (sluice's park_idle_after, default
+"1s"; "off" disables it), SLUICE_BIN (prebuilt binary; otherwise `cargo build --release` is
+run), CARGO_TARGET_DIR (honoured as by cargo), NUTCRACKER=0 to skip twemproxy.
 Standard library only; Linux only (/proc).
 """
 
@@ -27,8 +35,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 N = int(os.environ.get("N", "10000"))
+BATCH = int(os.environ.get("BATCH", "1000"))
+PARK = os.environ.get("PARK", "1s")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -182,6 +193,8 @@ def start_sluice(stack, binary, redis_port):
             '[[pools]]\nname = "idle"\nlisten = "127.0.0.1:0"\nmode = "standalone"\n'
             f'master = "127.0.0.1:{redis_port}"\nread_from = "master"\n'
             f"max_clients = {N + 100}\n"
+            f'park_idle_after = "{"86400s" if PARK == "off" else PARK}"\n'
+            '[admin]\nlisten = "127.0.0.1:0"\n'
         )
     out = open(stack.path("sluice.out"), "w+")
     env = dict(os.environ, SLUICE_LOG=os.environ.get("SLUICE_LOG", "warn"))
@@ -194,11 +207,29 @@ def start_sluice(stack, binary, redis_port):
         out.seek(0)
         return any(line.startswith(prefix) for line in out)
 
-    wait_until(proc, listening, "sluice")
+    admin = "sluice: admin listening on "
+    wait_until(proc, lambda: listening() and any(l.startswith(admin) for l in out), "sluice")
     out.seek(0)
-    port = next(int(l.strip().rsplit(":", 1)[1]) for l in out if l.startswith(prefix))
+    lines = out.readlines()
+    port = next(int(l.strip().rsplit(":", 1)[1]) for l in lines if l.startswith(prefix))
+    admin_port = next(int(l.strip().rsplit(":", 1)[1]) for l in lines if l.startswith(admin))
     wait_until(proc, lambda: command(port, "SET", "idle:probe", "1") == "+OK", "sluice (forwarding)")
-    return proc, port
+    return proc, port, admin_port
+
+
+def parked_clients(admin_port):
+    """sluice_parked_clients from sluice's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("sluice_parked_clients{"):
+                return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+def wait_parked(proc, admin_port, n):
+    """Waits until sluice has parked n clients (twice park_idle_after, plus slack)."""
+    if PARK != "off":
+        wait_until(proc, lambda: parked_clients(admin_port) >= n, f"{n} parked clients")
 
 
 def start_nutcracker(stack, redis_port):
@@ -269,10 +300,13 @@ def drain(sel, pending, block):
             return
 
 
-def measure(name, pid, port):
+def measure(name, pid, port, after_batch=lambda connected: None):
     before = settled_rss(pid)
     started = time.monotonic()
-    socks = open_idle_clients(port, N)
+    socks = []
+    while len(socks) < N:
+        socks += open_idle_clients(port, min(BATCH, N - len(socks)))
+        after_batch(len(socks))
     took = time.monotonic() - started
     after = settled_rss(pid)
     per = (after - before) / N
@@ -302,9 +336,11 @@ def main():
     try:
         redis_port = start_redis(stack)
         log(f"redis-server on 127.0.0.1:{redis_port}")
-        proc, port = start_sluice(stack, binary, redis_port)
-        log(f"sluice on 127.0.0.1:{port} (pid {proc.pid}), open-file limit {limit}")
-        rows.append(("sluice",) + measure("sluice", proc.pid, port))
+        proc, port, admin_port = start_sluice(stack, binary, redis_port)
+        log(f"sluice on 127.0.0.1:{port} (pid {proc.pid}), open-file limit {limit}, "
+            f"park_idle_after {PARK}")
+        parked = lambda connected: wait_parked(proc, admin_port, connected)
+        rows.append(("sluice",) + measure("sluice", proc.pid, port, parked))
         stack.stop(proc)
         if os.environ.get("NUTCRACKER", "1") != "0" and shutil.which("nutcracker"):
             nproc, nport = start_nutcracker(stack, redis_port)

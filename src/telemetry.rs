@@ -13,6 +13,8 @@ pub(crate) const LOCAL: &str = "sluice_local_replies_total";
 pub(crate) const LATENCY: &str = "sluice_request_duration_seconds";
 /// Connected clients, by pool.
 pub(crate) const CLIENTS: &str = "sluice_client_connections";
+/// Idle clients parked (task and socket registration freed; see `session::parking`), by pool.
+pub(crate) const PARKED: &str = "sluice_parked_clients";
 /// Clients accepted since start, by pool.
 pub(crate) const CLIENTS_ACCEPTED: &str = "sluice_client_connections_accepted_total";
 /// Clients refused because `max_clients` was reached, by pool.
@@ -94,6 +96,8 @@ pub(crate) struct PoolMetrics {
     pub(crate) latency: Histogram,
     /// Connected clients.
     pub(crate) clients: Gauge,
+    /// Parked idle clients.
+    pub(crate) parked: Gauge,
     /// Accepted clients.
     pub(crate) accepted: Counter,
     /// Refused clients.
@@ -127,6 +131,7 @@ impl PoolMetrics {
         PoolMetrics {
             latency: histogram!(LATENCY, "pool" => p.clone()),
             clients: gauge!(CLIENTS, "pool" => p.clone()),
+            parked: gauge!(PARKED, "pool" => p.clone()),
             accepted: counter!(CLIENTS_ACCEPTED, "pool" => p.clone()),
             rejected: counter!(CLIENTS_REJECTED, "pool" => p.clone()),
             local: counter!(LOCAL, "pool" => p.clone()),

@@ -157,11 +157,13 @@ fn describe_pool(out: &mut String, pool: &PoolConfig) {
     );
     let _ = writeln!(
         out,
-        "    timeouts: connect {}, request {}, health_check_interval {}, master_wait {}",
+        "    timeouts: connect {}, request {}, health_check_interval {}, master_wait {}, \
+         park_idle_after {}",
         format_duration(pool.connect_timeout),
         format_duration(pool.request_timeout),
         format_duration(pool.health_check_interval),
-        format_duration(pool.master_wait)
+        format_duration(pool.master_wait),
+        format_duration(pool.park_idle_after)
     );
 }
 

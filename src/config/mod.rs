@@ -174,6 +174,9 @@ pub struct PoolConfig {
     /// How long a write waits for a confirmed master when there is none (a failover in
     /// progress, sentinel mode) before it fails.
     pub master_wait: Duration,
+    /// A plain-TCP client idle this long is parked: its task and socket registration are
+    /// freed, and its session state waits in the pool's parking lot (see `session::parking`).
+    pub park_idle_after: Duration,
     /// Replica health probe period.
     pub health_check_interval: Duration,
     /// Number of databases clients may SELECT (Redis `databases`).

@@ -171,6 +171,7 @@ pub(super) struct RawPool {
     pub request_timeout: Option<NumOrText>,
     pub health_check_interval: Option<NumOrText>,
     pub master_wait: Option<NumOrText>,
+    pub park_idle_after: Option<NumOrText>,
     pub databases: Option<i64>,
     pub max_clients: Option<i64>,
     pub client_output_soft_limit: Option<NumOrText>,

@@ -18,6 +18,8 @@ pub(crate) struct Registry {
     pub(crate) pause: super::pause::PauseState,
     /// MONITOR clients (see `monitor`).
     pub(crate) monitors: super::monitor::Monitors,
+    /// Idle clients parked off the runtime (see `parking`).
+    pub(crate) parking: super::parking::ParkingLot,
 }
 
 /// One connected client, as other clients of the pool see it.
@@ -33,6 +35,8 @@ pub(crate) struct ClientEntry {
     killed: std::sync::atomic::AtomicBool,
     /// When it connected, in `seconds_since_start`.
     pub(crate) connected_at: u32,
+    /// Whether it is idle and may be (or is asked to be) parked.
+    pub(crate) park: super::parking::ParkSignal,
     state: Mutex<ClientState>,
 }
 
@@ -73,6 +77,7 @@ impl Registry {
             fd,
             killed: Default::default(),
             connected_at: now,
+            park: Default::default(),
             state: Mutex::new(ClientState {
                 name: None,
                 cmd: "NULL",

@@ -45,6 +45,16 @@ pub(super) struct Held {
     exclusive: bool,
 }
 
+/// Where the pipelined stage hands the connection on.
+enum Step {
+    /// The connection ended.
+    End,
+    /// A request needs the queue drained first.
+    Detour(Detour),
+    /// Idle long enough: the client goes to the pool's parking lot (see `parking`).
+    Park,
+}
+
 /// The future of a detour: it gives the parts back, or ends the connection.
 type DetourFuture = Pin<Box<dyn Future<Output = Option<Parts>> + Send>>;
 
@@ -89,12 +99,22 @@ impl Future for Client {
             match &mut this.stage {
                 Stage::Pipelined(parts) => match parts.poll_pipelined(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(None) => this.stage = Stage::Done,
-                    Poll::Ready(Some(detour)) => {
+                    Poll::Ready(Step::End) => this.stage = Stage::Done,
+                    Poll::Ready(Step::Detour(detour)) => {
                         if let Stage::Pipelined(parts) =
                             std::mem::replace(&mut this.stage, Stage::Done)
                         {
                             this.stage = Stage::Detour(Box::pin(parts.detour(detour)));
+                        }
+                    }
+                    Poll::Ready(Step::Park) => {
+                        if let Stage::Pipelined(parts) =
+                            std::mem::replace(&mut this.stage, Stage::Done)
+                        {
+                            let pool = parts.session.pool.clone();
+                            if let Some(parts) = pool.registry.parking.park(parts) {
+                                this.stage = Stage::Pipelined(parts);
+                            }
                         }
                     }
                 },
@@ -110,11 +130,11 @@ impl Future for Client {
 }
 
 impl Parts {
-    /// Serves pipelined requests until the connection ends (`Ready(None)`), a request needs
-    /// a detour (`Ready(Some)`), or nothing can progress (`Pending`, with every source that
-    /// could wake us registered: the head of the reply queue, the socket's readability while
-    /// we may read, its writability while replies wait to be written).
-    fn poll_pipelined(&mut self, cx: &mut Context<'_>) -> Poll<Option<Detour>> {
+    /// Serves pipelined requests until the connection ends, a request needs a detour, the
+    /// idle client is asked to park, or nothing can progress (`Pending`, with every source
+    /// that could wake us registered: the head of the reply queue, the socket's readability
+    /// while we may read, its writability while replies wait to be written).
+    fn poll_pipelined(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
         let Parts {
             session,
             io,
@@ -126,7 +146,7 @@ impl Parts {
             // complete requests wait for room is not read (TCP backpressure, bounded memory).
             let (input_exhausted, detour) = session.take_requests(io, pending);
             if let Some(detour) = detour {
-                return Poll::Ready(Some(detour));
+                return Poll::Ready(Step::Detour(detour));
             }
             session.collect_ready(pending, io);
             // Write what the client takes now; the rest waits for it to read, while replies
@@ -136,11 +156,11 @@ impl Parts {
                 .and_then(|()| session.check_output_limit(io))
             {
                 tracing::debug!(client = %session.peer, error = %e, "client connection ended");
-                return Poll::Ready(None);
+                return Poll::Ready(Step::End);
             }
             if pending.is_empty() && io.out.is_empty() {
                 if session.closing || (io.eof && input_exhausted) {
-                    return Poll::Ready(None);
+                    return Poll::Ready(Step::End);
                 }
                 if !input_exhausted {
                     continue;
@@ -149,10 +169,17 @@ impl Parts {
                 // sends again.
                 io.release_idle();
                 spare::give_queue(std::mem::take(pending));
+                if session.parkable(io) {
+                    if session.entry.park.take_request() {
+                        return Poll::Ready(Step::Park);
+                    }
+                    session.entry.park.idle(cx.waker());
+                }
                 match io.stream.poll_read_ready(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(_)) => return Poll::Ready(None),
+                    Poll::Ready(Err(_)) => return Poll::Ready(Step::End),
                     Poll::Ready(Ok(())) => {
+                        session.entry.park.busy();
                         io.wake();
                         *pending = spare::take_queue();
                         io.read_or_eof();
@@ -161,7 +188,7 @@ impl Parts {
                 }
             }
             match poll_sources(session, io, pending, input_exhausted, cx) {
-                None => return Poll::Ready(None),
+                None => return Poll::Ready(Step::End),
                 Some(false) => return Poll::Pending,
                 Some(true) => {}
             }

@@ -23,6 +23,16 @@ pub(crate) struct Io {
 }
 
 impl Io {
+    /// The socket of a client, with no buffers yet.
+    pub(super) fn new(stream: ClientStream) -> Io {
+        Io {
+            stream,
+            rbuf: BytesMut::new(),
+            out: BytesMut::new(),
+            eof: false,
+        }
+    }
+
     /// Reads what the socket has (after `readable()`) straight into the request buffer.
     /// The buffer is allocated here on demand and freed when the session goes idle, so an
     /// idle connection keeps no heap buffer. Returns false at EOF or on error.

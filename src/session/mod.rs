@@ -23,6 +23,7 @@ mod io;
 mod local;
 mod monitor;
 mod output;
+pub(crate) mod parking;
 mod pause;
 mod pubsub;
 mod reply_mode;
@@ -156,12 +157,8 @@ impl Client {
         let stream = stream.into();
         let _ = stream.set_nodelay(true);
         pool.metrics.clients.increment(1.0);
-        let io = Io {
-            stream,
-            rbuf: BytesMut::new(),
-            out: BytesMut::new(),
-            eof: false,
-        };
+        let io = Io::new(stream);
+        parking::ParkingLot::start(&pool);
         let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
         let laddr = io.stream.local_addr().unwrap_or(peer);
         let entry = pool
@@ -187,6 +184,17 @@ impl Client {
             _permit: permit,
         };
         Client::from_parts(session, io)
+    }
+}
+
+impl Session {
+    /// Whether this idle client may be parked: no transaction under way, no partial request
+    /// buffered, plain TCP (a TLS session's state lives in its stream), not ending.
+    fn parkable(&self, io: &Io) -> bool {
+        matches!(self.tx, Tx::None)
+            && io.rbuf.is_empty()
+            && matches!(io.stream, ClientStream::Tcp(_))
+            && !self.closing
     }
 }
 

@@ -18,6 +18,7 @@ pub(super) mod defaults {
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
     /// How long a write waits for a confirmed master during a failover (sentinel mode).
     pub const MASTER_WAIT: Duration = Duration::from_secs(3);
+    pub const PARK_IDLE_AFTER: Duration = Duration::from_secs(10);
     pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(250);
     pub const DATABASES: u32 = 16;
     pub const MAX_CLIENTS: usize = 10_000;
@@ -75,6 +76,7 @@ pub(super) struct Timeouts {
     pub(super) request: Duration,
     pub(super) health_check_interval: Duration,
     pub(super) master_wait: Duration,
+    pub(super) park_idle_after: Duration,
 }
 
 pub(super) fn timeouts(ctx: &Ctx, p: &str, raw: &RawPool) -> Result<Timeouts, ConfigError> {
@@ -98,6 +100,11 @@ pub(super) fn timeouts(ctx: &Ctx, p: &str, raw: &RawPool) -> Result<Timeouts, Co
             defaults::HEALTH_CHECK_INTERVAL,
         )?,
         master_wait: timeout("master_wait", &raw.master_wait, defaults::MASTER_WAIT)?,
+        park_idle_after: timeout(
+            "park_idle_after",
+            &raw.park_idle_after,
+            defaults::PARK_IDLE_AFTER,
+        )?,
     })
 }
 

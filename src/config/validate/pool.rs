@@ -56,6 +56,7 @@ pub(super) fn pool_config(
         connect_timeout: timeouts.connect,
         request_timeout: timeouts.request,
         master_wait: timeouts.master_wait,
+        park_idle_after: timeouts.park_idle_after,
         health_check_interval: timeouts.health_check_interval,
         databases: counts.databases,
         max_clients: counts.max_clients,
