@@ -65,7 +65,13 @@ fn a_parked_client_can_be_killed_and_one_that_leaves_is_forgotten() {
         gauge(&proxy, "sluice_client_connections") == 1
     });
     let mut admin = proxy.client();
-    let killed = admin.cmd(&["CLIENT", "KILL", "ID", &id.to_string()]);
+    // Listed as any client, its local address asked of its parked socket.
+    let list = admin.cmd(&["CLIENT", "LIST", "ID", &id.to_string()]).text();
+    assert!(
+        list.contains(&format!("laddr={} ", proxy.addr())),
+        "CLIENT LIST of the parked client: {list}"
+    );
+    let killed = admin.cmd(&["CLIENT", "KILL", "LADDR", &proxy.addr(), "SKIPME", "yes"]);
     assert_eq!(killed, Resp::Int(1));
     assert!(
         parked.is_closed(),

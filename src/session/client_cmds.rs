@@ -165,10 +165,10 @@ impl KillFilter {
                 .addr
                 .as_ref()
                 .is_none_or(|a| e.addr.to_string().as_bytes() == a.as_slice())
-            && self
-                .laddr
-                .as_ref()
-                .is_none_or(|a| e.laddr.to_string().as_bytes() == a.as_slice())
+            && self.laddr.as_ref().is_none_or(|a| {
+                e.laddr()
+                    .is_some_and(|l| l.to_string().as_bytes() == a.as_slice())
+            })
             && self.kind.is_none_or(|t| e.is_type(t))
     }
 }

@@ -26,7 +26,6 @@ pub(crate) struct Registry {
 pub(crate) struct ClientEntry {
     pub(crate) id: u64,
     pub(crate) addr: SocketAddr,
-    pub(crate) laddr: SocketAddr,
     /// The client socket's descriptor: open for as long as the entry is registered (the
     /// session leaves the registry before its socket is closed), which is what makes
     /// [`Registry::kill`] safe from descriptor reuse.
@@ -62,18 +61,11 @@ pub(crate) struct ClientState {
 
 impl Registry {
     /// Registers a client; it leaves with [`Registry::remove`].
-    pub(crate) fn add(
-        &self,
-        id: u64,
-        addr: SocketAddr,
-        laddr: SocketAddr,
-        fd: i32,
-    ) -> Arc<ClientEntry> {
+    pub(crate) fn add(&self, id: u64, addr: SocketAddr, fd: i32) -> Arc<ClientEntry> {
         let now = super::seconds_since_start();
         let entry = Arc::new(ClientEntry {
             id,
             addr,
-            laddr,
             fd,
             killed: Default::default(),
             connected_at: now,
@@ -137,6 +129,17 @@ impl Registry {
 }
 
 impl ClientEntry {
+    /// The local address the client connected to, asked of its socket (it is open while the
+    /// entry is registered; not stored: every idle client would carry it).
+    pub(crate) fn laddr(&self) -> Option<SocketAddr> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: `fd` is this client's open socket while the entry is registered (see the
+        // field); ManuallyDrop keeps the borrowed descriptor from being closed here.
+        let socket =
+            std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(self.fd) });
+        socket.local_addr().ok()
+    }
+
     /// The mutable part, locked briefly.
     pub(crate) fn state(&self) -> MutexGuard<'_, ClientState> {
         lock(&self.state)
@@ -168,7 +171,7 @@ impl ClientEntry {
              redir=-1 resp={}\n",
             self.id,
             self.addr,
-            self.laddr,
+            self.laddr().map_or_else(String::new, |a| a.to_string()),
             self.fd,
             s.name
                 .as_deref()

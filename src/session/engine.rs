@@ -155,7 +155,7 @@ impl Parts {
                 .write_some()
                 .and_then(|()| session.check_output_limit(io))
             {
-                tracing::debug!(client = %session.peer, error = %e, "client connection ended");
+                tracing::debug!(client = %session.entry.addr, error = %e, "client connection ended");
                 return Poll::Ready(Step::End);
             }
             if pending.is_empty() && io.out.is_empty() {
@@ -236,7 +236,7 @@ impl Parts {
         match done {
             Ok(()) => Some(self),
             Err(e) => {
-                tracing::debug!(client = %session.peer, error = %e, "client connection ended");
+                tracing::debug!(client = %session.entry.addr, error = %e, "client connection ended");
                 None
             }
         }
@@ -252,7 +252,7 @@ impl Parts {
         match session.drain(pending, io).await {
             Ok(()) => Some(()),
             Err(e) => {
-                tracing::debug!(client = %session.peer, error = %e, "client connection ended");
+                tracing::debug!(client = %session.entry.addr, error = %e, "client connection ended");
                 None
             }
         }

@@ -115,7 +115,6 @@ enum Routed {
 pub(crate) struct Session {
     pool: Arc<Pool>,
     id: u64,
-    peer: SocketAddr,
     proto: Protocol,
     db: u16,
     authed: bool,
@@ -160,10 +159,9 @@ impl Client {
         let io = Io::new(stream);
         parking::ParkingLot::start(&pool);
         let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
-        let laddr = io.stream.local_addr().unwrap_or(peer);
         let entry = pool
             .registry
-            .add(id, peer, laddr, std::os::fd::AsRawFd::as_raw_fd(&io.stream));
+            .add(id, peer, std::os::fd::AsRawFd::as_raw_fd(&io.stream));
         let session = Session {
             entry,
             forwarded: 0,
@@ -176,7 +174,6 @@ impl Client {
             authed: pool.cfg.password.is_none(),
             pool,
             id,
-            peer,
             proto: Protocol::Resp2,
             db: 0,
             tx: Tx::None,

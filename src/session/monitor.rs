@@ -60,7 +60,7 @@ impl Session {
         if info.is_some_and(|i| i.flags & (flags::ADMIN | flags::SKIP_MONITOR) != 0) {
             return;
         }
-        let line = monitor_line(req, self.db, &self.peer.to_string());
+        let line = monitor_line(req, self.db, &self.entry.addr.to_string());
         let registry = &self.pool.registry;
         let limit = self.pool.cfg.client_output_hard_limit;
         let list = registry

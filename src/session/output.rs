@@ -85,7 +85,7 @@ impl Session {
         }
         self.pool.metrics.output_limit_disconnects.increment(1);
         tracing::warn!(
-            client = %self.peer,
+            client = %self.entry.addr,
             unread,
             limit,
             "client disconnected: its unread replies passed client_output_hard_limit"

@@ -179,7 +179,7 @@ impl ParkingLot {
             Ok(s) => s,
             Err(e) => {
                 // The socket left the runtime but cannot be handed over: the client is lost.
-                tracing::warn!(client = %session.peer, error = %e, "parking failed; closing");
+                tracing::warn!(client = %session.entry.addr, error = %e, "parking failed; closing");
                 return None;
             }
         };
@@ -193,7 +193,7 @@ impl ParkingLot {
         if let Err(e) = epoll_add(epoll, fd, slot) {
             lot.free.push(slot);
             drop(lot);
-            tracing::debug!(client = %session.peer, error = %e, "cannot park; staying awake");
+            tracing::debug!(client = %session.entry.addr, error = %e, "cannot park; staying awake");
             return match tokio::net::TcpStream::from_std(stream) {
                 Ok(tcp) => Some(Parts {
                     session,
@@ -226,7 +226,7 @@ impl ParkingLot {
             Ok(tcp) => {
                 tokio::spawn(Client::from_parts(session, Io::new(tcp.into())));
             }
-            Err(e) => tracing::warn!(client = %session.peer, error = %e, "unparking failed"),
+            Err(e) => tracing::warn!(client = %session.entry.addr, error = %e, "unparking failed"),
         }
     }
 }

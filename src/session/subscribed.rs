@@ -115,7 +115,7 @@ impl Session {
     /// The tunnel's connection failed: subscriptions lived on it, so the client must
     /// resubscribe; close it (client libraries reconnect and resubscribe).
     pub(super) async fn tunnel_lost(&mut self, io: &mut Io, reason: &str) -> std::io::Result<()> {
-        tracing::warn!(client = %self.peer, error = %reason, "tunnel connection lost");
+        tracing::warn!(client = %self.entry.addr, error = %reason, "tunnel connection lost");
         encode::error(&mut io.out, &format!("ERR sluice: {reason}"));
         self.closing = true;
         io.flush().await

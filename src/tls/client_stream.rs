@@ -15,7 +15,6 @@
 //!   TLS state sits behind an uncontended mutex, never held across an await.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
@@ -37,7 +36,6 @@ pub(crate) enum ClientStream {
 /// The TLS variant's state.
 pub(crate) struct TlsClient {
     fd: RawFd,
-    local: io::Result<SocketAddr>,
     stream: Mutex<TlsStream<TcpStream>>,
 }
 
@@ -53,7 +51,6 @@ impl ClientStream {
         let tcp = stream.get_ref().0;
         ClientStream::Tls(Box::new(TlsClient {
             fd: tcp.as_raw_fd(),
-            local: tcp.local_addr(),
             stream: Mutex::new(stream),
         }))
     }
@@ -63,17 +60,6 @@ impl ClientStream {
         match self {
             ClientStream::Tcp(s) => s.set_nodelay(on),
             ClientStream::Tls(t) => t.lock().get_ref().0.set_nodelay(on),
-        }
-    }
-
-    /// The local address the client connected to.
-    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        match self {
-            ClientStream::Tcp(s) => s.local_addr(),
-            ClientStream::Tls(t) => match &t.local {
-                Ok(a) => Ok(*a),
-                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-            },
         }
     }
 

@@ -213,7 +213,7 @@ impl Session {
                             return self.tunnel_lost(io, &e.to_string()).await;
                         }
                         Err(e) => {
-                            tracing::info!(client = %self.peer, node = %s.links[i].node.addr,
+                            tracing::info!(client = %self.entry.addr, node = %s.links[i].node.addr,
                                 error = %e, "shard pub/sub connection lost; resubscribing");
                             s.shard_link_lost(i);
                         }
@@ -259,12 +259,12 @@ impl Session {
             Seen::Confirm(kind, Some(channel))
                 if kind == b"sunsubscribe" && s.links.get(i).is_some_and(|l| !l.classic) =>
             {
-                tracing::debug!(client = %self.peer, channel = %String::from_utf8_lossy(&channel),
+                tracing::debug!(client = %self.entry.addr, channel = %String::from_utf8_lossy(&channel),
                     "shard channel dropped by its node; resubscribing");
                 s.server_dropped(i, channel);
             }
             _ => {
-                tracing::debug!(client = %self.peer, "unexpected frame on a pub/sub link dropped");
+                tracing::debug!(client = %self.entry.addr, "unexpected frame on a pub/sub link dropped");
             }
         }
     }

@@ -87,10 +87,10 @@ impl Session {
                 };
             if done {
                 self.pool.metrics.retries.increment(1);
-                tracing::debug!(client = %self.peer,
+                tracing::debug!(client = %self.entry.addr,
                     channel = %String::from_utf8_lossy(&channel), "shard channel resubscribed");
             } else {
-                tracing::warn!(client = %self.peer,
+                tracing::warn!(client = %self.entry.addr,
                     channel = %String::from_utf8_lossy(&channel),
                     "shard channel could not be subscribed again; the client is told");
                 let n = match left.as_mut() {
