@@ -29,6 +29,8 @@ struct Outcome {
     errors: Vec<Instant>,
     /// Error replies (the rest of `errors` are lost connections).
     error_replies: u64,
+    /// The error replies' texts (up to the first few words), for the report.
+    error_kinds: std::collections::BTreeSet<String>,
     /// Acknowledged increments found missing later (only where kill -9 of a master may lose
     /// writes to asynchronous replication).
     lost: i64,
@@ -78,9 +80,10 @@ fn workload(id: usize, addr: String, stop: Arc<AtomicBool>, may_lose: bool) -> O
         };
         match &echo {
             Resp::Bulk(b) if b == token.as_bytes() => {}
-            Resp::Error(_) => {
+            Resp::Error(e) => {
                 out.errors.push(Instant::now());
                 out.error_replies += 1;
+                out.error_kinds.insert(error_kind(e));
             }
             other => out.wrong.push(format!("ECHO {token}: {other:?}")),
         }
@@ -105,9 +108,10 @@ fn workload(id: usize, addr: String, stop: Arc<AtomicBool>, may_lose: bool) -> O
             Resp::Int(v) => out
                 .wrong
                 .push(format!("INCR {key}: {v}, expected {}", out.acked[k] + 1)),
-            Resp::Error(_) => {
+            Resp::Error(e) => {
                 out.errors.push(Instant::now());
                 out.error_replies += 1;
+                out.error_kinds.insert(error_kind(&e));
                 // A failed INCR may still have run: learn the value again.
                 if let Ok(Resp::Bulk(b)) = c.send_and_read(&["GET", &key]) {
                     let v: i64 = String::from_utf8_lossy(&b).parse().unwrap_or(-1);
@@ -144,6 +148,11 @@ fn check_replies_and_error_times(id: usize, o: &Outcome, windows: &[(Instant, In
             "client {id}: error outside every fault window"
         );
     }
+}
+
+/// An error reply without its details (addresses, slots), to report which kinds occurred.
+fn error_kind(e: &str) -> String {
+    e.split(' ').take(4).collect::<Vec<_>>().join(" ")
 }
 
 /// Only after an error can a write be acknowledged without its reply having been seen.
@@ -579,6 +588,7 @@ fn cluster_pool_under_pauses_kills_restarts_and_resharding() {
     assert_eq!(proxy.http_get("/healthz").0, 200, "proxy down");
     let mut via = proxy.client();
     let (mut acks, mut errors, mut lost, mut replies) = (0, 0, 0, 0);
+    let mut kinds = std::collections::BTreeSet::new();
     for (id, o) in outcomes.iter().enumerate() {
         check_replies_and_error_times(id, o, &windows);
         lost += o.lost;
@@ -590,6 +600,7 @@ fn cluster_pool_under_pauses_kills_restarts_and_resharding() {
         acks += o.acks;
         errors += o.errors.len();
         replies += o.error_replies;
+        kinds.extend(o.error_kinds.iter().cloned());
     }
     let counted = errors_counted(&proxy);
     assert!(
@@ -607,6 +618,7 @@ fn cluster_pool_under_pauses_kills_restarts_and_resharding() {
     println!(
         "chaos cluster: {round} faults ({kills} master kills, {moves} slot moves), {acks} \
          acknowledged writes, {errors} client errors ({replies} error replies, {counted} in \
-         sluice_errors_total), {lost} acknowledged writes lost to asynchronous replication"
+         sluice_errors_total: {kinds:?}), {lost} acknowledged writes lost to asynchronous \
+         replication"
     );
 }
