@@ -54,7 +54,7 @@ mkdir -p "$dicts"
 } >"$dicts/command_classifier.dict"
 {
     grep -v '^#' "$dicts/command_classifier.dict" | head -400
-    printf '"%s"\n' '\r\n' '*1\r\n' '*2\r\n' '$3\r\n' '$-1\r\n' '*0\r\n' '*-1\r\n' '"' "'" '\\x4'
+    printf '"%s"\n' '\r\n' '*1\r\n' '*2\r\n' '$3\r\n' '$-1\r\n' '*0\r\n' '*-1\r\n' '\"' "'" '\\x4'
 } >"$dicts/request_decoder.dict"
 printf '"%s"\n' '\r\n' '*1\r\n' '*2\r\n' '%1\r\n' '~2\r\n' '>3\r\n' '|1\r\n' '$3\r\n' '$-1\r\n' \
     '*-1\r\n' '_\r\n' ',1.5\r\n' ',inf\r\n' ',nan\r\n' '#t\r\n' '(123\r\n' '=7\r\ntxt:' '!3\r\n' \
@@ -62,11 +62,13 @@ printf '"%s"\n' '\r\n' '*1\r\n' '*2\r\n' '%1\r\n' '~2\r\n' '>3\r\n' '|1\r\n' '$3
 {
     # Every key the raw config structs know, and the values with a fixed vocabulary.
     sed -n 's/^ *pub \([a-z_][a-z_0-9]*\): .*/"\1"/p' "$root/src/config/raw.rs" | sort -u
-    printf '"%s"\n' '[[pools]]' '[[pools.users]]' '[admin]' '[pools.limits]' ' = ' '"' "'''" \
+    printf '"%s"\n' '[[pools]]' '[[pools.users]]' '[admin]' ' = ' '\"' "'''" \
         standalone sentinel cluster master replica primary any read read-write admin users \
         password passthrough true false 10s 500ms 1m 2h 1KiB 64MiB 1GiB 1MB 127.0.0.1:6379 0.0.0.0:0 \
         '[::1]:6380' 'app:*'
 } >"$dicts/config_parser.dict"
+# libFuzzer's dictionary syntax knows only \\, \" and \xNN escapes.
+sed -i 's/\\r/\\x0D/g; s/\\n/\\x0A/g' "$dicts"/*.dict
 
 for t in "${targets[@]}"; do
     corpus="$here/corpus/$t"

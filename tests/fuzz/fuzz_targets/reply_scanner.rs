@@ -9,14 +9,15 @@
 //!   every shorter prefix of it is incomplete (not an error);
 //! * its RESP2 conversion, in every shape, is one complete RESP2 frame and converts to
 //!   itself; a frame without RESP3 types converts to itself byte for byte;
-//! * `Frame::parse` agrees with the scanner, and a parsed frame's encodings parse back to
+//! * `Frame::parse` agrees with the scanner (but for the text of a double, which only it
+//!   reads), and a parsed frame's encodings parse back to
 //!   frames with the same encoding.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use sluice::resp::convert::{to_resp2, to_resp2_shaped};
-use sluice::resp::{scan_reply, Frame, Limits, Protocol, ReplyShape};
+use sluice::resp::{scan_reply, Frame, Limits, Protocol, ProtocolError, ReplyShape};
 
 fn limits(pick: u8) -> Limits {
     match pick % 3 {
@@ -83,6 +84,9 @@ fn check_parse(buf: &[u8]) {
             }
         }
         (Ok(None), Ok(None)) | (Err(_), Err(_)) => {}
+        // The scanner frames a double without reading its text (it is forwarded as sent);
+        // only the owned parser, which needs the number, refuses text that is not one.
+        (Ok(Some(_)), Err(ProtocolError::InvalidReply("invalid double"))) => {}
         _ => panic!("Frame::parse {parsed:?} disagrees with scan_reply {scanned:?}"),
     }
 }

@@ -29,7 +29,7 @@ fn limits(flags: u8) -> Limits {
 }
 
 /// What decoding a stream gave: the requests' arguments, the error that ended it (if any),
-/// and how many bytes were left undecoded.
+/// and how many bytes of the stream were not consumed (buffered or not yet fed).
 struct Outcome {
     requests: Vec<Vec<Vec<u8>>>,
     error: Option<ProtocolError>,
@@ -56,7 +56,7 @@ fn decode_all(stream: &[u8], limits: &Limits, mut sizes: impl FnMut() -> usize) 
                     return Outcome {
                         requests,
                         error: Some(e),
-                        left: buf.len(),
+                        left: buf.len() + stream.len() - fed,
                     }
                 }
             }
@@ -77,7 +77,10 @@ fn check_request(req: &Request) {
     let re = decode_request(&mut again, &Limits::node())
         .expect("a request's own bytes decode")
         .expect("a request's own bytes are complete");
-    assert!(again.is_empty(), "a request's bytes are exactly one request");
+    assert!(
+        again.is_empty(),
+        "a request's bytes are exactly one request"
+    );
     assert!(re.args().eq(args.iter().copied()));
     let mut built = BytesMut::from(&Request::from_args(&args).raw()[..]);
     let re = decode_request(&mut built, &Limits::node())
@@ -114,10 +117,7 @@ fuzz_target!(|data: &[u8]| {
     match &pieces.error {
         Some(e) if depends_on_buffering(e) => {
             assert!(pieces.requests.len() <= whole.requests.len());
-            assert_eq!(
-                pieces.requests[..],
-                whole.requests[..pieces.requests.len()]
-            );
+            assert_eq!(pieces.requests[..], whole.requests[..pieces.requests.len()]);
         }
         _ => {
             assert_eq!(pieces.requests, whole.requests, "same requests in pieces");
