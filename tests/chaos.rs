@@ -452,6 +452,9 @@ fn reshard_one_slot(cluster: &Cluster, round: u32) {
         round as usize % KEYS
     );
     let masters = cluster.masters();
+    // Every node agrees on who serves what (a failover's new master spreads its slots by
+    // gossip), so the owner found below is the owner.
+    Cluster::wait_check(masters[0]);
     let slot = match masters[0].client().cmd(&["CLUSTER", "KEYSLOT", &key]) {
         Resp::Int(slot) => slot,
         other => panic!("CLUSTER KEYSLOT {key}: {other:?}"),
