@@ -1,4 +1,4 @@
-//! Chaos, standalone pool: client threads run a checked workload through the proxy (each
+//! Chaos, standalone, sentinel and cluster pools: client threads run a checked workload through the proxy (each
 //! owns its keys and knows every value it should read back) while the master, running with
 //! `appendonly yes` and `appendfsync always`, is paused (SIGSTOP/SIGCONT), killed (SIGKILL)
 //! and restarted on the same port and data directory. Checked: no reply reaches the wrong
@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::cluster::Cluster;
 use common::{standalone_config, wait_until, Client, Redis, Resp, Sentinel, Sluice};
 
 const CLIENTS: usize = 8;
@@ -28,6 +29,8 @@ struct Outcome {
     errors: Vec<Instant>,
     /// Error replies (the rest of `errors` are lost connections).
     error_replies: u64,
+    /// The error replies' texts (up to the first few words), for the report.
+    error_kinds: std::collections::BTreeSet<String>,
     /// Acknowledged increments found missing later (only where kill -9 of a master may lose
     /// writes to asynchronous replication).
     lost: i64,
@@ -77,9 +80,10 @@ fn workload(id: usize, addr: String, stop: Arc<AtomicBool>, may_lose: bool) -> O
         };
         match &echo {
             Resp::Bulk(b) if b == token.as_bytes() => {}
-            Resp::Error(_) => {
+            Resp::Error(e) => {
                 out.errors.push(Instant::now());
                 out.error_replies += 1;
+                out.error_kinds.insert(error_kind(e));
             }
             other => out.wrong.push(format!("ECHO {token}: {other:?}")),
         }
@@ -104,9 +108,10 @@ fn workload(id: usize, addr: String, stop: Arc<AtomicBool>, may_lose: bool) -> O
             Resp::Int(v) => out
                 .wrong
                 .push(format!("INCR {key}: {v}, expected {}", out.acked[k] + 1)),
-            Resp::Error(_) => {
+            Resp::Error(e) => {
                 out.errors.push(Instant::now());
                 out.error_replies += 1;
+                out.error_kinds.insert(error_kind(&e));
                 // A failed INCR may still have run: learn the value again.
                 if let Ok(Resp::Bulk(b)) = c.send_and_read(&["GET", &key]) {
                     let v: i64 = String::from_utf8_lossy(&b).parse().unwrap_or(-1);
@@ -143,6 +148,11 @@ fn check_replies_and_error_times(id: usize, o: &Outcome, windows: &[(Instant, In
             "client {id}: error outside every fault window"
         );
     }
+}
+
+/// An error reply without its details (addresses, slots), to report which kinds occurred.
+fn error_kind(e: &str) -> String {
+    e.split(' ').take(4).collect::<Vec<_>>().join(" ")
 }
 
 /// Only after an error can a write be acknowledged without its reply having been seen.
@@ -409,5 +419,209 @@ fn sentinel_pool_under_pauses_and_master_kills() {
     println!(
         "chaos sentinel: {round} faults ({kills} master kills), {acks} acknowledged writes, \
          {errors} client errors, {lost} acknowledged writes lost to asynchronous replication"
+    );
+}
+
+/// The masters of the cluster pool `c` as the proxy sees them, from `/topology`.
+fn proxy_cluster_masters(proxy: &Sluice) -> Vec<String> {
+    let (_, body) = proxy.http_get("/topology");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    json["pools"]["c"]["shards"]
+        .as_array()
+        .map(|shards| {
+            shards
+                .iter()
+                .filter_map(|s| s["master"]["addr"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn cluster_state_ok(node: &Redis) -> bool {
+    matches!(node.client().cmd(&["CLUSTER", "INFO"]),
+        Resp::Bulk(b) if String::from_utf8_lossy(&b).contains("cluster_state:ok"))
+}
+
+/// Moves the slot of one of the clients' keys to another master while the clients write to
+/// it, as `redis-cli --cluster reshard` does: IMPORTING/MIGRATING, MIGRATE of the keys in
+/// batches until none is left, then SETSLOT NODE everywhere.
+fn reshard_one_slot(cluster: &Cluster, round: u32) {
+    let key = format!(
+        "chaos:{}:{}",
+        round as usize % CLIENTS,
+        round as usize % KEYS
+    );
+    let masters = cluster.masters();
+    // Every node agrees on who serves what (a failover's new master spreads its slots by
+    // gossip), so the owner found below is the owner.
+    Cluster::wait_check(masters[0]);
+    let slot = match masters[0].client().cmd(&["CLUSTER", "KEYSLOT", &key]) {
+        Resp::Int(slot) => slot,
+        other => panic!("CLUSTER KEYSLOT {key}: {other:?}"),
+    };
+    let src = *masters
+        .iter()
+        .find(|m| Cluster::serves(m, slot))
+        .expect("a master serves the slot");
+    let dst = *masters
+        .iter()
+        .find(|m| m.port != src.port)
+        .expect("another master");
+    let slot = slot.to_string();
+    Cluster::start_migration(&slot, src, dst);
+    let port = dst.port.to_string();
+    loop {
+        let Resp::Array(keys) = src
+            .client()
+            .cmd(&["CLUSTER", "GETKEYSINSLOT", &slot, "100"])
+        else {
+            panic!("CLUSTER GETKEYSINSLOT failed");
+        };
+        if keys.is_empty() {
+            break;
+        }
+        let names: Vec<String> = keys.iter().map(Resp::text).collect();
+        let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+        migrate.extend(names.iter().map(String::as_str));
+        let reply = src.client().cmd(&migrate);
+        assert!(
+            matches!(&reply, Resp::Simple(s) if s == "OK" || s == "NOKEY"),
+            "{migrate:?}: {reply:?}"
+        );
+    }
+    cluster.finish_migration(&slot, src, dst);
+}
+
+/// Kills -9 the master on `port`, waits until its replica has taken over (every other node
+/// says the cluster is ok and the proxy follows the new master), restarts it with its data
+/// (it comes back as a replica) and waits until the cluster is whole again.
+fn kill_master_and_fail_over(cluster: &mut Cluster, proxy: &Sluice, port: u16) {
+    let i = cluster
+        .nodes
+        .iter()
+        .position(|n| n.port == port)
+        .expect("victim");
+    let addr = cluster.nodes[i].addr();
+    cluster.nodes[i].kill();
+    wait_until(Duration::from_secs(60), "a replica to take over", || {
+        let masters = proxy_cluster_masters(proxy);
+        masters.len() == 3
+            && !masters.contains(&addr)
+            && cluster
+                .nodes
+                .iter()
+                .filter(|n| n.port != port)
+                .all(cluster_state_ok)
+    });
+    cluster.nodes[i].restart();
+    cluster.wait_healthy(3, 1);
+}
+
+/// Cluster pool: three masters with a replica each (AOF, fsync always). Replicas and masters
+/// are paused briefly (below the node timeout: no failover), masters are killed -9 (their
+/// replicas take over) and restarted, replicas are killed and restarted, and slots holding the
+/// clients' keys are migrated to another master while the clients write to them. Writes
+/// acknowledged by a killed master and not yet replicated may be lost: they are counted and
+/// reported, not hidden. Each fault waits until the cluster is whole again before the next.
+#[test]
+fn cluster_pool_under_pauses_kills_restarts_and_resharding() {
+    let mut cluster =
+        Cluster::start_with(3, 1, &["--appendonly", "yes", "--appendfsync", "always"]);
+    let proxy = cluster.proxy(3, "");
+    let addr = proxy.addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|id| {
+            let (addr, stop) = (addr.clone(), stop.clone());
+            std::thread::spawn(move || workload(id, addr, stop, true))
+        })
+        .collect();
+
+    let mut windows = Vec::new();
+    let (mut round, mut kills, mut moves) = (0u32, 0u32, 0u32);
+    let started = Instant::now();
+    // At least one round of every kind, however slow the machine.
+    while started.elapsed() < Duration::from_secs(30) || round < 5 {
+        round += 1;
+        std::thread::sleep(Duration::from_millis(700));
+        let begin = Instant::now();
+        let masters: Vec<u16> = cluster.masters().iter().map(|m| m.port).collect();
+        let replicas: Vec<u16> = cluster.replicas().iter().map(|r| r.port).collect();
+        let pick = |ports: &[u16]| ports[round as usize % ports.len()];
+        match round % 5 {
+            1 => {
+                reshard_one_slot(&cluster, round);
+                moves += 1;
+            }
+            3 if kills < 2 => {
+                kills += 1;
+                kill_master_and_fail_over(&mut cluster, &proxy, pick(&masters));
+            }
+            2 | 3 => {
+                signal(cluster.node(pick(&masters)).pid(), "STOP");
+                std::thread::sleep(Duration::from_millis(400));
+                signal(cluster.node(pick(&masters)).pid(), "CONT");
+            }
+            4 => {
+                signal(cluster.node(pick(&replicas)).pid(), "STOP");
+                std::thread::sleep(Duration::from_millis(500));
+                signal(cluster.node(pick(&replicas)).pid(), "CONT");
+            }
+            _ => {
+                let port = pick(&replicas);
+                let i = cluster
+                    .nodes
+                    .iter()
+                    .position(|n| n.port == port)
+                    .expect("replica");
+                cluster.nodes[i].kill();
+                cluster.nodes[i].restart();
+                cluster.wait_healthy(3, 1);
+            }
+        }
+        windows.push((begin, Instant::now()));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let outcomes: Vec<Outcome> = workers
+        .into_iter()
+        .map(|w| w.join().expect("client thread"))
+        .collect();
+
+    assert_eq!(proxy.http_get("/healthz").0, 200, "proxy down");
+    let mut via = proxy.client();
+    let (mut acks, mut errors, mut lost, mut replies) = (0, 0, 0, 0);
+    let mut kinds = std::collections::BTreeSet::new();
+    for (id, o) in outcomes.iter().enumerate() {
+        check_replies_and_error_times(id, o, &windows);
+        lost += o.lost;
+        for (k, &acked) in o.acked.iter().enumerate() {
+            let key = format!("chaos:{id}:{k}");
+            let now: i64 = via.cmd(&["GET", &key]).text().parse().unwrap_or(0);
+            lost += (acked - now).max(0);
+        }
+        acks += o.acks;
+        errors += o.errors.len();
+        replies += o.error_replies;
+        kinds.extend(o.error_kinds.iter().cloned());
+    }
+    let counted = errors_counted(&proxy);
+    assert!(
+        counted >= replies as f64,
+        "clients saw {replies} error replies, /metrics counts {counted}"
+    );
+    assert!(
+        kills >= 1 && moves >= 1,
+        "{kills} master kills, {moves} slot moves"
+    );
+    assert!(
+        acks > 1000,
+        "too little work got through: {acks} acknowledged writes"
+    );
+    println!(
+        "chaos cluster: {round} faults ({kills} master kills, {moves} slot moves), {acks} \
+         acknowledged writes, {errors} client errors ({replies} error replies, {counted} in \
+         sluice_errors_total: {kinds:?}), {lost} acknowledged writes lost to asynchronous \
+         replication"
     );
 }

@@ -122,6 +122,46 @@ fn drain_ends_at_drain_timeout_and_a_second_sigterm_exits_at_once() {
     assert!(status.success(), "exit status {status:?}");
 }
 
+/// A request still in flight when `drain_timeout` runs out does not hold the exit: the drain
+/// closes every pool's listener at once, lasts at least `drain_timeout` (not less: the request
+/// could still have finished), then the process exits 0 and the waiting client sees its
+/// connection closed.
+#[test]
+fn drain_timeout_cuts_a_request_still_in_flight() {
+    let master = Redis::start();
+    let other = Redis::start();
+    let mut proxy = Sluice::start(&config(
+        "drain_timeout = \"1s\"",
+        "",
+        &[("main", &master, "master"), ("other", &other, "master")],
+    ));
+    let second = listen_of(&proxy, "other").expect("second pool listens");
+    let mut blocked = proxy.client();
+    blocked.set_timeout(Duration::from_secs(20));
+    blocked.send(&["BLPOP", "drain:never", "0"]);
+    wait_until(
+        Duration::from_secs(10),
+        "BLPOP blocked on the master",
+        || master.info("clients").contains("blocked_clients:1"),
+    );
+    let signalled = std::time::Instant::now();
+    proxy.signal("TERM");
+    let first = proxy.addr();
+    wait_until(Duration::from_secs(5), "both listeners closed", || {
+        refuses_connections(&first) && refuses_connections(&second)
+    });
+    let status = proxy
+        .wait_exit(Duration::from_secs(15))
+        .expect("drain_timeout did not end a drain with a request in flight");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(1),
+        "exited {:?} after SIGTERM, before drain_timeout",
+        signalled.elapsed()
+    );
+    assert!(status.success(), "exit status {status:?}");
+    assert!(blocked.is_closed(), "the waiting client was left open");
+}
+
 #[test]
 fn sighup_reloads_pools_without_dropping_clients() {
     let (m1, m2) = (Redis::start(), Redis::start());

@@ -235,10 +235,18 @@ pub fn is_blocking_args<A: Args + ?Sized>(args: &A, info: Option<&CommandInfo>) 
 }
 
 /// Where a blocking command's timeout is: its argument index, and whether it is in
-/// milliseconds (XREAD/XREADGROUP `BLOCK`) rather than seconds. `None` for other commands.
+/// milliseconds (XREAD/XREADGROUP `BLOCK`) rather than seconds. `None` for other commands,
+/// and for a request with too few arguments (Redis refuses it with an arity error before
+/// looking for a timeout; without this check a bare `BLMPOP` would point past its end).
 pub fn blocking_timeout_at(req: &Request, info: Option<&CommandInfo>) -> Option<(usize, bool)> {
+    let info = info?;
+    let argc = i64::try_from(req.len()).ok()?;
+    let arity = i64::from(info.arity);
+    if (arity > 0 && argc != arity) || argc < arity.abs() {
+        return None;
+    }
     let last = req.len().checked_sub(1)?;
-    match info?.name {
+    match info.name {
         "blpop" | "brpop" | "brpoplpush" | "blmove" | "bzpopmin" | "bzpopmax" => {
             Some((last, false))
         }

@@ -456,6 +456,27 @@ fn blocking_timeouts_shrink_by_the_time_spent() {
     assert_eq!(shrunk(&["GET", "a"], 1500), None);
 }
 
+/// Found by the command_classifier fuzz target: a bare `BLMPOP` gave timeout index 1, past
+/// the end of the request; a request Redis refuses for its arity has no timeout.
+#[test]
+fn a_blocking_command_with_too_few_arguments_has_no_timeout() {
+    for args in [
+        &["BLMPOP"][..],
+        &["BZMPOP", "1"],
+        &["BLPOP"],
+        &["BLPOP", "5"],
+        &["BLMOVE", "a", "b", "LEFT", "RIGHT"],
+        &["XREAD", "BLOCK", "5"],
+    ] {
+        let r = Request::from_args(args);
+        assert_eq!(blocking_timeout_at(&r, lookup(&r)), None, "{args:?}");
+    }
+    let r = Request::from_args(&["BLMPOP", "1", "1", "k", "LEFT"]);
+    assert_eq!(blocking_timeout_at(&r, lookup(&r)), Some((1, false)));
+    let r = Request::from_args(&["BLPOP", "k", "5"]);
+    assert_eq!(blocking_timeout_at(&r, lookup(&r)), Some((2, false)));
+}
+
 #[test]
 fn every_row_is_found_by_its_name_in_any_case() {
     for info in table() {

@@ -20,9 +20,15 @@ pub struct Cluster {
 impl Cluster {
     /// Starts and forms a cluster of `masters` masters, each with `replicas` replicas.
     pub fn start(masters: usize, replicas: usize) -> Cluster {
+        Cluster::start_with(masters, replicas, &[])
+    }
+
+    /// [`Cluster::start`] with extra redis-server arguments for every node (kept across
+    /// restarts), e.g. `--appendonly yes`; each node has its own AOF directory.
+    pub fn start_with(masters: usize, replicas: usize, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let total = masters * (1 + replicas);
-        let nodes: Vec<Redis> = (0..total).map(|i| start_node(&dir, i)).collect();
+        let nodes: Vec<Redis> = (0..total).map(|i| start_node(&dir, i, extra)).collect();
         let addrs: Vec<String> = nodes.iter().map(Redis::addr).collect();
         let out = Command::new("redis-cli")
             .arg("--cluster")
@@ -64,7 +70,7 @@ impl Cluster {
     /// Starts one more cluster-enabled node, not yet part of the cluster (for
     /// `redis-cli --cluster add-node`); returns its port.
     pub fn spawn_node(&mut self) -> u16 {
-        let node = start_node(&self._dir, self.nodes.len());
+        let node = start_node(&self._dir, self.nodes.len(), &[]);
         let port = node.port;
         self.nodes.push(node);
         port
@@ -282,7 +288,7 @@ fn shard_shape(n: &Redis) -> Option<(usize, usize)> {
 static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
 
 /// One cluster-enabled redis-server; its bus port is fixed below the ephemeral range.
-fn start_node(dir: &tempfile::TempDir, i: usize) -> Redis {
+fn start_node(dir: &tempfile::TempDir, i: usize, more: &[&str]) -> Redis {
     for _ in 0..50 {
         let port = candidate_port();
         let bus_port = port - 10000;
@@ -304,11 +310,15 @@ fn start_node(dir: &tempfile::TempDir, i: usize) -> Redis {
         // directory, so no later server on the same port loads it.
         let dbfile = format!("dump-{i}-{port}.rdb");
         let dbdir = dir.path().to_string_lossy().into_owned();
-        let extra = [
+        // The nodes share a directory: each keeps its AOF (if it has one) in its own folder.
+        let aofdir = format!("aof-{i}-{port}");
+        let mut extra = vec![
             "--dir",
             dbdir.as_str(),
             "--dbfilename",
             dbfile.as_str(),
+            "--appenddirname",
+            aofdir.as_str(),
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
@@ -318,6 +328,7 @@ fn start_node(dir: &tempfile::TempDir, i: usize) -> Redis {
             "--cluster-port",
             bus.as_str(),
         ];
+        extra.extend_from_slice(more);
         if let Some(r) = Redis::try_start(port, &extra) {
             // A fresh node knows only itself; anything else is some other server's port.
             let fresh = matches!(r.client().cmd(&["CLUSTER", "INFO"]),

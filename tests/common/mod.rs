@@ -255,8 +255,9 @@ impl Redis {
                     node_args.push(flag.to_string());
                     node_args.extend(it.next().map(|s| s.to_string()));
                 }
-                // The node keeps no RDB; its cluster config file path is absolute.
-                "--dir" | "--dbfilename" => {
+                // The node keeps no RDB; its cluster config file path is absolute; the AOF
+                // folder name matters only where redis-server nodes share a directory.
+                "--dir" | "--dbfilename" | "--appenddirname" => {
                     it.next();
                 }
                 other => panic!("sluice node has no equivalent of redis-server {other}"),
