@@ -24,6 +24,15 @@ use crate::backend::DirectConn;
 use crate::command::{self, Special};
 use crate::resp::{decode_request, encode, ClientError, Frame, Protocol, Request};
 
+/// The tunnel's node and dedicated connection.
+type Link = (std::sync::Arc<crate::backend::Node>, DirectConn);
+
+/// Whether the tunnel goes on (its link handed back) or the session leaves it.
+enum Next {
+    Stay(Link),
+    Leave(std::io::Result<()>),
+}
+
 /// What a frame from the tunnel was, for the relay loop.
 enum Relayed {
     /// The reply to our own sync marker (not relayed).
@@ -43,63 +52,35 @@ impl Session {
         io: &mut Io,
         until_unsubscribed: bool,
     ) -> std::io::Result<()> {
-        let Some((node, mut conn)) = self.open_tunnel(&first, io).await else {
+        let Some(mut link) = self.open_tunnel(&first, io).await else {
             return Ok(());
         };
-        let cluster = self.pool.routing.by_slot();
         let mut t = Tunnel {
             counts: Counts::default(),
             clean: true,
             marker: None,
             seq: 0,
+            until_unsubscribed,
+            cluster: self.pool.routing.by_slot(),
         };
         loop {
             // Forward what the client has sent meanwhile, stopping at anything that needs a
             // sync point.
-            let Some((batch, held)) = self.tunnel_batch(io, until_unsubscribed, cluster) else {
+            let Some((batch, held)) = self.tunnel_batch(io, &t) else {
                 return io.flush().await;
             };
             if !batch.is_empty() {
-                if let Err(e) = conn.write(&batch).await {
+                if let Err(e) = link.1.write(&batch).await {
                     return self.tunnel_lost(io, &e.to_string()).await;
                 }
             }
             if let Some(req) = held {
-                let special = Special::of(command::lookup(&req));
-                if !until_unsubscribed {
-                    // QUIT or RESET ends a for-good tunnel; dropping the connection ends its
-                    // state on the node.
-                    self.quit_or_reset(special, io);
-                    return io.flush().await;
-                }
-                if let Err(e) = self.sync_point(&mut conn, &mut t, io).await {
-                    return self.tunnel_lost(io, &e).await;
-                }
-                if t.counts.none_left() {
-                    // Back to normal routing: the held request is handled there.
-                    io.unread(&req);
-                    if t.clean {
-                        node.dedicated.checkin(conn);
+                match self.tunnel_held(req, link, &mut t, io).await {
+                    Next::Stay(back) => {
+                        link = back;
+                        continue;
                     }
-                    return io.flush().await;
-                }
-                if cluster && special == Special::Ssubscribe {
-                    // Classic subscriptions stay on this connection, now one link among the
-                    // client's shard links.
-                    let classic = ClassicLink {
-                        node,
-                        conn,
-                        count: t.counts.classic,
-                        clean: t.clean,
-                    };
-                    return self.shard_pubsub(Some(classic), req, io).await;
-                }
-                match self.subscribed_command(req, &mut conn, &mut t, io).await {
-                    // RESET: dropping the connection ends its subscriptions on the node.
-                    Ok(true) => return io.flush().await,
-                    Ok(false) if self.closing => return io.flush().await,
-                    Ok(false) => continue,
-                    Err(e) => return self.tunnel_lost(io, &e).await,
+                    Next::Leave(done) => return done,
                 }
             }
             if io.eof {
@@ -107,25 +88,10 @@ impl Session {
             }
             io.flush().await?;
             tokio::select! {
-                frame = conn.read() => {
-                    let reply = match frame {
-                        Ok(r) => r,
-                        Err(e) => return self.tunnel_lost(io, &e.to_string()).await,
-                    };
-                    self.relay(&reply, &mut t, io);
-                    if until_unsubscribed && t.counts.none_left() {
-                        // The last subscription ended with nothing else pending: make sure of
-                        // that (pipelined requests may be in flight) before pooling the
-                        // connection again.
-                        if let Err(e) = self.sync_point(&mut conn, &mut t, io).await {
-                            return self.tunnel_lost(io, &e).await;
-                        }
-                        if t.counts.none_left() && io.rbuf.is_empty() {
-                            if t.clean {
-                                node.dedicated.checkin(conn);
-                            }
-                            return io.flush().await;
-                        }
+                frame = link.1.read() => {
+                    match self.tunnel_frame(frame, link, &mut t, io).await {
+                        Next::Stay(back) => link = back,
+                        Next::Leave(done) => return done,
                     }
                 }
                 r = std::future::poll_fn(|cx| io.stream.poll_read_ready(cx)) => {
@@ -137,13 +103,85 @@ impl Session {
         }
     }
 
+    /// A request that needed a sync point (or ends a for-good tunnel).
+    async fn tunnel_held(
+        &mut self,
+        req: Request,
+        (node, mut conn): Link,
+        t: &mut Tunnel,
+        io: &mut Io,
+    ) -> Next {
+        let special = Special::of(command::lookup(&req));
+        if !t.until_unsubscribed {
+            // QUIT or RESET ends a for-good tunnel; dropping the connection ends its state on
+            // the node.
+            self.quit_or_reset(special, io);
+            return Next::Leave(io.flush().await);
+        }
+        if let Err(e) = self.sync_point(&mut conn, t, io).await {
+            return Next::Leave(self.tunnel_lost(io, &e).await);
+        }
+        if t.counts.none_left() {
+            // Back to normal routing: the held request is handled there.
+            io.unread(&req);
+            if t.clean {
+                node.dedicated.checkin(conn);
+            }
+            return Next::Leave(io.flush().await);
+        }
+        if t.cluster && special == Special::Ssubscribe {
+            // Classic subscriptions stay on this connection, now one link among the client's
+            // shard links.
+            let classic = ClassicLink {
+                node,
+                conn,
+                count: t.counts.classic,
+                clean: t.clean,
+            };
+            return Next::Leave(self.shard_pubsub(Some(classic), req, io).await);
+        }
+        match self.subscribed_command(req, &mut conn, t, io).await {
+            // RESET: dropping the connection ends its subscriptions on the node.
+            Ok(true) => Next::Leave(io.flush().await),
+            Ok(false) if self.closing => Next::Leave(io.flush().await),
+            Ok(false) => Next::Stay((node, conn)),
+            Err(e) => Next::Leave(self.tunnel_lost(io, &e).await),
+        }
+    }
+
+    /// A frame from the tunnel: relayed; when it ended the last subscription, the connection
+    /// goes back to the pool once a sync point shows nothing else is pending.
+    async fn tunnel_frame(
+        &mut self,
+        frame: Result<crate::resp::Reply, crate::backend::BackendError>,
+        (node, mut conn): Link,
+        t: &mut Tunnel,
+        io: &mut Io,
+    ) -> Next {
+        let reply = match frame {
+            Ok(r) => r,
+            Err(e) => return Next::Leave(self.tunnel_lost(io, &e.to_string()).await),
+        };
+        self.relay(&reply, t, io);
+        if !(t.until_unsubscribed && t.counts.none_left()) {
+            return Next::Stay((node, conn));
+        }
+        // Pipelined requests may be in flight: make sure before pooling the connection again.
+        if let Err(e) = self.sync_point(&mut conn, t, io).await {
+            return Next::Leave(self.tunnel_lost(io, &e).await);
+        }
+        if t.counts.none_left() && io.rbuf.is_empty() {
+            if t.clean {
+                node.dedicated.checkin(conn);
+            }
+            return Next::Leave(io.flush().await);
+        }
+        Next::Stay((node, conn))
+    }
+
     /// Checks out a dedicated connection for `first` (SSUBSCRIBE: the master of its
     /// channel's slot in a cluster pool) and sends it there. `None`: answered with the error.
-    async fn open_tunnel(
-        &mut self,
-        first: &Request,
-        io: &mut Io,
-    ) -> Option<(std::sync::Arc<crate::backend::Node>, DirectConn)> {
+    async fn open_tunnel(&mut self, first: &Request, io: &mut Io) -> Option<Link> {
         let node = match self.exclusive_node(first, crate::command::lookup(first)) {
             Ok(n) => n,
             Err(e) => {
@@ -169,12 +207,7 @@ impl Session {
     /// What the client sent meanwhile that may go down the tunnel as it is, and the first
     /// request that needs a sync point (or ends a for-good tunnel), if any. `None` after a
     /// protocol error (answered; the session closes).
-    fn tunnel_batch(
-        &mut self,
-        io: &mut Io,
-        until_unsubscribed: bool,
-        cluster: bool,
-    ) -> Option<(BytesMut, Option<Request>)> {
+    fn tunnel_batch(&mut self, io: &mut Io, t: &Tunnel) -> Option<(BytesMut, Option<Request>)> {
         let mut batch = BytesMut::new();
         loop {
             let req = match decode_request(&mut io.rbuf, &self.pool.limits) {
@@ -187,10 +220,10 @@ impl Session {
                 }
             };
             let special = Special::of(command::lookup(&req));
-            let passes = if until_unsubscribed {
+            let passes = if t.until_unsubscribed {
                 // In a cluster pool SSUBSCRIBE is held: the channel's shard may be on another
                 // master, so the session moves to `shard_pubsub`.
-                is_pubsub_safe(special) && !(cluster && special == Special::Ssubscribe)
+                is_pubsub_safe(special) && !(t.cluster && special == Special::Ssubscribe)
             } else {
                 !matches!(special, Special::Quit | Special::Reset)
             };
@@ -342,6 +375,10 @@ struct Tunnel {
     /// Token of the sync marker in flight.
     marker: Option<String>,
     seq: u64,
+    /// Until no subscription is left (false: a for-good tunnel, MONITOR and the like).
+    until_unsubscribed: bool,
+    /// A cluster pool: SSUBSCRIBE moves the session to its shard links.
+    cluster: bool,
 }
 
 /// Commands that may flow through a subscription tunnel without a sync point.
