@@ -264,6 +264,51 @@ fn standalone_pool_under_pauses_kills_and_restarts() {
     );
 }
 
+/// What the clients of a chaos run saw, checked: replies and error times per client, and
+/// `/metrics` accounting for every error reply.
+struct Tally {
+    acks: u64,
+    errors: usize,
+    /// Acknowledged writes whose value is not (or no longer) on the master.
+    lost: i64,
+    replies: u64,
+    counted: f64,
+    kinds: std::collections::BTreeSet<String>,
+}
+
+fn tally(proxy: &Sluice, outcomes: &[Outcome], windows: &[(Instant, Instant)]) -> Tally {
+    assert_eq!(proxy.http_get("/healthz").0, 200, "proxy down");
+    let mut via = proxy.client();
+    let (mut acks, mut errors, mut lost, mut replies) = (0, 0, 0, 0);
+    let mut kinds = std::collections::BTreeSet::new();
+    for (id, o) in outcomes.iter().enumerate() {
+        check_replies_and_error_times(id, o, windows);
+        lost += o.lost;
+        for (k, &acked) in o.acked.iter().enumerate() {
+            let key = format!("chaos:{id}:{k}");
+            let now: i64 = via.cmd(&["GET", &key]).text().parse().unwrap_or(0);
+            lost += (acked - now).max(0);
+        }
+        acks += o.acks;
+        errors += o.errors.len();
+        replies += o.error_replies;
+        kinds.extend(o.error_kinds.iter().cloned());
+    }
+    let counted = errors_counted(proxy);
+    assert!(
+        counted >= replies as f64,
+        "clients saw {replies} error replies, /metrics counts {counted}"
+    );
+    Tally {
+        acks,
+        errors,
+        lost,
+        replies,
+        counted,
+        kinds,
+    }
+}
+
 /// The sum of `sluice_errors_total` over every series.
 fn errors_counted(proxy: &Sluice) -> f64 {
     let (_, metrics) = proxy.http_get("/metrics");
@@ -391,26 +436,9 @@ fn sentinel_pool_under_pauses_and_master_kills() {
         .map(|w| w.join().expect("client thread"))
         .collect();
 
-    assert_eq!(proxy.http_get("/healthz").0, 200, "proxy down");
-    let mut via = proxy.client();
-    let (mut acks, mut errors, mut lost, mut replies) = (0, 0, 0, 0);
-    for (id, o) in outcomes.iter().enumerate() {
-        check_replies_and_error_times(id, o, &windows);
-        lost += o.lost;
-        for (k, &acked) in o.acked.iter().enumerate() {
-            let key = format!("chaos:{id}:{k}");
-            let now: i64 = via.cmd(&["GET", &key]).text().parse().unwrap_or(0);
-            lost += (acked - now).max(0);
-        }
-        acks += o.acks;
-        errors += o.errors.len();
-        replies += o.error_replies;
-    }
-    let counted = errors_counted(&proxy);
-    assert!(
-        counted >= replies as f64,
-        "clients saw {replies} error replies, /metrics counts {counted}"
-    );
+    let Tally {
+        acks, errors, lost, ..
+    } = tally(&proxy, &outcomes, &windows);
     assert!(kills >= 1, "no master was killed");
     assert!(
         acks > 1000,
@@ -588,28 +616,14 @@ fn cluster_pool_under_pauses_kills_restarts_and_resharding() {
         .map(|w| w.join().expect("client thread"))
         .collect();
 
-    assert_eq!(proxy.http_get("/healthz").0, 200, "proxy down");
-    let mut via = proxy.client();
-    let (mut acks, mut errors, mut lost, mut replies) = (0, 0, 0, 0);
-    let mut kinds = std::collections::BTreeSet::new();
-    for (id, o) in outcomes.iter().enumerate() {
-        check_replies_and_error_times(id, o, &windows);
-        lost += o.lost;
-        for (k, &acked) in o.acked.iter().enumerate() {
-            let key = format!("chaos:{id}:{k}");
-            let now: i64 = via.cmd(&["GET", &key]).text().parse().unwrap_or(0);
-            lost += (acked - now).max(0);
-        }
-        acks += o.acks;
-        errors += o.errors.len();
-        replies += o.error_replies;
-        kinds.extend(o.error_kinds.iter().cloned());
-    }
-    let counted = errors_counted(&proxy);
-    assert!(
-        counted >= replies as f64,
-        "clients saw {replies} error replies, /metrics counts {counted}"
-    );
+    let Tally {
+        acks,
+        errors,
+        lost,
+        replies,
+        counted,
+        kinds,
+    } = tally(&proxy, &outcomes, &windows);
     assert!(
         kills >= 1 && moves >= 1,
         "{kills} master kills, {moves} slot moves"
