@@ -551,5 +551,11 @@ mod size_tests {
             std::mem::size_of::<super::Io>()
         );
         assert!(size <= 320, "session future grew to {size} bytes");
+        // What a parked idle client keeps: its session (boxed in the lot) and registry entry.
+        let session = std::mem::size_of::<super::Session>();
+        let entry = std::mem::size_of::<super::clients::ClientEntry>();
+        eprintln!("parked: session {session} bytes, registry entry {entry} bytes");
+        assert!(session <= 112, "the session grew to {session} bytes");
+        assert!(entry <= 224, "the registry entry grew to {entry} bytes");
     }
 }
