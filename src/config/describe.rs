@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::units::{format_duration, format_size};
-use super::{Config, PoolConfig, Source};
+use super::{ClientAuth, Config, PoolConfig, Source};
 
 pub(super) fn describe(config: &Config) -> String {
     let mut out = String::new();
@@ -66,6 +66,23 @@ fn auth(user: &Option<String>, password: &Option<String>) -> String {
         (_, None) => "no".to_string(),
         (None, Some(_)) => "yes (password)".to_string(),
         (Some(user), Some(_)) => format!("yes (user {user:?}, password)"),
+    }
+}
+
+/// `auth` and what it uses, without secrets.
+fn client_auth(pool: &PoolConfig) -> String {
+    match pool.auth {
+        ClientAuth::Password if pool.password.is_some() => "yes (password)".to_string(),
+        ClientAuth::Password => "no".to_string(),
+        ClientAuth::Users => {
+            let users: Vec<String> = pool
+                .users
+                .iter()
+                .map(|u| format!("{} ({})", u.name, u.access.as_str()))
+                .collect();
+            format!("users: {}", users.join(", "))
+        }
+        ClientAuth::Passthrough => "passthrough (the master checks each client's user)".into(),
     }
 }
 
@@ -131,11 +148,7 @@ fn describe_pool(out: &mut String, pool: &PoolConfig) {
         .max_replica_lag
         .map_or_else(|| "unlimited".to_string(), |lag| lag.to_string());
     let _ = writeln!(out, "    max_replica_lag: {lag}");
-    let _ = writeln!(
-        out,
-        "    client auth: {}",
-        if pool.password.is_some() { "yes" } else { "no" }
-    );
+    let _ = writeln!(out, "    client auth: {}", client_auth(pool));
     let _ = writeln!(
         out,
         "    backend auth: {}",

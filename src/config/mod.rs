@@ -9,7 +9,10 @@ use std::time::Duration;
 mod describe;
 mod raw;
 mod units;
+mod users;
 mod validate;
+
+pub use users::{sha256, Access, ClientAuth, Sha256Digest, UserConfig};
 
 /// A whole, validated configuration. The running proxy holds it as one snapshot, replaced
 /// whole on a reload.
@@ -155,7 +158,11 @@ pub struct PoolConfig {
     pub source: Source,
     /// Read policy.
     pub read_from: ReadFrom,
-    /// Password clients must AUTH with.
+    /// How clients authenticate (`auth`).
+    pub auth: ClientAuth,
+    /// `auth = "users"`: the users clients log in as.
+    pub users: Vec<UserConfig>,
+    /// Password clients must AUTH with (`auth = "password"` only).
     pub password: Option<String>,
     /// Username sent to every node (ACL); `default` when only a password is set.
     pub backend_username: Option<String>,
@@ -244,6 +251,14 @@ impl PoolConfig {
     /// The pool's mode (`source.mode()`).
     pub fn mode(&self) -> Mode {
         self.source.mode()
+    }
+
+    /// True when `other` differs from this entry at most in its users: a reload applies
+    /// that to the running pool, keeping its clients and connections.
+    pub fn same_but_users(&self, other: &PoolConfig) -> bool {
+        let mut a = self.clone();
+        a.users.clone_from(&other.users);
+        a == *other
     }
 }
 

@@ -103,7 +103,7 @@ fn toml_words(message: &str) -> String {
         .replace("invalid type: map", "invalid type: table")
         .replace("invalid type: sequence", "invalid type: array")
         .replace("expected a sequence", "expected an array");
-    for raw in ["RawAdmin", "RawPool", "RawConfig"] {
+    for raw in ["RawAdmin", "RawPool", "RawConfig", "RawUser"] {
         out = out.replace(&format!("expected struct {raw}"), "expected a table");
     }
     out
@@ -151,6 +151,8 @@ pub(super) struct RawPool {
     pub consistency: Option<String>,
     pub max_replica_lag: Option<NumOrText>,
     // auth and commands
+    pub auth: Option<String>,
+    pub users: Option<Vec<RawUser>>,
     pub password: Option<String>,
     pub backend_username: Option<String>,
     pub backend_password: Option<String>,
@@ -176,6 +178,17 @@ pub(super) struct RawPool {
     pub max_clients: Option<i64>,
     pub client_output_soft_limit: Option<NumOrText>,
     pub client_output_hard_limit: Option<NumOrText>,
+}
+
+/// One `[[pools.users]]` entry (`auth = "users"`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUser {
+    pub name: Option<String>,
+    pub password: Option<String>,
+    pub password_sha256: Option<String>,
+    pub access: Option<String>,
+    pub keys: Option<Vec<String>>,
 }
 
 impl<'de> Deserialize<'de> for NumOrText {

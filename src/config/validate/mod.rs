@@ -9,6 +9,7 @@ mod limits;
 mod pool;
 mod source;
 mod tls;
+mod users;
 mod values;
 
 use std::net::SocketAddr;

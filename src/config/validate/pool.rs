@@ -26,6 +26,8 @@ pub(super) fn pool_config(
     let listen = socket_addr(&listen).map_err(|reason| ctx.err(key(&p, "listen"), reason))?;
     let source = source(ctx, &p, &mut raw)?;
     let reads = reads(ctx, &p, &raw, source.mode())?;
+    let (client_auth, password, users) =
+        super::users::client_auth(ctx, &p, &mut raw, source.mode())?;
     let auth = auth(ctx, &p, &mut raw)?;
     let allow_commands = allow_commands(
         ctx,
@@ -47,7 +49,9 @@ pub(super) fn pool_config(
         listen,
         source,
         read_from: reads.read_from,
-        password: auth.password,
+        auth: client_auth,
+        users,
+        password,
         backend_username: auth.backend_username,
         backend_password: auth.backend_password,
         allow_commands,
@@ -146,15 +150,13 @@ fn reads(ctx: &Ctx, p: &str, raw: &RawPool, mode: Mode) -> Result<Reads, ConfigE
     })
 }
 
-/// The client password and the credentials sent to every node.
+/// The credentials sent to every node.
 struct Auth {
-    password: Option<String>,
     backend_username: Option<String>,
     backend_password: Option<String>,
 }
 
 fn auth(ctx: &Ctx, p: &str, raw: &mut RawPool) -> Result<Auth, ConfigError> {
-    let password = non_empty(ctx, &key(p, "password"), raw.password.take())?;
     let backend_username = non_empty(
         ctx,
         &key(p, "backend_username"),
@@ -174,7 +176,6 @@ fn auth(ctx: &Ctx, p: &str, raw: &mut RawPool) -> Result<Auth, ConfigError> {
         &backend_password,
     )?;
     Ok(Auth {
-        password,
         backend_username,
         backend_password,
     })
