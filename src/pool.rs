@@ -7,9 +7,10 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Node, NodeOptions};
-use crate::config::{PoolConfig, Source};
+use crate::config::{ClientAuth, PoolConfig, Source};
 use crate::resp::Limits;
 use crate::route::Router;
+use crate::session::users::PoolAuth;
 use crate::telemetry::PoolMetrics;
 use crate::tls::PoolTls;
 use crate::topology::cluster::ClusterWatcher;
@@ -42,6 +43,8 @@ pub(crate) struct Pool {
     pub(crate) registry: crate::session::clients::Registry,
     /// TLS on the listener and toward the nodes, reloadable.
     pub(crate) tls: PoolTls,
+    /// How clients authenticate (mode decided at start; users replaced by a reload).
+    pub(crate) auth: PoolAuth,
 }
 
 /// How a pool routes requests, chosen once from its source: the session asks this, never
@@ -116,8 +119,14 @@ impl Pool {
             refresh,
             registry: Default::default(),
             tls,
+            auth: PoolAuth::new(&cfg.name, cfg.auth, &cfg.users),
             cfg: Arc::new(cfg),
         })
+    }
+
+    /// True when clients need not authenticate (no password, no users).
+    pub(crate) fn open_access(&self) -> bool {
+        self.auth.mode == ClientAuth::Password && self.cfg.password.is_none()
     }
 
     /// True when a master is known and has at least one established shared connection.

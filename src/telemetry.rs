@@ -48,6 +48,9 @@ pub(crate) const OUTPUT_LIMIT_DISCONNECTS: &str = "sluice_client_output_limit_di
 /// plain text, an untrusted or missing client certificate, a timeout) or `backend` (a node or
 /// sentinel: certificate not trusted, name mismatch, plain-text node).
 pub(crate) const TLS_HANDSHAKE_FAILURES: &str = "sluice_tls_handshake_failures_total";
+/// Client authentications and commands refused by the pool's users (`auth = "users"`) or
+/// passwords, by pool and `reason`: `wrongpass`, `noperm_command`, `noperm_key`.
+pub(crate) const AUTH_FAILURES: &str = "sluice_auth_failures_total";
 /// Config reloads (SIGHUP, `POST /reload`), by `result` (`ok` or `error`).
 pub(crate) const CONFIG_RELOADS: &str = "sluice_config_reloads_total";
 

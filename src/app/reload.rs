@@ -7,6 +7,9 @@
 //! itself changed. A removed entry stops accepting at once; its connected clients stay
 //! served until they leave. A pool nobody uses any more stops its watcher.
 //!
+//! A change of a pool's `[[pools.users]]` alone keeps the pool: the new users apply to its
+//! connected clients (see `session::users`).
+//!
 //! TLS certificates are re-read by every reload (loading the file loads them): a pool whose
 //! entry is unchanged keeps its clients and node connections, and only connections made from
 //! then on use the new certificates.
@@ -164,6 +167,16 @@ impl Proxy {
             match step {
                 Step::Keep(i) => {
                     kept[i] = true;
+                    if self.running[i].config.users != cfg.users {
+                        let pool = &self.running[i].pool;
+                        let dropped = crate::session::users::reload_users(pool, &cfg.users);
+                        notes.push(format!(
+                            "pool {} users changed ({dropped} clients of removed users or \
+                             changed passwords disconnected)",
+                            cfg.name
+                        ));
+                        self.running[i].config.users.clone_from(&cfg.users);
+                    }
                     // Same files, maybe new contents (a renewed certificate): loading the
                     // new config re-read them, and connections from now on use them.
                     if cfg.tls.is_some() || cfg.backend_tls.is_some() {
@@ -219,7 +232,8 @@ impl Proxy {
         for cfg in &new.pools {
             let found = self.running.iter().position(|r| r.config.name == cfg.name);
             let step = match found {
-                Some(i) if self.running[i].config == *cfg => Step::Keep(i),
+                // Users apply to the running pool (see `session::users`).
+                Some(i) if self.running[i].config.same_but_users(cfg) => Step::Keep(i),
                 Some(i) if self.running[i].config.listen == cfg.listen => Step::Replace(i, None),
                 Some(i) => Step::Replace(i, Some(bind(cfg).await.map_err(|e| e.to_string())?)),
                 None => Step::Add(bind(cfg).await.map_err(|e| e.to_string())?),

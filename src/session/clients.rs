@@ -57,6 +57,8 @@ pub(crate) struct ClientState {
     pub(crate) obl: usize,
     /// The node and node-side client id of the dedicated connection it is blocked on.
     pub(crate) blocked_on: Option<(Arc<crate::backend::Node>, i64)>,
+    /// The user it logged in as (pools with users or passthrough; else `default`).
+    pub(crate) user: Option<Arc<str>>,
 }
 
 impl Registry {
@@ -81,6 +83,7 @@ impl Registry {
                 qbuf_free: 0,
                 obl: 0,
                 blocked_on: None,
+                user: None,
             }),
         });
         lock(&self.map).insert(id, entry.clone());
@@ -186,6 +189,7 @@ impl ClientEntry {
             s.obl,
             s.qbuf + s.qbuf_free + s.obl,
             s.resp,
+            user = s.user.as_deref().unwrap_or(user),
         )
     }
 }

@@ -363,6 +363,16 @@ impl Session {
             self.feed_monitors(&req, info);
         }
         let silent = self.silences(info);
+        // Pools with users: the logged-in user's rights, checked before anything runs.
+        if self.pool.auth.checks_commands() {
+            if let Some(reply) = self.users_gate(&req, info) {
+                pending.push_back(Pending::Ready(reply));
+                if silent {
+                    reply_mode::silence_from(pending, pending.len() - 1);
+                }
+                return None;
+            }
+        }
         if self.needs_connection_of_its_own(&req, info) {
             // Everything before it must be answered first: it may wait a long time
             // (blocking) or change what later commands see (MULTI, SUBSCRIBE).

@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 use super::tx_state::Tx;
 use super::{deny, error_bytes, Session};
 use crate::command::{CommandInfo, Special};
+use crate::config::ClientAuth;
 use crate::resp::{encode, ClientError, ErrorCode, Protocol, Request};
 
 const PONG: &[u8] = b"+PONG\r\n";
@@ -127,7 +128,7 @@ impl Session {
             1 => return wrong_args("auth"),
             _ => return error_bytes("ERR syntax error"),
         };
-        if self.pool.cfg.password.is_none() && req.len() == 3 {
+        if self.pool.open_access() && req.len() == 3 {
             // Like Redis with a passwordless default user: `AUTH default <anything>` succeeds,
             // so clients configured with a username and password still connect.
             return if user == b"default" {
@@ -142,6 +143,9 @@ impl Session {
     }
 
     fn check_credentials(&mut self, user: &[u8], pass: &[u8]) -> Result<(), Bytes> {
+        if self.pool.auth.mode == ClientAuth::Users {
+            return self.login_user(user, pass);
+        }
         let Some(expected) = self.pool.cfg.password.as_deref() else {
             return Err(error_bytes(
                 "ERR AUTH <password> called without any password configured for the default user. \
@@ -152,9 +156,10 @@ impl Session {
             self.authed = true;
             Ok(())
         } else {
-            Err(error_bytes(
-                "WRONGPASS invalid username-password pair or user is disabled.",
-            ))
+            self.pool
+                .auth
+                .failed(super::users::Failure::WrongPass, self.entry.addr, user);
+            Err(error_bytes(super::users::WRONGPASS))
         }
     }
 
@@ -178,7 +183,7 @@ impl Session {
             let more = req.len() - i - 1;
             if opt.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
                 let (user, pass) = (req.arg(i + 1), req.arg(i + 2));
-                if self.pool.cfg.password.is_none() {
+                if self.pool.open_access() {
                     if user != b"default" {
                         return error_bytes(
                             "WRONGPASS invalid username-password pair or user is disabled.",
@@ -328,7 +333,9 @@ impl Session {
         self.set_client_name(None);
         // Dropping a pinned connection discards its transaction and watches on the node.
         self.tx = Tx::None;
-        self.authed = self.pool.cfg.password.is_none();
+        self.authed = self.pool.open_access();
+        self.login = None;
+        self.entry.state().user = None;
         self.reply_mode = super::reply_mode::ReplyMode::On;
     }
 }
@@ -359,7 +366,7 @@ fn valid_client_name(name: &[u8]) -> bool {
 }
 
 /// Compares secrets without an early exit, so timing does not reveal a matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

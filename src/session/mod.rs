@@ -35,6 +35,7 @@ mod subscribed;
 mod transaction;
 mod tx_state;
 mod unblock;
+pub(crate) mod users;
 mod wait;
 mod wait_cmd;
 
@@ -124,6 +125,9 @@ pub(crate) struct Session {
     /// grow every session by a whole connection).
     tx: Tx,
     closing: bool,
+    /// Who the client logged in as, in pools with users or passthrough (boxed: most
+    /// sessions have none).
+    login: Option<Box<Login>>,
     /// This client's place under `max_clients`, released when the session ends.
     _permit: OwnedSemaphorePermit,
     /// Counts forwarded requests, for latency sampling.
@@ -143,6 +147,11 @@ pub(crate) struct Session {
     /// Recent reply size (a decaying maximum), which bounds how many requests may be in
     /// flight (see `output`).
     reply_hint: u32,
+}
+
+/// The user a client logged in as (`auth = "users"`).
+enum Login {
+    User(Arc<users::User>),
 }
 
 impl Client {
@@ -171,7 +180,8 @@ impl Client {
             last_write_ack: None,
             reply_mode: Default::default(),
             reply_hint: output::first_reply_hint(pool.cfg.client_output_soft_limit),
-            authed: pool.cfg.password.is_none(),
+            authed: pool.open_access(),
+            login: None,
             pool,
             id,
             proto: Protocol::Resp2,

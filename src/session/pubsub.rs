@@ -308,6 +308,10 @@ impl Session {
             io.out.extend_from_slice(b"+RESET\r\n");
             return Ok(true);
         }
+        if let Some(refusal) = self.users_gate_any(&req, info) {
+            io.out.extend_from_slice(&refusal);
+            return Ok(false);
+        }
         let cluster = self.pool.routing.by_slot();
         if cluster && info.is_some() {
             // The tunnel's node serves only its own slots (a keyed command sent there would

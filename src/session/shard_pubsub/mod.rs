@@ -323,6 +323,14 @@ impl Session {
     async fn subscribed_request(&mut self, s: &mut Subs, req: Request, io: &mut Io) -> Flow {
         let info = crate::command::lookup(&req);
         let name = info.map_or("", |i| i.name);
+        if let Some(refusal) = self.users_gate_any(&req, info) {
+            io.out.extend_from_slice(&refusal);
+            return if self.closing {
+                Flow::End
+            } else {
+                Flow::Continue
+            };
+        }
         match Special::of(info) {
             Special::Ssubscribe => self.ssubscribe(s, &req, io).await,
             Special::Sunsubscribe => self.sunsubscribe(s, &req, io).await,

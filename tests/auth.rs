@@ -1,0 +1,314 @@
+//! Client users (`auth = "users"`): logging in, access levels and key patterns with Redis's
+//! own refusal texts (compared with redis-server's ACL), metrics, reloads that change users
+//! under connected clients, and the config checks.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Client, Redis, Resp, Sluice};
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+const NOPERM_KEYS: &str =
+    "NOPERM this user has no permissions to access one of the keys used as arguments";
+
+/// config/users.toml (the README's example) pointed at `master`, on free ports.
+fn users_example(master: &Redis) -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/users.toml"))
+        .expect("config/users.toml")
+        .replace("127.0.0.1:6379", &master.addr())
+        .replace("127.0.0.1:6380", "127.0.0.1:0")
+        .replace("127.0.0.1:9121", "127.0.0.1:0")
+}
+
+fn err(text: &str) -> Resp {
+    Resp::Error(text.to_string())
+}
+
+fn ok() -> Resp {
+    Resp::Simple("OK".into())
+}
+
+fn noperm(cmd: &str) -> Resp {
+    err(&format!(
+        "NOPERM this user has no permissions to run the '{cmd}' command"
+    ))
+}
+
+fn login(addr: &str, user: &str, pass: &str) -> Client {
+    let mut c = Client::connect(addr);
+    assert_eq!(c.cmd(&["AUTH", user, pass]), ok(), "AUTH {user}");
+    c
+}
+
+/// The value of the metric line starting with `series` (0 when absent).
+fn metric(proxy: &Sluice, series: &str) -> f64 {
+    let (_, body) = proxy.http_get("/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn users_log_in_and_are_held_to_their_access_and_keys() {
+    let master = Redis::start();
+    let proxy = Sluice::start(&users_example(&master));
+    let addr = proxy.addr();
+
+    let mut c = Client::connect(&addr);
+    assert_eq!(
+        c.cmd(&["GET", "app:1"]),
+        err("NOAUTH Authentication required.")
+    );
+    assert_eq!(c.cmd(&["AUTH", "app", "wrong"]), err(WRONGPASS));
+    assert_eq!(c.cmd(&["AUTH", "nobody", "app-secret"]), err(WRONGPASS));
+    // No user named "default" in this pool.
+    assert_eq!(c.cmd(&["AUTH", "app-secret"]), err(WRONGPASS));
+    assert_eq!(c.cmd(&["AUTH", "app", "app-secret"]), ok());
+    assert_eq!(c.cmd(&["SET", "app:1", "v"]), ok());
+    assert_eq!(c.cmd(&["SET", "other", "v"]), err(NOPERM_KEYS));
+    assert_eq!(c.cmd(&["MGET", "app:1", "other"]), err(NOPERM_KEYS));
+    assert_eq!(
+        c.cmd(&["MGET", "app:1", "session:1"]),
+        Resp::Array(vec![Resp::Bulk(b"v".to_vec()), Resp::Nil])
+    );
+    assert_eq!(c.cmd(&["CLIENT", "LIST"]), noperm("client|list"));
+    // Every key of the keyspace at once: not for a user held to some keys.
+    assert_eq!(c.cmd(&["FLUSHALL"]), noperm("flushall"));
+    assert_eq!(c.cmd(&["ACL", "WHOAMI"]), Resp::Bulk(b"app".to_vec()));
+    assert_eq!(master.client().cmd(&["EXISTS", "other"]), Resp::Int(0));
+
+    // HELLO 3 AUTH, a read-only user.
+    let mut r = Client::connect(&addr);
+    match r.cmd(&["HELLO", "3", "AUTH", "reports", "reports-secret"]) {
+        Resp::Map(_) => {}
+        other => panic!("HELLO 3 AUTH: {other:?}"),
+    }
+    assert_eq!(r.cmd(&["GET", "app:1"]), Resp::Bulk(b"v".to_vec()));
+    assert_eq!(r.cmd(&["SET", "app:1", "w"]), noperm("set"));
+    assert_eq!(r.cmd(&["EVAL", "return 1", "0"]), noperm("eval"));
+    assert_eq!(r.cmd(&["MONITOR"]), noperm("monitor"));
+    assert_eq!(
+        r.cmd(&["CONFIG", "GET", "maxclients"]),
+        noperm("config|get")
+    );
+    assert_eq!(
+        Client::connect(&addr).cmd(&["HELLO", "3", "AUTH", "reports", "x"]),
+        err(WRONGPASS)
+    );
+
+    // The admin sees everyone, with their users.
+    let mut ops = login(&addr, "ops", "ops-secret");
+    let Resp::Bulk(list) = ops.cmd(&["CLIENT", "LIST"]) else {
+        panic!("CLIENT LIST")
+    };
+    let list = String::from_utf8_lossy(&list).to_string();
+    for user in ["app", "reports", "ops"] {
+        assert!(list.contains(&format!(" user={user} ")), "{list}");
+    }
+    assert_eq!(ops.cmd(&["FLUSHALL"]), ok());
+
+    for (reason, at_least) in [
+        ("wrongpass", 4.0),
+        ("noperm_key", 2.0),
+        ("noperm_command", 6.0),
+    ] {
+        let series = format!("sluice_auth_failures_total{{pool=\"app\",reason=\"{reason}\"}}");
+        let seen = metric(&proxy, &series);
+        assert!(seen >= at_least, "{series} = {seen}");
+    }
+}
+
+/// The same refusals through the proxy and from redis-server with equivalent ACL users,
+/// byte for byte (RESP2), including a refusal inside MULTI (EXEC then aborts).
+#[test]
+fn refusals_are_byte_identical_to_redis_acl() {
+    let redis = Redis::start();
+    let mut admin = redis.client();
+    for rule in [
+        vec![
+            "ACL",
+            "SETUSER",
+            "app",
+            "on",
+            ">app-secret",
+            "~app:*",
+            "~session:*",
+            "+@all",
+            "-@admin",
+        ],
+        vec![
+            "ACL",
+            "SETUSER",
+            "reports",
+            "on",
+            ">reports-secret",
+            "~*",
+            "+@all",
+            "-@write",
+            "-@admin",
+        ],
+    ] {
+        assert_eq!(admin.cmd(&rule), ok());
+    }
+    let master = Redis::start();
+    let proxy = Sluice::start(&users_example(&master));
+    let script: &[(&str, &str, &[&str])] = &[
+        ("app", "wrong", &["AUTH", "app", "wrong"]),
+        ("app", "app-secret", &["SET", "other", "1"]),
+        ("app", "app-secret", &["MGET", "app:1", "session:1", "x"]),
+        ("app", "app-secret", &["CLIENT", "LIST"]),
+        ("app", "app-secret", &["CONFIG", "GET", "maxclients"]),
+        ("reports", "reports-secret", &["SET", "app:1", "1"]),
+        ("reports", "reports-secret", &["DEL", "app:1"]),
+        ("reports", "reports-secret", &["GET", "anything"]),
+        ("reports", "x", &["HELLO", "3", "AUTH", "reports", "x"]),
+    ];
+    for (user, pass, cmd) in script {
+        let run = |addr: &str| {
+            let mut c = Client::connect(addr);
+            c.cmd(&["AUTH", user, pass]);
+            c.cmd_raw(cmd)
+        };
+        let (direct, proxied) = (run(&redis.addr()), run(&proxy.addr()));
+        assert_eq!(
+            String::from_utf8_lossy(&proxied),
+            String::from_utf8_lossy(&direct),
+            "{user}: {cmd:?}"
+        );
+    }
+    let multi = |addr: &str| {
+        let mut c = login(addr, "app", "app-secret");
+        let mut out = Vec::new();
+        for cmd in [
+            &["MULTI"][..],
+            &["SET", "app:1", "x"],
+            &["SET", "other", "y"],
+            &["EXEC"],
+            &["GET", "app:1"],
+        ] {
+            out.push(String::from_utf8_lossy(&c.cmd_raw(cmd)).to_string());
+        }
+        out
+    };
+    assert_eq!(multi(&proxy.addr()), multi(&redis.addr()));
+}
+
+#[test]
+fn a_reload_changes_users_under_connected_clients() {
+    let master = Redis::start();
+    let text = users_example(&master);
+    let proxy = Sluice::start(&text);
+    let addr = proxy.addr();
+    let mut app = login(&addr, "app", "app-secret");
+    let mut reports = login(&addr, "reports", "reports-secret");
+    let mut ops = login(&addr, "ops", "ops-secret");
+    assert_eq!(app.cmd(&["SET", "app:1", "v"]), ok());
+
+    // app becomes read-only, reports is removed, ops gets a new password, and a user is added.
+    let new = text
+        .replace(
+            "access = \"read-write\"\nkeys = [\"app:*\", \"session:*\"]",
+            "access = \"read\"\nkeys = [\"app:*\", \"session:*\"]",
+        )
+        .replace(
+            "[[pools.users]]\nname = \"reports\"\npassword = \"reports-secret\"\naccess = \"read\"\n",
+            "",
+        )
+        .replace("ops-secret", "ops-secret-2")
+        + "\n[[pools.users]]\nname = \"late\"\npassword = \"late-secret\"\naccess = \"read-write\"\n";
+    assert!(!new.contains("reports"), "{new}");
+    std::fs::write(proxy.config_path(), &new).expect("rewrite config");
+    let (status, body) = proxy.http("POST", "/reload", &[]);
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            "reloaded: pool app users changed (2 clients of removed users or changed passwords \
+             disconnected)\n"
+        )
+    );
+    // The same connection, new rights, on its next command.
+    assert_eq!(app.cmd(&["SET", "app:1", "w"]), noperm("set"));
+    assert_eq!(app.cmd(&["GET", "app:1"]), Resp::Bulk(b"v".to_vec()));
+    // Removed user, changed password: disconnected by the reload.
+    assert!(
+        reports.is_closed(),
+        "a removed user's client stays connected"
+    );
+    assert!(
+        ops.is_closed(),
+        "a client of a changed password stays connected"
+    );
+    assert_eq!(
+        Client::connect(&addr).cmd(&["AUTH", "reports", "reports-secret"]),
+        err(WRONGPASS)
+    );
+    login(&addr, "ops", "ops-secret-2");
+    let mut late = login(&addr, "late", "late-secret");
+    assert_eq!(late.cmd(&["SET", "anything", "1"]), ok());
+}
+
+fn config_error(text: &str) -> String {
+    match sluice::config::Config::parse(text, Path::new("sluice.toml")) {
+        Ok(c) => panic!("expected an error, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn check_config_rejects_mixed_or_incomplete_auth() {
+    let pool =
+        "[[pools]]\nname = \"p\"\nlisten = \"127.0.0.1:6380\"\nmaster = \"127.0.0.1:6379\"\n";
+    let user = "[[pools.users]]\nname = \"u\"\npassword = \"p\"\naccess = \"read\"\n";
+    let cases = [
+        (
+            format!("{pool}auth = \"users\"\npassword = \"x\"\n{user}"),
+            "sluice.toml: pools[0].password: not allowed with auth = \"users\" (clients log in \
+             as the users of [[pools.users]], each with its own password); remove it",
+        ),
+        (
+            format!("{pool}auth = \"passthrough\"\npassword = \"x\"\n"),
+            "sluice.toml: pools[0].password: not allowed with auth = \"passthrough\" (clients \
+             log in as the master's own ACL users); remove it",
+        ),
+        (
+            format!("{pool}auth = \"users\"\n"),
+            "sluice.toml: pools[0].users: auth = \"users\" needs at least one [[pools.users]] entry",
+        ),
+        (
+            format!("{pool}password = \"x\"\n{user}"),
+            "sluice.toml: pools[0].users: [[pools.users]] is used only with auth = \"users\", \
+             not \"password\"",
+        ),
+        (
+            format!("{pool}auth = \"users\"\n{user}{user}"),
+            "sluice.toml: pools[0].users[1].name: \"u\" is already defined by pools[0].users[0]",
+        ),
+        (
+            format!("{pool}auth = \"users\"\n[[pools.users]]\nname = \"u\"\naccess = \"read\"\n"),
+            "sluice.toml: pools[0].users[0].password: required: password or password_sha256",
+        ),
+        (
+            format!(
+                "{pool}auth = \"users\"\n[[pools.users]]\nname = \"u\"\npassword_sha256 = \"abc\"\naccess = \"read\"\n"
+            ),
+            "sluice.toml: pools[0].users[0].password_sha256: expected 64 hexadecimal digits \
+             (e.g. the output of `printf %s PASSWORD | sha256sum`)",
+        ),
+        (
+            format!("{pool}auth = \"users\"\n[[pools.users]]\nname = \"u\"\npassword = \"p\"\naccess = \"write\"\n"),
+            "sluice.toml: pools[0].users[0].access: unknown value \"write\", expected one of \
+             read, read-write, admin",
+        ),
+        (
+            format!("{pool}auth = \"everyone\"\n"),
+            "sluice.toml: pools[0].auth: unknown value \"everyone\", expected one of password, \
+             users, passthrough",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(config_error(&text), expected, "{text}");
+    }
+}
