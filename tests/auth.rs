@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use common::{Client, Redis, Resp, Sluice};
 
@@ -311,4 +312,109 @@ fn check_config_rejects_mixed_or_incomplete_auth() {
     for (text, expected) in cases {
         assert_eq!(config_error(&text), expected, "{text}");
     }
+}
+
+/// config/passthrough.toml (the README's example) pointed at `master` and `replica`.
+fn passthrough_example(master: &Redis, replica: &Redis) -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/passthrough.toml"
+    ))
+    .expect("config/passthrough.toml")
+    .replace("127.0.0.1:6379", &master.addr())
+    .replace("127.0.0.1:6381", &replica.addr())
+    .replace("127.0.0.1:6380", "127.0.0.1:0")
+        + "[admin]\nlisten = \"127.0.0.1:0\"\n"
+}
+
+/// The node's CLIENT LIST.
+fn node_clients(node: &Redis) -> String {
+    match node.client().cmd(&["CLIENT", "LIST"]) {
+        Resp::Bulk(b) => String::from_utf8_lossy(&b).to_string(),
+        other => panic!("CLIENT LIST: {other:?}"),
+    }
+}
+
+#[test]
+fn passthrough_clients_run_as_their_own_redis_users() {
+    let master = Redis::start();
+    let replica = Redis::replica_of(&master);
+    replica.wait_streaming(&master);
+    // ACL users are not replicated: every node gets them.
+    for node in [&master, &replica] {
+        let mut c = node.client();
+        let app = [
+            "ACL", "SETUSER", "app", "on", ">app-pw", "~app:*", "+@all", "-@admin",
+        ];
+        let boss = [
+            "ACL", "SETUSER", "boss", "on", ">boss-pw", "~*", "&*", "+@all",
+        ];
+        assert_eq!(c.cmd(&app), ok());
+        assert_eq!(c.cmd(&boss), ok());
+    }
+    let proxy = Sluice::start(&passthrough_example(&master, &replica));
+    let addr = proxy.addr();
+
+    let mut c = Client::connect(&addr);
+    assert_eq!(
+        c.cmd(&["GET", "app:1"]),
+        err("NOAUTH Authentication required.")
+    );
+    assert_eq!(c.cmd(&["AUTH", "app", "wrong"]), err(WRONGPASS));
+    assert_eq!(c.cmd(&["AUTH", "app", "app-pw"]), ok());
+    // Redis's ACL decides, with its own words.
+    assert_eq!(c.cmd(&["SET", "other", "1"]), err(NOPERM_KEYS));
+    assert_eq!(c.cmd(&["SET", "app:1", "v"]), ok());
+    assert_eq!(c.cmd(&["ACL", "WHOAMI"]), Resp::Bulk(b"app".to_vec()));
+    assert!(node_clients(&master).contains(" user=app "));
+    // Reads go to the replica (read_from = "replica"), as the user too.
+    common::wait_until(Duration::from_secs(10), "read from the replica", || {
+        c.cmd(&["GET", "app:1"]) == Resp::Bulk(b"v".to_vec())
+    });
+    assert!(replica.calls("get") > 0);
+    assert!(node_clients(&replica).contains(" user=app "));
+    // Dedicated connections run as the user too: a transaction, a blocking command.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", "app:2", "1"]), Resp::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["SET", "other", "1"]), err(NOPERM_KEYS));
+    assert_eq!(
+        c.cmd(&["EXEC"]),
+        err("EXECABORT Transaction discarded because of previous errors.")
+    );
+    assert_eq!(c.cmd(&["BLPOP", "other", "0.1"]), err(NOPERM_KEYS));
+    // ACL commands go to Redis under the client's user, not to the proxy's deny list.
+    assert_eq!(c.cmd(&["ACL", "SETUSER", "temp"]), noperm("acl|setuser"));
+    let mut boss = Client::connect(&addr);
+    match boss.cmd(&["HELLO", "3", "AUTH", "boss", "boss-pw"]) {
+        Resp::Map(_) => {}
+        other => panic!("HELLO 3 AUTH boss: {other:?}"),
+    }
+    assert_eq!(boss.cmd(&["ACL", "SETUSER", "temp", "on", ">t"]), ok());
+    assert_ne!(
+        master.client().cmd(&["ACL", "GETUSER", "temp"]),
+        Resp::Nil,
+        "ACL SETUSER through the proxy did not reach the master"
+    );
+    let wrongpass = metric(
+        &proxy,
+        "sluice_auth_failures_total{pool=\"acl\",reason=\"wrongpass\"}",
+    );
+    assert!(wrongpass >= 1.0, "wrongpass = {wrongpass}");
+    // A client's wrong password is not the node refusing the proxy.
+    assert_eq!(
+        metric(&proxy, "sluice_backend_handshake_refusals_total"),
+        0.0
+    );
+
+    // The user's node connections close with its last client.
+    drop(c);
+    common::wait_until(
+        Duration::from_secs(10),
+        "app's node connections closed",
+        || {
+            !node_clients(&master).contains(" user=app ")
+                && !node_clients(&replica).contains(" user=app ")
+        },
+    );
+    assert!(node_clients(&master).contains(" user=boss "));
 }

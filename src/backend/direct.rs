@@ -26,6 +26,8 @@ pub(crate) struct DirectConn {
     pub(super) slot: Slot,
     /// This connection's client id on the node, once asked (see `session::unblock`).
     pub(crate) node_client_id: Option<i64>,
+    /// The client user it logged in as (`auth = "passthrough"`); `None`: the proxy's.
+    pub(super) user: Option<Arc<super::per_user::Credentials>>,
 }
 
 impl DirectConn {

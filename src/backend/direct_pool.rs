@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use super::direct::DirectConn;
 use super::handshake::{self, Handshake};
+use super::per_user::Credentials;
 use super::BackendError;
 use crate::resp::Protocol;
 
@@ -49,6 +50,8 @@ enum Grant {
 
 struct Waiter {
     protocol: Protocol,
+    /// `auth = "passthrough"`: the client user the connection must log in as.
+    user: Option<Arc<Credentials>>,
     tx: oneshot::Sender<Grant>,
 }
 
@@ -138,9 +141,20 @@ impl DirectPool {
     /// An idle connection of the wanted protocol, or a new one; at the cap, waits (up to
     /// `connect_timeout`) for one to be given back or closed.
     pub(crate) async fn checkout(&self, protocol: Protocol) -> Result<DirectConn, BackendError> {
+        self.checkout_as(protocol, None).await
+    }
+
+    /// As [`DirectPool::checkout`], for a connection that logs in as a client's own user
+    /// (`auth = "passthrough"`; `None`: the proxy's). Idle connections are reused only by
+    /// the same user; every user's count under the one cap.
+    pub(crate) async fn checkout_as(
+        &self,
+        protocol: Protocol,
+        user: Option<&Arc<Credentials>>,
+    ) -> Result<DirectConn, BackendError> {
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         loop {
-            let grant = match self.take(protocol) {
+            let grant = match self.take(protocol, user) {
                 Step::Reuse(mut conn) => {
                     if !conn.is_closed() {
                         return Ok(conn);
@@ -149,7 +163,7 @@ impl DirectPool {
                     drop(conn);
                     continue;
                 }
-                Step::Open(slot) => return self.connect(protocol, slot).await,
+                Step::Open(slot) => return self.connect(protocol, user, slot).await,
                 Step::Wait(mut rx) => match tokio::time::timeout_at(deadline, &mut rx).await {
                     Ok(Ok(grant)) => grant,
                     Ok(Err(_)) => return Err(self.exhausted()),
@@ -166,18 +180,22 @@ impl DirectPool {
             return match grant {
                 Grant::Conn(mut conn) => match conn.is_closed() {
                     false => Ok(conn),
-                    true => self.connect(protocol, conn.into_slot()).await,
+                    true => self.connect(protocol, user, conn.into_slot()).await,
                 },
-                Grant::Slot(slot) => self.connect(protocol, slot).await,
+                Grant::Slot(slot) => self.connect(protocol, user, slot).await,
             };
         }
     }
 
     /// Under the lock: an idle connection of `protocol`, a free place (possibly taken from an
     /// idle connection of the other protocol, which is closed), or a place in the queue.
-    fn take(&self, protocol: Protocol) -> Step {
+    fn take(&self, protocol: Protocol, user: Option<&Arc<Credentials>>) -> Step {
         let mut st = self.shared.lock();
-        if let Some(i) = st.idle.iter().rposition(|c| c.protocol == protocol) {
+        if let Some(i) = st
+            .idle
+            .iter()
+            .rposition(|c| c.protocol == protocol && c.user.as_ref() == user)
+        {
             return Step::Reuse(st.idle.swap_remove(i));
         }
         if st.open < self.max {
@@ -193,15 +211,29 @@ impl DirectPool {
         // Waiters that gave up are dropped here, so the queue stays as long as the live ones.
         st.waiters.retain(|w| !w.tx.is_closed());
         let (tx, rx) = oneshot::channel();
-        st.waiters.push_back(Waiter { protocol, tx });
+        st.waiters.push_back(Waiter {
+            protocol,
+            user: user.cloned(),
+            tx,
+        });
         Step::Wait(rx)
     }
 
-    async fn connect(&self, protocol: Protocol, slot: Slot) -> Result<DirectConn, BackendError> {
-        let hs = Handshake {
+    async fn connect(
+        &self,
+        protocol: Protocol,
+        user: Option<&Arc<Credentials>>,
+        slot: Slot,
+    ) -> Result<DirectConn, BackendError> {
+        let mut hs = Handshake {
             protocol,
             ..self.handshake.clone()
         };
+        if let Some(cred) = user {
+            hs.username = Some(cred.user.clone());
+            hs.password = Some(cred.pass.clone());
+            hs.for_client = true;
+        }
         let mut rbuf = BytesMut::new();
         // On failure `slot` is dropped, which frees the place for the next waiter.
         let stream = handshake::connect(&self.addr, &hs, self.connect_timeout, &mut rbuf).await?;
@@ -213,6 +245,7 @@ impl DirectPool {
             db: 0,
             slot,
             node_client_id: None,
+            user: user.cloned(),
         })
     }
 
@@ -226,8 +259,12 @@ impl DirectPool {
     /// Returns a connection whose state is clean (no transaction, no watch, not blocked, not
     /// subscribed) for reuse: to the first waiter if any, else to the idle list. Anything
     /// else must be dropped instead.
+    ///
+    /// A connection logged in as a client's own user (`auth = "passthrough"`) is closed
+    /// instead: kept idle, it would outlive that user's clients as a node connection in
+    /// their name.
     pub(crate) fn checkin(&self, conn: DirectConn) {
-        if !conn.rbuf.is_empty() {
+        if !conn.rbuf.is_empty() || conn.user.is_some() {
             return;
         }
         let mut conn = conn;
@@ -242,7 +279,7 @@ impl DirectPool {
                     }
                 }
             };
-            let grant = if waiter.protocol == conn.protocol {
+            let grant = if waiter.protocol == conn.protocol && waiter.user == conn.user {
                 Grant::Conn(conn)
             } else {
                 Grant::Slot(conn.into_slot())

@@ -30,6 +30,10 @@ pub(crate) struct Handshake {
     pub(crate) readonly: bool,
     /// TLS toward the node (the pool's `backend_tls`), none for plain TCP.
     pub(crate) tls: Option<Arc<Connector>>,
+    /// Logs in as a client's own user (`auth = "passthrough"`): a refusal is that client's
+    /// wrong password or missing permission, not the node refusing the proxy, so it is not
+    /// reported as one (`refusals`).
+    pub(crate) for_client: bool,
 }
 
 /// Connects and performs the handshake. `buf` receives any bytes read past the handshake replies.
@@ -112,13 +116,17 @@ pub(crate) async fn connect(
         let text = String::from_utf8_lossy(&reply.raw[1..])
             .trim_end()
             .to_string();
-        super::refusals::refused(addr, &text);
+        if !hs.for_client {
+            super::refusals::refused(addr, &text);
+        }
         return Err(BackendError::Handshake {
             addr: addr.to_string(),
             reason: text,
         });
     }
-    super::refusals::accepted(addr);
+    if !hs.for_client {
+        super::refusals::accepted(addr);
+    }
     Ok(stream)
 }
 

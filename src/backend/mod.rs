@@ -8,6 +8,7 @@
 //!   instead of opening a TCP connection per transaction; [`DirectPool`] caps them per node
 //!   and queues the clients that find the cap reached.
 //! * [`node`]: one node's handles (both kinds, health, metrics).
+//! * [`per_user`]: `auth = "passthrough"`, connections that log in as a client's own user.
 
 pub(crate) mod direct;
 mod direct_pool;
@@ -15,6 +16,7 @@ pub(crate) mod error;
 pub(crate) mod handshake;
 pub(crate) mod mux;
 pub(crate) mod node;
+pub(crate) mod per_user;
 pub(crate) mod refusals;
 
 pub(crate) use direct::DirectConn;

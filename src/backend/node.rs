@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use super::direct_pool::DirectPool;
 use super::handshake::Handshake;
 use super::mux::{MuxConn, MuxOptions, ReplyResult};
+use super::per_user::Credentials;
 use crate::resp::Protocol;
 use crate::telemetry::NodeMetrics;
 
@@ -72,6 +73,7 @@ impl Node {
             protocol: Protocol::Resp3,
             readonly: false,
             tls: opts.tls.clone(),
+            for_client: false,
         };
         let mux_opts = MuxOptions {
             addr: addr.to_string(),
@@ -132,6 +134,22 @@ impl Node {
     /// True while at least one shared connection is established.
     pub(crate) fn is_connected(&self) -> bool {
         self.conns().iter().any(MuxConn::is_up)
+    }
+
+    /// True while the slot map shows this node as a replica (cluster pools).
+    pub(crate) fn as_replica(&self) -> bool {
+        self.as_replica.load(Ordering::Relaxed)
+    }
+
+    /// A new shared connection that logs in as a client's own user (`auth = "passthrough"`):
+    /// a handshake it fails is the user's business, not a refusal of the proxy's.
+    pub(crate) fn user_conn(&self, cred: &Credentials, readonly: bool) -> MuxConn {
+        let mut opts = self.mux_opts.clone();
+        opts.handshake.username = Some(cred.user.clone());
+        opts.handshake.password = Some(cred.pass.clone());
+        opts.handshake.readonly = readonly;
+        opts.handshake.for_client = true;
+        MuxConn::spawn(opts)
     }
 
     /// Shared connections currently established.

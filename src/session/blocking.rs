@@ -35,7 +35,7 @@ impl Session {
         let started = tokio::time::Instant::now();
         let mut raw = req.raw().clone();
         loop {
-            let mut conn = match checkout_in_db(&node, self.proto, self.db).await {
+            let mut conn = match checkout_in_db(&node, self.proto, self.db, self.cred()).await {
                 Ok(c) => c,
                 Err(e) => {
                     e.write_to(&mut io.out);

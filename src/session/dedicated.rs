@@ -72,12 +72,14 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// A dedicated connection to `node` speaking `proto`, switched to database `db`.
+/// `user`: the client's own user (`auth = "passthrough"`), `None` for the proxy's.
 pub(super) async fn checkout_in_db(
     node: &Node,
     proto: Protocol,
     db: u16,
+    user: Option<&Arc<crate::backend::per_user::Credentials>>,
 ) -> Result<DirectConn, ClientError> {
-    let mut conn = node.dedicated.checkout(proto).await?;
+    let mut conn = node.dedicated.checkout_as(proto, user).await?;
     if conn.db != db {
         let mut sel = BytesMut::new();
         encode::select(&mut sel, db);
@@ -140,7 +142,7 @@ impl Session {
         info: Option<&CommandInfo>,
     ) -> Result<Pinned, ClientError> {
         let node = self.exclusive_node(req, info)?;
-        let conn = checkout_in_db(&node, self.proto, self.db).await?;
+        let conn = checkout_in_db(&node, self.proto, self.db, self.cred()).await?;
         Ok(Pinned::for_transaction(conn, node, None))
     }
 

@@ -42,8 +42,12 @@ pub(super) fn check(pool: &Pool, req: &Request) -> Option<String> {
     } else {
         &[]
     };
+    // Passthrough: each client runs as its own Redis user, so Redis's ACL decides who may
+    // change users (the proxy's own connections are not affected by what a client may do).
+    let passthrough = pool.auth.mode == crate::config::ClientAuth::Passthrough;
     let hit = DENIED.iter().chain(cluster).find(|(cmd, s)| {
-        name.eq_ignore_ascii_case(cmd.as_bytes())
+        !(passthrough && *cmd == "acl")
+            && name.eq_ignore_ascii_case(cmd.as_bytes())
             && (s.is_empty() || sub.eq_ignore_ascii_case(s.as_bytes()))
     })?;
     let cmd = hit.0.to_ascii_uppercase();

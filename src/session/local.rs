@@ -143,8 +143,12 @@ impl Session {
     }
 
     fn check_credentials(&mut self, user: &[u8], pass: &[u8]) -> Result<(), Bytes> {
-        if self.pool.auth.mode == ClientAuth::Users {
-            return self.login_user(user, pass);
+        match self.pool.auth.mode {
+            ClientAuth::Users => return self.login_user(user, pass),
+            // The master checked them before this runs (`passthrough`).
+            ClientAuth::Passthrough if self.logged_in_as(user, pass) => return Ok(()),
+            ClientAuth::Passthrough => return Err(error_bytes(super::users::WRONGPASS)),
+            ClientAuth::Password => {}
         }
         let Some(expected) = self.pool.cfg.password.as_deref() else {
             return Err(error_bytes(

@@ -24,6 +24,7 @@ mod local;
 mod monitor;
 mod output;
 pub(crate) mod parking;
+mod passthrough;
 mod pause;
 mod pubsub;
 mod reply_mode;
@@ -152,6 +153,8 @@ pub(crate) struct Session {
 /// The user a client logged in as (`auth = "users"`).
 enum Login {
     User(Arc<users::User>),
+    /// `auth = "passthrough"`: the client's own Redis user's connections.
+    Link(Arc<crate::backend::per_user::UserLink>),
 }
 
 impl Client {
@@ -385,7 +388,7 @@ impl Session {
         } else {
             Bytes::new()
         };
-        let rx = node.send(req.into_raw(), self.db, self.slot());
+        let rx = self.send_to(&node, req.into_raw(), self.db);
         pending.push_back(Pending::Wait(Waiting {
             rx,
             raw: keep,
@@ -415,15 +418,17 @@ impl Session {
         let topo = self.pool.topology.load();
         for replica in &topo.replicas {
             let (node, raw, db, slot) = (replica.node.clone(), raw.clone(), self.db, self.slot());
+            let link = self.link().cloned();
             tokio::spawn(async move {
-                let _ = node.send(raw, db, slot).await;
+                let sent = crate::backend::per_user::send(link.as_deref(), &node, raw, db, slot);
+                let _ = sent.await;
             });
         }
     }
 
     /// True for requests that must run on a dedicated connection after all earlier replies.
     fn needs_connection_of_its_own(&self, req: &Request, info: Option<&CommandInfo>) -> bool {
-        if self.tx.is_open() {
+        if self.tx.is_open() || self.authenticates_at_master(req, info) {
             return true;
         }
         if !self.authed {
@@ -453,7 +458,13 @@ impl Session {
         // Pub/sub confirmations and messages reach a client with replies off (as on Redis);
         // the one-reply paths below are silenced by dropping what they wrote.
         let mark = io.out.len();
-        if self.tx.is_open() || matches!(special, Special::Multi | Special::Watch) {
+        if !self.tx.is_open() && self.authenticates_at_master(&req, info) {
+            let reply = self.authenticate_at_master(&req, info).await;
+            io.out.extend_from_slice(&reply);
+            if silent {
+                io.out.truncate(mark);
+            }
+        } else if self.tx.is_open() || matches!(special, Special::Multi | Special::Watch) {
             self.pinned_request(req, info, io).await;
             if silent {
                 io.out.truncate(mark);

@@ -189,7 +189,7 @@ impl Session {
                 return None;
             }
         };
-        let mut conn = match checkout_in_db(&node, self.proto, self.db).await {
+        let mut conn = match checkout_in_db(&node, self.proto, self.db, self.cred()).await {
             Ok(c) => c,
             Err(e) => {
                 e.write_to(&mut io.out);

@@ -235,7 +235,7 @@ impl Session {
     fn retry(&self, w: Waiting, node: Arc<Node>, pending: &mut VecDeque<Pending>) {
         self.pool.metrics.retries.increment(1);
         node.metrics.reads.increment(1);
-        let rx = node.send(w.raw.clone(), w.db, self.slot());
+        let rx = self.send_to(&node, w.raw.clone(), w.db);
         pending.push_front(Pending::Wait(Waiting {
             rx,
             node,
@@ -271,13 +271,15 @@ impl Session {
         let (tx, rx) = oneshot::channel();
         let pool = self.pool.clone();
         let (raw, db, slot, old) = (w.raw.clone(), w.db, self.slot(), w.node.clone());
+        let link = self.link().cloned();
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + pool.cfg.master_wait;
             loop {
                 let master = pool.router.master(&pool.topology.load()).ok();
                 if let Some(m) = master.filter(|m| !Arc::ptr_eq(m, &old)) {
                     m.metrics.writes.increment(1);
-                    let reply = m.send(raw, db, slot).await.unwrap_or_else(|_| {
+                    let sent = crate::backend::per_user::send(link.as_deref(), &m, raw, db, slot);
+                    let reply = sent.await.unwrap_or_else(|_| {
                         Err(BackendError::ConnectionLost {
                             addr: m.addr.clone(),
                             reason: "request dropped".into(),

@@ -164,10 +164,11 @@ impl Session {
             restart: scan::request_at(&req, at, 0),
             db,
             conn,
+            link: self.link().cloned(),
         };
         // Sent here, not from the task: the client's later requests to this node must not
         // overtake it on the connection.
-        let sent = node.send(scan::request_at(&req, at, node_cursor), db, conn);
+        let sent = self.send_to(&node, scan::request_at(&req, at, node_cursor), db);
         let rx = spawn_reply(call.run(node.clone(), sent));
         self.queue(req, info, rx, node, true, None, true, pending);
         None
@@ -182,6 +183,8 @@ struct Call {
     restart: Bytes,
     db: u16,
     conn: usize,
+    /// The client's own user's connections (`auth = "passthrough"`).
+    link: Option<Arc<crate::backend::per_user::UserLink>>,
 }
 
 impl Call {
@@ -213,7 +216,10 @@ impl Call {
         };
         self.pool.metrics.retries.increment(1);
         next.metrics.reads.increment(1);
-        let again = next.send(self.restart.clone(), self.db, self.conn).await;
+        let link = self.link.as_deref();
+        let again =
+            crate::backend::per_user::send(link, &next, self.restart.clone(), self.db, self.conn);
+        let again = again.await;
         again
             .unwrap_or_else(|_| dropped(&next))
             .map(|r| self.answer(Some(&next), r))

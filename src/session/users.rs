@@ -65,6 +65,8 @@ pub(crate) enum Failure {
 pub(crate) struct PoolAuth {
     /// Decided once from the config.
     pub(crate) mode: ClientAuth,
+    /// `auth = "passthrough"`: the logged-in users' node connections.
+    pub(crate) links: crate::backend::per_user::UserLinks,
     pool: String,
     users: ArcSwap<Vec<Arc<User>>>,
     generation: AtomicU64,
@@ -81,6 +83,7 @@ impl PoolAuth {
         let failure = |reason: &'static str| counter!(telemetry::AUTH_FAILURES, "pool" => pool.to_string(), "reason" => reason);
         PoolAuth {
             mode,
+            links: Default::default(),
             pool: pool.to_string(),
             users: ArcSwap::from_pointee(build(users, 0)),
             generation: AtomicU64::new(0),

@@ -456,6 +456,7 @@ impl Watcher for ClusterWatcher {
             protocol: Protocol::Resp2,
             readonly: false,
             tls: self.node_options.tls.clone(),
+            for_client: false,
         };
         let mut nodes: HashMap<String, Arc<Node>> = HashMap::new();
         let mut conn: Option<(String, NodeStream, BytesMut)> = None;

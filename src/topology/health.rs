@@ -141,6 +141,7 @@ impl Prober {
                 protocol: Protocol::Resp2,
                 readonly: false,
                 tls,
+                for_client: false,
             },
             timeout,
             conn: None,

@@ -166,6 +166,7 @@ impl SentinelHub {
                 protocol: Protocol::Resp2,
                 readonly: false,
                 tls: key.tls.clone(),
+                for_client: false,
             },
             timeout,
             known: Vec::new(),

@@ -1,0 +1,128 @@
+//! `auth = "passthrough"`: a client's `AUTH` / `HELLO ... AUTH` is checked by the master
+//! itself (the proxy opens a connection and logs in as that user), and from then on the
+//! client's commands travel on connections logged in as its own user (see
+//! [`per_user`](crate::backend::per_user)), so Redis's ACL decides what it may do.
+//!
+//! Only authentication runs here, on a detour (it waits for the master); the requests that
+//! follow take the usual paths, which ask [`Session::link`] which connections to use.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::{error_bytes, Login, Session};
+use crate::backend::mux::ReplyResult;
+use crate::backend::per_user::{self, Credentials, UserLink};
+use crate::backend::{BackendError, Node};
+use crate::command::{CommandInfo, Special};
+use crate::config::ClientAuth;
+use crate::resp::{ClientError, Protocol, Request};
+
+impl Session {
+    /// The client's own user's connections (`auth = "passthrough"`, once logged in).
+    pub(super) fn link(&self) -> Option<&Arc<UserLink>> {
+        match self.login.as_deref() {
+            Some(Login::Link(link)) => Some(link),
+            _ => None,
+        }
+    }
+
+    /// The client's own user's credentials, for its dedicated connections.
+    pub(super) fn cred(&self) -> Option<&Arc<Credentials>> {
+        self.link().map(|l| &l.cred)
+    }
+
+    /// Sends a request to `node` as this client (on its user's connection in passthrough
+    /// pools, else on its shared connection).
+    pub(super) fn send_to(
+        &self,
+        node: &Arc<Node>,
+        raw: Bytes,
+        db: u16,
+    ) -> oneshot::Receiver<ReplyResult> {
+        per_user::send(self.link().map(|l| &**l), node, raw, db, self.slot())
+    }
+
+    /// True for a request whose credentials the master must check (AUTH, HELLO with AUTH).
+    pub(super) fn authenticates_at_master(
+        &self,
+        req: &Request,
+        info: Option<&CommandInfo>,
+    ) -> bool {
+        self.pool.auth.mode == ClientAuth::Passthrough
+            && match Special::of(info) {
+                Special::Auth => true,
+                Special::Hello => credentials(req).is_some(),
+                _ => false,
+            }
+    }
+
+    /// AUTH or HELLO AUTH in a passthrough pool: the master checks the credentials; on
+    /// success the client's commands run as that user from now on. The reply is the master's
+    /// refusal as it gave it (WRONGPASS ...), or the command's own reply.
+    pub(super) async fn authenticate_at_master(
+        &mut self,
+        req: &Request,
+        info: Option<&'static CommandInfo>,
+    ) -> Bytes {
+        let Some((user, pass)) = credentials(req) else {
+            // Malformed: answered as usual (arity and syntax errors).
+            return self.local(req, info).unwrap_or_default();
+        };
+        let cred = Arc::new(Credentials {
+            user: String::from_utf8_lossy(user).into_owned(),
+            pass: String::from_utf8_lossy(pass).into_owned(),
+        });
+        let master = match self.pool.router.master(&self.pool.topology.load()) {
+            Ok(m) => m,
+            Err(e) => return ClientError::from(e).to_bytes(),
+        };
+        // A dedicated connection that logs in as the user: its handshake is the check. It
+        // is closed afterwards (the user's shared connections open on first use).
+        match master
+            .dedicated
+            .checkout_as(Protocol::Resp2, Some(&cred))
+            .await
+        {
+            Ok(conn) => drop(conn),
+            Err(BackendError::Handshake { reason, .. }) => {
+                self.pool
+                    .auth
+                    .failed(super::users::Failure::WrongPass, self.entry.addr, user);
+                return error_bytes(&reason);
+            }
+            Err(e) => return ClientError::from(e).to_bytes(),
+        }
+        let link = self.pool.auth.links.get(Credentials {
+            user: cred.user.clone(),
+            pass: cred.pass.clone(),
+        });
+        self.entry.state().user = Some(cred.user.as_str().into());
+        self.login = Some(Box::new(Login::Link(link)));
+        self.authed = true;
+        // AUTH answers OK; HELLO builds its reply (its AUTH now matches the login).
+        self.local(req, info).unwrap_or_default()
+    }
+
+    /// Passthrough pools: HELLO's AUTH after [`Session::authenticate_at_master`] accepted
+    /// these credentials.
+    pub(super) fn logged_in_as(&self, user: &[u8], pass: &[u8]) -> bool {
+        self.cred()
+            .is_some_and(|c| c.user.as_bytes() == user && c.pass.as_bytes() == pass)
+    }
+}
+
+/// The user and password of `AUTH [user] pass` or `HELLO ... AUTH user pass`.
+fn credentials(req: &Request) -> Option<(&[u8], &[u8])> {
+    if req.arg(0).eq_ignore_ascii_case(b"auth") {
+        return match req.len() {
+            2 => Some((b"default", req.arg(1))),
+            3 => Some((req.arg(1), req.arg(2))),
+            _ => None,
+        };
+    }
+    let at =
+        (2..req.len().saturating_sub(2)).find(|&i| req.arg(i).eq_ignore_ascii_case(b"auth"))?;
+    Some((req.arg(at + 1), req.arg(at + 2)))
+}
