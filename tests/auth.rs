@@ -108,6 +108,15 @@ fn users_log_in_and_are_held_to_their_access_and_keys() {
     for user in ["app", "reports", "ops"] {
         assert!(list.contains(&format!(" user={user} ")), "{list}");
     }
+    assert_eq!(
+        ops.cmd(&["CLIENT", "KILL", "USER", "reports"]),
+        Resp::Int(1)
+    );
+    assert!(r.is_closed(), "CLIENT KILL USER left the client connected");
+    assert_eq!(
+        ops.cmd(&["CLIENT", "KILL", "USER", "nobody"]),
+        err("ERR No such user 'nobody'")
+    );
     assert_eq!(ops.cmd(&["FLUSHALL"]), ok());
 
     for (reason, at_least) in [
@@ -382,6 +391,14 @@ fn passthrough_clients_run_as_their_own_redis_users() {
         err("EXECABORT Transaction discarded because of previous errors.")
     );
     assert_eq!(c.cmd(&["BLPOP", "other", "0.1"]), err(NOPERM_KEYS));
+    // Redis's own ACL LOG names the real user.
+    let Resp::Array(log) = master.client().cmd(&["ACL", "LOG", "1"]) else {
+        panic!("ACL LOG")
+    };
+    assert!(
+        format!("{log:?}").contains("Bulk([97, 112, 112])"),
+        "{log:?}"
+    );
     // ACL commands go to Redis under the client's user, not to the proxy's deny list.
     assert_eq!(c.cmd(&["ACL", "SETUSER", "temp"]), noperm("acl|setuser"));
     let mut boss = Client::connect(&addr);

@@ -18,6 +18,7 @@ struct KillFilter {
     id: Option<u64>,
     addr: Option<Vec<u8>>,
     laddr: Option<Vec<u8>>,
+    user: Option<Vec<u8>>,
     kind: Option<ClientType>,
     skipme: bool,
 }
@@ -122,7 +123,7 @@ impl Session {
         if req.len() < 3 {
             return error_bytes("ERR wrong number of arguments for 'client|kill' command");
         }
-        let filter = match parse_kill_filter(req) {
+        let filter = match parse_kill_filter(req, |u| self.pool.auth.knows_user(u)) {
             Ok(f) => f,
             Err(e) => return e,
         };
@@ -170,11 +171,19 @@ impl KillFilter {
                     .is_some_and(|l| l.to_string().as_bytes() == a.as_slice())
             })
             && self.kind.is_none_or(|t| e.is_type(t))
+            && self.user.as_ref().is_none_or(|u| {
+                let user = e.state().user.clone();
+                user.as_deref().unwrap_or(USER).as_bytes() == u.as_slice()
+            })
     }
 }
 
 /// Parses CLIENT KILL's `<filter> <value>` pairs (Redis 7.0's errors).
-fn parse_kill_filter(req: &Request) -> Result<KillFilter, Bytes> {
+/// `known_user`: whether the pool has a user of that name (USER filter).
+fn parse_kill_filter(
+    req: &Request,
+    known_user: impl Fn(&[u8]) -> bool,
+) -> Result<KillFilter, Bytes> {
     let mut f = KillFilter {
         skipme: true,
         ..KillFilter::default()
@@ -196,7 +205,7 @@ fn parse_kill_filter(req: &Request) -> Result<KillFilter, Bytes> {
             },
             b"addr" => f.addr = Some(val.to_vec()),
             b"laddr" => f.laddr = Some(val.to_vec()),
-            b"user" if val == USER.as_bytes() => {}
+            b"user" if known_user(val) => f.user = Some(val.to_vec()),
             b"user" => {
                 return Err(error_bytes(&format!(
                     "ERR No such user '{}'",

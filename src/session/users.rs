@@ -120,6 +120,16 @@ impl PoolAuth {
         gone
     }
 
+    /// Whether clients may log in as `name` (CLIENT KILL USER): `default` with a password,
+    /// a configured user, any name in passthrough pools (the nodes know their users).
+    pub(crate) fn knows_user(&self, name: &[u8]) -> bool {
+        match self.mode {
+            ClientAuth::Password => name == b"default",
+            ClientAuth::Users => self.users.load().iter().any(|u| u.name.as_bytes() == name),
+            ClientAuth::Passthrough => true,
+        }
+    }
+
     /// The user `name` if `pass` is its password.
     fn login(&self, name: &[u8], pass: &[u8]) -> Option<Arc<User>> {
         let digest = sha256(pass);

@@ -150,7 +150,8 @@ fn user(ctx: &Ctx, u: &str, raw: RawUser) -> Result<UserConfig, ConfigError> {
 /// 64 hexadecimal digits (either case) into a digest.
 fn parse_sha256(hex: &str) -> Option<Sha256Digest> {
     let bytes = hex.as_bytes();
-    if bytes.len() != 64 {
+    // from_str_radix alone would take a sign ("+f").
+    if bytes.len() != 64 || !bytes.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     let mut out = [0u8; 32];
