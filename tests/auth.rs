@@ -401,10 +401,18 @@ fn passthrough_clients_run_as_their_own_redis_users() {
     );
     // ACL commands go to Redis under the client's user, not to the proxy's deny list.
     assert_eq!(c.cmd(&["ACL", "SETUSER", "temp"]), noperm("acl|setuser"));
+    // What the proxy answers about other clients needs the user's permission in Redis.
+    assert_eq!(c.cmd(&["CLIENT", "LIST"]), noperm("client|list"));
+    assert_eq!(c.cmd(&["MONITOR"]), noperm("monitor"));
+    assert_eq!(c.cmd(&["CLIENT", "KILL", "ID", "1"]), noperm("client|kill"));
     let mut boss = Client::connect(&addr);
     match boss.cmd(&["HELLO", "3", "AUTH", "boss", "boss-pw"]) {
         Resp::Map(_) => {}
         other => panic!("HELLO 3 AUTH boss: {other:?}"),
+    }
+    match boss.cmd(&["CLIENT", "LIST"]) {
+        Resp::Verbatim(list) => assert!(list.contains(" user=app "), "{list}"),
+        other => panic!("CLIENT LIST as boss: {other:?}"),
     }
     assert_eq!(boss.cmd(&["ACL", "SETUSER", "temp", "on", ">t"]), ok());
     assert_ne!(

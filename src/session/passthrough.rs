@@ -15,7 +15,7 @@ use super::{error_bytes, Login, Session};
 use crate::backend::mux::ReplyResult;
 use crate::backend::per_user::{self, Credentials, UserLink};
 use crate::backend::{BackendError, Node};
-use crate::command::{CommandInfo, Special};
+use crate::command::{flags, CommandInfo, Special};
 use crate::config::ClientAuth;
 use crate::resp::{ClientError, Protocol, Request};
 
@@ -110,6 +110,58 @@ impl Session {
     pub(super) fn logged_in_as(&self, user: &[u8], pass: &[u8]) -> bool {
         self.cred()
             .is_some_and(|c| c.user.as_bytes() == user && c.pass.as_bytes() == pass)
+    }
+}
+
+impl Session {
+    /// Passthrough: the commands the proxy answers about the pool's other clients (CLIENT
+    /// LIST/KILL/PAUSE/UNPAUSE/UNBLOCK, MONITOR) are for the users Redis allows them, and
+    /// only Redis knows: they are asked of the master first ([`Session::allowed_at_master`]).
+    pub(super) fn needs_master_permission(&self, info: Option<&CommandInfo>) -> bool {
+        let special = Special::of(info);
+        self.link().is_some()
+            && info.is_some_and(|i| i.has(flags::ADMIN))
+            && (special.is_client() || matches!(special, Special::Monitor | Special::ClientUnblock))
+    }
+
+    /// Asks the master (`ACL DRYRUN`, on the proxy's own connection) whether the client's
+    /// user may run `req`; `None` when it may, else Redis's refusal. Fails closed: a check
+    /// that cannot be made refuses the command.
+    pub(super) async fn allowed_at_master(&self, req: &Request) -> Option<Bytes> {
+        let user = self.cred()?.user.clone();
+        let master = match self.pool.router.master(&self.pool.topology.load()) {
+            Ok(m) => m,
+            Err(e) => return Some(ClientError::from(e).to_bytes()),
+        };
+        let mut args: Vec<&[u8]> = vec![b"ACL", b"DRYRUN", user.as_bytes()];
+        args.extend(req.args());
+        let mut raw = bytes::BytesMut::new();
+        crate::resp::encode::command(&mut raw, &args);
+        let reply = master.send(raw.freeze(), 0, self.slot()).await;
+        let text = match reply {
+            Ok(Ok(r)) => r.raw,
+            Ok(Err(e)) => return Some(ClientError::from(e).to_bytes()),
+            Err(_) => return Some(error_bytes("ERR sluice: the permission check was dropped")),
+        };
+        if text.as_ref() == b"+OK\r\n" {
+            return None;
+        }
+        // Refused: a bulk "This user has no permissions to run the 'x' command", which Redis
+        // itself answers as "NOPERM this user ...".
+        let words = match crate::resp::Frame::parse(&text) {
+            Ok(Some((crate::resp::Frame::Bulk(b), _))) => String::from_utf8_lossy(&b).into_owned(),
+            _ => String::from_utf8_lossy(&text).trim_end().to_string(),
+        };
+        let refusal = match words.strip_prefix("This user") {
+            Some(rest) => format!("NOPERM this user{rest}"),
+            None => format!("ERR sluice: the master could not check the permission: {words}"),
+        };
+        self.pool.auth.failed(
+            super::users::Failure::NopermCommand,
+            self.entry.addr,
+            user.as_bytes(),
+        );
+        Some(error_bytes(&refusal))
     }
 }
 
