@@ -461,27 +461,15 @@ impl Session {
         // Pub/sub confirmations and messages reach a client with replies off (as on Redis);
         // the one-reply paths below are silenced by dropping what they wrote.
         let mark = io.out.len();
-        if self.needs_master_permission(info) {
-            // Passthrough: Redis decides who may list, kill, pause or monitor other clients.
-            let refused = self.allowed_at_master(&req).await;
-            let answered_here =
-                !self.tx.is_open() && !matches!(special, Special::Monitor | Special::ClientUnblock);
-            if let Some(reply) = refused
-                .or_else(|| answered_here.then(|| self.local(&req, info).unwrap_or_default()))
-            {
+        if self.pool.auth.mode == crate::config::ClientAuth::Passthrough {
+            if let Some(reply) = self.passthrough_exclusive(&req, info).await {
                 if !silent {
                     io.out.extend_from_slice(&reply);
                 }
                 return io.flush().await;
             }
         }
-        if !self.tx.is_open() && self.authenticates_at_master(&req, info) {
-            let reply = self.authenticate_at_master(&req, info).await;
-            io.out.extend_from_slice(&reply);
-            if silent {
-                io.out.truncate(mark);
-            }
-        } else if self.tx.is_open() || matches!(special, Special::Multi | Special::Watch) {
+        if self.tx.is_open() || matches!(special, Special::Multi | Special::Watch) {
             self.pinned_request(req, info, io).await;
             if silent {
                 io.out.truncate(mark);

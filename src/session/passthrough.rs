@@ -44,6 +44,32 @@ impl Session {
         per_user::send(self.link().map(|l| &**l), node, raw, db, self.slot())
     }
 
+    /// The exclusive requests of a passthrough pool that are answered here: AUTH / HELLO
+    /// AUTH (checked by the master), and the commands about other clients, refused unless
+    /// Redis allows them to the client's user. `None`: it takes the usual exclusive path.
+    pub(super) async fn passthrough_exclusive(
+        &mut self,
+        req: &Request,
+        info: Option<&'static CommandInfo>,
+    ) -> Option<Bytes> {
+        if self.needs_master_permission(info) {
+            if let Some(refusal) = self.allowed_at_master(req).await {
+                return Some(refusal);
+            }
+            // MONITOR and CLIENT UNBLOCK run on their own paths; inside a transaction the
+            // transaction's path answers.
+            let special = Special::of(info);
+            if self.tx.is_open() || matches!(special, Special::Monitor | Special::ClientUnblock) {
+                return None;
+            }
+            return Some(self.local(req, info).unwrap_or_default());
+        }
+        if !self.tx.is_open() && self.authenticates_at_master(req, info) {
+            return Some(self.authenticate_at_master(req, info).await);
+        }
+        None
+    }
+
     /// True for a request whose credentials the master must check (AUTH, HELLO with AUTH).
     pub(super) fn authenticates_at_master(
         &self,
