@@ -173,7 +173,7 @@ impl KillFilter {
             && self.kind.is_none_or(|t| e.is_type(t))
             && self.user.as_ref().is_none_or(|u| {
                 let user = e.state().user.clone();
-                user.as_deref().unwrap_or(USER).as_bytes() == u.as_slice()
+                user.as_deref().map_or(USER, String::as_str).as_bytes() == u.as_slice()
             })
     }
 }

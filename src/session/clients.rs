@@ -58,7 +58,7 @@ pub(crate) struct ClientState {
     /// The node and node-side client id of the dedicated connection it is blocked on.
     pub(crate) blocked_on: Option<(Arc<crate::backend::Node>, i64)>,
     /// The user it logged in as (pools with users or passthrough; else `default`).
-    pub(crate) user: Option<Arc<str>>,
+    pub(crate) user: Option<Arc<String>>,
 }
 
 impl Registry {
@@ -189,7 +189,7 @@ impl ClientEntry {
             s.obl,
             s.qbuf + s.qbuf_free + s.obl,
             s.resp,
-            user = s.user.as_deref().unwrap_or(user),
+            user = s.user.as_deref().map_or(user, String::as_str),
         )
     }
 }

@@ -124,7 +124,7 @@ impl Session {
             user: cred.user.clone(),
             pass: cred.pass.clone(),
         });
-        self.entry.state().user = Some(cred.user.as_str().into());
+        self.entry.state().user = Some(Arc::new(cred.user.clone()));
         self.login = Some(Box::new(Login::Link(link)));
         self.authed = true;
         // AUTH answers OK; HELLO builds its reply (its AUTH now matches the login).

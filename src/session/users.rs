@@ -40,7 +40,7 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// One configured user, as sessions hold it.
 pub(crate) struct User {
-    pub(crate) name: Arc<str>,
+    pub(crate) name: Arc<String>,
     digest: Sha256Digest,
     access: Access,
     /// Glob patterns (bytes); empty: every key.
@@ -105,7 +105,7 @@ impl PoolAuth {
 
     /// Replaces the users (a reload). Returns the names whose clients must go: users removed
     /// or whose password changed (their clients logged in with credentials no longer valid).
-    pub(crate) fn set_users(&self, users: &[UserConfig]) -> Vec<Arc<str>> {
+    pub(crate) fn set_users(&self, users: &[UserConfig]) -> Vec<Arc<String>> {
         let old = self.users.load_full();
         let generation = self.generation.load(Ordering::Relaxed) + 1;
         let new = build(users, generation);
@@ -190,7 +190,7 @@ fn build(users: &[UserConfig], generation: u64) -> Vec<Arc<User>> {
         .iter()
         .map(|u| {
             Arc::new(User {
-                name: u.name.as_str().into(),
+                name: Arc::new(u.name.clone()),
                 digest: u.password_sha256,
                 access: u.access,
                 keys: u.keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
@@ -434,7 +434,7 @@ mod tests {
 
     fn user(access: Access, keys: &[&str]) -> User {
         User {
-            name: "u".into(),
+            name: Arc::new("u".to_string()),
             digest: sha256(b"p"),
             access,
             keys: keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
@@ -505,7 +505,7 @@ mod tests {
         assert!(auth.login(b"a", b"2").is_none());
         assert!(auth.login(b"zz", b"1").is_none());
         let gone = auth.set_users(&[cfg("a", "1"), cfg("b", "2")]);
-        let gone: Vec<&str> = gone.iter().map(|n| &**n).collect();
+        let gone: Vec<&str> = gone.iter().map(|n| n.as_str()).collect();
         assert_eq!(gone, ["b", "c"]);
         assert!(auth.login(b"b", b"2").is_some());
     }
