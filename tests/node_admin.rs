@@ -1,5 +1,6 @@
 //! `sluice node` against redis-server, same assertions on both: CLIENT PAUSE / UNPAUSE /
-//! UNBLOCK, SLOWLOG, LATENCY and the DEBUG subcommands test suites use.
+//! UNBLOCK, SLOWLOG, LATENCY, the DEBUG subcommands test suites use, the access clock
+//! (OBJECT IDLETIME / FREQ) and what Redis's `unit/introspection` checks.
 
 mod common;
 
@@ -309,4 +310,115 @@ fn debug_scenario(addr: &str) {
 #[test]
 fn debug_reload_object_and_knobs() {
     on_both(debug_scenario);
+}
+
+/// Sends a command whose arguments may be binary (a DUMP payload).
+fn cmd_bytes(c: &mut Client, parts: &[&[u8]]) -> Resp {
+    let mut frame = format!("*{}\r\n", parts.len()).into_bytes();
+    for p in parts {
+        frame.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
+        frame.extend_from_slice(p);
+        frame.extend_from_slice(b"\r\n");
+    }
+    c.send_raw(&frame);
+    c.read()
+}
+
+fn int(r: Resp) -> i64 {
+    match r {
+        Resp::Int(n) => n,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+/// `lru_seconds_idle:` of DEBUG OBJECT.
+fn debug_idle(c: &mut Client, key: &str) -> i64 {
+    let line = c.cmd(&["DEBUG", "OBJECT", key]).text();
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix("lru_seconds_idle:"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no idle time in {line}"))
+}
+
+const NOT_LFU: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+const LFU: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+
+fn access_clock_scenario(addr: &str) {
+    let mut c = Client::connect(addr);
+    assert_eq!(c.cmd(&["SET", "k", "value"]), ok());
+    let Resp::Bulk(payload) = c.cmd(&["DUMP", "k"]) else {
+        panic!("no DUMP payload")
+    };
+    assert_eq!(c.cmd(&["DEL", "k"]), Resp::Int(1));
+    // An idle time given by RESTORE stands in for waiting.
+    let restore = |c: &mut Client, opt: &str, v: &str| {
+        cmd_bytes(
+            c,
+            &[
+                b"RESTORE",
+                b"k",
+                b"0",
+                &payload,
+                b"REPLACE",
+                opt.as_bytes(),
+                v.as_bytes(),
+            ],
+        )
+    };
+    assert_eq!(restore(&mut c, "IDLETIME", "1000"), ok());
+    let idle = int(c.cmd(&["OBJECT", "IDLETIME", "k"]));
+    assert!((1000..=1010).contains(&idle), "{idle}");
+    // TTL, TYPE, EXISTS, OBJECT and DEBUG OBJECT leave the clock alone.
+    c.cmd(&["TTL", "k"]);
+    c.cmd(&["TYPE", "k"]);
+    c.cmd(&["EXISTS", "k"]);
+    c.cmd(&["OBJECT", "ENCODING", "k"]);
+    assert!(debug_idle(&mut c, "k") >= 1000);
+    assert!(int(c.cmd(&["OBJECT", "IDLETIME", "k"])) >= 1000);
+    // A read resets it, and so do TOUCH and a write.
+    c.cmd(&["GET", "k"]);
+    assert!(int(c.cmd(&["OBJECT", "IDLETIME", "k"])) < 2);
+    for access in [&["TOUCH", "k"][..], &["APPEND", "k", "x"][..]] {
+        assert_eq!(restore(&mut c, "IDLETIME", "1000"), ok());
+        c.cmd(access);
+        assert!(int(c.cmd(&["OBJECT", "IDLETIME", "k"])) < 2, "{access:?}");
+        assert!(debug_idle(&mut c, "k") < 2);
+    }
+    assert_eq!(c.cmd(&["OBJECT", "FREQ", "k"]), err(NOT_LFU));
+    assert_eq!(
+        restore(&mut c, "FREQ", "256"),
+        err("ERR Invalid FREQ value, must be >= 0 and <= 255")
+    );
+    assert_eq!(
+        restore(&mut c, "IDLETIME", "-1"),
+        err("ERR Invalid IDLETIME value, must be >= 0")
+    );
+
+    // LFU: a new key starts at 5, its first access counts for sure, later ones rarely.
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["OBJECT", "IDLETIME", "k"]), err(LFU));
+    assert_eq!(c.cmd(&["SET", "f", "value"]), ok());
+    assert_eq!(c.cmd(&["OBJECT", "FREQ", "f"]), Resp::Int(5));
+    c.cmd(&["GET", "f"]);
+    assert_eq!(c.cmd(&["OBJECT", "FREQ", "f"]), Resp::Int(6));
+    for _ in 0..200 {
+        c.cmd(&["GET", "f"]);
+    }
+    let freq = int(c.cmd(&["OBJECT", "FREQ", "f"]));
+    assert!((7..=20).contains(&freq), "{freq}");
+    assert_eq!(restore(&mut c, "FREQ", "100"), ok());
+    assert_eq!(c.cmd(&["OBJECT", "FREQ", "k"]), Resp::Int(100));
+    assert_eq!(c.cmd(&["OBJECT", "FREQ", "nope"]), Resp::Nil);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]),
+        ok()
+    );
+}
+
+#[test]
+fn object_idletime_and_freq_follow_the_access_clock() {
+    on_both(access_clock_scenario);
 }

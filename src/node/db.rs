@@ -1,9 +1,12 @@
-//! One database: keys, values and expiry times. Raw access only; expiry-aware, typed access
-//! goes through [`super::cmd::Ctx`], which knows the time and whether this node may delete.
+//! One database: keys, values, access clocks and expiry times. Raw access only; expiry-aware,
+//! typed access goes through [`super::cmd::Ctx`], which knows the time and whether this node
+//! may delete.
 
 use bytes::Bytes;
+use indexmap::map::Entry as MapEntry;
 use indexmap::IndexMap;
 
+use super::access::Touch;
 use super::value::Value;
 
 /// The databases a node has (SELECT 0..15), as Redis's default `databases 16`.
@@ -13,9 +16,17 @@ pub const DATABASES: usize = 16;
 /// sample in O(1), and SCAN walk by position (see [`Db::key_at`]).
 #[derive(Debug, Default)]
 pub struct Db {
-    keys: IndexMap<Bytes, Value>,
+    keys: IndexMap<Bytes, Entry>,
     /// Unix time in ms at which each volatile key expires. Holds only existing keys.
     expires: IndexMap<Bytes, i64>,
+}
+
+/// A value and its access clock (see [`super::access`]). The clock sits next to the value
+/// rather than in a map of its own so that recording an access costs no second lookup.
+#[derive(Debug)]
+struct Entry {
+    value: Value,
+    clock: u32,
 }
 
 impl Db {
@@ -31,13 +42,30 @@ impl Db {
     pub fn volatile_len(&self) -> usize {
         self.expires.len()
     }
-    /// The value of `key`, ignoring expiry.
+    /// The value of `key`, ignoring expiry, without recording an access.
     pub fn get(&self, key: &[u8]) -> Option<&Value> {
-        self.keys.get(key)
+        self.keys.get(key).map(|e| &e.value)
     }
-    /// The value of `key`, mutably, ignoring expiry.
+    /// The value of `key`, mutably, ignoring expiry, without recording an access.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
-        self.keys.get_mut(key)
+        self.keys.get_mut(key).map(|e| &mut e.value)
+    }
+    /// The value of `key`, mutably, recording the access `touch` in its clock (what Redis's
+    /// `lookupKey` does for every command except TYPE, TTL, EXISTS and OBJECT).
+    pub(crate) fn get_touched(&mut self, key: &[u8], touch: &Touch) -> Option<&mut Value> {
+        let e = self.keys.get_mut(key)?;
+        e.clock = touch.touched(e.clock);
+        Some(&mut e.value)
+    }
+    /// The access clock of `key` (its raw 24-bit stamp).
+    pub(crate) fn clock(&self, key: &[u8]) -> Option<u32> {
+        self.keys.get(key).map(|e| e.clock)
+    }
+    /// Sets `key`'s access clock (RESTORE IDLETIME/FREQ, RENAME and MOVE keeping it).
+    pub(crate) fn set_clock(&mut self, key: &[u8], clock: u32) {
+        if let Some(e) = self.keys.get_mut(key) {
+            e.clock = clock;
+        }
     }
     /// True if the key exists (ignoring expiry).
     pub fn contains(&self, key: &[u8]) -> bool {
@@ -45,17 +73,49 @@ impl Db {
     }
     /// Stores `value` under `key`. The expiry is dropped unless `keep_ttl` (SET clears a TTL,
     /// SET KEEPTTL keeps it). Returns the value that was there.
+    /// A new key's clock reads as accessed at time 0 (untouched since 1970): callers that
+    /// know the time use [`Db::insert_touched`].
     pub fn insert(&mut self, key: Bytes, value: Value, keep_ttl: bool) -> Option<Value> {
         if !keep_ttl {
             self.expires.swap_remove(&key[..]);
         }
-        self.keys.insert(key, value)
+        self.keys
+            .insert(key, Entry { value, clock: 0 })
+            .map(|e| e.value)
+    }
+    /// [`Db::insert`] as a write command does it (Redis's `setKey`): a new key gets a fresh
+    /// clock, an existing key's clock records the access (under LFU the counter carries over
+    /// to the new value, as Redis's `dbSetValue` keeps it).
+    pub(crate) fn insert_touched(
+        &mut self,
+        key: Bytes,
+        value: Value,
+        keep_ttl: bool,
+        touch: &Touch,
+    ) -> Option<Value> {
+        if !keep_ttl {
+            self.expires.swap_remove(&key[..]);
+        }
+        match self.keys.entry(key) {
+            MapEntry::Occupied(mut e) => {
+                let e = e.get_mut();
+                e.clock = touch.touched(e.clock);
+                Some(std::mem::replace(&mut e.value, value))
+            }
+            MapEntry::Vacant(e) => {
+                e.insert(Entry {
+                    value,
+                    clock: touch.fresh(),
+                });
+                None
+            }
+        }
     }
     /// Deletes `key` and its expiry; returns the value.
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
         let v = self.keys.swap_remove(key)?;
         self.expires.swap_remove(key);
-        Some(v)
+        Some(v.value)
     }
     /// The expiry time of `key` (unix ms), if it has one.
     pub fn expire_at(&self, key: &[u8]) -> Option<i64> {
@@ -79,7 +139,7 @@ impl Db {
     /// The key at position `i` (RANDOMKEY, SCAN). Positions are dense (0..len) but not
     /// stable: deleting a key moves the last key into its slot.
     pub fn key_at(&self, i: usize) -> Option<(&Bytes, &Value)> {
-        self.keys.get_index(i)
+        self.keys.get_index(i).map(|(k, e)| (k, &e.value))
     }
     /// The volatile key at position `i` of the expiry index, with its expiry (sampling).
     pub fn volatile_at(&self, i: usize) -> Option<(&Bytes, i64)> {
@@ -87,7 +147,7 @@ impl Db {
     }
     /// All keys with their values, in position order.
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Value)> {
-        self.keys.iter()
+        self.keys.iter().map(|(k, e)| (k, &e.value))
     }
     /// Removes every key.
     pub fn clear(&mut self) {

@@ -43,6 +43,7 @@
 //!   [`repl::replica`], connections, the listener in [`server`]) sit above. `.ci/import_cycles.py`
 //!   lists what still imports in a circle.
 
+pub(crate) mod access;
 pub mod aof;
 pub mod aof_buffer;
 pub mod aof_file;

@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use super::access::{AccessPolicy, Touch};
 use super::blocking::Waiters;
 use super::clients::Clients;
 use super::clock::unix_ms;
@@ -85,6 +86,8 @@ pub struct Store {
     pub scripting: super::script::Scripting,
     /// Cluster mode's view of the cluster (`None` unless `--cluster-enabled yes`).
     pub cluster: Option<Box<super::cluster::state::ClusterState>>,
+    /// How keys' access clocks are stamped (LRU or LFU, from `maxmemory-policy`).
+    pub(crate) access: AccessPolicy,
     rng: u64,
 }
 
@@ -124,6 +127,7 @@ impl Store {
             repl: ReplState::default(),
             scripting: Default::default(),
             cluster: None,
+            access: AccessPolicy::default(),
             rng: seed | 1,
         }
     }
@@ -149,7 +153,8 @@ impl Store {
         }
         self.tracking.invalidate(key, &self.clients, writer);
     }
-    /// The value of `key` in `db` for a read command, counting a keyspace hit or miss.
+    /// The value of `key` in `db` for a read command, counting a keyspace hit or miss,
+    /// without recording an access (TYPE and OBJECT, as Redis's `LOOKUP_NOTOUCH`).
     pub fn read_counted(&mut self, db: usize, key: &[u8]) -> Option<&super::value::Value> {
         let found = self.dbs[db.min(DATABASES - 1)].get(key);
         match found {
@@ -157,6 +162,22 @@ impl Store {
             None => self.stats.keyspace_misses += 1,
         }
         found
+    }
+    /// [`Store::read_counted`] recording the access in the key's clock (every other read).
+    pub fn read_touched(&mut self, db: usize, key: &[u8]) -> Option<&super::value::Value> {
+        let touch = self.touch();
+        let found = self.dbs[db.min(DATABASES - 1)].get_touched(key, &touch);
+        match found {
+            Some(_) => self.stats.keyspace_hits += 1,
+            None => self.stats.keyspace_misses += 1,
+        }
+        found.map(|v| &*v)
+    }
+    /// An access at the current command's time, for a key's clock. The random draw that
+    /// decides an LFU increment is only made under an LFU policy.
+    pub(crate) fn touch(&mut self) -> Touch {
+        let random = if self.access.lfu { self.random() } else { 0 };
+        Touch::new(self.access, self.now_ms, random)
     }
     /// Before `db` is emptied (FLUSHDB/FLUSHALL) or swapped with `other` (SWAPDB): breaks
     /// the WATCHes of its keys that exist in it (or in `other`, whose keys take their place).
@@ -230,6 +251,16 @@ impl Store {
         if let Some(v) = int(&self.settings, "latency-monitor-threshold") {
             self.latency.threshold_ms = u64::try_from(v).unwrap_or(0);
         }
+        let defaults = AccessPolicy::default();
+        let uint = |name| int(&self.settings, name).and_then(|v| u32::try_from(v).ok());
+        self.access = AccessPolicy {
+            lfu: self
+                .settings
+                .get("maxmemory-policy")
+                .is_some_and(|p| p.ends_with("-lfu")),
+            log_factor: uint("lfu-log-factor").unwrap_or(defaults.log_factor),
+            decay_minutes: uint("lfu-decay-time").unwrap_or(defaults.decay_minutes),
+        };
     }
 
     /// Hands what the feed recorded to replication and the AOF. Called after every command

@@ -7,7 +7,6 @@
 
 use bytes::Bytes;
 
-use crate::node::args::parse_int;
 use crate::node::args::Args;
 use crate::node::cmd::ctx::Ctx;
 use crate::node::repl::snapshot;
@@ -60,15 +59,32 @@ pub(crate) fn dump(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Reply {
 /// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f] (and RESTORE-ASKING).
 pub(crate) fn restore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Reply {
     let (mut replace, mut absttl) = (false, false);
+    let (mut idle, mut freq) = (None, None);
     let mut i = 4;
     while i < args.len() {
+        let more = i + 1 < args.len();
         if args.is(i, "replace") {
             replace = true;
         } else if args.is(i, "absttl") {
             absttl = true;
-        } else if (args.is(i, "idletime") || args.is(i, "freq")) && i + 1 < args.len() {
-            if parse_int(args.get(i + 1)).is_none_or(|n| n < 0) {
-                return Reply::error("ERR Invalid IDLETIME value, must be >= 0");
+        } else if args.is(i, "idletime") && more && freq.is_none() {
+            match args.int(i + 1) {
+                Ok(n) => match u64::try_from(n) {
+                    Ok(n) => idle = Some(n),
+                    Err(_) => return Reply::error("ERR Invalid IDLETIME value, must be >= 0"),
+                },
+                Err(e) => return e,
+            }
+            i += 1;
+        } else if args.is(i, "freq") && more && idle.is_none() {
+            match args.int(i + 1) {
+                Ok(n) => match u8::try_from(n) {
+                    Ok(n) => freq = Some(n),
+                    Err(_) => {
+                        return Reply::error("ERR Invalid FREQ value, must be >= 0 and <= 255")
+                    }
+                },
+                Err(e) => return e,
             }
             i += 1;
         } else {
@@ -101,10 +117,16 @@ pub(crate) fn restore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Reply {
         return Reply::Ok;
     }
     let key = args.owned(1);
+    let (touch, now) = (ctx.store.touch(), ctx.now_ms());
+    let clock = ctx.store.access.restored(idle, freq, now);
     let db = ctx.db();
-    db.insert(key.clone(), value, false);
+    db.remove(&key);
+    db.insert_touched(key.clone(), value, false, &touch);
     if let Some(at) = expire_at {
         db.set_expire(&key, at);
+    }
+    if let Some(c) = clock {
+        db.set_clock(&key, c);
     }
     ctx.modified(&key);
     Reply::Ok

@@ -135,20 +135,32 @@ impl<'a> Ctx<'a> {
     pub fn exists(&mut self, key: &[u8]) -> bool {
         !self.expire(key) && self.db().contains(key)
     }
-    /// The value of `key`, any type.
+    /// The value of `key`, any type; records the access in the key's clock.
     pub fn lookup(&mut self, key: &[u8]) -> Option<&Value> {
+        if self.expire(key) {
+            self.store.stats.keyspace_misses += 1;
+            return None;
+        }
+        self.store.read_touched(self.client.db, key)
+    }
+    /// [`Ctx::lookup`] without recording an access: TYPE and OBJECT leave the idle time and
+    /// the LFU counter alone (Redis's `LOOKUP_NOTOUCH`; TTL and EXISTS use
+    /// [`Ctx::exists`], which does not record one either).
+    pub fn peek(&mut self, key: &[u8]) -> Option<&Value> {
         if self.expire(key) {
             self.store.stats.keyspace_misses += 1;
             return None;
         }
         self.store.read_counted(self.client.db, key)
     }
-    /// The value of `key`, any type, mutably. Call [`Ctx::modified`] after changing it.
+    /// The value of `key`, any type, mutably; records the access. Call [`Ctx::modified`]
+    /// after changing it.
     pub fn lookup_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
         if self.expire(key) {
             return None;
         }
-        self.db().get_mut(key)
+        let touch = self.store.touch();
+        self.db().get_touched(key, &touch)
     }
     /// `key` as type `T`: `Ok(None)` if missing, `Err(WRONGTYPE)` if of another type.
     pub fn read<T: Kind>(&mut self, key: &[u8]) -> Result<Option<&T>, Reply> {
@@ -170,11 +182,15 @@ impl<'a> Ctx<'a> {
     /// empty aggregate.
     pub fn get_or_create<T: Kind>(&mut self, key: &[u8]) -> Result<&mut T, Reply> {
         self.expire(key);
+        let touch = self.store.touch();
         let db = self.store.db_mut(self.client.db);
         if !db.contains(key) {
-            db.insert(Bytes::copy_from_slice(key), T::empty(), false);
+            db.insert_touched(Bytes::copy_from_slice(key), T::empty(), false, &touch);
+            return db.get_mut(key).and_then(T::of_mut).ok_or_else(wrongtype);
         }
-        db.get_mut(key).and_then(T::of_mut).ok_or_else(wrongtype)
+        db.get_touched(key, &touch)
+            .and_then(T::of_mut)
+            .ok_or_else(wrongtype)
     }
     /// Deletes `key` if it holds an empty `T` (after LPOP/SREM/HDEL/ZREM took the last
     /// element). Returns true if it deleted. Signals nothing: the caller already called
@@ -193,10 +209,12 @@ impl<'a> Ctx<'a> {
         !self.expire(key) && self.db().remove(key).is_some()
     }
     /// Stores `value` under `key`, replacing whatever was there; the TTL is cleared unless
-    /// `keep_ttl`. Call [`Ctx::modified`] afterwards.
+    /// `keep_ttl`. A new key's clock starts now; a replaced one records an access. Call
+    /// [`Ctx::modified`] afterwards.
     pub fn set(&mut self, key: Bytes, value: Value, keep_ttl: bool) {
         self.expire(&key);
-        self.db().insert(key, value, keep_ttl);
+        let touch = self.store.touch();
+        self.db().insert_touched(key, value, keep_ttl, &touch);
     }
     /// The unix ms expiry of `key` (`None` if it has none or does not exist).
     pub fn expire_at(&mut self, key: &[u8]) -> Option<i64> {

@@ -81,9 +81,14 @@ fn reload(ctx: &mut Ctx) -> Reply {
     }
 }
 
-/// DEBUG OBJECT key: Redis's line (addresses and LRU are not tracked: 0).
+/// DEBUG OBJECT key: Redis's line, with the key's raw access clock and its idle time
+/// (addresses are not real: 0). Like Redis it reads the key as stored: no expiry check, no
+/// recorded access, no keyspace hit counted.
 fn object(ctx: &mut Ctx, args: &Args) -> Reply {
-    let Some(v) = ctx.lookup(args.get(2)) else {
+    let key = args.get(2);
+    let now = ctx.now_ms();
+    let db = ctx.db();
+    let (Some(v), Some(clock)) = (db.get(key), db.clock(key)) else {
         return Reply::error("ERR no such key");
     };
     let encoding = crate::node::encoding::encoding(v);
@@ -95,9 +100,11 @@ fn object(ctx: &mut Ctx, args: &Args) -> Reply {
         Value::Set(s) => s.len(),
         Value::ZSet(z) => z.len(),
     };
+    // Under an LFU policy Redis prints the same fields from the LFU stamp, idle time included.
+    let idle = crate::node::access::AccessPolicy::idle_ms(clock, now) / 1000;
     Reply::Simple(
         format!(
-            "Value at:0x0 refcount:1 encoding:{encoding} serializedlength:{len} lru:0 lru_seconds_idle:0"
+            "Value at:0x0 refcount:1 encoding:{encoding} serializedlength:{len} lru:{clock} lru_seconds_idle:{idle}"
         )
         .into(),
     )

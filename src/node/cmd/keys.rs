@@ -45,7 +45,7 @@ fn exists(ctx: &mut Ctx, args: &Args) -> Reply {
 }
 
 fn type_(ctx: &mut Ctx, args: &Args) -> Reply {
-    Reply::simple(ctx.lookup(args.get(1)).map_or("none", |v| v.type_name()))
+    Reply::simple(ctx.peek(args.get(1)).map_or("none", |v| v.type_name()))
 }
 
 /// Remaining time in ms: -2 missing, -1 no expiry.

@@ -4,10 +4,12 @@
 use bytes::Bytes;
 
 use super::{Args, Command, Ctx, Flags, Reply};
+use crate::node::access::AccessPolicy;
 use crate::node::args::{parse_int, syntax, NOT_INT};
 use crate::node::db::DATABASES;
 use crate::node::encoding::encoding;
 use crate::node::glob;
+use crate::node::value::Value;
 
 const W: Flags = Flags::WRITE;
 const R: Flags = Flags::READONLY;
@@ -39,7 +41,8 @@ fn renamenx(ctx: &mut Ctx, args: &Args) -> Reply {
 /// command refuses (RENAMENX).
 fn rename_generic(ctx: &mut Ctx, args: &Args, nx: bool) -> Reply {
     let (src, dst) = (args.get(1), args.get(2));
-    if !ctx.exists(src) {
+    // A write access to the source (Redis's `lookupKeyWrite`), whose clock moves with it.
+    if ctx.lookup_mut(src).is_none() {
         return Reply::error("ERR no such key");
     }
     if src == dst {
@@ -49,12 +52,17 @@ fn rename_generic(ctx: &mut Ctx, args: &Args, nx: bool) -> Reply {
         return Reply::Int(0);
     }
     let ttl = ctx.expire_at(src);
+    let clock = ctx.db().clock(src);
     let Some(value) = ctx.db().remove(src) else {
         return Reply::error("ERR no such key");
     };
     ctx.set(args.owned(2), value, false);
+    let db = ctx.db();
     if let Some(at) = ttl {
-        ctx.db().set_expire(dst, at);
+        db.set_expire(dst, at);
+    }
+    if let Some(c) = clock {
+        db.set_clock(dst, c);
     }
     ctx.modified(src);
     ctx.modified(dst);
@@ -103,8 +111,11 @@ fn copy(ctx: &mut Ctx, args: &Args) -> Reply {
     if dst_exists && !replace {
         return Reply::Int(0);
     }
+    // A new object in Redis, so a new clock even where it replaces a key.
+    let touch = store.touch();
     let db = store.db_mut(target_db);
-    db.insert(args.owned(2), value, false);
+    db.remove(dst);
+    db.insert_touched(args.owned(2), value, false, &touch);
     if let Some(at) = ttl {
         db.set_expire(dst, at);
     }
@@ -223,9 +234,16 @@ fn randomkey(ctx: &mut Ctx, _: &Args) -> Reply {
 }
 
 fn touch(ctx: &mut Ctx, args: &Args) -> Reply {
-    Reply::Int(args.from(1).filter(|k| ctx.exists(k)).count() as i64)
+    Reply::Int(args.from(1).filter(|k| ctx.lookup(k).is_some()).count() as i64)
 }
 
+/// OBJECT FREQ's refusal under an LRU policy (Redis's text).
+const NOT_LFU: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+/// OBJECT IDLETIME's refusal under an LFU policy (Redis's text).
+const LFU: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+
+/// OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT|HELP. Looks the key up without recording an access,
+/// so asking for the idle time does not reset it.
 fn object(ctx: &mut Ctx, args: &Args) -> Reply {
     let known = ["ENCODING", "FREQ", "IDLETIME", "REFCOUNT"];
     if args.is(1, "HELP") && args.len() == 2 {
@@ -258,22 +276,29 @@ fn object(ctx: &mut Ctx, args: &Args) -> Reply {
     if args.len() != 3 {
         return super::subcommand_arity(args);
     }
-    let Some(v) = ctx.lookup(args.get(2)) else {
+    let key = args.get(2);
+    let Some(v) = ctx.peek(key) else {
         return Reply::Null;
     };
-    match () {
-        _ if args.is(1, "ENCODING") => Reply::bulk(encoding(v).as_bytes()),
-        _ if args.is(1, "FREQ") => Reply::error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."),
-        _ if args.is(1, "IDLETIME") => Reply::Int(0),
+    if args.is(1, "ENCODING") {
+        return Reply::bulk(encoding(v).as_bytes());
+    }
+    if args.is(1, "REFCOUNT") {
         // Redis shares small integers, reported with the "shared" refcount INT_MAX.
-        _ => Reply::Int(match v {
-            crate::node::value::Value::Str(s)
-                if parse_int(s).is_some_and(|n| (0..10_000).contains(&n)) =>
-            {
+        return Reply::Int(match v {
+            Value::Str(s) if parse_int(s).is_some_and(|n| (0..10_000).contains(&n)) => {
                 i64::from(i32::MAX)
             }
             _ => 1,
-        }),
+        });
+    }
+    let (policy, now) = (ctx.store.access, ctx.now_ms());
+    let clock = ctx.db().clock(key).unwrap_or(0);
+    match (args.is(1, "FREQ"), policy.lfu) {
+        (true, false) => Reply::error(NOT_LFU),
+        (true, true) => Reply::Int(i64::from(policy.decayed(clock, now))),
+        (false, true) => Reply::error(LFU),
+        (false, false) => Reply::Int((AccessPolicy::idle_ms(clock, now) / 1000) as i64),
     }
 }
 
