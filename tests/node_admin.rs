@@ -422,3 +422,75 @@ fn access_clock_scenario(addr: &str) {
 fn object_idletime_and_freq_follow_the_access_clock() {
     on_both(access_clock_scenario);
 }
+
+/// The next MONITOR line, without its timestamp and client, in lower case.
+fn monitored(m: &mut Client) -> String {
+    let line = m.read().text().to_ascii_lowercase();
+    line.split_once("] ")
+        .map(|(_, cmd)| cmd.to_string())
+        .unwrap_or(line)
+}
+
+fn introspection_scenario(addr: &str) {
+    let mut c = Client::connect(addr);
+    assert_eq!(
+        c.cmd(&["CLIENT", "KILL", "TYPE", "wrong_type"]),
+        err("ERR Unknown client type 'wrong_type'")
+    );
+    // The caller's own query buffer holds the command being run: 26 bytes of
+    // `*2\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n`.
+    let list = c.cmd(&["CLIENT", "LIST"]).text();
+    assert!(list.contains(" qbuf=26 "), "{list}");
+    let info = c.cmd(&["CLIENT", "INFO"]).text();
+    assert!(info.contains(" qbuf=26 "), "{info}");
+
+    // MONITOR shows a transaction's commands when EXEC runs them, before the EXEC.
+    let mut m = Client::connect(addr);
+    assert_eq!(m.cmd(&["MONITOR"]), ok());
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", "foo", "bar"]), Resp::Simple("QUEUED".into()));
+    c.cmd(&["EXEC"]);
+    assert_eq!(monitored(&mut m), "\"multi\"");
+    assert_eq!(monitored(&mut m), "\"set\" \"foo\" \"bar\"");
+    assert_eq!(monitored(&mut m), "\"exec\"");
+    c.cmd(&["EVAL", "return redis.call('get', 'foo')", "0"]);
+    assert!(monitored(&mut m).starts_with("\"eval\""));
+    assert_eq!(monitored(&mut m), "\"get\" \"foo\"");
+
+    // CONFIG SET: names are checked before values, duplicates refused, all or nothing.
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "maxmemory", "10000001", "maxmemory", "10000002"]),
+        err("ERR CONFIG SET failed (possibly related to argument 'maxmemory') - duplicate parameter")
+    );
+    assert_eq!(
+        c.cmd(&[
+            "CONFIG", "SET", "maxmemory", "10000001", "maxmemory-clients", "200%",
+            "client-query-buffer-limit", "invalid"
+        ]),
+        err("ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - percentage argument must be less or equal to 100")
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "maxmemory"]),
+        Resp::Array(vec![
+            Resp::Bulk(b"maxmemory".to_vec()),
+            Resp::Bulk(b"0".to_vec())
+        ])
+    );
+    // A hidden parameter answers to its name only, never to a pattern.
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "key-load-delay"]),
+        Resp::Array(vec![
+            Resp::Bulk(b"key-load-delay".to_vec()),
+            Resp::Bulk(b"0".to_vec())
+        ])
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "key-load-del*"]),
+        Resp::Array(vec![])
+    );
+}
+
+#[test]
+fn client_list_monitor_and_config_set_as_redis() {
+    on_both(introspection_scenario);
+}

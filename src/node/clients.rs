@@ -169,7 +169,9 @@ impl Clients {
 
 impl ClientInfo {
     /// The CLIENT LIST / CLIENT INFO line (without the trailing newline), fields as Redis 7.0.
-    pub fn line(&self) -> String {
+    /// `qbuf` is the client's unprocessed input: Redis keeps the running command in its query
+    /// buffer until it has run, so the caller of CLIENT LIST sees its own command's size.
+    pub fn line(&self, qbuf: usize) -> String {
         let mut flags = String::new();
         if let Some(f) = self.role_flag {
             flags.push(f);
@@ -194,7 +196,7 @@ impl ClientInfo {
         }
         let now = super::clock::unix_ms();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=1024 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=1024 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -208,6 +210,7 @@ impl ClientInfo {
             self.psub,
             self.ssub,
             self.multi,
+            qbuf,
             self.last_cmd,
             if self.proto == Protocol::Resp3 { 3 } else { 2 },
         )

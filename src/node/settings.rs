@@ -114,6 +114,37 @@ const PARAMS: &[(&str, Kind, &str)] = &[
     ("enable-debug-command", Kind::Immutable, "yes"),
 ];
 
+/// Redis's hidden parameters: settable, and shown by CONFIG GET only when asked for by their
+/// exact name (never by a pattern). Only tests tune them; the node stores them.
+const HIDDEN: &[(&str, Kind, &str)] = &[
+    ("use-exit-on-panic", Kind::Bool, "no"),
+    (
+        "rdb-key-save-delay",
+        Kind::Num(Num::Int, i32::MIN as i64, i32::MAX as i64),
+        "0",
+    ),
+    (
+        "key-load-delay",
+        Kind::Num(Num::Int, i32::MIN as i64, i32::MAX as i64),
+        "0",
+    ),
+    (
+        "watchdog-period",
+        Kind::Num(Num::Int, 0, i32::MAX as i64),
+        "0",
+    ),
+    (
+        "loading-process-events-interval-bytes",
+        Kind::Num(Num::Int, 1024, i32::MAX as i64),
+        "2097152",
+    ),
+];
+
+/// True for a parameter CONFIG GET shows only by its exact name.
+fn is_hidden(name: &str) -> bool {
+    HIDDEN.iter().any(|(n, _, _)| *n == name)
+}
+
 /// Why CONFIG SET refused a value (the text after Redis's `CONFIG SET failed ... - `).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingError {
@@ -123,6 +154,10 @@ pub enum SettingError {
     /// The value does not fit the parameter.
     #[error("CONFIG SET failed (possibly related to argument '{0}') - {1}")]
     Invalid(String, &'static str),
+    /// A problem found with the parameter's name as the client wrote it (immutable,
+    /// duplicate), before any value is looked at.
+    #[error("CONFIG SET failed (possibly related to argument '{0}') - {1}")]
+    Named(String, &'static str),
     /// The value is none of the parameter's words.
     #[error("CONFIG SET failed (possibly related to argument '{0}') - argument(s) must be one of the following: {1}")]
     Enum(String, String),
@@ -146,7 +181,7 @@ impl Default for Settings {
             .filter(|(_, k, _)| !matches!(k, Kind::Alias(_)))
             .map(|(n, _, d)| (*n, d.to_string()))
             .collect();
-        for (n, _, d) in PARAMS {
+        for (n, _, d) in PARAMS.iter().chain(HIDDEN) {
             values.insert(n, d.to_string());
         }
         Settings {
@@ -167,6 +202,7 @@ fn lookup(name: &str) -> Option<(&'static str, Kind)> {
         REDIS_PARAMS
             .iter()
             .chain(own)
+            .chain(HIDDEN)
             .find(|(n, _, _)| *n == name)
             .map(|(n, k, _)| (*n, *k))
     };
@@ -213,11 +249,41 @@ impl Settings {
             Kind::Alias(target) => Some((*n, self.get(target).unwrap_or(""))),
             _ => None,
         });
+        // A name without glob characters is looked up, hidden parameters included (Redis).
+        let exact = !pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
         self.values
             .iter()
             .map(|(n, v)| (*n, v.as_str()))
             .chain(aliases)
+            .filter(move |(n, _)| exact || !is_hidden(n))
             .filter(move |(n, _)| super::glob::matches_case(pattern, n.as_bytes(), true))
+    }
+    /// CONFIG SET of several parameters, all or nothing, checked in Redis's order: first
+    /// every name (unknown, immutable, given twice: the first such problem is the error),
+    /// then every value; a refused value undoes the ones set before it.
+    pub fn set_all(&mut self, pairs: &[(&[u8], &[u8])]) -> Result<(), SettingError> {
+        let mut seen: Vec<&'static str> = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            let given = || String::from_utf8_lossy(name).into_owned();
+            let Some((key, kind)) = lookup(&given().to_ascii_lowercase()) else {
+                return Err(SettingError::Unknown(given()));
+            };
+            if kind == Kind::Immutable && self.get(key).map(str::as_bytes) != Some(*value) {
+                return Err(SettingError::Named(given(), "can't set immutable config"));
+            }
+            if seen.contains(&key) {
+                return Err(SettingError::Named(given(), "duplicate parameter"));
+            }
+            seen.push(key);
+        }
+        let before = self.clone_values();
+        for (name, value) in pairs {
+            if let Err(e) = self.set(name, value) {
+                self.restore(before);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
     /// CONFIG SET of one parameter, checked as Redis checks it.
     pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<(), SettingError> {
@@ -286,11 +352,17 @@ impl Settings {
     }
 }
 
+/// The only percentage parameter (`maxmemory-clients`) allows up to 100%; Redis words the
+/// refusal with that bound.
+const PCT_TOO_BIG: &str = "percentage argument must be less or equal to 100";
+
 /// Checks a numeric value: the stored text, or why it is refused (`None`: out of range).
 fn check_num(style: Num, min: i64, max: i64, text: &str) -> Result<String, Option<&'static str>> {
     if style == Num::Pct {
         if let Some(p) = text.strip_suffix('%') {
+            // Redis stores a percentage as its negative, bounded by the negative minimum.
             return match p.parse::<i64>() {
+                Ok(n) if n >= 0 && -n < min => Err(Some(PCT_TOO_BIG)),
                 Ok(n) if n >= 0 => Ok(text.to_string()),
                 _ => Err(Some("argument must be a memory or percent value")),
             };

@@ -143,7 +143,7 @@ fn client(ctx: &mut Ctx, args: &Args) -> Reply {
             .store
             .clients
             .get(ctx.client.id)
-            .map(|c| c.line())
+            .map(|c| c.line(args.request().raw().len()))
             .unwrap_or_default();
         Reply::Verbatim(Bytes::from(format!("{line}\n")))
     } else if sub("KILL") && n >= 3 {
@@ -226,6 +226,16 @@ fn tracking(ctx: &mut Ctx, args: &Args) -> Reply {
     Reply::Ok
 }
 
+/// The client types CLIENT LIST and CLIENT KILL filter on (Redis's `getClientTypeByName`).
+const CLIENT_TYPES: [&str; 5] = ["normal", "master", "replica", "slave", "pubsub"];
+
+fn unknown_type(name: &[u8]) -> Reply {
+    Reply::error(format!(
+        "ERR Unknown client type '{}'",
+        String::from_utf8_lossy(name)
+    ))
+}
+
 /// `CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]`.
 fn list(ctx: &mut Ctx, args: &Args) -> Reply {
     let mut ids: Option<Vec<i64>> = None;
@@ -233,14 +243,8 @@ fn list(ctx: &mut Ctx, args: &Args) -> Reply {
     if args.len() > 2 {
         if args.is(2, "TYPE") && args.len() == 4 {
             let t = args.get(3).to_ascii_lowercase();
-            if !["normal", "master", "replica", "slave", "pubsub"]
-                .iter()
-                .any(|k| k.as_bytes() == t)
-            {
-                return Reply::error(format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(args.get(3))
-                ));
+            if !CLIENT_TYPES.iter().any(|k| k.as_bytes() == t) {
+                return unknown_type(args.get(3));
             }
             kind = Some(args.get(3));
         } else if args.is(2, "ID") && args.len() > 3 {
@@ -258,6 +262,7 @@ fn list(ctx: &mut Ctx, args: &Args) -> Reply {
     }
     let now_ms = ctx.now_ms();
     ctx.store.clients.sync(ctx.client, now_ms);
+    let me = ctx.client.id;
     let mut text = String::new();
     for c in ctx.store.clients.iter() {
         if ids.as_ref().is_some_and(|v| !v.contains(&(c.id as i64))) {
@@ -275,7 +280,13 @@ fn list(ctx: &mut Ctx, args: &Args) -> Reply {
                 continue;
             }
         }
-        text.push_str(&c.line());
+        // Only the caller has input in hand: the command running now.
+        let qbuf = if c.id == me {
+            args.request().raw().len()
+        } else {
+            0
+        };
+        text.push_str(&c.line(qbuf));
         text.push('\n');
     }
     Reply::Verbatim(Bytes::from(text))
@@ -321,7 +332,11 @@ fn kill(ctx: &mut Ctx, args: &Args) -> Reply {
         } else if args.is(i, "USER") {
             user = Some(v);
         } else if args.is(i, "TYPE") {
-            kind = Some(v.to_ascii_lowercase());
+            let t = v.to_ascii_lowercase();
+            if !CLIENT_TYPES.iter().any(|k| k.as_bytes() == t) {
+                return unknown_type(v);
+            }
+            kind = Some(t);
         } else if args.is(i, "SKIPME") {
             if args.is(i + 1, "YES") {
                 skipme = true;

@@ -182,6 +182,10 @@ pub fn execute_found(ctx: &mut Ctx<'_>, req: &Request, idx: usize, cmd: &'static
     let args = Args::new(req);
     if let Some(refusal) = check(ctx, cmd, &args) {
         let refusal = if cmd.name == "exec" {
+            // Redis's `execCommandAbort` shows the EXEC to monitors: their MULTI is closed.
+            if !ctx.store.monitors.is_empty() {
+                feed_monitors(ctx, &args);
+            }
             multi::abort(ctx, refusal)
         } else {
             refusal
@@ -204,12 +208,19 @@ pub fn execute_found(ctx: &mut Ctx<'_>, req: &Request, idx: usize, cmd: &'static
     let sub = subcommand_name(cmd, &args);
     ctx.client.last_cmd = sub.unwrap_or(cmd.name);
     let db = ctx.db_index();
-    if !ctx.store.monitors.is_empty() && !cmd.flags.has(Flags::ADMIN) {
+    // Monitors see a command once it has run (so EXEC's commands come before the EXEC),
+    // except scripts, shown before the commands they call (Redis 7.0's `call()` and
+    // `evalCommand`).
+    let monitor_first = is_script_call(cmd);
+    if monitor_first && !ctx.store.monitors.is_empty() {
         feed_monitors(ctx, &args);
     }
     let started = ctx.command_start();
     let reply = (cmd.handler)(ctx, &args);
     let usec = ctx.command_usec(started);
+    if !monitor_first && !ctx.store.monitors.is_empty() && !cmd.flags.has(Flags::ADMIN) {
+        feed_monitors(ctx, &args);
+    }
     if ctx.client.tracking && cmd.flags.has(Flags::READONLY) {
         let id = ctx.client.id;
         for i in key_indexes(cmd, args.len()) {
@@ -255,7 +266,15 @@ pub fn key_indexes(cmd: &Command, argc: usize) -> impl Iterator<Item = usize> {
     (first.max(1)..end).step_by(step)
 }
 
-/// Sends the MONITOR line for the command about to run to every monitoring client:
+/// EVAL, EVALSHA, FCALL and their read-only forms (fed to monitors before they run).
+fn is_script_call(cmd: &Command) -> bool {
+    matches!(
+        cmd.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    )
+}
+
+/// Sends the MONITOR line for a command to every monitoring client:
 /// `+<unix s>.<µs> [<db> <addr>] "arg" ...`, arguments quoted as Redis's `sdscatrepr`.
 fn feed_monitors(ctx: &mut Ctx<'_>, args: &Args) {
     use std::fmt::Write;

@@ -60,12 +60,12 @@ fn config(ctx: &mut Ctx, args: &Args) -> Reply {
         Reply::Map(pairs)
     } else if args.is(1, "SET") && n >= 4 && n.is_multiple_of(2) {
         // All or nothing, as Redis 7 applies a multi-parameter CONFIG SET.
-        let before = ctx.store.settings.clone_values();
-        for i in (2..n).step_by(2) {
-            if let Err(e) = ctx.store.settings.set(args.get(i), args.get(i + 1)) {
-                ctx.store.settings.restore(before);
-                return Reply::error(format!("ERR {e}"));
-            }
+        let pairs: Vec<(&[u8], &[u8])> = (2..n)
+            .step_by(2)
+            .map(|i| (args.get(i), args.get(i + 1)))
+            .collect();
+        if let Err(e) = ctx.store.settings.set_all(&pairs) {
+            return Reply::error(format!("ERR {e}"));
         }
         ctx.store.apply_settings();
         if let Some(f) = ctx.shared.aof.get() {
