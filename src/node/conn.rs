@@ -352,6 +352,11 @@ impl Conn {
     fn run_batch(&mut self) {
         let shared = &*self.shared;
         let mut store = shared.lock();
+        // Shard channels the node dropped (their slot left its shard) are forgotten under
+        // the lock, before anything this batch does reads or syncs the subscriptions.
+        for ch in self.mailbox.take_dropped() {
+            self.client.shard_channels.shift_remove(&ch);
+        }
         store.tick();
         store.stats.net_input_bytes += std::mem::take(&mut self.net_in);
         store.stats.net_output_bytes += std::mem::take(&mut self.net_out);

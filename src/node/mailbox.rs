@@ -7,11 +7,11 @@
 //! checks the client's whole output — the mailbox plus what its connection is still writing
 //! — against `client-output-buffer-limit` and closes the client instead of growing past it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
 use super::output_limit::ClassLimit;
@@ -27,6 +27,9 @@ pub struct Mailbox {
     pub kill_switch: Notify,
     /// Output the connection holds and has not written yet (published while it writes).
     pub unsent: AtomicUsize,
+    /// Shard channels were dropped for the client (see [`Mailbox::drop_shard_channel`]):
+    /// checked without the lock on every batch, so the common case costs one load.
+    has_dropped: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -36,6 +39,9 @@ struct State {
     /// When the client's output went past the soft limit (Redis's
     /// `obuf_soft_limit_reached_time`).
     soft_since: Option<Instant>,
+    /// Shard channels the node unsubscribed the client from (their slot left this shard),
+    /// for its connection to forget.
+    dropped: Vec<Bytes>,
 }
 
 impl Mailbox {
@@ -64,6 +70,22 @@ impl Mailbox {
         st.buf.extend_from_slice(msg);
         drop(st);
         self.wake.notify_one();
+    }
+
+    /// The node unsubscribed the client from shard `channel` (its slot left this shard):
+    /// queues the `sunsubscribe` push `msg` and tells the connection to forget the channel.
+    pub fn drop_shard_channel(&self, channel: Bytes, msg: &[u8], limit: ClassLimit) {
+        self.lock().dropped.push(channel);
+        self.has_dropped.store(true, Ordering::Release);
+        self.push(msg, limit);
+    }
+
+    /// The shard channels dropped since the last call (usually none, without locking).
+    pub fn take_dropped(&self) -> Vec<Bytes> {
+        if !self.has_dropped.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.lock().dropped)
     }
 
     /// Closes the client: drops what is queued and wakes the connection, wherever it waits.

@@ -117,6 +117,47 @@ impl PubSub {
     }
 }
 
+impl PubSub {
+    /// Drops every shard channel whose slot is in `lost` and unsubscribes its clients, each
+    /// told by an `sunsubscribe` push with its remaining shard count (Redis's
+    /// `removeChannelsInSlot`, when a slot leaves the shard this node serves).
+    pub fn drop_shard_slots(&mut self, clients: &mut Clients, lost: &[u16]) {
+        let mut in_lost = vec![false; crate::cluster_slot::SLOTS];
+        for &s in lost {
+            if let Some(b) = in_lost.get_mut(usize::from(s)) {
+                *b = true;
+            }
+        }
+        let gone: Vec<Bytes> = self
+            .shard
+            .keys()
+            .filter(|ch| in_lost[usize::from(crate::cluster_slot::slot(ch))])
+            .cloned()
+            .collect();
+        for ch in gone {
+            let Some(ids) = self.shard.remove(&ch) else {
+                continue;
+            };
+            for id in ids {
+                let limits = clients.limits;
+                let Some(c) = clients.get_mut(id) else {
+                    continue;
+                };
+                c.ssub = c.ssub.saturating_sub(1);
+                let mut out = BytesMut::new();
+                Reply::Push(vec![
+                    Reply::bulk(b"sunsubscribe"),
+                    Reply::Bulk(ch.clone()),
+                    Reply::Int(c.ssub as i64),
+                ])
+                .encode(c.proto, &mut out);
+                let limit = limits.of(c.class());
+                c.mailbox.drop_shard_channel(ch.clone(), &out, limit);
+            }
+        }
+    }
+}
+
 fn deliver(
     clients: &Clients,
     c: &super::clients::ClientInfo,

@@ -97,8 +97,16 @@ pub async fn start(shared: &Arc<Shared>, opts: &ClusterOptions) -> Result<(), No
 }
 
 /// Makes replication follow the cluster's idea of our role: replicate the master we are a
-/// replica of, or stop replicating once we are a master.
+/// replica of, or stop replicating once we are a master. First drops the shard channels of
+/// slots that left our shard, as Redis does when it deletes a slot it served.
 pub(crate) fn sync_role(store: &mut Store) {
+    let Some(c) = store.cluster.as_mut() else {
+        return;
+    };
+    if !c.lost_slots.is_empty() {
+        let lost = std::mem::take(&mut c.lost_slots);
+        store.pubsub.drop_shard_slots(&mut store.clients, &lost);
+    }
     let Some(c) = store.cluster.as_mut() else {
         return;
     };

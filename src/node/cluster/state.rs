@@ -211,6 +211,9 @@ pub struct ClusterState {
     slots_version: u64,
     /// Requests to the bus's cron task (broadcasts, an early run); `None` until the bus runs.
     pub(crate) outbox: Option<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
+    /// Slots that left the shard this node serves since [`super::sync_role`] last ran: their
+    /// shard channels are to be dropped.
+    pub(crate) lost_slots: Vec<u16>,
 }
 
 /// What code running under the store lock asks of the bus's cron task, which owns the links.
@@ -266,6 +269,7 @@ impl ClusterState {
                 ..SlotIndex::default()
             }),
             slots_version: 0,
+            lost_slots: Vec::new(),
         }
     }
 
@@ -342,15 +346,34 @@ impl ClusterState {
     }
     /// Assigns `slot` to `id` (None = unassigned).
     pub(crate) fn set_owner(&mut self, slot: u16, id: Option<NodeId>) {
+        // A slot leaves our shard when its owner was the master we serve and the new owner
+        // is another node (a replica promoted in its master's place keeps the slot's
+        // channels, as in Redis, where it is no longer its old master's replica by then).
+        let new = id.as_deref();
+        let leaves = new != Some(self.myid.as_str())
+            && self.owner[usize::from(slot)].as_deref() != new
+            && self.serves(self.owner[usize::from(slot)].as_deref());
+        if leaves {
+            self.lost_slots.push(slot);
+        }
         self.owner[usize::from(slot)] = id;
         self.dirty = true;
         self.slots_version += 1;
     }
     /// Unassigns every slot (CLUSTER RESET).
     pub(crate) fn clear_owners(&mut self) {
-        self.owner.iter_mut().for_each(|o| *o = None);
-        self.dirty = true;
-        self.slots_version += 1;
+        for slot in 0..SLOTS as u16 {
+            self.set_owner(slot, None);
+        }
+    }
+    /// True if `owner` is the master whose slots this node serves (itself or its master).
+    fn serves(&self, owner: Option<&str>) -> bool {
+        // While the config file loads, myself may not be in the table yet: nothing is
+        // served then.
+        let Some(me) = self.nodes.get(&self.myid) else {
+            return false;
+        };
+        owner == Some(me.master_of.as_deref().unwrap_or(&self.myid))
     }
     /// The slots of the master we serve (ourselves or our master), as ranges: what every
     /// bus message of ours claims.
@@ -466,5 +489,25 @@ mod tests {
         c.full_coverage = true;
         c.update_state();
         assert!(!c.ok, "slots uncovered");
+    }
+
+    #[test]
+    fn slots_leaving_our_shard_are_noted_for_their_channels() {
+        let mut c = ClusterState::new(random_id(), "127.0.0.1", 1, 2, "x".into(), 1000, 0);
+        let (me, other, master) = (c.myid.clone(), random_id(), random_id());
+        c.set_owner(1, Some(me.clone()));
+        c.set_owner(2, Some(other.clone()));
+        c.set_owner(1, Some(me.clone()));
+        // Another master's slot moving is none of our business.
+        c.set_owner(2, Some(master.clone()));
+        assert!(c.lost_slots.is_empty());
+        c.set_owner(1, Some(other.clone()));
+        assert_eq!(std::mem::take(&mut c.lost_slots), vec![1]);
+        // As a replica: our master's slots are ours, until we are promoted in its place.
+        c.me_mut().master_of = Some(master.clone());
+        c.set_owner(3, Some(master.clone()));
+        c.set_owner(2, None);
+        c.set_owner(3, Some(me.clone()));
+        assert_eq!(std::mem::take(&mut c.lost_slots), vec![2]);
     }
 }
