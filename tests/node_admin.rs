@@ -494,3 +494,49 @@ fn introspection_scenario(addr: &str) {
 fn client_list_monitor_and_config_set_as_redis() {
     on_both(introspection_scenario);
 }
+
+fn config_port_scenario(addr: &str) {
+    let mut c = Client::connect(addr);
+    let old = c.cmd(&["CONFIG", "GET", "port"]);
+    // A port someone else listens on: refused, and nothing of the call is kept.
+    let taken = common::free_port_block(1);
+    let _holder = std::net::TcpListener::bind(("127.0.0.1", taken)).expect("bind");
+    let reply = c.cmd(&[
+        "CONFIG",
+        "SET",
+        "maxmemory",
+        "10000001",
+        "port",
+        &taken.to_string(),
+    ]);
+    assert!(
+        matches!(&reply, Resp::Error(e) if e.starts_with("ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port")),
+        "{reply:?}"
+    );
+    assert_eq!(c.cmd(&["CONFIG", "GET", "port"]), old);
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "maxmemory"]),
+        Resp::Array(vec![
+            Resp::Bulk(b"maxmemory".to_vec()),
+            Resp::Bulk(b"0".to_vec())
+        ])
+    );
+    // A free port: served there from now on; the old listener is closed, its clients stay.
+    let port = common::free_port_block(1);
+    assert_eq!(c.cmd(&["CONFIG", "SET", "port", &port.to_string()]), ok());
+    let moved = format!("127.0.0.1:{port}");
+    assert_eq!(
+        Client::connect(&moved).cmd(&["PING"]),
+        Resp::Simple("PONG".into())
+    );
+    wait_until(Duration::from_secs(5), "the old port to close", || {
+        std::net::TcpStream::connect(addr).is_err()
+    });
+    let info = c.cmd(&["INFO", "server"]).text();
+    assert!(info.contains(&format!("tcp_port:{port}\r\n")), "{info}");
+}
+
+#[test]
+fn config_set_port_moves_the_listener() {
+    on_both(config_port_scenario);
+}

@@ -125,7 +125,7 @@ fn section(out: &mut String, name: &str, shared: &Shared, store: &Store) {
             f("process_id", &std::process::id());
             f("process_supervised", &"no");
             f("run_id", &run_id());
-            f("tcp_port", &shared.bound.port());
+            f("tcp_port", &shared.port());
             f("server_time_usec", &(unix_ms() * 1000));
             f("uptime_in_seconds", &uptime);
             f("uptime_in_days", &(uptime / 86400));

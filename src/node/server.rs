@@ -79,10 +79,18 @@ pub async fn run(
 /// Accepts clients until shutdown; each gets its own task.
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(5);
+    let mut listener = Some(listener);
     loop {
         let accepted = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
-            r = listener.accept() => r,
+            // CONFIG SET port: the old listener is dropped (closed) for the new one.
+            _ = shared.relisten_wake.notified() => {
+                if let Some(next) = shared.take_listener() {
+                    listener = next.and_then(|l| TcpListener::from_std(l).ok());
+                }
+                continue;
+            }
+            r = accept(listener.as_ref()) => r,
         };
         match accepted {
             Ok((stream, _peer)) => {
@@ -96,6 +104,16 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
+    }
+}
+
+/// The next connection on `listener`; never, with none (CONFIG SET port 0).
+async fn accept(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
     }
 }
 

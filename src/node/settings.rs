@@ -52,7 +52,7 @@ pub(crate) enum Kind {
 /// Every parameter: name, kind, default (Redis 7.0's).
 const PARAMS: &[(&str, Kind, &str)] = &[
     ("bind", Kind::Immutable, "127.0.0.1"),
-    ("port", Kind::Immutable, "6379"),
+    ("port", Kind::Num(Num::Int, 0, 65535), "6379"),
     ("databases", Kind::Immutable, "16"),
     ("daemonize", Kind::Immutable, "no"),
     ("dir", Kind::Text, "."),
@@ -420,7 +420,25 @@ mod tests {
         assert_eq!(s.set(b"MAXMEMORY", b"100mb"), Ok(()));
         assert_eq!(s.get("maxmemory"), Some("104857600"));
         assert!(matches!(s.set(b"foo", b"1"), Err(SettingError::Unknown(_))));
-        assert!(s.set(b"port", b"1").is_err());
+        // The port is settable (the CONFIG SET handler moves the listener); out of range not.
+        assert!(s.set(b"port", b"65536").is_err());
+        assert!(s.set(b"daemonize", b"yes").is_err());
+        assert_eq!(
+            s.set_all(&[(b"maxmemory", b"1"), (b"MAXMEMORY", b"2")]),
+            Err(SettingError::Named(
+                "MAXMEMORY".into(),
+                "duplicate parameter"
+            ))
+        );
+        assert_eq!(
+            s.set(b"maxmemory-clients", b"101%"),
+            Err(SettingError::Invalid(
+                "maxmemory-clients".into(),
+                PCT_TOO_BIG
+            ))
+        );
+        assert_eq!(s.matching(b"key-load-delay").count(), 1);
+        assert_eq!(s.matching(b"key-load-*").count(), 0);
         assert!(s.set(b"appendonly", b"maybe").is_err());
         assert_eq!(s.matching(b"maxmemory*").count(), 5);
         assert!(s.set(b"appendfsync", b"sometimes").is_err());

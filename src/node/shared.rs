@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
@@ -40,8 +40,16 @@ pub struct Shared {
     next_client_id: AtomicU64,
     /// When the node started (INFO uptime).
     pub started: Instant,
-    /// Where the node listens (the resolved port, for INFO and replication).
+    /// Where the node started listening (the resolved port). CONFIG SET port may move it
+    /// since: [`Shared::port`] is the port now.
     pub bound: SocketAddr,
+    /// The port the node listens on now (0: none, after CONFIG SET port 0).
+    port: AtomicU16,
+    /// A listener CONFIG SET port bound, for the accept loop to take over (`None` inside:
+    /// stop listening), announced by `relisten_wake`.
+    relisten: Mutex<Option<Option<std::net::TcpListener>>>,
+    /// Wakes the accept loop to take `relisten`.
+    pub(crate) relisten_wake: tokio::sync::Notify,
     /// Cancelled when the node shuts down (SHUTDOWN, signal).
     pub shutdown: CancellationToken,
     /// The running script, seen without the lock (BUSY replies, SCRIPT KILL).
@@ -73,9 +81,42 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             bound,
+            port: AtomicU16::new(bound.port()),
+            relisten: Mutex::new(None),
+            relisten_wake: tokio::sync::Notify::new(),
             shutdown: CancellationToken::new(),
             aof: OnceLock::new(),
         }
+    }
+    /// The port the node listens on now (INFO `tcp_port`, REPLCONF listening-port).
+    pub fn port(&self) -> u16 {
+        self.port.load(Ordering::Relaxed)
+    }
+    /// CONFIG SET port: binds `port` on the address the node listens on (0: stops
+    /// listening) and hands the listener to the accept loop, which closes the old one, as
+    /// Redis's `changeListenPort` does. Fails, changing nothing, if the port cannot be bound.
+    pub(crate) fn move_listener(&self, port: u16) -> std::io::Result<()> {
+        if port == self.port() {
+            return Ok(());
+        }
+        let next = if port == 0 {
+            None
+        } else {
+            let l = std::net::TcpListener::bind(SocketAddr::new(self.bound.ip(), port))?;
+            l.set_nonblocking(true)?;
+            Some(l)
+        };
+        *self.relisten.lock().unwrap_or_else(|p| p.into_inner()) = Some(next);
+        self.port.store(port, Ordering::Relaxed);
+        self.relisten_wake.notify_one();
+        Ok(())
+    }
+    /// The listener [`Shared::move_listener`] left for the accept loop, if any.
+    pub(crate) fn take_listener(&self) -> Option<Option<std::net::TcpListener>> {
+        self.relisten
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
     /// Locks the store (a poisoned lock is recovered: see [`super::store::lock`]).
     pub fn lock(&self) -> MutexGuard<'_, Store> {

@@ -39,6 +39,26 @@ fn monitor(ctx: &mut Ctx, _: &Args) -> Reply {
     Reply::Ok
 }
 
+/// Moves the listener to the `port` CONFIG SET just stored, if it changed (Redis's
+/// `updatePort`). A cluster node keeps its port: its peers know it by it.
+fn apply_port(ctx: &mut Ctx) -> Result<(), &'static str> {
+    let port = ctx
+        .store
+        .settings
+        .get("port")
+        .and_then(|p| p.parse::<u16>().ok());
+    let Some(port) = port.filter(|&p| p != ctx.shared.port()) else {
+        return Ok(());
+    };
+    if ctx.store.cluster.is_some() {
+        return Err("can't set immutable config");
+    }
+    ctx.shared.move_listener(port).map_err(|e| {
+        tracing::warn!(port, error = %e, "CONFIG SET port: cannot listen");
+        "Unable to listen on this port. Check server logs."
+    })
+}
+
 fn info_cmd(ctx: &mut Ctx, args: &Args) -> Reply {
     let sections: Vec<Vec<u8>> = args.from(1).map(<[u8]>::to_vec).collect();
     Reply::Verbatim(Bytes::from(info::render(ctx.shared, ctx.store, &sections)))
@@ -64,8 +84,15 @@ fn config(ctx: &mut Ctx, args: &Args) -> Reply {
             .step_by(2)
             .map(|i| (args.get(i), args.get(i + 1)))
             .collect();
+        let before = ctx.store.settings.clone_values();
         if let Err(e) = ctx.store.settings.set_all(&pairs) {
             return Reply::error(format!("ERR {e}"));
+        }
+        if let Err(why) = apply_port(ctx) {
+            ctx.store.settings.restore(before);
+            return Reply::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'port') - {why}"
+            ));
         }
         ctx.store.apply_settings();
         if let Some(f) = ctx.shared.aof.get() {

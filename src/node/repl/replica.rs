@@ -165,7 +165,7 @@ async fn session(
     if !pong.starts_with("+PONG") && !pong.starts_with("-NOAUTH") {
         return Err(LinkError::Handshake(pong));
     }
-    let my_port = shared.bound.port().to_string();
+    let my_port = shared.port().to_string();
     send(
         &mut stream,
         &[b"REPLCONF", b"listening-port", my_port.as_bytes()],
