@@ -23,8 +23,11 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, cmd: &Command, args: &Args<'_>) -> Option
     if cmd.name == "asking" {
         ctx.client.asking = asking;
     }
-    if ctx.client.from_master || cmd.name == "exec" {
+    if ctx.client.from_master {
         return None;
+    }
+    if cmd.name == "exec" {
+        return check_exec(ctx, asking);
     }
     if cmd.name == "select" && args.get(1) != b"0" {
         return Some(Reply::error("ERR SELECT is not allowed in cluster mode"));
@@ -32,6 +35,38 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, cmd: &Command, args: &Args<'_>) -> Option
     let req = args.request();
     let info = crate::command::lookup_args(req)?;
     let keys: Vec<&[u8]> = crate::command::keys_args(req, info).collect();
+    let restore_asking = cmd.name == "restore-asking";
+    check_keys(ctx, &keys, cmd.is_write(), asking, restore_asking)
+}
+
+/// EXEC: the queued commands' keys, taken together, must still be served here (their slot
+/// may have moved since they were queued), as Redis's `getNodeByQuery` checks a
+/// transaction. The caller discards the transaction on a refusal.
+fn check_exec(ctx: &mut Ctx<'_>, asking: bool) -> Option<Reply> {
+    let queue = ctx.client.multi.take()?;
+    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut write = false;
+    for req in &queue {
+        let Some(info) = crate::command::lookup_args(req) else {
+            continue;
+        };
+        keys.extend(crate::command::keys_args(req, info));
+        write |= crate::node::cmd::lookup_indexed(req.arg(0)).is_some_and(|(_, c)| c.is_write());
+    }
+    let refusal = check_keys(ctx, &keys, write, asking, false);
+    drop(keys);
+    ctx.client.multi = Some(queue);
+    refusal
+}
+
+/// The slot part of the check for a command (or a transaction) touching `keys`.
+fn check_keys(
+    ctx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+    write: bool,
+    asking: bool,
+    restore_asking: bool,
+) -> Option<Reply> {
     let first = keys.first()?;
     let slot = cluster_slot::slot(first);
     if keys.iter().any(|k| cluster_slot::slot(k) != slot) {
@@ -59,7 +94,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, cmd: &Command, args: &Args<'_>) -> Option
             return Some(Reply::error(format!("ASK {} {to}", t.slot)));
         }
     }
-    if t.importing && (asking || cmd.name == "restore-asking") {
+    if t.importing && (asking || restore_asking) {
         if keys.len() > 1 && missing > 0 {
             return Some(Reply::error(
                 "TRYAGAIN Multiple keys request during rehashing of slot",
@@ -67,7 +102,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, cmd: &Command, args: &Args<'_>) -> Option
         }
         return None;
     }
-    if !cmd.is_write() && ctx.client.cluster_readonly && me_replica_of_owner {
+    if !write && ctx.client.cluster_readonly && me_replica_of_owner {
         return None;
     }
     if myself {

@@ -181,7 +181,11 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request) -> Reply {
 pub fn execute_found(ctx: &mut Ctx<'_>, req: &Request, idx: usize, cmd: &'static Command) -> Reply {
     let args = Args::new(req);
     if let Some(refusal) = check(ctx, cmd, &args) {
-        let refusal = if cmd.name == "exec" {
+        let refusal = if cmd.name == "exec" && is_redirection(&refusal) {
+            // Redis discards the transaction and redirects the EXEC itself.
+            multi::discard_transaction(ctx);
+            refusal
+        } else if cmd.name == "exec" {
             // Redis's `execCommandAbort` shows the EXEC to monitors: their MULTI is closed.
             if !ctx.store.monitors.is_empty() {
                 feed_monitors(ctx, &args);
@@ -264,6 +268,13 @@ pub fn key_indexes(cmd: &Command, argc: usize) -> impl Iterator<Item = usize> {
     // Keyless commands (first 0) get an empty range.
     let end = if first == 0 { 0 } else { last + 1 };
     (first.max(1)..end).step_by(step)
+}
+
+/// A cluster redirection or refusal (MOVED, ASK, TRYAGAIN, CROSSSLOT, CLUSTERDOWN).
+fn is_redirection(reply: &Reply) -> bool {
+    matches!(reply, Reply::Error(e) if ["MOVED ", "ASK ", "TRYAGAIN ", "CROSSSLOT ", "CLUSTERDOWN "]
+        .iter()
+        .any(|p| e.starts_with(p)))
 }
 
 /// EVAL, EVALSHA, FCALL and their read-only forms (fed to monitors before they run).

@@ -81,6 +81,14 @@ pub fn abort(ctx: &mut Ctx, refusal: Reply) -> Reply {
     ))
 }
 
+/// Ends the transaction without running it, as Redis's `discardTransaction` (an EXEC
+/// redirected in cluster mode: the client gets the redirection itself, not EXECABORT).
+pub fn discard_transaction(ctx: &mut Ctx) {
+    ctx.client.multi = None;
+    ctx.client.multi_error = false;
+    unwatch_all(ctx);
+}
+
 /// True if a watched key was changed, or expired since it was watched.
 fn watch_broken(ctx: &mut Ctx) -> bool {
     if ctx.store.watches.is_dirty(ctx.client.id) {
