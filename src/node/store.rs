@@ -251,6 +251,10 @@ impl Store {
         if let Some(v) = int(&self.settings, "latency-monitor-threshold") {
             self.latency.threshold_ms = u64::try_from(v).unwrap_or(0);
         }
+        if let Some(c) = self.cluster.as_mut() {
+            c.full_coverage = self.settings.get("cluster-require-full-coverage") != Some("no");
+            c.update_state();
+        }
         let defaults = AccessPolicy::default();
         let uint = |name| int(&self.settings, name).and_then(|v| u32::try_from(v).ok());
         self.access = AccessPolicy {

@@ -89,6 +89,14 @@ pub async fn start(shared: &Arc<Shared>, opts: &ClusterOptions) -> Result<(), No
     {
         let mut store = shared.lock();
         store.settings.init("cluster-enabled", "yes".into());
+        let coverage = if opts.require_full_coverage {
+            "yes"
+        } else {
+            "no"
+        };
+        store
+            .settings
+            .init("cluster-require-full-coverage", coverage.into());
         store.cluster = Some(Box::new(c));
         sync_role(&mut store);
     }
@@ -106,6 +114,10 @@ pub(crate) fn sync_role(store: &mut Store) {
     if !c.lost_slots.is_empty() {
         let lost = std::mem::take(&mut c.lost_slots);
         store.pubsub.drop_shard_slots(&mut store.clients, &lost);
+        // Clients blocked on keys of those slots run their command again and meet the
+        // redirection (Redis's `clusterRedirectBlockedClientIfNeeded`); the others block
+        // again with what is left of their timeout.
+        store.waiters.signal_all();
     }
     let Some(c) = store.cluster.as_mut() else {
         return;
