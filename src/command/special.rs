@@ -52,9 +52,9 @@ pub enum Special {
     Publish,
     /// `CLIENT` and its subcommands other than the ones below.
     Client,
-    /// `CLIENT TRACKING`: changes the connection for good.
+    /// `CLIENT TRACKING`: client-side caching, kept by the proxy (`session/tracking`).
     ClientTracking,
-    /// `CLIENT CACHING`: changes the connection for good.
+    /// `CLIENT CACHING`: answered by the proxy (`session/tracking`).
     ClientCaching,
     /// `CLIENT REPLY`: the session's reply mode, kept by the proxy.
     ClientReply,
@@ -186,14 +186,11 @@ impl Special {
         )
     }
 
-    /// SYNC, PSYNC, CLIENT TRACKING/CACHING: commands that change the connection they run
-    /// on for good (when allowed, they get a tunnel of their own: see `pubsub::tunnel`).
-    /// MONITOR and CLIENT REPLY are answered by the proxy instead.
+    /// SYNC and PSYNC: commands that change the connection they run on for good (when
+    /// allowed, they get a tunnel of their own: see `pubsub::tunnel`). MONITOR, CLIENT REPLY
+    /// and CLIENT TRACKING/CACHING are answered by the proxy instead.
     pub fn changes_connection_for_good(self) -> bool {
-        matches!(
-            self,
-            Special::Sync | Special::Psync | Special::ClientTracking | Special::ClientCaching
-        )
+        matches!(self, Special::Sync | Special::Psync)
     }
 }
 

@@ -20,6 +20,8 @@ pub(crate) struct Registry {
     pub(crate) monitors: super::monitor::Monitors,
     /// Idle clients parked off the runtime (see `parking`).
     pub(crate) parking: super::parking::ParkingLot,
+    /// CLIENT TRACKING (see `tracking`).
+    pub(crate) tracking: super::tracking::Hub,
 }
 
 /// One connected client, as other clients of the pool see it.
@@ -37,6 +39,8 @@ pub(crate) struct ClientEntry {
     /// Whether it is idle and may be (or is asked to be) parked.
     pub(crate) park: super::parking::ParkSignal,
     state: Mutex<ClientState>,
+    /// Invalidation messages for it (created when it tracks, subscribes, or is redirected to).
+    inbox: std::sync::OnceLock<Arc<super::tracking::inbox::Inbox>>,
 }
 
 /// What changes while a client runs.
@@ -70,6 +74,7 @@ impl Registry {
             addr,
             fd,
             killed: Default::default(),
+            inbox: Default::default(),
             connected_at: now,
             park: Default::default(),
             state: Mutex::new(ClientState {
@@ -141,6 +146,11 @@ impl ClientEntry {
         let socket =
             std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(self.fd) });
         socket.local_addr().ok()
+    }
+
+    /// Its inbox of invalidation messages (see `tracking`).
+    pub(crate) fn inbox(&self) -> Arc<super::tracking::inbox::Inbox> {
+        self.inbox.get_or_init(Default::default).clone()
     }
 
     /// The mutable part, locked briefly.

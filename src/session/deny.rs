@@ -17,8 +17,6 @@ const DENIED: &[(&str, &str)] = &[
     ("failover", ""),
     ("sync", ""),
     ("psync", ""),
-    ("client", "tracking"),
-    ("client", "caching"),
     ("client", "no-evict"),
     // Users are the nodes', shared by the proxy's own connections: one client could change
     // the password sluice logs in with (every connection then fails its handshake after a

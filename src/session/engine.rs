@@ -141,6 +141,10 @@ impl Parts {
             pending,
         } = self;
         loop {
+            if session.tracking.is_some() {
+                // Invalidations go after the replies queued so far.
+                session.poll_inbox(pending, cx);
+            }
             // Take every complete request we have, up to the in-flight bound (a count, and the
             // bytes the client's unread replies may take: see `output`). A client whose
             // complete requests wait for room is not read (TCP backpressure, bounded memory).
@@ -361,6 +365,9 @@ impl Session {
     ) -> Option<Held> {
         if self.pool.registry.monitors.active() {
             self.feed_monitors(&req, info);
+        }
+        if self.tracking.is_some() {
+            self.track_request(&req, info);
         }
         let silent = self.silences(info);
         // Pools with users: the logged-in user's rights, checked before anything runs.

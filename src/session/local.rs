@@ -94,6 +94,14 @@ impl Session {
             // Fast exit for the data commands: only denied families are left to check, and
             // the table classed those (an unknown command is checked by name).
             Special::None | Special::Info if info.is_some() => return None,
+            Special::Guarded => {
+                let denied = deny::check(&self.pool, req);
+                if denied.is_none() {
+                    let registry = &self.pool.registry;
+                    registry.tracking.watch_config(registry, req);
+                }
+                return denied.map(|msg| error_bytes(&msg));
+            }
             _ => {}
         }
         deny::check(&self.pool, req).map(|msg| error_bytes(&msg))
@@ -305,6 +313,29 @@ impl Session {
         if is("setinfo") {
             return Some(Bytes::from_static(OK));
         }
+        if is("tracking") {
+            // Reached only where it cannot run (inside MULTI, in subscribed mode): the
+            // pipelined path takes it to `tracking`.
+            return Some(error_bytes(
+                "ERR sluice: CLIENT TRACKING is not supported inside MULTI or in subscribed mode",
+            ));
+        }
+        if is("caching") {
+            return Some(self.client_caching(req));
+        }
+        if (is("getredir") || is("trackinginfo")) && req.len() != 2 {
+            let name = format!(
+                "client|{}",
+                String::from_utf8_lossy(sub).to_ascii_lowercase()
+            );
+            return Some(wrong_args(&name));
+        }
+        if is("getredir") {
+            return Some(self.client_getredir());
+        }
+        if is("trackinginfo") {
+            return Some(self.client_trackinginfo());
+        }
         None
     }
 
@@ -341,6 +372,7 @@ impl Session {
         self.login = None;
         self.entry.state().user = None;
         self.reply_mode = super::reply_mode::ReplyMode::On;
+        self.tracking_off();
     }
 }
 

@@ -33,6 +33,7 @@ mod scan;
 mod shard_pubsub;
 mod spare;
 mod subscribed;
+mod tracking;
 mod transaction;
 mod tx_state;
 mod unblock;
@@ -148,6 +149,8 @@ pub(crate) struct Session {
     /// Recent reply size (a decaying maximum), which bounds how many requests may be in
     /// flight (see `output`).
     reply_hint: u32,
+    /// CLIENT TRACKING state, while on (see `tracking`).
+    tracking: Option<Box<tracking::Local>>,
 }
 
 /// The user a client logged in as (`auth = "users"`).
@@ -182,6 +185,7 @@ impl Client {
             last_write_slot: None,
             last_write_ack: None,
             reply_mode: Default::default(),
+            tracking: None,
             reply_hint: output::first_reply_hint(pool.cfg.client_output_soft_limit),
             authed: pool.open_access(),
             login: None,
@@ -211,6 +215,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.pool.metrics.clients.decrement(1.0);
+        self.tracking_off();
         // Before the socket closes (`Client` drops its session first): see `clients`.
         self.pool.registry.remove(self.id);
     }
@@ -440,7 +445,12 @@ impl Session {
         let special = Special::of(info);
         matches!(
             special,
-            Special::Multi | Special::Watch | Special::Monitor | Special::Wait
+            Special::Multi
+                | Special::Watch
+                | Special::Monitor
+                | Special::Wait
+                // It waits for the node sources to be up.
+                | Special::ClientTracking
         ) || special.subscribes()
             || special.changes_connection_for_good()
             // A busy script holds the shared connection its EVAL went over: the kill must not
@@ -492,6 +502,12 @@ impl Session {
             self.monitor(io).await?;
         } else if special == Special::Wait {
             let reply = self.wait_replicas(&req, io).await;
+            io.out.extend_from_slice(&reply);
+            if silent {
+                io.out.truncate(mark);
+            }
+        } else if special == Special::ClientTracking {
+            let reply = self.client_tracking(&req).await;
             io.out.extend_from_slice(&reply);
             if silent {
                 io.out.truncate(mark);

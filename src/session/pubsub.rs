@@ -11,9 +11,12 @@
 //! subscribed mode with its own error, and a RESP3 client's command is answered as usual:
 //! session commands and denied ones by the proxy, SELECT on the tunnel, others forwarded.
 //!
-//! Commands that change a connection for good (MONITOR, SYNC/PSYNC, CLIENT TRACKING/CACHING/
-//! REPLY) cannot run on a shared connection; when `allow_commands` lets them through they
-//! get the same tunnel, for the rest of the connection (or until RESET).
+//! Commands that change a connection for good (SYNC/PSYNC) cannot run on a shared
+//! connection; when `allow_commands` lets them through they get the same tunnel, for the rest
+//! of the connection (or until RESET).
+//!
+//! A subscribed client may be the target of other clients' `CLIENT TRACKING ... REDIRECT`:
+//! the tunnel also writes the invalidations the proxy puts in its inbox (see `tracking`).
 
 use bytes::BytesMut;
 
@@ -44,7 +47,7 @@ enum Relayed {
 impl Session {
     /// Serves the client over a dedicated connection, starting with `first`. With
     /// `until_unsubscribed` it returns to normal routing when no subscription is left;
-    /// otherwise (MONITOR, CLIENT TRACKING and the like, which change a connection for good)
+    /// otherwise (SYNC and the like, which change a connection for good)
     /// it passes everything through until the client quits or sends RESET.
     pub(super) async fn tunnel(
         &mut self,
@@ -55,6 +58,7 @@ impl Session {
         let Some(mut link) = self.open_tunnel(&first, io).await else {
             return Ok(());
         };
+        let inbox = self.entry.inbox();
         let mut t = Tunnel {
             counts: Counts::default(),
             clean: true,
@@ -98,6 +102,9 @@ impl Session {
                     if r.is_err() || !io.read_available() {
                         io.eof = true;
                     }
+                }
+                notes = std::future::poll_fn(|cx| inbox.poll_take(cx)) => {
+                    self.write_notes_subscribed(&notes, &mut io.out);
                 }
             }
         }

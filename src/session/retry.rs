@@ -210,7 +210,8 @@ impl Session {
         match info_text {
             Some(text) => {
                 // INFO [all|everything]: the master's sections, then the proxy's own.
-                let mut all = text.to_vec();
+                let mut all =
+                    super::tracking::info_with_proxy_stats(text, &self.pool.registry.tracking);
                 all.extend_from_slice(b"\r\n");
                 all.extend_from_slice(super::info::sections(&self.pool).as_bytes());
                 super::info::encode_text(&all, w.proto, &mut io.out);

@@ -839,6 +839,8 @@ pub struct Relay {
     pub port: u16,
     paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Counts the paused direction's idle turns (see [`Relay::pause_settled`]).
+    idle_turns: std::sync::Arc<AtomicU64>,
 }
 
 impl Relay {
@@ -851,7 +853,9 @@ impl Relay {
         let port = listener.local_addr().expect("addr").port();
         let paused = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
+        let idle_turns = Arc::new(AtomicU64::new(0));
         let (p, s, target) = (paused.clone(), stop.clone(), target.to_string());
+        let turns = idle_turns.clone();
         std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 match listener.accept() {
@@ -866,13 +870,33 @@ impl Relay {
                             None,
                             s.clone(),
                         );
-                        pipe(upstream, client, Some(p.clone()), s.clone());
+                        pipe(
+                            upstream,
+                            client,
+                            Some((p.clone(), turns.clone())),
+                            s.clone(),
+                        );
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Relay { port, paused, stop }
+        Relay {
+            port,
+            paused,
+            stop,
+            idle_turns,
+        }
+    }
+
+    /// Pauses, and returns once the paused direction has finished any read it was in (so
+    /// nothing sent from now on gets through).
+    pub fn pause_settled(&self) {
+        self.pause(true);
+        let from = self.idle_turns.load(Ordering::Relaxed);
+        wait_until(Duration::from_secs(5), "the relay to settle", || {
+            self.idle_turns.load(Ordering::Relaxed) > from + 1
+        });
     }
 
     /// Holds back (true) or resumes (false) the target→client direction.
@@ -890,14 +914,18 @@ impl Drop for Relay {
 fn pipe(
     mut from: TcpStream,
     mut to: TcpStream,
-    paused: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    paused: Option<(
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        std::sync::Arc<AtomicU64>,
+    )>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) {
     std::thread::spawn(move || {
         let _ = from.set_read_timeout(Some(Duration::from_millis(20)));
         let mut buf = [0u8; 16384];
         while !stop.load(Ordering::Relaxed) {
-            if paused.as_ref().is_some_and(|p| p.load(Ordering::Relaxed)) {
+            if let Some((_, turns)) = paused.as_ref().filter(|(p, _)| p.load(Ordering::Relaxed)) {
+                turns.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
             }

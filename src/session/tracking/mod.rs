@@ -1,0 +1,279 @@
+//! Client-side caching (`CLIENT TRACKING`) implemented by the proxy.
+//!
+//! Redis tracks per connection: it remembers the keys each connection read and tells that
+//! connection when one changes. Through a proxy the node's connections are shared and reads
+//! are spread over replicas, so the proxy keeps the table itself:
+//!
+//! * [`table`]: which client read which key (default mode), which clients watch which
+//!   prefixes (BCAST), OPTIN/OPTOUT and NOLOOP, the key cap with evictions;
+//! * [`source`]: one connection per node in BCAST mode reporting every key that changes;
+//! * [`inbox`]: each client's queue of invalidations, written by the client's own task
+//!   after the replies it has queued (a RESP3 push, or a `__redis__:invalidate` message for
+//!   a subscribed RESP2 client that others redirect to);
+//! * [`commands`]: `CLIENT TRACKING`, `CACHING`, `GETREDIR`, `TRACKINGINFO`.
+//!
+//! Keys are remembered when the request is taken, before it is sent: a change the node
+//! makes after serving the read is reported after the key is in the table.
+//!
+//! A client that never enables tracking pays one branch per request batch and per request
+//! (`Session::tracking` is `None`).
+
+mod commands;
+pub(crate) mod inbox;
+mod source;
+pub(crate) mod table;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Notify;
+
+use self::inbox::{encode_note, Inbox, Note};
+use self::table::{Deliveries, Table};
+use super::clients::Registry;
+use super::{Pending, Session};
+use crate::command::{self, CommandInfo, Special};
+use crate::resp::Request;
+
+/// Redis's default `tracking-table-max-keys`.
+const DEFAULT_MAX_KEYS: usize = 1_000_000;
+
+/// A pool's tracking state (in its client registry).
+pub(crate) struct Hub {
+    table: Mutex<Table>,
+    sources: Mutex<Sources>,
+    /// Woken when a source comes up (clients enabling tracking wait for that).
+    up: Notify,
+}
+
+/// The node sources of a pool.
+#[derive(Default)]
+pub(super) struct Sources {
+    /// The manager task runs.
+    running: bool,
+    /// Clients between `CLIENT TRACKING on` and their entry in the table (the manager must
+    /// not stop under them).
+    enabling: usize,
+    by_addr: HashMap<String, source::Handle>,
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub {
+            table: Mutex::new(Table::new(DEFAULT_MAX_KEYS)),
+            sources: Mutex::default(),
+            up: Notify::new(),
+        }
+    }
+}
+
+/// Locks, ignoring poisoning: nothing panics while these are held.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hub {
+    fn table(&self) -> MutexGuard<'_, Table> {
+        lock(&self.table)
+    }
+
+    fn sources(&self) -> MutexGuard<'_, Sources> {
+        lock(&self.sources)
+    }
+
+    fn no_clients(&self) -> bool {
+        self.table().is_empty()
+    }
+
+    fn announce(&self) {
+        self.up.notify_waiters();
+    }
+
+    /// Sizes for INFO (`tracking_clients`, `tracking_total_keys`, ...).
+    pub(crate) fn stats(&self) -> table::Stats {
+        self.table().stats()
+    }
+
+    /// Keys changed on a node.
+    fn invalidate(&self, registry: &Registry, keys: &[Bytes], from_master: bool) {
+        let out = self.table().invalidate(keys, from_master);
+        self.deliver(registry, out);
+    }
+
+    /// Every key may have changed.
+    fn flush(&self, registry: &Registry, from_master: bool) {
+        let out = self.table().flush(from_master);
+        self.deliver(registry, out);
+    }
+
+    /// Changes the key cap (`CONFIG SET tracking-table-max-keys`), evicting down to it.
+    pub(crate) fn set_max_keys(&self, registry: &Registry, max: usize) {
+        let out = self.table().set_max_keys(max);
+        self.deliver(registry, out);
+    }
+
+    /// Puts each note in the inbox of its client, or of the client it redirects to. A
+    /// redirect to a client that left marks the redirect broken and tells the client (RESP3).
+    fn deliver(&self, registry: &Registry, out: Deliveries) {
+        if out.is_empty() {
+            return;
+        }
+        let routed: Vec<(u64, u64, Note)> = {
+            let table = self.table();
+            out.into_iter()
+                .map(|(id, note)| {
+                    let to = table.options(id).map_or(0, |o| o.redirect);
+                    (if to == 0 { id } else { to }, id, note)
+                })
+                .collect()
+        };
+        for (to, from, note) in routed {
+            if let Some(entry) = registry.get(to) {
+                entry.inbox().push(note);
+            } else if to != from {
+                self.table().mark_broken(from);
+                if let Some(entry) = registry.get(from) {
+                    entry.inbox().push(Note::RedirBroken(to));
+                }
+            }
+        }
+    }
+}
+
+/// What a tracking session keeps at hand (boxed: most sessions never track).
+pub(crate) struct Local {
+    inbox: Arc<Inbox>,
+    bcast: bool,
+    optin: bool,
+    optout: bool,
+    noloop: bool,
+    /// `CLIENT CACHING yes|no` was given for the next command.
+    caching: bool,
+}
+
+impl Session {
+    /// Remembers the keys of a read (default mode), or notes a NOLOOP client's own write.
+    /// Called for every request of a tracking client, before it is sent.
+    pub(super) fn track_request(&mut self, req: &Request, info: Option<&'static CommandInfo>) {
+        let Some(t) = self.tracking.as_deref_mut() else {
+            return;
+        };
+        let caching = t.caching;
+        let special = Special::of(info);
+        // As Redis: CACHING lasts for the next command, or the next transaction.
+        if !special.is_client() && !self.tx.is_open() && special != Special::Multi {
+            t.caching = false;
+        }
+        let Some(info) = info else {
+            return;
+        };
+        let script = matches!(
+            info.name,
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+        );
+        let read = script || command::is_read(req, Some(info));
+        let write = info.has(command::flags::WRITE);
+        if !(read || (write && t.noloop)) || info.has(command::flags::PUBSUB) {
+            return;
+        }
+        let keys: Vec<Bytes> = command::key_positions(req, info)
+            .map(|i| req.arg_bytes(i))
+            .collect();
+        if keys.is_empty() {
+            return;
+        }
+        let hub = &self.pool.registry.tracking;
+        if read && !t.bcast && !((t.optin && !caching) || (t.optout && caching)) {
+            // A script may read its keys: remembered (an extra invalidation is harmless,
+            // a missing one is a stale cache).
+            let evicted = hub.table().remember(self.id, &keys);
+            hub.deliver(&self.pool.registry, evicted);
+        }
+        if write && t.noloop {
+            hub.table().own_write(self.id, &keys);
+        }
+    }
+
+    /// Queues the invalidations waiting in this tracking client's inbox after its replies
+    /// (pipelined stage; registers the task for the next ones).
+    pub(super) fn poll_inbox(&mut self, pending: &mut VecDeque<Pending>, cx: &mut Context<'_>) {
+        let Some(t) = self.tracking.as_deref() else {
+            return;
+        };
+        if let Poll::Ready(notes) = t.inbox.poll_take(cx) {
+            let mut out = BytesMut::new();
+            for n in &notes {
+                encode_note(n, self.proto, false, &mut out);
+            }
+            if !out.is_empty() {
+                pending.push_back(Pending::Ready(out.freeze()));
+            }
+        }
+    }
+
+    /// Writes notes taken from the inbox while the client is subscribed (pub/sub tunnel).
+    pub(super) fn write_notes_subscribed(&self, notes: &[Note], out: &mut BytesMut) {
+        for n in notes {
+            encode_note(n, self.proto, true, out);
+        }
+    }
+
+    /// Tracking off (CLIENT TRACKING off, RESET, disconnect).
+    pub(super) fn tracking_off(&mut self) {
+        if self.tracking.take().is_some() {
+            self.pool.registry.tracking.table().disable(self.id);
+        }
+    }
+}
+
+impl Hub {
+    /// `CONFIG SET ... tracking-table-max-keys N ...` (forwarded to the node as well): the
+    /// proxy's table follows the setting, since the node's own table holds nothing of its
+    /// clients.
+    pub(crate) fn watch_config(&self, registry: &Registry, req: &Request) {
+        if !(req.arg(0).eq_ignore_ascii_case(b"config") && req.arg(1).eq_ignore_ascii_case(b"set"))
+        {
+            return;
+        }
+        let mut i = 2;
+        while i + 1 < req.len() {
+            if req.arg(i).eq_ignore_ascii_case(b"tracking-table-max-keys") {
+                let n = std::str::from_utf8(req.arg(i + 1))
+                    .ok()
+                    .and_then(|s| s.parse().ok());
+                if let Some(n) = n {
+                    self.set_max_keys(registry, n);
+                }
+            }
+            i += 2;
+        }
+    }
+}
+
+/// A node's INFO text with its `tracking_*` fields replaced by the proxy's (the node's
+/// describe the proxy's source connections, not the clients).
+pub(super) fn info_with_proxy_stats(text: &[u8], hub: &Hub) -> Vec<u8> {
+    let s = hub.stats();
+    let mut out = Vec::with_capacity(text.len());
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let field = |name: &str| line.starts_with(name.as_bytes());
+        let value = if field("tracking_clients:") {
+            Some(("tracking_clients", s.clients))
+        } else if field("tracking_total_keys:") {
+            Some(("tracking_total_keys", s.keys))
+        } else if field("tracking_total_items:") {
+            Some(("tracking_total_items", s.items))
+        } else if field("tracking_total_prefixes:") {
+            Some(("tracking_total_prefixes", s.prefixes))
+        } else {
+            None
+        };
+        match value {
+            Some((name, n)) => out.extend_from_slice(format!("{name}:{n}\r\n").as_bytes()),
+            None => out.extend_from_slice(line),
+        }
+    }
+    out
+}

@@ -1,0 +1,229 @@
+//! Node sources: one connection per node of the pool (master and replicas) in
+//! `CLIENT TRACKING on BCAST` mode, so the node reports every key that changes on it; the
+//! hub routes each report to the clients that read the key (or watch its prefix).
+//!
+//! Why BCAST on a connection of its own rather than tracking on the shared connections:
+//! a shared connection serves many clients, so the node's per-connection table could not
+//! say which client read a key, and replies to reads taken from replicas would have no
+//! source at all. Why the replicas too: a read served by a replica that has not yet applied
+//! a write returns the old value *after* the master reported the change; the replica's own
+//! report, when it applies the write, is what tells that reader.
+//!
+//! A source that breaks (or a node that comes back) may have missed reports: its loss
+//! flushes every tracking client (a null invalidation, "forget everything"), as a client
+//! library does when its own connection breaks.
+//!
+//! The sources run while the pool has tracking clients; a manager task follows the
+//! topology (failovers, replicas coming and going) and stops them when the last tracking
+//! client is gone.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::backend::{DirectConn, Node};
+use crate::pool::Pool;
+use crate::resp::{Frame, Protocol};
+use crate::topology::Topology;
+
+/// A running source.
+pub(super) struct Handle {
+    /// The node's tracking connection is established and in BCAST mode.
+    pub(super) up: Arc<AtomicBool>,
+    /// The node is the pool's master (BCAST clients hear from the master only).
+    master: Arc<AtomicBool>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the manager unless it runs.
+pub(super) fn ensure_running(pool: &Arc<Pool>) {
+    let mut s = pool.registry.tracking.sources();
+    if !s.running {
+        s.running = true;
+        tokio::spawn(manage(pool.clone()));
+    }
+}
+
+/// The nodes that need a source: the master and every known replica.
+fn wanted(topo: &Topology) -> Vec<(Arc<Node>, bool)> {
+    topo.master
+        .iter()
+        .map(|m| (m.node.clone(), true))
+        .chain(topo.replicas.iter().map(|r| (r.node.clone(), false)))
+        .collect()
+}
+
+/// The first node that must have its source up before a client may start tracking (the
+/// master and the replicas reads go to), or `None` when all have.
+pub(super) fn first_missing(pool: &Pool) -> Option<String> {
+    let topo = pool.topology.load();
+    let Some(master) = &topo.master else {
+        return Some("(no master)".into());
+    };
+    let s = pool.registry.tracking.sources();
+    std::iter::once(&master.node)
+        .chain(topo.readable.iter())
+        .find(|n| {
+            !s.by_addr
+                .get(&n.addr)
+                .is_some_and(|h| h.up.load(Ordering::Relaxed))
+        })
+        .map(|n| n.addr.clone())
+}
+
+/// Keeps one source per node of the topology while any client tracks (or is enabling).
+async fn manage(pool: Arc<Pool>) {
+    let hub = &pool.registry.tracking;
+    let mut changed = pool.topology.subscribe();
+    loop {
+        let want = wanted(&pool.topology.load());
+        {
+            let mut s = hub.sources();
+            if s.enabling == 0 && hub.no_clients() {
+                s.by_addr.clear();
+                s.running = false;
+                return;
+            }
+            s.by_addr
+                .retain(|addr, _| want.iter().any(|(n, _)| n.addr == *addr));
+            for (node, is_master) in want {
+                match s.by_addr.get(&node.addr) {
+                    Some(h) => h.master.store(is_master, Ordering::Relaxed),
+                    None => {
+                        let up = Arc::new(AtomicBool::new(false));
+                        let master = Arc::new(AtomicBool::new(is_master));
+                        let task = tokio::spawn(run(
+                            pool.clone(),
+                            node.clone(),
+                            up.clone(),
+                            master.clone(),
+                        ))
+                        .abort_handle();
+                        s.by_addr
+                            .insert(node.addr.clone(), Handle { up, master, task });
+                    }
+                }
+            }
+        }
+        // A topology change, or a periodic look at whether anyone still tracks.
+        tokio::select! {
+            r = changed.changed() => if r.is_err() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// One node's source: connects, reads reports, reconnects with backoff.
+async fn run(pool: Arc<Pool>, node: Arc<Node>, up: Arc<AtomicBool>, master: Arc<AtomicBool>) {
+    const MIN_BACKOFF: Duration = Duration::from_millis(50);
+    let hub = &pool.registry.tracking;
+    let mut backoff = MIN_BACKOFF;
+    let mut first = true;
+    loop {
+        match open(&node).await {
+            Ok(mut conn) => {
+                backoff = MIN_BACKOFF;
+                up.store(true, Ordering::Relaxed);
+                // Reports made while it was down are lost: clients that may have read there
+                // forget everything (on the first connection: only those that read since).
+                hub.flush(&pool.registry, !first);
+                first = false;
+                hub.announce();
+                let err = loop {
+                    match conn.read().await {
+                        Ok(reply) => {
+                            if let Some(keys) = invalidation(&reply.raw) {
+                                let from_master = master.load(Ordering::Relaxed);
+                                match keys {
+                                    Some(keys) => {
+                                        hub.invalidate(&pool.registry, &keys, from_master)
+                                    }
+                                    None => hub.flush(&pool.registry, from_master),
+                                }
+                            }
+                        }
+                        Err(e) => break e,
+                    }
+                };
+                up.store(false, Ordering::Relaxed);
+                tracing::warn!(node = %node.addr, error = %err, "tracking source lost: tracking clients flushed");
+                hub.flush(&pool.registry, true);
+            }
+            Err(e) => {
+                tracing::debug!(node = %node.addr, error = %e, "tracking source connect failed");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// A RESP3 connection to `node` in `CLIENT TRACKING on BCAST` mode.
+async fn open(node: &Node) -> Result<DirectConn, String> {
+    let mut conn = node
+        .dedicated
+        .checkout(Protocol::Resp3)
+        .await
+        .map_err(|e| e.to_string())?;
+    let reply = conn
+        .request(b"*4\r\n$6\r\nCLIENT\r\n$8\r\nTRACKING\r\n$2\r\non\r\n$5\r\nBCAST\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    if reply.is_error() {
+        return Err(String::from_utf8_lossy(&reply.raw).trim_end().to_string());
+    }
+    Ok(conn)
+}
+
+/// The keys of an `invalidate` push (`Some(None)`: a flush, every key), or `None` for any
+/// other frame.
+fn invalidation(raw: &[u8]) -> Option<Option<Vec<Bytes>>> {
+    let Ok(Some((Frame::Push(mut items), _))) = Frame::parse(raw) else {
+        return None;
+    };
+    if items.len() != 2 || !matches!(&items[0], Frame::Bulk(b) if b.as_ref() == b"invalidate") {
+        return None;
+    }
+    match items.pop() {
+        Some(Frame::Array(keys)) => Some(Some(
+            keys.into_iter()
+                .filter_map(|k| match k {
+                    Frame::Bulk(b) | Frame::Simple(b) => Some(b),
+                    _ => None,
+                })
+                .collect(),
+        )),
+        Some(Frame::Null) => Some(None),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::invalidation;
+
+    #[test]
+    fn invalidate_pushes_are_recognised() {
+        let keys = invalidation(b">2\r\n$10\r\ninvalidate\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+        assert_eq!(keys, Some(Some(vec!["a".into(), "b".into()])));
+        assert_eq!(
+            invalidation(b">2\r\n$10\r\ninvalidate\r\n_\r\n"),
+            Some(None)
+        );
+        assert_eq!(invalidation(b"+OK\r\n"), None);
+        assert_eq!(
+            invalidation(b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n"),
+            None
+        );
+    }
+}

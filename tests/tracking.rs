@@ -1,0 +1,311 @@
+//! CLIENT TRACKING through the proxy (issue 13): the proxy keeps the tracking table itself
+//! and routes each node's invalidations to the clients that read the key, whichever node
+//! served the read.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{standalone_config, wait_until, Client, Redis, Resp, Sluice};
+
+fn ok() -> Resp {
+    Resp::Simple("OK".into())
+}
+
+fn bulk(s: &str) -> Resp {
+    Resp::Bulk(s.as_bytes().to_vec())
+}
+
+/// A RESP3 client with tracking on (`opts` after `CLIENT TRACKING on`).
+fn tracking_client(proxy: &Sluice, opts: &[&str]) -> Client {
+    let mut c = proxy.client();
+    assert!(matches!(c.cmd(&["HELLO", "3"]), Resp::Map(_)));
+    let mut args = vec!["CLIENT", "TRACKING", "on"];
+    args.extend_from_slice(opts);
+    assert_eq!(c.cmd(&args), ok());
+    c
+}
+
+/// The keys of the next frame, which must be an `invalidate` push (`None`: a flush).
+fn invalidated(c: &mut Client) -> Option<Vec<String>> {
+    match c.read() {
+        Resp::Push(items) if items.len() == 2 && items[0] == bulk("invalidate") => {
+            match &items[1] {
+                Resp::Array(keys) => Some(keys.iter().map(Resp::text).collect()),
+                Resp::Nil => None,
+                other => panic!("invalidate of {other:?}"),
+            }
+        }
+        other => panic!("expected an invalidate push, got {other:?}"),
+    }
+}
+
+/// The keys of the next `__redis__:invalidate` message of a subscribed RESP2 client.
+fn invalidated_message(c: &mut Client) -> Vec<String> {
+    match c.read() {
+        Resp::Array(items) if items.len() == 3 && items[1] == bulk("__redis__:invalidate") => {
+            match &items[2] {
+                Resp::Array(keys) => keys.iter().map(Resp::text).collect(),
+                other => panic!("message of {other:?}"),
+            }
+        }
+        other => panic!("expected an invalidation message, got {other:?}"),
+    }
+}
+
+/// Nothing else is waiting: the next frame is the reply to a PING.
+fn nothing_more(c: &mut Client) {
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+}
+
+fn proxy_on(master: &Redis, replicas: &[&Redis], read_from: &str, extra: &str) -> Sluice {
+    Sluice::start(&standalone_config(master, replicas, read_from, extra))
+}
+
+#[test]
+fn a_write_invalidates_what_another_client_read_once() {
+    let master = Redis::start();
+    let p = proxy_on(&master, &[], "master", "");
+    let mut a = tracking_client(&p, &[]);
+    let mut b = p.client();
+    assert_eq!(b.cmd(&["SET", "k", "1"]), ok());
+    assert_eq!(b.cmd(&["SET", "unread", "1"]), ok());
+    assert_eq!(a.cmd(&["GET", "k"]), bulk("1"));
+    assert_eq!(b.cmd(&["SET", "unread", "2"]), ok());
+    assert_eq!(b.cmd(&["SET", "k", "2"]), ok());
+    assert_eq!(invalidated(&mut a), Some(vec!["k".to_string()]));
+    // Told once: the key left the table until A reads it again.
+    assert_eq!(b.cmd(&["SET", "k", "3"]), ok());
+    nothing_more(&mut a);
+    // A's own write of a key it read invalidates it too (no NOLOOP), after the reply.
+    assert_eq!(a.cmd(&["GET", "k"]), bulk("3"));
+    assert_eq!(a.cmd(&["DEL", "k"]), Resp::Int(1));
+    assert_eq!(invalidated(&mut a), Some(vec!["k".to_string()]));
+    nothing_more(&mut a);
+}
+
+#[test]
+fn a_read_served_by_a_lagging_replica_is_invalidated_when_the_replica_catches_up() {
+    let master = Redis::start();
+    let relay = common::Relay::start(&master.addr());
+    let replica = Redis::start_with(&["--replicaof", "127.0.0.1", &relay.port.to_string()]);
+    replica.wait_streaming(&master);
+    let p = proxy_on(&master, &[&replica], "replica", "");
+    wait_until(
+        Duration::from_secs(10),
+        "the replica in the read pool",
+        || {
+            let (_, body) = p.http_get("/topology");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            v["pools"]["main"]["read_pool"].as_array().map(Vec::len) == Some(1)
+        },
+    );
+    let mut a = tracking_client(&p, &[]);
+    let mut b = p.client();
+    assert_eq!(b.cmd(&["SET", "lag", "old"]), ok());
+    wait_until(
+        Duration::from_secs(10),
+        "the replica to have the key",
+        || replica.client().cmd(&["GET", "lag"]) == bulk("old"),
+    );
+    // The replica stops receiving writes: the master reports the next change of `lag`
+    // before A has read it, so only the replica's own report can reach A.
+    relay.pause_settled();
+    assert_eq!(b.cmd(&["SET", "lag", "new"]), ok());
+    assert_eq!(
+        a.cmd(&["GET", "lag"]),
+        bulk("old"),
+        "served by the stale replica"
+    );
+    relay.pause(false);
+    assert_eq!(invalidated(&mut a), Some(vec!["lag".to_string()]));
+    wait_until(Duration::from_secs(10), "the replica to catch up", || {
+        replica.client().cmd(&["GET", "lag"]) == bulk("new")
+    });
+    assert_eq!(a.cmd(&["GET", "lag"]), bulk("new"));
+}
+
+#[test]
+fn resp2_clients_redirect_to_a_subscribed_client() {
+    let master = Redis::start();
+    let p = proxy_on(&master, &[], "master", "");
+    let mut target = p.client();
+    let Resp::Int(target_id) = target.cmd(&["CLIENT", "ID"]) else {
+        panic!("CLIENT ID");
+    };
+    assert!(matches!(
+        target.cmd(&["SUBSCRIBE", "__redis__:invalidate"]),
+        Resp::Array(_)
+    ));
+    let id = target_id.to_string();
+    let mut a = p.client();
+    assert_eq!(a.cmd(&["CLIENT", "TRACKING", "on", "REDIRECT", &id]), ok());
+    assert_eq!(a.cmd(&["CLIENT", "GETREDIR"]), Resp::Int(target_id));
+    let mut b = p.client();
+    assert_eq!(b.cmd(&["MSET", "r1", "1", "r2", "2"]), ok());
+    assert_eq!(
+        a.cmd(&["MGET", "r1", "r2"]),
+        Resp::Array(vec![bulk("1"), bulk("2")])
+    );
+    assert_eq!(b.cmd(&["INCR", "r2"]), Resp::Int(3));
+    assert_eq!(invalidated_message(&mut target), vec!["r2".to_string()]);
+    // A redirect to a client that does not exist is refused, as on Redis.
+    assert_eq!(
+        a.cmd(&["CLIENT", "TRACKING", "on", "REDIRECT", "999999"]),
+        Resp::Error("ERR The client ID you want redirect to does not exist".into())
+    );
+    // The target leaves: a RESP3 client redirecting to it is told, and its TRACKINGINFO
+    // says so.
+    let mut c = tracking_client(&p, &["REDIRECT", &id]);
+    assert_eq!(c.cmd(&["GET", "r1"]), bulk("1"));
+    drop(target);
+    wait_until(Duration::from_secs(5), "the target to leave", || {
+        !p.client()
+            .cmd(&["CLIENT", "LIST"])
+            .text()
+            .contains(&format!("id={id} "))
+    });
+    assert_eq!(b.cmd(&["SET", "r1", "9"]), ok());
+    assert_eq!(
+        c.read(),
+        Resp::Push(vec![bulk("tracking-redir-broken"), Resp::Int(target_id)])
+    );
+    let Resp::Map(info) = c.cmd(&["CLIENT", "TRACKINGINFO"]) else {
+        panic!("TRACKINGINFO is a map");
+    };
+    assert_eq!(
+        info[0].1,
+        Resp::Set(vec![bulk("on"), bulk("broken_redirect")])
+    );
+}
+
+#[test]
+fn bcast_prefixes_and_noloop() {
+    let master = Redis::start();
+    let p = proxy_on(&master, &[], "master", "");
+    let mut a = tracking_client(&p, &["BCAST", "PREFIX", "a:", "PREFIX", "b:", "NOLOOP"]);
+    let mut b = p.client();
+    // A's own write is not reported back to it (NOLOOP), others' are, one message per prefix.
+    assert_eq!(a.cmd(&["SET", "a:mine", "1"]), ok());
+    assert_eq!(b.cmd(&["MULTI"]), ok());
+    for k in ["a:1", "b:1", "c:1", "a:2"] {
+        assert_eq!(b.cmd(&["SET", k, "1"]), Resp::Simple("QUEUED".into()));
+    }
+    assert!(matches!(b.cmd(&["EXEC"]), Resp::Array(_)));
+    let mut first = invalidated(&mut a).expect("keys");
+    let mut second = invalidated(&mut a).expect("keys");
+    first.sort();
+    second.sort();
+    let mut both = [first, second];
+    both.sort();
+    assert_eq!(
+        both,
+        [
+            vec!["a:1".to_string(), "a:2".to_string()],
+            vec!["b:1".to_string()]
+        ]
+    );
+    nothing_more(&mut a);
+    // Overlapping prefixes are refused as Redis refuses them.
+    let Resp::Error(e) = a.cmd(&["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "a"]) else {
+        panic!("overlap accepted");
+    };
+    assert!(
+        e.starts_with("ERR Prefix 'a' overlaps with an existing prefix 'a:'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn optin_and_optout_follow_client_caching() {
+    let master = Redis::start();
+    let p = proxy_on(&master, &[], "master", "");
+    let mut a = tracking_client(&p, &["OPTIN"]);
+    let mut b = p.client();
+    assert_eq!(b.cmd(&["MSET", "in1", "1", "in2", "1"]), ok());
+    assert_eq!(a.cmd(&["GET", "in1"]), bulk("1"));
+    assert_eq!(a.cmd(&["CLIENT", "CACHING", "yes"]), ok());
+    assert_eq!(a.cmd(&["GET", "in2"]), bulk("1"));
+    assert_eq!(b.cmd(&["MSET", "in1", "2", "in2", "2"]), ok());
+    assert_eq!(invalidated(&mut a), Some(vec!["in2".to_string()]));
+    nothing_more(&mut a);
+    assert_eq!(
+        a.cmd(&["CLIENT", "CACHING", "no"]),
+        Resp::Error(
+            "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.".into()
+        )
+    );
+    assert_eq!(a.cmd(&["CLIENT", "TRACKING", "off"]), ok());
+    assert_eq!(a.cmd(&["CLIENT", "GETREDIR"]), Resp::Int(-1));
+    assert_eq!(a.cmd(&["CLIENT", "TRACKING", "on", "OPTOUT"]), ok());
+    assert_eq!(a.cmd(&["CLIENT", "CACHING", "no"]), ok());
+    assert_eq!(a.cmd(&["GET", "in1"]), bulk("2"));
+    assert_eq!(a.cmd(&["GET", "in2"]), bulk("2"));
+    assert_eq!(b.cmd(&["MSET", "in1", "3", "in2", "3"]), ok());
+    assert_eq!(invalidated(&mut a), Some(vec!["in2".to_string()]));
+    nothing_more(&mut a);
+}
+
+#[test]
+fn flushes_and_the_key_cap_invalidate() {
+    let master = Redis::start();
+    let p = proxy_on(&master, &[], "master", "allow_commands = [\"CONFIG\"]");
+    let mut a = tracking_client(&p, &[]);
+    let mut b = p.client();
+    let keys: Vec<String> = (0..5).map(|i| format!("cap{i}")).collect();
+    for k in &keys {
+        assert_eq!(a.cmd(&["GET", k]), Resp::Nil);
+    }
+    let info = a.cmd(&["INFO"]).text();
+    assert!(info.contains("tracking_total_keys:5\r\n"), "{info}");
+    assert!(info.contains("tracking_clients:1\r\n"), "{info}");
+    // Down to 2 keys: the 3 evicted are reported as if they had changed.
+    assert_eq!(
+        a.cmd(&["CONFIG", "SET", "tracking-table-max-keys", "2"]),
+        ok()
+    );
+    let mut evicted = Vec::new();
+    for _ in 0..3 {
+        evicted.extend(invalidated(&mut a).expect("keys"));
+    }
+    evicted.sort();
+    evicted.dedup();
+    assert_eq!(evicted.len(), 3);
+    assert!(evicted.iter().all(|k| keys.contains(k)));
+    assert_eq!(b.cmd(&["FLUSHALL"]), ok());
+    assert_eq!(invalidated(&mut a), None);
+    nothing_more(&mut a);
+    assert_eq!(
+        b.cmd(&["CONFIG", "SET", "tracking-table-max-keys", "0"]),
+        ok()
+    );
+}
+
+#[test]
+fn tracking_info_and_errors_match_redis() {
+    let master = Redis::start();
+    let p = proxy_on(&master, &[], "master", "");
+    let mut direct = master.client();
+    let mut proxied = p.client();
+    let script: &[&[&str]] = &[
+        &["CLIENT", "TRACKINGINFO"],
+        &["CLIENT", "TRACKING", "on", "OPTIN", "OPTOUT"],
+        &["CLIENT", "TRACKING", "on", "BCAST", "OPTIN"],
+        &["CLIENT", "TRACKING", "on", "PREFIX", "x"],
+        &["CLIENT", "TRACKING", "maybe"],
+        &["CLIENT", "CACHING", "yes"],
+        &[
+            "CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "foo", "PREFIX", "bar",
+        ],
+        &["CLIENT", "TRACKINGINFO"],
+        &["CLIENT", "TRACKING", "on"],
+        &["CLIENT", "TRACKING", "off"],
+        &["CLIENT", "TRACKING", "on", "OPTIN", "NOLOOP"],
+        &["CLIENT", "CACHING", "yes"],
+        &["CLIENT", "TRACKINGINFO"],
+        &["CLIENT", "GETREDIR"],
+    ];
+    for args in script {
+        assert_eq!(proxied.cmd(args), direct.cmd(args), "{args:?}");
+    }
+}
