@@ -175,7 +175,7 @@ impl Session {
         }
     }
 
-    fn hello(&mut self, req: &Request) -> Bytes {
+    pub(super) fn hello(&mut self, req: &Request) -> Bytes {
         let mut proto = self.proto;
         let mut i = 1;
         if req.len() > 1 {

@@ -345,10 +345,24 @@ impl Session {
                 .map_err(|e| e.to_string());
         }
         if special == Special::Hello {
-            encode::error(
-                &mut io.out,
-                "ERR sluice: HELLO while subscribed is not supported through the proxy",
-            );
+            // Answered by the proxy; a protocol change is made on the tunnel too, whose
+            // messages are in the client's protocol (it is then not pooled again).
+            let before = self.proto;
+            let reply = self.hello(&req);
+            if self.proto != before {
+                t.clean = false;
+                let hello: &[u8] = match self.proto {
+                    Protocol::Resp3 => b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n",
+                    Protocol::Resp2 => b"*2\r\n$5\r\nHELLO\r\n$1\r\n2\r\n",
+                };
+                let switched = request_skipping_pushes(conn, hello, io).await?;
+                if switched.is_error() {
+                    self.proto = before;
+                    io.out.extend_from_slice(&switched.raw);
+                    return Ok(false);
+                }
+            }
+            io.out.extend_from_slice(&reply);
             return Ok(false);
         }
         if special == Special::Select {

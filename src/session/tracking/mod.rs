@@ -169,12 +169,17 @@ impl Session {
         let Some(info) = info else {
             return;
         };
-        let script = matches!(
-            info.name,
-            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
-        );
-        let read = script || command::is_read(req, Some(info));
-        let write = info.has(command::flags::WRITE);
+        let (read, write) = match info.name {
+            "eval" => script_access(req.arg(1)),
+            "eval_ro" => (script_access(req.arg(1)).0, false),
+            // Only the node has the body.
+            "evalsha" | "fcall" => (true, true),
+            "evalsha_ro" | "fcall_ro" => (true, false),
+            _ => (
+                command::is_read(req, Some(info)),
+                info.has(command::flags::WRITE),
+            ),
+        };
         if !(read || (write && t.noloop)) || info.has(command::flags::PUBSUB) {
             return;
         }
@@ -186,8 +191,6 @@ impl Session {
         }
         let hub = &self.pool.registry.tracking;
         if read && !t.bcast && !((t.optin && !caching) || (t.optout && caching)) {
-            // A script may read its keys: remembered (an extra invalidation is harmless,
-            // a missing one is a stale cache).
             let evicted = hub.table().remember(self.id, &keys);
             hub.deliver(&self.pool.registry, evicted);
         }
@@ -276,4 +279,56 @@ pub(super) fn info_with_proxy_stats(text: &[u8], hub: &Hub) -> Vec<u8> {
         }
     }
     out
+}
+
+/// What a script may do to its declared keys, judged from its source: `(reads, writes)`.
+/// Redis remembers a script's keys only if it ran a read command, and NOLOOP hides only
+/// changes the script made; the proxy cannot see inside, so a call whose command it cannot
+/// read off the text (a name in a variable) counts as both.
+fn script_access(src: &[u8]) -> (bool, bool) {
+    let (mut reads, mut writes) = (false, false);
+    let mut rest = src;
+    while let Some(at) = find(rest, b"call") {
+        rest = &rest[at + 4..];
+        let args = trim_start(rest);
+        let Some(args) = args.strip_prefix(b"(") else {
+            continue;
+        };
+        let args = trim_start(args);
+        let name = match args.first() {
+            Some(&q @ (b'\'' | b'"')) => args[1..].split(|&c| c == q).next(),
+            _ => None,
+        };
+        match name.and_then(command::lookup_name) {
+            Some(info) => {
+                reads |= info.has(command::flags::READONLY);
+                writes |= info.has(command::flags::WRITE);
+            }
+            None => return (true, true),
+        }
+    }
+    (reads, writes)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn trim_start(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &s[n..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::script_access;
+
+    #[test]
+    fn scripts_are_judged_by_the_commands_they_call() {
+        assert_eq!(script_access(b"redis.call('set', KEYS[1], 'x')"), (false, true));
+        assert_eq!(script_access(b"return redis.call('get', 'k')"), (true, false));
+        assert_eq!(script_access(b"redis.pcall( \"PING\" )"), (false, false));
+        assert_eq!(script_access(b"return 1"), (false, false));
+        assert_eq!(script_access(b"local c = 'get' return redis.call(c, 'k')"), (true, true));
+    }
 }
