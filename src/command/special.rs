@@ -86,6 +86,8 @@ pub enum Special {
     ClientUnblock,
     /// `SCRIPT KILL` and `FUNCTION KILL`: must not queue behind the busy script they stop.
     ScriptKill,
+    /// `SLOWLOG` and its subcommands: answered from the proxy's own slow log.
+    Slowlog,
     /// A command of a family the proxy refuses some forms of by default (SHUTDOWN, CONFIG
     /// SET, DEBUG, ACL SETUSER, FLUSHALL in cluster pools, ...): checked against the pool's
     /// deny list and `allow_commands` (`session/deny.rs`); every other command skips that.
@@ -146,6 +148,7 @@ impl Special {
             "info" => Special::Info,
             "client|unblock" => Special::ClientUnblock,
             "script|kill" | "function|kill" => Special::ScriptKill,
+            _ if parent == "slowlog" => Special::Slowlog,
             _ if parent == "client" => Special::Client,
             _ if parent == "cluster" => Special::Cluster,
             _ if GUARDED_FAMILIES.contains(&parent) => Special::Guarded,
@@ -240,6 +243,6 @@ mod tests {
         // A misspelt name in `classify` would leave its variant unreachable.
         let seen: std::collections::HashSet<Special> =
             crate::command::table().iter().map(|i| i.special).collect();
-        assert_eq!(seen.len(), 39, "classes seen: {seen:?}");
+        assert_eq!(seen.len(), 40, "classes seen: {seen:?}");
     }
 }

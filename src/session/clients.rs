@@ -22,6 +22,8 @@ pub(crate) struct Registry {
     pub(crate) parking: super::parking::ParkingLot,
     /// CLIENT TRACKING (see `tracking`).
     pub(crate) tracking: super::tracking::Hub,
+    /// SLOWLOG (see `slowlog`).
+    pub(crate) slowlog: super::slowlog::SlowLog,
 }
 
 /// One connected client, as other clients of the pool see it.

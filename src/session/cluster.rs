@@ -260,6 +260,7 @@ impl Session {
             started,
             key_slot,
             silent: false,
+            taken: self.pool.registry.slowlog.start(),
         }));
     }
 

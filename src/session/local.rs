@@ -88,6 +88,11 @@ impl Session {
                 ));
             }
             Special::Unwatch => return Some(Bytes::from_static(OK)),
+            Special::Slowlog => {
+                if let Some(reply) = self.pool.registry.slowlog.command(req) {
+                    return Some(reply);
+                }
+            }
             Special::Cluster if self.pool.routing.by_slot() => {
                 return Some(self.cluster_command(req))
             }
@@ -99,6 +104,9 @@ impl Session {
                 if denied.is_none() {
                     let registry = &self.pool.registry;
                     registry.tracking.watch_config(registry, req);
+                    if req.arg(1).eq_ignore_ascii_case(b"set") {
+                        registry.slowlog.watch_config(req);
+                    }
                 }
                 return denied.map(|msg| error_bytes(&msg));
             }

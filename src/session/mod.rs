@@ -31,6 +31,7 @@ mod reply_mode;
 mod retry;
 mod scan;
 mod shard_pubsub;
+mod slowlog;
 mod spare;
 mod subscribed;
 mod tracking;
@@ -104,6 +105,8 @@ struct Waiting {
     key_slot: Option<u16>,
     /// The client turned replies off (CLIENT REPLY): drop this one once it is complete.
     silent: bool,
+    /// When it was taken, for the slow log (see `slowlog`; 0: not timed).
+    taken: u64,
 }
 
 /// Where a single-master pool's request goes.
@@ -275,9 +278,11 @@ impl Session {
         pending: &mut VecDeque<Pending>,
         may_hold: bool,
     ) -> Option<Request> {
+        let taken = self.pool.registry.slowlog.start();
         if let Some(reply) = self.local(&req, info) {
             self.pool.metrics.local.increment(1);
             pending.push_back(Pending::Ready(reply));
+            self.pool.registry.slowlog.finish(taken, req.raw(), self);
             return None;
         }
         let info_extra = info::extra(&req, info);
@@ -388,7 +393,8 @@ impl Session {
             .then(Instant::now);
         // Only what may be sent again keeps its bytes: reads, and writes in pools that follow
         // failovers (a write refused with READONLY did not run).
-        let keep = if read || self.pool.routing.follows_failovers() {
+        let taken = self.pool.registry.slowlog.start();
+        let keep = if read || self.pool.routing.follows_failovers() || taken != 0 {
             req.raw().clone()
         } else {
             Bytes::new()
@@ -407,6 +413,7 @@ impl Session {
             proto: self.proto,
             key_slot: None,
             silent: false,
+            taken,
         }));
     }
 

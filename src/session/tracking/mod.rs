@@ -325,10 +325,19 @@ mod tests {
 
     #[test]
     fn scripts_are_judged_by_the_commands_they_call() {
-        assert_eq!(script_access(b"redis.call('set', KEYS[1], 'x')"), (false, true));
-        assert_eq!(script_access(b"return redis.call('get', 'k')"), (true, false));
+        assert_eq!(
+            script_access(b"redis.call('set', KEYS[1], 'x')"),
+            (false, true)
+        );
+        assert_eq!(
+            script_access(b"return redis.call('get', 'k')"),
+            (true, false)
+        );
         assert_eq!(script_access(b"redis.pcall( \"PING\" )"), (false, false));
         assert_eq!(script_access(b"return 1"), (false, false));
-        assert_eq!(script_access(b"local c = 'get' return redis.call(c, 'k')"), (true, true));
+        assert_eq!(
+            script_access(b"local c = 'get' return redis.call(c, 'k')"),
+            (true, true)
+        );
     }
 }

@@ -1,0 +1,95 @@
+//! SLOWLOG through the proxy (issue 13): the proxy answers from its own log of the requests
+//! that went through it, in Redis's format, following CONFIG SET of its two settings.
+
+mod common;
+
+use common::{standalone_config, Redis, Resp, Sluice};
+
+fn ok() -> Resp {
+    Resp::Simple("OK".into())
+}
+
+fn entries(reply: Resp) -> Vec<Vec<Resp>> {
+    match reply {
+        Resp::Array(es) => es
+            .into_iter()
+            .map(|e| match e {
+                Resp::Array(fields) => fields,
+                other => panic!("entry {other:?}"),
+            })
+            .collect(),
+        other => panic!("SLOWLOG GET returned {other:?}"),
+    }
+}
+
+fn args(entry: &[Resp]) -> Vec<String> {
+    match &entry[3] {
+        Resp::Array(a) => a.iter().map(Resp::text).collect(),
+        other => panic!("args {other:?}"),
+    }
+}
+
+#[test]
+fn slowlog_logs_the_proxys_requests_as_redis_does() {
+    let master = Redis::start_with(&["--enable-debug-command", "yes"]);
+    let p = Sluice::start(&standalone_config(
+        &master,
+        &[],
+        "master",
+        "allow_commands = [\"CONFIG\", \"DEBUG\"]",
+    ));
+    let mut c = p.client();
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["CONFIG", "SET", "slowlog-max-len", "10"]), ok());
+    // PING is answered by the proxy itself, and logged all the same.
+    for _ in 0..20 {
+        assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    }
+    assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), Resp::Int(10));
+    let got = entries(c.cmd(&["SLOWLOG", "GET", "3"]));
+    assert_eq!(got.len(), 3);
+    assert_eq!(args(&got[0]), vec!["SLOWLOG", "LEN"]);
+    assert_eq!(args(&got[1]), vec!["PING"]);
+    assert_eq!(
+        c.cmd(&["SLOWLOG", "GET", "-2"]),
+        Resp::Error("ERR count should be greater than or equal to -1".into())
+    );
+    // A slow forwarded request, with the client's name and the trimming of long arguments.
+    assert_eq!(c.cmd(&["CLIENT", "SETNAME", "slowpoke"]), ok());
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "20000"]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), ok());
+    assert_eq!(c.cmd(&["SET", "fast", &"A".repeat(200)]), ok());
+    assert_eq!(c.cmd(&["DEBUG", "SLEEP", "0.05"]), ok());
+    let got = entries(c.cmd(&["SLOWLOG", "GET"]));
+    assert_eq!(got.len(), 1, "only the slow one: {got:?}");
+    assert_eq!(args(&got[0]), vec!["DEBUG", "SLEEP", "0.05"]);
+    let Resp::Int(micros) = got[0][2] else {
+        panic!("duration {:?}", got[0][2]);
+    };
+    assert!(micros >= 20_000, "{micros}");
+    assert_eq!(got[0][5], Resp::Bulk(b"slowpoke".to_vec()));
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), ok());
+    assert_eq!(c.cmd(&["SET", "long", &"A".repeat(200)]), ok());
+    let got = entries(c.cmd(&["SLOWLOG", "GET"]));
+    assert_eq!(
+        args(&got[0])[2],
+        format!("{}... (72 more bytes)", "A".repeat(128))
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), ok());
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), Resp::Int(0));
+}
