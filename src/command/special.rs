@@ -88,6 +88,9 @@ pub enum Special {
     ScriptKill,
     /// `SLOWLOG` and its subcommands: answered from the proxy's own slow log.
     Slowlog,
+    /// EVAL, EVALSHA, FCALL and their `_RO` forms: counted while in flight (a node running
+    /// a long script answers BUSY: see `session/busy.rs`).
+    Script,
     /// A command of a family the proxy refuses some forms of by default (SHUTDOWN, CONFIG
     /// SET, DEBUG, ACL SETUSER, FLUSHALL in cluster pools, ...): checked against the pool's
     /// deny list and `allow_commands` (`session/deny.rs`); every other command skips that.
@@ -149,6 +152,7 @@ impl Special {
             "client|unblock" => Special::ClientUnblock,
             "script|kill" | "function|kill" => Special::ScriptKill,
             _ if parent == "slowlog" => Special::Slowlog,
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => Special::Script,
             _ if parent == "client" => Special::Client,
             _ if parent == "cluster" => Special::Cluster,
             _ if GUARDED_FAMILIES.contains(&parent) => Special::Guarded,
@@ -243,6 +247,6 @@ mod tests {
         // A misspelt name in `classify` would leave its variant unreachable.
         let seen: std::collections::HashSet<Special> =
             crate::command::table().iter().map(|i| i.special).collect();
-        assert_eq!(seen.len(), 40, "classes seen: {seen:?}");
+        assert_eq!(seen.len(), 41, "classes seen: {seen:?}");
     }
 }

@@ -24,6 +24,8 @@ pub(crate) struct Registry {
     pub(crate) tracking: super::tracking::Hub,
     /// SLOWLOG (see `slowlog`).
     pub(crate) slowlog: super::slowlog::SlowLog,
+    /// Scripts in flight (see `busy`).
+    pub(crate) scripts: super::busy::Scripts,
 }
 
 /// One connected client, as other clients of the pool see it.

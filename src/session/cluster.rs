@@ -261,6 +261,8 @@ impl Session {
             key_slot,
             silent: false,
             taken: self.pool.registry.slowlog.start(),
+            _script: (Special::of(info) == Special::Script)
+                .then(|| self.pool.registry.scripts.start()),
         }));
     }
 

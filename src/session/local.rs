@@ -98,7 +98,7 @@ impl Session {
             }
             // Fast exit for the data commands: only denied families are left to check, and
             // the table classed those (an unknown command is checked by name).
-            Special::None | Special::Info if info.is_some() => return None,
+            Special::None | Special::Info | Special::Script if info.is_some() => return None,
             Special::Guarded => {
                 let denied = deny::check(&self.pool, req);
                 if denied.is_none() {

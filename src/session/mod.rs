@@ -11,6 +11,7 @@
 //! per-thread spare list (`spare`).
 
 mod blocking;
+mod busy;
 mod client_cmds;
 pub(crate) mod clients;
 mod cluster;
@@ -107,6 +108,8 @@ struct Waiting {
     silent: bool,
     /// When it was taken, for the slow log (see `slowlog`; 0: not timed).
     taken: u64,
+    /// A script: counted in flight until this is dropped (see `busy`).
+    _script: Option<busy::InFlight>,
 }
 
 /// Where a single-master pool's request goes.
@@ -380,12 +383,11 @@ impl Session {
         } else {
             ReplyShape::Plain
         };
-        if matches!(
-            Special::of(info),
-            Special::ScriptLoad | Special::ScriptFlush
-        ) {
+        let special = Special::of(info);
+        if matches!(special, Special::ScriptLoad | Special::ScriptFlush) {
             self.copy_to_replicas(req.raw());
         }
+        let script = (special == Special::Script).then(|| self.pool.registry.scripts.start());
         self.forwarded = self.forwarded.wrapping_add(1);
         let started = self
             .forwarded
@@ -414,6 +416,7 @@ impl Session {
             key_slot: None,
             silent: false,
             taken,
+            _script: script,
         }));
     }
 
@@ -463,6 +466,8 @@ impl Session {
             // A busy script holds the shared connection its EVAL went over: the kill must not
             // queue behind it (it runs alone on a dedicated connection, like a blocking command).
             || matches!(special, Special::ClientUnblock | Special::ScriptKill)
+            // The node's own answer (PONG or BUSY) while a script may be running.
+            || (special == Special::Ping && self.pool.registry.scripts.any())
             || command::is_blocking(req, info)
     }
 
@@ -510,6 +515,11 @@ impl Session {
         } else if special == Special::Wait {
             let reply = self.wait_replicas(&req, io).await;
             io.out.extend_from_slice(&reply);
+            if silent {
+                io.out.truncate(mark);
+            }
+        } else if special == Special::Ping {
+            self.ping_master(&req, io).await;
             if silent {
                 io.out.truncate(mark);
             }
