@@ -118,6 +118,15 @@ fn check(new: &Options, old: Option<&Options>) -> Result<(), String> {
     Ok(())
 }
 
+/// Uncounts an enabling client when dropped.
+struct Enabling<'a>(&'a super::Hub);
+
+impl Drop for Enabling<'_> {
+    fn drop(&mut self) {
+        self.0.sources().enabling -= 1;
+    }
+}
+
 impl Session {
     /// `CLIENT TRACKING ...`. Turning it on waits until every node the client may read from
     /// reports its changes (see `source`), so no change is missed after the `+OK`.
@@ -153,6 +162,11 @@ impl Session {
             // BCAST without PREFIX watches the empty prefix (every key), as on Redis.
             opts.prefixes.push(Bytes::new());
         }
+        // Counted as enabling until it is in the table (or gave up, or its client left
+        // meanwhile), so the sources do not stop under it.
+        let hub = &self.pool.registry.tracking;
+        hub.sources().enabling += 1;
+        let _enabling = Enabling(hub);
         if let Err(addr) = self.wait_for_sources().await {
             return error_bytes(&format!(
                 "ERR sluice: tracking cannot start: node {addr} does not report its changes \
@@ -168,17 +182,14 @@ impl Session {
             caching: false,
         };
         hub.table().enable(self.id, opts);
-        hub.sources().enabling -= 1;
         self.tracking = Some(Box::new(local));
         Bytes::from_static(OK)
     }
 
     /// Starts the pool's node sources if needed and waits until the ones this client may
-    /// read from are up (at most the pool's connect timeout). Leaves `enabling` counted on
-    /// success (the caller enters the table, then uncounts); `Err` names a missing node.
+    /// read from are up (at most the pool's connect timeout); `Err` names a missing node.
     async fn wait_for_sources(&self) -> Result<(), String> {
         let hub = &self.pool.registry.tracking;
-        hub.sources().enabling += 1;
         source::ensure_running(&self.pool);
         let deadline = tokio::time::Instant::now()
             + self
@@ -197,10 +208,7 @@ impl Session {
             tokio::select! {
                 _ = up => {}
                 _ = topo.changed() => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    hub.sources().enabling -= 1;
-                    return Err(addr);
-                }
+                _ = tokio::time::sleep_until(deadline) => return Err(addr),
             }
         }
     }
