@@ -309,3 +309,39 @@ fn tracking_info_and_errors_match_redis() {
         assert_eq!(proxied.cmd(args), direct.cmd(args), "{args:?}");
     }
 }
+
+/// A key whose slot `node` serves.
+fn key_on(node: &Redis, prefix: &str) -> String {
+    (0..10_000)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|k| {
+            let Resp::Int(slot) = node.client().cmd(&["CLUSTER", "KEYSLOT", k]) else {
+                return false;
+            };
+            common::cluster::Cluster::serves(node, slot)
+        })
+        .expect("a key on the node")
+}
+
+#[test]
+fn cluster_pools_track_keys_on_every_shard() {
+    let cluster = common::cluster::Cluster::start(3, 0);
+    let p = cluster.proxy(3, "");
+    let masters = cluster.masters();
+    let (k0, k1) = (key_on(masters[0], "t0:"), key_on(masters[1], "t1:"));
+    let mut a = tracking_client(&p, &[]);
+    let mut watcher = tracking_client(&p, &["BCAST", "PREFIX", "t1:"]);
+    let mut b = p.client();
+    assert_eq!(b.cmd(&["SET", &k0, "1"]), ok());
+    assert_eq!(b.cmd(&["SET", &k1, "1"]), ok());
+    assert_eq!(invalidated(&mut watcher), Some(vec![k1.clone()]));
+    assert_eq!(a.cmd(&["GET", &k0]), bulk("1"));
+    assert_eq!(a.cmd(&["GET", &k1]), bulk("1"));
+    assert_eq!(b.cmd(&["INCR", &k1]), Resp::Int(2));
+    assert_eq!(invalidated(&mut a), Some(vec![k1.clone()]));
+    assert_eq!(invalidated(&mut watcher), Some(vec![k1.clone()]));
+    assert_eq!(b.cmd(&["INCR", &k0]), Resp::Int(2));
+    assert_eq!(invalidated(&mut a), Some(vec![k0.clone()]));
+    nothing_more(&mut a);
+    nothing_more(&mut watcher);
+}

@@ -18,6 +18,8 @@
 #   TCL_CACHE       where the suite is unpacked (default target/redis-tcl)
 #   TCL_UNIT_TIMEOUT  seconds one unit may run (default 300)
 #   TCL_KEEP=1      keep the per-unit logs (printed path)
+#   TCL_SKIP_FILE   a file of more test names to skip (one per line), e.g. to see what a
+#                   failing test hides behind it in its unit
 #
 # More units can be listed on the command line (streams, GEO, bit fields, tracking...);
 # the tag exclusions below apply to every unit.
@@ -159,6 +161,9 @@ run_unit() { # target unit
   local t=$1 unit=$2 dir="$WORK/$1/${2//\//_}" tags=() tag
   for tag in "${EXCLUDED_TAGS[@]}"; do tags+=(--tags "-$tag"); done
   for tag in "${SKIP_TESTS[@]}"; do tags+=(--skiptest "$tag"); done
+  if [[ -n "${TCL_SKIP_FILE:-}" ]]; then
+    while IFS= read -r tag; do [[ -n $tag ]] && tags+=(--skiptest "$tag"); done <"$TCL_SKIP_FILE"
+  fi
   if ! start_target "$t" "$dir"; then echo "- - start-failed"; return; fi
   (cd "$SUITE" && timeout "$UNIT_TIMEOUT" ./runtest --host 127.0.0.1 --port "$PORT" \
     --single "$unit" --singledb --ignore-encoding --ignore-digest "${tags[@]}" \

@@ -142,11 +142,6 @@ impl Session {
             self.tracking_off();
             return Bytes::from_static(OK);
         }
-        if self.pool.routing.by_slot() {
-            return error_bytes(
-                "ERR sluice: CLIENT TRACKING is not supported in cluster pools yet",
-            );
-        }
         if opts.redirect != 0 && self.pool.registry.get(opts.redirect).is_none() {
             return error_bytes("ERR The client ID you want redirect to does not exist");
         }

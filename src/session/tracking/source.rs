@@ -1,4 +1,4 @@
-//! Node sources: one connection per node of the pool (master and replicas) in
+//! Node sources: one connection per node of the pool (masters and replicas) in
 //! `CLIENT TRACKING on BCAST` mode, so the node reports every key that changes on it; the
 //! hub routes each report to the clients that read the key (or watch its prefix).
 //!
@@ -52,8 +52,19 @@ pub(super) fn ensure_running(pool: &Arc<Pool>) {
     }
 }
 
-/// The nodes that need a source: the master and every known replica.
+/// The nodes that need a source: every master (of every shard, in a cluster pool) and
+/// every known replica.
 fn wanted(topo: &Topology) -> Vec<(Arc<Node>, bool)> {
+    if let Some(map) = &topo.cluster {
+        return map
+            .shards
+            .iter()
+            .flat_map(|s| {
+                std::iter::once((s.master.node.clone(), true))
+                    .chain(s.replicas.iter().map(|r| (r.node.clone(), false)))
+            })
+            .collect();
+    }
     topo.master
         .iter()
         .map(|m| (m.node.clone(), true))
@@ -62,15 +73,24 @@ fn wanted(topo: &Topology) -> Vec<(Arc<Node>, bool)> {
 }
 
 /// The first node that must have its source up before a client may start tracking (the
-/// master and the replicas reads go to), or `None` when all have.
+/// masters and the replicas reads go to), or `None` when all have.
 pub(super) fn first_missing(pool: &Pool) -> Option<String> {
     let topo = pool.topology.load();
-    let Some(master) = &topo.master else {
-        return Some("(no master)".into());
+    let needed: Vec<&Arc<Node>> = match &topo.cluster {
+        Some(map) if !map.shards.is_empty() => map
+            .shards
+            .iter()
+            .flat_map(|s| std::iter::once(&s.master.node).chain(s.readable.iter()))
+            .collect(),
+        Some(_) => return Some("(no slot map)".into()),
+        None => match &topo.master {
+            Some(m) => std::iter::once(&m.node).chain(topo.readable.iter()).collect(),
+            None => return Some("(no master)".into()),
+        },
     };
     let s = pool.registry.tracking.sources();
-    std::iter::once(&master.node)
-        .chain(topo.readable.iter())
+    needed
+        .into_iter()
         .find(|n| {
             !s.by_addr
                 .get(&n.addr)
