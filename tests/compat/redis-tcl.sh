@@ -150,9 +150,15 @@ EOF
 }
 
 stop_all() {
-  local p
+  local p i
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do
+    # A server busy in a script (a unit stopped before its SCRIPT KILL) ignores SIGTERM
+    # until the script ends, which may be never: give it 5 s.
+    for i in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
   PIDS=()
 }
 
