@@ -162,11 +162,19 @@ impl Session {
         let hub = &self.pool.registry.tracking;
         hub.sources().enabling += 1;
         let _enabling = Enabling(hub);
-        if let Err(addr) = self.wait_for_sources().await {
-            return error_bytes(&format!(
-                "ERR sluice: tracking cannot start: node {addr} does not report its changes \
-                 (no connection)"
-            ));
+        if let Err(missing) = self.wait_for_sources().await {
+            return error_bytes(&match missing.refused {
+                Some(why) => format!(
+                    "ERR sluice: tracking cannot start: node {} refused CLIENT TRACKING on \
+                     BCAST: {why}",
+                    missing.addr
+                ),
+                None => format!(
+                    "ERR sluice: tracking cannot start: node {} does not report its changes \
+                     (no connection)",
+                    missing.addr
+                ),
+            });
         }
         let local = Local {
             inbox: self.entry.inbox(),
@@ -183,7 +191,7 @@ impl Session {
 
     /// Starts the pool's node sources if needed and waits until the ones this client may
     /// read from are up (at most the pool's connect timeout); `Err` names a missing node.
-    async fn wait_for_sources(&self) -> Result<(), String> {
+    async fn wait_for_sources(&self) -> Result<(), source::Missing> {
         let hub = &self.pool.registry.tracking;
         source::ensure_running(&self.pool);
         let deadline = tokio::time::Instant::now()
@@ -196,14 +204,17 @@ impl Session {
             let up = hub.up.notified();
             tokio::pin!(up);
             up.as_mut().enable();
-            let Some(addr) = source::first_missing(&self.pool) else {
+            let Some(missing) = source::first_missing(&self.pool) else {
                 return Ok(());
             };
+            if missing.refused.is_some() {
+                return Err(missing);
+            }
             let mut topo = self.pool.topology.subscribe();
             tokio::select! {
                 _ = up => {}
                 _ = topo.changed() => {}
-                _ = tokio::time::sleep_until(deadline) => return Err(addr),
+                _ = tokio::time::sleep_until(deadline) => return Err(missing),
             }
         }
     }

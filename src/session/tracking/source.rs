@@ -32,6 +32,8 @@ use crate::topology::Topology;
 pub(super) struct Handle {
     /// The node's tracking connection is established and in BCAST mode.
     pub(super) up: Arc<AtomicBool>,
+    /// The node's answer when it refused `CLIENT TRACKING on BCAST` (a server without it).
+    refused: Arc<std::sync::Mutex<Option<String>>>,
     /// The node is the pool's master (BCAST clients hear from the master only).
     master: Arc<AtomicBool>,
     task: tokio::task::AbortHandle,
@@ -74,7 +76,7 @@ fn wanted(topo: &Topology) -> Vec<(Arc<Node>, bool)> {
 
 /// The first node that must have its source up before a client may start tracking (the
 /// masters and the replicas reads go to), or `None` when all have.
-pub(super) fn first_missing(pool: &Pool) -> Option<String> {
+pub(super) fn first_missing(pool: &Pool) -> Option<Missing> {
     let topo = pool.topology.load();
     let needed: Vec<&Arc<Node>> = match &topo.cluster {
         Some(map) if !map.shards.is_empty() => map
@@ -82,10 +84,12 @@ pub(super) fn first_missing(pool: &Pool) -> Option<String> {
             .iter()
             .flat_map(|s| std::iter::once(&s.master.node).chain(s.readable.iter()))
             .collect(),
-        Some(_) => return Some("(no slot map)".into()),
+        Some(_) => return Some(Missing::new("(no slot map)")),
         None => match &topo.master {
-            Some(m) => std::iter::once(&m.node).chain(topo.readable.iter()).collect(),
-            None => return Some("(no master)".into()),
+            Some(m) => std::iter::once(&m.node)
+                .chain(topo.readable.iter())
+                .collect(),
+            None => return Some(Missing::new("(no master)")),
         },
     };
     let s = pool.registry.tracking.sources();
@@ -96,7 +100,29 @@ pub(super) fn first_missing(pool: &Pool) -> Option<String> {
                 .get(&n.addr)
                 .is_some_and(|h| h.up.load(Ordering::Relaxed))
         })
-        .map(|n| n.addr.clone())
+        .map(|n| Missing {
+            addr: n.addr.clone(),
+            refused: s
+                .by_addr
+                .get(&n.addr)
+                .and_then(|h| h.refused.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+        })
+}
+
+/// A node whose source is not up yet.
+pub(super) struct Missing {
+    pub(super) addr: String,
+    /// The node refused tracking: waiting will not help.
+    pub(super) refused: Option<String>,
+}
+
+impl Missing {
+    fn new(addr: &str) -> Missing {
+        Missing {
+            addr: addr.into(),
+            refused: None,
+        }
+    }
 }
 
 /// Keeps one source per node of the topology while any client tracks (or is enabling).
@@ -119,16 +145,25 @@ async fn manage(pool: Arc<Pool>) {
                     Some(h) => h.master.store(is_master, Ordering::Relaxed),
                     None => {
                         let up = Arc::new(AtomicBool::new(false));
+                        let refused = Arc::default();
                         let master = Arc::new(AtomicBool::new(is_master));
                         let task = tokio::spawn(run(
                             pool.clone(),
                             node.clone(),
                             up.clone(),
+                            Arc::clone(&refused),
                             master.clone(),
                         ))
                         .abort_handle();
-                        s.by_addr
-                            .insert(node.addr.clone(), Handle { up, master, task });
+                        s.by_addr.insert(
+                            node.addr.clone(),
+                            Handle {
+                                up,
+                                refused,
+                                master,
+                                task,
+                            },
+                        );
                     }
                 }
             }
@@ -144,7 +179,13 @@ async fn manage(pool: Arc<Pool>) {
 }
 
 /// One node's source: connects, reads reports, reconnects with backoff.
-async fn run(pool: Arc<Pool>, node: Arc<Node>, up: Arc<AtomicBool>, master: Arc<AtomicBool>) {
+async fn run(
+    pool: Arc<Pool>,
+    node: Arc<Node>,
+    up: Arc<AtomicBool>,
+    refused: Arc<std::sync::Mutex<Option<String>>>,
+    master: Arc<AtomicBool>,
+) {
     const MIN_BACKOFF: Duration = Duration::from_millis(50);
     let hub = &pool.registry.tracking;
     let mut backoff = MIN_BACKOFF;
@@ -153,6 +194,7 @@ async fn run(pool: Arc<Pool>, node: Arc<Node>, up: Arc<AtomicBool>, master: Arc<
         match open(&node).await {
             Ok(mut conn) => {
                 backoff = MIN_BACKOFF;
+                *refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 up.store(true, Ordering::Relaxed);
                 // Reports made while it was down are lost: clients that may have read there
                 // forget everything (on the first connection: only those that read since).
@@ -179,7 +221,12 @@ async fn run(pool: Arc<Pool>, node: Arc<Node>, up: Arc<AtomicBool>, master: Arc<
                 tracing::warn!(node = %node.addr, error = %err, "tracking source lost: tracking clients flushed");
                 hub.flush(&pool.registry, true);
             }
-            Err(e) => {
+            Err(Open::Refused(e)) => {
+                tracing::warn!(node = %node.addr, error = %e, "node refused CLIENT TRACKING on BCAST");
+                *refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                hub.announce();
+            }
+            Err(Open::Unavailable(e)) => {
                 tracing::debug!(node = %node.addr, error = %e, "tracking source connect failed");
             }
         }
@@ -188,19 +235,30 @@ async fn run(pool: Arc<Pool>, node: Arc<Node>, up: Arc<AtomicBool>, master: Arc<
     }
 }
 
+/// Why a source could not open.
+enum Open {
+    /// No connection.
+    Unavailable(String),
+    /// The node answered `CLIENT TRACKING on BCAST` with an error (its words).
+    Refused(String),
+}
+
 /// A RESP3 connection to `node` in `CLIENT TRACKING on BCAST` mode.
-async fn open(node: &Node) -> Result<DirectConn, String> {
+async fn open(node: &Node) -> Result<DirectConn, Open> {
     let mut conn = node
         .dedicated
         .checkout(Protocol::Resp3)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Open::Unavailable(e.to_string()))?;
     let reply = conn
         .request(b"*4\r\n$6\r\nCLIENT\r\n$8\r\nTRACKING\r\n$2\r\non\r\n$5\r\nBCAST\r\n")
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Open::Unavailable(e.to_string()))?;
     if reply.is_error() {
-        return Err(String::from_utf8_lossy(&reply.raw).trim_end().to_string());
+        let text = String::from_utf8_lossy(&reply.raw[1..])
+            .trim_end()
+            .to_string();
+        return Err(Open::Refused(text));
     }
     Ok(conn)
 }
