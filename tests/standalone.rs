@@ -837,12 +837,7 @@ fn client_name_and_id_are_per_connection() {
 
 fn allowed_connection_state_commands_get_a_tunnel_of_their_own() {
     let master = Redis::start();
-    let cfg = standalone_config(
-        &master,
-        &[],
-        "master",
-        "allow_commands = [\"MONITOR\"]",
-    );
+    let cfg = standalone_config(&master, &[], "master", "allow_commands = [\"MONITOR\"]");
     let proxy = Sluice::start(&cfg);
     let mut monitor = proxy.client();
     assert_eq!(monitor.cmd(&["MONITOR"]), Resp::Simple("OK".into()));

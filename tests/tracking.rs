@@ -345,3 +345,21 @@ fn cluster_pools_track_keys_on_every_shard() {
     nothing_more(&mut a);
     nothing_more(&mut watcher);
 }
+
+#[test]
+fn an_idle_resp3_client_receives_the_invalidations_redirected_to_it() {
+    let master = Redis::start();
+    let p = proxy_on(&master, &[], "master", "");
+    let mut target = p.client();
+    assert!(matches!(target.cmd(&["HELLO", "3"]), Resp::Map(_)));
+    let Resp::Int(id) = target.cmd(&["CLIENT", "ID"]) else {
+        panic!("CLIENT ID");
+    };
+    let mut a = p.client();
+    let id = id.to_string();
+    assert_eq!(a.cmd(&["CLIENT", "TRACKING", "on", "REDIRECT", &id]), ok());
+    assert_eq!(a.cmd(&["GET", "idle"]), Resp::Nil);
+    assert_eq!(p.client().cmd(&["SET", "idle", "1"]), ok());
+    // The target sends nothing: the push comes on its own.
+    assert_eq!(invalidated(&mut target), Some(vec!["idle".to_string()]));
+}

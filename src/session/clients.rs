@@ -157,6 +157,11 @@ impl ClientEntry {
         self.inbox.get_or_init(Default::default).clone()
     }
 
+    /// Its inbox, if it has one.
+    pub(crate) fn inbox_if_any(&self) -> Option<&Arc<super::tracking::inbox::Inbox>> {
+        self.inbox.get()
+    }
+
     /// The mutable part, locked briefly.
     pub(crate) fn state(&self) -> MutexGuard<'_, ClientState> {
         lock(&self.state)

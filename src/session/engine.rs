@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::command::{self, CommandInfo};
-use crate::resp::{decode_request, ClientError, Request};
+use crate::resp::{decode_request, ClientError, Protocol, Request};
 
 use super::{reply_mode, spare, Io, Pending, Session};
 
@@ -167,6 +167,10 @@ impl Parts {
                     return Poll::Ready(Step::End);
                 }
                 if !input_exhausted {
+                    continue;
+                }
+                // A RESP3 client others redirect their invalidations to gets them while idle.
+                if session.proto == Protocol::Resp3 && session.poll_inbox_idle(pending, cx) {
                     continue;
                 }
                 // Idle: hold no buffers (a partial request keeps its bytes) until the client

@@ -216,6 +216,30 @@ impl Session {
         }
     }
 
+    /// An idle RESP3 client's inbox, if it has one (others may redirect to it): queues what
+    /// waits there and returns true, or registers the task for the next note.
+    pub(super) fn poll_inbox_idle(
+        &mut self,
+        pending: &mut VecDeque<Pending>,
+        cx: &mut Context<'_>,
+    ) -> bool {
+        let Some(inbox) = self.entry.inbox_if_any() else {
+            return false;
+        };
+        let Poll::Ready(notes) = inbox.poll_take(cx) else {
+            return false;
+        };
+        let mut out = BytesMut::new();
+        for n in &notes {
+            encode_note(n, self.proto, false, &mut out);
+        }
+        if out.is_empty() {
+            return false;
+        }
+        pending.push_back(Pending::Ready(out.freeze()));
+        true
+    }
+
     /// Writes notes taken from the inbox while the client is subscribed (pub/sub tunnel).
     pub(super) fn write_notes_subscribed(&self, notes: &[Note], out: &mut BytesMut) {
         for n in notes {
