@@ -363,3 +363,29 @@ fn an_idle_resp3_client_receives_the_invalidations_redirected_to_it() {
     // The target sends nothing: the push comes on its own.
     assert_eq!(invalidated(&mut target), Some(vec!["idle".to_string()]));
 }
+
+/// A gauge of the `main` pool from /metrics.
+fn gauge(proxy: &Sluice, name: &str) -> i64 {
+    let (_, body) = proxy.http_get("/metrics");
+    let prefix = format!("{name}{{pool=\"main\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.parse::<f64>().map_or(-1, |v| v as i64))
+}
+
+#[test]
+fn idle_tracking_clients_are_not_parked() {
+    let master = Redis::start();
+    let p = proxy_on(&master, &[], "master", "park_idle_after = \"100ms\"");
+    // Idle first: were it parkable, it would be parked no later than the plain client.
+    let mut a = tracking_client(&p, &[]);
+    assert_eq!(a.cmd(&["GET", "parked"]), Resp::Nil);
+    let mut plain = p.client();
+    assert_eq!(plain.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    wait_until(Duration::from_secs(10), "the plain client parked", || {
+        gauge(&p, "sluice_parked_clients") >= 1
+    });
+    assert_eq!(gauge(&p, "sluice_parked_clients"), 1);
+    assert_eq!(p.client().cmd(&["SET", "parked", "1"]), ok());
+    assert_eq!(invalidated(&mut a), Some(vec!["parked".to_string()]));
+}

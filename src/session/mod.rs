@@ -209,12 +209,15 @@ impl Client {
 
 impl Session {
     /// Whether this idle client may be parked: no transaction under way, no partial request
-    /// buffered, plain TCP (a TLS session's state lives in its stream), not ending.
+    /// buffered, plain TCP (a TLS session's state lives in its stream), not ending, and no
+    /// invalidations to wait for (it tracks, or others redirect to it: see `tracking`).
     fn parkable(&self, io: &Io) -> bool {
         matches!(self.tx, Tx::None)
             && io.rbuf.is_empty()
             && matches!(io.stream, ClientStream::Tcp(_))
             && !self.closing
+            && self.tracking.is_none()
+            && self.entry.inbox_if_any().is_none()
     }
 }
 
