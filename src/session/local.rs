@@ -299,9 +299,6 @@ impl Session {
             return Some(out.freeze());
         }
         if is("id") {
-            // How a client learns the id others redirect their invalidations to: from now on
-            // it has an inbox, watched even while it is idle (see `tracking`).
-            let _ = self.entry.inbox();
             let mut out = BytesMut::new();
             encode::integer(&mut out, self.id as i64);
             return Some(out.freeze());

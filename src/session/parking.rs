@@ -58,6 +58,12 @@ impl ParkSignal {
         self.state.store(BUSY, Ordering::Relaxed);
     }
 
+    /// Wakes the idle task (if it is not parked) to look at its state again: another
+    /// client made it the target of its invalidations (see `tracking`).
+    pub(crate) fn nudge(&self) {
+        self.waker.wake();
+    }
+
     /// Whether a sweep asked this idle task to park (the request is taken).
     #[inline]
     pub(super) fn take_request(&self) -> bool {

@@ -184,6 +184,14 @@ impl Session {
             noloop: opts.noloop,
             caching: false,
         };
+        if opts.redirect != 0 {
+            if let Some(target) = self.pool.registry.get(opts.redirect) {
+                // The target now has an inbox: an idle target watches it from its next
+                // wake-up on (and is no longer parked).
+                let _ = target.inbox();
+                target.park.nudge();
+            }
+        }
         hub.table().enable(self.id, opts);
         self.tracking = Some(Box::new(local));
         Bytes::from_static(OK)
