@@ -389,3 +389,27 @@ fn idle_tracking_clients_are_not_parked() {
     assert_eq!(p.client().cmd(&["SET", "parked", "1"]), ok());
     assert_eq!(invalidated(&mut a), Some(vec!["parked".to_string()]));
 }
+
+#[test]
+fn sentinel_pools_track_on_the_master_sentinel_names() {
+    let master = Redis::start();
+    let sentinel = common::Sentinel::start(&master, "trk");
+    let p = Sluice::start(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[pools]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\n\
+         mode = \"sentinel\"\nsentinels = [\"{}\"]\nmaster_name = \"trk\"\nhealth_check_interval = \"100ms\"\n",
+        sentinel.addr()
+    ));
+    let mut b = p.client();
+    wait_until(
+        Duration::from_secs(10),
+        "the pool to find its master",
+        || b.cmd(&["SET", "s1", "1"]) == ok(),
+    );
+    let mut a = tracking_client(&p, &[]);
+    let mut watcher = tracking_client(&p, &["BCAST"]);
+    assert_eq!(a.cmd(&["GET", "s1"]), bulk("1"));
+    assert_eq!(b.cmd(&["SET", "s1", "2"]), ok());
+    assert_eq!(invalidated(&mut a), Some(vec!["s1".to_string()]));
+    assert_eq!(invalidated(&mut watcher), Some(vec!["s1".to_string()]));
+    nothing_more(&mut a);
+}
