@@ -413,3 +413,26 @@ fn sentinel_pools_track_on_the_master_sentinel_names() {
     assert_eq!(invalidated(&mut watcher), Some(vec!["s1".to_string()]));
     nothing_more(&mut a);
 }
+
+#[test]
+fn hello_while_subscribed_switches_the_protocol_of_the_messages() {
+    let master = Redis::start();
+    let p = proxy_on(&master, &[], "master", "");
+    let mut sub = p.client();
+    assert!(matches!(sub.cmd(&["HELLO", "3"]), Resp::Map(_)));
+    assert!(matches!(sub.cmd(&["SUBSCRIBE", "ch"]), Resp::Push(_)));
+    // RESP3 allows any command while subscribed, HELLO included; the reply comes in the new
+    // protocol, as on Redis.
+    let Resp::Array(hello) = sub.cmd(&["HELLO", "2"]) else {
+        panic!("HELLO 2 is answered in RESP2");
+    };
+    assert!(
+        hello.windows(2).any(|w| w == [bulk("proto"), Resp::Int(2)]),
+        "{hello:?}"
+    );
+    assert_eq!(p.client().cmd(&["PUBLISH", "ch", "m"]), Resp::Int(1));
+    assert_eq!(
+        sub.read(),
+        Resp::Array(vec![bulk("message"), bulk("ch"), bulk("m")])
+    );
+}
