@@ -50,15 +50,22 @@ impl Inbox {
     pub(crate) fn push(&self, note: Note) {
         {
             let mut n = self.lock();
-            if let Note::Keys(k) = &note {
-                n.keys += k.len();
-            }
+            n.keys += match &note {
+                Note::Keys(k) => k.len().max(1),
+                _ => 1,
+            };
             n.list.push(note);
             if n.keys > MAX_KEYS {
-                // A client that does not read: forget the details, keep the meaning.
+                // A client that does not read: forget the details, keep the meaning (one
+                // flush, and each broken redirect once).
                 n.list.retain(|x| matches!(x, Note::RedirBroken(_)));
+                n.list.sort_unstable_by_key(|x| match x {
+                    Note::RedirBroken(id) => *id,
+                    _ => 0,
+                });
+                n.list.dedup();
                 n.list.push(Note::Flush);
-                n.keys = 0;
+                n.keys = n.list.len();
             }
         }
         self.waker.wake();
@@ -150,5 +157,13 @@ mod tests {
             Poll::Pending => panic!("notes expected"),
         }
         assert!(inbox.poll_take(&mut cx).is_pending());
+        // Broken-redirect notices count too, and collapse to one each.
+        for _ in 0..(MAX_KEYS + 5) {
+            inbox.push(Note::RedirBroken(9));
+        }
+        match inbox.poll_take(&mut cx) {
+            Poll::Ready(notes) => assert!(notes.len() < 10, "{}", notes.len()),
+            Poll::Pending => panic!("notes expected"),
+        }
     }
 }
