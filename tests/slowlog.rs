@@ -93,3 +93,35 @@ fn slowlog_logs_the_proxys_requests_as_redis_does() {
     assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
     assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), Resp::Int(0));
 }
+
+#[test]
+fn latency_histogram_includes_commands_the_proxy_answers() {
+    let master = Redis::start();
+    let p = Sluice::start(&standalone_config(
+        &master,
+        &[],
+        "master",
+        "allow_commands = [\"CONFIG\"]",
+    ));
+    let mut c = p.client();
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), ok());
+    assert!(matches!(c.cmd(&["CLIENT", "ID"]), Resp::Int(_)));
+    assert!(matches!(c.cmd(&["CLIENT", "LIST"]), Resp::Bulk(_)));
+    assert_eq!(c.cmd(&["SET", "h", "1"]), ok());
+    assert!(matches!(c.cmd(&["HELLO", "3"]), Resp::Map(_)));
+    let Resp::Map(all) = c.cmd(&["LATENCY", "HISTOGRAM", "client", "set"]) else {
+        panic!("LATENCY HISTOGRAM is a map");
+    };
+    let names: Vec<String> = all.iter().map(|(k, _)| k.text()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    for want in ["client|id", "client|list", "set"] {
+        let (_, entry) = all
+            .iter()
+            .find(|(k, _)| k.text() == want)
+            .unwrap_or_else(|| panic!("{want} missing from {names:?}"));
+        let Resp::Map(fields) = entry else {
+            panic!("{entry:?}");
+        };
+        assert_eq!(fields[0], (Resp::Bulk(b"calls".to_vec()), Resp::Int(1)));
+    }
+}

@@ -88,6 +88,8 @@ pub enum Special {
     ScriptKill,
     /// `SLOWLOG` and its subcommands: answered from the proxy's own slow log.
     Slowlog,
+    /// `LATENCY HISTOGRAM`: the master's, with the proxy's locally answered commands added.
+    LatencyHistogram,
     /// EVAL, EVALSHA, FCALL and their `_RO` forms: counted while in flight (a node running
     /// a long script answers BUSY: see `session/busy.rs`).
     Script,
@@ -152,6 +154,7 @@ impl Special {
             "client|unblock" => Special::ClientUnblock,
             "script|kill" | "function|kill" => Special::ScriptKill,
             _ if parent == "slowlog" => Special::Slowlog,
+            "latency|histogram" => Special::LatencyHistogram,
             "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => Special::Script,
             _ if parent == "client" => Special::Client,
             _ if parent == "cluster" => Special::Cluster,
@@ -247,6 +250,6 @@ mod tests {
         // A misspelt name in `classify` would leave its variant unreachable.
         let seen: std::collections::HashSet<Special> =
             crate::command::table().iter().map(|i| i.special).collect();
-        assert_eq!(seen.len(), 41, "classes seen: {seen:?}");
+        assert_eq!(seen.len(), 42, "classes seen: {seen:?}");
     }
 }

@@ -26,6 +26,8 @@ pub(crate) struct Registry {
     pub(crate) slowlog: super::slowlog::SlowLog,
     /// Scripts in flight (see `busy`).
     pub(crate) scripts: super::busy::Scripts,
+    /// Locally answered commands' latency (see `latency`).
+    pub(crate) latency: super::latency::LocalLatency,
 }
 
 /// One connected client, as other clients of the pool see it.

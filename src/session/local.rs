@@ -98,7 +98,11 @@ impl Session {
             }
             // Fast exit for the data commands: only denied families are left to check, and
             // the table classed those (an unknown command is checked by name).
-            Special::None | Special::Info | Special::Script if info.is_some() => return None,
+            Special::None | Special::Info | Special::Script | Special::LatencyHistogram
+                if info.is_some() =>
+            {
+                return None
+            }
             Special::Guarded => {
                 let denied = deny::check(&self.pool, req);
                 if denied.is_none() {
@@ -106,6 +110,9 @@ impl Session {
                     registry.tracking.watch_config(registry, req);
                     if req.arg(1).eq_ignore_ascii_case(b"set") {
                         registry.slowlog.watch_config(req);
+                    }
+                    if req.arg(1).eq_ignore_ascii_case(b"resetstat") {
+                        registry.latency.reset();
                     }
                 }
                 return denied.map(|msg| error_bytes(&msg));

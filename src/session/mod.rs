@@ -21,6 +21,7 @@ mod deny;
 mod engine;
 mod info;
 mod io;
+mod latency;
 mod local;
 mod monitor;
 mod output;
@@ -289,6 +290,13 @@ impl Session {
             self.pool.metrics.local.increment(1);
             pending.push_back(Pending::Ready(reply));
             self.pool.registry.slowlog.finish(taken, req.raw(), self);
+            if let Some(info) = info {
+                let micros = (taken != 0).then(|| slowlog::coarse_micros() - taken);
+                self.pool
+                    .registry
+                    .latency
+                    .record(info.name, micros.unwrap_or(0));
+            }
             return None;
         }
         let info_extra = info::extra(&req, info);
@@ -471,6 +479,7 @@ impl Session {
             || matches!(special, Special::ClientUnblock | Special::ScriptKill)
             // The node's own answer (PONG or BUSY) while a script may be running.
             || (special == Special::Ping && self.pool.registry.scripts.any())
+            || special == Special::LatencyHistogram
             || command::is_blocking(req, info)
     }
 
@@ -518,6 +527,11 @@ impl Session {
         } else if special == Special::Wait {
             let reply = self.wait_replicas(&req, io).await;
             io.out.extend_from_slice(&reply);
+            if silent {
+                io.out.truncate(mark);
+            }
+        } else if special == Special::LatencyHistogram {
+            self.latency_histogram(&req, io).await;
             if silent {
                 io.out.truncate(mark);
             }
