@@ -141,7 +141,7 @@ impl Parts {
             pending,
         } = self;
         loop {
-            if session.tracking.is_some() {
+            if session.tracking.is_on() {
                 // Invalidations go after the replies queued so far.
                 session.poll_inbox(pending, cx);
             }
@@ -370,7 +370,7 @@ impl Session {
         if self.pool.registry.monitors.active() {
             self.feed_monitors(&req, info);
         }
-        if self.tracking.is_some() {
+        if self.tracking.is_on() {
             self.track_request(&req, info);
         }
         let silent = self.silences(info);

@@ -157,7 +157,7 @@ pub(crate) struct Session {
     /// flight (see `output`).
     reply_hint: u32,
     /// CLIENT TRACKING state, while on (see `tracking`).
-    tracking: Option<Box<tracking::Local>>,
+    tracking: tracking::Local,
 }
 
 /// The user a client logged in as (`auth = "users"`).
@@ -192,7 +192,7 @@ impl Client {
             last_write_slot: None,
             last_write_ack: None,
             reply_mode: Default::default(),
-            tracking: None,
+            tracking: Default::default(),
             reply_hint: output::first_reply_hint(pool.cfg.client_output_soft_limit),
             authed: pool.open_access(),
             login: None,
@@ -217,7 +217,7 @@ impl Session {
             && io.rbuf.is_empty()
             && matches!(io.stream, ClientStream::Tcp(_))
             && !self.closing
-            && self.tracking.is_none()
+            && !self.tracking.is_on()
             && self.entry.inbox_if_any().is_none()
     }
 }

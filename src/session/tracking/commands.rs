@@ -148,7 +148,7 @@ impl Session {
         let hub = &self.pool.registry.tracking;
         let old = self
             .tracking
-            .is_some()
+            .is_on()
             .then(|| hub.table().options(self.id).cloned());
         if let Err(e) = check(&opts, old.flatten().as_ref()) {
             return error_bytes(&e);
@@ -176,14 +176,8 @@ impl Session {
                 ),
             });
         }
-        let local = Local {
-            inbox: self.entry.inbox(),
-            bcast: opts.bcast,
-            optin: opts.optin,
-            optout: opts.optout,
-            noloop: opts.noloop,
-            caching: false,
-        };
+        let local = Local::new(&opts);
+        let _ = self.entry.inbox();
         if opts.redirect != 0 {
             if let Some(target) = self.pool.registry.get(opts.redirect) {
                 // The target now has an inbox: an idle target watches it from its next
@@ -193,7 +187,7 @@ impl Session {
             }
         }
         hub.table().enable(self.id, opts);
-        self.tracking = Some(Box::new(local));
+        self.tracking = local;
         Bytes::from_static(OK)
     }
 
@@ -232,21 +226,22 @@ impl Session {
         if req.len() != 3 {
             return error_bytes("ERR wrong number of arguments for 'client|caching' command");
         }
-        let Some(t) = self.tracking.as_deref_mut().filter(|t| t.optin || t.optout) else {
+        let t = self.tracking;
+        if !(t.optin() || t.optout()) {
             return error_bytes(
                 "ERR CLIENT CACHING can be called only when the client is in tracking mode \
                  with OPTIN or OPTOUT mode enabled",
             );
-        };
+        }
         let opt = req.arg(2);
         if opt.eq_ignore_ascii_case(b"yes") {
-            if !t.optin {
+            if !t.optin() {
                 return error_bytes(
                     "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
                 );
             }
         } else if opt.eq_ignore_ascii_case(b"no") {
-            if !t.optout {
+            if !t.optout() {
                 return error_bytes(
                     "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
                 );
@@ -254,7 +249,7 @@ impl Session {
         } else {
             return error_bytes("ERR syntax error");
         }
-        t.caching = true;
+        self.tracking.set_caching(true);
         Bytes::from_static(OK)
     }
 
@@ -266,7 +261,7 @@ impl Session {
     }
 
     fn redirect_id(&self) -> i64 {
-        if self.tracking.is_none() {
+        if !self.tracking.is_on() {
             return -1;
         }
         let table = self.pool.registry.tracking.table();
@@ -279,11 +274,12 @@ impl Session {
             let table = self.pool.registry.tracking.table();
             let opts = self
                 .tracking
-                .as_ref()
-                .and_then(|_| table.options(self.id).cloned());
+                .is_on()
+                .then(|| table.options(self.id).cloned())
+                .flatten();
             (opts, table.is_broken(self.id))
         };
-        let caching = self.tracking.as_ref().is_some_and(|t| t.caching);
+        let caching = self.tracking.caching();
         let mut flags: Vec<&str> = vec![if opts.is_some() { "on" } else { "off" }];
         if let Some(o) = &opts {
             let pairs = [

@@ -24,13 +24,13 @@ mod source;
 pub(crate) mod table;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
-use self::inbox::{encode_note, Inbox, Note};
+use self::inbox::{encode_note, Note};
 use self::table::{Deliveries, Table};
 use super::clients::Registry;
 use super::{Pending, Session};
@@ -142,29 +142,74 @@ impl Hub {
     }
 }
 
-/// What a tracking session keeps at hand (boxed: most sessions never track).
-pub(crate) struct Local {
-    inbox: Arc<Inbox>,
-    bcast: bool,
-    optin: bool,
-    optout: bool,
-    noloop: bool,
+/// What a tracking session keeps at hand: its options as bits of one byte (it fits in the
+/// session's padding: an idle session must stay small). Its inbox is in its registry entry.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Local(u8);
+
+impl Local {
+    const ON: u8 = 1;
+    const BCAST: u8 = 2;
+    const OPTIN: u8 = 4;
+    const OPTOUT: u8 = 8;
+    const NOLOOP: u8 = 16;
     /// `CLIENT CACHING yes|no` was given for the next command.
-    caching: bool,
+    const CACHING: u8 = 32;
+
+    fn new(opts: &table::Options) -> Local {
+        let bit = |on: bool, b: u8| if on { b } else { 0 };
+        Local(
+            Local::ON
+                | bit(opts.bcast, Local::BCAST)
+                | bit(opts.optin, Local::OPTIN)
+                | bit(opts.optout, Local::OPTOUT)
+                | bit(opts.noloop, Local::NOLOOP),
+        )
+    }
+
+    /// Tracking is on.
+    #[inline]
+    pub(crate) fn is_on(self) -> bool {
+        self.0 & Local::ON != 0
+    }
+    fn bcast(self) -> bool {
+        self.0 & Local::BCAST != 0
+    }
+    fn optin(self) -> bool {
+        self.0 & Local::OPTIN != 0
+    }
+    fn optout(self) -> bool {
+        self.0 & Local::OPTOUT != 0
+    }
+    fn noloop(self) -> bool {
+        self.0 & Local::NOLOOP != 0
+    }
+    fn caching(self) -> bool {
+        self.0 & Local::CACHING != 0
+    }
+    fn set_caching(&mut self, on: bool) {
+        if on {
+            self.0 |= Local::CACHING;
+        } else {
+            self.0 &= !Local::CACHING;
+        }
+    }
 }
 
 impl Session {
     /// Remembers the keys of a read (default mode), or notes a NOLOOP client's own write.
     /// Called for every request of a tracking client, before it is sent.
     pub(super) fn track_request(&mut self, req: &Request, info: Option<&'static CommandInfo>) {
-        let Some(t) = self.tracking.as_deref_mut() else {
+        let mut t = self.tracking;
+        if !t.is_on() {
             return;
-        };
-        let caching = t.caching;
+        }
+        let caching = t.caching();
         let special = Special::of(info);
         // As Redis: CACHING lasts for the next command, or the next transaction.
         if !special.is_client() && !self.tx.is_open() && special != Special::Multi {
-            t.caching = false;
+            t.set_caching(false);
+            self.tracking = t;
         }
         let Some(info) = info else {
             return;
@@ -180,7 +225,7 @@ impl Session {
                 info.has(command::flags::WRITE),
             ),
         };
-        if !(read || (write && t.noloop)) || info.has(command::flags::PUBSUB) {
+        if !(read || (write && t.noloop())) || info.has(command::flags::PUBSUB) {
             return;
         }
         let keys: Vec<Bytes> = command::key_positions(req, info)
@@ -190,11 +235,11 @@ impl Session {
             return;
         }
         let hub = &self.pool.registry.tracking;
-        if read && !t.bcast && !((t.optin && !caching) || (t.optout && caching)) {
+        if read && !t.bcast() && !((t.optin() && !caching) || (t.optout() && caching)) {
             let evicted = hub.table().remember(self.id, &keys);
             hub.deliver(&self.pool.registry, evicted);
         }
-        if write && t.noloop {
+        if write && t.noloop() {
             hub.table().own_write(self.id, &keys);
         }
     }
@@ -202,10 +247,10 @@ impl Session {
     /// Queues the invalidations waiting in this tracking client's inbox after its replies
     /// (pipelined stage; registers the task for the next ones).
     pub(super) fn poll_inbox(&mut self, pending: &mut VecDeque<Pending>, cx: &mut Context<'_>) {
-        let Some(t) = self.tracking.as_deref() else {
+        let Some(inbox) = self.entry.inbox_if_any() else {
             return;
         };
-        if let Poll::Ready(notes) = t.inbox.poll_take(cx) {
+        if let Poll::Ready(notes) = inbox.poll_take(cx) {
             let mut out = BytesMut::new();
             for n in &notes {
                 encode_note(n, self.proto, false, &mut out);
@@ -249,7 +294,7 @@ impl Session {
 
     /// Tracking off (CLIENT TRACKING off, RESET, disconnect).
     pub(super) fn tracking_off(&mut self) {
-        if self.tracking.take().is_some() {
+        if std::mem::take(&mut self.tracking).is_on() {
             self.pool.registry.tracking.table().disable(self.id);
         }
     }
