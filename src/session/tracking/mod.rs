@@ -16,7 +16,7 @@
 //! makes after serving the read is reported after the key is in the table.
 //!
 //! A client that never enables tracking pays one branch per request batch and per request
-//! (`Session::tracking` is `None`).
+//! (`Session::tracking` is off).
 
 mod commands;
 pub(crate) mod inbox;
