@@ -126,7 +126,8 @@ impl ParkingLot {
     /// and brings parked clients back. It holds the pool weakly and ends with it.
     pub(crate) fn start(pool: &Arc<Pool>) {
         let lot = &pool.registry.parking;
-        if lot.started.swap(true, Ordering::Relaxed) {
+        // A load first: this runs for every accepted client, the swap only once.
+        if lot.started.load(Ordering::Relaxed) || lot.started.swap(true, Ordering::Relaxed) {
             return;
         }
         // SAFETY: an `OwnedFd` keeps its descriptor open and unchanged for as long as it lives.
@@ -249,7 +250,14 @@ async fn run(pool: Weak<Pool>, epoll: AsyncFd<OwnedFd>) {
     loop {
         tokio::select! {
             guard = epoll.readable() => {
-                let Ok(mut guard) = guard else { return };
+                let mut guard = match guard {
+                    Ok(g) => g,
+                    Err(e) => {
+                        // Parked clients stay connected but cannot wake: say so loudly.
+                        tracing::error!(error = %e, "parking lot stopped: its epoll set failed");
+                        return;
+                    }
+                };
                 let Some(pool) = pool.upgrade() else { return };
                 let _ = guard.try_io(|_| wake_ready(&pool.registry.parking, epfd));
             }
