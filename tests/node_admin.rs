@@ -540,3 +540,43 @@ fn config_port_scenario(addr: &str) {
 fn config_set_port_moves_the_listener() {
     on_both(config_port_scenario);
 }
+
+/// `CLIENT TRACKING on BCAST [PREFIX p]` (what the proxy's tracking sources use): every change
+/// of a key under a prefix is pushed, others are not; NOLOOP hides the client's own writes;
+/// PREFIX needs BCAST, and the mode cannot be switched while tracking is on (Redis's texts).
+fn bcast_scenario(addr: &str) {
+    let mut t = Client::connect(addr);
+    assert!(matches!(t.cmd(&["HELLO", "3"]), Resp::Map(_)));
+    assert_eq!(
+        t.cmd(&["CLIENT", "TRACKING", "on", "PREFIX", "a:"]),
+        err("ERR PREFIX option requires BCAST mode to be enabled")
+    );
+    let bcast = [
+        "CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "a:", "NOLOOP",
+    ];
+    assert_eq!(t.cmd(&bcast), ok());
+    assert_eq!(
+        t.cmd(&["CLIENT", "TRACKING", "on"]),
+        err("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.")
+    );
+    let mut w = Client::connect(addr);
+    assert_eq!(w.cmd(&["SET", "b:1", "x"]), ok());
+    assert_eq!(t.cmd(&["SET", "a:own", "x"]), ok());
+    assert_eq!(w.cmd(&["SET", "a:1", "x"]), ok());
+    // The first push is a:1's: b:1 is outside the prefix, a:own was this client's (NOLOOP).
+    match t.read() {
+        Resp::Push(items) => {
+            assert_eq!(items[0], Resp::Bulk(b"invalidate".to_vec()));
+            assert_eq!(items[1], Resp::Array(vec![Resp::Bulk(b"a:1".to_vec())]));
+        }
+        other => panic!("expected an invalidation push, got {other:?}"),
+    }
+    assert_eq!(t.cmd(&["CLIENT", "TRACKING", "off"]), ok());
+    assert_eq!(w.cmd(&["SET", "a:2", "x"]), ok());
+    assert_eq!(t.cmd(&["PING"]), Resp::Simple("PONG".into()));
+}
+
+#[test]
+fn client_tracking_bcast_prefix_and_noloop() {
+    on_both(bcast_scenario);
+}

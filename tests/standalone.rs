@@ -857,17 +857,9 @@ fn allowed_connection_state_commands_get_a_tunnel_of_their_own() {
     );
     assert_eq!(other.cmd(&["GET", "watched"]), Resp::Bulk(b"1".to_vec()));
     // RESP3 client-side caching, kept by the proxy (`tests/tracking.rs`): invalidations
-    // reach the tracking client. Sluice nodes have no BCAST tracking yet, which the
-    // proxy's sources need: a clear error, at once.
+    // reach the tracking client, from redis-server and from sluice nodes (BCAST sources).
     let mut tracking = proxy.client();
     assert!(matches!(tracking.cmd(&["HELLO", "3"]), Resp::Map(_)));
-    if common::Backend::current() == common::Backend::Node {
-        match tracking.cmd(&["CLIENT", "TRACKING", "on"]) {
-            Resp::Error(e) => assert!(e.contains("refused CLIENT TRACKING on BCAST"), "{e}"),
-            other => panic!("{other:?}"),
-        }
-        return;
-    }
     assert_eq!(
         tracking.cmd(&["CLIENT", "TRACKING", "on"]),
         Resp::Simple("OK".into())

@@ -1,5 +1,6 @@
-//! Client-side caching (CLIENT TRACKING, default mode): which clients read which keys, and
-//! the `invalidate` pushes sent when those keys change.
+//! Client-side caching (CLIENT TRACKING): which clients read which keys (default mode), which
+//! want every change under some prefixes (BCAST), and the `invalidate` pushes sent when keys
+//! change. The proxy's tracking keeps a BCAST connection to each node.
 //!
 //! As in Redis, the table is shared by every database, and an entry is one-shot: once a
 //! key's trackers have been told it changed they must read it again to hear of the next
@@ -20,6 +21,8 @@ pub struct Tracking {
     pub clients: HashSet<u64>,
     /// Clients that do not want invalidations for their own writes (NOLOOP).
     pub noloop: HashSet<u64>,
+    /// BCAST clients and their prefixes (none: every key).
+    pub bcast: HashMap<u64, Vec<Bytes>>,
 }
 
 impl Tracking {
@@ -39,18 +42,23 @@ impl Tracking {
     /// `key` changed (by client `writer`, 0 for the server): every client that read it gets
     /// an invalidation, and forgets it.
     pub fn invalidate(&mut self, key: &[u8], clients: &Clients, writer: u64) {
-        if self.by_key.is_empty() {
+        if self.by_key.is_empty() && self.bcast.is_empty() {
             return;
         }
-        let Some(ids) = self.by_key.remove(key) else {
-            return;
-        };
         let keys = Reply::Array(vec![Reply::bulk(key)]);
-        for id in ids {
-            if id == writer && self.noloop.contains(&id) || !self.clients.contains(&id) {
-                continue;
+        let own = |id: u64| id == writer && self.noloop.contains(&id);
+        if let Some(ids) = self.by_key.remove(key) {
+            for id in ids {
+                if !own(id) && self.clients.contains(&id) {
+                    send(clients, id, keys.clone());
+                }
             }
-            send(clients, id, keys.clone());
+        }
+        for (&id, prefixes) in &self.bcast {
+            let wanted = prefixes.is_empty() || prefixes.iter().any(|p| key.starts_with(p));
+            if wanted && !own(id) {
+                send(clients, id, keys.clone());
+            }
         }
     }
 
@@ -66,6 +74,7 @@ impl Tracking {
     pub fn stop(&mut self, id: u64) {
         self.clients.remove(&id);
         self.noloop.remove(&id);
+        self.bcast.remove(&id);
     }
 }
 

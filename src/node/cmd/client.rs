@@ -194,8 +194,8 @@ fn client(ctx: &mut Ctx, args: &Args) -> Reply {
     }
 }
 
-/// `CLIENT TRACKING ON|OFF [NOLOOP]`: the default (key-remembering) mode only; REDIRECT,
-/// BCAST, PREFIX, OPTIN and OPTOUT are refused.
+/// `CLIENT TRACKING ON|OFF [BCAST] [PREFIX p ...] [NOLOOP]`: the default (key-remembering)
+/// mode and BCAST; REDIRECT, OPTIN and OPTOUT are refused.
 fn tracking(ctx: &mut Ctx, args: &Args) -> Reply {
     let on = if args.is(2, "ON") {
         true
@@ -204,21 +204,40 @@ fn tracking(ctx: &mut Ctx, args: &Args) -> Reply {
     } else {
         return syntax();
     };
-    let mut noloop = false;
-    for i in 3..args.len() {
+    let (mut noloop, mut bcast, mut prefixes) = (false, false, Vec::new());
+    let mut i = 3;
+    while i < args.len() {
         if args.is(i, "NOLOOP") {
             noloop = true;
+        } else if args.is(i, "BCAST") {
+            bcast = true;
+        } else if args.is(i, "PREFIX") && i + 1 < args.len() {
+            i += 1;
+            prefixes.push(bytes::Bytes::copy_from_slice(args.get(i)));
         } else {
             return syntax();
         }
+        i += 1;
+    }
+    if !prefixes.is_empty() && !bcast {
+        return Reply::error("ERR PREFIX option requires BCAST mode to be enabled");
     }
     let id = ctx.client.id;
-    ctx.client.tracking = on;
     let t = &mut ctx.store.tracking;
+    if on && ctx.client.tracking && t.bcast.contains_key(&id) != bcast {
+        return Reply::error(
+            "ERR You can't switch BCAST mode on/off before disabling tracking for this client, \
+             and then re-enabling it with a different mode.",
+        );
+    }
+    ctx.client.tracking = on;
     if on {
         t.clients.insert(id);
         if noloop {
             t.noloop.insert(id);
+        }
+        if bcast {
+            t.bcast.entry(id).or_default().extend(prefixes);
         }
     } else {
         t.stop(id);

@@ -225,7 +225,10 @@ pub fn execute_found(ctx: &mut Ctx<'_>, req: &Request, idx: usize, cmd: &'static
     if !monitor_first && !ctx.store.monitors.is_empty() && !cmd.flags.has(Flags::ADMIN) {
         feed_monitors(ctx, &args);
     }
-    if ctx.client.tracking && cmd.flags.has(Flags::READONLY) {
+    if ctx.client.tracking
+        && cmd.flags.has(Flags::READONLY)
+        && !ctx.store.tracking.bcast.contains_key(&ctx.client.id)
+    {
         let id = ctx.client.id;
         for i in key_indexes(cmd, args.len()) {
             ctx.store.tracking.remember(id, args.get(i));
