@@ -132,6 +132,35 @@ fn workload(id: usize, addr: String, stop: Arc<AtomicBool>, may_lose: bool) -> O
     out
 }
 
+/// The checked workload's client threads.
+struct Workers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Outcome>>,
+}
+
+impl Workers {
+    /// CLIENTS clients of the workload on the proxy at `addr`.
+    fn start(addr: &str, may_lose: bool) -> Workers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..CLIENTS)
+            .map(|id| {
+                let (addr, stop) = (addr.to_string(), stop.clone());
+                std::thread::spawn(move || workload(id, addr, stop, may_lose))
+            })
+            .collect();
+        Workers { stop, threads }
+    }
+
+    /// Stops the clients and collects what each saw.
+    fn finish(self) -> Vec<Outcome> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.threads
+            .into_iter()
+            .map(|w| w.join().expect("client thread"))
+            .collect()
+    }
+}
+
 /// Client `id` got no reply meant for another request, and each of its errors fell inside a
 /// fault window (or within GRACE after one).
 fn check_replies_and_error_times(id: usize, o: &Outcome, windows: &[(Instant, Instant)]) {
@@ -192,13 +221,7 @@ fn standalone_pool_under_pauses_kills_and_restarts() {
     ]);
     let proxy = Sluice::start(&standalone_config(&master, &[], "master", ""));
     let addr = proxy.addr();
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..CLIENTS)
-        .map(|id| {
-            let (addr, stop) = (addr.clone(), stop.clone());
-            std::thread::spawn(move || workload(id, addr, stop, false))
-        })
-        .collect();
+    let workers = Workers::start(&addr, false);
 
     // Fault windows: (start, end).
     let windows: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::default();
@@ -224,11 +247,7 @@ fn standalone_pool_under_pauses_kills_and_restarts() {
     }
     // A quiet end: every client must get through again.
     std::thread::sleep(Duration::from_secs(2));
-    stop.store(true, Ordering::Relaxed);
-    let outcomes: Vec<Outcome> = workers
-        .into_iter()
-        .map(|w| w.join().expect("client thread"))
-        .collect();
+    let outcomes = workers.finish();
 
     assert_eq!(proxy.http_get("/healthz").0, 200, "proxy down");
     let windows = windows.lock().expect("lock").clone();
@@ -382,13 +401,7 @@ fn sentinel_pool_under_pauses_and_master_kills() {
         proxy.http_get("/ready").0 == 200
     });
     let addr = proxy.addr();
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..CLIENTS)
-        .map(|id| {
-            let (addr, stop) = (addr.clone(), stop.clone());
-            std::thread::spawn(move || workload(id, addr, stop, true))
-        })
-        .collect();
+    let workers = Workers::start(&addr, true);
 
     let mut windows = Vec::new();
     let (mut round, mut kills) = (0u32, 0u32);
@@ -430,11 +443,7 @@ fn sentinel_pool_under_pauses_and_master_kills() {
         windows.push((begin, Instant::now()));
     }
     std::thread::sleep(Duration::from_secs(2));
-    stop.store(true, Ordering::Relaxed);
-    let outcomes: Vec<Outcome> = workers
-        .into_iter()
-        .map(|w| w.join().expect("client thread"))
-        .collect();
+    let outcomes = workers.finish();
 
     let Tally {
         acks, errors, lost, ..
@@ -557,13 +566,7 @@ fn cluster_pool_under_pauses_kills_restarts_and_resharding() {
         Cluster::start_with(3, 1, &["--appendonly", "yes", "--appendfsync", "always"]);
     let proxy = cluster.proxy(3, "");
     let addr = proxy.addr();
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..CLIENTS)
-        .map(|id| {
-            let (addr, stop) = (addr.clone(), stop.clone());
-            std::thread::spawn(move || workload(id, addr, stop, true))
-        })
-        .collect();
+    let workers = Workers::start(&addr, true);
 
     let mut windows = Vec::new();
     let (mut round, mut kills, mut moves) = (0u32, 0u32, 0u32);
@@ -610,11 +613,7 @@ fn cluster_pool_under_pauses_kills_restarts_and_resharding() {
         windows.push((begin, Instant::now()));
     }
     std::thread::sleep(Duration::from_secs(2));
-    stop.store(true, Ordering::Relaxed);
-    let outcomes: Vec<Outcome> = workers
-        .into_iter()
-        .map(|w| w.join().expect("client thread"))
-        .collect();
+    let outcomes = workers.finish();
 
     let Tally {
         acks,
