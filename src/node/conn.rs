@@ -9,9 +9,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::tls::ClientStream;
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::client::ClientState;
@@ -121,7 +120,7 @@ fn release(store: &mut Store, id: u64, notify: &Arc<Notify>, p: &Parked) -> Opti
 
 struct Conn {
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: ClientStream,
     rbuf: BytesMut,
     out: BytesMut,
     /// Decoded requests not yet run (the head is the blocked one while parked).
@@ -159,7 +158,7 @@ fn register(shared: &Shared, info: ClientInfo) -> bool {
 }
 
 /// Serves one accepted client until it disconnects, QUITs or sends a malformed request.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
+pub(crate) async fn serve(shared: Arc<Shared>, stream: ClientStream) {
     let _ = stream.set_nodelay(true);
     let mailbox = Arc::new(Mailbox::default());
     let id = shared.next_client_id();
@@ -235,7 +234,13 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     if conn.client.handoff {
         // PSYNC/SYNC: this connection is now a replication link.
         let id = conn.client.id;
-        super::repl::master::serve_replica(conn.shared, conn.stream, conn.rbuf, id).await;
+        match conn.stream {
+            ClientStream::Tcp(tcp) => {
+                super::repl::master::serve_replica(conn.shared, tcp, conn.rbuf, id).await;
+            }
+            // The replication link is plain TCP only (yet): a replica over TLS is closed.
+            ClientStream::Tls(_) => tracing::warn!(id, "replication over TLS is not supported"),
+        }
     }
 }
 

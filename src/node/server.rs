@@ -13,6 +13,7 @@ use super::conn;
 use super::error::NodeError;
 use super::repl::{master, replica};
 use super::shared::{NodeConfig, Shared};
+use crate::tls::ClientStream;
 
 /// Runs a node: binds, tells `on_bound` the address, serves until `shutdown` completes (or a
 /// SHUTDOWN command).
@@ -95,7 +96,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         match accepted {
             Ok((stream, _peer)) => {
                 backoff = Duration::from_millis(5);
-                tokio::spawn(conn::serve(shared.clone(), stream));
+                tokio::spawn(conn::serve(shared.clone(), ClientStream::from(stream)));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.

@@ -63,6 +63,44 @@ impl ClientStream {
         }
     }
 
+    /// The client's address.
+    pub(crate) fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        match self {
+            ClientStream::Tcp(s) => s.peer_addr(),
+            ClientStream::Tls(t) => t.lock().get_ref().0.peer_addr(),
+        }
+    }
+
+    /// The local address the client connected to.
+    pub(crate) fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        match self {
+            ClientStream::Tcp(s) => s.local_addr(),
+            ClientStream::Tls(t) => t.lock().get_ref().0.local_addr(),
+        }
+    }
+
+    /// Waits until [`ClientStream::try_read_buf`] may have something.
+    #[inline]
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_read_ready(cx)).await
+    }
+
+    /// Writes all of `buf`, waiting as the connection needs, and sees it onto the socket
+    /// (plain TCP: a `write` per call, as `TcpStream::write_all`).
+    pub(crate) async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.try_write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::future::poll_fn(|cx| self.poll_write_ready(cx)).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        std::future::poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
     /// Ready when a `try_read_buf` would not just return `WouldBlock` (see the module doc).
     #[inline]
     pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

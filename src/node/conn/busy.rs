@@ -11,8 +11,6 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-
 use super::Conn;
 use crate::node::cmd::{self, Ctx};
 use crate::node::reply::Reply;
