@@ -100,6 +100,29 @@ struct NodeArgs {
     /// Refuse queries while some slot is not served.
     #[arg(long, value_enum, default_value_t = YesNo::Yes)]
     cluster_require_full_coverage: YesNo,
+    /// Also listen for TLS clients on this port (then `--port 0` means TLS only, as in Redis).
+    #[arg(long)]
+    tls_port: Option<u16>,
+    /// The TLS listener's certificate chain (PEM).
+    #[arg(long)]
+    tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long)]
+    tls_key_file: Option<PathBuf>,
+    /// The CA that clients' certificates must be signed by.
+    #[arg(long)]
+    tls_ca_cert_file: Option<PathBuf>,
+    /// Whether TLS clients must show a certificate (`optional`: only checked when shown).
+    #[arg(long, value_enum, default_value_t = AuthClients::Yes)]
+    tls_auth_clients: AuthClients,
+}
+
+/// Redis's `tls-auth-clients`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AuthClients {
+    Yes,
+    No,
+    Optional,
 }
 
 #[derive(clap::Args)]
@@ -205,7 +228,9 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let tls = node_tls(&args)?;
     let config = sluice::node::NodeConfig {
+        tls,
         listen: std::net::SocketAddr::new(args.bind, args.port),
         replicaof,
         requirepass: args.requirepass,
@@ -225,6 +250,27 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         println!("sluice: node listening on {addr}");
     }))?;
     Ok(())
+}
+
+/// The node's TLS listener from `--tls-*`, checked as redis-server checks them.
+fn node_tls(args: &NodeArgs) -> anyhow::Result<Option<sluice::node::NodeTls>> {
+    let Some(port) = args.tls_port.filter(|&p| p != 0) else {
+        return Ok(None);
+    };
+    let (Some(cert), Some(key)) = (&args.tls_cert_file, &args.tls_key_file) else {
+        anyhow::bail!("--tls-port needs --tls-cert-file and --tls-key-file");
+    };
+    let ca = match (args.tls_auth_clients, &args.tls_ca_cert_file) {
+        (AuthClients::No, _) => None,
+        (_, Some(ca)) => Some(ca.clone()),
+        (_, None) => anyhow::bail!(
+            "--tls-ca-cert-file must be specified when tls-auth-clients is enabled \
+             (--tls-auth-clients no lets clients in without a certificate)"
+        ),
+    };
+    let optional = args.tls_auth_clients == AuthClients::Optional;
+    let files = sluice::tls::ListenerTls::load_with(cert.clone(), key.clone(), ca, optional)?;
+    Ok(Some(sluice::node::NodeTls { port, files }))
 }
 
 fn run_stack(args: StackArgs) -> anyhow::Result<()> {

@@ -158,6 +158,7 @@ async fn start_node(
         appendonly: false,
         dir: opts.dir.clone(),
         cluster: None,
+        tls: None,
     };
     let stop = token.clone();
     spawn_until_bound(move |on_bound| node::run(config, stop.cancelled_owned(), on_bound))

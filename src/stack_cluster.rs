@@ -142,6 +142,7 @@ async fn start_node(
             bus_port: Some(bus_port),
             require_full_coverage: true,
         }),
+        tls: None,
     };
     let (tx, rx) = oneshot::channel();
     let stop = token.clone();

@@ -20,6 +20,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
+use common::node::Node;
 use common::{encode, free_port_block, parse, wait_until, Client, Redis, Resp, Sentinel, Sluice};
 
 /// A certificate authority that issues certificates into a directory of PEM files.
@@ -733,4 +734,117 @@ fn tls_config_errors_name_file_key_and_reason() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A sluice node listening for TLS only (`--port 0` beside `--tls-port`, as in Redis), with
+/// the server certificate and the CA; returns it and its TLS address.
+fn sluice_node_tls(pki: &Pki, auth_clients: &str) -> (Node, String) {
+    let port = free_port_block(1);
+    let node = Node::start_with(&[
+        "--tls-port",
+        &port.to_string(),
+        "--tls-cert-file",
+        path(&pki.server.0),
+        "--tls-key-file",
+        path(&pki.server.1),
+        "--tls-ca-cert-file",
+        path(&pki.ca.ca_file()),
+        "--tls-auth-clients",
+        auth_clients,
+    ]);
+    // TLS only: the address the node reports is its TLS port.
+    assert_eq!(
+        node.addr.port(),
+        port,
+        "a TLS-only node reports its TLS port"
+    );
+    (node, format!("127.0.0.1:{port}"))
+}
+
+/// `redis-cli --tls <args>` against `port`; its output, trimmed.
+fn redis_cli_tls(pki: &Pki, port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "--tls",
+            "--cacert",
+            path(&pki.ca.ca_file()),
+            "-h",
+            "127.0.0.1",
+        ])
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A sluice node's TLS port serves redis-cli (`--tls --cacert`); a plain-text client there
+/// gets no answer.
+#[test]
+fn a_sluice_node_serves_redis_cli_over_tls() {
+    let pki = Pki::new();
+    let (node, addr) = sluice_node_tls(&pki, "no");
+    let port = node.addr.port();
+    assert_eq!(redis_cli_tls(&pki, port, &["PING"]), "PONG");
+    assert_eq!(redis_cli_tls(&pki, port, &["SET", "k", "over tls"]), "OK");
+    assert_eq!(redis_cli_tls(&pki, port, &["GET", "k"]), "over tls");
+    let mut plain = Client::connect(&addr);
+    plain.send(&["PING"]);
+    let mut replies = Vec::new();
+    while let Ok(r) = plain.try_read() {
+        replies.push(r);
+    }
+    assert!(
+        !replies.contains(&Resp::Simple("PONG".into())),
+        "a plain client was answered on the TLS port: {replies:?}"
+    );
+    // The node is still serving TLS clients after the plain one.
+    let mut c = TlsClient::connect(&addr, &pki.ca.ca_file(), None).expect("TLS");
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("over tls"));
+}
+
+/// The proxy's backend TLS against a sluice node (with the client certificate the node's
+/// `tls-auth-clients yes` asks for): SET and GET through it.
+#[test]
+fn the_proxy_reaches_a_sluice_node_over_tls() {
+    let pki = Pki::new();
+    let (_node, addr) = sluice_node_tls(&pki, "yes");
+    let tls = format!(
+        "backend_tls = true\nbackend_tls_ca = \"{}\"\nbackend_tls_cert = \"{}\"\n\
+         backend_tls_key = \"{}\"\n",
+        path(&pki.ca.ca_file()),
+        path(&pki.client.0),
+        path(&pki.client.1),
+    );
+    let proxy = Sluice::start(&config(&addr, &tls));
+    let mut c = proxy.client();
+    assert_eq!(c.cmd(&["SET", "a", "1"]), ok());
+    assert_eq!(c.cmd(&["GET", "a"]), bulk("1"));
+    // The write reached the node: read it there directly, over TLS.
+    let cert = (pki.client.0.as_path(), pki.client.1.as_path());
+    let mut direct = TlsClient::connect(&addr, &pki.ca.ca_file(), Some(cert)).expect("TLS");
+    assert_eq!(direct.cmd(&["GET", "a"]), bulk("1"));
+}
+
+/// `--tls-auth-clients yes`: a client without a certificate is refused, one with a
+/// certificate from the CA is served; `optional` lets the first one in too.
+#[test]
+fn a_sluice_node_with_tls_auth_clients_refuses_clients_without_a_certificate() {
+    let pki = Pki::new();
+    let ca = pki.ca.ca_file();
+    let (_node, addr) = sluice_node_tls(&pki, "yes");
+    // TLS 1.3 finishes the client's side of the handshake before the server has checked the
+    // client: the refusal shows on the first exchange at the latest.
+    let refused = match TlsClient::connect(&addr, &ca, None) {
+        Err(_) => true,
+        Ok(mut c) => c.try_cmd(&["PING"]).is_err(),
+    };
+    assert!(refused, "a client without a certificate was served");
+    let cert = (pki.client.0.as_path(), pki.client.1.as_path());
+    let mut c = TlsClient::connect(&addr, &ca, Some(cert)).expect("TLS with a cert");
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+
+    let (_optional, addr) = sluice_node_tls(&pki, "optional");
+    let mut c = TlsClient::connect(&addr, &ca, None).expect("TLS without a cert");
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
 }

@@ -85,4 +85,4 @@ pub mod watch;
 
 pub use error::NodeError;
 pub use server::run;
-pub use shared::{NodeConfig, Shared};
+pub use shared::{NodeConfig, NodeTls, Shared};

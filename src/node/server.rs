@@ -13,6 +13,7 @@ use super::conn;
 use super::error::NodeError;
 use super::repl::{master, replica};
 use super::shared::{NodeConfig, Shared};
+use crate::tls::live::Acceptor;
 use crate::tls::ClientStream;
 
 /// Runs a node: binds, tells `on_bound` the address, serves until `shutdown` completes (or a
@@ -25,13 +26,28 @@ pub async fn run(
     if !config.dir.is_dir() {
         return Err(NodeError::Dir(config.dir.clone()));
     }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| NodeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let bound = listener.local_addr().unwrap_or(config.listen);
+    // Port 0 beside a TLS port means TLS only, as in Redis (alone, it picks a free port).
+    let tls_only = config.tls.is_some() && config.listen.port() == 0;
+    let listener = match tls_only {
+        true => None,
+        false => Some(bind(config.listen).await?),
+    };
+    let tls = match &config.tls {
+        Some(t) => {
+            let listener = bind(SocketAddr::new(config.listen.ip(), t.port)).await?;
+            Some((listener, Arc::new(Acceptor::new(&t.files, "node"))))
+        }
+        None => None,
+    };
+    let bound = match &listener {
+        Some(l) => l.local_addr().unwrap_or(config.listen),
+        None => config.listen,
+    };
+    // What `on_bound` reports: the TLS address when that is all there is.
+    let reported = match (&listener, &tls) {
+        (None, Some((l, _))) => l.local_addr().unwrap_or(config.listen),
+        _ => bound,
+    };
     let shared = Arc::new(Shared::new(config, bound));
     // Load the AOF before anyone is accepted (connections wait in the listen backlog).
     let mut aof_writer = None;
@@ -59,10 +75,13 @@ pub async fn run(
     }
     tokio::spawn(replica::supervise(shared.clone()));
     tokio::spawn(master::ping_replicas(shared.clone()));
-    on_bound(bound);
+    on_bound(reported);
     let token = shared.shutdown.clone();
     tokio::spawn(active_expiry(shared.clone()));
     tokio::spawn(accept_loop(listener, shared.clone()));
+    if let Some((listener, acceptor)) = tls {
+        tokio::spawn(accept_tls(listener, acceptor, shared.clone()));
+    }
     tokio::select! {
         _ = shutdown => {}
         _ = token.cancelled() => {}
@@ -77,10 +96,15 @@ pub async fn run(
     Ok(())
 }
 
+async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind { addr, source })
+}
+
 /// Accepts clients until shutdown; each gets its own task.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(mut listener: Option<TcpListener>, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(5);
-    let mut listener = Some(listener);
     loop {
         let accepted = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
@@ -101,6 +125,38 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Accepts TLS clients until shutdown: each runs its handshake, then is served as a plain
+/// one is (a failed handshake is counted and logged at debug by the acceptor).
+async fn accept_tls(listener: TcpListener, acceptor: Arc<Acceptor>, shared: Arc<Shared>) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                backoff = Duration::from_millis(5);
+                let (acceptor, shared) = (acceptor.clone(), shared.clone());
+                tokio::spawn(async move {
+                    let handshake = tokio::select! {
+                        _ = shared.shutdown.cancelled() => None,
+                        s = acceptor.accept(tcp, peer) => s,
+                    };
+                    if let Some(stream) = handshake {
+                        conn::serve(shared, stream).await;
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS accept failed");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }

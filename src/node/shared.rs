@@ -28,6 +28,18 @@ pub struct NodeConfig {
     pub dir: PathBuf,
     /// Cluster mode (`--cluster-enabled yes`), with its options.
     pub cluster: Option<super::cluster::options::ClusterOptions>,
+    /// A TLS listener beside the plain one (`--tls-port`); with it, port 0 in `listen` means
+    /// no plain listener (TLS only), as in Redis.
+    pub tls: Option<NodeTls>,
+}
+
+/// A node's TLS listener.
+#[derive(Clone, Debug)]
+pub struct NodeTls {
+    /// Port on `listen`'s address (0 picks a free one).
+    pub port: u16,
+    /// Certificate, key and the CA clients' certificates are checked against.
+    pub files: crate::tls::ListenerTls,
 }
 
 /// State shared by every connection and background task.
@@ -70,6 +82,9 @@ impl Shared {
             "appendonly",
             if config.appendonly { "yes" } else { "no" }.into(),
         );
+        if let Some(t) = &config.tls {
+            settings.init("tls-port", t.port.to_string());
+        }
         if let Some(pw) = &config.requirepass {
             settings.init("requirepass", pw.clone());
         }

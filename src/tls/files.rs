@@ -79,6 +79,9 @@ pub struct ListenerTls {
     pub key: PathBuf,
     /// `tls_client_ca`: when set, clients must present a certificate signed by this CA.
     pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: a client without a certificate is let in too (redis's
+    /// `tls-auth-clients optional`); one that shows a certificate must still pass.
+    pub client_cert_optional: bool,
     /// The files as loaded when the config was read.
     pub(crate) config: Arc<ServerConfig>,
 }
@@ -90,11 +93,28 @@ impl ListenerTls {
         key: PathBuf,
         client_ca: Option<PathBuf>,
     ) -> Result<ListenerTls, FileError> {
-        let config = Arc::new(server_config(&cert, &key, client_ca.as_deref())?);
+        ListenerTls::load_with(cert, key, client_ca, false)
+    }
+
+    /// [`ListenerTls::load`], where `client_cert_optional` lets clients without a certificate
+    /// in (a node's `tls-auth-clients optional`).
+    pub fn load_with(
+        cert: PathBuf,
+        key: PathBuf,
+        client_ca: Option<PathBuf>,
+        client_cert_optional: bool,
+    ) -> Result<ListenerTls, FileError> {
+        let config = Arc::new(server_config(
+            &cert,
+            &key,
+            client_ca.as_deref(),
+            client_cert_optional,
+        )?);
         Ok(ListenerTls {
             cert,
             key,
             client_ca,
+            client_cert_optional,
             config,
         })
     }
@@ -104,7 +124,10 @@ impl ListenerTls {
 /// reload anyway (see `live`).
 impl PartialEq for ListenerTls {
     fn eq(&self, other: &Self) -> bool {
-        self.cert == other.cert && self.key == other.key && self.client_ca == other.client_ca
+        self.cert == other.cert
+            && self.key == other.key
+            && self.client_ca == other.client_ca
+            && self.client_cert_optional == other.client_cert_optional
     }
 }
 
@@ -112,6 +135,7 @@ fn server_config(
     cert: &Path,
     key_file: &Path,
     client_ca: Option<&Path>,
+    client_cert_optional: bool,
 ) -> Result<ServerConfig, FileError> {
     let certs = certificates(cert)?;
     let key = private_key(key_file)?;
@@ -121,12 +145,16 @@ fn server_config(
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            let mut verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots(ca)?),
                 provider(),
-            )
-            .build()
-            .map_err(|e| err(ca, format!("cannot verify clients with it: {e}")))?;
+            );
+            if client_cert_optional {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier
+                .build()
+                .map_err(|e| err(ca, format!("cannot verify clients with it: {e}")))?;
             builder.with_client_cert_verifier(verifier)
         }
     };

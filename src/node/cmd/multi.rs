@@ -151,6 +151,7 @@ mod tests {
             appendonly: false,
             dir: ".".into(),
             cluster: None,
+            tls: None,
         };
         Shared::new(config, "127.0.0.1:6379".parse().expect("addr"))
     }

@@ -250,6 +250,7 @@ mod tests {
             appendonly: false,
             dir: ".".into(),
             cluster: None,
+            tls: None,
         };
         let shared = Shared::new(config, "127.0.0.1:6379".parse().expect("addr"));
         let mut store = Store::new();

@@ -47,6 +47,7 @@ mod tests {
             appendonly: false,
             dir: ".".into(),
             cluster: None,
+            tls: None,
         };
         tokio::spawn(async move {
             let _ = run(

@@ -30,6 +30,7 @@ impl Harness {
                     appendonly: false,
                     dir: ".".into(),
                     cluster: None,
+                    tls: None,
                 },
                 addr,
             ),
