@@ -289,13 +289,9 @@ impl Session {
         if let Some(reply) = self.local(&req, info) {
             self.pool.metrics.local.increment(1);
             pending.push_back(Pending::Ready(reply));
-            self.pool.registry.slowlog.finish(taken, req.raw(), self);
+            let micros = self.pool.registry.slowlog.finish(taken, req.raw(), self);
             if let Some(info) = info {
-                let micros = (taken != 0).then(|| slowlog::coarse_micros() - taken);
-                self.pool
-                    .registry
-                    .latency
-                    .record(info.name, micros.unwrap_or(0));
+                self.pool.registry.latency.record(info.name, micros);
             }
             return None;
         }

@@ -192,7 +192,7 @@ impl Session {
 
     /// Writes a node's reply to the client, settling the write barrier and the latency sample.
     fn deliver(&mut self, w: Waiting, reply: Reply, io: &mut Io) {
-        self.pool.registry.slowlog.finish(w.taken, &w.raw, self);
+        let _ = self.pool.registry.slowlog.finish(w.taken, &w.raw, self);
         if !w.read {
             self.inflight_writes = self.inflight_writes.saturating_sub(1);
             if self.pool.cfg.consistency == Consistency::ReadYourWrites {

@@ -86,22 +86,28 @@ impl SlowLog {
         }
     }
 
-    /// Logs `req` if it took at least the threshold since `started` (0: not timed).
-    pub(super) fn finish(&self, started: u64, req: &[u8], client: &Session) {
+    /// Logs `req` if it took at least the threshold since `started` (0: not timed); returns
+    /// the microseconds it took (0 when not timed), for the caller's own accounting.
+    pub(super) fn finish(&self, started: u64, req: &[u8], client: &Session) -> u64 {
         let limit = self.slower_than.load(Ordering::Relaxed);
         if started == 0 || limit < 0 {
-            return;
+            return 0;
         }
         let micros = coarse_micros().saturating_sub(started);
-        if (micros as i64) < limit {
-            return;
+        if (micros as i64) >= limit {
+            self.log(micros, req, client);
         }
+        micros
+    }
+
+    /// Adds a slow request to the log (as Redis: not those that carry secrets or only wrap
+    /// other commands).
+    fn log(&self, micros: u64, req: &[u8], client: &Session) {
         let Ok(Some(req)) =
             crate::resp::decode_request(&mut BytesMut::from(req), &crate::resp::Limits::default())
         else {
             return;
         };
-        // As Redis: not the commands that carry secrets or are only wrappers.
         let info = crate::command::lookup(&req);
         if info.is_some_and(|i| i.has(flags::SKIP_SLOWLOG))
             || matches!(Special::of(info), Special::Auth | Special::Hello)
