@@ -107,10 +107,18 @@ impl Pki {
 /// redis-server with a TLS port (beside the harness's plain port, which the test uses to
 /// look at the node directly); returns the TLS address.
 fn redis_tls(pki: &Pki, auth_clients: &str) -> (Redis, String) {
-    let port = free_port_block(1).to_string();
-    let redis = Redis::start_with(&[
+    let port = free_port_block(1);
+    let args = tls_server_args(pki, port, auth_clients);
+    let redis = Redis::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    (redis, format!("127.0.0.1:{port}"))
+}
+
+/// The TLS options of redis-server (and of `sluice node`, which takes the same names):
+/// `port`, the server certificate, the CA and `--tls-auth-clients`.
+fn tls_server_args(pki: &Pki, port: u16, auth_clients: &str) -> Vec<String> {
+    [
         "--tls-port",
-        &port,
+        &port.to_string(),
         "--tls-cert-file",
         path(&pki.server.0),
         "--tls-key-file",
@@ -119,8 +127,9 @@ fn redis_tls(pki: &Pki, auth_clients: &str) -> (Redis, String) {
         path(&pki.ca.ca_file()),
         "--tls-auth-clients",
         auth_clients,
-    ]);
-    (redis, format!("127.0.0.1:{port}"))
+    ]
+    .map(str::to_string)
+    .to_vec()
 }
 
 fn path(p: &Path) -> &str {
@@ -740,18 +749,8 @@ fn tls_config_errors_name_file_key_and_reason() {
 /// the server certificate and the CA; returns it and its TLS address.
 fn sluice_node_tls(pki: &Pki, auth_clients: &str) -> (Node, String) {
     let port = free_port_block(1);
-    let node = Node::start_with(&[
-        "--tls-port",
-        &port.to_string(),
-        "--tls-cert-file",
-        path(&pki.server.0),
-        "--tls-key-file",
-        path(&pki.server.1),
-        "--tls-ca-cert-file",
-        path(&pki.ca.ca_file()),
-        "--tls-auth-clients",
-        auth_clients,
-    ]);
+    let args = tls_server_args(pki, port, auth_clients);
+    let node = Node::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
     // TLS only: the address the node reports is its TLS port.
     assert_eq!(
         node.addr.port(),
