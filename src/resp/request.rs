@@ -221,42 +221,17 @@ fn walk_multibulk(
     let argc = count as usize;
     for i in 0..argc {
         let rest = &buf[pos..];
-        if let (Some(b'$'), Some((len, cr))) = (rest.first(), fast_len(rest)) {
-            // Same checks as below, minus the parsing; everything unusual goes the slow way.
-            if len <= max_fast as u64 && cr + 2 <= rest.len() {
-                let start = pos + cr + 2;
-                let end = start as u64 + len;
-                let next = end + 2;
-                if next > buf.len() as u64 {
-                    return Ok(Multibulk::Incomplete);
-                }
-                let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(end)) else {
-                    return Err(ProtocolError::InvalidBulkLength);
-                };
-                on_arg(i, s, e);
-                pos = next as usize;
-                continue;
+        // Common headers are read without the slow path's checks; everything unusual (long,
+        // odd or incomplete headers) goes the slow way.
+        let (len, cr) = match (rest.first(), fast_len(rest)) {
+            (Some(b'$'), Some((len, cr))) if len <= max_fast as u64 && cr + 2 <= rest.len() => {
+                (len, cr)
             }
-        }
-        let Some(cr) = find(rest, b'\r') else {
-            if rest.len() > limits.max_inline_len {
-                return Err(ProtocolError::TooBigBulkCount);
-            }
-            return Ok(Multibulk::Incomplete);
+            _ => match bulk_header(rest, limits, max_bulk)? {
+                Some(header) => header,
+                None => return Ok(Multibulk::Incomplete),
+            },
         };
-        if cr + 2 > rest.len() {
-            return Ok(Multibulk::Incomplete);
-        }
-        if rest[0] != b'$' {
-            return Err(ProtocolError::ExpectedDollar(char::from(rest[0])));
-        }
-        let len = match string2ll(&rest[1..cr]) {
-            Some(n) if (0..=max_bulk).contains(&n) => n as u64,
-            _ => return Err(ProtocolError::InvalidBulkLength),
-        };
-        if limits.unauthenticated && len > UNAUTH_MAX_BULK_LEN as u64 {
-            return Err(ProtocolError::UnauthenticatedBulkLength);
-        }
         let start = pos + cr + 2;
         let end = (start as u64).saturating_add(len);
         let next = end.saturating_add(2);
@@ -271,6 +246,36 @@ fn walk_multibulk(
         pos = next as usize;
     }
     Ok(Multibulk::Complete { len: pos, argc })
+}
+
+/// The `$<len>\r` header of a bulk at the front of `rest`, checked the slow way (the fast
+/// path in `walk_multibulk` handles common headers): `Ok(None)` while incomplete, else the
+/// length and the position of the header's `\r`.
+fn bulk_header(
+    rest: &[u8],
+    limits: &Limits,
+    max_bulk: i64,
+) -> Result<Option<(u64, usize)>, ProtocolError> {
+    let Some(cr) = find(rest, b'\r') else {
+        if rest.len() > limits.max_inline_len {
+            return Err(ProtocolError::TooBigBulkCount);
+        }
+        return Ok(None);
+    };
+    if cr + 2 > rest.len() {
+        return Ok(None);
+    }
+    if rest[0] != b'$' {
+        return Err(ProtocolError::ExpectedDollar(char::from(rest[0])));
+    }
+    let len = match string2ll(&rest[1..cr]) {
+        Some(n) if (0..=max_bulk).contains(&n) => n as u64,
+        _ => return Err(ProtocolError::InvalidBulkLength),
+    };
+    if limits.unauthenticated && len > UNAUTH_MAX_BULK_LEN as u64 {
+        return Err(ProtocolError::UnauthenticatedBulkLength);
+    }
+    Ok(Some((len, cr)))
 }
 
 /// Builds the multibulk encoding of a request while recording argument offsets.
@@ -375,96 +380,108 @@ fn hex_val(c: Option<&u8>) -> Option<u8> {
 /// arguments end only at space, tab, CR or LF (not at `\v`/`\f`, which are skipped only
 /// *between* arguments).
 fn token(line: &[u8], mut p: usize, emit: &mut impl FnMut(&[u8])) -> Result<usize, ProtocolError> {
-    #[derive(PartialEq)]
-    enum Quote {
-        None,
-        Double,
-        Single,
+    let start = p;
+    while p < line.len() && !matches!(line[p], b' ' | b'\n' | b'\r' | b'\t' | b'"' | b'\'') {
+        p += 1;
     }
-    let mut q = Quote::None;
-    let closing = |p: usize| match line.get(p + 1) {
-        Some(&c) if !is_space(c) => Err(ProtocolError::UnbalancedQuotes),
-        _ => Ok(p + 1),
-    };
+    if p > start {
+        emit(&line[start..p]);
+    }
+    match line.get(p) {
+        None => Ok(p),
+        Some(b'"') => double_quoted(line, p + 1, emit),
+        Some(b'\'') => single_quoted(line, p + 1, emit),
+        Some(_) => Ok(p + 1),
+    }
+}
+
+/// The rest of a double-quoted section starting after its opening quote, with sdssplitargs'
+/// escapes (`\xHH`, `\n`, `\r`, `\t`, `\b`, `\a`, any other byte as itself).
+fn double_quoted(
+    line: &[u8],
+    mut p: usize,
+    emit: &mut impl FnMut(&[u8]),
+) -> Result<usize, ProtocolError> {
     loop {
         let start = p;
-        match q {
-            Quote::None => {
-                while p < line.len()
-                    && !matches!(line[p], b' ' | b'\n' | b'\r' | b'\t' | b'"' | b'\'')
-                {
-                    p += 1;
-                }
-                if p > start {
-                    emit(&line[start..p]);
-                }
-                match line.get(p) {
-                    None => return Ok(p),
-                    Some(b'"') => q = Quote::Double,
-                    Some(b'\'') => q = Quote::Single,
-                    Some(_) => return Ok(p + 1),
-                }
+        while p < line.len() && line[p] != b'\\' && line[p] != b'"' {
+            p += 1;
+        }
+        if p > start {
+            emit(&line[start..p]);
+        }
+        match line.get(p) {
+            None => return Err(ProtocolError::UnbalancedQuotes),
+            Some(b'"') => return closing_quote(line, p),
+            Some(_) => p = backslash_escape(line, p, emit)?,
+        }
+    }
+}
+
+/// A backslash at `p` inside double quotes: emits the byte it stands for, returns the
+/// position after the escape.
+fn backslash_escape(
+    line: &[u8],
+    p: usize,
+    emit: &mut impl FnMut(&[u8]),
+) -> Result<usize, ProtocolError> {
+    if let (Some(b'x'), Some(h), Some(l)) = (
+        line.get(p + 1),
+        hex_val(line.get(p + 2)),
+        hex_val(line.get(p + 3)),
+    ) {
+        emit(&[h * 16 + l]);
+        return Ok(p + 4);
+    }
+    let Some(&c) = line.get(p + 1) else {
+        return Err(ProtocolError::UnbalancedQuotes);
+    };
+    emit(&[match c {
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'b' => 0x08,
+        b'a' => 0x07,
+        c => c,
+    }]);
+    Ok(p + 2)
+}
+
+/// The rest of a single-quoted section starting after its opening quote: only `\'` is an
+/// escape there, any other backslash is itself.
+fn single_quoted(
+    line: &[u8],
+    mut p: usize,
+    emit: &mut impl FnMut(&[u8]),
+) -> Result<usize, ProtocolError> {
+    loop {
+        let start = p;
+        while p < line.len() && line[p] != b'\\' && line[p] != b'\'' {
+            p += 1;
+        }
+        if p > start {
+            emit(&line[start..p]);
+        }
+        match line.get(p) {
+            None => return Err(ProtocolError::UnbalancedQuotes),
+            Some(b'\'') => return closing_quote(line, p),
+            Some(_) if line.get(p + 1) == Some(&b'\'') => {
+                emit(b"'");
+                p += 2;
+            }
+            Some(_) => {
+                emit(b"\\");
                 p += 1;
             }
-            Quote::Double => {
-                while p < line.len() && line[p] != b'\\' && line[p] != b'"' {
-                    p += 1;
-                }
-                if p > start {
-                    emit(&line[start..p]);
-                }
-                match line.get(p) {
-                    None => return Err(ProtocolError::UnbalancedQuotes),
-                    Some(b'"') => return closing(p),
-                    Some(_) => {
-                        // A backslash.
-                        if let (Some(b'x'), Some(h), Some(l)) = (
-                            line.get(p + 1),
-                            hex_val(line.get(p + 2)),
-                            hex_val(line.get(p + 3)),
-                        ) {
-                            emit(&[h * 16 + l]);
-                            p += 4;
-                        } else if let Some(&c) = line.get(p + 1) {
-                            let c = match c {
-                                b'n' => b'\n',
-                                b'r' => b'\r',
-                                b't' => b'\t',
-                                b'b' => 0x08,
-                                b'a' => 0x07,
-                                c => c,
-                            };
-                            emit(&[c]);
-                            p += 2;
-                        } else {
-                            return Err(ProtocolError::UnbalancedQuotes);
-                        }
-                    }
-                }
-            }
-            Quote::Single => {
-                while p < line.len() && line[p] != b'\\' && line[p] != b'\'' {
-                    p += 1;
-                }
-                if p > start {
-                    emit(&line[start..p]);
-                }
-                match line.get(p) {
-                    None => return Err(ProtocolError::UnbalancedQuotes),
-                    Some(b'\'') => return closing(p),
-                    Some(_) => {
-                        // Only `\'` is an escape inside single quotes.
-                        if line.get(p + 1) == Some(&b'\'') {
-                            emit(b"'");
-                            p += 2;
-                        } else {
-                            emit(b"\\");
-                            p += 1;
-                        }
-                    }
-                }
-            }
         }
+    }
+}
+
+/// A closing quote at `p` ends the argument and must be followed by a space or the line's end.
+fn closing_quote(line: &[u8], p: usize) -> Result<usize, ProtocolError> {
+    match line.get(p + 1) {
+        Some(&c) if !is_space(c) => Err(ProtocolError::UnbalancedQuotes),
+        _ => Ok(p + 1),
     }
 }
 
