@@ -173,76 +173,21 @@ const MALFORMED: ProtocolError = ProtocolError::InvalidReply("malformed frame");
 fn build(buf: &[u8], mut pos: usize) -> Result<(Frame, usize), ProtocolError> {
     loop {
         let t = *buf.get(pos).ok_or(MALFORMED)?;
-        let text = || -> Result<(&[u8], usize), ProtocolError> {
-            let (end, next) = line(buf, pos + 1).ok_or(MALFORMED)?;
-            Ok((&buf[pos + 1..end], next))
-        };
-        let frame = match t {
+        return match t {
             b'+' | b'-' | b',' | b'(' | b':' | b'#' | b'_' => {
-                let (s, next) = text()?;
-                let f = match t {
-                    b'+' => Frame::Simple(Bytes::copy_from_slice(s)),
-                    b'-' => Frame::Error(Bytes::copy_from_slice(s)),
-                    b'(' => Frame::BigNumber(Bytes::copy_from_slice(s)),
-                    b':' => Frame::Integer(parse_int(s).ok_or(MALFORMED)?),
-                    b'#' => Frame::Boolean(s == b"t"),
-                    b'_' => Frame::Null,
-                    _ => Frame::Double(
-                        std::str::from_utf8(s)
-                            .ok()
-                            .and_then(|s| s.parse().ok())
-                            .ok_or(ProtocolError::InvalidReply("invalid double"))?,
-                    ),
-                };
-                (f, next)
+                let (end, next) = line(buf, pos + 1).ok_or(MALFORMED)?;
+                Ok((line_frame(t, &buf[pos + 1..end])?, next))
             }
             b'$' | b'!' | b'=' => {
                 let (data, next) = blob(buf, pos).ok_or(MALFORMED)?;
-                let f = match (t, data) {
-                    (_, None) => Frame::Null,
-                    (b'$', Some(d)) => Frame::Bulk(Bytes::copy_from_slice(d)),
-                    (b'!', Some(d)) => Frame::Error(Bytes::copy_from_slice(d)),
-                    (_, Some(d)) => Frame::Verbatim(
-                        Bytes::copy_from_slice(d.get(..3).ok_or(MALFORMED)?),
-                        Bytes::copy_from_slice(d.get(4..).ok_or(MALFORMED)?),
-                    ),
-                };
-                (f, next)
+                Ok((blob_frame(t, data)?, next))
             }
             b'*' | b'~' | b'>' | b'%' => {
-                let (n, mut p) = header(buf, pos).ok_or(MALFORMED)?;
-                if n < 0 {
-                    (Frame::Null, p)
-                } else {
-                    // The count was checked against the bytes actually present by the scan,
-                    // so this capacity is bounded by the frame size.
-                    let n = usize::try_from(n).map_err(|_| MALFORMED)?;
-                    if t == b'%' {
-                        let mut pairs = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            let (k, q) = build(buf, p)?;
-                            let (v, q) = build(buf, q)?;
-                            pairs.push((k, v));
-                            p = q;
-                        }
-                        (Frame::Map(pairs), p)
-                    } else {
-                        let mut items = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            let (f, q) = build(buf, p)?;
-                            items.push(f);
-                            p = q;
-                        }
-                        let f = match t {
-                            b'*' => Frame::Array(items),
-                            b'~' => Frame::Set(items),
-                            _ => Frame::Push(items),
-                        };
-                        (f, p)
-                    }
-                }
+                let (n, p) = header(buf, pos).ok_or(MALFORMED)?;
+                aggregate(buf, t, n, p)
             }
             b'|' => {
+                // An attribute: skipped, the frame it annotates follows.
                 let (n, mut p) = header(buf, pos).ok_or(MALFORMED)?;
                 for _ in 0..u64::try_from(n).map_err(|_| MALFORMED)?.saturating_mul(2) {
                     let rest = buf.get(p..).ok_or(MALFORMED)?;
@@ -251,10 +196,72 @@ fn build(buf: &[u8], mut pos: usize) -> Result<(Frame, usize), ProtocolError> {
                 pos = p;
                 continue;
             }
-            _ => return Err(MALFORMED),
+            _ => Err(MALFORMED),
         };
-        return Ok(frame);
     }
+}
+
+/// A one-line frame of type `t` whose text (without type byte and CRLF) is `s`.
+fn line_frame(t: u8, s: &[u8]) -> Result<Frame, ProtocolError> {
+    Ok(match t {
+        b'+' => Frame::Simple(Bytes::copy_from_slice(s)),
+        b'-' => Frame::Error(Bytes::copy_from_slice(s)),
+        b'(' => Frame::BigNumber(Bytes::copy_from_slice(s)),
+        b':' => Frame::Integer(parse_int(s).ok_or(MALFORMED)?),
+        b'#' => Frame::Boolean(s == b"t"),
+        b'_' => Frame::Null,
+        _ => Frame::Double(
+            std::str::from_utf8(s)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(ProtocolError::InvalidReply("invalid double"))?,
+        ),
+    })
+}
+
+/// A length-prefixed frame of type `t` (`$`, `!`, `=`); `None` is a null bulk.
+fn blob_frame(t: u8, data: Option<&[u8]>) -> Result<Frame, ProtocolError> {
+    Ok(match (t, data) {
+        (_, None) => Frame::Null,
+        (b'$', Some(d)) => Frame::Bulk(Bytes::copy_from_slice(d)),
+        (b'!', Some(d)) => Frame::Error(Bytes::copy_from_slice(d)),
+        (_, Some(d)) => Frame::Verbatim(
+            Bytes::copy_from_slice(d.get(..3).ok_or(MALFORMED)?),
+            Bytes::copy_from_slice(d.get(4..).ok_or(MALFORMED)?),
+        ),
+    })
+}
+
+/// An aggregate of type `t` with `n` elements (pairs for a map) starting at `p`.
+fn aggregate(buf: &[u8], t: u8, n: i64, mut p: usize) -> Result<(Frame, usize), ProtocolError> {
+    if n < 0 {
+        return Ok((Frame::Null, p));
+    }
+    // The count was checked against the bytes actually present by the scan, so this
+    // capacity is bounded by the frame size.
+    let n = usize::try_from(n).map_err(|_| MALFORMED)?;
+    if t == b'%' {
+        let mut pairs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (k, q) = build(buf, p)?;
+            let (v, q) = build(buf, q)?;
+            pairs.push((k, v));
+            p = q;
+        }
+        return Ok((Frame::Map(pairs), p));
+    }
+    let mut items = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (f, q) = build(buf, p)?;
+        items.push(f);
+        p = q;
+    }
+    let f = match t {
+        b'*' => Frame::Array(items),
+        b'~' => Frame::Set(items),
+        _ => Frame::Push(items),
+    };
+    Ok((f, p))
 }
 
 #[cfg(test)]
