@@ -47,52 +47,8 @@ pub(crate) async fn connect(
         addr: addr.to_string(),
         reason,
     };
-    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(unavailable(e.to_string())),
-        Err(_) => {
-            return Err(unavailable(format!(
-                "connect timed out after {} ms",
-                timeout.as_millis()
-            )))
-        }
-    };
-    // Small requests must not wait for Nagle: the proxy already batches.
-    let _ = tcp.set_nodelay(true);
-    let mut stream = match &hs.tls {
-        None => NodeStream::Tcp(tcp),
-        Some(tls) => match tokio::time::timeout(timeout, tls.connect(addr, tcp)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(reason)) => return Err(unavailable(reason)),
-            Err(_) => return Err(unavailable("TLS handshake timed out".into())),
-        },
-    };
-    let mut req = BytesMut::new();
-    let user = hs.username.as_deref().unwrap_or("default");
-    match (hs.protocol, &hs.password) {
-        (Protocol::Resp3, Some(pw)) => encode::command(
-            &mut req,
-            &[b"HELLO", b"3", b"AUTH", user.as_bytes(), pw.as_bytes()],
-        ),
-        (Protocol::Resp3, None) => encode::command(&mut req, &[b"HELLO", b"3"]),
-        (Protocol::Resp2, Some(pw)) => {
-            encode::command(&mut req, &[b"AUTH", user.as_bytes(), pw.as_bytes()])
-        }
-        (Protocol::Resp2, None) => {}
-    }
-    if hs.readonly {
-        encode::command(&mut req, &[b"READONLY"]);
-    }
-    let ping_only = req.is_empty();
-    if ping_only {
-        // Nothing to negotiate, but a node that now requires a password (CONFIG SET
-        // requirepass) must be seen refusing here, not in the first client's reply.
-        encode::command(&mut req, &[b"PING"]);
-    }
-    // HELLO/AUTH and READONLY go out in one write; each reply is checked.
-    let expected = usize::from(hs.readonly)
-        + usize::from(hs.protocol == Protocol::Resp3 || hs.password.is_some())
-        + usize::from(hs.protocol == Protocol::Resp2 && hs.password.is_none() && !hs.readonly);
+    let mut stream = open(addr, hs, timeout).await.map_err(unavailable)?;
+    let (req, expected, ping_only) = handshake_request(hs);
     let io = async {
         stream.write_all_flushed(&req).await?;
         let mut first_error = None;
@@ -128,6 +84,60 @@ pub(crate) async fn connect(
         super::refusals::accepted(addr);
     }
     Ok(stream)
+}
+
+/// The TCP connection (and TLS session, if configured) to `addr`, each step within `timeout`.
+async fn open(addr: &str, hs: &Handshake, timeout: Duration) -> Result<NodeStream, String> {
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => {
+            return Err(format!(
+                "connect timed out after {} ms",
+                timeout.as_millis()
+            ))
+        }
+    };
+    // Small requests must not wait for Nagle: the proxy already batches.
+    let _ = tcp.set_nodelay(true);
+    match &hs.tls {
+        None => Ok(NodeStream::Tcp(tcp)),
+        Some(tls) => match tokio::time::timeout(timeout, tls.connect(addr, tcp)).await {
+            Ok(result) => result,
+            Err(_) => Err("TLS handshake timed out".into()),
+        },
+    }
+}
+
+/// The commands that set a new connection up (HELLO/AUTH, READONLY, or a PING), sent in one
+/// write: the request, how many replies to check, and whether it is the lone PING.
+fn handshake_request(hs: &Handshake) -> (BytesMut, usize, bool) {
+    let mut req = BytesMut::new();
+    let mut count = 0;
+    let user = hs.username.as_deref().unwrap_or("default");
+    let mut push = |req: &mut BytesMut, args: &[&[u8]]| {
+        encode::command(req, args);
+        count += 1;
+    };
+    match (hs.protocol, &hs.password) {
+        (Protocol::Resp3, Some(pw)) => push(
+            &mut req,
+            &[b"HELLO", b"3", b"AUTH", user.as_bytes(), pw.as_bytes()],
+        ),
+        (Protocol::Resp3, None) => push(&mut req, &[b"HELLO", b"3"]),
+        (Protocol::Resp2, Some(pw)) => push(&mut req, &[b"AUTH", user.as_bytes(), pw.as_bytes()]),
+        (Protocol::Resp2, None) => {}
+    }
+    if hs.readonly {
+        push(&mut req, &[b"READONLY"]);
+    }
+    let ping_only = req.is_empty();
+    if ping_only {
+        // Nothing to negotiate, but a node that now requires a password (CONFIG SET
+        // requirepass) must be seen refusing here, not in the first client's reply.
+        push(&mut req, &[b"PING"]);
+    }
+    (req, count, ping_only)
 }
 
 /// Reads exactly one reply frame from `stream`, buffering extra bytes in `buf`.
