@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::handshake::{self, Handshake};
@@ -309,16 +308,9 @@ async fn read_loop(
         if rbuf.capacity() - rbuf.len() < 4096 {
             rbuf.reserve(16 * 1024);
         }
-        let room = rbuf.capacity() - rbuf.len();
         tokio::select! {
-            r = rd.read_buf(&mut rbuf) => match r {
+            r = rd.read_some(&mut rbuf) => match r {
                 Ok(0) => return lost("closed by node".into()),
-                Ok(n) if n < room => {
-                    // Drained: clear tokio's readiness without an EAGAIN recv() (see session).
-                    let _ = rd.try_io(tokio::io::Interest::READABLE, || {
-                        Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
-                    });
-                }
                 Ok(_) => {}
                 Err(e) => return lost(e.to_string()),
             },

@@ -308,13 +308,15 @@ impl Conn {
     fn read_available(&mut self) {
         loop {
             self.rbuf.reserve(READ_CHUNK);
+            let room = self.rbuf.capacity() - self.rbuf.len();
             match self.stream.try_read_buf(&mut self.rbuf) {
                 Ok(0) => {
                     self.eof = true;
                     return;
                 }
-                // A read that did not fill the room drained the socket.
-                Ok(n) if n < READ_CHUNK => {
+                // A read that did not fill the room drained the socket (and `try_read_buf`
+                // cleared its readiness: no EAGAIN recv() before the next wait).
+                Ok(n) if n < room => {
                     self.net_in += n as u64;
                     return;
                 }

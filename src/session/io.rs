@@ -51,16 +51,8 @@ impl Io {
                     self.eof = true;
                     return false;
                 }
-                Ok(n) if n < room => {
-                    // A short read drained the socket. Tell tokio so without the extra recv()
-                    // that would otherwise return EAGAIN on the next wait (one syscall saved
-                    // per request). Race-free: readiness is only cleared if no new event
-                    // arrived since it was observed.
-                    let _ = self.stream.try_io(tokio::io::Interest::READABLE, || {
-                        Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
-                    });
-                    return true;
-                }
+                // A short read drained the socket, and `try_read_buf` cleared its readiness.
+                Ok(n) if n < room => return true,
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
                 Err(_) => {

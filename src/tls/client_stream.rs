@@ -1,5 +1,5 @@
 //! A client connection, plain TCP or TLS, with the readiness calls the session's loop uses
-//! (`poll_read_ready`, `try_read_buf`, `try_write`, `poll_write_ready`, `try_io`).
+//! (`poll_read_ready`, `try_read_buf`, `try_write`, `poll_write_ready`).
 //!
 //! Plain TCP forwards each call to `TcpStream` unchanged: the same syscalls as before, no lock,
 //! no allocation. TLS has no such readiness of its own (bytes on the socket may be half a
@@ -21,7 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncWrite, Interest};
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
@@ -129,11 +129,13 @@ impl ClientStream {
         }
     }
 
-    /// Reads what is there without waiting (TLS: decrypts what has arrived).
+    /// Reads what is there without waiting (TLS: decrypts what has arrived). Plain TCP: a
+    /// read that leaves room in `buf` drained the socket and cleared its read readiness
+    /// (`drain::read_to_dry`), so the next wait needs no `EAGAIN` read first.
     #[inline]
     pub(crate) fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
-            ClientStream::Tcp(s) => s.try_read_buf(buf),
+            ClientStream::Tcp(s) => super::drain::read_to_dry(s, buf),
             ClientStream::Tls(t) => t.try_read_buf(buf),
         }
     }
@@ -144,21 +146,6 @@ impl ClientStream {
         match self {
             ClientStream::Tcp(s) => s.try_write(buf),
             ClientStream::Tls(t) => t.try_write(buf),
-        }
-    }
-
-    /// `TcpStream::try_io` for plain TCP. The session uses it only to clear read readiness
-    /// after a short read; under TLS a short read may leave a partial record on the socket,
-    /// so readiness is left alone there.
-    #[inline]
-    pub(crate) fn try_io<R>(
-        &self,
-        interest: Interest,
-        f: impl FnOnce() -> io::Result<R>,
-    ) -> io::Result<R> {
-        match self {
-            ClientStream::Tcp(s) => s.try_io(interest, f),
-            ClientStream::Tls(_) => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 }

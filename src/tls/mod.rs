@@ -10,6 +10,7 @@
 //! * [`node_stream`]: a node or sentinel connection, plain or TLS, as an async stream.
 
 pub(crate) mod client_stream;
+pub(crate) mod drain;
 pub mod files;
 pub(crate) mod live;
 pub(crate) mod node_stream;

@@ -6,7 +6,8 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf, ReadHalf, WriteHalf};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -93,17 +94,21 @@ impl NodeWriteHalf {
 }
 
 impl NodeReadHalf {
-    /// `TcpStream::try_io` for plain TCP (used to clear read readiness after a short read);
-    /// a TLS read may leave a partial record on the socket, so readiness is left alone there.
-    #[inline]
-    pub(crate) fn try_io<R>(
-        &self,
-        interest: Interest,
-        f: impl FnOnce() -> io::Result<R>,
-    ) -> io::Result<R> {
+    /// Waits for data and reads what is there into `buf` (`Ok(0)` at EOF). Plain TCP: a read
+    /// that leaves room in `buf` drained the socket and cleared its read readiness
+    /// (`drain::read_to_dry`), so the next wait needs no `EAGAIN` read first; TLS reads as
+    /// `read_buf` does (a short read may leave a partial record). Cancel-safe: nothing is
+    /// read before the socket is ready.
+    pub(crate) async fn read_some(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
-            NodeReadHalf::Tcp(r) => r.as_ref().try_io(interest, f),
-            NodeReadHalf::Tls(_) => Err(io::ErrorKind::WouldBlock.into()),
+            NodeReadHalf::Tcp(r) => loop {
+                r.as_ref().readable().await?;
+                match super::drain::read_to_dry(r.as_ref(), buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    other => return other,
+                }
+            },
+            NodeReadHalf::Tls(_) => self.read_buf(buf).await,
         }
     }
 }
