@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::{error_bytes, Login, Session};
 use crate::backend::mux::ReplyResult;
-use crate::backend::per_user::{self, Credentials, UserLink};
+use crate::backend::per_user::{self, Credentials, UserLink, Via};
 use crate::backend::{BackendError, Node};
 use crate::command::{flags, CommandInfo, Special};
 use crate::config::ClientAuth;
@@ -31,6 +31,14 @@ impl Session {
     /// The client's own user's credentials, for its dedicated connections.
     pub(super) fn cred(&self) -> Option<&Arc<Credentials>> {
         self.link().map(|l| &l.cred)
+    }
+
+    /// How this client's requests reach the nodes (for the tasks that follow redirects).
+    pub(super) fn via(&self) -> Via {
+        Via {
+            link: self.link().cloned(),
+            slot: self.slot(),
+        }
     }
 
     /// Sends a request to `node` as this client (on its user's connection in passthrough
@@ -70,18 +78,19 @@ impl Session {
         None
     }
 
+    /// A login attempt (AUTH, HELLO with AUTH) from an address whose attempts are delayed
+    /// now (`auth_failure_delay`): it runs on the exclusive path, which waits for its turn.
+    pub(super) fn is_held_login(&self, req: &Request, info: Option<&CommandInfo>) -> bool {
+        is_login(req, info) && self.pool.auth.delay.is_held(self.entry.addr.ip())
+    }
+
     /// True for a request whose credentials the master must check (AUTH, HELLO with AUTH).
     pub(super) fn authenticates_at_master(
         &self,
         req: &Request,
         info: Option<&CommandInfo>,
     ) -> bool {
-        self.pool.auth.mode == ClientAuth::Passthrough
-            && match Special::of(info) {
-                Special::Auth => true,
-                Special::Hello => credentials(req).is_some(),
-                _ => false,
-            }
+        self.pool.auth.mode == ClientAuth::Passthrough && is_login(req, info)
     }
 
     /// AUTH or HELLO AUTH in a passthrough pool: the master checks the credentials; on
@@ -124,6 +133,7 @@ impl Session {
             user: cred.user.clone(),
             pass: cred.pass.clone(),
         });
+        self.pool.auth.succeeded(self.entry.addr);
         self.entry.state().user = Some(Arc::new(cred.user.clone()));
         self.login = Some(Box::new(Login::Link(link)));
         self.authed = true;
@@ -191,8 +201,17 @@ impl Session {
     }
 }
 
+/// AUTH, or HELLO with AUTH.
+pub(super) fn is_login(req: &Request, info: Option<&CommandInfo>) -> bool {
+    match Special::of(info) {
+        Special::Auth => true,
+        Special::Hello => credentials(req).is_some(),
+        _ => false,
+    }
+}
+
 /// The user and password of `AUTH [user] pass` or `HELLO ... AUTH user pass`.
-fn credentials(req: &Request) -> Option<(&[u8], &[u8])> {
+pub(super) fn credentials(req: &Request) -> Option<(&[u8], &[u8])> {
     if req.arg(0).eq_ignore_ascii_case(b"auth") {
         return match req.len() {
             2 => Some((b"default", req.arg(1))),
