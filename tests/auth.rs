@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::cluster::Cluster;
 use common::{Client, Redis, Resp, Sluice};
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -442,4 +443,227 @@ fn passthrough_clients_run_as_their_own_redis_users() {
         },
     );
     assert!(node_clients(&master).contains(" user=boss "));
+}
+
+/// config/passthrough-cluster.toml (the README's example) pointed at `cluster`, on free
+/// ports, with `extra` lines added to the pool; returned once the proxy knows `masters`
+/// shards.
+fn passthrough_cluster(cluster: &Cluster, masters: usize, extra: &str) -> Sluice {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/passthrough-cluster.toml"
+    ))
+    .expect("config/passthrough-cluster.toml");
+    let seeds = "[\"127.0.0.1:7000\", \"127.0.0.1:7001\", \"127.0.0.1:7002\"]";
+    assert!(text.contains(seeds), "the example's seeds changed");
+    let text = text
+        .replace(seeds, &format!("[{}]", cluster.seeds()))
+        .replace("127.0.0.1:7380", "127.0.0.1:0")
+        + "health_check_interval = \"200ms\"\n"
+        + extra
+        + "\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+    let proxy = Sluice::start(&text);
+    common::wait_until(
+        Duration::from_secs(30),
+        "the proxy to learn the cluster",
+        || {
+            let (_, body) = proxy.http_get("/topology");
+            let t = serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default();
+            t["pools"]["acl-cluster"]["shards"]
+                .as_array()
+                .is_some_and(|s| s.len() == masters)
+        },
+    );
+    proxy
+}
+
+/// ACL users `app` (keys `app:*`, no admin commands) and `boss` (everything) on `node`.
+fn acl_users(node: &Redis) {
+    let mut c = node.client();
+    let app = [
+        "ACL", "SETUSER", "app", "on", ">app-pw", "~app:*", "+@all", "-@admin",
+    ];
+    let boss = [
+        "ACL", "SETUSER", "boss", "on", ">boss-pw", "~*", "&*", "+@all",
+    ];
+    assert_eq!(c.cmd(&app), ok());
+    assert_eq!(c.cmd(&boss), ok());
+}
+
+/// The slot of `key` (asked of a node).
+fn key_slot(node: &Redis, key: &str) -> i64 {
+    match node.client().cmd(&["CLUSTER", "KEYSLOT", key]) {
+        Resp::Int(n) => n,
+        other => panic!("CLUSTER KEYSLOT {key}: {other:?}"),
+    }
+}
+
+#[test]
+fn passthrough_in_a_cluster_pool_runs_as_each_user_on_every_shard() {
+    let cluster = Cluster::start(3, 1);
+    for node in &cluster.nodes {
+        acl_users(node);
+    }
+    let proxy = passthrough_cluster(&cluster, 3, "");
+    let addr = proxy.addr();
+    let mut c = Client::connect(&addr);
+    assert_eq!(
+        c.cmd(&["GET", "app:1"]),
+        err("NOAUTH Authentication required.")
+    );
+    assert_eq!(c.cmd(&["AUTH", "app", "wrong"]), err(WRONGPASS));
+    assert_eq!(c.cmd(&["AUTH", "app", "app-pw"]), ok());
+
+    // Keys on every shard: each master enforces the user's key patterns itself.
+    let keys: Vec<String> = (0..30).map(|i| format!("app:{i}")).collect();
+    for k in &keys {
+        assert_eq!(c.cmd(&["SET", k, k]), ok(), "SET {k}");
+    }
+    for i in 0..30 {
+        let other = format!("other:{i}");
+        assert_eq!(
+            c.cmd(&["SET", &other, "x"]),
+            err(NOPERM_KEYS),
+            "SET {other}"
+        );
+    }
+    // Split across slots, and fan-out to every master, as the user.
+    let mut mget = vec!["MGET"];
+    mget.extend(keys.iter().map(String::as_str));
+    let Resp::Array(values) = c.cmd(&mget) else {
+        panic!("MGET")
+    };
+    assert_eq!(values.len(), keys.len());
+    assert_eq!(c.cmd(&["MGET", "app:1", "other:1"]), err(NOPERM_KEYS));
+    assert_eq!(c.cmd(&["DBSIZE"]), Resp::Int(30));
+    let masters = cluster.masters();
+    assert_eq!(masters.len(), 3);
+    for m in &masters {
+        assert!(
+            node_clients(m).contains(" user=app "),
+            "{} has no connection of app",
+            m.addr()
+        );
+        let Resp::Array(log) = m.client().cmd(&["ACL", "LOG", "1"]) else {
+            panic!("ACL LOG")
+        };
+        assert!(
+            format!("{log:?}").contains("Bulk([97, 112, 112])"),
+            "{}: {log:?}",
+            m.addr()
+        );
+    }
+    // Reads go to the replicas (read_from = "replica"), as the user.
+    for k in &keys {
+        assert_eq!(c.cmd(&["GET", k]), Resp::Bulk(k.clone().into_bytes()));
+    }
+    for r in cluster.replicas() {
+        assert!(r.calls("get") > 0, "{} served no read", r.addr());
+        assert!(node_clients(r).contains(" user=app "), "{}", r.addr());
+    }
+    assert_eq!(c.cmd(&["ACL", "WHOAMI"]), Resp::Bulk(b"app".to_vec()));
+
+    // MOVED: a slot changes owner behind the proxy; the user's request follows it.
+    let moved = "app:0";
+    let slot = key_slot(masters[0], moved);
+    let src = *masters
+        .iter()
+        .find(|m| Cluster::serves(m, slot))
+        .expect("owner");
+    let dst = *masters.iter().find(|m| m.port != src.port).expect("other");
+    let slot_text = slot.to_string();
+    cluster.move_slot(&slot_text, src, dst, &[moved]);
+    assert_eq!(c.cmd(&["SET", moved, "moved"]), ok());
+    assert_eq!(
+        dst.client().cmd(&["GET", moved]),
+        Resp::Bulk(b"moved".to_vec())
+    );
+    // ASK: a slot half migrated; the key is already on the target.
+    let asked = "app:1";
+    let slot = key_slot(masters[0], asked);
+    let src = *masters
+        .iter()
+        .find(|m| Cluster::serves(m, slot))
+        .expect("owner");
+    let dst = *masters.iter().find(|m| m.port != src.port).expect("other");
+    let slot_text = slot.to_string();
+    Cluster::start_migration(&slot_text, src, dst);
+    let port = dst.port.to_string();
+    let migrate = [
+        "MIGRATE",
+        "127.0.0.1",
+        &port,
+        "",
+        "0",
+        "5000",
+        "KEYS",
+        asked,
+    ];
+    assert_eq!(src.client().cmd(&migrate), ok());
+    assert_eq!(c.cmd(&["SET", asked, "asked"]), ok());
+    let mut on_dst = dst.client();
+    assert_eq!(on_dst.cmd(&["ASKING"]), ok());
+    assert_eq!(on_dst.cmd(&["GET", asked]), Resp::Bulk(b"asked".to_vec()));
+    cluster.finish_migration(&slot_text, src, dst);
+
+    // Dedicated connections as the user: a transaction, a blocking command.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", "app:2", "1"]), Resp::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![ok()]));
+    assert_eq!(c.cmd(&["BLPOP", "other", "0.1"]), err(NOPERM_KEYS));
+    // Another user on the same proxy runs with its own rights.
+    let mut boss = login(&addr, "boss", "boss-pw");
+    assert_eq!(boss.cmd(&["SET", "other:1", "x"]), ok());
+    assert_eq!(boss.cmd(&["ACL", "WHOAMI"]), Resp::Bulk(b"boss".to_vec()));
+
+    // The user's node connections close with its last client.
+    drop(c);
+    common::wait_until(
+        Duration::from_secs(10),
+        "app's node connections closed",
+        || {
+            cluster
+                .nodes
+                .iter()
+                .all(|n| !node_clients(n).contains(" user=app "))
+        },
+    );
+}
+
+#[test]
+fn passthrough_user_connections_close_when_idle_and_count_under_the_cap() {
+    let master = Redis::start();
+    acl_users(&master);
+    let cfg = passthrough_example(&master, &master)
+        .replace("\nreplicas = [", "\n# replicas = [")
+        .replace("\nread_from = \"replica\"", "\nread_from = \"master\"")
+        .replace(
+            "\nauth = \"passthrough\"",
+            "\nauth = \"passthrough\"\nrequest_timeout = \"250ms\"\n\
+             passthrough_idle_timeout = \"500ms\"\nmax_dedicated_connections = 1\n\
+             connect_timeout = \"300ms\"",
+        );
+    let proxy = Sluice::start(&cfg);
+    let addr = proxy.addr();
+    let mut app = login(&addr, "app", "app-pw");
+    assert_eq!(app.cmd(&["SET", "app:1", "v"]), ok());
+    assert!(node_clients(&master).contains(" user=app "));
+    // app's shared connection holds the node's one place: boss's login (a connection of its
+    // own, as boss) waits for it and gives up.
+    let mut boss = Client::connect(&addr);
+    match boss.cmd(&["AUTH", "boss", "boss-pw"]) {
+        Resp::Error(e) => assert!(e.contains("too many dedicated connections"), "{e}"),
+        other => panic!("AUTH boss at the cap: {other:?}"),
+    }
+    // Idle, app's connection closes although its client stays; its place is free again.
+    common::wait_until(
+        Duration::from_secs(10),
+        "app's idle connection closed",
+        || !node_clients(&master).contains(" user=app "),
+    );
+    assert_eq!(boss.cmd(&["AUTH", "boss", "boss-pw"]), ok());
+    // app's next request opens a connection again (once boss's is idle and closed too).
+    common::wait_until(Duration::from_secs(10), "app's request served", || {
+        app.cmd(&["GET", "app:1"]) == Resp::Bulk(b"v".to_vec())
+    });
 }

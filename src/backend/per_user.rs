@@ -164,8 +164,10 @@ impl UserLinks {
                     return;
                 };
                 // Upgraded under the lock, swept outside it (a sweep drops connections).
-                let links: Vec<Arc<UserLink>> =
-                    lock(&inner.map).values().filter_map(Weak::upgrade).collect();
+                let links: Vec<Arc<UserLink>> = lock(&inner.map)
+                    .values()
+                    .filter_map(Weak::upgrade)
+                    .collect();
                 for link in links {
                     link.sweep();
                 }
@@ -192,7 +194,12 @@ impl Via {
     }
 
     /// Sends a request to `node` as the client.
-    pub(crate) fn send(&self, node: &Arc<Node>, raw: Bytes, db: u16) -> oneshot::Receiver<ReplyResult> {
+    pub(crate) fn send(
+        &self,
+        node: &Arc<Node>,
+        raw: Bytes,
+        db: u16,
+    ) -> oneshot::Receiver<ReplyResult> {
         send(self.link.as_deref(), node, raw, db, self.slot)
     }
 

@@ -57,9 +57,10 @@ impl FailureDelay {
     /// True when attempts from `ip` are delayed now.
     pub(crate) fn is_held(&self, ip: IpAddr) -> bool {
         self.delay.is_some()
-            && self.map().get(&ip).is_some_and(|s| {
-                s.failures >= FREE_FAILURES && s.last.elapsed() < FORGET_AFTER
-            })
+            && self
+                .map()
+                .get(&ip)
+                .is_some_and(|s| s.failures >= FREE_FAILURES && s.last.elapsed() < FORGET_AFTER)
     }
 
     /// An attempt from `ip`: when it may be checked (`None`: now). Takes that turn, so the

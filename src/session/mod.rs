@@ -10,6 +10,7 @@
 //! read buffer (unless it holds part of a request), output buffer and reply queue go back to a
 //! per-thread spare list (`spare`).
 
+mod auth_delay;
 mod blocking;
 mod busy;
 mod client_cmds;
@@ -26,7 +27,6 @@ mod local;
 mod monitor;
 mod output;
 pub(crate) mod parking;
-mod auth_delay;
 mod passthrough;
 mod pause;
 mod pubsub;

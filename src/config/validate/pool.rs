@@ -26,8 +26,7 @@ pub(super) fn pool_config(
     let listen = socket_addr(&listen).map_err(|reason| ctx.err(key(&p, "listen"), reason))?;
     let source = source(ctx, &p, &mut raw)?;
     let reads = reads(ctx, &p, &raw, source.mode())?;
-    let (client_auth, password, users) =
-        super::users::client_auth(ctx, &p, &mut raw)?;
+    let (client_auth, password, users) = super::users::client_auth(ctx, &p, &mut raw)?;
     let auth = auth(ctx, &p, &mut raw)?;
     let allow_commands = allow_commands(
         ctx,
