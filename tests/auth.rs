@@ -667,3 +667,64 @@ fn passthrough_user_connections_close_when_idle_and_count_under_the_cap() {
         app.cmd(&["GET", "app:1"]) == Resp::Bulk(b"v".to_vec())
     });
 }
+
+#[test]
+fn repeated_failed_logins_from_an_address_are_spaced_without_holding_others() {
+    let master = Redis::start();
+    let cfg = users_example(&master).replace(
+        "auth = \"users\"\n",
+        "auth = \"users\"\nauth_failure_delay = \"1s\"\n",
+    );
+    let proxy = Sluice::start(&cfg);
+    let addr = proxy.addr();
+    let delayed = || metric(&proxy, "sluice_auth_delayed_total{pool=\"app\"}");
+    let mut app = login(&addr, "app", "app-secret");
+    // The first failures are answered at once.
+    let mut guess = Client::connect(&addr);
+    for _ in 0..3 {
+        assert_eq!(guess.cmd(&["AUTH", "app", "guess"]), err(WRONGPASS));
+    }
+    assert_eq!(delayed(), 0.0);
+    // From now on one attempt per second from this address, on any connection: two
+    // attempts started together are answered a second apart, the second two seconds on.
+    let started = std::time::Instant::now();
+    let attempts: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let reply = Client::connect(&addr).cmd(&["AUTH", "app", "guess"]);
+                (reply, started.elapsed())
+            })
+        })
+        .collect();
+    // Meanwhile other clients are served.
+    common::wait_until(Duration::from_secs(5), "both attempts held", || {
+        delayed() >= 2.0
+    });
+    assert_eq!(app.cmd(&["SET", "app:1", "v"]), ok());
+    assert!(
+        attempts.iter().all(|a| !a.is_finished()),
+        "an attempt was answered before its turn"
+    );
+    let mut took: Vec<Duration> = attempts
+        .into_iter()
+        .map(|a| {
+            let (reply, took) = a.join().expect("attempt");
+            assert_eq!(reply, err(WRONGPASS));
+            took
+        })
+        .collect();
+    took.sort();
+    assert!(took[0] >= Duration::from_millis(900), "{took:?}");
+    assert!(took[1] >= Duration::from_millis(1900), "{took:?}");
+    // The right password still logs in (after its turn) and forgets the failures.
+    assert_eq!(guess.cmd(&["AUTH", "app", "app-secret"]), ok());
+    let before = delayed();
+    assert_eq!(guess.cmd(&["AUTH", "app", "guess"]), err(WRONGPASS));
+    assert_eq!(delayed(), before);
+    let wrongpass = metric(
+        &proxy,
+        "sluice_auth_failures_total{pool=\"app\",reason=\"wrongpass\"}",
+    );
+    assert!(wrongpass >= 6.0, "wrongpass = {wrongpass}");
+}
