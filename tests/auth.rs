@@ -728,3 +728,71 @@ fn repeated_failed_logins_from_an_address_are_spaced_without_holding_others() {
     );
     assert!(wrongpass >= 6.0, "wrongpass = {wrongpass}");
 }
+
+/// The keys of the invalidation pushes `c` receives until one names `until` (flushes, which
+/// name no key, are skipped).
+fn invalidations_until(c: &mut Client, until: &str) -> Vec<String> {
+    c.set_timeout(Duration::from_secs(10));
+    let mut seen = Vec::new();
+    while !seen.iter().any(|k| k == until) {
+        match c.read() {
+            Resp::Push(items) if items.len() == 2 && items[0].text() == "invalidate" => {
+                if let Resp::Array(keys) = &items[1] {
+                    seen.extend(keys.iter().map(Resp::text));
+                }
+            }
+            other => panic!("expected an invalidate push, got {other:?}"),
+        }
+    }
+    seen
+}
+
+#[test]
+fn passthrough_tracking_tells_a_user_only_of_keys_it_may_read() {
+    let master = Redis::start();
+    acl_users(&master);
+    let cfg = passthrough_example(&master, &master)
+        .replace("\nreplicas = [", "\n# replicas = [")
+        .replace("\nread_from = \"replica\"", "\nread_from = \"master\"");
+    let proxy = Sluice::start(&cfg);
+    let addr = proxy.addr();
+    let hello =
+        |c: &mut Client, user: &str, pass: &str| match c.cmd(&["HELLO", "3", "AUTH", user, pass]) {
+            Resp::Map(_) => {}
+            other => panic!("HELLO 3 AUTH {user}: {other:?}"),
+        };
+    // BCAST over every key, and over a prefix the user may not read at all.
+    let mut bcast = Client::connect(&addr);
+    hello(&mut bcast, "app", "app-pw");
+    assert_eq!(bcast.cmd(&["CLIENT", "TRACKING", "on", "BCAST"]), ok());
+    let mut prefixed = Client::connect(&addr);
+    hello(&mut prefixed, "app", "app-pw");
+    let on_prefixes = [
+        "CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "secret:", "PREFIX", "app:",
+    ];
+    assert_eq!(prefixed.cmd(&on_prefixes), ok());
+    // Default mode: a read Redis refuses registers nothing.
+    let mut reader = Client::connect(&addr);
+    hello(&mut reader, "app", "app-pw");
+    assert_eq!(reader.cmd(&["CLIENT", "TRACKING", "on"]), ok());
+    assert_eq!(reader.cmd(&["GET", "app:1"]), Resp::Nil);
+    assert_eq!(reader.cmd(&["GET", "secret:1"]), err(NOPERM_KEYS));
+    // A user who may read everything hears of everything.
+    let mut boss = Client::connect(&addr);
+    hello(&mut boss, "boss", "boss-pw");
+    assert_eq!(boss.cmd(&["CLIENT", "TRACKING", "on", "BCAST"]), ok());
+
+    let mut writer = login(&addr, "boss", "boss-pw");
+    assert_eq!(writer.cmd(&["SET", "secret:1", "x"]), ok());
+    assert_eq!(writer.cmd(&["SET", "app:1", "y"]), ok());
+    // Each write's invalidation comes in order: the secret one would come first.
+    for c in [&mut bcast, &mut prefixed, &mut reader] {
+        let keys = invalidations_until(c, "app:1");
+        assert!(
+            !keys.iter().any(|k| k.starts_with("secret:")),
+            "a user held to app:* learnt {keys:?}"
+        );
+    }
+    let keys = invalidations_until(&mut boss, "app:1");
+    assert!(keys.iter().any(|k| k == "secret:1"), "{keys:?}");
+}

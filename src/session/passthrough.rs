@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::tracking::readable::Readable;
 use super::{error_bytes, Login, Session};
 use crate::backend::mux::ReplyResult;
 use crate::backend::per_user::{self, Credentials, UserLink, Via};
@@ -137,6 +138,14 @@ impl Session {
         self.entry.state().user = Some(Arc::new(cred.user.clone()));
         self.login = Some(Box::new(Login::Link(link)));
         self.authed = true;
+        if self.tracking.is_on() {
+            // Logged in again while tracking: from now on it hears of its new user's keys
+            // only; if those cannot be learnt, tracking stops (fail closed).
+            match self.readable_keys().await {
+                Ok(Some(r)) => self.pool.registry.tracking.set_readable(self.id, r),
+                _ => self.tracking_off(),
+            }
+        }
         // AUTH answers OK; HELLO builds its reply (its AUTH now matches the login).
         self.local(req, info).unwrap_or_default()
     }
@@ -146,6 +155,47 @@ impl Session {
     pub(super) fn logged_in_as(&self, user: &[u8], pass: &[u8]) -> bool {
         self.cred()
             .is_some_and(|c| c.user.as_bytes() == user && c.pass.as_bytes() == pass)
+    }
+}
+
+impl Session {
+    /// Passthrough pools: the keys the client's Redis user may read, from `ACL GETUSER` on
+    /// the master (on the proxy's own connection: a user need not be allowed to read its
+    /// own ACL). `Ok(None)` outside passthrough logins; `Err` is the refusal to give the
+    /// client when they cannot be learnt (tracking is then refused: fail closed).
+    pub(super) async fn readable_keys(&self) -> Result<Option<Arc<Readable>>, Bytes> {
+        let Some(user) = self.cred().map(|c| c.user.clone()) else {
+            return Ok(None);
+        };
+        let refuse = |why: &str| {
+            error_bytes(&format!(
+                "ERR sluice: tracking is refused: the keys user '{user}' may read could not be \
+                 learnt from the master (ACL GETUSER, as the proxy's own user): {why}"
+            ))
+        };
+        let master = self
+            .pool
+            .router
+            .master(&self.pool.topology.load())
+            .map_err(|e| refuse(&e.to_string()))?;
+        let mut raw = bytes::BytesMut::new();
+        crate::resp::encode::command(&mut raw, &[b"ACL", b"GETUSER", user.as_bytes()]);
+        let reply = match master.send(raw.freeze(), 0, self.slot()).await {
+            Ok(Ok(r)) => r.raw,
+            Ok(Err(e)) => return Err(refuse(&e.to_string())),
+            Err(_) => return Err(refuse("the request was dropped")),
+        };
+        let frame = match crate::resp::Frame::parse(&reply) {
+            Ok(Some((frame, _))) => frame,
+            _ => return Err(refuse("unreadable reply")),
+        };
+        if let crate::resp::Frame::Error(e) = &frame {
+            return Err(refuse(&String::from_utf8_lossy(e)));
+        }
+        match Readable::from_getuser(&frame) {
+            Ok(r) => Ok(Some(Arc::new(r))),
+            Err(why) => Err(refuse(&why)),
+        }
     }
 }
 
