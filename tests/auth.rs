@@ -314,6 +314,20 @@ fn check_config_rejects_mixed_or_incomplete_auth() {
              read, read-write, admin",
         ),
         (
+            format!("{pool}auth = \"passthrough\"\npassthrough_idle_timeout = \"5s\"\n"),
+            "sluice.toml: pools[0].passthrough_idle_timeout: 5s is below twice request_timeout \
+             (10s)",
+        ),
+        (
+            format!("{pool}passthrough_idle_timeout = \"1m\"\n"),
+            "sluice.toml: pools[0].passthrough_idle_timeout: is used only with auth = \
+             \"passthrough\"",
+        ),
+        (
+            format!("{pool}auth_failure_delay = \"2m\"\n"),
+            "sluice.toml: pools[0].auth_failure_delay: must be at most 60s",
+        ),
+        (
             format!("{pool}auth = \"everyone\"\n"),
             "sluice.toml: pools[0].auth: unknown value \"everyone\", expected one of password, \
              users, passthrough",
