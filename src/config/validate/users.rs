@@ -27,14 +27,25 @@ pub(super) fn auth_timing(
     request_timeout: Duration,
 ) -> Result<AuthTiming, ConfigError> {
     let idle_key = key(p, "passthrough_idle_timeout");
+    if auth != ClientAuth::Passthrough {
+        if raw.passthrough_idle_timeout.is_some() {
+            return Err(ctx.err(idle_key, "is used only with auth = \"passthrough\""));
+        }
+        // Unused outside passthrough pools.
+        return Ok(AuthTiming {
+            passthrough_idle_timeout: PASSTHROUGH_IDLE_TIMEOUT,
+            auth_failure_delay: failure_delay(ctx, p, raw)?,
+        });
+    }
     let idle = duration(
         ctx,
         &idle_key,
         raw.passthrough_idle_timeout.as_ref(),
         PASSTHROUGH_IDLE_TIMEOUT.max(request_timeout * 2),
     )?;
-    if raw.passthrough_idle_timeout.is_some() && auth != ClientAuth::Passthrough {
-        return Err(ctx.err(idle_key, "is used only with auth = \"passthrough\""));
+    // The sweep's timer must stay far from the clock's end.
+    if idle > Duration::from_secs(86_400) {
+        return Err(ctx.err(idle_key, "must be at most 24h"));
     }
     if idle < request_timeout * 2 {
         return Err(ctx.err(
@@ -46,6 +57,14 @@ pub(super) fn auth_timing(
             ),
         ));
     }
+    Ok(AuthTiming {
+        passthrough_idle_timeout: idle,
+        auth_failure_delay: failure_delay(ctx, p, raw)?,
+    })
+}
+
+/// `auth_failure_delay`: greater than zero, at most a minute.
+fn failure_delay(ctx: &Ctx, p: &str, raw: &RawPool) -> Result<Option<Duration>, ConfigError> {
     let delay_key = key(p, "auth_failure_delay");
     let delay = raw
         .auth_failure_delay
@@ -55,10 +74,7 @@ pub(super) fn auth_timing(
     if delay.is_some_and(|d| d > Duration::from_secs(60)) {
         return Err(ctx.err(delay_key, "must be at most 60s"));
     }
-    Ok(AuthTiming {
-        passthrough_idle_timeout: idle,
-        auth_failure_delay: delay,
-    })
+    Ok(delay)
 }
 
 /// `auth` with what it needs: a password for `"password"` (optional), users for `"users"`,
