@@ -119,7 +119,7 @@ impl Pool {
             refresh,
             registry: Default::default(),
             tls,
-            auth: PoolAuth::new(&cfg.name, cfg.auth, &cfg.users),
+            auth: PoolAuth::new(&cfg),
             cfg: Arc::new(cfg),
         })
     }

@@ -51,6 +51,9 @@ pub(crate) const TLS_HANDSHAKE_FAILURES: &str = "sluice_tls_handshake_failures_t
 /// Client authentications and commands refused by the pool's users (`auth = "users"`) or
 /// passwords, by pool and `reason`: `wrongpass`, `noperm_command`, `noperm_key`.
 pub(crate) const AUTH_FAILURES: &str = "sluice_auth_failures_total";
+/// Login attempts held back by `auth_failure_delay` (an address that failed repeatedly), by
+/// pool.
+pub(crate) const AUTH_DELAYED: &str = "sluice_auth_delayed_total";
 /// Config reloads (SIGHUP, `POST /reload`), by `result` (`ok` or `error`).
 pub(crate) const CONFIG_RELOADS: &str = "sluice_config_reloads_total";
 

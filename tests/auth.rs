@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::cluster::Cluster;
 use common::{Client, Redis, Resp, Sluice};
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -313,6 +314,20 @@ fn check_config_rejects_mixed_or_incomplete_auth() {
              read, read-write, admin",
         ),
         (
+            format!("{pool}auth = \"passthrough\"\npassthrough_idle_timeout = \"5s\"\n"),
+            "sluice.toml: pools[0].passthrough_idle_timeout: 5s is below twice request_timeout \
+             (10s)",
+        ),
+        (
+            format!("{pool}passthrough_idle_timeout = \"1m\"\n"),
+            "sluice.toml: pools[0].passthrough_idle_timeout: is used only with auth = \
+             \"passthrough\"",
+        ),
+        (
+            format!("{pool}auth_failure_delay = \"2m\"\n"),
+            "sluice.toml: pools[0].auth_failure_delay: must be at most 60s",
+        ),
+        (
             format!("{pool}auth = \"everyone\"\n"),
             "sluice.toml: pools[0].auth: unknown value \"everyone\", expected one of password, \
              users, passthrough",
@@ -442,4 +457,359 @@ fn passthrough_clients_run_as_their_own_redis_users() {
         },
     );
     assert!(node_clients(&master).contains(" user=boss "));
+}
+
+/// config/passthrough-cluster.toml (the README's example) pointed at `cluster`, on free
+/// ports, with `extra` lines added to the pool; returned once the proxy knows `masters`
+/// shards.
+fn passthrough_cluster(cluster: &Cluster, masters: usize, extra: &str) -> Sluice {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/passthrough-cluster.toml"
+    ))
+    .expect("config/passthrough-cluster.toml");
+    let seeds = "[\"127.0.0.1:7000\", \"127.0.0.1:7001\", \"127.0.0.1:7002\"]";
+    assert!(text.contains(seeds), "the example's seeds changed");
+    let text = text
+        .replace(seeds, &format!("[{}]", cluster.seeds()))
+        .replace("127.0.0.1:7380", "127.0.0.1:0")
+        + "health_check_interval = \"200ms\"\n"
+        + extra
+        + "\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+    let proxy = Sluice::start(&text);
+    common::wait_until(
+        Duration::from_secs(30),
+        "the proxy to learn the cluster",
+        || {
+            let (_, body) = proxy.http_get("/topology");
+            let t = serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default();
+            t["pools"]["acl-cluster"]["shards"]
+                .as_array()
+                .is_some_and(|s| s.len() == masters)
+        },
+    );
+    proxy
+}
+
+/// ACL users `app` (keys `app:*`, no admin commands) and `boss` (everything) on `node`.
+fn acl_users(node: &Redis) {
+    let mut c = node.client();
+    let app = [
+        "ACL", "SETUSER", "app", "on", ">app-pw", "~app:*", "+@all", "-@admin",
+    ];
+    let boss = [
+        "ACL", "SETUSER", "boss", "on", ">boss-pw", "~*", "&*", "+@all",
+    ];
+    assert_eq!(c.cmd(&app), ok());
+    assert_eq!(c.cmd(&boss), ok());
+}
+
+/// The slot of `key` (asked of a node).
+fn key_slot(node: &Redis, key: &str) -> i64 {
+    match node.client().cmd(&["CLUSTER", "KEYSLOT", key]) {
+        Resp::Int(n) => n,
+        other => panic!("CLUSTER KEYSLOT {key}: {other:?}"),
+    }
+}
+
+#[test]
+fn passthrough_in_a_cluster_pool_runs_as_each_user_on_every_shard() {
+    let cluster = Cluster::start(3, 1);
+    for node in &cluster.nodes {
+        acl_users(node);
+    }
+    let proxy = passthrough_cluster(&cluster, 3, "");
+    let addr = proxy.addr();
+    let mut c = Client::connect(&addr);
+    assert_eq!(
+        c.cmd(&["GET", "app:1"]),
+        err("NOAUTH Authentication required.")
+    );
+    assert_eq!(c.cmd(&["AUTH", "app", "wrong"]), err(WRONGPASS));
+    assert_eq!(c.cmd(&["AUTH", "app", "app-pw"]), ok());
+
+    // Keys on every shard: each master enforces the user's key patterns itself.
+    let keys: Vec<String> = (0..30).map(|i| format!("app:{i}")).collect();
+    for k in &keys {
+        assert_eq!(c.cmd(&["SET", k, k]), ok(), "SET {k}");
+    }
+    for i in 0..30 {
+        let other = format!("other:{i}");
+        assert_eq!(
+            c.cmd(&["SET", &other, "x"]),
+            err(NOPERM_KEYS),
+            "SET {other}"
+        );
+    }
+    // Split across slots, and fan-out to every master, as the user.
+    let mut mget = vec!["MGET"];
+    mget.extend(keys.iter().map(String::as_str));
+    let Resp::Array(values) = c.cmd(&mget) else {
+        panic!("MGET")
+    };
+    assert_eq!(values.len(), keys.len());
+    assert_eq!(c.cmd(&["MGET", "app:1", "other:1"]), err(NOPERM_KEYS));
+    assert_eq!(c.cmd(&["DBSIZE"]), Resp::Int(30));
+    let masters = cluster.masters();
+    assert_eq!(masters.len(), 3);
+    for m in &masters {
+        assert!(
+            node_clients(m).contains(" user=app "),
+            "{} has no connection of app",
+            m.addr()
+        );
+        let Resp::Array(log) = m.client().cmd(&["ACL", "LOG", "1"]) else {
+            panic!("ACL LOG")
+        };
+        assert!(
+            format!("{log:?}").contains("Bulk([97, 112, 112])"),
+            "{}: {log:?}",
+            m.addr()
+        );
+    }
+    // Reads go to the replicas (read_from = "replica"), as the user (replication is
+    // asynchronous: a replica may not have a key yet).
+    for k in &keys {
+        common::wait_until(Duration::from_secs(10), "a replica read", || {
+            c.cmd(&["GET", k]) == Resp::Bulk(k.clone().into_bytes())
+        });
+    }
+    for r in cluster.replicas() {
+        assert!(r.calls("get") > 0, "{} served no read", r.addr());
+        assert!(node_clients(r).contains(" user=app "), "{}", r.addr());
+    }
+    assert_eq!(c.cmd(&["ACL", "WHOAMI"]), Resp::Bulk(b"app".to_vec()));
+
+    // MOVED: a slot changes owner behind the proxy; the user's request follows it.
+    let moved = "app:0";
+    let slot = key_slot(masters[0], moved);
+    let src = *masters
+        .iter()
+        .find(|m| Cluster::serves(m, slot))
+        .expect("owner");
+    let dst = *masters.iter().find(|m| m.port != src.port).expect("other");
+    let slot_text = slot.to_string();
+    cluster.move_slot(&slot_text, src, dst, &[moved]);
+    assert_eq!(c.cmd(&["SET", moved, "moved"]), ok());
+    assert_eq!(
+        dst.client().cmd(&["GET", moved]),
+        Resp::Bulk(b"moved".to_vec())
+    );
+    // ASK: a slot half migrated; the key is already on the target.
+    let asked = "app:1";
+    let slot = key_slot(masters[0], asked);
+    let src = *masters
+        .iter()
+        .find(|m| Cluster::serves(m, slot))
+        .expect("owner");
+    let dst = *masters.iter().find(|m| m.port != src.port).expect("other");
+    let slot_text = slot.to_string();
+    Cluster::start_migration(&slot_text, src, dst);
+    let port = dst.port.to_string();
+    let migrate = [
+        "MIGRATE",
+        "127.0.0.1",
+        &port,
+        "",
+        "0",
+        "5000",
+        "KEYS",
+        asked,
+    ];
+    assert_eq!(src.client().cmd(&migrate), ok());
+    assert_eq!(c.cmd(&["SET", asked, "asked"]), ok());
+    let mut on_dst = dst.client();
+    assert_eq!(on_dst.cmd(&["ASKING"]), ok());
+    assert_eq!(on_dst.cmd(&["GET", asked]), Resp::Bulk(b"asked".to_vec()));
+    cluster.finish_migration(&slot_text, src, dst);
+
+    // Dedicated connections as the user: a transaction, a blocking command.
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", "app:2", "1"]), Resp::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![ok()]));
+    assert_eq!(c.cmd(&["BLPOP", "other", "0.1"]), err(NOPERM_KEYS));
+    // Another user on the same proxy runs with its own rights.
+    let mut boss = login(&addr, "boss", "boss-pw");
+    assert_eq!(boss.cmd(&["SET", "other:1", "x"]), ok());
+    assert_eq!(boss.cmd(&["ACL", "WHOAMI"]), Resp::Bulk(b"boss".to_vec()));
+
+    // The user's node connections close with its last client.
+    drop(c);
+    common::wait_until(
+        Duration::from_secs(10),
+        "app's node connections closed",
+        || {
+            cluster
+                .nodes
+                .iter()
+                .all(|n| !node_clients(n).contains(" user=app "))
+        },
+    );
+}
+
+#[test]
+fn passthrough_user_connections_close_when_idle_and_count_under_the_cap() {
+    let master = Redis::start();
+    acl_users(&master);
+    let cfg = passthrough_example(&master, &master)
+        .replace("\nreplicas = [", "\n# replicas = [")
+        .replace("\nread_from = \"replica\"", "\nread_from = \"master\"")
+        .replace(
+            "\nauth = \"passthrough\"",
+            "\nauth = \"passthrough\"\nrequest_timeout = \"500ms\"\n\
+             passthrough_idle_timeout = \"1s\"\nmax_dedicated_connections = 1\n\
+             connect_timeout = \"300ms\"",
+        );
+    let proxy = Sluice::start(&cfg);
+    let addr = proxy.addr();
+    let mut app = login(&addr, "app", "app-pw");
+    assert_eq!(app.cmd(&["SET", "app:1", "v"]), ok());
+    assert!(node_clients(&master).contains(" user=app "));
+    // app's shared connection holds the node's one place: boss's login (a connection of its
+    // own, as boss) waits for it and gives up.
+    let mut boss = Client::connect(&addr);
+    match boss.cmd(&["AUTH", "boss", "boss-pw"]) {
+        Resp::Error(e) => assert!(e.contains("too many dedicated connections"), "{e}"),
+        other => panic!("AUTH boss at the cap: {other:?}"),
+    }
+    // Idle, app's connection closes although its client stays; its place is free again.
+    common::wait_until(
+        Duration::from_secs(10),
+        "app's idle connection closed",
+        || !node_clients(&master).contains(" user=app "),
+    );
+    assert_eq!(boss.cmd(&["AUTH", "boss", "boss-pw"]), ok());
+    // app's next request opens a connection again (once boss's is idle and closed too).
+    common::wait_until(Duration::from_secs(10), "app's request served", || {
+        app.cmd(&["GET", "app:1"]) == Resp::Bulk(b"v".to_vec())
+    });
+}
+
+#[test]
+fn repeated_failed_logins_from_an_address_are_spaced_without_holding_others() {
+    let master = Redis::start();
+    let cfg = users_example(&master).replace(
+        "auth = \"users\"\n",
+        "auth = \"users\"\nauth_failure_delay = \"1s\"\n",
+    );
+    let proxy = Sluice::start(&cfg);
+    let addr = proxy.addr();
+    let delayed = || metric(&proxy, "sluice_auth_delayed_total{pool=\"app\"}");
+    let mut app = login(&addr, "app", "app-secret");
+    // The first failures are answered at once.
+    let mut guess = Client::connect(&addr);
+    for _ in 0..3 {
+        assert_eq!(guess.cmd(&["AUTH", "app", "guess"]), err(WRONGPASS));
+    }
+    assert_eq!(delayed(), 0.0);
+    // From now on one attempt per second from this address, on any connection: two
+    // attempts started together are answered a second apart, the second two seconds on.
+    let started = std::time::Instant::now();
+    let attempts: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let reply = Client::connect(&addr).cmd(&["AUTH", "app", "guess"]);
+                (reply, started.elapsed())
+            })
+        })
+        .collect();
+    // Meanwhile other clients are served.
+    common::wait_until(Duration::from_secs(5), "both attempts held", || {
+        delayed() >= 2.0
+    });
+    assert_eq!(app.cmd(&["SET", "app:1", "v"]), ok());
+    assert!(
+        attempts.iter().all(|a| !a.is_finished()),
+        "an attempt was answered before its turn"
+    );
+    let mut took: Vec<Duration> = attempts
+        .into_iter()
+        .map(|a| {
+            let (reply, took) = a.join().expect("attempt");
+            assert_eq!(reply, err(WRONGPASS));
+            took
+        })
+        .collect();
+    took.sort();
+    assert!(took[0] >= Duration::from_millis(900), "{took:?}");
+    assert!(took[1] >= Duration::from_millis(1900), "{took:?}");
+    // The right password still logs in (after its turn) and forgets the failures.
+    assert_eq!(guess.cmd(&["AUTH", "app", "app-secret"]), ok());
+    let before = delayed();
+    assert_eq!(guess.cmd(&["AUTH", "app", "guess"]), err(WRONGPASS));
+    assert_eq!(delayed(), before);
+    let wrongpass = metric(
+        &proxy,
+        "sluice_auth_failures_total{pool=\"app\",reason=\"wrongpass\"}",
+    );
+    assert!(wrongpass >= 6.0, "wrongpass = {wrongpass}");
+}
+
+/// The keys of the invalidation pushes `c` receives until one names `until` (flushes, which
+/// name no key, are skipped).
+fn invalidations_until(c: &mut Client, until: &str) -> Vec<String> {
+    c.set_timeout(Duration::from_secs(10));
+    let mut seen = Vec::new();
+    while !seen.iter().any(|k| k == until) {
+        match c.read() {
+            Resp::Push(items) if items.len() == 2 && items[0].text() == "invalidate" => {
+                if let Resp::Array(keys) = &items[1] {
+                    seen.extend(keys.iter().map(Resp::text));
+                }
+            }
+            other => panic!("expected an invalidate push, got {other:?}"),
+        }
+    }
+    seen
+}
+
+#[test]
+fn passthrough_tracking_tells_a_user_only_of_keys_it_may_read() {
+    let master = Redis::start();
+    acl_users(&master);
+    let cfg = passthrough_example(&master, &master)
+        .replace("\nreplicas = [", "\n# replicas = [")
+        .replace("\nread_from = \"replica\"", "\nread_from = \"master\"");
+    let proxy = Sluice::start(&cfg);
+    let addr = proxy.addr();
+    let hello =
+        |c: &mut Client, user: &str, pass: &str| match c.cmd(&["HELLO", "3", "AUTH", user, pass]) {
+            Resp::Map(_) => {}
+            other => panic!("HELLO 3 AUTH {user}: {other:?}"),
+        };
+    // BCAST over every key, and over a prefix the user may not read at all.
+    let mut bcast = Client::connect(&addr);
+    hello(&mut bcast, "app", "app-pw");
+    assert_eq!(bcast.cmd(&["CLIENT", "TRACKING", "on", "BCAST"]), ok());
+    let mut prefixed = Client::connect(&addr);
+    hello(&mut prefixed, "app", "app-pw");
+    let on_prefixes = [
+        "CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "secret:", "PREFIX", "app:",
+    ];
+    assert_eq!(prefixed.cmd(&on_prefixes), ok());
+    // Default mode: a read Redis refuses registers nothing.
+    let mut reader = Client::connect(&addr);
+    hello(&mut reader, "app", "app-pw");
+    assert_eq!(reader.cmd(&["CLIENT", "TRACKING", "on"]), ok());
+    assert_eq!(reader.cmd(&["GET", "app:1"]), Resp::Nil);
+    assert_eq!(reader.cmd(&["GET", "secret:1"]), err(NOPERM_KEYS));
+    // A user who may read everything hears of everything.
+    let mut boss = Client::connect(&addr);
+    hello(&mut boss, "boss", "boss-pw");
+    assert_eq!(boss.cmd(&["CLIENT", "TRACKING", "on", "BCAST"]), ok());
+
+    let mut writer = login(&addr, "boss", "boss-pw");
+    assert_eq!(writer.cmd(&["SET", "secret:1", "x"]), ok());
+    assert_eq!(writer.cmd(&["SET", "app:1", "y"]), ok());
+    // Each write's invalidation comes in order: the secret one would come first.
+    for c in [&mut bcast, &mut prefixed, &mut reader] {
+        let keys = invalidations_until(c, "app:1");
+        assert!(
+            !keys.iter().any(|k| k.starts_with("secret:")),
+            "a user held to app:* learnt {keys:?}"
+        );
+    }
+    let keys = invalidations_until(&mut boss, "app:1");
+    assert!(keys.iter().any(|k| k == "secret:1"), "{keys:?}");
 }

@@ -249,6 +249,50 @@ impl DirectPool {
         })
     }
 
+    /// A place under the cap for a connection that is not a [`DirectConn`]: a client user's
+    /// shared connection (`auth = "passthrough"`), so every connection that logs in as a
+    /// client's user counts under the one cap. At the cap an idle connection is closed for
+    /// it, or it waits in the queue (up to `connect_timeout`) like a checkout. The future
+    /// owns what it needs: the connection task awaits it.
+    pub(crate) fn place(
+        &self,
+        user: Arc<Credentials>,
+    ) -> impl std::future::Future<Output = Result<Slot, BackendError>> + Send + 'static {
+        let pool = DirectPool {
+            addr: self.addr.clone(),
+            handshake: self.handshake.clone(),
+            connect_timeout: self.connect_timeout,
+            max: self.max,
+            shared: self.shared.clone(),
+        };
+        async move {
+            let deadline = tokio::time::Instant::now() + pool.connect_timeout;
+            // The waiter names a user no idle connection has (theirs are never kept idle), so
+            // it is always handed a place, never a connection.
+            let rx = match pool.take(Protocol::Resp3, Some(&user)) {
+                Step::Open(slot) => return Ok(slot),
+                Step::Reuse(conn) => return Ok(conn.into_slot()),
+                Step::Wait(rx) => rx,
+            };
+            let mut rx = rx;
+            let grant = match tokio::time::timeout_at(deadline, &mut rx).await {
+                Ok(Ok(grant)) => grant,
+                Ok(Err(_)) => return Err(pool.exhausted()),
+                Err(_) => {
+                    rx.close();
+                    match rx.try_recv() {
+                        Ok(grant) => grant,
+                        Err(_) => return Err(pool.exhausted()),
+                    }
+                }
+            };
+            Ok(match grant {
+                Grant::Conn(conn) => conn.into_slot(),
+                Grant::Slot(slot) => slot,
+            })
+        }
+    }
+
     fn exhausted(&self) -> BackendError {
         BackendError::Exhausted {
             addr: self.addr.to_string(),

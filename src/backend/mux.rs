@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
+use super::direct_pool::Slot as Place;
 use super::handshake::{self, Handshake};
 use super::BackendError;
 use crate::resp::{encode, scan_reply, Limits, Reply};
@@ -74,13 +75,49 @@ impl MuxConn {
         MuxConn { tx, up }
     }
 
+    /// As [`MuxConn::spawn`], for a connection that must first get `place` (a place under
+    /// the node's cap, held as long as the task runs). Requests queue meanwhile; if no place
+    /// comes, they fail with its error and the task ends ([`MuxConn::is_closed`]).
+    pub(crate) fn spawn_placed<P>(opts: MuxOptions, place: P) -> MuxConn
+    where
+        P: std::future::Future<Output = Result<Place, BackendError>> + Send + 'static,
+    {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        let up = Arc::new(AtomicBool::new(false));
+        let task_up = up.clone();
+        tokio::spawn(async move {
+            let _place = match place.await {
+                Ok(slot) => slot,
+                Err(e) => {
+                    rx.close();
+                    while let Some(job) = rx.recv().await {
+                        let _ = job.reply.send(Err(e.clone()));
+                    }
+                    return;
+                }
+            };
+            supervise(opts, rx, task_up).await;
+        });
+        MuxConn { tx, up }
+    }
+
     /// Queues a request for database `db`; the receiver yields its reply or why it failed.
     pub(crate) fn send(&self, raw: Bytes, db: u16) -> oneshot::Receiver<ReplyResult> {
         let (reply, rx) = oneshot::channel();
-        // The task only stops when every handle is gone, so a send error cannot happen while
-        // `self` exists; if it ever did, the dropped sender surfaces as a closed receiver.
-        let _ = self.tx.send(Job { raw, db, reply });
+        // The task of a shared connection only stops when every handle is gone; a client
+        // user's may end first (no place under the cap): the request fails, not sent.
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(Job { raw, db, reply }) {
+            let _ = job.reply.send(Err(BackendError::Unavailable {
+                addr: String::new(),
+                reason: "connection closed".into(),
+            }));
+        }
         rx
+    }
+
+    /// True once the connection task has ended (see [`MuxConn::spawn_placed`]).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
     }
 
     /// True while the connection is established.

@@ -142,14 +142,16 @@ impl Node {
     }
 
     /// A new shared connection that logs in as a client's own user (`auth = "passthrough"`):
-    /// a handshake it fails is the user's business, not a refusal of the proxy's.
-    pub(crate) fn user_conn(&self, cred: &Credentials, readonly: bool) -> MuxConn {
+    /// a handshake it fails is the user's business, not a refusal of the proxy's. It takes
+    /// a place under the node's dedicated-connection cap first (its requests queue until it
+    /// has one), so the connections opened in users' names are bounded per node.
+    pub(crate) fn user_conn(&self, cred: &Arc<Credentials>, readonly: bool) -> MuxConn {
         let mut opts = self.mux_opts.clone();
         opts.handshake.username = Some(cred.user.clone());
         opts.handshake.password = Some(cred.pass.clone());
         opts.handshake.readonly = readonly;
         opts.handshake.for_client = true;
-        MuxConn::spawn(opts)
+        MuxConn::spawn_placed(opts, self.dedicated.place(cred.clone()))
     }
 
     /// Shared connections currently established.

@@ -4,19 +4,26 @@
 //!
 //! Each authenticated user has a [`UserLink`], shared by all its clients: one multiplexed
 //! connection per node it has used (opened on first use, pipelined like the pool's own
-//! shared connections). The link lives as long as one of its clients does; with the last one
-//! its connections close. Dedicated connections (transactions, blocking commands,
-//! subscriptions) log in as the user too and are taken from the node's [`DirectPool`]
-//! (`super::direct_pool`), under the pool's one cap.
+//! shared connections; in a cluster pool, one per master and replica the user's requests
+//! went to). A connection closes when it has been idle a while ([`UserLinks`]), and all of
+//! them with the user's last client. Each takes a place under the node's
+//! `max_dedicated_connections` cap, as do the user's dedicated connections (transactions,
+//! blocking commands, subscriptions), which log in as the user too and are taken from the
+//! node's `DirectPool` (`super::direct_pool`): one cap bounds every connection opened in a
+//! client user's name.
+//!
+//! [`Via`] is what request paths carry: the user's link, or the pool's shared connection.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::mux::{MuxConn, ReplyResult};
-use super::Node;
+use super::{BackendError, DirectConn, Node};
+use crate::resp::Protocol;
 
 /// A client user's credentials, as the client gave them to `AUTH` (after the master
 /// accepted them). Compared whole: the same name with another password is another login.
@@ -45,6 +52,8 @@ pub(crate) struct UserLink {
 struct NodeConn {
     node: Weak<Node>,
     conn: MuxConn,
+    /// A request was sent since the last sweep (see [`UserLinks`]).
+    used: bool,
 }
 
 impl UserLink {
@@ -59,8 +68,11 @@ impl UserLink {
         let key = (Arc::as_ptr(node) as usize, readonly);
         let conn = {
             let mut conns = lock(&self.conns);
-            match conns.get(&key) {
-                Some(c) if c.node.strong_count() > 0 => c.conn.clone(),
+            match conns.get_mut(&key) {
+                Some(c) if c.node.strong_count() > 0 && !c.conn.is_closed() => {
+                    c.used = true;
+                    c.conn.clone()
+                }
                 _ => {
                     // Connections of nodes gone from the topology close here.
                     conns.retain(|_, c| c.node.strong_count() > 0);
@@ -71,6 +83,7 @@ impl UserLink {
                         NodeConn {
                             node,
                             conn: conn.clone(),
+                            used: true,
                         },
                     );
                     conn
@@ -79,18 +92,47 @@ impl UserLink {
         };
         conn.send(raw, db)
     }
+
+    /// Closes the connections unused since the last sweep; marks the others unused.
+    fn sweep(&self) {
+        lock(&self.conns).retain(|_, c| std::mem::take(&mut c.used));
+    }
 }
 
 /// A pool's links, one per logged-in user (held weakly: clients own them).
-#[derive(Default)]
+///
+/// A user's connection to a node closes when no request used it for one to two `idle`
+/// periods (a sweep every `idle` closes those not used since the previous one), and all of
+/// them with the user's last client. `idle` is at least twice the request timeout, so a
+/// connection closed this way has no request in flight: its last one was answered, or timed
+/// out and broke the connection, before the sweep.
 pub(crate) struct UserLinks {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     map: Mutex<HashMap<Arc<Credentials>, Weak<UserLink>>>,
+    idle: Duration,
+    /// The sweeping task runs (started with the first link).
+    sweeping: std::sync::atomic::AtomicBool,
 }
 
 impl UserLinks {
+    /// Links whose connections close after `idle` without a request.
+    pub(crate) fn new(idle: Duration) -> UserLinks {
+        UserLinks {
+            inner: Arc::new(Inner {
+                map: Mutex::default(),
+                idle,
+                sweeping: Default::default(),
+            }),
+        }
+    }
+
     /// The link of `cred`, shared with the user's other clients, or a new one.
     pub(crate) fn get(&self, cred: Credentials) -> Arc<UserLink> {
-        let mut map = lock(&self.map);
+        self.start_sweeping();
+        let mut map = lock(&self.inner.map);
         if let Some(link) = map.get(&cred).and_then(Weak::upgrade) {
             return link;
         }
@@ -102,6 +144,73 @@ impl UserLinks {
         });
         map.insert(cred, Arc::downgrade(&link));
         link
+    }
+
+    /// Starts the task that closes idle connections (once; it ends with the pool).
+    fn start_sweeping(&self) {
+        use std::sync::atomic::Ordering;
+        if self.inner.sweeping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let idle = self.inner.idle;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(idle);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                // Upgraded under the lock, swept outside it (a sweep drops connections).
+                let links: Vec<Arc<UserLink>> = lock(&inner.map)
+                    .values()
+                    .filter_map(Weak::upgrade)
+                    .collect();
+                for link in links {
+                    link.sweep();
+                }
+            }
+        });
+    }
+}
+
+/// How a client's requests reach the nodes: on its user's connections when it logged in as
+/// its own user (`auth = "passthrough"`), else on the pool's shared connection `slot`.
+/// Cheap to clone (the tasks that follow cluster redirects carry one).
+#[derive(Clone)]
+pub(crate) struct Via {
+    /// The client's user's connections, if any.
+    pub(crate) link: Option<Arc<UserLink>>,
+    /// The client's shared connection index (see `Session::slot`).
+    pub(crate) slot: usize,
+}
+
+impl Via {
+    /// The pool's own connections (checks the proxy makes for itself).
+    pub(crate) fn proxy(slot: usize) -> Via {
+        Via { link: None, slot }
+    }
+
+    /// Sends a request to `node` as the client.
+    pub(crate) fn send(
+        &self,
+        node: &Arc<Node>,
+        raw: Bytes,
+        db: u16,
+    ) -> oneshot::Receiver<ReplyResult> {
+        send(self.link.as_deref(), node, raw, db, self.slot)
+    }
+
+    /// A dedicated connection to `node` logged in as the client's user (or the proxy's).
+    pub(crate) async fn dedicated(
+        &self,
+        node: &Node,
+        protocol: Protocol,
+    ) -> Result<DirectConn, BackendError> {
+        let user = self.link.as_ref().map(|l| &l.cred);
+        node.dedicated.checkout_as(protocol, user).await
     }
 }
 

@@ -69,8 +69,16 @@ fn auth(user: &Option<String>, password: &Option<String>) -> String {
     }
 }
 
-/// `auth` and what it uses, without secrets.
+/// `auth` and what it uses, without secrets, and the login delay.
 fn client_auth(pool: &PoolConfig) -> String {
+    let how = client_auth_mode(pool);
+    match pool.auth_failure_delay {
+        Some(d) => format!("{how}; auth_failure_delay {}", format_duration(d)),
+        None => how,
+    }
+}
+
+fn client_auth_mode(pool: &PoolConfig) -> String {
     match pool.auth {
         ClientAuth::Password if pool.password.is_some() => "yes (password)".to_string(),
         ClientAuth::Password => "no".to_string(),
@@ -82,7 +90,11 @@ fn client_auth(pool: &PoolConfig) -> String {
                 .collect();
             format!("users: {}", users.join(", "))
         }
-        ClientAuth::Passthrough => "passthrough (the master checks each client's user)".into(),
+        ClientAuth::Passthrough => format!(
+            "passthrough (the master checks each client's user; idle user connections close \
+             after {})",
+            format_duration(pool.passthrough_idle_timeout)
+        ),
     }
 }
 

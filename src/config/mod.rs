@@ -168,6 +168,12 @@ pub struct PoolConfig {
     pub backend_username: Option<String>,
     /// Password sent to every node.
     pub backend_password: Option<String>,
+    /// `auth = "passthrough"`: a client user's shared connection to a node closes after this
+    /// long without a request (at least twice `request_timeout`).
+    pub passthrough_idle_timeout: Duration,
+    /// After repeated failed logins from one address, its next attempts are held this long
+    /// each (none: no delay).
+    pub auth_failure_delay: Option<Duration>,
     /// Upper-case command names (or `CONFIG SET` style `NAME SUB`) lifted from the default denial.
     pub allow_commands: Vec<String>,
     /// Shared multiplexed connections per node.

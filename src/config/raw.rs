@@ -157,6 +157,8 @@ pub(super) struct RawPool {
     pub backend_username: Option<String>,
     pub backend_password: Option<String>,
     pub allow_commands: Option<Vec<String>>,
+    pub passthrough_idle_timeout: Option<NumOrText>,
+    pub auth_failure_delay: Option<NumOrText>,
     // TLS
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,

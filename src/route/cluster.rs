@@ -19,6 +19,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 
 use crate::backend::mux::ReplyResult;
+use crate::backend::per_user::Via;
 use crate::backend::{BackendError, Node};
 use crate::pool::Pool;
 use crate::resp::{Protocol, Reply};
@@ -99,21 +100,20 @@ pub(crate) async fn execute(
     raw: Bytes,
     slot: Option<u16>,
     read: bool,
-    conn: usize,
+    via: Via,
 ) -> ReplyResult {
     let deadline = tokio::time::Instant::now() + pool.cfg.master_wait;
     let node = match pick(&pool, slot, read, None, deadline).await {
         Ok(n) => n,
         Err(reply) => return Ok(reply),
     };
-    let first = send(&node, raw.clone(), conn).await;
-    follow(pool, raw, slot, read, conn, node, first).await
+    let first = send(&node, raw.clone(), &via).await;
+    follow(pool, raw, slot, read, via, node, first).await
 }
 
-/// Sends to one given node (fan-out) and follows what comes back, except that a MOVED is
-/// not followed for keyless requests (they are meant for this node).
-pub(crate) async fn send(node: &Node, raw: Bytes, conn: usize) -> ReplyResult {
-    node.send(raw, 0, conn).await.unwrap_or_else(|_| {
+/// Sends to one given node (as the client, `via` its connections) and waits for the reply.
+pub(crate) async fn send(node: &Arc<Node>, raw: Bytes, via: &Via) -> ReplyResult {
+    via.send(node, raw, 0).await.unwrap_or_else(|_| {
         Err(BackendError::ConnectionLost {
             addr: node.addr.clone(),
             reason: "request dropped".into(),
@@ -127,7 +127,7 @@ pub(crate) async fn follow(
     raw: Bytes,
     slot: Option<u16>,
     read: bool,
-    conn: usize,
+    via: Via,
     mut node: Arc<Node>,
     mut last: ReplyResult,
 ) -> ReplyResult {
@@ -190,9 +190,9 @@ pub(crate) async fn follow(
             }
         };
         last = if asking {
-            ask(&next, &raw, pool.cfg.request_timeout).await
+            ask(&next, &raw, pool.cfg.request_timeout, &via).await
         } else {
-            send(&next, raw.clone(), conn).await
+            send(&next, raw.clone(), &via).await
         };
         node = next;
     }
@@ -205,7 +205,7 @@ pub(crate) fn resend_moved(
     pool: &Pool,
     reply: &Reply,
     raw: &Bytes,
-    conn: usize,
+    via: &Via,
 ) -> Option<(Arc<Node>, tokio::sync::oneshot::Receiver<ReplyResult>)> {
     let Some(Redirect::Moved { slot, addr }) = classify(reply) else {
         return None;
@@ -218,7 +218,7 @@ pub(crate) fn resend_moved(
         .cluster
         .as_ref()
         .and_then(|m| m.node(&addr).cloned())?;
-    let rx = node.send(raw.clone(), 0, conn);
+    let rx = via.send(&node, raw.clone(), 0);
     Some((node, rx))
 }
 
@@ -326,11 +326,12 @@ fn apply_moved(pool: &Pool, slot: u16, addr: &str) {
     });
 }
 
-/// `ASKING` then the request on one dedicated connection; the second reply is the answer.
-/// Bounded by `timeout` like a request on a shared connection (a node that stops answering
-/// must not hold the client forever); a connection that timed out is dropped.
-async fn ask(node: &Node, raw: &Bytes, timeout: Duration) -> ReplyResult {
-    let mut conn = node.dedicated.checkout(Protocol::Resp3).await?;
+/// `ASKING` then the request on one dedicated connection (logged in as the client's user in
+/// passthrough pools); the second reply is the answer. Bounded by `timeout` like a request
+/// on a shared connection (a node that stops answering must not hold the client forever); a
+/// connection that timed out is dropped.
+async fn ask(node: &Node, raw: &Bytes, timeout: Duration, via: &Via) -> ReplyResult {
+    let mut conn = via.dedicated(node, Protocol::Resp3).await?;
     let mut req = BytesMut::with_capacity(raw.len() + 16);
     crate::resp::encode::command(&mut req, &[b"ASKING"]);
     req.extend_from_slice(raw);

@@ -351,10 +351,12 @@ pub(crate) async fn finish(
     encode::command(&mut ask, &[b"CLUSTER", b"NODES"]);
     let ask = ask.freeze();
     let masters = masters(map);
+    // The proxy's own check, on its own connections (a client user may not run it).
+    let via = crate::backend::per_user::Via::proxy(conn);
     let replies = join_all(
         masters
             .iter()
-            .map(|m| super::cluster::send(m, ask.clone(), conn)),
+            .map(|m| super::cluster::send(m, ask.clone(), &via)),
     )
     .await;
     let replies: Option<Vec<Reply>> = replies.into_iter().map(Result::ok).collect();

@@ -101,7 +101,7 @@ impl Session {
             } else {
                 node.metrics.writes.increment(1);
             }
-            let rx = node.send(req.raw().clone(), 0, self.slot());
+            let rx = self.send_to(&node, req.raw().clone(), 0);
             self.queue(req, info, rx, node, read, slot, false, pending);
             return None;
         }
@@ -132,10 +132,11 @@ impl Session {
             }
             Plan::Split(merge) => {
                 let parts = split::split(&req, merge);
-                let (pool, conn) = (self.pool.clone(), self.slot());
+                let (pool, via) = (self.pool.clone(), self.via());
                 let rx = spawn_reply(async move {
                     let results = join_all(parts.iter().map(|p| {
-                        redirect::execute(pool.clone(), p.raw.clone(), Some(p.slot), read, conn)
+                        let via = via.clone();
+                        redirect::execute(pool.clone(), p.raw.clone(), Some(p.slot), read, via)
                     }))
                     .await;
                     let replies = results.into_iter().collect::<Result<Vec<Reply>, _>>()?;
@@ -156,9 +157,9 @@ impl Session {
                 let node = map.shards[at.shard].master.node.clone();
                 let (raw, conn, pool) =
                     (scan::request(&req, at.node), self.slot(), self.pool.clone());
-                let target = node.clone();
+                let (target, via) = (node.clone(), self.via());
                 let rx = spawn_reply(async move {
-                    let reply = redirect::send(&target, raw, conn).await?;
+                    let reply = redirect::send(&target, raw, &via).await?;
                     if reply.is_error() {
                         return Ok(reply);
                     }
@@ -186,7 +187,7 @@ impl Session {
         read: bool,
         pending: &mut VecDeque<Pending>,
     ) {
-        let conn = self.slot();
+        let via = self.via();
         let raw = req.raw().clone();
         let masters: Vec<Arc<Node>> = map.shards.iter().map(|s| s.master.node.clone()).collect();
         // Redis does not replicate the script cache: load or flush it on the replicas
@@ -204,9 +205,9 @@ impl Session {
             let to_replicas = join_all(
                 replicas
                     .iter()
-                    .map(|r| redirect::send(r, raw.clone(), conn)),
+                    .map(|r| redirect::send(r, raw.clone(), &via)),
             );
-            let to_masters = join_all(masters.iter().map(|m| redirect::send(m, raw.clone(), conn)));
+            let to_masters = join_all(masters.iter().map(|m| redirect::send(m, raw.clone(), &via)));
             let (results, _) = futures_util::future::join(to_masters, to_replicas).await;
             let replies = results.into_iter().collect::<Result<Vec<Reply>, _>>()?;
             Ok(split::merge_fan_out(fan, replies))
@@ -275,19 +276,19 @@ impl Session {
         pending: &mut VecDeque<Pending>,
     ) {
         self.pool.metrics.retries.increment(1);
-        let (pool, raw, slot, read, conn, node) = (
+        let (pool, raw, slot, read, via, node) = (
             self.pool.clone(),
             w.raw.clone(),
             w.key_slot,
             w.read,
-            self.slot(),
+            self.via(),
             w.node.clone(),
         );
         // A MOVED to a known node is re-sent right here, before this session dispatches
         // anything else: a later request to the same slot, routed by the map this MOVED just
         // fixed, must not overtake it on the new owner's connection.
         let moved = match &res {
-            Ok(reply) => redirect::resend_moved(&pool, reply, &raw, conn),
+            Ok(reply) => redirect::resend_moved(&pool, reply, &raw, &via),
             Err(_) => None,
         };
         let rx = match moved {
@@ -298,9 +299,9 @@ impl Session {
                         reason: "request dropped".into(),
                     })
                 });
-                redirect::follow(pool, raw, slot, read, conn, target, first).await
+                redirect::follow(pool, raw, slot, read, via, target, first).await
             }),
-            None => spawn_reply(redirect::follow(pool, raw, slot, read, conn, node, res)),
+            None => spawn_reply(redirect::follow(pool, raw, slot, read, via, node, res)),
         };
         pending.push_front(Pending::Wait(Waiting {
             rx,

@@ -180,6 +180,7 @@ impl Session {
             ));
         };
         if user == b"default" && constant_time_eq(pass, expected.as_bytes()) {
+            self.pool.auth.succeeded(self.entry.addr);
             self.authed = true;
             Ok(())
         } else {

@@ -10,6 +10,7 @@
 //! read buffer (unless it holds part of a request), output buffer and reply queue go back to a
 //! per-thread spare list (`spare`).
 
+mod auth_delay;
 mod blocking;
 mod busy;
 mod client_cmds;
@@ -453,6 +454,7 @@ impl Session {
         if self.tx.is_open()
             || self.authenticates_at_master(req, info)
             || self.needs_master_permission(info)
+            || self.is_held_login(req, info)
         {
             return true;
         }
@@ -491,6 +493,16 @@ impl Session {
         // Pub/sub confirmations and messages reach a client with replies off (as on Redis);
         // the one-reply paths below are silenced by dropping what they wrote.
         let mark = io.out.len();
+        if !self.tx.is_open() && passthrough::is_login(&req, info) {
+            // An address that failed too often waits for its turn (`auth_failure_delay`).
+            self.pool.auth.hold(self.entry.addr).await;
+            if !self.authenticates_at_master(&req, info) {
+                if let Some(reply) = self.local(&req, info).filter(|_| !silent) {
+                    io.out.extend_from_slice(&reply);
+                }
+                return io.flush().await;
+            }
+        }
         if self.pool.auth.mode == crate::config::ClientAuth::Passthrough {
             if let Some(reply) = self.passthrough_exclusive(&req, info).await {
                 if !silent {

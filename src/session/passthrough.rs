@@ -11,9 +11,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::tracking::readable::Readable;
 use super::{error_bytes, Login, Session};
 use crate::backend::mux::ReplyResult;
-use crate::backend::per_user::{self, Credentials, UserLink};
+use crate::backend::per_user::{self, Credentials, UserLink, Via};
 use crate::backend::{BackendError, Node};
 use crate::command::{flags, CommandInfo, Special};
 use crate::config::ClientAuth;
@@ -31,6 +32,14 @@ impl Session {
     /// The client's own user's credentials, for its dedicated connections.
     pub(super) fn cred(&self) -> Option<&Arc<Credentials>> {
         self.link().map(|l| &l.cred)
+    }
+
+    /// How this client's requests reach the nodes (for the tasks that follow redirects).
+    pub(super) fn via(&self) -> Via {
+        Via {
+            link: self.link().cloned(),
+            slot: self.slot(),
+        }
     }
 
     /// Sends a request to `node` as this client (on its user's connection in passthrough
@@ -70,18 +79,19 @@ impl Session {
         None
     }
 
+    /// A login attempt (AUTH, HELLO with AUTH) from an address whose attempts are delayed
+    /// now (`auth_failure_delay`): it runs on the exclusive path, which waits for its turn.
+    pub(super) fn is_held_login(&self, req: &Request, info: Option<&CommandInfo>) -> bool {
+        is_login(req, info) && self.pool.auth.delay.is_held(self.entry.addr.ip())
+    }
+
     /// True for a request whose credentials the master must check (AUTH, HELLO with AUTH).
     pub(super) fn authenticates_at_master(
         &self,
         req: &Request,
         info: Option<&CommandInfo>,
     ) -> bool {
-        self.pool.auth.mode == ClientAuth::Passthrough
-            && match Special::of(info) {
-                Special::Auth => true,
-                Special::Hello => credentials(req).is_some(),
-                _ => false,
-            }
+        self.pool.auth.mode == ClientAuth::Passthrough && is_login(req, info)
     }
 
     /// AUTH or HELLO AUTH in a passthrough pool: the master checks the credentials; on
@@ -124,9 +134,18 @@ impl Session {
             user: cred.user.clone(),
             pass: cred.pass.clone(),
         });
+        self.pool.auth.succeeded(self.entry.addr);
         self.entry.state().user = Some(Arc::new(cred.user.clone()));
         self.login = Some(Box::new(Login::Link(link)));
         self.authed = true;
+        if self.tracking.is_on() {
+            // Logged in again while tracking: from now on it hears of its new user's keys
+            // only; if those cannot be learnt, tracking stops (fail closed).
+            match self.readable_keys().await {
+                Ok(Some(r)) => self.pool.registry.tracking.set_readable(self.id, r),
+                _ => self.tracking_off(),
+            }
+        }
         // AUTH answers OK; HELLO builds its reply (its AUTH now matches the login).
         self.local(req, info).unwrap_or_default()
     }
@@ -136,6 +155,47 @@ impl Session {
     pub(super) fn logged_in_as(&self, user: &[u8], pass: &[u8]) -> bool {
         self.cred()
             .is_some_and(|c| c.user.as_bytes() == user && c.pass.as_bytes() == pass)
+    }
+}
+
+impl Session {
+    /// Passthrough pools: the keys the client's Redis user may read, from `ACL GETUSER` on
+    /// the master (on the proxy's own connection: a user need not be allowed to read its
+    /// own ACL). `Ok(None)` outside passthrough logins; `Err` is the refusal to give the
+    /// client when they cannot be learnt (tracking is then refused: fail closed).
+    pub(super) async fn readable_keys(&self) -> Result<Option<Arc<Readable>>, Bytes> {
+        let Some(user) = self.cred().map(|c| c.user.clone()) else {
+            return Ok(None);
+        };
+        let refuse = |why: &str| {
+            error_bytes(&format!(
+                "ERR sluice: tracking is refused: the keys user '{user}' may read could not be \
+                 learnt from the master (ACL GETUSER, as the proxy's own user): {why}"
+            ))
+        };
+        let master = self
+            .pool
+            .router
+            .master(&self.pool.topology.load())
+            .map_err(|e| refuse(&e.to_string()))?;
+        let mut raw = bytes::BytesMut::new();
+        crate::resp::encode::command(&mut raw, &[b"ACL", b"GETUSER", user.as_bytes()]);
+        let reply = match master.send(raw.freeze(), 0, self.slot()).await {
+            Ok(Ok(r)) => r.raw,
+            Ok(Err(e)) => return Err(refuse(&e.to_string())),
+            Err(_) => return Err(refuse("the request was dropped")),
+        };
+        let frame = match crate::resp::Frame::parse(&reply) {
+            Ok(Some((frame, _))) => frame,
+            _ => return Err(refuse("unreadable reply")),
+        };
+        if let crate::resp::Frame::Error(e) = &frame {
+            return Err(refuse(&String::from_utf8_lossy(e)));
+        }
+        match Readable::from_getuser(&frame) {
+            Ok(r) => Ok(Some(Arc::new(r))),
+            Err(why) => Err(refuse(&why)),
+        }
     }
 }
 
@@ -191,8 +251,17 @@ impl Session {
     }
 }
 
+/// AUTH, or HELLO with AUTH.
+pub(super) fn is_login(req: &Request, info: Option<&CommandInfo>) -> bool {
+    match Special::of(info) {
+        Special::Auth => true,
+        Special::Hello => credentials(req).is_some(),
+        _ => false,
+    }
+}
+
 /// The user and password of `AUTH [user] pass` or `HELLO ... AUTH user pass`.
-fn credentials(req: &Request) -> Option<(&[u8], &[u8])> {
+pub(super) fn credentials(req: &Request) -> Option<(&[u8], &[u8])> {
     if req.arg(0).eq_ignore_ascii_case(b"auth") {
         return match req.len() {
             2 => Some((b"default", req.arg(1))),

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use super::cluster::spawn_reply;
 use super::{error_bytes, Pending, Session};
 use crate::backend::mux::ReplyResult;
+use crate::backend::per_user::Via;
 use crate::backend::{BackendError, Node};
 use crate::command::CommandInfo;
 use crate::config::ReadFrom;
@@ -157,14 +158,13 @@ impl Session {
         drop(list);
         drop(topo);
         node.metrics.reads.increment(1);
-        let (db, conn) = (self.db, self.slot());
+        let db = self.db;
         let call = Call {
             pool: self.pool.clone(),
             scope,
             restart: scan::request_at(&req, at, 0),
             db,
-            conn,
-            link: self.link().cloned(),
+            via: self.via(),
         };
         // Sent here, not from the task: the client's later requests to this node must not
         // overtake it on the connection.
@@ -182,9 +182,8 @@ struct Call {
     /// The request with cursor 0, for a walk that must start over on another node.
     restart: Bytes,
     db: u16,
-    conn: usize,
-    /// The client's own user's connections (`auth = "passthrough"`).
-    link: Option<Arc<crate::backend::per_user::UserLink>>,
+    /// The client's connections (its own user's in passthrough pools).
+    via: Via,
 }
 
 impl Call {
@@ -198,7 +197,8 @@ impl Call {
                 // cursor names none and the next call starts over once more (repeats, no
                 // miss) unless this walk is already done.
                 let (pool, raw) = (self.pool.clone(), self.restart.clone());
-                let last = redirect::follow(pool, raw, Some(slot), true, self.conn, node, first);
+                let via = self.via.clone();
+                let last = redirect::follow(pool, raw, Some(slot), true, via, node, first);
                 return last.await.map(|r| self.answer(None, r));
             }
         }
@@ -216,10 +216,7 @@ impl Call {
         };
         self.pool.metrics.retries.increment(1);
         next.metrics.reads.increment(1);
-        let link = self.link.as_deref();
-        let again =
-            crate::backend::per_user::send(link, &next, self.restart.clone(), self.db, self.conn);
-        let again = again.await;
+        let again = self.via.send(&next, self.restart.clone(), self.db).await;
         again
             .unwrap_or_else(|_| dropped(&next))
             .map(|r| self.answer(Some(&next), r))

@@ -67,6 +67,10 @@ pub(crate) struct PoolAuth {
     pub(crate) mode: ClientAuth,
     /// `auth = "passthrough"`: the logged-in users' node connections.
     pub(crate) links: crate::backend::per_user::UserLinks,
+    /// `auth_failure_delay`: failed logins by address.
+    pub(crate) delay: super::auth_delay::FailureDelay,
+    /// Login attempts held by `auth_failure_delay`.
+    delayed: Counter,
     pool: String,
     users: ArcSwap<Vec<Arc<User>>>,
     generation: AtomicU64,
@@ -78,12 +82,15 @@ pub(crate) struct PoolAuth {
 }
 
 impl PoolAuth {
-    /// The authentication of pool `pool`.
-    pub(crate) fn new(pool: &str, mode: ClientAuth, users: &[UserConfig]) -> PoolAuth {
+    /// The authentication of the pool `cfg` describes.
+    pub(crate) fn new(cfg: &crate::config::PoolConfig) -> PoolAuth {
+        let (pool, mode, users) = (cfg.name.as_str(), cfg.auth, &cfg.users);
         let failure = |reason: &'static str| counter!(telemetry::AUTH_FAILURES, "pool" => pool.to_string(), "reason" => reason);
         PoolAuth {
             mode,
-            links: Default::default(),
+            links: crate::backend::per_user::UserLinks::new(cfg.passthrough_idle_timeout),
+            delay: super::auth_delay::FailureDelay::new(cfg.auth_failure_delay),
+            delayed: counter!(telemetry::AUTH_DELAYED, "pool" => pool.to_string()),
             pool: pool.to_string(),
             users: ArcSwap::from_pointee(build(users, 0)),
             generation: AtomicU64::new(0),
@@ -143,6 +150,9 @@ impl PoolAuth {
     /// passwords must not flood the log), with the number not logged since.
     pub(crate) fn failed(&self, why: Failure, peer: std::net::SocketAddr, user: &[u8]) {
         self.failures[why as usize].increment(1);
+        if why == Failure::WrongPass {
+            self.delay.failed(peer.ip());
+        }
         let now = self.epoch.elapsed().as_millis() as u64;
         let last = self.last_log.load(Ordering::Relaxed);
         let due = last == 0 || now.saturating_sub(last) >= LOG_EVERY.as_millis() as u64;
@@ -164,6 +174,25 @@ impl PoolAuth {
             not_logged_since_last = unlogged,
             "client authentication or permission refused"
         );
+    }
+}
+
+impl PoolAuth {
+    /// A successful login from `peer` (forgets its failed ones, see `auth_delay`).
+    pub(crate) fn succeeded(&self, peer: std::net::SocketAddr) {
+        self.delay.succeeded(peer.ip());
+    }
+
+    /// Waits for the turn of a login attempt from `peer` when its address failed too often
+    /// (`auth_failure_delay`); counted and logged (at most every [`LOG_EVERY`], with the
+    /// other refusals' log line budget).
+    pub(crate) async fn hold(&self, peer: std::net::SocketAddr) {
+        let Some(at) = self.delay.turn(peer.ip()) else {
+            return;
+        };
+        self.delayed.increment(1);
+        tracing::debug!(pool = %self.pool, client = %peer, "login attempt delayed after repeated failures");
+        tokio::time::sleep_until(at.into()).await;
     }
 }
 
@@ -267,6 +296,7 @@ impl Session {
     pub(super) fn login_user(&mut self, user: &[u8], pass: &[u8]) -> Result<(), Bytes> {
         match self.pool.auth.login(user, pass) {
             Some(u) => {
+                self.pool.auth.succeeded(self.entry.addr);
                 self.entry.state().user = Some(u.name.clone());
                 self.login = Some(Box::new(super::Login::User(u)));
                 self.authed = true;
@@ -496,11 +526,14 @@ mod tests {
             access: Access::Read,
             keys: Vec::new(),
         };
-        let auth = PoolAuth::new(
-            "t",
-            ClientAuth::Users,
-            &[cfg("a", "1"), cfg("b", "1"), cfg("c", "1")],
-        );
+        let text = "[[pools]]\nname = \"t\"\nlisten = \"127.0.0.1:0\"\nmaster = \"127.0.0.1:1\"\n\
+                    auth = \"users\"\n[[pools.users]]\nname = \"x\"\npassword = \"x\"\naccess = \"read\"\n";
+        let mut pool = crate::config::Config::parse(text, std::path::Path::new("t.toml"))
+            .expect("config")
+            .pools
+            .remove(0);
+        pool.users = vec![cfg("a", "1"), cfg("b", "1"), cfg("c", "1")];
+        let auth = PoolAuth::new(&pool);
         assert!(auth.login(b"a", b"1").is_some());
         assert!(auth.login(b"a", b"2").is_none());
         assert!(auth.login(b"zz", b"1").is_none());

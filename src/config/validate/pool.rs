@@ -26,8 +26,7 @@ pub(super) fn pool_config(
     let listen = socket_addr(&listen).map_err(|reason| ctx.err(key(&p, "listen"), reason))?;
     let source = source(ctx, &p, &mut raw)?;
     let reads = reads(ctx, &p, &raw, source.mode())?;
-    let (client_auth, password, users) =
-        super::users::client_auth(ctx, &p, &mut raw, source.mode())?;
+    let (client_auth, password, users) = super::users::client_auth(ctx, &p, &mut raw)?;
     let auth = auth(ctx, &p, &mut raw)?;
     let allow_commands = allow_commands(
         ctx,
@@ -42,6 +41,7 @@ pub(super) fn pool_config(
         raw.client_output_hard_limit.as_ref(),
     )?;
     let timeouts = timeouts(ctx, &p, &raw)?;
+    let auth_timing = super::users::auth_timing(ctx, &p, &raw, client_auth, timeouts.request)?;
     let tls = listener_tls(ctx, &p, &mut raw)?;
     let backend_tls = backend_tls(ctx, &p, &mut raw)?;
     Ok(PoolConfig {
@@ -55,6 +55,8 @@ pub(super) fn pool_config(
         backend_username: auth.backend_username,
         backend_password: auth.backend_password,
         allow_commands,
+        passthrough_idle_timeout: auth_timing.passthrough_idle_timeout,
+        auth_failure_delay: auth_timing.auth_failure_delay,
         backend_connections: counts.backend_connections,
         max_dedicated_connections: counts.max_dedicated_connections,
         connect_timeout: timeouts.connect,

@@ -1,9 +1,81 @@
 //! `auth`, `password` and `[[pools.users]]`: how a pool's clients authenticate.
 
-use super::values::{choice, non_empty};
+use std::time::Duration;
+
+use super::values::{choice, duration, non_empty};
 use super::{key, Ctx};
 use crate::config::raw::{RawPool, RawUser};
-use crate::config::{sha256, Access, ClientAuth, ConfigError, Mode, Sha256Digest, UserConfig};
+use crate::config::units::format_duration;
+use crate::config::{sha256, Access, ClientAuth, ConfigError, Sha256Digest, UserConfig};
+
+/// Default `passthrough_idle_timeout`.
+const PASSTHROUGH_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `passthrough_idle_timeout` and `auth_failure_delay`.
+pub(super) struct AuthTiming {
+    pub(super) passthrough_idle_timeout: Duration,
+    pub(super) auth_failure_delay: Option<Duration>,
+}
+
+/// `passthrough_idle_timeout` (at least twice `request_timeout`: a user's connection closed
+/// as idle must have no request in flight, see `backend::per_user`) and `auth_failure_delay`.
+pub(super) fn auth_timing(
+    ctx: &Ctx,
+    p: &str,
+    raw: &RawPool,
+    auth: ClientAuth,
+    request_timeout: Duration,
+) -> Result<AuthTiming, ConfigError> {
+    let idle_key = key(p, "passthrough_idle_timeout");
+    if auth != ClientAuth::Passthrough {
+        if raw.passthrough_idle_timeout.is_some() {
+            return Err(ctx.err(idle_key, "is used only with auth = \"passthrough\""));
+        }
+        // Unused outside passthrough pools.
+        return Ok(AuthTiming {
+            passthrough_idle_timeout: PASSTHROUGH_IDLE_TIMEOUT,
+            auth_failure_delay: failure_delay(ctx, p, raw)?,
+        });
+    }
+    let idle = duration(
+        ctx,
+        &idle_key,
+        raw.passthrough_idle_timeout.as_ref(),
+        PASSTHROUGH_IDLE_TIMEOUT.max(request_timeout * 2),
+    )?;
+    // The sweep's timer must stay far from the clock's end.
+    if idle > Duration::from_secs(86_400) {
+        return Err(ctx.err(idle_key, "must be at most 24h"));
+    }
+    if idle < request_timeout * 2 {
+        return Err(ctx.err(
+            idle_key,
+            format!(
+                "{} is below twice request_timeout ({})",
+                format_duration(idle),
+                format_duration(request_timeout * 2)
+            ),
+        ));
+    }
+    Ok(AuthTiming {
+        passthrough_idle_timeout: idle,
+        auth_failure_delay: failure_delay(ctx, p, raw)?,
+    })
+}
+
+/// `auth_failure_delay`: greater than zero, at most a minute.
+fn failure_delay(ctx: &Ctx, p: &str, raw: &RawPool) -> Result<Option<Duration>, ConfigError> {
+    let delay_key = key(p, "auth_failure_delay");
+    let delay = raw
+        .auth_failure_delay
+        .as_ref()
+        .map(|v| duration(ctx, &delay_key, Some(v), Duration::ZERO))
+        .transpose()?;
+    if delay.is_some_and(|d| d > Duration::from_secs(60)) {
+        return Err(ctx.err(delay_key, "must be at most 60s"));
+    }
+    Ok(delay)
+}
 
 /// `auth` with what it needs: a password for `"password"` (optional), users for `"users"`,
 /// neither for `"passthrough"`.
@@ -11,7 +83,6 @@ pub(super) fn client_auth(
     ctx: &Ctx,
     p: &str,
     raw: &mut RawPool,
-    mode: Mode,
 ) -> Result<(ClientAuth, Option<String>, Vec<UserConfig>), ConfigError> {
     let auth = match raw.auth.as_deref() {
         None => ClientAuth::Password,
@@ -37,12 +108,6 @@ pub(super) fn client_auth(
                     "the master's own ACL users"
                 }
             ),
-        ));
-    }
-    if auth == ClientAuth::Passthrough && mode == Mode::Cluster {
-        return Err(ctx.err(
-            key(p, "auth"),
-            "\"passthrough\" is not supported when mode = \"cluster\" yet",
         ));
     }
     let raw_users = raw.users.take();

@@ -157,6 +157,11 @@ impl Session {
             // BCAST without PREFIX watches the empty prefix (every key), as on Redis.
             opts.prefixes.push(Bytes::new());
         }
+        // Passthrough: only keys the client's Redis user may read (see `readable`).
+        opts.readable = match self.readable_keys().await {
+            Ok(r) => r,
+            Err(refusal) => return refusal,
+        };
         // Counted as enabling until it is in the table (or gave up, or its client left
         // meanwhile), so the sources do not stop under it.
         let hub = &self.pool.registry.tracking;

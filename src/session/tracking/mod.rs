@@ -10,7 +10,9 @@
 //! * [`inbox`]: each client's queue of invalidations, written by the client's own task
 //!   after the replies it has queued (a RESP3 push, or a `__redis__:invalidate` message for
 //!   a subscribed RESP2 client that others redirect to);
-//! * [`commands`]: `CLIENT TRACKING`, `CACHING`, `GETREDIR`, `TRACKINGINFO`.
+//! * [`commands`]: `CLIENT TRACKING`, `CACHING`, `GETREDIR`, `TRACKINGINFO`;
+//! * [`readable`]: in passthrough pools, the keys each client's Redis user may read (the
+//!   sources report every key; a client hears only of those).
 //!
 //! Keys are remembered when the request is taken, before it is sent: a change the node
 //! makes after serving the read is reported after the key is in the table.
@@ -20,6 +22,7 @@
 
 mod commands;
 pub(crate) mod inbox;
+pub(crate) mod readable;
 mod source;
 pub(crate) mod table;
 
@@ -106,6 +109,11 @@ impl Hub {
     fn flush(&self, registry: &Registry, from_master: bool) {
         let out = self.table().flush(from_master);
         self.deliver(registry, out);
+    }
+
+    /// Passthrough pools: client `id` logged in again as a user who may read `readable`.
+    pub(crate) fn set_readable(&self, id: u64, readable: std::sync::Arc<readable::Readable>) {
+        self.table().set_readable(id, readable);
     }
 
     /// Changes the key cap (`CONFIG SET tracking-table-max-keys`), evicting down to it.

@@ -8,12 +8,14 @@
 //! the keys had changed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
 
 use super::inbox::Note;
+use super::readable::Readable;
 
 /// How long a NOLOOP client's own write hides the invalidation it causes in BCAST mode. The
 /// node sends that invalidation right after the write, so a write whose invalidation never
@@ -35,6 +37,9 @@ pub(crate) struct Options {
     pub(crate) redirect: u64,
     /// BCAST prefixes (none: every key).
     pub(crate) prefixes: Vec<Bytes>,
+    /// Passthrough pools: the keys the client's Redis user may read; the client hears of no
+    /// other key (see `readable`). `None`: every key.
+    pub(crate) readable: Option<Arc<Readable>>,
 }
 
 /// One tracking client.
@@ -130,14 +135,25 @@ impl Table {
         self.clients.remove(&id);
     }
 
+    /// Passthrough pools: the client logged in again, as a user who may read `readable`.
+    pub(crate) fn set_readable(&mut self, id: u64, readable: Arc<Readable>) {
+        if let Some(t) = self.clients.get_mut(&id) {
+            t.opts.readable = Some(readable);
+        }
+    }
+
     /// A default-mode client read `keys`. Returns the invalidations of the keys evicted to
-    /// stay under `max_keys`.
+    /// stay under `max_keys`. Keys its user may not read are not remembered (the read was
+    /// refused by Redis; an invalidation would tell the client about the key).
     pub(crate) fn remember(&mut self, id: u64, keys: &[Bytes]) -> Deliveries {
         let Some(t) = self.clients.get_mut(&id) else {
             return Vec::new();
         };
         t.dirty = true;
         for k in keys {
+            if t.opts.readable.as_ref().is_some_and(|r| !r.allows(k)) {
+                continue;
+            }
             let ids = self.keys.entry(k.clone()).or_default();
             if !ids.contains(&id) {
                 ids.push(id);
@@ -218,7 +234,8 @@ impl Table {
             let mut kept: Vec<&Bytes> = Vec::with_capacity(keys.len());
             for k in keys {
                 let own = t.own_writes.remove(k).is_some_and(|until| until > now);
-                if !own {
+                let hidden = t.opts.readable.as_ref().is_some_and(|r| !r.allows(k));
+                if !own && !hidden {
                     kept.push(k);
                 }
             }
@@ -391,6 +408,35 @@ mod tests {
             vec![vec![b("a:1"), b("a:2")], vec![b("b:1")]]
         );
         assert_eq!(t.stats().prefixes, 2);
+    }
+
+    #[test]
+    fn a_passthrough_client_hears_only_of_keys_its_user_may_read() {
+        use crate::resp::Frame;
+        let getuser = Frame::Map(vec![(Frame::Bulk(b("keys")), Frame::Bulk(b("~app:*")))]);
+        let readable = Some(Arc::new(Readable::from_getuser(&getuser).expect("keys")));
+        let mut t = Table::new(100);
+        t.enable(
+            1,
+            Options {
+                bcast: true,
+                prefixes: vec![b("")],
+                readable: readable.clone(),
+                ..Options::default()
+            },
+        );
+        t.enable(
+            2,
+            Options {
+                readable,
+                ..Options::default()
+            },
+        );
+        t.remember(2, &[b("app:1"), b("secret:1")]);
+        let out = t.invalidate(&[b("app:1"), b("secret:1")], true);
+        assert_eq!(keys(&out, 1), vec![vec![b("app:1")]]);
+        assert_eq!(keys(&out, 2), vec![vec![b("app:1")]]);
+        assert!(t.invalidate(&[b("secret:2")], true).is_empty());
     }
 
     #[test]
