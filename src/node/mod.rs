@@ -65,6 +65,7 @@ pub mod info;
 pub mod info_replication;
 pub mod latency;
 pub mod mailbox;
+pub mod notify;
 pub mod output_limit;
 pub mod pause;
 pub mod pubsub;

@@ -44,6 +44,10 @@ impl PubSub {
             Kind::Shard => &mut self.shard,
         }
     }
+    /// True if nobody subscribed to a plain channel or a pattern (PUBLISH reaches no one).
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty() && self.patterns.is_empty()
+    }
     /// Adds client `id` to `name`.
     pub fn add(&mut self, kind: Kind, name: Bytes, id: u64) {
         self.map(kind).entry(name).or_default().insert(id);

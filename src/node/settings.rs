@@ -39,6 +39,8 @@ pub(crate) enum Kind {
     Fsync,
     /// `client-output-buffer-limit`'s `class hard soft seconds` groups.
     OutputLimits,
+    /// `notify-keyspace-events`' class letters, stored in Redis's canonical order.
+    Events,
     /// Cannot be changed at runtime.
     Immutable,
     /// An integer of this style within [min, max].
@@ -90,7 +92,7 @@ const PARAMS: &[(&str, Kind, &str)] = &[
     ("slowlog-log-slower-than", Kind::Int, "10000"),
     ("slowlog-max-len", Kind::Int, "128"),
     ("latency-monitor-threshold", Kind::Int, "0"),
-    ("notify-keyspace-events", Kind::Text, ""),
+    ("notify-keyspace-events", Kind::Events, ""),
     ("hash-max-listpack-entries", Kind::Int, "512"),
     ("hash-max-listpack-value", Kind::Int, "64"),
     ("list-max-listpack-size", Kind::Int, "-2"),
@@ -196,7 +198,12 @@ impl Default for Settings {
 fn lookup(name: &str) -> Option<(&'static str, Kind)> {
     let find = |name: &str| {
         let own = PARAMS.iter().find(|(n, _, _)| *n == name);
-        if let Some((n, k @ (Kind::Immutable | Kind::Fsync | Kind::OutputLimits), _)) = own {
+        if let Some((
+            n,
+            k @ (Kind::Immutable | Kind::Fsync | Kind::OutputLimits | Kind::Events),
+            _,
+        )) = own
+        {
             return Some((*n, *k));
         }
         REDIS_PARAMS
@@ -337,6 +344,10 @@ impl Settings {
                         "argument(s) must be one of the following: everysec, always, no",
                     )
                 }
+            },
+            Kind::Events => match super::notify::parse(value) {
+                Some(flags) => super::notify::render(flags),
+                None => return invalid(super::notify::INVALID),
             },
             Kind::OutputLimits => {
                 let mut limits = self.output_limits;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::node::args::Args;
 use crate::node::cmd::ctx::Ctx;
+use crate::node::notify;
 use crate::node::repl::snapshot;
 use crate::node::reply::Reply;
 use crate::node::store::Store;
@@ -112,7 +113,7 @@ pub(crate) fn restore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Reply {
     if expire_at.is_some_and(|at| at <= ctx.now_ms()) {
         // Already expired: Redis deletes the key (if replacing) and answers OK.
         if ctx.delete(key) {
-            ctx.modified(key);
+            ctx.changed(key, notify::GENERIC, "del");
         }
         return Reply::Ok;
     }
@@ -122,13 +123,16 @@ pub(crate) fn restore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Reply {
     let db = ctx.db();
     db.remove(&key);
     db.insert_touched(key.clone(), value, false, &touch);
+    // Redis deletes a replaced key first, so a restored key is always `new`.
+    ctx.notify(notify::NEW, "new", &key);
+    let db = ctx.db();
     if let Some(at) = expire_at {
         db.set_expire(&key, at);
     }
     if let Some(c) = clock {
         db.set_clock(&key, c);
     }
-    ctx.modified(&key);
+    ctx.changed(&key, notify::GENERIC, "restore");
     Reply::Ok
 }
 

@@ -14,6 +14,7 @@ use super::dump;
 use crate::node::args::parse_int;
 use crate::node::args::Args;
 use crate::node::cmd::ctx::Ctx;
+use crate::node::notify;
 use crate::node::reply::Reply;
 
 /// What MIGRATE was asked to do.
@@ -133,7 +134,7 @@ pub(crate) fn migrate(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Reply {
         let mut del: Vec<Bytes> = vec![Bytes::from_static(b"DEL")];
         for k in &done {
             if ctx.delete(k) {
-                ctx.modified(k);
+                ctx.changed(k, notify::GENERIC, "del");
                 del.push(k.clone());
             }
         }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use super::{Args, Command, Ctx, Flags, Reply, Value};
 use crate::node::args::{parse_int, syntax};
+use crate::node::notify;
 
 /// The bit family.
 pub static COMMANDS: &[Command] = &[
@@ -54,7 +55,7 @@ fn setbit(ctx: &mut Ctx, args: &Args) -> Reply {
         bytes[byte] &= !mask;
     }
     ctx.set(args.owned(1), Value::Str(Bytes::from(bytes)), true);
-    ctx.modified(key);
+    ctx.changed(key, notify::STRING, "setbit");
     Reply::Int(i64::from(old))
 }
 

@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::{Args, Command, Ctx, Flags, Reply, Value};
 use crate::node::args::{parse_float, parse_int, NOT_FLOAT, NOT_INT};
+use crate::node::notify;
 
 const WF: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
 
@@ -55,7 +56,7 @@ fn add(ctx: &mut Ctx, args: &Args, by: i64) -> Reply {
     let mut n = itoa::Buffer::new();
     let text = Bytes::copy_from_slice(n.format(new).as_bytes());
     ctx.set(args.owned(1), Value::Str(text), true);
-    ctx.modified(key);
+    ctx.changed(key, notify::STRING, "incrby");
     Reply::Int(new)
 }
 
@@ -80,7 +81,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &Args) -> Reply {
     }
     let text = Bytes::from(decimal_sum(&current, args.get(2)).unwrap_or_else(|| human_float(sum)));
     ctx.set(args.owned(1), Value::Str(text.clone()), true);
-    ctx.modified(key);
+    ctx.changed(key, notify::STRING, "incrbyfloat");
     ctx.propagate_as(vec![
         Bytes::from_static(b"SET"),
         args.owned(1),

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::node::args::wrongtype;
 use crate::node::client::ClientState;
 use crate::node::db::Db;
+use crate::node::notify;
 use crate::node::reply::{Block, Reply};
 use crate::node::shared::Shared;
 use crate::node::store::Store;
@@ -138,17 +139,22 @@ impl<'a> Ctx<'a> {
     /// The value of `key`, any type; records the access in the key's clock.
     pub fn lookup(&mut self, key: &[u8]) -> Option<&Value> {
         if self.expire(key) {
-            self.store.stats.keyspace_misses += 1;
+            self.miss(key);
             return None;
         }
         self.store.read_touched(self.client.db, key)
+    }
+    /// A read found no `key`: counts a keyspace miss and notifies `keymiss`.
+    fn miss(&mut self, key: &[u8]) {
+        self.store.stats.keyspace_misses += 1;
+        self.notify(notify::KEY_MISS, "keymiss", key);
     }
     /// [`Ctx::lookup`] without recording an access: TYPE and OBJECT leave the idle time and
     /// the LFU counter alone (Redis's `LOOKUP_NOTOUCH`; TTL and EXISTS use
     /// [`Ctx::exists`], which does not record one either).
     pub fn peek(&mut self, key: &[u8]) -> Option<&Value> {
         if self.expire(key) {
-            self.store.stats.keyspace_misses += 1;
+            self.miss(key);
             return None;
         }
         self.store.read_counted(self.client.db, key)
@@ -183,11 +189,14 @@ impl<'a> Ctx<'a> {
     pub fn get_or_create<T: Kind>(&mut self, key: &[u8]) -> Result<&mut T, Reply> {
         self.expire(key);
         let touch = self.store.touch();
-        let db = self.store.db_mut(self.client.db);
-        if !db.contains(key) {
-            db.insert_touched(Bytes::copy_from_slice(key), T::empty(), false, &touch);
+        if !self.db().contains(key) {
+            self.db()
+                .insert_touched(Bytes::copy_from_slice(key), T::empty(), false, &touch);
+            self.notify(notify::NEW, "new", key);
+            let db = self.store.db_mut(self.client.db);
             return db.get_mut(key).and_then(T::of_mut).ok_or_else(wrongtype);
         }
+        let db = self.store.db_mut(self.client.db);
         db.get_touched(key, &touch)
             .and_then(T::of_mut)
             .ok_or_else(wrongtype)
@@ -214,7 +223,13 @@ impl<'a> Ctx<'a> {
     pub fn set(&mut self, key: Bytes, value: Value, keep_ttl: bool) {
         self.expire(&key);
         let touch = self.store.touch();
-        self.db().insert_touched(key, value, keep_ttl, &touch);
+        let db = self.store.db_mut(self.client.db);
+        if db.contains(&key) {
+            db.insert_touched(key, value, keep_ttl, &touch);
+        } else {
+            db.insert_touched(key.clone(), value, keep_ttl, &touch);
+            self.notify(notify::NEW, "new", &key);
+        }
     }
     /// The unix ms expiry of `key` (`None` if it has none or does not exist).
     pub fn expire_at(&mut self, key: &[u8]) -> Option<i64> {
@@ -232,6 +247,30 @@ impl<'a> Ctx<'a> {
     pub fn modified(&mut self, key: &[u8]) {
         self.dirty += 1;
         self.signal_key(key);
+    }
+    /// Publishes keyspace notification `event` of `class` (a [`notify`] flag) on `key` in
+    /// the current database, if `notify-keyspace-events` selects it. Handlers call it after
+    /// each change, with Redis's event name for it (`set`, `lpush`, `del`, ...), in the
+    /// order Redis does; a key a command creates announces itself (`new`) in [`Ctx::set`]
+    /// and [`Ctx::get_or_create`].
+    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+        self.store.notify(self.client.db, class, event, key);
+    }
+    /// [`Ctx::modified`] and [`Ctx::notify`] together: the common case of one change.
+    pub fn changed(&mut self, key: &[u8], class: u32, event: &str) {
+        self.modified(key);
+        self.notify(class, event, key);
+    }
+    /// After removing elements of `key` (a `T`): deletes it if that emptied it, counts the
+    /// change and notifies `event`, then `del` if it deleted (Redis's order). Returns true
+    /// if it deleted.
+    pub fn shrunk<T: Kind>(&mut self, key: &[u8], class: u32, event: &str) -> bool {
+        let deleted = self.delete_if_empty::<T>(key);
+        self.changed(key, class, event);
+        if deleted {
+            self.notify(notify::GENERIC, "del", key);
+        }
+        deleted
     }
     /// Counts `n` changes without signalling (FLUSHDB counts the keys it removed).
     pub fn dirty(&mut self, n: u64) {

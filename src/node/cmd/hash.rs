@@ -6,6 +6,7 @@ use bytes::{Bytes, BytesMut};
 use super::elems::{self, push_pair, rand_args, rand_positions, tri, SMALL};
 use super::{Args, Command, Ctx, Flags, Hash, Reply};
 use crate::node::args::{arity_error, parse_float, parse_int};
+use crate::node::notify;
 use crate::resp::encode;
 
 const W: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
@@ -59,7 +60,7 @@ fn set_pairs(ctx: &mut Ctx, args: &Args) -> Result<i64, Reply> {
         }
         i += 2;
     }
-    ctx.modified(args.get(1));
+    ctx.changed(args.get(1), notify::HASH, "hset");
     Ok(added)
 }
 
@@ -84,7 +85,7 @@ fn hsetnx(ctx: &mut Ctx, args: &Args) -> Reply {
         return Reply::Int(0);
     }
     tri!(ctx.get_or_create::<Hash>(key)).insert(args.owned(2), args.owned(3));
-    ctx.modified(key);
+    ctx.changed(key, notify::HASH, "hset");
     Reply::Int(1)
 }
 
@@ -117,8 +118,7 @@ fn hdel(ctx: &mut Ctx, args: &Args) -> Reply {
         }
     }
     if n > 0 {
-        ctx.delete_if_empty::<Hash>(key);
-        ctx.modified(key);
+        ctx.shrunk::<Hash>(key, notify::HASH, "hdel");
     }
     Reply::Int(n)
 }
@@ -191,7 +191,7 @@ fn hincrby(ctx: &mut Ctx, args: &Args) -> Reply {
         return Reply::error("ERR increment or decrement would overflow");
     };
     h.insert(args.owned(2), elems::int_bytes(next));
-    ctx.modified(key);
+    ctx.changed(key, notify::HASH, "hincrby");
     Reply::Int(next)
 }
 
@@ -216,7 +216,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &Args) -> Reply {
     }
     let text = Bytes::from(human_float(next));
     h.insert(args.owned(2), text.clone());
-    ctx.modified(key);
+    ctx.changed(key, notify::HASH, "hincrbyfloat");
     // Replicas must not redo float arithmetic: they get the resulting value.
     ctx.propagate_as(vec![
         Bytes::from_static(b"HSET"),

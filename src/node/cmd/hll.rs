@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::elems::tri;
 use super::{Args, Command, Ctx, Flags, Reply, Value};
+use crate::node::notify;
 
 /// The HyperLogLog family.
 pub static COMMANDS: &[Command] = &[
@@ -69,7 +70,7 @@ fn pfadd(ctx: &mut Ctx, args: &Args) -> Reply {
     let changed = created || grew;
     put(ctx, key, hll);
     if changed {
-        ctx.modified(key);
+        ctx.changed(key, notify::STRING, "pfadd");
     }
     Reply::Int(changed.into())
 }
@@ -100,6 +101,6 @@ fn pfmerge(ctx: &mut Ctx, args: &Args) -> Reply {
     }
     let key = args.get(1);
     put(ctx, key, sketch::from_raw(&raw));
-    ctx.modified(key);
+    ctx.changed(key, notify::STRING, "pfadd");
     Reply::Ok
 }

@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use super::{Args, Command, Ctx, Flags, Reply};
 use crate::node::args::NOT_INT;
+use crate::node::notify;
 
 const W: Flags = Flags::WRITE;
 const RF: Flags = Flags::READONLY.with(Flags::FAST);
@@ -32,7 +33,7 @@ fn del(ctx: &mut Ctx, args: &Args) -> Reply {
     let mut n = 0;
     for key in args.from(1) {
         if ctx.delete(key) {
-            ctx.modified(key);
+            ctx.changed(key, notify::GENERIC, "del");
             n += 1;
         }
     }
@@ -149,12 +150,12 @@ fn expire_generic(ctx: &mut Ctx, args: &Args, base: i64, unit: i64) -> Reply {
     }
     if when <= ctx.now_ms() && !ctx.store.replica && !ctx.client.from_master {
         ctx.delete(key);
-        ctx.modified(key);
+        ctx.changed(key, notify::GENERIC, "del");
         ctx.propagate_as(vec![Bytes::from_static(b"DEL"), args.owned(1)]);
         return Reply::Int(1);
     }
     ctx.db().set_expire(key, when);
-    ctx.modified(key);
+    ctx.changed(key, notify::GENERIC, "expire");
     let mut rewritten = vec![
         Bytes::from_static(b"PEXPIREAT"),
         args.owned(1),
@@ -173,7 +174,7 @@ fn dbsize(ctx: &mut Ctx, _: &Args) -> Reply {
 fn persist(ctx: &mut Ctx, args: &Args) -> Reply {
     let key = args.get(1);
     if ctx.exists(key) && ctx.db().persist(key) {
-        ctx.modified(key);
+        ctx.changed(key, notify::GENERIC, "persist");
         Reply::Int(1)
     } else {
         Reply::Int(0)

@@ -9,6 +9,7 @@ use crate::node::args::{parse_int, syntax, NOT_INT};
 use crate::node::db::DATABASES;
 use crate::node::encoding::encoding;
 use crate::node::glob;
+use crate::node::notify;
 use crate::node::value::Value;
 
 const W: Flags = Flags::WRITE;
@@ -56,6 +57,9 @@ fn rename_generic(ctx: &mut Ctx, args: &Args, nx: bool) -> Reply {
     let Some(value) = ctx.db().remove(src) else {
         return Reply::error("ERR no such key");
     };
+    // Redis deletes an existing destination before adding the value, so the destination
+    // is always announced as `new`.
+    ctx.db().remove(dst);
     ctx.set(args.owned(2), value, false);
     let db = ctx.db();
     if let Some(at) = ttl {
@@ -66,6 +70,8 @@ fn rename_generic(ctx: &mut Ctx, args: &Args, nx: bool) -> Reply {
     }
     ctx.modified(src);
     ctx.modified(dst);
+    ctx.notify(notify::GENERIC, "rename_from", src);
+    ctx.notify(notify::GENERIC, "rename_to", dst);
     if nx {
         Reply::Int(1)
     } else {
@@ -116,10 +122,12 @@ fn copy(ctx: &mut Ctx, args: &Args) -> Reply {
     let db = store.db_mut(target_db);
     db.remove(dst);
     db.insert_touched(args.owned(2), value, false, &touch);
+    store.notify(target_db, notify::NEW, "new", dst);
     if let Some(at) = ttl {
-        db.set_expire(dst, at);
+        store.db_mut(target_db).set_expire(dst, at);
     }
     store.signal(target_db, dst, ctx.client.id);
+    store.notify(target_db, notify::GENERIC, "copy_to", dst);
     ctx.dirty(1);
     Reply::Int(1)
 }

@@ -10,6 +10,7 @@ use super::elems;
 use super::elems::tri;
 use super::{args, Args, Command, Ctx, Flags, List, Reply};
 use crate::node::args::arity_error;
+use crate::node::notify;
 
 const W: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
 const WF: Flags = Flags::WRITE.with(Flags::FAST);
@@ -68,6 +69,20 @@ impl End {
             End::Right => b"RIGHT",
         }
     }
+    /// The keyspace event of a pop at this end.
+    pub(super) fn pop_event(self) -> &'static str {
+        match self {
+            End::Left => "lpop",
+            End::Right => "rpop",
+        }
+    }
+    /// The keyspace event of a push at this end.
+    fn push_event(self) -> &'static str {
+        match self {
+            End::Left => "lpush",
+            End::Right => "rpush",
+        }
+    }
     fn pop(self, l: &mut List) -> Option<Bytes> {
         match self {
             End::Left => l.pop_front(),
@@ -96,7 +111,7 @@ fn push(ctx: &mut Ctx, args: &Args, end: End, only_existing: bool) -> Reply {
         end.push(l, args.owned(i));
     }
     let len = l.len() as i64;
-    ctx.modified(key);
+    ctx.changed(key, notify::LIST, end.push_event());
     Reply::Int(len)
 }
 
@@ -140,8 +155,7 @@ fn pop(ctx: &mut Ctx, args: &Args, end: End, name: &str) -> Reply {
             Reply::Array((0..n).filter_map(|_| end.pop(l).map(Reply::Bulk)).collect())
         }
     };
-    ctx.delete_if_empty::<List>(key);
-    ctx.modified(key);
+    ctx.shrunk::<List>(key, notify::LIST, end.pop_event());
     reply
 }
 
@@ -202,7 +216,7 @@ fn lset(ctx: &mut Ctx, args: &Args) -> Reply {
         return Reply::error("ERR index out of range");
     };
     *slot = args.owned(3);
-    ctx.modified(key);
+    ctx.changed(key, notify::LIST, "lset");
     Reply::Ok
 }
 
@@ -223,7 +237,7 @@ fn linsert(ctx: &mut Ctx, args: &Args) -> Reply {
     };
     l.insert(pos + usize::from(after), args.owned(4));
     let len = l.len() as i64;
-    ctx.modified(key);
+    ctx.changed(key, notify::LIST, "linsert");
     Reply::Int(len)
 }
 
@@ -264,8 +278,7 @@ fn lrem(ctx: &mut Ctx, args: &Args) -> Reply {
     }
     let removed = before - l.len();
     if removed > 0 {
-        ctx.delete_if_empty::<List>(key);
-        ctx.modified(key);
+        ctx.shrunk::<List>(key, notify::LIST, "lrem");
     }
     Reply::Int(removed as i64)
 }
@@ -283,8 +296,7 @@ fn ltrim(ctx: &mut Ctx, args: &Args) -> Reply {
             l.drain(..a);
         }
     }
-    ctx.delete_if_empty::<List>(key);
-    ctx.modified(key);
+    ctx.shrunk::<List>(key, notify::LIST, "ltrim");
     Reply::Ok
 }
 
@@ -386,10 +398,11 @@ fn move_one(
     let Some(v) = ctx.write::<List>(src)?.and_then(|l| from.pop(l)) else {
         return Ok(None);
     };
-    ctx.delete_if_empty::<List>(src);
-    ctx.modified(src);
+    // Pushed before the source is deleted if empty, so a rotation of a one-element list
+    // (source = destination) keeps its key, and in Redis's event order: push, pop, del.
     to.push(ctx.get_or_create::<List>(dst)?, v.clone());
-    ctx.modified(dst);
+    ctx.changed(dst, notify::LIST, to.push_event());
+    ctx.shrunk::<List>(src, notify::LIST, from.pop_event());
     Ok(Some(v))
 }
 

@@ -7,6 +7,7 @@ use super::elems::tri;
 use super::elems::{self, SMALL};
 use super::{args, Args, Command, Ctx, Flags, Reply, Set, Value};
 use crate::node::args::parse_int;
+use crate::node::notify;
 
 const W: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
 const WF: Flags = Flags::WRITE.with(Flags::FAST);
@@ -56,7 +57,7 @@ fn sadd(ctx: &mut Ctx, args: &Args) -> Reply {
         }
     }
     if added > 0 {
-        ctx.modified(key);
+        ctx.changed(key, notify::SET, "sadd");
     }
     Reply::Int(added)
 }
@@ -76,8 +77,7 @@ fn srem(ctx: &mut Ctx, args: &Args) -> Reply {
         }
     }
     if n > 0 {
-        ctx.delete_if_empty::<Set>(key);
-        ctx.modified(key);
+        ctx.shrunk::<Set>(key, notify::SET, "srem");
     }
     Reply::Int(n)
 }
@@ -152,8 +152,7 @@ fn spop(ctx: &mut Ctx, args: &Args) -> Reply {
     let Some(m) = s.swap_remove_index(i) else {
         return Reply::Null;
     };
-    ctx.delete_if_empty::<Set>(key);
-    ctx.modified(key);
+    ctx.shrunk::<Set>(key, notify::SET, "spop");
     // A random choice: replicas must remove the same member.
     ctx.propagate_as(vec![Bytes::from_static(b"SREM"), args.owned(1), m.clone()]);
     Reply::Bulk(m)
@@ -172,7 +171,8 @@ fn spop_count(ctx: &mut Ctx, args: &Args, count: usize) -> Reply {
         let Some(Value::Set(s)) = ctx.db().remove(key) else {
             return Reply::Set(Vec::new());
         };
-        ctx.modified(key);
+        ctx.changed(key, notify::SET, "spop");
+        ctx.notify(notify::GENERIC, "del", key);
         ctx.propagate_as(vec![Bytes::from_static(b"DEL"), args.owned(1)]);
         return Reply::Set(members(&s));
     }
@@ -187,7 +187,7 @@ fn spop_count(ctx: &mut Ctx, args: &Args, count: usize) -> Reply {
         .into_iter()
         .filter_map(|i| s.swap_remove_index(i))
         .collect();
-    ctx.modified(key);
+    ctx.changed(key, notify::SET, "spop");
     let mut srem = Vec::with_capacity(popped.len() + 2);
     srem.push(Bytes::from_static(b"SREM"));
     srem.push(args.owned(1));
@@ -243,12 +243,11 @@ fn smove(ctx: &mut Ctx, args: &Args) -> Reply {
     if let Some(s) = tri!(ctx.write::<Set>(src)) {
         remove_member(s, member);
     }
-    ctx.delete_if_empty::<Set>(src);
-    ctx.modified(src);
+    ctx.shrunk::<Set>(src, notify::SET, "srem");
     // Redis signals the destination only when the member was not there already
     // ("SMOVE only notify dstset when the addition is successful").
     if tri!(ctx.get_or_create::<Set>(dst)).insert(args.owned(3)) {
-        ctx.modified(dst);
+        ctx.changed(dst, notify::SET, "sadd");
     }
     Reply::Int(1)
 }
@@ -345,11 +344,16 @@ fn algebra_store(ctx: &mut Ctx, args: &Args, op: Op) -> Reply {
     let n = result.len() as i64;
     if result.is_empty() {
         if ctx.delete(dst) {
-            ctx.modified(dst);
+            ctx.changed(dst, notify::GENERIC, "del");
         }
     } else {
         ctx.set(args.owned(1), Value::Set(result), false);
-        ctx.modified(dst);
+        let event = match op {
+            Op::Inter => "sinterstore",
+            Op::Union => "sunionstore",
+            Op::Diff => "sdiffstore",
+        };
+        ctx.changed(dst, notify::SET, event);
     }
     Reply::Int(n)
 }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::{Args, Command, Ctx, Flags, Hash, List, Reply, Value};
 use crate::node::args::{parse_float, parse_int, syntax, NOT_INT};
+use crate::node::notify;
 
 /// The sort family.
 pub static COMMANDS: &[Command] = &[
@@ -173,12 +174,12 @@ fn sort_generic(ctx: &mut Ctx, args: &Args, read_only: bool) -> Reply {
             let n = out.len() as i64;
             if out.is_empty() {
                 if ctx.delete(&dest) {
-                    ctx.modified(&dest);
+                    ctx.changed(&dest, notify::GENERIC, "del");
                 }
             } else {
                 let list: List = out.into_iter().map(Option::unwrap_or_default).collect();
                 ctx.set(dest.clone(), Value::List(list), false);
-                ctx.modified(&dest);
+                ctx.changed(&dest, notify::LIST, "sortstore");
             }
             Reply::Int(n)
         }

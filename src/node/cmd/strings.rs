@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use super::{Args, Command, Ctx, Flags, Reply, Value};
 use crate::node::args::{syntax, NOT_INT};
+use crate::node::notify;
 
 /// The string family.
 pub static COMMANDS: &[Command] = &[
@@ -137,11 +138,13 @@ fn set(ctx: &mut Ctx, args: &Args) -> Reply {
         Value::Str(args.owned(2)),
         expiry == Expiry::KeepTtl,
     );
+    ctx.notify(notify::STRING, "set", key);
     if let Some(at) = at_ms {
         ctx.db().set_expire(key, at);
         if matches!(expiry, Expiry::Relative(_) | Expiry::Absolute(1000)) {
             propagate_set_pxat(ctx, args.owned(1), args.owned(2), at);
         }
+        ctx.notify(notify::GENERIC, "expire", key);
     }
     ctx.modified(key);
     old.unwrap_or(Reply::Ok)
@@ -166,7 +169,7 @@ fn getset(ctx: &mut Ctx, args: &Args) -> Reply {
         Err(e) => return e,
     };
     ctx.set(args.owned(1), Value::Str(args.owned(2)), false);
-    ctx.modified(args.get(1));
+    ctx.changed(args.get(1), notify::STRING, "set");
     Reply::opt_bulk(old)
 }
 
@@ -178,7 +181,7 @@ fn getdel(ctx: &mut Ctx, args: &Args) -> Reply {
         Err(e) => return e,
     };
     ctx.delete(key);
-    ctx.modified(key);
+    ctx.changed(key, notify::GENERIC, "del");
     Reply::Bulk(old)
 }
 
@@ -232,11 +235,11 @@ fn getex(ctx: &mut Ctx, args: &Args) -> Reply {
         };
         if at <= ctx.now_ms() && !ctx.store.replica && !ctx.client.from_master {
             ctx.delete(key);
-            ctx.modified(key);
+            ctx.changed(key, notify::GENERIC, "del");
             ctx.propagate_as(vec![Bytes::from_static(b"DEL"), args.owned(1)]);
         } else {
             ctx.db().set_expire(key, at);
-            ctx.modified(key);
+            ctx.changed(key, notify::GENERIC, "expire");
             let mut n = itoa::Buffer::new();
             ctx.propagate_as(vec![
                 Bytes::from_static(b"PEXPIREAT"),
@@ -245,7 +248,7 @@ fn getex(ctx: &mut Ctx, args: &Args) -> Reply {
             ]);
         }
     } else if persist && ctx.db().persist(key) {
-        ctx.modified(key);
+        ctx.changed(key, notify::GENERIC, "persist");
         ctx.propagate_as(vec![Bytes::from_static(b"PERSIST"), args.owned(1)]);
     }
     Reply::Bulk(value)
@@ -284,7 +287,7 @@ fn msetnx(ctx: &mut Ctx, args: &Args) -> Reply {
 fn set_pairs(ctx: &mut Ctx, args: &Args) {
     for i in (1..args.len()).step_by(2) {
         ctx.set(args.owned(i), Value::Str(args.owned(i + 1)), false);
-        ctx.modified(args.get(i));
+        ctx.changed(args.get(i), notify::STRING, "set");
     }
 }
 
@@ -293,7 +296,7 @@ fn setnx(ctx: &mut Ctx, args: &Args) -> Reply {
         return Reply::Int(0);
     }
     ctx.set(args.owned(1), Value::Str(args.owned(2)), false);
-    ctx.modified(args.get(1));
+    ctx.changed(args.get(1), notify::STRING, "set");
     Reply::Int(1)
 }
 
@@ -317,8 +320,9 @@ fn set_with_ttl(ctx: &mut Ctx, args: &Args, unit: i64, name: &str) -> Reply {
         return Reply::error(format!("ERR invalid expire time in '{name}' command"));
     };
     ctx.set(args.owned(1), Value::Str(args.owned(3)), false);
+    ctx.notify(notify::STRING, "set", args.get(1));
     ctx.db().set_expire(args.get(1), at);
-    ctx.modified(args.get(1));
+    ctx.changed(args.get(1), notify::GENERIC, "expire");
     propagate_set_pxat(ctx, args.owned(1), args.owned(3), at);
     Reply::Ok
 }
@@ -342,7 +346,7 @@ fn append(ctx: &mut Ctx, args: &Args) -> Reply {
     };
     let len = joined.len() as i64;
     ctx.set(args.owned(1), Value::Str(joined), true);
-    ctx.modified(key);
+    ctx.changed(key, notify::STRING, "append");
     Reply::Int(len)
 }
 
@@ -407,6 +411,6 @@ fn setrange(ctx: &mut Ctx, args: &Args) -> Reply {
     v[offset..offset + patch.len()].copy_from_slice(patch);
     let len = v.len() as i64;
     ctx.set(args.owned(1), Value::Str(Bytes::from(v)), true);
-    ctx.modified(key);
+    ctx.changed(key, notify::STRING, "setrange");
     Reply::Int(len)
 }

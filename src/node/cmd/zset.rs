@@ -14,6 +14,7 @@ use self::range::{by_rank, LexRange, ScoreRange, Shape};
 use self::store::{Op, Output};
 use super::elems::tri;
 use super::{args, Args, Command, Ctx, Flags, Reply, ZSet};
+use crate::node::notify;
 use crate::node::value::Score;
 
 const W: Flags = Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST);
@@ -166,7 +167,7 @@ fn zadd(ctx: &mut Ctx, args: &Args) -> Reply {
             ctx.delete_if_empty::<ZSet>(key);
         }
         if added + updated > 0 {
-            ctx.modified(key);
+            ctx.changed(key, notify::ZSET, if f.incr { "zincr" } else { "zadd" });
         }
     }
     if f.incr {
@@ -189,7 +190,7 @@ fn zincrby(ctx: &mut Ctx, args: &Args) -> Reply {
         return Reply::error(NAN_SCORE);
     }
     z.insert(args.owned(3), new);
-    ctx.modified(key);
+    ctx.changed(key, notify::ZSET, "zincr");
     Reply::Double(new)
 }
 
@@ -200,8 +201,7 @@ fn zrem(ctx: &mut Ctx, args: &Args) -> Reply {
     };
     let n = args.from(2).filter(|m| z.remove(m).is_some()).count();
     if n > 0 {
-        ctx.delete_if_empty::<ZSet>(key);
-        ctx.modified(key);
+        ctx.shrunk::<ZSet>(key, notify::ZSET, "zrem");
     }
     Reply::Int(n as i64)
 }
@@ -341,7 +341,12 @@ fn zintercard(ctx: &mut Ctx, args: &Args) -> Reply {
 }
 
 /// Removes the selected members; answers how many.
-fn remove_selected(ctx: &mut Ctx, key: &[u8], pick: impl Fn(&ZSet) -> Vec<Bytes>) -> Reply {
+fn remove_selected(
+    ctx: &mut Ctx,
+    key: &[u8],
+    event: &str,
+    pick: impl Fn(&ZSet) -> Vec<Bytes>,
+) -> Reply {
     let Some(z) = tri!(ctx.write::<ZSet>(key)) else {
         return Reply::Int(0);
     };
@@ -350,22 +355,21 @@ fn remove_selected(ctx: &mut Ctx, key: &[u8], pick: impl Fn(&ZSet) -> Vec<Bytes>
         z.remove(m);
     }
     if !doomed.is_empty() {
-        ctx.delete_if_empty::<ZSet>(key);
-        ctx.modified(key);
+        ctx.shrunk::<ZSet>(key, notify::ZSET, event);
     }
     Reply::Int(doomed.len() as i64)
 }
 
 fn zremrangebyscore(ctx: &mut Ctx, args: &Args) -> Reply {
     let range = tri!(ScoreRange::parse(args.get(2), args.get(3)));
-    remove_selected(ctx, args.get(1), |z| {
+    remove_selected(ctx, args.get(1), "zremrangebyscore", |z| {
         range.iter(z).map(|(m, _)| m.clone()).collect()
     })
 }
 
 fn zremrangebyrank(ctx: &mut Ctx, args: &Args) -> Reply {
     let (start, stop) = (tri!(args.int(2)), tri!(args.int(3)));
-    remove_selected(ctx, args.get(1), |z| {
+    remove_selected(ctx, args.get(1), "zremrangebyrank", |z| {
         by_rank(z, start, stop, false)
             .into_iter()
             .map(|(m, _)| m.clone())
@@ -375,7 +379,7 @@ fn zremrangebyrank(ctx: &mut Ctx, args: &Args) -> Reply {
 
 fn zremrangebylex(ctx: &mut Ctx, args: &Args) -> Reply {
     let range = tri!(LexRange::parse(args.get(2), args.get(3)));
-    remove_selected(ctx, args.get(1), |z| {
+    remove_selected(ctx, args.get(1), "zremrangebylex", |z| {
         range
             .collect(z, false)
             .into_iter()

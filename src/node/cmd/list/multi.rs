@@ -6,6 +6,7 @@ use bytes::Bytes;
 use super::{move_one, End};
 use crate::node::cmd::elems::tri;
 use crate::node::cmd::{args, elems, Args, Ctx, List, Reply};
+use crate::node::notify;
 
 /// BLPOP/BRPOP: the first non-empty list among the keys gives an element; otherwise block.
 fn bpop(ctx: &mut Ctx, args: &Args, end: End) -> Reply {
@@ -17,8 +18,7 @@ fn bpop(ctx: &mut Ctx, args: &Args, end: End) -> Reply {
             continue;
         };
         let Some(v) = end.pop(l) else { continue };
-        ctx.delete_if_empty::<List>(key);
-        ctx.modified(key);
+        ctx.shrunk::<List>(key, notify::LIST, end.pop_event());
         let name: &'static [u8] = match end {
             End::Left => b"LPOP",
             End::Right => b"RPOP",
@@ -90,8 +90,7 @@ fn mpop(ctx: &mut Ctx, args: &Args, at: usize, blocking: bool) -> Reply {
         if popped.is_empty() {
             continue;
         }
-        ctx.delete_if_empty::<List>(key);
-        ctx.modified(key);
+        ctx.shrunk::<List>(key, notify::LIST, end.pop_event());
         let name: &'static [u8] = match end {
             End::Left => b"LPOP",
             End::Right => b"RPOP",

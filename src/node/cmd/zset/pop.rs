@@ -5,7 +5,17 @@ use bytes::Bytes;
 use super::range::scored_items;
 use crate::node::cmd::elems::tri;
 use crate::node::cmd::{args, elems, Args, Ctx, Reply, ZSet};
+use crate::node::notify;
 use crate::resp::Protocol;
+
+/// The keyspace event of a pop from the top (`max`) or the bottom.
+fn pop_event(max: bool) -> &'static str {
+    if max {
+        "zpopmax"
+    } else {
+        "zpopmin"
+    }
+}
 
 /// ZPOPMIN/ZPOPMAX: without a count a flat `[member, score]`; with one, pairs (nested in
 /// RESP3).
@@ -28,8 +38,7 @@ fn zpop(ctx: &mut Ctx, args: &Args, max: bool) -> Reply {
         return Reply::Array(Vec::new());
     }
     let popped: Vec<(Bytes, f64)> = (0..n).filter_map(|_| z.pop(max)).collect();
-    ctx.delete_if_empty::<ZSet>(key);
-    ctx.modified(key);
+    ctx.shrunk::<ZSet>(key, notify::ZSET, pop_event(max));
     Reply::Array(scored_items(popped, true, resp3 && count.is_some()))
 }
 
@@ -51,8 +60,7 @@ fn bzpop(ctx: &mut Ctx, args: &Args, max: bool) -> Reply {
             continue;
         };
         let Some((m, s)) = z.pop(max) else { continue };
-        ctx.delete_if_empty::<ZSet>(key);
-        ctx.modified(key);
+        ctx.shrunk::<ZSet>(key, notify::ZSET, pop_event(max));
         let name: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
         ctx.propagate_as(vec![Bytes::from_static(name), args.owned(i)]);
         return Reply::Array(vec![
@@ -102,8 +110,7 @@ fn zmpop_generic(ctx: &mut Ctx, args: &Args, at: usize, blocking: bool) -> Reply
         if popped.is_empty() {
             continue;
         }
-        ctx.delete_if_empty::<ZSet>(key);
-        ctx.modified(key);
+        ctx.shrunk::<ZSet>(key, notify::ZSET, pop_event(max));
         let name: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
         ctx.propagate_as(vec![Bytes::from_static(name), args.owned(i), m.count_arg]);
         let pairs = popped

@@ -10,6 +10,7 @@ use crate::node::args::{parse_float, Args};
 use crate::node::cmd::elems::{push_pair, tri};
 use crate::node::cmd::list::rank_range;
 use crate::node::cmd::{args, elems, Ctx, Reply, Value, ZSet};
+use crate::node::notify;
 use crate::node::reply::format_double;
 use crate::node::value::Score;
 use crate::resp::encode;
@@ -270,7 +271,7 @@ pub fn zrange(ctx: &mut Ctx, args: &Args, shape: Shape) -> Reply {
     let picked: Vec<(Bytes, f64)> = {
         let Some(z) = tri!(ctx.read::<ZSet>(args.get(shape.src))) else {
             return match shape.dst {
-                Some(d) => store_result(ctx, args, d, ZSet::default()),
+                Some(d) => store_result(ctx, args, d, ZSet::default(), "zrangestore"),
                 None => Reply::Array(Vec::new()),
             };
         };
@@ -302,7 +303,7 @@ pub fn zrange(ctx: &mut Ctx, args: &Args, shape: Shape) -> Reply {
         for (m, s) in picked {
             out.insert(m, s);
         }
-        return store_result(ctx, args, d, out);
+        return store_result(ctx, args, d, out, "zrangestore");
     }
     if !with_scores {
         return elems::bulk_array(picked.iter().map(|(m, _)| &m[..]));
@@ -347,17 +348,18 @@ pub fn scored_items(items: Vec<(Bytes, f64)>, with_scores: bool, resp3: bool) ->
 }
 
 /// Stores a computed sorted set under argument `dst` (replacing any value, TTL cleared), or
-/// deletes `dst` when the result is empty; answers the result's size.
-pub fn store_result(ctx: &mut Ctx, args: &Args, dst: usize, z: ZSet) -> Reply {
+/// deletes `dst` when the result is empty; answers the result's size. `event` is the
+/// keyspace event of a stored result (the command's name).
+pub fn store_result(ctx: &mut Ctx, args: &Args, dst: usize, z: ZSet, event: &str) -> Reply {
     let key = args.get(dst);
     let n = z.len() as i64;
     if z.is_empty() {
         if ctx.delete(key) {
-            ctx.modified(key);
+            ctx.changed(key, notify::GENERIC, "del");
         }
     } else {
         ctx.set(args.owned(dst), Value::ZSet(z), false);
-        ctx.modified(key);
+        ctx.changed(key, notify::ZSET, event);
     }
     Reply::Int(n)
 }

@@ -189,7 +189,7 @@ pub fn combine(ctx: &mut Ctx, args: &Args, op: Op, out: Output, name: &str) -> R
         }
     };
     match out {
-        Output::Store => store_result(ctx, args, 1, result),
+        Output::Store => store_result(ctx, args, 1, result, name),
         Output::Card => Reply::Int(match limit {
             0 => result.len(),
             n => result.len().min(n),
