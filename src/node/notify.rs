@@ -44,6 +44,63 @@ pub const NEW: u32 = 1 << 14;
 pub const ALL: u32 =
     GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
 
+/// Write commands whose Redis implementation looks their keys up for reading
+/// (`lookupKeyRead`), so a missing key is a `keymiss` event; every other write looks up
+/// for writing, which never notifies one.
+pub const READ_LOOKUP_WRITES: &[&str] = &[
+    "set",
+    "getset",
+    "getdel",
+    "getex",
+    "copy",
+    "sort",
+    "pfcount",
+    "pfmerge",
+    "sinterstore",
+    "sunionstore",
+    "sdiffstore",
+    "zunionstore",
+    "zinterstore",
+    "zdiffstore",
+    "zrangestore",
+];
+
+/// Commands whose Redis implementation adds its reply before it notifies (measured against
+/// redis-server 7.0 with a RESP3 client subscribed to its own writes): that client reads
+/// these commands' events after the reply, other commands' before it.
+pub const REPLY_FIRST: &[&str] = &[
+    "getset",
+    "getex",
+    "getdel",
+    "expire",
+    "pexpire",
+    "expireat",
+    "pexpireat",
+    "lpop",
+    "rpop",
+    "blpop",
+    "brpop",
+    "lset",
+    "lpush",
+    "rpush",
+    "lpushx",
+    "rpushx",
+    "hset",
+    "hmset",
+    "hsetnx",
+    "hincrby",
+    "hincrbyfloat",
+    "zadd",
+    "zincrby",
+    "sinterstore",
+    "sunionstore",
+    "sdiffstore",
+    "zunionstore",
+    "zinterstore",
+    "zdiffstore",
+    "zrangestore",
+];
+
 /// Redis's refusal of a flag it does not know (the text after `CONFIG SET failed ... - `).
 pub const INVALID: &str = "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.";
 
@@ -112,14 +169,25 @@ pub fn render(flags: u32) -> String {
     out
 }
 
-/// Publishes `event` of `class` on `key` in database `db` if `flags` select it (Redis's
-/// `notifyKeyspaceEvent`): first the keyspace channel, then the keyevent channel. Every
-/// subscriber, the writer included, gets the message through its mailbox.
+/// Where a notification goes: which database, and who caused it.
+pub struct Origin<'a> {
+    /// The database of the key.
+    pub db: usize,
+    /// The client whose command caused the event (0: the server, e.g. active expiry).
+    pub writer: u64,
+    /// Where the writer's own copy goes if it is subscribed (RESP3 lets a client subscribe
+    /// and write on one connection): Redis writes it into the reply stream before the
+    /// command's reply. `None`: through its mailbox like everyone else's.
+    pub own: Option<&'a mut BytesMut>,
+}
+
+/// Publishes `event` of `class` on `key` if `flags` select it (Redis's
+/// `notifyKeyspaceEvent`): first the keyspace channel, then the keyevent channel.
 pub fn publish(
     pubsub: &PubSub,
     clients: &Clients,
     flags: u32,
-    db: usize,
+    origin: Origin<'_>,
     class: u32,
     event: &str,
     key: &[u8],
@@ -127,16 +195,20 @@ pub fn publish(
     if flags & class == 0 || pubsub.is_empty() {
         return;
     }
-    // Nobody is the publisher here: no subscriber's copy goes into a reply.
+    let Origin { db, writer, own } = origin;
     let mut unused = BytesMut::new();
+    let (me, own) = match own {
+        Some(buf) => (writer, buf),
+        None => (0, &mut unused),
+    };
     if flags & KEYSPACE != 0 {
         let mut chan = format!("__keyspace@{db}__:").into_bytes();
         chan.extend_from_slice(key);
-        pubsub.publish(clients, &chan, event.as_bytes(), false, 0, &mut unused);
+        pubsub.publish(clients, &chan, event.as_bytes(), false, me, own);
     }
     if flags & KEYEVENT != 0 {
         let chan = format!("__keyevent@{db}__:{event}");
-        pubsub.publish(clients, chan.as_bytes(), key, false, 0, &mut unused);
+        pubsub.publish(clients, chan.as_bytes(), key, false, me, own);
     }
 }
 

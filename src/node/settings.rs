@@ -174,6 +174,9 @@ pub struct Settings {
     values: IndexMap<&'static str, String>,
     /// `client-output-buffer-limit`, parsed (read on every pub/sub delivery).
     output_limits: OutputLimits,
+    /// `notify-keyspace-events` as flags. Kept beside the text because Redis's text is
+    /// lossy: with `A`, an `n` is not shown (`AnK` reads back as `AK`) but still applies.
+    notify_flags: u32,
 }
 
 impl Default for Settings {
@@ -189,6 +192,7 @@ impl Default for Settings {
         Settings {
             values,
             output_limits: OutputLimits::default(),
+            notify_flags: 0,
         }
     }
 }
@@ -237,6 +241,16 @@ impl Settings {
             let _ = limits.update(v);
         }
         self.output_limits = limits;
+        // The text of unchanged flags is their own rendering; only changed ones are parsed
+        // back (losing an `n` hidden by `A`, the one case the text cannot carry).
+        let text = self.get("notify-keyspace-events").unwrap_or("");
+        if super::notify::render(self.notify_flags) != text {
+            self.notify_flags = super::notify::parse(text.as_bytes()).unwrap_or(0);
+        }
+    }
+    /// `notify-keyspace-events` as flags ([`super::notify`]).
+    pub fn notify_flags(&self) -> u32 {
+        self.notify_flags
     }
     /// `client-output-buffer-limit`.
     pub fn output_limits(&self) -> &OutputLimits {
@@ -346,7 +360,10 @@ impl Settings {
                 }
             },
             Kind::Events => match super::notify::parse(value) {
-                Some(flags) => super::notify::render(flags),
+                Some(flags) => {
+                    self.notify_flags = flags;
+                    super::notify::render(flags)
+                }
                 None => return invalid(super::notify::INVALID),
             },
             Kind::OutputLimits => {

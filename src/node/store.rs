@@ -159,29 +159,41 @@ impl Store {
     /// Publishes keyspace notification `event` of `class` (a [`super::notify`] flag) on
     /// `key` in `db`, if `notify-keyspace-events` selects it.
     pub fn notify(&self, db: usize, class: u32, event: &str, key: &[u8]) {
+        self.notify_from(
+            super::notify::Origin {
+                db,
+                writer: 0,
+                own: None,
+            },
+            class,
+            event,
+            key,
+        );
+    }
+    /// [`Store::notify`] for an event caused by a client's command (see
+    /// [`super::notify::Origin`]).
+    pub fn notify_from(
+        &self,
+        origin: super::notify::Origin<'_>,
+        class: u32,
+        event: &str,
+        key: &[u8],
+    ) {
         if self.notify_flags & class != 0 {
             super::notify::publish(
                 &self.pubsub,
                 &self.clients,
                 self.notify_flags,
-                db,
+                origin,
                 class,
                 event,
                 key,
             );
         }
     }
-    /// Notifies `keymiss` if `key` is not in `db` and `m` is on (checked first: a read pays
-    /// for the extra lookup only then).
-    fn notify_miss(&self, db: usize, key: &[u8]) {
-        if self.notify_flags & super::notify::KEY_MISS != 0 && !self.db(db).contains(key) {
-            self.notify(db, super::notify::KEY_MISS, "keymiss", key);
-        }
-    }
     /// The value of `key` in `db` for a read command, counting a keyspace hit or miss,
     /// without recording an access (TYPE and OBJECT, as Redis's `LOOKUP_NOTOUCH`).
     pub fn read_counted(&mut self, db: usize, key: &[u8]) -> Option<&super::value::Value> {
-        self.notify_miss(db, key);
         let found = self.dbs[db.min(DATABASES - 1)].get(key);
         match found {
             Some(_) => self.stats.keyspace_hits += 1,
@@ -191,7 +203,6 @@ impl Store {
     }
     /// [`Store::read_counted`] recording the access in the key's clock (every other read).
     pub fn read_touched(&mut self, db: usize, key: &[u8]) -> Option<&super::value::Value> {
-        self.notify_miss(db, key);
         let touch = self.touch();
         let found = self.dbs[db.min(DATABASES - 1)].get_touched(key, &touch);
         match found {
@@ -275,11 +286,7 @@ impl Store {
             count(&self.settings, "min-replicas-to-write").unwrap_or(0),
             count(&self.settings, "min-replicas-max-lag").unwrap_or(0),
         );
-        self.notify_flags = self
-            .settings
-            .get("notify-keyspace-events")
-            .and_then(|v| super::notify::parse(v.as_bytes()))
-            .unwrap_or(0);
+        self.notify_flags = self.settings.notify_flags();
         if let Some(v) = int(&self.settings, "latency-monitor-threshold") {
             self.latency.threshold_ms = u64::try_from(v).unwrap_or(0);
         }

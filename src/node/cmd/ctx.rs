@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::node::args::wrongtype;
 use crate::node::client::ClientState;
@@ -40,6 +40,11 @@ pub struct Ctx<'a> {
     in_exec: bool,
     /// A MULTI was put on the feed for the running EXEC; EXEC must close it.
     exec_open: bool,
+    /// Keyspace notifications for the calling client itself (subscribed on this
+    /// connection), to go before the running command's reply.
+    own_pushes: BytesMut,
+    /// The same, to go after the reply (commands Redis answers before it notifies).
+    own_after: BytesMut,
     /// When the previous command ended (or the batch started): the next command's start.
     /// One clock read per command instead of two; the few instructions between commands
     /// are counted with the next one.
@@ -74,6 +79,8 @@ impl<'a> Ctx<'a> {
             propagation: Propagation::Verbatim,
             in_exec: false,
             exec_open: false,
+            own_pushes: BytesMut::new(),
+            own_after: BytesMut::new(),
             last_mark,
         }
     }
@@ -136,18 +143,44 @@ impl<'a> Ctx<'a> {
     pub fn exists(&mut self, key: &[u8]) -> bool {
         !self.expire(key) && self.db().contains(key)
     }
+    /// [`Ctx::exists`] for a command that reads the key (EXISTS, TTL): a missing key is a
+    /// `keymiss` event, as Redis's read lookup makes it.
+    pub fn exists_read(&mut self, key: &[u8]) -> bool {
+        let found = self.exists(key);
+        if !found {
+            self.notify_miss(key);
+        }
+        found
+    }
     /// The value of `key`, any type; records the access in the key's clock.
     pub fn lookup(&mut self, key: &[u8]) -> Option<&Value> {
         if self.expire(key) {
             self.miss(key);
             return None;
         }
+        if self.store.notify_flags & notify::KEY_MISS != 0 && !self.db().contains(key) {
+            self.notify_miss(key);
+        }
         self.store.read_touched(self.client.db, key)
     }
-    /// A read found no `key`: counts a keyspace miss and notifies `keymiss`.
+    /// A read found `key` expired: counts a keyspace miss and notifies `keymiss`.
     fn miss(&mut self, key: &[u8]) {
         self.store.stats.keyspace_misses += 1;
-        self.notify(notify::KEY_MISS, "keymiss", key);
+        self.notify_miss(key);
+    }
+    /// Notifies `keymiss` for a read of missing `key`, if `m` is on and the running command
+    /// looks keys up as Redis's `lookupKeyRead` does: read commands, and the few writes that
+    /// read their sources that way. Other writes look up with `lookupKeyWrite`, which never
+    /// notifies, and subcommands (OBJECT ...) look up without notifying.
+    fn notify_miss(&mut self, key: &[u8]) {
+        if self.store.notify_flags & notify::KEY_MISS == 0 {
+            return;
+        }
+        let reads = super::lookup(self.client.last_cmd.as_bytes())
+            .is_some_and(|c| !c.is_write() || notify::READ_LOOKUP_WRITES.contains(&c.name));
+        if reads {
+            self.notify(notify::KEY_MISS, "keymiss", key);
+        }
     }
     /// [`Ctx::lookup`] without recording an access: TYPE and OBJECT leave the idle time and
     /// the LFU counter alone (Redis's `LOOKUP_NOTOUCH`; TTL and EXISTS use
@@ -156,6 +189,9 @@ impl<'a> Ctx<'a> {
         if self.expire(key) {
             self.miss(key);
             return None;
+        }
+        if self.store.notify_flags & notify::KEY_MISS != 0 && !self.db().contains(key) {
+            self.notify_miss(key);
         }
         self.store.read_counted(self.client.db, key)
     }
@@ -253,8 +289,39 @@ impl<'a> Ctx<'a> {
     /// each change, with Redis's event name for it (`set`, `lpush`, `del`, ...), in the
     /// order Redis does; a key a command creates announces itself (`new`) in [`Ctx::set`]
     /// and [`Ctx::get_or_create`].
-    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
-        self.store.notify(self.client.db, class, event, key);
+    pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
+        // Inside EXEC or a script the command's reply is part of a larger one: the caller's
+        // own copy goes through its mailbox rather than into the middle of it.
+        let inline = !self.in_exec && !self.client.in_script;
+        // Where Redis adds the reply before notifying, the caller's copy follows the reply;
+        // a created key's `new` comes from the key's creation, before either.
+        let after = inline
+            && self.client.subscriptions() > 0
+            && event != "new"
+            && notify::REPLY_FIRST.contains(&self.client.last_cmd);
+        let origin = notify::Origin {
+            db: self.client.db,
+            writer: self.client.id,
+            own: inline.then_some(if after {
+                &mut self.own_after
+            } else {
+                &mut self.own_pushes
+            }),
+        };
+        self.store.notify_from(origin, class, event, key);
+    }
+    /// The command's reply, preceded by the notifications the caller received from its own
+    /// command (Redis writes them into the reply stream first).
+    pub(crate) fn with_own_pushes(&mut self, reply: Reply) -> Reply {
+        if (self.own_pushes.is_empty() && self.own_after.is_empty())
+            || matches!(reply, Reply::Block(_))
+        {
+            return reply;
+        }
+        let mut out = std::mem::take(&mut self.own_pushes);
+        reply.encode(self.client.proto, &mut out);
+        out.extend_from_slice(&std::mem::take(&mut self.own_after));
+        Reply::Raw(out.freeze())
     }
     /// [`Ctx::modified`] and [`Ctx::notify`] together: the common case of one change.
     pub fn changed(&mut self, key: &[u8], class: u32, event: &str) {

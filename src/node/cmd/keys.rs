@@ -41,7 +41,7 @@ fn del(ctx: &mut Ctx, args: &Args) -> Reply {
 }
 
 fn exists(ctx: &mut Ctx, args: &Args) -> Reply {
-    let n = args.from(1).filter(|k| ctx.exists(k)).count();
+    let n = args.from(1).filter(|k| ctx.exists_read(k)).count();
     Reply::Int(n as i64)
 }
 
@@ -51,7 +51,7 @@ fn type_(ctx: &mut Ctx, args: &Args) -> Reply {
 
 /// Remaining time in ms: -2 missing, -1 no expiry.
 fn remaining_ms(ctx: &mut Ctx, key: &[u8]) -> i64 {
-    if !ctx.exists(key) {
+    if !ctx.exists_read(key) {
         return -2;
     }
     match ctx.expire_at(key) {
@@ -73,7 +73,7 @@ fn pttl(ctx: &mut Ctx, args: &Args) -> Reply {
 }
 
 fn expire_time(ctx: &mut Ctx, key: &[u8], unit: i64) -> Reply {
-    if !ctx.exists(key) {
+    if !ctx.exists_read(key) {
         return Reply::Int(-2);
     }
     Reply::Int(ctx.expire_at(key).map_or(-1, |at| at / unit))

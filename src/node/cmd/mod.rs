@@ -252,7 +252,7 @@ pub fn execute_found(ctx: &mut Ctx<'_>, req: &Request, idx: usize, cmd: &'static
     if !ctx.client.in_script && !matches!(reply, Reply::Block(_)) {
         monitoring::record(ctx, cmd, &args, usec);
     }
-    reply
+    ctx.with_own_pushes(reply)
 }
 
 /// The positions of `cmd`'s key arguments in a call with `argc` arguments (COMMAND
