@@ -1,0 +1,83 @@
+//! A script or function that has written and then runs past `busy-reply-threshold`,
+//! differential against redis-server (both started here): other clients get BUSY, SCRIPT
+//! KILL / FUNCTION KILL answer UNKILLABLE (or the refusal for the other kind), and
+//! `SHUTDOWN NOSAVE` stops the server anyway.
+
+mod common;
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::node::Node;
+use common::{wait_until, Client, Redis};
+
+const T: Duration = Duration::from_secs(20);
+
+/// A library whose function writes, then loops until the server stops.
+const LIBRARY: &str = "#!lua name=stuck\n\
+    redis.register_function('stuck', function(keys, args)\n\
+      redis.call('set', keys[1], 'written')\n\
+      while true do end\n\
+    end)";
+
+/// Raw bytes of one reply as text.
+fn raw(c: &mut Client, cmd: &[&str]) -> String {
+    String::from_utf8_lossy(&c.cmd_raw(cmd)).into_owned()
+}
+
+/// Starts the stuck script (`fcall` false: an EVAL) on `addr`, then records what other
+/// clients are told, in order, ending with SHUTDOWN NOSAVE; asserts the server stopped.
+fn scenario(addr: &str, fcall: bool) -> Vec<String> {
+    let mut admin = Client::connect(addr);
+    admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "100"]);
+    if fcall {
+        admin.cmd(&["FUNCTION", "LOAD", LIBRARY]);
+    }
+    let mut runner = Client::connect(addr);
+    if fcall {
+        runner.send(&["FCALL", "stuck", "1", "k"]);
+    } else {
+        runner.send(&[
+            "EVAL",
+            "redis.call('set', KEYS[1], 'written') while true do end",
+            "1",
+            "k",
+        ]);
+    }
+    wait_until(T, "BUSY", || {
+        raw(&mut Client::connect(addr), &["PING"]).starts_with("-BUSY")
+    });
+    let mut seen = Vec::new();
+    let mut other = Client::connect(addr);
+    for cmd in [
+        &["GET", "k"][..],
+        &["SET", "k", "v"],
+        &["SCRIPT", "KILL"],
+        &["FUNCTION", "KILL"],
+        &["PING"],
+    ] {
+        seen.push(raw(&mut other, cmd));
+    }
+    other.send(&["SHUTDOWN", "NOSAVE"]);
+    wait_until(T, "the server to stop", || {
+        TcpStream::connect(addr).is_err()
+    });
+    // The script's caller hears nothing more: its connection closes.
+    assert!(runner.try_read().is_err(), "{addr}: the runner got a reply");
+    seen
+}
+
+#[test]
+fn a_script_that_wrote_is_unkillable_and_shutdown_nosave_stops_the_node() {
+    for fcall in [false, true] {
+        let (redis, node) = (Redis::start(), Node::start());
+        let want = scenario(&redis.addr(), fcall);
+        let got = scenario(&node.addr(), fcall);
+        assert_eq!(got, want, "fcall {fcall}");
+        let kill = if fcall { &want[3] } else { &want[2] };
+        assert!(
+            kill.starts_with("-UNKILLABLE Sorry the script already executed write commands"),
+            "{kill}"
+        );
+    }
+}
