@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
@@ -134,7 +134,7 @@ impl Shared {
             .take()
     }
     /// Locks the store (a poisoned lock is recovered: see [`super::store::lock`]).
-    pub fn lock(&self) -> MutexGuard<'_, Store> {
+    pub fn lock(&self) -> super::store::Locked<'_> {
         super::store::lock(&self.store)
     }
     /// The store's mutex itself, for code that must not depend on `Shared` (the AOF file).

@@ -33,8 +33,33 @@ const CYCLE_BUDGET_US: u128 = 25_000;
 /// Locks `store`. A panic while holding the lock poisons it; the keyspace is still
 /// structurally valid (every mutation is a single container operation), so we carry on
 /// rather than take the whole node down.
-pub fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
-    store.lock().unwrap_or_else(|p| p.into_inner())
+pub fn lock(store: &Mutex<Store>) -> Locked<'_> {
+    Locked(store.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// The locked store. Releasing it ends a turn of work (a client's batch, an expiry
+/// cycle, a script): the keys changed meanwhile are reported to BCAST tracking clients
+/// then, together, as Redis reports them once per event-loop turn.
+pub struct Locked<'a>(MutexGuard<'a, Store>);
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Store {
+        &mut self.0
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let store = &mut *self.0;
+        store.tracking.flush_bcast(&store.clients);
+    }
 }
 
 /// The whole keyspace and the state that must change atomically with it.

@@ -6,7 +6,7 @@
 //! key's trackers have been told it changed they must read it again to hear of the next
 //! change. With nobody tracking, recording and invalidating cost one branch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::{Bytes, BytesMut};
 
@@ -23,6 +23,10 @@ pub struct Tracking {
     pub noloop: HashSet<u64>,
     /// BCAST clients and their prefixes (none: every key).
     pub bcast: HashMap<u64, Vec<Bytes>>,
+    /// Changed keys not yet reported to BCAST clients, by prefix (empty: the clients
+    /// without one), each with the client that changed it last (for NOLOOP). Sorted maps:
+    /// Redis keeps both in radix trees and reports in their (byte) order.
+    pending: BTreeMap<Bytes, BTreeMap<Bytes, u64>>,
 }
 
 impl Tracking {
@@ -54,10 +58,56 @@ impl Tracking {
                 }
             }
         }
-        for (&id, prefixes) in &self.bcast {
-            let wanted = prefixes.is_empty() || prefixes.iter().any(|p| key.starts_with(p));
-            if wanted && !own(id) {
-                send(clients, id, keys.clone());
+        for prefixes in self.bcast.values() {
+            let all: &[Bytes] = &[Bytes::new()];
+            let list = if prefixes.is_empty() { all } else { prefixes };
+            for p in list.iter().filter(|p| key.starts_with(p)) {
+                self.pending
+                    .entry(p.clone())
+                    .or_default()
+                    .insert(Bytes::copy_from_slice(key), writer);
+            }
+        }
+    }
+
+    /// Reports the keys changed since the last call to BCAST clients, as Redis does once
+    /// per event-loop turn: per prefix, one `invalidate` with every changed key under it,
+    /// in byte order, to each client registered for that prefix (a NOLOOP client without
+    /// the keys it changed itself, and nothing if that leaves none). Called when the store
+    /// lock is released, so a batch of pipelined commands is reported together.
+    pub fn flush_bcast(&mut self, clients: &Clients) {
+        if self.pending.is_empty() {
+            return;
+        }
+        for (prefix, keys) in std::mem::take(&mut self.pending) {
+            let mut common: Option<Reply> = None;
+            for (&id, prefixes) in &self.bcast {
+                let registered = if prefix.is_empty() {
+                    prefixes.is_empty() || prefixes.contains(&prefix)
+                } else {
+                    prefixes.contains(&prefix)
+                };
+                if !registered {
+                    continue;
+                }
+                let list = if self.noloop.contains(&id) {
+                    let mine: Vec<Reply> = keys
+                        .iter()
+                        .filter(|(_, &by)| by != id)
+                        .map(|(k, _)| Reply::Bulk(k.clone()))
+                        .collect();
+                    if mine.is_empty() {
+                        continue;
+                    }
+                    Reply::Array(mine)
+                } else {
+                    common
+                        .get_or_insert_with(|| {
+                            Reply::Array(keys.keys().map(|k| Reply::Bulk(k.clone())).collect())
+                        })
+                        .clone()
+                };
+                send(clients, id, list);
             }
         }
     }
@@ -65,6 +115,7 @@ impl Tracking {
     /// Every key changed (FLUSHDB, FLUSHALL): a null invalidation to every tracking client.
     pub fn invalidate_all(&mut self, clients: &Clients) {
         self.by_key.clear();
+        self.pending.clear();
         for &id in &self.clients {
             send(clients, id, Reply::NullArray);
         }
