@@ -32,7 +32,10 @@
 //! on it and sends client-side cache invalidations (`Store::signal`). A command that must be propagated in another form (non-deterministic or
 //! relative: SPOP → SREM, INCRBYFLOAT → SET KEEPTTL, EXPIRE → PEXPIREAT, BLPOP → LPOP) calls
 //! `ctx.propagate_as(vec![...])` once per command to emit instead. Read-only commands do
-//! none of this.
+//! none of this. Each change is also a keyspace notification with Redis's event name:
+//! `ctx.changed(key, notify::LIST, "lpush")` (= `modified` + `notify`), and
+//! `ctx.shrunk::<T>(key, class, event)` after removing elements (deletes an emptied key and
+//! adds Redis's `del` event).
 //!
 //! **Blocking** (BLPOP, BRPOP, BLMOVE, BZPOPMIN/MAX). Parse the timeout with
 //! [`args::timeout`]. If an element is available, serve it like the non-blocking form
