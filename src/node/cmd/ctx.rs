@@ -259,8 +259,10 @@ impl<'a> Ctx<'a> {
     pub fn set(&mut self, key: Bytes, value: Value, keep_ttl: bool) {
         self.expire(&key);
         let touch = self.store.touch();
+        let announce = self.store.notify_flags & notify::NEW != 0;
         let db = self.store.db_mut(self.client.db);
-        if db.contains(&key) {
+        // Whether the key is new is only looked up when someone wants `new` events.
+        if !announce || db.contains(&key) {
             db.insert_touched(key, value, keep_ttl, &touch);
         } else {
             db.insert_touched(key.clone(), value, keep_ttl, &touch);
@@ -290,6 +292,9 @@ impl<'a> Ctx<'a> {
     /// order Redis does; a key a command creates announces itself (`new`) in [`Ctx::set`]
     /// and [`Ctx::get_or_create`].
     pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
+        if self.store.notify_flags & class == 0 {
+            return; // the common case: notifications off
+        }
         // Inside EXEC or a script the command's reply is part of a larger one: the caller's
         // own copy goes through its mailbox rather than into the middle of it.
         let inline = !self.in_exec && !self.client.in_script;
