@@ -40,7 +40,9 @@ fn watch_is_broken_by_another_client() {
         assert_eq!(a.cmd_raw(&["PING"]), b"+QUEUED\r\n");
         assert_eq!(a.cmd_raw(&["EXEC"]), b"*-1\r\n", "after {breaker:?}");
     }
-    assert_eq!(a.cmd_raw(&["SET", "k", "1", "PX", "50"]), b"+OK\r\n");
+    // Long enough that the WATCH below comes before the expiry on a loaded machine (at 50 ms
+    // it sometimes did not, and EXEC then ran: the key was gone before it was watched).
+    assert_eq!(a.cmd_raw(&["SET", "k", "1", "PX", "400"]), b"+OK\r\n");
     assert_eq!(a.cmd_raw(&["WATCH", "k"]), b"+OK\r\n");
     wait_until(Duration::from_secs(5), "k to expire", || {
         b.cmd(&["EXISTS", "k"]) == Resp::Int(0)
