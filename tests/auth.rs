@@ -376,14 +376,16 @@ fn passthrough_clients_run_as_their_own_redis_users() {
         assert_eq!(c.cmd(&app), ok());
         assert_eq!(c.cmd(&boss), ok());
     }
-    let proxy = Sluice::start(&passthrough_example(&master, &replica));
+    let config = passthrough_example(&master, &replica).replace(
+        "\nauth = \"passthrough\"\n",
+        "\nauth = \"passthrough\"\nallow_commands = [\"CLIENT NO-EVICT\"]\n",
+    );
+    let proxy = Sluice::start(&config);
     let addr = proxy.addr();
 
     let mut c = Client::connect(&addr);
-    assert_eq!(
-        c.cmd(&["GET", "app:1"]),
-        err("NOAUTH Authentication required.")
-    );
+    // Before AUTH, a client is `default`, as on Redis, while that user needs no password.
+    assert_eq!(c.cmd(&["ACL", "WHOAMI"]), Resp::Bulk(b"default".to_vec()));
     assert_eq!(c.cmd(&["AUTH", "app", "wrong"]), err(WRONGPASS));
     assert_eq!(c.cmd(&["AUTH", "app", "app-pw"]), ok());
     // Redis's ACL decides, with its own words.
@@ -430,6 +432,12 @@ fn passthrough_clients_run_as_their_own_redis_users() {
         other => panic!("CLIENT LIST as boss: {other:?}"),
     }
     assert_eq!(boss.cmd(&["ACL", "SETUSER", "temp", "on", ">t"]), ok());
+    // An admin CLIENT subcommand the proxy does not answer itself reaches the node.
+    assert_eq!(boss.cmd(&["CLIENT", "NO-EVICT", "ON"]), ok());
+    assert_eq!(
+        c.cmd(&["CLIENT", "NO-EVICT", "ON"]),
+        noperm("client|no-evict")
+    );
     assert_ne!(
         master.client().cmd(&["ACL", "GETUSER", "temp"]),
         Resp::Nil,
@@ -521,10 +529,8 @@ fn passthrough_in_a_cluster_pool_runs_as_each_user_on_every_shard() {
     let proxy = passthrough_cluster(&cluster, 3, "");
     let addr = proxy.addr();
     let mut c = Client::connect(&addr);
-    assert_eq!(
-        c.cmd(&["GET", "app:1"]),
-        err("NOAUTH Authentication required.")
-    );
+    // Before AUTH, a client is `default`, as on Redis, while that user needs no password.
+    assert_eq!(c.cmd(&["ACL", "WHOAMI"]), Resp::Bulk(b"default".to_vec()));
     assert_eq!(c.cmd(&["AUTH", "app", "wrong"]), err(WRONGPASS));
     assert_eq!(c.cmd(&["AUTH", "app", "app-pw"]), ok());
 
@@ -812,4 +818,67 @@ fn passthrough_tracking_tells_a_user_only_of_keys_it_may_read() {
     }
     let keys = invalidations_until(&mut boss, "app:1");
     assert!(keys.iter().any(|k| k == "secret:1"), "{keys:?}");
+}
+
+/// A passthrough pool in front of `master` alone, with the proxy's own connections logging
+/// in with `backend` (`extra` config lines).
+fn passthrough_pool(master: &Redis, extra: &str) -> String {
+    common::standalone_config(
+        master,
+        &[],
+        "master",
+        &format!("auth = \"passthrough\"\n{extra}"),
+    )
+}
+
+/// A client that has not authenticated is `default` while that user needs no password, and
+/// gets NOAUTH once `requirepass` is set. `AUTH password` without a user name is not `AUTH
+/// default password` on Redis: with a passwordless `default` user it is refused (redis-py's
+/// own test_auth checks this), with `requirepass` it checks that password. Through a
+/// passthrough pool the client gets the master's answers, byte for byte.
+#[test]
+fn passthrough_login_and_auth_without_a_user_name_answer_as_redis() {
+    let master = Redis::start();
+    let proxy = Sluice::start(&passthrough_pool(&master, ""));
+    let mut direct = Client::connect(&master.addr());
+    // Without AUTH a client is `default` (no password needed), as on Redis.
+    let mut c = Client::connect(&proxy.addr());
+    // RESP3 clients connect with a bare HELLO 3.
+    match c.cmd(&["HELLO", "3"]) {
+        Resp::Map(_) => {}
+        other => panic!("HELLO 3 before AUTH: {other:?}"),
+    }
+    assert_eq!(c.cmd(&["SET", "k", "v0"]), ok());
+    assert_eq!(c.cmd(&["ACL", "WHOAMI"]), Resp::Bulk(b"default".to_vec()));
+    let mut c = login(&proxy.addr(), "default", "anything");
+    let expected = direct.cmd_raw(&["AUTH", "some_password"]);
+    assert!(expected.starts_with(b"-ERR AUTH <password> called without"));
+    assert_eq!(
+        String::from_utf8_lossy(&c.cmd_raw(&["AUTH", "some_password"])),
+        String::from_utf8_lossy(&expected)
+    );
+    // The refusal leaves the client logged in as before.
+    assert_eq!(c.cmd(&["SET", "k", "v"]), ok());
+
+    assert_eq!(direct.cmd(&["CONFIG", "SET", "requirepass", "pw"]), ok());
+    let proxy = Sluice::start(&passthrough_pool(&master, "backend_password = \"pw\""));
+    let mut direct = Client::connect(&master.addr());
+    let mut c = Client::connect(&proxy.addr());
+    // Without AUTH, `default` now needs the password: NOAUTH, as from Redis.
+    for cmd in [&["HELLO", "3"][..], &["GET", "k"]] {
+        assert_eq!(
+            String::from_utf8_lossy(&c.cmd_raw(cmd)),
+            String::from_utf8_lossy(&direct.cmd_raw(cmd)),
+            "{cmd:?}"
+        );
+    }
+    for pass in ["wrong", "pw"] {
+        assert_eq!(
+            String::from_utf8_lossy(&c.cmd_raw(&["AUTH", pass])),
+            String::from_utf8_lossy(&direct.cmd_raw(&["AUTH", pass])),
+            "AUTH {pass}"
+        );
+    }
+    assert_eq!(c.cmd(&["GET", "k"]), Resp::Bulk(b"v".to_vec()));
+    assert_eq!(direct.cmd(&["CONFIG", "SET", "requirepass", ""]), ok());
 }

@@ -220,7 +220,7 @@ impl Parts {
             req,
             info,
             silent,
-            exclusive,
+            mut exclusive,
         } = held;
         self.drain().await?;
         let Parts {
@@ -228,6 +228,10 @@ impl Parts {
             io,
             pending,
         } = &mut self;
+        if session.needs_default_login(&req, info) {
+            session.default_login().await;
+            exclusive = session.needs_connection_of_its_own(&req, info);
+        }
         let done = if exclusive {
             // It may wait long: CLIENT LIST shows it meanwhile.
             session.note_activity(info, io);
@@ -374,6 +378,15 @@ impl Session {
             self.track_request(&req, info);
         }
         let silent = self.silences(info);
+        if self.needs_default_login(&req, info) {
+            // Passthrough: the master says whether it may run as `default` (no AUTH).
+            return Some(Held {
+                req,
+                info,
+                silent,
+                exclusive: false,
+            });
+        }
         // Pools with users: the logged-in user's rights, checked before anything runs.
         if self.pool.auth.checks_commands() {
             if let Some(reply) = self.users_gate(&req, info) {

@@ -237,9 +237,10 @@ impl Session {
             }
         }
         if !self.authed {
+            // Redis 7.0's words (7.2 says "HELLO <proto> AUTH").
             return error_bytes(
                 "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
-                 HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+                 HELLO AUTH <user> <pass> option can be used to authenticate the client and \
                  select the RESP protocol version at the same time",
             );
         }

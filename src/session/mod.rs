@@ -166,6 +166,9 @@ enum Login {
     User(Arc<users::User>),
     /// `auth = "passthrough"`: the client's own Redis user's connections.
     Link(Arc<crate::backend::per_user::UserLink>),
+    /// `auth = "passthrough"`: the client has not authenticated and the master does not let
+    /// `default` in without a password (see `Session::default_login`).
+    DefaultRefused,
 }
 
 impl Client {

@@ -15,7 +15,7 @@ use super::tracking::readable::Readable;
 use super::{error_bytes, Login, Session};
 use crate::backend::mux::ReplyResult;
 use crate::backend::per_user::{self, Credentials, UserLink, Via};
-use crate::backend::{BackendError, Node};
+use crate::backend::{BackendError, DirectConn, Node};
 use crate::command::{flags, CommandInfo, Special};
 use crate::config::ClientAuth;
 use crate::resp::{ClientError, Protocol, Request};
@@ -71,7 +71,9 @@ impl Session {
             if self.tx.is_open() || matches!(special, Special::Monitor | Special::ClientUnblock) {
                 return None;
             }
-            return Some(self.local(req, info).unwrap_or_default());
+            // What the proxy does not answer itself (CLIENT NO-EVICT) goes on to the node, as
+            // the user, on the usual exclusive path.
+            return self.local(req, info);
         }
         if !self.tx.is_open() && self.authenticates_at_master(req, info) {
             return Some(self.authenticate_at_master(req, info).await);
@@ -110,25 +112,49 @@ impl Session {
             user: String::from_utf8_lossy(user).into_owned(),
             pass: String::from_utf8_lossy(pass).into_owned(),
         });
-        let master = match self.pool.router.master(&self.pool.topology.load()) {
-            Ok(m) => m,
-            Err(e) => return ClientError::from(e).to_bytes(),
-        };
-        // A dedicated connection that logs in as the user: its handshake is the check. It
-        // is closed afterwards (the user's shared connections open on first use).
-        match master
-            .dedicated
-            .checkout_as(Protocol::Resp2, Some(&cred))
-            .await
-        {
-            Ok(conn) => drop(conn),
-            Err(BackendError::Handshake { reason, .. }) => {
+        match self.log_in_at_master(&cred, Some(req)).await {
+            Ok(()) => {}
+            Err(Refused::Handshake(reason)) => {
                 self.pool
                     .auth
                     .failed(super::users::Failure::WrongPass, self.entry.addr, user);
                 return error_bytes(&reason);
             }
-            Err(e) => return ClientError::from(e).to_bytes(),
+            Err(Refused::Reply(reply)) => return reply,
+        }
+        // AUTH answers OK; HELLO builds its reply (its AUTH now matches the login).
+        self.local(req, info).unwrap_or_default()
+    }
+
+    /// Logs the client in as `cred` if the master accepts them (a dedicated connection that
+    /// logs in as the user: its handshake is the check; it is closed afterwards, the user's
+    /// shared connections open on first use). `req`: the client's own AUTH, asked again in
+    /// its own form (see [`legacy_auth_refusal`]).
+    async fn log_in_at_master(
+        &mut self,
+        cred: &Arc<Credentials>,
+        req: Option<&Request>,
+    ) -> Result<(), Refused> {
+        let master = self
+            .pool
+            .router
+            .master(&self.pool.topology.load())
+            .map_err(|e| Refused::Reply(ClientError::from(e).to_bytes()))?;
+        match master
+            .dedicated
+            .checkout_as(Protocol::Resp2, Some(cred))
+            .await
+        {
+            Ok(mut conn) => {
+                if let Some(req) = req {
+                    let timeout = self.pool.cfg.request_timeout;
+                    if let Some(refusal) = legacy_auth_refusal(req, &mut conn, timeout).await {
+                        return Err(Refused::Reply(refusal));
+                    }
+                }
+            }
+            Err(BackendError::Handshake { reason, .. }) => return Err(Refused::Handshake(reason)),
+            Err(e) => return Err(Refused::Reply(ClientError::from(e).to_bytes())),
         }
         let link = self.pool.auth.links.get(Credentials {
             user: cred.user.clone(),
@@ -146,8 +172,37 @@ impl Session {
                 _ => self.tracking_off(),
             }
         }
-        // AUTH answers OK; HELLO builds its reply (its AUTH now matches the login).
-        self.local(req, info).unwrap_or_default()
+        Ok(())
+    }
+
+    /// True when this request of a client that has not authenticated should first try to
+    /// log it in as `default` (see [`Session::default_login`]).
+    pub(super) fn needs_default_login(&self, req: &Request, info: Option<&CommandInfo>) -> bool {
+        self.pool.auth.mode == ClientAuth::Passthrough
+            && !self.authed
+            && self.login.is_none()
+            && match Special::of(info) {
+                Special::Auth | Special::Quit | Special::Reset => false,
+                // `HELLO 3` alone is what RESP3 clients connect with.
+                Special::Hello => credentials(req).is_none(),
+                _ => true,
+            }
+    }
+
+    /// A client that has not authenticated is, on Redis, the `default` user, allowed to run
+    /// commands while that user needs no password (no `requirepass`): passthrough pools
+    /// ask the master the same (a login as `default` with an empty password, which only a
+    /// `nopass` user accepts). Refused, the client gets NOAUTH until it authenticates (asked
+    /// once per client, so an unauthenticated client cannot make the proxy open a master
+    /// connection per command).
+    pub(super) async fn default_login(&mut self) {
+        let cred = Arc::new(Credentials {
+            user: "default".into(),
+            pass: String::new(),
+        });
+        if let Err(Refused::Handshake(_)) = self.log_in_at_master(&cred, None).await {
+            self.login = Some(Box::new(Login::DefaultRefused));
+        }
     }
 
     /// Passthrough pools: HELLO's AUTH after [`Session::authenticate_at_master`] accepted
@@ -257,6 +312,41 @@ pub(super) fn is_login(req: &Request, info: Option<&CommandInfo>) -> bool {
         Special::Auth => true,
         Special::Hello => credentials(req).is_some(),
         _ => false,
+    }
+}
+
+/// Why [`Session::log_in_at_master`] did not log the client in.
+enum Refused {
+    /// The master refused the credentials (its own text, e.g. WRONGPASS ...).
+    Handshake(String),
+    /// The reply to give the client (the master refused `AUTH pass`, or could not be asked).
+    Reply(Bytes),
+}
+
+/// `AUTH pass` (no user name) is not `AUTH default pass` on Redis: when the `default` user
+/// needs no password, Redis refuses it (`-ERR AUTH <password> called without any password
+/// configured for the default user...`) where `AUTH default pass` succeeds. The handshake
+/// logged in as `default`, so the master is asked again in the client's own form, on the
+/// same connection; its refusal is the client's answer (`None`: accepted, or another form).
+async fn legacy_auth_refusal(
+    req: &Request,
+    conn: &mut DirectConn,
+    timeout: std::time::Duration,
+) -> Option<Bytes> {
+    if !(req.arg(0).eq_ignore_ascii_case(b"auth") && req.len() == 2) {
+        return None;
+    }
+    let mut raw = bytes::BytesMut::new();
+    crate::resp::encode::command(&mut raw, &[b"AUTH", req.arg(1)]);
+    match tokio::time::timeout(timeout, conn.request(&raw)).await {
+        Ok(Ok(reply)) if reply.is_error() => Some(reply.raw),
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(ClientError::from(e).to_bytes()),
+        Err(_) => Some(error_bytes(&format!(
+            "ERR sluice: node {} did not answer AUTH within {} ms",
+            conn.addr(),
+            timeout.as_millis()
+        ))),
     }
 }
 
