@@ -389,22 +389,23 @@ fn token(line: &[u8], mut p: usize, emit: &mut impl FnMut(&[u8])) -> Result<usiz
     }
     match line.get(p) {
         None => Ok(p),
-        Some(b'"') => double_quoted(line, p + 1, emit),
-        Some(b'\'') => single_quoted(line, p + 1, emit),
+        Some(&q @ (b'"' | b'\'')) => quoted(line, p + 1, q, emit),
         Some(_) => Ok(p + 1),
     }
 }
 
-/// The rest of a double-quoted section starting after its opening quote, with sdssplitargs'
-/// escapes (`\xHH`, `\n`, `\r`, `\t`, `\b`, `\a`, any other byte as itself).
-fn double_quoted(
+/// The rest of a quoted section (`quote` is `"` or `'`) starting after its opening quote.
+/// Inside double quotes sdssplitargs decodes escapes (`backslash_escape`); inside single
+/// quotes only `\'` is one, any other backslash is itself.
+fn quoted(
     line: &[u8],
     mut p: usize,
+    quote: u8,
     emit: &mut impl FnMut(&[u8]),
 ) -> Result<usize, ProtocolError> {
     loop {
         let start = p;
-        while p < line.len() && line[p] != b'\\' && line[p] != b'"' {
+        while p < line.len() && line[p] != b'\\' && line[p] != quote {
             p += 1;
         }
         if p > start {
@@ -412,14 +413,22 @@ fn double_quoted(
         }
         match line.get(p) {
             None => return Err(ProtocolError::UnbalancedQuotes),
-            Some(b'"') => return closing_quote(line, p),
-            Some(_) => p = backslash_escape(line, p, emit)?,
+            Some(&c) if c == quote => return closing_quote(line, p),
+            Some(_) if quote == b'"' => p = backslash_escape(line, p, emit)?,
+            Some(_) if line.get(p + 1) == Some(&b'\'') => {
+                emit(b"'");
+                p += 2;
+            }
+            Some(_) => {
+                emit(b"\\");
+                p += 1;
+            }
         }
     }
 }
 
-/// A backslash at `p` inside double quotes: emits the byte it stands for, returns the
-/// position after the escape.
+/// A backslash at `p` inside double quotes: emits the byte it stands for (`\xHH`, `\n`,
+/// `\r`, `\t`, `\b`, `\a`, any other byte as itself), returns the position after the escape.
 fn backslash_escape(
     line: &[u8],
     p: usize,
@@ -445,36 +454,6 @@ fn backslash_escape(
         c => c,
     }]);
     Ok(p + 2)
-}
-
-/// The rest of a single-quoted section starting after its opening quote: only `\'` is an
-/// escape there, any other backslash is itself.
-fn single_quoted(
-    line: &[u8],
-    mut p: usize,
-    emit: &mut impl FnMut(&[u8]),
-) -> Result<usize, ProtocolError> {
-    loop {
-        let start = p;
-        while p < line.len() && line[p] != b'\\' && line[p] != b'\'' {
-            p += 1;
-        }
-        if p > start {
-            emit(&line[start..p]);
-        }
-        match line.get(p) {
-            None => return Err(ProtocolError::UnbalancedQuotes),
-            Some(b'\'') => return closing_quote(line, p),
-            Some(_) if line.get(p + 1) == Some(&b'\'') => {
-                emit(b"'");
-                p += 2;
-            }
-            Some(_) => {
-                emit(b"\\");
-                p += 1;
-            }
-        }
-    }
 }
 
 /// A closing quote at `p` ends the argument and must be followed by a space or the line's end.
