@@ -238,28 +238,3 @@ pub(crate) fn busy_error(eval: bool) -> Reply {
         )
     }
 }
-
-/// COMMAND GETKEYS for EVAL/EVALSHA/FCALL and their `_RO` forms (`numkeys key...` after
-/// the script or function, the command name being argument `at`); `None` for others.
-pub(crate) fn script_keys(name: &str, args: &Args, at: usize) -> Option<Reply> {
-    if !matches!(
-        name,
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
-    ) {
-        return None;
-    }
-    let numkeys = crate::node::args::parse_int(args.get(at + 2)).unwrap_or(-1);
-    let first = at + 3;
-    if numkeys <= 0 || first + numkeys as usize > args.len() {
-        return Some(Reply::error(if numkeys == 0 {
-            "ERR The command has no key arguments"
-        } else {
-            "ERR Invalid arguments specified for command"
-        }));
-    }
-    Some(Reply::Array(
-        (first..first + numkeys as usize)
-            .map(|i| Reply::bulk(args.get(i)))
-            .collect(),
-    ))
-}
