@@ -132,9 +132,11 @@ fn list(args: &Args) -> Reply {
         Some((kind, what)) => match kind.as_slice() {
             b"pattern" => crate::node::glob::matches_case(what, name.as_bytes(), true),
             b"aclcat" => e.is_some_and(|e| {
-                e.categories
-                    .iter()
-                    .any(|c| c[1..].as_bytes().eq_ignore_ascii_case(what))
+                e.categories.iter().any(|c| {
+                    c.as_bytes()
+                        .get(1..)
+                        .is_some_and(|c| c.eq_ignore_ascii_case(what))
+                })
             }),
             // No modules in node mode.
             _ => false,
