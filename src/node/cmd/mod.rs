@@ -77,6 +77,7 @@ mod list;
 mod memory;
 mod monitoring;
 mod multi;
+pub(crate) mod oom;
 mod pubsub;
 mod replication;
 pub(crate) mod scripting;
@@ -244,7 +245,9 @@ pub fn execute_found(ctx: &mut Ctx<'_>, req: &Request, idx: usize, cmd: &'static
     stats.total_commands_processed += 1;
     let failed = reply.is_error();
     if let Reply::Error(e) = &reply {
-        stats.error(e);
+        if !std::mem::take(&mut ctx.client.error_counted) {
+            stats.error(e);
+        }
     }
     let st = match sub {
         Some(name) => stats.sub(name),
@@ -421,6 +424,9 @@ fn check(ctx: &mut Ctx<'_>, cmd: &Command, args: &Args) -> Option<Reply> {
         if let Some(r) = crate::node::cluster::redirect::check(ctx, cmd, args) {
             return Some(r);
         }
+    }
+    if let Some(r) = oom::refusal(ctx, cmd, args) {
+        return Some(r);
     }
     if let Some(r) = replica_refusal(ctx, cmd) {
         return Some(r);

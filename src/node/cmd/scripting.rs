@@ -131,6 +131,7 @@ fn eval_generic(ctx: &mut Ctx, args: &Args, by_sha: bool, ro: bool) -> Reply {
         eval: true,
         read_only: read_only(script_flags, ro),
         name: &sha,
+        allow_oom: script_flags & flags::ALLOW_OOM != 0,
     };
     let started = std::time::Instant::now();
     let reply = run(&engine, ctx, &func, &keys, &argv, opts);
