@@ -420,6 +420,10 @@ fn check(ctx: &mut Ctx<'_>, cmd: &Command, args: &Args) -> Option<Reply> {
     if !ctx.client.authed && !cmd.flags.has(Flags::NO_AUTH) {
         return Some(Reply::error("NOAUTH Authentication required."));
     }
+    // Redis 7.0's `no-multi` commands (SAVE would block, SHUTDOWN would run at EXEC).
+    if ctx.client.multi.is_some() && matches!(cmd.name, "save" | "shutdown" | "sync" | "psync") {
+        return Some(Reply::error("ERR Command not allowed inside a transaction"));
+    }
     if ctx.store.cluster.is_some() {
         if let Some(r) = crate::node::cluster::redirect::check(ctx, cmd, args) {
             return Some(r);
