@@ -157,44 +157,59 @@ fn put_zeros(b: &mut BytesMut, mut n: usize) {
     }
 }
 
-/// The sparse form of `raw` (cache stale), or `None` if a register is above 32 or the
-/// form is longer than `max_bytes`.
-fn encode_sparse(raw: &Raw, max_bytes: usize) -> Option<BytesMut> {
-    let mut b = header(SPARSE, HEADER + 64);
-    let mut i = 0;
-    while i < REGISTERS {
-        let v = raw[i];
-        let run = raw[i..].iter().take_while(|&&r| r == v).count();
-        if v == 0 {
-            put_zeros(&mut b, run);
-        } else {
-            if v > SPARSE_VAL_MAX {
-                return None;
-            }
-            let mut left = run;
-            while left > 0 {
-                let len = left.min(4);
-                b.put_u8(0x80 | (v - 1) << 2 | (len - 1) as u8);
-                left -= len;
-            }
+/// The sparse form of the non-empty registers `regs` (ascending indices; cache stale), or
+/// `None` if a register is above 32 or the form is longer than `max_bytes`.
+fn encode_sparse(regs: &[(usize, u8)], max_bytes: usize) -> Option<BytesMut> {
+    let mut b = header(SPARSE, HEADER + 3 * regs.len() + 4);
+    let mut next = 0; // the first register not encoded yet
+    let mut k = 0;
+    while k < regs.len() {
+        let (i, v) = regs[k];
+        if v > SPARSE_VAL_MAX {
+            return None;
         }
-        i += run;
+        put_zeros(&mut b, i - next);
+        // A run of consecutive registers holding the same value, in VALs of up to 4.
+        let run = regs[k..]
+            .iter()
+            .enumerate()
+            .take_while(|(n, &(j, w))| j == i + n && w == v)
+            .count();
+        let mut left = run;
+        while left > 0 {
+            let len = left.min(4);
+            b.put_u8(0x80 | (v - 1) << 2 | (len - 1) as u8);
+            left -= len;
+        }
+        next = i + run;
+        k += run;
         if b.len() > max_bytes {
             return None;
         }
+    }
+    put_zeros(&mut b, REGISTERS - next);
+    if b.len() > max_bytes {
+        return None;
     }
     invalidate(&mut b);
     Some(b)
 }
 
-/// The dense form of `raw` (cache stale).
-fn encode_dense(raw: &Raw) -> BytesMut {
+/// The non-empty registers of `raw`, ascending.
+fn nonzero(raw: &Raw) -> Vec<(usize, u8)> {
+    raw.iter()
+        .enumerate()
+        .filter(|(_, &r)| r > 0)
+        .map(|(i, &r)| (i, r))
+        .collect()
+}
+
+/// The dense form of non-empty registers (cache stale).
+fn encode_dense_regs(regs: &[(usize, u8)]) -> BytesMut {
     let mut dense = header(DENSE, SIZE);
     dense.put_bytes(0, SIZE - HEADER);
-    for (i, &r) in raw.iter().enumerate() {
-        if r > 0 {
-            set(&mut dense, i, r);
-        }
+    for &(i, r) in regs {
+        set(&mut dense, i, r);
     }
     invalidate(&mut dense);
     dense
@@ -279,17 +294,39 @@ pub fn add_all<'a>(
         }
         return Ok(changed);
     }
-    let mut raw = [0u8; REGISTERS];
-    merge_into(&mut raw, value)?;
-    for e in elems {
-        let (i, run) = position(e);
-        if raw[i] < run {
-            raw[i] = run;
-            changed = true;
+    // The non-empty registers only (a sparse sketch has few), not all 16384, merged with
+    // the elements' registers sorted: no per-element insertion into the middle.
+    let mut regs = Vec::new();
+    sparse_registers(value, |i, v| regs.push((i, v)))?;
+    let mut adds: Vec<(usize, u8)> = elems.map(position).collect();
+    adds.sort_unstable();
+    let mut merged: Vec<(usize, u8)> = Vec::with_capacity(regs.len() + adds.len());
+    let (mut a, mut b) = (regs.iter().peekable(), adds.iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(&&x), Some(&&y)) if x.0 <= y.0 => {
+                a.next();
+                x
+            }
+            (_, Some(&&y)) => {
+                b.next();
+                changed |= merged.last().is_none_or(|&(j, w)| j != y.0 || w < y.1);
+                y
+            }
+            (Some(&&x), None) => {
+                a.next();
+                x
+            }
+            (None, None) => break,
+        };
+        match merged.last_mut() {
+            Some((j, w)) if *j == next.0 => *w = (*w).max(next.1),
+            _ => merged.push(next),
         }
     }
+    let regs = merged;
     if changed {
-        let mut out = encode_sparse(&raw, sparse_max).unwrap_or_else(|| encode_dense(&raw));
+        let mut out = encode_sparse(&regs, sparse_max).unwrap_or_else(|| encode_dense_regs(&regs));
         keep_cache(&mut out, value);
         *value = out;
     }
@@ -312,10 +349,11 @@ pub fn merge_into(raw: &mut Raw, value: &[u8]) -> Result<(), Corrupt> {
 /// does not fit. It keeps the stale cached cardinality of `old`, the sketch it replaces,
 /// as Redis changes a sketch in place.
 pub fn from_raw(raw: &Raw, dense: bool, sparse_max: usize, old: Option<&[u8]>) -> BytesMut {
+    let regs = nonzero(raw);
     let mut out = if dense {
-        encode_dense(raw)
+        encode_dense_regs(&regs)
     } else {
-        encode_sparse(raw, sparse_max).unwrap_or_else(|| encode_dense(raw))
+        encode_sparse(&regs, sparse_max).unwrap_or_else(|| encode_dense_regs(&regs))
     };
     if let Some(old) = old {
         keep_cache(&mut out, old);
@@ -417,7 +455,7 @@ mod tests {
 
     #[test]
     fn registers_pack_six_bits() {
-        let mut v = encode_dense(&[0; REGISTERS]);
+        let mut v = encode_dense_regs(&[]);
         for i in [0, 1, 2, 3, 4, 5, 1000, REGISTERS - 2, REGISTERS - 1] {
             set(&mut v, i, (i % 63) as u8 + 1);
         }
@@ -472,7 +510,7 @@ mod tests {
     #[test]
     fn sparse_and_dense_agree() {
         let elems: Vec<String> = (0..3000).map(|i| format!("x{i}")).collect();
-        let (mut sparse, mut dense_v) = (empty(), encode_dense(&[0; REGISTERS]));
+        let (mut sparse, mut dense_v) = (empty(), encode_dense_regs(&[]));
         for (n, e) in elems.iter().enumerate() {
             let (s2, c1) = add(sparse, e);
             let (d2, c2) = add(dense_v, e);
@@ -521,7 +559,7 @@ mod tests {
                 let _ = count(&w);
             }
         }
-        let mut crafted = encode_dense(&[0; REGISTERS]);
+        let mut crafted = encode_dense_regs(&[]);
         crafted[HEADER..].fill(0xff);
         assert!(is_valid(&crafted));
         assert!(count(&crafted).is_ok());
