@@ -133,19 +133,23 @@ fn pfcount(ctx: &mut Ctx, args: &Args) -> Reply {
 fn pfmerge(ctx: &mut Ctx, args: &Args) -> Reply {
     let mut raw = [0u8; sketch::REGISTERS];
     let mut dense = false;
-    // Every input (the destination included) is checked before anything is written.
-    for key in args.from(1) {
+    let mut old = None;
+    // Every input (the destination included) is checked before anything is written; each
+    // is looked up once, as Redis does (a second lookup would be a second keymiss).
+    for (n, key) in args.from(1).enumerate() {
         if let Some(v) = tri!(read(ctx, key)) {
             // Any dense input makes the result dense, as in Redis.
             dense |= sketch::is_dense(v);
             if sketch::merge_into(&mut raw, v).is_err() {
                 return corrupt();
             }
+            if n == 0 {
+                old = Some(v.clone());
+            }
         }
     }
     let key = args.get(1);
     let max = sparse_max(ctx);
-    let old = tri!(read(ctx, key)).cloned();
     put(ctx, key, sketch::from_raw(&raw, dense, max, old.as_deref()));
     // Redis reports a merge as a PFADD (a mass add of elements).
     ctx.changed(key, notify::STRING, "pfadd");
