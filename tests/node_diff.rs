@@ -324,6 +324,11 @@ fn transactions() {
         (E, &["MULTI"]),
         (E, &["PING"]),
         (E, &["EXEC"]),
+        // `no-multi` commands are refused inside MULTI (and fail the transaction).
+        (E, &["MULTI"]),
+        (E, &["SAVE"]),
+        (E, &["SHUTDOWN"]),
+        (E, &["EXEC"]),
         // A refused EXEC aborts the transaction (EXECABORT with the reason; then there is
         // no transaction left to EXEC).
         (E, &["MULTI"]),

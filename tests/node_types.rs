@@ -822,7 +822,67 @@ fn hyperloglogs_match_redis() {
         "PFMERGE m set",
         "PFADD",
         "PFCOUNT",
+        // Redis's own bytes: the empty sketch, sparse ones, the cached cardinality that
+        // PFCOUNT stores and PFADD marks stale, and a merge.
+        "GET new",
+        "GET h1",
+        "GET h2",
+        "GET m",
+        "PFADD c a b c",
+        "GETRANGE c 15 15",
+        "PFCOUNT c",
+        "GET c",
+        "PFADD c a b c",
+        "GETRANGE c 15 15",
+        "PFADD c 1 2 3",
+        "GETRANGE c 15 15",
+        "PFADD c 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20",
+        "GET c",
+        // Corrupt sketches: INVALIDOBJ for bad sparse opcodes, WRONGTYPE for a bad header.
+        "APPEND c hello",
+        "PFCOUNT c",
+        "PFCOUNT c h1",
+        "PFMERGE c h1",
+        "SETRANGE h2 4 x",
+        "PFCOUNT h2",
+        "SETRANGE h1 0 0123",
+        "PFCOUNT h1",
+        "PFADD d a",
+        "SETRANGE d 4 \x00",
+        "PFCOUNT d",
     ]);
+}
+
+/// A sketch grows from sparse to dense as in Redis (`hll-sparse-max-bytes`), and every
+/// step reads back the same bytes from both servers.
+#[test]
+fn hyperloglog_bytes_match_redis_through_the_dense_switch() {
+    let r = common::Redis::start();
+    let n = Node::start();
+    let (mut rc, mut nc) = (r.client(), n.client());
+    for c in [&mut rc, &mut nc] {
+        c.cmd(&["CONFIG", "SET", "hll-sparse-max-bytes", "300"]);
+    }
+    for round in 0..40 {
+        let elems: Vec<String> = (0..25).map(|i| format!("e{round}-{i}")).collect();
+        let mut cmd = vec!["PFADD", "h"];
+        cmd.extend(elems.iter().map(String::as_str));
+        assert_eq!(nc.cmd(&cmd), rc.cmd(&cmd), "PFADD round {round}");
+        assert_eq!(
+            nc.cmd(&["GET", "h"]),
+            rc.cmd(&["GET", "h"]),
+            "bytes, round {round}"
+        );
+        assert_eq!(
+            nc.cmd(&["PFCOUNT", "h"]),
+            rc.cmd(&["PFCOUNT", "h"]),
+            "round {round}"
+        );
+    }
+    let Resp::Bulk(dense) = nc.cmd(&["GET", "h"]) else {
+        panic!("GET h")
+    };
+    assert_eq!(dense.len(), 12304, "dense by now");
 }
 
 #[test]

@@ -48,6 +48,10 @@ pub struct ClientState {
     pub handoff: bool,
     /// This is a script's client (`redis.call`): SORT of a set then sorts its output.
     pub in_script: bool,
+    /// The error the running command is about to reply was already counted in the error
+    /// statistics (a script failing with a `redis.call` error; Redis's
+    /// `ERR_REPLY_FLAG_NO_STATS_UPDATE`). Taken by the dispatcher.
+    pub error_counted: bool,
     /// WAIT's deadline while it is blocked (re-runs must not restart the timeout).
     pub wait_until: Option<std::time::Instant>,
     /// Cluster mode: ASKING was sent; the next command may touch an importing slot.

@@ -320,7 +320,7 @@ fn human(n: u64) -> String {
 }
 
 /// Resident set size from `/proc/self/statm` (0 where unavailable).
-fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())

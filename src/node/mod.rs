@@ -69,6 +69,7 @@ pub mod notify;
 pub mod output_limit;
 pub mod pause;
 pub mod pubsub;
+pub(crate) mod rdb;
 pub mod repl;
 pub mod reply;
 pub mod script;

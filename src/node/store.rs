@@ -115,6 +115,12 @@ pub struct Store {
     pub notify_flags: u32,
     /// How keys' access clocks are stamped (LRU or LFU, from `maxmemory-policy`).
     pub(crate) access: AccessPolicy,
+    /// `maxmemory` in bytes (0: no limit), from the settings.
+    pub(crate) maxmemory: u64,
+    /// The running script or EXEC started over `maxmemory` (Redis's `server.script_oom`).
+    pub(crate) script_oom: bool,
+    /// The last resident-set reading: (batch time it was read at, bytes).
+    pub(crate) used_memory: (i64, u64),
     rng: u64,
 }
 
@@ -156,6 +162,9 @@ impl Store {
             cluster: None,
             notify_flags: 0,
             access: AccessPolicy::default(),
+            maxmemory: 0,
+            script_oom: false,
+            used_memory: (0, 0),
             rng: seed | 1,
         }
     }
@@ -319,6 +328,9 @@ impl Store {
             c.full_coverage = self.settings.get("cluster-require-full-coverage") != Some("no");
             c.update_state();
         }
+        self.maxmemory = int(&self.settings, "maxmemory")
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(0);
         let defaults = AccessPolicy::default();
         let uint = |name| int(&self.settings, name).and_then(|v| u32::try_from(v).ok());
         self.access = AccessPolicy {

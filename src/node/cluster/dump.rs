@@ -1,52 +1,18 @@
-//! DUMP / RESTORE / RESTORE-ASKING.
-//!
-//! **The payload is not Redis's RDB encoding**: it is a one-key sluice snapshot
-//! (`repl/snapshot.rs`) followed, as in Redis, by a 2-byte version and an 8-byte checksum
-//! (FNV-1a 64 here, not CRC64). It round-trips between sluice nodes only, which is all
-//! MIGRATE between sluice nodes needs; a real Redis refuses it and vice versa.
+//! DUMP / RESTORE / RESTORE-ASKING, with Redis's own payload (`crate::node::rdb`): a
+//! value DUMPed from redis-server RESTOREs here and the other way round, and MIGRATE moves
+//! keys between sluice nodes and Redis alike.
 
 use bytes::Bytes;
 
 use crate::node::args::Args;
 use crate::node::cmd::ctx::Ctx;
 use crate::node::notify;
-use crate::node::repl::snapshot;
+use crate::node::rdb;
 use crate::node::reply::Reply;
-use crate::node::store::Store;
-use crate::node::value::Value;
-
-/// Payload version bytes ("S" 1): a sluice dump, format 1.
-const VERSION: [u8; 2] = [b'S', 1];
-const KEY: &[u8] = b"k";
-
-fn fnv64(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
 
 /// The payload for `value`.
-pub(crate) fn encode(value: &Value) -> Vec<u8> {
-    let mut tmp = Store::new();
-    tmp.db_mut(0)
-        .insert(Bytes::from_static(KEY), value.clone(), false);
-    let mut out = snapshot::encode(&tmp, 0);
-    out.extend_from_slice(&VERSION);
-    let sum = fnv64(&out);
-    out.extend_from_slice(&sum.to_le_bytes());
-    out
-}
-
-/// The value in `payload`, if it is a valid sluice dump.
-pub(crate) fn decode(payload: &[u8]) -> Option<Value> {
-    let body_len = payload.len().checked_sub(8)?;
-    let (body, sum) = payload.split_at(body_len);
-    if fnv64(body).to_le_bytes() != sum || !body.ends_with(&VERSION) {
-        return None;
-    }
-    let mut tmp = Store::new();
-    snapshot::load(&mut tmp, &body[..body.len() - VERSION.len()]).ok()?;
-    tmp.db_mut(0).remove(KEY)
+pub(crate) fn encode(value: &crate::node::value::Value) -> Vec<u8> {
+    rdb::dump(value)
 }
 
 /// DUMP key
@@ -93,17 +59,19 @@ pub(crate) fn restore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Reply {
         }
         i += 1;
     }
+    // Redis's order: the key's existence, then the TTL, then the payload.
+    let key = args.get(1);
+    if !replace && ctx.exists(key) {
+        return Reply::error("BUSYKEY Target key name already exists.");
+    }
     let ttl = match args.int(2) {
         Ok(t) if t >= 0 => t,
         Ok(_) => return Reply::error("ERR Invalid TTL value, must be >= 0"),
         Err(e) => return e,
     };
-    let key = args.get(1);
-    if !replace && ctx.exists(key) {
-        return Reply::error("BUSYKEY Target key name already exists.");
-    }
-    let Some(value) = decode(args.get(3)) else {
-        return Reply::error("ERR DUMP payload version or checksum are wrong");
+    let value = match rdb::undump(args.get(3)) {
+        Ok(v) => v,
+        Err(e) => return Reply::error(format!("ERR {e}")),
     };
     let expire_at = match (ttl, absttl) {
         (0, _) => None,
@@ -134,20 +102,4 @@ pub(crate) fn restore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Reply {
     }
     ctx.changed(&key, notify::GENERIC, "restore");
     Reply::Ok
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn payload_round_trips_and_checks_itself() {
-        let v = Value::Str(Bytes::from_static(b"hello"));
-        let p = encode(&v);
-        assert_eq!(decode(&p), Some(v));
-        let mut bad = p.clone();
-        bad[3] ^= 1;
-        assert_eq!(decode(&bad), None);
-        assert_eq!(decode(b"short"), None);
-    }
 }

@@ -1,8 +1,8 @@
 //! MIGRATE host port key|"" db timeout [COPY] [REPLACE] [AUTH pw] [AUTH2 user pw] [KEYS k...]
 //!
 //! As in Redis, MIGRATE is synchronous: the node (its one lock) waits for the target, at most
-//! `timeout` ms per step. Values travel as RESTORE-ASKING with our DUMP payload, so the target
-//! must be a sluice node (see `dump.rs`).
+//! `timeout` ms per step. Values travel as RESTORE-ASKING with Redis's own DUMP payload
+//! (`crate::node::rdb`), so the target may be a sluice node or a redis-server.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};

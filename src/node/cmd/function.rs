@@ -58,6 +58,7 @@ fn fcall_generic(ctx: &mut Ctx, args: &Args, ro: bool) -> Reply {
         eval: false,
         read_only: read_only(fflags, ro),
         name: &name,
+        allow_oom: fflags & crate::node::script::flags::ALLOW_OOM != 0,
     };
     run(&engine, ctx, &func, &keys, &argv, opts)
 }

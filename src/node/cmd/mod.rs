@@ -67,14 +67,17 @@ mod elems;
 pub(crate) mod function;
 mod hash;
 mod hll;
+mod introspection;
 mod keys;
 mod keyspace;
+mod keyspec;
 mod latency_histogram;
 mod lcs;
 mod list;
 mod memory;
 mod monitoring;
 mod multi;
+pub(crate) mod oom;
 mod pubsub;
 mod replication;
 pub(crate) mod scripting;
@@ -242,7 +245,9 @@ pub fn execute_found(ctx: &mut Ctx<'_>, req: &Request, idx: usize, cmd: &'static
     stats.total_commands_processed += 1;
     let failed = reply.is_error();
     if let Reply::Error(e) = &reply {
-        stats.error(e);
+        if !std::mem::take(&mut ctx.client.error_counted) {
+            stats.error(e);
+        }
     }
     let st = match sub {
         Some(name) => stats.sub(name),
@@ -415,10 +420,17 @@ fn check(ctx: &mut Ctx<'_>, cmd: &Command, args: &Args) -> Option<Reply> {
     if !ctx.client.authed && !cmd.flags.has(Flags::NO_AUTH) {
         return Some(Reply::error("NOAUTH Authentication required."));
     }
+    // Redis 7.0's `no-multi` commands (SAVE would block, SHUTDOWN would run at EXEC).
+    if ctx.client.multi.is_some() && matches!(cmd.name, "save" | "shutdown" | "sync" | "psync") {
+        return Some(Reply::error("ERR Command not allowed inside a transaction"));
+    }
     if ctx.store.cluster.is_some() {
         if let Some(r) = crate::node::cluster::redirect::check(ctx, cmd, args) {
             return Some(r);
         }
+    }
+    if let Some(r) = oom::refusal(ctx, cmd, args) {
+        return Some(r);
     }
     if let Some(r) = replica_refusal(ctx, cmd) {
         return Some(r);

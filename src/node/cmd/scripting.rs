@@ -131,6 +131,7 @@ fn eval_generic(ctx: &mut Ctx, args: &Args, by_sha: bool, ro: bool) -> Reply {
         eval: true,
         read_only: read_only(script_flags, ro),
         name: &sha,
+        allow_oom: script_flags & flags::ALLOW_OOM != 0,
     };
     let started = std::time::Instant::now();
     let reply = run(&engine, ctx, &func, &keys, &argv, opts);
@@ -237,29 +238,4 @@ pub(crate) fn busy_error(eval: bool) -> Reply {
             "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
         )
     }
-}
-
-/// COMMAND GETKEYS for EVAL/EVALSHA/FCALL and their `_RO` forms (`numkeys key...` after
-/// the script or function, the command name being argument `at`); `None` for others.
-pub(crate) fn script_keys(name: &str, args: &Args, at: usize) -> Option<Reply> {
-    if !matches!(
-        name,
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
-    ) {
-        return None;
-    }
-    let numkeys = crate::node::args::parse_int(args.get(at + 2)).unwrap_or(-1);
-    let first = at + 3;
-    if numkeys <= 0 || first + numkeys as usize > args.len() {
-        return Some(Reply::error(if numkeys == 0 {
-            "ERR The command has no key arguments"
-        } else {
-            "ERR Invalid arguments specified for command"
-        }));
-    }
-    Some(Reply::Array(
-        (first..first + numkeys as usize)
-            .map(|i| Reply::bulk(args.get(i)))
-            .collect(),
-    ))
 }

@@ -1,11 +1,12 @@
-//! Server commands: INFO, CONFIG, COMMAND, DEBUG, TIME, SHUTDOWN, LASTSAVE, SAVE, BGSAVE,
-//! BGREWRITEAOF (SLOWLOG and LATENCY are in `monitoring.rs`).
+//! Server commands: INFO, CONFIG, DEBUG, TIME, SHUTDOWN, LASTSAVE, SAVE, BGSAVE,
+//! BGREWRITEAOF (SLOWLOG and LATENCY are in `monitoring.rs`, COMMAND in
+//! `introspection.rs`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::{all, lookup, Args, Command, Ctx, Flags, Reply};
+use super::{Args, Command, Ctx, Flags, Reply};
 use crate::node::args::syntax;
 use crate::node::info;
 use crate::node::settings::SettingError;
@@ -17,7 +18,7 @@ const LS: Flags = Flags::LOADING.with(Flags::STALE);
 pub static COMMANDS: &[Command] = &[
     Command::new("info", info_cmd, -1, LS),
     Command::new("config", config, -2, ADMIN.with(LS)),
-    Command::new("command", command, -1, LS),
+    Command::new("command", super::introspection::command, -1, LS),
     Command::new("debug", super::debug::debug, -2, ADMIN.with(LS)),
     Command::new("time", time, 1, LS.with(Flags::FAST)),
     Command::new("shutdown", shutdown, -1, ADMIN.with(LS)),
@@ -119,107 +120,6 @@ fn config(ctx: &mut Ctx, args: &Args) -> Reply {
     } else {
         super::subcommand_error(args, "CONFIG")
     }
-}
-
-/// One COMMAND INFO entry, Redis 7.0's ten fields (no key specs, tips or subcommands).
-fn command_entry(c: &Command) -> Reply {
-    let status = |s: &str| Reply::Simple(s.to_string().into());
-    let mut cats = Vec::new();
-    if c.flags.has(Flags::WRITE) {
-        cats.push(status("@write"));
-    }
-    if c.flags.has(Flags::READONLY) {
-        cats.push(status("@read"));
-    }
-    if c.flags.has(Flags::ADMIN) {
-        cats.push(status("@admin"));
-        cats.push(status("@dangerous"));
-    }
-    if c.flags.has(Flags::PUBSUB) {
-        cats.push(status("@pubsub"));
-    }
-    if c.flags.has(Flags::BLOCKING) {
-        cats.push(status("@blocking"));
-    }
-    cats.push(status(if c.flags.has(Flags::FAST) {
-        "@fast"
-    } else {
-        "@slow"
-    }));
-    Reply::Array(vec![
-        Reply::bulk(c.name.as_bytes()),
-        Reply::Int(i64::from(c.arity)),
-        Reply::Set(c.flags.names().map(status).collect()),
-        Reply::Int(i64::from(c.first_key)),
-        Reply::Int(i64::from(c.last_key)),
-        Reply::Int(i64::from(c.key_step)),
-        Reply::Set(cats),
-        Reply::Set(vec![]),
-        Reply::Array(vec![]),
-        Reply::Array(vec![]),
-    ])
-}
-
-fn command(_ctx: &mut Ctx, args: &Args) -> Reply {
-    let n = args.len();
-    if n == 1 {
-        return Reply::Array(all().map(command_entry).collect());
-    }
-    if args.is(1, "COUNT") && n == 2 {
-        Reply::Int(all().count() as i64)
-    } else if args.is(1, "LIST") && n == 2 {
-        Reply::Array(all().map(|c| Reply::bulk(c.name.as_bytes())).collect())
-    } else if args.is(1, "INFO") {
-        if n == 2 {
-            return Reply::Array(all().map(command_entry).collect());
-        }
-        Reply::Array(
-            args.from(2)
-                .map(|name| lookup(name).map_or(Reply::Null, command_entry))
-                .collect(),
-        )
-    } else if args.is(1, "DOCS") {
-        // Client libraries only need to know the command exists; the docs are left empty.
-        let names: Vec<&'static str> = if n == 2 {
-            all().map(|c| c.name).collect()
-        } else {
-            args.from(2).filter_map(lookup).map(|c| c.name).collect()
-        };
-        Reply::Map(
-            names
-                .into_iter()
-                .map(|name| (Reply::bulk(name.as_bytes()), Reply::Map(vec![])))
-                .collect(),
-        )
-    } else if args.is(1, "GETKEYS") && n >= 4 {
-        getkeys(args)
-    } else if ["COUNT", "LIST", "GETKEYS"].iter().any(|w| args.is(1, w)) {
-        super::subcommand_arity(args)
-    } else {
-        super::subcommand_error(args, "COMMAND")
-    }
-}
-
-/// `COMMAND GETKEYS cmd arg...`: the key arguments by first/last/step.
-fn getkeys(args: &Args) -> Reply {
-    let Some(c) = lookup(args.get(2)) else {
-        return Reply::error("ERR Invalid command specified");
-    };
-    let argc = args.len() - 2;
-    if !c.arity_ok(argc) {
-        return Reply::error("ERR Invalid number of arguments specified for command");
-    }
-    if let Some(keys) = super::scripting::script_keys(c.name, args, 2) {
-        return keys;
-    }
-    if c.first_key == 0 {
-        return Reply::error("ERR The command has no key arguments");
-    }
-    Reply::Array(
-        super::key_indexes(c, argc)
-            .map(|i| Reply::bulk(args.get(i + 2)))
-            .collect(),
-    )
 }
 
 fn time(_: &mut Ctx, _: &Args) -> Reply {

@@ -23,6 +23,8 @@ pub(crate) struct RunOpts<'n> {
     pub(crate) read_only: bool,
     /// The script's SHA1 or the function's name, for error messages.
     pub(crate) name: &'n str,
+    /// The script declared `allow-oom`: its writes pass even over `maxmemory`.
+    pub(crate) allow_oom: bool,
 }
 
 /// Converts what the C `redis.call` left pending: (result, raise?), as Redis converts a reply.
@@ -96,6 +98,8 @@ pub(crate) fn run(
         ctx,
         client,
         read_only: opts.read_only,
+        allow_oom: opts.allow_oom,
+        wrote: false,
         replicate: true,
         exec_open,
         busy: busy.clone(),
@@ -156,11 +160,16 @@ pub(crate) fn run(
         let _ = engine.lua.gc_step();
     }
     match outcome {
-        Ok((true, v)) => convert::lua_to_reply(&v, resp3, caller_proto),
+        Ok((true, v)) => {
+            let reply = convert::lua_to_reply(&v, resp3, caller_proto);
+            ctx.client.error_counted = reply.is_error() && counted(&v);
+            reply
+        }
         Ok((false, v)) => {
             if let (true, Value::Table(t)) = (killed, &v) {
                 let _ = t.raw_set("err", "ERR Script killed by user with SCRIPT KILL...");
             }
+            ctx.client.error_counted = counted(&v);
             error_reply(&v, opts.name)
         }
         Err(e) => Reply::error(format!(
@@ -169,6 +178,11 @@ pub(crate) fn run(
             e.to_string()
         )),
     }
+}
+
+/// True for an error table whose error was counted when a `redis.call` met it.
+fn counted(v: &Value) -> bool {
+    matches!(v, Value::Table(t) if t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false))
 }
 
 /// Binds the per-run hooks and calls the runner.

@@ -26,6 +26,10 @@ pub(super) struct RunState<'r, 'a> {
     /// caller's) and protocol (`redis.setresp`).
     pub(super) client: ClientState,
     pub(super) read_only: bool,
+    /// `allow-oom`: `redis.call` skips the `maxmemory` check.
+    pub(super) allow_oom: bool,
+    /// A write command ran: a script that wrote cannot be refused halfway for memory.
+    pub(super) wrote: bool,
     /// Propagate writes (`redis.set_repl(redis.REPL_NONE)` turns it off).
     pub(super) replicate: bool,
     /// A MULTI is open on the feed for this run's writes.
@@ -41,6 +45,8 @@ pub(super) struct RunState<'r, 'a> {
     /// commandstats, so each call costs one clock read instead of two.
     pub(super) mark: std::time::Instant,
 }
+
+const NOT_ALLOWED: &str = "This Redis command is not allowed from script";
 
 /// Commands Redis refuses inside scripts (`noscript`); a `match`, not a list scan: it
 /// runs on every `redis.call`.
@@ -106,40 +112,22 @@ impl RunState<'_, '_> {
         if self.aborted.load(Ordering::Relaxed) {
             return Err("Script stopped to run off the event loop".into());
         }
-        let not_allowed = || Err("This Redis command is not allowed from script".into());
         let Some((idx, cmd)) = cmd::lookup_indexed(argv[0].as_ref()) else {
             // Commands the node lacks but Redis refuses in scripts get Redis's refusal.
             let name = String::from_utf8_lossy(argv[0].as_ref()).to_ascii_lowercase();
-            if noscript(&name) {
-                return not_allowed();
-            }
-            return Err("Unknown Redis command called from script".into());
+            let text = if noscript(&name) {
+                NOT_ALLOWED
+            } else {
+                "Unknown Redis command called from script"
+            };
+            return Err(self.rejected(None, text.into()));
         };
-        if noscript(cmd.name) {
-            return not_allowed();
-        }
-        if !cmd.arity_ok(argv.len()) {
-            return Err("Wrong number of args calling Redis command from script".into());
-        }
-        // PUBLISH, SPUBLISH and PFCOUNT are flagged may-replicate in Redis: refused from
-        // read-only scripts like writes (what CLIENT PAUSE WRITE relies on).
-        if self.read_only && matches!(cmd.name, "publish" | "spublish" | "pfcount") {
-            return Err("Write commands are not allowed from read-only scripts.".into());
+        if let Some(text) = self.refusal(cmd, argv.len()) {
+            return Err(self.rejected(Some(idx), text));
         }
         if cmd.is_write() {
-            if self.read_only {
-                return Err("Write commands are not allowed from read-only scripts.".into());
-            }
-            if self.ctx.store.replica && !self.ctx.client.from_master {
-                return Err("-READONLY You can't write against a read only replica.".into());
-            }
-            if !self.ctx.client.from_master
-                && !self.ctx.store.replica
-                && self.ctx.store.repl.too_few_replicas()
-            {
-                return Err("-NOREPLICAS Not enough good replicas to write.".into());
-            }
             self.busy.wrote();
+            self.wrote = true;
         }
         if !cmd.flags.has(crate::node::cmd::Flags::READONLY) {
             self.effects.store(true, Ordering::Relaxed);
@@ -161,6 +149,50 @@ impl RunState<'_, '_> {
         drop(child);
         self.ctx.store.feed.enabled = feed_enabled;
         Ok(reply)
+    }
+
+    /// Why Redis's `scriptCall` would refuse `cmd` before running it, if it would.
+    fn refusal(&self, cmd: &cmd::Command, argc: usize) -> Option<String> {
+        if noscript(cmd.name) {
+            return Some(NOT_ALLOWED.into());
+        }
+        if !cmd.arity_ok(argc) {
+            return Some("Wrong number of args calling Redis command from script".into());
+        }
+        // PUBLISH, SPUBLISH and PFCOUNT are flagged may-replicate in Redis: refused from
+        // read-only scripts like writes (what CLIENT PAUSE WRITE relies on).
+        let may_replicate = matches!(cmd.name, "publish" | "spublish" | "pfcount");
+        if self.read_only && (cmd.is_write() || may_replicate) {
+            return Some("Write commands are not allowed from read-only scripts.".into());
+        }
+        let from_master = self.ctx.client.from_master;
+        if cmd.is_write() {
+            if self.ctx.store.replica && !from_master {
+                return Some("-READONLY You can't write against a read only replica.".into());
+            }
+            if !from_master && !self.ctx.store.replica && self.ctx.store.repl.too_few_replicas() {
+                return Some("-NOREPLICAS Not enough good replicas to write.".into());
+            }
+        }
+        let store = &*self.ctx.store;
+        if cmd::oom::script_call_refused(store, cmd, from_master, self.allow_oom, self.wrote) {
+            return Some(format!("-{}", cmd::oom::OOM_ERR));
+        }
+        None
+    }
+
+    /// Counts a refused `redis.call` as Redis's `afterErrorReply` and
+    /// `incrCommandStatsOnError` do (the script's own error is then not counted again).
+    fn rejected(&mut self, idx: Option<usize>, text: String) -> String {
+        let stats = &mut self.ctx.store.stats;
+        match text.strip_prefix('-') {
+            Some(coded) => stats.error(coded),
+            None => stats.error("ERR"),
+        }
+        if let Some(i) = idx {
+            stats.cmd(i).rejected += 1;
+        }
+        text
     }
 
     pub(super) fn resp3(&self) -> bool {
