@@ -27,3 +27,42 @@ fn ping_shows_a_busy_script_until_it_is_killed() {
     assert_eq!(b.cmd(&["PING"]), Resp::Simple("PONG".into()));
     assert_eq!(looping.cmd(&["PING"]), Resp::Simple("PONG".into()));
 }
+
+/// MULTI, a queued command, then a script that runs past the threshold: a command queued
+/// meanwhile is refused with BUSY and EXEC, still during the script, is refused with the
+/// node's own reason. Returns the replies to the queued command and to EXEC, after killing
+/// the script.
+fn exec_during_a_busy_script(addr: &str) -> Vec<Resp> {
+    let mut c = common::Client::connect(addr);
+    let mut looping = common::Client::connect(addr);
+    assert_eq!(c.cmd(&["SET", "xx", "1"]), Resp::Simple("OK".into()));
+    assert_eq!(c.cmd(&["MULTI"]), Resp::Simple("OK".into()));
+    assert_eq!(c.cmd(&["INCR", "xx"]), Resp::Simple("QUEUED".into()));
+    looping.send(&["EVAL", "while true do end", "0"]);
+    let mut other = common::Client::connect(addr);
+    wait_until(
+        Duration::from_secs(10),
+        "the script to be busy",
+        || matches!(other.cmd(&["PING"]), Resp::Error(e) if e.starts_with("BUSY")),
+    );
+    let replies = vec![c.cmd(&["INCR", "xx"]), c.cmd(&["EXEC"])];
+    assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Resp::Simple("OK".into()));
+    let _ = looping.read();
+    // The transaction is over, nothing of it ran.
+    assert_eq!(c.cmd(&["PING", "x"]), Resp::Bulk(b"x".to_vec()));
+    assert_eq!(c.cmd(&["GET", "xx"]), Resp::Bulk(b"1".to_vec()));
+    replies
+}
+
+#[test]
+fn exec_during_a_busy_script_gets_the_nodes_execabort() {
+    let direct = Redis::start_with(&["--busy-reply-threshold", "50"]);
+    let want = exec_during_a_busy_script(&direct.addr());
+    assert!(
+        matches!(&want[1], Resp::Error(e) if e.starts_with("EXECABORT") && e.contains("BUSY")),
+        "{want:?}"
+    );
+    let master = Redis::start_with(&["--busy-reply-threshold", "50"]);
+    let p = Sluice::start(&standalone_config(&master, &[], "master", ""));
+    assert_eq!(exec_during_a_busy_script(&p.addr()), want);
+}

@@ -263,8 +263,12 @@ impl Pinned {
                     }
                 }
             }
-            // A command Redis refused at queue time poisons the transaction on the node too.
-            _ if self.in_multi && !ok => self.poisoned = true,
+            // A command Redis refused at queue time poisons the transaction on the node too,
+            // so a standalone node answers EXEC itself, with its own reason when EXEC itself
+            // is refused (`EXECABORT ... because of: BUSY ...` while a script runs). A cluster
+            // transaction may be replayed on another node (see `follow_moved_in_multi`),
+            // which would not know: the proxy remembers and aborts EXEC itself.
+            _ if self.in_multi && !ok && cluster => self.poisoned = true,
             _ => {}
         }
         db_now

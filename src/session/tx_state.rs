@@ -103,7 +103,8 @@ pub(crate) struct Pinned {
     pub(super) queued: usize,
     /// SELECTs queued in the current MULTI: (index in EXEC's reply, database).
     pub(super) selects: Vec<(usize, u16)>,
-    /// A command was refused at queue time: EXEC must abort, as Redis does.
+    /// A command was refused at queue time by the proxy (or, in cluster pools, by the node):
+    /// EXEC must abort, as Redis does. A standalone node's own refusals are left to it.
     pub(super) poisoned: bool,
     /// Cluster pools: the slot every keyed command of this transaction must map to, once the
     /// first one chose it.
