@@ -40,6 +40,10 @@ struct Job {
 struct Slot {
     reply: Option<oneshot::Sender<ReplyResult>>,
     sent: Instant,
+    /// A script (EVAL, FCALL and their forms): it runs as long as it runs, while the node
+    /// stays alive (it answers other connections `BUSY`, and SCRIPT KILL ends it), so it has
+    /// no reply deadline; the requests behind it get theirs from when it is answered.
+    patient: bool,
 }
 
 /// Settings of one multiplexed connection.
@@ -242,9 +246,16 @@ fn deliver(
         }
         match slots.pop_front() {
             Some(Slot {
-                reply: Some(tx), ..
+                reply: Some(tx),
+                patient,
+                ..
             }) => {
                 let _ = tx.send(Ok(Reply::new(raw, scan.resp3)));
+                if patient {
+                    if let Some(next) = slots.front_mut() {
+                        next.sent = Instant::now();
+                    }
+                }
             }
             Some(Slot { reply: None, .. }) => {
                 if matches!(raw.first(), Some(b'-') | Some(b'!')) {
@@ -259,6 +270,30 @@ fn deliver(
             None => return Err(lost("reply without a request".into())),
         }
     }
+}
+
+/// Whether a request (RESP array bytes) runs a script: EVAL, EVALSHA, FCALL, their `_RO`
+/// forms.
+fn is_script(raw: &[u8]) -> bool {
+    const SCRIPTS: [&[u8]; 6] = [
+        b"eval",
+        b"evalsha",
+        b"eval_ro",
+        b"evalsha_ro",
+        b"fcall",
+        b"fcall_ro",
+    ];
+    first_arg(raw).is_some_and(|name| SCRIPTS.iter().any(|s| name.eq_ignore_ascii_case(s)))
+}
+
+/// The first argument of a RESP array request (`*N\r\n$L\r\nNAME\r\n...`).
+fn first_arg(raw: &[u8]) -> Option<&[u8]> {
+    let rest = raw.strip_prefix(b"*")?;
+    let rest = &rest[rest.iter().position(|&b| b == b'\n')? + 1..];
+    let rest = rest.strip_prefix(b"$")?;
+    let end = rest.iter().position(|&b| b == b'\r')?;
+    let len: usize = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
+    rest.get(end + 2..end + 2 + len)
 }
 
 fn lock(p: &Mutex<VecDeque<Slot>>) -> std::sync::MutexGuard<'_, VecDeque<Slot>> {
@@ -292,6 +327,7 @@ async fn write_loop(
                     p.push_back(Slot {
                         reply: None,
                         sent: now,
+                        patient: false,
                     });
                     db = job.db;
                 }
@@ -299,6 +335,7 @@ async fn write_loop(
                 p.push_back(Slot {
                     reply: Some(job.reply),
                     sent: now,
+                    patient: is_script(&job.raw),
                 });
             }
         }
@@ -352,11 +389,27 @@ async fn read_loop(
                 Err(e) => return lost(e.to_string()),
             },
             _ = tick.tick() => {
-                let stuck = lock(pending).front().is_some_and(|s| s.sent.elapsed() > opts.request_timeout);
+                let stuck = lock(pending).front().is_some_and(|s| !s.patient && s.sent.elapsed() > opts.request_timeout);
                 if stuck {
                     return BackendError::Timeout { addr: opts.addr.clone(), ms: opts.request_timeout.as_millis() as u64 };
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_script;
+
+    #[test]
+    fn scripts_are_told_from_their_request_bytes() {
+        assert!(is_script(b"*3\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n0\r\n"));
+        assert!(is_script(b"*3\r\n$8\r\nfcall_ro\r\n$1\r\nf\r\n$1\r\n0\r\n"));
+        assert!(is_script(b"*2\r\n$10\r\nEVALSHA_RO\r\n$1\r\nx\r\n"));
+        assert!(!is_script(b"*2\r\n$3\r\nGET\r\n$4\r\neval\r\n"));
+        assert!(!is_script(b"*1\r\n$4\r\nPING\r\n"));
+        assert!(!is_script(b"EVAL return 1 0\r\n"));
+        assert!(!is_script(b"*1\r\n$99\r\nEVAL\r\n"));
     }
 }

@@ -81,6 +81,7 @@ impl Session {
                         }
                     }
                     io.out.extend_from_slice(&r.raw);
+                    self.pool.registry.slowlog.blocked(req.raw(), self);
                 }
                 Outcome::Failed(e) => {
                     node.metrics.write_errors.increment(1);

@@ -55,8 +55,8 @@ impl Session {
     }
 
     /// CLIENT INFO.
-    pub(super) fn client_info(&self) -> Bytes {
-        self.sync_own_entry("client|info");
+    pub(super) fn client_info(&self, req: &Request) -> Bytes {
+        self.sync_own_entry("client|info", req);
         let mut out = BytesMut::new();
         let line = self.entry.line(Some("client|info"), USER);
         encode::verbatim(&mut out, self.proto, line.as_bytes());
@@ -65,7 +65,7 @@ impl Session {
 
     /// CLIENT LIST [TYPE type] [ID id ...]: the pool's clients.
     pub(super) fn client_list(&self, req: &Request) -> Bytes {
-        self.sync_own_entry("client|list");
+        self.sync_own_entry("client|list", req);
         let mut ids: Option<Vec<u64>> = None;
         let mut kind = None;
         if req.len() == 4 && req.arg(2).eq_ignore_ascii_case(b"type") {
@@ -148,9 +148,14 @@ impl Session {
         }
     }
 
-    /// Brings this client's own entry up to date before it is listed.
-    fn sync_own_entry(&self, cmd: &'static str) {
+    /// Brings this client's own entry up to date before it is listed. As on Redis, whose
+    /// query buffer still holds the running command, `qbuf` counts the request itself (the
+    /// buffer's size, `rbs`, stays what it was).
+    fn sync_own_entry(&self, cmd: &'static str, req: &Request) {
         let mut s = self.entry.state();
+        let size = s.qbuf + s.qbuf_free;
+        s.qbuf = req.raw().len();
+        s.qbuf_free = size.saturating_sub(s.qbuf);
         s.cmd = cmd;
         s.db = self.db;
         s.resp = if self.proto == Protocol::Resp3 { 3 } else { 2 };

@@ -89,6 +89,27 @@ pub(super) fn sections(pool: &Pool) -> String {
     s
 }
 
+/// A node's INFO text with `paused` more clients in `blocked_clients`: the pool's clients
+/// waiting for a CLIENT PAUSE, which the proxy holds and Redis counts as blocked.
+pub(super) fn with_paused_clients(text: Vec<u8>, paused: usize) -> Vec<u8> {
+    const FIELD: &[u8] = b"blocked_clients:";
+    if paused == 0 {
+        return text;
+    }
+    let mut out = Vec::with_capacity(text.len() + 4);
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let count = line
+            .strip_prefix(FIELD)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim_end().parse::<usize>().ok());
+        match count {
+            Some(n) => out.extend_from_slice(format!("blocked_clients:{}\r\n", n + paused).as_bytes()),
+            None => out.extend_from_slice(line),
+        }
+    }
+    out
+}
+
 /// Encodes INFO text as Redis does: a verbatim string in RESP3, a bulk string in RESP2.
 pub(super) fn encode_text(text: &[u8], proto: Protocol, out: &mut BytesMut) {
     match proto {
@@ -152,6 +173,17 @@ mod tests {
         assert_eq!(check(&["INFO", "clients"]), None);
         assert_eq!(check(&["INFO", "default"]), None);
         assert_eq!(check(&["GET", "k"]), None);
+    }
+
+    #[test]
+    fn paused_clients_count_as_blocked() {
+        let text = b"# Clients\r\nconnected_clients:3\r\nblocked_clients:1\r\ntracking_clients:0\r\n";
+        let out = with_paused_clients(text.to_vec(), 2);
+        assert_eq!(
+            out,
+            b"# Clients\r\nconnected_clients:3\r\nblocked_clients:3\r\ntracking_clients:0\r\n"
+        );
+        assert_eq!(with_paused_clients(text.to_vec(), 0), text.to_vec());
     }
 
     #[test]

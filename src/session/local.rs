@@ -313,7 +313,7 @@ impl Session {
             return Some(out.freeze());
         }
         if is("info") {
-            return Some(self.client_info());
+            return Some(self.client_info(req));
         }
         if is("list") {
             return Some(self.client_list(req));

@@ -1,6 +1,10 @@
 //! `MONITOR` answered by the proxy: every command any client of the pool sends is streamed to
 //! the pool's monitors in Redis's format (`+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"`),
 //! whatever node serves it. With no monitor the cost per request is one atomic load.
+//! Commands that scripts and functions run inside the node are relayed from a MONITOR of
+//! the master's own, one per monitor client (standalone pools; see
+//! [`Session::script_monitor`]). Commands Redis refuses before running them (unknown, wrong
+//! number of arguments) are not shown, as on Redis.
 //!
 //! Bounded: each monitor has a byte count of lines queued for it and not yet written to its
 //! socket; past `client_output_hard_limit` it is disconnected (as Redis disconnects a monitor
@@ -13,9 +17,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use super::dedicated::checkout_in_db;
 use super::{Io, Session};
+use crate::backend::DirectConn;
 use crate::command::{flags, CommandInfo};
-use crate::resp::{decode_request, Request};
+use crate::resp::{decode_request, encode, Protocol, Request};
 
 /// The pool's monitors.
 #[derive(Default)]
@@ -56,8 +62,14 @@ impl Monitors {
 impl Session {
     /// Streams `req` to the pool's monitors (called only when [`Monitors::active`]).
     pub(super) fn feed_monitors(&self, req: &Request, info: Option<&CommandInfo>) {
-        // As Redis: administrative commands and those flagged skip-monitor are not shown.
-        if info.is_some_and(|i| i.flags & (flags::ADMIN | flags::SKIP_MONITOR) != 0) {
+        // As Redis: administrative commands are not shown, nor commands refused before they
+        // run (unknown, or with the wrong number of arguments: Redis feeds its monitors only
+        // what it executes). The skip-monitor commands are the scripts, which Redis feeds
+        // itself just before running them, so that the commands they run follow.
+        let Some(info) = info else {
+            return;
+        };
+        if info.has(flags::ADMIN) || !arity_ok(info, req.len()) {
             return;
         }
         let line = monitor_line(req, self.db, &self.entry.addr.to_string());
@@ -97,20 +109,46 @@ impl Session {
             queued: AtomicUsize::new(0),
             dead: AtomicBool::new(false),
         });
+        // Before the OK: a script the client runs next must already be watched.
+        let mut scripts = self.script_monitor().await;
         io.out.extend_from_slice(b"+OK\r\n");
         io.flush().await?;
         self.pool.registry.monitors.add(sink.clone());
         self.set_client_flag(Some('O'));
-        let served = self.monitor_loop(&sink, &mut rx, io).await;
+        let served = self.monitor_loop(&sink, &mut rx, &mut scripts, io).await;
         self.pool.registry.monitors.remove(self.id);
         self.set_client_flag(None);
         served
+    }
+
+    /// The commands scripts and functions run are only seen by the node: a MONITOR of the
+    /// master's own (on a dedicated connection, for this monitor's lifetime) from which
+    /// the lines of its script client (`[0 lua]`) are relayed; the lines of the proxy's
+    /// connections are dropped, the proxy streams those itself with the real clients.
+    /// Standalone pools only (a cluster's scripts run on many masters); `None` when the
+    /// master cannot be monitored (scripts' commands are then not shown).
+    async fn script_monitor(&self) -> Option<DirectConn> {
+        if self.pool.routing.by_slot() {
+            return None;
+        }
+        let master = self.pool.router.master(&self.pool.topology.load()).ok()?;
+        let mut conn = checkout_in_db(&master, Protocol::Resp2, 0, self.cred())
+            .await
+            .ok()?;
+        let mut cmd = BytesMut::new();
+        encode::command(&mut cmd, &[b"MONITOR"]);
+        let timeout = self.pool.cfg.request_timeout;
+        match tokio::time::timeout(timeout, conn.request(&cmd)).await {
+            Ok(Ok(r)) if !r.is_error() => Some(conn),
+            _ => None,
+        }
     }
 
     async fn monitor_loop(
         &mut self,
         sink: &Sink,
         rx: &mut mpsc::UnboundedReceiver<Bytes>,
+        scripts: &mut Option<DirectConn>,
         io: &mut Io,
     ) -> std::io::Result<()> {
         loop {
@@ -119,6 +157,9 @@ impl Session {
                 return Ok(());
             }
             tokio::select! {
+                // The proxy's own lines first: a script's EVAL was queued before it was sent,
+                // so it is written before the commands the script ran.
+                biased;
                 line = rx.recv() => {
                     let Some(line) = line else { return Ok(()) };
                     let mut taken = line.len();
@@ -132,6 +173,17 @@ impl Session {
                     }
                     io.flush().await?;
                     sink.queued.fetch_sub(taken, Ordering::Relaxed);
+                }
+                line = next_line(scripts) => {
+                    match line {
+                        Some(line) if is_script_line(&line) => {
+                            io.out.extend_from_slice(&line);
+                            io.flush().await?;
+                        }
+                        Some(_) => {}
+                        // The node's monitor is gone: scripts' commands are no longer shown.
+                        None => *scripts = None,
+                    }
                 }
                 r = std::future::poll_fn(|cx| io.stream.poll_read_ready(cx)) => {
                     if r.is_err() || !io.read_available() {
@@ -218,9 +270,45 @@ fn quote(arg: &[u8], out: &mut BytesMut) {
     out.extend_from_slice(b"\"");
 }
 
+/// The next line of the node's monitor; `None` when it failed (never while there is none).
+async fn next_line(conn: &mut Option<DirectConn>) -> Option<Bytes> {
+    match conn {
+        Some(c) => c.read().await.ok().map(|r| r.raw),
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether a node's monitor line (`+<time> [<db> <client>] ...`) comes from its script
+/// client.
+fn is_script_line(line: &[u8]) -> bool {
+    line.iter()
+        .position(|&b| b == b']')
+        .is_some_and(|end| line[..end].ends_with(b" lua"))
+}
+
+/// Whether `n` arguments (the name included) fit the command's arity (Redis's sign
+/// convention: negative means at least that many).
+fn arity_ok(info: &CommandInfo, n: usize) -> bool {
+    let a = info.arity;
+    if a >= 0 {
+        n == a as usize
+    } else {
+        n >= a.unsigned_abs() as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::quote;
+    use super::{is_script_line, quote};
+
+    #[test]
+    fn only_the_script_clients_lines_are_relayed() {
+        assert!(is_script_line(b"+1.000001 [0 lua] \"set\" \"k\" \"v\"\r\n"));
+        assert!(is_script_line(b"+1.000001 [3 lua] \"get\" \"k\"\r\n"));
+        assert!(!is_script_line(b"+1.000001 [0 127.0.0.1:5000] \"eval\" \"lua]\"\r\n"));
+        assert!(!is_script_line(b"+1.000001 [0 unix:/tmp/lua] \"get\"\r\n"));
+        assert!(!is_script_line(b"-ERR nope\r\n"));
+    }
 
     #[test]
     fn arguments_are_quoted_like_sdscatrepr() {

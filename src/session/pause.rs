@@ -3,7 +3,7 @@
 //! commands that may replicate for WRITE) waits, after the replies before it were written,
 //! until the pause ends. Without a pause the cost per request is one atomic load.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -22,6 +22,18 @@ pub(crate) struct PauseState {
     /// End of the pause and whether it pauses everything (ALL) or writes only.
     until: Mutex<Option<(Instant, bool)>>,
     changed: Notify,
+    /// Clients waiting for the pause to end: Redis counts them in INFO's `blocked_clients`
+    /// (a node cannot see them, so the proxy adds them to its figure).
+    waiting: AtomicUsize,
+}
+
+/// Counts a client as held by the pause while it lives.
+struct Held<'a>(&'a AtomicUsize);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl PauseState {
@@ -40,6 +52,11 @@ impl PauseState {
         }
         let write = info.is_some_and(|i| i.flags & (flags::WRITE | flags::MAY_REPLICATE) != 0);
         (all || write).then_some(end)
+    }
+
+    /// Clients waiting for the pause to end now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     fn set(&self, end: Instant, all: bool) {
@@ -64,6 +81,7 @@ impl Session {
     /// Waits while the pool's pause holds this command.
     pub(super) async fn wait_unpaused(&self, info: Option<&CommandInfo>) {
         let pause = &self.pool.registry.pause;
+        let mut held = None;
         loop {
             // Registered before the check, so an UNPAUSE in between is not missed.
             let changed = pause.changed.notified();
@@ -72,6 +90,10 @@ impl Session {
             let Some(end) = pause.holds(info) else {
                 return;
             };
+            if held.is_none() {
+                pause.waiting.fetch_add(1, Ordering::Relaxed);
+                held = Some(Held(&pause.waiting));
+            }
             tokio::select! {
                 _ = changed => {}
                 _ = tokio::time::sleep_until(end) => {}

@@ -211,8 +211,10 @@ impl Session {
         match info_text {
             Some(text) => {
                 // INFO [all|everything]: the master's sections, then the proxy's own.
-                let mut all =
+                let all =
                     super::tracking::info_with_proxy_stats(text, &self.pool.registry.tracking);
+                let paused = self.pool.registry.pause.waiting();
+                let mut all = super::info::with_paused_clients(all, paused);
                 all.extend_from_slice(b"\r\n");
                 all.extend_from_slice(super::info::sections(&self.pool).as_bytes());
                 super::info::encode_text(&all, w.proto, &mut io.out);

@@ -8,9 +8,11 @@
 //! Redis trims them), client address and client name.
 //!
 //! Measured: requests forwarded on shared connections and requests the proxy answers
-//! itself. Not measured: transactions, blocking commands and subscriptions (they run on a
-//! connection of their own, where Redis would count only the execution, which the proxy
-//! cannot see apart from the waiting).
+//! itself. Not measured: transactions and subscriptions (they run on a connection of their
+//! own, where Redis would count only the execution, which the proxy cannot see apart from
+//! the waiting). Blocking commands are logged when their reply is written, as taking 0 µs
+//! (see [`SlowLog::blocked`]); a `SLOWLOG RESET` queued in MULTI resets the log when EXEC
+//! is sent.
 //!
 //! The clock is the kernel's coarse monotonic clock (a few nanoseconds to read, a few
 //! milliseconds of resolution, well under the default threshold), read once when a request
@@ -100,6 +102,21 @@ impl SlowLog {
         micros
     }
 
+    /// `SLOWLOG RESET`.
+    pub(super) fn reset(&self) {
+        self.entries().clear();
+    }
+
+    /// A blocking command's reply was written. Redis logs a blocking command's execution
+    /// without its wait, a few microseconds; the proxy cannot tell the node's work from the
+    /// wait, so it logs the command as taking 0 µs: only when the threshold is 0, as after
+    /// the reply on Redis.
+    pub(super) fn blocked(&self, req: &[u8], client: &Session) {
+        if self.slower_than.load(Ordering::Relaxed) == 0 {
+            self.log(0, req, client);
+        }
+    }
+
     /// Adds a slow request to the log (as Redis: not those that carry secrets or only wrap
     /// other commands).
     fn log(&self, micros: u64, req: &[u8], client: &Session) {
@@ -158,7 +175,7 @@ impl SlowLog {
         if sub.eq_ignore_ascii_case(b"len") && req.len() == 2 {
             encode::integer(&mut out, self.entries().len() as i64);
         } else if sub.eq_ignore_ascii_case(b"reset") && req.len() == 2 {
-            self.entries().clear();
+            self.reset();
             out.extend_from_slice(b"+OK\r\n");
         } else if sub.eq_ignore_ascii_case(b"get") && req.len() <= 3 {
             let count = if req.len() == 3 {

@@ -156,6 +156,9 @@ impl Session {
             return;
         };
         pinned.node.metrics.writes.increment(1);
+        if special == Special::Exec && pinned.in_multi && pinned.slowlog_reset {
+            self.pool.registry.slowlog.reset();
+        }
         // Only a blocking command outside MULTI may legitimately wait long.
         let blocking = !pinned.in_multi && command::is_blocking(&req, info);
         let mut reply = match await_reply(
@@ -249,6 +252,9 @@ impl Pinned {
                 }
             }
             _ if self.in_multi && reply.raw.starts_with(b"+QUEUED") => {
+                if special == Special::Slowlog && req.arg(1).eq_ignore_ascii_case(b"reset") {
+                    self.slowlog_reset = true;
+                }
                 if special == Special::Select {
                     if let Some(db) =
                         super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())

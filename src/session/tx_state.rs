@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::{deny, Session};
 use crate::backend::{DirectConn, Node};
-use crate::command::{CommandInfo, Special};
+use crate::command::{flags, CommandInfo, Special};
 use crate::resp::Request;
 
 /// Where a session's transaction stands. The states exclude each other: a deferred MULTI
@@ -106,6 +106,10 @@ pub(crate) struct Pinned {
     /// A command was refused at queue time by the proxy (or, in cluster pools, by the node):
     /// EXEC must abort, as Redis does. A standalone node's own refusals are left to it.
     pub(super) poisoned: bool,
+    /// A `SLOWLOG RESET` is queued: the proxy's slow log (see `slowlog`) is reset when EXEC
+    /// is sent, so what the transaction and the clients it unblocks run is logged after it,
+    /// as on Redis.
+    pub(super) slowlog_reset: bool,
     /// Cluster pools: the slot every keyed command of this transaction must map to, once the
     /// first one chose it.
     pub(super) slot: Option<u16>,
@@ -182,6 +186,7 @@ impl Pinned {
             queued: 0,
             selects: Vec::new(),
             poisoned: false,
+            slowlog_reset: false,
             slot,
             log: None,
         }
@@ -194,6 +199,7 @@ impl Pinned {
         self.queued = 0;
         self.selects.clear();
         self.poisoned = false;
+        self.slowlog_reset = false;
     }
 }
 
@@ -210,6 +216,11 @@ pub(super) fn refused_in_multi(
     info: Option<&'static CommandInfo>,
 ) -> Option<String> {
     let special = Special::of(info);
+    // Redis refuses these inside MULTI whatever else holds (SAVE, SHUTDOWN, ...); a command
+    // the proxy denies gets Redis's words first, as on a node.
+    if info.is_some_and(|i| i.has(flags::NO_MULTI)) {
+        return Some("ERR Command not allowed inside a transaction".into());
+    }
     if let Some(msg) = deny::check(&session.pool, req) {
         return Some(msg);
     }

@@ -10,7 +10,8 @@
 #   redis  a fresh redis-server per unit
 #   node   a fresh `sluice node` per unit
 #   proxy  a fresh redis-server behind a fresh `sluice proxy` (standalone pool,
-#          read_from = "master", allow_commands = ["CONFIG", "DEBUG"]) per unit
+#          read_from = "master", allow_commands = ["CONFIG", "DEBUG"], auth = "passthrough"
+#          so that the suite's ACL users reach the node) per unit
 #
 # Environment knobs (all optional):
 #   TCL_TARGETS     targets to run, in column order (default "redis node")
@@ -138,6 +139,7 @@ mode = "standalone"
 master = "127.0.0.1:$rport"
 read_from = "master"
 allow_commands = ["CONFIG", "DEBUG"]
+auth = "passthrough"
 EOF
         "$SLUICE_BIN" proxy -c "$dir/sluice.toml" >"$dir/server.log" 2>&1 &
         pid=$!
