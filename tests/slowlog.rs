@@ -125,3 +125,40 @@ fn latency_histogram_includes_commands_the_proxy_answers() {
         assert_eq!(fields[0], (Resp::Bulk(b"calls".to_vec()), Resp::Int(1)));
     }
 }
+
+/// Redis's own Tcl suite (unit/slowlog): a blocked BLPOP is logged when it is served, after
+/// a SLOWLOG RESET queued in the MULTI that served it. The same steps on a direct connection
+/// and through the proxy leave the same newest entry.
+#[test]
+fn blocked_commands_are_logged_after_a_reset_queued_in_multi() {
+    let newest = |addr: &str, blocked_on: &Redis| {
+        let mut c = common::Client::connect(addr);
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]),
+            ok()
+        );
+        let mut rd = common::Client::connect(addr);
+        rd.send(&["blpop", "l", "0"]);
+        common::wait_until(std::time::Duration::from_secs(10), "BLPOP blocked", || {
+            blocked_on.info("clients").contains("blocked_clients:1\r\n")
+        });
+        assert_eq!(c.cmd(&["MULTI"]), ok());
+        assert_eq!(c.cmd(&["LPUSH", "l", "foo"]), Resp::Simple("QUEUED".into()));
+        assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), Resp::Simple("QUEUED".into()));
+        assert!(matches!(c.cmd(&["EXEC"]), Resp::Array(_)));
+        assert!(matches!(rd.read(), Resp::Array(_)));
+        let got = entries(c.cmd(&["SLOWLOG", "GET"]));
+        args(&got[0])
+    };
+    let direct = Redis::start();
+    let want = newest(&direct.addr(), &direct);
+    assert_eq!(want, vec!["blpop", "l", "0"]);
+    let master = Redis::start();
+    let p = Sluice::start(&standalone_config(
+        &master,
+        &[],
+        "master",
+        "allow_commands = [\"CONFIG\"]",
+    ));
+    assert_eq!(newest(&p.addr(), &master), want);
+}

@@ -312,6 +312,9 @@ fn client_pause_write_holds_writes_until_unpause_and_all_holds_everything() {
     );
     b.set_timeout(std::time::Duration::from_secs(10));
     assert_eq!(master.client().cmd(&["EXISTS", "paused"]), Resp::Int(0));
+    // Redis counts a paused client as blocked (its test suite waits on that figure).
+    let info = a.cmd(&["INFO"]).text();
+    assert!(info.contains("blocked_clients:1\r\n"), "{info}");
     assert_eq!(a.cmd(&["CLIENT", "UNPAUSE"]), Resp::Simple("OK".into()));
     assert_eq!(b.read(), Resp::Simple("OK".into()));
     // ALL with a timeout: even PING waits for the end of the pause.
@@ -493,6 +496,178 @@ fn a_node_refusing_the_handshake_is_named_counted_and_shown_in_topology() {
     assert_eq!(refused(&p), None);
 }
 
+/// Redis's own Tcl suite (unit/multi): SHUTDOWN and SAVE are refused inside MULTI with
+/// Redis's words (not the proxy's deny list) and EXEC aborts.
+fn no_multi_commands_are_refused_inside_multi_as_redis_refuses_them() {
+    let master = Redis::start();
+    let p = proxy(&master, "");
+    let script: &[&[&str]] = &[
+        &["MULTI"],
+        &["SET", "nomulti", "1"],
+        &["SHUTDOWN"],
+        &["EXEC"],
+        &["GET", "nomulti"],
+    ];
+    let (direct, proxied) = both_raw(&master, &p, script, script.len());
+    let proxied = String::from_utf8_lossy(&proxied).to_string();
+    assert_eq!(proxied, String::from_utf8_lossy(&direct));
+    assert!(
+        proxied.contains("-ERR Command not allowed inside a transaction\r\n"),
+        "{proxied}"
+    );
+}
+
+/// Redis's own Tcl suite (unit/introspection): a client's own CLIENT INFO / CLIENT LIST line
+/// counts the running command in `qbuf`, as Redis's query buffer still holds it.
+fn own_client_line_counts_the_running_command_in_qbuf() {
+    let master = Redis::start();
+    let p = proxy(&master, "");
+    // The caller's own line (CLIENT LIST on a node also lists the proxy's connections).
+    let field = |list: String| {
+        let own = list
+            .lines()
+            .find(|l| l.contains(" cmd=client|"))
+            .expect("own line")
+            .to_string();
+        own.split_whitespace()
+            .find_map(|kv| kv.strip_prefix("qbuf=").map(String::from))
+            .expect("qbuf")
+    };
+    for cmd in [&["CLIENT", "INFO"][..], &["CLIENT", "LIST"][..]] {
+        let direct = field(master.client().cmd(cmd).text());
+        let proxied = field(p.client().cmd(cmd).text());
+        assert_eq!(proxied, direct, "{cmd:?}");
+        assert_eq!(proxied, encode(cmd).len().to_string(), "{cmd:?}");
+    }
+}
+
+/// The lines a monitor gets (after `] `) up to the one containing `last`.
+fn monitor_lines_until(m: &mut common::Client, last: &str) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut lines = Vec::new();
+    while std::time::Instant::now() < deadline {
+        if let Resp::Simple(line) = m.read() {
+            let body = line
+                .split_once("] ")
+                .map_or(line.clone(), |(_, r)| r.to_string());
+            let end = body.contains(last);
+            lines.push(body);
+            if end {
+                return lines;
+            }
+        }
+    }
+    panic!("no monitor line with {last}: {lines:?}");
+}
+
+/// Redis's own Tcl suite (unit/introspection): MONITOR shows a script, then the commands it
+/// ran inside the node (`[0 lua]`), and not commands refused before running.
+fn monitor_shows_scripts_and_their_commands_but_not_refused_ones() {
+    let master = Redis::start();
+    let p = proxy(&master, "");
+    let mut mon = p.client();
+    assert_eq!(mon.cmd(&["MONITOR"]), Resp::Simple("OK".into()));
+    let mut a = p.client();
+    let script = "redis.call('set',KEYS[1],ARGV[1])";
+    assert_eq!(a.cmd(&["EVAL", script, "1", "foo", "bar"]), Resp::Nil);
+    assert!(matches!(a.cmd(&["NOSUCHCOMMAND", "x"]), Resp::Error(_)));
+    assert!(matches!(a.cmd(&["GET"]), Resp::Error(_)));
+    assert_eq!(a.cmd(&["GET", "after"]), Resp::Nil);
+    let lines = monitor_lines_until(&mut mon, "\"after\"");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(
+        lines[0],
+        format!("\"EVAL\" \"{script}\" \"1\" \"foo\" \"bar\"")
+    );
+    assert_eq!(lines[1], "\"set\" \"foo\" \"bar\"");
+    assert_eq!(lines[2], "\"GET\" \"after\"");
+}
+
+/// A script longer than `request_timeout` is answered: the node runs it, alive, and the
+/// shared connection it runs on is not declared stuck (Redis's unit/latency-monitor runs a
+/// script of a million SADDs).
+fn a_script_longer_than_the_request_timeout_is_answered() {
+    let master = Redis::start();
+    let p = proxy(&master, "request_timeout = \"300ms\"");
+    let mut c = p.client();
+    let script = "local t = redis.call('TIME') \
+                  local start = t[1] * 1000000 + t[2] \
+                  while true do \
+                    local n = redis.call('TIME') \
+                    if n[1] * 1000000 + n[2] - start > 900000 then return 1 end \
+                  end";
+    c.send(&["EVAL", script, "0"]);
+    let mut other = p.client();
+    // A request behind the script on the same connection is answered after it, too.
+    other.send(&["SET", "behind", "1"]);
+    assert_eq!(c.read(), Resp::Int(1));
+    assert_eq!(other.read(), Resp::Simple("OK".into()));
+    assert_eq!(c.cmd(&["GET", "behind"]), Resp::Bulk(b"1".to_vec()));
+}
+
+/// Whether `CLIENT PAUSE WRITE` holds `cmd` at `addr` (after `setup` on the same client):
+/// no reply within 300 ms while paused.
+fn held_by_write_pause(addr: &str, setup: &[&[&str]], cmd: &[&str]) -> bool {
+    let mut admin = common::Client::connect(addr);
+    let mut c = common::Client::connect(addr);
+    for s in setup {
+        assert!(!matches!(c.cmd(s), Resp::Error(_)), "{s:?}");
+    }
+    assert_eq!(
+        admin.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]),
+        Resp::Simple("OK".into())
+    );
+    c.send(cmd);
+    c.set_timeout(std::time::Duration::from_millis(300));
+    let held = c.try_read().is_err();
+    c.set_timeout(std::time::Duration::from_secs(10));
+    assert_eq!(admin.cmd(&["CLIENT", "UNPAUSE"]), Resp::Simple("OK".into()));
+    if held {
+        let _ = c.read();
+    }
+    held
+}
+
+/// Redis's own Tcl suite (unit/pause): what a WRITE pause holds through the proxy is what
+/// Redis holds, including the commands whose `may-replicate` flag COMMAND INFO hides, EVAL
+/// judged by its shebang, EXEC by what was queued, and not a command with the wrong
+/// number of arguments.
+fn client_pause_write_holds_what_redis_holds() {
+    let master = Redis::start();
+    let p = proxy(&master, "");
+    let multi_set: &[&[&str]] = &[&["MULTI"], &["SET", "k", "1"]];
+    let multi_get: &[&[&str]] = &[&["MULTI"], &["GET", "k"]];
+    let cases: &[(&[&[&str]], &[&str], bool)] = &[
+        (&[], &["PFCOUNT", "hll"], true),
+        (&[], &["PUBLISH", "ch", "m"], true),
+        (&[], &["EVAL", "return 1", "0"], true),
+        (&[], &["EVAL", "#!lua\nreturn 1", "0"], true),
+        (
+            &[],
+            &["EVAL", "#!lua flags=no-writes\nreturn 1", "0"],
+            false,
+        ),
+        (&[], &["EVAL_RO", "return 1", "0"], false),
+        (multi_set, &["EXEC"], true),
+        (multi_get, &["EXEC"], false),
+        (&[], &["SET", "k"], false),
+        (&[], &["GET", "k"], false),
+    ];
+    for (setup, cmd, want) in cases {
+        // The expectation is checked on a direct connection first.
+        assert_eq!(
+            held_by_write_pause(&master.addr(), setup, cmd),
+            *want,
+            "direct {cmd:?}"
+        );
+        assert_eq!(
+            held_by_write_pause(&p.addr(), setup, cmd),
+            *want,
+            "proxy {cmd:?}"
+        );
+    }
+}
+
 on_both_backends! {
     both: [
         nested_multi_is_refused_and_exec_still_runs,
@@ -502,11 +677,18 @@ on_both_backends! {
         monitor_streams_every_pool_clients_commands_in_redis_format,
         a_node_refusing_the_handshake_is_named_counted_and_shown_in_topology,
         client_pause_write_holds_writes_until_unpause_and_all_holds_everything,
+        own_client_line_counts_the_running_command_in_qbuf,
+        monitor_shows_scripts_and_their_commands_but_not_refused_ones,
+        a_script_longer_than_the_request_timeout_is_answered,
     ],
     // `sluice node` has no CLIENT UNBLOCK of its own yet (the proxy issues it on the node).
     // (WAIT: `sluice node` replication is covered by tests/node_replication.rs; WAIT's answer
     // here depends on the master's `slaveN:` acknowledgement lines, which redis-server gives.)
+    // `sluice node` runs SHUTDOWN inside MULTI (the comparison's direct side).
+    // (`sluice node` judges may-replicate by its own table.)
     redis_only: [
+        client_pause_write_holds_what_redis_holds,
+        no_multi_commands_are_refused_inside_multi_as_redis_refuses_them,
         client_unblock_releases_a_client_blocked_through_the_proxy,
         wait_counts_the_replicas_that_acknowledged_the_clients_writes,
     ],

@@ -10,7 +10,7 @@
 //! reply, so clients on different databases share the connection correctly.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,8 +42,26 @@ struct Slot {
     sent: Instant,
     /// A script (EVAL, FCALL and their forms): it runs as long as it runs, while the node
     /// stays alive (it answers other connections `BUSY`, and SCRIPT KILL ends it), so it has
-    /// no reply deadline; the requests behind it get theirs from when it is answered.
-    patient: bool,
+    /// no reply deadline; the requests behind it get theirs from when it is answered, and
+    /// while it is in flight no connection to the node is declared stuck (the node serves
+    /// nobody else meanwhile). Counted in [`MuxOptions::scripts`] while the slot lives.
+    patient: Option<ScriptMark>,
+}
+
+/// One script in flight on a node's shared connections (see [`Slot::patient`]).
+struct ScriptMark(Arc<AtomicUsize>);
+
+impl ScriptMark {
+    fn new(count: &Arc<AtomicUsize>) -> ScriptMark {
+        count.fetch_add(1, Ordering::Relaxed);
+        ScriptMark(count.clone())
+    }
+}
+
+impl Drop for ScriptMark {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Settings of one multiplexed connection.
@@ -57,6 +75,8 @@ pub(crate) struct MuxOptions {
     pub(crate) connect_timeout: Duration,
     /// A reply older than this marks the connection stuck: it is closed and its requests fail.
     pub(crate) request_timeout: Duration,
+    /// Scripts in flight on the node's shared connections (shared by all of them).
+    pub(crate) scripts: Arc<AtomicUsize>,
 }
 
 /// Handle to a multiplexed connection. Cheap to clone; the connection task ends when the
@@ -251,7 +271,7 @@ fn deliver(
                 ..
             }) => {
                 let _ = tx.send(Ok(Reply::new(raw, scan.resp3)));
-                if patient {
+                if patient.is_some() {
                     if let Some(next) = slots.front_mut() {
                         next.sent = Instant::now();
                     }
@@ -327,7 +347,7 @@ async fn write_loop(
                     p.push_back(Slot {
                         reply: None,
                         sent: now,
-                        patient: false,
+                        patient: None,
                     });
                     db = job.db;
                 }
@@ -335,7 +355,7 @@ async fn write_loop(
                 p.push_back(Slot {
                     reply: Some(job.reply),
                     sent: now,
-                    patient: is_script(&job.raw),
+                    patient: is_script(&job.raw).then(|| ScriptMark::new(&opts.scripts)),
                 });
             }
         }
@@ -369,6 +389,9 @@ async fn read_loop(
     };
     let tick_every = (opts.request_timeout / 4).max(Duration::from_millis(50));
     let mut tick = tokio::time::interval(tick_every);
+    // Last tick that saw a script in flight on the node: requests waiting behind it (on any
+    // of its connections) get a full timeout from there.
+    let mut script_seen = Instant::now();
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if let Err(e) = deliver(&mut rbuf, pending, &limits, opts) {
@@ -389,7 +412,11 @@ async fn read_loop(
                 Err(e) => return lost(e.to_string()),
             },
             _ = tick.tick() => {
-                let stuck = lock(pending).front().is_some_and(|s| !s.patient && s.sent.elapsed() > opts.request_timeout);
+                if opts.scripts.load(Ordering::Relaxed) > 0 {
+                    script_seen = Instant::now();
+                }
+                let waited = |s: &Slot| s.sent.elapsed().min(script_seen.elapsed());
+                let stuck = lock(pending).front().is_some_and(|s| s.patient.is_none() && waited(s) > opts.request_timeout);
                 if stuck {
                     return BackendError::Timeout { addr: opts.addr.clone(), ms: opts.request_timeout.as_millis() as u64 };
                 }
@@ -404,7 +431,9 @@ mod tests {
 
     #[test]
     fn scripts_are_told_from_their_request_bytes() {
-        assert!(is_script(b"*3\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n0\r\n"));
+        assert!(is_script(
+            b"*3\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n0\r\n"
+        ));
         assert!(is_script(b"*3\r\n$8\r\nfcall_ro\r\n$1\r\nf\r\n$1\r\n0\r\n"));
         assert!(is_script(b"*2\r\n$10\r\nEVALSHA_RO\r\n$1\r\nx\r\n"));
         assert!(!is_script(b"*2\r\n$3\r\nGET\r\n$4\r\neval\r\n"));

@@ -80,6 +80,7 @@ impl Node {
             handshake: handshake.clone(),
             connect_timeout: opts.connect_timeout,
             request_timeout: opts.request_timeout,
+            scripts: Default::default(),
         };
         let node = Arc::new(Node {
             addr: addr.to_string(),

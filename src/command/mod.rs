@@ -116,6 +116,16 @@ impl CommandInfo {
     pub fn has(&self, mask: u32) -> bool {
         self.flags & mask == mask
     }
+
+    /// Whether `n` arguments (the name included) fit the arity (Redis's sign convention:
+    /// negative means at least that many). Redis refuses the others before running them.
+    pub fn arity_ok(&self, n: usize) -> bool {
+        if self.arity >= 0 {
+            n == self.arity as usize
+        } else {
+            n >= self.arity.unsigned_abs() as usize
+        }
+    }
 }
 
 /// Read access to a command's arguments, so that the routing questions can be asked of a

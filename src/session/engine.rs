@@ -208,7 +208,8 @@ impl Parts {
         let held = match detour {
             Detour::Paused(req, info) => {
                 self.drain().await?;
-                self.session.wait_unpaused(info).await;
+                let write = self.session.paused_by_write(&req, info);
+                self.session.wait_unpaused(write).await;
                 match self.session.accept(req, info, &mut self.pending) {
                     None => return Some(self),
                     Some(held) => held,
@@ -346,7 +347,12 @@ impl Session {
             let info = command::lookup(&req);
             last = Some(info);
             if self.pool.registry.pause.maybe_active()
-                && self.pool.registry.pause.holds(info).is_some()
+                && self
+                    .pool
+                    .registry
+                    .pause
+                    .holds(self.paused_by_write(&req, info))
+                    .is_some()
             {
                 // CLIENT PAUSE: what came before is answered, this one waits.
                 detour = Some(Detour::Paused(req, info));

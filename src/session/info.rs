@@ -103,7 +103,9 @@ pub(super) fn with_paused_clients(text: Vec<u8>, paused: usize) -> Vec<u8> {
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.trim_end().parse::<usize>().ok());
         match count {
-            Some(n) => out.extend_from_slice(format!("blocked_clients:{}\r\n", n + paused).as_bytes()),
+            Some(n) => {
+                out.extend_from_slice(format!("blocked_clients:{}\r\n", n + paused).as_bytes())
+            }
             None => out.extend_from_slice(line),
         }
     }
@@ -177,7 +179,8 @@ mod tests {
 
     #[test]
     fn paused_clients_count_as_blocked() {
-        let text = b"# Clients\r\nconnected_clients:3\r\nblocked_clients:1\r\ntracking_clients:0\r\n";
+        let text =
+            b"# Clients\r\nconnected_clients:3\r\nblocked_clients:1\r\ntracking_clients:0\r\n";
         let out = with_paused_clients(text.to_vec(), 2);
         assert_eq!(
             out,

@@ -69,7 +69,7 @@ impl Session {
         let Some(info) = info else {
             return;
         };
-        if info.has(flags::ADMIN) || !arity_ok(info, req.len()) {
+        if info.has(flags::ADMIN) || !info.arity_ok(req.len()) {
             return;
         }
         let line = monitor_line(req, self.db, &self.entry.addr.to_string());
@@ -286,17 +286,6 @@ fn is_script_line(line: &[u8]) -> bool {
         .is_some_and(|end| line[..end].ends_with(b" lua"))
 }
 
-/// Whether `n` arguments (the name included) fit the command's arity (Redis's sign
-/// convention: negative means at least that many).
-fn arity_ok(info: &CommandInfo, n: usize) -> bool {
-    let a = info.arity;
-    if a >= 0 {
-        n == a as usize
-    } else {
-        n >= a.unsigned_abs() as usize
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::{is_script_line, quote};
@@ -305,7 +294,9 @@ mod tests {
     fn only_the_script_clients_lines_are_relayed() {
         assert!(is_script_line(b"+1.000001 [0 lua] \"set\" \"k\" \"v\"\r\n"));
         assert!(is_script_line(b"+1.000001 [3 lua] \"get\" \"k\"\r\n"));
-        assert!(!is_script_line(b"+1.000001 [0 127.0.0.1:5000] \"eval\" \"lua]\"\r\n"));
+        assert!(!is_script_line(
+            b"+1.000001 [0 127.0.0.1:5000] \"eval\" \"lua]\"\r\n"
+        ));
         assert!(!is_script_line(b"+1.000001 [0 unix:/tmp/lua] \"get\"\r\n"));
         assert!(!is_script_line(b"-ERR nope\r\n"));
     }

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::local::parse_int;
 use super::{error_bytes, Session};
-use crate::command::{flags, CommandInfo};
+use crate::command::{flags, CommandInfo, Special};
 use crate::resp::Request;
 
 /// A pool's pause.
@@ -43,14 +43,14 @@ impl PauseState {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// The pause's end when it holds this command now.
-    pub(crate) fn holds(&self, info: Option<&CommandInfo>) -> Option<Instant> {
+    /// The pause's end when it holds a command now (`write`: one a WRITE pause holds, see
+    /// [`Session::paused_by_write`]).
+    pub(crate) fn holds(&self, write: bool) -> Option<Instant> {
         let guard = self.until.lock().unwrap_or_else(|e| e.into_inner());
         let (end, all) = (*guard)?;
         if end <= Instant::now() {
             return None;
         }
-        let write = info.is_some_and(|i| i.flags & (flags::WRITE | flags::MAY_REPLICATE) != 0);
         (all || write).then_some(end)
     }
 
@@ -78,8 +78,35 @@ impl PauseState {
 }
 
 impl Session {
-    /// Waits while the pool's pause holds this command.
-    pub(super) async fn wait_unpaused(&self, info: Option<&CommandInfo>) {
+    /// Whether `CLIENT PAUSE ... WRITE` holds this command, as Redis judges it: writes and
+    /// the commands that may replicate (Redis hides that flag from COMMAND INFO, so the
+    /// table lacks it: PFCOUNT, PUBLISH, SPUBLISH, and EVAL unless its shebang declares
+    /// `no-writes`), EXEC of a transaction that queued one; not a command Redis refuses at
+    /// once (unknown, wrong number of arguments). EVALSHA and FCALL are not held: their
+    /// flags live in the node's script cache and function library.
+    pub(super) fn paused_by_write(&self, req: &Request, info: Option<&CommandInfo>) -> bool {
+        let Some(info) = info else {
+            return false;
+        };
+        if !info.arity_ok(req.len()) {
+            return false;
+        }
+        if Special::of(Some(info)) == Special::Exec {
+            return self.tx.pinned().is_some_and(|p| p.in_multi && p.writes);
+        }
+        if info.flags & (flags::WRITE | flags::MAY_REPLICATE) != 0 {
+            return true;
+        }
+        match info.name {
+            "pfcount" | "publish" | "spublish" => true,
+            "eval" => !declares_no_writes(req.arg(1)),
+            _ => false,
+        }
+    }
+
+    /// Waits while the pool's pause holds this command (`write`: see
+    /// [`Session::paused_by_write`]).
+    pub(super) async fn wait_unpaused(&self, write: bool) {
         let pause = &self.pool.registry.pause;
         let mut held = None;
         loop {
@@ -87,7 +114,7 @@ impl Session {
             let changed = pause.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let Some(end) = pause.holds(info) else {
+            let Some(end) = pause.holds(write) else {
                 return;
             };
             if held.is_none() {
@@ -126,5 +153,32 @@ impl Session {
         let end = Instant::now() + std::time::Duration::from_millis(ms as u64);
         pause.set(end, all);
         Bytes::from_static(b"+OK\r\n")
+    }
+}
+
+/// Whether a script's shebang line (`#!lua flags=no-writes,...`) declares `no-writes`.
+fn declares_no_writes(body: &[u8]) -> bool {
+    let Some(rest) = body.strip_prefix(b"#!") else {
+        return false;
+    };
+    let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+    line.split(|&b| b == b' ')
+        .filter_map(|w| w.strip_prefix(b"flags="))
+        .any(|f| f.split(|&b| b == b',').any(|x| x == b"no-writes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::declares_no_writes;
+
+    #[test]
+    fn no_writes_is_read_off_the_shebang() {
+        assert!(declares_no_writes(b"#!lua flags=no-writes\nreturn 1"));
+        assert!(declares_no_writes(
+            b"#!lua flags=allow-stale,no-writes\nreturn 1"
+        ));
+        assert!(!declares_no_writes(b"#!lua\nreturn 1"));
+        assert!(!declares_no_writes(b"return 1 -- flags=no-writes"));
+        assert!(!declares_no_writes(b"#!lua name=x\n-- flags=no-writes"));
     }
 }

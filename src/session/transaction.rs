@@ -152,6 +152,7 @@ impl Session {
     async fn run_pinned(&mut self, req: Request, info: Option<&'static CommandInfo>, io: &mut Io) {
         let special = Special::of(info);
         let timeout = self.pool.cfg.request_timeout;
+        let write = self.paused_by_write(&req, info);
         let Some(pinned) = self.tx.pinned_mut() else {
             return;
         };
@@ -198,6 +199,9 @@ impl Session {
         let cluster = self.pool.routing.by_slot();
         if cluster && special == Special::Exec && pinned.slot.is_some() {
             self.last_write_slot = pinned.slot;
+        }
+        if pinned.in_multi && write && reply.raw.starts_with(b"+QUEUED") {
+            pinned.writes = true;
         }
         if let Some(db) = pinned.after_reply(special, &req, &reply, cluster) {
             self.db = db;

@@ -110,6 +110,8 @@ pub(crate) struct Pinned {
     /// is sent, so what the transaction and the clients it unblocks run is logged after it,
     /// as on Redis.
     pub(super) slowlog_reset: bool,
+    /// A command queued in this MULTI is one `CLIENT PAUSE WRITE` holds: so is EXEC.
+    pub(super) writes: bool,
     /// Cluster pools: the slot every keyed command of this transaction must map to, once the
     /// first one chose it.
     pub(super) slot: Option<u16>,
@@ -187,6 +189,7 @@ impl Pinned {
             selects: Vec::new(),
             poisoned: false,
             slowlog_reset: false,
+            writes: false,
             slot,
             log: None,
         }
@@ -200,6 +203,7 @@ impl Pinned {
         self.selects.clear();
         self.poisoned = false;
         self.slowlog_reset = false;
+        self.writes = false;
     }
 }
 
