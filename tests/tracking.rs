@@ -84,6 +84,32 @@ fn a_write_invalidates_what_another_client_read_once() {
     nothing_more(&mut a);
 }
 
+/// Redis's own Tcl suite (unit/tracking): the keys of one write reach a default-mode
+/// reader in the command's order, as Redis tells them (the node's BCAST report that the
+/// proxy hears them from lists them sorted). Checked on a direct connection too.
+#[test]
+fn keys_of_one_write_are_invalidated_in_the_commands_order() {
+    let run = |reader: &mut Client, writer: &mut Client| {
+        assert_eq!(writer.cmd(&["MSET", "key1{t}", "1", "key2{t}", "1"]), ok());
+        assert!(matches!(reader.cmd(&["MGET", "key1{t}", "key2{t}"]), Resp::Array(_)));
+        assert_eq!(writer.cmd(&["MSET", "key2{t}", "2", "key1{t}", "2"]), ok());
+        let got = vec![invalidated(reader), invalidated(reader)];
+        nothing_more(reader);
+        got
+    };
+    let direct = Redis::start();
+    let mut reader = direct.client();
+    assert!(matches!(reader.cmd(&["HELLO", "3"]), Resp::Map(_)));
+    assert_eq!(reader.cmd(&["CLIENT", "TRACKING", "on"]), ok());
+    let want = run(&mut reader, &mut direct.client());
+    let key = |k: &str| Some(vec![k.to_string()]);
+    assert_eq!(want, vec![key("key2{t}"), key("key1{t}")]);
+    let master = Redis::start();
+    let p = proxy_on(&master, &[], "master", "");
+    let mut reader = tracking_client(&p, &[]);
+    assert_eq!(run(&mut reader, &mut p.client()), want);
+}
+
 #[test]
 fn a_read_served_by_a_lagging_replica_is_invalidated_when_the_replica_catches_up() {
     let master = Redis::start();

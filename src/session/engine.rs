@@ -380,6 +380,9 @@ impl Session {
         if self.pool.registry.monitors.active() {
             self.feed_monitors(&req, info);
         }
+        if self.pool.registry.tracking.watching() {
+            self.note_write(&req, info);
+        }
         if self.tracking.is_on() {
             self.track_request(&req, info);
         }

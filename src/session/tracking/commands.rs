@@ -192,6 +192,7 @@ impl Session {
             }
         }
         hub.table().enable(self.id, opts);
+        hub.watching.store(true, std::sync::atomic::Ordering::Relaxed);
         self.tracking = local;
         Bytes::from_static(OK)
     }

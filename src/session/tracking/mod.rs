@@ -27,6 +27,7 @@ mod source;
 pub(crate) mod table;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -49,6 +50,9 @@ pub(crate) struct Hub {
     sources: Mutex<Sources>,
     /// Woken when a source comes up (clients enabling tracking wait for that).
     up: Notify,
+    /// Some client tracks: every client's writes note their keys' order (one relaxed
+    /// load per request otherwise; see [`table::Table::note_writes`]).
+    watching: AtomicBool,
 }
 
 /// The node sources of a pool.
@@ -68,6 +72,7 @@ impl Default for Hub {
             table: Mutex::new(Table::new(DEFAULT_MAX_KEYS)),
             sources: Mutex::default(),
             up: Notify::new(),
+            watching: AtomicBool::new(false),
         }
     }
 }
@@ -75,6 +80,14 @@ impl Default for Hub {
 /// Locks, ignoring poisoning: nothing panics while these are held.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hub {
+    /// Whether some client of the pool tracks (one relaxed load).
+    #[inline]
+    pub(crate) fn watching(&self) -> bool {
+        self.watching.load(Ordering::Relaxed)
+    }
 }
 
 impl Hub {
@@ -303,7 +316,27 @@ impl Session {
     /// Tracking off (CLIENT TRACKING off, RESET, disconnect).
     pub(super) fn tracking_off(&mut self) {
         if std::mem::take(&mut self.tracking).is_on() {
-            self.pool.registry.tracking.table().disable(self.id);
+            let hub = &self.pool.registry.tracking;
+            let mut table = hub.table();
+            table.disable(self.id);
+            hub.watching.store(!table.is_empty(), Ordering::Relaxed);
+        }
+    }
+
+    /// A write of a client of a pool where some client tracks: notes the order of its keys
+    /// (see [`table::Table::note_writes`]).
+    pub(super) fn note_write(&self, req: &Request, info: Option<&'static CommandInfo>) {
+        let Some(info) = info else {
+            return;
+        };
+        if !info.has(command::flags::WRITE) {
+            return;
+        }
+        let keys: Vec<Bytes> = command::key_positions(req, info)
+            .map(|i| req.arg_bytes(i))
+            .collect();
+        if !keys.is_empty() {
+            self.pool.registry.tracking.table().note_writes(&keys);
         }
     }
 }

@@ -78,7 +78,15 @@ pub(crate) struct Table {
     pub(crate) max_keys: usize,
     /// Picks eviction victims (xorshift; quality does not matter, only spreading).
     seed: u64,
+    /// Tracked keys that a client's write is about to change, with the order of that
+    /// write (see [`Table::note_writes`]).
+    write_order: HashMap<Bytes, u64>,
+    next_write: u64,
 }
+
+/// Most keys [`Table::write_order`] holds (writes that changed nothing leave theirs behind
+/// until then).
+const MAX_WRITE_ORDER: usize = 1 << 16;
 
 impl Table {
     pub(crate) fn new(max_keys: usize) -> Table {
@@ -88,6 +96,8 @@ impl Table {
             items: 0,
             max_keys,
             seed: 0x9e37_79b9_7f4a_7c15,
+            write_order: HashMap::new(),
+            next_write: 0,
         }
     }
 
@@ -196,11 +206,37 @@ impl Table {
         }
     }
 
+    /// A client of the pool is sending a write of `keys` (in the command's order). Redis
+    /// tells a default-mode reader of each key as the command changes it, in that order;
+    /// the node's BCAST report lists a batch's keys in its own (sorted) order, so the
+    /// order is noted here for [`Table::invalidate`]. Only keys someone tracks, and only
+    /// their first pending write (the one Redis reports: the key is untracked after it).
+    pub(crate) fn note_writes(&mut self, keys: &[Bytes]) {
+        for k in keys {
+            if self.keys.contains_key(k) && !self.write_order.contains_key(k) {
+                if self.write_order.len() >= MAX_WRITE_ORDER {
+                    self.write_order.clear();
+                }
+                self.next_write += 1;
+                self.write_order.insert(k.clone(), self.next_write);
+            }
+        }
+    }
+
     /// Keys changed on a node. `from_master`: the node is the pool's master, the only one
     /// BCAST clients hear from (every write happens there; replicas would repeat it).
+    /// Default-mode readers are told in the order the writes were sent (see
+    /// [`Table::note_writes`]); keys changed otherwise keep the node's order, after them.
     pub(crate) fn invalidate(&mut self, keys: &[Bytes], from_master: bool) -> Deliveries {
         let mut out = Vec::new();
-        for k in keys {
+        let mut ordered: Vec<&Bytes> = keys.iter().collect();
+        if !self.write_order.is_empty() {
+            ordered.sort_by_key(|k| self.write_order.get(*k).copied().unwrap_or(u64::MAX));
+            for k in &ordered {
+                self.write_order.remove(*k);
+            }
+        }
+        for k in ordered {
             let Some(ids) = self.keys.swap_remove(k) else {
                 continue;
             };
@@ -343,6 +379,21 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn readers_are_told_in_the_order_the_writes_were_sent() {
+        let mut t = Table::new(100);
+        t.enable(1, Options::default());
+        t.remember(1, &[b("k1"), b("k2"), b("k3")]);
+        // MSET k2 .. k1 .. (k9 is tracked by nobody), reported sorted with an unknown k3.
+        t.note_writes(&[b("k2"), b("k1"), b("k9")]);
+        let out = t.invalidate(&[b("k1"), b("k2"), b("k3")], true);
+        assert_eq!(
+            keys(&out, 1),
+            vec![vec![b("k2")], vec![b("k1")], vec![b("k3")]]
+        );
+        assert!(t.write_order.is_empty());
     }
 
     #[test]
