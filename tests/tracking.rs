@@ -91,7 +91,10 @@ fn a_write_invalidates_what_another_client_read_once() {
 fn keys_of_one_write_are_invalidated_in_the_commands_order() {
     let run = |reader: &mut Client, writer: &mut Client| {
         assert_eq!(writer.cmd(&["MSET", "key1{t}", "1", "key2{t}", "1"]), ok());
-        assert!(matches!(reader.cmd(&["MGET", "key1{t}", "key2{t}"]), Resp::Array(_)));
+        assert!(matches!(
+            reader.cmd(&["MGET", "key1{t}", "key2{t}"]),
+            Resp::Array(_)
+        ));
         assert_eq!(writer.cmd(&["MSET", "key2{t}", "2", "key1{t}", "2"]), ok());
         let got = vec![invalidated(reader), invalidated(reader)];
         nothing_more(reader);

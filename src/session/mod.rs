@@ -458,6 +458,7 @@ impl Session {
             || self.authenticates_at_master(req, info)
             || self.needs_master_permission(info)
             || self.is_held_login(req, info)
+            || self.names_a_user_only_the_master_knows(req, info)
         {
             return true;
         }

@@ -78,6 +78,12 @@ impl Session {
         if !self.tx.is_open() && self.authenticates_at_master(req, info) {
             return Some(self.authenticate_at_master(req, info).await);
         }
+        if self.names_a_user_only_the_master_knows(req, info) {
+            if let Some(refusal) = self.unknown_user_at_master(req).await {
+                return Some(refusal);
+            }
+            return Some(self.local(req, info).unwrap_or_default());
+        }
         None
     }
 
@@ -255,6 +261,37 @@ impl Session {
 }
 
 impl Session {
+    /// Passthrough: `CLIENT KILL ... USER name` outside a transaction. The users are the
+    /// master's, so whether `name` exists (Redis answers `No such user` otherwise) is asked
+    /// of it ([`Session::unknown_user_at_master`]).
+    pub(super) fn names_a_user_only_the_master_knows(
+        &self,
+        req: &Request,
+        info: Option<&CommandInfo>,
+    ) -> bool {
+        self.pool.auth.mode == ClientAuth::Passthrough
+            && !self.tx.is_open()
+            && Special::of(info).is_client()
+            && kill_user(req).is_some()
+    }
+
+    /// `ERR No such user` when the master has no user named by CLIENT KILL's USER filter
+    /// (`ACL GETUSER`, on the proxy's own connection); `None` when it has, or when it cannot
+    /// say (the proxy's user may not run ACL GETUSER): the kill then runs as asked.
+    async fn unknown_user_at_master(&self, req: &Request) -> Option<Bytes> {
+        let name = kill_user(req)?;
+        let master = self.pool.router.master(&self.pool.topology.load()).ok()?;
+        let mut raw = bytes::BytesMut::new();
+        crate::resp::encode::command(&mut raw, &[b"ACL", b"GETUSER", name]);
+        let reply = master.send(raw.freeze(), 0, self.slot()).await.ok()?.ok()?;
+        matches!(reply.raw.as_ref(), b"_\r\n" | b"$-1\r\n" | b"*-1\r\n").then(|| {
+            error_bytes(&format!(
+                "ERR No such user '{}'",
+                String::from_utf8_lossy(name)
+            ))
+        })
+    }
+
     /// Passthrough: the commands the proxy answers about the pool's other clients (CLIENT
     /// LIST/KILL/PAUSE/UNPAUSE/UNBLOCK, MONITOR) are for the users Redis allows them, and
     /// only Redis knows: they are asked of the master first ([`Session::allowed_at_master`]).
@@ -348,6 +385,17 @@ async fn legacy_auth_refusal(
             timeout.as_millis()
         ))),
     }
+}
+
+/// The name of CLIENT KILL's `USER` filter (new-style arguments: `CLIENT KILL f v ...`).
+fn kill_user(req: &Request) -> Option<&[u8]> {
+    if !req.arg(1).eq_ignore_ascii_case(b"kill") || req.len() < 4 {
+        return None;
+    }
+    (2..req.len() - 1)
+        .step_by(2)
+        .find(|&i| req.arg(i).eq_ignore_ascii_case(b"user"))
+        .map(|i| req.arg(i + 1))
 }
 
 /// The user and password of `AUTH [user] pass` or `HELLO ... AUTH user pass`.

@@ -192,7 +192,8 @@ impl Session {
             }
         }
         hub.table().enable(self.id, opts);
-        hub.watching.store(true, std::sync::atomic::Ordering::Relaxed);
+        hub.watching
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.tracking = local;
         Bytes::from_static(OK)
     }
