@@ -222,11 +222,15 @@ impl Session {
 impl Session {
     /// Passthrough pools: the keys the client's Redis user may read, from `ACL GETUSER` on
     /// the master (on the proxy's own connection: a user need not be allowed to read its
-    /// own ACL). `Ok(None)` outside passthrough logins; `Err` is the refusal to give the
+    /// own ACL). `Ok(None)` outside passthrough pools; `Err` is the refusal to give the
     /// client when they cannot be learnt (tracking is then refused: fail closed).
     pub(super) async fn readable_keys(&self) -> Result<Option<Arc<Readable>>, Bytes> {
-        let Some(user) = self.cred().map(|c| c.user.clone()) else {
-            return Ok(None);
+        // A client that has not logged in is the nodes' `default` user (see
+        // `Pool::starts_authenticated`).
+        let user = match self.cred() {
+            Some(c) => c.user.clone(),
+            None if self.pool.auth.mode == ClientAuth::Passthrough => "default".to_string(),
+            None => return Ok(None),
         };
         let refuse = |why: &str| {
             error_bytes(&format!(
