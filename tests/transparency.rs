@@ -628,6 +628,9 @@ fn held_by_write_pause(addr: &str, setup: &[&[&str]], cmd: &[&str]) -> bool {
     held
 }
 
+/// Commands sent first on the client, the command sent during the pause, whether it waits.
+type PauseCase<'a> = (&'a [&'a [&'a str]], &'a [&'a str], bool);
+
 /// Redis's own Tcl suite (unit/pause): what a WRITE pause holds through the proxy is what
 /// Redis holds, including the commands whose `may-replicate` flag COMMAND INFO hides, EVAL
 /// judged by its shebang, EXEC by what was queued, and not a command with the wrong
@@ -637,7 +640,7 @@ fn client_pause_write_holds_what_redis_holds() {
     let p = proxy(&master, "");
     let multi_set: &[&[&str]] = &[&["MULTI"], &["SET", "k", "1"]];
     let multi_get: &[&[&str]] = &[&["MULTI"], &["GET", "k"]];
-    let cases: &[(&[&[&str]], &[&str], bool)] = &[
+    let cases: &[PauseCase] = &[
         (&[], &["PFCOUNT", "hll"], true),
         (&[], &["PUBLISH", "ch", "m"], true),
         (&[], &["EVAL", "return 1", "0"], true),
