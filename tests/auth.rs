@@ -386,6 +386,11 @@ fn passthrough_clients_run_as_their_own_redis_users() {
     let mut c = Client::connect(&addr);
     // Before AUTH, a client is `default`, as on Redis, while that user needs no password.
     assert_eq!(c.cmd(&["ACL", "WHOAMI"]), Resp::Bulk(b"default".to_vec()));
+    // CLIENT KILL USER knows the master's users, as Redis does.
+    let kill_nobody = ["CLIENT", "KILL", "USER", "nobody-here"];
+    assert_eq!(c.cmd(&kill_nobody), master.client().cmd(&kill_nobody));
+    assert_eq!(c.cmd(&kill_nobody), err("ERR No such user 'nobody-here'"));
+    assert_eq!(c.cmd(&["CLIENT", "KILL", "USER", "app"]), Resp::Int(0));
     assert_eq!(c.cmd(&["AUTH", "app", "wrong"]), err(WRONGPASS));
     assert_eq!(c.cmd(&["AUTH", "app", "app-pw"]), ok());
     // Redis's ACL decides, with its own words.

@@ -71,6 +71,9 @@ impl Session {
             if self.tx.is_open() || matches!(special, Special::Monitor | Special::ClientUnblock) {
                 return None;
             }
+            if let Some(refusal) = self.unknown_user_at_master(req).await {
+                return Some(refusal);
+            }
             // What the proxy does not answer itself (CLIENT NO-EVICT) goes on to the node, as
             // the user, on the usual exclusive path.
             return self.local(req, info);
