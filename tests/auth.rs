@@ -391,6 +391,9 @@ fn passthrough_clients_run_as_their_own_redis_users() {
     assert_eq!(c.cmd(&kill_nobody), master.client().cmd(&kill_nobody));
     assert_eq!(c.cmd(&kill_nobody), err("ERR No such user 'nobody-here'"));
     assert_eq!(c.cmd(&["CLIENT", "KILL", "USER", "app"]), Resp::Int(0));
+    // Redis's arity refusal comes before any permission check.
+    let kill_nothing = ["CLIENT", "KILL"];
+    assert_eq!(c.cmd(&kill_nothing), master.client().cmd(&kill_nothing));
     assert_eq!(c.cmd(&["AUTH", "app", "wrong"]), err(WRONGPASS));
     assert_eq!(c.cmd(&["AUTH", "app", "app-pw"]), ok());
     // Redis's ACL decides, with its own words.

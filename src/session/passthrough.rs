@@ -331,6 +331,11 @@ impl Session {
         if text.as_ref() == b"+OK\r\n" {
             return None;
         }
+        // A command Redis refuses for its arity before any permission check: that refusal
+        // is the client's answer, as on Redis.
+        if text.starts_with(b"-ERR wrong number of arguments") {
+            return Some(text);
+        }
         // Refused: a bulk "This user has no permissions to run the 'x' command", which Redis
         // itself answers as "NOPERM this user ...".
         let words = match crate::resp::Frame::parse(&text) {
