@@ -88,9 +88,7 @@ impl Hub {
     pub(crate) fn watching(&self) -> bool {
         self.watching.load(Ordering::Relaxed)
     }
-}
 
-impl Hub {
     fn table(&self) -> MutexGuard<'_, Table> {
         lock(&self.table)
     }
