@@ -825,7 +825,10 @@ fn failovers_interrupt_briefly() {
 
 fn ask_and_moved_redirects_are_followed_inside() {
     let cluster = Cluster::start(3, 0);
-    let proxy = proxy(&cluster, "read_from = \"master\"\n");
+    let proxy = proxy(
+        &cluster,
+        "read_from = \"master\"\nrequest_timeout = \"500ms\"\n",
+    );
     wait_ready_with(&proxy, 0);
     let (src, dst) = (&cluster.nodes[0], &cluster.nodes[1]);
     let key = key_on(src, "ask:");
@@ -852,6 +855,16 @@ fn ask_and_moved_redirects_are_followed_inside() {
     assert_eq!(c.cmd(&["BLPOP", &list, "0.1"]), Resp::Nil);
     // The migration ends: the source now answers MOVED, which the proxy follows and learns.
     cluster.finish_migration(&slot, src, dst);
+    // A script longer than `request_timeout` is answered, whether it is sent again after a
+    // MOVED (the proxy has not learnt the move yet) or not: it has no reply deadline.
+    let script = "local t = redis.call('TIME') \
+                  local start = t[1] * 1000000 + t[2] \
+                  while true do \
+                    local n = redis.call('TIME') \
+                    if n[1] * 1000000 + n[2] - start > 1200000 then break end \
+                  end \
+                  return redis.call('GET', KEYS[1])";
+    assert_eq!(c.cmd(&["EVAL", script, "1", &key]), bulk("here"));
     assert_eq!(c.cmd(&["GET", &key]), bulk("here"));
     assert_eq!(c.cmd(&["APPEND", &key, "!"]), Resp::Int(5));
     assert_eq!(c.cmd(&["GET", &key]), bulk("here!"));

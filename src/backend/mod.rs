@@ -21,4 +21,5 @@ pub(crate) mod refusals;
 
 pub(crate) use direct::DirectConn;
 pub(crate) use error::BackendError;
+pub(crate) use mux::Patience;
 pub(crate) use node::{Node, NodeOptions};

@@ -33,7 +33,17 @@ pub(crate) type ReplyResult = Result<Reply, BackendError>;
 struct Job {
     raw: Bytes,
     db: u16,
+    patience: Patience,
     reply: oneshot::Sender<ReplyResult>,
+}
+
+/// How long a request's reply may take, decided once by the sender from the command table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Patience {
+    /// An ordinary command: a reply later than `request_timeout` marks the connection stuck.
+    Bounded,
+    /// A script (EVAL, FCALL and their forms): as long as it runs (see [`Slot::patient`]).
+    Script,
 }
 
 /// A reply slot in the FIFO: `None` for an injected command whose reply is swallowed.
@@ -126,11 +136,22 @@ impl MuxConn {
     }
 
     /// Queues a request for database `db`; the receiver yields its reply or why it failed.
-    pub(crate) fn send(&self, raw: Bytes, db: u16) -> oneshot::Receiver<ReplyResult> {
+    pub(crate) fn send(
+        &self,
+        raw: Bytes,
+        db: u16,
+        patience: Patience,
+    ) -> oneshot::Receiver<ReplyResult> {
         let (reply, rx) = oneshot::channel();
+        let job = Job {
+            raw,
+            db,
+            patience,
+            reply,
+        };
         // The task of a shared connection only stops when every handle is gone; a client
         // user's may end first (no place under the cap): the request fails, not sent.
-        if let Err(mpsc::error::SendError(job)) = self.tx.send(Job { raw, db, reply }) {
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(job) {
             let _ = job.reply.send(Err(BackendError::Unavailable {
                 addr: String::new(),
                 reason: "connection closed".into(),
@@ -292,30 +313,6 @@ fn deliver(
     }
 }
 
-/// Whether a request (RESP array bytes) runs a script: EVAL, EVALSHA, FCALL, their `_RO`
-/// forms.
-fn is_script(raw: &[u8]) -> bool {
-    const SCRIPTS: [&[u8]; 6] = [
-        b"eval",
-        b"evalsha",
-        b"eval_ro",
-        b"evalsha_ro",
-        b"fcall",
-        b"fcall_ro",
-    ];
-    first_arg(raw).is_some_and(|name| SCRIPTS.iter().any(|s| name.eq_ignore_ascii_case(s)))
-}
-
-/// The first argument of a RESP array request (`*N\r\n$L\r\nNAME\r\n...`).
-fn first_arg(raw: &[u8]) -> Option<&[u8]> {
-    let rest = raw.strip_prefix(b"*")?;
-    let rest = &rest[rest.iter().position(|&b| b == b'\n')? + 1..];
-    let rest = rest.strip_prefix(b"$")?;
-    let end = rest.iter().position(|&b| b == b'\r')?;
-    let len: usize = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
-    rest.get(end + 2..end + 2 + len)
-}
-
 fn lock(p: &Mutex<VecDeque<Slot>>) -> std::sync::MutexGuard<'_, VecDeque<Slot>> {
     // Never held across an await, and nothing panics while holding it; recover anyway.
     p.lock().unwrap_or_else(|e| e.into_inner())
@@ -355,7 +352,8 @@ async fn write_loop(
                 p.push_back(Slot {
                     reply: Some(job.reply),
                     sent: now,
-                    patient: is_script(&job.raw).then(|| ScriptMark::new(&opts.scripts)),
+                    patient: (job.patience == Patience::Script)
+                        .then(|| ScriptMark::new(&opts.scripts)),
                 });
             }
         }
@@ -422,23 +420,5 @@ async fn read_loop(
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_script;
-
-    #[test]
-    fn scripts_are_told_from_their_request_bytes() {
-        assert!(is_script(
-            b"*3\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n0\r\n"
-        ));
-        assert!(is_script(b"*3\r\n$8\r\nfcall_ro\r\n$1\r\nf\r\n$1\r\n0\r\n"));
-        assert!(is_script(b"*2\r\n$10\r\nEVALSHA_RO\r\n$1\r\nx\r\n"));
-        assert!(!is_script(b"*2\r\n$3\r\nGET\r\n$4\r\neval\r\n"));
-        assert!(!is_script(b"*1\r\n$4\r\nPING\r\n"));
-        assert!(!is_script(b"EVAL return 1 0\r\n"));
-        assert!(!is_script(b"*1\r\n$99\r\nEVAL\r\n"));
     }
 }

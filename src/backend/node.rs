@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::direct_pool::DirectPool;
 use super::handshake::Handshake;
-use super::mux::{MuxConn, MuxOptions, ReplyResult};
+use super::mux::{MuxConn, MuxOptions, Patience, ReplyResult};
 use super::per_user::Credentials;
 use crate::resp::Protocol;
 use crate::telemetry::NodeMetrics;
@@ -127,9 +127,15 @@ impl Node {
     /// reconnecting: a write queued behind the handshake could be overtaken by the client's
     /// next write on the other connection. Requests to a down connection fail fast instead
     /// (and reads are retried on another node by the session).
-    pub(crate) fn send(&self, raw: Bytes, db: u16, slot: usize) -> oneshot::Receiver<ReplyResult> {
+    pub(crate) fn send(
+        &self,
+        raw: Bytes,
+        db: u16,
+        slot: usize,
+        patience: Patience,
+    ) -> oneshot::Receiver<ReplyResult> {
         let conns = self.conns();
-        conns[slot % conns.len()].send(raw, db)
+        conns[slot % conns.len()].send(raw, db, patience)
     }
 
     /// True while at least one shared connection is established.

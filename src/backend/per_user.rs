@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::mux::{MuxConn, ReplyResult};
+use super::mux::{MuxConn, Patience, ReplyResult};
 use super::{BackendError, DirectConn, Node};
 use crate::resp::Protocol;
 
@@ -63,6 +63,7 @@ impl UserLink {
         node: &Arc<Node>,
         raw: Bytes,
         db: u16,
+        patience: Patience,
     ) -> oneshot::Receiver<ReplyResult> {
         let readonly = node.as_replica();
         let key = (Arc::as_ptr(node) as usize, readonly);
@@ -90,7 +91,7 @@ impl UserLink {
                 }
             }
         };
-        conn.send(raw, db)
+        conn.send(raw, db, patience)
     }
 
     /// Closes the connections unused since the last sweep; marks the others unused.
@@ -178,19 +179,31 @@ impl UserLinks {
 
 /// How a client's requests reach the nodes: on its user's connections when it logged in as
 /// its own user (`auth = "passthrough"`), else on the pool's shared connection `slot`.
-/// Cheap to clone (the tasks that follow cluster redirects carry one).
+/// Cheap to clone (the tasks that follow cluster redirects carry one, so a request sent
+/// again after MOVED or ASK keeps its patience).
 #[derive(Clone)]
 pub(crate) struct Via {
     /// The client's user's connections, if any.
     pub(crate) link: Option<Arc<UserLink>>,
     /// The client's shared connection index (see `Session::slot`).
     pub(crate) slot: usize,
+    /// How long the requests sent this way may take.
+    pub(crate) patience: Patience,
 }
 
 impl Via {
     /// The pool's own connections (checks the proxy makes for itself).
     pub(crate) fn proxy(slot: usize) -> Via {
-        Via { link: None, slot }
+        Via {
+            link: None,
+            slot,
+            patience: Patience::Bounded,
+        }
+    }
+
+    /// The same way, for requests of `patience`.
+    pub(crate) fn with(self, patience: Patience) -> Via {
+        Via { patience, ..self }
     }
 
     /// Sends a request to `node` as the client.
@@ -200,7 +213,14 @@ impl Via {
         raw: Bytes,
         db: u16,
     ) -> oneshot::Receiver<ReplyResult> {
-        send(self.link.as_deref(), node, raw, db, self.slot)
+        send(
+            self.link.as_deref(),
+            node,
+            raw,
+            db,
+            self.slot,
+            self.patience,
+        )
     }
 
     /// A dedicated connection to `node` logged in as the client's user (or the proxy's).
@@ -228,9 +248,10 @@ pub(crate) fn send(
     raw: Bytes,
     db: u16,
     slot: usize,
+    patience: Patience,
 ) -> oneshot::Receiver<ReplyResult> {
     match link {
-        Some(link) => link.send(node, raw, db),
-        None => node.send(raw, db, slot),
+        Some(link) => link.send(node, raw, db, patience),
+        None => node.send(raw, db, slot, patience),
     }
 }

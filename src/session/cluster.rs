@@ -101,7 +101,7 @@ impl Session {
             } else {
                 node.metrics.writes.increment(1);
             }
-            let rx = self.send_to(&node, req.raw().clone(), 0);
+            let rx = self.send_to(&node, req.raw().clone(), 0, super::patience(info));
             self.queue(req, info, rx, node, read, slot, false, pending);
             return None;
         }
@@ -262,7 +262,7 @@ impl Session {
             key_slot,
             silent: false,
             taken: self.pool.registry.slowlog.start(),
-            _script: (Special::of(info) == Special::Script)
+            script: (Special::of(info) == Special::Script)
                 .then(|| self.pool.registry.scripts.start()),
         }));
     }
@@ -281,7 +281,7 @@ impl Session {
             w.raw.clone(),
             w.key_slot,
             w.read,
-            self.via(),
+            self.via().with(w.patience()),
             w.node.clone(),
         );
         // A MOVED to a known node is re-sent right here, before this session dispatches

@@ -56,6 +56,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::backend::mux::ReplyResult;
 use crate::backend::Node;
+use crate::backend::Patience;
 use crate::command::{self, CommandInfo, Special};
 use crate::config::{Consistency, ReadFrom};
 use crate::pool::Pool;
@@ -111,7 +112,27 @@ struct Waiting {
     /// When it was taken, for the slow log (see `slowlog`; 0: not timed).
     taken: u64,
     /// A script: counted in flight until this is dropped (see `busy`).
-    _script: Option<busy::InFlight>,
+    script: Option<busy::InFlight>,
+}
+
+impl Waiting {
+    /// How long its reply may take (a script's, as long as the script runs).
+    fn patience(&self) -> Patience {
+        if self.script.is_some() {
+            Patience::Script
+        } else {
+            Patience::Bounded
+        }
+    }
+}
+
+/// How long the reply of a command of `info` may take, decided from the command table.
+fn patience(info: Option<&CommandInfo>) -> Patience {
+    if Special::of(info) == Special::Script {
+        Patience::Script
+    } else {
+        Patience::Bounded
+    }
 }
 
 /// Where a single-master pool's request goes.
@@ -412,7 +433,7 @@ impl Session {
         } else {
             Bytes::new()
         };
-        let rx = self.send_to(&node, req.into_raw(), self.db);
+        let rx = self.send_to(&node, req.into_raw(), self.db, patience(info));
         pending.push_back(Pending::Wait(Waiting {
             rx,
             raw: keep,
@@ -427,7 +448,7 @@ impl Session {
             key_slot: None,
             silent: false,
             taken,
-            _script: script,
+            script,
         }));
     }
 
@@ -446,7 +467,14 @@ impl Session {
             let (node, raw, db, slot) = (replica.node.clone(), raw.clone(), self.db, self.slot());
             let link = self.link().cloned();
             tokio::spawn(async move {
-                let sent = crate::backend::per_user::send(link.as_deref(), &node, raw, db, slot);
+                let sent = crate::backend::per_user::send(
+                    link.as_deref(),
+                    &node,
+                    raw,
+                    db,
+                    slot,
+                    Patience::Bounded,
+                );
                 let _ = sent.await;
             });
         }

@@ -15,6 +15,7 @@ use super::tracking::readable::Readable;
 use super::{error_bytes, Login, Session};
 use crate::backend::mux::ReplyResult;
 use crate::backend::per_user::{self, Credentials, UserLink, Via};
+use crate::backend::Patience;
 use crate::backend::{BackendError, DirectConn, Node};
 use crate::command::{flags, CommandInfo, Special};
 use crate::config::ClientAuth;
@@ -39,6 +40,7 @@ impl Session {
         Via {
             link: self.link().cloned(),
             slot: self.slot(),
+            patience: Patience::Bounded,
         }
     }
 
@@ -49,8 +51,16 @@ impl Session {
         node: &Arc<Node>,
         raw: Bytes,
         db: u16,
+        patience: Patience,
     ) -> oneshot::Receiver<ReplyResult> {
-        per_user::send(self.link().map(|l| &**l), node, raw, db, self.slot())
+        per_user::send(
+            self.link().map(|l| &**l),
+            node,
+            raw,
+            db,
+            self.slot(),
+            patience,
+        )
     }
 
     /// The exclusive requests of a passthrough pool that are answered here: AUTH / HELLO
@@ -248,7 +258,10 @@ impl Session {
             .map_err(|e| refuse(&e.to_string()))?;
         let mut raw = bytes::BytesMut::new();
         crate::resp::encode::command(&mut raw, &[b"ACL", b"GETUSER", user.as_bytes()]);
-        let reply = match master.send(raw.freeze(), 0, self.slot()).await {
+        let reply = match master
+            .send(raw.freeze(), 0, self.slot(), Patience::Bounded)
+            .await
+        {
             Ok(Ok(r)) => r.raw,
             Ok(Err(e)) => return Err(refuse(&e.to_string())),
             Err(_) => return Err(refuse("the request was dropped")),
@@ -290,7 +303,11 @@ impl Session {
         let master = self.pool.router.master(&self.pool.topology.load()).ok()?;
         let mut raw = bytes::BytesMut::new();
         crate::resp::encode::command(&mut raw, &[b"ACL", b"GETUSER", name]);
-        let reply = master.send(raw.freeze(), 0, self.slot()).await.ok()?.ok()?;
+        let reply = master
+            .send(raw.freeze(), 0, self.slot(), Patience::Bounded)
+            .await
+            .ok()?
+            .ok()?;
         matches!(reply.raw.as_ref(), b"_\r\n" | b"$-1\r\n" | b"*-1\r\n").then(|| {
             error_bytes(&format!(
                 "ERR No such user '{}'",
@@ -322,7 +339,9 @@ impl Session {
         args.extend(req.args());
         let mut raw = bytes::BytesMut::new();
         crate::resp::encode::command(&mut raw, &args);
-        let reply = master.send(raw.freeze(), 0, self.slot()).await;
+        let reply = master
+            .send(raw.freeze(), 0, self.slot(), Patience::Bounded)
+            .await;
         let text = match reply {
             Ok(Ok(r)) => r.raw,
             Ok(Err(e)) => return Some(ClientError::from(e).to_bytes()),

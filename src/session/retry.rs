@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::{write_reply, Io, Pending, Session, Waiting};
 use crate::backend::mux::ReplyResult;
-use crate::backend::{BackendError, Node};
+use crate::backend::{per_user, BackendError, Node};
 use crate::config::Consistency;
 use crate::resp::{ClientError, Reply, ReplyShape};
 use crate::route::RouteError;
@@ -239,7 +239,7 @@ impl Session {
     fn retry(&self, w: Waiting, node: Arc<Node>, pending: &mut VecDeque<Pending>) {
         self.pool.metrics.retries.increment(1);
         node.metrics.reads.increment(1);
-        let rx = self.send_to(&node, w.raw.clone(), w.db);
+        let rx = self.send_to(&node, w.raw.clone(), w.db, w.patience());
         pending.push_front(Pending::Wait(Waiting {
             rx,
             node,
@@ -275,6 +275,7 @@ impl Session {
         let (tx, rx) = oneshot::channel();
         let pool = self.pool.clone();
         let (raw, db, slot, old) = (w.raw.clone(), w.db, self.slot(), w.node.clone());
+        let patience = w.patience();
         let link = self.link().cloned();
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + pool.cfg.master_wait;
@@ -282,7 +283,7 @@ impl Session {
                 let master = pool.router.master(&pool.topology.load()).ok();
                 if let Some(m) = master.filter(|m| !Arc::ptr_eq(m, &old)) {
                     m.metrics.writes.increment(1);
-                    let sent = crate::backend::per_user::send(link.as_deref(), &m, raw, db, slot);
+                    let sent = per_user::send(link.as_deref(), &m, raw, db, slot, patience);
                     let reply = sent.await.unwrap_or_else(|_| {
                         Err(BackendError::ConnectionLost {
                             addr: m.addr.clone(),

@@ -21,6 +21,7 @@ use super::cluster::spawn_reply;
 use super::{error_bytes, Pending, Session};
 use crate::backend::mux::ReplyResult;
 use crate::backend::per_user::Via;
+use crate::backend::Patience;
 use crate::backend::{BackendError, Node};
 use crate::command::CommandInfo;
 use crate::config::ReadFrom;
@@ -168,7 +169,12 @@ impl Session {
         };
         // Sent here, not from the task: the client's later requests to this node must not
         // overtake it on the connection.
-        let sent = self.send_to(&node, scan::request_at(&req, at, node_cursor), db);
+        let sent = self.send_to(
+            &node,
+            scan::request_at(&req, at, node_cursor),
+            db,
+            Patience::Bounded,
+        );
         let rx = spawn_reply(call.run(node.clone(), sent));
         self.queue(req, info, rx, node, true, None, true, pending);
         None

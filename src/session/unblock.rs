@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::local::parse_int;
 use super::{error_bytes, Session};
+use crate::backend::Patience;
 use crate::backend::{DirectConn, Node};
 use crate::resp::{encode, Frame, Request};
 
@@ -61,7 +62,10 @@ impl Session {
         let mut cmd = BytesMut::new();
         let node_id = node_id.to_string();
         encode::command(&mut cmd, &[b"CLIENT", b"UNBLOCK", node_id.as_bytes(), mode]);
-        match node.send(cmd.freeze(), 0, self.id as usize).await {
+        match node
+            .send(cmd.freeze(), 0, self.id as usize, Patience::Bounded)
+            .await
+        {
             Ok(Ok(reply)) => reply.raw,
             _ => error_bytes(&format!(
                 "ERR sluice: CLIENT UNBLOCK failed on {}",

@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 
 use super::{Pending, Session, Waiting};
 use crate::backend::BackendError;
+use crate::backend::Patience;
 use crate::command::{self, CommandInfo};
 use crate::resp::Request;
 use crate::route::split::{self, Plan};
@@ -85,12 +86,14 @@ impl Session {
             let reply = match node {
                 Some(n) => {
                     n.metrics.reads.increment(1);
-                    n.send(raw, db, slot).await.unwrap_or_else(|_| {
-                        Err(BackendError::ConnectionLost {
-                            addr: n.addr.clone(),
-                            reason: "request dropped".into(),
+                    n.send(raw, db, slot, Patience::Bounded)
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(BackendError::ConnectionLost {
+                                addr: n.addr.clone(),
+                                reason: "request dropped".into(),
+                            })
                         })
-                    })
                 }
                 None => Err(failed),
             };

@@ -20,6 +20,7 @@ use bytes::{Bytes, BytesMut};
 use super::local::parse_int;
 use super::{error_bytes, Io, Session};
 use crate::backend::Node;
+use crate::backend::Patience;
 use crate::resp::{encode, ClientError, Frame, Protocol, Request};
 use crate::route::RouteError;
 use crate::topology::health::ReplicationInfo;
@@ -93,7 +94,7 @@ impl Session {
         let mut cmd = BytesMut::new();
         encode::command(&mut cmd, &[b"INFO", b"replication"]);
         let reply = master
-            .send(cmd.freeze(), 0, self.id as usize)
+            .send(cmd.freeze(), 0, self.id as usize, Patience::Bounded)
             .await
             .ok()?
             .ok()?;
