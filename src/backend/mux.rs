@@ -98,6 +98,8 @@ pub(crate) struct MuxConn {
     // plain function call on the hot path, with no semaphore and no future to keep.
     tx: mpsc::UnboundedSender<Job>,
     up: Arc<AtomicBool>,
+    /// The node's address, for the error of a request sent after the task ended.
+    addr: Arc<str>,
 }
 
 impl MuxConn {
@@ -105,8 +107,9 @@ impl MuxConn {
     pub(crate) fn spawn(opts: MuxOptions) -> MuxConn {
         let (tx, rx) = mpsc::unbounded_channel();
         let up = Arc::new(AtomicBool::new(false));
+        let addr = opts.addr.as_str().into();
         tokio::spawn(supervise(opts, rx, up.clone()));
-        MuxConn { tx, up }
+        MuxConn { tx, up, addr }
     }
 
     /// As [`MuxConn::spawn`], for a connection that must first get `place` (a place under
@@ -119,6 +122,7 @@ impl MuxConn {
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
         let up = Arc::new(AtomicBool::new(false));
         let task_up = up.clone();
+        let addr = opts.addr.as_str().into();
         tokio::spawn(async move {
             let _place = match place.await {
                 Ok(slot) => slot,
@@ -132,7 +136,7 @@ impl MuxConn {
             };
             supervise(opts, rx, task_up).await;
         });
-        MuxConn { tx, up }
+        MuxConn { tx, up, addr }
     }
 
     /// Queues a request for database `db`; the receiver yields its reply or why it failed.
@@ -153,7 +157,7 @@ impl MuxConn {
         // user's may end first (no place under the cap): the request fails, not sent.
         if let Err(mpsc::error::SendError(job)) = self.tx.send(job) {
             let _ = job.reply.send(Err(BackendError::Unavailable {
-                addr: String::new(),
+                addr: self.addr.to_string(),
                 reason: "connection closed".into(),
             }));
         }
@@ -419,6 +423,42 @@ async fn read_loop(
                     return BackendError::Timeout { addr: opts.addr.clone(), ms: opts.request_timeout.as_millis() as u64 };
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request sent after the connection's task ended fails naming the node.
+    #[tokio::test]
+    async fn a_request_after_the_task_ended_names_the_node() {
+        let opts = MuxOptions {
+            addr: "127.0.0.1:1".into(),
+            handshake: Handshake::default(),
+            connect_timeout: Duration::from_millis(100),
+            request_timeout: Duration::from_millis(100),
+            scripts: Arc::default(),
+        };
+        let refused = BackendError::Exhausted {
+            addr: "127.0.0.1:1".into(),
+            max: 0,
+        };
+        let conn = MuxConn::spawn_placed(opts, std::future::ready(Err(refused)));
+        while !conn.is_closed() {
+            tokio::task::yield_now().await;
+        }
+        match conn
+            .send(
+                Bytes::from_static(b"*1\r\n$4\r\nPING\r\n"),
+                0,
+                Patience::Bounded,
+            )
+            .await
+        {
+            Ok(Err(BackendError::Unavailable { addr, .. })) => assert_eq!(addr, "127.0.0.1:1"),
+            other => panic!("unexpected: {other:?}"),
         }
     }
 }
