@@ -190,33 +190,57 @@ async fn handle(sh: &Arc<Shared>, c: &mut Client, req: &Request, out: &mut Bytes
         return;
     };
     let rest = &args[1..];
-    if c.proto == Protocol::Resp2
-        && c.subscriptions() > 0
-        && !matches!(
-            name.as_str(),
-            "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
-        )
-    {
-        let text = format!(
-            "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
-        );
-        return write(c, err(text), out);
+    if let Some(refusal) = refused_while_subscribed(c, &name) {
+        return write(c, refusal, out);
     }
-    let reply: Out = match name.as_str() {
-        "ping" => ping(c, rest),
-        "echo" => match rest {
-            [m] => bulk(m.clone()).into(),
-            _ => arity(&name),
-        },
-        "quit" => {
-            c.close = true;
-            ok()
+    let reply = match name.as_str() {
+        "subscribe" | "psubscribe" => {
+            subscribe(sh, c, name == "psubscribe", rest, out);
+            return note(sh, c, &name);
+        }
+        "unsubscribe" | "punsubscribe" => {
+            unsubscribe(c, name == "punsubscribe", rest, out);
+            return note(sh, c, &name);
         }
         "shutdown" => {
             // Stops this sentinel alone (in a stack, the other parts keep running).
             sh.lock().shutdown.cancel();
             c.close = true;
             return;
+        }
+        "sentinel" => commands::sentinel(sh, rest).await,
+        _ => answer(sh, c, &name, &args),
+    };
+    write(c, reply, out);
+    note(sh, c, &name);
+}
+
+/// A RESP2 client with subscriptions may only (un)subscribe, PING, QUIT and RESET.
+fn refused_while_subscribed(c: &Client, name: &str) -> Option<Out> {
+    let allowed = matches!(
+        name,
+        "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
+    );
+    (c.proto == Protocol::Resp2 && c.subscriptions() > 0 && !allowed).then(|| {
+        err(format!(
+            "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+        ))
+    })
+}
+
+/// The reply to a command that neither subscribes nor waits (`name` lowercase, `args` the
+/// whole request).
+fn answer(sh: &Arc<Shared>, c: &mut Client, name: &str, args: &[String]) -> Out {
+    let rest = &args[1..];
+    match name {
+        "ping" => ping(c, rest),
+        "echo" => match rest {
+            [m] => bulk(m.clone()).into(),
+            _ => arity(name),
+        },
+        "quit" => {
+            c.close = true;
+            ok()
         }
         "info" => {
             let st = sh.lock();
@@ -227,35 +251,19 @@ async fn handle(sh: &Arc<Shared>, c: &mut Client, req: &Request, out: &mut Bytes
             let names = sh.lock().masters.keys().map(|n| bulk(n.clone())).collect();
             Frame::Array(vec![bulk("sentinel"), Frame::Array(names)]).into()
         }
-        "sentinel" => commands::sentinel(sh, rest).await,
-        "subscribe" | "psubscribe" => {
-            subscribe(sh, c, name == "psubscribe", rest, out);
-            return note(sh, c, &name);
-        }
-        "unsubscribe" | "punsubscribe" => {
-            unsubscribe(c, name == "punsubscribe", rest, out);
-            return note(sh, c, &name);
-        }
         "publish" => match rest {
             [ch, msg] if ch == hello::CHANNEL => {
                 hello::receive(sh, msg);
                 Frame::Integer(1).into()
             }
             [_, _] => err("ERR Only HELLO messages are accepted by Sentinel instances."),
-            _ => arity(&name),
+            _ => arity(name),
         },
         "hello" => hello_cmd(sh, c, rest),
         "client" => client(sh, c, rest),
         "command" => Frame::Array(Vec::new()).into(),
         "auth" => err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
-        "reset" => {
-            c.channels.clear();
-            c.patterns.clear();
-            c.events = None;
-            c.proto = Protocol::Resp2;
-            c.name = None;
-            Frame::Simple(Bytes::from_static(b"RESET")).into()
-        }
+        "reset" => reset(c),
         _ => {
             let mut text = format!("ERR unknown command '{}', with args beginning with: ", args[0]);
             for a in rest {
@@ -263,9 +271,17 @@ async fn handle(sh: &Arc<Shared>, c: &mut Client, req: &Request, out: &mut Bytes
             }
             err(text)
         }
-    };
-    write(c, reply, out);
-    note(sh, c, &name);
+    }
+}
+
+/// RESET: no subscriptions, no event stream, RESP2, no name.
+fn reset(c: &mut Client) -> Out {
+    c.channels.clear();
+    c.patterns.clear();
+    c.events = None;
+    c.proto = Protocol::Resp2;
+    c.name = None;
+    Frame::Simple(Bytes::from_static(b"RESET")).into()
 }
 
 /// Records the connection's state for CLIENT LIST.
