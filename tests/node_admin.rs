@@ -437,6 +437,11 @@ fn introspection_scenario(addr: &str) {
         c.cmd(&["CLIENT", "KILL", "TYPE", "wrong_type"]),
         err("ERR Unknown client type 'wrong_type'")
     );
+    // A subscribed client is of type pubsub, not normal (SKIPME: the caller stays).
+    let mut sub = Client::connect(addr);
+    sub.cmd(&["SUBSCRIBE", "ch"]);
+    assert_eq!(c.cmd(&["CLIENT", "KILL", "TYPE", "normal"]), Resp::Int(0));
+    assert_eq!(c.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]), Resp::Int(1));
     // The caller's own query buffer holds the command being run: 26 bytes of
     // `*2\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n`.
     let list = c.cmd(&["CLIENT", "LIST"]).text();

@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::{Args, Command, Ctx, Flags, Reply};
 use crate::node::args::{parse_int, syntax};
+use crate::node::clients::ClientInfo;
 use crate::node::info_replication;
 use crate::resp::Protocol;
 
@@ -287,17 +288,8 @@ fn list(ctx: &mut Ctx, args: &Args) -> Reply {
         if ids.as_ref().is_some_and(|v| !v.contains(&(c.id as i64))) {
             continue;
         }
-        if let Some(k) = kind {
-            let pubsub = c.sub + c.psub + c.ssub > 0;
-            let matches = match k.to_ascii_lowercase().as_slice() {
-                b"pubsub" => pubsub,
-                b"master" => c.role_flag == Some('M'),
-                b"replica" | b"slave" => c.role_flag == Some('S'),
-                _ => !pubsub && c.role_flag.is_none(),
-            };
-            if !matches {
-                continue;
-            }
+        if kind.is_some_and(|k| !is_of_type(c, &k.to_ascii_lowercase())) {
+            continue;
         }
         // Only the caller has input in hand: the command running now.
         let qbuf = if c.id == me {
@@ -314,82 +306,24 @@ fn list(ctx: &mut Ctx, args: &Args) -> Reply {
 /// `CLIENT KILL addr:port` (old form: OK or an error) or `CLIENT KILL <filter> <value> ...`
 /// (new form: the number killed; SKIPME defaults to yes).
 fn kill(ctx: &mut Ctx, args: &Args) -> Reply {
-    let me = ctx.client.id;
     if args.len() == 3 {
-        let addr = String::from_utf8_lossy(args.get(2)).into_owned();
-        let target = ctx
-            .store
-            .clients
-            .iter()
-            .find(|c| c.addr.to_string() == addr)
-            .map(|c| c.id);
-        return match target {
-            Some(id) => {
-                close(ctx, id);
-                Reply::Ok
-            }
-            None => Reply::error("ERR No such client"),
-        };
+        return kill_addr(ctx, &String::from_utf8_lossy(args.get(2)));
     }
-    let (mut id, mut addr, mut laddr, mut user, mut skipme, mut kind) =
-        (None, None, None, None, true, None);
-    let mut i = 2;
-    while i < args.len() {
-        if i + 1 >= args.len() {
-            return syntax();
-        }
-        let v = args.get(i + 1);
-        if args.is(i, "ID") {
-            match parse_int(v) {
-                Some(n) if n > 0 => id = Some(n as u64),
-                _ => return Reply::error("ERR client-id should be greater than 0"),
-            }
-        } else if args.is(i, "ADDR") {
-            addr = Some(String::from_utf8_lossy(v).into_owned());
-        } else if args.is(i, "LADDR") {
-            laddr = Some(String::from_utf8_lossy(v).into_owned());
-        } else if args.is(i, "USER") {
-            user = Some(v);
-        } else if args.is(i, "TYPE") {
-            let t = v.to_ascii_lowercase();
-            if !CLIENT_TYPES.iter().any(|k| k.as_bytes() == t) {
-                return unknown_type(v);
-            }
-            kind = Some(t);
-        } else if args.is(i, "SKIPME") {
-            if args.is(i + 1, "YES") {
-                skipme = true;
-            } else if args.is(i + 1, "NO") {
-                skipme = false;
-            } else {
-                return syntax();
-            }
-        } else {
-            return syntax();
-        }
-        i += 2;
-    }
-    if let Some(u) = user {
+    let filter = match KillFilter::parse(args) {
+        Ok(f) => f,
+        Err(refusal) => return refusal,
+    };
+    if let Some(u) = filter.user {
         if u != b"default" {
             return Reply::error(format!("ERR No such user '{}'", String::from_utf8_lossy(u)));
         }
     }
+    let me = ctx.client.id;
     let victims: Vec<u64> = ctx
         .store
         .clients
         .iter()
-        .filter(|c| id.is_none_or(|x| x == c.id))
-        .filter(|c| addr.as_ref().is_none_or(|a| *a == c.addr.to_string()))
-        .filter(|c| laddr.as_ref().is_none_or(|a| *a == c.laddr.to_string()))
-        .filter(|c| {
-            kind.as_deref().is_none_or(|k| match k {
-                b"pubsub" => c.sub + c.psub + c.ssub > 0,
-                b"master" => c.role_flag == Some('M'),
-                b"replica" | b"slave" => c.role_flag == Some('S'),
-                _ => c.role_flag.is_none(),
-            })
-        })
-        .filter(|c| !(skipme && c.id == me))
+        .filter(|c| filter.matches(c, me))
         .map(|c| c.id)
         .collect();
     for v in &victims {
@@ -397,13 +331,111 @@ fn kill(ctx: &mut Ctx, args: &Args) -> Reply {
     }
     // Replication links leave the client registry when PSYNC hands their socket over to the
     // replication stream; replication keeps them, and kills them itself.
-    let links = match kind.as_deref() {
-        Some(b"replica" | b"slave") if addr.is_none() && laddr.is_none() => {
-            ctx.store.repl.kill_replicas(id)
+    let links = match filter.kind.as_deref() {
+        Some(b"replica" | b"slave") if filter.addr.is_none() && filter.laddr.is_none() => {
+            ctx.store.repl.kill_replicas(filter.id)
         }
         _ => 0,
     };
     Reply::Int((victims.len() + links) as i64)
+}
+
+/// `CLIENT KILL addr:port`, the old form: OK, or an error when no client has that address.
+fn kill_addr(ctx: &mut Ctx, addr: &str) -> Reply {
+    let target = ctx
+        .store
+        .clients
+        .iter()
+        .find(|c| c.addr.to_string() == addr)
+        .map(|c| c.id);
+    match target {
+        Some(id) => {
+            close(ctx, id);
+            Reply::Ok
+        }
+        None => Reply::error("ERR No such client"),
+    }
+}
+
+/// The filters of `CLIENT KILL <filter> <value> ...`; each given one must match.
+struct KillFilter<'a> {
+    id: Option<u64>,
+    addr: Option<String>,
+    laddr: Option<String>,
+    user: Option<&'a [u8]>,
+    /// Lowercase.
+    kind: Option<Vec<u8>>,
+    skipme: bool,
+}
+
+impl<'a> KillFilter<'a> {
+    fn parse(args: &'a Args) -> Result<KillFilter<'a>, Reply> {
+        let mut f = KillFilter {
+            id: None,
+            addr: None,
+            laddr: None,
+            user: None,
+            kind: None,
+            skipme: true,
+        };
+        let mut i = 2;
+        while i < args.len() {
+            if i + 1 >= args.len() {
+                return Err(syntax());
+            }
+            let v = args.get(i + 1);
+            if args.is(i, "ID") {
+                match parse_int(v) {
+                    Some(n) if n > 0 => f.id = Some(n as u64),
+                    _ => return Err(Reply::error("ERR client-id should be greater than 0")),
+                }
+            } else if args.is(i, "ADDR") {
+                f.addr = Some(String::from_utf8_lossy(v).into_owned());
+            } else if args.is(i, "LADDR") {
+                f.laddr = Some(String::from_utf8_lossy(v).into_owned());
+            } else if args.is(i, "USER") {
+                f.user = Some(v);
+            } else if args.is(i, "TYPE") {
+                let t = v.to_ascii_lowercase();
+                if !CLIENT_TYPES.iter().any(|k| k.as_bytes() == t) {
+                    return Err(unknown_type(v));
+                }
+                f.kind = Some(t);
+            } else if args.is(i, "SKIPME") && args.is(i + 1, "YES") {
+                f.skipme = true;
+            } else if args.is(i, "SKIPME") && args.is(i + 1, "NO") {
+                f.skipme = false;
+            } else {
+                return Err(syntax());
+            }
+            i += 2;
+        }
+        Ok(f)
+    }
+
+    /// Whether client `c` is to be killed by a caller whose id is `me`.
+    fn matches(&self, c: &ClientInfo, me: u64) -> bool {
+        self.id.is_none_or(|x| x == c.id)
+            && self.addr.as_ref().is_none_or(|a| *a == c.addr.to_string())
+            && self
+                .laddr
+                .as_ref()
+                .is_none_or(|a| *a == c.laddr.to_string())
+            && self.kind.as_deref().is_none_or(|k| is_of_type(c, k))
+            && !(self.skipme && c.id == me)
+    }
+}
+
+/// Redis's client type (`normal`, `master`, `replica`/`slave`, `pubsub`; `kind` lowercase):
+/// a subscribed client is of type pubsub, not normal.
+fn is_of_type(c: &ClientInfo, kind: &[u8]) -> bool {
+    let pubsub = c.sub + c.psub + c.ssub > 0;
+    match kind {
+        b"pubsub" => pubsub,
+        b"master" => c.role_flag == Some('M'),
+        b"replica" | b"slave" => c.role_flag == Some('S'),
+        _ => !pubsub && c.role_flag.is_none(),
+    }
 }
 
 /// Closes client `id`: the caller after its reply, anyone else at once.
