@@ -218,85 +218,13 @@ pub struct Shape {
 
 /// Redis's `zrangeGenericCommand`: options, then conflicts, then the range, then the key.
 pub fn zrange(ctx: &mut Ctx, args: &Args, shape: Shape) -> Reply {
-    let store = shape.dst.is_some();
-    let (mut kind, mut rev) = (shape.kind, shape.rev);
-    let (mut with_scores, mut offset, mut limit) = (false, 0i64, -1i64);
-    let mut i = shape.src + 3;
-    while i < args.len() {
-        let left = args.len() - i - 1;
-        if !store && args.is(i, "WITHSCORES") {
-            with_scores = true;
-        } else if args.is(i, "LIMIT") && left >= 2 {
-            offset = tri!(args.int(i + 1));
-            limit = tri!(args.int(i + 2));
-            i += 2;
-        } else if rev.is_none() && args.is(i, "REV") {
-            rev = Some(true);
-        } else if kind.is_none() && args.is(i, "BYLEX") {
-            kind = Some(Kind::Lex);
-        } else if kind.is_none() && args.is(i, "BYSCORE") {
-            kind = Some(Kind::Score);
-        } else {
-            return args::syntax();
-        }
-        i += 1;
-    }
-    let kind = kind.unwrap_or(Kind::Rank);
-    let rev = rev.unwrap_or(false);
-    if limit != -1 && kind == Kind::Rank {
-        return Reply::error(
-            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-        );
-    }
-    if with_scores && kind == Kind::Lex {
-        return Reply::error(
-            "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
-        );
-    }
-    let (mut lo, mut hi) = (shape.src + 1, shape.src + 2);
-    if rev && kind != Kind::Rank {
-        std::mem::swap(&mut lo, &mut hi);
-    }
-    enum Sel<'a> {
-        Rank(i64, i64),
-        Score(ScoreRange),
-        Lex(LexRange<'a>),
-    }
-    let sel = match kind {
-        Kind::Rank => Sel::Rank(tri!(args.int(lo)), tri!(args.int(hi))),
-        Kind::Score => Sel::Score(tri!(ScoreRange::parse(args.get(lo), args.get(hi)))),
-        Kind::Lex => Sel::Lex(tri!(LexRange::parse(args.get(lo), args.get(hi)))),
-    };
+    let opts = tri!(RangeOpts::parse(args, &shape));
+    let sel = tri!(Sel::parse(args, shape.src, &opts));
     let resp3 = ctx.proto() == Protocol::Resp3;
-    let picked: Vec<(Bytes, f64)> = {
-        let Some(z) = tri!(ctx.read::<ZSet>(args.get(shape.src))) else {
-            return match shape.dst {
-                Some(d) => store_result(ctx, args, d, ZSet::default(), "zrangestore"),
-                None => Reply::Array(Vec::new()),
-            };
-        };
-        // LIMIT: a negative offset selects nothing, a negative count everything.
-        let (skip, take) = if offset < 0 {
-            (0, 0)
-        } else {
-            (
-                usize::try_from(offset).unwrap_or(usize::MAX),
-                usize::try_from(limit).unwrap_or(usize::MAX),
-            )
-        };
-        let own = |(m, s): (&Bytes, f64)| (m.clone(), s);
-        match sel {
-            Sel::Rank(a, b) => by_rank(z, a, b, rev).into_iter().map(own).collect(),
-            Sel::Score(r) if rev => r.iter(z).rev().skip(skip).take(take).map(own).collect(),
-            Sel::Score(r) => r.iter(z).skip(skip).take(take).map(own).collect(),
-            Sel::Lex(r) => r
-                .collect(z, rev)
-                .into_iter()
-                .skip(skip)
-                .take(take)
-                .map(own)
-                .collect(),
-        }
+    let picked = match tri!(ctx.read::<ZSet>(args.get(shape.src))) {
+        Some(z) => sel.pick(z, &opts),
+        None if shape.dst.is_some() => Vec::new(),
+        None => return Reply::Array(Vec::new()),
     };
     if let Some(d) = shape.dst {
         let mut out = ZSet::default();
@@ -305,10 +233,119 @@ pub fn zrange(ctx: &mut Ctx, args: &Args, shape: Shape) -> Reply {
         }
         return store_result(ctx, args, d, out, "zrangestore");
     }
-    if !with_scores {
+    if !opts.with_scores {
         return elems::bulk_array(picked.iter().map(|(m, _)| &m[..]));
     }
     scored_raw(&picked, resp3)
+}
+
+/// ZRANGE's options after the range: how it selects, which way, what comes back.
+struct RangeOpts {
+    kind: Kind,
+    rev: bool,
+    with_scores: bool,
+    /// LIMIT's offset and count (-1: no limit).
+    offset: i64,
+    limit: i64,
+}
+
+impl RangeOpts {
+    /// The options, then their conflicts, checked in Redis's order.
+    fn parse(args: &Args, shape: &Shape) -> Result<RangeOpts, Reply> {
+        let store = shape.dst.is_some();
+        let (mut kind, mut rev) = (shape.kind, shape.rev);
+        let (mut with_scores, mut offset, mut limit) = (false, 0i64, -1i64);
+        let mut i = shape.src + 3;
+        while i < args.len() {
+            let left = args.len() - i - 1;
+            if !store && args.is(i, "WITHSCORES") {
+                with_scores = true;
+            } else if args.is(i, "LIMIT") && left >= 2 {
+                offset = args.int(i + 1)?;
+                limit = args.int(i + 2)?;
+                i += 2;
+            } else if rev.is_none() && args.is(i, "REV") {
+                rev = Some(true);
+            } else if kind.is_none() && args.is(i, "BYLEX") {
+                kind = Some(Kind::Lex);
+            } else if kind.is_none() && args.is(i, "BYSCORE") {
+                kind = Some(Kind::Score);
+            } else {
+                return Err(args::syntax());
+            }
+            i += 1;
+        }
+        let kind = kind.unwrap_or(Kind::Rank);
+        if limit != -1 && kind == Kind::Rank {
+            return Err(Reply::error(
+                "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+            ));
+        }
+        if with_scores && kind == Kind::Lex {
+            return Err(Reply::error(
+                "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
+            ));
+        }
+        Ok(RangeOpts {
+            kind,
+            rev: rev.unwrap_or(false),
+            with_scores,
+            offset,
+            limit,
+        })
+    }
+
+    /// LIMIT as (skip, take): a negative offset selects nothing, a negative count everything.
+    fn window(&self) -> (usize, usize) {
+        if self.offset < 0 {
+            return (0, 0);
+        }
+        (
+            usize::try_from(self.offset).unwrap_or(usize::MAX),
+            usize::try_from(self.limit).unwrap_or(usize::MAX),
+        )
+    }
+}
+
+/// The range a ZRANGE-style command asked for.
+enum Sel<'a> {
+    Rank(i64, i64),
+    Score(ScoreRange),
+    Lex(LexRange<'a>),
+}
+
+impl<'a> Sel<'a> {
+    /// The range's two arguments after the key `src` (reversed score and lex ranges name
+    /// the high end first).
+    fn parse(args: &'a Args, src: usize, opts: &RangeOpts) -> Result<Sel<'a>, Reply> {
+        let (mut lo, mut hi) = (src + 1, src + 2);
+        if opts.rev && opts.kind != Kind::Rank {
+            std::mem::swap(&mut lo, &mut hi);
+        }
+        Ok(match opts.kind {
+            Kind::Rank => Sel::Rank(args.int(lo)?, args.int(hi)?),
+            Kind::Score => Sel::Score(ScoreRange::parse(args.get(lo), args.get(hi))?),
+            Kind::Lex => Sel::Lex(LexRange::parse(args.get(lo), args.get(hi))?),
+        })
+    }
+
+    /// The members (and scores) of `z` in the range, in reply order, within LIMIT.
+    fn pick(self, z: &ZSet, opts: &RangeOpts) -> Vec<(Bytes, f64)> {
+        let (skip, take) = opts.window();
+        let own = |(m, s): (&Bytes, f64)| (m.clone(), s);
+        match self {
+            Sel::Rank(a, b) => by_rank(z, a, b, opts.rev).into_iter().map(own).collect(),
+            Sel::Score(r) if opts.rev => r.iter(z).rev().skip(skip).take(take).map(own).collect(),
+            Sel::Score(r) => r.iter(z).skip(skip).take(take).map(own).collect(),
+            Sel::Lex(r) => r
+                .collect(z, opts.rev)
+                .into_iter()
+                .skip(skip)
+                .take(take)
+                .map(own)
+                .collect(),
+        }
+    }
 }
 
 /// Member/score pairs encoded up front (see [`elems::bulk_array`]): RESP2 flat with scores
