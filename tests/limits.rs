@@ -66,7 +66,7 @@ fn deep_replies_from_a_node_pass_through() {
             want.extend_from_slice(leaf);
             let req = common::encode(&["EVAL", script, "0", &d]);
             let direct = raw_exchange(&master.addr(), resp3, &req, want.len());
-            assert_eq!(direct, want, "redis-server itself (depth {depth})");
+            assert_eq!(direct, want, "the backend itself (depth {depth})");
             let through = raw_exchange(&proxy.addr(), resp3, &req, want.len());
             assert!(
                 through == want,
@@ -450,10 +450,9 @@ on_both_backends! {
         idle_and_partial_admin_connections_are_closed,
         a_client_that_does_not_read_is_held_at_the_soft_limit,
         a_client_beyond_the_hard_limit_is_disconnected,
+        deep_replies_from_a_node_pass_through,
     ],
     redis_only: [
-        // Needs Lua scripting (EVAL), which sluice node does not have.
-        deep_replies_from_a_node_pass_through,
         // Needs ACL users, which sluice node does not have.
         allow_commands_lets_one_acl_subcommand_through,
     ],

@@ -3,13 +3,15 @@
 //! A command's reply reaches a script the way it reaches Redis's Lua client: encoded in the
 //! script's protocol (RESP2 unless `redis.setresp(3)`), then parsed into Lua values, so
 //! every reply shape converts exactly as in Redis. A script's return value becomes a
-//! [`Reply`] for the caller.
+//! [`Reply`] for the caller in [`super::result`].
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use mlua::{Lua, Table, Value};
 
 use crate::node::reply::{format_double, Reply};
 use crate::resp::Protocol;
+
+pub(crate) use super::result::lua_to_reply;
 
 /// Deepest reply nesting converted (Redis would run out of Lua stack much earlier).
 const MAX_DEPTH: usize = 200;
@@ -186,106 +188,6 @@ fn wrap(lua: &Lua, name: &str, v: Value) -> mlua::Result<Value> {
     Ok(Value::Table(t))
 }
 
-/// A script's result as the caller's reply (Redis's `luaReplyToRedisReply`). `script_resp3`
-/// is the protocol the script chose with `redis.setresp`; `caller` is the caller's.
-pub(crate) fn lua_to_reply(v: &Value, script_resp3: bool, caller: Protocol) -> Reply {
-    to_reply(v, script_resp3, caller, 0)
-}
-
-fn to_reply(v: &Value, resp3: bool, caller: Protocol, depth: usize) -> Reply {
-    if depth > MAX_DEPTH {
-        return Reply::error("ERR reached lua stack limit");
-    }
-    match v {
-        Value::String(s) => Reply::bulk(&s.as_bytes()),
-        Value::Boolean(b) if !resp3 => {
-            if *b {
-                Reply::Int(1)
-            } else {
-                Reply::Null
-            }
-        }
-        Value::Boolean(b) => Reply::Bool(*b),
-        Value::Number(n) => Reply::Int(*n as i64),
-        Value::Integer(n) => Reply::Int(*n),
-        Value::Table(t) => table_reply(t, resp3, caller, depth),
-        _ => Reply::Null,
-    }
-}
-
-fn field(t: &Table, name: &str) -> Value {
-    t.raw_get(name).unwrap_or(Value::Nil)
-}
-
-fn one_line(s: &[u8]) -> String {
-    String::from_utf8_lossy(s).replace(['\r', '\n'], " ")
-}
-
-fn table_reply(t: &Table, resp3: bool, caller: Protocol, depth: usize) -> Reply {
-    if let Value::String(e) = field(t, "err") {
-        return Reply::Error(one_line(&e.as_bytes()).into());
-    }
-    if let Value::String(s) = field(t, "ok") {
-        return Reply::Simple(one_line(&s.as_bytes()).into());
-    }
-    match field(t, "double") {
-        Value::Number(d) => return Reply::Double(d),
-        Value::Integer(d) => return Reply::Double(d as f64),
-        _ => {}
-    }
-    if let Value::String(s) = field(t, "big_number") {
-        let text = one_line(&s.as_bytes());
-        let mut out = BytesMut::new();
-        match caller {
-            Protocol::Resp3 => {
-                out.put_u8(b'(');
-                out.extend_from_slice(text.as_bytes());
-                out.extend_from_slice(b"\r\n");
-            }
-            Protocol::Resp2 => crate::resp::encode::bulk(&mut out, text.as_bytes()),
-        }
-        return Reply::Raw(out.freeze());
-    }
-    if let Value::Table(vt) = field(t, "verbatim_string") {
-        if let (Value::String(f), Value::String(s)) = (field(&vt, "format"), field(&vt, "string")) {
-            let mut out = BytesMut::new();
-            match caller {
-                Protocol::Resp3 => {
-                    crate::resp::encode::verbatim_with(&mut out, &f.as_bytes(), &s.as_bytes())
-                }
-                Protocol::Resp2 => crate::resp::encode::bulk(&mut out, &s.as_bytes()),
-            }
-            return Reply::Raw(out.freeze());
-        }
-    }
-    if let Value::Table(m) = field(t, "map") {
-        let mut pairs = Vec::new();
-        for (k, v) in m.pairs::<Value, Value>().flatten() {
-            pairs.push((
-                to_reply(&k, resp3, caller, depth + 1),
-                to_reply(&v, resp3, caller, depth + 1),
-            ));
-        }
-        return Reply::Map(pairs);
-    }
-    if let Value::Table(s) = field(t, "set") {
-        let items = s
-            .pairs::<Value, Value>()
-            .flatten()
-            .map(|(k, _)| to_reply(&k, resp3, caller, depth + 1))
-            .collect();
-        return Reply::Set(items);
-    }
-    let mut items = Vec::new();
-    for i in 1.. {
-        match t.raw_get::<Value>(i) {
-            Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(to_reply(&v, resp3, caller, depth + 1)),
-        }
-    }
-    Reply::Array(items)
-}
-
 /// Encodes `reply` in `proto` (to hand it to [`resp_to_lua`]).
 pub(crate) fn encode(reply: &Reply, proto: Protocol) -> BytesMut {
     let mut out = BytesMut::new();
@@ -310,8 +212,8 @@ mod tests {
         let v = resp_to_lua(&lua, b"*3\r\n:1\r\n$2\r\nab\r\n$-1\r\n").unwrap();
         let r = lua_to_reply(&v, false, Protocol::Resp2);
         assert_eq!(
-            r,
-            Reply::Array(vec![Reply::Int(1), Reply::bulk(b"ab"), Reply::Null])
+            &encode(&r, Protocol::Resp2)[..],
+            b"*3\r\n:1\r\n$2\r\nab\r\n$-1\r\n"
         );
         let v = resp_to_lua(&lua, b"-ERR x\r\n").unwrap();
         assert_eq!(

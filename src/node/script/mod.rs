@@ -19,6 +19,7 @@ pub(crate) mod engine;
 pub(crate) mod functions;
 pub(crate) mod libs;
 mod rawcall;
+mod result;
 pub(crate) mod run;
 mod state;
 
