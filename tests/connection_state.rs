@@ -303,7 +303,7 @@ on_both_backends! {
         a_client_that_leaves_during_a_watched_blocking_command_frees_the_node,
         auth_without_a_proxy_password_behaves_like_a_passwordless_redis,
         resubscribing_right_after_the_last_unsubscribe_keeps_the_subscription,
+        deeply_nested_replies_do_not_break_the_shared_connection,
     ],
-    // Needs Lua scripting (EVAL), which sluice node does not have.
-    redis_only: [deeply_nested_replies_do_not_break_the_shared_connection],
+    redis_only: [],
 }
