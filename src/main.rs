@@ -245,7 +245,7 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             }
         }),
     };
-    runtime(args.threads)?.block_on(sluice::node::run(config, shutdown_signal(), |addr| {
+    node_runtime(args.threads)?.block_on(sluice::node::run(config, shutdown_signal(), |addr| {
         // A plain line on stdout: scripts and tests read the resolved port from here.
         println!("sluice: node listening on {addr}");
     }))?;
@@ -281,7 +281,7 @@ fn run_stack(args: StackArgs) -> anyhow::Result<()> {
         return run_sentinel_stack(args);
     }
     let opts = stack_options(&args);
-    runtime(args.threads)?.block_on(sluice::stack::run_standalone(
+    node_runtime(args.threads)?.block_on(sluice::stack::run_standalone(
         opts,
         shutdown_signal(),
         |e| announce_stack(e.proxy, e.admin, &[e.master], &e.replicas, &[], false),
@@ -334,7 +334,7 @@ fn stack_options(args: &StackArgs) -> sluice::stack::StackOptions {
 
 fn run_sentinel_stack(args: StackArgs) -> anyhow::Result<()> {
     let opts = stack_options(&args);
-    runtime(args.threads)?.block_on(sluice::stack::sentinel::run(
+    node_runtime(args.threads)?.block_on(sluice::stack::sentinel::run(
         opts,
         shutdown_signal(),
         |e| {
@@ -353,12 +353,30 @@ fn run_sentinel_stack(args: StackArgs) -> anyhow::Result<()> {
 
 fn run_stack_cluster(args: StackArgs) -> anyhow::Result<()> {
     let opts = stack_options(&args);
-    runtime(args.threads)?.block_on(sluice::stack_cluster::run_cluster(
+    node_runtime(args.threads)?.block_on(sluice::stack_cluster::run_cluster(
         opts,
         shutdown_signal(),
         |e| announce_stack(e.proxy, e.admin, &e.masters, &e.replicas, &[], true),
     ))?;
     Ok(())
+}
+
+/// The runtime of a process that runs data nodes: as [`runtime`], except that one worker is
+/// a multi-thread runtime with one worker rather than a current-thread one. A script that
+/// wrote and then runs long can then hand that worker's event loop to another thread and
+/// finish on its own (`node/script/handoff.rs`): other clients get BUSY and SHUTDOWN
+/// NOSAVE still works, as in Redis, where on a current-thread runtime the node would stall
+/// until the script ends. The cost is within the noise of redis-benchmark GET/SET at -P 1
+/// and -P 16 (README, "Node mode").
+fn node_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    if threads != 1 {
+        return runtime(threads);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// A tokio runtime with `threads` workers (1 = current-thread, 0 = one per core).

@@ -147,6 +147,8 @@ struct Conn {
     script_next: bool,
     /// Registration waiting for a running script to finish (see `serve`).
     deferred: Option<ClientInfo>,
+    /// The last batch's inline script left the event loop (see `busy::Inline::LeftLoop`).
+    left_loop: bool,
 }
 
 /// Adds a client to the registry; returns whether it is authenticated already.
@@ -216,6 +218,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: ClientStream) {
         aof_seq: None,
         script_next: false,
         deferred,
+        left_loop: false,
     };
     // I/O errors just end the connection, as a reset would in Redis. SHUTDOWN closes every
     // connection too (as the end of a Redis process does), which matters when the node
@@ -284,6 +287,7 @@ impl Conn {
             }
             if !self.queue.is_empty() && !self.client.close {
                 self.run_batch();
+                self.rejoin_event_loop().await;
             }
             if let Some(seq) = self.aof_seq {
                 // Redis writes the AOF before the replies of the same event-loop turn: a
@@ -387,8 +391,12 @@ impl Conn {
             }
             let reply = if ctx.client.multi.is_none() && busy::is_script(req) {
                 match busy::run_inline(&mut ctx, req) {
-                    Some(reply) => reply,
-                    None => {
+                    busy::Inline::Ran(reply) => reply,
+                    busy::Inline::LeftLoop(reply) => {
+                        self.left_loop = true;
+                        reply
+                    }
+                    busy::Inline::OffLoop => {
                         self.script_next = true;
                         break;
                     }
@@ -435,7 +443,11 @@ impl Conn {
                 }
             }
             self.queue.pop_front();
-            if ctx.client.close || ctx.client.handoff || self.out.len() > OUT_HIGH_WATER {
+            if ctx.client.close
+                || ctx.client.handoff
+                || self.left_loop
+                || self.out.len() > OUT_HIGH_WATER
+            {
                 break;
             }
         }

@@ -54,25 +54,41 @@ pub(super) fn is_subscription(req: &Request) -> bool {
         .any(|n| req.arg(0).eq_ignore_ascii_case(n.as_bytes()))
 }
 
-/// Runs a script request in the batch, on the event loop, if its script was fast last time
-/// (`None`: run it off the loop with [`Conn::run_script`]). Redis runs every script on its
-/// event loop; handing each to a blocking thread and back cost about half of EVALSHA's
-/// throughput (`benches/scripts.sh`). A script that runs long inline before it has changed
-/// anything is stopped at its first time-limit hook and runs again off the loop, so BUSY
-/// replies and SCRIPT KILL keep working for it; one that already wrote runs to its end
-/// (Redis would refuse SCRIPT KILL for it too).
-pub(super) fn run_inline(ctx: &mut Ctx<'_>, req: &Request) -> Option<Reply> {
+/// What came of running a script request inline.
+pub(super) enum Inline {
+    /// It ran: its reply.
+    Ran(Reply),
+    /// It ran, but wrote and then ran long, so its thread left the event loop to finish it
+    /// and holds a `Busy` claim: the batch ends here (see [`Conn::rejoin_event_loop`]).
+    LeftLoop(Reply),
+    /// It is to run off the event loop with [`Conn::run_script`] (it was not fast last
+    /// time, or it ran long before it wrote anything and was stopped).
+    OffLoop,
+}
+
+/// Runs a script request in the batch, on the event loop, if its script was fast last time.
+/// Redis runs every script on its event loop; handing each to a blocking thread and back
+/// cost about half of EVALSHA's throughput (`benches/scripts.sh`). A script that runs long
+/// inline before it has changed anything is stopped at its first time-limit hook and runs
+/// again off the loop, so BUSY replies and SCRIPT KILL keep working for it; one that
+/// already wrote finishes on this thread while the event loop moves to another
+/// (`script/handoff.rs`), where other clients get BUSY, SCRIPT KILL answers UNKILLABLE and
+/// SHUTDOWN NOSAVE stops the node, as in Redis.
+pub(super) fn run_inline(ctx: &mut Ctx<'_>, req: &Request) -> Inline {
     let args = crate::node::args::Args::new(req);
     if !crate::node::cmd::scripting::fast_script(&ctx.store.scripting, &args) {
-        return None;
+        return Inline::OffLoop;
     }
     ctx.store.scripting.inline = true;
     let reply = cmd::execute(ctx, req);
     ctx.store.scripting.inline = false;
     if std::mem::take(&mut ctx.store.scripting.inline_aborted) {
-        return None;
+        return Inline::OffLoop;
     }
-    Some(reply)
+    if std::mem::take(&mut ctx.store.scripting.left_loop) {
+        return Inline::LeftLoop(reply);
+    }
+    Inline::Ran(reply)
 }
 
 impl Conn {
@@ -115,6 +131,17 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    /// After a batch whose inline script left the event loop (the store is released by
+    /// now): lets the other connections go on, and yields, so that this thread, which no
+    /// longer runs the event loop, goes back to tokio's blocking pool and this connection
+    /// goes on on the event loop's thread.
+    pub(super) async fn rejoin_event_loop(&mut self) {
+        if std::mem::take(&mut self.left_loop) {
+            self.shared.busy.release();
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Waits while another connection's script holds the store, answering BUSY (or

@@ -10,6 +10,8 @@
 //! * [`convert`]: replies to Lua values and back.
 //! * [`libs`]: cjson, cmsgpack, bit and struct, written in Rust.
 //! * [`functions`]: FUNCTION libraries.
+//! * `handoff`: an inline script that wrote and turned slow finishes on its thread while
+//!   the event loop moves to another one.
 //! * [`busy`]: the state a long-running script shares with other connections (BUSY replies,
 //!   SCRIPT KILL / FUNCTION KILL).
 
@@ -17,6 +19,7 @@ pub(crate) mod busy;
 pub(crate) mod convert;
 pub(crate) mod engine;
 pub(crate) mod functions;
+mod handoff;
 pub(crate) mod libs;
 mod rawcall;
 mod result;
@@ -90,6 +93,10 @@ pub struct Scripting {
     /// The inline run was stopped that way: its reply is to be dropped and the request run
     /// off the loop.
     pub(crate) inline_aborted: bool,
+    /// The inline run wrote and then ran long, so its thread left the event loop to finish
+    /// it (`handoff.rs`) and claimed `busy`: the connection ends its batch after this
+    /// script, releases the claim and yields, to go on on the event loop's new thread.
+    pub(crate) left_loop: bool,
 }
 
 impl Scripting {

@@ -108,32 +108,18 @@ pub(crate) fn run(
         pending: None,
         mark: std::time::Instant::now(),
     });
-    let hook_busy = busy.clone();
-    let hooks = engine.hooks.clone();
-    let hook_aborted = aborted.clone();
-    let _ = hooks.raw_set("killed", false);
-    let _ = engine.lua.set_hook(
-        HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-        move |_, _| {
-            use std::sync::atomic::Ordering;
-            // An inline script that runs this long without having changed anything is
-            // stopped, to run again off the event loop (where BUSY and SCRIPT KILL work).
-            if inline && (hook_aborted.load(Ordering::Relaxed) || !effects.load(Ordering::Relaxed))
-            {
-                hook_aborted.store(true, Ordering::Relaxed);
-                return Err(mlua::Error::runtime(
-                    "Script stopped to run off the event loop",
-                ));
-            }
-            if hook_busy.kill_requested() {
-                let _ = hooks.raw_set("killed", true);
-                return Err(mlua::Error::runtime(
-                    "Script killed by user with SCRIPT KILL...",
-                ));
-            }
-            Ok(mlua::VmState::Continue)
-        },
+    let left_loop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hook = time_limit_hook(
+        engine,
+        busy.clone(),
+        inline,
+        effects,
+        aborted.clone(),
+        left_loop.clone(),
     );
+    let _ = engine
+        .lua
+        .set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), hook);
     let outcome = call_in_scope(engine, &st, func, keys, args, opts.eval);
     engine.lua.remove_hook();
     let killed = busy.kill_requested();
@@ -142,6 +128,9 @@ pub(crate) fn run(
     if aborted.load(std::sync::atomic::Ordering::Relaxed) {
         st.ctx.store.scripting.inline_aborted = true;
         return Reply::Null;
+    }
+    if left_loop.load(std::sync::atomic::Ordering::Relaxed) {
+        st.ctx.store.scripting.left_loop = true;
     }
     let resp3 = st.resp3();
     let (ctx, exec_open) = (st.ctx, st.exec_open);
@@ -177,6 +166,46 @@ pub(crate) fn run(
             opts.name,
             e.to_string()
         )),
+    }
+}
+
+/// The hook Lua calls every [`HOOK_EVERY`] instructions. An inline script (`inline`) that
+/// has had no effect yet is stopped, to run again off the event loop (where BUSY and
+/// SCRIPT KILL work); one that already wrote must finish, so its thread hands the event
+/// loop to another thread first (`left_loop`, see `handoff.rs`) and claims `busy` until its
+/// connection has released the store. Any script stops once SCRIPT KILL (or SHUTDOWN)
+/// asked it to.
+fn time_limit_hook(
+    engine: &Engine,
+    busy: std::sync::Arc<super::busy::Busy>,
+    inline: bool,
+    effects: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    aborted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    left_loop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> impl Fn(&Lua, &mlua::debug::Debug<'_>) -> mlua::Result<mlua::VmState> + Send + 'static {
+    use std::sync::atomic::Ordering;
+    let hooks = engine.hooks.clone();
+    let _ = hooks.raw_set("killed", false);
+    // Checked once: after one attempt the script runs on wherever it then is.
+    let tried = std::sync::atomic::AtomicBool::new(false);
+    move |_, _| {
+        if inline && (aborted.load(Ordering::Relaxed) || !effects.load(Ordering::Relaxed)) {
+            aborted.store(true, Ordering::Relaxed);
+            return Err(mlua::Error::runtime(
+                "Script stopped to run off the event loop",
+            ));
+        }
+        if inline && !tried.swap(true, Ordering::Relaxed) && super::handoff::leave_event_loop() {
+            busy.claim();
+            left_loop.store(true, Ordering::Relaxed);
+        }
+        if busy.kill_requested() {
+            let _ = hooks.raw_set("killed", true);
+            return Err(mlua::Error::runtime(
+                "Script killed by user with SCRIPT KILL...",
+            ));
+        }
+        Ok(mlua::VmState::Continue)
     }
 }
 
