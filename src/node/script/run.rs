@@ -146,7 +146,7 @@ pub(crate) fn run(
     // An incremental collection step every few scripts keeps garbage from piling up
     // without a full cycle's latency (Redis steps every 50 scripts).
     if busy.tick_gc() {
-        let _ = engine.lua.gc_step();
+        engine.gc_step();
     }
     match outcome {
         Ok((true, v)) => {
