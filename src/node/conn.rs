@@ -72,6 +72,26 @@ fn nothing_to_serve(store: &Store, p: &Parked, req: &Request) -> bool {
     })
 }
 
+/// Encodes a command's reply as CLIENT REPLY allows.
+fn encode_reply(
+    client: &mut ClientState,
+    proto: crate::resp::Protocol,
+    req: &Request,
+    reply: Reply,
+    out: &mut BytesMut,
+) {
+    use super::client::ReplyMode;
+    match client.reply_mode {
+        ReplyMode::On => reply.encode(proto, out),
+        // Subscribe confirmations are pushes: Redis sends them anyway.
+        _ if busy::is_subscription(req) => reply.encode(proto, out),
+        ReplyMode::Off => {}
+        // CLIENT REPLY SKIP answers nothing itself, then drops one more.
+        ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skipping,
+        ReplyMode::Skipping => client.reply_mode = ReplyMode::On,
+    }
+}
+
 /// Holds a request back until a CLIENT PAUSE ending at `end_ms` is over or lifted.
 fn postpone(store: &mut Store, notify: &Arc<Notify>, end_ms: i64) -> Parked {
     let wait = u64::try_from(end_ms - store.now_ms).unwrap_or(0);
@@ -361,8 +381,18 @@ impl Conn {
     /// Runs queued requests under one lock until the queue is empty, a command blocks, the
     /// client quits or enough output is waiting.
     fn run_batch(&mut self) {
-        let shared = &*self.shared;
+        let shared = self.shared.clone();
         let mut store = shared.lock();
+        let rerun = self.begin_batch(&mut store);
+        if self.run_requests(&mut store, &shared, rerun) {
+            self.end_batch(&mut store);
+        }
+        self.aof_seq = super::aof_file::seq(&store);
+    }
+
+    /// The start of a batch, under the lock: bookkeeping, and the end of a parked client's
+    /// wait. Returns what parked it if its command is to run again on its keys.
+    fn begin_batch(&mut self, store: &mut Store) -> Option<Parked> {
         // Shard channels the node dropped (their slot left its shard) are forgotten under
         // the lock, before anything this batch does reads or syncs the subscriptions.
         for ch in self.mailbox.take_dropped() {
@@ -373,17 +403,26 @@ impl Conn {
         store.stats.net_output_bytes += std::mem::take(&mut self.net_out);
         // A client woken on its keys runs its command again; if a key turned into another
         // type meanwhile, it keeps waiting (Redis serves blocked pops only from lists).
-        let mut rerun = None;
-        if let Some(p) = self.parked.take() {
-            match resume(&mut store, self.client.id, &self.notify, p) {
-                Ok(again) => rerun = again,
-                Err(reply) => {
-                    self.queue.pop_front();
-                    reply.encode(self.client.proto, &mut self.out);
-                }
+        let p = self.parked.take()?;
+        match resume(store, self.client.id, &self.notify, p) {
+            Ok(again) => again,
+            Err(reply) => {
+                self.queue.pop_front();
+                reply.encode(self.client.proto, &mut self.out);
+                None
             }
         }
-        let mut ctx = Ctx::new(&mut store, &mut self.client, shared, true);
+    }
+
+    /// Runs the queued requests; false if one parked the client (the batch ends there,
+    /// without the end-of-batch work: the client is not to be written to meanwhile).
+    fn run_requests(
+        &mut self,
+        store: &mut Store,
+        shared: &Shared,
+        mut rerun: Option<Parked>,
+    ) -> bool {
+        let mut ctx = Ctx::new(store, &mut self.client, shared, true);
         while let Some(req) = self.queue.front() {
             if let Some(end) = cmd::client_pause::postponed(ctx.store, ctx.client, req) {
                 self.parked = Some(postpone(ctx.store, &self.notify, end));
@@ -416,8 +455,7 @@ impl Conn {
                         postponed: false,
                     };
                     self.parked = Some(park(ctx.store, ctx.client.id, &self.notify, p));
-                    self.aof_seq = super::aof_file::seq(ctx.store);
-                    return;
+                    return false;
                 }
                 Reply::Error(e)
                     if e.starts_with("WRONGTYPE")
@@ -426,20 +464,11 @@ impl Conn {
                             .is_some_and(|p| nothing_to_serve(ctx.store, p, req)) =>
                 {
                     self.parked = again.map(|p| park(ctx.store, ctx.client.id, &self.notify, p));
-                    self.aof_seq = super::aof_file::seq(ctx.store);
-                    return;
+                    return false;
                 }
                 reply => {
-                    use super::client::ReplyMode;
-                    match ctx.client.reply_mode {
-                        ReplyMode::On => reply.encode(ctx.proto(), &mut self.out),
-                        // Subscribe confirmations are pushes: Redis sends them anyway.
-                        _ if busy::is_subscription(req) => reply.encode(ctx.proto(), &mut self.out),
-                        ReplyMode::Off => {}
-                        // CLIENT REPLY SKIP answers nothing itself, then drops one more.
-                        ReplyMode::SkipNext => ctx.client.reply_mode = ReplyMode::Skipping,
-                        ReplyMode::Skipping => ctx.client.reply_mode = ReplyMode::On,
-                    }
+                    let proto = ctx.proto();
+                    encode_reply(ctx.client, proto, req, reply, &mut self.out);
                 }
             }
             self.queue.pop_front();
@@ -451,6 +480,12 @@ impl Conn {
                 break;
             }
         }
+        true
+    }
+
+    /// The end of a batch, under the lock: pub/sub messages after the replies, the output
+    /// limit, and the registry's view of the client.
+    fn end_batch(&mut self, store: &mut Store) {
         // Pub/sub messages delivered during the batch go after its replies, as they would
         // reach a Redis client's output buffer after the replies already there.
         if self.mailbox.take_into(&mut self.out) {
@@ -473,7 +508,6 @@ impl Conn {
         }
         let now_ms = store.now_ms;
         store.clients.sync(&self.client, now_ms);
-        self.aof_seq = super::aof_file::seq(&store);
     }
 
     /// Appends what the mailbox holds to the output, and notes a kill.
