@@ -82,7 +82,8 @@ struct NodeArgs {
     /// Working directory (append-only file).
     #[arg(long, default_value = ".")]
     dir: PathBuf,
-    /// Worker threads: 1 runs the node on one event loop, as Redis does; 0 = one per core.
+    /// Worker threads: 1 runs the node on one event loop, as Redis does (one worker of a
+    /// multi-thread runtime, so a long script can hand it to another thread); 0 = one per core.
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Run as a Redis Cluster node.
@@ -366,8 +367,8 @@ fn run_stack_cluster(args: StackArgs) -> anyhow::Result<()> {
 /// wrote and then runs long can then hand that worker's event loop to another thread and
 /// finish on its own (`node/script/handoff.rs`): other clients get BUSY and SHUTDOWN
 /// NOSAVE still works, as in Redis, where on a current-thread runtime the node would stall
-/// until the script ends. The cost is within the noise of redis-benchmark GET/SET at -P 1
-/// and -P 16 (README, "Node mode").
+/// until the script ends. The cost is about 0.1 µs of user-space work per request (README,
+/// "Lua scripting and functions").
 fn node_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     if threads != 1 {
         return runtime(threads);
