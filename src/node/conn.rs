@@ -7,14 +7,14 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::tls::ClientStream;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::sync::Notify;
 
 use super::client::ClientState;
-use super::clients::{ClientInfo, Unblock};
+use super::clients::ClientInfo;
 use super::cmd::{self, Ctx};
 use super::mailbox::Mailbox;
 use super::output_limit::Class;
@@ -24,6 +24,9 @@ use super::store::Store;
 use crate::resp::{decode_request, Limits, ProtocolError, Request};
 
 mod busy;
+mod parked;
+
+use parked::{nothing_to_serve, park, postpone, resume, Parked};
 
 /// Stop running a batch once this many reply bytes are waiting, release the lock and write
 /// them: bounds both the memory a pipelining client can make us hold and how long one
@@ -34,43 +37,6 @@ const OUT_HIGH_WATER: usize = 1 << 20;
 const KEEP_CAPACITY: usize = 64 * 1024;
 /// Bytes reserved per read.
 const READ_CHUNK: usize = 16 * 1024;
-
-/// A client parked by a blocking command.
-struct Parked {
-    db: usize,
-    keys: Vec<Bytes>,
-    deadline: Option<Instant>,
-    on_timeout: Reply,
-    timed_out: bool,
-    /// Held back by CLIENT PAUSE (not blocked on keys): the request runs again when the
-    /// pause ends, whether by CLIENT UNPAUSE or by its timeout.
-    postponed: bool,
-}
-
-/// Parks client `id` on `p.keys` (woken by writers of them, or by CLIENT UNBLOCK).
-fn park(store: &mut Store, id: u64, notify: &Arc<Notify>, p: Parked) -> Parked {
-    store.waiters.register(p.db, &p.keys, notify);
-    store.clients.blocked += 1;
-    if let Some(c) = store.clients.get_mut(id) {
-        c.parked = Some(notify.clone());
-    }
-    p
-}
-
-/// True if none of the keys a woken blocking command waits on holds the type it pops from
-/// (a zset for BZPOPMIN/BZPOPMAX/BZMPOP, a list otherwise): Redis serves a blocked client
-/// only from such a key, so a WRONGTYPE then means "keep waiting", not an answer (another
-/// key's type, such as BLMOVE's destination, is an answer).
-fn nothing_to_serve(store: &Store, p: &Parked, req: &Request) -> bool {
-    use super::value::Value;
-    let zset =
-        !req.is_empty() && req.arg(0).len() > 2 && req.arg(0)[..2].eq_ignore_ascii_case(b"bz");
-    !p.keys.iter().any(|k| match store.db(p.db).get(k) {
-        Some(Value::ZSet(_)) => zset,
-        Some(Value::List(_)) => !zset,
-        _ => false,
-    })
-}
 
 /// Encodes a command's reply as CLIENT REPLY allows.
 fn encode_reply(
@@ -90,52 +56,6 @@ fn encode_reply(
         ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skipping,
         ReplyMode::Skipping => client.reply_mode = ReplyMode::On,
     }
-}
-
-/// Holds a request back until a CLIENT PAUSE ending at `end_ms` is over or lifted.
-fn postpone(store: &mut Store, notify: &Arc<Notify>, end_ms: i64) -> Parked {
-    let wait = u64::try_from(end_ms - store.now_ms).unwrap_or(0);
-    store.pause.wait(notify);
-    store.clients.blocked += 1;
-    Parked {
-        db: 0,
-        keys: Vec::new(),
-        deadline: Some(Instant::now() + Duration::from_millis(wait)),
-        on_timeout: Reply::Null,
-        timed_out: false,
-        postponed: true,
-    }
-}
-
-/// After a parked client woke: `Err` with the answer to its request (timeout, CLIENT
-/// UNBLOCK), or `Ok` with what parked it when the request is to run again on its keys.
-fn resume(
-    store: &mut Store,
-    id: u64,
-    notify: &Arc<Notify>,
-    p: Parked,
-) -> Result<Option<Parked>, Reply> {
-    match release(store, id, notify, &p) {
-        Some(Unblock::Error) => Err(Reply::error(
-            "UNBLOCKED client unblocked via CLIENT UNBLOCK",
-        )),
-        Some(Unblock::Timeout) => Err(p.on_timeout),
-        None if p.timed_out && !p.postponed => Err(p.on_timeout),
-        None => Ok((!p.postponed).then_some(p)),
-    }
-}
-
-/// Forgets what parked client `id` (keys or a pause); returns a CLIENT UNBLOCK request.
-fn release(store: &mut Store, id: u64, notify: &Arc<Notify>, p: &Parked) -> Option<Unblock> {
-    if p.postponed {
-        store.pause.unwait(notify);
-    } else {
-        store.waiters.unregister(p.db, &p.keys, notify);
-    }
-    store.clients.blocked = store.clients.blocked.saturating_sub(1);
-    let info = store.clients.get_mut(id)?;
-    info.parked = None;
-    info.unblock.take()
 }
 
 struct Conn {
@@ -179,14 +99,11 @@ fn register(shared: &Shared, info: ClientInfo) -> bool {
     store.settings.requirepass().is_none()
 }
 
-/// Serves one accepted client until it disconnects, QUITs or sends a malformed request.
-pub(crate) async fn serve(shared: Arc<Shared>, stream: ClientStream) {
-    let _ = stream.set_nodelay(true);
-    let mailbox = Arc::new(Mailbox::default());
-    let id = shared.next_client_id();
+/// The registry's entry of a client that has just connected.
+fn client_info(id: u64, stream: &ClientStream, mailbox: Arc<Mailbox>) -> ClientInfo {
     let now = super::clock::unix_ms();
     let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
-    let info = ClientInfo {
+    ClientInfo {
         id,
         addr: stream.peer_addr().unwrap_or(unspecified),
         laddr: stream.local_addr().unwrap_or(unspecified),
@@ -205,8 +122,16 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: ClientStream) {
         tracking: false,
         parked: None,
         unblock: None,
-        mailbox: mailbox.clone(),
-    };
+        mailbox,
+    }
+}
+
+/// Serves one accepted client until it disconnects, QUITs or sends a malformed request.
+pub(crate) async fn serve(shared: Arc<Shared>, stream: ClientStream) {
+    let _ = stream.set_nodelay(true);
+    let mailbox = Arc::new(Mailbox::default());
+    let id = shared.next_client_id();
+    let info = client_info(id, &stream, mailbox.clone());
     // While a script holds the store, registering would block the event loop: the client
     // is registered once the script is done (it gets BUSY replies meanwhile).
     let (authed, deferred) = if shared.busy.running() {
@@ -514,67 +439,6 @@ impl Conn {
     fn drain_mailbox(&mut self) {
         if self.mailbox.take_into(&mut self.out) {
             self.killed = true;
-        }
-    }
-
-    /// Waits while parked: until a writer signals a key, the timeout passes, or the client
-    /// goes away. Data the client sends meanwhile is decoded and queued behind the blocked
-    /// command.
-    async fn wait_parked(&mut self) -> std::io::Result<()> {
-        enum Event {
-            Woken,
-            TimedOut,
-            Readable,
-        }
-        loop {
-            let Some(deadline) = self.parked.as_ref().map(|p| p.deadline) else {
-                return Ok(());
-            };
-            let event = {
-                let sleep = async {
-                    match deadline {
-                        Some(d) => tokio::time::sleep_until(d.into()).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    _ = self.mailbox.wake.notified() => {
-                        self.drain_mailbox();
-                        if self.killed {
-                            return Err(std::io::ErrorKind::ConnectionAborted.into());
-                        }
-                        continue;
-                    }
-                    _ = self.notify.notified() => Event::Woken,
-                    _ = sleep => Event::TimedOut,
-                    r = self.stream.readable(), if !self.eof => { r?; Event::Readable }
-                }
-            };
-            match event {
-                Event::Woken => return Ok(()),
-                Event::TimedOut => {
-                    if let Some(p) = self.parked.as_mut() {
-                        p.timed_out = true;
-                    }
-                    return Ok(());
-                }
-                Event::Readable => {
-                    self.read_available();
-                    self.decode();
-                    if self.eof {
-                        // A client that hung up while blocked is dropped, as Redis does.
-                        return Err(std::io::ErrorKind::UnexpectedEof.into());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Unregisters a parked client (on disconnect).
-    fn unpark(&mut self) {
-        if let Some(p) = self.parked.take() {
-            let mut store = self.shared.lock();
-            release(&mut store, self.client.id, &self.notify, &p);
         }
     }
 
