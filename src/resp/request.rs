@@ -278,7 +278,41 @@ fn bulk_header(
     Ok(Some((len, cr)))
 }
 
+/// Encodes requests one after another in a buffer kept across them (a script's
+/// `redis.call`s): each request's bytes are a view of the buffer, and once a request is
+/// dropped the next one reuses its memory, so a steady stream of requests allocates nothing.
+#[derive(Debug, Default)]
+pub struct RequestBuilder {
+    w: MultibulkWriter,
+}
+
+impl RequestBuilder {
+    /// Starts a request of `argc` arguments (command name included), dropping any request
+    /// begun and not finished.
+    pub fn begin(&mut self, argc: usize) {
+        self.w.out.clear();
+        self.w.args.clear();
+        self.w.header(argc);
+    }
+    /// Appends the next argument.
+    pub fn arg(&mut self, a: &[u8]) {
+        self.w.arg_header(a.len());
+        self.w.out.extend_from_slice(a);
+        self.w.arg_end();
+    }
+    /// The request begun with [`begin`](Self::begin); it must have got its `argc` arguments.
+    pub fn finish(&mut self) -> Request {
+        let args = ArgList::from_slice(&self.w.args);
+        self.w.args.clear();
+        Request {
+            raw: self.w.out.split().freeze(),
+            args,
+        }
+    }
+}
+
 /// Builds the multibulk encoding of a request while recording argument offsets.
+#[derive(Debug, Default)]
 struct MultibulkWriter {
     out: BytesMut,
     args: Vec<(u32, u32)>,
@@ -288,15 +322,19 @@ struct MultibulkWriter {
 impl MultibulkWriter {
     fn new(argc: usize, data_len: usize) -> MultibulkWriter {
         // 16 bytes per argument covers `$<len>\r\n` + `\r\n` for any length below 10^10.
-        let mut out = BytesMut::with_capacity(16 + data_len + 16 * argc);
-        out.put_u8(b'*');
-        out.extend_from_slice(itoa::Buffer::new().format(argc).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        MultibulkWriter {
-            out,
+        let mut w = MultibulkWriter {
+            out: BytesMut::with_capacity(16 + data_len + 16 * argc),
             args: Vec::with_capacity(argc),
             start: 0,
-        }
+        };
+        w.header(argc);
+        w
+    }
+    fn header(&mut self, argc: usize) {
+        self.out.put_u8(b'*');
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(argc).as_bytes());
+        self.out.extend_from_slice(b"\r\n");
     }
     fn arg_header(&mut self, len: usize) {
         self.out.put_u8(b'$');
@@ -478,6 +516,28 @@ mod tests {
 
     fn v(list: &[&str]) -> Vec<Vec<u8>> {
         list.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn builder_encodes_as_from_args() {
+        let mut b = RequestBuilder::default();
+        for round in 0..50 {
+            let value = format!("value-{round}").repeat(round);
+            let parts: [&[u8]; 3] = [b"SET", b"key", value.as_bytes()];
+            b.begin(3);
+            for p in parts {
+                b.arg(p);
+            }
+            let req = b.finish();
+            assert_eq!(req.raw(), Request::from_args(&parts).raw());
+            assert_eq!(args(&req), v(&["SET", "key", &value]));
+        }
+        // A request begun and abandoned leaves nothing behind.
+        b.begin(2);
+        b.arg(b"GET");
+        b.begin(1);
+        b.arg(b"PING");
+        assert_eq!(b.finish().raw().as_ref(), b"*1\r\n$4\r\nPING\r\n");
     }
 
     /// Decodes everything in `input`; panics on error.

@@ -37,7 +37,7 @@ fn fcall_generic(ctx: &mut Ctx, args: &Args, ro: bool) -> Reply {
     if args.int(2).is_err() {
         return Reply::error("ERR Bad number of keys provided");
     }
-    let (keys, argv) = match keys_and_args(args, 2) {
+    let input = match keys_and_args(args, 2) {
         Ok(v) => v,
         Err(e) => return e,
     };
@@ -60,7 +60,7 @@ fn fcall_generic(ctx: &mut Ctx, args: &Args, ro: bool) -> Reply {
         name: &name,
         allow_oom: fflags & crate::node::script::flags::ALLOW_OOM != 0,
     };
-    run(&engine, ctx, &func, &keys, &argv, opts)
+    run(&engine, ctx, &func, input, opts)
 }
 
 const HELP: &[&str] = &[

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::{Args, Command, Ctx, Flags, Reply};
 use crate::node::script::busy::KillOutcome;
-use crate::node::script::run::{run, RunOpts};
+use crate::node::script::run::{run, RunOpts, ScriptInput};
 use crate::node::script::{flags, Scripting, FAST_RUN};
 
 /// The scripting family.
@@ -41,8 +41,8 @@ fn evalsha_ro(ctx: &mut Ctx, args: &Args) -> Reply {
 
 const NOSCRIPT_ERR: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
-/// Parses `numkeys key... arg...` starting at argument `at`: (keys, args).
-pub(crate) fn keys_and_args(args: &Args, at: usize) -> Result<(Vec<Bytes>, Vec<Bytes>), Reply> {
+/// Parses `numkeys key... arg...` starting at argument `at`.
+pub(crate) fn keys_and_args<'a>(args: &'a Args<'a>, at: usize) -> Result<ScriptInput<'a>, Reply> {
     let numkeys = args.int(at)?;
     let rest = args.len() - at - 1;
     if numkeys > rest as i64 {
@@ -54,9 +54,11 @@ pub(crate) fn keys_and_args(args: &Args, at: usize) -> Result<(Vec<Bytes>, Vec<B
         return Err(Reply::error("ERR Number of keys can't be negative"));
     }
     let split = at + 1 + numkeys as usize;
-    let keys = (at + 1..split).map(|i| args.owned(i)).collect();
-    let argv = (split..args.len()).map(|i| args.owned(i)).collect();
-    Ok((keys, argv))
+    Ok(ScriptInput {
+        args,
+        keys: at + 1..split,
+        argv: split..args.len(),
+    })
 }
 
 /// The refusals Redis makes before running a script with these shebang flags
@@ -95,7 +97,7 @@ pub(crate) fn read_only(script_flags: u32, ro: bool) -> bool {
 }
 
 fn eval_generic(ctx: &mut Ctx, args: &Args, by_sha: bool, ro: bool) -> Reply {
-    let (keys, argv) = match keys_and_args(args, 2) {
+    let input = match keys_and_args(args, 2) {
         Ok(v) => v,
         Err(e) => return e,
     };
@@ -134,7 +136,7 @@ fn eval_generic(ctx: &mut Ctx, args: &Args, by_sha: bool, ro: bool) -> Reply {
         allow_oom: script_flags & flags::ALLOW_OOM != 0,
     };
     let started = std::time::Instant::now();
-    let reply = run(&engine, ctx, &func, &keys, &argv, opts);
+    let reply = run(&engine, ctx, &func, input, opts);
     let fast = !ctx.store.scripting.inline_aborted && started.elapsed() < FAST_RUN;
     if let Some(s) = ctx.store.scripting.scripts.get_mut(&sha) {
         s.fast = fast;

@@ -34,14 +34,13 @@ pub(crate) struct Engine {
     pub(crate) real_globals: Table,
     /// `run(f, a, b)`: calls `f(a, b)` under the error handler, returns ok, result.
     pub(crate) runner: Function,
-    /// Per-run callbacks (`call`, `setresp`, `set_repl`), replaced for the duration of a run.
+    /// Callbacks the prelude's wrappers call (`setresp`, `set_repl`, `register`) and the
+    /// `killed` flag of the run.
     pub(crate) hooks: Table,
     /// `readonly(t)`: a read-only view of a table (for function libraries' environments).
     pub(crate) readonly: Function,
     /// `redis.register_function` (for the environment function libraries load in).
     pub(crate) register: Function,
-    /// What the per-run hooks are between runs: `redis.call` outside a script fails.
-    pub(crate) outside: Function,
 }
 
 impl std::fmt::Debug for Engine {
@@ -66,16 +65,12 @@ impl Engine {
             .set_name("=sluice")
             .call(())?;
         let register = install_raising(&lua, &inner, &redis)?;
+        install_per_run(&lua, &hooks, &redis)?;
         lua.set_globals(env.clone())?;
         // What loading the prelude left behind goes now: `used_memory_lua` of a fresh VM
         // is its live size, as Redis's is (it collects after loading its libraries).
         lua.gc_collect()?;
-        let outside = lua
-            .load("return {err = 'ERR redis.call/pcall can only be called inside a script invocation'}, true")
-            .set_name("=sluice")
-            .into_function()?;
         Ok(Engine {
-            outside,
             lua,
             env,
             real_globals,
@@ -123,8 +118,7 @@ impl Engine {
 type Prelude = (Table, Function, Table, Table, Function, Table, Table);
 
 /// Registry keys of the functions behind the raising C wrappers, by wrapper index.
-const RAISING: [(&str, &std::ffi::CStr); 6] = [
-    ("call", c"sluice.call"),
+const RAISING: [(&str, &std::ffi::CStr); 5] = [
     ("setresp", c"sluice.setresp"),
     ("set_repl", c"sluice.set_repl"),
     ("log", c"sluice.log"),
@@ -160,13 +154,12 @@ unsafe extern "C-unwind" fn raising<const K: usize>(
 /// Puts the raising wrappers in the `redis` table; returns `register_function`'s, which
 /// only function libraries see.
 fn install_raising(lua: &Lua, inner: &Table, redis: &Table) -> mlua::Result<Function> {
-    let wrappers: [mlua::ffi::lua_CFunction; 6] = [
+    let wrappers: [mlua::ffi::lua_CFunction; 5] = [
         raising::<0>,
         raising::<1>,
         raising::<2>,
         raising::<3>,
         raising::<4>,
-        raising::<5>,
     ];
     let mut register = None;
     for ((name, key), wrapper) in RAISING.iter().zip(wrappers) {
@@ -182,6 +175,24 @@ fn install_raising(lua: &Lua, inner: &Table, redis: &Table) -> mlua::Result<Func
         }
     }
     register.ok_or_else(|| mlua::Error::runtime("no register_function"))
+}
+
+/// The functions that work with the running script's state (see `rawcall.rs`): installed
+/// once, each finds the run through [`rawcall::current`](super::rawcall::current) and
+/// refuses outside one.
+fn install_per_run(lua: &Lua, hooks: &Table, redis: &Table) -> mlua::Result<()> {
+    use super::rawcall;
+    // SAFETY: `redis_call` only uses the Lua C API on the state it is given.
+    unsafe {
+        redis.raw_set("call", lua.create_c_function(rawcall::redis_call::<true>)?)?;
+        redis.raw_set("pcall", lua.create_c_function(rawcall::redis_call::<false>)?)?;
+    }
+    let pending = lua.create_function(|lua, ()| rawcall::pending(lua))?;
+    let key = rawcall::PENDING.to_str().map_err(mlua::Error::external)?;
+    lua.set_named_registry_value(key, pending)?;
+    hooks.raw_set("setresp", lua.create_function(rawcall::setresp)?)?;
+    hooks.raw_set("set_repl", lua.create_function(rawcall::set_repl)?)?;
+    Ok(())
 }
 
 /// The `redis` table with the functions that need no per-run state.

@@ -159,7 +159,15 @@ impl Scripting {
 
 /// Hex SHA1 of `data` (script ids, `redis.sha1hex`).
 pub(crate) fn sha1_hex(data: &[u8]) -> String {
-    sha1_smol::Sha1::from(data).digest().to_string()
+    // By hand rather than through `Display`: EVAL hashes its script on every call, and the
+    // formatting machinery cost more than the hashing.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(40);
+    for b in sha1_smol::Sha1::from(data).digest().bytes() {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// Parses a `#!lua flags=a,b` first line: (flags, bytes to skip before compiling).

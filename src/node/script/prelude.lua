@@ -23,13 +23,6 @@ local function readonly(t)
 end
 
 local hooks = {}
-local function outside()
-  return {err = 'ERR redis.call/pcall can only be called inside a script invocation'}, true
-end
-hooks.call = outside
-hooks.pending = outside
-hooks.setresp = outside
-hooks.set_repl = outside
 hooks.register = function()
   return {err = 'ERR redis.register_function can only be called on FUNCTION LOAD command'}, true
 end
@@ -37,28 +30,16 @@ end
 local redis = G.redis
 -- The functions that may raise an error table: the Rust side wraps each in a C function
 -- that raises what they return with `raise` set (a C function keeps the caller's frame on a
--- tail call, so errors point at the script's line as in Redis).
+-- tail call, so errors point at the script's line as in Redis). redis.call and redis.pcall
+-- are C functions of their own (rawcall.rs), set by the Rust side.
 local rlog, rsha = redis.log, redis.sha1hex
 local inner = {
-  call = function(...)
-    -- Thousands of arguments do not fit the C stack of a Rust callback: pass them packed.
-    -- hooks.call is a C function reading its arguments off the Lua stack (any number of
-    -- them) that answers the common cases itself (see rawcall.rs).
-    local v, raise, pending = hooks.call(...)
-    if pending then return hooks.pending() end
-    return v, raise
-  end,
   setresp = function(...) return hooks.setresp(...) end,
   set_repl = function(...) return hooks.set_repl(...) end,
   register = function(...) return hooks.register(...) end,
   log = rlog,
   sha1hex = rsha,
 }
-redis.pcall = function(...)
-  local v, _, pending = hooks.call(...)
-  if pending then v = hooks.pending() end
-  return v
-end
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end

@@ -3,17 +3,19 @@
 //! the conversion of the result (or error) into the caller's reply.
 
 use std::cell::RefCell;
+use std::ops::Range;
+use std::os::raw::c_int;
 
-use bytes::Bytes;
-use mlua::{Function, HookTriggers, Lua, MultiValue, Value};
+use mlua::{ffi, Function, HookTriggers, Lua, Table, Value};
 
 use super::convert;
 use super::engine::{Engine, HOOK_EVERY};
-use super::state::{Pending, RunState};
+use super::rawcall;
+use super::state::RunState;
 use crate::node::client::ClientState;
+use crate::node::args::Args;
 use crate::node::cmd::Ctx;
 use crate::node::reply::Reply;
-use crate::resp::Protocol;
 
 /// How a script runs.
 pub(crate) struct RunOpts<'n> {
@@ -27,33 +29,19 @@ pub(crate) struct RunOpts<'n> {
     pub(crate) allow_oom: bool,
 }
 
-/// Converts what the C `redis.call` left pending: (result, raise?), as Redis converts a reply.
-fn pending(lua: &Lua, st: &RefCell<RunState>) -> mlua::Result<(Value, bool)> {
-    let Ok(mut run) = st.try_borrow_mut() else {
-        let e = convert::error_table(lua, "redis.call/pcall called recursively")?;
-        return Ok((Value::Table(e), true));
-    };
-    let proto = if run.resp3() {
-        Protocol::Resp3
-    } else {
-        Protocol::Resp2
-    };
-    match run.pending.take() {
-        None => {
-            let e = convert::error_table(lua, "redis.call/pcall called recursively")?;
-            Ok((Value::Table(e), true))
-        }
-        Some(Pending::Args(text)) => Ok((Value::Table(convert::error_table(lua, text)?), true)),
-        Some(Pending::Failed(text)) => {
-            let e = convert::error_table(lua, &text)?;
-            e.raw_set("ignore_error_stats_update", true)?;
-            Ok((Value::Table(e), true))
-        }
-        Some(Pending::Reply(reply)) => {
-            drop(run);
-            let failed = reply.is_error();
-            Ok((convert::reply_to_lua(lua, &reply, proto)?, failed))
-        }
+/// A script's keys and arguments: two runs of the calling command's arguments.
+pub(crate) struct ScriptInput<'a> {
+    pub(crate) args: &'a Args<'a>,
+    pub(crate) keys: Range<usize>,
+    pub(crate) argv: Range<usize>,
+}
+
+impl ScriptInput<'_> {
+    fn keys(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.keys.clone().map(|i| self.args.get(i))
+    }
+    fn argv(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.argv.clone().map(|i| self.args.get(i))
     }
 }
 
@@ -62,8 +50,7 @@ pub(crate) fn run(
     engine: &Engine,
     ctx: &mut Ctx<'_>,
     func: &Function,
-    keys: &[Bytes],
-    args: &[Bytes],
+    input: ScriptInput<'_>,
     opts: RunOpts<'_>,
 ) -> Reply {
     let busy = ctx.store.scripting.busy.clone();
@@ -106,6 +93,7 @@ pub(crate) fn run(
         effects: effects.clone(),
         aborted: aborted.clone(),
         pending: None,
+        request: Default::default(),
         mark: std::time::Instant::now(),
     });
     let left_loop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -120,7 +108,7 @@ pub(crate) fn run(
     let _ = engine
         .lua
         .set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), hook);
-    let outcome = call_in_scope(engine, &st, func, keys, args, opts.eval);
+    let outcome = call_with_state(engine, &st, func, &input, opts.eval);
     engine.lua.remove_hook();
     let killed = busy.kill_requested();
     busy.stop();
@@ -214,111 +202,46 @@ fn counted(v: &Value) -> bool {
     matches!(v, Value::Table(t) if t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false))
 }
 
-/// Binds the per-run hooks and calls the runner.
-fn call_in_scope(
+/// Calls the runner with `st` installed for the C functions and hooks that need the run.
+fn call_with_state(
     engine: &Engine,
     st: &RefCell<RunState>,
     func: &Function,
-    keys: &[Bytes],
-    args: &[Bytes],
+    input: &ScriptInput<'_>,
     eval: bool,
 ) -> mlua::Result<(bool, Value)> {
     let lua = &engine.lua;
-    let keys_t = lua.create_sequence_from(
-        keys.iter()
-            .map(|k| lua.create_string(k))
-            .collect::<mlua::Result<Vec<_>>>()?,
-    )?;
-    let args_t = lua.create_sequence_from(
-        args.iter()
-            .map(|k| lua.create_string(k))
-            .collect::<mlua::Result<Vec<_>>>()?,
-    )?;
-    let _installed = super::rawcall::install(st);
-    let outcome = lua.scope(|scope| {
-        let hooks = &engine.hooks;
-        // SAFETY: `raw_call` only touches the stack of the Lua state calling it.
-        hooks.raw_set("call", unsafe {
-            lua.create_c_function(super::rawcall::raw_call)
-        }?)?;
-        hooks.raw_set(
-            "pending",
-            scope.create_function(|lua, ()| pending(lua, st))?,
-        )?;
-        hooks.raw_set(
-            "setresp",
-            scope.create_function(|lua, args: MultiValue| setresp(lua, st, args))?,
-        )?;
-        hooks.raw_set(
-            "set_repl",
-            scope.create_function(|lua, args: MultiValue| set_repl(lua, st, args))?,
-        )?;
-        if eval {
-            engine.real_globals.raw_set("KEYS", keys_t.clone())?;
-            engine.real_globals.raw_set("ARGV", args_t.clone())?;
-            engine
-                .runner
-                .call::<(bool, Value)>((func.clone(), Value::Nil, Value::Nil))
-        } else {
-            engine
-                .runner
-                .call::<(bool, Value)>((func.clone(), keys_t.clone(), args_t.clone()))
-        }
-    });
-    // Outside a run the hooks refuse (a function a script stored cannot call later).
-    for name in ["call", "pending", "setresp", "set_repl"] {
-        engine.hooks.raw_set(name, engine.outside.clone())?;
+    let keys_t = sequence(lua, input.keys())?;
+    let args_t = sequence(lua, input.argv())?;
+    let _installed = rawcall::install(st);
+    if eval {
+        engine.real_globals.raw_set("KEYS", keys_t)?;
+        engine.real_globals.raw_set("ARGV", args_t)?;
+        engine
+            .runner
+            .call::<(bool, Value)>((func, Value::Nil, Value::Nil))
+    } else {
+        engine.runner.call::<(bool, Value)>((func, keys_t, args_t))
     }
-    outcome
 }
 
-/// `redis.setresp(2|3)`: (error, raise?).
-fn setresp(lua: &Lua, st: &RefCell<RunState>, args: MultiValue) -> mlua::Result<(Value, bool)> {
-    let resp = match args.iter().next() {
-        Some(Value::Number(n)) if args.len() == 1 => *n as i64,
-        Some(Value::Integer(n)) if args.len() == 1 => *n,
-        _ if args.len() != 1 => {
-            let e = convert::error_table(lua, "redis.setresp() requires one argument.")?;
-            return Ok((Value::Table(e), true));
-        }
-        _ => 0,
-    };
-    let proto = match resp {
-        2 => Protocol::Resp2,
-        3 => Protocol::Resp3,
-        _ => {
-            let e = convert::error_table(lua, "RESP version must be 2 or 3.")?;
-            return Ok((Value::Table(e), true));
-        }
-    };
-    if let Ok(mut s) = st.try_borrow_mut() {
-        s.client.proto = proto;
+/// A Lua sequence of strings (KEYS, ARGV), built on the Lua stack in one protected call
+/// rather than through one registry reference per element.
+fn sequence<'i>(
+    lua: &Lua,
+    items: impl ExactSizeIterator<Item = &'i [u8]>,
+) -> mlua::Result<Table> {
+    // SAFETY: the closure pushes exactly one table (two slots at most, which `exec_raw`
+    // checks for) and leaves it as the result.
+    unsafe {
+        lua.exec_raw((), |l| {
+            ffi::lua_createtable(l, c_int::try_from(items.len()).unwrap_or(0), 0);
+            for (i, item) in items.enumerate() {
+                ffi::lua_pushlstring(l, item.as_ptr().cast(), item.len());
+                ffi::lua_rawseti(l, -2, i as ffi::lua_Integer + 1);
+            }
+        })
     }
-    Ok((Value::Nil, false))
-}
-
-/// `redis.set_repl(flags)`: (error, raise?).
-fn set_repl(lua: &Lua, st: &RefCell<RunState>, args: MultiValue) -> mlua::Result<(Value, bool)> {
-    let flags = match args.iter().next() {
-        Some(Value::Number(n)) if args.len() == 1 => *n as i64,
-        Some(Value::Integer(n)) if args.len() == 1 => *n,
-        _ if args.len() != 1 => {
-            let e = convert::error_table(lua, "redis.set_repl() requires two arguments.")?;
-            return Ok((Value::Table(e), true));
-        }
-        _ => 0,
-    };
-    if flags & !3 != 0 {
-        let e = convert::error_table(
-            lua,
-            "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
-        )?;
-        return Ok((Value::Table(e), true));
-    }
-    if let Ok(mut s) = st.try_borrow_mut() {
-        s.replicate = flags != 0;
-    }
-    Ok((Value::Nil, false))
 }
 
 /// The caller's error reply for a script that raised `err` (Redis's `luaCallFunction`).

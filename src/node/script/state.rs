@@ -7,9 +7,10 @@ use super::busy::Busy;
 use crate::node::client::ClientState;
 use crate::node::cmd::{self, Ctx};
 use crate::node::reply::Reply;
+use crate::resp::request::RequestBuilder;
 use crate::resp::{Protocol, Request};
 
-/// A `redis.call` result the C function left for `hooks.pending` to convert.
+/// A `redis.call` result the C function left for the pending function to convert.
 pub(super) enum Pending {
     /// Bad arguments: raise this message.
     Args(&'static str),
@@ -39,8 +40,10 @@ pub(super) struct RunState<'r, 'a> {
     pub(super) effects: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The inline run was stopped: every further `redis.call` is refused.
     pub(super) aborted: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// What the C `redis.call` left for `hooks.pending` (see `rawcall.rs`).
+    /// What the C `redis.call` left for the pending function (see `rawcall.rs`).
     pub(super) pending: Option<Pending>,
+    /// Where `redis.call` encodes its command, reused from one call to the next.
+    pub(super) request: RequestBuilder,
     /// When the previous `redis.call` ended (or the run started): the next one's start for
     /// commandstats, so each call costs one clock read instead of two.
     pub(super) mark: std::time::Instant,
@@ -107,14 +110,14 @@ fn noscript(name: &str) -> bool {
 
 impl RunState<'_, '_> {
     /// Runs one `redis.call`: Redis's checks, then the command through the dispatcher.
-    pub(super) fn call<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> Result<Reply, String> {
+    pub(super) fn call(&mut self, req: &Request) -> Result<Reply, String> {
         use std::sync::atomic::Ordering;
         if self.aborted.load(Ordering::Relaxed) {
             return Err("Script stopped to run off the event loop".into());
         }
-        let Some((idx, cmd)) = cmd::lookup_indexed(argv[0].as_ref()) else {
+        let Some((idx, cmd)) = cmd::lookup_indexed(req.arg(0)) else {
             // Commands the node lacks but Redis refuses in scripts get Redis's refusal.
-            let name = String::from_utf8_lossy(argv[0].as_ref()).to_ascii_lowercase();
+            let name = String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase();
             let text = if noscript(&name) {
                 NOT_ALLOWED
             } else {
@@ -122,7 +125,7 @@ impl RunState<'_, '_> {
             };
             return Err(self.rejected(None, text.into()));
         };
-        if let Some(text) = self.refusal(cmd, argv.len()) {
+        if let Some(text) = self.refusal(cmd, req.len()) {
             return Err(self.rejected(Some(idx), text));
         }
         if cmd.is_write() {
@@ -132,7 +135,6 @@ impl RunState<'_, '_> {
         if !cmd.flags.has(crate::node::cmd::Flags::READONLY) {
             self.effects.store(true, Ordering::Relaxed);
         }
-        let req = Request::from_args(argv);
         let store = &mut *self.ctx.store;
         let feed_enabled = store.feed.enabled;
         if !self.replicate {
@@ -141,7 +143,7 @@ impl RunState<'_, '_> {
         let mut child = Ctx::new_at(store, &mut self.client, self.ctx.shared, false, self.mark);
         child.begin_exec();
         child.set_exec_open(self.exec_open);
-        let reply = cmd::execute_found(&mut child, &req, idx, cmd);
+        let reply = cmd::execute_found(&mut child, req, idx, cmd);
         self.mark = child.last_mark();
         if self.replicate {
             self.exec_open = child.exec_open();
