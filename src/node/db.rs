@@ -111,6 +111,25 @@ impl Db {
             }
         }
     }
+    /// [`Db::insert_touched`] of an existing key, given as a slice: the key is not copied.
+    /// `Err(value)` hands the value back when `key` does not exist.
+    pub(crate) fn replace_touched(
+        &mut self,
+        key: &[u8],
+        value: Value,
+        keep_ttl: bool,
+        touch: &Touch,
+    ) -> Result<Value, Value> {
+        let Some(e) = self.keys.get_mut(key) else {
+            return Err(value);
+        };
+        e.clock = touch.touched(e.clock);
+        let old = std::mem::replace(&mut e.value, value);
+        if !keep_ttl {
+            self.expires.swap_remove(key);
+        }
+        Ok(old)
+    }
     /// Deletes `key` and its expiry; returns the value.
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
         let v = self.keys.swap_remove(key)?;

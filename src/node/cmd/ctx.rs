@@ -269,6 +269,16 @@ impl<'a> Ctx<'a> {
             self.notify(notify::NEW, "new", &key);
         }
     }
+    /// [`Ctx::set`] with the key as a slice, copied only if the key is new (SET of an
+    /// existing key allocates nothing for the key).
+    pub fn set_from(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
+        self.expire(key);
+        let touch = self.store.touch();
+        let db = self.store.db_mut(self.client.db);
+        if let Err(value) = db.replace_touched(key, value, keep_ttl, &touch) {
+            self.set(Bytes::copy_from_slice(key), value, keep_ttl);
+        }
+    }
     /// The unix ms expiry of `key` (`None` if it has none or does not exist).
     pub fn expire_at(&mut self, key: &[u8]) -> Option<i64> {
         if self.expire(key) {

@@ -133,11 +133,7 @@ fn set(ctx: &mut Ctx, args: &Args) -> Reply {
     if (nx && found) || (xx && !found) {
         return old.unwrap_or(Reply::Null);
     }
-    ctx.set(
-        args.owned(1),
-        Value::Str(args.owned(2)),
-        expiry == Expiry::KeepTtl,
-    );
+    ctx.set_from(key, Value::Str(args.owned(2)), expiry == Expiry::KeepTtl);
     ctx.notify(notify::STRING, "set", key);
     if let Some(at) = at_ms {
         ctx.db().set_expire(key, at);
