@@ -37,6 +37,10 @@ pub struct ClientState {
     pub watched: Vec<(usize, Bytes, bool)>,
     /// Name of the last command run (CLIENT LIST `cmd=`).
     pub last_cmd: &'static str,
+    /// The last command looks its keys up as Redis's `lookupKeyRead` does (a missing key
+    /// is a `keymiss` event): set with `last_cmd` by the dispatcher, so that key lookups
+    /// below it need not consult the command table.
+    pub last_cmd_reads: bool,
     /// CLIENT TRACKING on: keys read are remembered for invalidation pushes.
     pub tracking: bool,
     /// CLIENT REPLY mode: which replies the connection actually sends.

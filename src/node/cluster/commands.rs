@@ -2,8 +2,9 @@
 
 use bytes::Bytes;
 
+use super::args::{disabled, slot_arg};
 use super::{replies, setslots, topology};
-use crate::cluster_slot::{self, SLOTS};
+use crate::cluster_slot;
 use crate::node::args::parse_int;
 use crate::node::args::Args;
 use crate::node::cmd::command::{subcommand_arity, subcommand_error, Command, Flags};
@@ -33,11 +34,6 @@ pub static COMMANDS: &[Command] = &[
     .keys(1, 1, 1),
     Command::new("migrate", super::migrate::migrate, -6, Flags::WRITE).keys(3, 3, 1),
 ];
-
-/// `ERR This instance has cluster support disabled`
-pub(crate) fn disabled() -> Reply {
-    Reply::error("ERR This instance has cluster support disabled")
-}
 
 fn readonly(ctx: &mut Ctx<'_>, _: &Args<'_>) -> Reply {
     if ctx.store.cluster.is_none() {
@@ -147,13 +143,6 @@ fn view(ctx: &mut Ctx<'_>, sub: &str, args: &Args<'_>) -> Reply {
             }
         }
     }
-}
-
-/// A slot argument, or Redis's error.
-pub(crate) fn slot_arg(arg: &[u8]) -> Option<u16> {
-    parse_int(arg)
-        .and_then(|n| u16::try_from(n).ok())
-        .filter(|&n| usize::from(n) < SLOTS)
 }
 
 fn keys_in_slot<'a>(ctx: &'a Ctx<'_>, slot: u16) -> impl Iterator<Item = &'a Bytes> + 'a {

@@ -9,7 +9,7 @@
 //!   the node timeout, and never for a claim older than the owners it knows;
 //! * with a majority of votes the replica takes its master's slots at the election epoch.
 
-use super::gossip::mark_failed;
+use super::state::mark_failed;
 use super::proto::{Header, Kind};
 use super::state::{ClusterState, Election, Outgoing};
 

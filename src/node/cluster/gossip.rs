@@ -2,7 +2,7 @@
 //! epochs, apply slot claims by config epoch, collect failure reports, answer votes.
 
 use super::proto::{Gossip, Header, Kind, Pong, Request, Update};
-use super::state::{ClusterNode, ClusterState, NodeId, Outgoing};
+use super::state::{mark_failed, ClusterNode, ClusterState, NodeId, Outgoing};
 
 /// Our header, with our replication offset.
 pub(crate) fn header(c: &ClusterState, offset: i64, manual: bool) -> Header {
@@ -305,24 +305,6 @@ fn on_gossip(c: &mut ClusterState, sender: &str, gossip: &[Gossip], now: i64) {
             ClusterNode::new(g.id.clone(), &g.ip, g.port, g.cport, now),
         );
         c.dirty = true;
-    }
-}
-
-/// Marks `id` FAIL (a FAIL message, or our own decision).
-pub(crate) fn mark_failed(c: &mut ClusterState, id: &str, now: i64) {
-    if id == c.myid {
-        return;
-    }
-    if let Some(n) = c.nodes.get_mut(id) {
-        if !n.fail {
-            n.fail = true;
-            n.pfail = false;
-            n.fail_time = now;
-            c.dirty = true;
-            // A replica of it starts its election without waiting for the next tick.
-            c.tell_bus(Outgoing::Wake);
-            tracing::info!(node = id, "cluster: node marked FAIL");
-        }
     }
 }
 

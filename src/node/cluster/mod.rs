@@ -21,6 +21,7 @@
 //! * **Role changes** are the cluster's decision; [`sync_role`] makes replication follow it
 //!   (REPLICAOF the master we should follow, or NO ONE).
 
+mod args;
 pub mod bus;
 pub mod commands;
 pub mod config_file;

@@ -51,7 +51,7 @@ fn check_exec(ctx: &mut Ctx<'_>, asking: bool) -> Option<Reply> {
             continue;
         };
         keys.extend(crate::command::keys_args(req, info));
-        write |= crate::node::cmd::lookup_indexed(req.arg(0)).is_some_and(|(_, c)| c.is_write());
+        write |= info.has(crate::command::flags::WRITE);
     }
     let refusal = check_keys(ctx, &keys, write, asking, false);
     drop(keys);

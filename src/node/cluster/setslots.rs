@@ -1,6 +1,6 @@
 //! CLUSTER ADDSLOTS / ADDSLOTSRANGE / DELSLOTS / DELSLOTSRANGE / FLUSHSLOTS / SETSLOT.
 
-use super::commands::{disabled, slot_arg};
+use super::args::{disabled, slot_arg};
 use super::state::ClusterState;
 use crate::cluster_slot::{self, SLOTS};
 use crate::node::args::Args;

@@ -456,6 +456,24 @@ pub(crate) fn random_id() -> NodeId {
     id
 }
 
+/// Marks `id` FAIL (a FAIL message, or our own decision).
+pub(crate) fn mark_failed(c: &mut ClusterState, id: &str, now: i64) {
+    if id == c.myid {
+        return;
+    }
+    if let Some(n) = c.nodes.get_mut(id) {
+        if !n.fail {
+            n.fail = true;
+            n.pfail = false;
+            n.fail_time = now;
+            c.dirty = true;
+            // A replica of it starts its election without waiting for the next tick.
+            c.tell_bus(Outgoing::Wake);
+            tracing::info!(node = id, "cluster: node marked FAIL");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

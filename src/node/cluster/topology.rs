@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::commands::disabled;
+use super::args::disabled;
 use super::manual::MANUAL_TIMEOUT_MS;
 use super::proto::Kind;
 use super::state::Outgoing;

@@ -176,9 +176,7 @@ impl<'a> Ctx<'a> {
         if self.store.notify_flags & notify::KEY_MISS == 0 {
             return;
         }
-        let reads = super::lookup(self.client.last_cmd.as_bytes())
-            .is_some_and(|c| !c.is_write() || notify::READ_LOOKUP_WRITES.contains(&c.name));
-        if reads {
+        if self.client.last_cmd_reads {
             self.notify(notify::KEY_MISS, "keymiss", key);
         }
     }
