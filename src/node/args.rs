@@ -184,6 +184,26 @@ pub fn timeout(arg: &[u8]) -> Result<Option<Duration>, Reply> {
     Ok(Duration::try_from_secs_f64(secs).ok())
 }
 
+/// Redis's `memtoull`: digits with an optional b/k/kb/m/mb/g/gb suffix (any case).
+pub(crate) fn parse_memory(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(mul)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

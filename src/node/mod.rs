@@ -76,6 +76,7 @@ pub mod script;
 pub mod sentinel;
 pub mod server;
 pub mod settings;
+mod settings_kind;
 mod settings_redis;
 pub mod shared;
 pub mod slowlog;

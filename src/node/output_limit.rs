@@ -107,7 +107,7 @@ impl OutputLimits {
             };
             let bad = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
             let memory =
-                |s: &str| super::settings::parse_memory(s).and_then(|n| usize::try_from(n).ok());
+                |s: &str| super::args::parse_memory(s).and_then(|n| usize::try_from(n).ok());
             *slot = ClassLimit {
                 hard: memory(group[1]).ok_or(bad)?,
                 soft: memory(group[2]).ok_or(bad)?,

@@ -11,45 +11,8 @@
 use indexmap::IndexMap;
 
 use super::output_limit::{self, OutputLimits};
+use super::settings_kind::{Kind, Num};
 use super::settings_redis::REDIS_PARAMS;
-
-/// How a numeric parameter is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Num {
-    /// A plain integer.
-    Int,
-    /// A memory amount (`100mb`), stored as bytes.
-    Mem,
-    /// An integer or a percentage (`10%`).
-    Pct,
-}
-
-/// How a parameter's value is checked on CONFIG SET.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// `yes` / `no`.
-    Bool,
-    /// A signed integer.
-    Int,
-    /// A memory amount (`100mb`), stored as bytes.
-    Memory,
-    /// Any text.
-    Text,
-    /// `always`, `everysec` or `no` (`appendfsync`).
-    Fsync,
-    /// `client-output-buffer-limit`'s `class hard soft seconds` groups.
-    OutputLimits,
-    /// `notify-keyspace-events`' class letters, stored in Redis's canonical order.
-    Events,
-    /// Cannot be changed at runtime.
-    Immutable,
-    /// An integer of this style within [min, max].
-    Num(Num, i64, i64),
-    /// One of these words (any case); `true`: several, space separated.
-    Enum(&'static [&'static str], bool),
-    /// Another name of this parameter.
-    Alias(&'static str),
-}
 
 /// Every parameter: name, kind, default (Redis 7.0's).
 const PARAMS: &[(&str, Kind, &str)] = &[
@@ -329,7 +292,7 @@ impl Settings {
                 Ok(n) => n.to_string(),
                 Err(_) => return invalid("argument couldn't be parsed into an integer"),
             },
-            Kind::Memory => match parse_memory(&text) {
+            Kind::Memory => match super::args::parse_memory(&text) {
                 Some(n) => n.to_string(),
                 None => return invalid("argument must be a memory value"),
             },
@@ -402,7 +365,7 @@ fn check_num(style: Num, min: i64, max: i64, text: &str) -> Result<String, Optio
             .map_err(|_| Some("argument couldn't be parsed into an integer"))?,
         Num::Mem | Num::Pct => {
             let neg = text.starts_with('-');
-            let v = parse_memory(text.trim_start_matches('-'))
+            let v = super::args::parse_memory(text.trim_start_matches('-'))
                 .ok_or(Some("argument must be a memory value"))?;
             let v = i64::try_from(v).map_err(|_| Some("argument must be a memory value"))?;
             if neg {
@@ -416,26 +379,6 @@ fn check_num(style: Num, min: i64, max: i64, text: &str) -> Result<String, Optio
         return Err(None);
     }
     Ok(n.to_string())
-}
-
-/// Redis's `memtoull`: digits with an optional b/k/kb/m/mb/g/gb suffix (any case).
-pub(crate) fn parse_memory(s: &str) -> Option<u64> {
-    let lower = s.to_ascii_lowercase();
-    let split = lower
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(lower.len());
-    let (digits, unit) = lower.split_at(split);
-    let mul: u64 = match unit {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1_000_000,
-        "mb" => 1 << 20,
-        "g" => 1_000_000_000,
-        "gb" => 1 << 30,
-        _ => return None,
-    };
-    digits.parse::<u64>().ok()?.checked_mul(mul)
 }
 
 #[cfg(test)]

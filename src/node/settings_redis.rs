@@ -2,7 +2,7 @@
 //! redis-server's `CONFIG GET *`: every parameter, its kind and its default.
 //! Regenerate instead of editing (the test `settings_match_redis` checks it).
 
-use super::settings::{Kind, Num};
+use super::settings_kind::{Kind, Num};
 
 /// (name, kind, default), in `CONFIG GET *` order.
 pub(crate) const REDIS_PARAMS: &[(&str, Kind, &str)] = &[
