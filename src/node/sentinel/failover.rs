@@ -11,42 +11,8 @@ use super::election;
 use super::link::{self, Auth};
 use super::monitor::Target;
 use super::observe;
-use super::state::{Addr, Master, Node, Role, State};
+use super::state::{Addr, Failover, Master, Node, Role, State, Step};
 use super::Shared;
-
-/// Where a failover is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Step {
-    WaitStart,
-    SelectSlave,
-    SendSlaveofNoone,
-    WaitPromotion,
-    ReconfSlaves,
-}
-
-impl Step {
-    /// The name SENTINEL MASTER shows in `failover-state`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Step::WaitStart => "wait_start",
-            Step::SelectSlave => "select_slave",
-            Step::SendSlaveofNoone => "send_slaveof_noone",
-            Step::WaitPromotion => "wait_promotion",
-            Step::ReconfSlaves => "reconf_slaves",
-        }
-    }
-}
-
-/// A failover in progress.
-#[derive(Debug, Clone)]
-pub(crate) struct Failover {
-    pub epoch: u64,
-    pub step: Step,
-    pub step_since: Instant,
-    /// SENTINEL FAILOVER: no agreement or election needed.
-    pub forced: bool,
-    pub promoted: Option<Addr>,
-}
 
 /// Redis gives up an election after at most this long.
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(10);

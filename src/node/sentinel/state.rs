@@ -10,7 +10,6 @@ use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::config::{MasterConfig, SentinelConfig};
-use super::failover::Failover;
 
 /// `host:port` of an instance, as sentinel names replicas.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -347,4 +346,38 @@ impl Peer {
             leader_epoch: 0,
         }
     }
+}
+
+/// Where a failover is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    WaitStart,
+    SelectSlave,
+    SendSlaveofNoone,
+    WaitPromotion,
+    ReconfSlaves,
+}
+
+impl Step {
+    /// The name SENTINEL MASTER shows in `failover-state`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::WaitStart => "wait_start",
+            Step::SelectSlave => "select_slave",
+            Step::SendSlaveofNoone => "send_slaveof_noone",
+            Step::WaitPromotion => "wait_promotion",
+            Step::ReconfSlaves => "reconf_slaves",
+        }
+    }
+}
+
+/// A failover in progress.
+#[derive(Debug, Clone)]
+pub(crate) struct Failover {
+    pub epoch: u64,
+    pub step: Step,
+    pub step_since: Instant,
+    /// SENTINEL FAILOVER: no agreement or election needed.
+    pub forced: bool,
+    pub promoted: Option<Addr>,
 }
