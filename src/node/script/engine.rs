@@ -185,7 +185,10 @@ fn install_per_run(lua: &Lua, hooks: &Table, redis: &Table) -> mlua::Result<()> 
     // SAFETY: `redis_call` only uses the Lua C API on the state it is given.
     unsafe {
         redis.raw_set("call", lua.create_c_function(rawcall::redis_call::<true>)?)?;
-        redis.raw_set("pcall", lua.create_c_function(rawcall::redis_call::<false>)?)?;
+        redis.raw_set(
+            "pcall",
+            lua.create_c_function(rawcall::redis_call::<false>)?,
+        )?;
     }
     let pending = lua.create_function(|lua, ()| rawcall::pending(lua))?;
     let key = rawcall::PENDING.to_str().map_err(mlua::Error::external)?;

@@ -5,17 +5,21 @@
 use std::cell::RefCell;
 use std::ops::Range;
 use std::os::raw::c_int;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use mlua::{ffi, Function, HookTriggers, Lua, Table, Value};
 
+use super::busy::Busy;
 use super::convert;
 use super::engine::{Engine, HOOK_EVERY};
 use super::rawcall;
 use super::state::RunState;
-use crate::node::client::ClientState;
 use crate::node::args::Args;
+use crate::node::client::ClientState;
 use crate::node::cmd::Ctx;
 use crate::node::reply::Reply;
+use crate::resp::Protocol;
 
 /// How a script runs.
 pub(crate) struct RunOpts<'n> {
@@ -53,34 +57,14 @@ pub(crate) fn run(
     input: ScriptInput<'_>,
     opts: RunOpts<'_>,
 ) -> Reply {
-    let busy = ctx.store.scripting.busy.clone();
-    let threshold = ctx
-        .store
-        .settings
-        .get("busy-reply-threshold")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(5000);
-    busy.threshold_ms
-        .store(threshold, std::sync::atomic::Ordering::Relaxed);
-    busy.start(opts.eval, ctx.client.from_master);
+    let busy = start_busy(ctx, opts.eval);
     let caller_proto = ctx.proto();
     let in_exec = ctx.in_exec();
     let exec_open = in_exec && ctx.exec_open();
-    let client = ClientState {
-        id: ctx.client.id,
-        db: ctx.client.db,
-        authed: true,
-        from_master: ctx.client.from_master,
-        // As Redis checks a script's calls against the caller's READONLY: a read-only
-        // script on a replica reads its master's slots.
-        cluster_readonly: ctx.client.cluster_readonly,
-        in_script: true,
-        last_cmd: "NULL",
-        ..ClientState::default()
-    };
+    let client = script_client(ctx);
     let inline = ctx.store.scripting.inline;
-    let effects = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let aborted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let effects = Arc::new(AtomicBool::new(false));
+    let aborted = Arc::new(AtomicBool::new(false));
     let st = RefCell::new(RunState {
         ctx,
         client,
@@ -96,7 +80,7 @@ pub(crate) fn run(
         request: Default::default(),
         mark: std::time::Instant::now(),
     });
-    let left_loop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let left_loop = Arc::new(AtomicBool::new(false));
     let hook = time_limit_hook(
         engine,
         busy.clone(),
@@ -113,47 +97,56 @@ pub(crate) fn run(
     let killed = busy.kill_requested();
     busy.stop();
     let st = st.into_inner();
-    if aborted.load(std::sync::atomic::Ordering::Relaxed) {
+    if aborted.load(Ordering::Relaxed) {
         st.ctx.store.scripting.inline_aborted = true;
         return Reply::Null;
     }
-    if left_loop.load(std::sync::atomic::Ordering::Relaxed) {
+    if left_loop.load(Ordering::Relaxed) {
         st.ctx.store.scripting.left_loop = true;
     }
     let resp3 = st.resp3();
     let (ctx, exec_open) = (st.ctx, st.exec_open);
-    if exec_open {
-        if in_exec {
-            ctx.set_exec_open(true);
-        } else {
-            let db = ctx.db_index();
-            ctx.store.feed.push(db, &[b"EXEC"]);
-            ctx.store.publish_feed();
-        }
-    }
+    close_transaction(ctx, exec_open, in_exec);
     // An incremental collection step every few scripts keeps garbage from piling up
     // without a full cycle's latency (Redis steps every 50 scripts).
     if busy.tick_gc() {
         engine.gc_step();
     }
-    match outcome {
-        Ok((true, v)) => {
-            let reply = convert::lua_to_reply(&v, resp3, caller_proto);
-            ctx.client.error_counted = reply.is_error() && counted(&v);
-            reply
-        }
-        Ok((false, v)) => {
-            if let (true, Value::Table(t)) = (killed, &v) {
-                let _ = t.raw_set("err", "ERR Script killed by user with SCRIPT KILL...");
-            }
-            ctx.client.error_counted = counted(&v);
-            error_reply(&v, opts.name)
-        }
-        Err(e) => Reply::error(format!(
-            "ERR Error running script {}, {:.100}",
-            opts.name,
-            e.to_string()
-        )),
+    let (reply, counted) = caller_reply(outcome, killed, resp3, caller_proto, opts.name);
+    if let Some(counted) = counted {
+        ctx.client.error_counted = counted;
+    }
+    reply
+}
+
+/// Marks a script running for the other connections (BUSY after `busy-reply-threshold`).
+fn start_busy(ctx: &Ctx<'_>, eval: bool) -> Arc<Busy> {
+    let busy = ctx.store.scripting.busy.clone();
+    let threshold = ctx
+        .store
+        .settings
+        .get("busy-reply-threshold")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(5000);
+    busy.threshold_ms.store(threshold, Ordering::Relaxed);
+    busy.start(eval, ctx.client.from_master);
+    busy
+}
+
+/// The client a script's commands run as: the caller's database, READONLY and replication
+/// origin, authenticated, RESP2 until `redis.setresp`.
+fn script_client(ctx: &Ctx<'_>) -> ClientState {
+    ClientState {
+        id: ctx.client.id,
+        db: ctx.client.db,
+        authed: true,
+        from_master: ctx.client.from_master,
+        // As Redis checks a script's calls against the caller's READONLY: a read-only
+        // script on a replica reads its master's slots.
+        cluster_readonly: ctx.client.cluster_readonly,
+        in_script: true,
+        last_cmd: "NULL",
+        ..ClientState::default()
     }
 }
 
@@ -197,6 +190,53 @@ fn time_limit_hook(
     }
 }
 
+/// Closes the MULTI a script's writes opened on the feed, unless the script ran inside an
+/// EXEC, whose own MULTI it joined (that EXEC closes it).
+fn close_transaction(ctx: &mut Ctx<'_>, exec_open: bool, in_exec: bool) {
+    if !exec_open {
+        return;
+    }
+    if in_exec {
+        ctx.set_exec_open(true);
+    } else {
+        let db = ctx.db_index();
+        ctx.store.feed.push(db, &[b"EXEC"]);
+        ctx.store.publish_feed();
+    }
+}
+
+/// The caller's reply for the script's outcome, and whether its error was already counted
+/// by the `redis.call` that met it (`None`: the run itself failed, nothing to say).
+fn caller_reply(
+    outcome: mlua::Result<(bool, Value)>,
+    killed: bool,
+    resp3: bool,
+    caller_proto: Protocol,
+    name: &str,
+) -> (Reply, Option<bool>) {
+    match outcome {
+        Ok((true, v)) => {
+            let reply = convert::lua_to_reply(&v, resp3, caller_proto);
+            let counted = reply.is_error() && counted(&v);
+            (reply, Some(counted))
+        }
+        Ok((false, v)) => {
+            if let (true, Value::Table(t)) = (killed, &v) {
+                let _ = t.raw_set("err", "ERR Script killed by user with SCRIPT KILL...");
+            }
+            (error_reply(&v, name), Some(counted(&v)))
+        }
+        Err(e) => (
+            Reply::error(format!(
+                "ERR Error running script {}, {:.100}",
+                name,
+                e.to_string()
+            )),
+            None,
+        ),
+    }
+}
+
 /// True for an error table whose error was counted when a `redis.call` met it.
 fn counted(v: &Value) -> bool {
     matches!(v, Value::Table(t) if t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false))
@@ -227,10 +267,7 @@ fn call_with_state(
 
 /// A Lua sequence of strings (KEYS, ARGV), built on the Lua stack in one protected call
 /// rather than through one registry reference per element.
-fn sequence<'i>(
-    lua: &Lua,
-    items: impl ExactSizeIterator<Item = &'i [u8]>,
-) -> mlua::Result<Table> {
+fn sequence<'i>(lua: &Lua, items: impl ExactSizeIterator<Item = &'i [u8]>) -> mlua::Result<Table> {
     // SAFETY: the closure pushes exactly one table (two slots at most, which `exec_raw`
     // checks for) and leaves it as the result.
     unsafe {
