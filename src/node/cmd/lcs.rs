@@ -23,56 +23,115 @@ fn lcs(ctx: &mut Ctx, args: &Args) -> Reply {
         Ok(v) => v.cloned().unwrap_or_default(),
         Err(e) => return e,
     };
-    let (mut get_len, mut get_idx, mut with_len) = (false, false, false);
-    let mut min_len: u64 = 0;
-    let mut i = 3;
-    while i < args.len() {
-        if args.is(i, "IDX") {
-            get_idx = true;
-        } else if args.is(i, "LEN") {
-            get_len = true;
-        } else if args.is(i, "WITHMATCHLEN") {
-            with_len = true;
-        } else if args.is(i, "MINMATCHLEN") && i + 1 < args.len() {
-            match parse_int(args.get(i + 1)) {
-                Some(n) => min_len = u64::try_from(n).unwrap_or(0),
-                None => return Reply::error(NOT_INT),
-            }
-            i += 1;
-        } else {
-            return syntax();
-        }
-        i += 1;
-    }
-    if get_len && get_idx {
-        return Reply::error("ERR If you want both the length and indexes, please just use IDX.");
-    }
-    let (alen, blen) = (a.len(), b.len());
-    if (alen as u128 + 1) * (blen as u128 + 1) * 4 > MAX_TABLE {
+    let opts = match LcsOpts::parse(args) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    if (a.len() as u128 + 1) * (b.len() as u128 + 1) * 4 > MAX_TABLE {
         return Reply::error(
             "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
         );
     }
-    // table[i * (blen + 1) + j] = LCS length of a[..i] and b[..j].
-    let width = blen + 1;
-    let mut table = vec![0u32; (alen + 1) * width];
-    for i in 1..=alen {
-        for j in 1..=blen {
-            table[i * width + j] = if a[i - 1] == b[j - 1] {
-                table[(i - 1) * width + j - 1] + 1
-            } else {
-                table[(i - 1) * width + j].max(table[i * width + j - 1])
-            };
-        }
-    }
-    let total = table[alen * width + blen] as usize;
-    if get_len {
+    let table = Table::fill(&a, &b);
+    let total = table.at(a.len(), b.len()) as usize;
+    if opts.len {
         return Reply::Int(total as i64);
     }
-    // Walk back from the end, collecting the subsequence and the contiguous match ranges.
+    let (result, matches) = walk_back(&table, &a, &b, total, &opts);
+    if opts.idx {
+        Reply::Map(vec![
+            (Reply::bulk(b"matches"), Reply::Array(matches)),
+            (Reply::bulk(b"len"), Reply::Int(total as i64)),
+        ])
+    } else {
+        Reply::Bulk(Bytes::from(result))
+    }
+}
+
+/// LCS's options.
+struct LcsOpts {
+    /// LEN: the length only.
+    len: bool,
+    /// IDX: the match ranges.
+    idx: bool,
+    /// WITHMATCHLEN: each range with its length.
+    with_len: bool,
+    /// MINMATCHLEN: shorter ranges are left out (0: none).
+    min_len: u64,
+}
+
+impl LcsOpts {
+    fn parse(args: &Args) -> Result<LcsOpts, Reply> {
+        let mut o = LcsOpts {
+            len: false,
+            idx: false,
+            with_len: false,
+            min_len: 0,
+        };
+        let mut i = 3;
+        while i < args.len() {
+            if args.is(i, "IDX") {
+                o.idx = true;
+            } else if args.is(i, "LEN") {
+                o.len = true;
+            } else if args.is(i, "WITHMATCHLEN") {
+                o.with_len = true;
+            } else if args.is(i, "MINMATCHLEN") && i + 1 < args.len() {
+                let n = parse_int(args.get(i + 1)).ok_or_else(|| Reply::error(NOT_INT))?;
+                o.min_len = u64::try_from(n).unwrap_or(0);
+                i += 1;
+            } else {
+                return Err(syntax());
+            }
+            i += 1;
+        }
+        if o.len && o.idx {
+            return Err(Reply::error(
+                "ERR If you want both the length and indexes, please just use IDX.",
+            ));
+        }
+        Ok(o)
+    }
+}
+
+/// The dynamic-programming table: `at(i, j)` = LCS length of `a[..i]` and `b[..j]`.
+struct Table {
+    cells: Vec<u32>,
+    width: usize,
+}
+
+impl Table {
+    fn fill(a: &[u8], b: &[u8]) -> Table {
+        let width = b.len() + 1;
+        let mut cells = vec![0u32; (a.len() + 1) * width];
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                cells[i * width + j] = if a[i - 1] == b[j - 1] {
+                    cells[(i - 1) * width + j - 1] + 1
+                } else {
+                    cells[(i - 1) * width + j].max(cells[i * width + j - 1])
+                };
+            }
+        }
+        Table { cells, width }
+    }
+    fn at(&self, i: usize, j: usize) -> u32 {
+        self.cells[i * self.width + j]
+    }
+}
+
+/// Walks the table back from the end: the subsequence (`total` bytes) and, for IDX, the
+/// contiguous match ranges in Redis's order and format.
+fn walk_back(
+    table: &Table,
+    a: &[u8],
+    b: &[u8],
+    total: usize,
+    opts: &LcsOpts,
+) -> (Vec<u8>, Vec<Reply>) {
     let mut result = vec![0u8; total];
     let mut idx = total;
-    let (mut i, mut j) = (alen, blen);
+    let (mut i, mut j) = (a.len(), b.len());
     let none = usize::MAX;
     let (mut a_start, mut a_end, mut b_start, mut b_end) = (none, 0, 0, 0);
     let mut matches = Vec::new();
@@ -95,7 +154,7 @@ fn lcs(ctx: &mut Ctx, args: &Args) -> Reply {
             i -= 1;
             j -= 1;
         } else {
-            if table[(i - 1) * width + j] > table[i * width + j - 1] {
+            if table.at(i - 1, j) > table.at(i, j - 1) {
                 i -= 1;
             } else {
                 j -= 1;
@@ -106,25 +165,22 @@ fn lcs(ctx: &mut Ctx, args: &Args) -> Reply {
         }
         if emit && a_start != none {
             let len = (a_end - a_start + 1) as u64;
-            if get_idx && (min_len == 0 || len >= min_len) {
-                let range = |s: usize, e: usize| {
-                    Reply::Array(vec![Reply::Int(s as i64), Reply::Int(e as i64)])
-                };
-                let mut m = vec![range(a_start, a_end), range(b_start, b_end)];
-                if with_len {
-                    m.push(Reply::Int(len as i64));
-                }
-                matches.push(Reply::Array(m));
+            if opts.idx && (opts.min_len == 0 || len >= opts.min_len) {
+                matches.push(match_reply((a_start, a_end), (b_start, b_end), len, opts));
             }
             a_start = none;
         }
     }
-    if get_idx {
-        Reply::Map(vec![
-            (Reply::bulk(b"matches"), Reply::Array(matches)),
-            (Reply::bulk(b"len"), Reply::Int(total as i64)),
-        ])
-    } else {
-        Reply::Bulk(Bytes::from(result))
+    (result, matches)
+}
+
+/// One IDX match: `[[a_start, a_end], [b_start, b_end]]`, then its length with WITHMATCHLEN.
+fn match_reply(a: (usize, usize), b: (usize, usize), len: u64, opts: &LcsOpts) -> Reply {
+    let range =
+        |(s, e): (usize, usize)| Reply::Array(vec![Reply::Int(s as i64), Reply::Int(e as i64)]);
+    let mut m = vec![range(a), range(b)];
+    if opts.with_len {
+        m.push(Reply::Int(len as i64));
     }
+    Reply::Array(m)
 }
