@@ -31,49 +31,11 @@ struct Item {
 }
 
 fn sort_generic(ctx: &mut Ctx, args: &Args, read_only: bool) -> Reply {
-    let (mut desc, mut alpha) = (false, false);
-    let (mut offset, mut count) = (0i64, -1i64);
-    let mut by: Option<&[u8]> = None;
-    let mut dont_sort = false;
-    let mut gets: Vec<&[u8]> = Vec::new();
-    let mut store: Option<Bytes> = None;
-    let mut i = 2;
-    while i < args.len() {
-        let left = args.len() - i - 1;
-        if args.is(i, "ASC") {
-            desc = false;
-        } else if args.is(i, "DESC") {
-            desc = true;
-        } else if args.is(i, "ALPHA") {
-            alpha = true;
-        } else if args.is(i, "LIMIT") && left >= 2 {
-            let (Some(o), Some(c)) = (parse_int(args.get(i + 1)), parse_int(args.get(i + 2)))
-            else {
-                return Reply::error(NOT_INT);
-            };
-            (offset, count) = (o, c);
-            i += 2;
-        } else if args.is(i, "STORE") && left >= 1 && !read_only {
-            store = Some(args.owned(i + 1));
-            i += 1;
-        } else if args.is(i, "BY") && left >= 1 {
-            let pattern = args.get(i + 1);
-            // A pattern without `*` names one key for every element: nothing to sort by.
-            if !pattern.contains(&b'*') {
-                dont_sort = true;
-            }
-            by = Some(pattern);
-            i += 1;
-        } else if args.is(i, "GET") && left >= 1 {
-            gets.push(args.get(i + 1));
-            i += 1;
-        } else {
-            return syntax();
-        }
-        i += 1;
-    }
-    let key = args.get(1);
-    let (mut items, is_set) = match ctx.lookup(key) {
+    let mut opts = match SortOpts::parse(args, read_only) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let (mut items, is_set) = match ctx.lookup(args.get(1)) {
         None => (Vec::new(), false),
         Some(Value::List(l)) => (elements(l.iter()), false),
         Some(Value::Set(s)) => (elements(s.iter()), true),
@@ -82,62 +44,153 @@ fn sort_generic(ctx: &mut Ctx, args: &Args, read_only: bool) -> Reply {
     };
     // An unsorted set is still sorted when stored or read by a script, so replicas get
     // the same list.
-    if dont_sort && is_set && (store.is_some() || ctx.client.in_script) {
-        dont_sort = false;
-        alpha = true;
-        by = None;
+    if opts.dont_sort && is_set && (opts.store.is_some() || ctx.client.in_script) {
+        opts.dont_sort = false;
+        opts.alpha = true;
+        opts.by = None;
     }
-    // Unsorted with DESC: the container's order reversed.
-    if dont_sort && desc {
-        items.reverse();
-    }
-    if !dont_sort {
-        for item in &mut items {
-            if let Some(pattern) = by {
-                item.by = lookup_pattern(ctx, pattern, &item.value);
-            }
-            if !alpha {
-                let text = item.by.as_ref().unwrap_or(&item.value);
-                let parsed = match &item.by {
-                    None if by.is_some() => Some(0.0),
-                    _ => sort_number(text),
-                };
-                match parsed {
-                    Some(s) => item.score = s,
-                    None => {
-                        return Reply::error(
-                            "ERR One or more scores can't be converted into double",
-                        )
-                    }
-                }
-            }
+    if opts.dont_sort {
+        // Unsorted with DESC: the container's order reversed.
+        if opts.desc {
+            items.reverse();
         }
-        let by_given = by.is_some();
-        items.sort_by(|a, b| {
-            let ord = if alpha {
-                if by_given {
-                    match (&a.by, &b.by) {
-                        (None, None) => Ordering::Equal,
-                        (None, Some(_)) => Ordering::Less,
-                        (Some(_), None) => Ordering::Greater,
-                        (Some(x), Some(y)) => x.cmp(y),
-                    }
-                } else {
-                    a.value.cmp(&b.value)
+    } else {
+        if let Err(e) = weigh(ctx, &mut items, &opts) {
+            return e;
+        }
+        sort_items(&mut items, &opts);
+    }
+    let picked = limit(items, opts.offset, opts.count);
+    let mut out: Vec<Option<Bytes>> = Vec::new();
+    for item in &picked {
+        if opts.gets.is_empty() {
+            out.push(Some(item.value.clone()));
+        }
+        for pattern in &opts.gets {
+            out.push(lookup_pattern(ctx, pattern, &item.value));
+        }
+    }
+    match opts.store {
+        None => Reply::Array(out.into_iter().map(Reply::opt_bulk).collect()),
+        Some(dest) => store_result(ctx, dest, out),
+    }
+}
+
+/// SORT's options, in Redis's parsing order.
+struct SortOpts<'a> {
+    desc: bool,
+    alpha: bool,
+    /// LIMIT offset count (count -1: to the end).
+    offset: i64,
+    count: i64,
+    by: Option<&'a [u8]>,
+    /// BY a pattern without `*`: every element names the same key, nothing to sort by.
+    dont_sort: bool,
+    gets: Vec<&'a [u8]>,
+    store: Option<Bytes>,
+}
+
+impl<'a> SortOpts<'a> {
+    fn parse(args: &Args<'a>, read_only: bool) -> Result<SortOpts<'a>, Reply> {
+        let mut o = SortOpts {
+            desc: false,
+            alpha: false,
+            offset: 0,
+            count: -1,
+            by: None,
+            dont_sort: false,
+            gets: Vec::new(),
+            store: None,
+        };
+        let mut i = 2;
+        while i < args.len() {
+            let left = args.len() - i - 1;
+            if args.is(i, "ASC") {
+                o.desc = false;
+            } else if args.is(i, "DESC") {
+                o.desc = true;
+            } else if args.is(i, "ALPHA") {
+                o.alpha = true;
+            } else if args.is(i, "LIMIT") && left >= 2 {
+                let (Some(off), Some(c)) = (parse_int(args.get(i + 1)), parse_int(args.get(i + 2)))
+                else {
+                    return Err(Reply::error(NOT_INT));
+                };
+                (o.offset, o.count) = (off, c);
+                i += 2;
+            } else if args.is(i, "STORE") && left >= 1 && !read_only {
+                o.store = Some(args.owned(i + 1));
+                i += 1;
+            } else if args.is(i, "BY") && left >= 1 {
+                let pattern = args.get(i + 1);
+                if !pattern.contains(&b'*') {
+                    o.dont_sort = true;
+                }
+                o.by = Some(pattern);
+                i += 1;
+            } else if args.is(i, "GET") && left >= 1 {
+                o.gets.push(args.get(i + 1));
+                i += 1;
+            } else {
+                return Err(syntax());
+            }
+            i += 1;
+        }
+        Ok(o)
+    }
+}
+
+/// Looks up each element's BY key and, unless ALPHA, its score.
+fn weigh(ctx: &mut Ctx, items: &mut [Item], opts: &SortOpts) -> Result<(), Reply> {
+    for item in items {
+        if let Some(pattern) = opts.by {
+            item.by = lookup_pattern(ctx, pattern, &item.value);
+        }
+        if opts.alpha {
+            continue;
+        }
+        let text = item.by.as_ref().unwrap_or(&item.value);
+        let parsed = match &item.by {
+            None if opts.by.is_some() => Some(0.0),
+            _ => sort_number(text),
+        };
+        item.score = parsed
+            .ok_or_else(|| Reply::error("ERR One or more scores can't be converted into double"))?;
+    }
+    Ok(())
+}
+
+/// Sorts by score (ties by value), or ALPHA by the BY value or the element.
+fn sort_items(items: &mut [Item], opts: &SortOpts) {
+    let by_given = opts.by.is_some();
+    items.sort_by(|a, b| {
+        let ord = if opts.alpha {
+            if by_given {
+                match (&a.by, &b.by) {
+                    (None, None) => Ordering::Equal,
+                    (None, Some(_)) => Ordering::Less,
+                    (Some(_), None) => Ordering::Greater,
+                    (Some(x), Some(y)) => x.cmp(y),
                 }
             } else {
-                a.score
-                    .partial_cmp(&b.score)
-                    .unwrap_or(Ordering::Equal)
-                    .then_with(|| a.value.cmp(&b.value))
-            };
-            if desc {
-                ord.reverse()
-            } else {
-                ord
+                a.value.cmp(&b.value)
             }
-        });
-    }
+        } else {
+            a.score
+                .partial_cmp(&b.score)
+                .unwrap_or(Ordering::Equal)
+                .then_with(|| a.value.cmp(&b.value))
+        };
+        if opts.desc {
+            ord.reverse()
+        } else {
+            ord
+        }
+    });
+}
+
+/// The LIMIT window of the sorted elements, as Redis clamps it.
+fn limit(items: Vec<Item>, offset: i64, count: i64) -> Vec<Item> {
     let len = items.len() as i64;
     let start = offset.max(0);
     let end = if count < 0 {
@@ -150,7 +203,7 @@ fn sort_generic(ctx: &mut Ctx, args: &Args, read_only: bool) -> Reply {
     } else {
         (start, end.min(len - 1))
     };
-    let picked: Vec<Item> = if start <= end && start >= 0 {
+    if start <= end && start >= 0 {
         items
             .into_iter()
             .skip(start as usize)
@@ -158,32 +211,22 @@ fn sort_generic(ctx: &mut Ctx, args: &Args, read_only: bool) -> Reply {
             .collect()
     } else {
         Vec::new()
-    };
-    let mut out: Vec<Option<Bytes>> = Vec::new();
-    for item in &picked {
-        if gets.is_empty() {
-            out.push(Some(item.value.clone()));
-        }
-        for pattern in &gets {
-            out.push(lookup_pattern(ctx, pattern, &item.value));
-        }
     }
-    match store {
-        None => Reply::Array(out.into_iter().map(Reply::opt_bulk).collect()),
-        Some(dest) => {
-            let n = out.len() as i64;
-            if out.is_empty() {
-                if ctx.delete(&dest) {
-                    ctx.changed(&dest, notify::GENERIC, "del");
-                }
-            } else {
-                let list: List = out.into_iter().map(Option::unwrap_or_default).collect();
-                ctx.set(dest.clone(), Value::List(list), false);
-                ctx.changed(&dest, notify::LIST, "sortstore");
-            }
-            Reply::Int(n)
+}
+
+/// SORT ... STORE: the result replaces `dest` as a list (an empty result deletes it).
+fn store_result(ctx: &mut Ctx, dest: Bytes, out: Vec<Option<Bytes>>) -> Reply {
+    let n = out.len() as i64;
+    if out.is_empty() {
+        if ctx.delete(&dest) {
+            ctx.changed(&dest, notify::GENERIC, "del");
         }
+    } else {
+        let list: List = out.into_iter().map(Option::unwrap_or_default).collect();
+        ctx.set(dest.clone(), Value::List(list), false);
+        ctx.changed(&dest, notify::LIST, "sortstore");
     }
+    Reply::Int(n)
 }
 
 fn elements<'a>(it: impl Iterator<Item = &'a Bytes>) -> Vec<Item> {
