@@ -85,99 +85,142 @@ struct AddFlags {
 
 /// Redis's `zaddGenericCommand`: flags, pair count, conflicts, every score, then the key.
 fn zadd(ctx: &mut Ctx, args: &Args) -> Reply {
-    let mut f = AddFlags::default();
-    let mut i = 2;
-    while i < args.len() {
-        let flag = if args.is(i, "NX") {
-            &mut f.nx
-        } else if args.is(i, "XX") {
-            &mut f.xx
-        } else if args.is(i, "GT") {
-            &mut f.gt
-        } else if args.is(i, "LT") {
-            &mut f.lt
-        } else if args.is(i, "CH") {
-            &mut f.ch
-        } else if args.is(i, "INCR") {
-            &mut f.incr
-        } else {
-            break;
-        };
-        *flag = true;
-        i += 1;
-    }
-    let elements = args.len() - i;
-    if elements == 0 || elements % 2 == 1 {
-        return args::syntax();
-    }
-    if f.nx && f.xx {
-        return Reply::error("ERR XX and NX options at the same time are not compatible");
-    }
-    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
-        return Reply::error("ERR GT, LT, and/or NX options at the same time are not compatible");
-    }
-    if f.incr && elements > 2 {
-        return Reply::error("ERR INCR option supports a single increment-element pair");
-    }
-    let mut scores = Vec::with_capacity(elements / 2);
-    for j in (i..args.len()).step_by(2) {
+    let (f, first) = tri!(AddFlags::parse(args));
+    let mut scores = Vec::with_capacity((args.len() - first) / 2);
+    for j in (first..args.len()).step_by(2) {
         scores.push(tri!(args.float(j)));
     }
     let key = args.get(1);
     let exists = tri!(ctx.read::<ZSet>(key)).is_some();
-    let (mut added, mut updated, mut processed) = (0, 0, 0);
-    let mut last = 0.0;
+    let mut done = Added::default();
     if exists || !f.xx {
         let z = tri!(ctx.get_or_create::<ZSet>(key));
-        for (n, score) in scores.into_iter().enumerate() {
-            let member = args.get(i + 2 * n + 1);
-            match z.score(member) {
-                Some(cur) => {
-                    if f.nx {
-                        continue;
-                    }
-                    let new = if f.incr { cur + score } else { score };
-                    if new.is_nan() {
-                        ctx.delete_if_empty::<ZSet>(key);
-                        return Reply::error(NAN_SCORE);
-                    }
-                    if (f.gt && new <= cur) || (f.lt && new >= cur) {
-                        continue;
-                    }
-                    if new != cur {
-                        z.insert(Bytes::copy_from_slice(member), new);
-                        updated += 1;
-                    }
-                    last = new;
-                    processed += 1;
-                }
-                None => {
-                    if f.xx {
-                        continue;
-                    }
-                    z.insert(Bytes::copy_from_slice(member), score);
-                    added += 1;
-                    last = score;
-                    processed += 1;
-                }
-            }
-        }
+        let member = |n: usize| args.get(first + 2 * n + 1);
+        let Some(d) = add_members(z, &f, &scores, member) else {
+            ctx.delete_if_empty::<ZSet>(key);
+            return Reply::error(NAN_SCORE);
+        };
+        done = d;
         // Only a key this call created can be empty here (every element skipped).
         if !exists {
             ctx.delete_if_empty::<ZSet>(key);
         }
-        if added + updated > 0 {
+        if done.added + done.updated > 0 {
             ctx.changed(key, notify::ZSET, if f.incr { "zincr" } else { "zadd" });
         }
     }
     if f.incr {
-        return if processed > 0 {
-            Reply::Double(last)
+        return if done.processed > 0 {
+            Reply::Double(done.last)
         } else {
             Reply::Null
         };
     }
-    Reply::Int(if f.ch { added + updated } else { added })
+    Reply::Int(if f.ch {
+        done.added + done.updated
+    } else {
+        done.added
+    })
+}
+
+impl AddFlags {
+    /// The flags before the first score, checked for conflicts; (flags, the first score's
+    /// position).
+    fn parse(args: &Args) -> Result<(AddFlags, usize), Reply> {
+        let mut f = AddFlags::default();
+        let mut i = 2;
+        while i < args.len() {
+            let flag = if args.is(i, "NX") {
+                &mut f.nx
+            } else if args.is(i, "XX") {
+                &mut f.xx
+            } else if args.is(i, "GT") {
+                &mut f.gt
+            } else if args.is(i, "LT") {
+                &mut f.lt
+            } else if args.is(i, "CH") {
+                &mut f.ch
+            } else if args.is(i, "INCR") {
+                &mut f.incr
+            } else {
+                break;
+            };
+            *flag = true;
+            i += 1;
+        }
+        let elements = args.len() - i;
+        if elements == 0 || elements % 2 == 1 {
+            return Err(args::syntax());
+        }
+        if f.nx && f.xx {
+            return Err(Reply::error(
+                "ERR XX and NX options at the same time are not compatible",
+            ));
+        }
+        if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
+            return Err(Reply::error(
+                "ERR GT, LT, and/or NX options at the same time are not compatible",
+            ));
+        }
+        if f.incr && elements > 2 {
+            return Err(Reply::error(
+                "ERR INCR option supports a single increment-element pair",
+            ));
+        }
+        Ok((f, i))
+    }
+}
+
+/// What ZADD did: members added, scores changed, pairs applied and the last score set.
+#[derive(Default)]
+struct Added {
+    added: i64,
+    updated: i64,
+    processed: i64,
+    last: f64,
+}
+
+/// Applies the score/member pairs under the flags; `None` if an INCR made a NaN score.
+fn add_members<'m>(
+    z: &mut ZSet,
+    f: &AddFlags,
+    scores: &[f64],
+    member: impl Fn(usize) -> &'m [u8],
+) -> Option<Added> {
+    let mut d = Added::default();
+    for (n, &score) in scores.iter().enumerate() {
+        let member = member(n);
+        match z.score(member) {
+            Some(cur) => {
+                if f.nx {
+                    continue;
+                }
+                let new = if f.incr { cur + score } else { score };
+                if new.is_nan() {
+                    return None;
+                }
+                if (f.gt && new <= cur) || (f.lt && new >= cur) {
+                    continue;
+                }
+                if new != cur {
+                    z.insert(Bytes::copy_from_slice(member), new);
+                    d.updated += 1;
+                }
+                d.last = new;
+                d.processed += 1;
+            }
+            None => {
+                if f.xx {
+                    continue;
+                }
+                z.insert(Bytes::copy_from_slice(member), score);
+                d.added += 1;
+                d.last = score;
+                d.processed += 1;
+            }
+        }
+    }
+    Some(d)
 }
 
 fn zincrby(ctx: &mut Ctx, args: &Args) -> Reply {
