@@ -125,50 +125,13 @@ pub fn combine(ctx: &mut Ctx, args: &Args, op: Op, out: Output, name: &str) -> R
             Some(_) => return args::wrongtype(),
         }
     }
-    let mut weights = vec![1.0; numkeys];
-    let mut agg = Aggregate::Sum;
-    let (mut with_scores, mut limit) = (false, 0usize);
-    let mut i = keys.end;
-    while i < args.len() {
-        let left = args.len() - i - 1;
-        if op != Op::Diff && out != Output::Card && args.is(i, "WEIGHTS") && left >= numkeys {
-            for (j, w) in weights.iter_mut().enumerate() {
-                *w = match args::parse_float(args.get(i + 1 + j)) {
-                    Some(v) => v,
-                    None => return Reply::error("ERR weight value is not a float"),
-                };
-            }
-            i += numkeys + 1;
-        } else if op != Op::Diff && out != Output::Card && args.is(i, "AGGREGATE") && left >= 1 {
-            agg = if args.is(i + 1, "SUM") {
-                Aggregate::Sum
-            } else if args.is(i + 1, "MIN") {
-                Aggregate::Min
-            } else if args.is(i + 1, "MAX") {
-                Aggregate::Max
-            } else {
-                return args::syntax();
-            };
-            i += 2;
-        } else if out == Output::Reply && args.is(i, "WITHSCORES") {
-            with_scores = true;
-            i += 1;
-        } else if out == Output::Card && args.is(i, "LIMIT") && left >= 1 {
-            limit = match args::parse_int(args.get(i + 1)) {
-                Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
-                _ => return Reply::error("ERR LIMIT can't be negative"),
-            };
-            i += 2;
-        } else {
-            return args::syntax();
-        }
-    }
+    let opts = tri!(CombineOpts::parse(args, keys.end, numkeys, op, out));
     let db = ctx.db_index();
     let result = {
         let store = ctx.store.db(db);
         let mut sources: Vec<(Source, f64)> = keys
             .zip(present)
-            .zip(weights)
+            .zip(opts.weights)
             .map(|((k, here), w)| {
                 let src = match here.then(|| store.get(args.get(k))).flatten() {
                     Some(Value::ZSet(z)) => Source::Z(z),
@@ -183,22 +146,84 @@ pub fn combine(ctx: &mut Ctx, args: &Args, op: Op, out: Output, name: &str) -> R
         let from = usize::from(op == Op::Diff);
         sources[from..].sort_by_key(|(s, _)| s.len());
         match op {
-            Op::Inter => intersect(&sources, agg),
-            Op::Union => union(&sources, agg),
+            Op::Inter => intersect(&sources, opts.agg),
+            Op::Union => union(&sources, opts.agg),
             Op::Diff => diff(&sources),
         }
     };
     match out {
         Output::Store => store_result(ctx, args, 1, result, name),
-        Output::Card => Reply::Int(match limit {
+        Output::Card => Reply::Int(match opts.limit {
             0 => result.len(),
             n => result.len().min(n),
         } as i64),
         Output::Reply => {
             let resp3 = ctx.proto() == Protocol::Resp3;
             let items = result.iter().map(|(m, s)| (m.clone(), s)).collect();
-            Reply::Array(scored_items(items, with_scores, resp3))
+            Reply::Array(scored_items(items, opts.with_scores, resp3))
         }
+    }
+}
+
+/// The options after the keys, as far as the command allows them.
+struct CombineOpts {
+    weights: Vec<f64>,
+    agg: Aggregate,
+    /// WITHSCORES (ZUNION/ZINTER/ZDIFF).
+    with_scores: bool,
+    /// ZINTERCARD's LIMIT (0: none).
+    limit: usize,
+}
+
+impl CombineOpts {
+    fn parse(
+        args: &Args,
+        from: usize,
+        numkeys: usize,
+        op: Op,
+        out: Output,
+    ) -> Result<CombineOpts, Reply> {
+        let mut o = CombineOpts {
+            weights: vec![1.0; numkeys],
+            agg: Aggregate::Sum,
+            with_scores: false,
+            limit: 0,
+        };
+        let weighs = op != Op::Diff && out != Output::Card;
+        let mut i = from;
+        while i < args.len() {
+            let left = args.len() - i - 1;
+            if weighs && args.is(i, "WEIGHTS") && left >= numkeys {
+                for (j, w) in o.weights.iter_mut().enumerate() {
+                    *w = args::parse_float(args.get(i + 1 + j))
+                        .ok_or_else(|| Reply::error("ERR weight value is not a float"))?;
+                }
+                i += numkeys + 1;
+            } else if weighs && args.is(i, "AGGREGATE") && left >= 1 {
+                o.agg = if args.is(i + 1, "SUM") {
+                    Aggregate::Sum
+                } else if args.is(i + 1, "MIN") {
+                    Aggregate::Min
+                } else if args.is(i + 1, "MAX") {
+                    Aggregate::Max
+                } else {
+                    return Err(args::syntax());
+                };
+                i += 2;
+            } else if out == Output::Reply && args.is(i, "WITHSCORES") {
+                o.with_scores = true;
+                i += 1;
+            } else if out == Output::Card && args.is(i, "LIMIT") && left >= 1 {
+                o.limit = match args::parse_int(args.get(i + 1)) {
+                    Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+                    _ => return Err(Reply::error("ERR LIMIT can't be negative")),
+                };
+                i += 2;
+            } else {
+                return Err(args::syntax());
+            }
+        }
+        Ok(o)
     }
 }
 
