@@ -9,8 +9,8 @@
 //!   the node timeout, and never for a claim older than the owners it knows;
 //! * with a majority of votes the replica takes its master's slots at the election epoch.
 
-use super::state::mark_failed;
 use super::proto::{Header, Kind};
+use super::state::mark_failed;
 use super::state::{ClusterState, Election, Outgoing};
 
 /// Random delay (ms, up to) before a replica asks for votes, so that two replicas of one
