@@ -7,6 +7,7 @@
 #   bash benches/compare.sh                       # REQUESTS=200000 CLIENTS=50 REPEAT=5
 #   REPEAT=3 PIPELINES="1" bash benches/compare.sh
 #   PREDIXY_BIN=/path/to/predixy bash benches/compare.sh
+#   WITH_PROXIES=0 bash benches/compare.sh         # the node against redis-server alone
 #
 # Topology: one redis-server master and two replicas (all on loopback). sluice and predixy send
 # SET to the master and GET to the replicas; twemproxy cannot split reads and uses the master.
@@ -21,7 +22,8 @@
 #     after the run, divided by REQUESTS. The backends' CPU is not counted for proxies.
 #
 # Environment: REQUESTS, CLIENTS, REPEAT, PIPELINES (default "1 16"), TESTS (default "SET GET"),
-# KEYSPACE (-r, default 100000), WITH_NODE (0 drops the node column), SLUICE_BIN (a prebuilt
+# KEYSPACE (-r, default 100000), WITH_NODE (0 drops the node column), WITH_PROXIES (0: only
+# redis-server, without replicas, and `sluice node`), SLUICE_BIN (a prebuilt
 # binary; otherwise `cargo build --release` is run), SLUICE_ARGS (extra `sluice proxy`
 # arguments), PREDIXY_BIN (predixy is not packaged: build it from its public source and name
 # the binary here; the column is skipped when unset), CARGO_TARGET_DIR (honoured as by cargo).

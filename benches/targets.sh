@@ -12,21 +12,25 @@
 # Environment: BENCH_NAME (message prefix), SLUICE_BIN (a prebuilt binary; otherwise
 # `cargo build --release` is run), SLUICE_ARGS (extra `sluice proxy` arguments), PREDIXY_BIN
 # (predixy is not packaged: build it from its public source and name the binary here; the
-# column is skipped when unset), WITH_NODE (0 drops the node target), TARGET_WRAP (a command
+# column is skipped when unset), WITH_NODE (0 drops the node target), WITH_PROXIES (0: only
+# redis-server, without replicas, and the node: the node against Redis alone), TARGET_WRAP (a command
 # prefix for the proxies, e.g. "valgrind --tool=callgrind"), START_TIMEOUT (seconds a target
 # may take to serve, default 15), CARGO_TARGET_DIR (honoured as by cargo).
 # shellcheck source=benches/bench_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 
+WITH_PROXIES=${WITH_PROXIES:-1}
 HAVE_NUTCRACKER=0
-if command -v nutcracker >/dev/null 2>&1; then
+if [ "$WITH_PROXIES" = 0 ]; then
+    PREDIXY_BIN=
+elif command -v nutcracker >/dev/null 2>&1; then
     HAVE_NUTCRACKER=1
 else
     say "nutcracker not found: twemproxy column skipped (Debian/Ubuntu: apt-get install nutcracker)"
 fi
 if [ -n "${PREDIXY_BIN:-}" ]; then
     [ -x "$PREDIXY_BIN" ] || die "PREDIXY_BIN=$PREDIXY_BIN is not an executable"
-else
+elif [ "$WITH_PROXIES" = 1 ]; then
     say "PREDIXY_BIN not set: predixy column skipped"
 fi
 
@@ -43,17 +47,20 @@ declare -A PORT PID
 read -r PORT[redis] PID[redis] < <(start_redis master) || die "redis master did not start"
 PIDS+=("${PID[redis]}")
 REPLICAS=()
-for i in 1 2; do
+[ "$WITH_PROXIES" = 1 ] || say "WITH_PROXIES=0: redis-server alone (no replicas) and the node"
+for i in $([ "$WITH_PROXIES" = 1 ] && echo 1 2); do
     read -r port pid < <(start_redis "replica$i" --replicaof 127.0.0.1 "${PORT[redis]}") \
         || die "replica $i did not start"
     PIDS+=("$pid"); REPLICAS+=("$port")
 done
 wait_for "${PID[redis]}" \
-    "[ \"\$(redis-cli -p ${PORT[redis]} INFO replication | grep -c 'state=online')\" = 2 ]" 30 \
+    "[ \"\$(redis-cli -p ${PORT[redis]} INFO replication | grep -c 'state=online')\" = ${#REPLICAS[@]} ]" 30 \
     || die "replicas did not come online"
-say "redis master on 127.0.0.1:${PORT[redis]}, replicas on ${REPLICAS[*]}"
+say "redis master on 127.0.0.1:${PORT[redis]}, replicas on ${REPLICAS[*]:-none}"
+TARGETS=(redis)
 
 # --- sluice: standalone pool, reads on the replicas ----------------------------------------
+if [ "$WITH_PROXIES" = 1 ]; then
 cat >"$WORKDIR/sluice.toml" <<TOML
 [[pools]]
 name = "bench"
@@ -70,8 +77,9 @@ read -r PORT[sluice] PID[sluice] < <(start_sluice sluice "pool bench" proxy -c "
 PIDS+=("${PID[sluice]}")
 wait_for "${PID[sluice]}" "[ \"\$(redis-cli -p ${PORT[sluice]} SET compare:probe 1)\" = OK ] && [ \"\$(redis-cli -p ${PORT[sluice]} GET compare:probe)\" = 1 ]" \
     || die "sluice on port ${PORT[sluice]} does not serve: $(tail -n 5 "$WORKDIR/sluice.err")"
-TARGETS=(redis sluice)
+TARGETS+=(sluice)
 say "sluice on 127.0.0.1:${PORT[sluice]}"
+fi
 
 # --- predixy: the same split, when a binary is given -------------------------------------
 if [ -n "${PREDIXY_BIN:-}" ]; then
