@@ -71,7 +71,9 @@ done
 
 echo
 echo "redis-benchmark -n $REQUESTS -c $CLIENTS -r $KEYSPACE --csv; median of $REPEAT interleaved rounds${SLUICE_ARGS:+; sluice $SLUICE_ARGS}"
-echo "$(nproc 2>/dev/null || echo '?') CPUs, redis $(redis-server --version | sed "s/.*v=\([^ ]*\).*/\1/"), sluice $("$SLUICE_BIN" --version | awk '{ print $2 }'); sluice and predixy read from 2 replicas, twemproxy from the master"
+topology="sluice and predixy read from 2 replicas, twemproxy from the master"
+[ "$WITH_PROXIES" = 1 ] || topology="redis-server without replicas"
+echo "$(nproc 2>/dev/null || echo '?') CPUs, redis $(redis-server --version | sed "s/.*v=\([^ ]*\).*/\1/"), sluice $("$SLUICE_BIN" --version | awk '{ print $2 }'); $topology"
 echo "cell: requests/s (ratio to direct) / p99 ms / CPU µs per request of that process"
 echo
 header="| test | -P | redis |"
