@@ -308,6 +308,7 @@ fn command_table_matches_live_redis() {
             last_key: r.last as i32,
             step: r.step as i32,
             special: Special::None,
+            hidden_may_replicate: false,
         };
         match lookup_name(r.name.as_bytes()) {
             None => mismatches.push(format!("missing: {}", r.name)),
@@ -315,6 +316,7 @@ fn command_table_matches_live_redis() {
                 let got = CommandInfo {
                     name: "",
                     special: Special::None,
+                    hidden_may_replicate: false,
                     ..info.clone()
                 };
                 if info.name != r.name || got != expected {

@@ -671,6 +671,94 @@ fn client_pause_write_holds_what_redis_holds() {
     }
 }
 
+/// Redis's Tcl suite (unit/pause, "client pause starts at the end of a transaction"): a
+/// CLIENT PAUSE queued in MULTI is answered in EXEC's reply, as on a direct connection, and
+/// the pause starts only when EXEC ends (the writes queued after it in the transaction run);
+/// the node is never paused; DISCARD and a wrong number of arguments start no pause.
+fn client_pause_queued_in_multi_starts_when_exec_ends() {
+    let master = Redis::start();
+    let p = proxy(&master, "");
+    let script: &[&[&str]] = &[
+        &["MULTI"],
+        &["SET", "foo1", "bar"],
+        &["CLIENT", "PAUSE", "100000", "WRITE"],
+        &["SET", "foo2", "bar"],
+        &["CLIENT", "PAUSE", "x"],
+        &["EXEC"],
+        &["CLIENT", "UNPAUSE"],
+    ];
+    let (direct, proxied) = both_raw(&master, &p, script, script.len());
+    assert_eq!(
+        String::from_utf8_lossy(&proxied),
+        String::from_utf8_lossy(&direct)
+    );
+    let mut c = p.client();
+    c.cmd(&["FLUSHALL"]);
+    for cmd in [
+        &["MULTI"][..],
+        &["SET", "foo1", "bar"],
+        &["CLIENT", "PAUSE", "100000", "WRITE"],
+        &["SET", "foo2", "bar"],
+    ] {
+        assert!(!matches!(c.cmd(cmd), Resp::Error(_)), "{cmd:?}");
+    }
+    match c.cmd(&["EXEC"]) {
+        Resp::Array(items) => assert_eq!(items[1], Resp::Simple("OK".into())),
+        other => panic!("EXEC answered {other:?}"),
+    }
+    let mut other = p.client();
+    other.send(&["SET", "foo3", "bar"]);
+    other.set_timeout(std::time::Duration::from_millis(300));
+    assert!(other.try_read().is_err(), "a write ran after the queued pause");
+    other.set_timeout(std::time::Duration::from_secs(10));
+    let mut direct = master.client();
+    let bar = Resp::Bulk(b"bar".to_vec());
+    assert_eq!(
+        direct.cmd(&["MGET", "foo1", "foo2", "foo3"]),
+        Resp::Array(vec![bar.clone(), bar, Resp::Nil])
+    );
+    // The node was not paused: a direct client writes.
+    assert_eq!(direct.cmd(&["SET", "direct", "1"]), Resp::Simple("OK".into()));
+    assert_eq!(c.cmd(&["CLIENT", "UNPAUSE"]), Resp::Simple("OK".into()));
+    assert_eq!(other.read(), Resp::Simple("OK".into()));
+    // DISCARD: the queued pause never starts.
+    c.cmd(&["MULTI"]);
+    c.cmd(&["CLIENT", "PAUSE", "100000", "ALL"]);
+    assert_eq!(c.cmd(&["DISCARD"]), Resp::Simple("OK".into()));
+    assert_eq!(other.cmd(&["SET", "foo4", "bar"]), Resp::Simple("OK".into()));
+    // A wrong number of arguments is refused when queued, and EXEC aborts.
+    c.cmd(&["MULTI"]);
+    assert!(matches!(c.cmd(&["CLIENT", "PAUSE"]), Resp::Error(_)));
+    assert!(matches!(c.cmd(&["EXEC"]), Resp::Error(e) if e.starts_with("EXECABORT")));
+}
+
+/// Redis's Tcl suite (unit/introspection, "CLIENT KILL SKIPME YES/NO"): INFO's
+/// `connected_clients` is the pool's client count, as CLIENT LIST lists the pool's clients
+/// (the node's figure counts the proxy's own connections), in every INFO form.
+fn info_connected_clients_counts_the_pools_clients() {
+    let master = Redis::start();
+    let p = proxy(&master, "");
+    let mut a = p.client();
+    let field = |text: &str| -> usize {
+        text.lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no connected_clients in {text}"))
+    };
+    let listed = |c: &mut common::Client| c.cmd(&["CLIENT", "LIST"]).text().lines().count();
+    let _b = p.client();
+    let _c = p.client();
+    assert_eq!(listed(&mut a), 3);
+    for args in [&["INFO"][..], &["INFO", "clients"], &["INFO", "all"]] {
+        assert_eq!(field(&a.cmd(args).text()), 3, "{args:?}");
+    }
+    drop(_c);
+    common::wait_until(std::time::Duration::from_secs(10), "the closed client leaves", || {
+        listed(&mut a) == 2
+    });
+    assert_eq!(field(&a.cmd(&["INFO", "clients"]).text()), 2);
+}
+
 on_both_backends! {
     both: [
         nested_multi_is_refused_and_exec_still_runs,
@@ -683,13 +771,16 @@ on_both_backends! {
         own_client_line_counts_the_running_command_in_qbuf,
         monitor_shows_scripts_and_their_commands_but_not_refused_ones,
         a_script_longer_than_the_request_timeout_is_answered,
+        info_connected_clients_counts_the_pools_clients,
     ],
     // `sluice node` has no CLIENT UNBLOCK of its own yet (the proxy issues it on the node).
     // (WAIT: `sluice node` replication is covered by tests/node_replication.rs; WAIT's answer
     // here depends on the master's `slaveN:` acknowledgement lines, which redis-server gives.)
     // `sluice node` runs SHUTDOWN inside MULTI (the comparison's direct side).
     // (`sluice node` judges may-replicate by its own table.)
+    // (The pause in MULTI is compared with redis-server's own answers.)
     redis_only: [
+        client_pause_queued_in_multi_starts_when_exec_ends,
         client_pause_write_holds_what_redis_holds,
         no_multi_commands_are_refused_inside_multi_as_redis_refuses_them,
         client_unblock_releases_a_client_blocked_through_the_proxy,

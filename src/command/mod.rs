@@ -109,6 +109,10 @@ pub struct CommandInfo {
     pub step: i32,
     /// What the proxy makes of the command beyond forwarding it, decided once at load.
     pub special: Special,
+    /// Redis flags it `may-replicate` internally but COMMAND INFO does not show it (PFCOUNT,
+    /// PUBLISH, SPUBLISH, EVAL): `CLIENT PAUSE WRITE` holds it like a write. Decided once at
+    /// load (see `table::hidden_may_replicate`).
+    pub hidden_may_replicate: bool,
 }
 
 impl CommandInfo {

@@ -84,6 +84,9 @@ pub enum Special {
     Info,
     /// `CLIENT UNBLOCK`: answered by the proxy for its own clients.
     ClientUnblock,
+    /// `CLIENT PAUSE` and `CLIENT UNPAUSE`: the pool's pause, kept by the proxy (also when
+    /// queued in MULTI: see `session/pause.rs`).
+    ClientPause,
     /// `SCRIPT KILL` and `FUNCTION KILL`: must not queue behind the busy script they stop.
     ScriptKill,
     /// `SLOWLOG` and its subcommands: answered from the proxy's own slow log.
@@ -152,6 +155,7 @@ impl Special {
             "script|exists" => Special::ScriptExists,
             "info" => Special::Info,
             "client|unblock" => Special::ClientUnblock,
+            "client|pause" | "client|unpause" => Special::ClientPause,
             "script|kill" | "function|kill" => Special::ScriptKill,
             _ if parent == "slowlog" => Special::Slowlog,
             "latency|histogram" => Special::LatencyHistogram,
@@ -193,6 +197,7 @@ impl Special {
                 | Special::ClientCaching
                 | Special::ClientReply
                 | Special::ClientUnblock
+                | Special::ClientPause
         )
     }
 
@@ -222,6 +227,8 @@ mod tests {
         assert_eq!(class("script|kill"), Some(Special::ScriptKill));
         assert_eq!(class("function|kill"), Some(Special::ScriptKill));
         assert_eq!(class("client|unblock"), Some(Special::ClientUnblock));
+        assert_eq!(class("client|pause"), Some(Special::ClientPause));
+        assert_eq!(class("client|unpause"), Some(Special::ClientPause));
         assert_eq!(class("get"), Some(Special::None));
         assert_eq!(class("info"), Some(Special::Info));
         assert_eq!(class("config|get"), Some(Special::Guarded));
@@ -250,6 +257,6 @@ mod tests {
         // A misspelt name in `classify` would leave its variant unreachable.
         let seen: std::collections::HashSet<Special> =
             crate::command::table().iter().map(|i| i.special).collect();
-        assert_eq!(seen.len(), 42, "classes seen: {seen:?}");
+        assert_eq!(seen.len(), 43, "classes seen: {seen:?}");
     }
 }

@@ -92,7 +92,15 @@ fn parse_row(line: &'static str) -> Option<CommandInfo> {
         last_key,
         step,
         special: Special::classify(name),
+        hidden_may_replicate: hidden_may_replicate(name),
     })
+}
+
+/// Redis 7.0's commands flagged `may-replicate` that COMMAND INFO lists without it (their
+/// `CMD_MAY_REPLICATE` is internal). EVALSHA and FCALL are left out on purpose: whether they
+/// may write is in the node's script cache and function library, which the proxy cannot see.
+fn hidden_may_replicate(name: &str) -> bool {
+    matches!(name, "pfcount" | "publish" | "spublish" | "eval")
 }
 
 impl Table {

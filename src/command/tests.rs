@@ -294,6 +294,7 @@ fn keys_fixed_positions() {
         last_key: -1,
         step: 0,
         special: crate::command::Special::None,
+        hidden_may_replicate: false,
     };
     assert_eq!(keys_args(&args("x a b")[..], &odd).count(), 0);
     let neg = CommandInfo {

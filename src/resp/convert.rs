@@ -320,6 +320,8 @@ pub enum ReplyShape {
     /// `INFO` (default, `all`, `everything`): the master's text, to which the session appends
     /// the proxy's own sections before encoding it for the client's protocol.
     ProxyInfo,
+    /// `INFO` of other sections: the master's text with the proxy's figures for its clients.
+    AmendedInfo,
 }
 
 /// [`to_resp2`] for a reply of the given shape. Falls back to the mechanical translation when

@@ -106,6 +106,14 @@ impl Registry {
         lock(&self.map).remove(&id);
     }
 
+    /// How many clients CLIENT LIST shows (the killed ones winding down are not counted).
+    pub(crate) fn connected(&self) -> usize {
+        lock(&self.map)
+            .values()
+            .filter(|e| !e.killed.load(Ordering::Relaxed))
+            .count()
+    }
+
     /// Every registered client, by id.
     pub(crate) fn snapshot(&self) -> Vec<Arc<ClientEntry>> {
         let mut all: Vec<_> = lock(&self.map)

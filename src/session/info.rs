@@ -1,7 +1,9 @@
 //! `INFO` through the proxy: `INFO`, `INFO all` and `INFO everything` answer the master's
 //! sections followed by the proxy's own (`# Proxy`, `# Proxy_pools`, `# Proxy_topology`, named
 //! so they cannot be mistaken for Redis's); `INFO proxy` answers only those; any other section
-//! list is the master's reply untouched, so clients that parse `INFO clients` are not misled.
+//! list is the master's sections alone, so clients that parse `INFO clients` are not misled.
+//! Every one of them counts the pool's clients, not the node's (`connected_clients`,
+//! `blocked_clients`, `tracking_*`), as CLIENT LIST lists the pool's clients.
 
 use bytes::{Bytes, BytesMut};
 
@@ -16,6 +18,9 @@ pub(super) enum Extra {
     Append,
     /// Only the proxy's sections, answered here.
     Only,
+    /// The master's sections only, with the pool's figures for its clients (see
+    /// [`with_pool_clients`]).
+    Amend,
 }
 
 /// Whether `req` is an `INFO` that involves the proxy's sections.
@@ -32,7 +37,7 @@ pub(super) fn extra(req: &Request, info: Option<&CommandInfo>) -> Option<Extra> 
         (true, 0) => Some(Extra::Only),
         (false, 0) => Some(Extra::Append),
         _ if proxy || all => Some(Extra::Append),
-        _ => None,
+        _ => Some(Extra::Amend),
     }
 }
 
@@ -89,24 +94,24 @@ pub(super) fn sections(pool: &Pool) -> String {
     s
 }
 
-/// A node's INFO text with `paused` more clients in `blocked_clients`: the pool's clients
-/// waiting for a CLIENT PAUSE, which the proxy holds and Redis counts as blocked.
-pub(super) fn with_paused_clients(text: Vec<u8>, paused: usize) -> Vec<u8> {
-    const FIELD: &[u8] = b"blocked_clients:";
-    if paused == 0 {
-        return text;
-    }
+/// A node's INFO text with the pool's own figures for its clients: `connected_clients` is
+/// the pool's client count (what CLIENT LIST shows; the node's figure counts the proxy's
+/// connections), and `blocked_clients` gets the pool's clients waiting for a CLIENT PAUSE
+/// (`paused`), which the proxy holds and Redis counts as blocked.
+pub(super) fn with_pool_clients(text: Vec<u8>, connected: usize, paused: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() + 4);
     for line in text.split_inclusive(|&b| b == b'\n') {
-        let count = line
-            .strip_prefix(FIELD)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.trim_end().parse::<usize>().ok());
-        match count {
-            Some(n) => {
-                out.extend_from_slice(format!("blocked_clients:{}\r\n", n + paused).as_bytes())
-            }
-            None => out.extend_from_slice(line),
+        let field = |name: &[u8]| {
+            line.strip_prefix(name)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.trim_end().parse::<usize>().ok())
+        };
+        if field(b"connected_clients:").is_some() {
+            out.extend_from_slice(format!("connected_clients:{connected}\r\n").as_bytes());
+        } else if let Some(n) = field(b"blocked_clients:") {
+            out.extend_from_slice(format!("blocked_clients:{}\r\n", n + paused).as_bytes());
+        } else {
+            out.extend_from_slice(line);
         }
     }
     out
@@ -172,21 +177,21 @@ mod tests {
         assert_eq!(check(&["INFO", "everything"]), Some(Extra::Append));
         assert_eq!(check(&["INFO", "proxy"]), Some(Extra::Only));
         assert_eq!(check(&["INFO", "clients", "proxy"]), Some(Extra::Append));
-        assert_eq!(check(&["INFO", "clients"]), None);
-        assert_eq!(check(&["INFO", "default"]), None);
+        assert_eq!(check(&["INFO", "clients"]), Some(Extra::Amend));
+        assert_eq!(check(&["INFO", "default"]), Some(Extra::Amend));
         assert_eq!(check(&["GET", "k"]), None);
     }
 
     #[test]
-    fn paused_clients_count_as_blocked() {
+    fn pool_clients_replace_the_node_figures() {
         let text =
             b"# Clients\r\nconnected_clients:3\r\nblocked_clients:1\r\ntracking_clients:0\r\n";
-        let out = with_paused_clients(text.to_vec(), 2);
+        let out = with_pool_clients(text.to_vec(), 5, 2);
         assert_eq!(
             out,
-            b"# Clients\r\nconnected_clients:3\r\nblocked_clients:3\r\ntracking_clients:0\r\n"
+            b"# Clients\r\nconnected_clients:5\r\nblocked_clients:3\r\ntracking_clients:0\r\n"
         );
-        assert_eq!(with_paused_clients(text.to_vec(), 0), text.to_vec());
+        assert_eq!(with_pool_clients(text.to_vec(), 3, 0), text.to_vec());
     }
 
     #[test]

@@ -103,6 +103,7 @@ fn answered_by_proxy(special: Special) -> bool {
             | Special::Quit
             | Special::Reset
             | Special::Client
+            | Special::ClientPause
             | Special::ClientReply
             | Special::ClientCaching
             | Special::ClientTracking

@@ -358,7 +358,7 @@ impl Session {
             self.inflight_writes += 1;
             self.write_node = here;
         }
-        self.forward(req, info, node, read, info_extra.is_some(), pending);
+        self.forward(req, info, node, read, info_extra, pending);
         None
     }
 
@@ -391,14 +391,14 @@ impl Session {
     }
 
     /// Sends a routed request of a single-master pool to `node` and queues its reply slot.
-    /// `proxy_info`: an INFO whose reply gets the proxy's sections appended.
+    /// `proxy_info`: an INFO whose reply the proxy amends (see `info`).
     fn forward(
         &mut self,
         req: Request,
         info: Option<&'static CommandInfo>,
         node: Arc<Node>,
         read: bool,
-        proxy_info: bool,
+        proxy_info: Option<info::Extra>,
         pending: &mut VecDeque<Pending>,
     ) {
         if read {
@@ -408,8 +408,10 @@ impl Session {
         }
         let resp2 = self.proto == Protocol::Resp2;
         let nil_array = resp2 && command::nil_is_array(&req, info);
-        let shape = if proxy_info {
+        let shape = if proxy_info == Some(info::Extra::Append) {
             ReplyShape::ProxyInfo
+        } else if proxy_info.is_some() {
+            ReplyShape::AmendedInfo
         } else if resp2 {
             command::reply_shape(&req, info)
         } else {

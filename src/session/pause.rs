@@ -79,11 +79,10 @@ impl PauseState {
 
 impl Session {
     /// Whether `CLIENT PAUSE ... WRITE` holds this command, as Redis judges it: writes and
-    /// the commands that may replicate (Redis hides that flag from COMMAND INFO, so the
-    /// table lacks it: PFCOUNT, PUBLISH, SPUBLISH, and EVAL unless its shebang declares
-    /// `no-writes`), EXEC of a transaction that queued one; not a command Redis refuses at
-    /// once (unknown, wrong number of arguments). EVALSHA and FCALL are not held: their
-    /// flags live in the node's script cache and function library.
+    /// the commands that may replicate (the table's `hidden_may_replicate`: PFCOUNT,
+    /// PUBLISH, SPUBLISH, and EVAL unless its shebang declares `no-writes`), EXEC of a
+    /// transaction that queued one; not a command Redis refuses at once (unknown, wrong
+    /// number of arguments).
     pub(super) fn paused_by_write(&self, req: &Request, info: Option<&CommandInfo>) -> bool {
         let Some(info) = info else {
             return false;
@@ -97,11 +96,9 @@ impl Session {
         if info.flags & (flags::WRITE | flags::MAY_REPLICATE) != 0 {
             return true;
         }
-        match info.name {
-            "pfcount" | "publish" | "spublish" => true,
-            "eval" => !declares_no_writes(req.arg(1)),
-            _ => false,
-        }
+        // EVAL is the one `Script` row with the hidden flag: its shebang may say `no-writes`.
+        info.hidden_may_replicate
+            && (info.special != Special::Script || !declares_no_writes(req.arg(1)))
     }
 
     /// Waits while the pool's pause holds this command (`write`: see
@@ -125,6 +122,61 @@ impl Session {
                 _ = changed => {}
                 _ = tokio::time::sleep_until(end) => {}
             }
+        }
+    }
+
+    /// CLIENT PAUSE/UNPAUSE inside MULTI: Redis queues it and the pause starts when EXEC
+    /// ends. The proxy keeps the command and queues a `PING` in its place on the node (the
+    /// node itself is never paused); [`Session::run_queued_pauses`] runs it when EXEC's
+    /// reply comes. As on Redis, a wrong number of arguments is refused at once and makes
+    /// EXEC abort.
+    pub(super) async fn queue_pause(
+        &mut self,
+        req: Request,
+        info: Option<&'static CommandInfo>,
+        io: &mut super::Io,
+    ) {
+        let Some(info) = info else {
+            return;
+        };
+        if !info.arity_ok(req.len()) {
+            if let Some(p) = self.tx.pinned_mut() {
+                p.poisoned = true;
+            }
+            let msg = format!("ERR wrong number of arguments for '{}' command", info.name);
+            crate::resp::encode::error(&mut io.out, &msg);
+            return;
+        }
+        let Some(index) = self.tx.pinned().map(|p| p.queued) else {
+            return;
+        };
+        let ping = Request::from_args(&[b"PING"]);
+        let ping_info = crate::command::lookup(&ping);
+        self.run_pinned(ping, ping_info, io).await;
+        // Kept only if the placeholder was queued (the transaction still open, one more slot).
+        if let Some(p) = self.tx.pinned_mut().filter(|p| p.in_multi && p.queued == index + 1) {
+            p.pauses.push((index, req));
+        }
+    }
+
+    /// EXEC's reply of a transaction that queued CLIENT PAUSE/UNPAUSE: runs them now, at the
+    /// end of the transaction, and puts their answers in their slots. An aborted transaction
+    /// (no array) runs none of them.
+    pub(super) fn run_queued_pauses(&mut self, reply: &mut crate::resp::Reply) {
+        let pauses = match self.tx.pinned_mut() {
+            Some(p) if p.in_multi && !p.pauses.is_empty() => std::mem::take(&mut p.pauses),
+            _ => return,
+        };
+        // Checked before running them: EXEC's array is how the proxy knows the transaction ran.
+        if super::tx_state::splice_exec(&reply.raw, &[]).is_none() {
+            return;
+        }
+        let answers: Vec<(usize, Bytes)> = pauses
+            .iter()
+            .map(|(i, req)| (*i, self.client_pause(req)))
+            .collect();
+        if let Some(spliced) = super::tx_state::splice_exec(&reply.raw, &answers) {
+            reply.raw = spliced.freeze();
         }
     }
 

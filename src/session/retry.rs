@@ -205,18 +205,21 @@ impl Session {
                 .latency
                 .record(started.elapsed().as_secs_f64());
         }
-        let info_text = (w.shape == ReplyShape::ProxyInfo)
+        let info_text = matches!(w.shape, ReplyShape::ProxyInfo | ReplyShape::AmendedInfo)
             .then(|| super::info::reply_text(&reply.raw))
             .flatten();
         match info_text {
             Some(text) => {
-                // INFO [all|everything]: the master's sections, then the proxy's own.
-                let all =
-                    super::tracking::info_with_proxy_stats(text, &self.pool.registry.tracking);
-                let paused = self.pool.registry.pause.waiting();
-                let mut all = super::info::with_paused_clients(all, paused);
-                all.extend_from_slice(b"\r\n");
-                all.extend_from_slice(super::info::sections(&self.pool).as_bytes());
+                // The master's sections with the pool's client figures; for INFO
+                // [all|everything], then the proxy's own sections.
+                let registry = &self.pool.registry;
+                let all = super::tracking::info_with_proxy_stats(text, &registry.tracking);
+                let (connected, paused) = (registry.connected(), registry.pause.waiting());
+                let mut all = super::info::with_pool_clients(all, connected, paused);
+                if w.shape == ReplyShape::ProxyInfo {
+                    all.extend_from_slice(b"\r\n");
+                    all.extend_from_slice(super::info::sections(&self.pool).as_bytes());
+                }
                 super::info::encode_text(&all, w.proto, &mut io.out);
             }
             None => write_reply(&reply, &w, &mut io.out),

@@ -46,8 +46,13 @@ impl Session {
                 }
             }
         }
+        let in_multi = self.tx.pinned().is_some_and(|p| p.in_multi);
         if special == Special::Exec && self.tx.pinned().is_some_and(|p| p.in_multi && p.poisoned) {
             self.abort_poisoned_exec(io).await;
+            return;
+        }
+        if in_multi && special == Special::ClientPause {
+            self.queue_pause(req, info, io).await;
             return;
         }
         self.run_pinned(req, info, io).await;
@@ -149,7 +154,7 @@ impl Session {
     }
 
     /// Sends `req` on the pinned connection and tracks what its reply opened or closed.
-    async fn run_pinned(&mut self, req: Request, info: Option<&'static CommandInfo>, io: &mut Io) {
+    pub(super) async fn run_pinned(&mut self, req: Request, info: Option<&'static CommandInfo>, io: &mut Io) {
         let special = Special::of(info);
         let timeout = self.pool.cfg.request_timeout;
         let write = self.paused_by_write(&req, info);
@@ -191,6 +196,9 @@ impl Session {
         if (pinned.in_multi || special == Special::Watch) && self.pool.routing.by_slot() {
             // A redirect at queue time: the slot moved (or is moving) under the transaction.
             reply = self.follow_moved_in_multi(&req, reply, io).await;
+        }
+        if special == Special::Exec {
+            self.run_queued_pauses(&mut reply);
         }
         io.out.extend_from_slice(&reply.raw);
         let Some(pinned) = self.tx.pinned_mut() else {

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::{deny, Session};
 use crate::backend::{DirectConn, Node};
 use crate::command::{flags, CommandInfo, Special};
-use crate::resp::Request;
+use crate::resp::{Frame, Request};
 
 /// Where a session's transaction stands. The states exclude each other: a deferred MULTI
 /// has no connection yet (or lost it), a pinned one has.
@@ -112,6 +112,9 @@ pub(crate) struct Pinned {
     pub(super) slowlog_reset: bool,
     /// A command queued in this MULTI is one `CLIENT PAUSE WRITE` holds: so is EXEC.
     pub(super) writes: bool,
+    /// `CLIENT PAUSE`/`UNPAUSE` queued in this MULTI, with their index in EXEC's reply: the
+    /// proxy runs them when EXEC's reply comes (a `PING` holds their place on the node).
+    pub(super) pauses: Vec<(usize, Request)>,
     /// Cluster pools: the slot every keyed command of this transaction must map to, once the
     /// first one chose it.
     pub(super) slot: Option<u16>,
@@ -190,6 +193,7 @@ impl Pinned {
             poisoned: false,
             slowlog_reset: false,
             writes: false,
+            pauses: Vec::new(),
             slot,
             log: None,
         }
@@ -204,6 +208,7 @@ impl Pinned {
         self.poisoned = false;
         self.slowlog_reset = false;
         self.writes = false;
+        self.pauses.clear();
     }
 }
 
@@ -228,8 +233,11 @@ pub(super) fn refused_in_multi(
     if let Some(msg) = deny::check(&session.pool, req) {
         return Some(msg);
     }
+    // CLIENT PAUSE is queued by the proxy itself (`Session::queue_pause`), except in cluster
+    // pools, where a transaction may be replayed on another node.
+    let queued_here = special == Special::ClientPause && !session.pool.routing.by_slot();
     if changes_connection(special)
-        || special.is_client()
+        || (special.is_client() && !queued_here)
         || matches!(special, Special::Wait | Special::Auth)
     {
         return Some(format!(
@@ -240,9 +248,43 @@ pub(super) fn refused_in_multi(
     None
 }
 
+/// EXEC's reply array with the elements at the given indexes replaced; `None` when the reply
+/// is not an array of whole frames (an aborted transaction: nothing in it ran).
+pub(super) fn splice_exec(raw: &[u8], answers: &[(usize, Bytes)]) -> Option<BytesMut> {
+    let head = raw.iter().position(|&b| b == b'\n')? + 1;
+    if raw.first() != Some(&b'*') {
+        return None;
+    }
+    let n: usize = std::str::from_utf8(raw.get(1..head - 2)?).ok()?.parse().ok()?;
+    let mut out = BytesMut::with_capacity(raw.len());
+    out.extend_from_slice(&raw[..head]);
+    let mut at = head;
+    for i in 0..n {
+        let (_, len) = Frame::parse(raw.get(at..)?).ok()??;
+        match answers.iter().find(|(idx, _)| *idx == i) {
+            Some((_, answer)) => out.extend_from_slice(answer),
+            None => out.extend_from_slice(&raw[at..at + len]),
+        }
+        at += len;
+    }
+    (at == raw.len()).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_replies_get_the_proxy_answers_in_place() {
+        let ok = Bytes::from_static(b"+OK\r\n");
+        let raw = b"*3\r\n+OK\r\n+PONG\r\n$1\r\nx\r\n";
+        let out = splice_exec(raw, &[(1, ok.clone())]).expect("an array");
+        assert_eq!(&out[..], b"*3\r\n+OK\r\n+OK\r\n$1\r\nx\r\n");
+        assert!(splice_exec(b"*-1\r\n", &[(0, ok.clone())]).is_none());
+        assert!(splice_exec(b"_\r\n", &[(0, ok.clone())]).is_none());
+        assert!(splice_exec(b"-EXECABORT x\r\n", &[(0, ok.clone())]).is_none());
+        assert!(splice_exec(b"*2\r\n+OK\r\n", &[(0, ok)]).is_none());
+    }
 
     #[test]
     fn a_deferred_multi_is_not_touched_by_pinned_transitions() {
