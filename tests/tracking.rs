@@ -465,3 +465,66 @@ fn hello_while_subscribed_switches_the_protocol_of_the_messages() {
         Resp::Array(vec![bulk("message"), bulk("ch"), bulk("m")])
     );
 }
+
+/// The `used_memory - mem_not_counted_for_evict` of a node, as Redis's own test reads it.
+fn memory_counted_for_evict(c: &mut Client) -> u64 {
+    let info = c.cmd(&["INFO", "memory"]).text();
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in INFO"))
+    };
+    field("used_memory:") - field("mem_not_counted_for_evict:")
+}
+
+/// Redis's Tcl suite (unit/tracking, "invalidation message of eviction keys should be before
+/// response"): a key evicted by a tracking client's own command is invalidated before that
+/// command's reply, as Redis writes them. The proxy learns the eviction settings from the
+/// CONFIG SETs passing through it; with them off again, replies do not wait.
+#[test]
+fn an_eviction_by_the_clients_own_command_is_invalidated_before_its_reply() {
+    let master = Redis::start();
+    let p = proxy_on(&master, &[], "master", "allow_commands = [\"CONFIG\"]");
+    let mut c = tracking_client(&p, &[]);
+    let limit = memory_counted_for_evict(&mut master.client()) + 100 * 1024;
+    let limit = limit.to_string();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", &limit]), ok());
+    let policy = ["CONFIG", "SET", "maxmemory-policy", "volatile-random"];
+    assert_eq!(c.cmd(&policy), ok());
+    assert_eq!(c.cmd(&["SETEX", "volatile-key", "10000", "x"]), ok());
+    assert_eq!(c.cmd(&["GET", "volatile-key"]), bulk("x"));
+    // About 200 KB: used memory goes past the limit; the next command evicts.
+    assert_eq!(c.cmd(&["SETBIT", "big-key", "1600000", "0"]), Resp::Int(0));
+    c.send(&["GETBIT", "big-key", "0"]);
+    assert_eq!(invalidated(&mut c), Some(vec!["volatile-key".to_string()]));
+    assert_eq!(c.read(), Resp::Int(0));
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "0"]), ok());
+    let noeviction = ["CONFIG", "SET", "maxmemory-policy", "noeviction"];
+    assert_eq!(c.cmd(&noeviction), ok());
+    assert_eq!(c.cmd(&["GET", "big-key"]), Resp::Bulk(vec![0; 200_001]));
+    nothing_more(&mut c);
+}
+
+/// The eviction settings are learned from the node when the tracking source connects (set
+/// there directly, not through the proxy).
+#[test]
+fn eviction_settings_set_on_the_node_are_learned() {
+    let master = Redis::start();
+    let p = proxy_on(&master, &[], "master", "");
+    let mut c = p.client();
+    assert!(matches!(c.cmd(&["HELLO", "3"]), Resp::Map(_)));
+    let mut direct = master.client();
+    // Set with the proxy's connections open; the tracking source (one more) opens after.
+    let limit = (memory_counted_for_evict(&mut direct) + 300 * 1024).to_string();
+    assert_eq!(direct.cmd(&["CONFIG", "SET", "maxmemory", &limit]), ok());
+    let policy = ["CONFIG", "SET", "maxmemory-policy", "volatile-random"];
+    assert_eq!(direct.cmd(&policy), ok());
+    assert_eq!(c.cmd(&["CLIENT", "TRACKING", "on"]), ok());
+    assert_eq!(c.cmd(&["SETEX", "volatile-key", "10000", "x"]), ok());
+    assert_eq!(c.cmd(&["GET", "volatile-key"]), bulk("x"));
+    assert_eq!(c.cmd(&["SETBIT", "big-key", "3200000", "0"]), Resp::Int(0));
+    c.send(&["GETBIT", "big-key", "0"]);
+    assert_eq!(invalidated(&mut c), Some(vec!["volatile-key".to_string()]));
+    assert_eq!(c.read(), Resp::Int(0));
+}

@@ -264,6 +264,7 @@ impl Session {
             taken: self.pool.registry.slowlog.start(),
             script: (Special::of(info) == Special::Script)
                 .then(|| self.pool.registry.scripts.start()),
+            fenced: false,
         }));
     }
 
@@ -306,6 +307,7 @@ impl Session {
         pending.push_front(Pending::Wait(Waiting {
             rx,
             retried: true,
+            fenced: false,
             ..w
         }));
     }

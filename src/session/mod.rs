@@ -113,6 +113,8 @@ struct Waiting {
     taken: u64,
     /// A script: counted in flight until this is dropped (see `busy`).
     script: Option<busy::InFlight>,
+    /// Its reply passed the eviction fence already (see `tracking::fence`).
+    fenced: bool,
 }
 
 impl Waiting {
@@ -451,6 +453,7 @@ impl Session {
             silent: false,
             taken,
             script,
+            fenced: false,
         }));
     }
 

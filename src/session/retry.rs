@@ -100,6 +100,10 @@ impl Session {
         if let Ok(Ok(reply)) = &res {
             self.learn_reply_size(reply.raw.len());
         }
+        let (w, res) = match self.fence_reply(w, res, pending, io) {
+            Some(both) => both,
+            None => return,
+        };
         if w.silent {
             // Whatever this reply writes (a retry writes nothing yet) is dropped.
             let mark = io.out.len();
@@ -108,6 +112,42 @@ impl Session {
         } else {
             self.complete_reply(w, res, pending, io);
         }
+    }
+
+    /// A tracking client's reply from a node that may evict waits at the node's fence (see
+    /// `tracking::fence`) and takes its place again at the head of the queue (`None`); once
+    /// past it, the invalidations that came meanwhile are written before it.
+    fn fence_reply(
+        &mut self,
+        w: Waiting,
+        res: Result<ReplyResult, ()>,
+        pending: &mut VecDeque<Pending>,
+        io: &mut Io,
+    ) -> Option<(Waiting, Result<ReplyResult, ()>)> {
+        if !self.tracking.is_on() {
+            return Some((w, res));
+        }
+        if w.fenced {
+            self.write_notes_now(&mut io.out);
+            return Some((w, res));
+        }
+        let Some(fence) = self.pool.registry.tracking.eviction_fence(&w.node) else {
+            return Some((w, res));
+        };
+        let Ok(reply) = res else {
+            return Some((w, res));
+        };
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            fence.pass().await;
+            let _ = tx.send(reply);
+        });
+        pending.push_front(Pending::Wait(Waiting {
+            rx,
+            fenced: true,
+            ..w
+        }));
+        None
     }
 
     /// [`Session::complete`] for a reply the client wants.
@@ -247,6 +287,7 @@ impl Session {
             rx,
             node,
             retried: true,
+            fenced: false,
             ..w
         }));
     }
@@ -307,6 +348,7 @@ impl Session {
         pending.push_front(Pending::Wait(Waiting {
             rx,
             retried: true,
+            fenced: false,
             ..w
         }));
     }

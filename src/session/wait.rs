@@ -103,6 +103,7 @@ impl Session {
         pending.push_front(Pending::Wait(Waiting {
             rx,
             retried: true,
+            fenced: false,
             ..w
         }));
     }

@@ -71,6 +71,13 @@ impl Inbox {
         self.waker.wake();
     }
 
+    /// Takes the waiting notes now (none: an empty list).
+    pub(crate) fn take(&self) -> Vec<Note> {
+        let mut n = self.lock();
+        n.keys = 0;
+        std::mem::take(&mut n.list)
+    }
+
     /// Takes the waiting notes, or registers the task to be woken by the next one.
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Vec<Note>> {
         self.waker.register(cx.waker());

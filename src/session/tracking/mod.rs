@@ -21,6 +21,7 @@
 //! (`Session::tracking` is off).
 
 mod commands;
+pub(crate) mod fence;
 pub(crate) mod inbox;
 pub(crate) mod readable;
 mod source;
@@ -53,6 +54,8 @@ pub(crate) struct Hub {
     /// Some client tracks: every client's writes note their keys' order (one relaxed
     /// load per request otherwise; see [`table::Table::note_writes`]).
     watching: AtomicBool,
+    /// Whether the masters may evict: tracking clients' replies then pass a fence.
+    pub(crate) evictions: fence::Evictions,
 }
 
 /// The node sources of a pool.
@@ -73,6 +76,7 @@ impl Default for Hub {
             sources: Mutex::default(),
             up: Notify::new(),
             watching: AtomicBool::new(false),
+            evictions: fence::Evictions::default(),
         }
     }
 }
@@ -108,6 +112,20 @@ impl Hub {
     /// Sizes for INFO (`tracking_clients`, `tracking_total_keys`, ...).
     pub(crate) fn stats(&self) -> table::Stats {
         self.table().stats()
+    }
+
+    /// The fence a tracking client's reply from `node` waits at, when that node may evict
+    /// (see `fence`); `None` (one relaxed load) when no master may.
+    pub(crate) fn eviction_fence(
+        &self,
+        node: &crate::backend::Node,
+    ) -> Option<std::sync::Arc<fence::Fence>> {
+        if !self.evictions.possible() {
+            return None;
+        }
+        let s = self.sources();
+        let h = s.by_addr.get(&node.addr)?;
+        h.up.load(Ordering::Relaxed).then(|| h.fence.clone())
     }
 
     /// Keys changed on a node.
@@ -280,6 +298,16 @@ impl Session {
         }
     }
 
+    /// Writes the notes waiting in the inbox now, ahead of the reply about to be written
+    /// (a reply that passed an eviction fence: see `fence`).
+    pub(super) fn write_notes_now(&self, out: &mut BytesMut) {
+        if let Some(inbox) = self.entry.inbox_if_any() {
+            for n in &inbox.take() {
+                encode_note(n, self.proto, false, out);
+            }
+        }
+    }
+
     /// An idle RESP3 client's inbox, if it has one (others may redirect to it): queues what
     /// waits there and returns true, or registers the task for the next note.
     pub(super) fn poll_inbox_idle(
@@ -348,6 +376,7 @@ impl Hub {
         {
             return;
         }
+        self.evictions.watch_config(req);
         let mut i = 2;
         while i + 1 < req.len() {
             if req.arg(i).eq_ignore_ascii_case(b"tracking-table-max-keys") {

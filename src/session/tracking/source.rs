@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::fence::{Evictions, Fence};
 use crate::backend::{DirectConn, Node};
 use crate::pool::Pool;
 use crate::resp::{Frame, Protocol};
@@ -36,6 +37,8 @@ pub(super) struct Handle {
     refused: Arc<std::sync::Mutex<Option<String>>>,
     /// The node is the pool's master (BCAST clients hear from the master only).
     master: Arc<AtomicBool>,
+    /// Replies from this node wait here while it may evict (see `fence`).
+    pub(super) fence: Arc<Fence>,
     task: tokio::task::AbortHandle,
 }
 
@@ -147,12 +150,14 @@ async fn manage(pool: Arc<Pool>) {
                         let up = Arc::new(AtomicBool::new(false));
                         let refused = Arc::default();
                         let master = Arc::new(AtomicBool::new(is_master));
+                        let fence = Arc::new(Fence::default());
                         let task = tokio::spawn(run(
                             pool.clone(),
                             node.clone(),
                             up.clone(),
                             Arc::clone(&refused),
                             master.clone(),
+                            fence.clone(),
                         ))
                         .abort_handle();
                         s.by_addr.insert(
@@ -161,6 +166,7 @@ async fn manage(pool: Arc<Pool>) {
                                 up,
                                 refused,
                                 master,
+                                fence,
                                 task,
                             },
                         );
@@ -185,13 +191,17 @@ async fn run(
     up: Arc<AtomicBool>,
     refused: Arc<std::sync::Mutex<Option<String>>>,
     master: Arc<AtomicBool>,
+    fence: Arc<Fence>,
 ) {
     const MIN_BACKOFF: Duration = Duration::from_millis(50);
     let hub = &pool.registry.tracking;
     let mut backoff = MIN_BACKOFF;
     let mut first = true;
     loop {
-        match open(&node).await {
+        let evictions = master
+            .load(Ordering::Relaxed)
+            .then_some(&hub.evictions);
+        match open(&node, evictions).await {
             Ok(mut conn) => {
                 backoff = MIN_BACKOFF;
                 *refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -201,22 +211,10 @@ async fn run(
                 hub.flush(&pool.registry, !first);
                 first = false;
                 hub.announce();
-                let err = loop {
-                    match conn.read().await {
-                        Ok(reply) => {
-                            if let Some(keys) = invalidation(&reply.raw) {
-                                let from_master = master.load(Ordering::Relaxed);
-                                match keys {
-                                    Some(keys) => {
-                                        hub.invalidate(&pool.registry, &keys, from_master)
-                                    }
-                                    None => hub.flush(&pool.registry, from_master),
-                                }
-                            }
-                        }
-                        Err(e) => break e,
-                    }
-                };
+                let err = serve(&pool, &mut conn, &master, &fence).await;
+                // Nothing more will pass the fence: release whoever waits there (the loss
+                // flushes every tracking client below).
+                fence.passed(fence.taken());
                 up.store(false, Ordering::Relaxed);
                 tracing::warn!(node = %node.addr, error = %err, "tracking source lost: tracking clients flushed");
                 hub.flush(&pool.registry, true);
@@ -235,6 +233,49 @@ async fn run(
     }
 }
 
+/// Reads a connected source's reports until it breaks, and pings it for the fence.
+async fn serve(
+    pool: &Pool,
+    conn: &mut DirectConn,
+    master: &AtomicBool,
+    fence: &Fence,
+) -> crate::backend::BackendError {
+    let hub = &pool.registry.tracking;
+    // Tickets covered by the PINGs sent, and the PINGs whose PONG has not come, in order.
+    let mut pinged = 0;
+    let mut pings = std::collections::VecDeque::new();
+    loop {
+        tokio::select! {
+            read = conn.read() => {
+                let reply = match read {
+                    Ok(reply) => reply,
+                    Err(e) => return e,
+                };
+                match invalidation(&reply.raw) {
+                    Some(Some(keys)) => {
+                        hub.invalidate(&pool.registry, &keys, master.load(Ordering::Relaxed))
+                    }
+                    Some(None) => hub.flush(&pool.registry, master.load(Ordering::Relaxed)),
+                    // Not a push: the PONG of the oldest PING.
+                    None if !reply.raw.starts_with(b">") => {
+                        if let Some(upto) = pings.pop_front() {
+                            fence.passed(upto);
+                        }
+                    }
+                    None => {}
+                }
+            }
+            upto = fence.wanted(pinged) => {
+                if let Err(e) = conn.write(b"*1\r\n$4\r\nPING\r\n").await {
+                    return e;
+                }
+                pinged = upto;
+                pings.push_back(upto);
+            }
+        }
+    }
+}
+
 /// Why a source could not open.
 enum Open {
     /// No connection.
@@ -243,13 +284,27 @@ enum Open {
     Refused(String),
 }
 
-/// A RESP3 connection to `node` in `CLIENT TRACKING on BCAST` mode.
-async fn open(node: &Node) -> Result<DirectConn, Open> {
+/// A RESP3 connection to `node` in `CLIENT TRACKING on BCAST` mode. A master's eviction
+/// settings are learned first (before tracking, no report can come between a request and
+/// its reply).
+async fn open(node: &Node, evictions: Option<&Evictions>) -> Result<DirectConn, Open> {
     let mut conn = node
         .dedicated
         .checkout(Protocol::Resp3)
         .await
         .map_err(|e| Open::Unavailable(e.to_string()))?;
+    if let Some(evictions) = evictions {
+        for get in [
+            &b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$9\r\nmaxmemory\r\n"[..],
+            b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$16\r\nmaxmemory-policy\r\n",
+        ] {
+            let reply = conn
+                .request(get)
+                .await
+                .map_err(|e| Open::Unavailable(e.to_string()))?;
+            evictions.learn(&reply.raw);
+        }
+    }
     let reply = conn
         .request(b"*4\r\n$6\r\nCLIENT\r\n$8\r\nTRACKING\r\n$2\r\non\r\n$5\r\nBCAST\r\n")
         .await
