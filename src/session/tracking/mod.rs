@@ -358,11 +358,9 @@ impl Session {
         if !info.has(command::flags::WRITE) {
             return;
         }
-        let keys: Vec<Bytes> = command::key_positions(req, info)
-            .map(|i| req.arg_bytes(i))
-            .collect();
-        if !keys.is_empty() {
-            self.pool.registry.tracking.table().note_writes(&keys);
+        let mut keys = command::key_positions(req, info).peekable();
+        if keys.peek().is_some() {
+            self.pool.registry.tracking.table().note_writes(req, keys);
         }
     }
 }

@@ -16,6 +16,7 @@ use indexmap::IndexMap;
 
 use super::inbox::Note;
 use super::readable::Readable;
+use crate::resp::Request;
 
 /// How long a NOLOOP client's own write hides the invalidation it causes in BCAST mode. The
 /// node sends that invalidation right after the write, so a write whose invalidation never
@@ -211,14 +212,16 @@ impl Table {
     /// the node's BCAST report lists a batch's keys in its own (sorted) order, so the
     /// order is noted here for [`Table::invalidate`]. Only keys someone tracks, and only
     /// their first pending write (the one Redis reports: the key is untracked after it).
-    pub(crate) fn note_writes(&mut self, keys: &[Bytes]) {
-        for k in keys {
+    /// `keys`: the positions of the keys in `req` (a key is copied only when noted).
+    pub(crate) fn note_writes(&mut self, req: &Request, keys: impl Iterator<Item = usize>) {
+        for i in keys {
+            let k = req.arg(i);
             if self.keys.contains_key(k) && !self.write_order.contains_key(k) {
                 if self.write_order.len() >= MAX_WRITE_ORDER {
                     self.write_order.clear();
                 }
                 self.next_write += 1;
-                self.write_order.insert(k.clone(), self.next_write);
+                self.write_order.insert(req.arg_bytes(i), self.next_write);
             }
         }
     }
@@ -387,7 +390,8 @@ mod tests {
         t.enable(1, Options::default());
         t.remember(1, &[b("k1"), b("k2"), b("k3")]);
         // MSET k2 .. k1 .. (k9 is tracked by nobody), reported sorted with an unknown k3.
-        t.note_writes(&[b("k2"), b("k1"), b("k9")]);
+        let mset = Request::from_args(&["MSET", "k2", "v", "k1", "v", "k9", "v"]);
+        t.note_writes(&mset, [1, 3, 5].into_iter());
         let out = t.invalidate(&[b("k1"), b("k2"), b("k3")], true);
         assert_eq!(
             keys(&out, 1),
