@@ -709,7 +709,10 @@ fn client_pause_queued_in_multi_starts_when_exec_ends() {
     let mut other = p.client();
     other.send(&["SET", "foo3", "bar"]);
     other.set_timeout(std::time::Duration::from_millis(300));
-    assert!(other.try_read().is_err(), "a write ran after the queued pause");
+    assert!(
+        other.try_read().is_err(),
+        "a write ran after the queued pause"
+    );
     other.set_timeout(std::time::Duration::from_secs(10));
     let mut direct = master.client();
     let bar = Resp::Bulk(b"bar".to_vec());
@@ -718,14 +721,20 @@ fn client_pause_queued_in_multi_starts_when_exec_ends() {
         Resp::Array(vec![bar.clone(), bar, Resp::Nil])
     );
     // The node was not paused: a direct client writes.
-    assert_eq!(direct.cmd(&["SET", "direct", "1"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        direct.cmd(&["SET", "direct", "1"]),
+        Resp::Simple("OK".into())
+    );
     assert_eq!(c.cmd(&["CLIENT", "UNPAUSE"]), Resp::Simple("OK".into()));
     assert_eq!(other.read(), Resp::Simple("OK".into()));
     // DISCARD: the queued pause never starts.
     c.cmd(&["MULTI"]);
     c.cmd(&["CLIENT", "PAUSE", "100000", "ALL"]);
     assert_eq!(c.cmd(&["DISCARD"]), Resp::Simple("OK".into()));
-    assert_eq!(other.cmd(&["SET", "foo4", "bar"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        other.cmd(&["SET", "foo4", "bar"]),
+        Resp::Simple("OK".into())
+    );
     // A wrong number of arguments is refused when queued, and EXEC aborts.
     c.cmd(&["MULTI"]);
     assert!(matches!(c.cmd(&["CLIENT", "PAUSE"]), Resp::Error(_)));
@@ -753,9 +762,11 @@ fn info_connected_clients_counts_the_pools_clients() {
         assert_eq!(field(&a.cmd(args).text()), 3, "{args:?}");
     }
     drop(_c);
-    common::wait_until(std::time::Duration::from_secs(10), "the closed client leaves", || {
-        listed(&mut a) == 2
-    });
+    common::wait_until(
+        std::time::Duration::from_secs(10),
+        "the closed client leaves",
+        || listed(&mut a) == 2,
+    );
     assert_eq!(field(&a.cmd(&["INFO", "clients"]).text()), 2);
 }
 

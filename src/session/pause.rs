@@ -154,7 +154,11 @@ impl Session {
         let ping_info = crate::command::lookup(&ping);
         self.run_pinned(ping, ping_info, io).await;
         // Kept only if the placeholder was queued (the transaction still open, one more slot).
-        if let Some(p) = self.tx.pinned_mut().filter(|p| p.in_multi && p.queued == index + 1) {
+        if let Some(p) = self
+            .tx
+            .pinned_mut()
+            .filter(|p| p.in_multi && p.queued == index + 1)
+        {
             p.pauses.push((index, req));
         }
     }

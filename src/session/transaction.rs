@@ -154,7 +154,12 @@ impl Session {
     }
 
     /// Sends `req` on the pinned connection and tracks what its reply opened or closed.
-    pub(super) async fn run_pinned(&mut self, req: Request, info: Option<&'static CommandInfo>, io: &mut Io) {
+    pub(super) async fn run_pinned(
+        &mut self,
+        req: Request,
+        info: Option<&'static CommandInfo>,
+        io: &mut Io,
+    ) {
         let special = Special::of(info);
         let timeout = self.pool.cfg.request_timeout;
         let write = self.paused_by_write(&req, info);

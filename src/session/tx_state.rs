@@ -255,7 +255,10 @@ pub(super) fn splice_exec(raw: &[u8], answers: &[(usize, Bytes)]) -> Option<Byte
     if raw.first() != Some(&b'*') {
         return None;
     }
-    let n: usize = std::str::from_utf8(raw.get(1..head - 2)?).ok()?.parse().ok()?;
+    let n: usize = std::str::from_utf8(raw.get(1..head - 2)?)
+        .ok()?
+        .parse()
+        .ok()?;
     let mut out = BytesMut::with_capacity(raw.len());
     out.extend_from_slice(&raw[..head]);
     let mut at = head;

@@ -198,9 +198,7 @@ async fn run(
     let mut backoff = MIN_BACKOFF;
     let mut first = true;
     loop {
-        let evictions = master
-            .load(Ordering::Relaxed)
-            .then_some(&hub.evictions);
+        let evictions = master.load(Ordering::Relaxed).then_some(&hub.evictions);
         match open(&node, evictions).await {
             Ok(mut conn) => {
                 backoff = MIN_BACKOFF;
