@@ -66,3 +66,32 @@ fn exec_during_a_busy_script_gets_the_nodes_execabort() {
     let p = Sluice::start(&standalone_config(&master, &[], "master", ""));
     assert_eq!(exec_during_a_busy_script(&p.addr()), want);
 }
+
+/// Redis's Tcl suite (unit/functions, "test function kill"): FUNCTION STATS, which Redis
+/// answers during a busy script, is answered through the proxy too, also in a passthrough
+/// pool, where clients that have not authenticated all share the `default` user's node
+/// connection (the busy script's).
+#[test]
+fn function_stats_is_answered_during_a_busy_function() {
+    let master = Redis::start_with(&["--busy-reply-threshold", "50"]);
+    let extra = "auth = \"passthrough\"";
+    let p = Sluice::start(&standalone_config(&master, &[], "master", extra));
+    let mut b = p.client();
+    let lib = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
+    assert_eq!(b.cmd(&["FUNCTION", "LOAD", lib]), Resp::Bulk(b"spin".to_vec()));
+    let mut looping = p.client();
+    looping.send(&["FCALL", "spin", "0"]);
+    wait_until(
+        Duration::from_secs(10),
+        "PING to answer BUSY",
+        || matches!(b.cmd(&["PING"]), Resp::Error(e) if e.starts_with("BUSY")),
+    );
+    let Resp::Array(stats) = b.cmd(&["FUNCTION", "STATS"]) else {
+        panic!("FUNCTION STATS answers an array");
+    };
+    assert_eq!(stats[0], Resp::Bulk(b"running_script".to_vec()));
+    assert!(matches!(&stats[1], Resp::Array(s) if s.contains(&Resp::Bulk(b"spin".to_vec()))));
+    assert_eq!(b.cmd(&["FUNCTION", "KILL"]), Resp::Simple("OK".into()));
+    assert!(matches!(looping.read(), Resp::Error(e) if e.contains("killed")));
+    assert_eq!(b.cmd(&["PING"]), Resp::Simple("PONG".into()));
+}

@@ -96,13 +96,21 @@ fn slowlog_logs_the_proxys_requests_as_redis_does() {
 
 #[test]
 fn latency_histogram_includes_commands_the_proxy_answers() {
+    latency_histogram_of_proxy_answers("");
+}
+
+/// The same in a passthrough pool (unit/latency-monitor), where CLIENT LIST of a client that
+/// has not authenticated is first checked with the master's `ACL DRYRUN` for the `default`
+/// user, then answered by the proxy.
+#[test]
+fn latency_histogram_includes_commands_the_proxy_answers_in_passthrough_pools() {
+    latency_histogram_of_proxy_answers("auth = \"passthrough\"");
+}
+
+fn latency_histogram_of_proxy_answers(extra: &str) {
     let master = Redis::start();
-    let p = Sluice::start(&standalone_config(
-        &master,
-        &[],
-        "master",
-        "allow_commands = [\"CONFIG\"]",
-    ));
+    let extra = format!("allow_commands = [\"CONFIG\"]\n{extra}");
+    let p = Sluice::start(&standalone_config(&master, &[], "master", &extra));
     let mut c = p.client();
     assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), ok());
     assert!(matches!(c.cmd(&["CLIENT", "ID"]), Resp::Int(_)));

@@ -299,6 +299,16 @@ impl Session {
         io.flush().await
     }
 
+    /// Counts a command the proxy answered itself (taken at `taken`) in its metric, the slow
+    /// log and LATENCY HISTOGRAM, as Redis counts the commands it runs.
+    fn answered_locally(&self, taken: u64, req: &Request, info: Option<&CommandInfo>) {
+        self.pool.metrics.local.increment(1);
+        let micros = self.pool.registry.slowlog.finish(taken, req.raw(), self);
+        if let Some(info) = info {
+            self.pool.registry.latency.record(info.name, micros);
+        }
+    }
+
     /// Sends a plain command to its node (or answers it here) and queues its reply slot.
     /// Returns the request back (`Some`) when it must wait: a write while this client still
     /// has writes in flight to a different (former) master, a write with no confirmed
@@ -314,12 +324,8 @@ impl Session {
     ) -> Option<Request> {
         let taken = self.pool.registry.slowlog.start();
         if let Some(reply) = self.local(&req, info) {
-            self.pool.metrics.local.increment(1);
             pending.push_back(Pending::Ready(reply));
-            let micros = self.pool.registry.slowlog.finish(taken, req.raw(), self);
-            if let Some(info) = info {
-                self.pool.registry.latency.record(info.name, micros);
-            }
+            self.answered_locally(taken, &req, info);
             return None;
         }
         let info_extra = info::extra(&req, info);
@@ -514,6 +520,12 @@ impl Session {
             || matches!(special, Special::ClientUnblock | Special::ScriptKill)
             // The node's own answer (PONG or BUSY) while a script may be running.
             || (special == Special::Ping && self.pool.registry.scripts.any())
+            // FUNCTION STATS, which Redis answers during a busy script: not behind the
+            // script on a shared connection (a passthrough pool's unauthenticated clients
+            // all share the default user's).
+            || (special == Special::None
+                && info.is_some_and(|i| i.has(command::flags::ALLOW_BUSY))
+                && self.pool.registry.scripts.any())
             || special == Special::LatencyHistogram
             || command::is_blocking(req, info)
     }

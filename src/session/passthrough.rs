@@ -86,7 +86,10 @@ impl Session {
             }
             // What the proxy does not answer itself (CLIENT NO-EVICT) goes on to the node, as
             // the user, on the usual exclusive path.
-            return self.local(req, info);
+            let taken = self.pool.registry.slowlog.start();
+            let reply = self.local(req, info)?;
+            self.answered_locally(taken, req, info);
+            return Some(reply);
         }
         if !self.tx.is_open() && self.authenticates_at_master(req, info) {
             return Some(self.authenticate_at_master(req, info).await);
