@@ -58,9 +58,14 @@ impl Session {
             }
             node.metrics.writes.increment(1);
             let timeout = self.pool.cfg.request_timeout;
-            let node_id = super::unblock::node_client_id(&mut conn, timeout).await;
-            self.set_blocked_on(node_id.map(|id| (node.clone(), id)));
-            let outcome = await_reply(&mut conn, &raw, io, None).await;
+            let outcome = match super::unblock::send_learning_id(&mut conn, &raw, timeout).await {
+                Ok(node_id) => {
+                    self.set_blocked_on(node_id.map(|id| (node.clone(), id)));
+                    // Sent already: only the reply is awaited.
+                    await_reply(&mut conn, b"", io, None).await
+                }
+                Err(e) => Outcome::Failed(e),
+            };
             self.set_blocked_on(None);
             match outcome {
                 Outcome::Reply(r) => {

@@ -13,23 +13,38 @@ use bytes::{Bytes, BytesMut};
 use super::local::parse_int;
 use super::{error_bytes, Session};
 use crate::backend::Patience;
-use crate::backend::{DirectConn, Node};
+use crate::backend::{BackendError, DirectConn, Node};
 use crate::resp::{encode, Frame, Request};
 
-/// The node-side client id of a dedicated connection, asked once and kept on it.
-pub(super) async fn node_client_id(conn: &mut DirectConn, timeout: Duration) -> Option<i64> {
-    if conn.node_client_id.is_none() {
-        let mut cmd = BytesMut::new();
-        encode::command(&mut cmd, &[b"CLIENT", b"ID"]);
-        let reply = tokio::time::timeout(timeout, conn.request(&cmd))
-            .await
-            .ok()?
-            .ok()?;
-        if let Ok(Some((Frame::Integer(id), _))) = Frame::parse(&reply.raw) {
-            conn.node_client_id = Some(id);
-        }
+/// Sends a blocking command on a dedicated connection, learning first the connection's
+/// node-side client id (asked once and kept on it). `CLIENT ID` goes out in the same write
+/// as the command, so a fresh connection does not cost the command a round trip more before
+/// it blocks (a command another client sends right after it must find it blocked, as on
+/// Redis). Returns the id (`None`: the node would not tell), or the failure that leaves the
+/// connection unusable.
+pub(super) async fn send_learning_id(
+    conn: &mut DirectConn,
+    raw: &[u8],
+    timeout: Duration,
+) -> Result<Option<i64>, BackendError> {
+    if conn.node_client_id.is_some() {
+        conn.write(raw).await?;
+        return Ok(conn.node_client_id);
     }
-    conn.node_client_id
+    let mut both = BytesMut::with_capacity(raw.len() + 24);
+    encode::command(&mut both, &[b"CLIENT", b"ID"]);
+    both.extend_from_slice(raw);
+    conn.write(&both).await?;
+    let reply = tokio::time::timeout(timeout, conn.read())
+        .await
+        .map_err(|_| BackendError::Timeout {
+            addr: conn.addr().to_string(),
+            ms: timeout.as_millis() as u64,
+        })??;
+    if let Ok(Some((Frame::Integer(id), _))) = Frame::parse(&reply.raw) {
+        conn.node_client_id = Some(id);
+    }
+    Ok(conn.node_client_id)
 }
 
 impl Session {
