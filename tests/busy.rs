@@ -78,7 +78,10 @@ fn function_stats_is_answered_during_a_busy_function() {
     let p = Sluice::start(&standalone_config(&master, &[], "master", extra));
     let mut b = p.client();
     let lib = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
-    assert_eq!(b.cmd(&["FUNCTION", "LOAD", lib]), Resp::Bulk(b"spin".to_vec()));
+    assert_eq!(
+        b.cmd(&["FUNCTION", "LOAD", lib]),
+        Resp::Bulk(b"spin".to_vec())
+    );
     let mut looping = p.client();
     looping.send(&["FCALL", "spin", "0"]);
     wait_until(

@@ -5,6 +5,7 @@
 
 use super::dedicated::{await_reply, checkout_in_db, Outcome};
 use super::{Io, Session};
+use crate::backend::{DirectConn, Node};
 use crate::command::{self, CommandInfo};
 use crate::resp::{encode, ClientError, Request};
 use crate::route::cluster::{redirect_target, MAX_HOPS};
@@ -42,19 +43,8 @@ impl Session {
                     return;
                 }
             };
-            if asking {
-                let mut cmd = bytes::BytesMut::new();
-                encode::command(&mut cmd, &[b"ASKING"]);
-                // Bounded: only the blocking command itself may wait long.
-                let timeout = self.pool.cfg.request_timeout;
-                let asked = tokio::time::timeout(timeout, conn.request(&cmd)).await;
-                if !matches!(asked, Ok(Ok(ref r)) if !r.is_error()) {
-                    encode::error(
-                        &mut io.out,
-                        &format!("ERR sluice: ASKING failed on {}", node.addr),
-                    );
-                    return;
-                }
+            if asking && !self.ask(&mut conn, &node, io).await {
+                return;
             }
             node.metrics.writes.increment(1);
             let timeout = self.pool.cfg.request_timeout;
@@ -96,5 +86,21 @@ impl Session {
             }
             return;
         }
+    }
+
+    /// Sends ASKING first (a cluster slot being migrated); false, with the client answered,
+    /// when the node refused it.
+    async fn ask(&self, conn: &mut DirectConn, node: &Node, io: &mut Io) -> bool {
+        let mut cmd = bytes::BytesMut::new();
+        encode::command(&mut cmd, &[b"ASKING"]);
+        // Bounded: only the blocking command itself may wait long.
+        let timeout = self.pool.cfg.request_timeout;
+        let asked = tokio::time::timeout(timeout, conn.request(&cmd)).await;
+        let ok = matches!(asked, Ok(Ok(ref r)) if !r.is_error());
+        if !ok {
+            let msg = format!("ERR sluice: ASKING failed on {}", node.addr);
+            encode::error(&mut io.out, &msg);
+        }
+        ok
     }
 }
