@@ -252,3 +252,42 @@ on_both_backends! {
     ],
     redis_only: [],
 }
+
+/// Redis's Tcl suite through a passthrough pool (unit/type/stream-cgroups "Blocking
+/// XREADGROUP: key deleted", unit/type/list "BRPOPLPUSH with multiple blocked clients"): a
+/// client on the `default` login, when the proxy's own connections are that same user, runs
+/// its blocking commands on the proxy's pooled dedicated connections, ready at once, rather
+/// than opening (and closing) one per command, which let a command sent right after it
+/// reach the node first. Counted on the node: blocking commands one after another reuse one
+/// connection.
+#[test]
+fn default_login_blocking_commands_reuse_pooled_connections() {
+    let master = Redis::start();
+    let p = proxy_for(&master, "auth = \"passthrough\"");
+    let mut c = p.client();
+    assert_eq!(c.cmd(&["SET", "warm", "1"]), ok());
+    let timeout = Resp::Nil;
+    assert_eq!(c.cmd(&["BLPOP", "nothing", "0.01"]), timeout);
+    let before = info_field(&master, "stats", "total_connections_received");
+    for _ in 0..5 {
+        assert_eq!(c.cmd(&["BLPOP", "nothing", "0.01"]), Resp::Nil);
+    }
+    let after = info_field(&master, "stats", "total_connections_received");
+    // (At most one more: the proxy's own probes may open a connection meanwhile.)
+    assert!(after - before <= 1, "{} connections for 5 blocking commands", after - before);
+    // The ordering Redis's suite checks: the first client blocked is served first.
+    let mut rd1 = p.client();
+    let mut rd2 = p.client();
+    assert_eq!(c.cmd(&["SET", "target1", "nolist"]), ok());
+    rd1.send(&["BRPOPLPUSH", "blist", "target1", "0"]);
+    wait_until(Duration::from_secs(10), "rd1 to block", || {
+        info_field(&master, "clients", "blocked_clients") == 1
+    });
+    rd2.send(&["BRPOPLPUSH", "blist", "target2", "0"]);
+    wait_until(Duration::from_secs(10), "rd2 to block", || {
+        info_field(&master, "clients", "blocked_clients") == 2
+    });
+    assert_eq!(c.cmd(&["LPUSH", "blist", "foo"]), Resp::Int(1));
+    assert!(matches!(rd1.read(), Resp::Error(e) if e.starts_with("WRONGTYPE")));
+    assert_eq!(rd2.read(), Resp::Bulk(b"foo".to_vec()));
+}

@@ -36,13 +36,14 @@ impl Session {
         let started = tokio::time::Instant::now();
         let mut raw = req.raw().clone();
         loop {
-            let mut conn = match checkout_in_db(&node, self.proto, self.db, self.cred()).await {
-                Ok(c) => c,
-                Err(e) => {
-                    e.write_to(&mut io.out);
-                    return;
-                }
-            };
+            let mut conn =
+                match checkout_in_db(&node, self.proto, self.db, self.dedicated_cred()).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        e.write_to(&mut io.out);
+                        return;
+                    }
+                };
             if asking && !self.ask(&mut conn, &node, io).await {
                 return;
             }

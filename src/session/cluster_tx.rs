@@ -62,7 +62,8 @@ impl Session {
                 old.node.dedicated.checkin(old.conn);
             }
             let moved = async {
-                let conn = checkout_in_db(&node, self.proto, self.db, self.cred()).await?;
+                let conn =
+                    checkout_in_db(&node, self.proto, self.db, self.dedicated_cred()).await?;
                 let mut pinned = Pinned::for_transaction(conn, node.clone(), old.slot);
                 pinned.poisoned = old.poisoned;
                 tokio::time::timeout(timeout, async {

@@ -142,7 +142,7 @@ impl Session {
         info: Option<&CommandInfo>,
     ) -> Result<Pinned, ClientError> {
         let node = self.exclusive_node(req, info)?;
-        let conn = checkout_in_db(&node, self.proto, self.db, self.cred()).await?;
+        let conn = checkout_in_db(&node, self.proto, self.db, self.dedicated_cred()).await?;
         Ok(Pinned::for_transaction(conn, node, None))
     }
 

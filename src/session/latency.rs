@@ -125,10 +125,11 @@ impl Session {
             Ok(n) => n,
             Err(e) => return e.write_to(&mut io.out),
         };
-        let mut conn = match checkout_in_db(&node, Protocol::Resp3, self.db, self.cred()).await {
-            Ok(c) => c,
-            Err(e) => return e.write_to(&mut io.out),
-        };
+        let mut conn =
+            match checkout_in_db(&node, Protocol::Resp3, self.db, self.dedicated_cred()).await {
+                Ok(c) => c,
+                Err(e) => return e.write_to(&mut io.out),
+            };
         let timeout = Some(self.pool.cfg.request_timeout);
         let reply = match await_reply(&mut conn, req.raw(), io, timeout).await {
             Outcome::Reply(reply) => {

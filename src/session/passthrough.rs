@@ -35,6 +35,24 @@ impl Session {
         self.link().map(|l| &l.cred)
     }
 
+    /// The credentials the client's dedicated connections log in with: its user's, except
+    /// on the `default` login without a password when the proxy's own connections are that
+    /// same user (no backend username or password): then the proxy's pooled connections
+    /// serve it, the same identity on the node, and ready at once (a connection logged in as
+    /// a client's user is closed after use, so a blocking command would otherwise open one
+    /// each time, and a command sent right after it could reach the node first).
+    pub(super) fn dedicated_cred(&self) -> Option<&Arc<Credentials>> {
+        let cred = self.cred()?;
+        let cfg = &self.pool.cfg;
+        let proxy_is_default = cfg.backend_password.is_none()
+            && cfg
+                .backend_username
+                .as_deref()
+                .is_none_or(|u| u == "default");
+        let default_nopass = cred.user == "default" && cred.pass.is_empty();
+        (!(default_nopass && proxy_is_default)).then_some(cred)
+    }
+
     /// How this client's requests reach the nodes (for the tasks that follow redirects).
     pub(super) fn via(&self) -> Via {
         Via {

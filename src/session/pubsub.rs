@@ -196,7 +196,8 @@ impl Session {
                 return None;
             }
         };
-        let mut conn = match checkout_in_db(&node, self.proto, self.db, self.cred()).await {
+        let mut conn = match checkout_in_db(&node, self.proto, self.db, self.dedicated_cred()).await
+        {
             Ok(c) => c,
             Err(e) => {
                 e.write_to(&mut io.out);
