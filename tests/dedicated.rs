@@ -274,7 +274,11 @@ fn default_login_blocking_commands_reuse_pooled_connections() {
     }
     let after = info_field(&master, "stats", "total_connections_received");
     // (At most one more: the proxy's own probes may open a connection meanwhile.)
-    assert!(after - before <= 1, "{} connections for 5 blocking commands", after - before);
+    assert!(
+        after - before <= 1,
+        "{} connections for 5 blocking commands",
+        after - before
+    );
     // The ordering Redis's suite checks: the first client blocked is served first.
     let mut rd1 = p.client();
     let mut rd2 = p.client();
