@@ -538,90 +538,17 @@ impl Session {
         silent: bool,
         io: &mut Io,
     ) -> std::io::Result<()> {
-        let special = Special::of(info);
+        if let Some(reply) = self.answer_before_routing(&req, info).await {
+            if !silent {
+                io.out.extend_from_slice(&reply);
+            }
+            return io.flush().await;
+        }
         // Pub/sub confirmations and messages reach a client with replies off (as on Redis);
-        // the one-reply paths below are silenced by dropping what they wrote.
+        // the one-reply paths are silenced by dropping what they wrote.
         let mark = io.out.len();
-        if !self.tx.is_open() && passthrough::is_login(&req, info) {
-            // An address that failed too often waits for its turn (`auth_failure_delay`).
-            self.pool.auth.hold(self.entry.addr).await;
-            if !self.authenticates_at_master(&req, info) {
-                if let Some(reply) = self.local(&req, info).filter(|_| !silent) {
-                    io.out.extend_from_slice(&reply);
-                }
-                return io.flush().await;
-            }
-        }
-        if self.pool.auth.mode == crate::config::ClientAuth::Passthrough {
-            if let Some(reply) = self.passthrough_exclusive(&req, info).await {
-                if !silent {
-                    io.out.extend_from_slice(&reply);
-                }
-                return io.flush().await;
-            }
-        }
-        if self.tx.is_open() || matches!(special, Special::Multi | Special::Watch) {
-            self.pinned_request(req, info, io).await;
-            if silent {
-                io.out.truncate(mark);
-            }
-            let in_multi = self.tx.pinned().is_some_and(|p| p.in_multi);
-            self.set_client_flag(in_multi.then_some('x'));
-        } else if special == Special::Ssubscribe && self.pool.routing.by_slot() {
-            // Shard channels live on their slot's master: one link per shard (see
-            // `shard_pubsub`), not one tunnel.
-            self.set_client_flag(Some('P'));
-            let done = self.shard_pubsub(None, req, io).await;
-            self.set_client_flag(None);
-            done?;
-        } else if special.subscribes() {
-            self.set_client_flag(Some('P'));
-            let done = self.tunnel(req, io, true).await;
-            self.set_client_flag(None);
-            done?;
-        } else if special == Special::Monitor {
-            self.monitor(io).await?;
-        } else if special == Special::Wait {
-            let reply = self.wait_replicas(&req, io).await;
-            io.out.extend_from_slice(&reply);
-            if silent {
-                io.out.truncate(mark);
-            }
-        } else if special == Special::LatencyHistogram {
-            self.latency_histogram(&req, io).await;
-            if silent {
-                io.out.truncate(mark);
-            }
-        } else if special == Special::Ping {
-            self.ping_master(&req, io).await;
-            if silent {
-                io.out.truncate(mark);
-            }
-        } else if special == Special::ClientTracking {
-            let reply = self.client_tracking(&req).await;
-            io.out.extend_from_slice(&reply);
-            if silent {
-                io.out.truncate(mark);
-            }
-        } else if special == Special::ClientUnblock {
-            let reply = self.client_unblock(&req).await;
-            io.out.extend_from_slice(&reply);
-            if silent {
-                io.out.truncate(mark);
-            }
-        } else if special.changes_connection_for_good() {
-            // Reached only when allowed (a denied one is answered by `local`).
-            match self.local(&req, info) {
-                Some(reply) => io.out.extend_from_slice(&reply),
-                None => self.tunnel(req, io, false).await?,
-            }
-        } else {
-            self.set_client_flag(Some('b'));
-            self.blocking(req, info, io).await;
-            self.set_client_flag(None);
-            if silent {
-                io.out.truncate(mark);
-            }
+        if self.detour(req, info, io).await? == Wrote::Reply && silent {
+            io.out.truncate(mark);
         }
         // Transactions, blocking commands and tunnels may all have written on the master.
         if self.pool.cfg.consistency == Consistency::ReadYourWrites {
@@ -629,6 +556,95 @@ impl Session {
         }
         io.flush().await
     }
+
+    /// The answer to a login the proxy checks itself (after the address's turn under
+    /// `auth_failure_delay`), or to a request a passthrough pool answers here.
+    async fn answer_before_routing(
+        &mut self,
+        req: &Request,
+        info: Option<&'static CommandInfo>,
+    ) -> Option<Bytes> {
+        if !self.tx.is_open() && passthrough::is_login(req, info) {
+            self.pool.auth.hold(self.entry.addr).await;
+            if !self.authenticates_at_master(req, info) {
+                return Some(self.local(req, info).unwrap_or_default());
+            }
+        }
+        if self.pool.auth.mode == crate::config::ClientAuth::Passthrough {
+            return self.passthrough_exclusive(req, info).await;
+        }
+        None
+    }
+
+    /// Runs an exclusive request on its own path (transaction, subscription, MONITOR,
+    /// blocking command, ...); says what it wrote.
+    async fn detour(
+        &mut self,
+        req: Request,
+        info: Option<&'static CommandInfo>,
+        io: &mut Io,
+    ) -> std::io::Result<Wrote> {
+        let special = Special::of(info);
+        if self.tx.is_open() || matches!(special, Special::Multi | Special::Watch) {
+            self.pinned_request(req, info, io).await;
+            let in_multi = self.tx.pinned().is_some_and(|p| p.in_multi);
+            self.set_client_flag(in_multi.then_some('x'));
+            return Ok(Wrote::Reply);
+        }
+        if special == Special::Ssubscribe && self.pool.routing.by_slot() {
+            // Shard channels live on their slot's master: one link per shard (see
+            // `shard_pubsub`), not one tunnel.
+            self.set_client_flag(Some('P'));
+            let done = self.shard_pubsub(None, req, io).await;
+            self.set_client_flag(None);
+            return done.map(|_| Wrote::Stream);
+        }
+        if special.subscribes() {
+            self.set_client_flag(Some('P'));
+            let done = self.tunnel(req, io, true).await;
+            self.set_client_flag(None);
+            return done.map(|_| Wrote::Stream);
+        }
+        let reply = match special {
+            Special::Monitor => return self.monitor(io).await.map(|_| Wrote::Stream),
+            Special::Wait => self.wait_replicas(&req, io).await,
+            Special::ClientTracking => self.client_tracking(&req).await,
+            Special::ClientUnblock => self.client_unblock(&req).await,
+            Special::LatencyHistogram => {
+                self.latency_histogram(&req, io).await;
+                return Ok(Wrote::Reply);
+            }
+            Special::Ping => {
+                self.ping_master(&req, io).await;
+                return Ok(Wrote::Reply);
+            }
+            _ if special.changes_connection_for_good() => {
+                // Reached only when allowed (a denied one is answered by `local`).
+                match self.local(&req, info) {
+                    Some(reply) => io.out.extend_from_slice(&reply),
+                    None => self.tunnel(req, io, false).await?,
+                }
+                return Ok(Wrote::Stream);
+            }
+            _ => {
+                self.set_client_flag(Some('b'));
+                self.blocking(req, info, io).await;
+                self.set_client_flag(None);
+                return Ok(Wrote::Reply);
+            }
+        };
+        io.out.extend_from_slice(&reply);
+        Ok(Wrote::Reply)
+    }
+}
+
+/// What an exclusive request's path wrote to the client.
+#[derive(Debug, PartialEq, Eq)]
+enum Wrote {
+    /// One reply: dropped when the client turned replies off.
+    Reply,
+    /// A stream (pub/sub, MONITOR, a tunnel): kept whatever the reply mode.
+    Stream,
 }
 
 /// Whole seconds since the process started (a compact clock for per-client ages).

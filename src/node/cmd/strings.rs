@@ -129,7 +129,8 @@ fn set(ctx: &mut Ctx, args: &Args) -> Reply {
     } else {
         None
     };
-    let found = ctx.exists(key);
+    // Looked up only for NX/XX: a plain SET finds the key once, in `set_from`.
+    let found = (nx || xx) && ctx.exists(key);
     if (nx && found) || (xx && !found) {
         return old.unwrap_or(Reply::Null);
     }
