@@ -40,32 +40,10 @@ impl Session {
                 ClientError::new(ErrorCode::NoAuth, "Authentication required.").to_bytes(),
             );
         }
+        if let Some(reply) = self.connection_command(special, req) {
+            return Some(reply);
+        }
         match special {
-            Special::Ping => {
-                return Some(match req.len() {
-                    1 => Bytes::from_static(PONG),
-                    2 => bulk(req.arg(1)),
-                    _ => wrong_args("ping"),
-                })
-            }
-            Special::Echo => {
-                return Some(if req.len() == 2 {
-                    bulk(req.arg(1))
-                } else {
-                    wrong_args("echo")
-                })
-            }
-            Special::Quit => {
-                self.closing = true;
-                return Some(Bytes::from_static(OK));
-            }
-            Special::Select => return Some(self.select(req)),
-            Special::Auth => return Some(self.auth(req)),
-            Special::Hello => return Some(self.hello(req)),
-            Special::Reset => {
-                self.reset();
-                return Some(Bytes::from_static(b"+RESET\r\n"));
-            }
             s if s.is_client() => {
                 if let Some(reply) = self.client(req) {
                     return Some(reply);
@@ -103,23 +81,53 @@ impl Session {
             {
                 return None
             }
-            Special::Guarded => {
-                let denied = deny::check(&self.pool, req);
-                if denied.is_none() {
-                    let registry = &self.pool.registry;
-                    registry.tracking.watch_config(registry, req);
-                    if req.arg(1).eq_ignore_ascii_case(b"set") {
-                        registry.slowlog.watch_config(req);
-                    }
-                    if req.arg(1).eq_ignore_ascii_case(b"resetstat") {
-                        registry.latency.reset();
-                    }
-                }
-                return denied.map(|msg| error_bytes(&msg));
-            }
+            Special::Guarded => return self.guarded(req),
             _ => {}
         }
         deny::check(&self.pool, req).map(|msg| error_bytes(&msg))
+    }
+
+    /// The answer to a command about the client's own connection (PING, ECHO, QUIT, SELECT,
+    /// AUTH, HELLO, RESET); `None` for any other.
+    fn connection_command(&mut self, special: Special, req: &Request) -> Option<Bytes> {
+        Some(match special {
+            Special::Ping => match req.len() {
+                1 => Bytes::from_static(PONG),
+                2 => bulk(req.arg(1)),
+                _ => wrong_args("ping"),
+            },
+            Special::Echo if req.len() == 2 => bulk(req.arg(1)),
+            Special::Echo => wrong_args("echo"),
+            Special::Quit => {
+                self.closing = true;
+                Bytes::from_static(OK)
+            }
+            Special::Select => self.select(req),
+            Special::Auth => self.auth(req),
+            Special::Hello => self.hello(req),
+            Special::Reset => {
+                self.reset();
+                Bytes::from_static(b"+RESET\r\n")
+            }
+            _ => return None,
+        })
+    }
+
+    /// CONFIG and the other guarded families: refused when the pool denies them; a CONFIG
+    /// SET or RESETSTAT that may pass is noted by what follows those settings.
+    fn guarded(&self, req: &Request) -> Option<Bytes> {
+        let denied = deny::check(&self.pool, req);
+        if denied.is_none() {
+            let registry = &self.pool.registry;
+            registry.tracking.watch_config(registry, req);
+            if req.arg(1).eq_ignore_ascii_case(b"set") {
+                registry.slowlog.watch_config(req);
+            }
+            if req.arg(1).eq_ignore_ascii_case(b"resetstat") {
+                registry.latency.reset();
+            }
+        }
+        denied.map(|msg| error_bytes(&msg))
     }
 
     fn select(&mut self, req: &Request) -> Bytes {
@@ -274,86 +282,62 @@ impl Session {
     }
 
     fn client(&mut self, req: &Request) -> Option<Bytes> {
-        let sub = req.arg(1);
-        let is = |n: &str| sub.eq_ignore_ascii_case(n.as_bytes());
-        if is("setname") {
-            if req.len() != 3 {
-                return Some(wrong_args("client|setname"));
+        let sub = String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase();
+        let takes_no_args = matches!(
+            sub.as_str(),
+            "getname" | "id" | "info" | "getredir" | "trackinginfo"
+        );
+        if takes_no_args && req.len() != 2 {
+            return Some(wrong_args(&format!("client|{sub}")));
+        }
+        Some(match sub.as_str() {
+            "setname" => self.client_setname(req),
+            "getname" => {
+                let mut out = BytesMut::new();
+                match &self.client_name() {
+                    Some(n) => encode::bulk(&mut out, n),
+                    None => encode::null(&mut out, self.proto),
+                }
+                out.freeze()
             }
-            if !valid_client_name(req.arg(2)) {
-                return Some(error_bytes(
-                    "ERR Client names cannot contain spaces, newlines or special characters.",
-                ));
+            "id" => {
+                let mut out = BytesMut::new();
+                encode::integer(&mut out, self.id as i64);
+                out.freeze()
             }
-            self.set_client_name(if req.arg(2).is_empty() {
-                None
-            } else {
-                Some(req.arg_bytes(2))
-            });
-            return Some(Bytes::from_static(OK));
-        }
-        if (is("getname") || is("id") || is("info")) && req.len() != 2 {
-            let name = format!(
-                "client|{}",
-                String::from_utf8_lossy(sub).to_ascii_lowercase()
-            );
-            return Some(wrong_args(&name));
-        }
-        if is("getname") {
-            let mut out = BytesMut::new();
-            match &self.client_name() {
-                Some(n) => encode::bulk(&mut out, n),
-                None => encode::null(&mut out, self.proto),
-            }
-            return Some(out.freeze());
-        }
-        if is("id") {
-            let mut out = BytesMut::new();
-            encode::integer(&mut out, self.id as i64);
-            return Some(out.freeze());
-        }
-        if is("info") {
-            return Some(self.client_info(req));
-        }
-        if is("list") {
-            return Some(self.client_list(req));
-        }
-        if is("pause") || is("unpause") {
-            return Some(self.client_pause(req));
-        }
-        if is("kill") {
-            return Some(self.client_kill(req));
-        }
-        if is("reply") {
-            return Some(self.client_reply(req));
-        }
-        if is("setinfo") {
-            return Some(Bytes::from_static(OK));
-        }
-        if is("tracking") {
+            "info" => self.client_info(req),
+            "list" => self.client_list(req),
+            "pause" | "unpause" => self.client_pause(req),
+            "kill" => self.client_kill(req),
+            "reply" => self.client_reply(req),
+            "setinfo" => Bytes::from_static(OK),
             // Reached only where it cannot run (inside MULTI, in subscribed mode): the
             // pipelined path takes it to `tracking`.
-            return Some(error_bytes(
+            "tracking" => error_bytes(
                 "ERR sluice: CLIENT TRACKING is not supported inside MULTI or in subscribed mode",
-            ));
+            ),
+            "caching" => self.client_caching(req),
+            "getredir" => self.client_getredir(),
+            "trackinginfo" => self.client_trackinginfo(),
+            _ => return None,
+        })
+    }
+
+    fn client_setname(&mut self, req: &Request) -> Bytes {
+        if req.len() != 3 {
+            return wrong_args("client|setname");
         }
-        if is("caching") {
-            return Some(self.client_caching(req));
-        }
-        if (is("getredir") || is("trackinginfo")) && req.len() != 2 {
-            let name = format!(
-                "client|{}",
-                String::from_utf8_lossy(sub).to_ascii_lowercase()
+        if !valid_client_name(req.arg(2)) {
+            return error_bytes(
+                "ERR Client names cannot contain spaces, newlines or special characters.",
             );
-            return Some(wrong_args(&name));
         }
-        if is("getredir") {
-            return Some(self.client_getredir());
-        }
-        if is("trackinginfo") {
-            return Some(self.client_trackinginfo());
-        }
-        None
+        self.set_client_name(if req.arg(2).is_empty() {
+            None
+        } else {
+            Some(req.arg_bytes(2))
+        });
+        Bytes::from_static(OK)
     }
 
     fn unsubscribe_confirmations(&self, req: &Request) -> Bytes {

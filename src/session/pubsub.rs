@@ -346,40 +346,10 @@ impl Session {
                 .map_err(|e| e.to_string());
         }
         if special == Special::Hello {
-            // Answered by the proxy; a protocol change is made on the tunnel too, whose
-            // messages are in the client's protocol (it is then not pooled again).
-            let before = self.proto;
-            let reply = self.hello(&req);
-            if self.proto != before {
-                t.clean = false;
-                let hello: &[u8] = match self.proto {
-                    Protocol::Resp3 => b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n",
-                    Protocol::Resp2 => b"*2\r\n$5\r\nHELLO\r\n$1\r\n2\r\n",
-                };
-                let switched = request_skipping_pushes(conn, hello, io).await?;
-                if switched.is_error() {
-                    self.proto = before;
-                    io.out.extend_from_slice(&switched.raw);
-                    return Ok(false);
-                }
-            }
-            io.out.extend_from_slice(&reply);
-            return Ok(false);
+            return self.subscribed_hello(&req, conn, t, io).await;
         }
         if special == Special::Select {
-            // Run it on the tunnel so later commands there see the same database.
-            t.clean = false;
-            let reply = request_skipping_pushes(conn, req.raw(), io).await?;
-            if !reply.is_error() {
-                if let Some(db) =
-                    super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())
-                {
-                    self.db = db;
-                    conn.db = db;
-                }
-            }
-            io.out.extend_from_slice(&reply.raw);
-            return Ok(false);
+            return self.subscribed_select(&req, conn, t, io).await;
         }
         if let Some(reply) = self.local(&req, info) {
             io.out.extend_from_slice(&reply);
@@ -390,6 +360,57 @@ impl Session {
             .await
             .map(|()| false)
             .map_err(|e| e.to_string())
+    }
+
+    /// HELLO while subscribed: answered by the proxy; a protocol change is made on the
+    /// tunnel too, whose messages are in the client's protocol (it is then not pooled again).
+    async fn subscribed_hello(
+        &mut self,
+        req: &Request,
+        conn: &mut DirectConn,
+        t: &mut Tunnel,
+        io: &mut Io,
+    ) -> Result<bool, String> {
+        let before = self.proto;
+        let reply = self.hello(req);
+        if self.proto != before {
+            t.clean = false;
+            let hello: &[u8] = match self.proto {
+                Protocol::Resp3 => b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n",
+                Protocol::Resp2 => b"*2\r\n$5\r\nHELLO\r\n$1\r\n2\r\n",
+            };
+            let switched = request_skipping_pushes(conn, hello, io).await?;
+            if switched.is_error() {
+                self.proto = before;
+                io.out.extend_from_slice(&switched.raw);
+                return Ok(false);
+            }
+        }
+        io.out.extend_from_slice(&reply);
+        Ok(false)
+    }
+
+    /// SELECT while subscribed: run on the tunnel, so later commands there see the same
+    /// database.
+    async fn subscribed_select(
+        &mut self,
+        req: &Request,
+        conn: &mut DirectConn,
+        t: &mut Tunnel,
+        io: &mut Io,
+    ) -> Result<bool, String> {
+        t.clean = false;
+        let reply = request_skipping_pushes(conn, req.raw(), io).await?;
+        if !reply.is_error() {
+            if let Some(db) =
+                super::local::parse_int(req.arg(1)).and_then(|n| u16::try_from(n).ok())
+            {
+                self.db = db;
+                conn.db = db;
+            }
+        }
+        io.out.extend_from_slice(&reply.raw);
+        Ok(false)
     }
 }
 

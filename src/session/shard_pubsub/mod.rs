@@ -157,24 +157,7 @@ impl Session {
         first: Request,
         io: &mut Io,
     ) -> std::io::Result<()> {
-        let mut s = Subs {
-            links: Vec::new(),
-            counts: Counts::default(),
-            classic_clean: true,
-            lost: VecDeque::new(),
-            lost_set: HashSet::new(),
-            seq: 0,
-        };
-        if let Some(c) = classic {
-            s.counts.classic = c.count;
-            s.classic_clean = c.clean;
-            s.links.push(Link {
-                node: c.node,
-                conn: c.conn,
-                classic: true,
-                channels: HashSet::new(),
-            });
-        }
+        let mut s = entering(classic);
         let mut next = Some(first);
         loop {
             if let Some(req) = next.take() {
@@ -581,6 +564,30 @@ impl Session {
             }
         }
     }
+}
+
+/// A client's subscriptions as it enters shard pub/sub: none, plus its classic tunnel (and
+/// that tunnel's count) if it had one.
+fn entering(classic: Option<ClassicLink>) -> Subs {
+    let mut s = Subs {
+        links: Vec::new(),
+        counts: Counts::default(),
+        classic_clean: true,
+        lost: VecDeque::new(),
+        lost_set: HashSet::new(),
+        seq: 0,
+    };
+    if let Some(c) = classic {
+        s.counts.classic = c.count;
+        s.classic_clean = c.clean;
+        s.links.push(Link {
+            node: c.node,
+            conn: c.conn,
+            classic: true,
+            channels: HashSet::new(),
+        });
+    }
+    s
 }
 
 #[cfg(test)]
