@@ -435,6 +435,21 @@ fn wait_counts_the_replicas_that_acknowledged_the_clients_writes() {
     // Nothing wanted: answered at once (the count may trail by the acknowledgement of the
     // master's last GETACK, so only its range is certain).
     assert!(matches!(c.cmd(&["WAIT", "0", "0"]), Resp::Int(0 | 1)));
+    // Inside a transaction it is queued, and EXEC answers it at once with a count, as
+    // Redis does (it runs on the transaction's own connection to the master).
+    assert_eq!(c.cmd(&["MULTI"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        c.cmd(&["SET", "waited", "2"]),
+        Resp::Simple("QUEUED".into())
+    );
+    assert_eq!(c.cmd(&["WAIT", "1", "0"]), Resp::Simple("QUEUED".into()));
+    match c.cmd(&["EXEC"]) {
+        Resp::Array(r) => {
+            assert_eq!(r[0], Resp::Simple("OK".into()));
+            assert!(matches!(r[1], Resp::Int(0 | 1)), "{:?}", r[1]);
+        }
+        other => panic!("EXEC with a queued WAIT: {other:?}"),
+    }
     let mut direct = master.client();
     for bad in [
         &["WAIT", "1", "-1"][..],

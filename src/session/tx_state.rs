@@ -238,7 +238,9 @@ pub(super) fn refused_in_multi(
     let queued_here = special == Special::ClientPause && !session.pool.routing.by_slot();
     if changes_connection(special)
         || (special.is_client() && !queued_here)
-        || matches!(special, Special::Wait | Special::Auth)
+        // WAIT is not refused: on the transaction's own connection the node answers it at
+        // once with its count, as Redis does inside MULTI.
+        || special == Special::Auth
     {
         return Some(format!(
             "ERR sluice: {} inside MULTI is not supported through the proxy",
