@@ -44,27 +44,6 @@ pub const NEW: u32 = 1 << 14;
 pub const ALL: u32 =
     GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
 
-/// Write commands whose Redis implementation looks their keys up for reading
-/// (`lookupKeyRead`), so a missing key is a `keymiss` event; every other write looks up
-/// for writing, which never notifies one.
-pub const READ_LOOKUP_WRITES: &[&str] = &[
-    "set",
-    "getset",
-    "getdel",
-    "getex",
-    "copy",
-    "sort",
-    "pfcount",
-    "pfmerge",
-    "sinterstore",
-    "sunionstore",
-    "sdiffstore",
-    "zunionstore",
-    "zinterstore",
-    "zdiffstore",
-    "zrangestore",
-];
-
 /// Commands whose Redis implementation adds its reply before it notifies (measured against
 /// redis-server 7.0 with a RESP3 client subscribed to its own writes): that client reads
 /// these commands' events after the reply, other commands' before it.

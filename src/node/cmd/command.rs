@@ -40,6 +40,10 @@ impl Flags {
     pub const NO_AUTH: Flags = Flags(1 << 10);
     /// Allowed in MULTI-less subscribe context (PING, SUBSCRIBE, ...): RESP2 pub/sub mode.
     pub const ALLOW_SUBSCRIBED: Flags = Flags(1 << 11);
+    /// A write that looks its keys up as a read does (Redis's `lookupKeyRead`: a missing
+    /// key is a `keymiss` event): SET, GETSET, COPY, SORT, the *STORE commands, ... Not a
+    /// Redis flag (COMMAND INFO does not list it).
+    pub const READS_KEYS_FIRST: Flags = Flags(1 << 12);
 
     const NAMES: [(Flags, &'static str); 11] = [
         (Flags::WRITE, "write"),
@@ -92,6 +96,11 @@ pub struct Command {
 }
 
 impl Command {
+    /// Marks a write that reads its keys first (see [`Flags::READS_KEYS_FIRST`]).
+    pub const fn reads_keys_first(mut self) -> Command {
+        self.flags = self.flags.with(Flags::READS_KEYS_FIRST);
+        self
+    }
     /// A keyless command; add key positions with [`Command::keys`].
     pub const fn new(name: &'static str, handler: Handler, arity: i32, flags: Flags) -> Command {
         Command {

@@ -18,8 +18,12 @@ pub static COMMANDS: &[Command] = &[
         Flags::WRITE.with(Flags::DENYOOM).with(Flags::FAST),
     )
     .keys(1, 1, 1),
-    Command::new("pfcount", pfcount, -2, Flags::READONLY).keys(1, -1, 1),
-    Command::new("pfmerge", pfmerge, -2, Flags::WRITE.with(Flags::DENYOOM)).keys(1, -1, 1),
+    Command::new("pfcount", pfcount, -2, Flags::READONLY)
+        .reads_keys_first()
+        .keys(1, -1, 1),
+    Command::new("pfmerge", pfmerge, -2, Flags::WRITE.with(Flags::DENYOOM))
+        .reads_keys_first()
+        .keys(1, -1, 1),
 ];
 
 /// A string that is not a sketch.

@@ -19,7 +19,9 @@ const R: Flags = Flags::READONLY;
 pub static COMMANDS: &[Command] = &[
     Command::new("rename", rename, 3, W).keys(1, 2, 1),
     Command::new("renamenx", renamenx, 3, W.with(Flags::FAST)).keys(1, 2, 1),
-    Command::new("copy", copy, -3, W.with(Flags::DENYOOM)).keys(1, 2, 1),
+    Command::new("copy", copy, -3, W.with(Flags::DENYOOM))
+        .reads_keys_first()
+        .keys(1, 2, 1),
     Command::new("keys", keys, 2, R),
     Command::new("scan", scan, -2, R),
     Command::new("randomkey", randomkey, 1, R),

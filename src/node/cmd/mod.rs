@@ -218,8 +218,8 @@ pub fn execute_found(ctx: &mut Ctx<'_>, req: &Request, idx: usize, cmd: &'static
     let sub = subcommand_name(cmd, &args);
     ctx.client.last_cmd = sub.unwrap_or(cmd.name);
     // Subcommands (OBJECT ...) look up without notifying.
-    ctx.client.last_cmd_reads = sub.is_none()
-        && (!cmd.is_write() || crate::node::notify::READ_LOOKUP_WRITES.contains(&cmd.name));
+    ctx.client.last_cmd_reads =
+        sub.is_none() && (!cmd.is_write() || cmd.flags.has(Flags::READS_KEYS_FIRST));
     let db = ctx.db_index();
     // Monitors see a command once it has run (so EXEC's commands come before the EXEC),
     // except scripts, shown before the commands they call (Redis 7.0's `call()` and

@@ -11,7 +11,9 @@ use crate::node::notify;
 
 /// The sort family.
 pub static COMMANDS: &[Command] = &[
-    Command::new("sort", sort, -2, Flags::WRITE.with(Flags::DENYOOM)).keys(1, 1, 1),
+    Command::new("sort", sort, -2, Flags::WRITE.with(Flags::DENYOOM))
+        .reads_keys_first()
+        .keys(1, 1, 1),
     Command::new("sort_ro", sort_ro, -2, Flags::READONLY).keys(1, 1, 1),
 ];
 

@@ -11,10 +11,18 @@ use crate::node::notify;
 /// The string family.
 pub static COMMANDS: &[Command] = &[
     Command::new("get", get, 2, Flags::READONLY.with(Flags::FAST)).keys(1, 1, 1),
-    Command::new("set", set, -3, Flags::WRITE.with(Flags::DENYOOM)).keys(1, 1, 1),
-    Command::new("getset", getset, 3, WD.with(Flags::FAST)).keys(1, 1, 1),
-    Command::new("getdel", getdel, 2, WF).keys(1, 1, 1),
-    Command::new("getex", getex, -2, WF).keys(1, 1, 1),
+    Command::new("set", set, -3, Flags::WRITE.with(Flags::DENYOOM))
+        .reads_keys_first()
+        .keys(1, 1, 1),
+    Command::new("getset", getset, 3, WD.with(Flags::FAST))
+        .reads_keys_first()
+        .keys(1, 1, 1),
+    Command::new("getdel", getdel, 2, WF)
+        .reads_keys_first()
+        .keys(1, 1, 1),
+    Command::new("getex", getex, -2, WF)
+        .reads_keys_first()
+        .keys(1, 1, 1),
     Command::new("mget", mget, -2, RF).keys(1, -1, 1),
     Command::new("mset", mset, -3, WD).keys(1, -1, 2),
     Command::new("msetnx", msetnx, -3, WD).keys(1, -1, 2),

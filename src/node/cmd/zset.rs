@@ -37,7 +37,9 @@ pub static COMMANDS: &[Command] = &[
     Command::new("zrank", zrank, 3, RF).keys(1, 1, 1),
     Command::new("zrevrank", zrevrank, 3, RF).keys(1, 1, 1),
     Command::new("zrange", zrange, -4, R).keys(1, 1, 1),
-    Command::new("zrangestore", zrangestore, -5, WD).keys(1, 2, 1),
+    Command::new("zrangestore", zrangestore, -5, WD)
+        .reads_keys_first()
+        .keys(1, 2, 1),
     Command::new("zrangebyscore", zrangebyscore, -4, R).keys(1, 1, 1),
     Command::new("zrevrangebyscore", zrevrangebyscore, -4, R).keys(1, 1, 1),
     Command::new("zrangebylex", zrangebylex, -4, R).keys(1, 1, 1),
@@ -55,9 +57,15 @@ pub static COMMANDS: &[Command] = &[
         Flags::WRITE.with(Flags::BLOCKING),
     )
     .keys(0, 0, 0),
-    Command::new("zunionstore", zunionstore, -4, WD).keys(1, 1, 1),
-    Command::new("zinterstore", zinterstore, -4, WD).keys(1, 1, 1),
-    Command::new("zdiffstore", zdiffstore, -4, WD).keys(1, 1, 1),
+    Command::new("zunionstore", zunionstore, -4, WD)
+        .reads_keys_first()
+        .keys(1, 1, 1),
+    Command::new("zinterstore", zinterstore, -4, WD)
+        .reads_keys_first()
+        .keys(1, 1, 1),
+    Command::new("zdiffstore", zdiffstore, -4, WD)
+        .reads_keys_first()
+        .keys(1, 1, 1),
     Command::new("zunion", zunion, -3, R).keys(0, 0, 0),
     Command::new("zinter", zinter, -3, R).keys(0, 0, 0),
     Command::new("zdiff", zdiff, -3, R).keys(0, 0, 0),
