@@ -2,23 +2,24 @@
 //! typed access goes through [`super::cmd::Ctx`], which knows the time and whether this node
 //! may delete.
 
-use bytes::Bytes;
 use indexmap::map::Entry as MapEntry;
 use indexmap::IndexMap;
 
 use super::access::Touch;
+use super::db_key::Key;
 use super::value::Value;
 
 /// The databases a node has (SELECT 0..15), as Redis's default `databases 16`.
 pub const DATABASES: usize = 16;
 
 /// One database. Both maps are `IndexMap`s: position access lets RANDOMKEY and active expiry
-/// sample in O(1), and SCAN walk by position (see [`Db::key_at`]).
+/// sample in O(1), and SCAN walk by position (see [`Db::key_at`]). Keys are [`Key`]s: short
+/// ones inline in the entry.
 #[derive(Debug, Default)]
 pub struct Db {
-    keys: IndexMap<Bytes, Entry>,
+    keys: IndexMap<Key, Entry>,
     /// Unix time in ms at which each volatile key expires. Holds only existing keys.
-    expires: IndexMap<Bytes, i64>,
+    expires: IndexMap<Key, i64>,
 }
 
 /// A value and its access clock (see [`super::access`]). The clock sits next to the value
@@ -75,12 +76,12 @@ impl Db {
     /// SET KEEPTTL keeps it). Returns the value that was there.
     /// A new key's clock reads as accessed at time 0 (untouched since 1970): callers that
     /// know the time use [`Db::insert_touched`].
-    pub fn insert(&mut self, key: Bytes, value: Value, keep_ttl: bool) -> Option<Value> {
+    pub fn insert(&mut self, key: &[u8], value: Value, keep_ttl: bool) -> Option<Value> {
         if !keep_ttl {
-            self.expires.swap_remove(&key[..]);
+            self.expires.swap_remove(key);
         }
         self.keys
-            .insert(key, Entry { value, clock: 0 })
+            .insert(Key::from(key), Entry { value, clock: 0 })
             .map(|e| e.value)
     }
     /// [`Db::insert`] as a write command does it (Redis's `setKey`): a new key gets a fresh
@@ -88,15 +89,15 @@ impl Db {
     /// to the new value, as Redis's `dbSetValue` keeps it).
     pub(crate) fn insert_touched(
         &mut self,
-        key: Bytes,
+        key: &[u8],
         value: Value,
         keep_ttl: bool,
         touch: &Touch,
     ) -> Option<Value> {
         if !keep_ttl {
-            self.expires.swap_remove(&key[..]);
+            self.expires.swap_remove(key);
         }
-        match self.keys.entry(key) {
+        match self.keys.entry(Key::from(key)) {
             MapEntry::Occupied(mut e) => {
                 let e = e.get_mut();
                 e.clock = touch.touched(e.clock);
@@ -157,16 +158,18 @@ impl Db {
     }
     /// The key at position `i` (RANDOMKEY, SCAN). Positions are dense (0..len) but not
     /// stable: deleting a key moves the last key into its slot.
-    pub fn key_at(&self, i: usize) -> Option<(&Bytes, &Value)> {
-        self.keys.get_index(i).map(|(k, e)| (k, &e.value))
+    pub fn key_at(&self, i: usize) -> Option<(&[u8], &Value)> {
+        self.keys
+            .get_index(i)
+            .map(|(k, e)| (k.as_bytes(), &e.value))
     }
     /// The volatile key at position `i` of the expiry index, with its expiry (sampling).
-    pub fn volatile_at(&self, i: usize) -> Option<(&Bytes, i64)> {
-        self.expires.get_index(i).map(|(k, &t)| (k, t))
+    pub fn volatile_at(&self, i: usize) -> Option<(&[u8], i64)> {
+        self.expires.get_index(i).map(|(k, &t)| (k.as_bytes(), t))
     }
     /// All keys with their values, in position order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Value)> {
-        self.keys.iter().map(|(k, e)| (k, &e.value))
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Value)> {
+        self.keys.iter().map(|(k, e)| (k.as_bytes(), &e.value))
     }
     /// Removes every key.
     pub fn clear(&mut self) {
@@ -182,13 +185,13 @@ mod tests {
     #[test]
     fn insert_drops_ttl_unless_kept() {
         let mut db = Db::default();
-        let k = Bytes::from_static(b"k");
-        db.insert(k.clone(), Value::Str(Bytes::from_static(b"v")), false);
+        let k: &[u8] = b"k";
+        db.insert(k, Value::Str(bytes::Bytes::from_static(b"v")), false);
         assert!(db.set_expire(b"k", 10));
         assert!(!db.set_expire(b"other", 10));
-        db.insert(k.clone(), Value::Str(Bytes::new()), true);
+        db.insert(k, Value::Str(bytes::Bytes::new()), true);
         assert_eq!(db.expire_at(b"k"), Some(10));
-        db.insert(k.clone(), Value::Str(Bytes::new()), false);
+        db.insert(k, Value::Str(bytes::Bytes::new()), false);
         assert_eq!(db.expire_at(b"k"), None);
         assert!(db.set_expire(b"k", 10));
         assert_eq!(db.volatile_len(), 1);

@@ -57,6 +57,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod conn;
 pub mod db;
+mod db_key;
 pub mod encoding;
 pub mod error;
 pub mod feed;

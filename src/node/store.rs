@@ -386,8 +386,8 @@ impl Store {
                 for _ in 0..n {
                     let i = (self.random() % volatile as u64) as usize;
                     if let Some((k, t)) = self.db(db).volatile_at(i) {
-                        if t <= self.now_ms && !expired.contains(k) {
-                            expired.push(k.clone());
+                        if t <= self.now_ms && !expired.iter().any(|e| e[..] == *k) {
+                            expired.push(Bytes::copy_from_slice(k));
                         }
                     }
                 }
@@ -416,7 +416,7 @@ mod tests {
     /// Stores `key`, expiring `ttl` ms from the store's clock (negative: already expired).
     fn put(s: &mut Store, key: &str, ttl: Option<i64>) {
         let k = Bytes::copy_from_slice(key.as_bytes());
-        s.db_mut(0).insert(k, Value::Str(Bytes::new()), false);
+        s.db_mut(0).insert(&k, Value::Str(Bytes::new()), false);
         if let Some(t) = ttl {
             let at = s.now_ms + t;
             s.db_mut(0).set_expire(key.as_bytes(), at);

@@ -145,7 +145,7 @@ fn view(ctx: &mut Ctx<'_>, sub: &str, args: &Args<'_>) -> Reply {
     }
 }
 
-fn keys_in_slot<'a>(ctx: &'a Ctx<'_>, slot: u16) -> impl Iterator<Item = &'a Bytes> + 'a {
+fn keys_in_slot<'a>(ctx: &'a Ctx<'_>, slot: u16) -> impl Iterator<Item = &'a [u8]> + 'a {
     ctx.store
         .db(0)
         .iter()
@@ -166,7 +166,7 @@ fn get_keys(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Reply {
         (Some(slot), Some(n)) => Reply::Array(
             keys_in_slot(ctx, slot)
                 .take(usize::try_from(n).unwrap_or(usize::MAX))
-                .map(|k| Reply::Bulk(k.clone()))
+                .map(|k| Reply::Bulk(Bytes::copy_from_slice(k)))
                 .collect(),
         ),
         _ => Reply::error("ERR Invalid slot or number of keys"),

@@ -90,7 +90,7 @@ pub(crate) fn restore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Reply {
     let clock = ctx.store.access.restored(idle, freq, now);
     let db = ctx.db();
     db.remove(&key);
-    db.insert_touched(key.clone(), value, false, &touch);
+    db.insert_touched(&key, value, false, &touch);
     // Redis deletes a replaced key first, so a restored key is always `new`.
     ctx.notify(notify::NEW, "new", &key);
     let db = ctx.db();

@@ -54,7 +54,7 @@ fn setbit(ctx: &mut Ctx, args: &Args) -> Reply {
     } else {
         bytes[byte] &= !mask;
     }
-    ctx.set(args.owned(1), Value::Str(Bytes::from(bytes)), true);
+    ctx.set(args.get(1), Value::Str(Bytes::from(bytes)), true);
     ctx.changed(key, notify::STRING, "setbit");
     Reply::Int(i64::from(old))
 }

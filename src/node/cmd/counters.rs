@@ -55,7 +55,7 @@ fn add(ctx: &mut Ctx, args: &Args, by: i64) -> Reply {
     };
     let mut n = itoa::Buffer::new();
     let text = Bytes::copy_from_slice(n.format(new).as_bytes());
-    ctx.set(args.owned(1), Value::Str(text), true);
+    ctx.set(args.get(1), Value::Str(text), true);
     ctx.changed(key, notify::STRING, "incrby");
     Reply::Int(new)
 }
@@ -80,7 +80,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &Args) -> Reply {
         return Reply::error("ERR increment would produce NaN or Infinity");
     }
     let text = Bytes::from(decimal_sum(&current, args.get(2)).unwrap_or_else(|| human_float(sum)));
-    ctx.set(args.owned(1), Value::Str(text.clone()), true);
+    ctx.set(args.get(1), Value::Str(text.clone()), true);
     ctx.changed(key, notify::STRING, "incrbyfloat");
     ctx.propagate_as(vec![
         Bytes::from_static(b"SET"),

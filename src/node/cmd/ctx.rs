@@ -224,8 +224,7 @@ impl<'a> Ctx<'a> {
         self.expire(key);
         let touch = self.store.touch();
         if !self.db().contains(key) {
-            self.db()
-                .insert_touched(Bytes::copy_from_slice(key), T::empty(), false, &touch);
+            self.db().insert_touched(key, T::empty(), false, &touch);
             self.notify(notify::NEW, "new", key);
             let db = self.store.db_mut(self.client.db);
             return db.get_mut(key).and_then(T::of_mut).ok_or_else(wrongtype);
@@ -254,17 +253,16 @@ impl<'a> Ctx<'a> {
     /// Stores `value` under `key`, replacing whatever was there; the TTL is cleared unless
     /// `keep_ttl`. A new key's clock starts now; a replaced one records an access. Call
     /// [`Ctx::modified`] afterwards.
-    pub fn set(&mut self, key: Bytes, value: Value, keep_ttl: bool) {
-        self.expire(&key);
+    pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
+        self.expire(key);
         let touch = self.store.touch();
         let announce = self.store.notify_flags & notify::NEW != 0;
         let db = self.store.db_mut(self.client.db);
         // Whether the key is new is only looked up when someone wants `new` events.
-        if !announce || db.contains(&key) {
-            db.insert_touched(key, value, keep_ttl, &touch);
-        } else {
-            db.insert_touched(key.clone(), value, keep_ttl, &touch);
-            self.notify(notify::NEW, "new", &key);
+        let new = announce && !db.contains(key);
+        db.insert_touched(key, value, keep_ttl, &touch);
+        if new {
+            self.notify(notify::NEW, "new", key);
         }
     }
     /// [`Ctx::set`] with the key as a slice, copied only if the key is new (SET of an
@@ -274,7 +272,7 @@ impl<'a> Ctx<'a> {
         let touch = self.store.touch();
         let db = self.store.db_mut(self.client.db);
         if let Err(value) = db.replace_touched(key, value, keep_ttl, &touch) {
-            self.set(Bytes::copy_from_slice(key), value, keep_ttl);
+            self.set(key, value, keep_ttl);
         }
     }
     /// The unix ms expiry of `key` (`None` if it has none or does not exist).

@@ -77,7 +77,7 @@ fn put(ctx: &mut Ctx, key: &[u8], value: BytesMut) {
     let value = value.freeze();
     match ctx.write::<Bytes>(key) {
         Ok(Some(slot)) => *slot = value,
-        _ => ctx.set(Bytes::copy_from_slice(key), Value::Str(value), false),
+        _ => ctx.set(key, Value::Str(value), false),
     }
 }
 

@@ -62,7 +62,7 @@ fn rename_generic(ctx: &mut Ctx, args: &Args, nx: bool) -> Reply {
     // Redis deletes an existing destination before adding the value, so the destination
     // is always announced as `new`.
     ctx.db().remove(dst);
-    ctx.set(args.owned(2), value, false);
+    ctx.set(args.get(2), value, false);
     let db = ctx.db();
     if let Some(at) = ttl {
         db.set_expire(dst, at);
@@ -123,7 +123,7 @@ fn copy(ctx: &mut Ctx, args: &Args) -> Reply {
     let touch = store.touch();
     let db = store.db_mut(target_db);
     db.remove(dst);
-    db.insert_touched(args.owned(2), value, false, &touch);
+    db.insert_touched(args.get(2), value, false, &touch);
     store.notify(target_db, notify::NEW, "new", dst);
     if let Some(at) = ttl {
         store.db_mut(target_db).set_expire(dst, at);
@@ -145,7 +145,7 @@ fn keys(ctx: &mut Ctx, args: &Args) -> Reply {
             .iter()
             .filter(|(k, _)| all || glob::matches(pattern, k))
             .filter(|(k, _)| !store.is_expired(db, k))
-            .map(|(k, _)| Reply::Bulk(k.clone()))
+            .map(|(k, _)| Reply::Bulk(Bytes::copy_from_slice(k)))
             .collect(),
     )
 }
@@ -206,10 +206,10 @@ fn scan(ctx: &mut Ctx, args: &Args) -> Reply {
             continue;
         }
         if store.is_expired(db, k) {
-            expired.push(k.clone());
+            expired.push(Bytes::copy_from_slice(k));
             continue;
         }
-        found.push(Reply::Bulk(k.clone()));
+        found.push(Reply::Bulk(Bytes::copy_from_slice(k)));
     }
     // Expired keys met on the way are deleted, as Redis's SCAN does. That keeps the cursor's
     // promise: a deletion moves the last key (at or above `end`, so already visited) into
@@ -233,7 +233,7 @@ fn randomkey(ctx: &mut Ctx, _: &Args) -> Reply {
             return Reply::Null;
         }
         let pos = (ctx.store.random() % len as u64) as usize;
-        let Some(key) = ctx.db().key_at(pos).map(|(k, _)| k.clone()) else {
+        let Some(key) = ctx.db().key_at(pos).map(|(k, _)| Bytes::copy_from_slice(k)) else {
             return Reply::Null;
         };
         if ctx.exists(&key) || ctx.store.replica {

@@ -353,7 +353,7 @@ fn algebra_store(ctx: &mut Ctx, args: &Args, op: Op) -> Reply {
             ctx.changed(dst, notify::GENERIC, "del");
         }
     } else {
-        ctx.set(args.owned(1), Value::Set(result), false);
+        ctx.set(args.get(1), Value::Set(result), false);
         let event = match op {
             Op::Inter => "sinterstore",
             Op::Union => "sunionstore",

@@ -173,7 +173,7 @@ fn getset(ctx: &mut Ctx, args: &Args) -> Reply {
         Ok(v) => v.cloned(),
         Err(e) => return e,
     };
-    ctx.set(args.owned(1), Value::Str(args.owned(2)), false);
+    ctx.set(args.get(1), Value::Str(args.owned(2)), false);
     ctx.changed(args.get(1), notify::STRING, "set");
     Reply::opt_bulk(old)
 }
@@ -291,7 +291,7 @@ fn msetnx(ctx: &mut Ctx, args: &Args) -> Reply {
 
 fn set_pairs(ctx: &mut Ctx, args: &Args) {
     for i in (1..args.len()).step_by(2) {
-        ctx.set(args.owned(i), Value::Str(args.owned(i + 1)), false);
+        ctx.set(args.get(i), Value::Str(args.owned(i + 1)), false);
         ctx.changed(args.get(i), notify::STRING, "set");
     }
 }
@@ -300,7 +300,7 @@ fn setnx(ctx: &mut Ctx, args: &Args) -> Reply {
     if ctx.exists(args.get(1)) {
         return Reply::Int(0);
     }
-    ctx.set(args.owned(1), Value::Str(args.owned(2)), false);
+    ctx.set(args.get(1), Value::Str(args.owned(2)), false);
     ctx.changed(args.get(1), notify::STRING, "set");
     Reply::Int(1)
 }
@@ -324,7 +324,7 @@ fn set_with_ttl(ctx: &mut Ctx, args: &Args, unit: i64, name: &str) -> Reply {
     else {
         return Reply::error(format!("ERR invalid expire time in '{name}' command"));
     };
-    ctx.set(args.owned(1), Value::Str(args.owned(3)), false);
+    ctx.set(args.get(1), Value::Str(args.owned(3)), false);
     ctx.notify(notify::STRING, "set", args.get(1));
     ctx.db().set_expire(args.get(1), at);
     ctx.changed(args.get(1), notify::GENERIC, "expire");
@@ -350,7 +350,7 @@ fn append(ctx: &mut Ctx, args: &Args) -> Reply {
         }
     };
     let len = joined.len() as i64;
-    ctx.set(args.owned(1), Value::Str(joined), true);
+    ctx.set(args.get(1), Value::Str(joined), true);
     ctx.changed(key, notify::STRING, "append");
     Reply::Int(len)
 }
@@ -415,7 +415,7 @@ fn setrange(ctx: &mut Ctx, args: &Args) -> Reply {
     }
     v[offset..offset + patch.len()].copy_from_slice(patch);
     let len = v.len() as i64;
-    ctx.set(args.owned(1), Value::Str(Bytes::from(v)), true);
+    ctx.set(args.get(1), Value::Str(Bytes::from(v)), true);
     ctx.changed(key, notify::STRING, "setrange");
     Reply::Int(len)
 }

@@ -167,7 +167,7 @@ pub fn load(store: &mut Store, data: &[u8]) -> Result<(usize, usize), SnapshotEr
             _ => return Err(SnapshotError::Corrupt(at)),
         };
         let d = store.db_mut(db);
-        d.insert(key.clone(), value, false);
+        d.insert(&key, value, false);
         if expire >= 0 {
             d.set_expire(&key, expire);
         }
@@ -242,14 +242,14 @@ mod tests {
     fn round_trips_every_type_and_ttl() {
         let mut s = Store::new();
         let b = |x: &str| Bytes::copy_from_slice(x.as_bytes());
-        s.db_mut(0).insert(b("s"), Value::Str(b("v")), false);
+        s.db_mut(0).insert(&b("s"), Value::Str(b("v")), false);
         s.db_mut(0).set_expire(b"s", 123_456);
         let mut z = ZSet::default();
         z.insert(b("m"), 1.5);
-        s.db_mut(3).insert(b("z"), Value::ZSet(z), false);
+        s.db_mut(3).insert(&b("z"), Value::ZSet(z), false);
         let mut h = Hash::default();
         h.insert(b("f"), b("x"));
-        s.db_mut(15).insert(b("h"), Value::Hash(h), false);
+        s.db_mut(15).insert(&b("h"), Value::Hash(h), false);
         let data = encode(&s, 2);
         let mut t = Store::new();
         assert_eq!(load(&mut t, &data).ok(), Some((3, 2)));
