@@ -25,6 +25,9 @@ pub enum Reply {
     Int(i64),
     /// `$len\r\ndata`
     Bulk(Bytes),
+    /// `$len\r\ndata` of a stored string short enough to travel inside the reply (see
+    /// [`Reply::stored`]).
+    Short(ShortBulk),
     /// Null bulk: `$-1` (RESP2), `_` (RESP3).
     Null,
     /// Null array: `*-1` (RESP2), `_` (RESP3).
@@ -49,6 +52,29 @@ pub enum Reply {
     /// connection parks the client and re-runs the same command when a key is signalled
     /// (see `cmd/mod.rs`, "Blocking"). Never encoded.
     Block(Box<Block>),
+}
+
+/// The longest string [`Reply::Short`] carries: the most that keeps a `Reply` at 40 bytes.
+const SHORT: usize = 30;
+
+/// The bytes of a [`Reply::Short`].
+#[derive(Clone, Copy, PartialEq)]
+pub struct ShortBulk {
+    len: u8,
+    bytes: [u8; SHORT],
+}
+
+impl ShortBulk {
+    /// The string.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for ShortBulk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", Bytes::copy_from_slice(self.as_bytes()))
+    }
 }
 
 /// A blocked command's wait: which keys (of the client's current db) can wake it, until when,
@@ -80,6 +106,25 @@ impl Reply {
     pub fn opt_bulk(data: Option<Bytes>) -> Reply {
         data.map_or(Reply::Null, Reply::Bulk)
     }
+    /// A stored string as a bulk reply, or a null bulk for `None` (GET). A short one is
+    /// copied into the reply: sharing the stored `Bytes` instead costs two atomic updates on
+    /// its reference count, which sits on a cache line of its own, and an allocation the
+    /// first time a value is shared.
+    pub fn stored(data: Option<&Bytes>) -> Reply {
+        match data {
+            None => Reply::Null,
+            Some(b) if b.len() <= SHORT => {
+                let mut bytes = [0u8; SHORT];
+                bytes[..b.len()].copy_from_slice(b);
+                // Fits: SHORT < 256.
+                Reply::Short(ShortBulk {
+                    len: b.len() as u8,
+                    bytes,
+                })
+            }
+            Some(b) => Reply::Bulk(b.clone()),
+        }
+    }
     /// True for error replies (they are not propagated and count as failed calls).
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
@@ -95,6 +140,7 @@ impl Reply {
             Reply::Error(e) => encode::error(out, e),
             Reply::Int(n) => encode::integer(out, *n),
             Reply::Bulk(b) => encode::bulk(out, b),
+            Reply::Short(s) => encode::bulk(out, s.as_bytes()),
             Reply::Null => encode::null(out, proto),
             Reply::NullArray => encode::null_array(out, proto),
             Reply::Array(items) => {
@@ -196,6 +242,21 @@ fn strip_zeros(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_strings_short_and_long_encode_as_bulk() {
+        // The short form must not make every reply bigger.
+        assert_eq!(std::mem::size_of::<Reply>(), 40);
+        for len in [0, 1, SHORT, SHORT + 1, 1000] {
+            let data = Bytes::from(vec![b'x'; len]);
+            let reply = Reply::stored(Some(&data));
+            assert_eq!(matches!(reply, Reply::Short(_)), len <= SHORT);
+            for p in [Protocol::Resp2, Protocol::Resp3] {
+                assert_eq!(enc(&reply, p), enc(&Reply::Bulk(data.clone()), p));
+            }
+        }
+        assert_eq!(Reply::stored(None), Reply::Null);
+    }
 
     fn enc(r: &Reply, p: Protocol) -> String {
         let mut out = BytesMut::new();

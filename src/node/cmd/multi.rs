@@ -177,7 +177,11 @@ mod tests {
         let reply = run(&mut ctx, &["EXEC"]);
         assert_eq!(
             reply,
-            Reply::Array(vec![Reply::Ok, Reply::Bulk("1".into()), Reply::Int(2)])
+            Reply::Array(vec![
+                Reply::Ok,
+                Reply::stored(Some(&"1".into())),
+                Reply::Int(2)
+            ])
         );
         // A read-only transaction propagates nothing.
         run(&mut ctx, &["MULTI"]);

@@ -45,7 +45,7 @@ const MAX_STRING: i64 = 512 * 1024 * 1024;
 
 fn get(ctx: &mut Ctx, args: &Args) -> Reply {
     match ctx.read::<Bytes>(args.get(1)) {
-        Ok(v) => Reply::opt_bulk(v.cloned()),
+        Ok(v) => Reply::stored(v),
         Err(e) => e,
     }
 }

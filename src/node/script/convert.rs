@@ -50,6 +50,7 @@ pub(crate) fn reply_to_lua(lua: &Lua, reply: &Reply, proto: Protocol) -> mlua::R
         Reply::Simple(s) => status(lua, s.as_bytes()),
         Reply::Int(n) => Ok(Value::Number(*n as f64)),
         Reply::Bulk(b) => Ok(Value::String(lua.create_string(b)?)),
+        Reply::Short(s) => Ok(Value::String(lua.create_string(s.as_bytes())?)),
         other => resp_to_lua(lua, &encode(other, proto)),
     }
 }

@@ -132,6 +132,10 @@ unsafe fn call(l: *mut ffi::lua_State, st: &RefCell<RunState<'static, 'static>>)
         Reply::Bulk(b) => unsafe {
             ffi::lua_pushlstring(l, b.as_ptr().cast(), b.len());
         },
+        Reply::Short(s) => unsafe {
+            let b = s.as_bytes();
+            ffi::lua_pushlstring(l, b.as_ptr().cast(), b.len());
+        },
         _ => {
             run.pending = Some(Pending::Reply(reply));
             return false;
