@@ -129,6 +129,7 @@ fn client_info(id: u64, stream: &ClientStream, mailbox: Arc<Mailbox>) -> ClientI
 /// Serves one accepted client until it disconnects, QUITs or sends a malformed request.
 pub(crate) async fn serve(shared: Arc<Shared>, stream: ClientStream) {
     let _ = stream.set_nodelay(true);
+    let _serving = shared.serve_guard();
     let mailbox = Arc::new(Mailbox::default());
     let id = shared.next_client_id();
     let info = client_info(id, &stream, mailbox.clone());
@@ -242,6 +243,14 @@ impl Conn {
             if self.script_next {
                 self.flush().await?;
                 self.run_script().await?;
+            }
+            if !self.out.is_empty() && self.shared.others_served() {
+                // Replies wait until the other ready connections have run their batches, as
+                // Redis writes every reply of an event-loop turn before it sleeps: the
+                // writes then come together, and each wakes a client that is less likely
+                // to be asleep (a wake-up through loopback costs the sender more than the
+                // send itself). A lone client would only pay the extra turn.
+                tokio::task::yield_now().await;
             }
             self.flush().await?;
             if self.client.close || self.client.handoff {

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -50,6 +50,8 @@ pub struct Shared {
     /// The configuration the node started with.
     pub config: NodeConfig,
     next_client_id: AtomicU64,
+    /// Client connections being served now (see [`Shared::serving`]).
+    serving: AtomicUsize,
     /// When the node started (INFO uptime).
     pub started: Instant,
     /// Where the node started listening (the resolved port). CONFIG SET port may move it
@@ -71,6 +73,16 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Counts a client connection as served until the guard drops.
+    pub(crate) fn serve_guard(self: &Arc<Self>) -> ServingGuard {
+        self.serving.fetch_add(1, Ordering::Relaxed);
+        ServingGuard(self.clone())
+    }
+    /// True when more than one client connection is being served: only then can a
+    /// connection's replies wait for other connections' batches (see `conn.rs`, `run`).
+    pub(crate) fn others_served(&self) -> bool {
+        self.serving.load(Ordering::Relaxed) > 1
+    }
     /// State for a node with `config`, listening on `bound`.
     pub fn new(config: NodeConfig, bound: SocketAddr) -> Shared {
         let mut store = Store::new();
@@ -94,6 +106,7 @@ impl Shared {
             store: Mutex::new(store),
             config,
             next_client_id: AtomicU64::new(1),
+            serving: AtomicUsize::new(0),
             started: Instant::now(),
             bound,
             port: AtomicU16::new(bound.port()),
@@ -144,5 +157,14 @@ impl Shared {
     /// A new client id.
     pub fn next_client_id(&self) -> u64 {
         self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Keeps a client connection counted in [`Shared::others_served`] while it lives.
+pub(crate) struct ServingGuard(Arc<Shared>);
+
+impl Drop for ServingGuard {
+    fn drop(&mut self) {
+        self.0.serving.fetch_sub(1, Ordering::Relaxed);
     }
 }
