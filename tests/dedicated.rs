@@ -295,3 +295,167 @@ fn default_login_blocking_commands_reuse_pooled_connections() {
     assert!(matches!(rd1.read(), Resp::Error(e) if e.starts_with("WRONGTYPE")));
     assert_eq!(rd2.read(), Resp::Bulk(b"foo".to_vec()));
 }
+
+/// A passthrough pool with user `alice` (password `p1`) on its master.
+fn alice_pool() -> (Redis, Sluice) {
+    let master = Redis::start();
+    let acl = ["ACL", "SETUSER", "alice", "on", ">p1", "~*", "&*", "+@all"];
+    assert_eq!(master.client().cmd(&acl), ok());
+    let p = proxy_for(&master, "auth = \"passthrough\"");
+    (master, p)
+}
+
+/// A proxy client logged in as `alice`.
+fn alice(p: &Sluice) -> Client {
+    let mut c = p.client();
+    assert_eq!(c.cmd(&["AUTH", "alice", "p1"]), ok());
+    c
+}
+
+/// The master's connections logged in as `user` (their CLIENT LIST lines).
+fn connections_of(master: &Redis, user: &str) -> Vec<String> {
+    let list = master.client().cmd(&["CLIENT", "LIST"]).text();
+    let tag = format!(" user={user} ");
+    list.lines()
+        .filter(|l| l.contains(&tag))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The ids of the master's connections of `user` whose last command was `cmd` (CLIENT LIST's
+/// `cmd=` field).
+fn ids_that_ran(master: &Redis, user: &str, cmd: &str) -> Vec<String> {
+    let field = format!(" cmd={cmd} ");
+    connections_of(master, user)
+        .iter()
+        .filter(|l| l.contains(&field))
+        .filter_map(|l| l.split(' ').next().map(str::to_string))
+        .collect()
+}
+
+/// The same as the default login's test above, for a user of its own: its clients' blocking
+/// commands reuse one dedicated connection logged in as that user (a connection per
+/// command let a command another client sent right after reach the node first: Redis's
+/// unit/type/stream-cgroups "Blocking XREADGROUP: key deleted").
+#[test]
+fn a_users_blocking_commands_reuse_its_dedicated_connection() {
+    let (master, p) = alice_pool();
+    let mut c = alice(&p);
+    assert_eq!(c.cmd(&["BLPOP", "nothing", "0.01"]), Resp::Nil);
+    let first = ids_that_ran(&master, "alice", "blpop");
+    assert_eq!(first.len(), 1, "{:?}", connections_of(&master, "alice"));
+    let before = info_field(&master, "stats", "total_connections_received");
+    for _ in 0..5 {
+        assert_eq!(c.cmd(&["BLPOP", "nothing", "0.01"]), Resp::Nil);
+    }
+    let after = info_field(&master, "stats", "total_connections_received");
+    assert!(
+        after - before <= 1,
+        "{} connections for 5 blocking commands",
+        after - before
+    );
+    // Another client of the same user takes the same connection.
+    let mut rd = alice(&p);
+    assert_eq!(rd.cmd(&["BLPOP", "nothing", "0.01"]), Resp::Nil);
+    assert_eq!(ids_that_ran(&master, "alice", "blpop"), first);
+    // The ordering Redis's suite checks, with no wait between the two clients' commands.
+    for round in 0..5 {
+        let group = ["XGROUP", "CREATE", "mystream", "mygroup", "$", "MKSTREAM"];
+        assert_eq!(c.cmd(&group), ok());
+        rd.send(&[
+            "XREADGROUP",
+            "GROUP",
+            "mygroup",
+            "Alice",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "mystream",
+            ">",
+        ]);
+        assert_eq!(c.cmd(&["DEL", "mystream"]), Resp::Int(1));
+        let got = rd.read();
+        assert!(
+            matches!(&got, Resp::Error(e) if e.contains("no longer exists")),
+            "round {round}: the DEL overtook the XREADGROUP: {got:?}"
+        );
+    }
+}
+
+/// A user's idle dedicated connection is never a password check: a client that logs in
+/// with a password the master no longer accepts is refused, even while a connection that
+/// logged in with it earlier sits idle (Redis 7.0 keeps connections authenticated across
+/// ACL SETUSER resetpass; the earlier client keeps working, as on Redis).
+#[test]
+fn a_users_idle_connection_does_not_let_an_old_password_in() {
+    let (master, p) = alice_pool();
+    let mut old = alice(&p);
+    assert_eq!(old.cmd(&["BLPOP", "nothing", "0.01"]), Resp::Nil);
+    let acl = ["ACL", "SETUSER", "alice", "resetpass", ">p2"];
+    assert_eq!(master.client().cmd(&acl), ok());
+    let mut late = p.client();
+    let refused = late.cmd(&["AUTH", "alice", "p1"]);
+    assert!(
+        matches!(&refused, Resp::Error(e) if e.starts_with("WRONGPASS")),
+        "{refused:?}"
+    );
+    assert_eq!(late.cmd(&["AUTH", "alice", "p2"]), ok());
+    assert_eq!(late.cmd(&["BLPOP", "nothing", "0.01"]), Resp::Nil);
+    assert_eq!(old.cmd(&["BLPOP", "nothing", "0.01"]), Resp::Nil);
+}
+
+/// An idle connection the node closed (CLIENT KILL, ACL DELUSER) is not handed out: the
+/// next blocking command gets a new one, or the master's refusal of a deleted user.
+#[test]
+fn a_users_killed_idle_connection_is_not_reused() {
+    let (master, p) = alice_pool();
+    let mut c = alice(&p);
+    assert_eq!(c.cmd(&["BLPOP", "nothing", "0.01"]), Resp::Nil);
+    let kill = ["CLIENT", "KILL", "USER", "alice"];
+    assert!(matches!(master.client().cmd(&kill), Resp::Int(n) if n >= 1));
+    assert_eq!(c.cmd(&["BLPOP", "nothing", "0.01"]), Resp::Nil);
+    assert_eq!(
+        master.client().cmd(&["ACL", "DELUSER", "alice"]),
+        Resp::Int(1)
+    );
+    let after = c.cmd(&["BLPOP", "nothing", "0.01"]);
+    assert!(matches!(&after, Resp::Error(_)), "{after:?}");
+}
+
+/// A user's idle dedicated connections close with its last client, as its shared ones do:
+/// no node connection stays open in the name of a user nobody is logged in as.
+#[test]
+fn a_users_idle_connections_close_with_its_last_client() {
+    let (master, p) = alice_pool();
+    let mut c = alice(&p);
+    assert_eq!(c.cmd(&["BLPOP", "nothing", "0.01"]), Resp::Nil);
+    assert_eq!(ids_that_ran(&master, "alice", "blpop").len(), 1);
+    drop(c);
+    wait_until(
+        Duration::from_secs(10),
+        "alice's connections to close",
+        || connections_of(&master, "alice").is_empty(),
+    );
+}
+
+/// A user's idle dedicated connection closes after `passthrough_idle_timeout` like its
+/// shared ones, although its client stays, and the next blocking command opens another.
+#[test]
+fn a_users_idle_dedicated_connection_closes_after_the_idle_timeout() {
+    let master = Redis::start();
+    let acl = ["ACL", "SETUSER", "alice", "on", ">p1", "~*", "&*", "+@all"];
+    assert_eq!(master.client().cmd(&acl), ok());
+    let p = proxy_for(
+        &master,
+        "auth = \"passthrough\"\nrequest_timeout = \"500ms\"\npassthrough_idle_timeout = \"1s\"",
+    );
+    let mut c = alice(&p);
+    assert_eq!(c.cmd(&["BLPOP", "nothing", "0.01"]), Resp::Nil);
+    assert_eq!(ids_that_ran(&master, "alice", "blpop").len(), 1);
+    wait_until(
+        Duration::from_secs(10),
+        "alice's idle connections to close",
+        || connections_of(&master, "alice").is_empty(),
+    );
+    assert_eq!(c.cmd(&["BLPOP", "nothing", "0.01"]), Resp::Nil);
+}

@@ -26,8 +26,10 @@ pub(crate) struct DirectConn {
     pub(super) slot: Slot,
     /// This connection's client id on the node, once asked (see `session::unblock`).
     pub(crate) node_client_id: Option<i64>,
-    /// The client user it logged in as (`auth = "passthrough"`); `None`: the proxy's.
-    pub(super) user: Option<Arc<super::per_user::Credentials>>,
+    /// Whose login it carries: who may reuse it (see `direct_pool`).
+    pub(super) owner: super::direct_pool::Owner,
+    /// When it was last given back (its user's idle connections close after a while).
+    pub(super) idle_since: std::time::Instant,
 }
 
 impl DirectConn {

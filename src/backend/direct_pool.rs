@@ -12,17 +12,24 @@
 //!
 //! A waiter waits at most `connect_timeout` (the time a client is prepared to wait for a node
 //! connection anyway) and then gets [`BackendError::Exhausted`].
+//!
+//! Who may reuse an idle connection is its [`Owner`]'s login: the proxy's connections serve
+//! any client; a connection logged in as a client's own user (`auth = "passthrough"`) serves
+//! only the clients of that user's [`UserLink`] (the same name and password, accepted by the
+//! master), is kept idle only while that link lives and is closed with it (see
+//! [`IdleRef`]); a connection that checks a client's password is never reused, so an idle
+//! connection never stands in for the master's check.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::sync::oneshot;
 
 use super::direct::DirectConn;
 use super::handshake::{self, Handshake};
-use super::per_user::Credentials;
+use super::per_user::{Credentials, UserLink};
 use super::BackendError;
 use crate::resp::Protocol;
 
@@ -48,10 +55,39 @@ enum Grant {
     Slot(Slot),
 }
 
+/// Whose login a dedicated connection carries, which decides who may reuse it.
+#[derive(Clone)]
+pub(crate) enum Owner {
+    /// The proxy's own (the pool's backend credentials): any client.
+    Proxy,
+    /// A client user's (`auth = "passthrough"`): the clients of that user's link only.
+    User(Weak<UserLink>),
+    /// A client's password check (the handshake is the check), or a place for a user's
+    /// shared connection: never reused, never kept idle.
+    Once,
+}
+
+impl Owner {
+    /// True when a connection of `self` may serve a checkout for `want`.
+    fn serves(&self, want: &Owner) -> bool {
+        match (self, want) {
+            (Owner::Proxy, Owner::Proxy) => true,
+            // The allocation stays while a `Weak` points to it: equal pointers are one link.
+            (Owner::User(a), Owner::User(b)) => Weak::ptr_eq(a, b) && a.strong_count() > 0,
+            _ => false,
+        }
+    }
+
+    /// True for the connections of `link`.
+    fn is(&self, link: *const UserLink) -> bool {
+        matches!(self, Owner::User(w) if std::ptr::eq(w.as_ptr(), link))
+    }
+}
+
 struct Waiter {
     protocol: Protocol,
-    /// `auth = "passthrough"`: the client user the connection must log in as.
-    user: Option<Arc<Credentials>>,
+    /// Whose idle connection it may be handed (`Owner::Once`: only a place).
+    owner: Owner,
     tx: oneshot::Sender<Grant>,
 }
 
@@ -145,17 +181,42 @@ impl DirectPool {
     }
 
     /// As [`DirectPool::checkout`], for a connection that logs in as a client's own user
-    /// (`auth = "passthrough"`; `None`: the proxy's). Idle connections are reused only by
-    /// the same user; every user's count under the one cap.
+    /// (`auth = "passthrough"`: `link`'s credentials; `None`: the proxy's). Idle connections
+    /// are reused only by the clients of the same link; every user's count under the one cap.
     pub(crate) async fn checkout_as(
         &self,
         protocol: Protocol,
-        user: Option<&Arc<Credentials>>,
+        link: Option<&Arc<UserLink>>,
+    ) -> Result<DirectConn, BackendError> {
+        let owner = link.map_or(Owner::Proxy, |l| Owner::User(Arc::downgrade(l)));
+        self.checkout_for(protocol, owner, link.map(|l| &l.cred))
+            .await
+    }
+
+    /// A new connection that logs in as `cred`, its handshake being the master's check of a
+    /// client's password: never an idle connection (one that logged in earlier says nothing
+    /// of the password now: Redis keeps connections logged in across ACL SETUSER resetpass),
+    /// and never kept idle afterwards.
+    pub(crate) async fn checkout_check(
+        &self,
+        protocol: Protocol,
+        cred: &Arc<Credentials>,
+    ) -> Result<DirectConn, BackendError> {
+        self.checkout_for(protocol, Owner::Once, Some(cred)).await
+    }
+
+    async fn checkout_for(
+        &self,
+        protocol: Protocol,
+        owner: Owner,
+        cred: Option<&Arc<Credentials>>,
     ) -> Result<DirectConn, BackendError> {
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         loop {
-            let grant = match self.take(protocol, user) {
+            let grant = match self.take(protocol, &owner) {
                 Step::Reuse(mut conn) => {
+                    // A connection the node closed while idle (CLIENT KILL, ACL DELUSER of
+                    // its user, a timeout) is not handed out.
                     if !conn.is_closed() {
                         return Ok(conn);
                     }
@@ -163,38 +224,48 @@ impl DirectPool {
                     drop(conn);
                     continue;
                 }
-                Step::Open(slot) => return self.connect(protocol, user, slot).await,
-                Step::Wait(mut rx) => match tokio::time::timeout_at(deadline, &mut rx).await {
-                    Ok(Ok(grant)) => grant,
-                    Ok(Err(_)) => return Err(self.exhausted()),
-                    Err(_) => {
-                        // A grant sent just as the wait ended is still ours.
-                        rx.close();
-                        match rx.try_recv() {
-                            Ok(grant) => grant,
-                            Err(_) => return Err(self.exhausted()),
-                        }
-                    }
+                Step::Open(slot) => return self.connect(protocol, owner, cred, slot).await,
+                Step::Wait(rx) => match self.wait(rx, deadline).await {
+                    Some(grant) => grant,
+                    None => return Err(self.exhausted()),
                 },
             };
             return match grant {
                 Grant::Conn(mut conn) => match conn.is_closed() {
                     false => Ok(conn),
-                    true => self.connect(protocol, user, conn.into_slot()).await,
+                    true => self.connect(protocol, owner, cred, conn.into_slot()).await,
                 },
-                Grant::Slot(slot) => self.connect(protocol, user, slot).await,
+                Grant::Slot(slot) => self.connect(protocol, owner, cred, slot).await,
             };
         }
     }
 
-    /// Under the lock: an idle connection of `protocol`, a free place (possibly taken from an
-    /// idle connection of the other protocol, which is closed), or a place in the queue.
-    fn take(&self, protocol: Protocol, user: Option<&Arc<Credentials>>) -> Step {
+    /// Waits in the queue until `deadline`; `None`: nothing was granted.
+    async fn wait(
+        &self,
+        mut rx: oneshot::Receiver<Grant>,
+        deadline: tokio::time::Instant,
+    ) -> Option<Grant> {
+        match tokio::time::timeout_at(deadline, &mut rx).await {
+            Ok(Ok(grant)) => Some(grant),
+            Ok(Err(_)) => None,
+            Err(_) => {
+                // A grant sent just as the wait ended is still ours.
+                rx.close();
+                rx.try_recv().ok()
+            }
+        }
+    }
+
+    /// Under the lock: an idle connection `owner` may reuse in `protocol`, a free place
+    /// (possibly taken from an idle connection nobody here may reuse, which is closed), or
+    /// a place in the queue.
+    fn take(&self, protocol: Protocol, owner: &Owner) -> Step {
         let mut st = self.shared.lock();
         if let Some(i) = st
             .idle
             .iter()
-            .rposition(|c| c.protocol == protocol && c.user.as_ref() == user)
+            .rposition(|c| c.protocol == protocol && c.owner.serves(owner))
         {
             return Step::Reuse(st.idle.swap_remove(i));
         }
@@ -213,7 +284,7 @@ impl DirectPool {
         let (tx, rx) = oneshot::channel();
         st.waiters.push_back(Waiter {
             protocol,
-            user: user.cloned(),
+            owner: owner.clone(),
             tx,
         });
         Step::Wait(rx)
@@ -222,14 +293,15 @@ impl DirectPool {
     async fn connect(
         &self,
         protocol: Protocol,
-        user: Option<&Arc<Credentials>>,
+        owner: Owner,
+        cred: Option<&Arc<Credentials>>,
         slot: Slot,
     ) -> Result<DirectConn, BackendError> {
         let mut hs = Handshake {
             protocol,
             ..self.handshake.clone()
         };
-        if let Some(cred) = user {
+        if let Some(cred) = cred {
             hs.username = Some(cred.user.clone());
             hs.password = Some(cred.pass.clone());
             hs.for_client = true;
@@ -245,7 +317,8 @@ impl DirectPool {
             db: 0,
             slot,
             node_client_id: None,
-            user: user.cloned(),
+            owner,
+            idle_since: Instant::now(),
         })
     }
 
@@ -256,7 +329,6 @@ impl DirectPool {
     /// owns what it needs: the connection task awaits it.
     pub(crate) fn place(
         &self,
-        user: Arc<Credentials>,
     ) -> impl std::future::Future<Output = Result<Slot, BackendError>> + Send + 'static {
         let pool = DirectPool {
             addr: self.addr.clone(),
@@ -267,29 +339,18 @@ impl DirectPool {
         };
         async move {
             let deadline = tokio::time::Instant::now() + pool.connect_timeout;
-            // The waiter names a user no idle connection has (theirs are never kept idle), so
-            // it is always handed a place, never a connection.
-            let rx = match pool.take(Protocol::Resp3, Some(&user)) {
+            // `Once` is served by no idle connection: the pool hands a place, never a
+            // connection.
+            let grant = match pool.take(Protocol::Resp3, &Owner::Once) {
                 Step::Open(slot) => return Ok(slot),
                 Step::Reuse(conn) => return Ok(conn.into_slot()),
-                Step::Wait(rx) => rx,
+                Step::Wait(rx) => pool.wait(rx, deadline).await,
             };
-            let mut rx = rx;
-            let grant = match tokio::time::timeout_at(deadline, &mut rx).await {
-                Ok(Ok(grant)) => grant,
-                Ok(Err(_)) => return Err(pool.exhausted()),
-                Err(_) => {
-                    rx.close();
-                    match rx.try_recv() {
-                        Ok(grant) => grant,
-                        Err(_) => return Err(pool.exhausted()),
-                    }
-                }
-            };
-            Ok(match grant {
-                Grant::Conn(conn) => conn.into_slot(),
-                Grant::Slot(slot) => slot,
-            })
+            match grant {
+                Some(Grant::Conn(conn)) => Ok(conn.into_slot()),
+                Some(Grant::Slot(slot)) => Ok(slot),
+                None => Err(pool.exhausted()),
+            }
         }
     }
 
@@ -304,14 +365,33 @@ impl DirectPool {
     /// subscribed) for reuse: to the first waiter if any, else to the idle list. Anything
     /// else must be dropped instead.
     ///
-    /// A connection logged in as a client's own user (`auth = "passthrough"`) is closed
-    /// instead: kept idle, it would outlive that user's clients as a node connection in
-    /// their name.
-    pub(crate) fn checkin(&self, conn: DirectConn) {
-        if !conn.rbuf.is_empty() || conn.user.is_some() {
+    /// A connection logged in as a client's own user (`auth = "passthrough"`) is kept only
+    /// while that user's link lives (some client is logged in as it): the link then knows
+    /// this pool, to close its idle connections here when it goes (see [`IdleRef`]).
+    pub(crate) fn checkin(&self, mut conn: DirectConn) {
+        if !conn.rbuf.is_empty() {
             return;
         }
-        let mut conn = conn;
+        let link = match &conn.owner {
+            Owner::Proxy => None,
+            Owner::User(w) => match w.upgrade() {
+                Some(link) => Some(link),
+                None => return,
+            },
+            Owner::Once => return,
+        };
+        if let Some(link) = &link {
+            link.keeps_idle_in(IdleRef(Arc::downgrade(&self.shared)));
+        }
+        conn.idle_since = Instant::now();
+        self.give_back(conn);
+        // Held until the connection is in place: if this was the link's last holder, its
+        // drop (which closes its idle connections, under the pool's lock) comes after.
+        drop(link);
+    }
+
+    /// To the first waiter that can use it, else to the idle list.
+    fn give_back(&self, mut conn: DirectConn) {
         loop {
             let waiter = {
                 let mut st = self.shared.lock();
@@ -323,7 +403,7 @@ impl DirectPool {
                     }
                 }
             };
-            let grant = if waiter.protocol == conn.protocol && waiter.user == conn.user {
+            let grant = if waiter.protocol == conn.protocol && conn.owner.serves(&waiter.owner) {
                 Grant::Conn(conn)
             } else {
                 Grant::Slot(conn.into_slot())
@@ -343,5 +423,41 @@ impl DirectPool {
     /// Connections currently open (idle or in use).
     pub(crate) fn open(&self) -> usize {
         self.shared.lock().open
+    }
+}
+
+/// A node pool's idle list, as a client user's [`UserLink`] remembers it: where that user's
+/// dedicated connections may sit idle, to close them when the link goes (its last client
+/// logged out or left) or when they have been idle a while, as its shared connections are.
+#[derive(Clone)]
+pub(crate) struct IdleRef(Weak<Shared>);
+
+impl IdleRef {
+    /// True for the same pool.
+    pub(crate) fn same(&self, other: &IdleRef) -> bool {
+        Weak::ptr_eq(&self.0, &other.0)
+    }
+
+    /// False once the pool is gone (its node left the topology).
+    pub(crate) fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+
+    /// Closes `link`'s idle connections in this pool that have been idle `min_idle` or
+    /// longer.
+    pub(crate) fn close_idle(&self, link: *const UserLink, min_idle: Duration) {
+        let Some(shared) = self.0.upgrade() else {
+            return;
+        };
+        let closing: Vec<DirectConn> = {
+            let mut st = shared.lock();
+            let (closing, kept) = std::mem::take(&mut st.idle)
+                .into_iter()
+                .partition(|c| c.owner.is(link) && c.idle_since.elapsed() >= min_idle);
+            st.idle = kept;
+            closing
+        };
+        // Dropped outside the lock: each frees its place, which takes the lock.
+        drop(closing);
     }
 }

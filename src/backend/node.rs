@@ -158,7 +158,7 @@ impl Node {
         opts.handshake.password = Some(cred.pass.clone());
         opts.handshake.readonly = readonly;
         opts.handshake.for_client = true;
-        MuxConn::spawn_placed(opts, self.dedicated.place(cred.clone()))
+        MuxConn::spawn_placed(opts, self.dedicated.place())
     }
 
     /// Shared connections currently established.

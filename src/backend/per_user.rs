@@ -10,7 +10,10 @@
 //! `max_dedicated_connections` cap, as do the user's dedicated connections (transactions,
 //! blocking commands, subscriptions), which log in as the user too and are taken from the
 //! node's `DirectPool` (`super::direct_pool`): one cap bounds every connection opened in a
-//! client user's name.
+//! client user's name. Those wait idle in that pool between uses, for the user's clients
+//! only (a blocking command then starts at once, as on the proxy's own connections, instead
+//! of after a new connection's handshake, which let a command another client sent right
+//! after it reach the node first), and close like the shared ones.
 //!
 //! [`Via`] is what request paths carry: the user's link, or the pool's shared connection.
 
@@ -21,6 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::direct_pool::IdleRef;
 use super::mux::{MuxConn, Patience, ReplyResult};
 use super::{BackendError, DirectConn, Node};
 use crate::resp::Protocol;
@@ -46,6 +50,19 @@ pub(crate) struct UserLink {
     /// by a topology change must not hand its connection to a new node at the same address
     /// in memory), and by whether the connection sent READONLY.
     conns: Mutex<HashMap<(usize, bool), NodeConn>>,
+    /// The node pools where this user's dedicated connections were given back to wait idle:
+    /// closed there with the link, or by the sweep when idle a while.
+    idle_in: Mutex<Vec<IdleRef>>,
+}
+
+impl Drop for UserLink {
+    /// The user's last client is gone: so are its idle dedicated connections.
+    fn drop(&mut self) {
+        let pools = std::mem::take(self.idle_in.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for pool in pools {
+            pool.close_idle(self, Duration::ZERO);
+        }
+    }
 }
 
 /// A user's connection to one node, and that node (weakly: the topology owns it).
@@ -94,9 +111,25 @@ impl UserLink {
         conn.send(raw, db, patience)
     }
 
-    /// Closes the connections unused since the last sweep; marks the others unused.
-    fn sweep(&self) {
+    /// Closes the connections unused since the last sweep and the dedicated ones idle for
+    /// `idle`; marks the others unused.
+    fn sweep(&self, idle: Duration) {
         lock(&self.conns).retain(|_, c| std::mem::take(&mut c.used));
+        // Copied out: closing takes each pool's lock, never under this one.
+        let pools = lock(&self.idle_in).clone();
+        for pool in pools {
+            pool.close_idle(self, idle);
+        }
+    }
+
+    /// Notes that one of this user's dedicated connections waits idle in `pool`.
+    pub(super) fn keeps_idle_in(&self, pool: IdleRef) {
+        let mut pools = lock(&self.idle_in);
+        if !pools.iter().any(|p| p.same(&pool)) {
+            // Pools of nodes gone from the topology are forgotten here.
+            pools.retain(IdleRef::is_alive);
+            pools.push(pool);
+        }
     }
 }
 
@@ -106,7 +139,9 @@ impl UserLink {
 /// periods (a sweep every `idle` closes those not used since the previous one), and all of
 /// them with the user's last client. `idle` is at least twice the request timeout, so a
 /// connection closed this way has no request in flight: its last one was answered, or timed
-/// out and broke the connection, before the sweep.
+/// out and broke the connection, before the sweep. Its dedicated connections idle in a
+/// node's pool close when they have waited there for one to two `idle` periods (they hold no
+/// request: a connection in use is not idle), and with its last client too.
 pub(crate) struct UserLinks {
     inner: Arc<Inner>,
 }
@@ -142,6 +177,7 @@ impl UserLinks {
         let link = Arc::new(UserLink {
             cred: cred.clone(),
             conns: Mutex::new(HashMap::new()),
+            idle_in: Mutex::default(),
         });
         map.insert(cred, Arc::downgrade(&link));
         link
@@ -170,7 +206,7 @@ impl UserLinks {
                     .filter_map(Weak::upgrade)
                     .collect();
                 for link in links {
-                    link.sweep();
+                    link.sweep(idle);
                 }
             }
         });
@@ -229,8 +265,9 @@ impl Via {
         node: &Node,
         protocol: Protocol,
     ) -> Result<DirectConn, BackendError> {
-        let user = self.link.as_ref().map(|l| &l.cred);
-        node.dedicated.checkout_as(protocol, user).await
+        node.dedicated
+            .checkout_as(protocol, self.link.as_ref())
+            .await
     }
 }
 

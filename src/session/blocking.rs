@@ -37,7 +37,7 @@ impl Session {
         let mut raw = req.raw().clone();
         loop {
             let mut conn =
-                match checkout_in_db(&node, self.proto, self.db, self.dedicated_cred()).await {
+                match checkout_in_db(&node, self.proto, self.db, self.dedicated_link()).await {
                     Ok(c) => c,
                     Err(e) => {
                         e.write_to(&mut io.out);

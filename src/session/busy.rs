@@ -53,7 +53,7 @@ impl Session {
             Ok(n) => n,
             Err(e) => return e.write_to(&mut io.out),
         };
-        let mut conn = match checkout_in_db(&node, self.proto, self.db, self.dedicated_cred()).await
+        let mut conn = match checkout_in_db(&node, self.proto, self.db, self.dedicated_link()).await
         {
             Ok(c) => c,
             Err(e) => return e.write_to(&mut io.out),

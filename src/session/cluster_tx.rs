@@ -63,7 +63,7 @@ impl Session {
             }
             let moved = async {
                 let conn =
-                    checkout_in_db(&node, self.proto, self.db, self.dedicated_cred()).await?;
+                    checkout_in_db(&node, self.proto, self.db, self.dedicated_link()).await?;
                 let mut pinned = Pinned::for_transaction(conn, node.clone(), old.slot);
                 pinned.poisoned = old.poisoned;
                 tokio::time::timeout(timeout, async {

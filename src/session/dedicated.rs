@@ -72,12 +72,13 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// A dedicated connection to `node` speaking `proto`, switched to database `db`.
-/// `user`: the client's own user (`auth = "passthrough"`), `None` for the proxy's.
+/// `user`: the client's own user's link (`auth = "passthrough"`), `None` for the proxy's
+/// user.
 pub(super) async fn checkout_in_db(
     node: &Node,
     proto: Protocol,
     db: u16,
-    user: Option<&Arc<crate::backend::per_user::Credentials>>,
+    user: Option<&Arc<crate::backend::per_user::UserLink>>,
 ) -> Result<DirectConn, ClientError> {
     let mut conn = node.dedicated.checkout_as(proto, user).await?;
     if conn.db != db {
@@ -142,7 +143,7 @@ impl Session {
         info: Option<&CommandInfo>,
     ) -> Result<Pinned, ClientError> {
         let node = self.exclusive_node(req, info)?;
-        let conn = checkout_in_db(&node, self.proto, self.db, self.dedicated_cred()).await?;
+        let conn = checkout_in_db(&node, self.proto, self.db, self.dedicated_link()).await?;
         Ok(Pinned::for_transaction(conn, node, None))
     }
 

@@ -126,7 +126,7 @@ impl Session {
             Err(e) => return e.write_to(&mut io.out),
         };
         let mut conn =
-            match checkout_in_db(&node, Protocol::Resp3, self.db, self.dedicated_cred()).await {
+            match checkout_in_db(&node, Protocol::Resp3, self.db, self.dedicated_link()).await {
                 Ok(c) => c,
                 Err(e) => return e.write_to(&mut io.out),
             };

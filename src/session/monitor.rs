@@ -132,7 +132,7 @@ impl Session {
             return None;
         }
         let master = self.pool.router.master(&self.pool.topology.load()).ok()?;
-        let mut conn = checkout_in_db(&master, Protocol::Resp2, 0, self.dedicated_cred())
+        let mut conn = checkout_in_db(&master, Protocol::Resp2, 0, self.dedicated_link())
             .await
             .ok()?;
         let mut cmd = BytesMut::new();

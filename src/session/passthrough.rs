@@ -35,22 +35,20 @@ impl Session {
         self.link().map(|l| &l.cred)
     }
 
-    /// The credentials the client's dedicated connections log in with: its user's, except
-    /// on the `default` login without a password when the proxy's own connections are that
-    /// same user (no backend username or password): then the proxy's pooled connections
-    /// serve it, the same identity on the node, and ready at once (a connection logged in as
-    /// a client's user is closed after use, so a blocking command would otherwise open one
-    /// each time, and a command sent right after it could reach the node first).
-    pub(super) fn dedicated_cred(&self) -> Option<&Arc<Credentials>> {
-        let cred = self.cred()?;
+    /// The user the client's dedicated connections log in as: its own, except on the
+    /// `default` login without a password when the proxy's own connections are that same
+    /// user (no backend username or password): then the proxy's pooled connections serve
+    /// it, the same identity on the node, shared with every client of the pool.
+    pub(super) fn dedicated_link(&self) -> Option<&Arc<UserLink>> {
+        let link = self.link()?;
         let cfg = &self.pool.cfg;
         let proxy_is_default = cfg.backend_password.is_none()
             && cfg
                 .backend_username
                 .as_deref()
                 .is_none_or(|u| u == "default");
-        let default_nopass = cred.user == "default" && cred.pass.is_empty();
-        (!(default_nopass && proxy_is_default)).then_some(cred)
+        let default_nopass = link.cred.user == "default" && link.cred.pass.is_empty();
+        (!(default_nopass && proxy_is_default)).then_some(link)
     }
 
     /// How this client's requests reach the nodes (for the tasks that follow redirects).
@@ -166,9 +164,9 @@ impl Session {
         self.local(req, info).unwrap_or_default()
     }
 
-    /// Logs the client in as `cred` if the master accepts them (a dedicated connection that
-    /// logs in as the user: its handshake is the check; it is closed afterwards, the user's
-    /// shared connections open on first use). `req`: the client's own AUTH, asked again in
+    /// Logs the client in as `cred` if the master accepts them (a new dedicated connection
+    /// that logs in as the user, never an idle one: its handshake is the check; it is closed
+    /// afterwards, the user's shared connections open on first use). `req`: the client's own AUTH, asked again in
     /// its own form (see [`legacy_auth_refusal`]).
     async fn log_in_at_master(
         &mut self,
@@ -180,11 +178,7 @@ impl Session {
             .router
             .master(&self.pool.topology.load())
             .map_err(|e| Refused::Reply(ClientError::from(e).to_bytes()))?;
-        match master
-            .dedicated
-            .checkout_as(Protocol::Resp2, Some(cred))
-            .await
-        {
+        match master.dedicated.checkout_check(Protocol::Resp2, cred).await {
             Ok(mut conn) => {
                 if let Some(req) = req {
                     let timeout = self.pool.cfg.request_timeout;

@@ -196,7 +196,7 @@ impl Session {
                 return None;
             }
         };
-        let mut conn = match checkout_in_db(&node, self.proto, self.db, self.dedicated_cred()).await
+        let mut conn = match checkout_in_db(&node, self.proto, self.db, self.dedicated_link()).await
         {
             Ok(c) => c,
             Err(e) => {

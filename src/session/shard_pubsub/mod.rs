@@ -517,7 +517,7 @@ impl Session {
             return Err(ClientError::err(TOO_MANY_LINKS));
         }
         let node = self.exclusive_node(req, crate::command::lookup(req))?;
-        let conn = checkout_in_db(&node, self.proto, self.db, self.dedicated_cred()).await?;
+        let conn = checkout_in_db(&node, self.proto, self.db, self.dedicated_link()).await?;
         node.metrics.writes.increment(1);
         s.links.push(Link {
             node,

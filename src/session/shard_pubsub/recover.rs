@@ -211,7 +211,7 @@ impl Session {
         if s.links.len() >= MAX_LINKS {
             return Err(ClientError::err(TOO_MANY_LINKS));
         }
-        let conn = checkout_in_db(node, self.proto, self.db, self.dedicated_cred()).await?;
+        let conn = checkout_in_db(node, self.proto, self.db, self.dedicated_link()).await?;
         node.metrics.writes.increment(1);
         s.links.push(Link {
             node: node.clone(),
