@@ -86,11 +86,9 @@ if [[ -z "${SLUICE_BIN:-}" ]]; then
   [[ -x "$SLUICE_BIN" ]] || (cd "$ROOT" && cargo build --release --quiet)
 fi
 WORK="$(mktemp -d)"
+# The servers of the unit being run (run_unit stops them).
 PIDS=()
 cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
   if [[ "${TCL_KEEP:-}" == 1 ]]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -107,7 +105,8 @@ wait_ping() { # port pid
 
 free_port() { echo $((20000 + RANDOM % 12000)); }
 
-# Starts the target's server for one unit; sets PORT.
+# Starts the target's server for one unit; sets PORT. A try that fails stops what it
+# started before the next one; when every try failed nothing of this unit is left running.
 start_target() { # target dir
   local t=$1 dir=$2 try pid rport line
   mkdir -p "$dir"
@@ -129,7 +128,7 @@ start_target() { # target dir
         redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no \
           --dir "$dir" --logfile "$dir/redis.log" --enable-debug-command yes &
         PIDS+=($!)
-        wait_ping "$rport" $! || continue
+        wait_ping "$rport" $! || { stop_all; continue; }
         PORT=$(free_port)
         cat >"$dir/sluice.toml" <<EOF
 [[pools]]
@@ -147,12 +146,13 @@ EOF
     esac
     PIDS+=("$pid")
     if wait_ping "$PORT" "$pid"; then return 0; fi
-    kill "$pid" 2>/dev/null || true
+    stop_all
   done
   log "could not start target $t"
   return 1
 }
 
+# Stops the current unit's servers (PIDS holds only theirs).
 stop_all() {
   local p i
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -166,8 +166,13 @@ stop_all() {
   PIDS=()
 }
 
-# Runs one unit against one target; prints "ok err exception".
-run_unit() { # target unit
+# Runs one unit against one target; prints "ok err exception". In a subshell of its own
+# (its caller reads its output through one anyway), which stops the unit's servers however
+# it ends: a target that failed to start, the unit's end, or an interrupt (servers started
+# in the background of a script ignore SIGINT, so ^C alone would leave them running).
+run_unit() ( # target unit
+  trap stop_all EXIT
+  trap 'exit 130' INT TERM HUP
   local t=$1 unit=$2 dir="$WORK/$1/${2//\//_}" tags=() tag
   for tag in "${EXCLUDED_TAGS[@]}"; do tags+=(--tags "-$tag"); done
   if [[ $t == node ]]; then
@@ -193,7 +198,7 @@ run_unit() { # target unit
     exc=1 # killed by the unit timeout, or the harness died
   fi
   echo "$ok $err $exc"
-}
+)
 
 fetch_suite
 printf '%-26s' unit
