@@ -460,6 +460,59 @@ fn wait_counts_the_replicas_that_acknowledged_the_clients_writes() {
     }
 }
 
+/// WAIT where Redis runs it besides a plain connection: from a RESP3 client in subscribed
+/// mode (a message published while it waits reaches the subscriber at once, before WAIT's
+/// answer) and with a WATCH open. The same bytes through the proxy as on a direct
+/// connection; a RESP2 subscriber gets Redis's refusal.
+fn wait_while_subscribed_or_watching_answers_as_redis() {
+    let master = Redis::start();
+    let replica = Redis::replica_of(&master);
+    replica.wait_synced();
+    let p = Sluice::start(&standalone_config(&master, &[&replica], "master", ""));
+    let mut publisher = master.client();
+    let mut run = |mut c: common::Client, side: &str| {
+        c.cmd_raw(&["HELLO", "3"]);
+        let mut out = c.cmd_raw(&["SUBSCRIBE", "ch"]);
+        out.extend(c.cmd_raw(&["SET", "waited", "1"]));
+        out.extend(c.cmd_raw(&["WAIT", "1", "10000"]));
+        // Two wanted, one exists: it waits its whole timeout, and a message comes meanwhile.
+        c.send(&["WAIT", "2", "2000"]);
+        let started = std::time::Instant::now();
+        assert!(matches!(publisher.cmd(&["PUBLISH", "ch", "hello"]), Resp::Int(n) if n >= 1));
+        out.extend(c.read_raw_reply());
+        let message_after = started.elapsed();
+        out.extend(c.read_raw_reply());
+        assert!(
+            message_after < std::time::Duration::from_millis(1500),
+            "the message waited for WAIT's answer: {message_after:?} ({side})"
+        );
+        assert!(started.elapsed() >= std::time::Duration::from_millis(1900));
+        for bad in [
+            &["WAIT", "1", "-1"][..],
+            &["WAIT", "x", "1"],
+            &["WAIT", "1"],
+        ] {
+            out.extend(c.cmd_raw(bad));
+        }
+        out.extend(c.cmd_raw(&["UNSUBSCRIBE", "ch"]));
+        out.extend(c.cmd_raw(&["WATCH", "waited"]));
+        out.extend(c.cmd_raw(&["SET", "waited", "2"]));
+        out.extend(c.cmd_raw(&["WAIT", "1", "10000"]));
+        out.extend(c.cmd_raw(&["UNWATCH"]));
+        // RESP2: refused in subscribed mode, by Redis's own words.
+        out.extend(c.cmd_raw(&["HELLO", "2"]).get(..1).unwrap_or_default());
+        out.extend(c.cmd_raw(&["SUBSCRIBE", "ch"]));
+        out.extend(c.cmd_raw(&["WAIT", "0", "0"]));
+        out
+    };
+    let direct = run(master.client(), "direct");
+    let proxied = run(p.client(), "proxy");
+    assert_eq!(
+        String::from_utf8_lossy(&proxied),
+        String::from_utf8_lossy(&direct)
+    );
+}
+
 fn a_node_refusing_the_handshake_is_named_counted_and_shown_in_topology() {
     let master = Redis::start();
     let p = Sluice::start(&standalone_config(&master, &[], "master", ""));
@@ -811,5 +864,6 @@ on_both_backends! {
         no_multi_commands_are_refused_inside_multi_as_redis_refuses_them,
         client_unblock_releases_a_client_blocked_through_the_proxy,
         wait_counts_the_replicas_that_acknowledged_the_clients_writes,
+        wait_while_subscribed_or_watching_answers_as_redis,
     ],
 }

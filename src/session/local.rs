@@ -57,12 +57,13 @@ impl Session {
                 return Some(error_bytes(&format!("ERR {upper} without MULTI")));
             }
             Special::Wait => {
-                // WAIT counts replica acknowledgements of the writes made on *its* connection;
-                // ours are shared or dedicated, so any answer would be about someone else's
-                // writes.
+                // WAIT has paths of its own (`wait_cmd`: outside a transaction, with a WATCH
+                // open, and for a RESP3 subscriber; on the transaction's connection inside
+                // MULTI). Forwarded from here it would block a shared connection or count
+                // another connection's writes: refused rather than answered wrong.
                 return Some(error_bytes(
-                    "ERR sluice: WAIT is not supported through the proxy (it would count replica \
-                     acknowledgements of another connection's writes)",
+                    "ERR sluice: WAIT reached a path that cannot answer it (it would count \
+                     replica acknowledgements of another connection's writes)",
                 ));
             }
             Special::Unwatch => return Some(Bytes::from_static(OK)),

@@ -9,7 +9,8 @@
 //! normal routing (the connection is pooled again only if nothing but subscription commands
 //! ran on it). Otherwise a RESP2 client's command goes to Redis, which refuses it in
 //! subscribed mode with its own error, and a RESP3 client's command is answered as usual:
-//! session commands and denied ones by the proxy, SELECT on the tunnel, others forwarded.
+//! session commands and denied ones by the proxy, SELECT on the tunnel, WAIT as outside
+//! subscribed mode (`wait_cmd`), others forwarded.
 //!
 //! Commands that change a connection for good (SYNC/PSYNC) cannot run on a shared
 //! connection; when `allow_commands` lets them through they get the same tunnel, for the rest
@@ -319,6 +320,10 @@ impl Session {
         if let Some(refusal) = self.users_gate_any(&req, info) {
             io.out.extend_from_slice(&refusal);
             return Ok(false);
+        }
+        if special == Special::Wait && self.proto == Protocol::Resp3 {
+            // Redis runs WAIT for a RESP3 subscriber; it leaves the tunnel untouched.
+            return self.subscribed_wait(&req, conn, io).await.map(|()| false);
         }
         let cluster = self.pool.routing.by_slot();
         if cluster && info.is_some() {

@@ -60,8 +60,8 @@ impl Session {
 
     /// The answers given without the pinned connection: QUIT, RESET, a lost or deferred
     /// MULTI, a cluster transaction's slot checks, nested MULTI/WATCH, commands refused inside
-    /// MULTI or while a WATCH is open, and session commands outside MULTI. True when `req` was
-    /// answered.
+    /// MULTI or while a WATCH is open, WAIT and session commands outside MULTI. True when
+    /// `req` was answered.
     async fn answered_before_pinning(
         &mut self,
         req: &Request,
@@ -123,6 +123,12 @@ impl Session {
                     String::from_utf8_lossy(req.arg(0)).to_uppercase()
                 ),
             );
+            return true;
+        }
+        if special == Special::Wait {
+            // With a WATCH open as without: the writes it counts are all answered by now.
+            let reply = self.wait_replicas(req, io).await;
+            io.out.extend_from_slice(&reply);
             return true;
         }
         // Outside MULTI, session commands keep their local meaning (AUTH, CLIENT ...).

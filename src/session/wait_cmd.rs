@@ -11,6 +11,11 @@
 //!
 //! Cluster pools: WAIT counts the replicas of the shard of the client's last keyed write
 //! (a transaction's EXEC counts as a write on its slot).
+//!
+//! A RESP3 client may run WAIT while subscribed (Redis runs it there too): it is answered the
+//! same way, and the messages that reach its subscription tunnel meanwhile are passed on at
+//! once, as Redis delivers a blocked client's messages. (A RESP2 subscribed client gets
+//! Redis's refusal, as for any command but the subscription ones.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,57 +24,115 @@ use bytes::{Bytes, BytesMut};
 
 use super::local::parse_int;
 use super::{error_bytes, Io, Session};
-use crate::backend::Node;
 use crate::backend::Patience;
+use crate::backend::{DirectConn, Node};
 use crate::resp::{encode, ClientError, Frame, Protocol, Request};
 use crate::route::RouteError;
 use crate::topology::health::ReplicationInfo;
 
+/// What a WAIT waits for.
+struct Waiting {
+    /// The master whose replicas are counted.
+    master: Arc<Node>,
+    /// Replicas wanted.
+    want: i64,
+    /// The master's replication offset that covers the client's writes.
+    target: u64,
+    /// `None`: no timeout.
+    deadline: Option<tokio::time::Instant>,
+}
+
 impl Session {
     /// WAIT numreplicas timeout (the reply queue is empty here).
     pub(super) async fn wait_replicas(&mut self, req: &Request, io: &mut Io) -> Bytes {
+        // Without a tunnel nothing can be lost on the way.
+        self.wait_acks(req, io, None).await.unwrap_or_default()
+    }
+
+    /// WAIT from a RESP3 client in subscribed mode, at a sync point (nothing is pending on
+    /// its tunnel `conn`): answered as outside subscribed mode, the messages that arrive on
+    /// the tunnel meanwhile relayed at once. `Err`: the tunnel was lost.
+    pub(super) async fn subscribed_wait(
+        &mut self,
+        req: &Request,
+        conn: &mut DirectConn,
+        io: &mut Io,
+    ) -> Result<(), String> {
+        // Messages the sync point relayed before it are the client's now, not after WAIT.
+        io.flush().await.map_err(|e| e.to_string())?;
+        let reply = self.wait_acks(req, io, Some(conn)).await?;
+        io.out.extend_from_slice(&reply);
+        Ok(())
+    }
+
+    /// WAIT's answer; between rounds, `tunnel`'s messages are relayed to the client.
+    async fn wait_acks(
+        &mut self,
+        req: &Request,
+        io: &mut Io,
+        mut tunnel: Option<&mut DirectConn>,
+    ) -> Result<Bytes, String> {
+        let w = match self.wait_setup(req).await {
+            Ok(w) => w,
+            Err(refusal) => return Ok(refusal),
+        };
+        loop {
+            let acked = self.replication(&w.master).await.map_or(0, |i| {
+                i.replicas.iter().filter(|r| r.offset >= w.target).count()
+            });
+            let timed_out = w.deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+            if acked as i64 >= w.want || timed_out {
+                let mut out = BytesMut::new();
+                encode::integer(&mut out, acked as i64);
+                return Ok(out.freeze());
+            }
+            if !io.read_available() {
+                // The client left: nobody waits for the answer.
+                self.closing = true;
+                return Ok(Bytes::new());
+            }
+            match tunnel.as_deref_mut() {
+                None => hurry_acks(&w.master).await,
+                Some(conn) => hurry_acks_relaying(&w.master, conn, io).await?,
+            }
+        }
+    }
+
+    /// WAIT's arguments checked as Redis checks them, and what it waits for; `Err`: the
+    /// refusal to answer.
+    async fn wait_setup(&self, req: &Request) -> Result<Waiting, Bytes> {
         if req.len() != 3 {
-            return error_bytes("ERR wrong number of arguments for 'wait' command");
+            return Err(error_bytes(
+                "ERR wrong number of arguments for 'wait' command",
+            ));
         }
         let (Some(want), Some(ms)) = (parse_int(req.arg(1)), parse_int(req.arg(2))) else {
-            return error_bytes("ERR value is not an integer or out of range");
+            return Err(error_bytes("ERR value is not an integer or out of range"));
         };
         if ms < 0 {
-            return error_bytes("ERR timeout is negative");
+            return Err(error_bytes("ERR timeout is negative"));
         }
-        let master = match self.wait_master() {
-            Ok(m) => m,
-            Err(e) => return ClientError::from(e).to_bytes(),
-        };
+        let master = self
+            .wait_master()
+            .map_err(|e| ClientError::from(e).to_bytes())?;
         let Some(target) = self
             .replication(&master)
             .await
             .and_then(|i| i.master_repl_offset)
         else {
-            return error_bytes(&format!(
+            return Err(error_bytes(&format!(
                 "ERR sluice: INFO replication failed on {}",
                 master.addr
-            ));
+            )));
         };
         let deadline =
             (ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(ms as u64));
-        loop {
-            let acked = self.replication(&master).await.map_or(0, |i| {
-                i.replicas.iter().filter(|r| r.offset >= target).count()
-            });
-            let timed_out = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
-            if acked as i64 >= want || timed_out {
-                let mut out = BytesMut::new();
-                encode::integer(&mut out, acked as i64);
-                return out.freeze();
-            }
-            if !io.read_available() {
-                // The client left: nobody waits for the answer.
-                self.closing = true;
-                return Bytes::new();
-            }
-            hurry_acks(&master).await;
-        }
+        Ok(Waiting {
+            master,
+            want,
+            target,
+            deadline,
+        })
     }
 
     /// The master whose replicas WAIT counts: the pool's, or in a cluster pool the master of
@@ -103,6 +166,28 @@ impl Session {
                 Some(ReplicationInfo::parse(&String::from_utf8_lossy(&text)))
             }
             _ => None,
+        }
+    }
+}
+
+/// [`hurry_acks`], passing on the messages that arrive on a subscribed client's tunnel
+/// meanwhile (nothing else can: no request of the client's is pending on it). `Err`: the
+/// tunnel was lost.
+async fn hurry_acks_relaying(
+    master: &Node,
+    conn: &mut DirectConn,
+    io: &mut Io,
+) -> Result<(), String> {
+    let hurry = hurry_acks(master);
+    tokio::pin!(hurry);
+    loop {
+        tokio::select! {
+            () = &mut hurry => return Ok(()),
+            frame = conn.read() => {
+                let frame = frame.map_err(|e| e.to_string())?;
+                io.out.extend_from_slice(&frame.raw);
+                io.flush().await.map_err(|e| e.to_string())?;
+            }
         }
     }
 }

@@ -338,6 +338,12 @@ impl Session {
                 io.out.extend_from_slice(b"+RESET\r\n");
                 return Flow::End;
             }
+            Special::Wait if self.proto == Protocol::Resp3 => encode::error(
+                &mut io.out,
+                "ERR sluice: WAIT while subscribed to shard channels is not supported through \
+                 the proxy (the messages of every shard link would have to be relayed while it \
+                 waits)",
+            ),
             // A RESP3 client may run any command while subscribed, as on Redis.
             _ if self.proto == Protocol::Resp3 => {
                 if self.subscribed_plain(req, info, io).await.is_err() {
