@@ -108,15 +108,15 @@ mod tests {
         s.repl.aof = Some(crate::node::aof_buffer::AofBuffer::default());
         let mut l = List::new();
         l.extend([b("a"), b("b")]);
-        s.db_mut(0).insert(&b("l"), Value::List(l), false);
+        s.db_mut(0).insert(&b("l"), Value::List(Box::new(l)), false);
         s.db_mut(0).set_expire(b"l", 1_700_000_000_000);
         let mut h = Hash::default();
         h.insert(b("f"), b("v"));
-        s.db_mut(2).insert(&b("h"), Value::Hash(h), false);
+        s.db_mut(2).insert(&b("h"), Value::Hash(Box::new(h)), false);
         let mut z = ZSet::default();
         z.insert(b("m"), 0.1);
         z.insert(b("n"), f64::NEG_INFINITY);
-        s.db_mut(2).insert(&b("z"), Value::ZSet(z), false);
+        s.db_mut(2).insert(&b("z"), Value::ZSet(Box::new(z)), false);
         rewrite(&mut s);
         let Some(aof) = s.repl.aof.as_mut() else {
             panic!("aof")

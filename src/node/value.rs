@@ -4,6 +4,9 @@
 //! access by position, which HRANDFIELD, SRANDMEMBER and SPOP need to pick a random element
 //! without walking the collection; `VecDeque` serves both list ends; the sorted set keeps a
 //! score map next to an ordered index.
+//!
+//! The aggregates are boxed so that a `Value` is as small as a string's: the key table holds
+//! values inline, and a string GET/SET (the commonest access) touches fewer cache lines of it.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -25,13 +28,13 @@ pub enum Value {
     /// A string (also integers and HyperLogLogs).
     Str(Bytes),
     /// A hash.
-    Hash(Hash),
+    Hash(Box<Hash>),
     /// A list.
-    List(List),
+    List(Box<List>),
     /// A set.
-    Set(Set),
+    Set(Box<Set>),
     /// A sorted set.
-    ZSet(ZSet),
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -63,17 +66,17 @@ pub trait Kind: Sized {
 }
 
 macro_rules! kind {
-    ($ty:ty, $variant:ident, $new:expr) => {
+    ($ty:ty, $variant:ident, $new:expr, |$x:ident| $inner:expr, |$y:ident| $inner_mut:expr) => {
         impl Kind for $ty {
             fn of(v: &Value) -> Option<&Self> {
                 match v {
-                    Value::$variant(x) => Some(x),
+                    Value::$variant($x) => Some($inner),
                     _ => None,
                 }
             }
             fn of_mut(v: &mut Value) -> Option<&mut Self> {
                 match v {
-                    Value::$variant(x) => Some(x),
+                    Value::$variant($y) => Some($inner_mut),
                     _ => None,
                 }
             }
@@ -87,11 +90,11 @@ macro_rules! kind {
     };
 }
 
-kind!(Bytes, Str, Bytes::new());
-kind!(Hash, Hash, Hash::default());
-kind!(List, List, List::new());
-kind!(Set, Set, Set::default());
-kind!(ZSet, ZSet, ZSet::default());
+kind!(Bytes, Str, Bytes::new(), |x| x, |x| x);
+kind!(Hash, Hash, Box::default(), |x| &**x, |x| &mut **x);
+kind!(List, List, Box::default(), |x| &**x, |x| &mut **x);
+kind!(Set, Set, Box::default(), |x| &**x, |x| &mut **x);
+kind!(ZSet, ZSet, Box::default(), |x| &**x, |x| &mut **x);
 
 /// A score with a total order, so it can key a `BTreeSet`. NaN is never stored (Redis
 /// refuses it), and -0.0 is normalised to 0.0 on the way in so equal scores compare equal.
@@ -184,6 +187,11 @@ impl ZSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_is_no_bigger_than_a_string_and_its_tag() {
+        assert_eq!(std::mem::size_of::<Value>(), 40);
+    }
 
     #[test]
     fn zset_orders_by_score_then_member() {

@@ -286,7 +286,7 @@ fn compute(ctx: &mut Ctx, args: &Args, keys: std::ops::Range<usize>, op: Op) -> 
             here.then(|| store.db(db).get(args.get(i)))
                 .flatten()
                 .and_then(|v| match v {
-                    Value::Set(s) => Some(s),
+                    Value::Set(s) => Some(&**s),
                     _ => None,
                 })
         })
@@ -353,7 +353,7 @@ fn algebra_store(ctx: &mut Ctx, args: &Args, op: Op) -> Reply {
             ctx.changed(dst, notify::GENERIC, "del");
         }
     } else {
-        ctx.set(args.get(1), Value::Set(result), false);
+        ctx.set(args.get(1), Value::Set(Box::new(result)), false);
         let event = match op {
             Op::Inter => "sinterstore",
             Op::Union => "sunionstore",

@@ -225,7 +225,7 @@ fn store_result(ctx: &mut Ctx, dest: Bytes, out: Vec<Option<Bytes>>) -> Reply {
         }
     } else {
         let list: List = out.into_iter().map(Option::unwrap_or_default).collect();
-        ctx.set(&dest, Value::List(list), false);
+        ctx.set(&dest, Value::List(Box::new(list)), false);
         ctx.changed(&dest, notify::LIST, "sortstore");
     }
     Reply::Int(n)
@@ -303,16 +303,16 @@ mod tests {
         let db = store.db_mut(0);
         let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
         let list: List = ["3", "1", "2", "10"].iter().map(|s| b(s)).collect();
-        db.insert(&b("l"), Value::List(list), false);
+        db.insert(&b("l"), Value::List(Box::new(list)), false);
         let letters: List = ["b", "a", "c"].iter().map(|s| b(s)).collect();
-        db.insert(&b("la"), Value::List(letters), false);
+        db.insert(&b("la"), Value::List(Box::new(letters)), false);
         for (k, v) in [("w_3", "c"), ("w_1", "a"), ("w_2", "b"), ("w_10", "a")] {
             db.insert(&b(k), Value::Str(b(v)), false);
         }
         for (k, v) in [("h_1", "9"), ("h_2", "1")] {
             let mut h = Hash::default();
             h.insert(b("f"), b(v));
-            db.insert(&b(k), Value::Hash(h), false);
+            db.insert(&b(k), Value::Hash(Box::new(h)), false);
         }
         let mut client = ClientState {
             authed: true,

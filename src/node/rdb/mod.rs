@@ -114,7 +114,7 @@ pub(crate) fn write_value(value: &Value, out: &mut Vec<u8>) {
         Value::Hash(h) => {
             out.push(kind::HASH);
             write_len(h.len() as u64, out);
-            for (f, v) in h {
+            for (f, v) in h.iter() {
                 write_string(f, out);
                 write_string(v, out);
             }
@@ -309,7 +309,7 @@ pub(crate) fn read_value(kind: u8, r: &mut Reader<'_>) -> Result<Value, RdbError
             for _ in 0..n {
                 l.push_back(r.string()?);
             }
-            Value::List(l)
+            Value::List(Box::new(l))
         }
         kind::SET => {
             let n = r.len()?;
@@ -319,7 +319,7 @@ pub(crate) fn read_value(kind: u8, r: &mut Reader<'_>) -> Result<Value, RdbError
                     return Err(RdbError::Corrupt("duplicate set member"));
                 }
             }
-            Value::Set(s)
+            Value::Set(Box::new(s))
         }
         kind::HASH => {
             let n = r.len()?;
@@ -330,7 +330,7 @@ pub(crate) fn read_value(kind: u8, r: &mut Reader<'_>) -> Result<Value, RdbError
                     return Err(RdbError::Corrupt("duplicate hash field"));
                 }
             }
-            Value::Hash(h)
+            Value::Hash(Box::new(h))
         }
         kind::ZSET | kind::ZSET_2 => {
             let n = r.len()?;
@@ -344,9 +344,9 @@ pub(crate) fn read_value(kind: u8, r: &mut Reader<'_>) -> Result<Value, RdbError
                 };
                 zset_add(&mut z, m, score)?;
             }
-            Value::ZSet(z)
+            Value::ZSet(Box::new(z))
         }
-        kind::SET_INTSET => Value::Set(intset(&r.string()?)?),
+        kind::SET_INTSET => Value::Set(Box::new(intset(&r.string()?)?)),
         kind::HASH_LISTPACK => {
             let mut h = Hash::default();
             for pair in pairs(&r.string()?)? {
@@ -354,16 +354,16 @@ pub(crate) fn read_value(kind: u8, r: &mut Reader<'_>) -> Result<Value, RdbError
                     return Err(RdbError::Corrupt("duplicate hash field"));
                 }
             }
-            Value::Hash(h)
+            Value::Hash(Box::new(h))
         }
         kind::ZSET_LISTPACK => {
             let mut z = ZSet::default();
             for (m, score) in pairs(&r.string()?)? {
                 zset_add(&mut z, m, parse_double(&score)?)?;
             }
-            Value::ZSet(z)
+            Value::ZSet(Box::new(z))
         }
-        kind::LIST_QUICKLIST_2 => Value::List(quicklist(r)?),
+        kind::LIST_QUICKLIST_2 => Value::List(Box::new(quicklist(r)?)),
         other => return Err(RdbError::Type(other)),
     };
     // Redis never keeps an empty container, and refuses to load one.
@@ -480,10 +480,12 @@ mod tests {
             Value::Str(b("4294967296")),
             Value::Str(b("007")),
             Value::Str(Bytes::from(vec![b'x'; 20_000])),
-            Value::List([b("a"), b("1"), b("")].into_iter().collect()),
-            Value::Set([b("x"), b("y")].into_iter().collect()),
-            Value::Hash([(b("f"), b("v")), (b("g"), b("2"))].into_iter().collect()),
-            Value::ZSet(z),
+            Value::List(Box::new([b("a"), b("1"), b("")].into_iter().collect())),
+            Value::Set(Box::new([b("x"), b("y")].into_iter().collect())),
+            Value::Hash(Box::new(
+                [(b("f"), b("v")), (b("g"), b("2"))].into_iter().collect(),
+            )),
+            Value::ZSet(Box::new(z)),
         ];
         for v in values {
             let p = dump(&v);
@@ -519,7 +521,9 @@ mod tests {
 
     #[test]
     fn truncated_or_lying_values_are_bad_data() {
-        let good = dump(&Value::List([b("a"), b("b")].into_iter().collect()));
+        let good = dump(&Value::List(Box::new(
+            [b("a"), b("b")].into_iter().collect(),
+        )));
         let body = &good[..good.len() - 10];
         for cut in 0..body.len() {
             assert!(

@@ -60,7 +60,7 @@ pub fn encode(store: &Store, stream_db: usize) -> Vec<u8> {
                 Value::Str(s) => put_str(&mut out, s),
                 Value::Hash(h) => {
                     put_len(&mut out, h.len());
-                    for (f, x) in h {
+                    for (f, x) in h.iter() {
                         put_str(&mut out, f);
                         put_str(&mut out, x);
                     }
@@ -140,21 +140,21 @@ pub fn load(store: &mut Store, data: &[u8]) -> Result<(usize, usize), SnapshotEr
                     let f = r.str()?;
                     h.insert(f, r.str()?);
                 }
-                Value::Hash(h)
+                Value::Hash(Box::new(h))
             }
             2 => {
                 let mut l = List::new();
                 for _ in 0..r.len()? {
                     l.push_back(r.str()?);
                 }
-                Value::List(l)
+                Value::List(Box::new(l))
             }
             3 => {
                 let mut s = Set::default();
                 for _ in 0..r.len()? {
                     s.insert(r.str()?);
                 }
-                Value::Set(s)
+                Value::Set(Box::new(s))
             }
             4 => {
                 let mut z = ZSet::default();
@@ -162,7 +162,7 @@ pub fn load(store: &mut Store, data: &[u8]) -> Result<(usize, usize), SnapshotEr
                     let m = r.str()?;
                     z.insert(m, f64::from_bits(u64::from_le_bytes(r.array()?)));
                 }
-                Value::ZSet(z)
+                Value::ZSet(Box::new(z))
             }
             _ => return Err(SnapshotError::Corrupt(at)),
         };
@@ -246,10 +246,11 @@ mod tests {
         s.db_mut(0).set_expire(b"s", 123_456);
         let mut z = ZSet::default();
         z.insert(b("m"), 1.5);
-        s.db_mut(3).insert(&b("z"), Value::ZSet(z), false);
+        s.db_mut(3).insert(&b("z"), Value::ZSet(Box::new(z)), false);
         let mut h = Hash::default();
         h.insert(b("f"), b("x"));
-        s.db_mut(15).insert(&b("h"), Value::Hash(h), false);
+        s.db_mut(15)
+            .insert(&b("h"), Value::Hash(Box::new(h)), false);
         let data = encode(&s, 2);
         let mut t = Store::new();
         assert_eq!(load(&mut t, &data).ok(), Some((3, 2)));

@@ -395,7 +395,7 @@ pub fn store_result(ctx: &mut Ctx, args: &Args, dst: usize, z: ZSet, event: &str
             ctx.changed(key, notify::GENERIC, "del");
         }
     } else {
-        ctx.set(args.get(dst), Value::ZSet(z), false);
+        ctx.set(args.get(dst), Value::ZSet(Box::new(z)), false);
         ctx.changed(key, notify::ZSET, event);
     }
     Reply::Int(n)
