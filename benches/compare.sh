@@ -22,8 +22,9 @@
 #     after the run, divided by REQUESTS. The backends' CPU is not counted for proxies.
 #
 # Environment: REQUESTS, CLIENTS, REPEAT, PIPELINES (default "1 16"), TESTS (default "SET GET"),
-# KEYSPACE (-r, default 100000), WITH_NODE (0 drops the node column), WITH_PROXIES (0: only
-# redis-server, without replicas, and `sluice node`), SLUICE_BIN (a prebuilt
+# KEYSPACE (-r, default 100000), WITH_NODE (0 drops the node column), NODE_BASE_BIN (a
+# second node column, node_base, from that binary), WITH_PROXIES (0: only redis-server,
+# without replicas, and `sluice node`), SLUICE_BIN (a prebuilt
 # binary; otherwise `cargo build --release` is run), SLUICE_ARGS (extra `sluice proxy`
 # arguments), PREDIXY_BIN (predixy is not packaged: build it from its public source and name
 # the binary here; the column is skipped when unset), CARGO_TARGET_DIR (honoured as by cargo).

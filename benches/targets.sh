@@ -12,7 +12,8 @@
 # Environment: BENCH_NAME (message prefix), SLUICE_BIN (a prebuilt binary; otherwise
 # `cargo build --release` is run), SLUICE_ARGS (extra `sluice proxy` arguments), PREDIXY_BIN
 # (predixy is not packaged: build it from its public source and name the binary here; the
-# column is skipped when unset), WITH_NODE (0 drops the node target), WITH_PROXIES (0: only
+# column is skipped when unset), WITH_NODE (0 drops the node target), NODE_BASE_BIN (adds a
+# `node_base` target: a node of that binary, e.g. main before a change), WITH_PROXIES (0: only
 # redis-server, without replicas, and the node: the node against Redis alone), TARGET_WRAP (a command
 # prefix for the proxies, e.g. "valgrind --tool=callgrind"), START_TIMEOUT (seconds a target
 # may take to serve, default 15), CARGO_TARGET_DIR (honoured as by cargo).
@@ -156,4 +157,14 @@ if [ "${WITH_NODE:-1}" = 1 ]; then
     PIDS+=("${PID[node]}")
     TARGETS+=(node)
     say "sluice node on 127.0.0.1:${PORT[node]}"
+    # NODE_BASE_BIN: a node of another build (say, main before a change) in the same rounds.
+    if [ -n "${NODE_BASE_BIN:-}" ]; then
+        [ -x "$NODE_BASE_BIN" ] || die "NODE_BASE_BIN=$NODE_BASE_BIN is not an executable"
+        read -r PORT[node_base] PID[node_base] < <(SLUICE_BIN=$NODE_BASE_BIN NO_WRAP=1 \
+            start_sluice node_base node node --port 0 --dir "$WORKDIR") \
+            || die "the NODE_BASE_BIN node did not start"
+        PIDS+=("${PID[node_base]}")
+        TARGETS+=(node_base)
+        say "base node ($NODE_BASE_BIN) on 127.0.0.1:${PORT[node_base]}"
+    fi
 fi
