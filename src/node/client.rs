@@ -41,6 +41,9 @@ pub struct ClientState {
     /// is a `keymiss` event): set with `last_cmd` by the dispatcher, so that key lookups
     /// below it need not consult the command table.
     pub last_cmd_reads: bool,
+    /// The last command replies before it notifies (`Flags::REPLY_FIRST`): the client's
+    /// own keyspace events follow its reply. Set with `last_cmd` by the dispatcher.
+    pub last_cmd_reply_first: bool,
     /// CLIENT TRACKING on: keys read are remembered for invalidation pushes.
     pub tracking: bool,
     /// CLIENT REPLY mode: which replies the connection actually sends.

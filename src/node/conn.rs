@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use super::client::ClientState;
 use super::clients::ClientInfo;
-use super::cmd::{self, Ctx};
+use super::cmd::{self, Ctx, Flags};
 use super::mailbox::Mailbox;
 use super::output_limit::Class;
 use super::reply::Reply;
@@ -362,20 +362,23 @@ impl Conn {
                 self.parked = Some(postpone(ctx.store, &self.notify, end));
                 break;
             }
-            let reply = if ctx.client.multi.is_none() && busy::is_script(req) {
-                match busy::run_inline(&mut ctx, req) {
-                    busy::Inline::Ran(reply) => reply,
-                    busy::Inline::LeftLoop(reply) => {
-                        self.left_loop = true;
-                        reply
-                    }
-                    busy::Inline::OffLoop => {
-                        self.script_next = true;
-                        break;
+            // One table lookup decides both whether this is a script and how to run it.
+            let reply = match cmd::lookup_indexed(req.arg(0)) {
+                Some((idx, c)) if c.flags.has(Flags::RUNS_SCRIPT) && ctx.client.multi.is_none() => {
+                    match busy::run_inline(&mut ctx, req, idx, c) {
+                        busy::Inline::Ran(reply) => reply,
+                        busy::Inline::LeftLoop(reply) => {
+                            self.left_loop = true;
+                            reply
+                        }
+                        busy::Inline::OffLoop => {
+                            self.script_next = true;
+                            break;
+                        }
                     }
                 }
-            } else {
-                cmd::execute(&mut ctx, req)
+                Some((idx, c)) => cmd::execute_found(&mut ctx, req, idx, c),
+                None => cmd::execute(&mut ctx, req),
             };
             let again = rerun.take();
             match reply {

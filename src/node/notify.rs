@@ -44,42 +44,6 @@ pub const NEW: u32 = 1 << 14;
 pub const ALL: u32 =
     GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
 
-/// Commands whose Redis implementation adds its reply before it notifies (measured against
-/// redis-server 7.0 with a RESP3 client subscribed to its own writes): that client reads
-/// these commands' events after the reply, other commands' before it.
-pub const REPLY_FIRST: &[&str] = &[
-    "getset",
-    "getex",
-    "getdel",
-    "expire",
-    "pexpire",
-    "expireat",
-    "pexpireat",
-    "lpop",
-    "rpop",
-    "blpop",
-    "brpop",
-    "lset",
-    "lpush",
-    "rpush",
-    "lpushx",
-    "rpushx",
-    "hset",
-    "hmset",
-    "hsetnx",
-    "hincrby",
-    "hincrbyfloat",
-    "zadd",
-    "zincrby",
-    "sinterstore",
-    "sunionstore",
-    "sdiffstore",
-    "zunionstore",
-    "zinterstore",
-    "zdiffstore",
-    "zrangestore",
-];
-
 /// Redis's refusal of a flag it does not know (the text after `CONFIG SET failed ... - `).
 pub const INVALID: &str = "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.";
 

@@ -18,7 +18,7 @@ pub static COMMANDS: &[Command] = &[
         -1,
         SESSION.with(Flags::NO_AUTH).with(Flags::FAST),
     ),
-    Command::new("client", client, -2, SESSION),
+    Command::new("client", client, -2, SESSION).has_subcommands(),
     Command::new(
         "reset",
         reset,

@@ -44,6 +44,18 @@ impl Flags {
     /// key is a `keymiss` event): SET, GETSET, COPY, SORT, the *STORE commands, ... Not a
     /// Redis flag (COMMAND INFO does not list it).
     pub const READS_KEYS_FIRST: Flags = Flags(1 << 12);
+    /// Runs a script (EVAL, EVALSHA, FCALL and their `_RO` forms): the connection may run
+    /// it off the event loop, and monitors see it before the commands it calls. Not a
+    /// Redis flag.
+    pub const RUNS_SCRIPT: Flags = Flags(1 << 13);
+    /// A write whose Redis implementation adds its reply before it notifies (measured
+    /// against redis-server 7.0 with a RESP3 client subscribed to its own writes): that
+    /// client reads these commands' keyspace events after the reply, other commands'
+    /// before it. Not a Redis flag.
+    pub const REPLY_FIRST: Flags = Flags(1 << 14);
+    /// A container whose subcommands are counted and listed on their own (CONFIG GET is
+    /// `cmdstat_config|get`, see `SUBCOMMANDS`). Not a Redis flag.
+    pub const HAS_SUBCOMMANDS: Flags = Flags(1 << 15);
 
     const NAMES: [(Flags, &'static str); 11] = [
         (Flags::WRITE, "write"),
@@ -99,6 +111,21 @@ impl Command {
     /// Marks a write that reads its keys first (see [`Flags::READS_KEYS_FIRST`]).
     pub const fn reads_keys_first(mut self) -> Command {
         self.flags = self.flags.with(Flags::READS_KEYS_FIRST);
+        self
+    }
+    /// Marks a command that runs a script (see [`Flags::RUNS_SCRIPT`]).
+    pub const fn runs_script(mut self) -> Command {
+        self.flags = self.flags.with(Flags::RUNS_SCRIPT);
+        self
+    }
+    /// Marks a write that replies before it notifies (see [`Flags::REPLY_FIRST`]).
+    pub const fn reply_first(mut self) -> Command {
+        self.flags = self.flags.with(Flags::REPLY_FIRST);
+        self
+    }
+    /// Marks a container counted per subcommand (see [`Flags::HAS_SUBCOMMANDS`]).
+    pub const fn has_subcommands(mut self) -> Command {
+        self.flags = self.flags.with(Flags::HAS_SUBCOMMANDS);
         self
     }
     /// A keyless command; add key positions with [`Command::keys`].

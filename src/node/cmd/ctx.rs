@@ -309,7 +309,7 @@ impl<'a> Ctx<'a> {
         let after = inline
             && self.client.subscriptions() > 0
             && event != "new"
-            && notify::REPLY_FIRST.contains(&self.client.last_cmd);
+            && self.client.last_cmd_reply_first;
         let origin = notify::Origin {
             db: self.client.db,
             writer: self.client.id,

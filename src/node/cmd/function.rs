@@ -13,13 +13,14 @@ use crate::node::script::run::{run, RunOpts};
 /// The functions family.
 pub static COMMANDS: &[Command] = &[
     Command::new("function", function, -2, Flags::NOSCRIPT),
-    Command::new("fcall", fcall, -3, Flags::NOSCRIPT.with(Flags::STALE)),
+    Command::new("fcall", fcall, -3, Flags::NOSCRIPT.with(Flags::STALE)).runs_script(),
     Command::new(
         "fcall_ro",
         fcall_ro,
         -3,
         Flags::NOSCRIPT.with(Flags::STALE).with(Flags::READONLY),
-    ),
+    )
+    .runs_script(),
 ];
 
 fn fcall(ctx: &mut Ctx, args: &Args) -> Reply {

@@ -16,9 +16,15 @@ const RF: Flags = Flags::READONLY.with(Flags::FAST);
 
 /// The hash family.
 pub static COMMANDS: &[Command] = &[
-    Command::new("hset", hset, -4, W).keys(1, 1, 1),
-    Command::new("hmset", hmset, -4, W).keys(1, 1, 1),
-    Command::new("hsetnx", hsetnx, 4, W).keys(1, 1, 1),
+    Command::new("hset", hset, -4, W)
+        .reply_first()
+        .keys(1, 1, 1),
+    Command::new("hmset", hmset, -4, W)
+        .reply_first()
+        .keys(1, 1, 1),
+    Command::new("hsetnx", hsetnx, 4, W)
+        .reply_first()
+        .keys(1, 1, 1),
     Command::new("hget", hget, 3, RF).keys(1, 1, 1),
     Command::new("hmget", hmget, -3, RF).keys(1, 1, 1),
     Command::new("hdel", hdel, -3, WF).keys(1, 1, 1),
@@ -28,8 +34,12 @@ pub static COMMANDS: &[Command] = &[
     Command::new("hkeys", hkeys, 2, R).keys(1, 1, 1),
     Command::new("hvals", hvals, 2, R).keys(1, 1, 1),
     Command::new("hgetall", hgetall, 2, R).keys(1, 1, 1),
-    Command::new("hincrby", hincrby, 4, W).keys(1, 1, 1),
-    Command::new("hincrbyfloat", hincrbyfloat, 4, W).keys(1, 1, 1),
+    Command::new("hincrby", hincrby, 4, W)
+        .reply_first()
+        .keys(1, 1, 1),
+    Command::new("hincrbyfloat", hincrbyfloat, 4, W)
+        .reply_first()
+        .keys(1, 1, 1),
     Command::new("hrandfield", hrandfield, -2, R).keys(1, 1, 1),
     Command::new("hscan", hscan, -3, R).keys(1, 1, 1),
 ];

@@ -21,10 +21,18 @@ pub static COMMANDS: &[Command] = &[
     Command::new("pttl", pttl, 2, RF).keys(1, 1, 1),
     Command::new("expiretime", expiretime, 2, RF).keys(1, 1, 1),
     Command::new("pexpiretime", pexpiretime, 2, RF).keys(1, 1, 1),
-    Command::new("expire", expire, -3, WF).keys(1, 1, 1),
-    Command::new("pexpire", pexpire, -3, WF).keys(1, 1, 1),
-    Command::new("expireat", expireat, -3, WF).keys(1, 1, 1),
-    Command::new("pexpireat", pexpireat, -3, WF).keys(1, 1, 1),
+    Command::new("expire", expire, -3, WF)
+        .reply_first()
+        .keys(1, 1, 1),
+    Command::new("pexpire", pexpire, -3, WF)
+        .reply_first()
+        .keys(1, 1, 1),
+    Command::new("expireat", expireat, -3, WF)
+        .reply_first()
+        .keys(1, 1, 1),
+    Command::new("pexpireat", pexpireat, -3, WF)
+        .reply_first()
+        .keys(1, 1, 1),
     Command::new("persist", persist, 2, WF).keys(1, 1, 1),
     Command::new("dbsize", dbsize, 1, RF),
 ];

@@ -26,7 +26,9 @@ pub static COMMANDS: &[Command] = &[
     Command::new("scan", scan, -2, R),
     Command::new("randomkey", randomkey, 1, R),
     Command::new("touch", touch, -2, R.with(Flags::FAST)).keys(1, -1, 1),
-    Command::new("object", object, -2, R).keys(2, 2, 1),
+    Command::new("object", object, -2, R)
+        .has_subcommands()
+        .keys(2, 2, 1),
     Command::new("flushdb", flushdb, -1, W),
     Command::new("flushall", flushall, -1, W),
     Command::new("swapdb", swapdb, 3, W.with(Flags::FAST)),

@@ -22,24 +22,42 @@ const RF: Flags = Flags::READONLY.with(Flags::FAST);
 
 /// The list family.
 pub static COMMANDS: &[Command] = &[
-    Command::new("lpush", lpush, -3, W).keys(1, 1, 1),
-    Command::new("rpush", rpush, -3, W).keys(1, 1, 1),
-    Command::new("lpushx", lpushx, -3, W).keys(1, 1, 1),
-    Command::new("rpushx", rpushx, -3, W).keys(1, 1, 1),
-    Command::new("lpop", lpop, -2, WF).keys(1, 1, 1),
-    Command::new("rpop", rpop, -2, WF).keys(1, 1, 1),
+    Command::new("lpush", lpush, -3, W)
+        .reply_first()
+        .keys(1, 1, 1),
+    Command::new("rpush", rpush, -3, W)
+        .reply_first()
+        .keys(1, 1, 1),
+    Command::new("lpushx", lpushx, -3, W)
+        .reply_first()
+        .keys(1, 1, 1),
+    Command::new("rpushx", rpushx, -3, W)
+        .reply_first()
+        .keys(1, 1, 1),
+    Command::new("lpop", lpop, -2, WF)
+        .reply_first()
+        .keys(1, 1, 1),
+    Command::new("rpop", rpop, -2, WF)
+        .reply_first()
+        .keys(1, 1, 1),
     Command::new("llen", llen, 2, RF).keys(1, 1, 1),
     Command::new("lrange", lrange, 4, R).keys(1, 1, 1),
     Command::new("lindex", lindex, 3, R).keys(1, 1, 1),
-    Command::new("lset", lset, 4, WD).keys(1, 1, 1),
+    Command::new("lset", lset, 4, WD)
+        .reply_first()
+        .keys(1, 1, 1),
     Command::new("linsert", linsert, 5, WD).keys(1, 1, 1),
     Command::new("lrem", lrem, 4, Flags::WRITE).keys(1, 1, 1),
     Command::new("ltrim", ltrim, 4, Flags::WRITE).keys(1, 1, 1),
     Command::new("lpos", lpos, -3, R).keys(1, 1, 1),
     Command::new("lmove", lmove, 5, WD).keys(1, 2, 1),
     Command::new("rpoplpush", rpoplpush, 3, WD).keys(1, 2, 1),
-    Command::new("blpop", multi::blpop, -3, WB).keys(1, -2, 1),
-    Command::new("brpop", multi::brpop, -3, WB).keys(1, -2, 1),
+    Command::new("blpop", multi::blpop, -3, WB)
+        .reply_first()
+        .keys(1, -2, 1),
+    Command::new("brpop", multi::brpop, -3, WB)
+        .reply_first()
+        .keys(1, -2, 1),
     Command::new("blmove", multi::blmove, 6, WDB).keys(1, 2, 1),
     Command::new("brpoplpush", multi::brpoplpush, 4, WDB).keys(1, 2, 1),
     Command::new("lmpop", multi::lmpop, -4, Flags::WRITE).keys(0, 0, 0),

@@ -5,8 +5,9 @@ use super::{Args, Command, Ctx, Flags, Reply, Value};
 use crate::node::args::{parse_int, syntax, NOT_INT};
 
 /// The memory family.
-pub static COMMANDS: &[Command] =
-    &[Command::new("memory", memory, -2, Flags::READONLY).keys(2, 2, 1)];
+pub static COMMANDS: &[Command] = &[Command::new("memory", memory, -2, Flags::READONLY)
+    .has_subcommands()
+    .keys(2, 2, 1)];
 
 /// Per-key overhead: dict entry, key header, object header.
 const KEY_OVERHEAD: usize = 56;

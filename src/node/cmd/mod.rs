@@ -220,11 +220,12 @@ pub fn execute_found(ctx: &mut Ctx<'_>, req: &Request, idx: usize, cmd: &'static
     // Subcommands (OBJECT ...) look up without notifying.
     ctx.client.last_cmd_reads =
         sub.is_none() && (!cmd.is_write() || cmd.flags.has(Flags::READS_KEYS_FIRST));
+    ctx.client.last_cmd_reply_first = cmd.flags.has(Flags::REPLY_FIRST);
     let db = ctx.db_index();
     // Monitors see a command once it has run (so EXEC's commands come before the EXEC),
     // except scripts, shown before the commands they call (Redis 7.0's `call()` and
     // `evalCommand`).
-    let monitor_first = is_script_call(cmd);
+    let monitor_first = cmd.flags.has(Flags::RUNS_SCRIPT);
     if monitor_first && !ctx.store.monitors.is_empty() {
         feed_monitors(ctx, &args);
     }
@@ -289,14 +290,6 @@ fn is_redirection(reply: &Reply) -> bool {
     matches!(reply, Reply::Error(e) if ["MOVED ", "ASK ", "TRYAGAIN ", "CROSSSLOT ", "CLUSTERDOWN "]
         .iter()
         .any(|p| e.starts_with(p)))
-}
-
-/// EVAL, EVALSHA, FCALL and their read-only forms (fed to monitors before they run).
-fn is_script_call(cmd: &Command) -> bool {
-    matches!(
-        cmd.name,
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
-    )
 }
 
 /// Sends the MONITOR line for a command to every monitoring client:
@@ -392,12 +385,7 @@ pub const SUBCOMMANDS: &[&str] = &[
 
 /// `cmd|sub` for a known subcommand of a container command.
 fn subcommand_name(cmd: &Command, args: &Args) -> Option<&'static str> {
-    if args.len() < 2
-        || !matches!(
-            cmd.name,
-            "client" | "command" | "config" | "memory" | "object" | "pubsub" | "slowlog"
-        )
-    {
+    if args.len() < 2 || !cmd.flags.has(Flags::HAS_SUBCOMMANDS) {
         return None;
     }
     let sub = args.get(1);
@@ -499,6 +487,41 @@ mod tests {
             assert!(c.name.len() <= MAX_NAME);
         }
         assert_eq!(table().len(), seen.len());
+    }
+
+    /// The connection decides "script or not" from the table, not from names: exactly the
+    /// six script commands carry the flag, and the common commands carry none of ours.
+    #[test]
+    fn script_and_container_flags_are_on_their_commands() {
+        let with = |f: Flags| {
+            let mut v: Vec<_> = all().filter(|c| c.flags.has(f)).map(|c| c.name).collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(
+            with(Flags::RUNS_SCRIPT),
+            [
+                "eval",
+                "eval_ro",
+                "evalsha",
+                "evalsha_ro",
+                "fcall",
+                "fcall_ro"
+            ]
+        );
+        let mut containers: Vec<_> = SUBCOMMANDS
+            .iter()
+            .filter_map(|s| s.split_once('|').map(|(c, _)| c))
+            .collect();
+        containers.dedup();
+        assert_eq!(with(Flags::HAS_SUBCOMMANDS), containers);
+        for name in ["get", "set", "ping", "incr"] {
+            let c = lookup(name.as_bytes()).expect("known");
+            assert!(!c.flags.has(Flags::RUNS_SCRIPT) && !c.flags.has(Flags::HAS_SUBCOMMANDS));
+        }
+        assert!(with(Flags::REPLY_FIRST)
+            .iter()
+            .all(|n| lookup(n.as_bytes()).is_some_and(Command::is_write)));
     }
 
     #[test]

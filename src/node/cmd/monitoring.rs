@@ -15,7 +15,7 @@ const ADMIN: Flags = Flags::ADMIN
 
 /// The monitoring family.
 pub static COMMANDS: &[Command] = &[
-    Command::new("slowlog", slowlog, -2, ADMIN),
+    Command::new("slowlog", slowlog, -2, ADMIN).has_subcommands(),
     Command::new("latency", latency, -2, ADMIN),
 ];
 

@@ -29,7 +29,7 @@ pub static COMMANDS: &[Command] = &[
     Command::new("sunsubscribe", sunsubscribe, -1, SUB).keys(1, -1, 1),
     Command::new("publish", publish, 3, PUB),
     Command::new("spublish", spublish, 3, PUB).keys(1, 1, 1),
-    Command::new("pubsub", pubsub, -2, PUB),
+    Command::new("pubsub", pubsub, -2, PUB).has_subcommands(),
 ];
 
 fn subscribe(ctx: &mut Ctx, args: &Args) -> Reply {

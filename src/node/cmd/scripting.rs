@@ -9,20 +9,22 @@ use crate::node::script::{flags, Scripting, FAST_RUN};
 
 /// The scripting family.
 pub static COMMANDS: &[Command] = &[
-    Command::new("eval", eval, -3, Flags::NOSCRIPT.with(Flags::STALE)),
-    Command::new("evalsha", evalsha, -3, Flags::NOSCRIPT.with(Flags::STALE)),
+    Command::new("eval", eval, -3, Flags::NOSCRIPT.with(Flags::STALE)).runs_script(),
+    Command::new("evalsha", evalsha, -3, Flags::NOSCRIPT.with(Flags::STALE)).runs_script(),
     Command::new(
         "eval_ro",
         eval_ro,
         -3,
         Flags::NOSCRIPT.with(Flags::STALE).with(Flags::READONLY),
-    ),
+    )
+    .runs_script(),
     Command::new(
         "evalsha_ro",
         evalsha_ro,
         -3,
         Flags::NOSCRIPT.with(Flags::STALE).with(Flags::READONLY),
-    ),
+    )
+    .runs_script(),
     Command::new("script", script, -2, Flags::NOSCRIPT),
 ];
 

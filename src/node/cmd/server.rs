@@ -17,8 +17,8 @@ const LS: Flags = Flags::LOADING.with(Flags::STALE);
 /// The server family.
 pub static COMMANDS: &[Command] = &[
     Command::new("info", info_cmd, -1, LS),
-    Command::new("config", config, -2, ADMIN.with(LS)),
-    Command::new("command", super::introspection::command, -1, LS),
+    Command::new("config", config, -2, ADMIN.with(LS)).has_subcommands(),
+    Command::new("command", super::introspection::command, -1, LS).has_subcommands(),
     Command::new("debug", super::debug::debug, -2, ADMIN.with(LS)),
     Command::new("time", time, 1, LS.with(Flags::FAST)),
     Command::new("shutdown", shutdown, -1, ADMIN.with(LS)),

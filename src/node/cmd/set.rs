@@ -30,12 +30,15 @@ pub static COMMANDS: &[Command] = &[
     Command::new("sunion", sunion, -2, R).keys(1, -1, 1),
     Command::new("sdiff", sdiff, -2, R).keys(1, -1, 1),
     Command::new("sinterstore", sinterstore, -3, WD)
+        .reply_first()
         .reads_keys_first()
         .keys(1, -1, 1),
     Command::new("sunionstore", sunionstore, -3, WD)
+        .reply_first()
         .reads_keys_first()
         .keys(1, -1, 1),
     Command::new("sdiffstore", sdiffstore, -3, WD)
+        .reply_first()
         .reads_keys_first()
         .keys(1, -1, 1),
     Command::new("sintercard", sintercard, -3, R).keys(0, 0, 0),

@@ -15,12 +15,15 @@ pub static COMMANDS: &[Command] = &[
         .reads_keys_first()
         .keys(1, 1, 1),
     Command::new("getset", getset, 3, WD.with(Flags::FAST))
+        .reply_first()
         .reads_keys_first()
         .keys(1, 1, 1),
     Command::new("getdel", getdel, 2, WF)
+        .reply_first()
         .reads_keys_first()
         .keys(1, 1, 1),
     Command::new("getex", getex, -2, WF)
+        .reply_first()
         .reads_keys_first()
         .keys(1, 1, 1),
     Command::new("mget", mget, -2, RF).keys(1, -1, 1),

@@ -26,8 +26,12 @@ const RF: Flags = Flags::READONLY.with(Flags::FAST);
 
 /// The sorted-set family.
 pub static COMMANDS: &[Command] = &[
-    Command::new("zadd", zadd, -4, W).keys(1, 1, 1),
-    Command::new("zincrby", zincrby, 4, W).keys(1, 1, 1),
+    Command::new("zadd", zadd, -4, W)
+        .reply_first()
+        .keys(1, 1, 1),
+    Command::new("zincrby", zincrby, 4, W)
+        .reply_first()
+        .keys(1, 1, 1),
     Command::new("zrem", zrem, -3, WF).keys(1, 1, 1),
     Command::new("zcard", zcard, 2, RF).keys(1, 1, 1),
     Command::new("zscore", zscore, 3, RF).keys(1, 1, 1),
@@ -38,6 +42,7 @@ pub static COMMANDS: &[Command] = &[
     Command::new("zrevrank", zrevrank, 3, RF).keys(1, 1, 1),
     Command::new("zrange", zrange, -4, R).keys(1, 1, 1),
     Command::new("zrangestore", zrangestore, -5, WD)
+        .reply_first()
         .reads_keys_first()
         .keys(1, 2, 1),
     Command::new("zrangebyscore", zrangebyscore, -4, R).keys(1, 1, 1),
@@ -58,12 +63,15 @@ pub static COMMANDS: &[Command] = &[
     )
     .keys(0, 0, 0),
     Command::new("zunionstore", zunionstore, -4, WD)
+        .reply_first()
         .reads_keys_first()
         .keys(1, 1, 1),
     Command::new("zinterstore", zinterstore, -4, WD)
+        .reply_first()
         .reads_keys_first()
         .keys(1, 1, 1),
     Command::new("zdiffstore", zdiffstore, -4, WD)
+        .reply_first()
         .reads_keys_first()
         .keys(1, 1, 1),
     Command::new("zunion", zunion, -3, R).keys(0, 0, 0),

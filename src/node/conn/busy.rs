@@ -12,31 +12,13 @@
 use std::time::Duration;
 
 use super::Conn;
-use crate::node::cmd::{self, Ctx};
+use crate::node::cmd::{self, Command, Ctx};
 use crate::node::reply::Reply;
 use crate::resp::Request;
 
 /// How often a waiting connection looks at the running script again (besides being woken
 /// when it ends): to notice it has run past `busy-reply-threshold`.
 const POLL: Duration = Duration::from_millis(5);
-
-/// True for requests that run a script.
-pub(super) fn is_script(req: &Request) -> bool {
-    if req.is_empty() {
-        return false;
-    }
-    let name = req.arg(0);
-    [
-        "eval",
-        "evalsha",
-        "eval_ro",
-        "evalsha_ro",
-        "fcall",
-        "fcall_ro",
-    ]
-    .iter()
-    .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
-}
 
 /// True for (un)subscribe requests, whose confirmations CLIENT REPLY OFF/SKIP do not
 /// silence (Redis sends them as pushes).
@@ -74,13 +56,18 @@ pub(super) enum Inline {
 /// already wrote finishes on this thread while the event loop moves to another
 /// (`script/handoff.rs`), where other clients get BUSY, SCRIPT KILL answers UNKILLABLE and
 /// SHUTDOWN NOSAVE stops the node, as in Redis.
-pub(super) fn run_inline(ctx: &mut Ctx<'_>, req: &Request) -> Inline {
+pub(super) fn run_inline(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    idx: usize,
+    command: &'static Command,
+) -> Inline {
     let args = crate::node::args::Args::new(req);
     if !crate::node::cmd::scripting::fast_script(&ctx.store.scripting, &args) {
         return Inline::OffLoop;
     }
     ctx.store.scripting.inline = true;
-    let reply = cmd::execute(ctx, req);
+    let reply = cmd::execute_found(ctx, req, idx, command);
     ctx.store.scripting.inline = false;
     if std::mem::take(&mut ctx.store.scripting.inline_aborted) {
         return Inline::OffLoop;
