@@ -91,14 +91,9 @@ fn may_write(store: &Store, client: &ClientState, cmd: &Command, args: &Args) ->
     match cmd.name {
         "publish" | "spublish" | "pfcount" => true,
         "eval" => shebang(args.get(1), true).map_or(true, |(f, _)| script_may_write(f)),
-        "evalsha" => {
-            let sha = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
-            store
-                .scripting
-                .scripts
-                .get(&sha)
-                .is_none_or(|s| script_may_write(s.flags))
-        }
+        "evalsha" => crate::node::script::Sha::parse(args.get(1))
+            .and_then(|sha| store.scripting.scripts.get(&sha))
+            .is_none_or(|s| script_may_write(s.flags)),
         "fcall" => {
             let name = String::from_utf8_lossy(args.get(1));
             store

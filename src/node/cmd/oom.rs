@@ -78,14 +78,9 @@ fn denies_oom(store: &Store, cmd: &Command, args: &Args) -> bool {
         "eval" | "eval_ro" => {
             crate::node::script::shebang(args.get(1), true).is_ok_and(|(f, _)| declared(f))
         }
-        "evalsha" | "evalsha_ro" => {
-            let sha = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
-            store
-                .scripting
-                .scripts
-                .get(&sha)
-                .is_some_and(|s| declared(s.flags))
-        }
+        "evalsha" | "evalsha_ro" => crate::node::script::Sha::parse(args.get(1))
+            .and_then(|sha| store.scripting.scripts.get(&sha))
+            .is_some_and(|s| declared(s.flags)),
         "fcall" | "fcall_ro" => store
             .scripting
             .functions

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::{Args, Command, Ctx, Flags, Reply};
 use crate::node::script::busy::KillOutcome;
 use crate::node::script::run::{run, RunOpts, ScriptInput};
-use crate::node::script::{flags, Scripting, FAST_RUN};
+use crate::node::script::{flags, Scripting, Sha, FAST_RUN};
 
 /// The scripting family.
 pub static COMMANDS: &[Command] = &[
@@ -104,13 +104,17 @@ fn eval_generic(ctx: &mut Ctx, args: &Args, by_sha: bool, ro: bool) -> Reply {
         Err(e) => return e,
     };
     let sha = if by_sha {
-        let sha = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
-        if sha.len() != 40 || !ctx.store.scripting.scripts.contains_key(&sha) {
-            return Reply::error(NOSCRIPT_ERR);
+        match Sha::parse(args.get(1)) {
+            Some(sha) => sha,
+            None => return Reply::error(NOSCRIPT_ERR),
         }
-        sha
     } else {
-        match ctx.store.scripting.load_script(args.get(1)) {
+        let scripting = &mut ctx.store.scripting;
+        let sha = scripting
+            .inline_sha
+            .take()
+            .unwrap_or_else(|| Sha::of(args.get(1)));
+        match scripting.load_script_as(sha, args.get(1)) {
             Ok(sha) => sha,
             Err(e) => return Reply::error(e),
         }
@@ -134,7 +138,7 @@ fn eval_generic(ctx: &mut Ctx, args: &Args, by_sha: bool, ro: bool) -> Reply {
     let opts = RunOpts {
         eval: true,
         read_only: read_only(script_flags, ro),
-        name: &sha,
+        name: sha.as_str(),
         allow_oom: script_flags & flags::ALLOW_OOM != 0,
     };
     let started = std::time::Instant::now();
@@ -147,18 +151,25 @@ fn eval_generic(ctx: &mut Ctx, args: &Args, by_sha: bool, ro: bool) -> Reply {
 }
 
 /// True if `args` (EVAL/EVALSHA and their `_RO` forms) name a cached script whose last run
-/// was fast: the connection then runs it inline.
-pub(crate) fn fast_script(scripting: &Scripting, args: &Args) -> bool {
-    let by_sha = args.get(0).len() >= 7 && args.get(0)[..7].eq_ignore_ascii_case(b"evalsha");
-    let found = if by_sha {
-        let sha = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
-        scripting.scripts.get(&sha)
+/// was fast: the connection then runs it inline. An EVAL's SHA1 is kept for its run
+/// ([`Scripting::inline_sha`]; the caller clears it after the request). FCALL is never
+/// inline (functions keep no such record).
+pub(crate) fn fast_script(scripting: &mut Scripting, args: &Args) -> bool {
+    let name = args.get(0);
+    if !name.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'e')) {
+        return false;
+    }
+    let by_sha = name.len() >= 7 && name[..7].eq_ignore_ascii_case(b"evalsha");
+    let sha = if by_sha {
+        Sha::parse(args.get(1))
     } else {
-        scripting
-            .scripts
-            .get(&crate::node::script::sha1_hex(args.get(1)))
+        Some(Sha::of(args.get(1)))
     };
-    found.is_some_and(|s| s.fast)
+    let fast = sha.is_some_and(|sha| scripting.scripts.get(&sha).is_some_and(|s| s.fast));
+    if fast && !by_sha {
+        scripting.inline_sha = sha;
+    }
+    fast
 }
 
 const SCRIPT_HELP: &[&str] = &[
@@ -203,14 +214,14 @@ fn script(ctx: &mut Ctx, args: &Args) -> Reply {
             Reply::Array(
                 args.from(2)
                     .map(|sha| {
-                        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
-                        Reply::Int(i64::from(s.scripts.contains_key(&sha)))
+                        let known = Sha::parse(sha).is_some_and(|sha| s.scripts.contains_key(&sha));
+                        Reply::Int(i64::from(known))
                     })
                     .collect(),
             )
         }
         "load" if n == 3 => match ctx.store.scripting.load_script(args.get(2)) {
-            Ok(sha) => Reply::Bulk(Bytes::from(sha)),
+            Ok(sha) => Reply::Bulk(Bytes::copy_from_slice(sha.as_str().as_bytes())),
             Err(e) => Reply::error(e),
         },
         "kill" if n == 2 => kill_reply(ctx.store.scripting.busy.kill(true), true),

@@ -63,12 +63,14 @@ pub(super) fn run_inline(
     command: &'static Command,
 ) -> Inline {
     let args = crate::node::args::Args::new(req);
-    if !crate::node::cmd::scripting::fast_script(&ctx.store.scripting, &args) {
+    if !crate::node::cmd::scripting::fast_script(&mut ctx.store.scripting, &args) {
         return Inline::OffLoop;
     }
     ctx.store.scripting.inline = true;
     let reply = cmd::execute_found(ctx, req, idx, command);
     ctx.store.scripting.inline = false;
+    // Unused if the EVAL was refused before it ran (arity, OOM, ...).
+    ctx.store.scripting.inline_sha = None;
     if std::mem::take(&mut ctx.store.scripting.inline_aborted) {
         return Inline::OffLoop;
     }

@@ -215,7 +215,7 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
                 _ => Vec::new(),
             };
             Ok((
-                Value::String(lua.create_string(super::sha1_hex(&s))?),
+                Value::String(lua.create_string(super::Sha::of(&s).as_str())?),
                 false,
             ))
         })?,

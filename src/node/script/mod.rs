@@ -79,8 +79,8 @@ pub(crate) const FAST_RUN: std::time::Duration = std::time::Duration::from_milli
 pub struct Scripting {
     /// The EVAL VM, created on first use.
     eval: Option<Engine>,
-    /// EVAL's script cache, by lower-case SHA1.
-    pub(crate) scripts: HashMap<String, Script>,
+    /// EVAL's script cache, by SHA1.
+    pub(crate) scripts: HashMap<Sha, Script>,
     /// Function libraries and their VM.
     pub(crate) functions: functions::Functions,
     /// Pseudo-random generator state of `math.random` (Redis's `lrand48`).
@@ -97,6 +97,10 @@ pub struct Scripting {
     /// it (`handoff.rs`) and claimed `busy`: the connection ends its batch after this
     /// script, releases the claim and yields, to go on on the event loop's new thread.
     pub(crate) left_loop: bool,
+    /// The SHA1 of the EVAL about to run inline, computed when the connection asked
+    /// whether its script was fast (`cmd::scripting::fast_script`), so that the body is
+    /// hashed once per EVAL, not twice. Set and cleared around that one request.
+    pub(crate) inline_sha: Option<Sha>,
 }
 
 impl Scripting {
@@ -134,8 +138,11 @@ impl Scripting {
         self.scripts.len()
     }
     /// Compiles and caches `body` if it is new; returns its SHA1.
-    pub(crate) fn load_script(&mut self, body: &[u8]) -> Result<String, String> {
-        let sha = sha1_hex(body);
+    pub(crate) fn load_script(&mut self, body: &[u8]) -> Result<Sha, String> {
+        self.load_script_as(Sha::of(body), body)
+    }
+    /// [`Scripting::load_script`] for a body whose SHA1 the caller has computed already.
+    pub(crate) fn load_script_as(&mut self, sha: Sha, body: &[u8]) -> Result<Sha, String> {
         if self.scripts.contains_key(&sha) {
             return Ok(sha);
         }
@@ -146,7 +153,7 @@ impl Scripting {
             .compile("@user_script", &body[skip..])
             .map_err(|e| format!("ERR Error compiling script (new function): {e}"))?;
         self.scripts.insert(
-            sha.clone(),
+            sha,
             Script {
                 flags: script_flags,
                 func,
@@ -157,17 +164,45 @@ impl Scripting {
     }
 }
 
-/// Hex SHA1 of `data` (script ids, `redis.sha1hex`).
-pub(crate) fn sha1_hex(data: &[u8]) -> String {
-    // By hand rather than through `Display`: EVAL hashes its script on every call, and the
-    // formatting machinery cost more than the hashing.
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(40);
-    for b in sha1_smol::Sha1::from(data).digest().bytes() {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
+/// A script's SHA1 as 40 lower-case hex digits (script ids, `redis.sha1hex`): a value
+/// rather than a `String`, so that EVALSHA finds its script without allocating and EVAL
+/// names its script without allocating either.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Sha([u8; 40]);
+
+impl Sha {
+    /// The SHA1 of `data`.
+    pub(crate) fn of(data: &[u8]) -> Sha {
+        // By hand rather than through `Display`: EVAL hashes its script on every call, and
+        // the formatting machinery cost more than the hashing.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 40];
+        let digest = sha1_smol::Sha1::from(data).digest().bytes();
+        for (pair, b) in out.chunks_exact_mut(2).zip(digest) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 15)];
+        }
+        Sha(out)
     }
-    out
+    /// An id as a client sends it (EVALSHA, SCRIPT EXISTS), in either case; `None` unless
+    /// it is 40 hex digits (no such script can exist then).
+    pub(crate) fn parse(text: &[u8]) -> Option<Sha> {
+        let hex: [u8; 40] = text.try_into().ok()?;
+        hex.iter()
+            .all(u8::is_ascii_hexdigit)
+            .then(|| Sha(hex.map(|b| b.to_ascii_lowercase())))
+    }
+    /// The 40 hex digits.
+    pub(crate) fn as_str(&self) -> &str {
+        // Only hex digits are ever stored (`of`, `parse`): always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Sha {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Parses a `#!lua flags=a,b` first line: (flags, bytes to skip before compiling).
@@ -270,9 +305,16 @@ mod tests {
 
     #[test]
     fn sha1_matches_redis() {
+        let sha = Sha::of(b"return 1");
+        assert_eq!(sha.as_str(), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
         assert_eq!(
-            sha1_hex(b"return 1"),
-            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+            Sha::parse(b"E0E1F9FABFC9D4800C877A703B823AC0578FF8DB"),
+            Some(sha)
+        );
+        assert_eq!(Sha::parse(b"e0e1f9fabfc9d4800c877a703b823ac0578ff8d"), None);
+        assert_eq!(
+            Sha::parse(b"g0e1f9fabfc9d4800c877a703b823ac0578ff8db"),
+            None
         );
     }
 }
