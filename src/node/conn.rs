@@ -87,8 +87,9 @@ struct Conn {
     script_next: bool,
     /// Registration waiting for a running script to finish (see `serve`).
     deferred: Option<ClientInfo>,
-    /// The last batch's inline script left the event loop (see `busy::Inline::LeftLoop`).
-    left_loop: bool,
+    /// The last batch's inline script left the event loop (see `busy::Inline::LeftLoop`):
+    /// its claim on the store, released once the batch has released the store.
+    left_loop: Option<super::script::busy::Claim>,
 }
 
 /// Adds a client to the registry; returns whether it is authenticated already.
@@ -164,7 +165,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: ClientStream) {
         aof_seq: None,
         script_next: false,
         deferred,
-        left_loop: false,
+        left_loop: None,
     };
     // I/O errors just end the connection, as a reset would in Redis. SHUTDOWN closes every
     // connection too (as the end of a Redis process does), which matters when the node
@@ -367,8 +368,8 @@ impl Conn {
                 Some((idx, c)) if c.flags.has(Flags::RUNS_SCRIPT) && ctx.client.multi.is_none() => {
                     match busy::run_inline(&mut ctx, req, idx, c) {
                         busy::Inline::Ran(reply) => reply,
-                        busy::Inline::LeftLoop(reply) => {
-                            self.left_loop = true;
+                        busy::Inline::LeftLoop(reply, claim) => {
+                            self.left_loop = Some(claim);
                             reply
                         }
                         busy::Inline::OffLoop => {
@@ -411,7 +412,7 @@ impl Conn {
             self.queue.pop_front();
             if ctx.client.close
                 || ctx.client.handoff
-                || self.left_loop
+                || self.left_loop.is_some()
                 || self.out.len() > OUT_HIGH_WATER
             {
                 break;

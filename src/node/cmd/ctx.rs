@@ -10,6 +10,7 @@ use crate::node::client::ClientState;
 use crate::node::db::Db;
 use crate::node::notify;
 use crate::node::reply::{Block, Reply};
+use crate::node::script::busy::Claim;
 use crate::node::shared::Shared;
 use crate::node::store::Store;
 use crate::node::value::{Kind, Value};
@@ -49,6 +50,11 @@ pub struct Ctx<'a> {
     /// One clock read per command instead of two; the few instructions between commands
     /// are counted with the next one.
     last_mark: Instant,
+    /// An inline script of this batch wrote, ran long and left the event loop
+    /// (`script/handoff.rs`): its claim on the store, held until the connection has
+    /// released the store. Here, in the batch's context, so that a batch unwinding from a
+    /// panic drops it rather than leaving every other client waiting.
+    script_claim: Option<Claim>,
 }
 
 impl<'a> Ctx<'a> {
@@ -82,6 +88,7 @@ impl<'a> Ctx<'a> {
             own_pushes: BytesMut::new(),
             own_after: BytesMut::new(),
             last_mark,
+            script_claim: None,
         }
     }
 
@@ -95,6 +102,15 @@ impl<'a> Ctx<'a> {
         mark: Instant,
     ) -> Ctx<'a> {
         Ctx::new_untimed(store, client, shared, may_block, mark)
+    }
+
+    /// Keeps a script's claim on the store for the connection (see `script_claim`).
+    pub(crate) fn hold_script_claim(&mut self, claim: Claim) {
+        self.script_claim = Some(claim);
+    }
+    /// The claim an inline script of this batch left, if any.
+    pub(crate) fn take_script_claim(&mut self) -> Option<Claim> {
+        self.script_claim.take()
     }
 
     /// When the last command ended.

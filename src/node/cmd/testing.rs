@@ -5,9 +5,16 @@ use bytes::Bytes;
 
 use super::{args, Args, Command, Ctx, Flags, Reply};
 
-/// `__block key timeout`: pops a string key like a one-element BLPOP would.
-pub static COMMANDS: &[Command] =
-    &[Command::new("__block", block, 3, Flags::WRITE.with(Flags::BLOCKING)).keys(1, 1, 1)];
+/// `__block key timeout`: pops a string key like a one-element BLPOP would. `__panic`:
+/// panics, as a command with a bug would (what a panic inside a script leaves behind).
+pub static COMMANDS: &[Command] = &[
+    Command::new("__block", block, 3, Flags::WRITE.with(Flags::BLOCKING)).keys(1, 1, 1),
+    Command::new("__panic", panic_command, 1, Flags::NONE),
+];
+
+fn panic_command(_: &mut Ctx, _: &Args) -> Reply {
+    panic!("__panic called")
+}
 
 fn block(ctx: &mut Ctx, args: &Args) -> Reply {
     let timeout = match args::timeout(args.get(2)) {

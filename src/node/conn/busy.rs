@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::Conn;
 use crate::node::cmd::{self, Command, Ctx};
 use crate::node::reply::Reply;
+use crate::node::script::busy::Claim;
 use crate::resp::Request;
 
 /// How often a waiting connection looks at the running script again (besides being woken
@@ -40,9 +41,10 @@ pub(super) fn is_subscription(req: &Request) -> bool {
 pub(super) enum Inline {
     /// It ran: its reply.
     Ran(Reply),
-    /// It ran, but wrote and then ran long, so its thread left the event loop to finish it
-    /// and holds a `Busy` claim: the batch ends here (see [`Conn::rejoin_event_loop`]).
-    LeftLoop(Reply),
+    /// It ran, but wrote and then ran long, so its thread left the event loop to finish it;
+    /// the claim keeps other connections off the store until this one has released it:
+    /// the batch ends here (see [`Conn::rejoin_event_loop`]).
+    LeftLoop(Reply, Claim),
     /// It is to run off the event loop with [`Conn::run_script`] (it was not fast last
     /// time, or it ran long before it wrote anything and was stopped).
     OffLoop,
@@ -74,8 +76,8 @@ pub(super) fn run_inline(
     if std::mem::take(&mut ctx.store.scripting.inline_aborted) {
         return Inline::OffLoop;
     }
-    if std::mem::take(&mut ctx.store.scripting.left_loop) {
-        return Inline::LeftLoop(reply);
+    if let Some(claim) = ctx.take_script_claim() {
+        return Inline::LeftLoop(reply, claim);
     }
     Inline::Ran(reply)
 }
@@ -90,8 +92,10 @@ impl Conn {
         let shared = self.shared.clone();
         let busy = shared.busy.clone();
         let mut client = std::mem::take(&mut self.client);
-        busy.claim();
+        let claim = busy.claim();
         let task = tokio::task::spawn_blocking(move || {
+            // Released after the store (dropped in reverse order), even if the script panics.
+            let _claim = claim;
             let reply = {
                 let mut store = shared.lock();
                 store.tick();
@@ -101,7 +105,6 @@ impl Conn {
                 store.clients.sync(&client, now_ms);
                 (reply, crate::node::aof_file::seq(&store))
             };
-            busy.release();
             (client, reply)
         });
         match task.await {
@@ -114,8 +117,8 @@ impl Conn {
                 self.encode(reply);
             }
             Err(_) => {
-                // The script thread panicked: the session is gone with it.
-                self.shared.busy.release();
+                // The script thread panicked (its claim went with it): the session is gone
+                // with it.
                 self.client.close = true;
             }
         }
@@ -127,8 +130,8 @@ impl Conn {
     /// longer runs the event loop, goes back to tokio's blocking pool and this connection
     /// goes on on the event loop's thread.
     pub(super) async fn rejoin_event_loop(&mut self) {
-        if std::mem::take(&mut self.left_loop) {
-            self.shared.busy.release();
+        if let Some(claim) = self.left_loop.take() {
+            drop(claim);
             tokio::task::yield_now().await;
         }
     }

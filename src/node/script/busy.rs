@@ -2,16 +2,18 @@
 //! script running, since when, has it written, and has SCRIPT KILL / FUNCTION KILL asked it
 //! to stop.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// The running script's state (at most one script runs at a time: they run under the lock).
 #[derive(Debug, Default)]
 pub struct Busy {
-    /// A connection handed a script request to a blocking thread (it may still be waiting
-    /// for the lock): other connections must not block the event loop on the lock.
-    claimed: AtomicBool,
+    /// Claims held ([`Claim`]): a connection handed a script request to a blocking thread
+    /// (it may still be waiting for the lock), or an inline script's connection has not
+    /// released the store yet: other connections must not block the event loop on the
+    /// lock. A count, so that two claims never clear each other.
+    claimed: AtomicUsize,
     running: AtomicBool,
     /// The script is an EVAL (not an FCALL): which KILL applies and which BUSY text.
     eval: AtomicBool,
@@ -60,9 +62,40 @@ pub enum KillOutcome {
     OtherKind,
 }
 
+/// The mark of a running script: dropping it (the script ended, or unwound) clears it.
+#[must_use = "the script counts as running only while this lives"]
+#[derive(Debug)]
+pub(crate) struct Running(Arc<Busy>);
+
+impl Running {
+    /// The shared state the mark is on.
+    pub(crate) fn busy(&self) -> &Arc<Busy> {
+        &self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// A claim on the store for a script (see [`Busy::claim`]): released when dropped, so a
+/// panic between the claim and its release cannot leave every other client waiting.
+#[must_use = "the claim is released when dropped"]
+#[derive(Debug)]
+pub struct Claim(Arc<Busy>);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.0.claimed.fetch_sub(1, Ordering::AcqRel);
+        self.0.done.notify_waiters();
+    }
+}
+
 impl Busy {
-    /// Marks a script as started.
-    pub(crate) fn start(&self, eval: bool, unkillable: bool) {
+    /// Marks a script as started, until the returned mark is dropped.
+    pub(crate) fn start(self: &Arc<Self>, eval: bool, unkillable: bool) -> Running {
         self.eval.store(eval, Ordering::Relaxed);
         self.wrote.store(false, Ordering::Relaxed);
         self.unkillable.store(unkillable, Ordering::Relaxed);
@@ -71,6 +104,7 @@ impl Busy {
             *s = Some(Instant::now());
         }
         self.running.store(true, Ordering::Release);
+        Running(self.clone())
     }
     /// Records the function about to run (FUNCTION STATS).
     pub(crate) fn set_function(&self, run: Option<FunctionRun>) {
@@ -84,8 +118,8 @@ impl Busy {
         let started = self.started.lock().ok().and_then(|s| *s)?;
         Some((f, started.elapsed().as_millis()))
     }
-    /// Marks the script as finished.
-    pub(crate) fn stop(&self) {
+    /// Marks the script as finished (when its [`Running`] mark is dropped).
+    fn stop(&self) {
         self.set_function(None);
         self.running.store(false, Ordering::Release);
         self.kill.store(false, Ordering::Relaxed);
@@ -122,16 +156,13 @@ impl Busy {
     }
     /// True while a script runs (or is about to, off the event loop).
     pub fn running(&self) -> bool {
-        self.claimed.load(Ordering::Acquire) || self.running.load(Ordering::Acquire)
+        self.claimed.load(Ordering::Acquire) > 0 || self.running.load(Ordering::Acquire)
     }
-    /// A connection is about to run a script off the event loop.
-    pub fn claim(&self) {
-        self.claimed.store(true, Ordering::Release);
-    }
-    /// The off-loop script finished.
-    pub fn release(&self) {
-        self.claimed.store(false, Ordering::Release);
-        self.done.notify_waiters();
+    /// Claims the store for a script until the claim is dropped: one about to run off the
+    /// event loop, or an inline one whose connection still holds the store.
+    pub fn claim(self: &Arc<Self>) -> Claim {
+        self.claimed.fetch_add(1, Ordering::AcqRel);
+        Claim(self.clone())
     }
     /// SHUTDOWN while busy: stop the script whatever it did.
     pub fn force_kill(&self) {
@@ -153,5 +184,38 @@ impl Busy {
         }
         self.kill.store(true, Ordering::Relaxed);
         KillOutcome::Killed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_are_cleared_when_their_holder_unwinds() {
+        let busy = Arc::new(Busy::default());
+        busy.threshold_ms.store(1, Ordering::Relaxed);
+        let inner = busy.clone();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _running = inner.start(true, false);
+            let _claim = inner.claim();
+            assert!(inner.running());
+            panic!("a command inside the script panicked");
+        }));
+        assert!(unwound.is_err());
+        assert!(!busy.running());
+        assert_eq!(busy.timed_out(), None);
+        assert_eq!(busy.kill(true), KillOutcome::NotBusy);
+    }
+
+    #[test]
+    fn claims_do_not_clear_each_other() {
+        let busy = Arc::new(Busy::default());
+        let first = busy.claim();
+        let second = busy.claim();
+        drop(first);
+        assert!(busy.running(), "the second claim still holds");
+        drop(second);
+        assert!(!busy.running());
     }
 }

@@ -47,3 +47,53 @@ pub(crate) fn leave_event_loop() -> bool {
         rx.recv_timeout(TAKEOVER_WAIT).is_ok()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::node::client::ClientState;
+    use crate::node::cmd::{execute, Ctx};
+    use crate::node::shared::Shared;
+    use crate::node::store::Store;
+    use crate::node::NodeConfig;
+    use crate::resp::Request;
+
+    /// Writes (so it cannot be stopped and rerun), runs past a time-limit hook (where an
+    /// inline script hands the event loop over), then meets a command that panics.
+    const SCRIPT: &str = "redis.call('set', 'k', 'v') \
+        local i = 0 while i < 1000000 do i = i + 1 end \
+        redis.call('__panic')";
+
+    fn shared() -> Shared {
+        let config = NodeConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            replicaof: None,
+            requirepass: None,
+            appendonly: false,
+            dir: ".".into(),
+            cluster: None,
+            tls: None,
+        };
+        Shared::new(config, "127.0.0.1:6379".parse().expect("addr"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_after_the_hand_off_leaves_the_node_not_busy() {
+        let mut store = Store::new();
+        let busy = store.scripting.busy.clone();
+        // On a worker, as a connection's batch runs, so that the hand-off can happen.
+        let batch = tokio::spawn(async move {
+            let shared = shared();
+            let mut client = ClientState {
+                authed: true,
+                ..ClientState::default()
+            };
+            let mut ctx = Ctx::new(&mut store, &mut client, &shared, true);
+            ctx.store.scripting.inline = true;
+            execute(&mut ctx, &Request::from_args(&["EVAL", SCRIPT, "0"]))
+        });
+        let outcome = batch.await;
+        assert!(outcome.is_err_and(|e| e.is_panic()), "the command panicked");
+        assert!(!busy.running(), "a dead script still marks the node busy");
+        assert_eq!(busy.timed_out(), None);
+    }
+}

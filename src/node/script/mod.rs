@@ -93,10 +93,6 @@ pub struct Scripting {
     /// The inline run was stopped that way: its reply is to be dropped and the request run
     /// off the loop.
     pub(crate) inline_aborted: bool,
-    /// The inline run wrote and then ran long, so its thread left the event loop to finish
-    /// it (`handoff.rs`) and claimed `busy`: the connection ends its batch after this
-    /// script, releases the claim and yields, to go on on the event loop's new thread.
-    pub(crate) left_loop: bool,
     /// The SHA1 of the EVAL about to run inline, computed when the connection asked
     /// whether its script was fast (`cmd::scripting::fast_script`), so that the body is
     /// hashed once per EVAL, not twice. Set and cleared around that one request.

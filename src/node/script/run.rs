@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use mlua::{ffi, Function, HookTriggers, Lua, Table, Value};
 
-use super::busy::Busy;
+use super::busy::Running;
 use super::convert;
 use super::engine::{Engine, HOOK_EVERY};
 use super::rawcall;
@@ -57,7 +57,9 @@ pub(crate) fn run(
     input: ScriptInput<'_>,
     opts: RunOpts<'_>,
 ) -> Reply {
-    let busy = start_busy(ctx, opts.eval);
+    // Cleared when dropped: at the end of the run, or if a command inside it panics.
+    let running = start_busy(ctx, opts.eval);
+    let busy = running.busy().clone();
     let caller_proto = ctx.proto();
     let in_exec = ctx.in_exec();
     let exec_open = in_exec && ctx.exec_open();
@@ -95,14 +97,17 @@ pub(crate) fn run(
     let outcome = call_with_state(engine, &st, func, &input, opts.eval);
     engine.lua.remove_hook();
     let killed = busy.kill_requested();
-    busy.stop();
     let st = st.into_inner();
+    if left_loop.load(Ordering::Relaxed) {
+        // Taken before the run's mark goes, so other connections never see the store free
+        // while this batch still holds it; kept in the batch's context, which an unwinding
+        // batch drops with it.
+        st.ctx.hold_script_claim(busy.claim());
+    }
+    drop(running);
     if aborted.load(Ordering::Relaxed) {
         st.ctx.store.scripting.inline_aborted = true;
         return Reply::Null;
-    }
-    if left_loop.load(Ordering::Relaxed) {
-        st.ctx.store.scripting.left_loop = true;
     }
     let resp3 = st.resp3();
     let (ctx, exec_open) = (st.ctx, st.exec_open);
@@ -119,8 +124,9 @@ pub(crate) fn run(
     reply
 }
 
-/// Marks a script running for the other connections (BUSY after `busy-reply-threshold`).
-fn start_busy(ctx: &Ctx<'_>, eval: bool) -> Arc<Busy> {
+/// Marks a script running for the other connections (BUSY after `busy-reply-threshold`)
+/// until the returned mark is dropped.
+fn start_busy(ctx: &Ctx<'_>, eval: bool) -> Running {
     let busy = ctx.store.scripting.busy.clone();
     let threshold = ctx
         .store
@@ -129,8 +135,7 @@ fn start_busy(ctx: &Ctx<'_>, eval: bool) -> Arc<Busy> {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(5000);
     busy.threshold_ms.store(threshold, Ordering::Relaxed);
-    busy.start(eval, ctx.client.from_master);
-    busy
+    busy.start(eval, ctx.client.from_master)
 }
 
 /// The client a script's commands run as: the caller's database, READONLY and replication
@@ -153,8 +158,8 @@ fn script_client(ctx: &Ctx<'_>) -> ClientState {
 /// The hook Lua calls every [`HOOK_EVERY`] instructions. An inline script (`inline`) that
 /// has had no effect yet is stopped, to run again off the event loop (where BUSY and
 /// SCRIPT KILL work); one that already wrote must finish, so its thread hands the event
-/// loop to another thread first (`left_loop`, see `handoff.rs`) and claims `busy` until its
-/// connection has released the store. Any script stops once SCRIPT KILL (or SHUTDOWN)
+/// loop to another thread first (`left_loop`, see `handoff.rs`); the run then claims `busy`
+/// until its connection has released the store. Any script stops once SCRIPT KILL (or SHUTDOWN)
 /// asked it to.
 fn time_limit_hook(
     engine: &Engine,
@@ -177,7 +182,6 @@ fn time_limit_hook(
             ));
         }
         if inline && !tried.swap(true, Ordering::Relaxed) && super::handoff::leave_event_loop() {
-            busy.claim();
             left_loop.store(true, Ordering::Relaxed);
         }
         if busy.kill_requested() {
