@@ -123,3 +123,59 @@ fn a_script_that_wrote_is_unkillable_and_shutdown_nosave_stops_the_node() {
         }
     }
 }
+
+/// A script that is fast unless its argument is `slow`: then it writes and runs for about
+/// `ARGV[2]` ms (by the server's clock), ending by itself.
+const SLOW_FOR: &str = "if ARGV[1] == 'slow' then \
+      redis.call('set', KEYS[1], 'written') \
+      local t = redis.call('time') \
+      local stop = t[1] * 1000000 + t[2] + ARGV[2] * 1000 \
+      repeat t = redis.call('time') until t[1] * 1000000 + t[2] >= stop \
+    end return ARGV[1]";
+
+/// With two worker threads, a client whose request reaches the store while another
+/// worker's batch holds it, just before that batch starts an (inline) script, gets BUSY
+/// once the script passes `busy-reply-threshold`, as with Redis, rather than waiting on
+/// the lock until the script ends. The batch sleeps first (DEBUG SLEEP) so that the other
+/// client is certainly waiting for the store when the script starts.
+#[test]
+fn a_client_waiting_for_the_store_when_a_script_starts_gets_busy() {
+    let node = Node::start_with(&["--threads", "2"]);
+    let mut admin = node.client();
+    admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "200"]);
+    let mut runner = node.client();
+    for _ in 0..3 {
+        let fast = runner.cmd(&["EVAL", SLOW_FOR, "1", "k", "fast", "0"]);
+        assert_eq!(fast, Resp::Bulk(b"fast".to_vec()));
+    }
+    let script_ms = 4000;
+    let mut batch = common::encode(&["DEBUG", "SLEEP", "0.5"]);
+    batch.extend(common::encode(&[
+        "EVAL",
+        SLOW_FOR,
+        "1",
+        "k",
+        "slow",
+        &script_ms.to_string(),
+    ]));
+    let mut other = node.client();
+    runner.send_raw(&batch);
+    // PING until the node answers something else than PONG (a PING that reached the node
+    // before the batch took the store is answered at once).
+    let started = std::time::Instant::now();
+    let (reply, waited) = loop {
+        let sent = std::time::Instant::now();
+        let reply = raw(&mut other, &["PING"]);
+        if reply != "+PONG\r\n" || started.elapsed() > Duration::from_millis(script_ms) {
+            break (reply, sent.elapsed());
+        }
+    };
+    assert!(reply.starts_with("-BUSY"), "{reply:?} after {waited:?}");
+    assert!(
+        waited < Duration::from_millis(script_ms / 2),
+        "BUSY came only after {waited:?}"
+    );
+    assert_eq!(runner.read(), Resp::Simple("OK".into()));
+    assert_eq!(runner.read(), Resp::Bulk(b"slow".to_vec()));
+    assert_eq!(raw(&mut other, &["GET", "k"]), "$7\r\nwritten\r\n");
+}

@@ -93,8 +93,7 @@ struct Conn {
 }
 
 /// Adds a client to the registry; returns whether it is authenticated already.
-fn register(shared: &Shared, info: ClientInfo) -> bool {
-    let mut store = shared.lock();
+fn register(mut store: super::store::Locked<'_>, info: ClientInfo) -> bool {
     store.clients.add(info);
     store.stats.total_connections_received += 1;
     store.settings.requirepass().is_none()
@@ -136,10 +135,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: ClientStream) {
     let info = client_info(id, &stream, mailbox.clone());
     // While a script holds the store, registering would block the event loop: the client
     // is registered once the script is done (it gets BUSY replies meanwhile).
-    let (authed, deferred) = if shared.busy.running() {
-        (false, Some(info))
-    } else {
-        (register(&shared, info), None)
+    let (authed, deferred) = match shared.lock_unless_script() {
+        Some(store) => (register(store, info), None),
+        None => (false, Some(info)),
     };
     let client = ClientState {
         id,
@@ -176,11 +174,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: ClientStream) {
         _ = stop.cancelled() => Ok(()),
     };
     // Cleaning up takes the lock: never block the event loop behind a running script.
-    while conn.shared.busy.running() {
+    let shared = conn.shared.clone();
+    loop {
+        if let Some(mut store) = shared.lock_unless_script() {
+            conn.unpark(&mut store);
+            cmd::forget_client(&mut store, &mut conn.client);
+            break;
+        }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    conn.unpark();
-    conn.unregister();
     if conn.client.handoff {
         // PSYNC/SYNC: this connection is now a replication link.
         let id = conn.client.id;
@@ -230,10 +232,18 @@ impl Conn {
                 }
             }
             if let Some(info) = self.deferred.take() {
-                self.client.authed = register(&self.shared, info);
+                match self.shared.lock_unless_script() {
+                    Some(store) => self.client.authed = register(store, info),
+                    None => {
+                        self.deferred = Some(info);
+                        continue; // a script started meanwhile: wait for it above
+                    }
+                }
             }
             if !self.queue.is_empty() && !self.client.close {
-                self.run_batch();
+                if !self.run_batch() {
+                    continue; // a script started meanwhile: wait for it above
+                }
                 self.rejoin_event_loop().await;
             }
             if let Some(seq) = self.aof_seq {
@@ -314,15 +324,19 @@ impl Conn {
     }
 
     /// Runs queued requests under one lock until the queue is empty, a command blocks, the
-    /// client quits or enough output is waiting.
-    fn run_batch(&mut self) {
+    /// client quits or enough output is waiting. False if a script holds the store: nothing
+    /// ran, and the connection is to wait for it (see [`Shared::lock_unless_script`]).
+    fn run_batch(&mut self) -> bool {
         let shared = self.shared.clone();
-        let mut store = shared.lock();
+        let Some(mut store) = shared.lock_unless_script() else {
+            return false;
+        };
         let rerun = self.begin_batch(&mut store);
         if self.run_requests(&mut store, &shared, rerun) {
             self.end_batch(&mut store);
         }
         self.aof_seq = super::aof_file::seq(&store);
+        true
     }
 
     /// The start of a batch, under the lock: bookkeeping, and the end of a parked client's
@@ -453,12 +467,6 @@ impl Conn {
         if self.mailbox.take_into(&mut self.out) {
             self.killed = true;
         }
-    }
-
-    /// Forgets the client everywhere the store knows it: registry, subscriptions, watches.
-    fn unregister(&mut self) {
-        let mut store = self.shared.lock();
-        cmd::forget_client(&mut store, &mut self.client);
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {

@@ -182,10 +182,10 @@ async fn active_expiry(shared: Arc<Shared>) {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tick.tick() => {
-                if shared.busy.running() {
-                    continue; // never block the event loop behind a running script
-                }
-                let mut store = shared.lock();
+                // Never block the event loop behind a running script.
+                let Some(mut store) = shared.lock_unless_script() else {
+                    continue;
+                };
                 store.active_expire_cycle();
                 let now = super::clock::unix_ms();
                 store.stats.sample_ops(now);

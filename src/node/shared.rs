@@ -70,7 +70,18 @@ pub struct Shared {
     pub busy: Arc<super::script::Busy>,
     /// The append-only file, once loaded (`appendonly yes`).
     pub aof: OnceLock<AofFile>,
+    /// The node runs on more than one worker thread (`--threads`): another worker's batch
+    /// may start a script while a connection waits for the store (see
+    /// [`Shared::lock_unless_script`]).
+    multi_worker: bool,
 }
+
+/// Tries at the store this many times, yielding the thread between tries, before sleeping
+/// [`STORE_RETRY_SLEEP`] between them: a batch holds the store for microseconds, the
+/// occasional long command (DEBUG SLEEP, KEYS on a large keyspace) for longer.
+const STORE_YIELDS: u32 = 64;
+/// The pause between two tries at a store held for longer.
+const STORE_RETRY_SLEEP: std::time::Duration = std::time::Duration::from_micros(100);
 
 impl Shared {
     /// Counts a client connection as served until the guard drops.
@@ -114,6 +125,8 @@ impl Shared {
             relisten_wake: tokio::sync::Notify::new(),
             shutdown: CancellationToken::new(),
             aof: OnceLock::new(),
+            multi_worker: tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.metrics().num_workers() > 1),
         }
     }
     /// The port the node listens on now (INFO `tcp_port`, REPLCONF listening-port).
@@ -149,6 +162,44 @@ impl Shared {
     /// Locks the store (a poisoned lock is recovered: see [`super::store::lock`]).
     pub fn lock(&self) -> super::store::Locked<'_> {
         super::store::lock(&self.store)
+    }
+    /// Locks the store for a client's batch, unless a script holds it: `None` then, and the
+    /// connection waits as for a script it saw before asking (BUSY past
+    /// `busy-reply-threshold`, as Redis answers while a script runs).
+    ///
+    /// Looking for a script, then blocking on the lock, is not enough with several workers:
+    /// a connection can find no script running, then wait on the lock behind another
+    /// worker's batch, which starts a script; it would wait for the script's end, not get
+    /// BUSY. So it tries the lock, and between tries looks whether a script started. (With
+    /// one worker no other batch runs meanwhile, and a script announces itself before it
+    /// holds the store away from the event loop: off the loop, or after the hand-off.)
+    pub(crate) fn lock_unless_script(&self) -> Option<super::store::Locked<'_>> {
+        if !self.multi_worker {
+            return (!self.busy.running()).then(|| self.lock());
+        }
+        let mut tries = 0u32;
+        loop {
+            match self.store.try_lock() {
+                // Free: taken again through `lock`, whose guard ends the batch's turn
+                // (`store::Locked`). Another worker can take it in between (a window of
+                // nanoseconds, where this used to be a whole batch's time).
+                Ok(free) => {
+                    drop(free);
+                    return Some(self.lock());
+                }
+                Err(std::sync::TryLockError::Poisoned(_)) => return Some(self.lock()),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            if self.busy.running() {
+                return None;
+            }
+            tries += 1;
+            if tries < STORE_YIELDS {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(STORE_RETRY_SLEEP);
+            }
+        }
     }
     /// The store's mutex itself, for code that must not depend on `Shared` (the AOF file).
     pub fn store(&self) -> &Mutex<Store> {

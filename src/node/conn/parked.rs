@@ -151,10 +151,9 @@ impl Conn {
     }
 
     /// Unregisters a parked client (on disconnect).
-    pub(super) fn unpark(&mut self) {
+    pub(super) fn unpark(&mut self, store: &mut Store) {
         if let Some(p) = self.parked.take() {
-            let mut store = self.shared.lock();
-            release(&mut store, self.client.id, &self.notify, &p);
+            release(store, self.client.id, &self.notify, &p);
         }
     }
 }
