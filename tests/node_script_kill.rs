@@ -179,3 +179,54 @@ fn a_client_waiting_for_the_store_when_a_script_starts_gets_busy() {
     assert_eq!(runner.read(), Resp::Bulk(b"slow".to_vec()));
     assert_eq!(raw(&mut other, &["GET", "k"]), "$7\r\nwritten\r\n");
 }
+
+/// Writes `before`, starts a script that writes `k` and loops, and stops the server with
+/// SHUTDOWN NOSAVE once it is busy. `restart` waits for the process to end, starts it again
+/// on the same files and returns its address; returns what `before` and `k` then hold.
+fn shutdown_mid_script(addr: &str, restart: impl FnOnce() -> String) -> Vec<Resp> {
+    let mut admin = Client::connect(addr);
+    assert_eq!(
+        admin.cmd(&["SET", "before", "1"]),
+        Resp::Simple("OK".into())
+    );
+    admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "100"]);
+    let mut runner = Client::connect(addr);
+    runner.send(&[
+        "EVAL",
+        "redis.call('set', KEYS[1], 'partial') while true do end",
+        "1",
+        "k",
+    ]);
+    wait_until(T, "BUSY", || {
+        raw(&mut Client::connect(addr), &["PING"]).starts_with("-BUSY")
+    });
+    admin.send(&["SHUTDOWN", "NOSAVE"]);
+    wait_until(T, "the server to stop", || {
+        TcpStream::connect(addr).is_err()
+    });
+    let addr = restart();
+    let mut c = Client::connect(&addr);
+    vec![c.cmd(&["GET", "before"]), c.cmd(&["GET", "k"])]
+}
+
+/// SHUTDOWN NOSAVE during a script that wrote: Redis propagates a script's effects when
+/// it ends (`propagatePendingCommands` after the top-level call) and exits inside it, so
+/// the append-only file holds nothing of it; the node's must not hold its partial writes.
+#[test]
+fn shutdown_nosave_mid_script_leaves_none_of_it_in_the_aof() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir_arg = dir.path().to_string_lossy().into_owned();
+    let mut redis = Redis::start_with(&["--appendonly", "yes", "--dir", &dir_arg]);
+    let want = shutdown_mid_script(&redis.addr(), || {
+        redis.restart();
+        redis.addr()
+    });
+    assert_eq!(want, vec![Resp::Bulk(b"1".to_vec()), Resp::Nil]);
+    let mut node = Node::start_with(&["--appendonly", "yes"]);
+    let got = shutdown_mid_script(&node.addr(), || {
+        assert!(node.wait_exit(T), "the node did not exit");
+        node.restart();
+        node.addr()
+    });
+    assert_eq!(got, want);
+}

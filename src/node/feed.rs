@@ -38,6 +38,19 @@ impl Feed {
     pub fn take(&mut self) -> BytesMut {
         self.buf.split()
     }
+    /// Bytes recorded and not taken yet (a mark for [`Feed::truncate`]).
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
+    }
+    /// Drops what was recorded after `mark` (a [`Feed::len`]): the effects of a script
+    /// that never finished. The stream's database is forgotten, as a dropped part may
+    /// have switched it.
+    pub(crate) fn truncate(&mut self, mark: usize) {
+        if mark < self.buf.len() {
+            self.buf.truncate(mark);
+            self.db = None;
+        }
+    }
     /// Forgets the stream's current database (a new consumer starts without one).
     pub fn reset_db(&mut self) {
         self.db = None;

@@ -119,6 +119,19 @@ impl Node {
         }
     }
 
+    /// Waits for the process to exit on its own (after SHUTDOWN); false if it is still
+    /// running after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let start = std::time::Instant::now();
+        while start.elapsed() < timeout {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Starts the process again on the same port, dir and arguments (after [`Node::kill9`]).
     pub fn restart(&mut self) {
         if !matches!(self.child.try_wait(), Ok(Some(_))) {

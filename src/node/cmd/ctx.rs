@@ -453,6 +453,11 @@ impl<'a> Ctx<'a> {
             }
         }
         self.dirty = 0;
-        self.store.publish_feed();
+        // A script's commands reach replicas and the AOF when the script ends (Redis's
+        // `propagatePendingCommands` after the top-level call; see `script::run`): a
+        // server stopped inside a script must not leave half of it in the AOF.
+        if !self.client.in_script {
+            self.store.publish_feed();
+        }
     }
 }

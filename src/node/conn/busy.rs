@@ -201,8 +201,10 @@ impl Conn {
                 None => busy_error(eval),
             },
             ("shutdown", _) => {
-                busy.force_kill();
+                // Cancelled first: the script, once stopped, sees the node is shutting down
+                // (and propagates none of its writes).
                 self.shared.shutdown.cancel();
+                busy.force_kill();
                 self.client.close = true;
                 Reply::Raw(bytes::Bytes::new())
             }

@@ -65,6 +65,8 @@ pub(crate) fn run(
     let exec_open = in_exec && ctx.exec_open();
     let client = script_client(ctx);
     let inline = ctx.store.scripting.inline;
+    // The script's writes stay on the feed until it ends (see `Ctx::finish`).
+    let feed_mark = ctx.store.feed.len();
     let effects = Arc::new(AtomicBool::new(false));
     let aborted = Arc::new(AtomicBool::new(false));
     let st = RefCell::new(RunState {
@@ -111,7 +113,13 @@ pub(crate) fn run(
     }
     let resp3 = st.resp3();
     let (ctx, exec_open) = (st.ctx, st.exec_open);
-    close_transaction(ctx, exec_open, in_exec);
+    if killed && ctx.shared.shutdown.is_cancelled() {
+        // Stopped by SHUTDOWN NOSAVE (or a signal) before its end: Redis exits inside the
+        // script, before propagating any of it, so none of it reaches the AOF or replicas.
+        ctx.store.feed.truncate(feed_mark);
+    } else {
+        close_transaction(ctx, exec_open, in_exec);
+    }
     // An incremental collection step every few scripts keeps garbage from piling up
     // without a full cycle's latency (Redis steps every 50 scripts).
     if busy.tick_gc() {
