@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::election;
 use super::link::{self, Auth};
-use super::monitor::Target;
 use super::observe;
-use super::state::{Addr, Failover, Master, Node, Role, State, Step};
+use super::state::{Addr, Failover, Master, Node, Role, State, Step, Target};
 use super::Shared;
 
 /// Redis gives up an election after at most this long.
@@ -377,7 +376,7 @@ pub(crate) fn switch_master(sh: &Arc<Shared>, st: &mut State, group: &str, new: 
     }
     m.replicas.clear();
     m.node = Node::new(new);
-    super::monitor::watch_redis(sh, group, Target::Master, &mut m.node);
+    sh.announce(group, Target::Master);
     for a in &replicas {
         observe::add_replica(sh, m, a);
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::failover;
-use super::monitor::{self, Target};
+use super::state::Target;
 use super::state::{Addr, Peer};
 use super::Shared;
 
@@ -99,9 +99,8 @@ pub(crate) fn receive(sh: &Arc<Shared>, msg: &str) {
         for id in dups {
             m.sentinels.remove(&id);
         }
-        let mut peer = Peer::new(h.addr.clone());
-        monitor::watch_sentinel(sh, &h.group, &h.id, &mut peer.node);
-        m.sentinels.insert(h.id.clone(), peer);
+        m.sentinels.insert(h.id.clone(), Peer::new(h.addr.clone()));
+        sh.announce(&h.group, Target::Sentinel(h.id.clone()));
         let text = m.describe_sentinel(&h.id, &h.addr);
         st.dirty = true;
         st.event("+sentinel", text);

@@ -47,8 +47,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{ConfigError, MasterConfig, SentinelConfig};
 
-use monitor::Target;
-use state::{Master, State};
+use state::{Master, State, Target};
 
 /// Why a sentinel could not run.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +73,8 @@ pub(crate) struct Shared {
     /// The first 8 digits of the run id (fixed for the sentinel's life; kept outside the
     /// state so that code holding the lock can use it).
     short_id: String,
+    /// Instances the link tasks found (see [`Shared::announce`]).
+    announced: tokio::sync::mpsc::UnboundedSender<(String, Target)>,
 }
 
 impl Shared {
@@ -81,6 +82,15 @@ impl Shared {
     /// plain field write), so a poisoned lock is taken over rather than spreading the panic.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks for the links of an instance just recorded in `group` (a replica, sentinel or
+    /// master found by a link task) to be started, by [`monitor::start_announced`]: the
+    /// code recording what links see does not start links itself, so it does not depend
+    /// on the link tasks that call it.
+    pub(crate) fn announce(&self, group: &str, target: Target) {
+        // Only fails once `start_announced` has ended, at shutdown.
+        let _ = self.announced.send((group.to_string(), target));
     }
 
     /// The first 8 digits of the run id (connection names, as Redis uses).
@@ -103,12 +113,19 @@ pub async fn run(
     let bound = listener.local_addr().unwrap_or(addr);
     let token = CancellationToken::new();
     let state = new_state(config, bound, token.clone());
+    let (announced, announcements) = tokio::sync::mpsc::unbounded_channel();
     let sh = Arc::new(Shared {
         short_id: state.myid.chars().take(8).collect(),
         state: Mutex::new(state),
         clients: clients::Registry::default(),
         next_client: AtomicU64::new(0),
+        announced,
     });
+    tokio::spawn(monitor::start_announced(
+        sh.clone(),
+        announcements,
+        token.clone(),
+    ));
     {
         let mut st = sh.lock();
         let names: Vec<String> = st.masters.keys().cloned().collect();

@@ -8,26 +8,24 @@
 //! A task finds its instance in the [`State`](super::state::State) by group and [`Target`]
 //! on every round and records what it saw; it ends when the instance is forgotten (its
 //! token, held by the instance's record, is cancelled when the record is dropped).
+//!
+//! What the link tasks learn (a new replica from INFO, a new sentinel from a hello, a new
+//! master after a failover) they record and announce ([`Shared::announce`]);
+//! [`start_announced`] starts the links of what was announced. The code that records what
+//! links see thus never calls back into this module, which calls it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::hello;
 use super::link::{self, Auth, Link};
 use super::observe;
-use super::state::{Addr, Node, State};
+use super::state::{Addr, Node, State, Target};
 use super::Shared;
 use crate::resp::Frame;
-
-/// Which instance of a group a link serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Target {
-    Master,
-    Replica(Addr),
-    Sentinel(String),
-}
 
 const TICK: Duration = Duration::from_millis(100);
 const PING_PERIOD: Duration = Duration::from_secs(1);
@@ -47,6 +45,32 @@ pub(crate) fn watch_redis(sh: &Arc<Shared>, group: &str, target: Target, node: &
         token.clone(),
     ));
     tokio::spawn(hello_link(sh.clone(), group.to_string(), target, token));
+}
+
+/// Starts the links of every instance announced on `announced` (see [`Shared::announce`])
+/// that is still known when its turn comes, until `token` is cancelled.
+pub(crate) async fn start_announced(
+    sh: Arc<Shared>,
+    mut announced: mpsc::UnboundedReceiver<(String, Target)>,
+    token: CancellationToken,
+) {
+    loop {
+        let (group, target) = tokio::select! {
+            _ = token.cancelled() => return,
+            next = announced.recv() => match next {
+                Some(a) => a,
+                None => return,
+            },
+        };
+        let mut st = sh.lock();
+        let Some(node) = node_of(&mut st, &group, &target) else {
+            continue; // forgotten meanwhile (a reset, another failover)
+        };
+        match &target {
+            Target::Sentinel(id) => watch_sentinel(&sh, &group, id, node),
+            _ => watch_redis(&sh, &group, target, node),
+        }
+    }
 }
 
 /// Starts the PING link of another sentinel.

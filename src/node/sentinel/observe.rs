@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::monitor::{self, Target};
+use super::state::Target;
 use super::state::{Addr, Master, Replica, Role};
 use super::Shared;
 use crate::resp::Frame;
@@ -213,9 +213,8 @@ fn discover(
         if m.replicas.contains_key(a) || a == m.addr() {
             continue;
         }
-        let mut r = Replica::new(a.clone());
-        monitor::watch_redis(sh, &m.config.name, Target::Replica(a.clone()), &mut r.node);
-        m.replicas.insert(a.clone(), r);
+        m.replicas.insert(a.clone(), Replica::new(a.clone()));
+        sh.announce(&m.config.name, Target::Replica(a.clone()));
         st_event(events, "+slave", m.describe_replica(a));
         added = true;
     }
@@ -227,7 +226,6 @@ pub(crate) fn add_replica(sh: &Arc<Shared>, m: &mut Master, a: &Addr) {
     if m.replicas.contains_key(a) || a == m.addr() {
         return;
     }
-    let mut r = Replica::new(a.clone());
-    monitor::watch_redis(sh, &m.config.name, Target::Replica(a.clone()), &mut r.node);
-    m.replicas.insert(a.clone(), r);
+    m.replicas.insert(a.clone(), Replica::new(a.clone()));
+    sh.announce(&m.config.name, Target::Replica(a.clone()));
 }

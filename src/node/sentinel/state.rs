@@ -50,6 +50,14 @@ impl Role {
     }
 }
 
+/// Which instance of a group a link serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    Master,
+    Replica(Addr),
+    Sentinel(String),
+}
+
 /// Link and liveness of one instance (master, replica or sentinel).
 #[derive(Debug)]
 pub(crate) struct Node {
