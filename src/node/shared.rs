@@ -173,10 +173,20 @@ impl Shared {
     /// BUSY. So it tries the lock, and between tries looks whether a script started. (With
     /// one worker no other batch runs meanwhile, and a script announces itself before it
     /// holds the store away from the event loop: off the loop, or after the hand-off.)
+    #[inline]
     pub(crate) fn lock_unless_script(&self) -> Option<super::store::Locked<'_>> {
-        if !self.multi_worker {
-            return (!self.busy.running()).then(|| self.lock());
+        if self.busy.running() {
+            return None;
         }
+        if !self.multi_worker {
+            return Some(self.lock());
+        }
+        self.lock_unless_script_started()
+    }
+    /// [`Shared::lock_unless_script`] with several workers, out of line: the one-worker
+    /// path is every request's.
+    #[inline(never)]
+    fn lock_unless_script_started(&self) -> Option<super::store::Locked<'_>> {
         let mut tries = 0u32;
         loop {
             match self.store.try_lock() {

@@ -155,6 +155,7 @@ impl Busy {
             .then(|| self.eval.load(Ordering::Relaxed))
     }
     /// True while a script runs (or is about to, off the event loop).
+    #[inline]
     pub fn running(&self) -> bool {
         self.claimed.load(Ordering::Acquire) > 0 || self.running.load(Ordering::Acquire)
     }
