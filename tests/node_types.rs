@@ -361,6 +361,52 @@ fn blpop_wakes_on_push_from_another_client() {
     assert_eq!(waiter.cmd_raw(&["BRPOP", "nothing", "0.05"]), b"*-1\r\n");
 }
 
+/// Clients blocked on one list, then one push of two elements: what each is answered.
+/// The first waits to move into a key of another type (answered WRONGTYPE when woken).
+fn blocked_clients_served(connect: &dyn Fn() -> Client) -> Vec<String> {
+    let mut writer = connect();
+    writer.cmd(&["SET", "str", "x"]);
+    let waits: [&[&str]; 4] = [
+        &["BRPOPLPUSH", "q", "str", "0"],
+        &["BLPOP", "q", "0"],
+        &["BLPOP", "q", "0"],
+        &["BLPOP", "q", "0"],
+    ];
+    let mut waiters = Vec::new();
+    for (i, args) in waits.iter().enumerate() {
+        let mut c = connect();
+        c.send(args);
+        // Each blocks before the next, so the order of blocking is known.
+        wait_until(Duration::from_secs(5), "the client to block", || {
+            let info = writer.cmd(&["INFO", "clients"]).text();
+            info.contains(&format!("blocked_clients:{}\r", i + 1))
+        });
+        waiters.push(c);
+    }
+    assert_eq!(writer.cmd(&["RPUSH", "q", "a", "b"]), Resp::Int(2));
+    let mut answers: Vec<String> = waiters[..3]
+        .iter_mut()
+        .map(|c| format!("{:?}", c.read()))
+        .collect();
+    // The last one got nothing: still blocked.
+    waiters[3].set_timeout(Duration::from_millis(100));
+    answers.push(format!("{:?}", waiters[3].try_read().ok()));
+    answers
+}
+
+#[test]
+fn blocked_clients_are_served_in_the_order_they_blocked() {
+    let redis = Redis::start();
+    let node = Node::start();
+    let expected = blocked_clients_served(&|| redis.client());
+    assert!(expected[0].contains("WRONGTYPE"), "{expected:?}");
+    assert_eq!(
+        expected[3], "None",
+        "the fourth client must still be blocked"
+    );
+    assert_eq!(blocked_clients_served(&|| node.client()), expected);
+}
+
 #[test]
 fn sets_match_redis() {
     let mut p = Pair::start();
