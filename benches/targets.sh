@@ -160,8 +160,9 @@ if [ "${WITH_NODE:-1}" = 1 ]; then
     # NODE_BASE_BIN: a node of another build (say, main before a change) in the same rounds.
     if [ -n "${NODE_BASE_BIN:-}" ]; then
         [ -x "$NODE_BASE_BIN" ] || die "NODE_BASE_BIN=$NODE_BASE_BIN is not an executable"
+        mkdir -p "$WORKDIR/node_base"
         read -r PORT[node_base] PID[node_base] < <(SLUICE_BIN=$NODE_BASE_BIN NO_WRAP=1 \
-            start_sluice node_base node node --port 0 --dir "$WORKDIR") \
+            start_sluice node_base node node --port 0 --dir "$WORKDIR/node_base") \
             || die "the NODE_BASE_BIN node did not start"
         PIDS+=("${PID[node_base]}")
         TARGETS+=(node_base)

@@ -129,7 +129,7 @@ fn client_info(id: u64, stream: &ClientStream, mailbox: Arc<Mailbox>) -> ClientI
 /// Serves one accepted client until it disconnects, QUITs or sends a malformed request.
 pub(crate) async fn serve(shared: Arc<Shared>, stream: ClientStream) {
     let _ = stream.set_nodelay(true);
-    let _serving = shared.serve_guard();
+    let serving = shared.serve_guard();
     let mailbox = Arc::new(Mailbox::default());
     let id = shared.next_client_id();
     let info = client_info(id, &stream, mailbox.clone());
@@ -173,6 +173,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: ClientStream) {
         r = conn.run() => r,
         _ = stop.cancelled() => Ok(()),
     };
+    // No longer a client being served (a replication link, below, is not one).
+    drop(serving);
     // Cleaning up takes the lock: never block the event loop behind a running script.
     let shared = conn.shared.clone();
     loop {
@@ -261,6 +263,10 @@ impl Conn {
                 // writes then come together, and each wakes a client that is less likely
                 // to be asleep (a wake-up through loopback costs the sender more than the
                 // send itself). A lone client would only pay the extra turn.
+                // Meanwhile these replies count as the client's output (see `flush`).
+                self.mailbox
+                    .unsent
+                    .store(self.out.len(), std::sync::atomic::Ordering::Relaxed);
                 tokio::task::yield_now().await;
             }
             self.flush().await?;

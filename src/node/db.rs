@@ -143,10 +143,13 @@ impl Db {
     }
     /// Sets `key`'s expiry time (the key must exist; returns false otherwise).
     pub fn set_expire(&mut self, key: &[u8], at_ms: i64) -> bool {
+        if let Some(t) = self.expires.get_mut(key) {
+            *t = at_ms;
+            return true;
+        }
         match self.keys.get_key_value(key) {
             Some((k, _)) => {
-                let k = k.clone();
-                self.expires.insert(k, at_ms);
+                self.expires.insert(k.clone(), at_ms);
                 true
             }
             None => false,

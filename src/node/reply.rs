@@ -55,7 +55,7 @@ pub enum Reply {
 }
 
 /// The longest string [`Reply::Short`] carries: the most that keeps a `Reply` at 40 bytes.
-const SHORT: usize = 30;
+const SHORT: usize = 38;
 
 /// The bytes of a [`Reply::Short`].
 #[derive(Clone, Copy, PartialEq)]
