@@ -229,3 +229,30 @@ impl Drop for ServingGuard {
         self.0.serving.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+impl NodeConfig {
+    /// A plain node on a free loopback port, in the working directory (unit tests).
+    pub(crate) fn for_tests() -> NodeConfig {
+        NodeConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            replicaof: None,
+            requirepass: None,
+            appendonly: false,
+            dir: ".".into(),
+            cluster: None,
+            tls: None,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Shared {
+    /// The shared state of a [`NodeConfig::for_tests`] node that listens nowhere (unit tests).
+    pub(crate) fn for_tests() -> Shared {
+        Shared::new(
+            NodeConfig::for_tests(),
+            "127.0.0.1:6379".parse().expect("addr"),
+        )
+    }
+}

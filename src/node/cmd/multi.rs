@@ -139,21 +139,12 @@ pub fn unwatch_all(ctx: &mut Ctx) {
 mod tests {
     use super::*;
     use crate::node::client::ClientState;
-    use crate::node::shared::{NodeConfig, Shared};
+    use crate::node::shared::Shared;
     use crate::node::store::Store;
     use crate::resp::Request;
 
     fn shared() -> Shared {
-        let config = NodeConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            replicaof: None,
-            requirepass: None,
-            appendonly: false,
-            dir: ".".into(),
-            cluster: None,
-            tls: None,
-        };
-        Shared::new(config, "127.0.0.1:6379".parse().expect("addr"))
+        Shared::for_tests()
     }
 
     fn run(ctx: &mut Ctx, args: &[&str]) -> Reply {

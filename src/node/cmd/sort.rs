@@ -282,23 +282,14 @@ mod tests {
     use super::*;
     use crate::node::client::ClientState;
     use crate::node::cmd::execute;
-    use crate::node::shared::{NodeConfig, Shared};
+    use crate::node::shared::Shared;
     use crate::node::store::Store;
     use crate::resp::{Protocol, Request};
 
     /// The RESP2 encoding of running each command in order (expected values from Redis
     /// 7.0.15 on the same data).
     fn replies(cmds: &[&[&str]]) -> Vec<String> {
-        let config = NodeConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            replicaof: None,
-            requirepass: None,
-            appendonly: false,
-            dir: ".".into(),
-            cluster: None,
-            tls: None,
-        };
-        let shared = Shared::new(config, "127.0.0.1:6379".parse().expect("addr"));
+        let shared = Shared::for_tests();
         let mut store = Store::new();
         let db = store.db_mut(0);
         let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());

@@ -47,15 +47,7 @@ mod tests {
     async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-        let config = NodeConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            replicaof: None,
-            requirepass: None,
-            appendonly: false,
-            dir: ".".into(),
-            cluster: None,
-            tls: None,
-        };
+        let config = NodeConfig::for_tests();
         tokio::spawn(async move {
             let _ = run(
                 config,

@@ -54,7 +54,6 @@ mod tests {
     use crate::node::cmd::{execute, Ctx};
     use crate::node::shared::Shared;
     use crate::node::store::Store;
-    use crate::node::NodeConfig;
     use crate::resp::Request;
 
     /// Writes (so it cannot be stopped and rerun), runs past a time-limit hook (where an
@@ -64,16 +63,7 @@ mod tests {
         redis.call('__panic')";
 
     fn shared() -> Shared {
-        let config = NodeConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            replicaof: None,
-            requirepass: None,
-            appendonly: false,
-            dir: ".".into(),
-            cluster: None,
-            tls: None,
-        };
-        Shared::new(config, "127.0.0.1:6379".parse().expect("addr"))
+        Shared::for_tests()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
